@@ -1,0 +1,110 @@
+# dynoprof build: BPF C -> .bpf.o (clang -target bpf) -> skeleton header (bpftool gen
+# skeleton) -> userspace objects -> ./dynoprof. Everything generated lives in .output/.
+# `make V=1` shows the commands. `make test` runs unit tests (ASan+UBSan) and the
+# integration suite (root, real BPF). `make bench` runs the benchmarks (not tests).
+
+OUTPUT   := .output
+CLANG    ?= clang
+BPFTOOL  ?= $(shell command -v bpftool 2>/dev/null || echo /usr/sbin/bpftool)
+ARCH     := x86
+CC       ?= gcc
+PYTHON   ?= /usr/bin/python3
+PREFIX   ?= /usr/local
+
+ifeq ($(V),1)
+	Q =
+	msg =
+else
+	Q = @
+	msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
+endif
+
+WARN     := -Wall -Wextra -Werror
+CFLAGS   ?= -g -O2
+CFLAGS   += $(WARN) -std=gnu11 -fno-omit-frame-pointer -D_GNU_SOURCE
+INCLUDES := -I$(OUTPUT) -Iuser -Ibpf
+LDLIBS   := -lbpf -lelf -ldw -lz -lstdc++ -lpthread -lm
+SAN      := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+
+BPF_SRCS  := $(wildcard bpf/*.bpf.c)
+BPF_OBJS  := $(patsubst bpf/%.bpf.c,$(OUTPUT)/%.bpf.o,$(BPF_SRCS))
+SKELS     := $(patsubst bpf/%.bpf.c,$(OUTPUT)/%.skel.h,$(BPF_SRCS))
+BPF_HDRS  := $(filter-out %.bpf.h,$(wildcard bpf/*.h))
+
+MAIN_SRC  := user/cli/main.c
+LIB_SRCS  := $(filter-out $(MAIN_SRC),$(shell find user -name '*.c' | sort))
+LIB_OBJS  := $(patsubst %.c,$(OUTPUT)/obj/%.o,$(LIB_SRCS))
+SAN_OBJS  := $(patsubst %.c,$(OUTPUT)/san/%.o,$(LIB_SRCS))
+USER_HDRS := $(shell find user -name '*.h')
+
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(patsubst tests/unit/%.c,$(OUTPUT)/tests/%,$(UNIT_SRCS))
+WORKLOAD_SRCS := $(wildcard tests/workloads/*.c)
+WORKLOAD_BINS := $(patsubst tests/workloads/%.c,$(OUTPUT)/workloads/%,$(WORKLOAD_SRCS))
+
+.PHONY: all deps test-deps unit-test integration-test test bench install clean
+.DEFAULT_GOAL := all
+.SECONDARY: $(BPF_OBJS)
+
+all: dynoprof
+
+deps:
+	$(Q)sh scripts/deps.sh build
+
+test-deps:
+	$(Q)sh scripts/deps.sh test
+
+$(OUTPUT) $(OUTPUT)/tests $(OUTPUT)/workloads:
+	$(Q)mkdir -p $@
+
+# BPF objects: CO-RE against the pre-generated vmlinux.h.
+$(OUTPUT)/%.bpf.o: bpf/%.bpf.c $(BPF_HDRS) vmlinux/$(ARCH)/vmlinux.h | $(OUTPUT) deps
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
+		-Ivmlinux/$(ARCH) -Ibpf -c $< -o $@
+
+$(OUTPUT)/%.skel.h: $(OUTPUT)/%.bpf.o | $(OUTPUT)
+	$(call msg,GEN-SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< > $@.tmp && mv $@.tmp $@
+
+$(OUTPUT)/obj/%.o: %.c $(USER_HDRS) $(BPF_HDRS) $(SKELS) | deps
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) $(INCLUDES) -c $< -o $@
+
+$(OUTPUT)/san/%.o: %.c $(USER_HDRS) $(BPF_HDRS) $(SKELS) | deps
+	$(call msg,CC-SAN,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -O1 $(SAN) $(INCLUDES) -c $< -o $@
+
+dynoprof: $(OUTPUT)/obj/$(MAIN_SRC:.c=.o) $(LIB_OBJS)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+
+# Unit tests (cmocka), built with ASan+UBSan against the same sources.
+$(OUTPUT)/tests/%: tests/unit/%.c $(SAN_OBJS) | $(OUTPUT)/tests test-deps
+	$(call msg,TEST-CC,$@)
+	$(Q)$(CC) $(CFLAGS) -O1 $(SAN) $(INCLUDES) -Itests/unit $< $(SAN_OBJS) $(LDLIBS) -lcmocka -o $@
+
+# Workloads the integration tests profile: frame pointers on, no optimisation that
+# would inline the functions whose names the tests look for.
+$(OUTPUT)/workloads/%: tests/workloads/%.c | $(OUTPUT)/workloads
+	$(call msg,WORKLOAD,$@)
+	$(Q)$(CC) -g -O1 -fno-omit-frame-pointer -fno-inline -Wall -Wextra -Werror $< -o $@ -lm -lpthread
+
+unit-test: $(UNIT_BINS)
+	$(Q)set -e; for t in $(UNIT_BINS); do echo "== $$t"; ASAN_OPTIONS=detect_leaks=1 $$t; done
+
+integration-test: dynoprof $(WORKLOAD_BINS) | test-deps
+	$(Q)$(PYTHON) -m pytest -v -p no:cacheprovider tests/integration
+
+test: dynoprof unit-test integration-test
+
+bench: dynoprof $(WORKLOAD_BINS)
+	$(Q)$(PYTHON) tests/bench/run_bench.py
+
+install: dynoprof
+	install -D -m 0755 dynoprof $(DESTDIR)$(PREFIX)/bin/dynoprof
+
+clean:
+	rm -rf $(OUTPUT) dynoprof

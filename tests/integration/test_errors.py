@@ -1,0 +1,98 @@
+"""Errors and signals: every failure is one `dynoprof: ...` line and a non-zero exit,
+found before capturing where possible; Ctrl-C and SIGTERM still write the output."""
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import parse_folded_file, summary_samples
+
+
+def assert_one_line_error(rc, err, *must_mention):
+    assert rc != 0, f"expected a failure, got rc=0; stderr:\n{err}"
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, f"expected one error line, got:\n{err}"
+    assert lines[0].startswith("dynoprof: "), f"error does not start with 'dynoprof: ': {err!r}"
+    low = lines[0].lower()
+    assert any(word.lower() in low for word in must_mention), (
+        f"error should mention one of {must_mention}: {lines[0]!r}")
+
+
+def test_not_root_is_refused(run_dynoprof, outdir):
+    rc, _, err = run_dynoprof(
+        "record", "-d", "1", cwd=outdir, timeout=30,
+        prefix=["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+    assert_one_line_error(rc, err, "root", "CAP_BPF", "CAP_PERFMON")
+
+
+def test_pid_not_found(run_dynoprof, outdir):
+    pid = 999999
+    assert not os.path.exists(f"/proc/{pid}"), "pid 999999 exists on this machine"
+    rc, _, err = run_dynoprof("record", "-p", pid, "-d", "1", "-o",
+                              os.path.join(outdir, "x.folded"), timeout=30)
+    assert_one_line_error(rc, err, str(pid))
+
+
+def test_tid_not_found(run_dynoprof, outdir):
+    rc, _, err = run_dynoprof("record", "--tid", "999998", "-d", "1", "-o",
+                              os.path.join(outdir, "x.folded"), timeout=30)
+    assert_one_line_error(rc, err, "999998")
+
+
+@pytest.mark.parametrize("freq", ["0", "100000", "-5", "abc"])
+def test_bad_frequency(run_dynoprof, outdir, freq):
+    start = time.monotonic()
+    rc, _, err = run_dynoprof("record", "-a", "-F", freq, "-d", "5", "-o",
+                              os.path.join(outdir, "x.folded"), timeout=30)
+    assert_one_line_error(rc, err, "-F", "freq", "hz")
+    assert time.monotonic() - start < 3, "bad -F was noticed only after capturing"
+
+
+def test_unwritable_output_fails_before_capture(run_dynoprof):
+    start = time.monotonic()
+    rc, _, err = run_dynoprof("record", "-a", "-d", "10", "-o", "/nonexistent/x.svg",
+                              timeout=30)
+    elapsed = time.monotonic() - start
+    assert_one_line_error(rc, err, "/nonexistent")
+    assert elapsed < 3, f"took {elapsed:.1f}s: the output path must be checked before capturing"
+
+
+def test_unknown_format(run_dynoprof, outdir):
+    rc, _, err = run_dynoprof("record", "-a", "-d", "5", "--format", "bogus", "-o",
+                              os.path.join(outdir, "x.out"), timeout=30)
+    assert_one_line_error(rc, err, "bogus", "format")
+
+
+def test_report_missing_input(run_dynoprof, outdir):
+    missing = os.path.join(outdir, "missing.folded")
+    rc, _, err = run_dynoprof("report", "-i", missing, timeout=30)
+    assert_one_line_error(rc, err, missing)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_stops_capture_and_writes_output(dynoprof_bin, start_workload, outdir, sig):
+    out = os.path.join(outdir, "x.folded")
+    proc = start_workload("cpu_split", "-d", "120")
+    rec = subprocess.Popen([dynoprof_bin, "record", "-p", str(proc.pid), "-d", "60", "-o", out],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(3)
+        assert rec.poll() is None, f"record exited early: {rec.communicate()[1]}"
+        rec.send_signal(sig)
+        sent = time.monotonic()
+        _, err = rec.communicate(timeout=30)
+        stop_delay = time.monotonic() - sent
+    finally:
+        if rec.poll() is None:
+            rec.kill()
+            rec.wait()
+    assert rec.returncode == 0, f"record after {sig.name} exited {rec.returncode}:\n{err}"
+    assert stop_delay < 10, f"took {stop_delay:.1f}s to stop after {sig.name}"
+    assert os.path.exists(out), f"no output written after {sig.name}; stderr:\n{err}"
+    prof = parse_folded_file(out)
+    assert prof.count_with("burn_alpha") > 0, prof.describe()
+    # About 2-3 s of a busy process at 99 Hz.
+    assert prof.total() >= 99, f"{prof.total()} samples for ~3 s\n{err}"
+    assert summary_samples(err) is not None, f"no summary line after {sig.name}:\n{err}"

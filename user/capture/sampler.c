@@ -1,0 +1,397 @@
+// SPDX-License-Identifier: MIT
+#include "capture/sampler.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <linux/perf_event.h>
+#include <sys/syscall.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "capture/privileges.h"
+#include "sample.skel.h"
+
+struct sampler {
+	struct sample_bpf *skel;      /* loaded BPF objects */
+	struct ring_buffer *rb;        /* consumer of the events map */
+	int *perf_fds;                 /* one sampling event per CPU; -1 when offline */
+	struct bpf_link **links;       /* program attachments, per CPU */
+	int ncpus;                     /* possible CPUs (array sizes) */
+	int nattached;                 /* CPUs actually sampled */
+	enum sample_event event;       /* event in use */
+	char reason[160];              /* why this event (see sampler__event_reason) */
+	sampler_record_fn fn;          /* user callback */
+	void *ctx;                     /* its context */
+	int stop_value;                /* non-zero value the callback returned */
+};
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+	if (!err || !errlen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+static int open_perf_event(enum sample_event ev, unsigned freq, int cpu)
+{
+	struct perf_event_attr attr = {
+		.size = sizeof(attr),
+		.freq = 1,
+		.sample_freq = freq,
+	};
+	if (ev == SAMPLE_EVENT_CYCLES) {
+		attr.type = PERF_TYPE_HARDWARE;
+		attr.config = PERF_COUNT_HW_CPU_CYCLES;
+	} else {
+		attr.type = PERF_TYPE_SOFTWARE;
+		attr.config = PERF_COUNT_SW_CPU_CLOCK;
+	}
+	int fd = (int)syscall(__NR_perf_event_open, &attr, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+static int paranoid_level(void)
+{
+	FILE *f = fopen("/proc/sys/kernel/perf_event_paranoid", "re");
+	int level = 2;
+	if (f) {
+		if (fscanf(f, "%d", &level) != 1)
+			level = 2;
+		fclose(f);
+	}
+	return level;
+}
+
+/* Picks the event: AUTO tries cycles on CPU 0 and falls back to cpu-clock. */
+static int choose_event(struct sampler *s, const struct sampler_opts *opts, int first_cpu)
+{
+	s->event = opts->event;
+	s->reason[0] = '\0';
+	if (opts->event != SAMPLE_EVENT_AUTO)
+		return 0;
+	int fd = open_perf_event(SAMPLE_EVENT_CYCLES, opts->freq_hz, first_cpu);
+	if (fd >= 0) {
+		close(fd);
+		s->event = SAMPLE_EVENT_CYCLES;
+		snprintf(s->reason, sizeof(s->reason), "hardware cycles counter available");
+		return 0;
+	}
+	s->event = SAMPLE_EVENT_CPU_CLOCK;
+	snprintf(s->reason, sizeof(s->reason),
+		 "hardware cycles counter not available (%s): sampling on CPU time",
+		 strerror(-fd));
+	return 0;
+}
+
+/* Parses a CPU list like "0-3,5" (sysfs format) into a bool array. */
+static int read_online_cpus(bool **mask_out, int *n_out)
+{
+	FILE *f = fopen("/sys/devices/system/cpu/online", "re");
+	char buf[1024];
+	if (!f)
+		return -errno;
+	if (!fgets(buf, sizeof(buf), f)) {
+		fclose(f);
+		return -EINVAL;
+	}
+	fclose(f);
+	int n = 0;
+	bool *mask = NULL;
+	for (char *p = buf; *p && *p != '\n';) {
+		char *end;
+		long a = strtol(p, &end, 10), b = a;
+		if (end == p || a < 0)
+			goto bad;
+		if (*end == '-') {
+			p = end + 1;
+			b = strtol(p, &end, 10);
+			if (end == p || b < a)
+				goto bad;
+		}
+		if (b >= n) {
+			bool *m = realloc(mask, (size_t)(b + 1) * sizeof(bool));
+			if (!m) {
+				free(mask);
+				return -ENOMEM;
+			}
+			memset(m + n, 0, (size_t)(b + 1 - n) * sizeof(bool));
+			mask = m;
+			n = (int)b + 1;
+		}
+		for (long c = a; c <= b; c++)
+			mask[c] = true;
+		p = end;
+		if (*p == ',')
+			p++;
+	}
+	*mask_out = mask;
+	*n_out = n;
+	return 0;
+bad:
+	free(mask);
+	return -EINVAL;
+}
+
+static int on_ringbuf_record(void *ctx, void *data, size_t size)
+{
+	struct sampler *s = ctx;
+	int r = s->fn(s->ctx, data, size);
+	if (r)
+		s->stop_value = r;
+	return r;
+}
+
+static int fill_filter_map(int map_fd, const uint32_t *ids, size_t n)
+{
+	uint8_t one = 1;
+	for (size_t i = 0; i < n; i++)
+		if (bpf_map_update_elem(map_fd, &ids[i], &one, BPF_ANY))
+			return -errno;
+	return 0;
+}
+
+static int libbpf_quiet(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	if (level == LIBBPF_WARN && getenv("DYNOPROF_DEBUG"))
+		return vfprintf(stderr, fmt, ap);
+	if (level == LIBBPF_DEBUG && getenv("DYNOPROF_DEBUG_BPF"))
+		return vfprintf(stderr, fmt, ap);
+	return 0;
+}
+
+struct sampler *sampler__open(const struct sampler_opts *opts, sampler_record_fn fn,
+			      void *ctx, char *err, size_t errlen)
+{
+	struct sampler *s = NULL;
+	int e = 0;
+
+	libbpf_set_print(libbpf_quiet);
+	if (opts->freq_hz < 1 || opts->freq_hz > SAMPLER_MAX_FREQ_HZ) {
+		set_err(err, errlen, "frequency %u Hz out of range: use -F 1..%d",
+			opts->freq_hz, SAMPLER_MAX_FREQ_HZ);
+		e = -EINVAL;
+		goto fail;
+	}
+	e = privileges__check(err, errlen);
+	if (e)
+		goto fail;
+	if (access("/sys/kernel/btf/vmlinux", R_OK)) {
+		set_err(err, errlen, "this kernel has no BTF (/sys/kernel/btf/vmlinux missing): "
+			"boot a kernel built with CONFIG_DEBUG_INFO_BTF=y");
+		e = -ENOTSUP;
+		goto fail;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		e = -ENOMEM;
+		set_err(err, errlen, "out of memory");
+		goto fail;
+	}
+	s->fn = fn;
+	s->ctx = ctx;
+	s->ncpus = libbpf_num_possible_cpus();
+	if (s->ncpus <= 0) {
+		e = s->ncpus ? s->ncpus : -EINVAL;
+		set_err(err, errlen, "cannot count CPUs: %s", strerror(-e));
+		goto fail;
+	}
+	s->perf_fds = malloc(sizeof(int) * (size_t)s->ncpus);
+	s->links = calloc((size_t)s->ncpus, sizeof(*s->links));
+	if (!s->perf_fds || !s->links) {
+		e = -ENOMEM;
+		set_err(err, errlen, "out of memory");
+		goto fail;
+	}
+	for (int i = 0; i < s->ncpus; i++)
+		s->perf_fds[i] = -1;
+
+	s->skel = sample_bpf__open();
+	if (!s->skel) {
+		e = -errno;
+		set_err(err, errlen, "cannot open BPF object: %s", strerror(-e));
+		goto fail;
+	}
+	s->skel->rodata->filter_pids = opts->npids > 0;
+	s->skel->rodata->filter_tids = opts->ntids > 0;
+	s->skel->rodata->follow_children = opts->follow_children;
+	size_t rb_bytes = opts->ringbuf_bytes ? opts->ringbuf_bytes : 8u << 20;
+	e = bpf_map__set_max_entries(s->skel->maps.events, (uint32_t)rb_bytes);
+	if (e) {
+		set_err(err, errlen, "cannot size ring buffer: %s", strerror(-e));
+		goto fail;
+	}
+	e = sample_bpf__load(s->skel);
+	if (e) {
+		if (e == -EPERM || e == -EACCES)
+			set_err(err, errlen, "loading BPF programs was refused (%s): run as root "
+				"or with CAP_BPF and CAP_PERFMON", strerror(-e));
+		else
+			set_err(err, errlen, "loading BPF programs failed: %s (rerun with "
+				"DYNOPROF_DEBUG_BPF=1 for the verifier log)", strerror(-e));
+		goto fail;
+	}
+	e = fill_filter_map(bpf_map__fd(s->skel->maps.targets), opts->pids, opts->npids);
+	if (!e)
+		e = fill_filter_map(bpf_map__fd(s->skel->maps.target_tids), opts->tids, opts->ntids);
+	if (e) {
+		set_err(err, errlen, "cannot fill target maps: %s", strerror(-e));
+		goto fail;
+	}
+
+	bool *online = NULL;
+	int nonline = 0;
+	e = read_online_cpus(&online, &nonline);
+	if (e) {
+		set_err(err, errlen, "cannot read online CPUs: %s", strerror(-e));
+		goto fail;
+	}
+	int first_cpu = 0;
+	while (first_cpu < nonline && !online[first_cpu])
+		first_cpu++;
+	choose_event(s, opts, first_cpu);
+	for (int cpu = 0; cpu < nonline && cpu < s->ncpus; cpu++) {
+		if (!online[cpu])
+			continue;
+		int fd = open_perf_event(s->event, opts->freq_hz, cpu);
+		if (fd < 0) {
+			e = fd;
+			if (e == -EACCES || e == -EPERM)
+				set_err(err, errlen, "perf_event_open refused on CPU %d (%s; "
+					"kernel.perf_event_paranoid=%d): run as root, or "
+					"`sysctl kernel.perf_event_paranoid=-1`",
+					cpu, strerror(-e), paranoid_level());
+			else
+				set_err(err, errlen, "perf_event_open(%s) failed on CPU %d: %s",
+					sampler__event_name(s), cpu, strerror(-e));
+			free(online);
+			goto fail;
+		}
+		s->perf_fds[cpu] = fd;
+		s->links[cpu] = bpf_program__attach_perf_event(s->skel->progs.sample_stack, fd);
+		if (!s->links[cpu]) {
+			e = -errno;
+			set_err(err, errlen, "attaching to perf event on CPU %d failed: %s", cpu,
+				strerror(-e));
+			free(online);
+			goto fail;
+		}
+		s->nattached++;
+	}
+	free(online);
+
+	e = sample_bpf__attach(s->skel); /* the exec/exit/fork tracepoints */
+	if (e) {
+		set_err(err, errlen, "attaching process tracepoints failed: %s", strerror(-e));
+		goto fail;
+	}
+	s->rb = ring_buffer__new(bpf_map__fd(s->skel->maps.events), on_ringbuf_record, s, NULL);
+	if (!s->rb) {
+		e = -errno;
+		set_err(err, errlen, "cannot open ring buffer: %s", strerror(-e));
+		goto fail;
+	}
+	return s;
+
+fail:
+	sampler__free(s);
+	errno = e < 0 ? -e : EINVAL;
+	return NULL;
+}
+
+int sampler__add_pid(struct sampler *s, uint32_t pid)
+{
+	uint8_t one = 1;
+	if (bpf_map_update_elem(bpf_map__fd(s->skel->maps.targets), &pid, &one, BPF_ANY))
+		return -errno;
+	return 0;
+}
+
+int sampler__poll(struct sampler *s, int timeout_ms)
+{
+	s->stop_value = 0;
+	int n = ring_buffer__poll(s->rb, timeout_ms);
+	if (s->stop_value)
+		return s->stop_value;
+	return n;
+}
+
+int sampler__drain(struct sampler *s)
+{
+	s->stop_value = 0;
+	int n = ring_buffer__consume(s->rb);
+	if (s->stop_value)
+		return s->stop_value;
+	return n;
+}
+
+int sampler__drops(struct sampler *s, uint64_t out[DROP_REASON_COUNT])
+{
+	int fd = bpf_map__fd(s->skel->maps.drops);
+	uint64_t *percpu = calloc((size_t)s->ncpus, sizeof(uint64_t));
+	if (!percpu)
+		return -ENOMEM;
+	for (uint32_t r = 0; r < DROP_REASON_COUNT; r++) {
+		out[r] = 0;
+		if (bpf_map_lookup_elem(fd, &r, percpu))
+			continue;
+		for (int c = 0; c < s->ncpus; c++)
+			out[r] += percpu[c];
+	}
+	free(percpu);
+	return 0;
+}
+
+const char *sampler__event_name(const struct sampler *s)
+{
+	return s->event == SAMPLE_EVENT_CYCLES ? "cycles" : "cpu-clock";
+}
+
+const char *sampler__event_reason(const struct sampler *s)
+{
+	return s->reason;
+}
+
+enum sample_event sampler__event(const struct sampler *s)
+{
+	return s->event;
+}
+
+int sampler__cpu_count(const struct sampler *s)
+{
+	return s->nattached;
+}
+
+const char *sampler__drop_reason_name(int reason)
+{
+	switch (reason) {
+	case DROP_RINGBUF_FULL: return "ring buffer full (sample lost)";
+	case DROP_KSTACK_ERROR: return "kernel stack unreadable (sample kept)";
+	case DROP_USTACK_ERROR: return "user stack unreadable (sample kept)";
+	case DROP_EVENT_RINGBUF_FULL: return "exec/exit notification lost";
+	default: return "unknown";
+	}
+}
+
+void sampler__free(struct sampler *s)
+{
+	if (!s)
+		return;
+	ring_buffer__free(s->rb);
+	for (int i = 0; s->links && i < s->ncpus; i++)
+		bpf_link__destroy(s->links[i]);
+	for (int i = 0; s->perf_fds && i < s->ncpus; i++)
+		if (s->perf_fds[i] >= 0)
+			close(s->perf_fds[i]);
+	sample_bpf__destroy(s->skel);
+	free(s->links);
+	free(s->perf_fds);
+	free(s);
+}

@@ -1,0 +1,69 @@
+/* sampler.h - the BPF sampling pipeline: loads bpf/sample.bpf.c, opens one
+ * sampling perf event per online CPU, attaches the program to each, and hands
+ * every ring buffer record (struct profile_sample_event / profile_task_event, see
+ * bpf/sample.h) to a callback as it arrives.
+ */
+#ifndef DYNOPROF_SAMPLER_H
+#define DYNOPROF_SAMPLER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sample.h" /* bpf/sample.h: record layouts, drop reasons */
+
+/* Which event drives sampling. */
+enum sample_event {
+	SAMPLE_EVENT_AUTO = 0,  /* cycles when the PMU exposes it, else cpu-clock */
+	SAMPLE_EVENT_CPU_CLOCK, /* software cpu-clock timer: weights are CPU nanoseconds */
+	SAMPLE_EVENT_CYCLES,    /* hardware CPU cycles */
+};
+
+struct sampler_opts {
+	unsigned freq_hz;           /* samples per second per CPU (1..MAX_FREQ_HZ) */
+	enum sample_event event;    /* requested event */
+	const uint32_t *pids;       /* processes to sample; NULL/0 = all */
+	size_t npids;
+	const uint32_t *tids;       /* threads to sample; NULL/0 = all */
+	size_t ntids;
+	bool follow_children;       /* children forked by targets become targets */
+	size_t ringbuf_bytes;       /* ring buffer size (power of two); 0 = default 8 MiB */
+};
+
+/* Highest accepted sampling frequency. */
+#define SAMPLER_MAX_FREQ_HZ 10000
+
+/* Called for each record; data is valid only during the call. Return 0 to go
+ * on, non-zero to stop polling (sampler__poll returns it). */
+typedef int (*sampler_record_fn)(void *ctx, const void *data, size_t size);
+
+struct sampler;
+
+/* Opens, loads and attaches. On failure returns NULL, sets errno, and writes a
+ * one-line message telling the user what to do into err. */
+struct sampler *sampler__open(const struct sampler_opts *opts, sampler_record_fn fn,
+			      void *ctx, char *err, size_t errlen);
+/* Adds a process to the target set (when opened with pids). */
+int sampler__add_pid(struct sampler *s, uint32_t pid);
+/* Waits up to timeout_ms for records and dispatches them. Returns the number of
+ * records handled, the callback's non-zero value, or -errno (-EINTR on signal). */
+int sampler__poll(struct sampler *s, int timeout_ms);
+/* Dispatches whatever is already in the ring buffer without waiting. */
+int sampler__drain(struct sampler *s);
+/* Sums the per-CPU drop counters into out[DROP_REASON_COUNT]. */
+int sampler__drops(struct sampler *s, uint64_t out[DROP_REASON_COUNT]);
+/* Name of the event in use ("cpu-clock", "cycles"). */
+const char *sampler__event_name(const struct sampler *s);
+/* Why that event was chosen (e.g. "hardware cycles counter not available:
+ * Operation not supported"); "" when it was what the user asked for. */
+const char *sampler__event_reason(const struct sampler *s);
+/* The event in use. */
+enum sample_event sampler__event(const struct sampler *s);
+/* Number of CPUs sampled. */
+int sampler__cpu_count(const struct sampler *s);
+/* Human text for a drop reason. */
+const char *sampler__drop_reason_name(int reason);
+/* Accepts NULL. Detaches and frees everything. */
+void sampler__free(struct sampler *s);
+
+#endif

@@ -1,0 +1,440 @@
+// SPDX-License-Identifier: MIT
+/* dynoprof record: capture stacks into a profile file. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "capture/launch.h"
+#include "capture/sampler.h"
+#include "cli/cli.h"
+#include "formats/output.h"
+#include "profile/aggregate.h"
+#include "profile/profile.h"
+#include "symbolize/symbolizer.h"
+
+#define DEFAULT_FREQ_HZ 99
+#define DEFAULT_OUTPUT "profile.svg"
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop_signal(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+struct record_args {
+	unsigned freq_hz;          /* -F */
+	double duration_s;         /* -d; 0 = until stopped */
+	const char *output;        /* -o */
+	const char *format_name;   /* --format; NULL = from the extension */
+	enum sample_event event;   /* -e */
+	uint32_t *pids;            /* -p list (owned) */
+	size_t npids;
+	uint32_t *tids;            /* --tid list (owned) */
+	size_t ntids;
+	char **command;            /* -- CMD ARGS... (points into argv) */
+	bool no_kernel;            /* --no-kernel */
+	bool quiet;                /* -q */
+};
+
+static void record_usage(FILE *out)
+{
+	fprintf(out,
+"usage: dynoprof record [OPTIONS] [-- COMMAND [ARGS...]]\n"
+"\n"
+"Samples the stacks (kernel and user) of every CPU with a BPF program on a perf\n"
+"event, symbolizes them as they arrive, and writes one profile when the capture\n"
+"ends: after -d SECONDS, on Ctrl-C or SIGTERM, or when COMMAND exits.\n"
+"Needs root (or CAP_BPF + CAP_PERFMON).\n"
+"\n"
+"what to profile (default: the whole machine):\n"
+"  -a, --all-cpus          every process on every CPU (default)\n"
+"  -p, --pid PID[,PID...]  only these processes (and their threads)\n"
+"      --tid TID[,TID...]  only these threads\n"
+"  -- COMMAND [ARGS...]    run COMMAND and profile it and its children from its\n"
+"                          first instruction until it exits; dynoprof exits\n"
+"                          with its exit code\n"
+"\n"
+"how:\n"
+"  -F, --freq HZ           samples per second per CPU (default %d, 1..%d); a\n"
+"                          prime avoids lockstep with periodic timers\n"
+"  -d, --duration SECONDS  stop after this long (fractions allowed; default:\n"
+"                          until Ctrl-C, or until COMMAND exits)\n"
+"  -e, --event EVENT       auto (default): hardware cycles when the CPU exposes\n"
+"                          them, else cpu-clock; cpu-clock; cycles\n"
+"      --no-kernel         leave out kernel frames\n"
+"\n"
+"output:\n"
+"  -o, --output FILE       where to write (default %s; - for stdout)\n"
+"      --format FORMAT     svg | folded | pprof | speedscope (default: from the\n"
+"                          extension: .svg .folded/.collapsed/.txt .pb.gz/.pprof\n"
+"                          .json)\n"
+"  -q, --quiet             no summary on stderr\n"
+"\n"
+"examples:\n"
+"  sudo dynoprof record -a -d 10 -o profile.svg\n"
+"  sudo dynoprof record -p $(pgrep -d, gunicorn) -d 30 -o web.pb.gz\n"
+"  sudo dynoprof record -F 999 -o run.folded -- python3 bench.py\n"
+"  go tool pprof -top web.pb.gz\n",
+		DEFAULT_FREQ_HZ, SAMPLER_MAX_FREQ_HZ, DEFAULT_OUTPUT);
+}
+
+enum { OPT_TID = 256, OPT_FORMAT, OPT_NO_KERNEL };
+
+/* Returns 0 to go on, or an exit code + 1000 to stop (0 for --help). */
+static int parse_args(int argc, char **argv, struct record_args *a)
+{
+	static const struct option longopts[] = {
+		{ "all-cpus", no_argument, NULL, 'a' },
+		{ "pid", required_argument, NULL, 'p' },
+		{ "tid", required_argument, NULL, OPT_TID },
+		{ "freq", required_argument, NULL, 'F' },
+		{ "duration", required_argument, NULL, 'd' },
+		{ "event", required_argument, NULL, 'e' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "format", required_argument, NULL, OPT_FORMAT },
+		{ "no-kernel", no_argument, NULL, OPT_NO_KERNEL },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	int c;
+	char *end;
+
+	a->freq_hz = DEFAULT_FREQ_HZ;
+	a->output = DEFAULT_OUTPUT;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+ap:F:d:e:o:qh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'a':
+			break;
+		case 'p':
+			if (parse_id_list(optarg, &a->pids, &a->npids)) {
+				cli_error("bad PID list '%s': expected PID[,PID...], e.g. -p 1234,5678",
+					  optarg);
+				return 1002;
+			}
+			break;
+		case OPT_TID:
+			if (parse_id_list(optarg, &a->tids, &a->ntids)) {
+				cli_error("bad TID list '%s': expected TID[,TID...]", optarg);
+				return 1002;
+			}
+			break;
+		case 'F': {
+			errno = 0;
+			long v = strtol(optarg, &end, 10);
+			if (errno || *end || end == optarg || v < 1 || v > SAMPLER_MAX_FREQ_HZ) {
+				cli_error("bad frequency '%s': -F takes 1..%d samples per second "
+					  "(default %d)", optarg, SAMPLER_MAX_FREQ_HZ, DEFAULT_FREQ_HZ);
+				return 1002;
+			}
+			a->freq_hz = (unsigned)v;
+			break;
+		}
+		case 'd':
+			errno = 0;
+			a->duration_s = strtod(optarg, &end);
+			if (errno || *end || end == optarg || !(a->duration_s > 0) ||
+			    a->duration_s > 365.0 * 86400) {
+				cli_error("bad duration '%s': -d takes seconds > 0, e.g. -d 10 or -d 0.5",
+					  optarg);
+				return 1002;
+			}
+			break;
+		case 'e':
+			if (!strcmp(optarg, "auto"))
+				a->event = SAMPLE_EVENT_AUTO;
+			else if (!strcmp(optarg, "cpu-clock"))
+				a->event = SAMPLE_EVENT_CPU_CLOCK;
+			else if (!strcmp(optarg, "cycles"))
+				a->event = SAMPLE_EVENT_CYCLES;
+			else {
+				cli_error("unknown event '%s': use auto, cpu-clock or cycles", optarg);
+				return 1002;
+			}
+			break;
+		case 'o':
+			a->output = optarg;
+			break;
+		case OPT_FORMAT:
+			a->format_name = optarg;
+			break;
+		case OPT_NO_KERNEL:
+			a->no_kernel = true;
+			break;
+		case 'q':
+			a->quiet = true;
+			break;
+		case 'h':
+			record_usage(stdout);
+			return 1000;
+		default:
+			fprintf(stderr, "(see `dynoprof record --help`)\n");
+			return 1002;
+		}
+	}
+	if (optind < argc)
+		a->command = argv + optind;
+	if (a->command && (a->npids || a->ntids)) {
+		cli_error("-p/--tid and a COMMAND exclude each other: profile one or the other");
+		return 1002;
+	}
+	return 0;
+}
+
+static int pid_exists(uint32_t pid)
+{
+	char path[32];
+	snprintf(path, sizeof(path), "/proc/%u", pid);
+	return access(path, F_OK) == 0;
+}
+
+static int tid_exists(uint32_t tid)
+{
+	/* /proc/TID resolves for thread ids too (hidden from readdir). */
+	return pid_exists(tid);
+}
+
+static double now_s(clockid_t clk)
+{
+	struct timespec ts;
+	clock_gettime(clk, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+struct record_ctx {
+	struct aggregator *agg; /* where records go */
+	int error;              /* first fatal error (-ENOMEM) */
+};
+
+static int on_record(void *ctx, const void *data, size_t size)
+{
+	struct record_ctx *rc = ctx;
+	int e = aggregator__record(rc->agg, data, size);
+	if (e && !rc->error)
+		rc->error = e;
+	return e ? 1 : 0;
+}
+
+static void print_summary(const struct record_args *a, struct sampler *s,
+			  const struct aggregator *agg, const struct symbolizer *sym,
+			  const struct profile *p, double elapsed, enum output_format fmt)
+{
+	uint64_t drops[DROP_REASON_COUNT] = { 0 };
+	struct aggregate_stats st;
+	struct symbolizer_stats ss;
+
+	sampler__drops(s, drops);
+	aggregator__stats(agg, &st);
+	symbolizer__stats(sym, &ss);
+	uint64_t lost = drops[DROP_RINGBUF_FULL];
+	fprintf(stderr, "dynoprof: %" PRIu64 " samples in %.1f s on %d CPUs (%s at %u Hz), "
+		"%" PRIu64 " lost, %zu distinct stacks, %" PRIu64 " processes\n",
+		st.samples, elapsed, sampler__cpu_count(s), sampler__event_name(s), a->freq_hz,
+		lost, profile__sample_count(p), ss.processes);
+	for (int r = 0; r < DROP_REASON_COUNT; r++)
+		if (drops[r])
+			fprintf(stderr, "dynoprof:   %" PRIu64 " x %s\n", drops[r],
+				sampler__drop_reason_name(r));
+	if (st.bad_records)
+		fprintf(stderr, "dynoprof:   %" PRIu64 " malformed records ignored\n",
+			st.bad_records);
+	if (ss.maps_failures)
+		fprintf(stderr, "dynoprof:   %" PRIu64 " processes exited before their "
+			"mappings could be read (their user frames show as [unknown])\n",
+			ss.maps_failures);
+	fprintf(stderr, "dynoprof: wrote %s (%s)\n", a->output, format__name(fmt));
+}
+
+static void add_metadata(struct profile *p, struct sampler *s, const struct record_args *a,
+			 double start_unix, double elapsed)
+{
+	uint64_t drops[DROP_REASON_COUNT] = { 0 };
+	char line[256];
+
+	profile__set_time(p, (int64_t)(start_unix * 1e9), (int64_t)(elapsed * 1e9));
+	profile__set_period(p, "cpu", "nanoseconds", (int64_t)(1e9 / a->freq_hz));
+	snprintf(line, sizeof(line), "event: %s at %u Hz%s%s", sampler__event_name(s),
+		 a->freq_hz, sampler__event_reason(s)[0] ? "; " : "", sampler__event_reason(s));
+	profile__add_comment(p, line);
+	sampler__drops(s, drops);
+	for (int r = 0; r < DROP_REASON_COUNT; r++)
+		if (drops[r]) {
+			snprintf(line, sizeof(line), "dropped %" PRIu64 ": %s", drops[r],
+				 sampler__drop_reason_name(r));
+			profile__add_comment(p, line);
+		}
+}
+
+int cmd_record(int argc, char **argv)
+{
+	struct record_args a = { 0 };
+	struct launch child = { .gate_fd = -1 };
+	struct sampler *sampler = NULL;
+	struct symbolizer *sym = NULL;
+	struct profile *profile = NULL;
+	struct aggregator *agg = NULL;
+	enum output_format fmt;
+	char err[512] = "";
+	int rc = 1;
+	int e;
+
+	e = parse_args(argc, argv, &a);
+	if (e) {
+		rc = e - 1000;
+		goto out;
+	}
+	if (a.format_name ? format__from_name(a.format_name, &fmt)
+			  : format__from_path(a.output, &fmt)) {
+		if (a.format_name)
+			cli_error("unknown format '%s': use svg, folded, pprof or speedscope",
+				  a.format_name);
+		else
+			cli_error("cannot tell the format of '%s' from its extension: use .svg, "
+				  ".folded, .pb.gz or .json, or --format", a.output);
+		rc = 2;
+		goto out;
+	}
+	for (size_t i = 0; i < a.npids; i++)
+		if (!pid_exists(a.pids[i])) {
+			cli_error("no process with PID %u (check `ps -p %u`)", a.pids[i], a.pids[i]);
+			rc = 2;
+			goto out;
+		}
+	for (size_t i = 0; i < a.ntids; i++)
+		if (!tid_exists(a.tids[i])) {
+			cli_error("no thread with TID %u", a.tids[i]);
+			rc = 2;
+			goto out;
+		}
+	if (strcmp(a.output, "-") && output__check_writable(a.output, err, sizeof(err))) {
+		cli_error("%s", err);
+		rc = 2;
+		goto out;
+	}
+
+	struct sigaction sa = { .sa_handler = on_stop_signal };
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+
+	uint32_t child_pid = 0;
+	if (a.command) {
+		e = launch__start(&child, a.command);
+		if (e) {
+			cli_error("cannot start %s: %s", a.command[0], strerror(-e));
+			goto out;
+		}
+		child_pid = (uint32_t)child.pid;
+	}
+
+	profile = profile__new();
+	sym = symbolizer__new(0);
+	if (!profile || !sym) {
+		cli_error("out of memory");
+		goto out;
+	}
+	struct record_ctx rctx = { 0 };
+	struct sampler_opts so = {
+		.freq_hz = a.freq_hz,
+		.event = a.event,
+		.pids = a.command ? &child_pid : a.pids,
+		.npids = a.command ? 1 : a.npids,
+		.tids = a.tids,
+		.ntids = a.ntids,
+		.follow_children = a.command != NULL,
+	};
+	sampler = sampler__open(&so, on_record, &rctx, err, sizeof(err));
+	if (!sampler) {
+		cli_error("%s", err);
+		goto out;
+	}
+	struct aggregate_opts ao = {
+		.period_is_ns = sampler__event(sampler) == SAMPLE_EVENT_CPU_CLOCK,
+		.ns_per_sample = 1000000000ull / a.freq_hz,
+		.kernel_frames = !a.no_kernel,
+		.user_frames = 1,
+	};
+	agg = aggregator__new(profile, sym, &ao);
+	if (!agg) {
+		cli_error("out of memory");
+		goto out;
+	}
+	rctx.agg = agg;
+	if (!a.quiet) {
+		const char *reason = sampler__event_reason(sampler);
+		fprintf(stderr, "dynoprof: sampling %s at %u Hz on %d CPUs (event %s%s%s)%s\n",
+			a.command ? a.command[0] : a.npids ? "the given processes" :
+			a.ntids ? "the given threads" : "all processes",
+			a.freq_hz, sampler__cpu_count(sampler), sampler__event_name(sampler),
+			reason[0] ? ": " : "", reason,
+			a.duration_s > 0 || a.command ? "" : "; Ctrl-C to stop");
+	}
+	for (size_t i = 0; i < a.npids; i++)
+		symbolizer__touch(sym, (pid_t)a.pids[i]);
+
+	double start_mono = now_s(CLOCK_MONOTONIC), start_unix = now_s(CLOCK_REALTIME);
+	if (a.command && (e = launch__release(&child))) {
+		cli_error("cannot start %s: %s", a.command[0], strerror(-e));
+		goto out;
+	}
+	while (!stop_requested) {
+		e = sampler__poll(sampler, 100);
+		if (e < 0 && e != -EINTR) {
+			cli_error("reading samples failed: %s", strerror(-e));
+			break;
+		}
+		if (rctx.error) {
+			cli_error("aggregating samples failed: %s", strerror(-rctx.error));
+			break;
+		}
+		if (a.duration_s > 0 && now_s(CLOCK_MONOTONIC) - start_mono >= a.duration_s)
+			break;
+		if (a.command && launch__poll(&child))
+			break;
+	}
+	double elapsed = now_s(CLOCK_MONOTONIC) - start_mono;
+	sampler__drain(sampler);
+	if (rctx.error)
+		goto out;
+
+	add_metadata(profile, sampler, &a, start_unix, elapsed);
+	char subtitle[256];
+	snprintf(subtitle, sizeof(subtitle), "%s at %u Hz for %.1f s on %d CPUs",
+		 sampler__event_name(sampler), a.freq_hz, elapsed, sampler__cpu_count(sampler));
+	struct output_opts oo = { .title = "dynoprof", .subtitle = subtitle };
+	e = output__write(profile, a.output, fmt, &oo, err, sizeof(err));
+	if (e) {
+		cli_error("%s", err);
+		goto out;
+	}
+	if (!a.quiet)
+		print_summary(&a, sampler, agg, sym, profile, elapsed, fmt);
+	rc = 0;
+	if (a.command) {
+		if (!child.exited && stop_requested) {
+			launch__kill(&child, SIGTERM);
+		}
+		if (child.exited)
+			rc = launch__exit_code(&child);
+	}
+out:
+	if (a.command && child.pid && !child.exited)
+		launch__kill(&child, SIGTERM);
+	aggregator__free(agg);
+	sampler__free(sampler);
+	symbolizer__free(sym);
+	profile__free(profile);
+	free(a.pids);
+	free(a.tids);
+	return rc;
+}

@@ -1,0 +1,125 @@
+// SPDX-License-Identifier: MIT
+/* dynoprof report: top table of a profile file, and format conversion. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "formats/output.h"
+#include "formats/top.h"
+#include "profile/profile.h"
+
+static void report_usage(FILE *out)
+{
+	fprintf(out,
+"usage: dynoprof report -i FILE [-o FILE] [--format FORMAT] [--top N]\n"
+"\n"
+"Reads a profile (pprof, gzipped or not, or folded stacks; detected from the\n"
+"content) and prints its top functions: SELF%% is the share of samples whose\n"
+"innermost frame is the function, TOTAL%% the share whose stack contains it.\n"
+"With -o, also writes the profile in another format (svg, folded, pprof,\n"
+"speedscope; from the extension or --format).\n"
+"\n"
+"  -i, --input FILE     profile to read (- for stdin)\n"
+"  -o, --output FILE    convert into FILE\n"
+"      --format FORMAT  format of -o when its extension does not tell\n"
+"  -n, --top N          rows in the table (default 20; 0 for all)\n"
+"  -q, --quiet          no table (with -o: convert only)\n"
+"\n"
+"examples:\n"
+"  dynoprof report -i profile.pb.gz\n"
+"  dynoprof report -i profile.folded -o profile.svg -q\n");
+}
+
+enum { OPT_FORMAT = 256 };
+
+int cmd_report(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "input", required_argument, NULL, 'i' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "format", required_argument, NULL, OPT_FORMAT },
+		{ "top", required_argument, NULL, 'n' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	const char *input = NULL, *output = NULL, *format_name = NULL;
+	size_t top_rows = 20;
+	int quiet = 0, c, rc = 2;
+	char err[512] = "", *end;
+	struct profile *p = NULL;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "i:o:n:qh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'i': input = optarg; break;
+		case 'o': output = optarg; break;
+		case OPT_FORMAT: format_name = optarg; break;
+		case 'q': quiet = 1; break;
+		case 'n': {
+			errno = 0;
+			long v = strtol(optarg, &end, 10);
+			if (errno || *end || end == optarg || v < 0) {
+				cli_error("bad --top '%s': a number of rows, 0 for all", optarg);
+				return 2;
+			}
+			top_rows = v == 0 ? SIZE_MAX : (size_t)v;
+			break;
+		}
+		case 'h': report_usage(stdout); return 0;
+		default:
+			fprintf(stderr, "(see `dynoprof report --help`)\n");
+			return 2;
+		}
+	}
+	if (!input) {
+		if (optind < argc) {
+			input = argv[optind];
+		} else {
+			cli_error("report needs a profile: dynoprof report -i FILE");
+			return 2;
+		}
+	}
+	enum output_format fmt = FORMAT_FOLDED;
+	if (output && (format_name ? format__from_name(format_name, &fmt)
+				   : format__from_path(output, &fmt))) {
+		cli_error("cannot tell the output format of '%s': use .svg, .folded, .pb.gz or "
+			  ".json, or --format", format_name ? format_name : output);
+		return 2;
+	}
+	p = profile__new();
+	if (!p) {
+		cli_error("out of memory");
+		return 1;
+	}
+	if (output__read(p, input, err, sizeof(err))) {
+		cli_error("%s", err);
+		goto out;
+	}
+	if (!quiet) {
+		struct top_opts to = { .value_index = 0, .max_rows = top_rows };
+		if (top__print(p, stdout, &to)) {
+			cli_error("printing the table failed");
+			rc = 1;
+			goto out;
+		}
+	}
+	if (output) {
+		struct output_opts oo = { .title = "dynoprof", .subtitle = input };
+		if (output__write(p, output, fmt, &oo, err, sizeof(err))) {
+			cli_error("%s", err);
+			rc = 1;
+			goto out;
+		}
+		if (!quiet)
+			fprintf(stderr, "dynoprof: wrote %s (%s)\n", output, format__name(fmt));
+	}
+	rc = 0;
+out:
+	profile__free(p);
+	return rc;
+}

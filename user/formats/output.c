@@ -1,0 +1,132 @@
+// SPDX-License-Identifier: MIT
+#include "formats/output.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "formats/folded.h"
+#include "formats/pprof.h"
+#include "formats/speedscope.h"
+#include "formats/svg.h"
+
+static void tmp_path(char *buf, size_t len, const char *path)
+{
+	snprintf(buf, len, "%s.tmp.%d", path, (int)getpid());
+}
+
+int output__check_writable(const char *path, char *err, size_t errlen)
+{
+	char tmp[4096];
+	tmp_path(tmp, sizeof(tmp), path);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		int e = errno;
+		snprintf(err, errlen, "cannot write %s: %s (choose another path with -o)", path,
+			 strerror(e));
+		return -e;
+	}
+	close(fd);
+	unlink(tmp);
+	return 0;
+}
+
+static int write_format(const struct profile *p, FILE *f, enum output_format fmt,
+			const struct output_opts *o)
+{
+	switch (fmt) {
+	case FORMAT_FOLDED: {
+		struct folded_opts fo = FOLDED_OPTS_INIT;
+		fo.value_index = o->value_index;
+		fo.label_frames = o->label_frames;
+		return folded__write(p, f, &fo);
+	}
+	case FORMAT_SVG: {
+		struct svg_opts so = { .title = o->title, .subtitle = o->subtitle,
+				       .value_index = o->value_index };
+		return svg__write(p, f, &so);
+	}
+	case FORMAT_PPROF:
+		return pprof__write(p, f);
+	case FORMAT_SPEEDSCOPE:
+		return speedscope__write(p, f, o->value_index);
+	}
+	return -EINVAL;
+}
+
+int output__write(const struct profile *p, const char *path, enum output_format fmt,
+		  const struct output_opts *opts, char *err, size_t errlen)
+{
+	struct output_opts defaults = { 0 };
+	char tmp[4096];
+	int e;
+
+	if (!opts)
+		opts = &defaults;
+	if (strcmp(path, "-") == 0) {
+		e = write_format(p, stdout, fmt, opts);
+		if (!e && fflush(stdout))
+			e = -errno;
+		if (e)
+			snprintf(err, errlen, "writing %s to stdout failed: %s", format__name(fmt),
+				 strerror(-e));
+		return e;
+	}
+	tmp_path(tmp, sizeof(tmp), path);
+	FILE *f = fopen(tmp, "we");
+	if (!f) {
+		e = -errno;
+		snprintf(err, errlen, "cannot write %s: %s (choose another path with -o)", path,
+			 strerror(-e));
+		return e;
+	}
+	e = write_format(p, f, fmt, opts);
+	if (fflush(f) && !e)
+		e = -errno;
+	if (fclose(f) && !e)
+		e = -errno;
+	if (!e && rename(tmp, path))
+		e = -errno;
+	if (e) {
+		unlink(tmp);
+		snprintf(err, errlen, "writing %s (%s) failed: %s", path, format__name(fmt),
+			 strerror(-e));
+	}
+	return e;
+}
+
+int output__read(struct profile *p, const char *path, char *err, size_t errlen)
+{
+	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "re");
+	if (!f) {
+		int e = errno;
+		snprintf(err, errlen, "cannot read %s: %s", path, strerror(e));
+		return -e;
+	}
+	/* Sniff: gzip magic or a protobuf-looking first byte means pprof. Folded
+	 * text starts with a printable character. */
+	int c = fgetc(f);
+	int e;
+	if (c == EOF) {
+		snprintf(err, errlen, "%s is empty: not a profile", path);
+		e = -EINVAL;
+	} else {
+		ungetc(c, f);
+		char inner[512] = "";
+		if (c == 0x1f || c < 0x20) {
+			e = pprof__read(p, f, inner, sizeof(inner));
+			if (e)
+				snprintf(err, errlen, "%s: not a valid pprof profile: %s", path, inner);
+		} else {
+			struct folded_read_opts ro = FOLDED_READ_OPTS_INIT;
+			e = folded__read(p, f, &ro, inner, sizeof(inner));
+			if (e)
+				snprintf(err, errlen, "%s: not a valid folded profile: %s", path, inner);
+		}
+	}
+	if (f != stdin)
+		fclose(f);
+	return e;
+}

@@ -1,0 +1,34 @@
+/* output.h - writes a profile to a file in any output format, and reads a
+ * profile file of any readable format (folded or pprof, detected by content).
+ *
+ * Files are written atomically: to "PATH.tmp.PID", then renamed over PATH, so
+ * a reader (or a crash) never sees a half-written profile.
+ */
+#ifndef DYNOPROF_OUTPUT_H
+#define DYNOPROF_OUTPUT_H
+
+#include <stddef.h>
+
+#include "formats/format.h"
+#include "profile/profile.h"
+
+struct output_opts {
+	const char *title;      /* SVG title; NULL: "dynoprof" */
+	const char *subtitle;   /* SVG subtitle (capture summary); NULL: none */
+	size_t value_index;     /* value that sizes frames / counts lines (0: samples) */
+	int label_frames;       /* folded: prefix `[key=value]` tag frames */
+};
+
+/* Checks, before a capture starts, that path can be created and written.
+ * Returns 0 or -errno with a message in err. */
+int output__check_writable(const char *path, char *err, size_t errlen);
+
+/* Writes p to path in format f. Returns 0 or -errno with a message in err. */
+int output__write(const struct profile *p, const char *path, enum output_format f,
+		  const struct output_opts *opts, char *err, size_t errlen);
+
+/* Reads path (pprof, gzipped or not, or folded text) into p, which must be
+ * empty. "-" reads standard input. Returns 0 or -errno with a message in err. */
+int output__read(struct profile *p, const char *path, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,143 @@
+// SPDX-License-Identifier: MIT
+#include "profile/aggregate.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Frame ids of one sample: kernel + user frames + a [truncated] marker each. */
+#define MAX_SAMPLE_FRAMES (2 * PROFILE_MAX_FRAMES + 4)
+
+struct aggregator {
+	struct profile *profile;     /* borrowed: where samples go */
+	struct symbolizer *sym;      /* borrowed */
+	struct aggregate_opts opts;  /* weights and frame selection */
+	struct aggregate_stats stats;/* counters */
+	uint32_t frames[MAX_SAMPLE_FRAMES]; /* scratch for one sample */
+};
+
+struct aggregator *aggregator__new(struct profile *p, struct symbolizer *sym,
+				   const struct aggregate_opts *opts)
+{
+	struct aggregator *a = calloc(1, sizeof(*a));
+	if (!a)
+		return NULL;
+	a->profile = p;
+	a->sym = sym;
+	a->opts = *opts;
+	if (profile__value_count(p) == 0) {
+		int e = profile__add_value_type(p, "samples", "count");
+		if (e >= 0)
+			e = profile__add_value_type(p, "cpu", "nanoseconds");
+		if (e < 0) {
+			free(a);
+			errno = -e;
+			return NULL;
+		}
+	}
+	return a;
+}
+
+void aggregator__free(struct aggregator *a)
+{
+	free(a);
+}
+
+static int add_special(struct profile *p, const char *name, uint32_t *id)
+{
+	struct frame_desc d = { .kind = FRAME_SPECIAL, .name = name };
+	return profile__add_frame(p, &d, id);
+}
+
+static int add_sample(struct aggregator *a, const struct profile_sample_event *e, size_t size)
+{
+	size_t header = offsetof(struct profile_sample_event, stack);
+	int klen = e->kstack_len > 0 ? e->kstack_len : 0;
+	int ulen = e->ustack_len > 0 ? e->ustack_len : 0;
+	if (klen > PROFILE_MAX_FRAMES || ulen > PROFILE_MAX_FRAMES ||
+	    size < header + (size_t)(klen + ulen) * 8) {
+		a->stats.bad_records++;
+		return 0;
+	}
+	if (e->kstack_len < 0)
+		a->stats.kstack_missing++;
+	if (e->ustack_len < 0)
+		a->stats.ustack_missing++;
+
+	const __u64 *kstack = e->stack;
+	const __u64 *ustack = e->stack + klen;
+	uint32_t n = 0;
+	int err = 0;
+	pid_t pid = (pid_t)e->hdr.pid;
+
+	/* Root first: user frames from outermost (last) to innermost, then kernel. */
+	if (a->opts.user_frames) {
+		if (ulen == PROFILE_MAX_FRAMES)
+			err = add_special(a->profile, "[truncated]", &a->frames[n++]);
+		for (int i = ulen - 1; i >= 0 && !err; i--)
+			err = symbolizer__user_frame(a->sym, pid, ustack[i], i > 0, a->profile,
+						     &a->frames[n++]);
+		if (!err && e->ustack_len < 0 && pid)
+			err = add_special(a->profile, "[user stack unavailable]", &a->frames[n++]);
+	}
+	if (a->opts.kernel_frames) {
+		for (int i = klen - 1; i >= 0 && !err; i--)
+			err = symbolizer__kernel_frame(a->sym, kstack[i], i > 0, a->profile,
+						       &a->frames[n++]);
+	}
+	if (err)
+		return err;
+	if (n == 0) {
+		err = add_special(a->profile, "[no stack]", &a->frames[n++]);
+		if (err)
+			return err;
+	}
+
+	char comm[PROFILE_COMM_LEN + 1];
+	memcpy(comm, e->hdr.comm, PROFILE_COMM_LEN);
+	comm[PROFILE_COMM_LEN] = '\0';
+	uint64_t ns = a->opts.period_is_ns ? e->period : a->opts.ns_per_sample;
+	uint64_t values[PROFILE_MAX_VALUES] = { 1, ns };
+	struct sample_desc s = {
+		.frames = a->frames, .nframes = n, .pid = e->hdr.pid, .tid = e->hdr.tid,
+		.comm = comm, .values = values,
+	};
+	err = profile__add_sample(a->profile, &s);
+	if (!err)
+		a->stats.samples++;
+	return err;
+}
+
+int aggregator__record(struct aggregator *a, const void *data, size_t size)
+{
+	const struct profile_event_header *h = data;
+	if (size < sizeof(*h)) {
+		a->stats.bad_records++;
+		return 0;
+	}
+	switch (h->type) {
+	case PROFILE_EVENT_SAMPLE:
+		if (size < offsetof(struct profile_sample_event, stack)) {
+			a->stats.bad_records++;
+			return 0;
+		}
+		return add_sample(a, data, size);
+	case PROFILE_EVENT_EXEC:
+		a->stats.execs++;
+		symbolizer__note_exec(a->sym, (pid_t)h->pid);
+		return 0;
+	case PROFILE_EVENT_EXIT:
+		a->stats.exits++;
+		symbolizer__note_exit(a->sym, (pid_t)h->pid);
+		return 0;
+	default:
+		a->stats.bad_records++;
+		return 0;
+	}
+}
+
+void aggregator__stats(const struct aggregator *a, struct aggregate_stats *out)
+{
+	*out = a->stats;
+}

@@ -1,0 +1,46 @@
+/* aggregate.h - folds sample records from the BPF ring buffer into a profile:
+ * symbolizes their kernel and user stacks (as they arrive, while the process
+ * lives) and adds them, root first, with their pid/tid/comm and weights.
+ */
+#ifndef DYNOPROF_AGGREGATE_H
+#define DYNOPROF_AGGREGATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sample.h" /* bpf/sample.h: record layouts */
+#include "profile/profile.h"
+#include "symbolize/symbolizer.h"
+
+/* How sample weights are turned into profile values. */
+struct aggregate_opts {
+	int period_is_ns;        /* the sampling event's period counts nanoseconds (cpu-clock) */
+	uint64_t ns_per_sample;  /* else: CPU ns each sample stands for (1e9 / freq) */
+	int kernel_frames;       /* include kernel frames (default on) */
+	int user_frames;         /* include user frames (default on) */
+};
+
+struct aggregate_stats {
+	uint64_t samples;         /* sample records folded in */
+	uint64_t bad_records;     /* records too short or of unknown type (ignored) */
+	uint64_t kstack_missing;  /* samples whose kernel stack BPF could not read */
+	uint64_t ustack_missing;  /* samples whose user stack BPF could not read */
+	uint64_t execs;           /* exec notifications */
+	uint64_t exits;           /* exit notifications */
+};
+
+struct aggregator;
+
+/* The profile gets value types samples/count and cpu/nanoseconds. The
+ * aggregator borrows p and sym; both must outlive it. NULL + errno. */
+struct aggregator *aggregator__new(struct profile *p, struct symbolizer *sym,
+				   const struct aggregate_opts *opts);
+void aggregator__free(struct aggregator *a);
+
+/* Handles one ring buffer record (sample, exec or exit). Returns 0 or -errno
+ * (-ENOMEM only: malformed records are counted and skipped). */
+int aggregator__record(struct aggregator *a, const void *data, size_t size);
+
+void aggregator__stats(const struct aggregator *a, struct aggregate_stats *out);
+
+#endif

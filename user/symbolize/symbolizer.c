@@ -1,0 +1,300 @@
+// SPDX-License-Identifier: MIT
+#include "symbolize/symbolizer.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sys/sysmacros.h>
+
+#include "symbolize/ksyms.h"
+#include "symbolize/proc_maps.h"
+#include "symbolize/symcache.h"
+#include "util/hashmap.h"
+
+#define DEFAULT_MAX_PROCESSES 16384
+#define DEFAULT_SYMCACHE_ENTRIES 2048
+/* A process whose address missed every mapping is re-read at most this often:
+ * a dlopen() since the last read is the usual cause, a wild address the other. */
+#define MAPS_REFRESH_INTERVAL_NS 200000000ull
+
+/* What we know of one process. */
+struct proc_entry {
+	pid_t pid;                /* process id */
+	struct proc_maps *maps;   /* executable mappings; NULL until read or after exec */
+	int maps_failed;          /* the last read failed (process gone): do not retry */
+	int exited;               /* exit seen: evictable */
+	uint64_t last_read_ns;    /* CLOCK_MONOTONIC time of the last maps read */
+	uint64_t last_use;        /* symbolizer tick of the last lookup (LRU) */
+};
+
+struct symbolizer {
+	struct hashmap *procs;        /* pid -> struct proc_entry* */
+	size_t max_processes;         /* bound on procs */
+	struct symcache *symcache;    /* per-binary symbol tables */
+	struct ksyms *ksyms;          /* kernel symbols, loaded at the first kernel frame */
+	int ksyms_failed;             /* loading kallsyms failed: do not retry */
+	uint64_t tick;                /* lookup counter for LRU */
+	struct symbolizer_stats stats;/* counters */
+};
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+struct symbolizer *symbolizer__new(size_t max_processes)
+{
+	struct symbolizer *s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->max_processes = max_processes ? max_processes : DEFAULT_MAX_PROCESSES;
+	s->procs = hashmap__new();
+	s->symcache = symcache__new(DEFAULT_SYMCACHE_ENTRIES);
+	if (!s->procs || !s->symcache) {
+		symbolizer__free(s);
+		errno = ENOMEM;
+		return NULL;
+	}
+	return s;
+}
+
+static void proc_entry_free(struct proc_entry *pe)
+{
+	if (!pe)
+		return;
+	proc_maps__free(pe->maps);
+	free(pe);
+}
+
+void symbolizer__free(struct symbolizer *s)
+{
+	if (!s)
+		return;
+	if (s->procs) {
+		size_t cur = 0;
+		void *v;
+		while (hashmap__next(s->procs, &cur, NULL, NULL, &v))
+			proc_entry_free(v);
+		hashmap__free(s->procs);
+	}
+	symcache__free(s->symcache);
+	ksyms__free(s->ksyms);
+	free(s);
+}
+
+/* Makes room for one more process: drops exited ones first, then the least
+ * recently used. */
+static void evict_if_full(struct symbolizer *s)
+{
+	if (hashmap__size(s->procs) < s->max_processes)
+		return;
+	size_t cur = 0, n = 0;
+	void *v;
+	pid_t *victims = malloc(hashmap__size(s->procs) * sizeof(pid_t));
+	struct proc_entry *lru = NULL;
+	if (!victims)
+		return;
+	while (hashmap__next(s->procs, &cur, NULL, NULL, &v)) {
+		struct proc_entry *pe = v;
+		if (pe->exited)
+			victims[n++] = pe->pid;
+		if (!lru || pe->last_use < lru->last_use)
+			lru = pe;
+	}
+	if (n == 0 && lru)
+		victims[n++] = lru->pid;
+	for (size_t i = 0; i < n; i++)
+		proc_entry_free(hashmap__remove(s->procs, &victims[i], sizeof(pid_t)));
+	free(victims);
+}
+
+static void read_maps(struct symbolizer *s, struct proc_entry *pe)
+{
+	struct proc_maps *m = proc_maps__read(pe->pid);
+	pe->last_read_ns = mono_ns();
+	s->stats.maps_reads++;
+	if (!m) {
+		if (!pe->maps) {
+			pe->maps_failed = 1;
+			s->stats.maps_failures++;
+		}
+		return; /* keep the old maps if we had some */
+	}
+	proc_maps__free(pe->maps);
+	pe->maps = m;
+	pe->maps_failed = 0;
+}
+
+static struct proc_entry *get_proc(struct symbolizer *s, pid_t pid)
+{
+	struct proc_entry *pe = hashmap__get(s->procs, &pid, sizeof(pid));
+	if (!pe) {
+		evict_if_full(s);
+		pe = calloc(1, sizeof(*pe));
+		if (!pe)
+			return NULL;
+		pe->pid = pid;
+		if (hashmap__put(s->procs, &pid, sizeof(pid), pe, NULL)) {
+			free(pe);
+			return NULL;
+		}
+	}
+	pe->last_use = ++s->tick;
+	if (!pe->maps && !pe->maps_failed)
+		read_maps(s, pe);
+	return pe;
+}
+
+void symbolizer__note_exec(struct symbolizer *s, pid_t pid)
+{
+	struct proc_entry *pe = hashmap__get(s->procs, &pid, sizeof(pid));
+	if (!pe)
+		return;
+	proc_maps__free(pe->maps);
+	pe->maps = NULL;
+	pe->maps_failed = 0;
+	pe->exited = 0;
+}
+
+void symbolizer__note_exit(struct symbolizer *s, pid_t pid)
+{
+	struct proc_entry *pe = hashmap__get(s->procs, &pid, sizeof(pid));
+	if (pe)
+		pe->exited = 1;
+}
+
+int symbolizer__touch(struct symbolizer *s, pid_t pid)
+{
+	return get_proc(s, pid) ? 0 : -ENOMEM;
+}
+
+static int special_frame(struct profile *p, enum frame_kind kind, const char *name,
+			 const char *module, uint32_t *id)
+{
+	struct frame_desc d = { .kind = kind, .name = name, .module = module };
+	return profile__add_frame(p, &d, id);
+}
+
+/* Looks addr up in the binary behind mapping m of process pid. Returns 0 with
+ * name and table set (the caller puts the table), or -ENOENT. */
+static int lookup_in_binary(struct symbolizer *s, pid_t pid, const struct proc_map *m,
+			    uint64_t addr, const char **name, struct elf_symtab **table_out)
+{
+	char open_path[4200];
+	dev_t dev = makedev(m->dev_major, m->dev_minor);
+	struct elf_symtab *t = NULL;
+	struct elf_symtab_opts o = { .logical_path = m->path };
+	char root[64];
+
+	snprintf(root, sizeof(root), "/proc/%d/root", (int)pid);
+	if (m->deleted) {
+		snprintf(open_path, sizeof(open_path), "/proc/%d/map_files/%llx-%llx", (int)pid,
+			 (unsigned long long)m->start, (unsigned long long)m->end);
+		t = symcache__get_opts(s->symcache, open_path, dev, (ino_t)m->inode, &o);
+	}
+	if (!t) {
+		o.root = root;
+		snprintf(open_path, sizeof(open_path), "%s%s", root, m->path);
+		t = symcache__get_opts(s->symcache, open_path, dev, (ino_t)m->inode, &o);
+	}
+	if (!t && errno != ENOEXEC) {
+		/* The process is gone (so is its root link): try the host path. */
+		o.root = NULL;
+		t = symcache__get_opts(s->symcache, m->path, dev, (ino_t)m->inode, &o);
+	}
+	if (!t)
+		return -ENOENT;
+	uint64_t vaddr, off;
+	if (elf_symtab__addr_to_vaddr(t, addr, m->start, m->offset, &vaddr) ||
+	    elf_symtab__lookup(t, vaddr, name, &off)) {
+		*table_out = t; /* still useful for the build-id */
+		return -ENOENT;
+	}
+	*table_out = t;
+	return 0;
+}
+
+int symbolizer__user_frame(struct symbolizer *s, pid_t pid, uint64_t addr,
+			   int is_return_address, struct profile *p, uint32_t *frame_id)
+{
+	uint64_t lookup = is_return_address && addr ? addr - 1 : addr;
+	struct proc_entry *pe = get_proc(s, pid);
+	if (!pe)
+		return -ENOMEM;
+	const struct proc_map *m = pe->maps ? proc_maps__find(pe->maps, lookup) : NULL;
+	if (!m && !pe->exited && !pe->maps_failed &&
+	    mono_ns() - pe->last_read_ns >= MAPS_REFRESH_INTERVAL_NS) {
+		read_maps(s, pe);
+		m = pe->maps ? proc_maps__find(pe->maps, lookup) : NULL;
+	}
+	if (!m) {
+		s->stats.unknown_frames++;
+		return special_frame(p, FRAME_NATIVE, "[unknown]", NULL, frame_id);
+	}
+	if (m->path[0] == '[' || m->path[0] == '\0') {
+		/* [vdso], [vsyscall], or anonymous executable memory (JIT). */
+		s->stats.unknown_frames += m->path[0] == '\0';
+		return special_frame(p, FRAME_NATIVE, m->path[0] ? m->path : "[anon]",
+				     m->path, frame_id);
+	}
+
+	const char *name = NULL;
+	struct elf_symtab *table = NULL;
+	char fallback[512];
+	int found = lookup_in_binary(s, pid, m, lookup, &name, &table) == 0;
+	if (!found) {
+		s->stats.unknown_frames++;
+		snprintf(fallback, sizeof(fallback), "%s+0x%llx", path_basename(m->path),
+			 (unsigned long long)(lookup - m->start + m->offset));
+		name = fallback;
+	}
+	uint32_t mapping = 0;
+	int err = profile__add_mapping(p, m->start, m->end, m->offset, m->path,
+				       table ? elf_symtab__build_id(table) : NULL, &mapping);
+	if (!err) {
+		struct frame_desc d = { .kind = FRAME_NATIVE, .name = name, .module = m->path,
+					.mapping = mapping, .address = addr };
+		err = profile__add_frame(p, &d, frame_id);
+	}
+	elf_symtab__put(table);
+	return err;
+}
+
+int symbolizer__kernel_frame(struct symbolizer *s, uint64_t addr, int is_return_address,
+			     struct profile *p, uint32_t *frame_id)
+{
+	uint64_t lookup = is_return_address && addr ? addr - 1 : addr;
+	if (!s->ksyms && !s->ksyms_failed) {
+		s->ksyms = ksyms__load(NULL);
+		if (!s->ksyms) {
+			s->ksyms_failed = 1;
+			fprintf(stderr, "dynoprof: warning: cannot read kernel symbols from "
+				"/proc/kallsyms (%s): kernel frames show as [kernel]\n",
+				strerror(errno));
+		}
+	}
+	const char *name, *module;
+	uint64_t off;
+	if (!s->ksyms || ksyms__lookup(s->ksyms, lookup, &name, &module, &off)) {
+		s->stats.unknown_frames++;
+		return special_frame(p, FRAME_KERNEL, "[kernel]", "[kernel.kallsyms]", frame_id);
+	}
+	struct frame_desc d = { .kind = FRAME_KERNEL, .name = name,
+				.module = module[0] ? module : "[kernel.kallsyms]",
+				.address = addr };
+	return profile__add_frame(p, &d, frame_id);
+}
+
+void symbolizer__stats(const struct symbolizer *s, struct symbolizer_stats *out)
+{
+	struct symcache_stats cs;
+	*out = s->stats;
+	out->processes = hashmap__size(s->procs);
+	symcache__stats(s->symcache, &cs);
+	out->symcache_hits = cs.hits;
+	out->symcache_misses = cs.misses;
+}

@@ -1,0 +1,53 @@
+/* symbolizer.h - turns sampled addresses into profile frames.
+ *
+ * Keeps, per process, the executable mappings read from /proc/PID/maps while the
+ * process lives (refreshed on exec and when an address falls outside them), and
+ * resolves addresses through per-binary symbol tables shared by every process
+ * that maps the same file (symcache), and kernel addresses through kallsyms.
+ * Processes that exit stay known until evicted (bounded table), so samples that
+ * arrive after the exit still resolve.
+ */
+#ifndef DYNOPROF_SYMBOLIZER_H
+#define DYNOPROF_SYMBOLIZER_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "profile/profile.h"
+
+struct symbolizer_stats {
+	uint64_t processes;       /* processes currently tracked */
+	uint64_t maps_reads;      /* /proc/PID/maps reads */
+	uint64_t maps_failures;   /* reads that failed (process gone before we looked) */
+	uint64_t unknown_frames;  /* addresses that resolved to no mapping or symbol */
+	uint64_t symcache_hits;   /* symbol table cache hits */
+	uint64_t symcache_misses; /* symbol tables loaded */
+};
+
+struct symbolizer;
+
+/* max_processes bounds the process table (exited processes are evicted first);
+ * 0 picks a default. NULL + errno on failure. */
+struct symbolizer *symbolizer__new(size_t max_processes);
+void symbolizer__free(struct symbolizer *s);
+
+/* A process exec'd: its mappings are stale. */
+void symbolizer__note_exec(struct symbolizer *s, pid_t pid);
+/* A process exited: keep what we know, mark it evictable. */
+void symbolizer__note_exit(struct symbolizer *s, pid_t pid);
+/* Reads pid's mappings now if not yet known (call at first sight, while it lives). */
+int symbolizer__touch(struct symbolizer *s, pid_t pid);
+
+/* Resolves user address addr of pid into a frame of p. is_return_address: the
+ * address is a return address (all frames but the innermost), so addr - 1 is
+ * looked up to land inside the call instruction. Never fails to produce a frame
+ * except on -ENOMEM: unknown addresses become "[unknown]" or "file+0xoff". */
+int symbolizer__user_frame(struct symbolizer *s, pid_t pid, uint64_t addr,
+			   int is_return_address, struct profile *p, uint32_t *frame_id);
+/* Same for a kernel address. */
+int symbolizer__kernel_frame(struct symbolizer *s, uint64_t addr, int is_return_address,
+			     struct profile *p, uint32_t *frame_id);
+
+void symbolizer__stats(const struct symbolizer *s, struct symbolizer_stats *out);
+
+#endif
