@@ -42,7 +42,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(OUTPUT)/tests/%,$(UNIT_SRCS))
 WORKLOAD_SRCS := $(wildcard tests/workloads/*.c)
 WORKLOAD_BINS := $(patsubst tests/workloads/%.c,$(OUTPUT)/workloads/%,$(WORKLOAD_SRCS))
 
-.PHONY: all deps test-deps unit-test integration-test test bench install clean
+.PHONY: all deps test-deps unit-test integration-test test bench install clean profile
 .DEFAULT_GOAL := all
 .SECONDARY: $(BPF_OBJS)
 
@@ -102,6 +102,10 @@ test: dynoprof unit-test integration-test
 
 bench: dynoprof $(WORKLOAD_BINS)
 	$(Q)$(PYTHON) tests/bench/run_bench.py
+
+# The quick start's main job: the whole machine for 10 s into profile.svg.
+profile: dynoprof
+	./dynoprof record -a -d 10 -o profile.svg
 
 install: dynoprof
 	install -D -m 0755 dynoprof $(DESTDIR)$(PREFIX)/bin/dynoprof

@@ -16,6 +16,10 @@ const volatile bool filter_pids = false;   /* sample only tgids in `targets` */
 const volatile bool filter_tids = false;   /* sample only tids in `target_tids` */
 const volatile bool follow_children = false; /* add forked children of targets */
 const volatile bool skip_idle = true;      /* ignore the idle task (pid 0) */
+const volatile bool walk_python = true;    /* walk CPython frames of py_procs */
+/* glibc pthread_getspecific layout, calibrated by userspace. */
+const volatile struct py_tls_layout tls = { .specific_1stblock = 0x310, .entry_size = 16,
+					    .data_offset = 8 };
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -45,6 +49,34 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } drops SEC(".maps");
+
+/* Python processes (key: tgid), filled by userspace at discovery. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct py_proc);
+} py_procs SEC(".maps");
+
+/* Structure offsets per CPython version (enum py_version_index). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, PY_VERSION_COUNT);
+	__type(key, __u32);
+	__type(value, struct py_offsets);
+} py_versions SEC(".maps");
+
+/* Per-CPU Python frames of the sample being built. */
+struct py_frames_buf {
+	struct py_frame frames[PY_MAX_FRAMES]; /* innermost first */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct py_frames_buf);
+} py_scratch SEC(".maps");
 
 /* Per-CPU scratch record: too large for the 512-byte BPF stack. */
 struct {
@@ -79,6 +111,125 @@ static __always_inline void fill_header(struct profile_event_header *h, __u32 ty
 	h->cpu = bpf_get_smp_processor_id();
 	h->time_ns = bpf_ktime_get_ns();
 	bpf_get_current_comm(h->comm, sizeof(h->comm));
+}
+
+/* State of one Python walk, shared with the bpf_loop callback. */
+struct py_walk {
+	__u64 frame;        /* next frame to visit; 0 ends the walk */
+	__u32 version;      /* enum py_version_index */
+	__u32 n;            /* frames emitted */
+	__u32 status;       /* enum py_walk_status */
+};
+
+static __always_inline int read_user_u64(__u64 addr, __u64 *out)
+{
+	return bpf_probe_read_user(out, sizeof(*out), (const void *)addr);
+}
+
+static int py_walk_step(__u32 index, struct py_walk *w)
+{
+	__u32 zero = 0;
+	if (!w->frame)
+		return 1;
+	if (w->n >= PY_MAX_FRAMES) {
+		w->status = PY_WALK_TRUNCATED;
+		return 1;
+	}
+	const struct py_offsets *o = bpf_map_lookup_elem(&py_versions, &w->version);
+	struct py_frames_buf *buf = bpf_map_lookup_elem(&py_scratch, &zero);
+	if (!o || !buf)
+		return 1;
+
+	__u64 frame = w->frame, code = 0, previous = 0, instr = 0;
+	if (read_user_u64(frame + o->frame_code, &code) ||
+	    read_user_u64(frame + o->frame_previous, &previous))
+		goto fault;
+	w->frame = previous;
+	if (o->frame_owner >= 0) {
+		__u8 owner = 0;
+		if (bpf_probe_read_user(&owner, 1, (const void *)(frame + o->frame_owner)))
+			goto fault;
+		if (owner == o->owner_cstack) /* C-stack shim frame: no Python code */
+			return 0;
+	}
+	if (!code)
+		return 0;
+	if (o->instr_kind == PY_INSTR_POINTER) {
+		if (read_user_u64(frame + o->frame_instr, &instr))
+			goto fault;
+		instr -= code; /* byte offset from the code object */
+	} else {
+		__s32 lasti = 0;
+		if (bpf_probe_read_user(&lasti, sizeof(lasti), (const void *)(frame + o->frame_instr)))
+			goto fault;
+		instr = (__u32)lasti;
+	}
+	__s32 firstlineno = 0;
+	if (bpf_probe_read_user(&firstlineno, sizeof(firstlineno),
+				(const void *)(code + o->code_firstlineno)))
+		goto fault;
+
+	__u32 n = w->n;
+	if (n >= PY_MAX_FRAMES)
+		return 1;
+	buf->frames[n].code = code;
+	buf->frames[n].instr = (__u32)instr;
+	buf->frames[n].firstlineno = firstlineno;
+	w->n = n + 1;
+	return 0;
+fault:
+	w->status = PY_WALK_READ_ERROR;
+	return 1;
+}
+
+/* Finds the sampled thread's PyThreadState through the interpreter's pthread
+ * TSS key (set for every thread with a Python thread state, also while it has
+ * released the GIL), and walks its frames into py_scratch. Returns the number
+ * of frames and sets *status. */
+static __always_inline __u32 walk_python_stack(__u32 pid, __u32 *status)
+{
+	struct py_proc *proc = bpf_map_lookup_elem(&py_procs, &pid);
+	*status = PY_WALK_NONE;
+	if (!proc)
+		return 0;
+	__u32 version = proc->version_index;
+	const struct py_offsets *o = bpf_map_lookup_elem(&py_versions, &version);
+	if (!o)
+		return 0;
+
+	struct { __s32 initialized; __u32 key; } tss = {};
+	if (bpf_probe_read_user(&tss, sizeof(tss),
+				(const void *)(proc->runtime_addr + o->runtime_tss_key)))
+		return 0;
+	if (tss.initialized != 1 || tss.key >= 32) /* glibc's second-level keys unsupported */
+		return 0;
+
+	struct task_struct *task = bpf_get_current_task_btf();
+	__u64 fsbase = BPF_CORE_READ(task, thread.fsbase);
+	__u64 tstate = 0, frame = 0;
+	if (!fsbase || read_user_u64(fsbase + tls.specific_1stblock +
+				     (__u64)tss.key * tls.entry_size + tls.data_offset, &tstate) ||
+	    !tstate)
+		return 0;
+	if (o->tstate_frame >= 0) {
+		if (read_user_u64(tstate + o->tstate_frame, &frame))
+			return 0;
+	} else {
+		__u64 cframe = 0;
+		if (read_user_u64(tstate + o->tstate_cframe, &cframe) || !cframe ||
+		    read_user_u64(cframe + o->cframe_current_frame, &frame))
+			return 0;
+	}
+	struct py_walk w = { .frame = frame, .version = version, .status = PY_WALK_OK };
+	bpf_loop(PY_MAX_FRAMES + 1, py_walk_step, &w, 0);
+	if (w.status == PY_WALK_OK && w.frame && w.n >= PY_MAX_FRAMES)
+		w.status = PY_WALK_TRUNCATED;
+	if (w.status == PY_WALK_READ_ERROR)
+		count_drop(DROP_PY_READ_ERROR);
+	else if (w.status == PY_WALK_TRUNCATED)
+		count_drop(DROP_PY_TRUNCATED);
+	*status = w.status;
+	return w.n;
 }
 
 #define STACK_BYTES (PROFILE_MAX_FRAMES * 8)
@@ -131,6 +282,24 @@ int sample_stack(struct bpf_perf_event_data *ctx)
 	__u64 uoff = (__u64)ulen & 1023;
 	if (uoff > STACK_BYTES)
 		uoff = STACK_BYTES;
+
+	e->py_len = 0;
+	e->py_status = PY_WALK_NONE;
+	if (walk_python) {
+		__u32 status = PY_WALK_NONE;
+		__u32 npy = walk_python_stack(pid, &status);
+		struct py_frames_buf *buf = bpf_map_lookup_elem(&py_scratch, &zero);
+		__u64 off = (koff + uoff) & 2047;
+		__u64 bytes = (__u64)npy * sizeof(struct py_frame);
+		if (bytes > sizeof(buf->frames))
+			bytes = sizeof(buf->frames);
+		if (buf && off <= PROFILE_NATIVE_BYTES && bytes &&
+		    !bpf_probe_read_kernel((char *)e->stack + off, bytes & 4095, buf->frames)) {
+			e->py_len = bytes / sizeof(struct py_frame);
+			uoff += bytes;
+		}
+		e->py_status = status;
+	}
 
 	__u64 size = offsetof(struct profile_sample_event, stack) + koff + uoff;
 	if (size > sizeof(*e))

@@ -10,6 +10,8 @@
 #include <linux/types.h>
 #endif
 
+#include "python.h"
+
 /* Frames per stack kept by bpf_get_stack (kernel and user each). 127 keeps the
  * byte size (127 * 8 = 1016) under a power-of-two mask the verifier can use. */
 #define PROFILE_MAX_FRAMES 127
@@ -28,7 +30,9 @@ enum profile_drop_reason {
 	DROP_KSTACK_ERROR = 1,    /* bpf_get_stack(kernel) failed: sample kept without kernel frames */
 	DROP_USTACK_ERROR = 2,    /* bpf_get_stack(user) failed: sample kept without user frames */
 	DROP_EVENT_RINGBUF_FULL = 3, /* exec/exit notification lost */
-	DROP_REASON_COUNT = 4,
+	DROP_PY_READ_ERROR = 4,   /* a Python frame read faulted: sample kept, walk cut short */
+	DROP_PY_TRUNCATED = 5,    /* Python stack deeper than PY_MAX_FRAMES: outermost frames cut */
+	DROP_REASON_COUNT = 6,
 };
 
 /* Common header of every ring buffer record. */
@@ -42,17 +46,25 @@ struct profile_event_header {
 };
 _Static_assert(sizeof(struct profile_event_header) == 40, "header layout");
 
-/* A sample: header, then kstack_len kernel frames followed by ustack_len user
- * frames in stack[] (innermost first, as bpf_get_stack returns them). Only the
- * used part of stack[] is sent: record size is offsetof(stack) + frames * 8. */
+/* Bytes of stack[] the native frames may use (kernel + user). */
+#define PROFILE_NATIVE_BYTES (2 * PROFILE_MAX_FRAMES * 8)
+
+/* A sample: header, then in stack[]: kstack_len kernel frames, ustack_len user
+ * frames (innermost first, as bpf_get_stack returns them), then py_len Python
+ * frames (struct py_frame, 16 bytes each, innermost first). Only the used part
+ * of stack[] is sent: the record size is offsetof(stack) + 8 * (kstack_len +
+ * ustack_len) + 16 * py_len (negative lengths count as 0). */
 struct profile_sample_event {
 	struct profile_event_header hdr; /* type == PROFILE_EVENT_SAMPLE */
 	__u64 period;      /* event period of this sample (ns for cpu-clock, count for HW events) */
 	__s32 kstack_len;  /* kernel frames in stack[], or -errno when unavailable */
 	__s32 ustack_len;  /* user frames after the kernel ones, or -errno; 0 for kernel threads */
-	__u64 stack[2 * PROFILE_MAX_FRAMES + 2]; /* kernel frames then user frames */
+	__u32 py_len;      /* Python frames after the user frames */
+	__u32 py_status;   /* enum py_walk_status */
+	__u64 stack[2 * PROFILE_MAX_FRAMES + 2 * PY_MAX_FRAMES]; /* see above */
 };
-_Static_assert(sizeof(struct profile_sample_event) == 56 + (2 * 127 + 2) * 8, "sample layout");
+_Static_assert(sizeof(struct profile_sample_event) ==
+	       64 + (2 * PROFILE_MAX_FRAMES + 2 * PY_MAX_FRAMES) * 8, "sample layout");
 
 /* Exec and exit notifications carry only the header. */
 struct profile_task_event {

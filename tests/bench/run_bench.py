@@ -31,12 +31,16 @@ REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 WORKLOAD_DIR = os.path.join(REPO_ROOT, ".output", "workloads")
 SAMPLES_RE = re.compile(r"dynoprof: (\d+) samples")
 
-# name -> (argv after the workload directory, description). Each does fixed work.
+# name -> (argv after the workload directory, description, CPUs to pin to or None).
+# Each does a fixed amount of work. pingpong is pinned to one CPU: unpinned, its
+# wall time swings by 3x with cross-CPU wake-up latency and idle states (and a
+# profiler's timer interrupts keep CPUs out of deep idle, making it *faster*).
 WORKLOADS = {
-    "cpu_split": (["cpu_split", "-w", "20000"], "1 thread, 20000 x ~100 us units"),
+    "cpu_split": (["cpu_split", "-w", "20000"], "1 thread, 20000 x ~100 us units", None),
     "cpu_split_mt": (["cpu_split", "-w", "40000", "-t", "2"],
-                     "2 threads, 40000 units (all CPUs of a 2-CPU box busy)"),
-    "pingpong": (["pingpong", "50000"], "50000 pipe round trips between 2 processes"),
+                     "2 threads, 40000 units (all CPUs of a 2-CPU box busy)", None),
+    "pingpong": (["pingpong", "1000000"],
+                 "1000000 pipe round trips, both processes on CPU 0", {0}),
 }
 QUICK_SCALE = 4  # --quick divides the work and the run count by about this
 
@@ -53,17 +57,20 @@ def proc_cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_workload(argv):
-    """Runs the workload to completion; returns its wall time in seconds."""
+def run_workload(argv, cpus=None):
+    """Runs the workload to completion (pinned to cpus if given); returns its wall time
+    in seconds."""
+    pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
     start = time.monotonic()
-    res = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    res = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=pin)
     elapsed = time.monotonic() - start
     if res.returncode != 0:
         sys.exit(f"run_bench: {' '.join(argv)} failed (rc={res.returncode}): {res.stderr}")
     return elapsed
 
 
-def run_profiled(binary, argv, freq, settle, workdir):
+def run_profiled(binary, argv, cpus, freq, settle, workdir):
     """Runs the workload under `dynoprof record -a -F freq`; returns a result dict."""
     out = os.path.join(workdir, "bench.folded")
     err_path = os.path.join(workdir, "bench.stderr")
@@ -77,7 +84,7 @@ def run_profiled(binary, argv, freq, settle, workdir):
             with open(err_path) as f:
                 sys.exit(f"run_bench: dynoprof exited before the workload: {f.read()}")
         cpu_before = proc_cpu_seconds(rec.pid)
-        wall = run_workload(argv)
+        wall = run_workload(argv, cpus)
         cpu_after = proc_cpu_seconds(rec.pid)
         stopped = time.monotonic()
         rec.send_signal(signal.SIGINT)
@@ -137,7 +144,7 @@ def main():
     results = {}  # (workload, mode) -> list of result dicts
     with tempfile.TemporaryDirectory(prefix="dynoprof-bench-") as workdir:
         for name in names:
-            cmd, what = WORKLOADS[name]
+            cmd, what, cpus = WORKLOADS[name]
             argv = [os.path.join(WORKLOAD_DIR, cmd[0])] + cmd[1:]
             if args.quick:  # the work amount is the last number in the argv
                 idx = max(i for i, a in enumerate(argv) if a.isdigit() and i > 0
@@ -146,15 +153,16 @@ def main():
             if not os.access(argv[0], os.X_OK):
                 sys.exit(f"run_bench: {argv[0]} not built: run `make bench`")
             print(f"== {name}: {what} ({runs} runs x {len(MODES)} modes)", flush=True)
-            run_workload(argv)  # warm caches and page in the binary
+            run_workload(argv, cpus)  # warm caches and page in the binary
             for i in range(runs):
                 # Rotate the mode order so no mode always follows the same one.
                 order = MODES[i % len(MODES):] + MODES[:i % len(MODES)]
                 for mode, freq in order:
                     if freq is None:
-                        res = {"wall": run_workload(argv)}
+                        res = {"wall": run_workload(argv, cpus)}
                     else:
-                        res = run_profiled(args.dynoprof, argv, freq, args.settle, workdir)
+                        res = run_profiled(args.dynoprof, argv, cpus, freq, args.settle,
+                                           workdir)
                     results.setdefault((name, mode), []).append(res)
                     print(f"   run {i + 1} {mode:5s} {res['wall']:.3f} s", flush=True)
 

@@ -1,13 +1,15 @@
 """Errors and signals: every failure is one `dynoprof: ...` line and a non-zero exit,
 found before capturing where possible; Ctrl-C and SIGTERM still write the output."""
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 
 import pytest
 
-from conftest import parse_folded_file, summary_samples
+from conftest import parse_folded_file, run_dynoprof_cmd, summary_samples
 
 
 def assert_one_line_error(rc, err, *must_mention):
@@ -20,11 +22,18 @@ def assert_one_line_error(rc, err, *must_mention):
         f"error should mention one of {must_mention}: {lines[0]!r}")
 
 
-def test_not_root_is_refused(run_dynoprof, outdir):
-    rc, _, err = run_dynoprof(
-        "record", "-d", "1", cwd=outdir, timeout=30,
-        prefix=["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"])
-    assert_one_line_error(rc, err, "root", "CAP_BPF", "CAP_PERFMON")
+def test_not_root_is_refused():
+    # A directory even nobody can write: the only thing wrong is the missing privileges.
+    workdir = tempfile.mkdtemp(prefix="dynoprof-nonroot-", dir="/tmp")
+    try:
+        os.chmod(workdir, 0o777)
+        rc, _, err = run_dynoprof_cmd(
+            "record", "-d", "1", cwd=workdir, timeout=30,
+            prefix=["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+        assert_one_line_error(rc, err, "root", "CAP_BPF", "CAP_PERFMON")
+        assert not os.path.exists(os.path.join(workdir, "profile.svg"))
+    finally:
+        shutil.rmtree(workdir)
 
 
 def test_pid_not_found(run_dynoprof, outdir):

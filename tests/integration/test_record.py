@@ -7,6 +7,7 @@ the sample count against the CPU time the workload really used.
 import gzip
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -309,13 +310,27 @@ def test_svg_is_default_output(run_dynoprof, busy_split, outdir):
 
 
 def check_svg(path):
-    tree = ET.parse(path)  # raises on malformed XML
-    root = tree.getroot()
+    """Well-formed SVG whose burn_* boxes are ordered by width like their CPU split."""
+    root = ET.parse(path).getroot()  # raises on malformed XML
     assert root.tag.endswith("svg"), root.tag
-    text = " ".join(t for el in root.iter() for t in (el.text or "", el.get("title") or ""))
-    with open(path, encoding="utf-8") as f:
-        raw = f.read()
-    assert "burn_alpha" in text or "burn_alpha" in raw, "burn_alpha not in the SVG"
+    texts = [el.text or "" for el in root.iter()]
+    assert any("burn_alpha" in t for t in texts), "burn_alpha not in the SVG"
+
+    def local(tag):
+        return tag.rsplit("}", 1)[-1]
+
+    widths = {b: 0.0 for b in BURNERS}
+    for group in root.iter():
+        if local(group.tag) != "g":
+            continue
+        children = list(group)
+        title = next((c.text or "" for c in children if local(c.tag) == "title"), "")
+        rect = next((c for c in children if local(c.tag) == "rect"), None)
+        name = title.split(" (")[0].strip()
+        if name in widths and rect is not None and rect.get("width"):
+            widths[name] += float(rect.get("width"))
+    assert widths["burn_alpha"] > widths["burn_beta"] > widths["burn_gamma"] > 0, (
+        f"flame graph box widths do not follow the 50/30/20 split: {widths}")
 
 
 @pytest.mark.parametrize("name,fmt", [("x.out", "folded"), ("x.collapsed", None)])
@@ -354,3 +369,52 @@ def test_event_cycles_works_or_explains(run_dynoprof, busy_split, outdir):
         lines = err.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("dynoprof: "), err
         assert "cycles" in err or "cpu-clock" in err, err
+
+
+def elf_function_at(symbols, offset):
+    """The function in symbols [(start, size, name)] containing offset, or None."""
+    for start, size, name in symbols:
+        if start <= offset < start + size:
+            return name
+    return None
+
+
+def test_stripped_binary_shows_module_offsets(run_dynoprof, workload, start_workload, outdir):
+    """Without symbols, frames read `module+0xOFF` (or [unknown]); the offsets must
+    point into the functions that really burned the CPU."""
+    original = workload("cpu_split")
+    stripped = os.path.join(outdir, "split_stripped")
+    shutil.copy(original, stripped)
+    subprocess.run(["strip", stripped], check=True)
+    nm = subprocess.run(["nm", "-S", "--defined-only", original], capture_output=True,
+                        text=True, check=True).stdout
+    symbols = [(int(a, 16), int(s, 16), n) for a, s, _, n in
+               (line.split() for line in nm.splitlines() if len(line.split()) == 4)]
+
+    out = os.path.join(outdir, "x.folded")
+    proc = start_workload(stripped, "-d", "120")
+    time.sleep(0.2)
+    record_pid(run_dynoprof, proc.pid, out, duration=3)
+    stop_workload(proc)
+
+    prof = parse_folded_file(out)
+    assert not prof.functions() & set(BURNERS), "stripped binary still shows symbol names?"
+    by_function, unknown, other = {}, 0, []
+    for frames, n in prof.stacks:
+        leaf = frames[-1]
+        m = re.fullmatch(r"(.+)\+0x([0-9a-fA-F]+)", leaf)
+        if m and m.group(1).endswith("split_stripped"):
+            fn = elf_function_at(symbols, int(m.group(2), 16))
+            by_function[fn] = by_function.get(fn, 0) + n
+        elif leaf == "[unknown]":
+            unknown += n
+        else:
+            other.append((leaf, n))
+    total = prof.total()
+    offsets = sum(by_function.values())
+    assert offsets + unknown >= 0.9 * total, (
+        f"leaves neither split_stripped+0xOFF nor [unknown]: {other[:10]}\n{prof.describe()}")
+    if offsets >= 0.5 * total:
+        shares = [by_function.get(b, 0) for b in BURNERS]
+        assert sum(shares) >= 0.8 * offsets, f"offsets map to {by_function}"
+        assert shares[0] > shares[1] > shares[2] > 0, f"offsets map to {by_function}"

@@ -137,3 +137,41 @@ def test_report_pprof_is_readable_by_go_pprof(run_dynoprof, recordings, tmp_path
                          env=env, timeout=120)
     assert res.returncode == 0, res.stderr
     assert "burn_alpha" in res.stdout, res.stdout
+
+
+def sniff_format(path):
+    """Names the format of a file by its content: folded, svg, pprof or speedscope."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[:2] == b"\x1f\x8b":
+        return "pprof"  # gzipped protobuf
+    text = data.decode("utf-8", errors="replace").lstrip()
+    if text.startswith("{"):
+        doc = json.loads(text)
+        return "speedscope" if "speedscope" in doc.get("$schema", "") else "json?"
+    if text.startswith("<?xml") or text.startswith("<svg"):
+        return "svg"
+    if text and all(re.match(r"^\S.* \d+$", line) for line in text.splitlines() if line):
+        return "folded"
+    # pprof may also be written without gzip: a protobuf holding the function names.
+    return "pprof" if b"burn_alpha" in data else "unknown"
+
+
+@pytest.mark.parametrize("name,expected", [
+    ("y.folded", "folded"), ("y.collapsed", "folded"), ("y.txt", "folded"),
+    ("y.svg", "svg"), ("y.pb.gz", "pprof"), ("y.pprof", "pprof"),
+    ("y.json", "speedscope"), ("y.speedscope.json", "speedscope"),
+])
+def test_output_format_follows_extension(run_dynoprof, recordings, tmp_path, name, expected):
+    out = str(tmp_path / name)
+    rc, _, err = run_dynoprof("report", "-i", recordings["folded"], "-o", out, timeout=60)
+    assert rc == 0, f"report -o {name} failed (rc={rc}):\n{err}"
+    assert sniff_format(out) == expected, f"{name} was written as {sniff_format(out)}"
+
+
+def test_format_flag_overrides_extension(run_dynoprof, recordings, tmp_path):
+    out = str(tmp_path / "y.svg")
+    rc, _, err = run_dynoprof("report", "-i", recordings["folded"], "-o", out,
+                              "--format", "speedscope", timeout=60)
+    assert rc == 0, f"report --format speedscope failed (rc={rc}):\n{err}"
+    assert sniff_format(out) == "speedscope"

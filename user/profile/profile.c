@@ -274,7 +274,8 @@ int profile__add_sample(struct profile *p, const struct sample_desc *s)
 		if (j == nlabels)
 			nlabels++;
 	}
-	qsort(labels, nlabels, sizeof(*labels), label_cmp);
+	if (nlabels)
+		qsort(labels, nlabels, sizeof(*labels), label_cmp);
 
 	uint32_t comm;
 	err = profile__intern(p, s->comm, &comm);

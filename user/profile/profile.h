@@ -33,7 +33,7 @@ struct profile_frame {
 	uint32_t mapping;  /* index into the mapping table + 1; 0 none */
 	uint8_t kind;      /* enum frame_kind */
 	uint8_t pad[3];    /* explicit padding, zero */
-	uint64_t address;  /* a representative address (file-relative for native), 0 unknown */
+	uint64_t address;  /* a representative address as the process saw it, 0 unknown */
 };
 
 /* A mapped binary, for pprof Mapping records. */

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/auxv.h>
+#include <sys/stat.h>
 #include <sys/sysmacros.h>
 
 #include "symbolize/ksyms.h"
@@ -34,6 +36,8 @@ struct symbolizer {
 	size_t max_processes;         /* bound on procs */
 	struct symcache *symcache;    /* per-binary symbol tables */
 	struct ksyms *ksyms;          /* kernel symbols, loaded at the first kernel frame */
+	struct elf_symtab *vdso;      /* the kernel's vDSO image (same in every process) */
+	int vdso_failed;              /* loading it failed: do not retry */
 	int ksyms_failed;             /* loading kallsyms failed: do not retry */
 	uint64_t tick;                /* lookup counter for LRU */
 	struct symbolizer_stats stats;/* counters */
@@ -83,6 +87,7 @@ void symbolizer__free(struct symbolizer *s)
 	}
 	symcache__free(s->symcache);
 	ksyms__free(s->ksyms);
+	elf_symtab__put(s->vdso);
 	free(s);
 }
 
@@ -201,8 +206,10 @@ static int lookup_in_binary(struct symbolizer *s, pid_t pid, const struct proc_m
 		snprintf(open_path, sizeof(open_path), "%s%s", root, m->path);
 		t = symcache__get_opts(s->symcache, open_path, dev, (ino_t)m->inode, &o);
 	}
-	if (!t && errno != ENOEXEC) {
-		/* The process is gone (so is its root link): try the host path. */
+	struct stat st;
+	if (!t && errno != ENOEXEC && stat(m->path, &st) == 0 && st.st_ino == m->inode) {
+		/* The process is gone (so is its root link): the host path serves
+		 * only when it is the same file (same inode), never a namesake. */
 		o.root = NULL;
 		t = symcache__get_opts(s->symcache, m->path, dev, (ino_t)m->inode, &o);
 	}
@@ -216,6 +223,27 @@ static int lookup_in_binary(struct symbolizer *s, pid_t pid, const struct proc_m
 	}
 	*table_out = t;
 	return 0;
+}
+
+/* The vDSO is one image per kernel: resolve it from our own copy. */
+static int vdso_frame(struct symbolizer *s, const struct proc_map *m, uint64_t lookup,
+		      uint64_t addr, struct profile *p, uint32_t *frame_id)
+{
+	if (!s->vdso && !s->vdso_failed) {
+		const void *image = (const void *)getauxval(AT_SYSINFO_EHDR);
+		/* The vDSO is at most a few pages; its ELF header tells its size, but
+		 * two pages cover every x86_64 kernel's. */
+		s->vdso = image ? elf_symtab__open_image(image, 8192) : NULL;
+		s->vdso_failed = !s->vdso;
+	}
+	const char *name = "[vdso]";
+	uint64_t vaddr, off;
+	if (s->vdso && (elf_symtab__addr_to_vaddr(s->vdso, lookup, m->start, m->offset, &vaddr) ||
+			elf_symtab__lookup(s->vdso, vaddr, &name, &off)))
+		name = "[vdso]";
+	struct frame_desc d = { .kind = FRAME_NATIVE, .name = name, .module = "[vdso]",
+				.address = addr };
+	return profile__add_frame(p, &d, frame_id);
 }
 
 int symbolizer__user_frame(struct symbolizer *s, pid_t pid, uint64_t addr,
@@ -235,6 +263,8 @@ int symbolizer__user_frame(struct symbolizer *s, pid_t pid, uint64_t addr,
 		s->stats.unknown_frames++;
 		return special_frame(p, FRAME_NATIVE, "[unknown]", NULL, frame_id);
 	}
+	if (strcmp(m->path, "[vdso]") == 0)
+		return vdso_frame(s, m, lookup, addr, p, frame_id);
 	if (m->path[0] == '[' || m->path[0] == '\0') {
 		/* [vdso], [vsyscall], or anonymous executable memory (JIT). */
 		s->stats.unknown_frames += m->path[0] == '\0';

@@ -1,0 +1,103 @@
+/* python.h - kernel/user ABI for walking CPython interpreter frames in BPF.
+ *
+ * Userspace detects each Python process (user/python/), fills one struct
+ * py_proc per process into the `py_procs` map and the per-version offset
+ * table `py_versions` (struct py_offsets, indexed by enum py_version_index);
+ * the sampling program (bpf/sample.bpf.c) then finds the sampled thread's
+ * PyThreadState through the pthread TSS key and walks its frames, emitting
+ * one struct py_frame per Python frame, innermost first.
+ *
+ * All version differences are data in struct py_offsets, never code branches
+ * beyond the flags below.
+ */
+#ifndef DYNOPROF_BPF_PYTHON_H
+#define DYNOPROF_BPF_PYTHON_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+/* Python frames kept per sample (innermost ones); deeper stacks are marked
+ * truncated. */
+#define PY_MAX_FRAMES 160
+
+/* Supported interpreter versions, the index into py_versions. */
+enum py_version_index {
+	PY_V3_8 = 0,
+	PY_V3_9 = 1,
+	PY_V3_10 = 2,
+	PY_V3_11 = 3,
+	PY_V3_12 = 4,
+	PY_V3_13 = 5,
+	PY_VERSION_COUNT = 6,
+};
+
+/* How a frame's current instruction is stored. */
+enum py_instr_kind {
+	PY_INSTR_LASTI_BYTES = 0, /* int f_lasti, a byte offset into co_code (3.8, 3.9) */
+	PY_INSTR_LASTI_UNITS = 1, /* int f_lasti, in 2-byte code units (3.10) */
+	PY_INSTR_POINTER = 2,     /* pointer into co_code_adaptive (3.11+) */
+};
+
+/* Offsets (bytes) into CPython structures for one version; -1 = absent. */
+struct py_offsets {
+	__u32 version_hex;          /* e.g. 0x030b0000 for 3.11 (minor granularity) */
+	__s16 tstate_frame;         /* PyThreadState -> current frame pointer (3.8-3.10
+				     * `frame`, 3.13 `current_frame`); -1 when via cframe */
+	__s16 tstate_cframe;        /* PyThreadState -> `cframe` (3.11, 3.12); -1 otherwise */
+	__s16 cframe_current_frame; /* _PyCFrame -> `current_frame` (3.11, 3.12) */
+	__s16 frame_code;           /* frame -> code object (`f_code`, 3.13 `f_executable`) */
+	__s16 frame_previous;       /* frame -> caller frame (`f_back` / `previous`) */
+	__s16 frame_instr;          /* frame -> instruction (see instr_kind) */
+	__s16 frame_owner;          /* _PyInterpreterFrame `owner` (u8, 3.12+); -1 none */
+	__s16 code_firstlineno;     /* PyCodeObject -> co_firstlineno (int), read as a
+				     * validation tag against address reuse */
+	__s16 code_adaptive;        /* offset of co_code_adaptive in PyCodeObject (3.11+):
+				     * instruction byte offset = instr_ptr - code - this */
+	__s16 runtime_tss_key;      /* _PyRuntime -> autoTSSkey (Py_tss_t: int
+				     * _is_initialized; then the pthread_key_t) */
+	__u8 instr_kind;            /* enum py_instr_kind */
+	__u8 owner_cstack;          /* owner value of a C-stack shim frame to skip (3.12+: 3) */
+	__u8 pad[2];                /* zero */
+};
+_Static_assert(sizeof(struct py_offsets) == 28, "py_offsets layout");
+
+/* glibc's pthread_getspecific layout, calibrated by userspace in its own
+ * process (same libc as the targets on a host; containers with another libc
+ * are refused per process). */
+struct py_tls_layout {
+	__u32 specific_1stblock;   /* offset from the thread pointer (fsbase) of
+				    * struct pthread.specific_1stblock[] */
+	__u32 entry_size;          /* sizeof(struct pthread_key_data): 16 */
+	__u32 data_offset;         /* offset of `data` in that entry: 8 */
+	__u32 pad;                 /* zero */
+};
+_Static_assert(sizeof(struct py_tls_layout) == 16, "py_tls_layout layout");
+
+/* One Python process, the value of py_procs (key: tgid). */
+struct py_proc {
+	__u64 runtime_addr;        /* address of _PyRuntime in the process */
+	__u32 version_index;       /* enum py_version_index */
+	__u32 pad;                 /* zero */
+};
+_Static_assert(sizeof(struct py_proc) == 16, "py_proc layout");
+
+/* One Python frame of a sample. */
+struct py_frame {
+	__u64 code;                /* address of the code object */
+	__u32 instr;               /* instruction: f_lasti as stored (3.8-3.10), or
+				    * byte offset of instr_ptr from the code object (3.11+) */
+	__s32 firstlineno;         /* co_firstlineno read at sample time: userspace
+				    * drops a cached name whose firstlineno differs */
+};
+_Static_assert(sizeof(struct py_frame) == 16, "py_frame layout");
+
+/* Status of the Python walk in a sample (py_status). */
+enum py_walk_status {
+	PY_WALK_NONE = 0,          /* not a Python process, or no thread state */
+	PY_WALK_OK = 1,            /* frames emitted (possibly zero) */
+	PY_WALK_TRUNCATED = 2,     /* more than PY_MAX_FRAMES: outermost ones left out */
+	PY_WALK_READ_ERROR = 3,    /* a read faulted midway: frames so far emitted */
+};
+
+#endif

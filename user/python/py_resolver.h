@@ -1,0 +1,55 @@
+/* py_resolver.h - turns Python frames sampled in BPF (struct py_frame: a code
+ * object address, an instruction offset, and co_firstlineno read at sample
+ * time) into profile frames `module:qualname (file:line)`.
+ *
+ * Code objects are read from the live process with process_vm_readv as the
+ * samples arrive (so a process that exits later keeps its names), and cached
+ * per (pid, code address). A cached entry is used only when the sampled
+ * co_firstlineno matches the one read, so a code address reused after garbage
+ * collection is read again instead of yielding a stale name. Unreadable frames
+ * degrade to a "[python: unreadable frame]" marker, never to a wrong name.
+ *
+ * Memory is bounded: the cache keeps at most max_entries code objects (two
+ * generations, least recently used dropped first).
+ */
+#ifndef DYNOPROF_PY_RESOLVER_H
+#define DYNOPROF_PY_RESOLVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "python.h" /* bpf/python.h: struct py_frame */
+#include "profile/profile.h"
+
+struct py_resolver_stats {
+	uint64_t hits;          /* frames answered from the cache */
+	uint64_t reads;         /* code objects read from a process */
+	uint64_t read_failures; /* reads that failed (process gone, bad pointer) */
+	uint64_t stale;         /* cached entries replaced because co_firstlineno differed */
+	uint64_t entries;       /* code objects cached now */
+};
+
+struct py_resolver;
+
+/* max_entries 0 picks a default. NULL + errno. */
+struct py_resolver *py_resolver__new(size_t max_entries);
+void py_resolver__free(struct py_resolver *r);
+
+/* Interns the frame f of process pid (an interpreter of version_index, enum
+ * py_version_index) into p. with_lines: 0 folds to function level (no line).
+ * Returns 0 (a frame, possibly the unreadable marker) or -ENOMEM. */
+int py_resolver__frame(struct py_resolver *r, pid_t pid, unsigned version_index,
+		       const struct py_frame *f, int with_lines, struct profile *p,
+		       uint32_t *frame_id);
+
+void py_resolver__stats(const struct py_resolver *r, struct py_resolver_stats *out);
+
+/* Derives a dotted module name from a source path: the file's stem, prefixed
+ * by each enclosing directory that holds an __init__.py (looked up under
+ * root, e.g. "/proc/PID/root", or "" for the host). "<frozen x>" style names
+ * and names without a .py suffix are returned as they are (stem only). Writes
+ * at most len bytes (NUL-terminated). */
+void py_module_name(const char *root, const char *path, char *out, size_t len);
+
+#endif
