@@ -222,6 +222,12 @@ struct sampler *sampler__open(const struct sampler_opts *opts, sampler_record_fn
 	s->skel->rodata->filter_pids = opts->npids > 0;
 	s->skel->rodata->filter_tids = opts->ntids > 0;
 	s->skel->rodata->follow_children = opts->follow_children;
+	s->skel->rodata->walk_python = opts->walk_python && opts->py_offsets;
+	if (opts->walk_python) {
+		s->skel->rodata->tls.specific_1stblock = opts->py_tls.specific_1stblock;
+		s->skel->rodata->tls.entry_size = opts->py_tls.entry_size;
+		s->skel->rodata->tls.data_offset = opts->py_tls.data_offset;
+	}
 	size_t rb_bytes = opts->ringbuf_bytes ? opts->ringbuf_bytes : 8u << 20;
 	e = bpf_map__set_max_entries(s->skel->maps.events, (uint32_t)rb_bytes);
 	if (e) {
@@ -237,6 +243,14 @@ struct sampler *sampler__open(const struct sampler_opts *opts, sampler_record_fn
 			set_err(err, errlen, "loading BPF programs failed: %s (rerun with "
 				"DYNOPROF_DEBUG_BPF=1 for the verifier log)", strerror(-e));
 		goto fail;
+	}
+	for (uint32_t v = 0; opts->walk_python && opts->py_offsets && v < PY_VERSION_COUNT; v++) {
+		if (bpf_map_update_elem(bpf_map__fd(s->skel->maps.py_versions), &v,
+					&opts->py_offsets[v], BPF_ANY)) {
+			e = -errno;
+			set_err(err, errlen, "cannot fill the Python offsets map: %s", strerror(-e));
+			goto fail;
+		}
 	}
 	e = fill_filter_map(bpf_map__fd(s->skel->maps.targets), opts->pids, opts->npids);
 	if (!e)
@@ -314,6 +328,15 @@ int sampler__add_pid(struct sampler *s, uint32_t pid)
 	return 0;
 }
 
+int sampler__set_python_process(void *sampler, uint32_t pid, const struct py_proc *info)
+{
+	struct sampler *s = sampler;
+	int fd = bpf_map__fd(s->skel->maps.py_procs);
+	if (!info)
+		return bpf_map_delete_elem(fd, &pid) && errno != ENOENT ? -errno : 0;
+	return bpf_map_update_elem(fd, &pid, info, BPF_ANY) ? -errno : 0;
+}
+
 int sampler__poll(struct sampler *s, int timeout_ms)
 {
 	s->stop_value = 0;
@@ -376,6 +399,8 @@ const char *sampler__drop_reason_name(int reason)
 	case DROP_KSTACK_ERROR: return "kernel stack unreadable (sample kept)";
 	case DROP_USTACK_ERROR: return "user stack unreadable (sample kept)";
 	case DROP_EVENT_RINGBUF_FULL: return "exec/exit notification lost";
+	case DROP_PY_READ_ERROR: return "Python frame unreadable (sample kept, walk cut short)";
+	case DROP_PY_TRUNCATED: return "Python stack deeper than 160 frames (outermost cut)";
 	default: return "unknown";
 	}
 }

@@ -28,6 +28,9 @@ struct sampler_opts {
 	size_t ntids;
 	bool follow_children;       /* children forked by targets become targets */
 	size_t ringbuf_bytes;       /* ring buffer size (power of two); 0 = default 8 MiB */
+	bool walk_python;           /* walk CPython frames of published processes */
+	const struct py_offsets *py_offsets; /* PY_VERSION_COUNT entries (when walk_python) */
+	struct py_tls_layout py_tls;/* glibc TSS layout (when walk_python) */
 };
 
 /* Highest accepted sampling frequency. */
@@ -45,6 +48,10 @@ struct sampler *sampler__open(const struct sampler_opts *opts, sampler_record_fn
 			      void *ctx, char *err, size_t errlen);
 /* Adds a process to the target set (when opened with pids). */
 int sampler__add_pid(struct sampler *s, uint32_t pid);
+/* Publishes (info != NULL) or withdraws a Python process for the BPF walker.
+ * Matches py_registry_publish_fn. */
+int sampler__set_python_process(void *sampler, uint32_t pid, const struct py_proc *info);
+
 /* Waits up to timeout_ms for records and dispatches them. Returns the number of
  * records handled, the callback's non-zero value, or -errno (-EINTR on signal). */
 int sampler__poll(struct sampler *s, int timeout_ms);

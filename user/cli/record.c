@@ -17,6 +17,10 @@
 #include "formats/output.h"
 #include "profile/aggregate.h"
 #include "profile/profile.h"
+#include "python/py_offsets.h"
+#include "python/py_registry.h"
+#include "python/py_resolver.h"
+#include "python/tls_layout.h"
 #include "symbolize/symbolizer.h"
 
 #define DEFAULT_FREQ_HZ 99
@@ -42,6 +46,8 @@ struct record_args {
 	size_t ntids;
 	char **command;            /* -- CMD ARGS... (points into argv) */
 	bool no_kernel;            /* --no-kernel */
+	bool no_python;            /* --no-python */
+	bool python_lines;         /* --python-lines=on (default) */
 	bool quiet;                /* -q */
 };
 
@@ -71,6 +77,13 @@ static void record_usage(FILE *out)
 "  -e, --event EVENT       auto (default): hardware cycles when the CPU exposes\n"
 "                          them, else cpu-clock; cpu-clock; cycles\n"
 "      --no-kernel         leave out kernel frames\n"
+"      --no-python         do not walk CPython frames (native frames only)\n"
+"      --python-lines=on|off  on (default): Python frames show file:line;\n"
+"                          off: fold them to function level\n"
+"\n"
+"Python: processes running CPython 3.8-3.13 are detected automatically (no\n"
+"change to them) and show `module:qualname (file:line)` frames, merged with\n"
+"the native frames of C extensions they call and the kernel's.\n"
 "\n"
 "output:\n"
 "  -o, --output FILE       where to write (default %s; - for stdout)\n"
@@ -87,7 +100,7 @@ static void record_usage(FILE *out)
 		DEFAULT_FREQ_HZ, SAMPLER_MAX_FREQ_HZ, DEFAULT_OUTPUT);
 }
 
-enum { OPT_TID = 256, OPT_FORMAT, OPT_NO_KERNEL };
+enum { OPT_TID = 256, OPT_FORMAT, OPT_NO_KERNEL, OPT_NO_PYTHON, OPT_PYTHON_LINES };
 
 /* Returns 0 to go on, or an exit code + 1000 to stop (0 for --help). */
 static int parse_args(int argc, char **argv, struct record_args *a)
@@ -102,6 +115,8 @@ static int parse_args(int argc, char **argv, struct record_args *a)
 		{ "output", required_argument, NULL, 'o' },
 		{ "format", required_argument, NULL, OPT_FORMAT },
 		{ "no-kernel", no_argument, NULL, OPT_NO_KERNEL },
+		{ "no-python", no_argument, NULL, OPT_NO_PYTHON },
+		{ "python-lines", required_argument, NULL, OPT_PYTHON_LINES },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -110,6 +125,7 @@ static int parse_args(int argc, char **argv, struct record_args *a)
 	char *end;
 
 	a->freq_hz = DEFAULT_FREQ_HZ;
+	a->python_lines = true;
 	a->output = DEFAULT_OUTPUT;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "+ap:F:d:e:o:qh", longopts, NULL)) != -1) {
@@ -170,6 +186,19 @@ static int parse_args(int argc, char **argv, struct record_args *a)
 			break;
 		case OPT_NO_KERNEL:
 			a->no_kernel = true;
+			break;
+		case OPT_NO_PYTHON:
+			a->no_python = true;
+			break;
+		case OPT_PYTHON_LINES:
+			if (!strcmp(optarg, "on"))
+				a->python_lines = true;
+			else if (!strcmp(optarg, "off"))
+				a->python_lines = false;
+			else {
+				cli_error("bad --python-lines '%s': use on or off", optarg);
+				return 1002;
+			}
 			break;
 		case 'q':
 			a->quiet = true;
@@ -283,6 +312,8 @@ int cmd_record(int argc, char **argv)
 	struct symbolizer *sym = NULL;
 	struct profile *profile = NULL;
 	struct aggregator *agg = NULL;
+	struct py_registry *pyreg = NULL;
+	struct py_resolver *pyres = NULL;
 	enum output_format fmt;
 	char err[512] = "";
 	int rc = 1;
@@ -343,6 +374,13 @@ int cmd_record(int argc, char **argv)
 		cli_error("out of memory");
 		goto out;
 	}
+	struct py_tls_layout tls = { 0 };
+	bool python = !a.no_python;
+	if (python && (e = tls_layout__calibrate(&tls))) {
+		fprintf(stderr, "dynoprof: warning: cannot calibrate glibc's thread-specific data "
+			"layout (%s): Python frames are off\n", strerror(-e));
+		python = false;
+	}
 	struct record_ctx rctx = { 0 };
 	struct sampler_opts so = {
 		.freq_hz = a.freq_hz,
@@ -352,17 +390,31 @@ int cmd_record(int argc, char **argv)
 		.tids = a.tids,
 		.ntids = a.ntids,
 		.follow_children = a.command != NULL,
+		.walk_python = python,
+		.py_offsets = py_offsets_table,
+		.py_tls = tls,
 	};
 	sampler = sampler__open(&so, on_record, &rctx, err, sizeof(err));
 	if (!sampler) {
 		cli_error("%s", err);
 		goto out;
 	}
+	if (python) {
+		pyres = py_resolver__new(0);
+		pyreg = py_registry__new(sampler__set_python_process, sampler, 0, stderr);
+		if (!pyres || !pyreg) {
+			cli_error("out of memory");
+			goto out;
+		}
+	}
 	struct aggregate_opts ao = {
 		.period_is_ns = sampler__event(sampler) == SAMPLE_EVENT_CPU_CLOCK,
 		.ns_per_sample = 1000000000ull / a.freq_hz,
 		.kernel_frames = !a.no_kernel,
 		.user_frames = 1,
+		.python = pyreg,
+		.py_resolver = pyres,
+		.python_lines = a.python_lines,
 	};
 	agg = aggregator__new(profile, sym, &ao);
 	if (!agg) {
@@ -381,6 +433,14 @@ int cmd_record(int argc, char **argv)
 	}
 	for (size_t i = 0; i < a.npids; i++)
 		symbolizer__touch(sym, (pid_t)a.pids[i]);
+	if (pyreg) {
+		struct py_process_info pinfo;
+		if (a.npids)
+			for (size_t i = 0; i < a.npids; i++)
+				py_registry__lookup(pyreg, (pid_t)a.pids[i], &pinfo);
+		else if (!a.command && !a.ntids)
+			py_registry__scan(pyreg);
+	}
 
 	double start_mono = now_s(CLOCK_MONOTONIC), start_unix = now_s(CLOCK_REALTIME);
 	if (a.command && (e = launch__release(&child))) {
@@ -432,6 +492,8 @@ out:
 		launch__kill(&child, SIGTERM);
 	aggregator__free(agg);
 	sampler__free(sampler);
+	py_registry__free(pyreg);
+	py_resolver__free(pyres);
 	symbolizer__free(sym);
 	profile__free(profile);
 	free(a.pids);

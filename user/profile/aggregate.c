@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Frame ids of one sample: kernel + user frames + a [truncated] marker each. */
-#define MAX_SAMPLE_FRAMES (2 * PROFILE_MAX_FRAMES + 4)
+/* Frame ids of one sample: kernel + user + Python frames + markers. */
+#define MAX_SAMPLE_FRAMES (2 * PROFILE_MAX_FRAMES + PY_MAX_FRAMES + 8)
 
 struct aggregator {
 	struct profile *profile;     /* borrowed: where samples go */
@@ -15,6 +15,7 @@ struct aggregator {
 	struct aggregate_opts opts;  /* weights and frame selection */
 	struct aggregate_stats stats;/* counters */
 	uint32_t frames[MAX_SAMPLE_FRAMES]; /* scratch for one sample */
+	uint32_t chain[PROFILE_MAX_FRAMES]; /* native frames leafward of Python */
 };
 
 struct aggregator *aggregator__new(struct profile *p, struct symbolizer *sym,
@@ -65,14 +66,62 @@ static int add_sample(struct aggregator *a, const struct profile_sample_event *e
 	if (e->ustack_len < 0)
 		a->stats.ustack_missing++;
 
+	uint32_t npy = e->py_len;
+	if (npy > PY_MAX_FRAMES ||
+	    size < header + (size_t)(klen + ulen) * 8 + (size_t)npy * sizeof(struct py_frame)) {
+		a->stats.bad_records++;
+		return 0;
+	}
 	const __u64 *kstack = e->stack;
 	const __u64 *ustack = e->stack + klen;
+	const struct py_frame *pyframes = (const struct py_frame *)(e->stack + klen + ulen);
 	uint32_t n = 0;
 	int err = 0;
 	pid_t pid = (pid_t)e->hdr.pid;
 
-	/* Root first: user frames from outermost (last) to innermost, then kernel. */
-	if (a->opts.user_frames) {
+	struct py_process_info py;
+	int is_python = 0;
+	if (a->opts.python && pid > 0) {
+		err = py_registry__lookup(a->opts.python, pid, &py);
+		if (err < 0)
+			return err;
+		is_python = err == 1 && npy > 0;
+		err = 0;
+	}
+	if (is_python && a->opts.user_frames) {
+		a->stats.python_samples++;
+		if (e->py_status == PY_WALK_TRUNCATED) {
+			a->stats.python_truncated++;
+			err = add_special(a->profile, "[truncated]", &a->frames[n++]);
+		} else if (e->py_status == PY_WALK_READ_ERROR) {
+			a->stats.python_read_errors++;
+			err = add_special(a->profile, "[python: stack partly unreadable]",
+					  &a->frames[n++]);
+		}
+		for (int i = (int)npy - 1; i >= 0 && !err; i--)
+			err = py_resolver__frame(a->opts.py_resolver, pid, py.version_index,
+						 &pyframes[i], a->opts.python_lines, a->profile,
+						 &a->frames[n++]);
+		/* Native frames from the leaf up to the first interpreter frame: what
+		 * the Python leaf called (C extensions, libraries). Frame-pointer
+		 * unwinding through code built without them yields [unknown]: stop. */
+		uint32_t nchain = 0;
+		for (int i = 0; i < ulen && !err; i++) {
+			uint32_t id;
+			err = symbolizer__user_frame(a->sym, pid, ustack[i], i > 0, a->profile, &id);
+			if (err)
+				break;
+			const struct profile_frame *f = profile__frame(a->profile, id);
+			const char *module = profile__str(a->profile, f->module);
+			if (strcmp(module, py.interpreter) == 0 ||
+			    strcmp(profile__str(a->profile, f->name), "[unknown]") == 0)
+				break;
+			a->chain[nchain++] = id;
+		}
+		while (nchain && !err)
+			a->frames[n++] = a->chain[--nchain];
+	} else if (a->opts.user_frames) {
+		/* Root first: user frames from outermost (last) to innermost. */
 		if (ulen == PROFILE_MAX_FRAMES)
 			err = add_special(a->profile, "[truncated]", &a->frames[n++]);
 		for (int i = ulen - 1; i >= 0 && !err; i--)
@@ -81,6 +130,7 @@ static int add_sample(struct aggregator *a, const struct profile_sample_event *e
 		if (!err && e->ustack_len < 0 && pid)
 			err = add_special(a->profile, "[user stack unavailable]", &a->frames[n++]);
 	}
+	/* Then kernel frames, outermost first. */
 	if (a->opts.kernel_frames) {
 		for (int i = klen - 1; i >= 0 && !err; i--)
 			err = symbolizer__kernel_frame(a->sym, kstack[i], i > 0, a->profile,
@@ -126,10 +176,14 @@ int aggregator__record(struct aggregator *a, const void *data, size_t size)
 	case PROFILE_EVENT_EXEC:
 		a->stats.execs++;
 		symbolizer__note_exec(a->sym, (pid_t)h->pid);
+		if (a->opts.python)
+			py_registry__note_exec(a->opts.python, (pid_t)h->pid);
 		return 0;
 	case PROFILE_EVENT_EXIT:
 		a->stats.exits++;
 		symbolizer__note_exit(a->sym, (pid_t)h->pid);
+		if (a->opts.python)
+			py_registry__note_exit(a->opts.python, (pid_t)h->pid);
 		return 0;
 	default:
 		a->stats.bad_records++;

@@ -1,6 +1,12 @@
 /* aggregate.h - folds sample records from the BPF ring buffer into a profile:
- * symbolizes their kernel and user stacks (as they arrive, while the process
- * lives) and adds them, root first, with their pid/tid/comm and weights.
+ * symbolizes their kernel, user and Python stacks (as they arrive, while the
+ * process lives) and adds them, root first, with their pid/tid/comm and weights.
+ *
+ * Python stacks are merged with native ones: the Python frames (root first)
+ * stand where the interpreter runs; the interpreter's own native frames are
+ * left out, and the native frames leafward of the innermost interpreter frame
+ * (C extensions, libraries they call) follow the Python leaf, then the kernel
+ * frames.
  */
 #ifndef DYNOPROF_AGGREGATE_H
 #define DYNOPROF_AGGREGATE_H
@@ -10,6 +16,8 @@
 
 #include "sample.h" /* bpf/sample.h: record layouts */
 #include "profile/profile.h"
+#include "python/py_registry.h"
+#include "python/py_resolver.h"
 #include "symbolize/symbolizer.h"
 
 /* How sample weights are turned into profile values. */
@@ -18,6 +26,9 @@ struct aggregate_opts {
 	uint64_t ns_per_sample;  /* else: CPU ns each sample stands for (1e9 / freq) */
 	int kernel_frames;       /* include kernel frames (default on) */
 	int user_frames;         /* include user frames (default on) */
+	struct py_registry *python;   /* borrowed; NULL: no Python frames */
+	struct py_resolver *py_resolver; /* borrowed; required with python */
+	int python_lines;        /* Python frames carry their line (else function level) */
 };
 
 struct aggregate_stats {
@@ -27,6 +38,9 @@ struct aggregate_stats {
 	uint64_t ustack_missing;  /* samples whose user stack BPF could not read */
 	uint64_t execs;           /* exec notifications */
 	uint64_t exits;           /* exit notifications */
+	uint64_t python_samples;  /* samples with Python frames */
+	uint64_t python_truncated;/* of which deeper than the walker's limit */
+	uint64_t python_read_errors; /* of which the walk stopped at an unreadable frame */
 };
 
 struct aggregator;

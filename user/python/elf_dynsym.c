@@ -322,8 +322,8 @@ int elf_dynsym__find(struct elf_dynsym *file, const char *name, unsigned int tab
 	return r ? 0 : -ENOENT;
 }
 
-int elf_dynsym__load_bias(const struct elf_dynsym *file, uint64_t map_start, uint64_t map_offset,
-			  uint64_t *bias)
+int elf_load_segments__bias(const struct elf_load_segment *segments, size_t count,
+			    uint64_t map_start, uint64_t map_offset, uint64_t *bias)
 {
 	long page = sysconf(_SC_PAGESIZE);
 	uint64_t page_mask = ~((uint64_t)(page > 0 ? page : 4096) - 1);
@@ -331,14 +331,21 @@ int elf_dynsym__load_bias(const struct elf_dynsym *file, uint64_t map_start, uin
 	/* The kernel maps a segment from its page-aligned file offset, so a
 	 * mapping may start up to a page before p_offset. Within a segment,
 	 * vaddr - offset is constant. */
-	for (size_t i = 0; i < file->segment_count; i++) {
-		const struct elf_load_segment *seg = &file->segments[i];
+	for (size_t i = 0; i < count; i++) {
+		const struct elf_load_segment *seg = &segments[i];
 		if (map_offset < (seg->offset & page_mask) || map_offset >= seg->offset + seg->filesz)
 			continue;
 		*bias = map_start - (map_offset + seg->vaddr - seg->offset);
 		return 0;
 	}
 	return -ENOENT;
+}
+
+int elf_dynsym__load_bias(const struct elf_dynsym *file, uint64_t map_start, uint64_t map_offset,
+			  uint64_t *bias)
+{
+	return elf_load_segments__bias(file->segments, file->segment_count, map_start, map_offset,
+				       bias);
 }
 
 int elf_dynsym__read(const struct elf_dynsym *file, uint64_t vaddr, void *buf, size_t len)

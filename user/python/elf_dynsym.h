@@ -86,6 +86,11 @@ int elf_dynsym__find(struct elf_dynsym *file, const char *name, unsigned int tab
 int elf_dynsym__load_bias(const struct elf_dynsym *file, uint64_t map_start, uint64_t map_offset,
 			  uint64_t *bias);
 
+/* Same computation over a copy of the segments (e.g. cached after the file was
+ * closed): segments[0..count). Returns 0 or -ENOENT. */
+int elf_load_segments__bias(const struct elf_load_segment *segments, size_t count,
+			    uint64_t map_start, uint64_t map_offset, uint64_t *bias);
+
 /* Copies len bytes of the file's initialised contents at ELF virtual address
  * vaddr (e.g. a const global's value) into buf. Returns 0, -ENOENT when the
  * range is not entirely file-backed within one PT_LOAD segment (e.g. .bss),

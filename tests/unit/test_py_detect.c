@@ -1,0 +1,449 @@
+/* test_py_detect.c - Python detection against real interpreters (run as root).
+ *
+ * Every installed CPython (pyenv 3.6-3.13: small PIE executable + libpython
+ * .so; Debian's /usr/bin/python3.11: non-PIE, libpython linked in) is started
+ * running a sleep loop; py_detect must name its version, find _PyRuntime inside
+ * the interpreter file's mappings and read back an initialised TSS key.
+ * Interpreters not installed on a machine are skipped. Timings of py_detect
+ * (cold cache / warm cache) are printed.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <elf.h>
+
+#include <cmocka.h>
+
+#include "python/elf_dynsym.h"
+#include "python/py_detect.h"
+#include "python/tls_layout.h"
+#include "symbolize/proc_maps.h"
+
+#define PYENV "/root/.pyenv/versions"
+#define DEBIAN_PYTHON "/usr/bin/python3.11"
+
+/* Prints "r" once the interpreter is up, then idles. */
+static const char *const sleep_loop =
+	"import sys, time\nsys.stdout.write('r')\nsys.stdout.flush()\n"
+	"while True:\n    time.sleep(0.05)\n";
+
+/* offsetof(_PyRuntimeState, [gilstate.]autoTSSkey) per minor (x86_64). */
+static int tss_offset(int minor)
+{
+	switch (minor) {
+	case 8: return 1392;
+	case 9: return 584;
+	case 10: return 584;
+	case 11: return 592;
+	case 12: return 1544;
+	case 13: return 2160;
+	default: return -1;
+	}
+}
+
+static double now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+/* Finds the pyenv interpreter for 3.minor; 0 when not installed. */
+static int pyenv_python(int minor, char *out, size_t len)
+{
+	static const char *const versions[] = {"3.6.15", "3.7.16", "3.8.18", "3.9.18",
+					       "3.10.13", "3.11.7", "3.12.1", "3.13.0"};
+	for (size_t i = 0; i < sizeof(versions) / sizeof(versions[0]); i++) {
+		char prefix[8];
+		snprintf(prefix, sizeof(prefix), "3.%d.", minor);
+		if (strncmp(versions[i], prefix, strlen(prefix)) != 0)
+			continue;
+		snprintf(out, len, PYENV "/%s/bin/python3.%d", versions[i], minor);
+		return access(out, X_OK) == 0;
+	}
+	return 0;
+}
+
+/* Starts argv (with extra environment entry env, may be NULL) and waits for its
+ * first stdout byte (wait_byte) or for exec (!wait_byte). Returns the pid. */
+static pid_t spawn(char *const argv[], const char *env, int wait_byte)
+{
+	int out_pipe[2], exec_pipe[2];
+	assert_int_equal(pipe2(out_pipe, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(exec_pipe, O_CLOEXEC), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		dup2(out_pipe[1], STDOUT_FILENO);
+		if (env)
+			putenv((char *)env);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	close(out_pipe[1]);
+	close(exec_pipe[1]);
+	struct pollfd pfd = {.fd = wait_byte ? out_pipe[0] : exec_pipe[0], .events = POLLIN};
+	assert_int_equal(poll(&pfd, 1, 20000), 1);
+	char c;
+	ssize_t n = read(pfd.fd, &c, 1);
+	if (wait_byte)
+		assert_int_equal(n, 1);
+	else
+		assert_int_equal(n, 0); /* EOF: exec closed the pipe */
+	close(out_pipe[0]);
+	close(exec_pipe[0]);
+	return pid;
+}
+
+static void reap(pid_t pid)
+{
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+
+/* Returns nonzero when addr lies in a mapping (any permission) of path, or in
+ * the anonymous mapping right after one (the file's .bss beyond its last
+ * file-backed page: _PyRuntime is zero-initialised before 3.11). */
+static int address_in_file(pid_t pid, uint64_t addr, const char *path)
+{
+	char maps_path[64], line[PATH_MAX + 128];
+	uint64_t file_end = 0;
+	int found = 0;
+	snprintf(maps_path, sizeof(maps_path), "/proc/%d/maps", (int)pid);
+	FILE *f = fopen(maps_path, "r");
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f)) {
+		uint64_t start, end;
+		int path_at = 0;
+		if (sscanf(line, "%" SCNx64 "-%" SCNx64 " %*s %*s %*s %*s %n", &start, &end,
+			   &path_at) < 2)
+			continue;
+		line[strcspn(line, "\n")] = '\0';
+		const char *mapped = path_at ? line + path_at : "";
+		int of_file = strncmp(mapped, path, strlen(path)) == 0;
+		int bss = !mapped[0] && start == file_end;
+		if (addr >= start && addr < end && (of_file || bss))
+			found = 1;
+		file_end = of_file ? end : 0;
+	}
+	fclose(f);
+	return found;
+}
+
+/* Runs py_detect on pid with fresh maps; reports the cold/warm times. */
+static int detect(pid_t pid, struct py_target *t, char *reason, size_t reasonlen,
+		  const char *label)
+{
+	struct proc_maps *maps = proc_maps__read(pid);
+	assert_non_null(maps);
+	py_detect__flush_cache();
+	double t0 = now_us();
+	int err = py_detect(pid, maps, t, reason, reasonlen);
+	double t1 = now_us();
+	struct py_target again;
+	char reason2[256];
+	int err2 = py_detect(pid, maps, &again, reason2, sizeof(reason2));
+	double t2 = now_us();
+	assert_int_equal(err2, err);
+	if (!err)
+		assert_int_equal(again.runtime_addr, t->runtime_addr);
+	proc_maps__free(maps);
+	double t3 = now_us();
+	maps = proc_maps__read(pid);
+	double t4 = now_us();
+	proc_maps__free(maps);
+	printf("  %-28s py_detect=%d  cold %7.1f us  warm %6.1f us  (proc_maps__read %6.1f us)\n",
+	       label, err, t1 - t0, t2 - t1, t4 - t3);
+	return err;
+}
+
+static void check_supported(const char *python, int minor, int shared)
+{
+	char *argv[] = {(char *)python, "-c", (char *)sleep_loop, NULL};
+	struct py_target t;
+	char reason[256];
+	int key = -1;
+
+	pid_t pid = spawn(argv, NULL, 1);
+	int err = detect(pid, &t, reason, sizeof(reason), python);
+	if (err)
+		print_error("%s: %s\n", python, reason);
+	assert_int_equal(err, 0);
+	assert_int_equal(t.major, 3);
+	assert_int_equal(t.minor, minor);
+	assert_int_equal(t.version_index, PY_V3_8 + (minor - 8));
+	assert_int_equal(!!(t.flags & PY_TARGET_SHARED), shared);
+	assert_int_equal(t.flags & ~PY_TARGET_SHARED, 0);
+	if (minor >= 11) {
+		assert_int_equal(t.version_source, PY_VERSION_FROM_MEMORY);
+		assert_true(t.micro >= 0);
+		assert_int_equal(t.version_hex >> 16, 0x0300 | minor);
+	}
+	if (shared)
+		assert_non_null(strstr(path_basename(t.path), "libpython3."));
+	else
+		assert_string_equal(t.path, python);
+	assert_true(address_in_file(pid, t.runtime_addr, t.path));
+	assert_int_equal(py_read_tss_key(pid, &t, tss_offset(minor), &key), 0);
+	assert_true(key >= 0 && key < TLS_LAYOUT_MAX_KEY);
+	reap(pid);
+	assert_int_equal(py_read_tss_key(pid, &t, tss_offset(minor), &key), -ESRCH);
+}
+
+static void check_pyenv(int minor)
+{
+	char python[PATH_MAX];
+	if (!pyenv_python(minor, python, sizeof(python)))
+		skip();
+	check_supported(python, minor, 1);
+}
+
+static void test_pyenv_3_8(void **state) { (void)state; check_pyenv(8); }
+static void test_pyenv_3_9(void **state) { (void)state; check_pyenv(9); }
+static void test_pyenv_3_10(void **state) { (void)state; check_pyenv(10); }
+static void test_pyenv_3_11(void **state) { (void)state; check_pyenv(11); }
+static void test_pyenv_3_12(void **state) { (void)state; check_pyenv(12); }
+static void test_pyenv_3_13(void **state) { (void)state; check_pyenv(13); }
+
+static void test_debian_static_python(void **state)
+{
+	(void)state;
+	if (access(DEBIAN_PYTHON, X_OK) != 0)
+		skip();
+	check_supported(DEBIAN_PYTHON, 11, 0);
+}
+
+static void check_refused(int minor)
+{
+	char python[PATH_MAX], reason[256], expect[16];
+	struct py_target t;
+	if (!pyenv_python(minor, python, sizeof(python)))
+		skip();
+	char *argv[] = {python, "-c", (char *)sleep_loop, NULL};
+	pid_t pid = spawn(argv, NULL, 1);
+	assert_int_equal(detect(pid, &t, reason, sizeof(reason), python), -ENOTSUP);
+	printf("    reason: %s\n", reason);
+	snprintf(expect, sizeof(expect), "Python 3.%d", minor);
+	assert_non_null(strstr(reason, expect));
+	assert_non_null(strstr(reason, "not supported"));
+	assert_int_equal(t.minor, minor);
+	reap(pid);
+}
+
+static void test_python_3_6_refused(void **state) { (void)state; check_refused(6); }
+static void test_python_3_7_refused(void **state) { (void)state; check_refused(7); }
+
+static void test_not_python(void **state)
+{
+	char *argv[] = {"/bin/sleep", "30", NULL};
+	struct py_target t;
+	char reason[256];
+	(void)state;
+
+	pid_t pid = spawn(argv, NULL, 0);
+	assert_int_equal(detect(pid, &t, reason, sizeof(reason), "/bin/sleep"), -ENOENT);
+	/* warm: the verdict on /usr/bin/sleep is cached */
+	struct proc_maps *maps = proc_maps__read(pid);
+	assert_non_null(maps);
+	double t0 = now_us();
+	for (int i = 0; i < 100; i++)
+		assert_int_equal(py_detect(pid, maps, &t, reason, sizeof(reason)), -ENOENT);
+	double per_call = (now_us() - t0) / 100;
+	printf("    not Python, cached: %.1f us per call\n", per_call);
+	assert_true(per_call < 1000);
+	proc_maps__free(maps);
+	reap(pid);
+	/* ourselves: a big ASan binary, not Python either */
+	maps = proc_maps__read(getpid());
+	assert_int_equal(py_detect(getpid(), maps, &t, reason, sizeof(reason)), -ENOENT);
+	proc_maps__free(maps);
+}
+
+static void test_gone_process(void **state)
+{
+	char *argv[] = {"/bin/true", NULL};
+	struct py_target t;
+	char reason[256];
+	(void)state;
+
+	pid_t pid = spawn(argv, NULL, 0);
+	struct proc_maps *maps = proc_maps__read(getpid());
+	waitpid(pid, NULL, 0);
+	assert_int_equal(py_detect(pid, maps, &t, reason, sizeof(reason)), -ESRCH);
+	proc_maps__free(maps);
+}
+
+/* Runs the 3.x pyenv interpreter with a copy of its libpython named
+ * lib_name preloaded (it satisfies the executable's DT_NEEDED by soname);
+ * deletes the copy once mapped when delete_copy. */
+static pid_t spawn_with_copied_lib(int minor, const char *lib_name, int delete_copy,
+				   char *copy_path, size_t copy_len)
+{
+	char python[PATH_MAX], lib[PATH_MAX], dir[] = "/tmp/py_detect_XXXXXX", cmd[3 * PATH_MAX];
+	static char env[PATH_MAX + 16];
+	if (!pyenv_python(minor, python, sizeof(python)))
+		return -1;
+	snprintf(lib, sizeof(lib), "%s", python);
+	char *bin = strstr(lib, "/bin/");
+	snprintf(bin, sizeof(lib) - (size_t)(bin - lib), "/lib/libpython3.%d.so.1.0", minor);
+	assert_non_null(mkdtemp(dir));
+	snprintf(copy_path, copy_len, "%s/%s", dir, lib_name);
+	snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", lib, copy_path);
+	assert_int_equal(system(cmd), 0);
+	snprintf(env, sizeof(env), "LD_PRELOAD=%s", copy_path);
+	char *argv[] = {python, "-c", (char *)sleep_loop, NULL};
+	pid_t pid = spawn(argv, env, 1);
+	if (delete_copy) {
+		unlink(copy_path);
+		rmdir(dir);
+	}
+	return pid;
+}
+
+static void cleanup_copy(const char *copy_path)
+{
+	char dir[PATH_MAX];
+	unlink(copy_path);
+	snprintf(dir, sizeof(dir), "%s", copy_path);
+	*strrchr(dir, '/') = '\0';
+	rmdir(dir);
+}
+
+static void test_free_threaded_name_refused(void **state)
+{
+	char copy[PATH_MAX], reason[256];
+	struct py_target t;
+	(void)state;
+
+	pid_t pid = spawn_with_copied_lib(13, "libpython3.13t.so.1.0", 0, copy, sizeof(copy));
+	if (pid < 0)
+		skip();
+	assert_int_equal(detect(pid, &t, reason, sizeof(reason), "3.13 as libpython3.13t"),
+			 -ENOTSUP);
+	printf("    reason: %s\n", reason);
+	assert_non_null(strstr(reason, "free-threaded"));
+	assert_true(t.flags & PY_TARGET_FREE_THREADED);
+	reap(pid);
+	cleanup_copy(copy);
+}
+
+static void test_deleted_library_still_detected(void **state)
+{
+	char copy[PATH_MAX], reason[256];
+	struct py_target t;
+	int key;
+	(void)state;
+
+	pid_t pid = spawn_with_copied_lib(12, "libpython3.12.so.1.0", 1, copy, sizeof(copy));
+	if (pid < 0)
+		skip();
+	int err = detect(pid, &t, reason, sizeof(reason), "3.12, libpython deleted");
+	if (err)
+		print_error("%s\n", reason);
+	assert_int_equal(err, 0);
+	assert_int_equal(t.minor, 12);
+	assert_string_equal(t.path, copy);
+	assert_true(address_in_file(pid, t.runtime_addr, copy));
+	assert_int_equal(py_read_tss_key(pid, &t, tss_offset(12), &key), 0);
+	reap(pid);
+}
+
+/* elf_dynsym on its own: data symbols, ET_EXEC vs ET_DYN, bias arithmetic. */
+static void test_elf_dynsym(void **state)
+{
+	char python[PATH_MAX], lib[PATH_MAX];
+	struct elf_sym_value v;
+	uint64_t bias;
+	(void)state;
+
+	if (access(DEBIAN_PYTHON, R_OK) == 0) {
+		struct elf_dynsym *f = elf_dynsym__open(DEBIAN_PYTHON);
+		assert_non_null(f);
+		assert_int_equal(elf_dynsym__type(f), ET_EXEC);
+		assert_int_equal(elf_dynsym__find(f, "_PyRuntime", ELF_DYNSYM_ALL, &v), 0);
+		assert_true(v.size > 1000);
+		assert_int_equal(elf_dynsym__find(f, "Py_Version", ELF_DYNSYM_DYNAMIC, &v), 0);
+		uint64_t version = 0;
+		assert_int_equal(elf_dynsym__read(f, v.value, &version, sizeof(version)), 0);
+		assert_int_equal(version >> 16, 0x030b);
+		assert_int_equal(elf_dynsym__find(f, "no_such_symbol_anywhere", ELF_DYNSYM_ALL, &v),
+				 -ENOENT);
+		/* imported, not defined here */
+		assert_int_equal(elf_dynsym__find(f, "malloc", ELF_DYNSYM_ALL, &v), -ENOENT);
+		const struct elf_load_segment *text = elf_dynsym__segment(f, 1);
+		assert_non_null(text);
+		assert_int_equal(elf_dynsym__load_bias(f, text->vaddr & ~0xfffULL,
+						       text->offset & ~0xfffULL, &bias),
+				 0);
+		assert_int_equal(bias, 0);
+		elf_dynsym__free(f);
+	}
+	if (!pyenv_python(12, python, sizeof(python)))
+		return;
+	snprintf(lib, sizeof(lib), PYENV "/3.12.1/lib/libpython3.12.so.1.0");
+	struct elf_dynsym *f = elf_dynsym__open(lib);
+	assert_non_null(f);
+	assert_int_equal(elf_dynsym__type(f), ET_DYN);
+	const char *names[] = {"_PyRuntime", "PyCode_Type", "_PyEval_EvalFrameDefault",
+			       "_PyEval_EvalFrameDefault.cold", "absent_name"};
+	struct elf_sym_value vals[5];
+	/* .dynsym only: the .cold part is a local .symtab symbol */
+	assert_int_equal(elf_dynsym__find_many(f, names, 5, ELF_DYNSYM_DYNAMIC, vals), 3);
+	assert_int_equal(elf_dynsym__find_many(f, names, 5, ELF_DYNSYM_ALL, vals), 4);
+	assert_true(vals[0].found && vals[1].found && vals[2].found && vals[3].found);
+	assert_false(vals[4].found);
+	assert_true(vals[2].size > 0);
+	/* a mapping of the text segment at 0x7f0000000000 + its page offset */
+	const struct elf_load_segment *text = NULL;
+	for (size_t i = 0; i < elf_dynsym__segment_count(f); i++)
+		if (elf_dynsym__segment(f, i)->flags & PF_X)
+			text = elf_dynsym__segment(f, i);
+	assert_non_null(text);
+	uint64_t map_start = 0x7f0000000000ULL + (text->vaddr & ~0xfffULL);
+	assert_int_equal(elf_dynsym__load_bias(f, map_start, text->offset & ~0xfffULL, &bias), 0);
+	assert_int_equal(bias, 0x7f0000000000ULL);
+	assert_int_equal(elf_dynsym__load_bias(f, map_start, 0x7fffffff000ULL, &bias), -ENOENT);
+	elf_dynsym__free(f);
+	assert_null(elf_dynsym__open("/etc/hostname"));
+	assert_int_equal(errno, ENOEXEC);
+	assert_null(elf_dynsym__open("/nonexistent/file"));
+	assert_int_equal(errno, ENOENT);
+}
+
+int main(void)
+{
+	if (geteuid() != 0) {
+		fprintf(stderr, "test_py_detect: needs root (process_vm_readv, map_files)\n");
+		return 0;
+	}
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_elf_dynsym),
+		cmocka_unit_test(test_pyenv_3_8),
+		cmocka_unit_test(test_pyenv_3_9),
+		cmocka_unit_test(test_pyenv_3_10),
+		cmocka_unit_test(test_pyenv_3_11),
+		cmocka_unit_test(test_pyenv_3_12),
+		cmocka_unit_test(test_pyenv_3_13),
+		cmocka_unit_test(test_debian_static_python),
+		cmocka_unit_test(test_python_3_6_refused),
+		cmocka_unit_test(test_python_3_7_refused),
+		cmocka_unit_test(test_not_python),
+		cmocka_unit_test(test_gone_process),
+		cmocka_unit_test(test_free_threaded_name_refused),
+		cmocka_unit_test(test_deleted_library_still_detected),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

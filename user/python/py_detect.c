@@ -1,0 +1,656 @@
+// SPDX-License-Identifier: MIT
+#include "python/py_detect.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "python/elf_dynsym.h"
+#include "util/hashmap.h"
+
+/* Files whose verdicts are cached; the cache is emptied when it is full. */
+#define CACHE_MAX_FILES 4096
+/* PT_LOAD segments kept per cached file (real files have 2-5). */
+#define MAX_SEGMENTS 8
+/* libpython files looked at per process. */
+#define MAX_LIBRARIES 4
+/* Supported range. */
+#define MIN_MINOR 8
+#define MAX_MINOR 13
+
+/* What a file is, as far as Python is concerned. */
+enum file_kind {
+	FILE_OTHER = 0,       /* no Python runtime in it */
+	FILE_INTERPRETER = 1, /* defines _PyRuntime (3.7+) */
+	FILE_OLD_PYTHON = 2,  /* defines Py_Initialize but not _PyRuntime (<= 3.6, 2.x) */
+};
+
+/* Symbols looked up in every candidate file, by index. */
+enum sym_index {
+	SYM_RUNTIME,          /* _PyRuntime: the interpreter */
+	SYM_VERSION,          /* Py_Version (3.11+) */
+	SYM_INITIALIZE,       /* Py_Initialize: any CPython */
+	SYM_DECREF_SHARED,    /* _Py_DecRefShared: free-threaded builds only (3.13+) */
+	SYM_REF_TOTAL,        /* _Py_GetRefTotal: Py_REF_DEBUG (debug) builds, 3.8-3.11 */
+	SYM_GLOBAL_REF_TOTAL, /* _Py_GetGlobalRefTotal: debug builds, 3.12+ */
+	SYM_MARK_13,          /* first appeared in 3.13 */
+	SYM_MARK_12,
+	SYM_MARK_10,
+	SYM_MARK_9,
+	SYM_MARK_8,
+	SYM_MARK_7,
+	SYM_COUNT,
+};
+
+static const char *const sym_names[SYM_COUNT] = {
+	[SYM_RUNTIME] = "_PyRuntime",
+	[SYM_VERSION] = "Py_Version",
+	[SYM_INITIALIZE] = "Py_Initialize",
+	[SYM_DECREF_SHARED] = "_Py_DecRefShared",
+	[SYM_REF_TOTAL] = "_Py_GetRefTotal",
+	[SYM_GLOBAL_REF_TOTAL] = "_Py_GetGlobalRefTotal",
+	[SYM_MARK_13] = "Py_GetConstant",
+	[SYM_MARK_12] = "PyUnstable_Code_New",
+	[SYM_MARK_10] = "Py_IsNone",
+	[SYM_MARK_9] = "PyType_GetModule",
+	[SYM_MARK_8] = "PyConfig_InitPythonConfig",
+	[SYM_MARK_7] = "PyContext_New",
+};
+
+/* Cache key: the file's identity. */
+struct file_key {
+	uint64_t dev; /* st_dev */
+	uint64_t ino; /* st_ino */
+};
+
+/* Everything py_detect needs from one file, computed once per file. */
+struct file_verdict {
+	int64_t size;                 /* st_size when analysed (staleness check) */
+	int64_t mtime_sec;            /* st_mtim when analysed */
+	int64_t mtime_nsec;
+	enum file_kind kind;          /* see enum file_kind */
+	int e_type;                   /* ET_EXEC / ET_DYN */
+	size_t segment_count;         /* entries in segments */
+	struct elf_load_segment segments[MAX_SEGMENTS]; /* PT_LOAD, for the load bias */
+	uint64_t runtime_vaddr;       /* st_value of _PyRuntime (kind INTERPRETER) */
+	uint64_t version_vaddr;       /* st_value of Py_Version, 0 when absent */
+	uint64_t version_in_file;     /* Py_Version's initial value, 0 when unreadable */
+	int minor_from_symbols;       /* newest 3.x whose marker symbol exists, 0 none */
+	int free_threaded;            /* defines a free-threaded-only symbol */
+	int debug_build;              /* defines a debug-build-only symbol */
+};
+
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct hashmap *cache; /* file_key -> struct file_verdict *, under cache_lock */
+
+/* One file looked at for a process. */
+struct candidate {
+	const struct proc_map *map;   /* an executable mapping of it (for the bias) */
+	struct file_verdict verdict;  /* copy of the cached verdict */
+	int is_executable;            /* the process's main executable */
+};
+
+/* Version and ABI flags spelled in a file name. */
+struct name_version {
+	int major;         /* 0 when the name carries no version */
+	int minor;         /* -1 when absent ("python3") */
+	int free_threaded; /* "t" ABI flag */
+	int debug;         /* "d" ABI flag */
+};
+
+static void set_reason(char *reason, size_t reasonlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void set_reason(char *reason, size_t reasonlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!reason || !reasonlen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(reason, reasonlen, fmt, ap);
+	va_end(ap);
+}
+
+/* Parses "python3.11", "python3.13t", "libpython3.6m.so.1.0", "python2.7",
+ * "python3". Returns 1 when the name starts with (lib)python, else 0. */
+static int parse_python_name(const char *base, struct name_version *nv)
+{
+	const char *p;
+	char *end;
+
+	memset(nv, 0, sizeof(*nv));
+	nv->minor = -1;
+	if (strncmp(base, "libpython", 9) == 0)
+		p = base + 9;
+	else if (strncmp(base, "python", 6) == 0)
+		p = base + 6;
+	else
+		return 0;
+	if (*p < '0' || *p > '9')
+		return 1;
+	long major = strtol(p, &end, 10), minor = -1;
+	p = end;
+	if (*p == '.' && p[1] >= '0' && p[1] <= '9') {
+		minor = strtol(p + 1, &end, 10);
+		p = end;
+	}
+	int free_threaded = 0, debug = 0;
+	for (; *p >= 'a' && *p <= 'z'; p++) {
+		free_threaded |= *p == 't';
+		debug |= *p == 'd';
+	}
+	/* "python3.11" then end, ".so...", "-config": anything else is another
+	 * program that merely starts with "python". */
+	if (*p && *p != '.' && *p != '-')
+		return 1;
+	if (major < 2 || major > 9 || minor > 99)
+		return 1;
+	nv->major = (int)major;
+	nv->minor = (int)minor;
+	nv->free_threaded = free_threaded;
+	nv->debug = debug;
+	return 1;
+}
+
+static int read_remote(pid_t pid, uint64_t addr, void *buf, size_t len)
+{
+	struct iovec local = {.iov_base = buf, .iov_len = len};
+	struct iovec remote = {.iov_base = (void *)(uintptr_t)addr, .iov_len = len};
+	ssize_t n = process_vm_readv(pid, &local, 1, &remote, 1, 0);
+
+	if (n < 0)
+		return -errno;
+	return (size_t)n == len ? 0 : -EFAULT;
+}
+
+/* Reads the symbols and segments of the file at path into *v. A file that is
+ * not ELF is FILE_OTHER. Returns 0 or -errno (open errors). */
+static int analyse_file(const char *path, int python_named, struct file_verdict *v)
+{
+	struct elf_sym_value syms[SYM_COUNT];
+	struct elf_dynsym *file = elf_dynsym__open(path);
+	int found;
+
+	if (!file) {
+		if (errno == ENOEXEC)
+			return 0;
+		return -errno;
+	}
+	v->e_type = elf_dynsym__type(file);
+	v->segment_count = elf_dynsym__segment_count(file);
+	if (v->segment_count > MAX_SEGMENTS)
+		v->segment_count = MAX_SEGMENTS;
+	for (size_t i = 0; i < v->segment_count; i++)
+		v->segments[i] = *elf_dynsym__segment(file, i);
+
+	/* Exported symbols (hashed) first; only a Python-named file is worth a
+	 * .symtab scan (an interpreter built with hidden symbols). */
+	found = elf_dynsym__find_many(file, sym_names, SYM_COUNT, ELF_DYNSYM_DYNAMIC, syms);
+	if (found >= 0 && !syms[SYM_RUNTIME].found && python_named)
+		found = elf_dynsym__find_many(file, sym_names, SYM_COUNT, ELF_DYNSYM_ALL, syms);
+	if (found <= 0) {
+		elf_dynsym__free(file);
+		return 0;
+	}
+	if (syms[SYM_RUNTIME].found) {
+		v->kind = FILE_INTERPRETER;
+		v->runtime_vaddr = syms[SYM_RUNTIME].value;
+	} else if (syms[SYM_INITIALIZE].found) {
+		v->kind = FILE_OLD_PYTHON;
+	}
+	if (syms[SYM_VERSION].found) {
+		uint64_t value = 0;
+		v->version_vaddr = syms[SYM_VERSION].value;
+		size_t len = syms[SYM_VERSION].size == 4 ? 4 : 8;
+		if (elf_dynsym__read(file, v->version_vaddr, &value, len) == 0)
+			v->version_in_file = value;
+	}
+	static const struct {
+		enum sym_index sym;
+		int minor;
+	} markers[] = {
+		{SYM_MARK_13, 13}, {SYM_MARK_12, 12}, {SYM_VERSION, 11}, {SYM_MARK_10, 10},
+		{SYM_MARK_9, 9},   {SYM_MARK_8, 8},   {SYM_MARK_7, 7},
+	};
+	for (size_t i = 0; i < sizeof(markers) / sizeof(markers[0]); i++) {
+		if (syms[markers[i].sym].found) {
+			v->minor_from_symbols = markers[i].minor;
+			break;
+		}
+	}
+	v->free_threaded = syms[SYM_DECREF_SHARED].found;
+	v->debug_build = syms[SYM_REF_TOTAL].found || syms[SYM_GLOBAL_REF_TOTAL].found;
+	elf_dynsym__free(file);
+	return 0;
+}
+
+static void cache_clear_locked(void)
+{
+	size_t cursor = 0;
+	void *value;
+
+	while (hashmap__next(cache, &cursor, NULL, NULL, &value))
+		free(value);
+	hashmap__free(cache);
+	cache = NULL;
+}
+
+void py_detect__flush_cache(void)
+{
+	pthread_mutex_lock(&cache_lock);
+	if (cache)
+		cache_clear_locked();
+	pthread_mutex_unlock(&cache_lock);
+}
+
+static int cache_lookup(const struct file_key *key, const struct stat *st, struct file_verdict *v)
+{
+	int hit = 0;
+
+	pthread_mutex_lock(&cache_lock);
+	const struct file_verdict *cached = cache ? hashmap__get(cache, key, sizeof(*key)) : NULL;
+	if (cached && cached->size == st->st_size && cached->mtime_sec == st->st_mtim.tv_sec &&
+	    cached->mtime_nsec == st->st_mtim.tv_nsec) {
+		*v = *cached;
+		hit = 1;
+	}
+	pthread_mutex_unlock(&cache_lock);
+	return hit;
+}
+
+/* Best effort: a verdict that cannot be cached is recomputed next time. */
+static void cache_store(const struct file_key *key, const struct file_verdict *v)
+{
+	struct file_verdict *copy = malloc(sizeof(*copy));
+	void *old = NULL;
+
+	if (!copy)
+		return;
+	*copy = *v;
+	pthread_mutex_lock(&cache_lock);
+	if (cache && hashmap__size(cache) >= CACHE_MAX_FILES)
+		cache_clear_locked();
+	if (!cache)
+		cache = hashmap__new();
+	if (!cache || hashmap__put(cache, key, sizeof(*key), copy, &old) != 0)
+		free(copy);
+	free(old);
+	pthread_mutex_unlock(&cache_lock);
+}
+
+/* Returns the verdict for the file at open_path (whose stat is *st). */
+static int file_verdict(const char *open_path, const struct stat *st, int python_named,
+			struct file_verdict *v)
+{
+	struct file_key key = {.dev = st->st_dev, .ino = st->st_ino};
+	int err;
+
+	if (cache_lookup(&key, st, v))
+		return 0;
+	memset(v, 0, sizeof(*v));
+	v->size = st->st_size;
+	v->mtime_sec = st->st_mtim.tv_sec;
+	v->mtime_nsec = st->st_mtim.tv_nsec;
+	err = analyse_file(open_path, python_named, v);
+	if (err)
+		return err;
+	cache_store(&key, v);
+	return 0;
+}
+
+/* Finds a path through which this process's file behind map can be opened:
+ * /proc/PID/root/<path> when it is the same inode, else the mapping itself
+ * under /proc/PID/map_files (deleted files, chroots). Fills *st. */
+static int open_path_for_map(pid_t pid, const struct proc_map *map, char *buf, size_t buflen,
+			     struct stat *st)
+{
+	if (map->path[0] == '/' && !map->deleted) {
+		snprintf(buf, buflen, "/proc/%d/root%s", (int)pid, map->path);
+		if (stat(buf, st) == 0 && (uint64_t)st->st_ino == map->inode)
+			return 0;
+	}
+	snprintf(buf, buflen, "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, (int)pid, map->start,
+		 map->end);
+	if (stat(buf, st) != 0)
+		return -errno;
+	return 0;
+}
+
+static int process_gone(pid_t pid)
+{
+	char path[32];
+	snprintf(path, sizeof(path), "/proc/%d", (int)pid);
+	return access(path, F_OK) != 0;
+}
+
+/* Fills out's version fields for the interpreter cand; name fallbacks from
+ * exe_name (the executable's base name). Returns 0 or -ENOTSUP (unknown). */
+static int resolve_version(pid_t pid, const struct candidate *cand, uint64_t bias,
+			   const char *exe_name, struct py_target *out)
+{
+	const struct file_verdict *v = &cand->verdict;
+	struct name_version nv;
+	uint64_t value = 0;
+
+	out->micro = -1;
+	if (v->version_vaddr) {
+		if (read_remote(pid, bias + v->version_vaddr, &value, sizeof(value)) == 0 &&
+		    (value >> 24) == 3) {
+			out->version_source = PY_VERSION_FROM_MEMORY;
+		} else if ((v->version_in_file >> 24) == 3) {
+			value = v->version_in_file;
+			out->version_source = PY_VERSION_FROM_FILE;
+		}
+		if (out->version_source) {
+			out->major = (int)((value >> 24) & 0xff);
+			out->minor = (int)((value >> 16) & 0xff);
+			out->micro = (int)((value >> 8) & 0xff);
+			out->version_hex = (uint32_t)value;
+			return 0;
+		}
+	}
+	if ((parse_python_name(path_basename(cand->map->path), &nv) && nv.major && nv.minor >= 0) ||
+	    (parse_python_name(exe_name, &nv) && nv.major && nv.minor >= 0)) {
+		out->major = nv.major;
+		out->minor = nv.minor;
+		out->version_source = PY_VERSION_FROM_NAME;
+	} else if (v->minor_from_symbols) {
+		out->major = 3;
+		out->minor = v->minor_from_symbols;
+		out->version_source = PY_VERSION_FROM_SYMBOLS;
+	} else {
+		return -ENOTSUP;
+	}
+	out->version_hex = (uint32_t)out->major << 24 | (uint32_t)out->minor << 16;
+	return 0;
+}
+
+/* Formats "3.11.2" or "3.10" into buf. */
+static const char *version_text(const struct py_target *t, char *buf, size_t len)
+{
+	if (t->micro >= 0)
+		snprintf(buf, len, "%d.%d.%d", t->major, t->minor, t->micro);
+	else
+		snprintf(buf, len, "%d.%d", t->major, t->minor);
+	return buf;
+}
+
+/* _Py_DebugOffsets header at the start of _PyRuntime (3.13+). */
+struct debug_offsets_head {
+	char cookie[8];         /* "xdebugpy" */
+	uint64_t version;       /* PY_VERSION_HEX */
+	uint64_t free_threaded; /* 1 for Py_GIL_DISABLED builds */
+};
+
+/* Checks a 3.13+ runtime's self-description. Returns 0, -ENOTSUP (reason set)
+ * or a read -errno. */
+static int check_debug_offsets(pid_t pid, struct py_target *out, char *reason, size_t reasonlen)
+{
+	struct debug_offsets_head head;
+	int err = read_remote(pid, out->runtime_addr, &head, sizeof(head));
+
+	if (err) {
+		set_reason(reason, reasonlen, "cannot read _PyRuntime at 0x%" PRIx64 ": %s",
+			   out->runtime_addr, strerror(-err));
+		return err;
+	}
+	if (memcmp(head.cookie, "xdebugpy", 8) != 0) {
+		set_reason(reason, reasonlen,
+			   "_Py_DebugOffsets cookie \"xdebugpy\" not found at _PyRuntime (0x%" PRIx64
+			   ") in %s",
+			   out->runtime_addr, out->path);
+		return -ENOTSUP;
+	}
+	if (((head.version >> 16) & 0xffff) != (uint64_t)(out->major << 8 | out->minor)) {
+		set_reason(reason, reasonlen,
+			   "_Py_DebugOffsets says version 0x%" PRIx64 ", expected %d.%d (%s)",
+			   head.version, out->major, out->minor, out->path);
+		return -ENOTSUP;
+	}
+	if (head.free_threaded)
+		out->flags |= PY_TARGET_FREE_THREADED;
+	return 0;
+}
+
+/* Everything after the interpreter file was found. */
+static int describe_interpreter(pid_t pid, const struct candidate *cand, const char *exe_name,
+				struct py_target *out, char *reason, size_t reasonlen)
+{
+	const struct file_verdict *v = &cand->verdict;
+	struct name_version nv;
+	char version[32];
+	uint64_t bias;
+	int err;
+
+	snprintf(out->path, sizeof(out->path), "%s", cand->map->path);
+	if (!cand->is_executable)
+		out->flags |= PY_TARGET_SHARED;
+	if (elf_load_segments__bias(v->segments, v->segment_count, cand->map->start,
+				    cand->map->offset, &bias)) {
+		set_reason(reason, reasonlen, "%s: mapping at offset 0x%" PRIx64 " matches no segment",
+			   out->path, cand->map->offset);
+		return -ESTALE;
+	}
+	out->load_bias = bias;
+	out->runtime_addr = bias + v->runtime_vaddr;
+
+	if (parse_python_name(path_basename(out->path), &nv)) {
+		if (nv.free_threaded)
+			out->flags |= PY_TARGET_FREE_THREADED;
+		if (nv.debug)
+			out->flags |= PY_TARGET_DEBUG_BUILD;
+	}
+	if (v->free_threaded)
+		out->flags |= PY_TARGET_FREE_THREADED;
+	if (v->debug_build)
+		out->flags |= PY_TARGET_DEBUG_BUILD;
+
+	if (resolve_version(pid, cand, bias, exe_name, out)) {
+		set_reason(reason, reasonlen, "%s defines _PyRuntime but its version is unknown",
+			   out->path);
+		return -ENOTSUP;
+	}
+	version_text(out, version, sizeof(version));
+	if (out->major != 3 || out->minor < MIN_MINOR || out->minor > MAX_MINOR) {
+		set_reason(reason, reasonlen, "Python %s is not supported (3.%d-3.%d are): %s",
+			   version, MIN_MINOR, MAX_MINOR, out->path);
+		return -ENOTSUP;
+	}
+	if (out->minor >= 13) {
+		err = check_debug_offsets(pid, out, reason, reasonlen);
+		if (err)
+			return err;
+	}
+	if (out->flags & PY_TARGET_FREE_THREADED) {
+		set_reason(reason, reasonlen,
+			   "Python %s is a free-threaded (no-GIL) build, not supported: %s", version,
+			   out->path);
+		return -ENOTSUP;
+	}
+	if (out->flags & PY_TARGET_DEBUG_BUILD) {
+		set_reason(reason, reasonlen, "Python %s is a debug build, not supported: %s",
+			   version, out->path);
+		return -ENOTSUP;
+	}
+	out->version_index = (enum py_version_index)(PY_V3_8 + (out->minor - MIN_MINOR));
+	return 0;
+}
+
+/* No file defines _PyRuntime: an old Python, a Python still starting, or not
+ * Python at all. */
+static int describe_non_interpreter(const struct candidate *cands, size_t count,
+				    const char *exe_name, size_t libraries, struct py_target *out,
+				    char *reason, size_t reasonlen)
+{
+	struct name_version nv;
+
+	for (size_t i = 0; i < count; i++) {
+		if (cands[i].verdict.kind != FILE_OLD_PYTHON)
+			continue;
+		snprintf(out->path, sizeof(out->path), "%s", cands[i].map->path);
+		if ((parse_python_name(path_basename(out->path), &nv) && nv.major) ||
+		    (parse_python_name(exe_name, &nv) && nv.major)) {
+			out->major = nv.major;
+			out->minor = nv.minor;
+			out->micro = -1;
+			out->version_source = PY_VERSION_FROM_NAME;
+			if (nv.minor >= 0)
+				set_reason(reason, reasonlen,
+					   "Python %d.%d is not supported (3.%d-3.%d are): %s",
+					   nv.major, nv.minor, MIN_MINOR, MAX_MINOR, out->path);
+			else
+				set_reason(reason, reasonlen,
+					   "Python %d (before 3.7) is not supported (3.%d-3.%d are): %s",
+					   nv.major, MIN_MINOR, MAX_MINOR, out->path);
+		} else {
+			set_reason(reason, reasonlen,
+				   "Python before 3.7 (no _PyRuntime) is not supported (3.%d-3.%d are): %s",
+				   MIN_MINOR, MAX_MINOR, out->path);
+		}
+		if (!cands[i].is_executable)
+			out->flags |= PY_TARGET_SHARED;
+		return -ENOTSUP;
+	}
+	/* A python3.X executable whose libpython is not mapped yet: the dynamic
+	 * loader is still running. */
+	if (!libraries && parse_python_name(exe_name, &nv) && nv.major == 3) {
+		set_reason(reason, reasonlen, "%s: no Python runtime mapped yet, retry later",
+			   exe_name);
+		return -EAGAIN;
+	}
+	set_reason(reason, reasonlen, "not a Python process");
+	return -ENOENT;
+}
+
+static int same_file(const struct proc_map *a, const struct proc_map *b)
+{
+	return a->inode == b->inode && a->dev_major == b->dev_major && a->dev_minor == b->dev_minor &&
+	       strcmp(a->path, b->path) == 0;
+}
+
+int py_detect(pid_t pid, const struct proc_maps *maps, struct py_target *out, char *reason,
+	      size_t reasonlen)
+{
+	struct candidate cands[1 + MAX_LIBRARIES];
+	size_t count = 0, libraries = 0, map_count;
+	char exe_link[PATH_MAX], open_path[PATH_MAX + 64];
+	const char *exe_name;
+	struct stat exe_st, st;
+	ssize_t len;
+	int err;
+
+	if (reason && reasonlen)
+		reason[0] = '\0';
+	if (!maps || !out) {
+		set_reason(reason, reasonlen, "invalid arguments");
+		return -EINVAL;
+	}
+	memset(out, 0, sizeof(*out));
+	out->micro = -1;
+
+	/* The executable: /proc/PID/exe opens the right file in any namespace;
+	 * its link text matches the maps paths (both are printed the same way). */
+	snprintf(open_path, sizeof(open_path), "/proc/%d/exe", (int)pid);
+	len = readlink(open_path, exe_link, sizeof(exe_link) - 1);
+	if (len < 0 || stat(open_path, &exe_st) != 0) {
+		err = errno;
+		if (err == ENOENT && process_gone(pid))
+			err = ESRCH;
+		if (err == ENOENT) {
+			set_reason(reason, reasonlen, "no executable (kernel thread or zombie)");
+			return -ENOENT;
+		}
+		set_reason(reason, reasonlen, "%s: %s", open_path, strerror(err));
+		return -err;
+	}
+	exe_link[len] = '\0';
+	const char *deleted_suffix = " (deleted)";
+	size_t suffix_len = strlen(deleted_suffix);
+	if ((size_t)len > suffix_len && strcmp(exe_link + len - suffix_len, deleted_suffix) == 0)
+		exe_link[len - suffix_len] = '\0';
+	exe_name = path_basename(exe_link);
+
+	map_count = proc_maps__count(maps);
+	for (size_t i = 0; i < map_count; i++) {
+		const struct proc_map *m = proc_maps__at(maps, i);
+		if (strcmp(m->path, exe_link) == 0 || (m->inode == (uint64_t)exe_st.st_ino &&
+						       m->dev_major == major(exe_st.st_dev) &&
+						       m->dev_minor == minor(exe_st.st_dev))) {
+			cands[count].map = m;
+			cands[count].is_executable = 1;
+			count++;
+			break;
+		}
+	}
+	if (count) {
+		struct name_version nv;
+		err = file_verdict(open_path, &exe_st, parse_python_name(exe_name, &nv),
+				   &cands[0].verdict);
+		if (err) {
+			set_reason(reason, reasonlen, "%s: %s", exe_link, strerror(-err));
+			return err;
+		}
+	}
+
+	/* Mapped libpython files (first executable mapping of each). */
+	for (size_t i = 0; i < map_count && libraries < MAX_LIBRARIES; i++) {
+		const struct proc_map *m = proc_maps__at(maps, i);
+		int seen = 0;
+		if (strncmp(path_basename(m->path), "libpython", 9) != 0)
+			continue;
+		for (size_t c = 0; c < count; c++)
+			seen |= same_file(cands[c].map, m);
+		if (seen)
+			continue;
+		if (open_path_for_map(pid, m, open_path, sizeof(open_path), &st) != 0)
+			continue; /* unmapped meanwhile, or unreadable: judge the rest */
+		cands[count].map = m;
+		cands[count].is_executable = 0;
+		if (file_verdict(open_path, &st, 1, &cands[count].verdict) != 0)
+			continue;
+		count++;
+		libraries++;
+	}
+
+	/* The interpreter: the executable when it defines _PyRuntime itself
+	 * (its definition interposes any library's), else the library. */
+	for (size_t c = 0; c < count; c++)
+		if (cands[c].verdict.kind == FILE_INTERPRETER)
+			return describe_interpreter(pid, &cands[c], exe_name, out, reason, reasonlen);
+	if (!count && !map_count) {
+		set_reason(reason, reasonlen, "no executable mappings");
+		return -ESTALE;
+	}
+	return describe_non_interpreter(cands, count, exe_name, libraries, out, reason, reasonlen);
+}
+
+int py_read_tss_key(pid_t pid, const struct py_target *t, int32_t key_offset, int *key)
+{
+	struct {
+		int32_t is_initialized;
+		uint32_t key;
+	} tss;
+	int err;
+
+	if (!t || !key || !t->runtime_addr || key_offset < 0)
+		return -EINVAL;
+	err = read_remote(pid, t->runtime_addr + (uint64_t)key_offset, &tss, sizeof(tss));
+	if (err)
+		return err;
+	if (tss.is_initialized == 0)
+		return -EAGAIN;
+	/* glibc keys are < PTHREAD_KEYS_MAX (1024); anything else is not a key. */
+	if (tss.is_initialized != 1 || tss.key >= 1024)
+		return -EINVAL;
+	*key = (int)tss.key;
+	return 0;
+}

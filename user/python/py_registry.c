@@ -1,0 +1,269 @@
+// SPDX-License-Identifier: MIT
+#include "python/py_registry.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "python/py_detect.h"
+#include "symbolize/proc_maps.h"
+#include "util/hashmap.h"
+
+#define DEFAULT_MAX_PROCESSES 16384
+/* A "not Python" verdict is re-checked this many times, this far apart. */
+#define RECHECKS 3
+#define RECHECK_INTERVAL_NS 300000000ull
+
+enum py_state {
+	PY_STATE_UNKNOWN = 0,     /* never looked at (or exec'd since) */
+	PY_STATE_PYTHON = 1,      /* supported interpreter, published to BPF */
+	PY_STATE_NOT_PYTHON = 2,  /* not Python (may be re-checked) */
+	PY_STATE_REFUSED = 3,     /* Python we cannot profile: warned once */
+};
+
+struct py_entry {
+	pid_t pid;                /* process id */
+	enum py_state state;      /* verdict */
+	unsigned checks;          /* detections done for this image */
+	uint64_t checked_ns;      /* CLOCK_MONOTONIC of the last detection */
+	int exited;               /* exit seen: first to be forgotten */
+	uint64_t last_use;        /* registry tick of the last lookup */
+	unsigned version_index;   /* when PYTHON */
+	int minor;                /* when PYTHON */
+	char *interpreter;        /* when PYTHON: interpreter file path (owned) */
+};
+
+struct py_registry {
+	struct hashmap *procs;            /* pid -> struct py_entry* */
+	size_t max_processes;             /* bound on procs */
+	py_registry_publish_fn publish;   /* BPF map writer */
+	void *ctx;                        /* its context */
+	FILE *warnings;                   /* one-time warnings go here */
+	uint64_t tick;                    /* LRU clock */
+	struct py_registry_stats stats;   /* counters */
+};
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+struct py_registry *py_registry__new(py_registry_publish_fn publish, void *ctx,
+				     size_t max_processes, FILE *warnings)
+{
+	struct py_registry *r = calloc(1, sizeof(*r));
+	if (!r)
+		return NULL;
+	r->procs = hashmap__new();
+	if (!r->procs) {
+		free(r);
+		errno = ENOMEM;
+		return NULL;
+	}
+	r->publish = publish;
+	r->ctx = ctx;
+	r->warnings = warnings;
+	r->max_processes = max_processes ? max_processes : DEFAULT_MAX_PROCESSES;
+	return r;
+}
+
+static void entry_free(struct py_entry *e)
+{
+	if (!e)
+		return;
+	free(e->interpreter);
+	free(e);
+}
+
+void py_registry__free(struct py_registry *r)
+{
+	if (!r)
+		return;
+	size_t cur = 0;
+	void *v;
+	while (hashmap__next(r->procs, &cur, NULL, NULL, &v))
+		entry_free(v);
+	hashmap__free(r->procs);
+	free(r);
+}
+
+static void withdraw(struct py_registry *r, struct py_entry *e)
+{
+	if (e->state == PY_STATE_PYTHON && r->publish)
+		r->publish(r->ctx, (uint32_t)e->pid, NULL);
+}
+
+static void evict_if_full(struct py_registry *r)
+{
+	if (hashmap__size(r->procs) < r->max_processes)
+		return;
+	size_t cur = 0, n = 0;
+	void *v;
+	struct py_entry *lru = NULL;
+	pid_t *victims = malloc(hashmap__size(r->procs) * sizeof(pid_t));
+	if (!victims)
+		return;
+	while (hashmap__next(r->procs, &cur, NULL, NULL, &v)) {
+		struct py_entry *e = v;
+		if (e->exited)
+			victims[n++] = e->pid;
+		if (!lru || e->last_use < lru->last_use)
+			lru = e;
+	}
+	if (!n && lru)
+		victims[n++] = lru->pid;
+	for (size_t i = 0; i < n; i++) {
+		struct py_entry *e = hashmap__remove(r->procs, &victims[i], sizeof(pid_t));
+		if (e)
+			withdraw(r, e);
+		entry_free(e);
+	}
+	free(victims);
+}
+
+static void detect(struct py_registry *r, struct py_entry *e)
+{
+	struct py_target t;
+	char reason[256] = "";
+	e->checks++;
+	e->checked_ns = mono_ns();
+	r->stats.detections++;
+
+	struct proc_maps *maps = proc_maps__read(e->pid);
+	if (!maps) {
+		e->state = PY_STATE_NOT_PYTHON;
+		e->checks = RECHECKS; /* gone: no point in looking again */
+		return;
+	}
+	int err = py_detect(e->pid, maps, &t, reason, sizeof(reason));
+	proc_maps__free(maps);
+	if (err == -ENOTSUP) {
+		e->state = PY_STATE_REFUSED;
+		r->stats.unsupported++;
+		if (r->warnings)
+			fprintf(r->warnings, "dynoprof: warning: PID %d: %s: showing its native "
+				"frames only\n", (int)e->pid, reason[0] ? reason :
+				"unsupported Python");
+		return;
+	}
+	if (err) {
+		e->state = PY_STATE_NOT_PYTHON;
+		if (err != -ENOENT)
+			e->checks = RECHECKS;
+		return;
+	}
+	char *path = strdup(t.path);
+	if (!path) {
+		e->state = PY_STATE_NOT_PYTHON;
+		return;
+	}
+	struct py_proc info = { .runtime_addr = t.runtime_addr,
+				.version_index = (uint32_t)t.version_index };
+	if (r->publish && r->publish(r->ctx, (uint32_t)e->pid, &info)) {
+		free(path);
+		e->state = PY_STATE_NOT_PYTHON;
+		e->checks = RECHECKS;
+		if (r->warnings)
+			fprintf(r->warnings, "dynoprof: warning: PID %d: cannot register Python "
+				"process for the BPF walker (map full?): native frames only\n",
+				(int)e->pid);
+		return;
+	}
+	free(e->interpreter);
+	e->interpreter = path;
+	e->version_index = (unsigned)t.version_index;
+	e->minor = t.minor;
+	e->state = PY_STATE_PYTHON;
+	r->stats.python_processes++;
+}
+
+static struct py_entry *get_entry(struct py_registry *r, pid_t pid)
+{
+	struct py_entry *e = hashmap__get(r->procs, &pid, sizeof(pid));
+	if (!e) {
+		evict_if_full(r);
+		e = calloc(1, sizeof(*e));
+		if (!e)
+			return NULL;
+		e->pid = pid;
+		if (hashmap__put(r->procs, &pid, sizeof(pid), e, NULL)) {
+			free(e);
+			return NULL;
+		}
+	}
+	e->last_use = ++r->tick;
+	return e;
+}
+
+int py_registry__lookup(struct py_registry *r, pid_t pid, struct py_process_info *info)
+{
+	if (pid <= 0)
+		return 0;
+	struct py_entry *e = get_entry(r, pid);
+	if (!e)
+		return -ENOMEM;
+	if (e->state == PY_STATE_UNKNOWN ||
+	    (e->state == PY_STATE_NOT_PYTHON && !e->exited && e->checks < RECHECKS &&
+	     mono_ns() - e->checked_ns >= RECHECK_INTERVAL_NS))
+		detect(r, e);
+	if (e->state != PY_STATE_PYTHON)
+		return 0;
+	info->version_index = e->version_index;
+	info->minor = e->minor;
+	info->interpreter = e->interpreter;
+	return 1;
+}
+
+void py_registry__note_exec(struct py_registry *r, pid_t pid)
+{
+	struct py_entry *e = hashmap__get(r->procs, &pid, sizeof(pid));
+	if (!e)
+		return;
+	withdraw(r, e);
+	free(e->interpreter);
+	e->interpreter = NULL;
+	e->state = PY_STATE_UNKNOWN;
+	e->checks = 0;
+	e->exited = 0;
+}
+
+void py_registry__note_exit(struct py_registry *r, pid_t pid)
+{
+	struct py_entry *e = hashmap__get(r->procs, &pid, sizeof(pid));
+	if (!e)
+		return;
+	/* BPF dropped nothing by itself: withdraw so a reused pid starts clean,
+	 * but keep the verdict for samples still queued. */
+	if (e->state == PY_STATE_PYTHON && r->publish)
+		r->publish(r->ctx, (uint32_t)pid, NULL);
+	e->exited = 1;
+}
+
+int py_registry__scan(struct py_registry *r)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	int found = 0;
+	struct py_process_info info;
+	if (!d)
+		return -errno;
+	while ((de = readdir(d))) {
+		if (!isdigit((unsigned char)de->d_name[0]))
+			continue;
+		pid_t pid = (pid_t)atoi(de->d_name);
+		if (py_registry__lookup(r, pid, &info) == 1)
+			found++;
+	}
+	closedir(d);
+	return found;
+}
+
+void py_registry__stats(const struct py_registry *r, struct py_registry_stats *out)
+{
+	*out = r->stats;
+}
