@@ -17,6 +17,7 @@ const volatile bool filter_tids = false;   /* sample only tids in `target_tids` 
 const volatile bool follow_children = false; /* add forked children of targets */
 const volatile bool skip_idle = true;      /* ignore the idle task (pid 0) */
 const volatile bool walk_python = true;    /* walk CPython frames of py_procs */
+const volatile bool kernel_stacks = true;  /* collect kernel stacks */
 /* glibc pthread_getspecific layout, calibrated by userspace. */
 const volatile struct py_tls_layout tls = { .specific_1stblock = 0x310, .entry_size = 16,
 					    .data_offset = 8 };
@@ -66,9 +67,14 @@ struct {
 	__type(value, struct py_offsets);
 } py_versions SEC(".maps");
 
+/* Bytes of a frame read at once: covers every field the walker uses in every
+ * version (the largest offset is 3.10's f_lasti at 96). */
+#define PY_FRAME_CHUNK 128
+
 /* Per-CPU Python frames of the sample being built. */
 struct py_frames_buf {
 	struct py_frame frames[PY_MAX_FRAMES]; /* innermost first */
+	__u8 chunk[PY_FRAME_CHUNK];            /* the frame being decoded */
 };
 
 struct {
@@ -91,6 +97,16 @@ static __always_inline void count_drop(__u32 reason)
 	__u64 *n = bpf_map_lookup_elem(&drops, &reason);
 	if (n)
 		*n += 1;
+}
+
+/* Waking the reader on every record costs an irq_work per sample; userspace
+ * polls every 100 ms anyway, so wake it only once a backlog builds up. */
+#define WAKEUP_BACKLOG_BYTES (256 * 1024)
+
+static __always_inline __u64 wakeup_flags(void)
+{
+	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > WAKEUP_BACKLOG_BYTES ?
+	       BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 }
 
 static __always_inline bool is_target(__u32 pid, __u32 tid)
@@ -116,7 +132,7 @@ static __always_inline void fill_header(struct profile_event_header *h, __u32 ty
 /* State of one Python walk, shared with the bpf_loop callback. */
 struct py_walk {
 	__u64 frame;        /* next frame to visit; 0 ends the walk */
-	__u32 version;      /* enum py_version_index */
+	struct py_offsets o;/* the interpreter's offsets (a copy: no lookup per frame) */
 	__u32 n;            /* frames emitted */
 	__u32 status;       /* enum py_walk_status */
 };
@@ -135,35 +151,47 @@ static int py_walk_step(__u32 index, struct py_walk *w)
 		w->status = PY_WALK_TRUNCATED;
 		return 1;
 	}
-	const struct py_offsets *o = bpf_map_lookup_elem(&py_versions, &w->version);
 	struct py_frames_buf *buf = bpf_map_lookup_elem(&py_scratch, &zero);
-	if (!o || !buf)
+	if (!buf)
 		return 1;
+	const struct py_offsets *o = &w->o;
 
+	/* One read of the whole frame header, then fields from the copy; a frame
+	 * at the very end of a mapping falls back to one read per field. */
 	__u64 frame = w->frame, code = 0, previous = 0, instr = 0;
-	if (read_user_u64(frame + o->frame_code, &code) ||
-	    read_user_u64(frame + o->frame_previous, &previous))
-		goto fault;
-	w->frame = previous;
-	if (o->frame_owner >= 0) {
-		__u8 owner = 0;
-		if (bpf_probe_read_user(&owner, 1, (const void *)(frame + o->frame_owner)))
+	__u8 owner = 0;
+	__s32 lasti = 0;
+	if (!bpf_probe_read_user(buf->chunk, PY_FRAME_CHUNK, (const void *)frame)) {
+		code = *(__u64 *)(buf->chunk + (o->frame_code & 0x78));
+		previous = *(__u64 *)(buf->chunk + (o->frame_previous & 0x78));
+		if (o->frame_owner >= 0)
+			owner = buf->chunk[o->frame_owner & 0x7f];
+		if (o->instr_kind == PY_INSTR_POINTER)
+			instr = *(__u64 *)(buf->chunk + (o->frame_instr & 0x78));
+		else
+			lasti = *(__s32 *)(buf->chunk + (o->frame_instr & 0x7c));
+	} else {
+		if (read_user_u64(frame + o->frame_code, &code) ||
+		    read_user_u64(frame + o->frame_previous, &previous))
 			goto fault;
-		if (owner == o->owner_cstack) /* C-stack shim frame: no Python code */
-			return 0;
+		if (o->frame_owner >= 0 &&
+		    bpf_probe_read_user(&owner, 1, (const void *)(frame + o->frame_owner)))
+			goto fault;
+		if (o->instr_kind == PY_INSTR_POINTER) {
+			if (read_user_u64(frame + o->frame_instr, &instr))
+				goto fault;
+		} else if (bpf_probe_read_user(&lasti, sizeof(lasti),
+					       (const void *)(frame + o->frame_instr))) {
+			goto fault;
+		}
 	}
+	w->frame = previous;
+	if (o->frame_owner >= 0 && owner == o->owner_cstack)
+		return 0; /* C-stack shim frame: no Python code */
 	if (!code)
 		return 0;
-	if (o->instr_kind == PY_INSTR_POINTER) {
-		if (read_user_u64(frame + o->frame_instr, &instr))
-			goto fault;
-		instr -= code; /* byte offset from the code object */
-	} else {
-		__s32 lasti = 0;
-		if (bpf_probe_read_user(&lasti, sizeof(lasti), (const void *)(frame + o->frame_instr)))
-			goto fault;
-		instr = (__u32)lasti;
-	}
+	instr = o->instr_kind == PY_INSTR_POINTER ? instr - code : (__u64)(__u32)lasti;
+
 	__s32 firstlineno = 0;
 	if (bpf_probe_read_user(&firstlineno, sizeof(firstlineno),
 				(const void *)(code + o->code_firstlineno)))
@@ -220,7 +248,8 @@ static __always_inline __u32 walk_python_stack(__u32 pid, __u32 *status)
 		    read_user_u64(cframe + o->cframe_current_frame, &frame))
 			return 0;
 	}
-	struct py_walk w = { .frame = frame, .version = version, .status = PY_WALK_OK };
+	struct py_walk w = { .frame = frame, .status = PY_WALK_OK };
+	__builtin_memcpy(&w.o, o, sizeof(w.o));
 	bpf_loop(PY_MAX_FRAMES + 1, py_walk_step, &w, 0);
 	if (w.status == PY_WALK_OK && w.frame && w.n >= PY_MAX_FRAMES)
 		w.status = PY_WALK_TRUNCATED;
@@ -233,6 +262,9 @@ static __always_inline __u32 walk_python_stack(__u32 pid, __u32 *status)
 }
 
 #define STACK_BYTES (PROFILE_MAX_FRAMES * 8)
+/* Native user frames kept for Python processes (C extensions and the
+ * libraries they call, leafward of the interpreter). */
+#define PY_NATIVE_FRAMES 32
 
 SEC("perf_event")
 int sample_stack(struct bpf_perf_event_data *ctx)
@@ -252,7 +284,7 @@ int sample_stack(struct bpf_perf_event_data *ctx)
 	fill_header(&e->hdr, PROFILE_EVENT_SAMPLE, pid, tid);
 	e->period = ctx->sample_period;
 
-	long klen = bpf_get_stack(ctx, e->stack, STACK_BYTES, 0);
+	long klen = kernel_stacks ? bpf_get_stack(ctx, e->stack, STACK_BYTES, 0) : 0;
 	if (klen < 0) {
 		count_drop(DROP_KSTACK_ERROR);
 		e->kstack_len = (__s32)klen;
@@ -267,8 +299,12 @@ int sample_stack(struct bpf_perf_event_data *ctx)
 
 	long ulen = 0;
 	struct task_struct *task = bpf_get_current_task_btf();
+	/* CPython is built without frame pointers: past the first few frames its
+	 * native stack is noise the Python walk replaces, so don't pay for it. */
+	__u32 ubytes = walk_python && bpf_map_lookup_elem(&py_procs, &pid) ?
+		       PY_NATIVE_FRAMES * 8 : STACK_BYTES;
 	if (task->mm) { /* kernel threads have no user stack */
-		ulen = bpf_get_stack(ctx, (char *)e->stack + koff, STACK_BYTES, BPF_F_USER_STACK);
+		ulen = bpf_get_stack(ctx, (char *)e->stack + koff, ubytes, BPF_F_USER_STACK);
 		if (ulen < 0) {
 			count_drop(DROP_USTACK_ERROR);
 			e->ustack_len = (__s32)ulen;
@@ -304,7 +340,7 @@ int sample_stack(struct bpf_perf_event_data *ctx)
 	__u64 size = offsetof(struct profile_sample_event, stack) + koff + uoff;
 	if (size > sizeof(*e))
 		size = sizeof(*e);
-	if (bpf_ringbuf_output(&events, e, size, 0))
+	if (bpf_ringbuf_output(&events, e, size, wakeup_flags()))
 		count_drop(DROP_RINGBUF_FULL);
 	return 0;
 }
@@ -317,7 +353,7 @@ static __always_inline void notify(__u32 type, __u32 pid, __u32 tid)
 		return;
 	}
 	fill_header(&e->hdr, type, pid, tid);
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, wakeup_flags());
 }
 
 SEC("tp_btf/sched_process_exec")

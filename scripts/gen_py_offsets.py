@@ -296,6 +296,9 @@ def main():
               file=sys.stderr)
         return 2
 
+    if not shutil.which(args.cc):
+        print("gen_py_offsets: no C compiler %r" % args.cc, file=sys.stderr)
+        return 2
     workdir = tempfile.mkdtemp(prefix="gen_py_offsets.")
     try:
         values = {m: derive(probe(inc, workdir, args.cc)) for m, inc in sorted(headers.items())}

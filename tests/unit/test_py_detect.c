@@ -20,6 +20,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ptrace.h>
+#include <sys/uio.h>
+#include <sys/user.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -54,6 +57,43 @@ static int tss_offset(int minor)
 	}
 }
 
+/* offsetof(_PyRuntimeState, interpreters.head) per minor. */
+static int interpreters_head_offset(int minor)
+{
+	return minor >= 13 ? 632 : minor >= 11 ? 40 : 32;
+}
+
+static uint64_t read_u64(pid_t pid, uint64_t addr)
+{
+	uint64_t value = 0;
+	struct iovec local = {.iov_base = &value, .iov_len = sizeof(value)};
+	struct iovec remote = {.iov_base = (void *)(uintptr_t)addr, .iov_len = sizeof(value)};
+	assert_int_equal(process_vm_readv(pid, &local, 1, &remote, 1, 0), sizeof(value));
+	return value;
+}
+
+/* What BPF will do for a sample of the target's main thread: from its fsbase,
+ * through the calibrated glibc layout and the TSS key, to its PyThreadState,
+ * whose interp (offset 16 in 3.8-3.13) must be the runtime's interpreter. */
+static void check_thread_state_reachable(pid_t pid, const struct py_target *t, int key)
+{
+	struct py_tls_layout layout;
+	struct user_regs_struct regs;
+	int status;
+
+	assert_int_equal(tls_layout__calibrate(&layout), 0);
+	assert_int_equal(ptrace(PTRACE_ATTACH, pid, NULL, NULL), 0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_int_equal(ptrace(PTRACE_GETREGS, pid, NULL, &regs), 0);
+	assert_int_equal(ptrace(PTRACE_DETACH, pid, NULL, NULL), 0);
+	uint64_t tstate = read_u64(pid, regs.fs_base + layout.specific_1stblock +
+					    (uint64_t)key * layout.entry_size + layout.data_offset);
+	assert_int_not_equal(tstate, 0);
+	uint64_t interp = read_u64(pid, t->runtime_addr + interpreters_head_offset(t->minor));
+	assert_int_not_equal(interp, 0);
+	assert_int_equal(read_u64(pid, tstate + 16), interp);
+}
+
 static double now_us(void)
 {
 	struct timespec ts;
@@ -77,9 +117,10 @@ static int pyenv_python(int minor, char *out, size_t len)
 	return 0;
 }
 
-/* Starts argv (with extra environment entry env, may be NULL) and waits for its
+/* Starts argv (with extra environment entries env, a NULL-terminated list or
+ * NULL) and waits for its
  * first stdout byte (wait_byte) or for exec (!wait_byte). Returns the pid. */
-static pid_t spawn(char *const argv[], const char *env, int wait_byte)
+static pid_t spawn(char *const argv[], char *const env[], int wait_byte)
 {
 	int out_pipe[2], exec_pipe[2];
 	assert_int_equal(pipe2(out_pipe, O_CLOEXEC), 0);
@@ -88,8 +129,8 @@ static pid_t spawn(char *const argv[], const char *env, int wait_byte)
 	assert_true(pid >= 0);
 	if (pid == 0) {
 		dup2(out_pipe[1], STDOUT_FILENO);
-		if (env)
-			putenv((char *)env);
+		for (size_t i = 0; env && env[i]; i++)
+			putenv(env[i]);
 		execv(argv[0], argv);
 		_exit(127);
 	}
@@ -199,6 +240,8 @@ static void check_supported(const char *python, int minor, int shared)
 	assert_true(address_in_file(pid, t.runtime_addr, t.path));
 	assert_int_equal(py_read_tss_key(pid, &t, tss_offset(minor), &key), 0);
 	assert_true(key >= 0 && key < TLS_LAYOUT_MAX_KEY);
+	printf("    Python %d.%d (micro %d), TSS key %d\n", t.major, t.minor, t.micro, key);
+	check_thread_state_reachable(pid, &t, key);
 	reap(pid);
 	assert_int_equal(py_read_tss_key(pid, &t, tss_offset(minor), &key), -ESRCH);
 }
@@ -293,7 +336,7 @@ static pid_t spawn_with_copied_lib(int minor, const char *lib_name, int delete_c
 				   char *copy_path, size_t copy_len)
 {
 	char python[PATH_MAX], lib[PATH_MAX], dir[] = "/tmp/py_detect_XXXXXX", cmd[3 * PATH_MAX];
-	static char env[PATH_MAX + 16];
+	static char preload[PATH_MAX + 16];
 	if (!pyenv_python(minor, python, sizeof(python)))
 		return -1;
 	snprintf(lib, sizeof(lib), "%s", python);
@@ -303,7 +346,8 @@ static pid_t spawn_with_copied_lib(int minor, const char *lib_name, int delete_c
 	snprintf(copy_path, copy_len, "%s/%s", dir, lib_name);
 	snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", lib, copy_path);
 	assert_int_equal(system(cmd), 0);
-	snprintf(env, sizeof(env), "LD_PRELOAD=%s", copy_path);
+	snprintf(preload, sizeof(preload), "LD_PRELOAD=%s", copy_path);
+	char *env[] = {preload, NULL};
 	char *argv[] = {python, "-c", (char *)sleep_loop, NULL};
 	pid_t pid = spawn(argv, env, 1);
 	if (delete_copy) {
@@ -359,6 +403,75 @@ static void test_deleted_library_still_detected(void **state)
 	assert_true(address_in_file(pid, t.runtime_addr, copy));
 	assert_int_equal(py_read_tss_key(pid, &t, tss_offset(12), &key), 0);
 	reap(pid);
+}
+
+/* An embedding application ("appserver") with an unversioned libpython: the
+ * version comes from which API functions the library defines. */
+static void test_version_from_symbols(void **state)
+{
+	char dir[] = "/tmp/py_detect_XXXXXX", exe[PATH_MAX], lib[PATH_MAX], cmd[4 * PATH_MAX];
+	char preload[PATH_MAX + 16], home[PATH_MAX + 16], reason[256];
+	struct py_target t;
+	int key;
+	(void)state;
+
+	if (access(PYENV "/3.9.18/bin/python3.9", X_OK) != 0)
+		skip();
+	assert_non_null(mkdtemp(dir));
+	snprintf(exe, sizeof(exe), "%s/appserver", dir);
+	snprintf(lib, sizeof(lib), "%s/libpython.so", dir);
+	snprintf(cmd, sizeof(cmd),
+		 "cp " PYENV "/3.9.18/bin/python3.9 '%s' && "
+		 "cp " PYENV "/3.9.18/lib/libpython3.9.so.1.0 '%s'", exe, lib);
+	assert_int_equal(system(cmd), 0);
+	snprintf(preload, sizeof(preload), "LD_PRELOAD=%s", lib);
+	snprintf(home, sizeof(home), "PYTHONHOME=" PYENV "/3.9.18");
+	char *env[] = {preload, home, NULL};
+	char *argv[] = {exe, "-c", (char *)sleep_loop, NULL};
+	pid_t pid = spawn(argv, env, 1);
+	int err = detect(pid, &t, reason, sizeof(reason), "3.9 as appserver+libpython.so");
+	if (err)
+		print_error("%s\n", reason);
+	assert_int_equal(err, 0);
+	assert_int_equal(t.minor, 9);
+	assert_int_equal(t.version_source, PY_VERSION_FROM_SYMBOLS);
+	assert_string_equal(t.path, lib);
+	assert_int_equal(py_read_tss_key(pid, &t, tss_offset(9), &key), 0);
+	reap(pid);
+	unlink(exe);
+	unlink(lib);
+	rmdir(dir);
+}
+
+/* A process in another mount namespace (as in a container): its files exist
+ * only under /proc/PID/root. */
+static void test_other_mount_namespace(void **state)
+{
+	char dir[] = "/tmp/py_detect_XXXXXX", script[4 * PATH_MAX], reason[256], expect[PATH_MAX];
+	struct py_target t;
+	int key;
+	(void)state;
+
+	if (access(PYENV "/3.12.1/bin/python3.12", X_OK) != 0 || access("/usr/bin/unshare", X_OK))
+		skip();
+	assert_non_null(mkdtemp(dir));
+	snprintf(script, sizeof(script),
+		 "mount --bind " PYENV "/3.12.1 %s && LD_LIBRARY_PATH=%s/lib "
+		 "exec %s/bin/python3.12 -c \"$0\"", dir, dir, dir);
+	char *argv[] = {"/usr/bin/unshare", "-m", "/bin/sh", "-c", script, (char *)sleep_loop,
+			NULL};
+	pid_t pid = spawn(argv, NULL, 1);
+	int err = detect(pid, &t, reason, sizeof(reason), "3.12 in a mount namespace");
+	if (err)
+		print_error("%s\n", reason);
+	assert_int_equal(err, 0);
+	assert_int_equal(t.minor, 12);
+	snprintf(expect, sizeof(expect), "%s/lib/libpython3.12.so.1.0", dir);
+	assert_string_equal(t.path, expect);
+	assert_int_equal(access(expect, F_OK), -1); /* not visible from here */
+	assert_int_equal(py_read_tss_key(pid, &t, tss_offset(12), &key), 0);
+	reap(pid);
+	rmdir(dir);
 }
 
 /* elf_dynsym on its own: data symbols, ET_EXEC vs ET_DYN, bias arithmetic. */
@@ -444,6 +557,8 @@ int main(void)
 		cmocka_unit_test(test_gone_process),
 		cmocka_unit_test(test_free_threaded_name_refused),
 		cmocka_unit_test(test_deleted_library_still_detected),
+		cmocka_unit_test(test_version_from_symbols),
+		cmocka_unit_test(test_other_mount_namespace),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -223,6 +223,7 @@ struct sampler *sampler__open(const struct sampler_opts *opts, sampler_record_fn
 	s->skel->rodata->filter_tids = opts->ntids > 0;
 	s->skel->rodata->follow_children = opts->follow_children;
 	s->skel->rodata->walk_python = opts->walk_python && opts->py_offsets;
+	s->skel->rodata->kernel_stacks = !opts->no_kernel_stacks;
 	if (opts->walk_python) {
 		s->skel->rodata->tls.specific_1stblock = opts->py_tls.specific_1stblock;
 		s->skel->rodata->tls.entry_size = opts->py_tls.entry_size;

@@ -29,6 +29,7 @@ struct sampler_opts {
 	bool follow_children;       /* children forked by targets become targets */
 	size_t ringbuf_bytes;       /* ring buffer size (power of two); 0 = default 8 MiB */
 	bool walk_python;           /* walk CPython frames of published processes */
+	bool no_kernel_stacks;      /* do not collect kernel stacks (saves their cost) */
 	const struct py_offsets *py_offsets; /* PY_VERSION_COUNT entries (when walk_python) */
 	struct py_tls_layout py_tls;/* glibc TSS layout (when walk_python) */
 };

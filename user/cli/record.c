@@ -391,6 +391,7 @@ int cmd_record(int argc, char **argv)
 		.ntids = a.ntids,
 		.follow_children = a.command != NULL,
 		.walk_python = python,
+		.no_kernel_stacks = a.no_kernel,
 		.py_offsets = py_offsets_table,
 		.py_tls = tls,
 	};

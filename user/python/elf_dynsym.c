@@ -92,9 +92,9 @@ struct elf_dynsym *elf_dynsym__open(const char *path)
 		errno = err;
 		return NULL;
 	}
-	/* mmap: lookups touch only the pages they read (hash buckets, a few
-	 * symbols), not the whole symbol table. */
-	file->elf = elf_begin(file->fd, ELF_C_READ_MMAP, NULL);
+	/* ELF_C_READ, not ..._MMAP: a library rewritten in place while we read
+	 * it must not SIGBUS the profiler; sections are read lazily (pread). */
+	file->elf = elf_begin(file->fd, ELF_C_READ, NULL);
 	if (!file->elf || elf_kind(file->elf) != ELF_K_ELF || !gelf_getehdr(file->elf, &ehdr)) {
 		err = ENOEXEC;
 		goto fail;

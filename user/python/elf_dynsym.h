@@ -5,10 +5,10 @@
  * Unlike symbolize/elf_symtab.h (every function symbol, for address -> name),
  * this answers name -> (st_value, st_size) for a handful of names, cheaply:
  * .dynsym lookups go through the GNU hash table when the file has one, so a
- * large non-Python executable costs a few page reads, not a symbol-table scan;
- * .symtab is only scanned when asked for.
+ * large non-Python executable costs a few hashed probes, not a string compare
+ * per symbol; .symtab is only scanned when asked for.
  *
- * A handle keeps the file open (fd + libelf mmap) until elf_dynsym__free(); it
+ * A handle keeps the file open (fd + libelf handle) until elf_dynsym__free(); it
  * is not thread-safe, open one per thread. Addresses are ELF virtual
  * addresses; elf_dynsym__load_bias() converts them to process addresses.
  */

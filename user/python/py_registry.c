@@ -152,8 +152,9 @@ static void detect(struct py_registry *r, struct py_entry *e)
 		return;
 	}
 	if (err) {
+		/* -EAGAIN: an interpreter whose libpython is not mapped yet. */
 		e->state = PY_STATE_NOT_PYTHON;
-		if (err != -ENOENT)
+		if (err != -ENOENT && err != -EAGAIN)
 			e->checks = RECHECKS;
 		return;
 	}

@@ -38,7 +38,7 @@ async def async_handler(deadline):
 
 
 async def serve(duration):
-    loop = asyncio.get_event_loop()
+    loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, lambda: state.update(stopping=True))
     deadline = time.monotonic() + duration
     await asyncio.gather(*[async_handler(deadline) for _ in range(HANDLERS)])

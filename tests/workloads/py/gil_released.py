@@ -1,8 +1,9 @@
 """A thread hashing and compressing with the GIL released, for dynoprof's Python tests.
 
-usage: python3 gil_released.py OUT_JSON DURATION_S
+usage: python3 gil_released.py OUT_JSON DURATION_S [HASHER_COMM]
 
-The thread "hasher" (kernel comm set to HASHER_COMM with prctl) runs hash_worker(),
+The thread "hasher" (kernel comm set with prctl to HASHER_COMM, default "hasher", so
+the profile tells its samples apart) runs hash_worker(),
 which calls hashlib.sha256 over a 64 MiB buffer and zlib.compress over a 4 MiB slice
 in a loop: CPython releases the GIL inside both, so the thread's samples are in
 libcrypto / libz called from the Python frame hash_worker. Meanwhile the main thread
@@ -20,7 +21,7 @@ import threading
 import time
 import zlib
 
-HASHER_COMM = "hasher"
+DEFAULT_HASHER_COMM = "hasher"
 BUFFER_BYTES = 64 << 20
 COMPRESS_BYTES = 4 << 20
 stop_event = threading.Event()
@@ -52,10 +53,10 @@ def hash_worker(buf):
         hasher_running.set()
 
 
-def hasher_main():
+def hasher_main(comm):
     truth["hasher_tid"] = threading.get_native_id()
-    if name_this_thread(HASHER_COMM):
-        truth["hasher_comm"] = HASHER_COMM
+    if name_this_thread(comm):
+        truth["hasher_comm"] = comm
     # Half random (incompressible), half text: zlib has work either way.
     block = os.urandom(1 << 20) + b"the quick brown fox jumps over the lazy dog " * 23831
     buf = (block * (BUFFER_BYTES // len(block) + 1))[:BUFFER_BYTES]
@@ -71,8 +72,9 @@ def gil_spinner():
 
 def main():
     out_path, duration = sys.argv[1], float(sys.argv[2])
+    comm = sys.argv[3][:15] if len(sys.argv) > 3 else DEFAULT_HASHER_COMM
     signal.signal(signal.SIGTERM, lambda signum, frame: stop_event.set())
-    hasher = threading.Thread(target=hasher_main, name="hasher", daemon=True)
+    hasher = threading.Thread(target=hasher_main, args=(comm,), name="hasher", daemon=True)
     hasher.start()
     hasher_running.wait()
     print("ready", flush=True)

@@ -1,0 +1,358 @@
+"""Helpers for the CPython integration tests (test_python.py).
+
+  find_interpreters()     the CPython interpreters on this machine (pyenv + Debian)
+  PyWorkloads             starts tests/workloads/py/*.py under an interpreter, one copy
+                          of the script per run so each run's frames carry its own path
+  parse_py_frame(frame)   a folded Python frame `MODULE:QUALNAME (FILENAME[:LINE])`
+  decode_pprof(path)      the samples of a (gzipped) pprof file, with their labels
+"""
+import glob
+import gzip
+import json
+import os
+import re
+import select
+import shutil
+import signal
+import subprocess
+import time
+from collections import namedtuple
+
+import pytest
+
+from conftest import REPO_ROOT, Folded
+
+PY_WORKLOAD_DIR = os.path.join(REPO_ROOT, "tests", "workloads", "py")
+SUPPORTED = ((3, 8), (3, 13))  # oldest and newest minor version dynoprof walks
+READY_TIMEOUT = 30
+
+# `MODULE:QUALNAME (FILENAME:LINE)`, or `MODULE:QUALNAME (FILENAME)` with
+# --python-lines=off. QUALNAME has no spaces (e.g. `Looper.spin`, `<module>`,
+# `outer.<locals>.inner`); MODULE may be a non-path name like `<frozen zipimport>`.
+PY_FRAME_RE = re.compile(
+    r"^(?P<module>[^;]+?):(?P<qualname>[^\s;:][^\s;]*) \((?P<filename>[^;]*?)"
+    r"(?::(?P<line>\d+))?\)$")
+
+PyFrame = namedtuple("PyFrame", "module qualname filename line")
+
+
+class Interpreter(namedtuple("Interpreter", "path version kind")):
+    """One python executable: path, version (major, minor, micro), kind pyenv|debian."""
+
+    @property
+    def tag(self):
+        """A short unique id, e.g. pyenv-3.12.1 (test ids, directory names)."""
+        return f"{self.kind}-{'.'.join(map(str, self.version))}"
+
+    @property
+    def comm(self):
+        """The kernel comm of its main thread: the executable's basename, 15 chars."""
+        return os.path.basename(self.path)[:15]
+
+    @property
+    def minor(self):
+        return self.version[:2]
+
+    @property
+    def supported(self):
+        return SUPPORTED[0] <= self.minor <= SUPPORTED[1]
+
+    @property
+    def has_qualname(self):
+        """True when frames show co_qualname (3.11+), else co_name."""
+        return self.minor >= (3, 11)
+
+
+def _version_of(path):
+    try:
+        out = subprocess.run([path, "-c", "import sys; print(*sys.version_info[:3])"],
+                             capture_output=True, text=True, timeout=30).stdout.split()
+        return tuple(int(x) for x in out[:3]) if len(out) >= 3 else None
+    except (OSError, subprocess.TimeoutExpired, ValueError):
+        return None
+
+
+_interpreters_cache = []
+
+
+def find_interpreters():
+    """Every CPython 3 interpreter found: pyenv builds (PIE, shared libpython) and the
+    distribution's /usr/bin/python3.X (non-PIE, static libpython), sorted by version."""
+    if _interpreters_cache:
+        return list(_interpreters_cache)
+    candidates = [(p, "pyenv") for p in glob.glob("/root/.pyenv/versions/3.*/bin/python3.*")]
+    candidates += [(p, "debian") for p in glob.glob("/usr/bin/python3.*")]
+    seen = set()
+    found = []
+    for path, kind in sorted(candidates):
+        if not re.search(r"/python3\.\d+$", path) or not os.access(path, os.X_OK):
+            continue
+        real = os.path.realpath(path)
+        if real in seen:
+            continue
+        seen.add(real)
+        version = _version_of(path)
+        if version:
+            found.append(Interpreter(path, version, kind))
+    found.sort(key=lambda i: (i.version, i.kind))
+    _interpreters_cache.extend(found)
+    return list(found)
+
+
+def parse_py_frame(frame):
+    """The PyFrame of a folded Python frame, or None for native/kernel/special frames."""
+    if frame.endswith("_[k]"):
+        return None
+    m = PY_FRAME_RE.match(frame)
+    if not m:
+        return None
+    line = m.group("line")
+    return PyFrame(m.group("module"), m.group("qualname"), m.group("filename"),
+                   int(line) if line is not None else None)
+
+
+def is_python_frame(frame):
+    return parse_py_frame(frame) is not None
+
+
+def names_function(frame, name):
+    """True when frame is a Python frame of function `name` (co_name or the last
+    component of co_qualname)."""
+    py = parse_py_frame(frame)
+    return py is not None and (py.qualname == name or py.qualname.endswith("." + name))
+
+
+def has_function(frames, name):
+    return any(names_function(f, name) for f in frames[1:])
+
+
+def function_count(frames, name):
+    """How many frames of the stack belong to Python function `name`."""
+    return sum(1 for f in frames[1:] if names_function(f, name))
+
+
+def python_frames(frames):
+    return [f for f in frames[1:] if is_python_frame(f)]
+
+
+def innermost_python(frames):
+    """The leafmost Python frame of a stack as PyFrame, or None."""
+    for f in reversed(frames[1:]):
+        py = parse_py_frame(f)
+        if py:
+            return py
+    return None
+
+
+def called_from(frames, caller, callee):
+    """True when Python function `caller` is the Python frame right above `callee`."""
+    py = [parse_py_frame(f) for f in frames[1:]]
+    py = [p.qualname.rsplit(".", 1)[-1] for p in py if p]
+    return any(py[i] == caller and py[i + 1] == callee for i in range(len(py) - 1))
+
+
+def of_file(prof, path):
+    """The stacks with at least one Python frame from file `path`."""
+    return Folded([(frames, n) for frames, n in prof.stacks
+                   if any((parse_py_frame(f) or PyFrame("", "", "", 0)).filename == path
+                          for f in frames[1:])])
+
+
+def hot_line_number(script):
+    """The line number of the `# HOT-LINE` marker in a workload script."""
+    with open(script) as f:
+        for lineno, line in enumerate(f, 1):
+            if "# HOT-LINE" in line and not line.lstrip().startswith("#"):
+                return lineno
+    raise AssertionError(f"no # HOT-LINE marker in {script}")
+
+
+class PyRun:
+    """One workload process: interpreter, script copy, process, truth file."""
+
+    def __init__(self, interp, script, proc, truth_path):
+        self.interp = interp          # the Interpreter running it
+        self.script = script          # absolute path of its private script copy
+        self.proc = proc              # subprocess.Popen
+        self.truth_path = truth_path  # where it writes its JSON at exit
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def stop(self, timeout=20):
+        """SIGTERMs the run (if alive), waits, and returns its truth JSON."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            pytest.fail(f"{self.interp.tag} {self.script} ignored SIGTERM")
+        return self.truth()
+
+    def truth(self):
+        if not os.path.exists(self.truth_path):
+            err = self.proc.stderr.read() if self.proc.stderr else ""
+            pytest.fail(f"{self.interp.tag} {self.script} wrote no {self.truth_path} "
+                        f"(exit {self.proc.returncode}):\n{err}")
+        with open(self.truth_path) as f:
+            return json.load(f)
+
+
+class PyWorkloads:
+    """Starts Python workloads; none outlives the fixture that owns this object.
+
+    Each run gets its own copy of the script under basedir/<tag>[-<n>]/, so the
+    FILENAME in its frames tells runs of different interpreters apart within one
+    capture (even two that share a comm, like pyenv and Debian python3.11), while
+    the module name stays the workload's name.
+    """
+
+    def __init__(self, basedir):
+        self.basedir = basedir
+        self.runs = []
+
+    def start(self, interp, workload, duration=120, *extra, wait_ready=True):
+        """Starts workload (e.g. "ground_truth") under interp; waits for "ready"."""
+        n = len(self.runs)
+        rundir = os.path.join(self.basedir, f"{workload}-{interp.tag}-{n}")
+        os.makedirs(rundir)
+        script = os.path.join(rundir, workload + ".py")
+        shutil.copyfile(os.path.join(PY_WORKLOAD_DIR, workload + ".py"), script)
+        truth_path = os.path.join(rundir, "truth.json")
+        proc = subprocess.Popen([interp.path, script, truth_path, str(duration)] +
+                                [str(e) for e in extra], cwd=rundir,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        run = PyRun(interp, script, proc, truth_path)
+        self.runs.append(run)
+        if wait_ready:
+            self.wait_ready(run)
+        return run
+
+    def wait_ready(self, run, timeout=READY_TIMEOUT):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([run.proc.stdout], [], [], 0.2)
+            if ready:
+                line = run.proc.stdout.readline()
+                if line.strip() == "ready":
+                    return
+                if line == "":
+                    break
+        run.proc.kill()
+        out, err = run.proc.communicate()
+        pytest.fail(f"{run.interp.tag} {run.script} never printed ready "
+                    f"(exit {run.proc.returncode}):\n{out}\n{err}")
+
+    def close(self):
+        for run in self.runs:
+            if run.proc.poll() is None:
+                run.proc.kill()
+                run.proc.wait()
+            for stream in (run.proc.stdout, run.proc.stderr):
+                if stream:
+                    stream.close()
+
+
+# ---- pprof (profile.proto) decoding, enough for samples, locations and labels ----
+
+def _varint(buf, pos):
+    result = shift = 0
+    while True:
+        b = buf[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if b < 0x80:
+            return result, pos
+        shift += 7
+
+
+def _fields(buf):
+    """Yields (field_number, wire_type, value) of one message; value is an int for
+    varints and fixed types, bytes for length-delimited fields."""
+    pos = 0
+    while pos < len(buf):
+        key, pos = _varint(buf, pos)
+        field, wire = key >> 3, key & 7
+        if wire == 0:
+            value, pos = _varint(buf, pos)
+        elif wire == 1:
+            value, pos = int.from_bytes(buf[pos:pos + 8], "little"), pos + 8
+        elif wire == 2:
+            length, pos = _varint(buf, pos)
+            value, pos = buf[pos:pos + length], pos + length
+        elif wire == 5:
+            value, pos = int.from_bytes(buf[pos:pos + 4], "little"), pos + 4
+        else:
+            raise ValueError(f"pprof: unsupported wire type {wire}")
+        yield field, wire, value
+
+
+def _ints(wire, value):
+    """A repeated integer field's values, packed or not."""
+    if wire != 2:
+        return [value]
+    out, pos = [], 0
+    while pos < len(value):
+        v, pos = _varint(value, pos)
+        out.append(v)
+    return out
+
+
+PprofSample = namedtuple("PprofSample", "frames values labels")
+PprofFrame = namedtuple("PprofFrame", "function filename line")
+
+
+def decode_pprof(path):
+    """The samples of a pprof file (gzipped or not): frames root first, as
+    PprofFrame(function, filename, line); values; labels {key: str or int}."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[:2] == b"\x1f\x8b":
+        data = gzip.decompress(data)
+    strings, functions, locations, raw_samples = [], {}, {}, []
+    for field, wire, value in _fields(data):
+        if field == 6:
+            strings.append(value.decode("utf-8", "replace"))
+        elif field == 5:
+            fn = {}
+            for f2, _, v2 in _fields(value):
+                fn[f2] = v2
+            functions[fn.get(1, 0)] = fn
+        elif field == 4:
+            loc = {"lines": []}
+            for f2, _, v2 in _fields(value):
+                if f2 == 1:
+                    loc["id"] = v2
+                elif f2 == 4:
+                    loc["lines"].append({f3: v3 for f3, _, v3 in _fields(v2)})
+            locations[loc.get("id", 0)] = loc
+        elif field == 2:
+            raw_samples.append(value)
+
+    def string(i):
+        return strings[i] if 0 <= i < len(strings) else ""
+
+    samples = []
+    for raw in raw_samples:
+        loc_ids, values, labels = [], [], {}
+        for field, wire, value in _fields(raw):
+            if field == 1:
+                loc_ids += _ints(wire, value)
+            elif field == 2:
+                values += _ints(wire, value)
+            elif field == 3:
+                lab = {f2: v2 for f2, _, v2 in _fields(value)}
+                key = string(lab.get(1, 0))
+                labels[key] = string(lab[2]) if lab.get(2) else lab.get(3, 0)
+        frames = []  # leaf first while collecting
+        for loc_id in loc_ids:
+            for line in locations.get(loc_id, {"lines": []})["lines"]:
+                fn = functions.get(line.get(1, 0), {})
+                frames.append(PprofFrame(string(fn.get(2, 0)), string(fn.get(4, 0)),
+                                         line.get(2, 0)))
+        samples.append(PprofSample(list(reversed(frames)), values, labels))
+    return samples
