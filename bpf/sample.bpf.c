@@ -99,14 +99,35 @@ static __always_inline void count_drop(__u32 reason)
 		*n += 1;
 }
 
-/* Waking the reader on every record costs an irq_work per sample; userspace
- * polls every 100 ms anyway, so wake it only once a backlog builds up. */
+/* Processes sampled recently (LRU): the first sample of a process wakes the
+ * reader at once, so it reads the process's mappings while it lives. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, __u8);
+} seen_pids SEC(".maps");
+
+/* Waking the reader on every record costs an irq_work per sample (it was most
+ * of the program's cost); userspace drains every POLL interval anyway, so wake
+ * it only for news (a new process, an exec) or once a backlog builds up. */
 #define WAKEUP_BACKLOG_BYTES (256 * 1024)
 
-static __always_inline __u64 wakeup_flags(void)
+static __always_inline __u64 wakeup_flags(bool news)
 {
-	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > WAKEUP_BACKLOG_BYTES ?
-	       BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	if (news || bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > WAKEUP_BACKLOG_BYTES)
+		return BPF_RB_FORCE_WAKEUP;
+	return BPF_RB_NO_WAKEUP;
+}
+
+/* Returns true the first time pid is seen (since it was last evicted). */
+static __always_inline bool first_sight(__u32 pid)
+{
+	__u8 one = 1;
+	if (bpf_map_lookup_elem(&seen_pids, &pid))
+		return false;
+	bpf_map_update_elem(&seen_pids, &pid, &one, BPF_ANY);
+	return true;
 }
 
 static __always_inline bool is_target(__u32 pid, __u32 tid)
@@ -340,12 +361,12 @@ int sample_stack(struct bpf_perf_event_data *ctx)
 	__u64 size = offsetof(struct profile_sample_event, stack) + koff + uoff;
 	if (size > sizeof(*e))
 		size = sizeof(*e);
-	if (bpf_ringbuf_output(&events, e, size, wakeup_flags()))
+	if (bpf_ringbuf_output(&events, e, size, wakeup_flags(first_sight(pid))))
 		count_drop(DROP_RINGBUF_FULL);
 	return 0;
 }
 
-static __always_inline void notify(__u32 type, __u32 pid, __u32 tid)
+static __always_inline void notify(__u32 type, __u32 pid, __u32 tid, bool wake)
 {
 	struct profile_task_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
@@ -353,7 +374,7 @@ static __always_inline void notify(__u32 type, __u32 pid, __u32 tid)
 		return;
 	}
 	fill_header(&e->hdr, type, pid, tid);
-	bpf_ringbuf_submit(e, wakeup_flags());
+	bpf_ringbuf_submit(e, wakeup_flags(wake));
 }
 
 SEC("tp_btf/sched_process_exec")
@@ -362,7 +383,8 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	__u32 pid = p->tgid, tid = p->pid;
 	if (filter_pids && !bpf_map_lookup_elem(&targets, &pid))
 		return 0;
-	notify(PROFILE_EVENT_EXEC, pid, tid);
+	notify(PROFILE_EVENT_EXEC, pid, tid, true);
+	bpf_map_delete_elem(&seen_pids, &pid); /* its next sample is news again */
 	return 0;
 }
 
@@ -373,7 +395,8 @@ int BPF_PROG(on_exit, struct task_struct *p)
 	if (pid != tid) /* only the thread group leader ends the process */
 		return 0;
 	if (!filter_pids || bpf_map_lookup_elem(&targets, &pid))
-		notify(PROFILE_EVENT_EXIT, pid, tid);
+		notify(PROFILE_EVENT_EXIT, pid, tid, false);
+	bpf_map_delete_elem(&seen_pids, &pid);
 	if (filter_pids)
 		bpf_map_delete_elem(&targets, &pid);
 	return 0;

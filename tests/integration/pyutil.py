@@ -162,7 +162,8 @@ def hot_line_number(script):
     """The line number of the `# HOT-LINE` marker in a workload script."""
     with open(script) as f:
         for lineno, line in enumerate(f, 1):
-            if "# HOT-LINE" in line and not line.lstrip().startswith("#"):
+            code, sep, comment = line.partition("#")
+            if sep and code.strip() and comment.strip() == "HOT-LINE":
                 return lineno
     raise AssertionError(f"no # HOT-LINE marker in {script}")
 

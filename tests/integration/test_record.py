@@ -116,6 +116,13 @@ def test_command_mode_profiles_until_exit(run_dynoprof, workload, outdir):
     assert split.count_where(lambda fr: has_parent(fr, "caller_alpha", "burn_alpha")) > 0
 
 
+def test_command_mode_returns_command_exit_status(run_dynoprof, outdir):
+    out = os.path.join(outdir, "x.folded")
+    rc, _, err = run_dynoprof("record", "-o", out, "--", "sh", "-c", "exit 3", timeout=30)
+    assert rc == 3, f"record -- CMD should exit with CMD's status 3, got {rc}:\n{err}"
+    assert os.path.exists(out), f"no output written for a failing command:\n{err}"
+
+
 def test_command_mode_missing_command_fails(run_dynoprof, outdir):
     out = os.path.join(outdir, "x.folded")
     rc, _, err = run_dynoprof("record", "-o", out, "--", "/nonexistent/command", timeout=30)

@@ -341,7 +341,12 @@ int sampler__set_python_process(void *sampler, uint32_t pid, const struct py_pro
 int sampler__poll(struct sampler *s, int timeout_ms)
 {
 	s->stop_value = 0;
+	/* BPF wakes us only for news; poll then drain whatever else is there. */
 	int n = ring_buffer__poll(s->rb, timeout_ms);
+	if (n >= 0 && !s->stop_value) {
+		int m = ring_buffer__consume(s->rb);
+		n = m < 0 ? m : n + m;
+	}
 	if (s->stop_value)
 		return s->stop_value;
 	return n;

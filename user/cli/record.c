@@ -256,6 +256,7 @@ static int on_record(void *ctx, const void *data, size_t size)
 
 static void print_summary(const struct record_args *a, struct sampler *s,
 			  const struct aggregator *agg, const struct symbolizer *sym,
+			  const struct py_registry *pyreg,
 			  const struct profile *p, double elapsed, enum output_format fmt)
 {
 	uint64_t drops[DROP_REASON_COUNT] = { 0 };
@@ -274,6 +275,14 @@ static void print_summary(const struct record_args *a, struct sampler *s,
 		if (drops[r])
 			fprintf(stderr, "dynoprof:   %" PRIu64 " x %s\n", drops[r],
 				sampler__drop_reason_name(r));
+	if (pyreg) {
+		struct py_registry_stats ps;
+		py_registry__stats(pyreg, &ps);
+		if (ps.python_processes || ps.unsupported)
+			fprintf(stderr, "dynoprof: %" PRIu64 " Python processes walked, %" PRIu64
+				" unsupported; %" PRIu64 " samples with Python frames\n",
+				ps.python_processes, ps.unsupported, st.python_samples);
+	}
 	if (st.bad_records)
 		fprintf(stderr, "dynoprof:   %" PRIu64 " malformed records ignored\n",
 			st.bad_records);
@@ -401,7 +410,7 @@ int cmd_record(int argc, char **argv)
 		goto out;
 	}
 	if (python) {
-		pyres = py_resolver__new(0);
+		pyres = py_resolver__new(0, a.quiet ? NULL : stderr);
 		pyreg = py_registry__new(sampler__set_python_process, sampler, 0, stderr);
 		if (!pyres || !pyreg) {
 			cli_error("out of memory");
@@ -479,7 +488,7 @@ int cmd_record(int argc, char **argv)
 		goto out;
 	}
 	if (!a.quiet)
-		print_summary(&a, sampler, agg, sym, profile, elapsed, fmt);
+		print_summary(&a, sampler, agg, sym, pyreg, profile, elapsed, fmt);
 	rc = 0;
 	if (a.command) {
 		if (!child.exited && stop_requested) {

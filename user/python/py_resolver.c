@@ -39,6 +39,8 @@ struct py_resolver {
 	struct hashmap *old;         /* previous generation, promoted on use */
 	size_t generation_size;      /* young rotates into old at this size */
 	struct hashmap *modules;     /* "root\0path" -> char* module name */
+	struct hashmap *warned;      /* pids already warned about (bounded) */
+	FILE *warnings;              /* where warnings go; NULL: none */
 	struct py_resolver_stats stats; /* counters */
 };
 
@@ -63,7 +65,7 @@ static void free_entries(struct hashmap *m)
 	hashmap__free(m);
 }
 
-struct py_resolver *py_resolver__new(size_t max_entries)
+struct py_resolver *py_resolver__new(size_t max_entries, FILE *warnings)
 {
 	struct py_resolver *r = calloc(1, sizeof(*r));
 	if (!r)
@@ -72,7 +74,9 @@ struct py_resolver *py_resolver__new(size_t max_entries)
 	r->young = hashmap__new();
 	r->old = hashmap__new();
 	r->modules = hashmap__new();
-	if (!r->young || !r->old || !r->modules) {
+	r->warned = hashmap__new();
+	r->warnings = warnings;
+	if (!r->young || !r->old || !r->modules || !r->warned) {
 		py_resolver__free(r);
 		errno = ENOMEM;
 		return NULL;
@@ -93,6 +97,7 @@ void py_resolver__free(struct py_resolver *r)
 			free(v);
 		hashmap__free(r->modules);
 	}
+	hashmap__free(r->warned);
 	free(r);
 }
 
@@ -417,6 +422,25 @@ static struct code_entry *cache_get(struct py_resolver *r, const struct code_key
 	return e;
 }
 
+/* Says once per process why its Python frames cannot be named. */
+static void warn_once(struct py_resolver *r, pid_t pid, uint64_t code, int err)
+{
+	if (!r->warnings || hashmap__get(r->warned, &pid, sizeof(pid)))
+		return;
+	if (hashmap__size(r->warned) >= 4096) { /* bound: forget old warnings */
+		hashmap__free(r->warned);
+		r->warned = hashmap__new();
+		if (!r->warned)
+			return;
+	}
+	hashmap__put(r->warned, &pid, sizeof(pid), (void *)1, NULL);
+	fprintf(r->warnings, "dynoprof: warning: PID %d: cannot read Python code object at "
+		"0x%llx (%s): such frames show as [python: unreadable frame]\n", (int)pid,
+		(unsigned long long)code, err == -ESRCH ? "process exited" :
+		err == -EFAULT ? "address not mapped" : err ? strerror(-err) :
+		"object changed since the sample");
+}
+
 static int unreadable_frame(struct profile *p, uint32_t *id)
 {
 	struct frame_desc d = { .kind = FRAME_SPECIAL, .name = "[python: unreadable frame]" };
@@ -445,6 +469,7 @@ int py_resolver__frame(struct py_resolver *r, pid_t pid, unsigned vi, const stru
 		if (err || e->firstlineno != f->firstlineno) {
 			/* Gone, or the object changed between the sample and now. */
 			r->stats.read_failures++;
+			warn_once(r, pid, f->code, err);
 			if (!err)
 				code_entry_free(e);
 			return unreadable_frame(p, frame_id);

@@ -17,6 +17,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "python.h" /* bpf/python.h: struct py_frame */
@@ -32,8 +33,9 @@ struct py_resolver_stats {
 
 struct py_resolver;
 
-/* max_entries 0 picks a default. NULL + errno. */
-struct py_resolver *py_resolver__new(size_t max_entries);
+/* max_entries 0 picks a default. warnings: where the one-time warning per
+ * process about unreadable code objects goes (NULL: none). NULL + errno. */
+struct py_resolver *py_resolver__new(size_t max_entries, FILE *warnings);
 void py_resolver__free(struct py_resolver *r);
 
 /* Interns the frame f of process pid (an interpreter of version_index, enum
