@@ -18,6 +18,7 @@ const volatile bool follow_children = false; /* add forked children of targets *
 const volatile bool skip_idle = true;      /* ignore the idle task (pid 0) */
 const volatile bool walk_python = true;    /* walk CPython frames of py_procs */
 const volatile bool kernel_stacks = true;  /* collect kernel stacks */
+const volatile bool thread_tags = true;    /* read libdynotag thread tags */
 /* glibc pthread_getspecific layout, calibrated by userspace. */
 const volatile struct py_tls_layout tls = { .specific_1stblock = 0x310, .entry_size = 16,
 					    .data_offset = 8 };
@@ -70,6 +71,14 @@ struct {
 /* Bytes of a frame read at once: covers every field the walker uses in every
  * version (the largest offset is 3.10's f_lasti at 96). */
 #define PY_FRAME_CHUNK 128
+
+/* Processes using libdynotag (key: tgid), filled by userspace at discovery. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct tag_proc);
+} tag_procs SEC(".maps");
 
 /* Per-CPU Python frames of the sample being built. */
 struct py_frames_buf {
@@ -231,6 +240,57 @@ fault:
 	return 1;
 }
 
+/* Reads the value glibc's pthread_getspecific(key) would return in the current
+ * thread (keys < 32 only: the first-level block). */
+static __always_inline int read_thread_specific(__u32 key, __u64 *value)
+{
+	if (key >= 32)
+		return -1;
+	struct task_struct *task = bpf_get_current_task_btf();
+	__u64 fsbase = BPF_CORE_READ(task, thread.fsbase);
+	if (!fsbase)
+		return -1;
+	return read_user_u64(fsbase + tls.specific_1stblock + (__u64)key * tls.entry_size +
+			     tls.data_offset, value);
+}
+
+/* Copies the thread's dynotag record into the sample, under its sequence
+ * counter: a record being written (odd seq, or seq changed during the copy) is
+ * reported as TAG_READ_RACE, never as tags the thread did not hold. */
+static __always_inline void read_thread_tags(__u32 pid, struct profile_sample_event *e)
+{
+	e->tag_status = TAG_READ_NONE;
+	e->tag_count = 0;
+	if (!thread_tags)
+		return;
+	struct tag_proc *proc = bpf_map_lookup_elem(&tag_procs, &pid);
+	if (!proc)
+		return;
+	__s32 key = -1;
+	__u64 record = 0;
+	if (bpf_probe_read_user(&key, sizeof(key), (const void *)(proc->runtime_addr +
+			offsetof(struct dynotag_runtime, tss_key))) || key < 0)
+		return;
+	if (read_thread_specific((__u32)key, &record) || !record)
+		return;
+	__u32 seq_before = 0, seq_after = 0, count = 0;
+	if (bpf_probe_read_user(&seq_before, sizeof(seq_before), (const void *)record) ||
+	    bpf_probe_read_user(&count, sizeof(count), (const void *)(record + 4)) ||
+	    bpf_probe_read_user(e->tags, sizeof(e->tags),
+				(const void *)(record + offsetof(struct dynotag_record, tags))) ||
+	    bpf_probe_read_user(&seq_after, sizeof(seq_after), (const void *)record)) {
+		e->tag_status = TAG_READ_ERROR;
+		return;
+	}
+	if ((seq_before & 1) || seq_before != seq_after) {
+		e->tag_status = TAG_READ_RACE;
+		count_drop(DROP_TAG_RACE);
+		return;
+	}
+	e->tag_count = count > DYNOTAG_MAX_TAGS ? DYNOTAG_MAX_TAGS : count;
+	e->tag_status = TAG_READ_OK;
+}
+
 /* Finds the sampled thread's PyThreadState through the interpreter's pthread
  * TSS key (set for every thread with a Python thread state, also while it has
  * released the GIL), and walks its frames into py_scratch. Returns the number
@@ -253,12 +313,8 @@ static __always_inline __u32 walk_python_stack(__u32 pid, __u32 *status)
 	if (tss.initialized != 1 || tss.key >= 32) /* glibc's second-level keys unsupported */
 		return 0;
 
-	struct task_struct *task = bpf_get_current_task_btf();
-	__u64 fsbase = BPF_CORE_READ(task, thread.fsbase);
 	__u64 tstate = 0, frame = 0;
-	if (!fsbase || read_user_u64(fsbase + tls.specific_1stblock +
-				     (__u64)tss.key * tls.entry_size + tls.data_offset, &tstate) ||
-	    !tstate)
+	if (read_thread_specific(tss.key, &tstate) || !tstate)
 		return 0;
 	if (o->tstate_frame >= 0) {
 		if (read_user_u64(tstate + o->tstate_frame, &frame))
@@ -340,6 +396,7 @@ int sample_stack(struct bpf_perf_event_data *ctx)
 	if (uoff > STACK_BYTES)
 		uoff = STACK_BYTES;
 
+	read_thread_tags(pid, e);
 	e->py_len = 0;
 	e->py_status = PY_WALK_NONE;
 	if (walk_python) {

@@ -11,6 +11,7 @@
 #endif
 
 #include "python.h"
+#include "dynotag_abi.h"
 
 /* Frames per stack kept by bpf_get_stack (kernel and user each). 127 keeps the
  * byte size (127 * 8 = 1016) under a power-of-two mask the verifier can use. */
@@ -32,7 +33,8 @@ enum profile_drop_reason {
 	DROP_EVENT_RINGBUF_FULL = 3, /* exec/exit notification lost */
 	DROP_PY_READ_ERROR = 4,   /* a Python frame read faulted: sample kept, walk cut short */
 	DROP_PY_TRUNCATED = 5,    /* Python stack deeper than PY_MAX_FRAMES: outermost frames cut */
-	DROP_REASON_COUNT = 6,
+	DROP_TAG_RACE = 6,        /* thread tags were being written: sample kept untagged */
+	DROP_REASON_COUNT = 7,
 };
 
 /* Common header of every ring buffer record. */
@@ -61,10 +63,27 @@ struct profile_sample_event {
 	__s32 ustack_len;  /* user frames after the kernel ones, or -errno; 0 for kernel threads */
 	__u32 py_len;      /* Python frames after the user frames */
 	__u32 py_status;   /* enum py_walk_status */
+	__u32 tag_status;  /* enum tag_read_status */
+	__u32 tag_count;   /* pairs valid in tags[] (TAG_READ_OK only) */
+	struct dynotag_pair tags[DYNOTAG_MAX_TAGS]; /* the thread's tags (string ids) */
 	__u64 stack[2 * PROFILE_MAX_FRAMES + 2 * PY_MAX_FRAMES]; /* see above */
 };
 _Static_assert(sizeof(struct profile_sample_event) ==
-	       64 + (2 * PROFILE_MAX_FRAMES + 2 * PY_MAX_FRAMES) * 8, "sample layout");
+	       144 + (2 * PROFILE_MAX_FRAMES + 2 * PY_MAX_FRAMES) * 8, "sample layout");
+
+/* Outcome of reading a thread's dynotag record at sample time. */
+enum tag_read_status {
+	TAG_READ_NONE = 0,   /* the process has no libdynotag, or the thread set no tag */
+	TAG_READ_OK = 1,     /* tags[] is a consistent snapshot */
+	TAG_READ_RACE = 2,   /* the thread was writing its tags: none reported */
+	TAG_READ_ERROR = 3,  /* the record could not be read */
+};
+
+/* A process using libdynotag, the value of tag_procs (key: tgid). */
+struct tag_proc {
+	__u64 runtime_addr;  /* address of its `dynotag_runtime` object */
+};
+_Static_assert(sizeof(struct tag_proc) == 8, "tag_proc layout");
 
 /* Exec and exit notifications carry only the header. */
 struct profile_task_event {

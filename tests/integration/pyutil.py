@@ -215,15 +215,22 @@ class PyWorkloads:
         self.basedir = basedir
         self.runs = []
 
-    def start(self, interp, workload, duration=120, *extra, wait_ready=True):
-        """Starts workload (e.g. "ground_truth") under interp; waits for "ready"."""
+    def start(self, interp, workload, duration=120, *extra, wait_ready=True,
+              relative=False):
+        """Starts workload (e.g. "ground_truth") under interp; waits for "ready".
+
+        relative: name the script relative to its directory (the process's cwd) on
+        the command line, so its co_filename is relative where the interpreter keeps
+        it so (3.8; 3.9+ make the main script's path absolute).
+        """
         n = len(self.runs)
         rundir = os.path.join(self.basedir, f"{workload}-{interp.tag}-{n}")
         os.makedirs(rundir)
         script = os.path.join(rundir, workload + ".py")
         shutil.copyfile(os.path.join(PY_WORKLOAD_DIR, workload + ".py"), script)
         truth_path = os.path.join(rundir, "truth.json")
-        proc = subprocess.Popen([interp.path, script, truth_path, str(duration)] +
+        argv_script = os.path.basename(script) if relative else script
+        proc = subprocess.Popen([interp.path, argv_script, truth_path, str(duration)] +
                                 [str(e) for e in extra], cwd=rundir,
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)

@@ -14,7 +14,7 @@ FILENAME in a stack tells which run it belongs to. Captures are made once per mo
 and shared by the tests that read them.
 """
 import os
-import time
+import re
 
 import pytest
 
@@ -29,9 +29,15 @@ INTERPS = [i for i in ALL if i.supported]
 UNSUPPORTED = [i for i in ALL if i.minor < (3, 8)]
 IDS = [i.tag for i in INTERPS]
 
-DURATION = 4              # seconds per ground-truth capture (the brief's -d 4 -F 199)
-FREQ = 199
+DURATION = 4              # seconds per ground-truth capture
+FREQ = 199                # Hz of the structural captures
+# Hz of the ground-truth captures: at 199 Hz a process sharing a loaded 2-CPU machine
+# gets ~300 samples, whose noise alone (~2.5 points) nears the share tolerance; at 999
+# Hz the sampled shares land within ~0.5 point of the measured ones.
+GT_FREQ = 999
+GT_MIN_SAMPLES = 400      # fewer leaf samples make the share comparison meaningless
 SHORT = 3                 # seconds of the all-versions structural captures
+MIN_SAMPLES = 10          # per process in those (7 processes share 2 CPUs)
 SHARE_TOLERANCE = 0.03    # sampled vs measured share, absolute
 MEASURED_LEAVES = ("leaf_alpha", "leaf_beta", "leaf_gamma", "thread_leaf", "deep_leaf")
 CALLERS = {"leaf_alpha": "caller_alpha", "leaf_beta": "caller_beta",
@@ -113,11 +119,11 @@ class Captures:
             pytest.fail(f"capture {key} failed: {value}", pytrace=False)
         return value
 
-    def record(self, pids, out_name, duration, *extra):
+    def record(self, pids, out_name, duration, *extra, freq=FREQ):
         """Records the pids; returns (output path, stderr), failing on rc != 0."""
         out = os.path.join(self.basedir, f"{len(self.done)}-{out_name}")
         rc, _, err = self.run_dynoprof("record", "-p", ",".join(str(p) for p in pids),
-                                       "-d", duration, "-F", FREQ, "-o", out, *extra,
+                                       "-d", duration, "-F", freq, "-o", out, *extra,
                                        timeout=duration + 60)
         assert rc == 0, f"record -p {pids} failed (rc={rc}):\n{err}"
         assert os.path.getsize(out) > 0, f"{out} is empty:\n{err}"
@@ -177,7 +183,8 @@ def ground_truth(captures, interp):
     def make():
         runs = [captures.workloads.start(i, "ground_truth", 120) for i in group]
         out, err = captures.record([r.pid for r in runs], key.replace(":", "-")
-                                   .replace(",", "_") + ".folded", DURATION)
+                                   .replace(",", "_") + ".folded", DURATION,
+                                   freq=GT_FREQ)
         prof = parse_folded_file(out)
         return {r.interp.tag: (r, r.stop(), of_file(prof, r.script), prof, err)
                 for r in runs}
@@ -230,8 +237,7 @@ def test_leaf_shares_match_measured_cpu(captures, interp):
               for leaf in MEASURED_LEAVES}
     sampled_total = sum(counts.values())
     measured_total = sum(truth[leaf] for leaf in MEASURED_LEAVES)
-    # ~1 CPU for DURATION s at FREQ Hz, shared with the other process of the capture
-    assert sampled_total >= 0.35 * FREQ * DURATION, (
+    assert sampled_total >= GT_MIN_SAMPLES, (
         f"{interp.tag}: only {sampled_total} samples in the measured leaves "
         f"({counts})\n{describe(prof)}\n{err}")
     report = "\n".join(
@@ -323,11 +329,13 @@ def test_hot_line_and_qualname(captures, interp):
     in_hot = [(innermost_python(fr), n) for fr, n in prof.stacks
               if innermost_python(fr) and innermost_python(fr).qualname == "hot_line"]
     total = sum(n for _, n in in_hot)
-    assert total >= 20, f"{interp.tag}: {total} samples in hot_line\n{describe(prof)}\n{err}"
-    on_line = sum(n for py, n in in_hot if py.line == hot and py.filename == run.script)
+    assert total >= MIN_SAMPLES, (
+        f"{interp.tag}: {total} samples in hot_line\n{describe(prof)}\n{err}")
+    filename = truth["co_filename"]
+    on_line = sum(n for py, n in in_hot if py.line == hot and py.filename == filename)
     lines = sorted({(py.filename, py.line) for py, _ in in_hot})
     assert on_line >= 0.8 * total, (
-        f"{interp.tag}: {on_line}/{total} hot_line samples at {run.script}:{hot}; "
+        f"{interp.tag}: {on_line}/{total} hot_line samples at {filename}:{hot}; "
         f"seen {lines}")
     spin = "Looper.spin" if interp.has_qualname else "spin"
     quals = {parse_py_frame(f).qualname for fr, _ in prof.stacks for f in python_frames(fr)}
@@ -342,7 +350,8 @@ def test_deep_stack_truncated_at_frame_limit(captures, interp):
     run, truth, prof, whole, err = all_versions(captures, "deep", interp)
     bottom = [(fr, n) for fr, n in prof.stacks if has_function(fr, "deep_bottom")]
     total = sum(n for _, n in bottom)
-    assert total >= 20, f"{interp.tag}: {total} deep_bottom samples\n{describe(prof)}\n{err}"
+    assert total >= MIN_SAMPLES, (
+        f"{interp.tag}: {total} deep_bottom samples\n{describe(prof)}\n{err}")
     good = 0
     for frames, n in bottom:
         py = python_frames(frames)
@@ -361,11 +370,19 @@ def test_deep_stack_truncated_at_frame_limit(captures, interp):
 def test_asyncio_coroutines_named(captures, interp):
     run, truth, prof, whole, err = all_versions(captures, "asyncio_app", interp)
     compute = prof.count_where(lambda fr: has_function(fr, "async_compute"))
-    assert compute >= 20, f"{interp.tag}: {compute} async_compute samples\n{describe(prof)}"
+    assert compute >= MIN_SAMPLES, (
+        f"{interp.tag}: {compute} async_compute samples\n{describe(prof)}")
     awaited = prof.count_where(lambda fr: called_from(fr, "async_handler", "async_compute"))
     assert awaited >= 0.8 * compute, (
         f"{interp.tag}: async_handler awaits async_compute in only {awaited}/{compute} "
         f"stacks\n{describe(prof)}")
+    # MODULE: a script is its base name, a module inside a package is dotted.
+    frames = {parse_py_frame(f) for fr, _ in prof.stacks for f in python_frames(fr)}
+    script = {p.module for p in frames if p.filename == run.script}
+    assert script == {"asyncio_app"}, f"{interp.tag}: {run.script} shown as module {script}"
+    events = {p.module for p in frames if p.filename.endswith("/asyncio/base_events.py")}
+    assert events == {"asyncio.base_events"}, (
+        f"{interp.tag}: asyncio/base_events.py shown as module {events}")
 
 
 def hasher_comm(interp):
@@ -381,7 +398,7 @@ def test_gil_released_native_frames_under_python_caller(captures, interp):
     assert comm == hasher_comm(interp), f"the workload could not name its thread: {truth}"
     thread = whole.of_comm(comm)
     total = thread.total()
-    assert total >= 30, f"{interp.tag}: {total} samples of thread {comm}\n{err}"
+    assert total >= MIN_SAMPLES, f"{interp.tag}: {total} samples of thread {comm}\n{err}"
     in_worker = thread.count_where(lambda fr: has_function(fr, "hash_worker"))
     assert in_worker >= 0.5 * total, (
         f"{interp.tag}: hash_worker in {in_worker}/{total} samples of the hashing thread\n"
@@ -409,9 +426,16 @@ def test_process_exiting_during_capture_keeps_names(captures, interp):
         workload_duration=2)
     assert run.proc.returncode == 0, f"{interp.tag}: workload exit {run.proc.returncode}"
     named = prof.count_where(lambda fr: has_function(fr, "hot_line"))
-    assert named >= 10, (
+    assert named >= 3, (
         f"{interp.tag}: {named} hot_line samples for a process that exited during the "
         f"capture\n{describe(whole.of_comm(interp.comm))}\n{err}")
+    # ...and the capture as a whole: the processes' samples kept their Python frames.
+    pythons = [(fr, n) for fr, n in whole.stacks if fr[0].startswith("python3")]
+    total = sum(n for _, n in pythons)
+    named_all = sum(n for fr, n in pythons if has_function(fr, "hot_line"))
+    assert named_all >= 0.8 * total, (
+        f"only {named_all}/{total} samples of the exiting processes show hot_line\n"
+        f"{describe(whole)}")
 
 
 # ---------------------------------------------------------------------------
@@ -459,19 +483,21 @@ def test_pprof_labels_carry_threads(captures, outdir, run_dynoprof):
 
 
 def test_python_lines_off_folds_to_functions(captures, outdir, run_dynoprof):
-    interp = INTERPS[-1]
-    run = captures.workloads.start(interp, "known_line", 120)
+    # The oldest version, started as `python3.X known_line.py`, keeps a relative
+    # co_filename (3.9+ make it absolute): FILENAME must be co_filename as is.
+    interp = INTERPS[0]
+    run = captures.workloads.start(interp, "known_line", 120, relative=True)
     out = os.path.join(outdir, "x.folded")
     rc, _, err = run_dynoprof("record", "-p", run.pid, "-d", 2, "-F", FREQ, "-o", out,
                               "--python-lines=off", timeout=60)
-    run.stop()
+    truth = run.stop()
     assert rc == 0, err
     prof = parse_folded_file(out)
     hot = {f for fr, _ in prof.stacks for f in fr[1:] if names_function(f, "hot_line")}
     assert len(hot) == 1, f"hot_line should fold into one frame, got {sorted(hot)}"
     frame = parse_py_frame(hot.pop())
-    assert frame.line is None and frame.filename == run.script, (
-        f"expected `MODULE:hot_line ({run.script})`, got {frame}")
+    assert frame.line is None and frame.filename == truth["co_filename"], (
+        f"expected `MODULE:hot_line ({truth['co_filename']})`, got {frame}")
     for frames, _ in prof.stacks:
         for f in frames[1:]:
             py = parse_py_frame(f)
@@ -491,7 +517,8 @@ def test_unsupported_versions_native_only_with_warning(captures, outdir, run_dyn
     prof = parse_folded_file(out)
     for r in runs:
         warnings = [line for line in err.splitlines()
-                    if str(r.pid) in line and "unsupported" in line.lower()]
+                    if re.search(rf"\b{r.pid}\b", line) and
+                    re.search(r"unsupported|not supported", line, re.I)]
         assert len(warnings) == 1, (
             f"{r.interp.tag} pid {r.pid}: expected one 'unsupported' warning naming the "
             f"pid, got {warnings}; stderr:\n{err}")

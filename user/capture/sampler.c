@@ -224,7 +224,8 @@ struct sampler *sampler__open(const struct sampler_opts *opts, sampler_record_fn
 	s->skel->rodata->follow_children = opts->follow_children;
 	s->skel->rodata->walk_python = opts->walk_python && opts->py_offsets;
 	s->skel->rodata->kernel_stacks = !opts->no_kernel_stacks;
-	if (opts->walk_python) {
+	s->skel->rodata->thread_tags = opts->thread_tags;
+	if (opts->walk_python || opts->thread_tags) {
 		s->skel->rodata->tls.specific_1stblock = opts->py_tls.specific_1stblock;
 		s->skel->rodata->tls.entry_size = opts->py_tls.entry_size;
 		s->skel->rodata->tls.data_offset = opts->py_tls.data_offset;
@@ -338,6 +339,15 @@ int sampler__set_python_process(void *sampler, uint32_t pid, const struct py_pro
 	return bpf_map_update_elem(fd, &pid, info, BPF_ANY) ? -errno : 0;
 }
 
+int sampler__set_tag_process(void *sampler, uint32_t pid, const struct tag_proc *info)
+{
+	struct sampler *s = sampler;
+	int fd = bpf_map__fd(s->skel->maps.tag_procs);
+	if (!info)
+		return bpf_map_delete_elem(fd, &pid) && errno != ENOENT ? -errno : 0;
+	return bpf_map_update_elem(fd, &pid, info, BPF_ANY) ? -errno : 0;
+}
+
 int sampler__poll(struct sampler *s, int timeout_ms)
 {
 	s->stop_value = 0;
@@ -407,6 +417,7 @@ const char *sampler__drop_reason_name(int reason)
 	case DROP_EVENT_RINGBUF_FULL: return "exec/exit notification lost";
 	case DROP_PY_READ_ERROR: return "Python frame unreadable (sample kept, walk cut short)";
 	case DROP_PY_TRUNCATED: return "Python stack deeper than 160 frames (outermost cut)";
+	case DROP_TAG_RACE: return "thread was writing its tags (sample kept untagged)";
 	default: return "unknown";
 	}
 }

@@ -30,8 +30,9 @@ struct sampler_opts {
 	size_t ringbuf_bytes;       /* ring buffer size (power of two); 0 = default 8 MiB */
 	bool walk_python;           /* walk CPython frames of published processes */
 	bool no_kernel_stacks;      /* do not collect kernel stacks (saves their cost) */
+	bool thread_tags;           /* read libdynotag thread tags of published processes */
 	const struct py_offsets *py_offsets; /* PY_VERSION_COUNT entries (when walk_python) */
-	struct py_tls_layout py_tls;/* glibc TSS layout (when walk_python) */
+	struct py_tls_layout py_tls;/* glibc TSS layout (when walk_python or thread_tags) */
 };
 
 /* Highest accepted sampling frequency. */
@@ -52,6 +53,10 @@ int sampler__add_pid(struct sampler *s, uint32_t pid);
 /* Publishes (info != NULL) or withdraws a Python process for the BPF walker.
  * Matches py_registry_publish_fn. */
 int sampler__set_python_process(void *sampler, uint32_t pid, const struct py_proc *info);
+
+/* Publishes (info != NULL) or withdraws a libdynotag process for BPF.
+ * Matches tag_publish_fn. */
+int sampler__set_tag_process(void *sampler, uint32_t pid, const struct tag_proc *info);
 
 /* Waits up to timeout_ms for records and dispatches them. Returns the number of
  * records handled, the callback's non-zero value, or -errno (-EINTR on signal). */

@@ -16,14 +16,21 @@
 #include "cli/cli.h"
 #include "formats/output.h"
 #include "profile/aggregate.h"
+#include "formats/groups.h"
 #include "profile/profile.h"
+#include "profile/transform.h"
 #include "python/py_offsets.h"
 #include "python/py_registry.h"
 #include "python/py_resolver.h"
 #include "python/tls_layout.h"
 #include "symbolize/symbolizer.h"
+#include "tags/endpoint_rule.h"
+#include "tags/tag_registry.h"
 
 #define DEFAULT_FREQ_HZ 99
+#define MAX_GROUP_KEYS 8
+#define MAX_FILTERS 16
+#define MAX_ENV_RULES 32
 #define DEFAULT_OUTPUT "profile.svg"
 
 static volatile sig_atomic_t stop_requested;
@@ -48,6 +55,15 @@ struct record_args {
 	bool no_kernel;            /* --no-kernel */
 	bool no_python;            /* --no-python */
 	bool python_lines;         /* --python-lines=on (default) */
+	bool no_tags;              /* --no-tags */
+	const char *group_keys[MAX_GROUP_KEYS]; /* --group-by (point into argv) */
+	size_t ngroup_keys;
+	struct label_filter filters[MAX_FILTERS]; /* --tag KEY=VALUE */
+	size_t nfilters;
+	struct endpoint_rule endpoint_rule; /* --endpoint-from */
+	bool infer_endpoint;
+	struct env_tag_rule env_rules[MAX_ENV_RULES]; /* defaults + --env-tag */
+	size_t nenv_rules;
 	bool quiet;                /* -q */
 };
 
@@ -81,6 +97,22 @@ static void record_usage(FILE *out)
 "      --python-lines=on|off  on (default): Python frames show file:line;\n"
 "                          off: fold them to function level\n"
 "\n"
+"tags (endpoint, commit, feature flags, ...):\n"
+"      --group-by KEYS     lead each stack with [key=value] frames for these tags\n"
+"                          (folded and SVG), e.g. --group-by endpoint,commit\n"
+"      --tag KEY=VALUE     keep only samples with this tag (repeatable; VALUE -\n"
+"                          means \"without that tag\"), e.g. --tag endpoint=/checkout\n"
+"      --endpoint-from RULE  infer `endpoint` from the stack where the app set\n"
+"                          none: django, flask, wsgi, or frame=SUFFIX (the\n"
+"                          Python function that frame calls is the endpoint)\n"
+"      --env-tag VAR=KEY   also read process tag KEY from environment variable\n"
+"                          VAR (repeatable; defaults: DYNOPROF_COMMIT, GIT_COMMIT,\n"
+"                          SOURCE_VERSION -> commit; DYNOPROF_SERVICE -> service;\n"
+"                          DYNOPROF_ENV -> env; DYNOPROF_TAGS=k=v,k=v)\n"
+"      --no-tags           no tags at all\n"
+"  Threads tag themselves through libdynotag (a memory write per tag, read by\n"
+"  BPF at sample time); pprof output carries every tag as a sample label.\n"
+"\n"
 "Python: processes running CPython 3.8-3.13 are detected automatically (no\n"
 "change to them) and show `module:qualname (file:line)` frames, merged with\n"
 "the native frames of C extensions they call and the kernel's.\n"
@@ -100,7 +132,8 @@ static void record_usage(FILE *out)
 		DEFAULT_FREQ_HZ, SAMPLER_MAX_FREQ_HZ, DEFAULT_OUTPUT);
 }
 
-enum { OPT_TID = 256, OPT_FORMAT, OPT_NO_KERNEL, OPT_NO_PYTHON, OPT_PYTHON_LINES };
+enum { OPT_TID = 256, OPT_FORMAT, OPT_NO_KERNEL, OPT_NO_PYTHON, OPT_PYTHON_LINES,
+       OPT_GROUP_BY, OPT_TAG, OPT_ENDPOINT_FROM, OPT_ENV_TAG, OPT_NO_TAGS };
 
 /* Returns 0 to go on, or an exit code + 1000 to stop (0 for --help). */
 static int parse_args(int argc, char **argv, struct record_args *a)
@@ -117,6 +150,11 @@ static int parse_args(int argc, char **argv, struct record_args *a)
 		{ "no-kernel", no_argument, NULL, OPT_NO_KERNEL },
 		{ "no-python", no_argument, NULL, OPT_NO_PYTHON },
 		{ "python-lines", required_argument, NULL, OPT_PYTHON_LINES },
+		{ "group-by", required_argument, NULL, OPT_GROUP_BY },
+		{ "tag", required_argument, NULL, OPT_TAG },
+		{ "endpoint-from", required_argument, NULL, OPT_ENDPOINT_FROM },
+		{ "env-tag", required_argument, NULL, OPT_ENV_TAG },
+		{ "no-tags", no_argument, NULL, OPT_NO_TAGS },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -126,6 +164,9 @@ static int parse_args(int argc, char **argv, struct record_args *a)
 
 	a->freq_hz = DEFAULT_FREQ_HZ;
 	a->python_lines = true;
+	memcpy(a->env_rules, tag_default_env_rules,
+	       tag_default_env_rule_count * sizeof(a->env_rules[0]));
+	a->nenv_rules = tag_default_env_rule_count;
 	a->output = DEFAULT_OUTPUT;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "+ap:F:d:e:o:qh", longopts, NULL)) != -1) {
@@ -189,6 +230,52 @@ static int parse_args(int argc, char **argv, struct record_args *a)
 			break;
 		case OPT_NO_PYTHON:
 			a->no_python = true;
+			break;
+		case OPT_GROUP_BY: {
+			int n = groups__parse_keys(optarg, a->group_keys, MAX_GROUP_KEYS);
+			if (n < 0) {
+				cli_error("bad --group-by: expected KEY[,KEY...] (at most %d), e.g. "
+					  "endpoint,commit", MAX_GROUP_KEYS);
+				return 1002;
+			}
+			a->ngroup_keys = (size_t)n;
+			break;
+		}
+		case OPT_TAG:
+			if (a->nfilters >= MAX_FILTERS ||
+			    label_filter__parse(optarg, &a->filters[a->nfilters])) {
+				cli_error("bad --tag '%s': expected KEY=VALUE (at most %d), e.g. "
+					  "--tag endpoint=/checkout", optarg, MAX_FILTERS);
+				return 1002;
+			}
+			a->nfilters++;
+			break;
+		case OPT_ENDPOINT_FROM:
+			if (endpoint_rule__parse(optarg, &a->endpoint_rule)) {
+				cli_error("bad --endpoint-from '%s': use django, flask, wsgi or "
+					  "frame=SUFFIX[,SUFFIX...]", optarg);
+				return 1002;
+			}
+			a->infer_endpoint = true;
+			break;
+		case OPT_ENV_TAG: {
+			char *eq = strchr(optarg, '=');
+			if (!eq || eq == optarg || !eq[1] || a->nenv_rules >= MAX_ENV_RULES) {
+				cli_error("bad --env-tag '%s': expected VARIABLE=KEY, e.g. "
+					  "--env-tag RELEASE=commit", optarg);
+				return 1002;
+			}
+			*eq = '\0';
+			/* Explicit rules go first: they win over the defaults. */
+			memmove(&a->env_rules[1], &a->env_rules[0],
+				a->nenv_rules * sizeof(a->env_rules[0]));
+			a->env_rules[0].variable = optarg;
+			a->env_rules[0].key = eq + 1;
+			a->nenv_rules++;
+			break;
+		}
+		case OPT_NO_TAGS:
+			a->no_tags = true;
 			break;
 		case OPT_PYTHON_LINES:
 			if (!strcmp(optarg, "on"))
@@ -323,6 +410,8 @@ int cmd_record(int argc, char **argv)
 	struct aggregator *agg = NULL;
 	struct py_registry *pyreg = NULL;
 	struct py_resolver *pyres = NULL;
+	struct tag_registry *tagreg = NULL;
+	struct profile *filtered = NULL;
 	enum output_format fmt;
 	char err[512] = "";
 	int rc = 1;
@@ -384,11 +473,12 @@ int cmd_record(int argc, char **argv)
 		goto out;
 	}
 	struct py_tls_layout tls = { 0 };
-	bool python = !a.no_python;
-	if (python && (e = tls_layout__calibrate(&tls))) {
+	bool python = !a.no_python, tags = !a.no_tags;
+	if ((python || tags) && (e = tls_layout__calibrate(&tls))) {
 		fprintf(stderr, "dynoprof: warning: cannot calibrate glibc's thread-specific data "
-			"layout (%s): Python frames are off\n", strerror(-e));
+			"layout (%s): Python frames and thread tags are off\n", strerror(-e));
 		python = false;
+		tags = false;
 	}
 	struct record_ctx rctx = { 0 };
 	struct sampler_opts so = {
@@ -400,6 +490,7 @@ int cmd_record(int argc, char **argv)
 		.ntids = a.ntids,
 		.follow_children = a.command != NULL,
 		.walk_python = python,
+		.thread_tags = tags,
 		.no_kernel_stacks = a.no_kernel,
 		.py_offsets = py_offsets_table,
 		.py_tls = tls,
@@ -417,6 +508,17 @@ int cmd_record(int argc, char **argv)
 			goto out;
 		}
 	}
+	if (!a.no_tags) {
+		struct tag_registry_opts to = {
+			.env_rules = a.env_rules, .n_env_rules = a.nenv_rules,
+			.publish = tags ? sampler__set_tag_process : NULL, .publish_ctx = sampler,
+		};
+		tagreg = tag_registry__new(&to);
+		if (!tagreg) {
+			cli_error("out of memory");
+			goto out;
+		}
+	}
 	struct aggregate_opts ao = {
 		.period_is_ns = sampler__event(sampler) == SAMPLE_EVENT_CPU_CLOCK,
 		.ns_per_sample = 1000000000ull / a.freq_hz,
@@ -425,6 +527,8 @@ int cmd_record(int argc, char **argv)
 		.python = pyreg,
 		.py_resolver = pyres,
 		.python_lines = a.python_lines,
+		.tags = tagreg,
+		.endpoint_rule = a.infer_endpoint ? &a.endpoint_rule : NULL,
 	};
 	agg = aggregator__new(profile, sym, &ao);
 	if (!agg) {
@@ -481,8 +585,19 @@ int cmd_record(int argc, char **argv)
 	char subtitle[256];
 	snprintf(subtitle, sizeof(subtitle), "%s at %u Hz for %.1f s on %d CPUs",
 		 sampler__event_name(sampler), a.freq_hz, elapsed, sampler__cpu_count(sampler));
-	struct output_opts oo = { .title = "dynoprof", .subtitle = subtitle };
-	e = output__write(profile, a.output, fmt, &oo, err, sizeof(err));
+	struct output_opts oo = { .title = "dynoprof", .subtitle = subtitle,
+				  .group_keys = a.ngroup_keys ? a.group_keys : NULL,
+				  .ngroup_keys = a.ngroup_keys };
+	const struct profile *result = profile;
+	if (a.nfilters) {
+		filtered = profile__filtered_copy(profile, a.filters, a.nfilters);
+		if (!filtered) {
+			cli_error("filtering samples failed: %s", strerror(errno));
+			goto out;
+		}
+		result = filtered;
+	}
+	e = output__write(result, a.output, fmt, &oo, err, sizeof(err));
 	if (e) {
 		cli_error("%s", err);
 		goto out;
@@ -504,6 +619,8 @@ out:
 	sampler__free(sampler);
 	py_registry__free(pyreg);
 	py_resolver__free(pyres);
+	tag_registry__free(tagreg);
+	profile__free(filtered);
 	symbolizer__free(sym);
 	profile__free(profile);
 	free(a.pids);

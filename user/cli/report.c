@@ -8,9 +8,14 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "formats/groups.h"
 #include "formats/output.h"
 #include "formats/top.h"
 #include "profile/profile.h"
+#include "profile/transform.h"
+
+#define MAX_GROUP_KEYS 8
+#define MAX_FILTERS 16
 
 static void report_usage(FILE *out)
 {
@@ -27,14 +32,21 @@ static void report_usage(FILE *out)
 "  -o, --output FILE    convert into FILE\n"
 "      --format FORMAT  format of -o when its extension does not tell\n"
 "  -n, --top N          rows in the table (default 20; 0 for all)\n"
+"      --by KEYS        instead, a table per tag group: samples, share, CPU and\n"
+"                       top function for each value of KEYS (e.g. endpoint,commit)\n"
+"      --tag KEY=VALUE  only samples with this tag (repeatable; VALUE - means\n"
+"                       \"without that tag\")\n"
+"      --group-by KEYS  with -o (folded, SVG): lead stacks with [key=value] frames\n"
 "  -q, --quiet          no table (with -o: convert only)\n"
 "\n"
 "examples:\n"
 "  dynoprof report -i profile.pb.gz\n"
-"  dynoprof report -i profile.folded -o profile.svg -q\n");
+"  dynoprof report -i profile.folded -o profile.svg -q\n"
+"  dynoprof report -i web.pb.gz --by endpoint,commit\n"
+"  dynoprof report -i web.pb.gz --tag endpoint=/checkout\n");
 }
 
-enum { OPT_FORMAT = 256 };
+enum { OPT_FORMAT = 256, OPT_BY, OPT_TAG, OPT_GROUP_BY };
 
 int cmd_report(int argc, char **argv)
 {
@@ -45,8 +57,16 @@ int cmd_report(int argc, char **argv)
 		{ "top", required_argument, NULL, 'n' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "by", required_argument, NULL, OPT_BY },
+		{ "tag", required_argument, NULL, OPT_TAG },
+		{ "group-by", required_argument, NULL, OPT_GROUP_BY },
 		{ 0 },
 	};
+	const char *by_keys[MAX_GROUP_KEYS], *group_keys[MAX_GROUP_KEYS];
+	int nby = 0, ngroup = 0;
+	struct label_filter filters[MAX_FILTERS];
+	size_t nfilters = 0;
+	struct profile *filtered = NULL;
 	const char *input = NULL, *output = NULL, *format_name = NULL;
 	size_t top_rows = 20;
 	int quiet = 0, c, rc = 2;
@@ -60,6 +80,27 @@ int cmd_report(int argc, char **argv)
 		case 'o': output = optarg; break;
 		case OPT_FORMAT: format_name = optarg; break;
 		case 'q': quiet = 1; break;
+		case OPT_BY:
+		case OPT_GROUP_BY: {
+			int n = groups__parse_keys(optarg, c == OPT_BY ? by_keys : group_keys,
+						   MAX_GROUP_KEYS);
+			if (n < 0) {
+				cli_error("bad %s: expected KEY[,KEY...] (at most %d), e.g. "
+					  "endpoint,commit", c == OPT_BY ? "--by" : "--group-by",
+					  MAX_GROUP_KEYS);
+				return 2;
+			}
+			*(c == OPT_BY ? &nby : &ngroup) = n;
+			break;
+		}
+		case OPT_TAG:
+			if (nfilters >= MAX_FILTERS || label_filter__parse(optarg, &filters[nfilters])) {
+				cli_error("bad --tag '%s': expected KEY=VALUE, e.g. --tag "
+					  "endpoint=/checkout", optarg);
+				return 2;
+			}
+			nfilters++;
+			break;
 		case 'n': {
 			errno = 0;
 			long v = strtol(optarg, &end, 10);
@@ -100,7 +141,24 @@ int cmd_report(int argc, char **argv)
 		cli_error("%s", err);
 		goto out;
 	}
-	if (!quiet) {
+	if (nfilters) {
+		filtered = profile__filtered_copy(p, filters, nfilters);
+		if (!filtered) {
+			cli_error("filtering samples failed: %s", strerror(errno));
+			rc = 1;
+			goto out;
+		}
+		profile__free(p);
+		p = filtered;
+		filtered = NULL;
+	}
+	if (!quiet && nby) {
+		if (groups__print(p, stdout, by_keys, (size_t)nby)) {
+			cli_error("printing the table failed");
+			rc = 1;
+			goto out;
+		}
+	} else if (!quiet) {
 		struct top_opts to = { .value_index = 0, .max_rows = top_rows };
 		if (top__print(p, stdout, &to)) {
 			cli_error("printing the table failed");
@@ -109,7 +167,9 @@ int cmd_report(int argc, char **argv)
 		}
 	}
 	if (output) {
-		struct output_opts oo = { .title = "dynoprof", .subtitle = input };
+		struct output_opts oo = { .title = "dynoprof", .subtitle = input,
+					  .group_keys = ngroup ? group_keys : NULL,
+					  .ngroup_keys = (size_t)ngroup };
 		if (output__write(p, output, fmt, &oo, err, sizeof(err))) {
 			cli_error("%s", err);
 			rc = 1;

@@ -149,7 +149,17 @@ static int build_line(const struct profile *p, const struct profile_sample *s,
 		      struct strbuf *line)
 {
 	strbuf__reset(line);
-	if (opts->label_frames) {
+	for (size_t i = 0; opts->group_keys && i < opts->ngroup_keys; i++) {
+		const char *v = profile__sample_label(p, s, opts->group_keys[i]);
+		strbuf__putc(line, '[');
+		append_sanitized(line, opts->group_keys[i], strlen(opts->group_keys[i]));
+		strbuf__putc(line, '=');
+		if (!v || !*v)
+			v = "-";
+		append_sanitized(line, v, strlen(v));
+		strbuf__puts(line, "];");
+	}
+	if (opts->label_frames && !opts->group_keys) {
 		int err = append_label_frames(p, s, line);
 		if (err)
 			return err;

@@ -25,9 +25,14 @@ struct folded_opts {
 	int comm_prefix;    /* nonzero: first frame is the thread's comm (default on) */
 	int label_frames;   /* nonzero: emit each label as a leading `[key=value]`
 			       frame, sorted by key (default off) */
+	const char *const *group_keys; /* non-NULL: instead of label_frames, lead with
+					  `[key=value]` for exactly these keys, in this
+					  order (`[key=-]` when a sample lacks one) */
+	size_t ngroup_keys; /* entries in group_keys */
 };
 
-#define FOLDED_OPTS_INIT { .value_index = 0, .comm_prefix = 1, .label_frames = 0 }
+#define FOLDED_OPTS_INIT { .value_index = 0, .comm_prefix = 1, .label_frames = 0, \
+			   .group_keys = NULL, .ngroup_keys = 0 }
 
 /* Writes p to out as folded text. opts may be NULL (defaults). Samples whose
  * chosen value is 0 are skipped; a sample with no frame (and no comm prefix)

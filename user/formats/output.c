@@ -41,6 +41,8 @@ static int write_format(const struct profile *p, FILE *f, enum output_format fmt
 		struct folded_opts fo = FOLDED_OPTS_INIT;
 		fo.value_index = o->value_index;
 		fo.label_frames = o->label_frames;
+		fo.group_keys = o->group_keys;
+		fo.ngroup_keys = o->ngroup_keys;
 		return folded__write(p, f, &fo);
 	}
 	case FORMAT_SVG: {

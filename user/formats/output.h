@@ -17,6 +17,9 @@ struct output_opts {
 	const char *subtitle;   /* SVG subtitle (capture summary); NULL: none */
 	size_t value_index;     /* value that sizes frames / counts lines (0: samples) */
 	int label_frames;       /* folded: prefix `[key=value]` tag frames */
+	const char *const *group_keys; /* folded/SVG: lead each stack with these tags,
+					* in order (`--group-by`); NULL: none */
+	size_t ngroup_keys;
 };
 
 /* Checks, before a capture starts, that path can be created and written.

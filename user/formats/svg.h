@@ -9,10 +9,13 @@
  * shows "name (N samples, X%)" in the details line (and a <title> tooltip),
  * clicking zooms into it (ancestors stay, drawn full width), "Reset Zoom" and
  * Escape undo that, "Search" (or Ctrl-F) highlights frames whose name matches a
- * regular expression and shows the share they cover. Opening the file with the
- * URL fragment "#selftest=NAME" runs a scripted zoom/hover/search on the widest
- * frame named NAME and writes the outcome into <text id="selftest">, so a
- * headless browser can check the interactivity (see tests/integration).
+ * regular expression and shows the share they cover. The URL fragment
+ * "#zoom=NAME&search=REGEX" (URI-encoded values, either optional) opens the file
+ * zoomed into the widest frame named NAME and/or searched, so a view can be
+ * shared as a link. "#selftest=NAME" instead runs a scripted hover/zoom/search on
+ * the widest frame named NAME and writes the outcome as JSON into
+ * <text id="selftest">, so a headless browser can check the interactivity (see
+ * tests/integration/test_svg_browser.py).
  *
  * Colours follow the frame kind (kernel orange, native warm red/yellow, Python
  * green, special grey; each <g> frame has the class "frame kernel", "frame

@@ -149,9 +149,34 @@ static int add_sample(struct aggregator *a, const struct profile_sample_event *e
 	comm[PROFILE_COMM_LEN] = '\0';
 	uint64_t ns = a->opts.period_is_ns ? e->period : a->opts.ns_per_sample;
 	uint64_t values[PROFILE_MAX_VALUES] = { 1, ns };
+
+	struct tag_labels labels = { .count = 0 };
+	if (a->opts.tags) {
+		err = tag_registry__labels(a->opts.tags, pid, e->tag_status, e->tags,
+					   e->tag_count, &labels);
+		if (err)
+			return err;
+		if (e->tag_status == TAG_READ_RACE)
+			a->stats.tag_races++;
+	}
+	if (a->opts.endpoint_rule) {
+		int has_endpoint = 0;
+		for (unsigned i = 0; i < labels.count; i++)
+			has_endpoint |= strcmp(labels.keys[i], "endpoint") == 0;
+		const char *inferred = has_endpoint ? NULL :
+			endpoint_rule__apply(a->opts.endpoint_rule, a->profile, a->frames, n);
+		if (inferred && labels.count < TAG_MAX_LABELS) {
+			labels.keys[labels.count] = "endpoint";
+			labels.values[labels.count++] = inferred;
+			a->stats.inferred_endpoints++;
+		}
+	}
+	if (labels.count)
+		a->stats.tagged_samples++;
 	struct sample_desc s = {
 		.frames = a->frames, .nframes = n, .pid = e->hdr.pid, .tid = e->hdr.tid,
-		.comm = comm, .values = values,
+		.comm = comm, .values = values, .label_keys = labels.keys,
+		.label_values = labels.values, .nlabels = labels.count,
 	};
 	err = profile__add_sample(a->profile, &s);
 	if (!err)
@@ -178,12 +203,16 @@ int aggregator__record(struct aggregator *a, const void *data, size_t size)
 		symbolizer__note_exec(a->sym, (pid_t)h->pid);
 		if (a->opts.python)
 			py_registry__note_exec(a->opts.python, (pid_t)h->pid);
+		if (a->opts.tags)
+			tag_registry__note_exec(a->opts.tags, (pid_t)h->pid);
 		return 0;
 	case PROFILE_EVENT_EXIT:
 		a->stats.exits++;
 		symbolizer__note_exit(a->sym, (pid_t)h->pid);
 		if (a->opts.python)
 			py_registry__note_exit(a->opts.python, (pid_t)h->pid);
+		if (a->opts.tags)
+			tag_registry__note_exit(a->opts.tags, (pid_t)h->pid);
 		return 0;
 	default:
 		a->stats.bad_records++;

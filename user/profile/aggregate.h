@@ -19,6 +19,8 @@
 #include "python/py_registry.h"
 #include "python/py_resolver.h"
 #include "symbolize/symbolizer.h"
+#include "tags/endpoint_rule.h"
+#include "tags/tag_registry.h"
 
 /* How sample weights are turned into profile values. */
 struct aggregate_opts {
@@ -29,6 +31,8 @@ struct aggregate_opts {
 	struct py_registry *python;   /* borrowed; NULL: no Python frames */
 	struct py_resolver *py_resolver; /* borrowed; required with python */
 	int python_lines;        /* Python frames carry their line (else function level) */
+	struct tag_registry *tags;    /* borrowed; NULL: samples carry no tags */
+	const struct endpoint_rule *endpoint_rule; /* infer endpoints from stacks; NULL: off */
 };
 
 struct aggregate_stats {
@@ -41,6 +45,9 @@ struct aggregate_stats {
 	uint64_t python_samples;  /* samples with Python frames */
 	uint64_t python_truncated;/* of which deeper than the walker's limit */
 	uint64_t python_read_errors; /* of which the walk stopped at an unreadable frame */
+	uint64_t tagged_samples;  /* samples that carry at least one tag */
+	uint64_t inferred_endpoints; /* samples whose endpoint came from the stack rule */
+	uint64_t tag_races;       /* samples whose thread was writing its tags (untagged) */
 };
 
 struct aggregator;

@@ -5,8 +5,8 @@ usage: python3 known_line.py OUT_JSON DURATION_S
 hot_line() spends its time in the one-line loop marked `# HOT-LINE`; the tests read
 that line number from this file. It is called from the method Looper.spin, whose
 qualified name (co_qualname, 3.11+) is "Looper.spin" and plain name "spin". Writes
-{"pid": n, "version": str, "calls": n} to OUT_JSON after DURATION_S or on SIGTERM;
-prints "ready" once the hot loop runs.
+{"pid": n, "version": str, "calls": n, "co_filename": hot_line's co_filename} to
+OUT_JSON after DURATION_S or on SIGTERM; prints "ready" once the hot loop runs.
 
 Runs unchanged on CPython 3.6 .. 3.13 (the unsupported 3.6/3.7 test uses it too).
 """
@@ -44,7 +44,7 @@ def main():
     looper.spin(time.monotonic() + duration)
     with open(out_path + ".tmp", "w") as f:
         json.dump({"pid": os.getpid(), "version": sys.version.split()[0],
-                   "calls": looper.calls}, f)
+                   "calls": looper.calls, "co_filename": hot_line.__code__.co_filename}, f)
     os.rename(out_path + ".tmp", out_path)
 
 

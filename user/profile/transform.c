@@ -1,0 +1,121 @@
+// SPDX-License-Identifier: MIT
+#include "profile/transform.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+int label_filter__parse(char *text, struct label_filter *f)
+{
+	char *eq = strchr(text, '=');
+	if (!eq || eq == text)
+		return -EINVAL;
+	*eq = '\0';
+	f->key = text;
+	f->value = eq + 1;
+	return 0;
+}
+
+int label_filter__match(const struct profile *p, const struct profile_sample *s,
+			const struct label_filter *filters, size_t nfilters)
+{
+	for (size_t i = 0; i < nfilters; i++) {
+		const char *v = profile__sample_label(p, s, filters[i].key);
+		if (strcmp(filters[i].value, "-") == 0 ? v != NULL
+						       : (!v || strcmp(v, filters[i].value) != 0))
+			return 0;
+	}
+	return 1;
+}
+
+/* Copies frame id of src into dst, returning its id there. */
+static int copy_frame(const struct profile *src, struct profile *dst, uint32_t id,
+		      uint32_t *out)
+{
+	const struct profile_frame *f = profile__frame(src, id);
+	uint32_t mapping = 0;
+	if (f->mapping) {
+		const struct profile_mapping *m = profile__mapping(src, f->mapping - 1);
+		int err = profile__add_mapping(dst, m->start, m->limit, m->offset,
+					       profile__str(src, m->file),
+					       profile__str(src, m->build_id), &mapping);
+		if (err)
+			return err;
+	}
+	struct frame_desc d = { .kind = (enum frame_kind)f->kind, .name = profile__str(src, f->name),
+				.module = profile__str(src, f->module),
+				.file = profile__str(src, f->file), .line = f->line,
+				.mapping = mapping, .address = f->address };
+	return profile__add_frame(dst, &d, out);
+}
+
+struct profile *profile__filtered_copy(const struct profile *src,
+				       const struct label_filter *filters, size_t nfilters)
+{
+	struct profile *dst = profile__new();
+	uint32_t *frames = NULL;
+	const char **keys = NULL, **values = NULL;
+	size_t cap_frames = 0, cap_labels = 0;
+	int err = 0;
+
+	if (!dst)
+		return NULL;
+	for (size_t v = 0; v < profile__value_count(src) && !err; v++) {
+		int r = profile__add_value_type(dst, profile__value_type(src, v),
+						profile__value_unit(src, v));
+		err = r < 0 ? r : 0;
+	}
+	profile__set_time(dst, profile__start_ns(src), profile__duration_ns(src));
+	if (!err)
+		err = profile__set_period(dst, profile__period_type(src), profile__period_unit(src),
+					  profile__period(src));
+	for (size_t i = 0; i < profile__comment_count(src) && !err; i++)
+		err = profile__add_comment(dst, profile__comment(src, i));
+
+	for (size_t i = 0; i < profile__sample_count(src) && !err; i++) {
+		const struct profile_sample *s = profile__sample(src, i);
+		if (!label_filter__match(src, s, filters, nfilters))
+			continue;
+		if (s->nframes > cap_frames) {
+			cap_frames = s->nframes * 2;
+			free(frames);
+			frames = malloc(cap_frames * sizeof(*frames));
+			if (!frames) {
+				err = -ENOMEM;
+				break;
+			}
+		}
+		if (s->nlabels > cap_labels) {
+			cap_labels = s->nlabels * 2;
+			free(keys);
+			free(values);
+			keys = malloc(cap_labels * sizeof(*keys));
+			values = malloc(cap_labels * sizeof(*values));
+			if (!keys || !values) {
+				err = -ENOMEM;
+				break;
+			}
+		}
+		for (uint32_t f = 0; f < s->nframes && !err; f++)
+			err = copy_frame(src, dst, s->frames[f], &frames[f]);
+		for (uint32_t l = 0; l < s->nlabels; l++) {
+			keys[l] = profile__str(src, s->labels[l].key);
+			values[l] = profile__str(src, s->labels[l].value);
+		}
+		struct sample_desc d = { .frames = frames, .nframes = s->nframes, .pid = s->pid,
+					 .tid = s->tid, .comm = profile__str(src, s->comm),
+					 .label_keys = keys, .label_values = values,
+					 .nlabels = s->nlabels, .values = s->values };
+		if (!err)
+			err = profile__add_sample(dst, &d);
+	}
+	free(frames);
+	free(keys);
+	free(values);
+	if (err) {
+		profile__free(dst);
+		errno = -err;
+		return NULL;
+	}
+	return dst;
+}

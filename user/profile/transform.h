@@ -1,0 +1,30 @@
+/* transform.h - derived profiles: the samples of a profile that match tag
+ * filters (`--tag endpoint=/checkout`), as a new, independent profile. */
+#ifndef DYNOPROF_TRANSFORM_H
+#define DYNOPROF_TRANSFORM_H
+
+#include <stddef.h>
+
+#include "profile/profile.h"
+
+/* A label filter: the sample's label `key` must equal `value` ("-" matches a
+ * sample without that label). */
+struct label_filter {
+	const char *key;
+	const char *value;
+};
+
+/* Parses "KEY=VALUE" into f (pointers into text, which is modified).
+ * Returns 0 or -EINVAL. */
+int label_filter__parse(char *text, struct label_filter *f);
+
+/* Returns 1 when sample s of p matches every filter. */
+int label_filter__match(const struct profile *p, const struct profile_sample *s,
+			const struct label_filter *filters, size_t nfilters);
+
+/* Returns a new profile holding src's value types, metadata, and the samples
+ * matching every filter (all of them when nfilters is 0). NULL + errno. */
+struct profile *profile__filtered_copy(const struct profile *src,
+				       const struct label_filter *filters, size_t nfilters);
+
+#endif

@@ -1,0 +1,545 @@
+// SPDX-License-Identifier: MIT
+#include "tags/tag_registry.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sys/uio.h>
+
+#include "python/elf_dynsym.h"
+#include "symbolize/proc_maps.h"
+#include "util/hashmap.h"
+
+#define DEFAULT_MAX_PROCESSES 8192
+#define MAX_ENV_TAGS 16
+#define MAX_ENVIRON_BYTES (256 * 1024)
+/* Library look-ups: every LIB_RECHECK_NS while sampled, LIB_CHECKS times. */
+#define LIB_CHECKS 30
+#define LIB_RECHECK_NS 2000000000ull
+/* The process record is re-read at most this often. */
+#define PROCESS_TAGS_REFRESH_NS 1000000000ull
+/* Strings cached per process before the cache is emptied. */
+#define MAX_STRINGS_PER_PROCESS 4096
+#define TAG_TEXT_MAX 1024
+
+const struct env_tag_rule tag_default_env_rules[] = {
+	{ "DYNOPROF_COMMIT", "commit" },
+	{ "GIT_COMMIT", "commit" },
+	{ "SOURCE_VERSION", "commit" },
+	{ "DYNOPROF_SERVICE", "service" },
+	{ "DYNOPROF_ENV", "env" },
+	{ "DYNOPROF_TAGS", NULL },
+};
+const size_t tag_default_env_rule_count =
+	sizeof(tag_default_env_rules) / sizeof(tag_default_env_rules[0]);
+
+/* An owned key=value pair. */
+struct owned_tag {
+	char *key;   /* owned */
+	char *value; /* owned */
+};
+
+struct tag_entry {
+	pid_t pid;                         /* process */
+	int exited;                        /* exit seen: evicted first */
+	uint64_t last_use;                 /* LRU tick */
+	int env_read;                      /* environment tags read for this image */
+	struct owned_tag env[MAX_ENV_TAGS];/* tags from the environment */
+	unsigned n_env;
+	uint64_t runtime_addr;             /* libdynotag's dynotag_runtime; 0 none found */
+	unsigned lib_checks;               /* library look-ups done */
+	uint64_t lib_checked_ns;           /* time of the last look-up */
+	uint32_t proc_seq;                 /* seq of the process record last read */
+	uint64_t proc_read_ns;             /* when it was read */
+	struct owned_tag lib[DYNOTAG_MAX_TAGS]; /* the library's process tags */
+	unsigned n_lib;
+	struct hashmap *strings;           /* string id -> char* (owned) */
+};
+
+struct tag_registry {
+	struct hashmap *procs;          /* pid -> struct tag_entry* */
+	struct env_tag_rule *rules;     /* environment rules (array owned, strings not) */
+	size_t n_rules;
+	tag_publish_fn publish;         /* BPF map writer */
+	void *publish_ctx;
+	size_t max_processes;           /* bound on procs */
+	uint64_t tick;                  /* LRU clock */
+	struct tag_registry_stats stats;/* counters */
+};
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int remote_read(pid_t pid, uint64_t addr, void *buf, size_t len)
+{
+	struct iovec local = { .iov_base = buf, .iov_len = len };
+	struct iovec remote = { .iov_base = (void *)(uintptr_t)addr, .iov_len = len };
+	ssize_t n = process_vm_readv(pid, &local, 1, &remote, 1, 0);
+	if (n < 0)
+		return -errno;
+	return (size_t)n == len ? 0 : -EFAULT;
+}
+
+void tag_sanitize(const char *in, size_t in_len, char *out, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)in;
+	size_t o = 0;
+	if (!len)
+		return;
+	for (size_t i = 0; i < in_len && p[i];) {
+		/* Length of a valid UTF-8 sequence at i, or 0. */
+		size_t n = 0;
+		unsigned c = p[i];
+		if (c >= 0x20 && c < 0x7f)
+			n = 1;
+		else if (c >= 0xc2 && c <= 0xdf)
+			n = 2;
+		else if (c >= 0xe0 && c <= 0xef)
+			n = 3;
+		else if (c >= 0xf0 && c <= 0xf4)
+			n = 4;
+		for (size_t k = 1; k < n; k++)
+			if (i + k >= in_len || (p[i + k] & 0xc0) != 0x80)
+				n = 0;
+		if (n) {
+			if (o + n >= len)
+				break;
+			memcpy(out + o, p + i, n);
+			o += n;
+			i += n;
+		} else {
+			if (o + 4 >= len)
+				break;
+			snprintf(out + o, len - o, "\\x%02x", c);
+			o += 4;
+			i++;
+		}
+	}
+	out[o] = '\0';
+}
+
+static void owned_tags_free(struct owned_tag *t, unsigned *n)
+{
+	for (unsigned i = 0; i < *n; i++) {
+		free(t[i].key);
+		free(t[i].value);
+	}
+	*n = 0;
+}
+
+static void free_strings(struct hashmap *m)
+{
+	size_t cur = 0;
+	void *v;
+	if (!m)
+		return;
+	while (hashmap__next(m, &cur, NULL, NULL, &v))
+		free(v);
+	hashmap__free(m);
+}
+
+static void entry_free(struct tag_entry *e)
+{
+	if (!e)
+		return;
+	owned_tags_free(e->env, &e->n_env);
+	owned_tags_free(e->lib, &e->n_lib);
+	free_strings(e->strings);
+	free(e);
+}
+
+struct tag_registry *tag_registry__new(const struct tag_registry_opts *opts)
+{
+	struct tag_registry *r = calloc(1, sizeof(*r));
+	if (!r)
+		return NULL;
+	const struct env_tag_rule *rules = opts && opts->env_rules ? opts->env_rules
+								   : tag_default_env_rules;
+	size_t n = opts && opts->env_rules ? opts->n_env_rules : tag_default_env_rule_count;
+	r->rules = calloc(n ? n : 1, sizeof(*r->rules));
+	r->procs = hashmap__new();
+	if (!r->rules || !r->procs) {
+		tag_registry__free(r);
+		errno = ENOMEM;
+		return NULL;
+	}
+	memcpy(r->rules, rules, n * sizeof(*rules));
+	r->n_rules = n;
+	r->publish = opts ? opts->publish : NULL;
+	r->publish_ctx = opts ? opts->publish_ctx : NULL;
+	r->max_processes = opts && opts->max_processes ? opts->max_processes
+						       : DEFAULT_MAX_PROCESSES;
+	return r;
+}
+
+void tag_registry__free(struct tag_registry *r)
+{
+	if (!r)
+		return;
+	if (r->procs) {
+		size_t cur = 0;
+		void *v;
+		while (hashmap__next(r->procs, &cur, NULL, NULL, &v))
+			entry_free(v);
+		hashmap__free(r->procs);
+	}
+	free(r->rules);
+	free(r);
+}
+
+static int add_owned(struct owned_tag *t, unsigned *n, unsigned max, const char *key,
+		     const char *value)
+{
+	for (unsigned i = 0; i < *n; i++)
+		if (strcmp(t[i].key, key) == 0)
+			return 0; /* first one wins */
+	if (*n >= max)
+		return 0;
+	char k[TAG_TEXT_MAX], v[TAG_TEXT_MAX];
+	tag_sanitize(key, strlen(key), k, sizeof(k));
+	tag_sanitize(value, strlen(value), v, sizeof(v));
+	t[*n].key = strdup(k);
+	t[*n].value = strdup(v);
+	if (!t[*n].key || !t[*n].value) {
+		free(t[*n].key);
+		free(t[*n].value);
+		return -ENOMEM;
+	}
+	(*n)++;
+	return 0;
+}
+
+/* Parses "k=v,k=v" into env tags. */
+static void add_pairs(struct tag_entry *e, const char *text)
+{
+	char *copy = strdup(text), *save = NULL;
+	if (!copy)
+		return;
+	for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(tok, '=');
+		if (!eq || eq == tok)
+			continue;
+		*eq = '\0';
+		add_owned(e->env, &e->n_env, MAX_ENV_TAGS, tok, eq + 1);
+	}
+	free(copy);
+}
+
+static void read_environment(struct tag_registry *r, struct tag_entry *e)
+{
+	char path[64];
+	e->env_read = 1;
+	snprintf(path, sizeof(path), "/proc/%d/environ", (int)e->pid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return;
+	char *buf = malloc(MAX_ENVIRON_BYTES + 1);
+	size_t n = buf ? fread(buf, 1, MAX_ENVIRON_BYTES, f) : 0;
+	fclose(f);
+	if (!buf)
+		return;
+	buf[n] = '\0';
+	/* Rules in order, so the first variable present wins for its key. */
+	for (size_t ri = 0; ri < r->n_rules; ri++) {
+		size_t vlen = strlen(r->rules[ri].variable);
+		for (size_t off = 0; off < n;) {
+			const char *var = buf + off;
+			size_t len = strnlen(var, n - off);
+			if (len > vlen && strncmp(var, r->rules[ri].variable, vlen) == 0 &&
+			    var[vlen] == '=' && var[vlen + 1]) {
+				if (r->rules[ri].key)
+					add_owned(e->env, &e->n_env, MAX_ENV_TAGS, r->rules[ri].key,
+						  var + vlen + 1);
+				else
+					add_pairs(e, var + vlen + 1);
+			}
+			off += len + 1;
+		}
+	}
+	free(buf);
+}
+
+/* Looks for libdynotag's runtime object in pid's mappings. */
+static uint64_t find_runtime(pid_t pid)
+{
+	struct proc_maps *maps = proc_maps__read(pid);
+	uint64_t found = 0;
+	if (!maps)
+		return 0;
+	for (size_t i = 0; i < proc_maps__count(maps) && !found; i++) {
+		const struct proc_map *m = proc_maps__at(maps, i);
+		if (!strstr(path_basename(m->path), "libdynotag"))
+			continue;
+		char open_path[4200];
+		snprintf(open_path, sizeof(open_path), "/proc/%d/map_files/%llx-%llx", (int)pid,
+			 (unsigned long long)m->start, (unsigned long long)m->end);
+		struct elf_dynsym *elf = elf_dynsym__open(open_path);
+		if (!elf) {
+			snprintf(open_path, sizeof(open_path), "/proc/%d/root%s", (int)pid, m->path);
+			elf = elf_dynsym__open(open_path);
+		}
+		if (!elf)
+			continue;
+		struct elf_sym_value sym;
+		uint64_t bias;
+		if (elf_dynsym__find(elf, "dynotag_runtime", ELF_DYNSYM_DYNAMIC, &sym) == 0 &&
+		    sym.found && elf_dynsym__load_bias(elf, m->start, m->offset, &bias) == 0) {
+			uint64_t magic = 0;
+			uint64_t addr = bias + sym.value;
+			if (remote_read(pid, addr, &magic, sizeof(magic)) == 0 &&
+			    magic == DYNOTAG_MAGIC)
+				found = addr;
+		}
+		elf_dynsym__free(elf);
+	}
+	proc_maps__free(maps);
+	return found;
+}
+
+static void check_library(struct tag_registry *r, struct tag_entry *e)
+{
+	e->lib_checks++;
+	e->lib_checked_ns = mono_ns();
+	uint64_t addr = find_runtime(e->pid);
+	if (!addr)
+		return;
+	struct tag_proc info = { .runtime_addr = addr };
+	if (r->publish && r->publish(r->publish_ctx, (uint32_t)e->pid, &info))
+		return;
+	e->runtime_addr = addr;
+	r->stats.tagged_processes++;
+}
+
+static void evict_if_full(struct tag_registry *r)
+{
+	if (hashmap__size(r->procs) < r->max_processes)
+		return;
+	size_t cur = 0, n = 0;
+	void *v;
+	struct tag_entry *lru = NULL;
+	pid_t *victims = malloc(hashmap__size(r->procs) * sizeof(pid_t));
+	if (!victims)
+		return;
+	while (hashmap__next(r->procs, &cur, NULL, NULL, &v)) {
+		struct tag_entry *e = v;
+		if (e->exited)
+			victims[n++] = e->pid;
+		if (!lru || e->last_use < lru->last_use)
+			lru = e;
+	}
+	if (!n && lru)
+		victims[n++] = lru->pid;
+	for (size_t i = 0; i < n; i++) {
+		struct tag_entry *e = hashmap__remove(r->procs, &victims[i], sizeof(pid_t));
+		if (e && e->runtime_addr && r->publish)
+			r->publish(r->publish_ctx, (uint32_t)e->pid, NULL);
+		entry_free(e);
+	}
+	free(victims);
+}
+
+static struct tag_entry *get_entry(struct tag_registry *r, pid_t pid)
+{
+	struct tag_entry *e = hashmap__get(r->procs, &pid, sizeof(pid));
+	if (!e) {
+		evict_if_full(r);
+		e = calloc(1, sizeof(*e));
+		if (!e)
+			return NULL;
+		e->pid = pid;
+		e->strings = hashmap__new();
+		if (!e->strings || hashmap__put(r->procs, &pid, sizeof(pid), e, NULL)) {
+			entry_free(e);
+			return NULL;
+		}
+		r->stats.processes++;
+	}
+	e->last_use = ++r->tick;
+	if (!e->env_read)
+		read_environment(r, e);
+	if (!e->runtime_addr && !e->exited && e->lib_checks < LIB_CHECKS &&
+	    (!e->lib_checks || mono_ns() - e->lib_checked_ns >= LIB_RECHECK_NS))
+		check_library(r, e);
+	return e;
+}
+
+/* Returns the string for id in e's process (cached), or NULL. */
+static const char *string_of(struct tag_registry *r, struct tag_entry *e, uint32_t id)
+{
+	if (id == DYNOTAG_ID_NONE)
+		return NULL;
+	char *s = hashmap__get(e->strings, &id, sizeof(id));
+	if (s)
+		return s;
+	struct {
+		uint64_t strings;
+		uint64_t arena;
+		uint64_t requests;
+		uint32_t string_count;
+		uint32_t string_capacity;
+	} rt;
+	struct dynotag_string ds;
+	char raw[DYNOTAG_MAX_VALUE_LEN + 8], clean[TAG_TEXT_MAX];
+	r->stats.string_reads++;
+	if (remote_read(e->pid, e->runtime_addr + offsetof(struct dynotag_runtime, strings), &rt,
+			sizeof(rt)) ||
+	    id > rt.string_count || id > rt.string_capacity ||
+	    remote_read(e->pid, rt.strings + (uint64_t)(id - 1) * sizeof(ds), &ds, sizeof(ds)) ||
+	    ds.length > sizeof(raw) ||
+	    remote_read(e->pid, rt.arena + ds.offset, raw, ds.length)) {
+		r->stats.string_failures++;
+		return NULL;
+	}
+	tag_sanitize(raw, ds.length, clean, sizeof(clean));
+	if (hashmap__size(e->strings) >= MAX_STRINGS_PER_PROCESS) {
+		free_strings(e->strings);
+		e->strings = hashmap__new();
+		if (!e->strings)
+			return NULL;
+	}
+	s = strdup(clean);
+	if (!s || hashmap__put(e->strings, &id, sizeof(id), s, NULL)) {
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
+/* Re-reads the library's process record when it is old. */
+static void refresh_process_tags(struct tag_registry *r, struct tag_entry *e)
+{
+	uint64_t now = mono_ns();
+	if (!e->runtime_addr || e->exited || (e->proc_read_ns && now - e->proc_read_ns <
+					      PROCESS_TAGS_REFRESH_NS))
+		return;
+	e->proc_read_ns = now;
+	struct dynotag_record rec;
+	uint32_t seq_after;
+	uint64_t at = e->runtime_addr + offsetof(struct dynotag_runtime, process);
+	if (remote_read(e->pid, at, &rec, sizeof(rec)) ||
+	    remote_read(e->pid, at, &seq_after, sizeof(seq_after)) || (rec.seq & 1) ||
+	    rec.seq != seq_after || rec.seq == e->proc_seq)
+		return;
+	owned_tags_free(e->lib, &e->n_lib);
+	e->proc_seq = rec.seq;
+	for (uint32_t i = 0; i < rec.count && i < DYNOTAG_MAX_TAGS; i++) {
+		const char *k = string_of(r, e, rec.tags[i].key);
+		const char *v = string_of(r, e, rec.tags[i].value);
+		if (k && v)
+			add_owned(e->lib, &e->n_lib, DYNOTAG_MAX_TAGS, k, v);
+	}
+}
+
+static void put_label(struct tag_labels *out, const char *key, const char *value)
+{
+	for (unsigned i = 0; i < out->count; i++)
+		if (strcmp(out->keys[i], key) == 0) {
+			out->values[i] = value; /* later sources win */
+			return;
+		}
+	if (out->count < TAG_MAX_LABELS) {
+		out->keys[out->count] = key;
+		out->values[out->count++] = value;
+	}
+}
+
+int tag_registry__labels(struct tag_registry *r, pid_t pid, uint32_t status,
+			 const struct dynotag_pair *pairs, uint32_t npairs,
+			 struct tag_labels *out)
+{
+	out->count = 0;
+	if (pid <= 0)
+		return 0;
+	struct tag_entry *e = get_entry(r, pid);
+	if (!e)
+		return -ENOMEM;
+	/* Precedence: environment < library process tags < thread tags. */
+	for (unsigned i = 0; i < e->n_env; i++)
+		put_label(out, e->env[i].key, e->env[i].value);
+	refresh_process_tags(r, e);
+	for (unsigned i = 0; i < e->n_lib; i++)
+		put_label(out, e->lib[i].key, e->lib[i].value);
+	if (status == TAG_READ_RACE)
+		r->stats.races++;
+	if (status != TAG_READ_OK || !e->runtime_addr)
+		return 0;
+	for (uint32_t i = 0; i < npairs && i < DYNOTAG_MAX_TAGS; i++) {
+		if (pairs[i].key == DYNOTAG_ID_NONE || pairs[i].value == DYNOTAG_ID_NONE)
+			continue;
+		const char *k = string_of(r, e, pairs[i].key);
+		const char *v = string_of(r, e, pairs[i].value);
+		if (k && v)
+			put_label(out, k, v);
+	}
+	return 0;
+}
+
+int tag_registry__requests(struct tag_registry *r, pid_t pid,
+			   void (*fn)(void *ctx, const char *endpoint, uint64_t requests),
+			   void *ctx)
+{
+	struct tag_entry *e = hashmap__get(r->procs, &pid, sizeof(pid));
+	if (!e || !e->runtime_addr)
+		return -ENOENT;
+	struct {
+		uint64_t strings;
+		uint64_t arena;
+		uint64_t requests;
+		uint32_t string_count;
+		uint32_t string_capacity;
+	} rt;
+	int err = remote_read(pid, e->runtime_addr + offsetof(struct dynotag_runtime, strings),
+			      &rt, sizeof(rt));
+	if (err)
+		return err;
+	uint32_t n = rt.string_count < rt.string_capacity ? rt.string_count : rt.string_capacity;
+	uint64_t *counts = calloc((size_t)n + 1, sizeof(uint64_t));
+	if (!counts)
+		return -ENOMEM;
+	err = remote_read(pid, rt.requests, counts, ((size_t)n + 1) * sizeof(uint64_t));
+	for (uint32_t id = 1; !err && id <= n; id++) {
+		if (!counts[id])
+			continue;
+		const char *name = string_of(r, e, id);
+		if (name)
+			fn(ctx, name, counts[id]);
+	}
+	free(counts);
+	return err;
+}
+
+void tag_registry__note_exec(struct tag_registry *r, pid_t pid)
+{
+	struct tag_entry *e = hashmap__remove(r->procs, &pid, sizeof(pid));
+	if (e && e->runtime_addr && r->publish)
+		r->publish(r->publish_ctx, (uint32_t)pid, NULL);
+	entry_free(e);
+}
+
+void tag_registry__note_exit(struct tag_registry *r, pid_t pid)
+{
+	struct tag_entry *e = hashmap__get(r->procs, &pid, sizeof(pid));
+	if (!e)
+		return;
+	if (e->runtime_addr && r->publish)
+		r->publish(r->publish_ctx, (uint32_t)pid, NULL);
+	e->exited = 1;
+}
+
+void tag_registry__foreach(struct tag_registry *r, void (*fn)(void *ctx, pid_t pid), void *ctx)
+{
+	size_t cur = 0;
+	void *v;
+	while (hashmap__next(r->procs, &cur, NULL, NULL, &v))
+		fn(ctx, ((struct tag_entry *)v)->pid);
+}
+
+void tag_registry__stats(const struct tag_registry *r, struct tag_registry_stats *out)
+{
+	*out = r->stats;
+}

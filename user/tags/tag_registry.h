@@ -1,0 +1,95 @@
+/* tag_registry.h - the tags of every sampled process: which processes use
+ * libdynotag (published to the BPF program, which then copies each sampled
+ * thread's tag ids into the sample), the strings behind those ids, the
+ * process's own tags (commit, service, env, custom) from its environment and
+ * from libdynotag's process record, and its per-endpoint request counters.
+ *
+ * Environment variables are read once per exec image from /proc/PID/environ;
+ * the library is looked for at a process's first sample and again every
+ * couple of seconds for its first minute (Python apps load it at import).
+ * Memory is bounded: processes (max_processes) and strings (per process and
+ * overall) are evicted oldest first.
+ */
+#ifndef DYNOPROF_TAG_REGISTRY_H
+#define DYNOPROF_TAG_REGISTRY_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "sample.h" /* bpf/sample.h: struct tag_proc, enum tag_read_status */
+
+/* Most labels one sample can carry: process tags + thread tags. */
+#define TAG_MAX_LABELS 24
+
+/* Maps an environment variable to a process tag. */
+struct env_tag_rule {
+	const char *variable;   /* e.g. "GIT_COMMIT" */
+	const char *key;        /* e.g. "commit"; NULL: the variable holds
+				 * "k=v,k=v" pairs (like DYNOPROF_TAGS) */
+};
+
+/* Publishes (info != NULL) or withdraws a libdynotag process for BPF. */
+typedef int (*tag_publish_fn)(void *ctx, uint32_t pid, const struct tag_proc *info);
+
+struct tag_registry_opts {
+	const struct env_tag_rule *env_rules; /* NULL: tag_default_env_rules */
+	size_t n_env_rules;
+	tag_publish_fn publish;  /* BPF map writer; NULL: thread tags off */
+	void *publish_ctx;
+	size_t max_processes;    /* 0: default */
+};
+
+/* The default environment rules: DYNOPROF_COMMIT, GIT_COMMIT, SOURCE_VERSION
+ * -> commit; DYNOPROF_SERVICE -> service; DYNOPROF_ENV -> env; DYNOPROF_TAGS
+ * -> k=v,k=v pairs. The first variable present wins for a key. */
+extern const struct env_tag_rule tag_default_env_rules[];
+extern const size_t tag_default_env_rule_count;
+
+/* The labels of one sample. Strings stay valid until the next call of
+ * tag_registry__labels on the same registry. */
+struct tag_labels {
+	const char *keys[TAG_MAX_LABELS];
+	const char *values[TAG_MAX_LABELS];
+	unsigned count;
+};
+
+struct tag_registry_stats {
+	uint64_t processes;       /* processes tracked */
+	uint64_t tagged_processes;/* processes found using libdynotag */
+	uint64_t string_reads;    /* strings read from processes */
+	uint64_t string_failures; /* ids that could not be read (label dropped) */
+	uint64_t races;           /* samples whose thread was writing its tags */
+};
+
+struct tag_registry;
+
+struct tag_registry *tag_registry__new(const struct tag_registry_opts *opts);
+void tag_registry__free(struct tag_registry *r);
+
+/* Labels of a sample of pid: the process tags, then the thread's (pairs as
+ * copied by BPF, when status is TAG_READ_OK). A thread tag replaces a
+ * process tag of the same key. Returns 0 or -ENOMEM. */
+int tag_registry__labels(struct tag_registry *r, pid_t pid, uint32_t status,
+			 const struct dynotag_pair *pairs, uint32_t npairs,
+			 struct tag_labels *out);
+
+/* Calls fn(ctx, endpoint, requests) for each endpoint with a non-zero request
+ * counter in pid (libdynotag's request_begin counts). Returns 0, -ENOENT when
+ * pid has no library, or -errno when its memory cannot be read. */
+int tag_registry__requests(struct tag_registry *r, pid_t pid,
+			   void (*fn)(void *ctx, const char *endpoint, uint64_t requests),
+			   void *ctx);
+
+void tag_registry__note_exec(struct tag_registry *r, pid_t pid);
+void tag_registry__note_exit(struct tag_registry *r, pid_t pid);
+/* Calls fn for every tracked pid (e.g. to collect request counts). */
+void tag_registry__foreach(struct tag_registry *r, void (*fn)(void *ctx, pid_t pid), void *ctx);
+void tag_registry__stats(const struct tag_registry *r, struct tag_registry_stats *out);
+
+/* Sanitises untrusted tag text into out (NUL-terminated, at most len bytes):
+ * valid UTF-8 is kept, other bytes and control characters become \xNN. */
+void tag_sanitize(const char *in, size_t in_len, char *out, size_t len);
+
+#endif
