@@ -19,6 +19,8 @@ const volatile bool skip_idle = true;      /* ignore the idle task (pid 0) */
 const volatile bool walk_python = true;    /* walk CPython frames of py_procs */
 const volatile bool kernel_stacks = true;  /* collect kernel stacks */
 const volatile bool thread_tags = true;    /* read libdynotag thread tags */
+const volatile bool counting = false;      /* exact per-thread CPU time and counters */
+const volatile bool counter_open[COUNTER_SLOTS] = {}; /* slots with a counting event */
 /* glibc pthread_getspecific layout, calibrated by userspace. */
 const volatile struct py_tls_layout tls = { .specific_1stblock = 0x310, .entry_size = 16,
 					    .data_offset = 8 };
@@ -92,6 +94,37 @@ struct {
 	__type(key, __u32);
 	__type(value, struct py_frames_buf);
 } py_scratch SEC(".maps");
+
+/* Counting events, one per CPU and slot (filled by userspace). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(__u32));
+	__uint(max_entries, 1); /* resized to the CPU count by the loader */
+} counter_primary SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(__u32));
+	__uint(max_entries, 1);
+} counter_cycles SEC(".maps");
+
+/* Per-thread exact accounting (LRU: a capture of a busy host stays bounded;
+ * exited threads are flushed to userspace and removed). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, struct task_counts);
+} task_counts SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct cpu_checkpoint);
+} checkpoints SEC(".maps");
 
 /* Per-CPU scratch record: too large for the 512-byte BPF stack. */
 struct {
@@ -338,6 +371,103 @@ static __always_inline __u32 walk_python_stack(__u32 pid, __u32 *status)
 	return w.n;
 }
 
+
+/* Reads the counters of this CPU into c[] (0 for slots not open). */
+static __always_inline void read_counters(__u64 c[COUNTER_SLOTS])
+{
+	struct bpf_perf_event_value v;
+	c[COUNTER_PRIMARY] = 0;
+	c[COUNTER_CYCLES] = 0;
+	if (counter_open[COUNTER_PRIMARY] &&
+	    !bpf_perf_event_read_value(&counter_primary, BPF_F_CURRENT_CPU, &v, sizeof(v)))
+		c[COUNTER_PRIMARY] = v.counter;
+	if (counter_open[COUNTER_CYCLES] &&
+	    !bpf_perf_event_read_value(&counter_cycles, BPF_F_CURRENT_CPU, &v, sizeof(v)))
+		c[COUNTER_CYCLES] = v.counter;
+}
+
+static __always_inline bool is_counted(__u32 pid)
+{
+	return !filter_pids || bpf_map_lookup_elem(&targets, &pid);
+}
+
+/* Adds what tid used since this CPU's checkpoint to its totals and pending
+ * amounts, and moves the checkpoint to now. Returns the entry or NULL. */
+static __always_inline struct task_counts *account(struct cpu_checkpoint *cp, __u32 pid,
+						   __u32 tid, __u64 now, __u64 c[COUNTER_SLOTS])
+{
+	struct task_counts *tc = bpf_map_lookup_elem(&task_counts, &tid);
+	if (!tc) {
+		struct task_counts init = { .pid = pid };
+		bpf_map_update_elem(&task_counts, &tid, &init, BPF_NOEXIST);
+		tc = bpf_map_lookup_elem(&task_counts, &tid);
+		if (!tc)
+			return NULL;
+	}
+	__u64 d_ns = now - cp->ns;
+	tc->cpu_ns += d_ns;
+	tc->pending_ns += d_ns;
+	for (int i = 0; i < COUNTER_SLOTS; i++) {
+		__u64 d = c[i] - cp->counters[i];
+		tc->counters[i] += d;
+		tc->pending[i] += d;
+	}
+	cp->ns = now;
+	cp->counters[0] = c[0];
+	cp->counters[1] = c[1];
+	return tc;
+}
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(on_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	__u32 zero = 0;
+	if (!counting)
+		return 0;
+	struct cpu_checkpoint *cp = bpf_map_lookup_elem(&checkpoints, &zero);
+	if (!cp)
+		return 0;
+	__u64 now = bpf_ktime_get_ns(), c[COUNTER_SLOTS];
+	read_counters(c);
+	__u32 prev_tid = prev->pid, prev_pid = prev->tgid;
+	if (prev_tid && cp->tid == prev_tid && cp->ns && is_counted(prev_pid)) {
+		struct task_counts *tc = account(cp, prev_pid, prev_tid, now, c);
+		if (tc)
+			bpf_probe_read_kernel_str(tc->comm, sizeof(tc->comm), prev->comm);
+	}
+	cp->tid = next->pid;
+	cp->ns = now;
+	cp->counters[0] = c[0];
+	cp->counters[1] = c[1];
+	return 0;
+}
+
+/* At a sample: account the current slice and hand the thread's pending
+ * amounts to the sample (then zero them). */
+static __always_inline void sample_counts(__u32 pid, __u32 tid, struct profile_sample_event *e)
+{
+	__u32 zero = 0;
+	e->delta_ns = 0;
+	e->delta[0] = 0;
+	e->delta[1] = 0;
+	if (!counting || !is_counted(pid))
+		return;
+	struct cpu_checkpoint *cp = bpf_map_lookup_elem(&checkpoints, &zero);
+	if (!cp || cp->tid != tid || !cp->ns)
+		return;
+	__u64 now = bpf_ktime_get_ns(), c[COUNTER_SLOTS];
+	read_counters(c);
+	struct task_counts *tc = account(cp, pid, tid, now, c);
+	if (!tc)
+		return;
+	e->delta_ns = tc->pending_ns;
+	e->delta[0] = tc->pending[0];
+	e->delta[1] = tc->pending[1];
+	tc->pending_ns = 0;
+	tc->pending[0] = 0;
+	tc->pending[1] = 0;
+}
+
 #define STACK_BYTES (PROFILE_MAX_FRAMES * 8)
 /* Native user frames kept for Python processes (C extensions and the
  * libraries they call, leafward of the interpreter). */
@@ -397,6 +527,7 @@ int sample_stack(struct bpf_perf_event_data *ctx)
 		uoff = STACK_BYTES;
 
 	read_thread_tags(pid, e);
+	sample_counts(pid, tid, e);
 	e->py_len = 0;
 	e->py_status = PY_WALK_NONE;
 	if (walk_python) {
@@ -445,10 +576,38 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	return 0;
 }
 
+/* Sends an exiting thread's final counts to userspace and forgets it, so a
+ * short-lived process is accounted and the map does not fill with the dead. */
+static __always_inline void flush_task_counts(__u32 pid, __u32 tid)
+{
+	__u32 zero = 0;
+	struct cpu_checkpoint *cp = bpf_map_lookup_elem(&checkpoints, &zero);
+	if (cp && cp->tid == tid && cp->ns && is_counted(pid)) {
+		__u64 c[COUNTER_SLOTS];
+		read_counters(c);
+		account(cp, pid, tid, bpf_ktime_get_ns(), c);
+		cp->tid = 0; /* its last switch-out must not count it again */
+	}
+	struct task_counts *tc = bpf_map_lookup_elem(&task_counts, &tid);
+	if (!tc)
+		return;
+	struct profile_task_counts_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (e) {
+		fill_header(&e->hdr, PROFILE_EVENT_TASK_COUNTS, pid, tid);
+		__builtin_memcpy(&e->counts, tc, sizeof(*tc));
+		bpf_ringbuf_submit(e, wakeup_flags(false));
+	} else {
+		count_drop(DROP_EVENT_RINGBUF_FULL);
+	}
+	bpf_map_delete_elem(&task_counts, &tid);
+}
+
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(on_exit, struct task_struct *p)
 {
 	__u32 pid = p->tgid, tid = p->pid;
+	if (counting)
+		flush_task_counts(pid, tid);
 	if (pid != tid) /* only the thread group leader ends the process */
 		return 0;
 	if (!filter_pids || bpf_map_lookup_elem(&targets, &pid))

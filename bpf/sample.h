@@ -23,6 +23,35 @@ enum profile_event_type {
 	PROFILE_EVENT_SAMPLE = 1, /* a stack sample (struct profile_sample_event) */
 	PROFILE_EVENT_EXEC = 2,   /* a process exec'd: its mappings changed */
 	PROFILE_EVENT_EXIT = 3,   /* a process (thread group) exited */
+	PROFILE_EVENT_TASK_COUNTS = 4, /* a thread exited: its final counts
+					* (struct profile_task_counts_event) */
+};
+
+/* Counting-event slots, read at every context switch and sample. */
+enum counter_slot {
+	COUNTER_PRIMARY = 0,   /* instructions, or the software stand-in (see user/capture/counters.h) */
+	COUNTER_CYCLES = 1,    /* cycles when the PMU exposes them */
+	COUNTER_SLOTS = 2,
+};
+
+/* Exact on-CPU accounting of one thread, the value of task_counts (key: tid). */
+struct task_counts {
+	__u32 pid;             /* thread group id */
+	__u32 pad;             /* zero */
+	__u64 cpu_ns;          /* on-CPU nanoseconds, from switch-in/out timestamps */
+	__u64 counters[COUNTER_SLOTS]; /* counter deltas while on CPU (0: slot unused) */
+	__u64 pending_ns;      /* of cpu_ns: not yet attributed to a sample */
+	__u64 pending[COUNTER_SLOTS]; /* of counters: not yet attributed to a sample */
+	char comm[PROFILE_COMM_LEN]; /* thread name at the last update */
+};
+_Static_assert(sizeof(struct task_counts) == 72, "task_counts layout");
+
+/* What a CPU last accounted up to. */
+struct cpu_checkpoint {
+	__u32 tid;             /* thread on the CPU since the checkpoint; 0 none/idle */
+	__u32 pad;             /* zero */
+	__u64 ns;              /* time of the checkpoint */
+	__u64 counters[COUNTER_SLOTS]; /* counter values then */
 };
 
 /* Reasons a sample was lost or degraded, counted per CPU in the `drops` map. */
@@ -63,13 +92,22 @@ struct profile_sample_event {
 	__s32 ustack_len;  /* user frames after the kernel ones, or -errno; 0 for kernel threads */
 	__u32 py_len;      /* Python frames after the user frames */
 	__u32 py_status;   /* enum py_walk_status */
+	__u64 delta_ns;    /* the thread's on-CPU ns since its previous sample (0 when
+			    * counting is off): per-sample attribution of exact totals */
+	__u64 delta[COUNTER_SLOTS]; /* likewise for the counters */
 	__u32 tag_status;  /* enum tag_read_status */
 	__u32 tag_count;   /* pairs valid in tags[] (TAG_READ_OK only) */
 	struct dynotag_pair tags[DYNOTAG_MAX_TAGS]; /* the thread's tags (string ids) */
 	__u64 stack[2 * PROFILE_MAX_FRAMES + 2 * PY_MAX_FRAMES]; /* see above */
 };
 _Static_assert(sizeof(struct profile_sample_event) ==
-	       144 + (2 * PROFILE_MAX_FRAMES + 2 * PY_MAX_FRAMES) * 8, "sample layout");
+	       168 + (2 * PROFILE_MAX_FRAMES + 2 * PY_MAX_FRAMES) * 8, "sample layout");
+
+/* Final counts of an exited thread. */
+struct profile_task_counts_event {
+	struct profile_event_header hdr; /* type == PROFILE_EVENT_TASK_COUNTS */
+	struct task_counts counts;       /* totals over the capture */
+};
 
 /* Outcome of reading a thread's dynotag record at sample time. */
 enum tag_read_status {

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import parse_folded_file, run_dynoprof_cmd, summary_samples
+from conftest import parse_folded_file, proc_cpu_seconds, run_dynoprof_cmd, summary_samples
 
 
 def assert_one_line_error(rc, err, *must_mention):
@@ -87,9 +87,11 @@ def test_signal_stops_capture_and_writes_output(dynoprof_bin, start_workload, ou
     rec = subprocess.Popen([dynoprof_bin, "record", "-p", str(proc.pid), "-d", "60", "-o", out],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
+        cpu_before = proc_cpu_seconds(proc.pid)
         time.sleep(3)
         assert rec.poll() is None, f"record exited early: {rec.communicate()[1]}"
         rec.send_signal(sig)
+        cpu_used = proc_cpu_seconds(proc.pid) - cpu_before
         sent = time.monotonic()
         _, err = rec.communicate(timeout=30)
         stop_delay = time.monotonic() - sent
@@ -102,6 +104,7 @@ def test_signal_stops_capture_and_writes_output(dynoprof_bin, start_workload, ou
     assert os.path.exists(out), f"no output written after {sig.name}; stderr:\n{err}"
     prof = parse_folded_file(out)
     assert prof.count_with("burn_alpha") > 0, prof.describe()
-    # About 2-3 s of a busy process at 99 Hz.
-    assert prof.total() >= 99, f"{prof.total()} samples for ~3 s\n{err}"
+    # Samples up to the signal are kept: about 99 Hz times the CPU the workload used.
+    assert prof.total() >= 0.5 * 99 * cpu_used, (
+        f"{prof.total()} samples for {cpu_used:.2f} CPU s at 99 Hz\n{err}")
     assert summary_samples(err) is not None, f"no summary line after {sig.name}:\n{err}"

@@ -226,10 +226,17 @@ static void test_colour_classes_follow_kind(void **state)
 	frame_fill(svg, "entry_SYSCALL_64 (10 samples, 10.00%)", a, sizeof(a));
 	frame_fill(svg, "entry_SYSCALL_64 (20 samples, 20.00%)", b, sizeof(b));
 	assert_string_equal(a, b);
-	/* Kernel frames are orange: strong red, some green, little blue. */
+	/* Kernel frames are orange: strong red, middling green, little blue. */
 	int r, g, bl;
 	assert_int_equal(sscanf(a, "rgb(%d,%d,%d)", &r, &g, &bl), 3);
-	assert_true(r > 200 && g > 100 && g < 180 && bl < 50);
+	assert_true(r > 200 && g >= 110 && g <= 155 && bl < 40);
+	/* Native frames are red or yellow, never kernel orange. */
+	frame_fill(svg, "main (80 samples, 80.00%)", a, sizeof(a));
+	assert_int_equal(sscanf(a, "rgb(%d,%d,%d)", &r, &g, &bl), 3);
+	assert_true(r > 200 && (g <= 90 || g >= 180));
+	frame_fill(svg, "Py_RunMain (80 samples, 80.00%)", a, sizeof(a));
+	assert_int_equal(sscanf(a, "rgb(%d,%d,%d)", &r, &g, &bl), 3);
+	assert_true(r > 200 && (g <= 90 || g >= 180));
 	free(svg);
 	profile__free(p);
 }

@@ -28,6 +28,9 @@ struct sampler {
 	sampler_record_fn fn;          /* user callback */
 	void *ctx;                     /* its context */
 	int stop_value;                /* non-zero value the callback returned */
+	bool counting;                 /* counters opened */
+	struct counter_choice counters;/* what they count */
+	int *counter_fds;              /* ncpus * COUNTER_SLOTS counting events; -1 none */
 };
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
@@ -40,16 +43,21 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
-static int open_perf_event(enum sample_event ev, unsigned freq, int cpu)
+static int open_perf_event(enum sample_event ev, unsigned freq, uint64_t period, int cpu)
 {
 	struct perf_event_attr attr = {
 		.size = sizeof(attr),
-		.freq = 1,
+		.freq = period ? 0 : 1,
 		.sample_freq = freq,
 	};
+	if (period)
+		attr.sample_period = period;
 	if (ev == SAMPLE_EVENT_CYCLES) {
 		attr.type = PERF_TYPE_HARDWARE;
 		attr.config = PERF_COUNT_HW_CPU_CYCLES;
+	} else if (ev == SAMPLE_EVENT_INSTRUCTIONS) {
+		attr.type = PERF_TYPE_HARDWARE;
+		attr.config = PERF_COUNT_HW_INSTRUCTIONS;
 	} else {
 		attr.type = PERF_TYPE_SOFTWARE;
 		attr.config = PERF_COUNT_SW_CPU_CLOCK;
@@ -77,7 +85,7 @@ static int choose_event(struct sampler *s, const struct sampler_opts *opts, int 
 	s->reason[0] = '\0';
 	if (opts->event != SAMPLE_EVENT_AUTO)
 		return 0;
-	int fd = open_perf_event(SAMPLE_EVENT_CYCLES, opts->freq_hz, first_cpu);
+	int fd = open_perf_event(SAMPLE_EVENT_CYCLES, opts->freq_hz, opts->period, first_cpu);
 	if (fd >= 0) {
 		close(fd);
 		s->event = SAMPLE_EVENT_CYCLES;
@@ -149,6 +157,30 @@ static int on_ringbuf_record(void *ctx, void *data, size_t size)
 	return r;
 }
 
+/* Opens this CPU's counting events and hands them to the BPF program. */
+static int open_counters(struct sampler *s, int cpu)
+{
+	enum counter_probe primary = s->counters.primary == COUNTER_PRIMARY_INSTRUCTIONS ?
+				     COUNTER_PROBE_INSTRUCTIONS : COUNTER_PROBE_CPU_CLOCK;
+	int *fds = &s->counter_fds[cpu * COUNTER_SLOTS];
+	uint32_t key = (uint32_t)cpu;
+	fds[COUNTER_PRIMARY] = counters__open_real(primary, cpu, NULL);
+	if (fds[COUNTER_PRIMARY] < 0)
+		return fds[COUNTER_PRIMARY];
+	if (bpf_map_update_elem(bpf_map__fd(s->skel->maps.counter_primary), &key,
+				&fds[COUNTER_PRIMARY], BPF_ANY))
+		return -errno;
+	if (!s->counters.cycles)
+		return 0;
+	fds[COUNTER_CYCLES] = counters__open_real(COUNTER_PROBE_CYCLES, cpu, NULL);
+	if (fds[COUNTER_CYCLES] < 0)
+		return fds[COUNTER_CYCLES];
+	if (bpf_map_update_elem(bpf_map__fd(s->skel->maps.counter_cycles), &key,
+				&fds[COUNTER_CYCLES], BPF_ANY))
+		return -errno;
+	return 0;
+}
+
 static int fill_filter_map(int map_fd, const uint32_t *ids, size_t n)
 {
 	uint8_t one = 1;
@@ -212,6 +244,14 @@ struct sampler *sampler__open(const struct sampler_opts *opts, sampler_record_fn
 	}
 	for (int i = 0; i < s->ncpus; i++)
 		s->perf_fds[i] = -1;
+	s->counter_fds = malloc(sizeof(int) * (size_t)s->ncpus * COUNTER_SLOTS);
+	if (!s->counter_fds) {
+		e = -ENOMEM;
+		set_err(err, errlen, "out of memory");
+		goto fail;
+	}
+	for (int i = 0; i < s->ncpus * COUNTER_SLOTS; i++)
+		s->counter_fds[i] = -1;
 
 	s->skel = sample_bpf__open();
 	if (!s->skel) {
@@ -230,6 +270,19 @@ struct sampler *sampler__open(const struct sampler_opts *opts, sampler_record_fn
 		s->skel->rodata->tls.entry_size = opts->py_tls.entry_size;
 		s->skel->rodata->tls.data_offset = opts->py_tls.data_offset;
 	}
+	if (opts->counting) {
+		e = counters__choose(counters__open_real, NULL, 0, &s->counters);
+		if (e) {
+			set_err(err, errlen, "%s", s->counters.reason);
+			goto fail;
+		}
+		s->counting = true;
+		s->skel->rodata->counting = true;
+		s->skel->rodata->counter_open[COUNTER_PRIMARY] = true;
+		s->skel->rodata->counter_open[COUNTER_CYCLES] = s->counters.cycles;
+	}
+	bpf_map__set_max_entries(s->skel->maps.counter_primary, (uint32_t)s->ncpus);
+	bpf_map__set_max_entries(s->skel->maps.counter_cycles, (uint32_t)s->ncpus);
 	size_t rb_bytes = opts->ringbuf_bytes ? opts->ringbuf_bytes : 8u << 20;
 	e = bpf_map__set_max_entries(s->skel->maps.events, (uint32_t)rb_bytes);
 	if (e) {
@@ -276,7 +329,7 @@ struct sampler *sampler__open(const struct sampler_opts *opts, sampler_record_fn
 	for (int cpu = 0; cpu < nonline && cpu < s->ncpus; cpu++) {
 		if (!online[cpu])
 			continue;
-		int fd = open_perf_event(s->event, opts->freq_hz, cpu);
+		int fd = open_perf_event(s->event, opts->freq_hz, opts->period, cpu);
 		if (fd < 0) {
 			e = fd;
 			if (e == -EACCES || e == -EPERM)
@@ -284,6 +337,11 @@ struct sampler *sampler__open(const struct sampler_opts *opts, sampler_record_fn
 					"kernel.perf_event_paranoid=%d): run as root, or "
 					"`sysctl kernel.perf_event_paranoid=-1`",
 					cpu, strerror(-e), paranoid_level());
+			else if ((e == -ENOENT || e == -EOPNOTSUPP || e == -ENODEV) &&
+				 s->event != SAMPLE_EVENT_CPU_CLOCK)
+				set_err(err, errlen, "the %s event is not available on this machine "
+					"(%s: no hardware PMU exposed, e.g. a VM): use -e cpu-clock",
+					sampler__event_name(s), strerror(-e));
 			else
 				set_err(err, errlen, "perf_event_open(%s) failed on CPU %d: %s",
 					sampler__event_name(s), cpu, strerror(-e));
@@ -300,6 +358,12 @@ struct sampler *sampler__open(const struct sampler_opts *opts, sampler_record_fn
 			goto fail;
 		}
 		s->nattached++;
+		if (s->counting && (e = open_counters(s, cpu))) {
+			set_err(err, errlen, "opening counting events on CPU %d failed: %s", cpu,
+				strerror(-e));
+			free(online);
+			goto fail;
+		}
 	}
 	free(online);
 
@@ -348,6 +412,28 @@ int sampler__set_tag_process(void *sampler, uint32_t pid, const struct tag_proc 
 	return bpf_map_update_elem(fd, &pid, info, BPF_ANY) ? -errno : 0;
 }
 
+const struct counter_choice *sampler__counting(const struct sampler *s)
+{
+	return s->counting ? &s->counters : NULL;
+}
+
+int sampler__foreach_task_counts(struct sampler *s,
+				 void (*fn)(void *ctx, uint32_t tid, const struct task_counts *tc),
+				 void *ctx)
+{
+	int fd = bpf_map__fd(s->skel->maps.task_counts);
+	uint32_t key, next;
+	struct task_counts tc;
+	int err = bpf_map_get_next_key(fd, NULL, &next);
+	while (!err) {
+		key = next;
+		if (!bpf_map_lookup_elem(fd, &key, &tc))
+			fn(ctx, key, &tc);
+		err = bpf_map_get_next_key(fd, &key, &next);
+	}
+	return errno == ENOENT ? 0 : -errno;
+}
+
 int sampler__poll(struct sampler *s, int timeout_ms)
 {
 	s->stop_value = 0;
@@ -390,7 +476,11 @@ int sampler__drops(struct sampler *s, uint64_t out[DROP_REASON_COUNT])
 
 const char *sampler__event_name(const struct sampler *s)
 {
-	return s->event == SAMPLE_EVENT_CYCLES ? "cycles" : "cpu-clock";
+	switch (s->event) {
+	case SAMPLE_EVENT_CYCLES: return "cycles";
+	case SAMPLE_EVENT_INSTRUCTIONS: return "instructions";
+	default: return "cpu-clock";
+	}
 }
 
 const char *sampler__event_reason(const struct sampler *s)
@@ -432,6 +522,10 @@ void sampler__free(struct sampler *s)
 	for (int i = 0; s->perf_fds && i < s->ncpus; i++)
 		if (s->perf_fds[i] >= 0)
 			close(s->perf_fds[i]);
+	for (int i = 0; s->counter_fds && i < s->ncpus * COUNTER_SLOTS; i++)
+		if (s->counter_fds[i] >= 0)
+			close(s->counter_fds[i]);
+	free(s->counter_fds);
 	sample_bpf__destroy(s->skel);
 	free(s->links);
 	free(s->perf_fds);

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "capture/counters.h"
 #include "sample.h" /* bpf/sample.h: record layouts, drop reasons */
 
 /* Which event drives sampling. */
@@ -17,10 +18,12 @@ enum sample_event {
 	SAMPLE_EVENT_AUTO = 0,  /* cycles when the PMU exposes it, else cpu-clock */
 	SAMPLE_EVENT_CPU_CLOCK, /* software cpu-clock timer: weights are CPU nanoseconds */
 	SAMPLE_EVENT_CYCLES,    /* hardware CPU cycles */
+	SAMPLE_EVENT_INSTRUCTIONS, /* hardware instructions retired */
 };
 
 struct sampler_opts {
 	unsigned freq_hz;           /* samples per second per CPU (1..MAX_FREQ_HZ) */
+	uint64_t period;            /* events per sample instead of freq_hz; 0 = use freq_hz */
 	enum sample_event event;    /* requested event */
 	const uint32_t *pids;       /* processes to sample; NULL/0 = all */
 	size_t npids;
@@ -31,6 +34,8 @@ struct sampler_opts {
 	bool walk_python;           /* walk CPython frames of published processes */
 	bool no_kernel_stacks;      /* do not collect kernel stacks (saves their cost) */
 	bool thread_tags;           /* read libdynotag thread tags of published processes */
+	bool counting;              /* exact per-thread CPU time and counters at every
+				     * context switch (see capture/counters.h) */
 	const struct py_offsets *py_offsets; /* PY_VERSION_COUNT entries (when walk_python) */
 	struct py_tls_layout py_tls;/* glibc TSS layout (when walk_python or thread_tags) */
 };
@@ -57,6 +62,15 @@ int sampler__set_python_process(void *sampler, uint32_t pid, const struct py_pro
 /* Publishes (info != NULL) or withdraws a libdynotag process for BPF.
  * Matches tag_publish_fn. */
 int sampler__set_tag_process(void *sampler, uint32_t pid, const struct tag_proc *info);
+
+/* The counting choice (valid when opened with counting), else NULL. */
+const struct counter_choice *sampler__counting(const struct sampler *s);
+
+/* Calls fn for every thread the BPF program is still accounting (threads
+ * that exited came as PROFILE_EVENT_TASK_COUNTS records). Returns 0 or -errno. */
+int sampler__foreach_task_counts(struct sampler *s,
+				 void (*fn)(void *ctx, uint32_t tid, const struct task_counts *tc),
+				 void *ctx);
 
 /* Waits up to timeout_ms for records and dispatches them. Returns the number of
  * records handled, the callback's non-zero value, or -errno (-EINTR on signal). */

@@ -17,6 +17,7 @@
 #include "formats/output.h"
 #include "profile/aggregate.h"
 #include "formats/groups.h"
+#include "profile/counts.h"
 #include "profile/profile.h"
 #include "profile/transform.h"
 #include "python/py_offsets.h"
@@ -52,10 +53,13 @@ struct record_args {
 	uint32_t *tids;            /* --tid list (owned) */
 	size_t ntids;
 	char **command;            /* -- CMD ARGS... (points into argv) */
+	uint64_t period;           /* -c: events per sample; 0 = frequency mode */
 	bool no_kernel;            /* --no-kernel */
 	bool no_python;            /* --no-python */
 	bool python_lines;         /* --python-lines=on (default) */
 	bool no_tags;              /* --no-tags */
+	bool no_counts;            /* --no-counts */
+	const char *counts_path;   /* --counts FILE */
 	const char *group_keys[MAX_GROUP_KEYS]; /* --group-by (point into argv) */
 	size_t ngroup_keys;
 	struct label_filter filters[MAX_FILTERS]; /* --tag KEY=VALUE */
@@ -91,8 +95,15 @@ static void record_usage(FILE *out)
 "  -d, --duration SECONDS  stop after this long (fractions allowed; default:\n"
 "                          until Ctrl-C, or until COMMAND exits)\n"
 "  -e, --event EVENT       auto (default): hardware cycles when the CPU exposes\n"
-"                          them, else cpu-clock; cpu-clock; cycles\n"
+"                          them, else cpu-clock; cpu-clock; cycles; instructions\n"
+"                          (profiles weighted by instructions retired)\n"
+"  -c, --count PERIOD      sample every PERIOD events instead of -F HZ\n"
 "      --no-kernel         leave out kernel frames\n"
+"      --counts FILE       write exact per-process, per-thread and per-tag CPU\n"
+"                          time and instructions/cycles (null where the CPU hides\n"
+"                          its counters) as JSON; the top processes are printed\n"
+"      --no-counts         no context-switch accounting (samples weigh the\n"
+"                          sampling period instead of exact CPU time)\n"
 "      --no-python         do not walk CPython frames (native frames only)\n"
 "      --python-lines=on|off  on (default): Python frames show file:line;\n"
 "                          off: fold them to function level\n"
@@ -133,7 +144,8 @@ static void record_usage(FILE *out)
 }
 
 enum { OPT_TID = 256, OPT_FORMAT, OPT_NO_KERNEL, OPT_NO_PYTHON, OPT_PYTHON_LINES,
-       OPT_GROUP_BY, OPT_TAG, OPT_ENDPOINT_FROM, OPT_ENV_TAG, OPT_NO_TAGS };
+       OPT_GROUP_BY, OPT_TAG, OPT_ENDPOINT_FROM, OPT_ENV_TAG, OPT_NO_TAGS,
+       OPT_COUNTS, OPT_NO_COUNTS };
 
 /* Returns 0 to go on, or an exit code + 1000 to stop (0 for --help). */
 static int parse_args(int argc, char **argv, struct record_args *a)
@@ -155,6 +167,9 @@ static int parse_args(int argc, char **argv, struct record_args *a)
 		{ "endpoint-from", required_argument, NULL, OPT_ENDPOINT_FROM },
 		{ "env-tag", required_argument, NULL, OPT_ENV_TAG },
 		{ "no-tags", no_argument, NULL, OPT_NO_TAGS },
+		{ "counts", required_argument, NULL, OPT_COUNTS },
+		{ "no-counts", no_argument, NULL, OPT_NO_COUNTS },
+		{ "count", required_argument, NULL, 'c' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -169,7 +184,7 @@ static int parse_args(int argc, char **argv, struct record_args *a)
 	a->nenv_rules = tag_default_env_rule_count;
 	a->output = DEFAULT_OUTPUT;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+ap:F:d:e:o:qh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+ap:F:d:e:o:qhc:", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'a':
 			break;
@@ -214,8 +229,11 @@ static int parse_args(int argc, char **argv, struct record_args *a)
 				a->event = SAMPLE_EVENT_CPU_CLOCK;
 			else if (!strcmp(optarg, "cycles"))
 				a->event = SAMPLE_EVENT_CYCLES;
+			else if (!strcmp(optarg, "instructions"))
+				a->event = SAMPLE_EVENT_INSTRUCTIONS;
 			else {
-				cli_error("unknown event '%s': use auto, cpu-clock or cycles", optarg);
+				cli_error("unknown event '%s': use auto, cpu-clock, cycles or "
+					  "instructions", optarg);
 				return 1002;
 			}
 			break;
@@ -277,6 +295,23 @@ static int parse_args(int argc, char **argv, struct record_args *a)
 		case OPT_NO_TAGS:
 			a->no_tags = true;
 			break;
+		case OPT_COUNTS:
+			a->counts_path = optarg;
+			break;
+		case OPT_NO_COUNTS:
+			a->no_counts = true;
+			break;
+		case 'c': {
+			errno = 0;
+			unsigned long long v = strtoull(optarg, &end, 10);
+			if (errno || *end || end == optarg || v < 1000 || v > (1ull << 40)) {
+				cli_error("bad period '%s': -c takes 1000..2^40 events per sample",
+					  optarg);
+				return 1002;
+			}
+			a->period = v;
+			break;
+		}
 		case OPT_PYTHON_LINES:
 			if (!strcmp(optarg, "on"))
 				a->python_lines = true;
@@ -300,6 +335,10 @@ static int parse_args(int argc, char **argv, struct record_args *a)
 	}
 	if (optind < argc)
 		a->command = argv + optind;
+	if (a->counts_path && a->no_counts) {
+		cli_error("--counts and --no-counts exclude each other");
+		return 1002;
+	}
 	if (a->command && (a->npids || a->ntids)) {
 		cli_error("-p/--tid and a COMMAND exclude each other: profile one or the other");
 		return 1002;
@@ -380,6 +419,11 @@ static void print_summary(const struct record_args *a, struct sampler *s,
 	fprintf(stderr, "dynoprof: wrote %s (%s)\n", a->output, format__name(fmt));
 }
 
+static void add_live_counts(void *ctx, uint32_t tid, const struct task_counts *tc)
+{
+	counts_table__add(ctx, tid, tc);
+}
+
 static void add_metadata(struct profile *p, struct sampler *s, const struct record_args *a,
 			 double start_unix, double elapsed)
 {
@@ -412,6 +456,7 @@ int cmd_record(int argc, char **argv)
 	struct py_resolver *pyres = NULL;
 	struct tag_registry *tagreg = NULL;
 	struct profile *filtered = NULL;
+	struct counts_table *counts = NULL;
 	enum output_format fmt;
 	char err[512] = "";
 	int rc = 1;
@@ -491,6 +536,8 @@ int cmd_record(int argc, char **argv)
 		.follow_children = a.command != NULL,
 		.walk_python = python,
 		.thread_tags = tags,
+		.counting = !a.no_counts,
+		.period = a.period,
 		.no_kernel_stacks = a.no_kernel,
 		.py_offsets = py_offsets_table,
 		.py_tls = tls,
@@ -519,7 +566,18 @@ int cmd_record(int argc, char **argv)
 			goto out;
 		}
 	}
+	const struct counter_choice *cc = sampler__counting(sampler);
+	if (cc) {
+		counts = counts_table__new();
+		if (!counts) {
+			cli_error("out of memory");
+			goto out;
+		}
+	}
 	struct aggregate_opts ao = {
+		.counts = counts,
+		.instructions = cc && cc->primary == COUNTER_PRIMARY_INSTRUCTIONS,
+		.cycles = cc && cc->cycles,
 		.period_is_ns = sampler__event(sampler) == SAMPLE_EVENT_CPU_CLOCK,
 		.ns_per_sample = 1000000000ull / a.freq_hz,
 		.kernel_frames = !a.no_kernel,
@@ -544,6 +602,8 @@ int cmd_record(int argc, char **argv)
 			a.freq_hz, sampler__cpu_count(sampler), sampler__event_name(sampler),
 			reason[0] ? ": " : "", reason,
 			a.duration_s > 0 || a.command ? "" : "; Ctrl-C to stop");
+		if (cc)
+			fprintf(stderr, "dynoprof: %s\n", cc->reason);
 	}
 	for (size_t i = 0; i < a.npids; i++)
 		symbolizer__touch(sym, (pid_t)a.pids[i]);
@@ -581,6 +641,8 @@ int cmd_record(int argc, char **argv)
 	if (rctx.error)
 		goto out;
 
+	if (counts)
+		sampler__foreach_task_counts(sampler, add_live_counts, counts);
 	add_metadata(profile, sampler, &a, start_unix, elapsed);
 	char subtitle[256];
 	snprintf(subtitle, sizeof(subtitle), "%s at %u Hz for %.1f s on %d CPUs",
@@ -602,8 +664,31 @@ int cmd_record(int argc, char **argv)
 		cli_error("%s", err);
 		goto out;
 	}
-	if (!a.quiet)
+	struct counts_units units = { 0 };
+	if (cc) {
+		units.instructions = cc->primary == COUNTER_PRIMARY_INSTRUCTIONS;
+		units.cycles = cc->cycles;
+		units.primary_event = counters__primary_name(cc->primary);
+		units.reason = cc->reason;
+	}
+	if (counts && a.counts_path) {
+		FILE *cf = strcmp(a.counts_path, "-") ? fopen(a.counts_path, "we") : stdout;
+		e = cf ? counts_table__write_json(counts, result, &units, cf) : -errno;
+		if (cf && cf != stdout && fclose(cf) && !e)
+			e = -errno;
+		if (e) {
+			cli_error("cannot write counts to %s: %s", a.counts_path, strerror(-e));
+			goto out;
+		}
+	}
+	if (!a.quiet) {
 		print_summary(&a, sampler, agg, sym, pyreg, profile, elapsed, fmt);
+		if (counts) {
+			fprintf(stderr, "dynoprof: top processes by exact CPU time%s:\n",
+				units.instructions ? "" : " (instructions: not available here)");
+			counts_table__print_top(counts, stderr, 5, &units);
+		}
+	}
 	rc = 0;
 	if (a.command) {
 		if (!child.exited && stop_requested) {
@@ -621,6 +706,7 @@ out:
 	py_resolver__free(pyres);
 	tag_registry__free(tagreg);
 	profile__free(filtered);
+	counts_table__free(counts);
 	symbolizer__free(sym);
 	profile__free(profile);
 	free(a.pids);

@@ -11,6 +11,7 @@
 #include "formats/pprof.h"
 #include "formats/speedscope.h"
 #include "formats/svg.h"
+#include "profile/transform.h"
 
 static void tmp_path(char *buf, size_t len, const char *path)
 {
@@ -48,7 +49,15 @@ static int write_format(const struct profile *p, FILE *f, enum output_format fmt
 	case FORMAT_SVG: {
 		struct svg_opts so = { .title = o->title, .subtitle = o->subtitle,
 				       .value_index = o->value_index };
-		return svg__write(p, f, &so);
+		if (!o->group_keys)
+			return svg__write(p, f, &so);
+		/* Groups become the top frames of the one tree an SVG draws. */
+		struct profile *grouped = profile__grouped_copy(p, o->group_keys, o->ngroup_keys);
+		if (!grouped)
+			return -errno;
+		int err = svg__write(grouped, f, &so);
+		profile__free(grouped);
+		return err;
 	}
 	case FORMAT_PPROF:
 		return pprof__write(p, f);

@@ -345,10 +345,10 @@ static const char *frame_colour(enum frame_kind kind, const char *name, int rgb[
 	uint64_t h = hash_bytes(name, strlen(name), 0);
 	double a = hash_share(h, 0), b = hash_share(h, 16), c = hash_share(h, 32);
 	switch (kind) {
-	case FRAME_KERNEL: /* orange */
-		rgb[0] = 215 + (int)(40 * a);
-		rgb[1] = 110 + (int)(60 * b);
-		rgb[2] = (int)(40 * c);
+	case FRAME_KERNEL: /* orange: the green band native frames leave free */
+		rgb[0] = 225 + (int)(30 * a);
+		rgb[1] = 110 + (int)(45 * b);
+		rgb[2] = (int)(35 * c);
 		return "kernel";
 	case FRAME_PYTHON: /* green, shading into teal */
 		rgb[0] = 50 + (int)(60 * a);
@@ -360,9 +360,9 @@ static const char *frame_colour(enum frame_kind kind, const char *name, int rgb[
 		rgb[2] += 10;
 		return "special";
 	case FRAME_NATIVE:
-	default: /* flamegraph.pl's "hot": red through yellow */
+	default: /* flamegraph.pl's "hot", less its orange middle (kernel's): red or yellow */
 		rgb[0] = 205 + (int)(50 * c);
-		rgb[1] = (int)(230 * a);
+		rgb[1] = (h >> 48) & 1 ? 180 + (int)(50 * a) : (int)(90 * a);
 		rgb[2] = (int)(55 * b);
 		return "native";
 	}

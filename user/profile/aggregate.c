@@ -31,6 +31,10 @@ struct aggregator *aggregator__new(struct profile *p, struct symbolizer *sym,
 		int e = profile__add_value_type(p, "samples", "count");
 		if (e >= 0)
 			e = profile__add_value_type(p, "cpu", "nanoseconds");
+		if (e >= 0 && opts->counts && opts->instructions)
+			e = profile__add_value_type(p, "instructions", "count");
+		if (e >= 0 && opts->counts && opts->cycles)
+			e = profile__add_value_type(p, "cycles", "count");
 		if (e < 0) {
 			free(a);
 			errno = -e;
@@ -49,6 +53,11 @@ static int add_special(struct profile *p, const char *name, uint32_t *id)
 {
 	struct frame_desc d = { .kind = FRAME_SPECIAL, .name = name };
 	return profile__add_frame(p, &d, id);
+}
+
+static int is_unknown(const struct profile *p, uint32_t id)
+{
+	return strcmp(profile__str(p, profile__frame(p, id)->name), "[unknown]") == 0;
 }
 
 static int add_sample(struct aggregator *a, const struct profile_sample_event *e, size_t size)
@@ -124,9 +133,15 @@ static int add_sample(struct aggregator *a, const struct profile_sample_event *e
 		/* Root first: user frames from outermost (last) to innermost. */
 		if (ulen == PROFILE_MAX_FRAMES)
 			err = add_special(a->profile, "[truncated]", &a->frames[n++]);
-		for (int i = ulen - 1; i >= 0 && !err; i--)
+		for (int i = ulen - 1; i >= 0 && !err; i--) {
 			err = symbolizer__user_frame(a->sym, pid, ustack[i], i > 0, a->profile,
 						     &a->frames[n++]);
+			/* Code built without frame pointers leaves a run of garbage
+			 * return addresses: show such a run as one [unknown]. */
+			if (!err && n >= 2 && a->frames[n - 1] == a->frames[n - 2] &&
+			    is_unknown(a->profile, a->frames[n - 1]))
+				n--;
+		}
 		if (!err && e->ustack_len < 0 && pid)
 			err = add_special(a->profile, "[user stack unavailable]", &a->frames[n++]);
 	}
@@ -149,6 +164,15 @@ static int add_sample(struct aggregator *a, const struct profile_sample_event *e
 	comm[PROFILE_COMM_LEN] = '\0';
 	uint64_t ns = a->opts.period_is_ns ? e->period : a->opts.ns_per_sample;
 	uint64_t values[PROFILE_MAX_VALUES] = { 1, ns };
+	if (a->opts.counts) {
+		/* Exact on-CPU time (and counters) since the thread's last sample. */
+		size_t v = 1;
+		values[v++] = e->delta_ns;
+		if (a->opts.instructions)
+			values[v++] = e->delta[COUNTER_PRIMARY];
+		if (a->opts.cycles)
+			values[v++] = e->delta[COUNTER_CYCLES];
+	}
 
 	struct tag_labels labels = { .count = 0 };
 	if (a->opts.tags) {
@@ -214,6 +238,14 @@ int aggregator__record(struct aggregator *a, const void *data, size_t size)
 		if (a->opts.tags)
 			tag_registry__note_exit(a->opts.tags, (pid_t)h->pid);
 		return 0;
+	case PROFILE_EVENT_TASK_COUNTS: {
+		const struct profile_task_counts_event *tc = data;
+		if (size < sizeof(*tc)) {
+			a->stats.bad_records++;
+			return 0;
+		}
+		return a->opts.counts ? counts_table__add(a->opts.counts, h->tid, &tc->counts) : 0;
+	}
 	default:
 		a->stats.bad_records++;
 		return 0;

@@ -11,10 +11,12 @@
 #ifndef DYNOPROF_AGGREGATE_H
 #define DYNOPROF_AGGREGATE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "sample.h" /* bpf/sample.h: record layouts */
+#include "profile/counts.h"
 #include "profile/profile.h"
 #include "python/py_registry.h"
 #include "python/py_resolver.h"
@@ -33,6 +35,11 @@ struct aggregate_opts {
 	int python_lines;        /* Python frames carry their line (else function level) */
 	struct tag_registry *tags;    /* borrowed; NULL: samples carry no tags */
 	const struct endpoint_rule *endpoint_rule; /* infer endpoints from stacks; NULL: off */
+	struct counts_table *counts;  /* borrowed; exited threads' totals go here; with it,
+				       * samples weigh the exact CPU time (and counters)
+				       * accrued since the thread's previous sample */
+	bool instructions;       /* slot PRIMARY counts instructions: add that value type */
+	bool cycles;             /* slot CYCLES counts cycles: add that value type */
 };
 
 struct aggregate_stats {

@@ -2,6 +2,7 @@
 #include "profile/transform.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,8 +50,11 @@ static int copy_frame(const struct profile *src, struct profile *dst, uint32_t i
 	return profile__add_frame(dst, &d, out);
 }
 
-struct profile *profile__filtered_copy(const struct profile *src,
-				       const struct label_filter *filters, size_t nfilters)
+/* Copies src's samples matching filters into a new profile; with group keys,
+ * stacks get the group and comm frames in front (see profile__grouped_copy). */
+static struct profile *copy_profile(const struct profile *src, const struct label_filter *filters,
+				    size_t nfilters, const char *const *group_keys,
+				    size_t ngroup_keys)
 {
 	struct profile *dst = profile__new();
 	uint32_t *frames = NULL;
@@ -76,8 +80,9 @@ struct profile *profile__filtered_copy(const struct profile *src,
 		const struct profile_sample *s = profile__sample(src, i);
 		if (!label_filter__match(src, s, filters, nfilters))
 			continue;
-		if (s->nframes > cap_frames) {
-			cap_frames = s->nframes * 2;
+		size_t prefix = group_keys ? ngroup_keys + 1 : 0;
+		if (s->nframes + prefix > cap_frames) {
+			cap_frames = (s->nframes + prefix) * 2;
 			free(frames);
 			frames = malloc(cap_frames * sizeof(*frames));
 			if (!frames) {
@@ -96,14 +101,27 @@ struct profile *profile__filtered_copy(const struct profile *src,
 				break;
 			}
 		}
+		for (size_t k = 0; k < prefix && !err; k++) {
+			char text[512];
+			if (k < ngroup_keys) {
+				const char *v = profile__sample_label(src, s, group_keys[k]);
+				snprintf(text, sizeof(text), "[%s=%s]", group_keys[k], v && *v ? v : "-");
+			} else {
+				const char *comm = profile__str(src, s->comm);
+				snprintf(text, sizeof(text), "%s", *comm ? comm : "[unknown]");
+			}
+			struct frame_desc gd = { .kind = FRAME_SPECIAL, .name = text };
+			err = profile__add_frame(dst, &gd, &frames[k]);
+		}
 		for (uint32_t f = 0; f < s->nframes && !err; f++)
-			err = copy_frame(src, dst, s->frames[f], &frames[f]);
+			err = copy_frame(src, dst, s->frames[f], &frames[prefix + f]);
 		for (uint32_t l = 0; l < s->nlabels; l++) {
 			keys[l] = profile__str(src, s->labels[l].key);
 			values[l] = profile__str(src, s->labels[l].value);
 		}
-		struct sample_desc d = { .frames = frames, .nframes = s->nframes, .pid = s->pid,
-					 .tid = s->tid, .comm = profile__str(src, s->comm),
+		struct sample_desc d = { .frames = frames, .nframes = s->nframes + (uint32_t)prefix,
+					 .pid = s->pid, .tid = s->tid,
+					 .comm = prefix ? "" : profile__str(src, s->comm),
 					 .label_keys = keys, .label_values = values,
 					 .nlabels = s->nlabels, .values = s->values };
 		if (!err)
@@ -118,4 +136,16 @@ struct profile *profile__filtered_copy(const struct profile *src,
 		return NULL;
 	}
 	return dst;
+}
+
+struct profile *profile__filtered_copy(const struct profile *src,
+				       const struct label_filter *filters, size_t nfilters)
+{
+	return copy_profile(src, filters, nfilters, NULL, 0);
+}
+
+struct profile *profile__grouped_copy(const struct profile *src, const char *const *keys,
+				      size_t nkeys)
+{
+	return copy_profile(src, NULL, 0, keys, nkeys);
 }

@@ -27,4 +27,11 @@ int label_filter__match(const struct profile *p, const struct profile_sample *s,
 struct profile *profile__filtered_copy(const struct profile *src,
 				       const struct label_filter *filters, size_t nfilters);
 
+/* Returns a copy of src whose stacks lead with SPECIAL frames "[key=value]"
+ * for each key in order ("[key=-]" when absent), then a SPECIAL frame holding
+ * the comm; the samples' comm is emptied. Formats that draw one tree (SVG)
+ * then show the groups at the top. NULL + errno. */
+struct profile *profile__grouped_copy(const struct profile *src, const char *const *keys,
+				      size_t nkeys);
+
 #endif

@@ -1,0 +1,357 @@
+"""dynotag: tag what this thread is doing so dynoprof's samples carry the tags.
+
+    import dynotag
+
+    dynotag.set_process("service", "checkout")    # every thread, every sample
+    with dynotag.request("orders/<int:id>/"):     # endpoint + request counter
+        with dynotag.tag(tenant="acme"):           # custom tags, restored on exit
+            handle()
+
+    @dynotag.tag(job="reindex")                   # also a decorator
+    def reindex(): ...
+
+Tags are per thread (the endpoint plus up to 8 custom key=value pairs) and are
+written by libdynotag.so with a few memory stores: no syscall, no lock once a
+string has been seen. Each distinct string is interned once and its id cached
+here, so a call is one ctypes call with integers.
+
+Finding the library, in order:
+  1. $DYNOTAG_LIBRARY: a path (set it to "" to disable tagging);
+  2. libdynotag.so.1 (or libdynotag.so) next to this file;
+  3. ctypes.util.find_library("dynotag") (ld.so's cache).
+When none loads, importing still works and every function is a no-op: the
+process simply has no tags. `available` says which case holds,
+`library_path` what was loaded and `load_error` why nothing was.
+
+Strings: keys longer than 64 bytes and values longer than 256 bytes (UTF-8)
+are cut and end in "…"; text that is not valid UTF-8 is escaped as \\xNN.
+Every distinct string stays interned for the life of the process (16384
+strings, 1 MiB); past that, new strings read "__overflow__". Do not tag with
+unbounded values (request ids, user ids, raw paths with ids in them).
+
+Errors: an empty key raises ValueError (also without the library); a 9th
+custom key on a thread raises TagLimitError and changes nothing.
+
+Threads: gunicorn sync and gthread workers, uWSGI threads and plain threads
+each have their own tags. asyncio tasks share their thread's tags: set them
+around synchronous sections only.
+"""
+import ctypes
+import ctypes.util
+import errno
+import functools
+import os
+import threading
+
+__all__ = [
+    "available", "library_path", "load_error", "TagLimitError",
+    "set", "clear", "clear_all", "set_endpoint", "request_begin", "request_end",
+    "set_process", "clear_process", "tag", "request",
+]
+
+__version__ = "1.0.0"
+
+ENDPOINT_KEY = "endpoint"
+_ID_ENDPOINT = 1
+_ID_OVERFLOW = 2
+# Interned ids cached per distinct Python string. The C table holds at most
+# 16384 strings, but many long strings can share one id (cut to the same
+# prefix), so the caches stop growing here and further strings are looked up
+# in C each time (still lock-free).
+_CACHE_LIMIT = 32768
+
+
+class TagLimitError(RuntimeError):
+    """A thread (or the process) already has the maximum of 8 custom tags."""
+
+
+def _candidates():
+    """Paths (or sonames) to try, in order of preference."""
+    env = os.environ.get("DYNOTAG_LIBRARY")
+    if env is not None:
+        return [env] if env else []
+    here = os.path.dirname(os.path.abspath(__file__))
+    found = [os.path.join(here, name) for name in ("libdynotag.so.1", "libdynotag.so")
+             if os.path.exists(os.path.join(here, name))]
+    if found:
+        return found
+    name = ctypes.util.find_library("dynotag")
+    return [name] if name else []
+
+
+def _load():
+    """(library, path, error): the loaded libdynotag with its prototypes, or None."""
+    errors = []
+    for path in _candidates():
+        try:
+            # PyDLL: calls keep the GIL (they never block for long), which saves
+            # a GIL release/acquire per call.
+            lib = ctypes.PyDLL(path)
+            lib.dynotag_version.restype = ctypes.c_uint
+            lib.dynotag_version.argtypes = ()
+            version = lib.dynotag_version()
+            if version // 10000 != 1:
+                errors.append("%s: incompatible version %d" % (path, version))
+                continue
+            u32, u32p, c_int, c_char_p = (ctypes.c_uint32, ctypes.POINTER(ctypes.c_uint32),
+                                          ctypes.c_int, ctypes.c_char_p)
+            for name, args in (
+                    ("dynotag_intern_len", (c_char_p, u32, u32p)),
+                    ("dynotag_intern_key_len", (c_char_p, u32, u32p)),
+                    ("dynotag_set_ids", (u32, u32)),
+                    ("dynotag_clear_id", (u32,)),
+                    ("dynotag_get_ids", (u32, u32p)),
+                    ("dynotag_clear_all", ()),
+                    ("dynotag_request_begin_id", (u32,)),
+                    ("dynotag_request_end", ()),
+                    ("dynotag_set_process_ids", (u32, u32)),
+                    ("dynotag_clear_process", (c_char_p,))):
+                fn = getattr(lib, name)
+                fn.argtypes = args
+                fn.restype = c_int
+            return lib, path, None
+        except (OSError, AttributeError) as e:
+            errors.append("%s: %s" % (path, e))
+    return None, None, "; ".join(errors) or "libdynotag not found"
+
+
+_lib, library_path, load_error = _load()
+available = _lib is not None
+
+if available:
+    _intern_len = _lib.dynotag_intern_len
+    _intern_key_len = _lib.dynotag_intern_key_len
+    _set_ids = _lib.dynotag_set_ids
+    _clear_id = _lib.dynotag_clear_id
+    _get_ids = _lib.dynotag_get_ids
+    _clear_all = _lib.dynotag_clear_all
+    _request_begin_id = _lib.dynotag_request_begin_id
+    _request_end = _lib.dynotag_request_end
+    _set_process_ids = _lib.dynotag_set_process_ids
+    _clear_process = _lib.dynotag_clear_process
+else:
+    def _intern_len(data, length, out):
+        return 0
+
+    _intern_key_len = _intern_len
+
+    def _set_ids(key_id, value_id):
+        return 0
+
+    def _clear_id(key_id):
+        return 0
+
+    def _get_ids(key_id, out):
+        return -errno.ENOENT
+
+    def _clear_all():
+        return 0
+
+    def _request_begin_id(endpoint_id):
+        return 0
+
+    def _request_end():
+        return 0
+
+    _set_process_ids = _set_ids
+
+    def _clear_process(key):
+        return 0
+
+_value_ids = {}  # value string -> id
+_key_ids = {ENDPOINT_KEY: _ID_ENDPOINT}  # key string -> id
+
+
+def _encode(text):
+    """UTF-8 bytes of a str (bytes pass through); the library escapes what is
+    not valid UTF-8 (surrogate-escaped bytes come back as \\xNN)."""
+    if isinstance(text, bytes):
+        return text
+    if not isinstance(text, str):
+        text = str(text)
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace")
+
+
+def _intern(text, cache, intern_fn):
+    data = _encode(text)
+    out = ctypes.c_uint32(0)
+    intern_fn(data, len(data), ctypes.byref(out))
+    ident = out.value
+    if ident and ident != _ID_OVERFLOW and len(cache) < _CACHE_LIMIT:
+        cache[text] = ident
+    return ident
+
+
+def _value_id(value):
+    ident = _value_ids.get(value)
+    if ident is None:
+        ident = _intern(value, _value_ids, _intern_len)
+    return ident
+
+
+def _key_id(key):
+    ident = _key_ids.get(key)
+    if ident is None:
+        if not key:
+            raise ValueError("dynotag: empty tag key")
+        ident = _intern(key, _key_ids, _intern_key_len)
+    return ident
+
+
+def _check(rc, key):
+    if rc == -errno.ENOSPC:
+        raise TagLimitError("dynotag: no slot for tag %r: 8 custom tags already set" % (key,))
+
+
+def set(key, value):  # noqa: A001 - the natural name, as in dynotag_set()
+    """Sets this thread's tag key=value (value None clears it). key "endpoint"
+    is the endpoint. Raises ValueError (empty key) or TagLimitError."""
+    if value is None:
+        return clear(key)
+    _check(_set_ids(_key_id(key), _value_id(value)), key)
+
+
+def clear(key):
+    """Removes this thread's tag key (nothing happens if it is not set)."""
+    _clear_id(_key_id(key))
+
+
+def clear_all():
+    """Removes all this thread's tags, the endpoint included."""
+    _clear_all()
+
+
+def set_endpoint(endpoint):
+    """Sets this thread's endpoint without counting a request (None clears)."""
+    if endpoint is None:
+        _clear_id(_ID_ENDPOINT)
+    else:
+        _set_ids(_ID_ENDPOINT, _value_id(endpoint))
+
+
+def request_begin(endpoint):
+    """Starts a request on this thread: sets the endpoint and counts one request
+    for it. Pair with request_end()."""
+    ident = _value_ids.get(endpoint)
+    if ident is None:
+        ident = _intern(endpoint, _value_ids, _intern_len)
+    _request_begin_id(ident)
+
+
+def request_end():
+    """Ends this thread's request: clears its endpoint (custom tags stay)."""
+    _request_end()
+
+
+def set_process(key, value):
+    """Sets a process-wide tag (e.g. commit, service, env) carried by every
+    thread's samples; value None clears it. Meant for start-up (takes a mutex).
+    Raises ValueError (empty key) or TagLimitError."""
+    if value is None:
+        return clear_process(key)
+    _check(_set_process_ids(_key_id(key), _value_id(value)), key)
+
+
+def clear_process(key):
+    """Removes a process-wide tag."""
+    if not key:
+        raise ValueError("dynotag: empty tag key")
+    _clear_process(_encode(key))
+
+
+class tag(object):
+    """Sets tags for a block or a function, restoring the previous values after:
+
+        with dynotag.tag(tenant="acme", plan="pro"): ...
+        @dynotag.tag(job="reindex")
+        def reindex(): ...
+
+    A value of None clears the key inside the block. Keys that are not Python
+    identifiers can be passed as a dict: tag(**{"db.shard": "3"}). One object
+    may be entered by several threads and recursively.
+    """
+
+    __slots__ = ("_items", "_saved")
+
+    def __init__(self, **tags):
+        self._items = [(_key_id(k), k, v) for k, v in tags.items()]
+        self._saved = {}  # thread ident -> stack of saved states
+
+    def _apply(self):
+        saved = []
+        out = ctypes.c_uint32(0)
+        try:
+            for key_id, key, value in self._items:
+                previous = out.value if _get_ids(key_id, ctypes.byref(out)) == 0 else 0
+                saved.append((key_id, previous))
+                if value is None:
+                    _clear_id(key_id)
+                else:
+                    _check(_set_ids(key_id, _value_id(value)), key)
+        except BaseException:
+            _restore(saved)
+            raise
+        return saved
+
+    def __enter__(self):
+        saved = self._apply()
+        self._saved.setdefault(threading.get_ident(), []).append(saved)
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        ident = threading.get_ident()
+        stack = self._saved[ident]
+        saved = stack.pop()
+        if not stack:
+            del self._saved[ident]
+        _restore(saved)
+        return False
+
+    def __call__(self, func):
+        @functools.wraps(func)
+        def tagged(*args, **kwargs):
+            saved = self._apply()
+            try:
+                return func(*args, **kwargs)
+            finally:
+                _restore(saved)
+        return tagged
+
+
+def _restore(saved):
+    for key_id, previous in reversed(saved):
+        if previous:
+            _set_ids(key_id, previous)
+        else:
+            _clear_id(key_id)
+
+
+class request(object):
+    """Context manager (and decorator) for one request: request_begin(endpoint)
+    on entry, request_end() on exit."""
+
+    __slots__ = ("_endpoint_id",)
+
+    def __init__(self, endpoint):
+        self._endpoint_id = _value_id(endpoint)
+
+    def __enter__(self):
+        _request_begin_id(self._endpoint_id)
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        _request_end()
+        return False
+
+    def __call__(self, func):
+        @functools.wraps(func)
+        def in_request(*args, **kwargs):
+            _request_begin_id(self._endpoint_id)
+            try:
+                return func(*args, **kwargs)
+            finally:
+                _request_end()
+        return in_request

@@ -1,0 +1,98 @@
+#!/usr/bin/python3
+"""Microbenchmark of the dynotag Python package (not a test).
+
+Prints, for the interpreter running it: ns per dynotag call and the overhead
+per request of dynotag.wsgi.DynotagMiddleware (a full WSGI call: app, iterate,
+close, minus the same without the middleware). Target: <= 3 us per request.
+
+Usage: DYNOTAG_LIBRARY=.output/libdynotag/libdynotag.so.1 bench_dynotag.py [--n N]
+(the library defaults to .output/libdynotag/libdynotag.so.1 of this tree).
+"""
+import argparse
+import os
+import sys
+import timeit
+
+REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+os.environ.setdefault("DYNOTAG_LIBRARY",
+                      os.path.join(REPO_ROOT, ".output", "libdynotag", "libdynotag.so.1"))
+sys.path.insert(0, os.path.join(REPO_ROOT, "libdynotag", "python"))
+
+import dynotag  # noqa: E402
+from dynotag.wsgi import DynotagMiddleware  # noqa: E402
+
+TARGET_NS = 3000
+
+
+def best_ns(stmt, n, rounds=5):
+    """Best of rounds, ns per call of stmt()."""
+    return min(timeit.repeat(stmt, number=n, repeat=rounds)) / n * 1e9
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=200000, help="calls per round")
+    args = parser.parse_args()
+    if not dynotag.available:
+        sys.exit("bench_dynotag: libdynotag not loaded: %s" % dynotag.load_error)
+    n = args.n
+    print("%s, %s" % (sys.version.split()[0], dynotag.library_path))
+
+    def app(environ, start_response):
+        start_response("200 OK", [])
+        return [b"ok"]
+
+    def start_response(status, headers, exc_info=None):
+        return None
+
+    environ = {"PATH_INFO": "/orders/42", "SCRIPT_NAME": "", "REQUEST_METHOD": "GET"}
+    wrapped = DynotagMiddleware(app, endpoint=lambda env: "orders/<id>")
+    wrapped_default = DynotagMiddleware(app)
+
+    def bare():
+        result = app(environ, start_response)
+        for _ in result:
+            pass
+
+    def through(middleware):
+        def call():
+            result = middleware(environ, start_response)
+            for _ in result:
+                pass
+            result.close()
+        return call
+
+    def begin_end():
+        dynotag.request_begin("orders/<id>")
+        dynotag.request_end()
+
+    ctx = dynotag.tag(tenant="acme")
+
+    def tag_block():
+        with ctx:
+            pass
+
+    results = [
+        ("request_begin+request_end", best_ns(begin_end, n)),
+        ("set(key, value)", best_ns(lambda: dynotag.set("tenant", "acme"), n)),
+        ("with tag(tenant=...)", best_ns(tag_block, n)),
+    ]
+    base = best_ns(bare, n)
+    with_mw = best_ns(through(wrapped), n)
+    with_default = best_ns(through(wrapped_default), n)
+    results += [
+        ("WSGI request, bare app", base),
+        ("WSGI request, middleware", with_mw),
+        ("middleware overhead (endpoint=)", with_mw - base),
+        ("middleware overhead (default)", with_default - base),
+    ]
+    for name, ns in results:
+        print("  %-34s %8.0f ns" % (name, ns))
+    overhead = max(with_mw, with_default) - base
+    print("target <= %d ns per request: %s" % (TARGET_NS, "met" if overhead <= TARGET_NS
+                                               else "MISSED"))
+    return 0 if overhead <= TARGET_NS else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
