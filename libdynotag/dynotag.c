@@ -38,6 +38,7 @@ _Static_assert(DYNOTAG_VALUE_MAX_BYTES == DYNOTAG_MAX_VALUE_LEN, "value limit");
 _Static_assert(DYNOTAG_STRING_ID_ENDPOINT == DYNOTAG_ID_ENDPOINT, "endpoint id");
 _Static_assert(DYNOTAG_STRING_ID_OVERFLOW == DYNOTAG_ID_OVERFLOW, "overflow id");
 _Static_assert(DYNOTAG_ARENA_SIZE <= UINT32_MAX, "arena offsets are 32-bit");
+_Static_assert(DYNOTAG_STRING_CAPACITY < INT32_MAX, "ids are returned as int");
 
 #define LOCAL __attribute__((visibility("hidden")))
 #define likely(x) __builtin_expect(!!(x), 1)
@@ -666,6 +667,30 @@ int dynotag_get_ids(uint32_t key_id, uint32_t *value_id)
 		return -ENOENT;
 	*value_id = value;
 	return 0;
+}
+
+int dynotag_exchange_ids(uint32_t key_id, uint32_t value_id)
+{
+	struct dynotag_record *r;
+	uint32_t previous;
+	int err;
+
+	ensure_init();
+	if (!id_valid(key_id) || (value_id && !id_valid(value_id)))
+		return -EINVAL;
+	if (!value_id) {
+		r = current_record();
+		previous = r ? record_get(r, key_id) : 0;
+		if (previous)
+			record_clear(r, key_id);
+		return (int)previous;
+	}
+	err = current_record_or_create(&r);
+	if (err)
+		return err;
+	previous = record_get(r, key_id);
+	err = record_set(r, key_id, value_id);
+	return err ? err : (int)previous;
 }
 
 int dynotag_set_endpoint(const char *endpoint)

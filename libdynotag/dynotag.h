@@ -134,6 +134,12 @@ DYNOTAG_API int dynotag_clear_id(uint32_t key_id);
  * (not set) or -EINVAL. */
 DYNOTAG_API int dynotag_get_ids(uint32_t key_id, uint32_t *value_id);
 
+/* Sets key_id to value_id on the calling thread (value_id 0 removes the key)
+ * and returns the key's previous value id (0 when it was not set), or -EINVAL,
+ * -ENOSPC (nothing changed) or -ENOMEM. For scoped tags: exchange on entry,
+ * exchange the previous id back on exit. */
+DYNOTAG_API int dynotag_exchange_ids(uint32_t key_id, uint32_t value_id);
+
 /* dynotag_request_begin with an interned endpoint id. Returns 0, -EINVAL or
  * -ENOMEM. */
 DYNOTAG_API int dynotag_request_begin_id(uint32_t endpoint_id);

@@ -217,6 +217,11 @@ dynotag.set("raw", b"ab\xffc")
 dynotag.set("escaped", "caf\udce9")        # surrogateescape'd byte 0xe9
 dynotag.set("number", 42)
 assert my_tags() == {"raw": "ab\\xffc", "escaped": "caf\\xe9", "number": "42"}, my_tags()
+dynotag.clear_all()
+dynotag.set("flag", True)                   # 1 == True as dict keys: not confused
+dynotag.set("one", 1)
+dynotag.set("list", [1, 2])
+assert my_tags() == {"flag": "True", "one": "1", "list": "[1, 2]"}, my_tags()
 
 # Limits and errors.
 dynotag.clear_all()
@@ -255,6 +260,9 @@ during = []
 
 def app(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain")])
+    if environ["PATH_INFO"] == "/list":
+        during.append(("list", my_tags()))
+        return [b"list ", b"body"]
     if environ["PATH_INFO"] == "/file":
         during.append(("file", my_tags()))
         return environ["wsgi.file_wrapper"](io.BytesIO(b"file body"))
@@ -276,7 +284,7 @@ class Quiet(WSGIRequestHandler):
 httpd = make_server("127.0.0.1", 0, DynotagMiddleware(app, endpoint=route), handler_class=Quiet)
 after = []
 def serve():
-    for _ in range(4):
+    for _ in range(5):
         httpd.handle_request()
         after.append(my_tags())
 server = threading.Thread(target=serve)
@@ -285,14 +293,15 @@ base = "http://127.0.0.1:%d" % httpd.server_port
 assert urllib.request.urlopen(base + "/orders/17").read() == b"chunk0\nchunk1\nchunk2\n"
 assert urllib.request.urlopen(base + "/orders/18").read() == b"chunk0\nchunk1\nchunk2\n"
 assert urllib.request.urlopen(base + "/file").read() == b"file body"
+assert urllib.request.urlopen(base + "/list").read() == b"list body"
 assert urllib.request.urlopen(base + "/untagged").read() == b"chunk0\nchunk1\nchunk2\n"
 server.join()
 httpd.server_close()
 ep = {"endpoint": "orders/<id>"}
-assert during == [(0, ep), (1, ep), (2, ep)] * 2 + [("file", {"endpoint": "/file"})] + \
-    [(0, {}), (1, {}), (2, {})], during
-assert after == [{}, {}, {}, {}], after
-assert requests("orders/<id>") == 2 and requests("/file") == 1
+assert during == [(0, ep), (1, ep), (2, ep)] * 2 + [("file", {"endpoint": "/file"}),
+    ("list", {"endpoint": "/list"})] + [(0, {}), (1, {}), (2, {})], during
+assert after == [{}] * 5, after
+assert requests("orders/<id>") == 2 and requests("/file") == 1 and requests("/list") == 1
 assert requests("/untagged") == 0
 # Default endpoint: the path.
 mw = DynotagMiddleware(lambda env, sr: [my_tags()])

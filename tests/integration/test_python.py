@@ -15,6 +15,8 @@ and shared by the tests that read them.
 """
 import os
 import re
+import threading
+import time
 
 import pytest
 
@@ -111,6 +113,7 @@ class Captures:
             try:
                 self.done[key] = ("ok", make())
             except BaseException as e:  # pytest.fail() raises a BaseException
+                self.workloads.close()  # its workloads must not load later captures
                 if isinstance(e, KeyboardInterrupt):
                     raise
                 self.done[key] = ("error", e)
@@ -130,15 +133,39 @@ class Captures:
         return out, err
 
     def all_versions(self, workload, interps, duration, extra_args=lambda interp: (),
-                     record_extra=(), workload_duration=120):
+                     freq=FREQ, stop_after=None):
         """Runs `workload` under each interpreter at once and records them all.
 
+        stop_after: SIGTERM the workloads (which then exit) this many seconds into
+        the capture instead of after it.
         Returns {tag: (run, truth, own stacks)} plus "_prof"/"_err" entries.
         """
-        runs = [self.workloads.start(i, workload, workload_duration, *extra_args(i))
-                for i in interps]
-        out, err = self.record([r.pid for r in runs], f"{workload}-all.folded", duration,
-                               *record_extra)
+        runs = [self.workloads.start(i, workload, 120, *extra_args(i)) for i in interps]
+        pids = [r.pid for r in runs]
+        name = f"{workload}-all.folded"
+        if stop_after is None:
+            out, err = self.record(pids, name, duration, freq=freq)
+        else:
+            outcome = []
+
+            def record_in_background():
+                try:
+                    outcome.append(self.record(pids, name, duration, freq=freq))
+                except BaseException as e:  # re-raised in the test's thread
+                    outcome.append(e)
+
+            recorder = threading.Thread(target=record_in_background)
+            recorder.start()
+            time.sleep(stop_after)
+            for run in runs:
+                run.stop()
+            recorder.join()
+            if isinstance(outcome[0], BaseException):
+                raise outcome[0]
+            out, err = outcome[0]
+            for run in runs:
+                assert run.proc.returncode == 0, (
+                    f"{run.interp.tag}: workload exit {run.proc.returncode}")
         prof = parse_folded_file(out)
         result = {"_prof": prof, "_err": err}
         for run in runs:
@@ -420,11 +447,11 @@ def test_gil_released_native_frames_under_python_caller(captures, interp):
 
 @pytest.mark.parametrize("interp", INTERPS, ids=IDS)
 def test_process_exiting_during_capture_keeps_names(captures, interp):
-    # known_line runs ~2 s; the capture lasts SHORT + 1 s and outlives it.
+    # The workloads exit 2 s into a 4 s capture (at 999 Hz: seven processes share
+    # two CPUs for those 2 s).
     run, truth, prof, whole, err = all_versions(
-        captures, "known_line", interp, key="known_line@exit", duration=SHORT + 1,
-        workload_duration=2)
-    assert run.proc.returncode == 0, f"{interp.tag}: workload exit {run.proc.returncode}"
+        captures, "known_line", interp, key="known_line@exit", duration=4, freq=999,
+        stop_after=2)
     named = prof.count_where(lambda fr: has_function(fr, "hot_line"))
     assert named >= 3, (
         f"{interp.tag}: {named} hot_line samples for a process that exited during the "

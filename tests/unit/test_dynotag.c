@@ -155,6 +155,28 @@ static void test_set_and_clear(void **state)
 	assert_int_equal(dynotag_clear_all(), 0);
 }
 
+/* Scoped tags: exchange on entry, exchange the previous value back on exit. */
+static void test_exchange_ids(void **state)
+{
+	(void)state;
+	char buf[1024];
+	uint32_t key = id_of("scope"), outer = id_of("outer"), inner = id_of("inner");
+
+	assert_int_equal(dynotag_exchange_ids(key, outer), 0);
+	int previous = dynotag_exchange_ids(key, inner);
+	assert_int_equal(previous, outer);
+	assert_string_equal(MY_TAGS(buf), "scope=inner");
+	assert_int_equal(dynotag_exchange_ids(key, (uint32_t)previous), inner);
+	assert_string_equal(MY_TAGS(buf), "scope=outer");
+	assert_int_equal(dynotag_exchange_ids(key, 0), outer);
+	assert_string_equal(MY_TAGS(buf), "");
+	assert_int_equal(dynotag_exchange_ids(key, 0), 0);
+	assert_int_equal(dynotag_exchange_ids(DYNOTAG_ID_ENDPOINT, inner), 0);
+	assert_int_equal(dynotag_exchange_ids(DYNOTAG_ID_ENDPOINT, 0), inner);
+	assert_int_equal(dynotag_exchange_ids(0, inner), -EINVAL);
+	assert_int_equal(dynotag_exchange_ids(key, 999999), -EINVAL);
+}
+
 static void test_slot_limit(void **state)
 {
 	(void)state;
@@ -165,6 +187,7 @@ static void test_slot_limit(void **state)
 		assert_int_equal(dynotag_set(key, "v"), 0);
 	}
 	assert_int_equal(dynotag_set("k9", "v"), -ENOSPC);
+	assert_int_equal(dynotag_exchange_ids(id_of("k9"), id_of("v")), -ENOSPC);
 	/* Replacing a value and the endpoint still work when full. */
 	assert_int_equal(dynotag_set("k8", "w"), 0);
 	assert_int_equal(dynotag_set_endpoint("/full"), 0);
@@ -283,6 +306,52 @@ static void test_interning_is_stable(void **state)
 		assert_int_equal(id_of("stable-string"), id);
 	assert_int_equal(id_of("endpoint"), DYNOTAG_ID_ENDPOINT);
 	assert_int_not_equal(id_of("stable-string2"), id);
+}
+
+/* Threads interning the same new strings at once agree on every id. */
+enum { RACE_THREADS = 4, RACE_STRINGS = 2000 };
+
+struct intern_race {
+	int index;                     /* thread number: sets the order of interning */
+	uint32_t ids[RACE_STRINGS];    /* id per string number */
+};
+
+static void *intern_race_thread(void *arg)
+{
+	struct intern_race *t = arg;
+	char s[32];
+
+	for (int i = 0; i < RACE_STRINGS; i++) {
+		int n = t->index % 2 ? RACE_STRINGS - 1 - i : i;
+		snprintf(s, sizeof(s), "race-%d", n);
+		if (dynotag_intern(s, &t->ids[n]))
+			t->ids[n] = 0;
+	}
+	return NULL;
+}
+
+static void test_concurrent_interning_agrees(void **state)
+{
+	(void)state;
+	static struct intern_race threads[RACE_THREADS];
+	pthread_t ids[RACE_THREADS];
+	char s[32], got[DYNOTAG_MAX_VALUE_LEN + 1];
+	uint32_t before = dynotag_runtime.string_count;
+
+	for (int i = 0; i < RACE_THREADS; i++) {
+		threads[i].index = i;
+		assert_int_equal(pthread_create(&ids[i], NULL, intern_race_thread, &threads[i]), 0);
+	}
+	for (int i = 0; i < RACE_THREADS; i++)
+		assert_int_equal(pthread_join(ids[i], NULL), 0);
+	for (int n = 0; n < RACE_STRINGS; n++) {
+		snprintf(s, sizeof(s), "race-%d", n);
+		for (int i = 1; i < RACE_THREADS; i++)
+			assert_int_equal(threads[i].ids[n], threads[0].ids[n]);
+		assert_string_equal(string_of(threads[0].ids[n], got), s);
+	}
+	/* Each string interned once. */
+	assert_int_equal(dynotag_runtime.string_count - before, RACE_STRINGS);
 }
 
 /* ---- threads ------------------------------------------------------------------- */
@@ -600,11 +669,13 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_runtime_header),
 		cmocka_unit_test(test_set_and_clear),
+		cmocka_unit_test(test_exchange_ids),
 		cmocka_unit_test(test_slot_limit),
 		cmocka_unit_test(test_process_tags),
 		cmocka_unit_test(test_long_strings_are_cut),
 		cmocka_unit_test(test_invalid_utf8_is_escaped),
 		cmocka_unit_test(test_interning_is_stable),
+		cmocka_unit_test(test_concurrent_interning_agrees),
 		cmocka_unit_test(test_threads_come_and_go),
 		cmocka_unit_test(test_request_counters_are_exact),
 		cmocka_unit_test(test_seqlock_reader_never_sees_torn_record),

@@ -31,6 +31,7 @@ struct sampler {
 	bool counting;                 /* counters opened */
 	struct counter_choice counters;/* what they count */
 	int *counter_fds;              /* ncpus * COUNTER_SLOTS counting events; -1 none */
+	int stats_fd;                  /* BPF_ENABLE_STATS handle; -1 none */
 };
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
@@ -229,6 +230,7 @@ struct sampler *sampler__open(const struct sampler_opts *opts, sampler_record_fn
 	}
 	s->fn = fn;
 	s->ctx = ctx;
+	s->stats_fd = -1;
 	s->ncpus = libbpf_num_possible_cpus();
 	if (s->ncpus <= 0) {
 		e = s->ncpus ? s->ncpus : -EINVAL;
@@ -372,6 +374,8 @@ struct sampler *sampler__open(const struct sampler_opts *opts, sampler_record_fn
 		set_err(err, errlen, "attaching process tracepoints failed: %s", strerror(-e));
 		goto fail;
 	}
+	if (opts->bpf_stats)
+		s->stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME); /* best effort */
 	s->rb = ring_buffer__new(bpf_map__fd(s->skel->maps.events), on_ringbuf_record, s, NULL);
 	if (!s->rb) {
 		e = -errno;
@@ -410,6 +414,17 @@ int sampler__set_tag_process(void *sampler, uint32_t pid, const struct tag_proc 
 	if (!info)
 		return bpf_map_delete_elem(fd, &pid) && errno != ENOENT ? -errno : 0;
 	return bpf_map_update_elem(fd, &pid, info, BPF_ANY) ? -errno : 0;
+}
+
+int sampler__bpf_stats(const struct sampler *s, uint64_t *run_time_ns, uint64_t *run_count)
+{
+	struct bpf_prog_info info = { 0 };
+	uint32_t len = sizeof(info);
+	if (bpf_obj_get_info_by_fd(bpf_program__fd(s->skel->progs.sample_stack), &info, &len))
+		return -errno;
+	*run_time_ns = info.run_time_ns;
+	*run_count = info.run_cnt;
+	return 0;
 }
 
 const struct counter_choice *sampler__counting(const struct sampler *s)
@@ -526,6 +541,8 @@ void sampler__free(struct sampler *s)
 		if (s->counter_fds[i] >= 0)
 			close(s->counter_fds[i]);
 	free(s->counter_fds);
+	if (s->stats_fd >= 0)
+		close(s->stats_fd);
 	sample_bpf__destroy(s->skel);
 	free(s->links);
 	free(s->perf_fds);

@@ -34,6 +34,7 @@ struct sampler_opts {
 	bool walk_python;           /* walk CPython frames of published processes */
 	bool no_kernel_stacks;      /* do not collect kernel stacks (saves their cost) */
 	bool thread_tags;           /* read libdynotag thread tags of published processes */
+	bool bpf_stats;             /* keep kernel BPF run-time statistics on (agent) */
 	bool counting;              /* exact per-thread CPU time and counters at every
 				     * context switch (see capture/counters.h) */
 	const struct py_offsets *py_offsets; /* PY_VERSION_COUNT entries (when walk_python) */
@@ -71,6 +72,11 @@ const struct counter_choice *sampler__counting(const struct sampler *s);
 int sampler__foreach_task_counts(struct sampler *s,
 				 void (*fn)(void *ctx, uint32_t tid, const struct task_counts *tc),
 				 void *ctx);
+
+/* Total run time and runs of the sampling program since it was loaded (the
+ * kernel counts them only while run-time stats are enabled: the sampler
+ * enables them when opened with stats). Returns 0 or -errno. */
+int sampler__bpf_stats(const struct sampler *s, uint64_t *run_time_ns, uint64_t *run_count);
 
 /* Waits up to timeout_ms for records and dispatches them. Returns the number of
  * records handled, the callback's non-zero value, or -errno (-EINTR on signal). */

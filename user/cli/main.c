@@ -21,6 +21,7 @@ static void usage(FILE *out)
 "  record   capture stacks (kernel + native) system-wide, of some processes, or\n"
 "           of a command, into a flamegraph SVG, folded stacks, pprof or speedscope\n"
 "  report   print the top functions of a profile file, or convert it\n"
+"  agent    the always-on daemon: history, Prometheus /metrics, pprof pull\n"
 "  help     this text; `dynoprof COMMAND --help` explains a command\n"
 "  version  print the version\n"
 "\n"
@@ -42,6 +43,8 @@ int main(int argc, char **argv)
 		return cmd_record(argc - 1, argv + 1);
 	if (strcmp(cmd, "report") == 0)
 		return cmd_report(argc - 1, argv + 1);
+	if (strcmp(cmd, "agent") == 0)
+		return cmd_agent(argc - 1, argv + 1);
 	if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
 		usage(stdout);
 		return 0;

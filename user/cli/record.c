@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "capture/launch.h"
+#include "capture/privileges.h"
 #include "capture/sampler.h"
 #include "cli/cli.h"
 #include "formats/output.h"
@@ -467,6 +468,13 @@ int cmd_record(int argc, char **argv)
 		rc = e - 1000;
 		goto out;
 	}
+	/* Privileges first: a user who cannot profile at all should hear that,
+	 * not about the output path. */
+	if (privileges__check(err, sizeof(err))) {
+		cli_error("%s", err);
+		rc = 1;
+		goto out;
+	}
 	if (a.format_name ? format__from_name(a.format_name, &fmt)
 			  : format__from_path(a.output, &fmt)) {
 		if (a.format_name)
@@ -576,6 +584,7 @@ int cmd_record(int argc, char **argv)
 	}
 	struct aggregate_opts ao = {
 		.counts = counts,
+		.exact_cpu = cc != NULL,
 		.instructions = cc && cc->primary == COUNTER_PRIMARY_INSTRUCTIONS,
 		.cycles = cc && cc->cycles,
 		.period_is_ns = sampler__event(sampler) == SAMPLE_EVENT_CPU_CLOCK,

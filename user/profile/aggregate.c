@@ -31,9 +31,9 @@ struct aggregator *aggregator__new(struct profile *p, struct symbolizer *sym,
 		int e = profile__add_value_type(p, "samples", "count");
 		if (e >= 0)
 			e = profile__add_value_type(p, "cpu", "nanoseconds");
-		if (e >= 0 && opts->counts && opts->instructions)
+		if (e >= 0 && opts->exact_cpu && opts->instructions)
 			e = profile__add_value_type(p, "instructions", "count");
-		if (e >= 0 && opts->counts && opts->cycles)
+		if (e >= 0 && opts->exact_cpu && opts->cycles)
 			e = profile__add_value_type(p, "cycles", "count");
 		if (e < 0) {
 			free(a);
@@ -164,7 +164,7 @@ static int add_sample(struct aggregator *a, const struct profile_sample_event *e
 	comm[PROFILE_COMM_LEN] = '\0';
 	uint64_t ns = a->opts.period_is_ns ? e->period : a->opts.ns_per_sample;
 	uint64_t values[PROFILE_MAX_VALUES] = { 1, ns };
-	if (a->opts.counts) {
+	if (a->opts.exact_cpu) {
 		/* Exact on-CPU time (and counters) since the thread's last sample. */
 		size_t v = 1;
 		values[v++] = e->delta_ns;
@@ -203,8 +203,11 @@ static int add_sample(struct aggregator *a, const struct profile_sample_event *e
 		.label_values = labels.values, .nlabels = labels.count,
 	};
 	err = profile__add_sample(a->profile, &s);
-	if (!err)
+	if (!err) {
 		a->stats.samples++;
+		if (a->opts.on_sample)
+			a->opts.on_sample(a->opts.on_sample_ctx, a->profile, &s);
+	}
 	return err;
 }
 
@@ -250,6 +253,23 @@ int aggregator__record(struct aggregator *a, const void *data, size_t size)
 		a->stats.bad_records++;
 		return 0;
 	}
+}
+
+int aggregator__set_profile(struct aggregator *a, struct profile *p)
+{
+	const struct profile *old = a->profile;
+	if (profile__value_count(p) == 0) {
+		for (size_t v = 0; v < profile__value_count(old); v++) {
+			int r = profile__add_value_type(p, profile__value_type(old, v),
+							profile__value_unit(old, v));
+			if (r < 0)
+				return r;
+		}
+	}
+	if (profile__value_count(p) != profile__value_count(old))
+		return -EINVAL;
+	a->profile = p;
+	return 0;
 }
 
 void aggregator__stats(const struct aggregator *a, struct aggregate_stats *out)

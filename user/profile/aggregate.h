@@ -35,11 +35,16 @@ struct aggregate_opts {
 	int python_lines;        /* Python frames carry their line (else function level) */
 	struct tag_registry *tags;    /* borrowed; NULL: samples carry no tags */
 	const struct endpoint_rule *endpoint_rule; /* infer endpoints from stacks; NULL: off */
-	struct counts_table *counts;  /* borrowed; exited threads' totals go here; with it,
-				       * samples weigh the exact CPU time (and counters)
-				       * accrued since the thread's previous sample */
+	struct counts_table *counts;  /* borrowed; exited threads' totals go here; NULL: none */
+	bool exact_cpu;          /* the sampler counts: samples weigh the exact CPU time
+				  * (and counters) accrued since the thread's previous
+				  * sample instead of the sampling period */
 	bool instructions;       /* slot PRIMARY counts instructions: add that value type */
 	bool cycles;             /* slot CYCLES counts cycles: add that value type */
+	/* Called with every sample added (frames are ids in the profile), e.g. to
+	 * feed live queries; NULL: none. */
+	void (*on_sample)(void *ctx, const struct profile *p, const struct sample_desc *s);
+	void *on_sample_ctx;
 };
 
 struct aggregate_stats {
@@ -70,5 +75,10 @@ void aggregator__free(struct aggregator *a);
 int aggregator__record(struct aggregator *a, const void *data, size_t size);
 
 void aggregator__stats(const struct aggregator *a, struct aggregate_stats *out);
+
+/* Directs later samples into p (same value types as the first profile; the
+ * agent swaps in a fresh profile at every window). Returns 0, or -EINVAL when
+ * p's value types differ (p gets them when it has none). */
+int aggregator__set_profile(struct aggregator *a, struct profile *p);
 
 #endif

@@ -50,35 +50,27 @@ static int copy_frame(const struct profile *src, struct profile *dst, uint32_t i
 	return profile__add_frame(dst, &d, out);
 }
 
-/* Copies src's samples matching filters into a new profile; with group keys,
- * stacks get the group and comm frames in front (see profile__grouped_copy). */
-static struct profile *copy_profile(const struct profile *src, const struct label_filter *filters,
-				    size_t nfilters, const char *const *group_keys,
-				    size_t ngroup_keys)
+/* Adds src's samples matching filters (and, when pid is non-zero, of that
+ * process) to dst; with group keys, stacks get the group and comm frames in
+ * front (see profile__grouped_copy). dst must have src's value types. */
+static int merge_samples(struct profile *dst, const struct profile *src,
+			 const struct label_filter *filters, size_t nfilters, uint32_t pid,
+			 const char *const *group_keys, size_t ngroup_keys)
 {
-	struct profile *dst = profile__new();
 	uint32_t *frames = NULL;
 	const char **keys = NULL, **values = NULL;
 	size_t cap_frames = 0, cap_labels = 0;
+	uint64_t vals[PROFILE_MAX_VALUES];
 	int err = 0;
 
-	if (!dst)
-		return NULL;
-	for (size_t v = 0; v < profile__value_count(src) && !err; v++) {
-		int r = profile__add_value_type(dst, profile__value_type(src, v),
-						profile__value_unit(src, v));
-		err = r < 0 ? r : 0;
-	}
-	profile__set_time(dst, profile__start_ns(src), profile__duration_ns(src));
-	if (!err)
-		err = profile__set_period(dst, profile__period_type(src), profile__period_unit(src),
-					  profile__period(src));
-	for (size_t i = 0; i < profile__comment_count(src) && !err; i++)
-		err = profile__add_comment(dst, profile__comment(src, i));
+	/* Values are matched by type name, so profiles of different layouts merge. */
+	int map[PROFILE_MAX_VALUES];
+	for (size_t v = 0; v < profile__value_count(dst); v++)
+		map[v] = profile__find_value(src, profile__value_type(dst, v));
 
 	for (size_t i = 0; i < profile__sample_count(src) && !err; i++) {
 		const struct profile_sample *s = profile__sample(src, i);
-		if (!label_filter__match(src, s, filters, nfilters))
+		if ((pid && s->pid != pid) || !label_filter__match(src, s, filters, nfilters))
 			continue;
 		size_t prefix = group_keys ? ngroup_keys + 1 : 0;
 		if (s->nframes + prefix > cap_frames) {
@@ -119,23 +111,76 @@ static struct profile *copy_profile(const struct profile *src, const struct labe
 			keys[l] = profile__str(src, s->labels[l].key);
 			values[l] = profile__str(src, s->labels[l].value);
 		}
+		for (size_t v = 0; v < profile__value_count(dst); v++)
+			vals[v] = map[v] >= 0 ? s->values[map[v]] : 0;
 		struct sample_desc d = { .frames = frames, .nframes = s->nframes + (uint32_t)prefix,
 					 .pid = s->pid, .tid = s->tid,
 					 .comm = prefix ? "" : profile__str(src, s->comm),
 					 .label_keys = keys, .label_values = values,
-					 .nlabels = s->nlabels, .values = s->values };
+					 .nlabels = s->nlabels, .values = vals };
 		if (!err)
 			err = profile__add_sample(dst, &d);
 	}
 	free(frames);
 	free(keys);
 	free(values);
+	return err;
+}
+
+/* A new empty profile with src's value types and metadata. */
+static struct profile *empty_like(const struct profile *src)
+{
+	struct profile *dst = profile__new();
+	int err = 0;
+	if (!dst)
+		return NULL;
+	for (size_t v = 0; v < profile__value_count(src) && !err; v++) {
+		int r = profile__add_value_type(dst, profile__value_type(src, v),
+						profile__value_unit(src, v));
+		err = r < 0 ? r : 0;
+	}
+	profile__set_time(dst, profile__start_ns(src), profile__duration_ns(src));
+	if (!err)
+		err = profile__set_period(dst, profile__period_type(src), profile__period_unit(src),
+					  profile__period(src));
+	for (size_t i = 0; i < profile__comment_count(src) && !err; i++)
+		err = profile__add_comment(dst, profile__comment(src, i));
 	if (err) {
 		profile__free(dst);
 		errno = -err;
 		return NULL;
 	}
 	return dst;
+}
+
+static struct profile *copy_profile(const struct profile *src, const struct label_filter *filters,
+				    size_t nfilters, const char *const *group_keys,
+				    size_t ngroup_keys)
+{
+	struct profile *dst = empty_like(src);
+	if (!dst)
+		return NULL;
+	int err = merge_samples(dst, src, filters, nfilters, 0, group_keys, ngroup_keys);
+	if (err) {
+		profile__free(dst);
+		errno = -err;
+		return NULL;
+	}
+	return dst;
+}
+
+int profile__merge(struct profile *dst, const struct profile *src,
+		   const struct label_filter *filters, size_t nfilters, uint32_t pid)
+{
+	if (profile__value_count(dst) == 0) {
+		for (size_t v = 0; v < profile__value_count(src); v++) {
+			int r = profile__add_value_type(dst, profile__value_type(src, v),
+							profile__value_unit(src, v));
+			if (r < 0)
+				return r;
+		}
+	}
+	return merge_samples(dst, src, filters, nfilters, pid, NULL, 0);
 }
 
 struct profile *profile__filtered_copy(const struct profile *src,
@@ -148,4 +193,26 @@ struct profile *profile__grouped_copy(const struct profile *src, const char *con
 				      size_t nkeys)
 {
 	return copy_profile(src, NULL, 0, keys, nkeys);
+}
+
+int profile__add_foreign_sample(struct profile *dst, const struct profile *src,
+				const struct sample_desc *s)
+{
+	uint32_t *frames = malloc((s->nframes ? s->nframes : 1) * sizeof(*frames));
+	uint64_t vals[PROFILE_MAX_VALUES] = { 0 };
+	int err = frames ? 0 : -ENOMEM;
+	for (uint32_t f = 0; f < s->nframes && !err; f++)
+		err = copy_frame(src, dst, s->frames[f], &frames[f]);
+	for (size_t v = 0; v < profile__value_count(dst) && !err; v++) {
+		int sv = profile__find_value(src, profile__value_type(dst, v));
+		vals[v] = sv >= 0 && s->values ? s->values[sv] : 0;
+	}
+	if (!err) {
+		struct sample_desc d = *s;
+		d.frames = frames;
+		d.values = vals;
+		err = profile__add_sample(dst, &d);
+	}
+	free(frames);
+	return err;
 }

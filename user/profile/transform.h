@@ -34,4 +34,16 @@ struct profile *profile__filtered_copy(const struct profile *src,
 struct profile *profile__grouped_copy(const struct profile *src, const char *const *keys,
 				      size_t nkeys);
 
+/* Adds the samples of src matching every filter (and of process pid when
+ * non-zero) to dst; values are matched by type name (a type dst lacks is
+ * dropped; when dst has no value types yet it takes src's). Metadata of dst
+ * is untouched. Returns 0 or -errno. */
+int profile__merge(struct profile *dst, const struct profile *src,
+		   const struct label_filter *filters, size_t nfilters, uint32_t pid);
+
+/* Adds one sample described against src (frame ids of src) to dst, copying
+ * its frames. Values are matched by type name. Returns 0 or -errno. */
+int profile__add_foreign_sample(struct profile *dst, const struct profile *src,
+				const struct sample_desc *s);
+
 #endif

@@ -95,19 +95,23 @@ def _load():
                 continue
             u32, u32p, c_int, c_char_p = (ctypes.c_uint32, ctypes.POINTER(ctypes.c_uint32),
                                           ctypes.c_int, ctypes.c_char_p)
+            # Functions taking only ids get no argtypes: a Python int is passed
+            # as a C int (ids are < 2**31) and the per-argument conversion
+            # objects would double the cost of a call.
             for name, args in (
                     ("dynotag_intern_len", (c_char_p, u32, u32p)),
                     ("dynotag_intern_key_len", (c_char_p, u32, u32p)),
-                    ("dynotag_set_ids", (u32, u32)),
-                    ("dynotag_clear_id", (u32,)),
-                    ("dynotag_get_ids", (u32, u32p)),
+                    ("dynotag_clear_process", (c_char_p,)),
+                    ("dynotag_set_ids", None),
+                    ("dynotag_exchange_ids", None),
+                    ("dynotag_clear_id", None),
                     ("dynotag_clear_all", ()),
-                    ("dynotag_request_begin_id", (u32,)),
+                    ("dynotag_request_begin_id", None),
                     ("dynotag_request_end", ()),
-                    ("dynotag_set_process_ids", (u32, u32)),
-                    ("dynotag_clear_process", (c_char_p,))):
+                    ("dynotag_set_process_ids", None)):
                 fn = getattr(lib, name)
-                fn.argtypes = args
+                if args is not None:
+                    fn.argtypes = args
                 fn.restype = c_int
             return lib, path, None
         except (OSError, AttributeError) as e:
@@ -123,7 +127,7 @@ if available:
     _intern_key_len = _lib.dynotag_intern_key_len
     _set_ids = _lib.dynotag_set_ids
     _clear_id = _lib.dynotag_clear_id
-    _get_ids = _lib.dynotag_get_ids
+    _exchange_ids = _lib.dynotag_exchange_ids
     _clear_all = _lib.dynotag_clear_all
     _request_begin_id = _lib.dynotag_request_begin_id
     _request_end = _lib.dynotag_request_end
@@ -141,8 +145,8 @@ else:
     def _clear_id(key_id):
         return 0
 
-    def _get_ids(key_id, out):
-        return -errno.ENOENT
+    def _exchange_ids(key_id, value_id):
+        return 0
 
     def _clear_all():
         return 0
@@ -167,8 +171,6 @@ def _encode(text):
     not valid UTF-8 (surrogate-escaped bytes come back as \\xNN)."""
     if isinstance(text, bytes):
         return text
-    if not isinstance(text, str):
-        text = str(text)
     try:
         return text.encode("utf-8", "surrogateescape")
     except UnicodeEncodeError:
@@ -176,7 +178,7 @@ def _encode(text):
 
 
 def _intern(text, cache, intern_fn):
-    data = _encode(text)
+    data = _encode(text)  # text: str or bytes
     out = ctypes.c_uint32(0)
     intern_fn(data, len(data), ctypes.byref(out))
     ident = out.value
@@ -186,15 +188,27 @@ def _intern(text, cache, intern_fn):
 
 
 def _value_id(value):
-    ident = _value_ids.get(value)
+    """The id of a value: str and bytes as such, anything else by its str()
+    (only str and bytes are cached: 1, 1.0 and True are equal dict keys)."""
+    try:
+        ident = _value_ids.get(value)
+    except TypeError:  # unhashable
+        ident = None
     if ident is None:
+        if not isinstance(value, (str, bytes)):
+            value = str(value)
+            ident = _value_ids.get(value)
+            if ident is not None:
+                return ident
         ident = _intern(value, _value_ids, _intern_len)
     return ident
 
 
 def _key_id(key):
-    ident = _key_ids.get(key)
+    ident = _key_ids.get(key) if isinstance(key, (str, bytes)) else None
     if ident is None:
+        if not isinstance(key, (str, bytes)):
+            return _key_id(str(key))
         if not key:
             raise ValueError("dynotag: empty tag key")
         ident = _intern(key, _key_ids, _intern_key_len)
@@ -257,6 +271,8 @@ def set_process(key, value):
 
 def clear_process(key):
     """Removes a process-wide tag."""
+    if not isinstance(key, (str, bytes)):
+        key = str(key)
     if not key:
         raise ValueError("dynotag: empty tag key")
     _clear_process(_encode(key))
@@ -281,19 +297,15 @@ class tag(object):
         self._saved = {}  # thread ident -> stack of saved states
 
     def _apply(self):
+        """Sets the tags; returns [(key id, previous value id or 0)]."""
         saved = []
-        out = ctypes.c_uint32(0)
-        try:
-            for key_id, key, value in self._items:
-                previous = out.value if _get_ids(key_id, ctypes.byref(out)) == 0 else 0
-                saved.append((key_id, previous))
-                if value is None:
-                    _clear_id(key_id)
-                else:
-                    _check(_set_ids(key_id, _value_id(value)), key)
-        except BaseException:
-            _restore(saved)
-            raise
+        for key_id, key, value in self._items:
+            previous = _exchange_ids(key_id, 0 if value is None else _value_id(value))
+            if previous < 0:
+                _restore(saved)
+                _check(previous, key)  # raises for a 9th key
+                return []  # -ENOMEM/-EAGAIN: no tags on this thread, like no library
+            saved.append((key_id, previous))
         return saved
 
     def __enter__(self):
@@ -323,10 +335,7 @@ class tag(object):
 
 def _restore(saved):
     for key_id, previous in reversed(saved):
-        if previous:
-            _set_ids(key_id, previous)
-        else:
-            _clear_id(key_id)
+        _exchange_ids(key_id, previous)
 
 
 class request(object):

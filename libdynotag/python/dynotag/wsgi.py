@@ -16,7 +16,7 @@ closing thread may be using.
 """
 import threading
 
-import dynotag
+from dynotag import _request_begin_id, _request_end, _value_id, _value_ids
 
 __all__ = ["DynotagMiddleware", "path_endpoint"]
 
@@ -42,29 +42,35 @@ class DynotagMiddleware(object):
         name = self.endpoint(environ)
         if name is None:
             return self.app(environ, start_response)
-        dynotag.request_begin(name)
+        # dynotag.request_begin(name), inlined: this runs on every request.
+        ident = _value_ids.get(name)
+        if ident is None:
+            ident = _value_id(name)
+        _request_begin_id(ident)
         thread = _get_ident()
         try:
             result = self.app(environ, start_response)
         except BaseException:
-            dynotag.request_end()
+            _request_end()
             raise
         return _wrap(result, thread, environ)
 
 
 def _end_on(thread):
     if _get_ident() == thread:
-        dynotag.request_end()
+        _request_end()
 
 
 def _wrap(result, thread, environ):
     """The response with a close() that also ends the request. A
     wsgi.file_wrapper response keeps its type (servers send those with
     sendfile) and gets the extra work through its own close."""
+    kind = type(result)
+    if kind is list or kind is tuple:  # the common non-streaming case
+        return _SequenceResponse(result, thread)
+    inner_close = getattr(result, "close", None)
     file_wrapper = environ.get("wsgi.file_wrapper")
     if isinstance(file_wrapper, type) and isinstance(result, file_wrapper):
-        inner_close = getattr(result, "close", None)
-
         def close():
             try:
                 if inner_close is not None:
@@ -77,13 +83,44 @@ def _wrap(result, thread, environ):
         except AttributeError:
             pass
     if hasattr(result, "__len__"):
-        return _SizedClosingResponse(result, thread)
-    return _ClosingResponse(result, thread)
+        return _SizedClosingResponse(result, thread, inner_close)
+    return _ClosingResponse(result, thread, inner_close)
 
 
 class _ClosingResponse(object):
     """Iterates like the application's response; close() closes it and ends
     the request."""
+
+    __slots__ = ("_result", "_thread", "_close")
+
+    def __init__(self, result, thread, close):
+        self._result = result
+        self._thread = thread
+        self._close = close
+
+    def __iter__(self):
+        return iter(self._result)
+
+    def close(self):
+        try:
+            if self._close is not None:
+                self._close()
+        finally:
+            _end_on(self._thread)
+
+
+class _SizedClosingResponse(_ClosingResponse):
+    """A _ClosingResponse for sized responses: servers that see __len__ use it
+    for Content-Length, so only sized responses have one."""
+
+    __slots__ = ()
+
+    def __len__(self):
+        return len(self._result)
+
+
+class _SequenceResponse(object):
+    """A list or tuple response (nothing to close but the request)."""
 
     __slots__ = ("_result", "_thread")
 
@@ -94,20 +131,9 @@ class _ClosingResponse(object):
     def __iter__(self):
         return iter(self._result)
 
-    def close(self):
-        try:
-            close = getattr(self._result, "close", None)
-            if close is not None:
-                close()
-        finally:
-            _end_on(self._thread)
-
-
-class _SizedClosingResponse(_ClosingResponse):
-    """A _ClosingResponse for sized responses (lists): servers that see
-    __len__ use it for Content-Length, so only sized responses have one."""
-
-    __slots__ = ()
-
     def __len__(self):
         return len(self._result)
+
+    def close(self):
+        if _get_ident() == self._thread:
+            _request_end()

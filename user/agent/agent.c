@@ -1,0 +1,674 @@
+// SPDX-License-Identifier: MIT
+#include "agent/agent.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/stat.h>
+
+#include "agent/agent_state.h"
+#include "agent/http_server.h"
+#include "capture/sampler.h"
+#include "formats/pprof.h"
+#include "profile/aggregate.h"
+#include "profile/counts.h"
+#include "python/py_offsets.h"
+#include "python/py_registry.h"
+#include "python/py_resolver.h"
+#include "python/tls_layout.h"
+#include "symbolize/symbolizer.h"
+#include "tags/endpoint_rule.h"
+#include "tags/tag_registry.h"
+#include "util/hashmap.h"
+
+static volatile sig_atomic_t stop_signal;
+static volatile sig_atomic_t reload_signal;
+
+static void on_stop(int sig)
+{
+	(void)sig;
+	stop_signal = 1;
+}
+
+static void on_hup(int sig)
+{
+	(void)sig;
+	reload_signal = 1;
+}
+
+static int64_t now_ns(clockid_t clk)
+{
+	struct timespec ts;
+	clock_gettime(clk, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Everything the loop owns. */
+struct agent {
+	struct agent_state st;            /* shared with the handlers */
+	struct sampler *sampler;          /* BPF */
+	struct symbolizer *sym;           /* native/kernel symbols */
+	struct py_registry *pyreg;        /* Python processes */
+	struct py_resolver *pyres;        /* Python code objects */
+	struct tag_registry *tags;        /* tags */
+	struct endpoint_rule rule;        /* endpoint_from, when set */
+	char rule_spec[128];              /* storage the rule points into */
+	struct aggregator *agg;           /* records -> window profile */
+	struct profile *window;           /* the open window */
+	int64_t window_start_unix;        /* its start (unix ns) */
+	int64_t window_start_mono;        /* its start (monotonic ns) */
+	struct http_server *http;         /* HTTP */
+	char token[256];                  /* bearer token ("" none) */
+	int agg_error;                    /* first fatal aggregation error */
+	uint64_t drops_seen[DROP_REASON_COUNT]; /* BPF drop counters already exported */
+	uint64_t bpf_ns_seen;             /* BPF run time already exported */
+	struct hashmap *requests_seen;    /* "pid\0endpoint" -> last request count */
+};
+
+static int on_record(void *ctx, const void *data, size_t size)
+{
+	struct agent *a = ctx;
+	int e = aggregator__record(a->agg, data, size);
+	if (e && !a->agg_error)
+		a->agg_error = e;
+	return 0; /* keep going: one bad sample must not stop the daemon */
+}
+
+/* Feeds live queries (runs on the loop thread). */
+static void on_sample(void *ctx, const struct profile *p, const struct sample_desc *s)
+{
+	struct agent *a = ctx;
+	pthread_mutex_lock(&a->st.lock);
+	for (struct live_query *q = a->st.queries; q; q = q->next) {
+		if (q->done || (q->pid && s->pid != q->pid))
+			continue;
+		/* Filters are checked on the sample's labels. */
+		int match = 1;
+		for (size_t i = 0; i < q->nfilters && match; i++) {
+			const char *v = NULL;
+			for (uint32_t l = 0; l < s->nlabels; l++)
+				if (!strcmp(s->label_keys[l], q->filters[i].key))
+					v = s->label_values[l];
+			match = !strcmp(q->filters[i].value, "-") ? v == NULL
+				: v && !strcmp(v, q->filters[i].value);
+		}
+		if (match && !q->error)
+			q->error = profile__add_foreign_sample(q->profile, p, s);
+	}
+	pthread_mutex_unlock(&a->st.lock);
+}
+
+/* Ends live queries whose time is up (all of them when stopping). */
+static void finish_queries(struct agent *a, bool all)
+{
+	int64_t now = now_ns(CLOCK_MONOTONIC);
+	int signalled = 0;
+	pthread_mutex_lock(&a->st.lock);
+	for (struct live_query *q = a->st.queries; q; q = q->next)
+		if (!q->done && (all || now >= q->end_mono_ns)) {
+			q->done = true;
+			signalled = 1;
+		}
+	if (all)
+		a->st.stopping = true;
+	if (signalled)
+		pthread_cond_broadcast(&a->st.query_done);
+	pthread_mutex_unlock(&a->st.lock);
+}
+
+/* Per-(service, commit, endpoint, comm) sums of a window. */
+struct window_group {
+	struct store_group g;   /* strings point into key */
+	char *key;              /* "service\0commit\0endpoint\0comm\0" (owned) */
+	const char *comm;       /* into key */
+};
+
+static void add_to_group(struct hashmap *m, const char *svc, const char *commit,
+			 const char *endpoint, const char *comm, uint64_t samples, uint64_t cpu,
+			 uint64_t instr)
+{
+	size_t ls = strlen(svc), lc = strlen(commit), le = strlen(endpoint), lm = strlen(comm);
+	size_t len = ls + lc + le + lm + 4;
+	char *key = malloc(len);
+	if (!key)
+		return;
+	memcpy(key, svc, ls + 1);
+	memcpy(key + ls + 1, commit, lc + 1);
+	memcpy(key + ls + lc + 2, endpoint, le + 1);
+	memcpy(key + ls + lc + le + 3, comm, lm + 1);
+	struct window_group *wg = hashmap__get(m, key, len);
+	if (!wg) {
+		wg = calloc(1, sizeof(*wg));
+		if (!wg || hashmap__put(m, key, len, wg, NULL)) {
+			free(wg);
+			free(key);
+			return;
+		}
+		wg->key = key;
+		wg->g.service = key;
+		wg->g.commit = key + ls + 1;
+		wg->g.endpoint = key + ls + lc + 2;
+		wg->comm = key + ls + lc + le + 3;
+	} else {
+		free(key);
+	}
+	wg->g.samples += samples;
+	wg->g.cpu_ns += cpu;
+	wg->g.instructions += instr;
+}
+
+static const char *label_or_empty(const struct profile *p, const struct profile_sample *s,
+				  const char *key)
+{
+	const char *v = profile__sample_label(p, s, key);
+	return v ? v : "";
+}
+
+/* Request counters: the increase since the last window of each (pid,
+ * endpoint), attributed to the process's service and commit. */
+struct request_ctx {
+	struct agent *a;
+	struct hashmap *groups;  /* window groups (comm "") */
+	pid_t pid;
+	const char *service;
+	const char *commit;
+};
+
+static void on_request_count(void *ctx, const char *endpoint, uint64_t count)
+{
+	struct request_ctx *rc = ctx;
+	char key[600];
+	int len = snprintf(key, sizeof(key), "%d%c%s", (int)rc->pid, 0, endpoint);
+	if (len < 0 || (size_t)len >= sizeof(key))
+		return;
+	uintptr_t seen = (uintptr_t)hashmap__get(rc->a->requests_seen, key, (size_t)len);
+	uint64_t prev = seen ? seen - 1 : 0;
+	if (!seen && hashmap__size(rc->a->requests_seen) >= 100000) {
+		/* Bound: forget every baseline (one window of requests uncounted). */
+		hashmap__free(rc->a->requests_seen);
+		rc->a->requests_seen = hashmap__new();
+		if (!rc->a->requests_seen)
+			return;
+	}
+	hashmap__put(rc->a->requests_seen, key, (size_t)len, (void *)(uintptr_t)(count + 1), NULL);
+	if (!seen || count <= prev)
+		return; /* first sight: a baseline, not requests of this window */
+	add_to_group(rc->groups, rc->service, rc->commit, endpoint, "", 0, 0, 0);
+	size_t ls = strlen(rc->service), lc = strlen(rc->commit), le = strlen(endpoint);
+	size_t klen = ls + lc + le + 4;
+	char *k = malloc(klen);
+	if (!k)
+		return;
+	memcpy(k, rc->service, ls + 1);
+	memcpy(k + ls + 1, rc->commit, lc + 1);
+	memcpy(k + ls + lc + 2, endpoint, le + 1);
+	k[ls + lc + le + 3] = '\0';
+	struct window_group *wg = hashmap__get(rc->groups, k, klen);
+	if (wg)
+		wg->g.requests += count - prev;
+	free(k);
+}
+
+static void collect_requests(void *ctx, pid_t pid)
+{
+	struct request_ctx *rc = ctx;
+	struct tag_labels labels;
+	rc->pid = pid;
+	rc->service = "";
+	rc->commit = "";
+	if (tag_registry__labels(rc->a->tags, pid, TAG_READ_NONE, NULL, 0, &labels))
+		return;
+	for (unsigned i = 0; i < labels.count; i++) {
+		if (!strcmp(labels.keys[i], "service"))
+			rc->service = labels.values[i];
+		else if (!strcmp(labels.keys[i], "commit"))
+			rc->commit = labels.values[i];
+	}
+	tag_registry__requests(rc->a->tags, pid, on_request_count, rc);
+}
+
+static void export_self_metrics(struct agent *a)
+{
+	struct metrics *m = a->st.metrics;
+	uint64_t drops[DROP_REASON_COUNT] = { 0 }, run_ns = 0, runs = 0;
+	sampler__drops(a->sampler, drops);
+	for (int r = 0; r < DROP_REASON_COUNT; r++) {
+		static const char *names[] = { "ringbuf_full", "kernel_stack", "user_stack",
+					       "event_lost", "python_read", "python_truncated",
+					       "tag_race" };
+		struct metric_label l = { "reason", names[r] };
+		metrics__add(m, "dynoprof_agent_samples_dropped_total", &l, 1,
+			     (double)(drops[r] - a->drops_seen[r]));
+		a->drops_seen[r] = drops[r];
+	}
+	if (!sampler__bpf_stats(a->sampler, &run_ns, &runs)) {
+		metrics__add(m, "dynoprof_agent_bpf_run_seconds_total", NULL, 0,
+			     (double)(run_ns - a->bpf_ns_seen) / 1e9);
+		a->bpf_ns_seen = run_ns;
+	}
+	struct symbolizer_stats ss;
+	symbolizer__stats(a->sym, &ss);
+	metrics__set(m, "dynoprof_agent_processes_tracked", NULL, 0, (double)ss.processes);
+	metrics__set(m, "dynoprof_agent_symbol_cache_hits", NULL, 0, (double)ss.symcache_hits);
+	metrics__set(m, "dynoprof_agent_symbol_cache_misses", NULL, 0,
+		     (double)ss.symcache_misses);
+	long pages = 0;
+	FILE *f = fopen("/proc/self/statm", "re");
+	if (f) {
+		long size;
+		if (fscanf(f, "%ld %ld", &size, &pages) != 2)
+			pages = 0;
+		fclose(f);
+	}
+	metrics__set(m, "dynoprof_agent_rss_bytes", NULL, 0, (double)pages * getpagesize());
+	int64_t bytes = 0, windows = 0, oldest = 0;
+	if (!store__stats(a->st.store, &bytes, &windows, &oldest)) {
+		metrics__set(m, "dynoprof_agent_database_bytes", NULL, 0, (double)bytes);
+		metrics__set(m, "dynoprof_agent_windows_stored", NULL, 0, (double)windows);
+	}
+}
+
+/* Closes the open window: stores it, updates metrics, opens the next. */
+static int close_window(struct agent *a)
+{
+	int64_t end = now_ns(CLOCK_REALTIME);
+	struct profile *w = a->window;
+	struct hashmap *groups = hashmap__new();
+	int vs = profile__find_value(w, "samples"), vc = profile__find_value(w, "cpu");
+	int vi = profile__find_value(w, "instructions");
+	int err = 0;
+
+	if (!groups)
+		return -ENOMEM;
+	profile__set_time(w, a->window_start_unix, end - a->window_start_unix);
+	for (size_t i = 0; i < profile__sample_count(w); i++) {
+		const struct profile_sample *s = profile__sample(w, i);
+		add_to_group(groups, label_or_empty(w, s, "service"), label_or_empty(w, s, "commit"),
+			     label_or_empty(w, s, "endpoint"), profile__str(w, s->comm),
+			     vs >= 0 ? s->values[vs] : 0, vc >= 0 ? s->values[vc] : 0,
+			     vi >= 0 ? s->values[vi] : 0);
+	}
+	if (a->tags) {
+		struct request_ctx rc = { .a = a, .groups = groups };
+		tag_registry__foreach(a->tags, collect_requests, &rc);
+	}
+
+	/* Metrics: per (service, commit, endpoint, comm). */
+	size_t cur = 0, n = 0;
+	void *v;
+	struct store_group *rows = calloc(hashmap__size(groups) + 1, sizeof(*rows));
+	struct hashmap *by_group = hashmap__new(); /* comm folded away for the store */
+	while (hashmap__next(groups, &cur, NULL, NULL, &v)) {
+		struct window_group *wg = v;
+		struct metric_label l[4] = { { "service", wg->g.service }, { "commit", wg->g.commit },
+					     { "endpoint", wg->g.endpoint }, { "comm", wg->comm } };
+		if (wg->g.samples) {
+			metrics__add(a->st.metrics, "dynoprof_samples_total", l, 4,
+				     (double)wg->g.samples);
+			if (vi >= 0)
+				metrics__add(a->st.metrics, "dynoprof_cpu_instructions_total", l, 4,
+					     (double)wg->g.instructions);
+			else
+				metrics__add(a->st.metrics, "dynoprof_cpu_seconds_total", l, 4,
+					     (double)wg->g.cpu_ns / 1e9);
+		}
+		if (wg->g.requests)
+			metrics__add(a->st.metrics, "dynoprof_requests_total", l, 3,
+				     (double)wg->g.requests);
+		/* Fold comms together for the store rows. */
+		size_t klen = strlen(wg->g.service) + strlen(wg->g.commit) +
+			      strlen(wg->g.endpoint) + 3;
+		uintptr_t idx = by_group ? (uintptr_t)hashmap__get(by_group, wg->key, klen) : 0;
+		if (!rows || !by_group)
+			continue;
+		if (!idx) {
+			rows[n] = wg->g;
+			rows[n].samples = rows[n].cpu_ns = rows[n].instructions = rows[n].requests = 0;
+			idx = ++n;
+			hashmap__put(by_group, wg->key, klen, (void *)idx, NULL);
+		}
+		rows[idx - 1].samples += wg->g.samples;
+		rows[idx - 1].cpu_ns += wg->g.cpu_ns;
+		rows[idx - 1].instructions += wg->g.instructions;
+		rows[idx - 1].requests += wg->g.requests;
+	}
+
+	/* The window's profile as gzipped pprof. */
+	char *blob = NULL;
+	size_t blob_len = 0;
+	FILE *mem = open_memstream(&blob, &blob_len);
+	err = mem ? pprof__write(w, mem) : -errno;
+	if (mem && fclose(mem) && !err)
+		err = -EIO;
+	if (!err && rows) {
+		struct store_window sw = { .start_ns = a->window_start_unix, .end_ns = end,
+					   .samples = vs >= 0 ? profile__total(w, (size_t)vs) : 0,
+					   .pprof_gz = blob, .pprof_len = blob_len,
+					   .groups = rows, .ngroups = n };
+		err = store__put_window(a->st.store, &sw);
+		if (err)
+			fprintf(stderr, "dynoprof agent: storing a window failed: %s\n",
+				strerror(-err));
+		else
+			metrics__add(a->st.metrics, "dynoprof_agent_windows_total", NULL, 0, 1);
+	}
+	free(blob);
+	free(rows);
+	hashmap__free(by_group);
+	cur = 0;
+	while (hashmap__next(groups, &cur, NULL, NULL, &v)) {
+		free(((struct window_group *)v)->key);
+		free(v);
+	}
+	hashmap__free(groups);
+	export_self_metrics(a);
+
+	/* The next window. */
+	struct profile *next = profile__new();
+	if (!next)
+		return -ENOMEM;
+	int e2 = aggregator__set_profile(a->agg, next);
+	if (e2) {
+		profile__free(next);
+		return e2;
+	}
+	profile__free(a->window);
+	a->window = next;
+	a->window_start_unix = end;
+	a->window_start_mono = now_ns(CLOCK_MONOTONIC);
+	return err;
+}
+
+static void declare_metrics(struct metrics *m)
+{
+	metrics__declare(m, "dynoprof_samples_total", METRIC_COUNTER,
+			 "Stack samples taken, by service, commit, endpoint and comm.");
+	metrics__declare(m, "dynoprof_cpu_seconds_total", METRIC_COUNTER,
+			 "On-CPU seconds (exact, from context switches; attributed to tags per "
+			 "sample), by service, commit, endpoint and comm.");
+	metrics__declare(m, "dynoprof_cpu_instructions_total", METRIC_COUNTER,
+			 "CPU instructions retired (hardware counters), by service, commit, "
+			 "endpoint and comm.");
+	metrics__declare(m, "dynoprof_requests_total", METRIC_COUNTER,
+			 "Requests begun (libdynotag request counters), by service, commit, endpoint.");
+	metrics__declare(m, "dynoprof_agent_samples_dropped_total", METRIC_COUNTER,
+			 "Samples lost or degraded in BPF, by reason.");
+	metrics__declare(m, "dynoprof_agent_bpf_run_seconds_total", METRIC_COUNTER,
+			 "Time spent in the sampling BPF program.");
+	metrics__declare(m, "dynoprof_agent_windows_total", METRIC_COUNTER,
+			 "History windows stored.");
+	metrics__declare(m, "dynoprof_agent_processes_tracked", METRIC_GAUGE,
+			 "Processes whose mappings the agent keeps.");
+	metrics__declare(m, "dynoprof_agent_symbol_cache_hits", METRIC_GAUGE,
+			 "Symbol table cache hits since start.");
+	metrics__declare(m, "dynoprof_agent_symbol_cache_misses", METRIC_GAUGE,
+			 "Symbol table cache misses since start.");
+	metrics__declare(m, "dynoprof_agent_rss_bytes", METRIC_GAUGE,
+			 "Resident memory of the agent.");
+	metrics__declare(m, "dynoprof_agent_database_bytes", METRIC_GAUGE,
+			 "Size of the history database.");
+	metrics__declare(m, "dynoprof_agent_windows_stored", METRIC_GAUGE,
+			 "History windows in the database.");
+}
+
+static int read_token(const char *path, char *out, size_t len, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "re");
+	if (!f) {
+		int e = errno;
+		snprintf(err, errlen, "cannot read token_file %s: %s", path, strerror(e));
+		return -e;
+	}
+	if (!fgets(out, (int)len, f))
+		out[0] = '\0';
+	fclose(f);
+	out[strcspn(out, "\r\n")] = '\0';
+	if (!out[0]) {
+		snprintf(err, errlen, "token_file %s is empty", path);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Applies a reloaded config: what can change at run time does; the rest is
+ * reported as needing a restart. */
+static void reload(struct agent *a, const char *config_path,
+		   int (*apply_flags)(struct agent_config *c, void *ctx), void *flags_ctx)
+{
+	struct agent_config c;
+	char err[512];
+	agent_config__defaults(&c);
+	if (config_path && agent_config__load(&c, config_path, err, sizeof(err))) {
+		fprintf(stderr, "dynoprof agent: reload failed, keeping the old settings: %s\n", err);
+		return;
+	}
+	if (apply_flags && apply_flags(&c, flags_ctx))
+		return;
+	pthread_mutex_lock(&a->st.lock);
+	struct agent_config old = a->st.config;
+	a->st.config.retention_age_s = c.retention_age_s;
+	a->st.config.retention_bytes = c.retention_bytes;
+	a->st.config.max_query_s = c.max_query_s;
+	a->st.config.max_range_s = c.max_range_s;
+	a->st.config.window_s = c.window_s;
+	pthread_mutex_unlock(&a->st.lock);
+	if (strcmp(c.endpoint_from, old.endpoint_from) ||
+	    strcmp(c.listen_address, old.listen_address) || c.listen_port != old.listen_port ||
+	    c.frequency_hz != old.frequency_hz || strcmp(c.database, old.database) ||
+	    c.python != old.python || c.tags != old.tags || c.kernel != old.kernel ||
+	    strcmp(c.token_file, old.token_file) || c.max_series != old.max_series ||
+	    c.listen_remote != old.listen_remote || c.retention_age_s != old.retention_age_s ||
+	    c.retention_bytes != old.retention_bytes)
+		fprintf(stderr, "dynoprof agent: reloaded; listen, token_file, frequency, database, "
+			"retention, python, tags, kernel, endpoint_from and max_series changes "
+			"take effect after a restart\n");
+	else
+		fprintf(stderr, "dynoprof agent: reloaded %s\n", config_path ? config_path : "flags");
+}
+
+static int ensure_parent_dir(const char *path)
+{
+	char dir[256];
+	snprintf(dir, sizeof(dir), "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (!slash || slash == dir)
+		return 0;
+	*slash = '\0';
+	if (mkdir(dir, 0750) && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+int agent__run(const struct agent_config *initial, const char *config_path,
+	       int (*apply_flags)(struct agent_config *c, void *ctx), void *flags_ctx)
+{
+	struct agent *a = calloc(1, sizeof(*a));
+	char err[512] = "";
+	int rc = 1, e;
+
+	if (!a) {
+		fprintf(stderr, "dynoprof agent: out of memory\n");
+		return 1;
+	}
+	pthread_mutex_init(&a->st.lock, NULL);
+	pthread_cond_init(&a->st.query_done, NULL);
+	a->st.config = *initial;
+	a->st.started_unix_ns = now_ns(CLOCK_REALTIME);
+	const struct agent_config *c = &a->st.config;
+
+	struct sigaction sa = { .sa_handler = on_stop };
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sa.sa_handler = on_hup;
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (c->endpoint_from[0]) {
+		snprintf(a->rule_spec, sizeof(a->rule_spec), "%s", c->endpoint_from);
+		if (endpoint_rule__parse(a->rule_spec, &a->rule)) {
+			fprintf(stderr, "dynoprof agent: bad endpoint_from '%s'\n", c->endpoint_from);
+			goto out;
+		}
+	}
+	if (c->token_file[0] && read_token(c->token_file, a->token, sizeof(a->token), err,
+					   sizeof(err))) {
+		fprintf(stderr, "dynoprof agent: %s\n", err);
+		goto out;
+	}
+	if ((e = ensure_parent_dir(c->database))) {
+		fprintf(stderr, "dynoprof agent: cannot create the directory of %s: %s\n",
+			c->database, strerror(-e));
+		goto out;
+	}
+	struct store_opts so = { .max_age_s = c->retention_age_s, .max_bytes = c->retention_bytes };
+	a->st.store = store__open(c->database, &so, err, sizeof(err));
+	a->st.metrics = metrics__new(c->max_series);
+	a->sym = symbolizer__new(0);
+	a->window = profile__new();
+	a->requests_seen = hashmap__new();
+	if (!a->st.store) {
+		fprintf(stderr, "dynoprof agent: %s\n", err);
+		goto out;
+	}
+	if (!a->st.metrics || !a->sym || !a->window || !a->requests_seen) {
+		fprintf(stderr, "dynoprof agent: out of memory\n");
+		goto out;
+	}
+	declare_metrics(a->st.metrics);
+
+	struct py_tls_layout tls = { 0 };
+	bool python = c->python, tags = c->tags;
+	if ((python || tags) && (e = tls_layout__calibrate(&tls))) {
+		fprintf(stderr, "dynoprof agent: warning: cannot calibrate glibc's TLS layout (%s): "
+			"Python frames and thread tags are off\n", strerror(-e));
+		python = tags = false;
+	}
+	struct sampler_opts sopts = {
+		.freq_hz = c->frequency_hz, .event = SAMPLE_EVENT_CPU_CLOCK,
+		.walk_python = python, .py_offsets = py_offsets_table, .py_tls = tls,
+		.thread_tags = tags, .no_kernel_stacks = !c->kernel, .counting = true,
+		.bpf_stats = true,
+	};
+	a->sampler = sampler__open(&sopts, on_record, a, err, sizeof(err));
+	if (!a->sampler) {
+		fprintf(stderr, "dynoprof agent: %s\n", err);
+		goto out;
+	}
+	if (python) {
+		a->pyres = py_resolver__new(0, stderr);
+		a->pyreg = py_registry__new(sampler__set_python_process, a->sampler, 0, stderr);
+	}
+	if (c->tags) {
+		struct tag_registry_opts to = { .publish = tags ? sampler__set_tag_process : NULL,
+						.publish_ctx = a->sampler };
+		a->tags = tag_registry__new(&to);
+	}
+	const struct counter_choice *cc = sampler__counting(a->sampler);
+	struct aggregate_opts ao = {
+		.period_is_ns = 1, .ns_per_sample = 1000000000ull / c->frequency_hz,
+		.kernel_frames = c->kernel, .user_frames = 1,
+		.python = a->pyreg, .py_resolver = a->pyres, .python_lines = 1,
+		.tags = a->tags, .endpoint_rule = c->endpoint_from[0] ? &a->rule : NULL,
+		.exact_cpu = cc != NULL, .instructions = cc && cc->primary == COUNTER_PRIMARY_INSTRUCTIONS,
+		.cycles = cc && cc->cycles, .on_sample = on_sample, .on_sample_ctx = a,
+	};
+	a->agg = aggregator__new(a->window, a->sym, &ao);
+	if ((python && (!a->pyres || !a->pyreg)) || (c->tags && !a->tags) || !a->agg) {
+		fprintf(stderr, "dynoprof agent: out of memory\n");
+		goto out;
+	}
+	/* Live queries build profiles of the same value types as windows. */
+	a->st.value_types[a->st.nvalue_types][0] = "samples";
+	a->st.value_types[a->st.nvalue_types++][1] = "count";
+	a->st.value_types[a->st.nvalue_types][0] = "cpu";
+	a->st.value_types[a->st.nvalue_types++][1] = "nanoseconds";
+	if (ao.exact_cpu && ao.instructions) {
+		a->st.value_types[a->st.nvalue_types][0] = "instructions";
+		a->st.value_types[a->st.nvalue_types++][1] = "count";
+	}
+	if (ao.exact_cpu && ao.cycles) {
+		a->st.value_types[a->st.nvalue_types][0] = "cycles";
+		a->st.value_types[a->st.nvalue_types++][1] = "count";
+	}
+	if (a->pyreg)
+		py_registry__scan(a->pyreg);
+
+	struct http_route routes[8];
+	size_t nroutes = agent_handlers__routes(&a->st, routes);
+	struct http_server_opts ho = { .address = c->listen_address, .port = c->listen_port,
+				       .allow_remote = c->listen_remote,
+				       .token = a->token[0] ? a->token : NULL };
+	a->http = http_server__start(&ho, routes, nroutes, err, sizeof(err));
+	if (!a->http) {
+		fprintf(stderr, "dynoprof agent: %s\n", err);
+		goto out;
+	}
+	fprintf(stderr, "dynoprof agent: profiling all CPUs at %u Hz (%s), %gs windows into %s; "
+		"serving http://%s%s%s:%u/metrics\n", c->frequency_hz,
+		cc ? cc->reason : "no counters", c->window_s, c->database,
+		strchr(c->listen_address, ':') ? "[" : "", c->listen_address,
+		strchr(c->listen_address, ':') ? "]" : "", http_server__port(a->http));
+
+	a->window_start_unix = now_ns(CLOCK_REALTIME);
+	a->window_start_mono = now_ns(CLOCK_MONOTONIC);
+	rc = 0;
+	while (!stop_signal) {
+		e = sampler__poll(a->sampler, 100);
+		if (e < 0 && e != -EINTR) {
+			fprintf(stderr, "dynoprof agent: reading samples failed: %s\n", strerror(-e));
+			rc = 1;
+			break;
+		}
+		if (a->agg_error == -ENOMEM) {
+			fprintf(stderr, "dynoprof agent: out of memory aggregating samples\n");
+			rc = 1;
+			break;
+		}
+		a->agg_error = 0;
+		finish_queries(a, false);
+		if (reload_signal) {
+			reload_signal = 0;
+			reload(a, config_path, apply_flags, flags_ctx);
+		}
+		pthread_mutex_lock(&a->st.lock);
+		double window_s = a->st.config.window_s;
+		pthread_mutex_unlock(&a->st.lock);
+		if (now_ns(CLOCK_MONOTONIC) - a->window_start_mono >= (int64_t)(window_s * 1e9) &&
+		    (e = close_window(a)) == -ENOMEM) {
+			fprintf(stderr, "dynoprof agent: out of memory closing a window\n");
+			rc = 1;
+			break;
+		}
+	}
+	/* SIGTERM: the open window is flushed, so no data is lost. */
+	sampler__drain(a->sampler);
+	finish_queries(a, true);
+	if (close_window(a) == 0 && rc == 0)
+		fprintf(stderr, "dynoprof agent: flushed the open window; exiting\n");
+	http_server__stop(a->http);
+	a->http = NULL;
+out:
+	http_server__stop(a->http);
+	aggregator__free(a->agg);
+	sampler__free(a->sampler);
+	py_registry__free(a->pyreg);
+	py_resolver__free(a->pyres);
+	tag_registry__free(a->tags);
+	symbolizer__free(a->sym);
+	profile__free(a->window);
+	metrics__free(a->st.metrics);
+	store__close(a->st.store);
+	if (a->requests_seen) {
+		hashmap__free(a->requests_seen);
+	}
+	pthread_mutex_destroy(&a->st.lock);
+	pthread_cond_destroy(&a->st.query_done);
+	free(a);
+	return rc;
+}

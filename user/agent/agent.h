@@ -1,0 +1,16 @@
+/* agent.h - `dynoprof agent`: profiles the whole host continuously, closes a
+ * window every config.window_s seconds into the history store, keeps the
+ * Prometheus metrics, and serves HTTP (see agent/handlers.c).
+ */
+#ifndef DYNOPROF_AGENT_H
+#define DYNOPROF_AGENT_H
+
+#include "agent/config.h"
+
+/* Runs until SIGTERM/SIGINT (flushes the open window, returns 0) or a fatal
+ * error (returns non-zero after printing it). config_path (may be NULL) is
+ * re-read on SIGHUP; flags are applied over it again by apply_flags(ctx). */
+int agent__run(const struct agent_config *initial, const char *config_path,
+	       int (*apply_flags)(struct agent_config *c, void *ctx), void *flags_ctx);
+
+#endif

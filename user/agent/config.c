@@ -1,0 +1,247 @@
+// SPDX-License-Identifier: MIT
+#include "agent/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The keys, their defaults and meanings: the one list --help and the parser share. */
+static const struct {
+	const char *key;
+	const char *def;
+	const char *help;
+} keys[] = {
+	{ "listen", "127.0.0.1:9464", "HTTP address:port ([::1]:9464 for IPv6)" },
+	{ "listen_remote", "false", "allow a non-loopback listen address" },
+	{ "token_file", "", "file holding a bearer token required on every request" },
+	{ "frequency", "19", "samples per second per CPU (1..1000)" },
+	{ "window", "10", "seconds per history window (1..3600)" },
+	{ "database", "/var/lib/dynoprof/history.db", "SQLite history (WAL)" },
+	{ "retention_age", "7d", "drop windows older than this (s, m, h, d)" },
+	{ "retention_size", "1GiB", "keep the database under this size (KiB, MiB, GiB)" },
+	{ "python", "true", "walk CPython 3.8-3.13 frames" },
+	{ "tags", "true", "read libdynotag thread tags and environment tags" },
+	{ "kernel", "true", "include kernel frames" },
+	{ "endpoint_from", "", "infer endpoints from stacks: django, flask, wsgi, frame=SUFFIX" },
+	{ "max_series", "1000", "series per metric family before folding into __other__" },
+	{ "max_query_seconds", "300", "longest /debug/pprof/profile?seconds=" },
+	{ "max_query_range", "7d", "longest from..to range of a history query" },
+};
+
+void agent_config__describe(FILE *out)
+{
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		fprintf(out, "  %-18s %-30s %s\n", keys[i].key,
+			keys[i].def[0] ? keys[i].def : "(none)", keys[i].help);
+}
+
+void agent_config__defaults(struct agent_config *c)
+{
+	char err[128];
+	memset(c, 0, sizeof(*c));
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		agent_config__set(c, keys[i].key, keys[i].def, err, sizeof(err));
+}
+
+int parse_duration_s(const char *text, int64_t *seconds)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(text, &end);
+	if (errno || end == text || !isfinite(v) || v < 0)
+		return -EINVAL;
+	double mult = 1;
+	if (!strcmp(end, "s") || !*end)
+		mult = 1;
+	else if (!strcmp(end, "m"))
+		mult = 60;
+	else if (!strcmp(end, "h"))
+		mult = 3600;
+	else if (!strcmp(end, "d"))
+		mult = 86400;
+	else
+		return -EINVAL;
+	if (v * mult > 100.0 * 365 * 86400)
+		return -EINVAL;
+	*seconds = (int64_t)(v * mult);
+	return 0;
+}
+
+int parse_bytes(const char *text, int64_t *bytes)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(text, &end);
+	if (errno || end == text || !isfinite(v) || v < 0)
+		return -EINVAL;
+	static const struct { const char *suffix; double mult; } units[] = {
+		{ "", 1 }, { "B", 1 }, { "KiB", 1024.0 }, { "MiB", 1048576.0 },
+		{ "GiB", 1073741824.0 }, { "KB", 1e3 }, { "MB", 1e6 }, { "GB", 1e9 },
+	};
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+		if (!strcmp(end, units[i].suffix)) {
+			if (v * units[i].mult > 1e15)
+				return -EINVAL;
+			*bytes = (int64_t)(v * units[i].mult);
+			return 0;
+		}
+	return -EINVAL;
+}
+
+static int parse_bool(const char *v, bool *out)
+{
+	if (!strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "on") || !strcmp(v, "1"))
+		*out = true;
+	else if (!strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "off") || !strcmp(v, "0"))
+		*out = false;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+static int parse_uint(const char *v, unsigned lo, unsigned hi, unsigned *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long n = strtoul(v, &end, 10);
+	if (errno || end == v || *end || n < lo || n > hi)
+		return -EINVAL;
+	*out = (unsigned)n;
+	return 0;
+}
+
+static int parse_listen(const char *v, struct agent_config *c)
+{
+	const char *colon;
+	char addr[64];
+	if (v[0] == '[') { /* [::1]:9464 */
+		const char *close = strchr(v, ']');
+		if (!close || close[1] != ':' || (size_t)(close - v - 1) >= sizeof(addr))
+			return -EINVAL;
+		memcpy(addr, v + 1, (size_t)(close - v - 1));
+		addr[close - v - 1] = '\0';
+		colon = close + 1;
+	} else {
+		colon = strrchr(v, ':');
+		if (!colon || (size_t)(colon - v) >= sizeof(addr) || colon == v)
+			return -EINVAL;
+		memcpy(addr, v, (size_t)(colon - v));
+		addr[colon - v] = '\0';
+	}
+	unsigned port;
+	if (parse_uint(colon + 1, 0, 65535, &port))
+		return -EINVAL;
+	snprintf(c->listen_address, sizeof(c->listen_address), "%s", addr);
+	c->listen_port = (uint16_t)port;
+	return 0;
+}
+
+int agent_config__set(struct agent_config *c, const char *key, const char *value, char *err,
+		      size_t errlen)
+{
+	int e = 0;
+	unsigned u;
+	int64_t n;
+	if (!strcmp(key, "listen"))
+		e = parse_listen(value, c);
+	else if (!strcmp(key, "listen_remote"))
+		e = parse_bool(value, &c->listen_remote);
+	else if (!strcmp(key, "token_file"))
+		e = snprintf(c->token_file, sizeof(c->token_file), "%s", value) >=
+		    (int)sizeof(c->token_file) ? -EINVAL : 0;
+	else if (!strcmp(key, "frequency"))
+		e = parse_uint(value, 1, 1000, &c->frequency_hz);
+	else if (!strcmp(key, "window")) {
+		e = parse_uint(value, 1, 3600, &u);
+		c->window_s = u;
+	} else if (!strcmp(key, "database"))
+		e = snprintf(c->database, sizeof(c->database), "%s", value) >=
+		    (int)sizeof(c->database) || !value[0] ? -EINVAL : 0;
+	else if (!strcmp(key, "retention_age")) {
+		e = parse_duration_s(value, &n);
+		if (!e && n < 60)
+			e = -EINVAL;
+		if (!e)
+			c->retention_age_s = n;
+	} else if (!strcmp(key, "retention_size")) {
+		e = parse_bytes(value, &n);
+		if (!e && n < (1 << 20))
+			e = -EINVAL;
+		if (!e)
+			c->retention_bytes = n;
+	} else if (!strcmp(key, "python"))
+		e = parse_bool(value, &c->python);
+	else if (!strcmp(key, "tags"))
+		e = parse_bool(value, &c->tags);
+	else if (!strcmp(key, "kernel"))
+		e = parse_bool(value, &c->kernel);
+	else if (!strcmp(key, "endpoint_from"))
+		e = snprintf(c->endpoint_from, sizeof(c->endpoint_from), "%s", value) >=
+		    (int)sizeof(c->endpoint_from) ? -EINVAL : 0;
+	else if (!strcmp(key, "max_series"))
+		e = parse_uint(value, 10, 1000000, &c->max_series);
+	else if (!strcmp(key, "max_query_seconds")) {
+		e = parse_uint(value, 1, 3600, &u);
+		c->max_query_s = u;
+	} else if (!strcmp(key, "max_query_range")) {
+		e = parse_duration_s(value, &n);
+		if (!e && n < 1)
+			e = -EINVAL;
+		if (!e)
+			c->max_range_s = n;
+	} else {
+		snprintf(err, errlen, "unknown key '%s' (see `dynoprof agent --help`)", key);
+		return -ENOENT;
+	}
+	if (e)
+		snprintf(err, errlen, "bad value '%s' for %s", value, key);
+	return e ? -EINVAL : 0;
+}
+
+static char *trim(char *s)
+{
+	while (isspace((unsigned char)*s))
+		s++;
+	char *end = s + strlen(s);
+	while (end > s && isspace((unsigned char)end[-1]))
+		*--end = '\0';
+	return s;
+}
+
+int agent_config__load(struct agent_config *c, const char *path, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "re");
+	char line[1024], msg[256];
+	int lineno = 0;
+	if (!f) {
+		int e = errno;
+		snprintf(err, errlen, "%s: %s", path, strerror(e));
+		return -e;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		lineno++;
+		char *hash = strchr(line, '#');
+		if (hash)
+			*hash = '\0';
+		char *s = trim(line);
+		if (!*s)
+			continue;
+		char *eq = strchr(s, '=');
+		if (!eq) {
+			snprintf(err, errlen, "%s:%d: expected `key = value`", path, lineno);
+			fclose(f);
+			return -EINVAL;
+		}
+		*eq = '\0';
+		int e = agent_config__set(c, trim(s), trim(eq + 1), msg, sizeof(msg));
+		if (e) {
+			snprintf(err, errlen, "%s:%d: %s", path, lineno, msg);
+			fclose(f);
+			return e;
+		}
+	}
+	fclose(f);
+	return 0;
+}

@@ -1,0 +1,56 @@
+/* config.h - `dynoprof agent` settings: defaults, a config file, and flags.
+ *
+ * File format: one `key = value` per line; `#` starts a comment; blank lines
+ * ignored; unknown keys and bad values are errors (with the line number), so
+ * a typo never silently keeps a default. Flags given on the command line win
+ * over the file, also after a SIGHUP reload. Every key is listed, with its
+ * default, by agent_config__describe() (used by --help and README).
+ */
+#ifndef DYNOPROF_AGENT_CONFIG_H
+#define DYNOPROF_AGENT_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct agent_config {
+	char listen_address[64];   /* listen: address part (default 127.0.0.1) */
+	uint16_t listen_port;      /* listen: port part (default 9464) */
+	bool listen_remote;        /* listen_remote: allow a non-loopback address */
+	char token_file[256];      /* token_file: bearer token file; "" = no auth */
+	unsigned frequency_hz;     /* frequency: samples per second per CPU (19) */
+	double window_s;           /* window: seconds per history window (10) */
+	char database[256];        /* database: SQLite path (/var/lib/dynoprof/history.db) */
+	int64_t retention_age_s;   /* retention_age: e.g. 7d (default 7 days) */
+	int64_t retention_bytes;   /* retention_size: e.g. 1GiB (default 1 GiB) */
+	bool python;               /* python: walk CPython frames (true) */
+	bool tags;                 /* tags: read thread tags and environment tags (true) */
+	bool kernel;               /* kernel: include kernel frames (true) */
+	char endpoint_from[128];   /* endpoint_from: stack rule (django, flask, wsgi,
+				    * frame=...), "" = none */
+	unsigned max_series;       /* max_series: per metric family (1000) */
+	double max_query_s;        /* max_query_seconds: longest ?seconds= (300) */
+	int64_t max_range_s;       /* max_query_range: longest from..to (7d) */
+};
+
+/* Fills c with the defaults. */
+void agent_config__defaults(struct agent_config *c);
+
+/* Applies one `key = value` setting. Returns 0, or -EINVAL / -ENOENT (unknown
+ * key) with a message in err. */
+int agent_config__set(struct agent_config *c, const char *key, const char *value, char *err,
+		      size_t errlen);
+
+/* Reads a config file over c. Returns 0 or -errno with "FILE:LINE: message". */
+int agent_config__load(struct agent_config *c, const char *path, char *err, size_t errlen);
+
+/* Prints every key with its default and meaning. */
+void agent_config__describe(FILE *out);
+
+/* Parses "7d", "12h", "30m", "45s", "3600" into seconds. */
+int parse_duration_s(const char *text, int64_t *seconds);
+/* Parses "1GiB", "512MiB", "100MB", "4096" into bytes. */
+int parse_bytes(const char *text, int64_t *bytes);
+
+#endif

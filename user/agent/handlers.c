@@ -1,0 +1,463 @@
+// SPDX-License-Identifier: MIT
+/* The agent's HTTP endpoints: /metrics, /debug/pprof/profile, /flamegraph,
+ * /api/v1/groups, /healthz. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "agent/agent_state.h"
+#include "agent/http_server.h"
+#include "formats/pprof.h"
+#include "formats/svg.h"
+#include "profile/transform.h"
+#include "util/hashmap.h"
+
+/* Longest history scan of one query, in windows. */
+#define MAX_QUERY_WINDOWS 20000
+/* Default range of /api/v1/groups and from-only queries. */
+#define DEFAULT_RANGE_S 3600
+
+static int64_t now_ns(clockid_t clk)
+{
+	struct timespec ts;
+	clock_gettime(clk, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* What a profile request selects. */
+struct selection {
+	double seconds;          /* live collection length; 0: history */
+	int64_t from_ns, to_ns;  /* history range */
+	uint32_t pid;            /* 0: any */
+	struct label_filter filters[AGENT_MAX_FILTERS];
+	size_t nfilters;
+	char tag_keys[AGENT_MAX_FILTERS][128]; /* storage for tag.K names */
+};
+
+/* Parses the parameters shared by /debug/pprof/profile and /flamegraph.
+ * extra: additional allowed parameter names (NULL-terminated) or NULL.
+ * Returns 0, or sets a 400 on r and returns -EINVAL. */
+static int parse_selection(struct agent_state *st, const struct http_query *q,
+			   const char *const *extra, struct selection *sel, struct http_response *r)
+{
+	static const char *const label_params[] = { "service", "endpoint", "commit" };
+	double max_s, default_s = 30;
+	int64_t max_range_s;
+	pthread_mutex_lock(&st->lock);
+	max_s = st->config.max_query_s;
+	max_range_s = st->config.max_range_s;
+	pthread_mutex_unlock(&st->lock);
+	memset(sel, 0, sizeof(*sel));
+
+	for (size_t i = 0; i < http_query__count(q); i++) {
+		const char *name = http_query__name(q, i), *value = http_query__value(q, i);
+		int known = !strcmp(name, "seconds") || !strcmp(name, "from") || !strcmp(name, "to") ||
+			    !strcmp(name, "pid");
+		for (size_t k = 0; extra && extra[k] && !known; k++)
+			known = !strcmp(name, extra[k]);
+		for (size_t k = 0; k < 3 && !known; k++)
+			if (!strcmp(name, label_params[k])) {
+				known = 1;
+				if (sel->nfilters >= AGENT_MAX_FILTERS)
+					goto too_many;
+				sel->filters[sel->nfilters].key = label_params[k];
+				sel->filters[sel->nfilters++].value = value;
+			}
+		if (!known && !strncmp(name, "tag.", 4) && name[4]) {
+			known = 1;
+			if (sel->nfilters >= AGENT_MAX_FILTERS || strlen(name + 4) >= 128)
+				goto too_many;
+			snprintf(sel->tag_keys[sel->nfilters], 128, "%s", name + 4);
+			sel->filters[sel->nfilters].key = sel->tag_keys[sel->nfilters];
+			sel->filters[sel->nfilters++].value = value;
+		}
+		if (!known) {
+			http_response__error(r, 400, "unknown parameter '%s': use seconds, from, to, "
+					     "pid, service, endpoint, commit or tag.KEY", name);
+			return -EINVAL;
+		}
+	}
+	const char *seconds = http_query__get(q, "seconds"), *from = http_query__get(q, "from");
+	const char *to = http_query__get(q, "to"), *pid = http_query__get(q, "pid");
+	if (pid) {
+		char *end;
+		errno = 0;
+		long v = strtol(pid, &end, 10);
+		if (errno || *end || end == pid || v <= 0 || v > INT32_MAX) {
+			http_response__error(r, 400, "bad pid '%s': a positive process id", pid);
+			return -EINVAL;
+		}
+		sel->pid = (uint32_t)v;
+	}
+	if (seconds && (from || to)) {
+		http_response__error(r, 400, "seconds and from/to exclude each other");
+		return -EINVAL;
+	}
+	if (!from && !to) {
+		if (seconds && http_parse_seconds(seconds, max_s, &sel->seconds)) {
+			http_response__error(r, 400, "bad seconds '%s': a number > 0 and <= %g",
+					     seconds, max_s);
+			return -EINVAL;
+		}
+		if (!seconds)
+			sel->seconds = default_s < max_s ? default_s : max_s;
+		return 0;
+	}
+	if ((from && http_parse_time(from, &sel->from_ns)) ||
+	    (to && http_parse_time(to, &sel->to_ns))) {
+		http_response__error(r, 400, "bad time '%s': use unix seconds or RFC 3339 "
+				     "(2026-11-22T01:00:00Z)", from && http_parse_time(from, &sel->from_ns)
+				     ? from : to);
+		return -EINVAL;
+	}
+	if (!to)
+		sel->to_ns = now_ns(CLOCK_REALTIME);
+	if (!from)
+		sel->from_ns = sel->to_ns - (int64_t)DEFAULT_RANGE_S * 1000000000;
+	if (sel->from_ns >= sel->to_ns) {
+		http_response__error(r, 400, "from must be before to");
+		return -EINVAL;
+	}
+	if ((sel->to_ns - sel->from_ns) / 1000000000 > max_range_s) {
+		http_response__error(r, 400, "range of %" PRId64 " s is longer than max_query_range "
+				     "(%" PRId64 " s)", (sel->to_ns - sel->from_ns) / 1000000000,
+				     max_range_s);
+		return -EINVAL;
+	}
+	return 0;
+too_many:
+	http_response__error(r, 400, "too many filters (at most %d)", AGENT_MAX_FILTERS);
+	return -EINVAL;
+}
+
+/* Collects a live profile: registers a query and waits for the loop. */
+static struct profile *collect_live(struct agent_state *st, const struct selection *sel,
+				    struct http_response *r)
+{
+	struct live_query *q = calloc(1, sizeof(*q));
+	if (!q || !(q->profile = profile__new())) {
+		free(q);
+		http_response__error(r, 500, "out of memory");
+		return NULL;
+	}
+	for (size_t i = 0; i < st->nvalue_types; i++)
+		profile__add_value_type(q->profile, st->value_types[i][0], st->value_types[i][1]);
+	memcpy(q->filters, sel->filters, sizeof(q->filters));
+	q->nfilters = sel->nfilters;
+	q->pid = sel->pid;
+	int64_t start = now_ns(CLOCK_REALTIME);
+	q->end_mono_ns = now_ns(CLOCK_MONOTONIC) + (int64_t)(sel->seconds * 1e9);
+
+	pthread_mutex_lock(&st->lock);
+	if (st->stopping) {
+		pthread_mutex_unlock(&st->lock);
+		profile__free(q->profile);
+		free(q);
+		http_response__error(r, 503, "the agent is shutting down");
+		return NULL;
+	}
+	q->next = st->queries;
+	st->queries = q;
+	while (!q->done)
+		pthread_cond_wait(&st->query_done, &st->lock);
+	for (struct live_query **pp = &st->queries; *pp; pp = &(*pp)->next)
+		if (*pp == q) {
+			*pp = q->next;
+			break;
+		}
+	pthread_mutex_unlock(&st->lock);
+
+	struct profile *p = q->profile;
+	int err = q->error;
+	free(q);
+	if (err) {
+		profile__free(p);
+		http_response__error(r, 500, "collecting failed: %s", strerror(-err));
+		return NULL;
+	}
+	profile__set_time(p, start, now_ns(CLOCK_REALTIME) - start);
+	return p;
+}
+
+struct history_ctx {
+	struct profile *result;          /* merged profile */
+	const struct selection *sel;
+	int error;
+};
+
+static int merge_window(void *ctx, int64_t start_ns, int64_t end_ns, const void *blob,
+			size_t len)
+{
+	struct history_ctx *hc = ctx;
+	(void)start_ns;
+	(void)end_ns;
+	struct profile *w = profile__new();
+	char err[128];
+	if (!w)
+		return hc->error = -ENOMEM;
+	int e = pprof__decode(w, blob, len, err, sizeof(err));
+	if (!e)
+		e = profile__merge(hc->result, w, hc->sel->filters, hc->sel->nfilters, hc->sel->pid);
+	profile__free(w);
+	if (e == -ENOMEM)
+		return hc->error = e;
+	return 0; /* a damaged window is skipped, not fatal */
+}
+
+static struct profile *collect_history(struct agent_state *st, const struct selection *sel,
+				       struct http_response *r)
+{
+	struct history_ctx hc = { .result = profile__new(), .sel = sel };
+	if (!hc.result) {
+		http_response__error(r, 500, "out of memory");
+		return NULL;
+	}
+	int e = store__foreach_window(st->store, sel->from_ns, sel->to_ns, MAX_QUERY_WINDOWS,
+				      merge_window, &hc);
+	if (e < 0 || hc.error) {
+		profile__free(hc.result);
+		http_response__error(r, 500, "reading history failed: %s",
+				     strerror(-(hc.error ? hc.error : e)));
+		return NULL;
+	}
+	if (profile__value_count(hc.result) == 0)
+		for (size_t i = 0; i < st->nvalue_types; i++)
+			profile__add_value_type(hc.result, st->value_types[i][0],
+						st->value_types[i][1]);
+	profile__set_time(hc.result, sel->from_ns, sel->to_ns - sel->from_ns);
+	return hc.result;
+}
+
+static struct profile *select_profile(struct agent_state *st, const struct http_query *q,
+				      const char *const *extra, struct http_response *r)
+{
+	struct selection sel;
+	if (parse_selection(st, q, extra, &sel, r))
+		return NULL;
+	return sel.seconds > 0 ? collect_live(st, &sel, r) : collect_history(st, &sel, r);
+}
+
+static void handle_profile(void *ctx, const struct http_query *q, struct http_response *r)
+{
+	struct profile *p = select_profile(ctx, q, NULL, r);
+	if (!p)
+		return;
+	char *blob = NULL;
+	size_t len = 0;
+	FILE *mem = open_memstream(&blob, &len);
+	int e = mem ? pprof__write(p, mem) : -errno;
+	if (mem && fclose(mem) && !e)
+		e = -EIO;
+	profile__free(p);
+	if (e) {
+		free(blob);
+		http_response__error(r, 500, "encoding pprof failed: %s", strerror(-e));
+		return;
+	}
+	strbuf__append(&r->body, blob, len);
+	free(blob);
+	r->content_type = "application/octet-stream";
+	r->content_disposition = "attachment; filename=\"profile.pb.gz\"";
+}
+
+static void handle_flamegraph(void *ctx, const struct http_query *q, struct http_response *r)
+{
+	struct profile *p = select_profile(ctx, q, NULL, r);
+	if (!p)
+		return;
+	char *svg = NULL;
+	size_t len = 0;
+	FILE *mem = open_memstream(&svg, &len);
+	struct svg_opts so = { .title = "dynoprof agent" };
+	int e = mem ? svg__write(p, mem, &so) : -errno;
+	if (mem && fclose(mem) && !e)
+		e = -EIO;
+	profile__free(p);
+	if (e) {
+		free(svg);
+		http_response__error(r, 500, "rendering failed: %s", strerror(-e));
+		return;
+	}
+	strbuf__append(&r->body, svg, len);
+	free(svg);
+	r->content_type = "image/svg+xml";
+}
+
+static void handle_metrics(void *ctx, const struct http_query *q, struct http_response *r)
+{
+	struct agent_state *st = ctx;
+	if (http_query__count(q)) {
+		http_response__error(r, 400, "/metrics takes no parameters");
+		return;
+	}
+	if (metrics__render(st->metrics, &r->body)) {
+		http_response__error(r, 500, "rendering metrics failed");
+		return;
+	}
+	r->content_type = "text/plain; version=0.0.4; charset=utf-8";
+}
+
+static void handle_healthz(void *ctx, const struct http_query *q, struct http_response *r)
+{
+	struct agent_state *st = ctx;
+	(void)q;
+	int64_t bytes = 0, windows = 0, oldest = 0;
+	store__stats(st->store, &bytes, &windows, &oldest);
+	strbuf__printf(&r->body, "{\"status\": \"ok\", \"uptime_s\": %.0f, \"windows\": %" PRId64
+		       ", \"database_bytes\": %" PRId64 "}\n",
+		       (now_ns(CLOCK_REALTIME) - st->started_unix_ns) / 1e9, windows, bytes);
+	r->content_type = "application/json";
+}
+
+/* /api/v1/groups: sums per requested keys over the stored windows. */
+struct group_acc {
+	uint64_t samples, cpu_ns, instructions, requests;
+	char *values[3];
+};
+
+struct groups_ctx {
+	struct hashmap *acc;      /* joined key -> struct group_acc* */
+	int by[3];                /* 0 service, 1 commit, 2 endpoint: in request order */
+	size_t nby;
+	int error;
+};
+
+static int on_group(void *ctx, const struct store_group *g)
+{
+	struct groups_ctx *gc = ctx;
+	const char *vals[3] = { g->service, g->commit, g->endpoint };
+	char key[1536];
+	size_t len = 0;
+	for (size_t i = 0; i < gc->nby; i++) {
+		int n = snprintf(key + len, sizeof(key) - len, "%s%c", vals[gc->by[i]], 0);
+		if (n < 0 || (size_t)n >= sizeof(key) - len)
+			return 0;
+		len += (size_t)n;
+	}
+	struct group_acc *a = hashmap__get(gc->acc, key, len);
+	if (!a) {
+		a = calloc(1, sizeof(*a));
+		if (!a || hashmap__put(gc->acc, key, len, a, NULL)) {
+			free(a);
+			return gc->error = -ENOMEM;
+		}
+		for (size_t i = 0; i < gc->nby; i++)
+			a->values[i] = strdup(vals[gc->by[i]]);
+	}
+	a->samples += g->samples;
+	a->cpu_ns += g->cpu_ns;
+	a->instructions += g->instructions;
+	a->requests += g->requests;
+	return 0;
+}
+
+static void json_str(struct strbuf *sb, const char *s)
+{
+	strbuf__putc(sb, '"');
+	strbuf__json_escape(sb, s ? s : "");
+	strbuf__putc(sb, '"');
+}
+
+static void handle_groups(void *ctx, const struct http_query *q, struct http_response *r)
+{
+	struct agent_state *st = ctx;
+	static const char *const names[3] = { "service", "commit", "endpoint" };
+	struct groups_ctx gc = { 0 };
+	int64_t max_range_s;
+	pthread_mutex_lock(&st->lock);
+	max_range_s = st->config.max_range_s;
+	pthread_mutex_unlock(&st->lock);
+
+	for (size_t i = 0; i < http_query__count(q); i++) {
+		const char *n = http_query__name(q, i);
+		if (strcmp(n, "by") && strcmp(n, "from") && strcmp(n, "to") && strcmp(n, "service") &&
+		    strcmp(n, "commit") && strcmp(n, "endpoint")) {
+			http_response__error(r, 400, "unknown parameter '%s': use by, from, to, "
+					     "service, commit, endpoint", n);
+			return;
+		}
+	}
+	const char *by = http_query__get(q, "by");
+	char bybuf[128];
+	snprintf(bybuf, sizeof(bybuf), "%s", by ? by : "endpoint");
+	char *save = NULL;
+	for (char *tok = strtok_r(bybuf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		int k = -1;
+		for (int j = 0; j < 3; j++)
+			if (!strcmp(tok, names[j]))
+				k = j;
+		if (k < 0 || gc.nby >= 3) {
+			http_response__error(r, 400, "bad by '%s': a list of service, commit, endpoint",
+					     by);
+			return;
+		}
+		gc.by[gc.nby++] = k;
+	}
+	int64_t from, to = now_ns(CLOCK_REALTIME);
+	const char *f = http_query__get(q, "from"), *t = http_query__get(q, "to");
+	if ((t && http_parse_time(t, &to)) ||
+	    (f && http_parse_time(f, &from))) {
+		http_response__error(r, 400, "bad time: use unix seconds or RFC 3339");
+		return;
+	}
+	if (!f)
+		from = to - (int64_t)DEFAULT_RANGE_S * 1000000000;
+	if (from >= to || (to - from) / 1000000000 > max_range_s) {
+		http_response__error(r, 400, "bad range: from must be before to, and the range at "
+				     "most max_query_range (%" PRId64 " s)", max_range_s);
+		return;
+	}
+	gc.acc = hashmap__new();
+	if (!gc.acc) {
+		http_response__error(r, 500, "out of memory");
+		return;
+	}
+	int e = store__groups(st->store, from, to, http_query__get(q, "service"),
+			      http_query__get(q, "commit"), http_query__get(q, "endpoint"),
+			      on_group, &gc);
+	strbuf__printf(&r->body, "{\"from\": %.3f, \"to\": %.3f, \"groups\": [", from / 1e9,
+		       to / 1e9);
+	size_t cur = 0, n = 0;
+	void *v;
+	while (hashmap__next(gc.acc, &cur, NULL, NULL, &v)) {
+		struct group_acc *a = v;
+		strbuf__puts(&r->body, n++ ? ",\n  {" : "\n  {");
+		for (size_t i = 0; i < gc.nby; i++) {
+			json_str(&r->body, names[gc.by[i]]);
+			strbuf__puts(&r->body, ": ");
+			json_str(&r->body, a->values[i]);
+			strbuf__puts(&r->body, ", ");
+			free(a->values[i]);
+		}
+		strbuf__printf(&r->body, "\"samples\": %" PRIu64 ", \"cpu_ns\": %" PRIu64
+			       ", \"instructions\": %" PRIu64 ", \"requests\": %" PRIu64,
+			       a->samples, a->cpu_ns, a->instructions, a->requests);
+		if (a->requests)
+			strbuf__printf(&r->body, ", \"cpu_ns_per_request\": %.1f",
+				       (double)a->cpu_ns / (double)a->requests);
+		strbuf__puts(&r->body, "}");
+		free(a);
+	}
+	strbuf__puts(&r->body, "\n]}\n");
+	hashmap__free(gc.acc);
+	if (e < 0 || gc.error) {
+		strbuf__reset(&r->body);
+		http_response__error(r, 500, "reading history failed");
+		return;
+	}
+	r->content_type = "application/json";
+}
+
+size_t agent_handlers__routes(struct agent_state *st, struct http_route *routes)
+{
+	size_t n = 0;
+	routes[n++] = (struct http_route){ "/metrics", handle_metrics, st };
+	routes[n++] = (struct http_route){ "/debug/pprof/profile", handle_profile, st };
+	routes[n++] = (struct http_route){ "/flamegraph", handle_flamegraph, st };
+	routes[n++] = (struct http_route){ "/api/v1/groups", handle_groups, st };
+	routes[n++] = (struct http_route){ "/healthz", handle_healthz, st };
+	return n;
+}

@@ -1,0 +1,88 @@
+/* http_server.h - the agent's HTTP server (libmicrohttpd): GET routes to
+ * handlers, query parameters, optional bearer token, bounded requests.
+ *
+ * Loopback only unless allow_remote is set (listening elsewhere needs an
+ * explicit flag). Unknown paths answer 404, other methods 405, a missing or
+ * wrong token 401; handlers answer 400 with a message for bad parameters.
+ * Requests are bounded: URL length, parameter count, connection count,
+ * connection timeout. Handlers run on the server's threads (thread per
+ * connection) and may block (e.g. `?seconds=N` collection), up to
+ * max_handler_seconds.
+ */
+#ifndef DYNOPROF_HTTP_SERVER_H
+#define DYNOPROF_HTTP_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/strbuf.h"
+
+/* The parsed query string of a request. */
+struct http_query;
+
+/* Value of parameter name (first occurrence), or NULL. */
+const char *http_query__get(const struct http_query *q, const char *name);
+/* Number of parameters, and the i-th name/value. */
+size_t http_query__count(const struct http_query *q);
+const char *http_query__name(const struct http_query *q, size_t i);
+const char *http_query__value(const struct http_query *q, size_t i);
+
+/* What a handler answers. body is empty and status 200 on entry. */
+struct http_response {
+	int status;                   /* HTTP status */
+	const char *content_type;     /* static string, e.g. "text/plain; version=0.0.4" */
+	const char *content_encoding; /* NULL or "gzip" (body already compressed) */
+	const char *content_disposition; /* NULL or a static value */
+	struct strbuf body;           /* response bytes (owned by the server) */
+};
+
+/* Sets status and a one-line plain-text message body (for 4xx/5xx). */
+void http_response__error(struct http_response *r, int status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+typedef void (*http_handler_fn)(void *ctx, const struct http_query *q,
+				struct http_response *r);
+
+struct http_route {
+	const char *path;        /* exact path, e.g. "/metrics" */
+	http_handler_fn handler;
+	void *ctx;
+};
+
+struct http_server_opts {
+	const char *address;     /* listen address (default "127.0.0.1") */
+	uint16_t port;           /* 0 binds an ephemeral port (tests); the agent's is 9464 */
+	bool allow_remote;       /* required for a non-loopback address */
+	const char *token;       /* bearer token required when non-NULL/non-empty */
+	unsigned max_connections;/* default 64 */
+	unsigned timeout_s;      /* idle connection timeout, default 30 */
+};
+
+struct http_server;
+
+/* Starts serving routes (copied; ctx pointers are the caller's and must
+ * outlive the server). opts NULL means all defaults on port 9464. address is
+ * an IPv4 or IPv6 literal ("::1" or "[::1]"; "localhost" is 127.0.0.1).
+ * Returns NULL + errno with a message in err (e.g.
+ * "address 0.0.0.0 is not loopback: pass --listen-remote to allow it" EPERM,
+ * "port 9464 is in use on 127.0.0.1:9464 (...)" EADDRINUSE). */
+struct http_server *http_server__start(const struct http_server_opts *opts,
+				       const struct http_route *routes, size_t nroutes,
+				       char *err, size_t errlen);
+/* Stops listening, waits for running handlers to return (a handler blocked
+ * in a collection must watch the agent's own stop flag), frees. NULL ok. */
+void http_server__stop(struct http_server *s);
+/* The port actually bound (useful with port 0 in tests). */
+uint16_t http_server__port(const struct http_server *s);
+
+/* Parses a time parameter: unix seconds ("1732233600", fractions allowed) or
+ * RFC 3339 ("2026-11-22T01:00:00Z", "...+02:00", fractional seconds). 0 or
+ * -EINVAL (garbage, trailing junk, before 1970, or past what int64 ns holds:
+ * 2262-04-11T23:47:16.854775807Z). */
+int http_parse_time(const char *text, int64_t *unix_ns);
+/* Parses a positive duration in plain decimal seconds ("30", "0.5"), at
+ * most max_s. 0 or -EINVAL (no exponents, signs, inf or nan). */
+int http_parse_seconds(const char *text, double max_s, double *seconds);
+
+#endif
