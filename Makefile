@@ -44,9 +44,9 @@ WORKLOAD_BINS := $(patsubst tests/workloads/%.c,$(OUTPUT)/workloads/%,$(WORKLOAD
 
 .PHONY: all deps test-deps unit-test integration-test test bench install clean profile
 .DEFAULT_GOAL := all
-.SECONDARY: $(BPF_OBJS)
+.SECONDARY: $(BPF_OBJS) $(LIB_OBJS) $(SAN_OBJS)
 
-all: dynoprof
+all: dynoprof libdynotag
 
 deps:
 	$(Q)sh scripts/deps.sh build
@@ -95,7 +95,7 @@ $(OUTPUT)/workloads/%: tests/workloads/%.c | $(OUTPUT)/workloads
 unit-test: $(UNIT_BINS)
 	$(Q)set -e; for t in $(UNIT_BINS); do echo "== $$t"; ASAN_OPTIONS=detect_leaks=1 $$t; done
 
-integration-test: dynoprof $(WORKLOAD_BINS) | test-deps
+integration-test: dynoprof libdynotag $(WORKLOAD_BINS) | test-deps
 	$(Q)$(PYTHON) -m pytest -v -p no:cacheprovider tests/integration
 
 test: dynoprof unit-test integration-test
@@ -107,8 +107,10 @@ bench: dynoprof $(WORKLOAD_BINS)
 profile: dynoprof
 	./dynoprof record -a -d 10 -o profile.svg
 
-install: dynoprof
+install: dynoprof libdynotag
 	install -D -m 0755 dynoprof $(DESTDIR)$(PREFIX)/bin/dynoprof
+
+include libdynotag/Makefile.inc
 
 clean:
 	rm -rf $(OUTPUT) dynoprof

@@ -55,8 +55,14 @@ def is_kernel(frame):
     return frame.endswith("_[k]")
 
 
+def is_python_placeholder(frame):
+    """A Python frame dynoprof could not name, e.g. `[python: unreadable frame]`."""
+    return frame.startswith("[python")
+
+
 def is_native(frame):
-    return not is_kernel(frame) and not is_python_frame(frame) and frame != TRUNCATED
+    return not (is_kernel(frame) or is_python_frame(frame) or is_python_placeholder(frame)
+                or frame == TRUNCATED)
 
 
 def looks_like_interpreter(frame):
@@ -73,7 +79,7 @@ def layout_problem(frames):
     libcrypto) come leafward of it, kernel frames last.
     """
     body = frames[1:]
-    py_idx = [i for i, f in enumerate(body) if is_python_frame(f)]
+    py_idx = [i for i, f in enumerate(body) if is_python_frame(f) or is_python_placeholder(f)]
     if not py_idx:
         return None
     if py_idx != list(range(py_idx[0], py_idx[-1] + 1)):
@@ -553,5 +559,6 @@ def test_unsupported_versions_native_only_with_warning(captures, outdir, run_dyn
         assert own.total() > 0, f"no samples of {r.interp.comm}\n{describe(prof)}"
         assert any(is_native(f) for f in own.functions()), describe(own)
         python = [f for f in own.functions() if is_python_frame(f)]
-        assert not python, f"{r.interp.tag}: Python frames from an unsupported version: {python[:5]}"
+        assert not python, (
+            f"{r.interp.tag}: Python frames from an unsupported version: {python[:5]}")
         assert not any("hot_line" in f for f in own.functions()), describe(own)

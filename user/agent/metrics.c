@@ -221,7 +221,7 @@ static int build_key(const struct metric_label *labels, size_t nlabels, bool fol
 static struct metric_series *series_get_or_create(struct metric_family *f, const struct strbuf *key,
 						  int *err)
 {
-	struct metric_series *s = hashmap__get(f->series, key->data, key->len);
+	struct metric_series *s = hashmap__get(f->series, strbuf__str(key), key->len);
 	if (s)
 		return s;
 	s = calloc(1, sizeof(*s));
@@ -257,7 +257,7 @@ static struct metric_series *find_series(struct metrics *m, struct metric_family
 	*err = build_key(labels, nlabels, false, false, &key);
 	if (*err)
 		goto out;
-	s = hashmap__get(f->series, key.data, key.len);
+	s = hashmap__get(f->series, strbuf__str(&key), key.len);
 	if (s || !f->capped || hashmap__size(f->series) < m->max_series) {
 		if (!s)
 			s = series_get_or_create(f, &key, err);
@@ -271,7 +271,7 @@ static struct metric_series *find_series(struct metrics *m, struct metric_family
 		*err = build_key(labels, nlabels, false, true, &key);
 		if (*err)
 			goto out;
-		s = hashmap__get(f->series, key.data, key.len);
+		s = hashmap__get(f->series, strbuf__str(&key), key.len);
 		if (s || hashmap__size(f->series) < 2 * m->max_series) {
 			if (!s)
 				s = series_get_or_create(f, &key, err);

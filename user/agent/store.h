@@ -6,7 +6,9 @@
  * group (service, commit, endpoint) with samples, CPU ns, instructions and
  * requests — so group queries never decode profiles. A crash (kill -9) loses
  * at most the open window: closed windows are committed and the database
- * opens clean (WAL recovery). Thread-safe: one connection behind a mutex;
+ * opens clean (WAL recovery); an OS crash or power loss may also lose the
+ * windows since the last WAL checkpoint (synchronous=NORMAL), never the
+ * database's consistency. Thread-safe: one connection behind a mutex;
  * readers (HTTP handlers) and the writer (the agent loop) may call at once.
  */
 #ifndef DYNOPROF_STORE_H
@@ -15,11 +17,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* One tag group's figures in a window. */
+/* One tag group's figures in a window. Counters are stored as SQLite
+ * integers: values above INT64_MAX are clamped to it. */
 struct store_group {
-	const char *service;     /* "" when untagged */
-	const char *commit;      /* "" when untagged */
-	const char *endpoint;    /* "" when untagged */
+	const char *service;     /* "" when untagged (NULL is stored as "") */
+	const char *commit;      /* "" when untagged (NULL is stored as "") */
+	const char *endpoint;    /* "" when untagged (NULL is stored as "") */
 	uint64_t samples;        /* samples in the group */
 	uint64_t cpu_ns;         /* CPU nanoseconds */
 	uint64_t instructions;   /* instructions (0 when not counted) */
@@ -29,33 +32,53 @@ struct store_group {
 /* A window to store. */
 struct store_window {
 	int64_t start_ns;        /* unix ns, inclusive */
-	int64_t end_ns;          /* unix ns, exclusive */
+	int64_t end_ns;          /* unix ns, exclusive; > start_ns */
 	uint64_t samples;        /* samples in the window */
-	const void *pprof_gz;    /* gzipped pprof of the window's profile */
-	size_t pprof_len;        /* its bytes */
-	const struct store_group *groups; /* ngroups rows */
-	size_t ngroups;
+	const void *pprof_gz;    /* gzipped pprof of the window's profile (copied;
+				  * stored as opaque bytes) */
+	size_t pprof_len;        /* its bytes (0: empty) */
+	const struct store_group *groups; /* ngroups rows; a triple given twice
+					   * is summed */
+	size_t ngroups;          /* rows in groups */
 };
 
 /* Retention: windows older than max_age_s, or beyond max_bytes of database,
- * oldest first, are deleted (checked after each insert). */
+ * oldest first, are deleted (checked after each insert). max_bytes counts the
+ * database's pages in use, not its -wal file (at most ~16 MiB after a
+ * checkpoint) nor the schema's few pages. */
 struct store_opts {
-	int64_t max_age_s;       /* default 7 days */
-	int64_t max_bytes;       /* default 1 GiB */
+	int64_t max_age_s;       /* 0: default 7 days; by end_ns vs the wall clock */
+	int64_t max_bytes;       /* 0: default 1 GiB */
 };
 
 struct store;
 
-/* Opens (creating) the database at path. NULL + errno; *err gets a message. */
+/* Opens (creating, mode 0600) the database file at path; opts may be NULL
+ * (defaults). NULL + errno, and err (errlen bytes, may be NULL) gets a
+ * one-line message naming path:
+ *   EACCES, ENOENT, EISDIR, ...  the file cannot be opened (strerror)
+ *   EINVAL     not an SQLite database, or one that is not a dynoprof history
+ *   ENOTSUP    a history written by a newer dynoprof (newer schema version)
+ *   EBUSY      another process holds the database locked (5 s)
+ * Callbacks of every query below run with the store locked: they must not
+ * call store functions (those return -EDEADLK), and they should be quick (the
+ * writer waits). Pointers passed to callbacks are valid only during the call. */
 struct store *store__open(const char *path, const struct store_opts *opts, char *err,
 			  size_t errlen);
+/* Closes the database (checkpointing the WAL). Accepts NULL. */
 void store__close(struct store *s);
 
-/* Stores a window (one transaction), then applies retention. 0 or -errno. */
+/* Stores a window (one transaction), then applies retention: windows whose
+ * end_ns is older than max_age_s, then the oldest while the database exceeds
+ * max_bytes. The window just written is never deleted by its own put, even
+ * when it is already too old or alone exceeds max_bytes: the next put removes
+ * it. 0 once the window is committed (a failed retention is retried by the
+ * next put), -EINVAL (end_ns <= start_ns, NULL data), or -errno. */
 int store__put_window(struct store *s, const struct store_window *w);
 
-/* Calls fn for each window overlapping [from_ns, to_ns), oldest first, with
- * its gzipped pprof; stops early when fn returns non-zero (returned). At most
+/* Calls fn for each window overlapping [from_ns, to_ns) (start_ns < to_ns and
+ * end_ns > from_ns), oldest (start_ns) first, with its gzipped pprof (NULL, 0
+ * when empty); stops early when fn returns non-zero (returned). At most
  * max_windows are visited (bounds a query's cost). 0, fn's value, or -errno. */
 int store__foreach_window(struct store *s, int64_t from_ns, int64_t to_ns, size_t max_windows,
 			  int (*fn)(void *ctx, int64_t start_ns, int64_t end_ns,
@@ -63,22 +86,30 @@ int store__foreach_window(struct store *s, int64_t from_ns, int64_t to_ns, size_
 			  void *ctx);
 
 /* Calls fn for the group rows of windows overlapping [from_ns, to_ns),
- * summed per (service, commit, endpoint). Filters may be NULL (any). */
+ * summed per (service, commit, endpoint), sorted by that triple. Filters may
+ * be NULL (any); "" matches untagged. Stops early when fn returns non-zero
+ * (returned). 0, fn's value, or -errno (-ERANGE if a sum overflows int64). */
 int store__groups(struct store *s, int64_t from_ns, int64_t to_ns, const char *service,
 		  const char *commit, const char *endpoint,
 		  int (*fn)(void *ctx, const struct store_group *g), void *ctx);
 
 /* Per-window rows of one group (for diff's bootstrap over windows): calls fn
- * with each window's start and the group's figures. */
+ * with each window's start and the group's figures, oldest first, for EVERY
+ * window overlapping [from_ns, to_ns) — zeros where the group did nothing.
+ * The filters (NULL: any) select the group rows summed per window; g's
+ * service/commit/endpoint are the filters as passed (NULL for "any").
+ * Stops early when fn returns non-zero (returned). 0, fn's value, or -errno. */
 int store__group_series(struct store *s, int64_t from_ns, int64_t to_ns, const char *service,
 			const char *commit, const char *endpoint,
 			int (*fn)(void *ctx, int64_t start_ns, const struct store_group *g),
 			void *ctx);
 
-/* Database size in bytes (pages in use), and the number of windows. */
+/* Database size in bytes (pages in use), the number of windows, and the
+ * oldest window's start_ns (0 when empty). Outputs may be NULL. 0 or -errno. */
 int store__stats(struct store *s, int64_t *bytes, int64_t *windows, int64_t *oldest_ns);
 
-/* Runs PRAGMA integrity_check; 0 when "ok", -EIO otherwise. */
+/* Runs PRAGMA integrity_check and foreign_key_check; 0 when both are clean,
+ * -EIO otherwise. Reads the whole file: for tests and `agent --check`. */
 int store__check(struct store *s);
 
 #endif

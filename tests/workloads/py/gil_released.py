@@ -3,14 +3,13 @@
 usage: python3 gil_released.py OUT_JSON DURATION_S [HASHER_COMM]
 
 The thread "hasher" (kernel comm set with prctl to HASHER_COMM, default "hasher", so
-the profile tells its samples apart) runs hash_worker(),
-which calls hashlib.sha256 over a 64 MiB buffer and zlib.compress over a 4 MiB slice
-in a loop: CPython releases the GIL inside both, so the thread's samples are in
-libcrypto / libz called from the Python frame hash_worker. Meanwhile the main thread
-runs Python code (gil_spinner, ~2 ms, then an 8 ms sleep) holding the GIL. Writes {"pid": n, "hasher_tid": n,
-"hasher_comm": str or null, "hash_seconds": s, "compress_seconds": s,
-"version": str} to OUT_JSON after DURATION_S or on SIGTERM; prints "ready" once both
-threads run.
+the profile tells its samples apart) runs hash_worker(), which calls hashlib.sha256
+over a 64 MiB buffer and zlib.compress over a 4 MiB slice in a loop: CPython releases
+the GIL inside both, so the thread's samples are in libcrypto / libz called from the
+Python frame hash_worker. Meanwhile the main thread runs Python code (gil_spinner,
+~2 ms, then an 8 ms sleep) holding the GIL. Writes {"pid": n, "hasher_tid": n,
+"hasher_comm": str or null, "hash_seconds": s, "compress_seconds": s, "version": str}
+to OUT_JSON after DURATION_S or on SIGTERM; prints "ready" once both threads run.
 """
 import hashlib
 import json
@@ -19,6 +18,11 @@ import signal
 import sys
 import threading
 import time
+
+try:  # imported up front: the profiled hot loops must not import anything
+    import ctypes
+except ImportError:
+    ctypes = None
 import zlib
 
 DEFAULT_HASHER_COMM = "hasher"
@@ -32,12 +36,13 @@ hasher_running = threading.Event()
 
 def name_this_thread(name):
     """Sets the kernel comm of the calling thread; returns False when impossible."""
+    if ctypes is None:
+        return False
     try:
-        import ctypes
         libc = ctypes.CDLL(None, use_errno=True)
         PR_SET_NAME = 15
         return libc.prctl(PR_SET_NAME, name.encode(), 0, 0, 0) == 0
-    except (ImportError, OSError, AttributeError):
+    except (OSError, AttributeError):
         return False
 
 

@@ -21,6 +21,11 @@ import sys
 import threading
 import time
 
+try:  # imported up front: the profiled hot loops must not import anything
+    import ctypes
+except ImportError:
+    ctypes = None
+
 RECURSION_DEPTH = 150        # exactly this many `recurse` frames above deep_leaf
 WORKER_OS_NAME = "gt-worker"  # kernel comm of the worker thread (prctl), <= 15 chars
 ROUND = (("alpha", 5), ("beta", 3), ("gamma", 2), ("deep", 2))  # work units per phase
@@ -28,6 +33,7 @@ ROUND = (("alpha", 5), ("beta", 3), ("gamma", 2), ("deep", 2))  # work units per
 cpu_seconds = {"leaf_alpha": 0.0, "leaf_beta": 0.0, "leaf_gamma": 0.0,
                "deep_leaf": 0.0, "thread_leaf": 0.0}
 stop_event = threading.Event()
+worker_running = threading.Event()
 iters_per_unit = 1000
 worker_tid = None
 
@@ -96,12 +102,13 @@ def recurse(depth, units):
 
 def name_this_thread(name):
     """Sets the kernel comm of the calling thread; returns False when impossible."""
+    if ctypes is None:
+        return False
     try:
-        import ctypes
         libc = ctypes.CDLL(None, use_errno=True)
         PR_SET_NAME = 15
         return libc.prctl(PR_SET_NAME, name.encode(), 0, 0, 0) == 0
-    except (ImportError, OSError, AttributeError):
+    except (OSError, AttributeError):
         return False
 
 
@@ -110,6 +117,7 @@ def thread_worker(named):
     worker_tid = threading.get_native_id()
     if name_this_thread(WORKER_OS_NAME):
         named.append(WORKER_OS_NAME)
+    worker_running.set()
     while not stop_event.is_set():
         start = time.thread_time()
         thread_leaf(2 * iters_per_unit)
@@ -151,6 +159,7 @@ def main():
     worker = threading.Thread(target=thread_worker, args=(named,), name="gt-worker",
                               daemon=True)
     worker.start()
+    worker_running.wait()
     run_round()
     print("ready", flush=True)
     deadline = time.monotonic() + duration

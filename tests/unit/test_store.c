@@ -1,0 +1,811 @@
+// SPDX-License-Identifier: MIT
+/* The agent's history store: windows and groups round trip, overlap queries,
+ * group sums and series, retention by age and size, reopen, refusals of
+ * files that are not ours, and concurrent readers with a writer. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "agent/store.h"
+
+#define S_NS 1000000000LL
+#define MAX_SEEN 256
+
+struct fixture {
+	char dir[64];   /* a fresh temporary directory */
+	char path[96];  /* dir/history.db */
+};
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * S_NS + ts.tv_nsec;
+}
+
+/* An hour ago, on a whole second: recent enough for the default retention. */
+static int64_t base_ns(void)
+{
+	return (now_ns() / S_NS - 3600) * S_NS;
+}
+
+/* Deterministic incompressible bytes for a window's "pprof". */
+static void fill_blob(uint8_t *buf, size_t len, uint64_t seed)
+{
+	uint64_t x = seed * 0x9e3779b97f4a7c15ULL + 1;
+
+	for (size_t i = 0; i < len; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		buf[i] = (uint8_t)(x >> 24);
+	}
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	assert_non_null(f);
+	strcpy(f->dir, "/tmp/test_store.XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->path, sizeof(f->path), "%s/history.db", f->dir);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	const char *suffixes[] = { "", "-wal", "-shm", ".other" };
+	char p[128];
+
+	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+		snprintf(p, sizeof(p), "%s%s", f->path, suffixes[i]);
+		unlink(p);
+	}
+	snprintf(p, sizeof(p), "%s/subdir", f->dir);
+	rmdir(p);
+	rmdir(f->dir);
+	free(f);
+	return 0;
+}
+
+static struct store *open_store(const char *path, int64_t max_age_s, int64_t max_bytes)
+{
+	struct store_opts opts = { .max_age_s = max_age_s, .max_bytes = max_bytes };
+	char err[256] = "";
+	struct store *s = store__open(path, &opts, err, sizeof(err));
+
+	if (!s)
+		fail_msg("store__open: %s", err);
+	return s;
+}
+
+/* Stores a window [start, start + len_s) with a blob of blob_len seeded by
+ * start, and the given groups. */
+static int put(struct store *s, int64_t start, int64_t len_s, size_t blob_len,
+	       const struct store_group *groups, size_t ngroups)
+{
+	uint8_t *blob = blob_len ? malloc(blob_len) : NULL;
+	struct store_window w = {
+		.start_ns = start, .end_ns = start + len_s * S_NS, .samples = 100,
+		.pprof_gz = blob, .pprof_len = blob_len, .groups = groups, .ngroups = ngroups,
+	};
+	int ret;
+
+	if (blob_len) {
+		assert_non_null(blob);
+		fill_blob(blob, blob_len, (uint64_t)start);
+	}
+	ret = store__put_window(s, &w);
+	free(blob);
+	return ret;
+}
+
+struct seen_window {
+	int64_t start;  /* start_ns */
+	int64_t end;    /* end_ns */
+	size_t len;     /* blob bytes */
+	int intact;     /* the blob is the one put() stored for this start */
+};
+
+struct seen {
+	struct seen_window w[MAX_SEEN];  /* windows in visit order */
+	size_t n;                        /* visited */
+	int stop_after;                  /* return 7 after this many (0: never) */
+};
+
+static int blob_intact(int64_t start, const void *blob, size_t len)
+{
+	uint8_t *expect;
+	int ok;
+
+	if (!len)
+		return blob == NULL;
+	expect = malloc(len);
+	if (!expect)
+		return 0;
+	fill_blob(expect, len, (uint64_t)start);
+	ok = memcmp(expect, blob, len) == 0;
+	free(expect);
+	return ok;
+}
+
+static int collect_window(void *ctx, int64_t start_ns, int64_t end_ns, const void *pprof_gz,
+			  size_t len)
+{
+	struct seen *seen = ctx;
+
+	if (seen->n < MAX_SEEN) {
+		seen->w[seen->n] = (struct seen_window){
+			.start = start_ns, .end = end_ns, .len = len,
+			.intact = blob_intact(start_ns, pprof_gz, len),
+		};
+	}
+	seen->n++;
+	return seen->stop_after && (int)seen->n >= seen->stop_after ? 7 : 0;
+}
+
+static struct seen *query(struct store *s, int64_t from, int64_t to, size_t max)
+{
+	static __thread struct seen seen;
+
+	memset(&seen, 0, sizeof(seen));
+	assert_int_equal(store__foreach_window(s, from, to, max, collect_window, &seen), 0);
+	return &seen;
+}
+
+struct seen_group {
+	char key[96];  /* "service|commit|endpoint" */
+	uint64_t samples, cpu_ns, instructions, requests;  /* the figures */
+	int64_t start;  /* series: the window's start */
+};
+
+struct seen_groups {
+	struct seen_group g[64];  /* rows in visit order */
+	size_t n;                 /* rows */
+};
+
+static void record_group(struct seen_groups *sg, int64_t start, const struct store_group *g)
+{
+	struct seen_group *r;
+
+	if (sg->n >= 64)
+		return;
+	r = &sg->g[sg->n++];
+	snprintf(r->key, sizeof(r->key), "%s|%s|%s", g->service ? g->service : "(any)",
+		 g->commit ? g->commit : "(any)", g->endpoint ? g->endpoint : "(any)");
+	r->samples = g->samples;
+	r->cpu_ns = g->cpu_ns;
+	r->instructions = g->instructions;
+	r->requests = g->requests;
+	r->start = start;
+}
+
+static int collect_group(void *ctx, const struct store_group *g)
+{
+	record_group(ctx, 0, g);
+	return 0;
+}
+
+static int collect_series(void *ctx, int64_t start_ns, const struct store_group *g)
+{
+	record_group(ctx, start_ns, g);
+	return 0;
+}
+
+static void test_round_trip(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_store(f->path, 0, 0);
+	int64_t b = base_ns(), bytes, windows, oldest;
+	struct store_group g1[] = {
+		{ "api", "abc123", "/users", 10, 1000, 5000, 3 },
+		{ NULL, NULL, NULL, 2, 200, 0, 0 }, /* untagged */
+	};
+	struct store_group g2[] = {
+		{ "api", "abc123", "/users", 5, 500, 2500, 1 },
+	};
+	struct seen_groups sg = { 0 };
+	struct seen *seen;
+
+	assert_int_equal(put(s, b, 10, 3000, g1, 2), 0);
+	assert_int_equal(put(s, b + 10 * S_NS, 10, 70000, g2, 1), 0);
+	assert_int_equal(put(s, b + 20 * S_NS, 10, 0, NULL, 0), 0); /* empty profile */
+
+	seen = query(s, b, b + 3600 * S_NS, 100);
+	assert_int_equal(seen->n, 3);
+	assert_true(seen->w[0].start == b && seen->w[0].end == b + 10 * S_NS);
+	assert_int_equal(seen->w[0].len, 3000);
+	assert_int_equal(seen->w[1].len, 70000);
+	assert_int_equal(seen->w[2].len, 0);
+	for (int i = 0; i < 3; i++)
+		assert_true(seen->w[i].intact);
+
+	assert_int_equal(store__groups(s, b, b + 3600 * S_NS, NULL, NULL, NULL, collect_group, &sg),
+			 0);
+	assert_int_equal(sg.n, 2);
+	/* sorted by (service, commit, endpoint): untagged "" first */
+	assert_string_equal(sg.g[0].key, "||");
+	assert_int_equal(sg.g[0].samples, 2);
+	assert_string_equal(sg.g[1].key, "api|abc123|/users");
+	assert_int_equal(sg.g[1].samples, 15);
+	assert_int_equal(sg.g[1].cpu_ns, 1500);
+	assert_int_equal(sg.g[1].instructions, 7500);
+	assert_int_equal(sg.g[1].requests, 4);
+
+	assert_int_equal(store__stats(s, &bytes, &windows, &oldest), 0);
+	assert_int_equal(windows, 3);
+	assert_true(oldest == b);
+	assert_true(bytes > 73000 && bytes < 1000000);
+	assert_int_equal(store__stats(s, NULL, NULL, NULL), 0);
+	assert_int_equal(store__check(s), 0);
+	store__close(s);
+}
+
+static void test_overlap(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_store(f->path, 0, 0);
+	int64_t b = base_ns();
+	struct seen *seen;
+
+	for (int i = 0; i < 3; i++) /* [b, b+10), [b+10, b+20), [b+20, b+30) */
+		assert_int_equal(put(s, b + i * 10 * S_NS, 10, 100, NULL, 0), 0);
+
+	seen = query(s, b + 10 * S_NS, b + 20 * S_NS, 100); /* exactly the middle one */
+	assert_int_equal(seen->n, 1);
+	assert_true(seen->w[0].start == b + 10 * S_NS);
+	seen = query(s, b + 5 * S_NS, b + 15 * S_NS, 100);
+	assert_int_equal(seen->n, 2);
+	assert_true(seen->w[0].start == b && seen->w[1].start == b + 10 * S_NS);
+	seen = query(s, b + 20 * S_NS - 1, b + 20 * S_NS + 1, 100); /* straddles a boundary */
+	assert_int_equal(seen->n, 2);
+	seen = query(s, b + 30 * S_NS, b + 40 * S_NS, 100); /* end is exclusive */
+	assert_int_equal(seen->n, 0);
+	seen = query(s, b - 10 * S_NS, b, 100);
+	assert_int_equal(seen->n, 0);
+	seen = query(s, b + 20 * S_NS, b + 10 * S_NS, 100); /* empty range */
+	assert_int_equal(seen->n, 0);
+
+	/* max_windows bounds the visit, oldest first */
+	seen = query(s, INT64_MIN, INT64_MAX, 2);
+	assert_int_equal(seen->n, 2);
+	assert_true(seen->w[0].start == b && seen->w[1].start == b + 10 * S_NS);
+
+	/* fn's non-zero value stops the visit and is returned */
+	{
+		struct seen stop = { .stop_after = 1 };
+
+		assert_int_equal(store__foreach_window(s, b, b + 30 * S_NS, 100, collect_window,
+						       &stop),
+				 7);
+		assert_int_equal(stop.n, 1);
+	}
+
+	/* a long window that began well before: found by a query near its end */
+	assert_int_equal(put(s, b - 100 * S_NS, 200, 100, NULL, 0), 0);
+	seen = query(s, b + 25 * S_NS, b + 26 * S_NS, 100);
+	assert_int_equal(seen->n, 2);
+	assert_true(seen->w[0].start == b - 100 * S_NS);
+	assert_true(seen->w[1].start == b + 20 * S_NS);
+	store__close(s);
+}
+
+static void test_group_filters(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_store(f->path, 0, 0);
+	int64_t b = base_ns();
+	struct store_group w0[] = {
+		{ "api", "c1", "/a", 10, 100, 0, 1 },
+		{ "api", "c1", "/b", 20, 200, 0, 2 },
+		{ "api", "c2", "/a", 30, 300, 0, 3 },
+		{ "worker", "c1", "", 40, 400, 0, 0 },
+	};
+	struct store_group w1[] = {
+		{ "api", "c1", "/a", 1, 10, 0, 1 },
+		{ "api", "c1", "/a", 2, 20, 0, 1 }, /* the same triple twice: summed */
+		{ "worker", "c1", "", 4, 40, 0, 0 },
+	};
+	struct seen_groups sg;
+	int64_t end = b + 20 * S_NS;
+
+	assert_int_equal(put(s, b, 10, 10, w0, 4), 0);
+	assert_int_equal(put(s, b + 10 * S_NS, 10, 10, w1, 3), 0);
+
+	memset(&sg, 0, sizeof(sg));
+	assert_int_equal(store__groups(s, b, end, "api", NULL, NULL, collect_group, &sg), 0);
+	assert_int_equal(sg.n, 3);
+	assert_string_equal(sg.g[0].key, "api|c1|/a");
+	assert_int_equal(sg.g[0].samples, 13);
+	assert_int_equal(sg.g[0].cpu_ns, 130);
+	assert_int_equal(sg.g[0].requests, 3);
+	assert_string_equal(sg.g[1].key, "api|c1|/b");
+	assert_string_equal(sg.g[2].key, "api|c2|/a");
+
+	memset(&sg, 0, sizeof(sg));
+	assert_int_equal(store__groups(s, b, end, NULL, "c1", NULL, collect_group, &sg), 0);
+	assert_int_equal(sg.n, 3);
+	assert_string_equal(sg.g[2].key, "worker|c1|");
+	assert_int_equal(sg.g[2].samples, 44);
+
+	memset(&sg, 0, sizeof(sg));
+	assert_int_equal(store__groups(s, b, end, NULL, NULL, "", collect_group, &sg), 0);
+	assert_int_equal(sg.n, 1);
+	assert_string_equal(sg.g[0].key, "worker|c1|");
+
+	memset(&sg, 0, sizeof(sg));
+	assert_int_equal(store__groups(s, b, end, "api", NULL, "/a", collect_group, &sg), 0);
+	assert_int_equal(sg.n, 2);
+
+	/* the second window alone */
+	memset(&sg, 0, sizeof(sg));
+	assert_int_equal(store__groups(s, b + 10 * S_NS, end, "api", "c1", "/a", collect_group,
+				       &sg),
+			 0);
+	assert_int_equal(sg.n, 1);
+	assert_int_equal(sg.g[0].samples, 3);
+
+	memset(&sg, 0, sizeof(sg));
+	assert_int_equal(store__groups(s, b, end, "nobody", NULL, NULL, collect_group, &sg), 0);
+	assert_int_equal(sg.n, 0);
+	store__close(s);
+}
+
+static void test_series(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_store(f->path, 0, 0);
+	int64_t b = base_ns();
+	struct store_group with[] = {
+		{ "api", "c1", "/a", 10, 100, 1000, 2 },
+		{ "api", "c1", "/b", 5, 50, 500, 1 },
+	};
+	struct store_group without[] = {
+		{ "worker", "c1", "", 7, 70, 0, 0 },
+	};
+	struct seen_groups sg;
+
+	assert_int_equal(put(s, b, 10, 10, with, 2), 0);
+	assert_int_equal(put(s, b + 10 * S_NS, 10, 10, without, 1), 0);
+	assert_int_equal(put(s, b + 20 * S_NS, 10, 10, with, 2), 0);
+
+	/* one group: every window, zeros where it was absent */
+	memset(&sg, 0, sizeof(sg));
+	assert_int_equal(store__group_series(s, b, b + 30 * S_NS, "api", "c1", "/a",
+					     collect_series, &sg),
+			 0);
+	assert_int_equal(sg.n, 3);
+	assert_true(sg.g[0].start == b && sg.g[1].start == b + 10 * S_NS &&
+		    sg.g[2].start == b + 20 * S_NS);
+	assert_string_equal(sg.g[0].key, "api|c1|/a");
+	assert_int_equal(sg.g[0].samples, 10);
+	assert_int_equal(sg.g[0].instructions, 1000);
+	assert_int_equal(sg.g[1].samples, 0);
+	assert_int_equal(sg.g[1].cpu_ns, 0);
+	assert_int_equal(sg.g[2].requests, 2);
+
+	/* a service: its endpoints summed per window; "any" reported as NULL */
+	memset(&sg, 0, sizeof(sg));
+	assert_int_equal(store__group_series(s, b, b + 30 * S_NS, "api", NULL, NULL,
+					     collect_series, &sg),
+			 0);
+	assert_int_equal(sg.n, 3);
+	assert_string_equal(sg.g[0].key, "api|(any)|(any)");
+	assert_int_equal(sg.g[0].samples, 15);
+	assert_int_equal(sg.g[0].cpu_ns, 150);
+	assert_int_equal(sg.g[1].samples, 0);
+
+	/* the range bounds the windows */
+	memset(&sg, 0, sizeof(sg));
+	assert_int_equal(store__group_series(s, b + 15 * S_NS, b + 16 * S_NS, NULL, NULL, NULL,
+					     collect_series, &sg),
+			 0);
+	assert_int_equal(sg.n, 1);
+	assert_int_equal(sg.g[0].samples, 7);
+	store__close(s);
+}
+
+static void test_retention_by_age(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_store(f->path, 3600, 0);
+	int64_t now = now_ns() / S_NS * S_NS, windows, oldest;
+	struct store_group old_group[] = { { "old", "c0", "/gone", 1, 1, 0, 0 } };
+	struct seen_groups sg = { 0 };
+
+	/* a window that ended two hours ago is kept by its own put ... */
+	assert_int_equal(put(s, now - 7200 * S_NS, 10, 100, old_group, 1), 0);
+	assert_int_equal(store__stats(s, NULL, &windows, NULL), 0);
+	assert_int_equal(windows, 1);
+	/* ... and removed by the next */
+	assert_int_equal(put(s, now - 20 * S_NS, 10, 100, NULL, 0), 0);
+	assert_int_equal(store__stats(s, NULL, &windows, &oldest), 0);
+	assert_int_equal(windows, 1);
+	assert_true(oldest == now - 20 * S_NS);
+	assert_int_equal(store__groups(s, INT64_MIN, INT64_MAX, NULL, NULL, NULL, collect_group,
+				       &sg),
+			 0);
+	assert_int_equal(sg.n, 0);
+
+	/* a window inside max_age stays */
+	assert_int_equal(put(s, now - 3000 * S_NS, 10, 100, NULL, 0), 0);
+	assert_int_equal(put(s, now - 10 * S_NS, 10, 100, NULL, 0), 0);
+	assert_int_equal(store__stats(s, NULL, &windows, &oldest), 0);
+	assert_int_equal(windows, 3);
+	assert_true(oldest == now - 3000 * S_NS);
+	assert_int_equal(store__check(s), 0);
+	store__close(s);
+}
+
+static off_t file_size(const char *path)
+{
+	struct stat st;
+
+	assert_int_equal(stat(path, &st), 0);
+	return st.st_size;
+}
+
+/* Asserts the windows held are the newest ones, contiguous, ending with
+ * last_start, and returns how many there are. */
+static size_t assert_newest_kept(struct store *s, int64_t b, int64_t last_start)
+{
+	struct seen *seen = query(s, INT64_MIN, INT64_MAX, MAX_SEEN);
+
+	assert_true(seen->n > 0 && seen->n < MAX_SEEN);
+	assert_true(seen->w[seen->n - 1].start == last_start);
+	for (size_t i = 1; i < seen->n; i++)
+		assert_true(seen->w[i].start == seen->w[i - 1].start + 10 * S_NS);
+	for (size_t i = 0; i < seen->n; i++)
+		assert_true(seen->w[i].intact && seen->w[i].start >= b);
+	return seen->n;
+}
+
+static void test_retention_by_size(void **state)
+{
+	struct fixture *f = *state;
+	const int64_t max_bytes = 256 << 10;
+	struct store *s = open_store(f->path, 0, max_bytes);
+	int64_t b = base_ns(), bytes, windows;
+	struct store_group g[] = { { "api", "c1", "/a", 1, 1, 0, 0 } };
+	size_t kept;
+
+	for (int i = 0; i < 64; i++) {
+		assert_int_equal(put(s, b + i * 10 * S_NS, 10, 16 << 10, g, 1), 0);
+		assert_int_equal(store__stats(s, &bytes, &windows, NULL), 0);
+		assert_true(bytes <= max_bytes);
+	}
+	kept = assert_newest_kept(s, b, b + 63 * 10 * S_NS);
+	assert_true(kept >= 8 && kept <= 16);
+	assert_int_equal(store__check(s), 0);
+	store__close(s);
+	assert_true(file_size(f->path) <= max_bytes);
+}
+
+static void test_retention_shrinks_file(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_store(f->path, 0, 64 << 20);
+	int64_t b = base_ns(), bytes;
+	off_t big;
+
+	for (int i = 0; i < 64; i++)
+		assert_int_equal(put(s, b + i * 10 * S_NS, 10, 16 << 10, NULL, 0), 0);
+	store__close(s);
+	big = file_size(f->path);
+	assert_true(big > 1 << 20);
+
+	/* a smaller limit on the next open: the next put trims and shrinks */
+	s = open_store(f->path, 0, 128 << 10);
+	assert_int_equal(put(s, b + 64 * 10 * S_NS, 10, 16 << 10, NULL, 0), 0);
+	assert_int_equal(store__stats(s, &bytes, NULL, NULL), 0);
+	assert_true(bytes <= 128 << 10);
+	assert_newest_kept(s, b, b + 64 * 10 * S_NS);
+	store__close(s);
+	assert_true(file_size(f->path) <= 128 << 10);
+}
+
+static void test_oversized_window_is_kept(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_store(f->path, 0, 64 << 10);
+	int64_t b = base_ns(), windows, oldest;
+	struct seen *seen;
+
+	assert_int_equal(put(s, b, 10, 200 << 10, NULL, 0), 0);
+	assert_int_equal(store__stats(s, NULL, &windows, NULL), 0);
+	assert_int_equal(windows, 1);
+	assert_int_equal(put(s, b + 10 * S_NS, 10, 200 << 10, NULL, 0), 0);
+	assert_int_equal(store__stats(s, NULL, &windows, &oldest), 0);
+	assert_int_equal(windows, 1);
+	assert_true(oldest == b + 10 * S_NS);
+	seen = query(s, INT64_MIN, INT64_MAX, 10);
+	assert_int_equal(seen->n, 1);
+	assert_true(seen->w[0].intact && seen->w[0].len == 200 << 10);
+	store__close(s);
+}
+
+static void test_reopen_keeps_data(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_store(f->path, 0, 0);
+	int64_t b = base_ns();
+	struct store_group g[] = { { "api", "c1", "/a", 3, 30, 0, 1 } };
+	struct seen_groups sg = { 0 };
+	struct seen *seen;
+
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(put(s, b + i * 10 * S_NS, 10, 1000 + i, g, 1), 0);
+	assert_int_equal(put(s, b - 100 * S_NS, 200, 10, NULL, 0), 0); /* a long one */
+	store__close(s);
+
+	s = open_store(f->path, 0, 0);
+	assert_int_equal(store__check(s), 0);
+	seen = query(s, INT64_MIN, INT64_MAX, 100);
+	assert_int_equal(seen->n, 6);
+	for (size_t i = 0; i < seen->n; i++)
+		assert_true(seen->w[i].intact);
+	/* the longest window is remembered across opens */
+	seen = query(s, b + 45 * S_NS, b + 46 * S_NS, 100);
+	assert_int_equal(seen->n, 2);
+	assert_true(seen->w[0].start == b - 100 * S_NS);
+	assert_int_equal(store__groups(s, b, b + 50 * S_NS, "api", NULL, NULL, collect_group, &sg),
+			 0);
+	assert_int_equal(sg.n, 1);
+	assert_int_equal(sg.g[0].samples, 15);
+	/* and it still takes writes */
+	assert_int_equal(put(s, b + 50 * S_NS, 10, 10, g, 1), 0);
+	store__close(s);
+}
+
+static void test_refuses_non_database(void **state)
+{
+	struct fixture *f = *state;
+	char text[8192], back[8192], err[256];
+	FILE *fp;
+
+	memset(text, 'x', sizeof(text));
+	memcpy(text, "this is a text file, not a database\n", 36);
+	fp = fopen(f->path, "w");
+	assert_non_null(fp);
+	assert_int_equal(fwrite(text, 1, sizeof(text), fp), sizeof(text));
+	fclose(fp);
+
+	errno = 0;
+	assert_null(store__open(f->path, NULL, err, sizeof(err)));
+	assert_int_equal(errno, EINVAL);
+	assert_non_null(strstr(err, f->path));
+	assert_non_null(strstr(err, "not an SQLite database"));
+
+	/* the file is left alone */
+	fp = fopen(f->path, "r");
+	assert_non_null(fp);
+	assert_int_equal(fread(back, 1, sizeof(back), fp), sizeof(back));
+	fclose(fp);
+	assert_memory_equal(text, back, sizeof(text));
+}
+
+static void exec_raw(const char *path, const char *sql)
+{
+	sqlite3 *db;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_close(db), SQLITE_OK);
+}
+
+static void test_refuses_other_sqlite_database(void **state)
+{
+	struct fixture *f = *state;
+	char err[256];
+
+	exec_raw(f->path, "CREATE TABLE windows (x); INSERT INTO windows VALUES (1)");
+	errno = 0;
+	assert_null(store__open(f->path, NULL, err, sizeof(err)));
+	assert_int_equal(errno, EINVAL);
+	assert_non_null(strstr(err, "not a dynoprof history"));
+}
+
+static void test_refuses_newer_schema(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_store(f->path, 0, 0);
+	char err[256];
+
+	assert_int_equal(put(s, base_ns(), 10, 10, NULL, 0), 0);
+	store__close(s);
+	exec_raw(f->path, "PRAGMA user_version = 99");
+	errno = 0;
+	assert_null(store__open(f->path, NULL, err, sizeof(err)));
+	assert_int_equal(errno, ENOTSUP);
+	assert_non_null(strstr(err, "newer"));
+	assert_non_null(strstr(err, "99"));
+}
+
+static void test_open_errors(void **state)
+{
+	struct fixture *f = *state;
+	char err[256], sub[128];
+	struct store_opts bad = { .max_age_s = -1 };
+
+	snprintf(sub, sizeof(sub), "%s/subdir", f->dir);
+	assert_int_equal(mkdir(sub, 0700), 0);
+	errno = 0;
+	assert_null(store__open(sub, NULL, err, sizeof(err)));
+	assert_int_equal(errno, EISDIR);
+	assert_non_null(strstr(err, sub));
+
+	snprintf(sub, sizeof(sub), "%s/missing/history.db", f->dir);
+	errno = 0;
+	assert_null(store__open(sub, NULL, err, sizeof(err)));
+	assert_int_equal(errno, ENOENT);
+	assert_non_null(strstr(err, "No such file"));
+
+	errno = 0;
+	assert_null(store__open(f->path, &bad, NULL, 0));
+	assert_int_equal(errno, EINVAL);
+}
+
+static int reenter(void *ctx, int64_t start_ns, int64_t end_ns, const void *blob, size_t len)
+{
+	(void)start_ns, (void)end_ns, (void)blob, (void)len;
+	return store__stats(ctx, NULL, NULL, NULL);
+}
+
+static void test_invalid_calls(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_store(f->path, 0, 0);
+	int64_t b = base_ns();
+	struct store_window backwards = { .start_ns = b, .end_ns = b };
+	struct store_window no_groups = { .start_ns = b, .end_ns = b + 1, .ngroups = 2 };
+
+	assert_int_equal(store__put_window(s, &backwards), -EINVAL);
+	assert_int_equal(store__put_window(s, &no_groups), -EINVAL);
+	assert_int_equal(store__put_window(s, NULL), -EINVAL);
+	assert_int_equal(store__put_window(NULL, &backwards), -EINVAL);
+	assert_int_equal(store__check(NULL), -EINVAL);
+	assert_int_equal(store__stats(NULL, NULL, NULL, NULL), -EINVAL);
+	store__close(NULL);
+
+	/* a callback calling back into the store gets an error, not a deadlock */
+	assert_int_equal(put(s, b, 10, 10, NULL, 0), 0);
+	assert_int_equal(store__foreach_window(s, b, b + 10 * S_NS, 10, reenter, s), -EDEADLK);
+	assert_int_equal(store__stats(s, NULL, NULL, NULL), 0);
+	store__close(s);
+}
+
+struct concurrency {
+	struct store *s;           /* shared store */
+	int64_t base;              /* first window's start */
+	atomic_int writer_done;    /* the writer finished */
+	atomic_int errors;         /* calls that failed */
+	atomic_int corrupt;        /* windows whose blob did not match */
+	atomic_long reads;         /* reader calls made */
+};
+
+static int check_blob(void *ctx, int64_t start_ns, int64_t end_ns, const void *blob, size_t len)
+{
+	struct concurrency *c = ctx;
+
+	(void)end_ns;
+	if (!blob_intact(start_ns, blob, len))
+		atomic_fetch_add(&c->corrupt, 1);
+	return 0;
+}
+
+static int count_group(void *ctx, const struct store_group *g)
+{
+	(void)g;
+	(*(int *)ctx)++;
+	return 0;
+}
+
+static int count_series(void *ctx, int64_t start, const struct store_group *g)
+{
+	(void)start, (void)g;
+	(*(int *)ctx)++;
+	return 0;
+}
+
+static void *writer_thread(void *arg)
+{
+	struct concurrency *c = arg;
+
+	for (int i = 0; i < 150; i++) {
+		struct store_group g[] = {
+			{ "api", i % 2 ? "c1" : "c2", "/a", (uint64_t)i, 10, 0, 1 },
+			{ "worker", "c1", "", 1, 1, 0, 0 },
+		};
+
+		if (put(c->s, c->base + i * 10 * S_NS, 10, 2000 + (size_t)(i % 7) * 1000, g, 2))
+			atomic_fetch_add(&c->errors, 1);
+	}
+	atomic_store(&c->writer_done, 1);
+	return NULL;
+}
+
+static void *reader_thread(void *arg)
+{
+	struct concurrency *c = arg;
+	int64_t from = c->base, to = c->base + 1500 * S_NS;
+
+	while (!atomic_load(&c->writer_done)) {
+		int n = 0;
+		int64_t bytes, windows;
+
+		if (store__foreach_window(c->s, from, to, 50, check_blob, c) < 0 ||
+		    store__groups(c->s, from, to, "api", NULL, NULL, count_group, &n) < 0 ||
+		    store__group_series(c->s, from, to, NULL, "c1", NULL, count_series, &n) < 0 ||
+		    store__stats(c->s, &bytes, &windows, NULL) < 0)
+			atomic_fetch_add(&c->errors, 1);
+		atomic_fetch_add(&c->reads, 1);
+	}
+	return NULL;
+}
+
+static void test_concurrent_readers_and_writer(void **state)
+{
+	struct fixture *f = *state;
+	struct concurrency c = { .base = base_ns() };
+	pthread_t writer, readers[4];
+	int64_t windows;
+
+	/* small enough that retention runs while readers read */
+	c.s = open_store(f->path, 0, 200 << 10);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(pthread_create(&readers[i], NULL, reader_thread, &c), 0);
+	assert_int_equal(pthread_create(&writer, NULL, writer_thread, &c), 0);
+	pthread_join(writer, NULL);
+	for (int i = 0; i < 4; i++)
+		pthread_join(readers[i], NULL);
+	assert_int_equal(atomic_load(&c.errors), 0);
+	assert_int_equal(atomic_load(&c.corrupt), 0);
+	assert_true(atomic_load(&c.reads) > 0);
+	assert_int_equal(store__stats(c.s, NULL, &windows, NULL), 0);
+	assert_true(windows > 0 && windows < 150);
+	assert_newest_kept(c.s, c.base, c.base + 149 * 10 * S_NS);
+	assert_int_equal(store__check(c.s), 0);
+	store__close(c.s);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_overlap, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_group_filters, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_series, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retention_by_age, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retention_by_size, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retention_shrinks_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_oversized_window_is_kept, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reopen_keeps_data, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refuses_non_database, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refuses_other_sqlite_database, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refuses_newer_schema, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_invalid_calls, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent_readers_and_writer, setup,
+						teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
