@@ -59,6 +59,8 @@ static void test_rfc3339(void **state)
 	expect_time("2026-11-22T01:00:00-05:30", 1795329000LL * NS);
 	expect_time("2026-11-22T01:00:00.25Z", 1795309200LL * NS + 250000000);
 	expect_time("2026-11-22T01:00:00.123456789+02:00", 1795302000LL * NS + 123456789);
+	/* "+02:00" typed unencoded into a URL reaches the handler as " 02:00". */
+	expect_time("2026-11-22T01:00:00 02:00", 1795302000LL * NS);
 	/* RFC 3339 allows lower case and a space separator. */
 	expect_time("2026-11-22t01:00:00z", 1795309200LL * NS);
 	expect_time("2026-11-22 01:00:00Z", 1795309200LL * NS);

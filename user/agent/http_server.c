@@ -653,8 +653,10 @@ static int parse_rfc3339(const char *s, int64_t *unix_ns)
 	int sign = 0;
 	if (*s == 'Z' || *s == 'z') {
 		s++;
-	} else if (*s == '+' || *s == '-') {
-		sign = *s++ == '+' ? 1 : -1;
+	} else if (*s == '+' || *s == '-' || *s == ' ') {
+		/* ' ': an unencoded '+' in a query string arrives decoded as a
+		 * space (form encoding); nothing else can put a space here. */
+		sign = *s++ == '-' ? -1 : 1;
 		if (!parse_fixed(&s, 2, &off_h) || *s++ != ':' || !parse_fixed(&s, 2, &off_m))
 			return -EINVAL;
 	} else {

@@ -77,7 +77,8 @@ void http_server__stop(struct http_server *s);
 uint16_t http_server__port(const struct http_server *s);
 
 /* Parses a time parameter: unix seconds ("1732233600", fractions allowed) or
- * RFC 3339 ("2026-11-22T01:00:00Z", "...+02:00", fractional seconds). 0 or
+ * RFC 3339 ("2026-11-22T01:00:00Z", "...+02:00", fractional seconds; "... 02:00"
+ * too, as an unencoded '+' reaches a handler as a space). 0 or
  * -EINVAL (garbage, trailing junk, before 1970, or past what int64 ns holds:
  * 2262-04-11T23:47:16.854775807Z). */
 int http_parse_time(const char *text, int64_t *unix_ns);

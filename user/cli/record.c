@@ -27,6 +27,7 @@
 #include "python/tls_layout.h"
 #include "symbolize/symbolizer.h"
 #include "tags/endpoint_rule.h"
+#include "tags/requests.h"
 #include "tags/tag_registry.h"
 
 #define DEFAULT_FREQ_HZ 99
@@ -60,6 +61,7 @@ struct record_args {
 	bool python_lines;         /* --python-lines=on (default) */
 	bool no_tags;              /* --no-tags */
 	bool no_counts;            /* --no-counts */
+	double window_s;           /* --window: seconds per `window` label (0 = none) */
 	const char *counts_path;   /* --counts FILE */
 	const char *group_keys[MAX_GROUP_KEYS]; /* --group-by (point into argv) */
 	size_t ngroup_keys;
@@ -122,6 +124,9 @@ static void record_usage(FILE *out)
 "                          SOURCE_VERSION -> commit; DYNOPROF_SERVICE -> service;\n"
 "                          DYNOPROF_ENV -> env; DYNOPROF_TAGS=k=v,k=v)\n"
 "      --no-tags           no tags at all\n"
+"      --window SECONDS    label samples with `window` = their time slot of this\n"
+"                          length (default 1; 0: none): the clusters `dynoprof\n"
+"                          diff` resamples for its confidence intervals\n"
 "  Threads tag themselves through libdynotag (a memory write per tag, read by\n"
 "  BPF at sample time); pprof output carries every tag as a sample label.\n"
 "\n"
@@ -146,7 +151,7 @@ static void record_usage(FILE *out)
 
 enum { OPT_TID = 256, OPT_FORMAT, OPT_NO_KERNEL, OPT_NO_PYTHON, OPT_PYTHON_LINES,
        OPT_GROUP_BY, OPT_TAG, OPT_ENDPOINT_FROM, OPT_ENV_TAG, OPT_NO_TAGS,
-       OPT_COUNTS, OPT_NO_COUNTS };
+       OPT_COUNTS, OPT_NO_COUNTS, OPT_WINDOW };
 
 /* Returns 0 to go on, or an exit code + 1000 to stop (0 for --help). */
 static int parse_args(int argc, char **argv, struct record_args *a)
@@ -170,6 +175,7 @@ static int parse_args(int argc, char **argv, struct record_args *a)
 		{ "no-tags", no_argument, NULL, OPT_NO_TAGS },
 		{ "counts", required_argument, NULL, OPT_COUNTS },
 		{ "no-counts", no_argument, NULL, OPT_NO_COUNTS },
+		{ "window", required_argument, NULL, OPT_WINDOW },
 		{ "count", required_argument, NULL, 'c' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -180,6 +186,7 @@ static int parse_args(int argc, char **argv, struct record_args *a)
 
 	a->freq_hz = DEFAULT_FREQ_HZ;
 	a->python_lines = true;
+	a->window_s = 1;
 	memcpy(a->env_rules, tag_default_env_rules,
 	       tag_default_env_rule_count * sizeof(a->env_rules[0]));
 	a->nenv_rules = tag_default_env_rule_count;
@@ -302,6 +309,14 @@ static int parse_args(int argc, char **argv, struct record_args *a)
 		case OPT_NO_COUNTS:
 			a->no_counts = true;
 			break;
+		case OPT_WINDOW:
+			errno = 0;
+			a->window_s = strtod(optarg, &end);
+			if (errno || *end || end == optarg || a->window_s < 0 || a->window_s > 3600) {
+				cli_error("bad --window '%s': seconds from 0 (off) to 3600", optarg);
+				return 1002;
+			}
+			break;
 		case 'c': {
 			errno = 0;
 			unsigned long long v = strtoull(optarg, &end, 10);
@@ -420,6 +435,22 @@ static void print_summary(const struct record_args *a, struct sampler *s,
 	fprintf(stderr, "dynoprof: wrote %s (%s)\n", a->output, format__name(fmt));
 }
 
+struct request_poll_ctx {
+	struct aggregator *agg;
+	uint64_t window_ns;  /* requests counted at a poll happened in the window before */
+	int error;
+};
+
+static void on_requests(void *ctx, pid_t pid, const char *endpoint, uint64_t n)
+{
+	struct request_poll_ctx *rp = ctx;
+	uint64_t now = (uint64_t)(now_s(CLOCK_MONOTONIC) * 1e9);
+	int e = aggregator__add_requests(rp->agg, pid, endpoint, n,
+					 now > rp->window_ns / 2 ? now - rp->window_ns / 2 : now);
+	if (e && !rp->error)
+		rp->error = e;
+}
+
 static void add_live_counts(void *ctx, uint32_t tid, const struct task_counts *tc)
 {
 	counts_table__add(ctx, tid, tc);
@@ -458,6 +489,7 @@ int cmd_record(int argc, char **argv)
 	struct tag_registry *tagreg = NULL;
 	struct profile *filtered = NULL;
 	struct counts_table *counts = NULL;
+	struct request_tracker *requests = NULL;
 	enum output_format fmt;
 	char err[512] = "";
 	int rc = 1;
@@ -596,7 +628,13 @@ int cmd_record(int argc, char **argv)
 		.python_lines = a.python_lines,
 		.tags = tagreg,
 		.endpoint_rule = a.infer_endpoint ? &a.endpoint_rule : NULL,
+		.window_ns = (uint64_t)(a.window_s * 1e9),
+		.window_origin_ns = (uint64_t)(now_s(CLOCK_MONOTONIC) * 1e9),
 	};
+	if (tagreg && !(requests = request_tracker__new())) {
+		cli_error("out of memory");
+		goto out;
+	}
 	agg = aggregator__new(profile, sym, &ao);
 	if (!agg) {
 		cli_error("out of memory");
@@ -626,6 +664,7 @@ int cmd_record(int argc, char **argv)
 	}
 
 	double start_mono = now_s(CLOCK_MONOTONIC), start_unix = now_s(CLOCK_REALTIME);
+	double next_request_poll = start_mono;
 	if (a.command && (e = launch__release(&child))) {
 		cli_error("cannot start %s: %s", a.command[0], strerror(-e));
 		goto out;
@@ -640,6 +679,13 @@ int cmd_record(int argc, char **argv)
 			cli_error("aggregating samples failed: %s", strerror(-rctx.error));
 			break;
 		}
+		if (requests && now_s(CLOCK_MONOTONIC) >= next_request_poll) {
+			/* Request counters, once per window (or second): the first poll
+			 * takes the baselines. */
+			struct request_poll_ctx rp = { agg, (uint64_t)(a.window_s * 1e9), 0 };
+			request_tracker__poll(requests, tagreg, on_requests, &rp);
+			next_request_poll += a.window_s > 0 ? a.window_s : 1;
+		}
 		if (a.duration_s > 0 && now_s(CLOCK_MONOTONIC) - start_mono >= a.duration_s)
 			break;
 		if (a.command && launch__poll(&child))
@@ -647,6 +693,10 @@ int cmd_record(int argc, char **argv)
 	}
 	double elapsed = now_s(CLOCK_MONOTONIC) - start_mono;
 	sampler__drain(sampler);
+	if (requests) {
+		struct request_poll_ctx rp = { agg, 0, 0 };
+		request_tracker__poll(requests, tagreg, on_requests, &rp);
+	}
 	if (rctx.error)
 		goto out;
 
@@ -716,6 +766,7 @@ out:
 	tag_registry__free(tagreg);
 	profile__free(filtered);
 	counts_table__free(counts);
+	request_tracker__free(requests);
 	symbolizer__free(sym);
 	profile__free(profile);
 	free(a.pids);

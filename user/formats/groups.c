@@ -41,6 +41,8 @@ int groups__compute(const struct profile *p, const char *const *keys, size_t nke
 	struct strbuf key = STRBUF_INIT;
 	int cpu = profile__find_value(p, "cpu");
 	int samples_v = profile__find_value(p, "samples");
+	int instr_v = profile__find_value(p, "instructions");
+	int req_v = profile__find_value(p, "requests");
 	uint64_t total = 0;
 	int err = 0;
 
@@ -69,8 +71,10 @@ int groups__compute(const struct profile *p, const char *const *keys, size_t nke
 		}
 		g->row.samples += n;
 		g->row.cpu_ns += cpu >= 0 ? s->values[cpu] : 0;
+		g->row.instructions += instr_v >= 0 ? s->values[instr_v] : 0;
+		g->row.requests += req_v >= 0 ? s->values[req_v] : 0;
 		total += n;
-		if (s->nframes) {
+		if (s->nframes && n) {
 			uint32_t leaf = s->frames[s->nframes - 1];
 			uintptr_t c = (uintptr_t)hashmap__get(g->self, &leaf, sizeof(leaf));
 			if (hashmap__put(g->self, &leaf, sizeof(leaf), (void *)(c + n), NULL))
@@ -143,16 +147,38 @@ int groups__print(const struct profile *p, FILE *out, const char *const *keys, s
 	int err = groups__compute(p, keys, nkeys, &rows, &n);
 	if (err)
 		return err;
+	int with_requests = 0, with_instr = profile__find_value(p, "instructions") >= 0;
+	for (size_t i = 0; i < n; i++)
+		with_requests |= rows[i].requests > 0;
 	struct strbuf head = STRBUF_INIT;
 	for (size_t k = 0; k < nkeys; k++)
 		strbuf__printf(&head, "%s%s", k ? ", " : "", keys[k]);
-	fprintf(out, "%9s %7s %11s  %-32s  %s\n", "SAMPLES", "SHARE%", "CPU", strbuf__str(&head),
-		"TOP FUNCTION (self samples)");
+	fprintf(out, "%9s %7s %11s", "SAMPLES", "SHARE%", "CPU");
+	if (with_instr)
+		fprintf(out, " %16s", "INSTRUCTIONS");
+	if (with_requests)
+		fprintf(out, " %9s %12s", "REQUESTS", with_instr ? "INSTR/REQ" : "CPU-ms/REQ");
+	fprintf(out, "  %-32s  %s\n", strbuf__str(&head), "TOP FUNCTION (self samples)");
 	strbuf__release(&head);
-	for (size_t i = 0; i < n; i++)
-		fprintf(out, "%9" PRIu64 " %6.1f%% %10.3fs  %-32s  %s (%" PRIu64 ")\n",
-			rows[i].samples, rows[i].share * 100.0, (double)rows[i].cpu_ns / 1e9,
-			rows[i].key, rows[i].top_function, rows[i].top_samples);
+	for (size_t i = 0; i < n; i++) {
+		fprintf(out, "%9" PRIu64 " %6.1f%% %10.3fs", rows[i].samples, rows[i].share * 100.0,
+			(double)rows[i].cpu_ns / 1e9);
+		if (with_instr)
+			fprintf(out, " %16" PRIu64, rows[i].instructions);
+		if (with_requests) {
+			fprintf(out, " %9" PRIu64, rows[i].requests);
+			if (!rows[i].requests)
+				fprintf(out, " %12s", "-");
+			else if (with_instr)
+				fprintf(out, " %12.0f", (double)rows[i].instructions /
+							 (double)rows[i].requests);
+			else
+				fprintf(out, " %12.3f", (double)rows[i].cpu_ns / 1e6 /
+							 (double)rows[i].requests);
+		}
+		fprintf(out, "  %-32s  %s (%" PRIu64 ")\n", rows[i].key, rows[i].top_function,
+			rows[i].top_samples);
+	}
 	groups__free(rows, n);
 	return ferror(out) ? -EIO : 0;
 }

@@ -15,6 +15,8 @@ struct group_row {
 	char *key;            /* the group's label values joined by ", " ("-" when absent) */
 	uint64_t samples;     /* samples in the group */
 	uint64_t cpu_ns;      /* CPU nanoseconds (0 when the profile has no cpu value) */
+	uint64_t instructions;/* instructions (0 when not counted) */
+	uint64_t requests;    /* requests begun (0 when unknown) */
 	double share;         /* samples / all samples, 0..1 */
 	char *top_function;   /* display text of the frame with most self samples */
 	uint64_t top_samples; /* its self samples */

@@ -2,6 +2,8 @@
 #include "profile/aggregate.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +37,8 @@ struct aggregator *aggregator__new(struct profile *p, struct symbolizer *sym,
 			e = profile__add_value_type(p, "instructions", "count");
 		if (e >= 0 && opts->exact_cpu && opts->cycles)
 			e = profile__add_value_type(p, "cycles", "count");
+		if (e >= 0 && opts->tags)
+			e = profile__add_value_type(p, "requests", "count");
 		if (e < 0) {
 			free(a);
 			errno = -e;
@@ -197,6 +201,14 @@ static int add_sample(struct aggregator *a, const struct profile_sample_event *e
 	}
 	if (labels.count)
 		a->stats.tagged_samples++;
+	char window[24];
+	if (a->opts.window_ns && labels.count < TAG_MAX_LABELS) {
+		uint64_t t = e->hdr.time_ns > a->opts.window_origin_ns ?
+			     e->hdr.time_ns - a->opts.window_origin_ns : 0;
+		snprintf(window, sizeof(window), "%" PRIu64, t / a->opts.window_ns);
+		labels.keys[labels.count] = "window";
+		labels.values[labels.count++] = window;
+	}
 	struct sample_desc s = {
 		.frames = a->frames, .nframes = n, .pid = e->hdr.pid, .tid = e->hdr.tid,
 		.comm = comm, .values = values, .label_keys = labels.keys,
@@ -270,6 +282,45 @@ int aggregator__set_profile(struct aggregator *a, struct profile *p)
 		return -EINVAL;
 	a->profile = p;
 	return 0;
+}
+
+int aggregator__add_requests(struct aggregator *a, pid_t pid, const char *endpoint,
+			     uint64_t requests, uint64_t now_mono_ns)
+{
+	int vr = profile__find_value(a->profile, "requests");
+	if (!a->opts.tags || vr < 0)
+		return -EINVAL;
+	struct tag_labels labels = { .count = 0 };
+	int err = tag_registry__labels(a->opts.tags, pid, TAG_READ_NONE, NULL, 0, &labels);
+	if (err)
+		return err;
+	/* The endpoint of the requests, not any thread's. */
+	unsigned i;
+	for (i = 0; i < labels.count && strcmp(labels.keys[i], "endpoint"); i++)
+		;
+	if (i == labels.count && labels.count < TAG_MAX_LABELS)
+		labels.count++;
+	labels.keys[i] = "endpoint";
+	labels.values[i] = endpoint;
+	char window[24];
+	if (a->opts.window_ns && labels.count < TAG_MAX_LABELS) {
+		uint64_t t = now_mono_ns > a->opts.window_origin_ns ?
+			     now_mono_ns - a->opts.window_origin_ns : 0;
+		snprintf(window, sizeof(window), "%" PRIu64, t / a->opts.window_ns);
+		labels.keys[labels.count] = "window";
+		labels.values[labels.count++] = window;
+	}
+	uint32_t frame;
+	err = add_special(a->profile, "[requests]", &frame);
+	if (err)
+		return err;
+	uint64_t values[PROFILE_MAX_VALUES] = { 0 };
+	values[vr] = requests;
+	struct sample_desc s = { .frames = &frame, .nframes = 1, .pid = (uint32_t)pid,
+				 .comm = "", .label_keys = labels.keys,
+				 .label_values = labels.values, .nlabels = labels.count,
+				 .values = values };
+	return profile__add_sample(a->profile, &s);
 }
 
 void aggregator__stats(const struct aggregator *a, struct aggregate_stats *out)

@@ -41,6 +41,10 @@ struct aggregate_opts {
 				  * sample instead of the sampling period */
 	bool instructions;       /* slot PRIMARY counts instructions: add that value type */
 	bool cycles;             /* slot CYCLES counts cycles: add that value type */
+	uint64_t window_ns;      /* > 0: label each sample `window` = its time slot
+				  * ((sample time - window_origin_ns) / window_ns), the
+				  * clusters `dynoprof diff` resamples */
+	uint64_t window_origin_ns; /* CLOCK_MONOTONIC origin of window 0 */
 	/* Called with every sample added (frames are ids in the profile), e.g. to
 	 * feed live queries; NULL: none. */
 	void (*on_sample)(void *ctx, const struct profile *p, const struct sample_desc *s);
@@ -80,5 +84,13 @@ void aggregator__stats(const struct aggregator *a, struct aggregate_stats *out);
  * agent swaps in a fresh profile at every window). Returns 0, or -EINVAL when
  * p's value types differ (p gets them when it has none). */
 int aggregator__set_profile(struct aggregator *a, struct profile *p);
+
+/* Records that process pid began `requests` requests of endpoint since the
+ * last call: a sample with the single frame "[requests]", every value 0 but
+ * "requests", labelled with the process's tags, the endpoint and (with
+ * window_ns) the current window. `dynoprof diff` divides CPU by these.
+ * Needs opts.tags. Returns 0 or -errno. */
+int aggregator__add_requests(struct aggregator *a, pid_t pid, const char *endpoint,
+			     uint64_t requests, uint64_t now_mono_ns);
 
 #endif

@@ -52,7 +52,7 @@ struct profile_label {
 };
 
 /* Maximum number of value types per profile. */
-#define PROFILE_MAX_VALUES 4
+#define PROFILE_MAX_VALUES 6
 
 /* A merged sample. */
 struct profile_sample {

@@ -1,0 +1,653 @@
+// SPDX-License-Identifier: MIT
+/* The agent's HTTP server, started for real on 127.0.0.1 (ephemeral port)
+ * and queried with curl: bodies and headers, 404/405/400/401, query strings
+ * (repeated, URL-encoded, over the limits), address checks, and a blocked
+ * handler not holding up other requests. Needs curl (scripts/deps.sh test). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <errno.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <time.h>
+#include <zlib.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "agent/http_server.h"
+#include "util/strbuf.h"
+
+/* ---- handlers ---- */
+
+static void hello_handler(void *ctx, const struct http_query *q, struct http_response *r)
+{
+	(void)q;
+	r->content_type = "text/plain; version=0.0.4";
+	strbuf__printf(&r->body, "hello from %s\n", (const char *)ctx);
+}
+
+/* Echoes every parameter as name=value lines, then first(a). */
+static void echo_handler(void *ctx, const struct http_query *q, struct http_response *r)
+{
+	(void)ctx;
+	for (size_t i = 0; i < http_query__count(q); i++)
+		strbuf__printf(&r->body, "%s=%s\n", http_query__name(q, i), http_query__value(q, i));
+	const char *a = http_query__get(q, "a");
+	strbuf__printf(&r->body, "first a: %s\n", a ? a : "(none)");
+}
+
+static void seconds_handler(void *ctx, const struct http_query *q, struct http_response *r)
+{
+	(void)ctx;
+	double seconds;
+	const char *text = http_query__get(q, "seconds");
+	if (!text || http_parse_seconds(text, 600, &seconds)) {
+		http_response__error(r, 400, "seconds must be a number in (0, 600], got '%s'",
+				     text ? text : "");
+		return;
+	}
+	strbuf__printf(&r->body, "collecting for %g s\n", seconds);
+}
+
+/* A real gzip body, sent with Content-Encoding: gzip. */
+static void gzip_handler(void *ctx, const struct http_query *q, struct http_response *r)
+{
+	(void)ctx;
+	(void)q;
+	const char *text = "compressed hello\n";
+	unsigned char out[256];
+	z_stream z = { 0 };
+	assert_int_equal(deflateInit2(&z, 6, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY), Z_OK);
+	z.next_in = (unsigned char *)text;
+	z.avail_in = (unsigned)strlen(text);
+	z.next_out = out;
+	z.avail_out = sizeof(out);
+	assert_int_equal(deflate(&z, Z_FINISH), Z_STREAM_END);
+	strbuf__append(&r->body, out, sizeof(out) - z.avail_out);
+	deflateEnd(&z);
+	r->content_type = "application/octet-stream";
+	r->content_encoding = "gzip";
+	r->content_disposition = "attachment; filename=\"profile.pb.gz\"";
+}
+
+/* Blocks until released (or 20 s), the way ?seconds=N collection does. */
+struct slow_ctx {
+	sem_t entered;   /* posted when the handler starts blocking */
+	sem_t release;   /* posted by the test to let it answer */
+};
+
+static void slow_handler(void *ctx, const struct http_query *q, struct http_response *r)
+{
+	struct slow_ctx *slow = ctx;
+	struct timespec deadline;
+	(void)q;
+	sem_post(&slow->entered);
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += 20;
+	if (sem_timedwait(&slow->release, &deadline))
+		strbuf__puts(&r->body, "slow timed out\n");
+	else
+		strbuf__puts(&r->body, "slow done\n");
+}
+
+/* ---- client ---- */
+
+struct reply {
+	int status;     /* HTTP status of the last response curl printed, -1 on failure */
+	char *headers;  /* raw header block of that response */
+	char *body;     /* body bytes (NUL-terminated) */
+	size_t body_len;
+};
+
+static void reply_free(struct reply *r)
+{
+	free(r->headers);
+	free(r->body);
+}
+
+static FILE *start_curl(const char *args)
+{
+	char cmd[1024];
+	snprintf(cmd, sizeof(cmd), "curl -sS -i --max-time 15 %s", args);
+	FILE *f = popen(cmd, "r");
+	assert_non_null(f);
+	return f;
+}
+
+static struct reply finish_curl(FILE *f)
+{
+	struct strbuf out = STRBUF_INIT;
+	char chunk[4096];
+	size_t n;
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		strbuf__append(&out, chunk, n);
+	int rc = pclose(f);
+	struct reply r = { .status = -1 };
+	const char *text = strbuf__str(&out);
+	/* Skip interim responses (100 Continue): take the last header block. */
+	const char *start = text, *end;
+	while ((end = strstr(start, "\r\n\r\n"))) {
+		const char *next = end + 4;
+		if (strncmp(next, "HTTP/", 5))
+			break;
+		start = next;
+	}
+	if (rc == 0 && !strncmp(start, "HTTP/", 5)) {
+		r.status = atoi(strchr(start, ' ') + 1);
+		end = strstr(start, "\r\n\r\n");
+		size_t hlen = end ? (size_t)(end - start) + 2 : strlen(start);
+		r.headers = strndup(start, hlen);
+		const char *body = end ? end + 4 : start + hlen;
+		r.body_len = out.len - (size_t)(body - text);
+		r.body = malloc(r.body_len + 1);
+		memcpy(r.body, body, r.body_len);
+		r.body[r.body_len] = '\0';
+	}
+	strbuf__release(&out);
+	return r;
+}
+
+/* Runs curl with args (shell words; quote URLs) and returns its reply. */
+static struct reply curl(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+
+static struct reply curl(const char *fmt, ...)
+{
+	char args[900];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(args, sizeof(args), fmt, ap);
+	va_end(ap);
+	return finish_curl(start_curl(args));
+}
+
+/* Value of header name in r (case-insensitive name), or NULL; caller frees. */
+static char *header(const struct reply *r, const char *name)
+{
+	size_t n = strlen(name);
+	for (const char *line = r->headers; line && *line;) {
+		const char *eol = strstr(line, "\r\n");
+		if (!eol)
+			break;
+		if (!strncasecmp(line, name, n) && line[n] == ':') {
+			const char *v = line + n + 1;
+			while (*v == ' ')
+				v++;
+			return strndup(v, (size_t)(eol - v));
+		}
+		line = eol + 2;
+	}
+	return NULL;
+}
+
+static void expect_header(const struct reply *r, const char *name, const char *want)
+{
+	char *got = header(r, name);
+	if (!got || strcmp(got, want))
+		fail_msg("header %s: got '%s', want '%s'\n%s", name, got ? got : "(absent)", want,
+			 r->headers ? r->headers : "");
+	free(got);
+}
+
+/* ---- fixture ---- */
+
+struct fixture {
+	struct http_server *server;  /* on 127.0.0.1, ephemeral port */
+	struct slow_ctx slow;        /* /slow's semaphores */
+	char base[64];               /* "http://127.0.0.1:PORT" */
+};
+
+static struct http_route routes_for(struct fixture *fx, size_t i)
+{
+	struct http_route routes[] = {
+		{ "/metrics", hello_handler, "metrics" },
+		{ "/echo", echo_handler, NULL },
+		{ "/debug/pprof/profile", seconds_handler, NULL },
+		{ "/gz", gzip_handler, NULL },
+		{ "/slow", slow_handler, &fx->slow },
+	};
+	return routes[i];
+}
+
+#define NROUTES 5
+
+static struct fixture *start_with(const struct http_server_opts *given)
+{
+	struct fixture *fx = calloc(1, sizeof(*fx));
+	assert_non_null(fx);
+	sem_init(&fx->slow.entered, 0, 0);
+	sem_init(&fx->slow.release, 0, 0);
+	struct http_route routes[NROUTES];
+	for (size_t i = 0; i < NROUTES; i++)
+		routes[i] = routes_for(fx, i);
+	struct http_server_opts opts = *given;
+	char err[256] = "";
+	fx->server = http_server__start(&opts, routes, NROUTES, err, sizeof(err));
+	if (!fx->server)
+		fail_msg("start: %s (%s)", err, strerror(errno));
+	assert_true(http_server__port(fx->server) > 0);
+	snprintf(fx->base, sizeof(fx->base), "http://127.0.0.1:%u",
+		 http_server__port(fx->server));
+	return fx;
+}
+
+static struct fixture *start(const char *token)
+{
+	struct http_server_opts opts = { .address = "127.0.0.1", .port = 0, .token = token };
+	return start_with(&opts);
+}
+
+static void stop(struct fixture *fx)
+{
+	http_server__stop(fx->server);
+	sem_destroy(&fx->slow.entered);
+	sem_destroy(&fx->slow.release);
+	free(fx);
+}
+
+static int setup(void **state)
+{
+	if (system("command -v curl >/dev/null 2>&1")) {
+		fprintf(stderr, "curl is needed for these tests (scripts/deps.sh test)\n");
+		return -1;
+	}
+	*state = start(NULL);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	stop(*state);
+	return 0;
+}
+
+/* ---- tests ---- */
+
+static void test_get_200_with_body_and_headers(void **state)
+{
+	struct fixture *fx = *state;
+	struct reply r = curl("'%s/metrics'", fx->base);
+	assert_int_equal(r.status, 200);
+	assert_string_equal(r.body, "hello from metrics\n");
+	expect_header(&r, "Content-Type", "text/plain; version=0.0.4");
+	expect_header(&r, "Cache-Control", "no-store");
+	expect_header(&r, "Content-Length", "19");
+	reply_free(&r);
+
+	/* HEAD: same status and headers, no body. */
+	r = curl("-I '%s/metrics'", fx->base);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(r.body_len, 0);
+	expect_header(&r, "Content-Type", "text/plain; version=0.0.4");
+	reply_free(&r);
+}
+
+static void test_gzip_body_and_disposition(void **state)
+{
+	struct fixture *fx = *state;
+	struct reply r = curl("--compressed '%s/gz'", fx->base);
+	assert_int_equal(r.status, 200);
+	assert_string_equal(r.body, "compressed hello\n");
+	expect_header(&r, "Content-Encoding", "gzip");
+	expect_header(&r, "Content-Disposition", "attachment; filename=\"profile.pb.gz\"");
+	reply_free(&r);
+}
+
+static void test_unknown_path_404(void **state)
+{
+	struct fixture *fx = *state;
+	struct reply r = curl("'%s/x'", fx->base);
+	assert_int_equal(r.status, 404);
+	assert_string_equal(r.body, "not found: /x; try /metrics, /echo, /debug/pprof/profile, "
+				    "/gz, /slow\n");
+	expect_header(&r, "Content-Type", "text/plain; charset=utf-8");
+	reply_free(&r);
+
+	/* Prefixes and trailing slashes are other paths. */
+	r = curl("'%s/metrics/'", fx->base);
+	assert_int_equal(r.status, 404);
+	reply_free(&r);
+
+	/* What is echoed back stays one printable line. */
+	r = curl("'%s/a%%0Ab%%1B'", fx->base);
+	assert_int_equal(r.status, 404);
+	assert_non_null(strstr(r.body, "not found: /a?b?; try"));
+	reply_free(&r);
+}
+
+static void test_other_methods_405(void **state)
+{
+	struct fixture *fx = *state;
+	const char *methods[] = { "POST", "PUT", "DELETE", "OPTIONS" };
+	for (size_t i = 0; i < 4; i++) {
+		struct reply r = curl("-X %s '%s/metrics'", methods[i], fx->base);
+		assert_int_equal(r.status, 405);
+		expect_header(&r, "Allow", "GET, HEAD");
+		assert_non_null(strstr(r.body, "not allowed"));
+		reply_free(&r);
+	}
+	/* With an upload: answered without reading it. */
+	struct reply r = curl("--data-binary 'some body' '%s/metrics'", fx->base);
+	assert_int_equal(r.status, 405);
+	reply_free(&r);
+	/* The server still serves afterwards. */
+	r = curl("'%s/metrics'", fx->base);
+	assert_int_equal(r.status, 200);
+	reply_free(&r);
+}
+
+static void test_handler_400(void **state)
+{
+	struct fixture *fx = *state;
+	struct reply r = curl("'%s/debug/pprof/profile?seconds=abc'", fx->base);
+	assert_int_equal(r.status, 400);
+	assert_string_equal(r.body, "seconds must be a number in (0, 600], got 'abc'\n");
+	expect_header(&r, "Content-Type", "text/plain; charset=utf-8");
+	reply_free(&r);
+
+	r = curl("'%s/debug/pprof/profile?seconds=1e9'", fx->base);
+	assert_int_equal(r.status, 400);
+	reply_free(&r);
+
+	r = curl("'%s/debug/pprof/profile?seconds=30'", fx->base);
+	assert_int_equal(r.status, 200);
+	assert_string_equal(r.body, "collecting for 30 s\n");
+	reply_free(&r);
+}
+
+static void test_query_parameters(void **state)
+{
+	struct fixture *fx = *state;
+	/* Repeated names keep their order; %XX is decoded; no '=' is an empty value;
+	 * '+' is a space (form encoding), which http_parse_time takes as '+'. */
+	struct reply r = curl("'%s/echo?a=1&b=x%%20y&a=2&flag&amp=%%26%%3D&utf=%%C3%%A9&t=2026-11-22T01:00:00+02:00'",
+			      fx->base);
+	assert_int_equal(r.status, 200);
+	assert_string_equal(r.body, "a=1\n"
+				    "b=x y\n"
+				    "a=2\n"
+				    "flag=\n"
+				    "amp=&=\n"
+				    "utf=\xc3\xa9\n"
+				    "t=2026-11-22T01:00:00 02:00\n"
+				    "first a: 1\n");
+	reply_free(&r);
+	r = curl("'%s/echo?t=2026-11-22T01:00:00%%2B02:00&s=a+b'", fx->base);
+	assert_int_equal(r.status, 200);
+	assert_string_equal(r.body, "t=2026-11-22T01:00:00+02:00\ns=a b\nfirst a: (none)\n");
+	reply_free(&r);
+
+	r = curl("'%s/echo'", fx->base);
+	assert_int_equal(r.status, 200);
+	assert_string_equal(r.body, "first a: (none)\n");
+	reply_free(&r);
+}
+
+static void test_query_limits_400(void **state)
+{
+	struct fixture *fx = *state;
+	/* 65 parameters. */
+	struct strbuf url = STRBUF_INIT;
+	strbuf__printf(&url, "%s/echo?", fx->base);
+	for (int i = 0; i < 65; i++)
+		strbuf__printf(&url, "%sp%d=%d", i ? "&" : "", i, i);
+	struct reply r = curl("'%s'", strbuf__str(&url));
+	assert_int_equal(r.status, 400);
+	assert_string_equal(r.body, "too many query parameters (at most 64)\n");
+	reply_free(&r);
+
+	/* 64 is fine. */
+	strbuf__reset(&url);
+	strbuf__printf(&url, "%s/echo?", fx->base);
+	for (int i = 0; i < 64; i++)
+		strbuf__printf(&url, "%sp%d=%d", i ? "&" : "", i, i);
+	r = curl("'%s'", strbuf__str(&url));
+	assert_int_equal(r.status, 200);
+	reply_free(&r);
+
+	/* A NUL byte in a value. */
+	r = curl("'%s/echo?name=a%%00b'", fx->base);
+	assert_int_equal(r.status, 400);
+	assert_string_equal(r.body, "query parameter 'name' contains a NUL byte\n");
+	reply_free(&r);
+	strbuf__release(&url);
+}
+
+/* Long URLs go through a file: the command line buffer is small. */
+static struct reply curl_long_url(const struct fixture *fx, const char *path_prefix,
+				  size_t filler)
+{
+	char config[] = "/tmp/dynoprof_test_curl_XXXXXX";
+	int fd = mkstemp(config);
+	assert_true(fd >= 0);
+	FILE *f = fdopen(fd, "w");
+	assert_non_null(f);
+	fprintf(f, "url = \"%s%s", fx->base, path_prefix);
+	for (size_t i = 0; i < filler; i++)
+		fputc('v', f);
+	fprintf(f, "\"\n");
+	fclose(f);
+	struct reply r = curl("-K %s", config);
+	unlink(config);
+	return r;
+}
+
+static void test_long_values(void **state)
+{
+	struct fixture *fx = *state;
+	struct reply r = curl_long_url(fx, "/echo?big=", 4096);
+	assert_int_equal(r.status, 200);
+	reply_free(&r);
+
+	r = curl_long_url(fx, "/echo?big=", 4097);
+	assert_int_equal(r.status, 400);
+	assert_string_equal(r.body, "query parameter 'big' is too long (at most 4096 bytes)\n");
+	reply_free(&r);
+
+	/* Past the per-connection memory, MHD refuses the request line itself. */
+	r = curl_long_url(fx, "/echo?big=", 100000);
+	assert_true(r.status == 414 || r.status == 431 || r.status == 400);
+	reply_free(&r);
+
+	r = curl("'%s/metrics'", fx->base);
+	assert_int_equal(r.status, 200);
+	reply_free(&r);
+}
+
+static void test_blocked_handler_does_not_stall_others(void **state)
+{
+	struct fixture *fx = *state;
+	char args[200];
+	snprintf(args, sizeof(args), "'%s/slow'", fx->base);
+	FILE *slow = start_curl(args);
+	struct timespec deadline;
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += 10;
+	assert_int_equal(sem_timedwait(&fx->slow.entered, &deadline), 0);
+
+	/* While /slow blocks, other requests are answered at once. */
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (int i = 0; i < 3; i++) {
+		struct reply r = curl("--max-time 3 '%s/metrics'", fx->base);
+		assert_int_equal(r.status, 200);
+		reply_free(&r);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_true(t1.tv_sec - t0.tv_sec < 3);
+
+	sem_post(&fx->slow.release);
+	struct reply r = finish_curl(slow);
+	assert_int_equal(r.status, 200);
+	assert_string_equal(r.body, "slow done\n");
+	reply_free(&r);
+}
+
+static void test_connection_limit(void **state)
+{
+	(void)state;
+	struct http_server_opts opts = { .address = "127.0.0.1", .max_connections = 1 };
+	struct fixture *fx = start_with(&opts);
+	char args[200];
+	snprintf(args, sizeof(args), "'%s/slow'", fx->base);
+	FILE *slow = start_curl(args);
+	struct timespec deadline;
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += 10;
+	assert_int_equal(sem_timedwait(&fx->slow.entered, &deadline), 0);
+
+	/* The only slot is taken: the next connection is closed unanswered. */
+	struct reply r = curl("--max-time 5 '%s/metrics' 2>/dev/null", fx->base);
+	assert_int_equal(r.status, -1);
+	reply_free(&r);
+
+	sem_post(&fx->slow.release);
+	r = finish_curl(slow);
+	assert_int_equal(r.status, 200);
+	reply_free(&r);
+	/* The slot is free again once that connection has closed. */
+	for (int i = 0; i < 50; i++) {
+		r = curl("--max-time 5 '%s/metrics' 2>/dev/null", fx->base);
+		int status = r.status;
+		reply_free(&r);
+		if (status == 200)
+			break;
+		assert_true(i < 49);
+		usleep(20000);
+	}
+	stop(fx);
+}
+
+static void test_idle_connection_timeout(void **state)
+{
+	(void)state;
+	struct http_server_opts opts = { .address = "127.0.0.1", .timeout_s = 1 };
+	struct fixture *fx = start_with(&opts);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_port = htons(http_server__port(fx->server)) };
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	/* Half a request line, then silence: the server hangs up by itself. */
+	assert_int_equal(write(fd, "GET /met", 8), 8);
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	assert_int_equal(poll(&pfd, 1, 5000), 1);
+	char buf[256];
+	ssize_t n = read(fd, buf, sizeof(buf));
+	assert_true(n <= 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_true(t1.tv_sec - t0.tv_sec <= 3);
+	close(fd);
+	stop(fx);
+}
+
+static void test_bearer_token(void **state)
+{
+	(void)state;
+	struct fixture *fx = start("s3cret-token");
+	struct reply r = curl("'%s/metrics'", fx->base);
+	assert_int_equal(r.status, 401);
+	expect_header(&r, "WWW-Authenticate", "Bearer realm=\"dynoprof\"");
+	assert_null(strstr(r.body, "hello"));
+	reply_free(&r);
+
+	const char *wrong[] = { "Bearer s3cret", "Bearer s3cret-token2", "Basic s3cret-token",
+				"s3cret-token", "Bearer " };
+	for (size_t i = 0; i < sizeof(wrong) / sizeof(wrong[0]); i++) {
+		r = curl("-H 'Authorization: %s' '%s/metrics'", wrong[i], fx->base);
+		if (r.status != 401)
+			fail_msg("'%s' got %d", wrong[i], r.status);
+		reply_free(&r);
+	}
+	/* Unknown paths also need the token: the route list is not for strangers. */
+	r = curl("'%s/nope'", fx->base);
+	assert_int_equal(r.status, 401);
+	reply_free(&r);
+
+	r = curl("-H 'Authorization: Bearer s3cret-token' '%s/metrics'", fx->base);
+	assert_int_equal(r.status, 200);
+	assert_string_equal(r.body, "hello from metrics\n");
+	reply_free(&r);
+	/* The scheme is case-insensitive (RFC 7235). */
+	r = curl("-H 'Authorization: bearer s3cret-token' '%s/metrics'", fx->base);
+	assert_int_equal(r.status, 200);
+	reply_free(&r);
+	stop(fx);
+}
+
+static void test_addresses(void **state)
+{
+	struct fixture *fx = *state;
+	struct http_route route = { "/metrics", hello_handler, "v6" };
+	char err[256];
+
+	const char *remote[] = { "0.0.0.0", "::", "10.1.2.3", "[::]" };
+	for (size_t i = 0; i < 4; i++) {
+		struct http_server_opts opts = { .address = remote[i], .port = 0 };
+		err[0] = '\0';
+		errno = 0;
+		assert_null(http_server__start(&opts, &route, 1, err, sizeof(err)));
+		assert_int_equal(errno, EPERM);
+		if (!strstr(err, "is not loopback: pass --listen-remote to allow it"))
+			fail_msg("%s: %s", remote[i], err);
+	}
+
+	struct http_server_opts name = { .address = "example.com", .port = 0 };
+	assert_null(http_server__start(&name, &route, 1, err, sizeof(err)));
+	assert_int_equal(errno, EINVAL);
+	assert_non_null(strstr(err, "not an IP address"));
+
+	/* The port the fixture holds is taken. */
+	struct http_server_opts taken = { .address = "127.0.0.1",
+					  .port = http_server__port(fx->server) };
+	assert_null(http_server__start(&taken, &route, 1, err, sizeof(err)));
+	assert_int_equal(errno, EADDRINUSE);
+	assert_non_null(strstr(err, "is in use"));
+
+	/* IPv6 loopback, where the host has IPv6. */
+	struct http_server_opts v6 = { .address = "::1", .port = 0 };
+	struct http_server *s = http_server__start(&v6, &route, 1, err, sizeof(err));
+	if (!s) {
+		assert_true(errno == EAFNOSUPPORT || errno == EADDRNOTAVAIL);
+		return;
+	}
+	struct reply r = curl("-g 'http://[::1]:%u/metrics'", http_server__port(s));
+	assert_int_equal(r.status, 200);
+	assert_string_equal(r.body, "hello from v6\n");
+	reply_free(&r);
+	http_server__stop(s);
+	http_server__stop(NULL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_get_200_with_body_and_headers),
+		cmocka_unit_test(test_gzip_body_and_disposition),
+		cmocka_unit_test(test_unknown_path_404),
+		cmocka_unit_test(test_other_methods_405),
+		cmocka_unit_test(test_handler_400),
+		cmocka_unit_test(test_query_parameters),
+		cmocka_unit_test(test_query_limits_400),
+		cmocka_unit_test(test_long_values),
+		cmocka_unit_test(test_blocked_handler_does_not_stall_others),
+		cmocka_unit_test(test_connection_limit),
+		cmocka_unit_test(test_idle_connection_timeout),
+		cmocka_unit_test(test_bearer_token),
+		cmocka_unit_test(test_addresses),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
