@@ -21,7 +21,7 @@ import pytest
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 HELPER_SRC = os.path.join(REPO_ROOT, "tests", "unit", "fixtures", "store_crash_writer.c")
 STORE_SRC = os.path.join(REPO_ROOT, "user", "agent", "store.c")
-RUNS = 8
+RUNS = 12
 MAX_BYTES = 3 << 20
 
 
@@ -56,12 +56,15 @@ def test_kill_9_loses_no_committed_window(writer, tmp_path):
     for run in range(RUNS):
         child = subprocess.Popen([writer, "write", db, str(t0), str(run), str(MAX_BYTES)],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        time.sleep(rng.uniform(0.3, 0.9))
+        # Let it get going (opening replays the last run's WAL), however busy
+        # the machine, then kill it at a random point of its writes.
+        first = [child.stdout.readline() for _ in range(3)]
+        time.sleep(rng.uniform(0.05, 0.4))
         os.kill(child.pid, signal.SIGKILL)
         out, err = child.communicate(timeout=10)
         assert child.returncode == -signal.SIGKILL, f"the writer stopped by itself: {err}"
-        got = parse_reported(out)
-        assert len(got) >= 5, f"run {run}: only {len(got)} windows written before the kill: {err}"
+        got = parse_reported("".join(first) + out)
+        assert len(got) >= 3, f"run {run}: only {len(got)} windows written before the kill: {err}"
         reported.update(got)
         last_start = max(got)
 

@@ -617,14 +617,22 @@ static void test_addresses(void **state)
 	assert_int_equal(errno, EADDRINUSE);
 	assert_non_null(strstr(err, "is in use"));
 
-	/* IPv6 loopback, where the host has IPv6. */
-	struct http_server_opts v6 = { .address = "::1", .port = 0 };
-	struct http_server *s = http_server__start(&v6, &route, 1, err, sizeof(err));
+	struct http_server_opts local = { .address = "localhost", .port = 0 };
+	struct http_server *s = http_server__start(&local, &route, 1, err, sizeof(err));
+	assert_non_null(s);
+	struct reply r = curl("'http://127.0.0.1:%u/metrics'", http_server__port(s));
+	assert_int_equal(r.status, 200);
+	reply_free(&r);
+	http_server__stop(s);
+
+	/* IPv6 loopback, where the host has IPv6 ("[::1]" as in URLs). */
+	struct http_server_opts v6 = { .address = "[::1]", .port = 0 };
+	s = http_server__start(&v6, &route, 1, err, sizeof(err));
 	if (!s) {
 		assert_true(errno == EAFNOSUPPORT || errno == EADDRNOTAVAIL);
 		return;
 	}
-	struct reply r = curl("-g 'http://[::1]:%u/metrics'", http_server__port(s));
+	r = curl("-g 'http://[::1]:%u/metrics'", http_server__port(s));
 	assert_int_equal(r.status, 200);
 	assert_string_equal(r.body, "hello from v6\n");
 	reply_free(&r);

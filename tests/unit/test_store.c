@@ -308,6 +308,34 @@ static void test_overlap(void **state)
 	store__close(s);
 }
 
+static void test_foreach_in_chunks(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_store(f->path, 0, 0);
+	int64_t b = base_ns();
+	struct seen *seen;
+
+	/* more windows than one chunk holds: all visited, in order, once */
+	for (int i = 0; i < 150; i++)
+		assert_int_equal(put(s, b + i * 10 * S_NS, 10, 100 + i, NULL, 0), 0);
+	seen = query(s, INT64_MIN, INT64_MAX, 1000);
+	assert_int_equal(seen->n, 150);
+	for (size_t i = 0; i < seen->n; i++)
+		assert_true(seen->w[i].start == b + (int64_t)i * 10 * S_NS && seen->w[i].intact);
+	seen = query(s, b + 5 * S_NS, INT64_MAX, 100);
+	assert_int_equal(seen->n, 100);
+	assert_true(seen->w[99].start == b + 99 * 10 * S_NS);
+
+	/* windows of several MiB: chunks cut by bytes, every blob intact */
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(put(s, b + (200 + i) * 10 * S_NS, 10, 5 << 20, NULL, 0), 0);
+	seen = query(s, b + 1995 * S_NS, INT64_MAX, 1000);
+	assert_int_equal(seen->n, 3);
+	for (size_t i = 0; i < 3; i++)
+		assert_true(seen->w[i].intact && seen->w[i].len == 5 << 20);
+	store__close(s);
+}
+
 static void test_group_filters(void **state)
 {
 	struct fixture *f = *state;
@@ -663,10 +691,28 @@ static void test_open_errors(void **state)
 	assert_int_equal(errno, EINVAL);
 }
 
-static int reenter(void *ctx, int64_t start_ns, int64_t end_ns, const void *blob, size_t len)
+struct reentry {
+	struct store *s;  /* the store being read */
+	int ret;          /* what the nested call returned */
+};
+
+static int reenter_window(void *ctx, int64_t start_ns, int64_t end_ns, const void *blob,
+			  size_t len)
 {
+	struct reentry *r = ctx;
+
 	(void)start_ns, (void)end_ns, (void)blob, (void)len;
-	return store__stats(ctx, NULL, NULL, NULL);
+	r->ret = store__stats(r->s, NULL, NULL, NULL);
+	return 0;
+}
+
+static int reenter_group(void *ctx, const struct store_group *g)
+{
+	struct reentry *r = ctx;
+
+	(void)g;
+	r->ret = store__stats(r->s, NULL, NULL, NULL);
+	return r->ret;
 }
 
 static void test_invalid_calls(void **state)
@@ -676,6 +722,8 @@ static void test_invalid_calls(void **state)
 	int64_t b = base_ns();
 	struct store_window backwards = { .start_ns = b, .end_ns = b };
 	struct store_window no_groups = { .start_ns = b, .end_ns = b + 1, .ngroups = 2 };
+	struct store_group g[] = { { "api", "c1", "/a", 1, 1, 0, 0 } };
+	struct reentry r = { .s = s, .ret = 1 };
 
 	assert_int_equal(store__put_window(s, &backwards), -EINVAL);
 	assert_int_equal(store__put_window(s, &no_groups), -EINVAL);
@@ -685,9 +733,13 @@ static void test_invalid_calls(void **state)
 	assert_int_equal(store__stats(NULL, NULL, NULL, NULL), -EINVAL);
 	store__close(NULL);
 
-	/* a callback calling back into the store gets an error, not a deadlock */
-	assert_int_equal(put(s, b, 10, 10, NULL, 0), 0);
-	assert_int_equal(store__foreach_window(s, b, b + 10 * S_NS, 10, reenter, s), -EDEADLK);
+	/* foreach_window calls back unlocked: the callback may use the store */
+	assert_int_equal(put(s, b, 10, 10, g, 1), 0);
+	assert_int_equal(store__foreach_window(s, b, b + 10 * S_NS, 10, reenter_window, &r), 0);
+	assert_int_equal(r.ret, 0);
+	/* a locked callback calling back into the store gets an error, not a deadlock */
+	assert_int_equal(store__groups(s, b, b + 10 * S_NS, NULL, NULL, NULL, reenter_group, &r),
+			 -EDEADLK);
 	assert_int_equal(store__stats(s, NULL, NULL, NULL), 0);
 	store__close(s);
 }
@@ -791,6 +843,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_overlap, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_foreach_in_chunks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_filters, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_series, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retention_by_age, setup, teardown),

@@ -23,6 +23,7 @@
 #include "python/tls_layout.h"
 #include "symbolize/symbolizer.h"
 #include "tags/endpoint_rule.h"
+#include "tags/requests.h"
 #include "tags/tag_registry.h"
 #include "util/hashmap.h"
 
@@ -67,7 +68,7 @@ struct agent {
 	int agg_error;                    /* first fatal aggregation error */
 	uint64_t drops_seen[DROP_REASON_COUNT]; /* BPF drop counters already exported */
 	uint64_t bpf_ns_seen;             /* BPF run time already exported */
-	struct hashmap *requests_seen;    /* "pid\0endpoint" -> last request count */
+	struct request_tracker *requests; /* libdynotag request counters -> increases */
 };
 
 static int on_record(void *ctx, const void *data, size_t size)
@@ -130,7 +131,7 @@ struct window_group {
 
 static void add_to_group(struct hashmap *m, const char *svc, const char *commit,
 			 const char *endpoint, const char *comm, uint64_t samples, uint64_t cpu,
-			 uint64_t instr)
+			 uint64_t instr, uint64_t requests)
 {
 	size_t ls = strlen(svc), lc = strlen(commit), le = strlen(endpoint), lm = strlen(comm);
 	size_t len = ls + lc + le + lm + 4;
@@ -160,6 +161,7 @@ static void add_to_group(struct hashmap *m, const char *svc, const char *commit,
 	wg->g.samples += samples;
 	wg->g.cpu_ns += cpu;
 	wg->g.instructions += instr;
+	wg->g.requests += requests;
 }
 
 static const char *label_or_empty(const struct profile *p, const struct profile_sample *s,
@@ -169,67 +171,12 @@ static const char *label_or_empty(const struct profile *p, const struct profile_
 	return v ? v : "";
 }
 
-/* Request counters: the increase since the last window of each (pid,
- * endpoint), attributed to the process's service and commit. */
-struct request_ctx {
-	struct agent *a;
-	struct hashmap *groups;  /* window groups (comm "") */
-	pid_t pid;
-	const char *service;
-	const char *commit;
-};
-
-static void on_request_count(void *ctx, const char *endpoint, uint64_t count)
+static void on_requests(void *ctx, pid_t pid, const char *endpoint, uint64_t n)
 {
-	struct request_ctx *rc = ctx;
-	char key[600];
-	int len = snprintf(key, sizeof(key), "%d%c%s", (int)rc->pid, 0, endpoint);
-	if (len < 0 || (size_t)len >= sizeof(key))
-		return;
-	uintptr_t seen = (uintptr_t)hashmap__get(rc->a->requests_seen, key, (size_t)len);
-	uint64_t prev = seen ? seen - 1 : 0;
-	if (!seen && hashmap__size(rc->a->requests_seen) >= 100000) {
-		/* Bound: forget every baseline (one window of requests uncounted). */
-		hashmap__free(rc->a->requests_seen);
-		rc->a->requests_seen = hashmap__new();
-		if (!rc->a->requests_seen)
-			return;
-	}
-	hashmap__put(rc->a->requests_seen, key, (size_t)len, (void *)(uintptr_t)(count + 1), NULL);
-	if (!seen || count <= prev)
-		return; /* first sight: a baseline, not requests of this window */
-	add_to_group(rc->groups, rc->service, rc->commit, endpoint, "", 0, 0, 0);
-	size_t ls = strlen(rc->service), lc = strlen(rc->commit), le = strlen(endpoint);
-	size_t klen = ls + lc + le + 4;
-	char *k = malloc(klen);
-	if (!k)
-		return;
-	memcpy(k, rc->service, ls + 1);
-	memcpy(k + ls + 1, rc->commit, lc + 1);
-	memcpy(k + ls + lc + 2, endpoint, le + 1);
-	k[ls + lc + le + 3] = '\0';
-	struct window_group *wg = hashmap__get(rc->groups, k, klen);
-	if (wg)
-		wg->g.requests += count - prev;
-	free(k);
-}
-
-static void collect_requests(void *ctx, pid_t pid)
-{
-	struct request_ctx *rc = ctx;
-	struct tag_labels labels;
-	rc->pid = pid;
-	rc->service = "";
-	rc->commit = "";
-	if (tag_registry__labels(rc->a->tags, pid, TAG_READ_NONE, NULL, 0, &labels))
-		return;
-	for (unsigned i = 0; i < labels.count; i++) {
-		if (!strcmp(labels.keys[i], "service"))
-			rc->service = labels.values[i];
-		else if (!strcmp(labels.keys[i], "commit"))
-			rc->commit = labels.values[i];
-	}
-	tag_registry__requests(rc->a->tags, pid, on_request_count, rc);
+	struct agent *a = ctx;
+	/* Counted now, begun during the window that is closing. */
+	aggregator__add_requests(a->agg, pid, endpoint, n, (uint64_t)now_ns(CLOCK_MONOTONIC) -
+				 (uint64_t)(a->st.config.window_s * 5e8));
 }
 
 static void export_self_metrics(struct agent *a)
@@ -285,17 +232,16 @@ static int close_window(struct agent *a)
 
 	if (!groups)
 		return -ENOMEM;
+	if (a->requests && a->tags)
+		request_tracker__poll(a->requests, a->tags, on_requests, a);
+	int vr = profile__find_value(w, "requests");
 	profile__set_time(w, a->window_start_unix, end - a->window_start_unix);
 	for (size_t i = 0; i < profile__sample_count(w); i++) {
 		const struct profile_sample *s = profile__sample(w, i);
 		add_to_group(groups, label_or_empty(w, s, "service"), label_or_empty(w, s, "commit"),
 			     label_or_empty(w, s, "endpoint"), profile__str(w, s->comm),
 			     vs >= 0 ? s->values[vs] : 0, vc >= 0 ? s->values[vc] : 0,
-			     vi >= 0 ? s->values[vi] : 0);
-	}
-	if (a->tags) {
-		struct request_ctx rc = { .a = a, .groups = groups };
-		tag_registry__foreach(a->tags, collect_requests, &rc);
+			     vi >= 0 ? s->values[vi] : 0, vr >= 0 ? s->values[vr] : 0);
 	}
 
 	/* Metrics: per (service, commit, endpoint, comm). */
@@ -531,12 +477,12 @@ int agent__run(const struct agent_config *initial, const char *config_path,
 	a->st.metrics = metrics__new(c->max_series);
 	a->sym = symbolizer__new(0);
 	a->window = profile__new();
-	a->requests_seen = hashmap__new();
+	a->requests = request_tracker__new();
 	if (!a->st.store) {
 		fprintf(stderr, "dynoprof agent: %s\n", err);
 		goto out;
 	}
-	if (!a->st.metrics || !a->sym || !a->window || !a->requests_seen) {
+	if (!a->st.metrics || !a->sym || !a->window || !a->requests) {
 		fprintf(stderr, "dynoprof agent: out of memory\n");
 		goto out;
 	}
@@ -577,6 +523,8 @@ int agent__run(const struct agent_config *initial, const char *config_path,
 		.tags = a->tags, .endpoint_rule = c->endpoint_from[0] ? &a->rule : NULL,
 		.exact_cpu = cc != NULL, .instructions = cc && cc->primary == COUNTER_PRIMARY_INSTRUCTIONS,
 		.cycles = cc && cc->cycles, .on_sample = on_sample, .on_sample_ctx = a,
+		.window_ns = (uint64_t)(c->window_s * 1e9),
+		.window_origin_ns = (uint64_t)now_ns(CLOCK_MONOTONIC),
 	};
 	a->agg = aggregator__new(a->window, a->sym, &ao);
 	if ((python && (!a->pyres || !a->pyreg)) || (c->tags && !a->tags) || !a->agg) {
@@ -594,6 +542,10 @@ int agent__run(const struct agent_config *initial, const char *config_path,
 	}
 	if (ao.exact_cpu && ao.cycles) {
 		a->st.value_types[a->st.nvalue_types][0] = "cycles";
+		a->st.value_types[a->st.nvalue_types++][1] = "count";
+	}
+	if (ao.tags) {
+		a->st.value_types[a->st.nvalue_types][0] = "requests";
 		a->st.value_types[a->st.nvalue_types++][1] = "count";
 	}
 	if (a->pyreg)
@@ -664,9 +616,7 @@ out:
 	profile__free(a->window);
 	metrics__free(a->st.metrics);
 	store__close(a->st.store);
-	if (a->requests_seen) {
-		hashmap__free(a->requests_seen);
-	}
+	request_tracker__free(a->requests);
 	pthread_mutex_destroy(&a->st.lock);
 	pthread_cond_destroy(&a->st.query_done);
 	free(a);

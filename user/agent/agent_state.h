@@ -37,7 +37,7 @@ struct agent_state {
 	struct store *store;              /* history (thread-safe) */
 	struct metrics *metrics;          /* Prometheus registry (thread-safe) */
 	int64_t started_unix_ns;          /* agent start */
-	const char *value_types[4][2];    /* type/unit of window profiles */
+	const char *value_types[6][2];    /* type/unit of window profiles */
 	size_t nvalue_types;
 };
 

@@ -192,15 +192,19 @@ static int merge_window(void *ctx, int64_t start_ns, int64_t end_ns, const void 
 			size_t len)
 {
 	struct history_ctx *hc = ctx;
-	(void)start_ns;
 	(void)end_ns;
+	/* Each stored window stays a cluster for `dynoprof diff`. */
+	char window[24];
+	snprintf(window, sizeof(window), "%" PRId64, start_ns / 1000000000);
+	struct label_filter extra = { "window", window };
 	struct profile *w = profile__new();
 	char err[128];
 	if (!w)
 		return hc->error = -ENOMEM;
 	int e = pprof__decode(w, blob, len, err, sizeof(err));
 	if (!e)
-		e = profile__merge(hc->result, w, hc->sel->filters, hc->sel->nfilters, hc->sel->pid);
+		e = profile__merge(hc->result, w, hc->sel->filters, hc->sel->nfilters, hc->sel->pid,
+				   &extra);
 	profile__free(w);
 	if (e == -ENOMEM)
 		return hc->error = e;

@@ -316,10 +316,10 @@ static int parse_listen_addr(const char *address, uint16_t port, struct listen_a
 			     char *err, size_t errlen)
 {
 	char host[INET6_ADDRSTRLEN + 2];
-	size_t n = strlen(address);
 	memset(out, 0, sizeof(*out));
 	if (!strcmp(address, "localhost"))
 		address = "127.0.0.1";
+	size_t n = strlen(address);
 	/* "[::1]" as in URLs. */
 	if (n >= 2 && address[0] == '[' && address[n - 1] == ']' && n - 2 < sizeof(host)) {
 		memcpy(host, address + 1, n - 2);

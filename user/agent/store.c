@@ -56,6 +56,10 @@
 /* The WAL is truncated back to this after a checkpoint (it would otherwise
  * keep the size of the largest transaction it ever held). */
 #define STORE_WAL_SIZE_LIMIT (16LL << 20)
+/* foreach_window copies windows out in chunks of at most this many windows
+ * and bytes (or one larger window), and calls back without the lock. */
+#define FOREACH_CHUNK_WINDOWS 64
+#define FOREACH_CHUNK_BYTES (8 << 20)
 #define NS_PER_S 1000000000LL
 
 static const char SCHEMA_SQL[] =
@@ -142,18 +146,29 @@ static const char *const STMT_SQL[ST__COUNT] = {
 	[ST_USED_PAGES] = "SELECT p.page_count - f.freelist_count"
 			  " FROM pragma_page_count() p, pragma_freelist_count() f",
 	[ST_COUNT_WINDOWS] = "SELECT count(*), coalesce(min(start_ns), 0) FROM windows",
-	[ST_FOREACH] = "SELECT start_ns, end_ns, pprof FROM windows WHERE " OVERLAPS("")
+	/* Keyset pagination: ?5..?7 is the last row of the previous chunk. */
+	[ST_FOREACH] = "SELECT start_ns, end_ns, id, pprof FROM windows WHERE " OVERLAPS("")
+		       " AND (start_ns, end_ns, id) > (?5, ?6, ?7)"
 		       " ORDER BY start_ns, end_ns, id LIMIT ?4",
+	/* Sums the rows of the windows in range, then names them. Both range
+	 * queries read the group rows of the windows in range (cost linear in
+	 * them, whatever the filters and however many tags exist); "+g.tag_id"
+	 * keeps the planner from probing every (window, matching tag) pair
+	 * instead, which explodes with many sparse tags. */
 	[ST_GROUPS] =
-		"SELECT t.service, t.\"commit\", t.endpoint, sum(g.samples), sum(g.cpu_ns),"
-		" sum(g.instructions), sum(g.requests)"
-		" FROM windows w JOIN groups g ON g.window_id = w.id JOIN tags t ON t.id = g.tag_id"
-		" WHERE " OVERLAPS("w.") " AND " TAG_FILTER("t.")
-		" GROUP BY t.id ORDER BY t.service, t.\"commit\", t.endpoint",
+		"SELECT t.service, t.\"commit\", t.endpoint, a.samples, a.cpu_ns,"
+		" a.instructions, a.requests"
+		" FROM (SELECT g.tag_id AS tag_id, sum(g.samples) AS samples,"
+		" sum(g.cpu_ns) AS cpu_ns, sum(g.instructions) AS instructions,"
+		" sum(g.requests) AS requests"
+		" FROM windows w JOIN groups g ON g.window_id = w.id"
+		" WHERE " OVERLAPS("w.")
+		" AND +g.tag_id IN (SELECT id FROM tags WHERE " TAG_FILTER("") ")"
+		" GROUP BY g.tag_id) a JOIN tags t ON t.id = a.tag_id"
+		" ORDER BY t.service, t.\"commit\", t.endpoint",
 	/* Every overlapping window yields a row (zeros when the group is absent):
 	 * a resampling over windows must see the windows where it did nothing.
-	 * "+g.tag_id" keeps the planner from probing each window once per
-	 * matching tag: it reads the window's rows and tests membership. */
+	 * "+g.tag_id": as above. */
 	[ST_SERIES] =
 		"SELECT w.start_ns, coalesce(sum(g.samples), 0), coalesce(sum(g.cpu_ns), 0),"
 		" coalesce(sum(g.instructions), 0), coalesce(sum(g.requests), 0)"
@@ -218,10 +233,7 @@ static int sqlite_to_errno(int rc)
 	case SQLITE_RANGE:
 	case SQLITE_MISUSE:
 		return -EINVAL;
-	case SQLITE_ERROR:
-		/* what a sum() overflow, or a schema we did not write, gives */
-		return -ERANGE;
-	default: /* SQLITE_IOERR, SQLITE_CORRUPT, ... */
+	default: /* SQLITE_IOERR, SQLITE_CORRUPT, SQLITE_ERROR, ... */
 		return -EIO;
 	}
 }
@@ -646,14 +658,12 @@ static int apply_retention(struct store *s, int64_t keep_id)
 			sqlite3_bind_int64(st, 2, keep_id);
 			sqlite3_bind_int64(st, 3, STORE_RETENTION_BATCH);
 			ret = step_done(s, ST_DELETE_AGED);
-			if (ret)
-				return ret;
-			n = sqlite3_changes(s->db);
+			n = ret ? 0 : sqlite3_changes(s->db);
 			deleted |= n > 0;
 		} while (n == STORE_RETENTION_BATCH);
 	}
 
-	for (;;) {
+	while (!ret) {
 		int64_t used = 0, counts[2] = { 0, 0 }, count, avg, batch;
 		sqlite3_stmt *st = s->stmts[ST_DELETE_OLDEST];
 
@@ -747,27 +757,70 @@ static int run_rows(sqlite3_stmt *st, int (*visit)(sqlite3_stmt *st, void *arg),
 		if (ret)
 			break;
 	}
-	if (!ret && rc != SQLITE_DONE)
-		ret = sqlite_to_errno(rc) ?: -EIO;
+	if (!ret && rc != SQLITE_DONE) {
+		/* sum() refuses to wrap: a figure too large for int64 */
+		if (rc == SQLITE_ERROR &&
+		    strstr(sqlite3_errmsg(sqlite3_db_handle(st)), "integer overflow"))
+			ret = -ERANGE;
+		else
+			ret = sqlite_to_errno(rc) ?: -EIO;
+	}
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
 	return ret;
 }
 
-struct window_visit {
-	int (*fn)(void *ctx, int64_t start_ns, int64_t end_ns, const void *pprof_gz,
-		  size_t len);  /* the caller's callback */
-	void *ctx;              /* its context */
+/* A window copied out of the database, to call back without the lock. */
+struct window_copy {
+	int64_t start_ns;  /* its start */
+	int64_t end_ns;    /* its end */
+	void *pprof;       /* its blob (malloc'ed; NULL when empty) */
+	size_t len;        /* the blob's bytes */
 };
 
-static int visit_window(sqlite3_stmt *st, void *arg)
+/* Copies the next chunk of windows of a foreach (after the cursor) into
+ * chunk[]; *n gets how many, the cursor moves to the last. 0 or -errno. */
+static int read_window_chunk(struct store *s, int64_t from_ns, int64_t to_ns, size_t limit,
+			     int64_t cursor[3], struct window_copy *chunk, size_t *n)
 {
-	struct window_visit *v = arg;
-	const void *blob = sqlite3_column_blob(st, 2);
-	size_t len = (size_t)sqlite3_column_bytes(st, 2);
+	sqlite3_stmt *st = s->stmts[ST_FOREACH];
+	int64_t lo = sub_saturating(from_ns, s->max_span_ns);
+	size_t bytes = 0;
+	int rc = SQLITE_DONE, ret = 0;
 
-	return v->fn(v->ctx, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),
-		     len ? blob : NULL, len);
+	*n = 0;
+	/* Seek to the cursor, not just the range's start: no rescans. */
+	sqlite3_bind_int64(st, 1, lo > cursor[0] ? lo : cursor[0]);
+	sqlite3_bind_int64(st, 2, to_ns);
+	sqlite3_bind_int64(st, 3, from_ns);
+	sqlite3_bind_int64(st, 4, (int64_t)limit);
+	for (int i = 0; i < 3; i++)
+		sqlite3_bind_int64(st, 5 + i, cursor[i]);
+	while (bytes < FOREACH_CHUNK_BYTES && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct window_copy *c = &chunk[*n];
+		const void *blob = sqlite3_column_blob(st, 3);
+
+		c->len = (size_t)sqlite3_column_bytes(st, 3);
+		c->pprof = NULL;
+		if (c->len) {
+			c->pprof = malloc(c->len);
+			if (!c->pprof) {
+				ret = -ENOMEM;
+				break;
+			}
+			memcpy(c->pprof, blob, c->len);
+		}
+		c->start_ns = cursor[0] = sqlite3_column_int64(st, 0);
+		c->end_ns = cursor[1] = sqlite3_column_int64(st, 1);
+		cursor[2] = sqlite3_column_int64(st, 2);
+		bytes += c->len;
+		(*n)++;
+	}
+	if (!ret && bytes < FOREACH_CHUNK_BYTES && rc != SQLITE_DONE)
+		ret = sqlite_to_errno(rc) ?: -EIO;
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return ret;
 }
 
 int store__foreach_window(struct store *s, int64_t from_ns, int64_t to_ns, size_t max_windows,
@@ -775,22 +828,38 @@ int store__foreach_window(struct store *s, int64_t from_ns, int64_t to_ns, size_
 				    const void *pprof_gz, size_t len),
 			  void *ctx)
 {
-	struct window_visit v = { .fn = fn, .ctx = ctx };
-	sqlite3_stmt *st;
-	int ret;
+	struct window_copy chunk[FOREACH_CHUNK_WINDOWS];
+	int64_t cursor[3] = { INT64_MIN, INT64_MIN, INT64_MIN };
+	size_t visited = 0;
+	int ret = 0;
 
 	if (!s || !fn)
 		return -EINVAL;
-	if (from_ns >= to_ns || max_windows == 0)
+	if (from_ns >= to_ns)
 		return 0;
-	ret = store_lock(s);
-	if (ret)
-		return ret;
-	st = s->stmts[ST_FOREACH];
-	bind_range(s, st, from_ns, to_ns);
-	sqlite3_bind_int64(st, 4, max_windows > (size_t)INT64_MAX ? INT64_MAX : (int64_t)max_windows);
-	ret = run_rows(st, visit_window, &v);
-	store_unlock(s);
+	/* Copy a chunk under the lock, call back without it: a slow reader
+	 * (decoding thousands of profiles) never holds up the writer for long,
+	 * and fn may call the store. Windows are immutable, so the only effect
+	 * of a writer between chunks is retention removing a window not yet
+	 * visited (skipped) or a new window in range (visited). */
+	while (!ret && visited < max_windows) {
+		size_t limit = max_windows - visited, n = 0, i;
+
+		if (limit > FOREACH_CHUNK_WINDOWS)
+			limit = FOREACH_CHUNK_WINDOWS;
+		ret = store_lock(s);
+		if (ret)
+			return ret;
+		ret = read_window_chunk(s, from_ns, to_ns, limit, cursor, chunk, &n);
+		store_unlock(s);
+		if (!ret && n == 0)
+			break;
+		for (i = 0; i < n && !ret; i++)
+			ret = fn(ctx, chunk[i].start_ns, chunk[i].end_ns, chunk[i].pprof, chunk[i].len);
+		for (i = 0; i < n; i++)
+			free(chunk[i].pprof);
+		visited += n;
+	}
 	return ret;
 }
 

@@ -60,9 +60,10 @@ struct store;
  *   EINVAL     not an SQLite database, or one that is not a dynoprof history
  *   ENOTSUP    a history written by a newer dynoprof (newer schema version)
  *   EBUSY      another process holds the database locked (5 s)
- * Callbacks of every query below run with the store locked: they must not
- * call store functions (those return -EDEADLK), and they should be quick (the
- * writer waits). Pointers passed to callbacks are valid only during the call. */
+ * Callbacks of store__groups and store__group_series run with the store
+ * locked: they must not call store functions (those return -EDEADLK), and
+ * should be quick (the writer waits). store__foreach_window's run unlocked.
+ * Pointers passed to callbacks are valid only during the call. */
 struct store *store__open(const char *path, const struct store_opts *opts, char *err,
 			  size_t errlen);
 /* Closes the database (checkpointing the WAL). Accepts NULL. */
@@ -79,7 +80,11 @@ int store__put_window(struct store *s, const struct store_window *w);
 /* Calls fn for each window overlapping [from_ns, to_ns) (start_ns < to_ns and
  * end_ns > from_ns), oldest (start_ns) first, with its gzipped pprof (NULL, 0
  * when empty); stops early when fn returns non-zero (returned). At most
- * max_windows are visited (bounds a query's cost). 0, fn's value, or -errno. */
+ * max_windows are visited (bounds a query's cost). Windows are copied out in
+ * chunks (at most 64 windows or 8 MiB, or one larger window) and fn runs
+ * without the lock, so slow callbacks do not stall the writer and may call
+ * the store; a window that retention deletes meanwhile may be skipped.
+ * 0, fn's value, or -errno. */
 int store__foreach_window(struct store *s, int64_t from_ns, int64_t to_ns, size_t max_windows,
 			  int (*fn)(void *ctx, int64_t start_ns, int64_t end_ns,
 				    const void *pprof_gz, size_t len),

@@ -10,6 +10,7 @@
 int cmd_record(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_agent(int argc, char **argv);
+int cmd_diff(int argc, char **argv);
 
 /* Prints "dynoprof: MESSAGE" on stderr. */
 __attribute__((format(printf, 1, 2)))

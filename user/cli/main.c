@@ -22,6 +22,8 @@ static void usage(FILE *out)
 "           of a command, into a flamegraph SVG, folded stacks, pprof or speedscope\n"
 "  report   print the top functions of a profile file, or convert it\n"
 "  agent    the always-on daemon: history, Prometheus /metrics, pprof pull\n"
+"  diff     CPU regressions between two profiles or commits, per endpoint,\n"
+"           with confidence intervals (exit 1 on regression)\n"
 "  help     this text; `dynoprof COMMAND --help` explains a command\n"
 "  version  print the version\n"
 "\n"
@@ -45,6 +47,8 @@ int main(int argc, char **argv)
 		return cmd_report(argc - 1, argv + 1);
 	if (strcmp(cmd, "agent") == 0)
 		return cmd_agent(argc - 1, argv + 1);
+	if (strcmp(cmd, "diff") == 0)
+		return cmd_diff(argc - 1, argv + 1);
 	if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
 		usage(stdout);
 		return 0;

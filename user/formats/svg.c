@@ -452,6 +452,7 @@ struct draw_ctx {
 	struct strbuf line; /* one frame's markup, reused */
 	const char *word;   /* value_word() */
 	int error;          /* first -errno met */
+	const struct svg_opts *opts; /* for the fill override */
 };
 
 static void draw_frame(const struct call_tree *t, const struct layout *l,
@@ -462,6 +463,13 @@ static void draw_frame(const struct call_tree *t, const struct layout *l,
 	const char *name = call_tree__name(t, item->node);
 	int rgb[3];
 	const char *cls = frame_colour(node_kind(t, item->node), name, rgb);
+	if (d->opts && d->opts->fill) {
+		const struct tree_node *fn = &t->nodes[item->node];
+		const struct profile_frame *f = item->node == 0 || fn->is_comm ? NULL :
+			profile__frame(t->profile, fn->label);
+		if (d->opts->fill(d->opts->fill_ctx, t->profile, f, rgb))
+			cls = "diff";
+	}
 	double x = SVG_X_PAD + (double)item->offset * l->scale;
 	double w = (double)n->total * l->scale;
 	int y = l->reverse ? l->frames_top + (int)item->depth * SVG_FRAME_HEIGHT
@@ -785,7 +793,8 @@ int svg__write(const struct profile *p, FILE *out, const struct svg_opts *opts)
 	l.frames_bottom = l.frames_top + rows * SVG_FRAME_HEIGHT;
 	l.height = l.frames_bottom + SVG_BOTTOM_PAD;
 
-	struct draw_ctx draw = { .out = out, .line = STRBUF_INIT, .word = value_word(p, v) };
+	struct draw_ctx draw = { .out = out, .line = STRBUF_INIT, .word = value_word(p, v),
+				 .opts = opts };
 	put_header(&draw.line, &l, title, subtitle, total);
 	strbuf__puts(&draw.line, "<g id=\"frames\">\n");
 	err = strbuf__error(&draw.line);

@@ -42,6 +42,11 @@ struct svg_opts {
 	double min_frame_px;  /* frames narrower than this are not drawn; <= 0: 0.1
 				 (pass a tiny positive value such as 1e-9 to draw all) */
 	int reverse;          /* nonzero: icicle graph, root on top, stacks grow down */
+	/* Overrides a frame's colour (differential flame graphs): returns nonzero
+	 * and sets rgb to use it, 0 for the default palette. NULL: none. f is NULL
+	 * for synthetic frames ("all", comms). */
+	int (*fill)(void *ctx, const struct profile *p, const struct profile_frame *f, int rgb[3]);
+	void *fill_ctx;
 };
 
 /* Writes profile p as an SVG flame graph to out. opts may be NULL.

@@ -55,7 +55,8 @@ static int copy_frame(const struct profile *src, struct profile *dst, uint32_t i
  * front (see profile__grouped_copy). dst must have src's value types. */
 static int merge_samples(struct profile *dst, const struct profile *src,
 			 const struct label_filter *filters, size_t nfilters, uint32_t pid,
-			 const char *const *group_keys, size_t ngroup_keys)
+			 const char *const *group_keys, size_t ngroup_keys,
+			 const struct label_filter *extra)
 {
 	uint32_t *frames = NULL;
 	const char **keys = NULL, **values = NULL;
@@ -82,8 +83,8 @@ static int merge_samples(struct profile *dst, const struct profile *src,
 				break;
 			}
 		}
-		if (s->nlabels > cap_labels) {
-			cap_labels = s->nlabels * 2;
+		if (s->nlabels + 1 > cap_labels) {
+			cap_labels = (s->nlabels + 1) * 2;
 			free(keys);
 			free(values);
 			keys = malloc(cap_labels * sizeof(*keys));
@@ -107,9 +108,16 @@ static int merge_samples(struct profile *dst, const struct profile *src,
 		}
 		for (uint32_t f = 0; f < s->nframes && !err; f++)
 			err = copy_frame(src, dst, s->frames[f], &frames[prefix + f]);
+		uint32_t nl = 0;
 		for (uint32_t l = 0; l < s->nlabels; l++) {
-			keys[l] = profile__str(src, s->labels[l].key);
-			values[l] = profile__str(src, s->labels[l].value);
+			keys[nl] = profile__str(src, s->labels[l].key);
+			values[nl] = profile__str(src, s->labels[l].value);
+			if (!extra || strcmp(keys[nl], extra->key))
+				nl++;
+		}
+		if (extra) {
+			keys[nl] = extra->key;
+			values[nl++] = extra->value;
 		}
 		for (size_t v = 0; v < profile__value_count(dst); v++)
 			vals[v] = map[v] >= 0 ? s->values[map[v]] : 0;
@@ -117,7 +125,7 @@ static int merge_samples(struct profile *dst, const struct profile *src,
 					 .pid = s->pid, .tid = s->tid,
 					 .comm = prefix ? "" : profile__str(src, s->comm),
 					 .label_keys = keys, .label_values = values,
-					 .nlabels = s->nlabels, .values = vals };
+					 .nlabels = nl, .values = vals };
 		if (!err)
 			err = profile__add_sample(dst, &d);
 	}
@@ -160,7 +168,7 @@ static struct profile *copy_profile(const struct profile *src, const struct labe
 	struct profile *dst = empty_like(src);
 	if (!dst)
 		return NULL;
-	int err = merge_samples(dst, src, filters, nfilters, 0, group_keys, ngroup_keys);
+	int err = merge_samples(dst, src, filters, nfilters, 0, group_keys, ngroup_keys, NULL);
 	if (err) {
 		profile__free(dst);
 		errno = -err;
@@ -170,7 +178,8 @@ static struct profile *copy_profile(const struct profile *src, const struct labe
 }
 
 int profile__merge(struct profile *dst, const struct profile *src,
-		   const struct label_filter *filters, size_t nfilters, uint32_t pid)
+		   const struct label_filter *filters, size_t nfilters, uint32_t pid,
+		   const struct label_filter *extra)
 {
 	if (profile__value_count(dst) == 0) {
 		for (size_t v = 0; v < profile__value_count(src); v++) {
@@ -180,7 +189,7 @@ int profile__merge(struct profile *dst, const struct profile *src,
 				return r;
 		}
 	}
-	return merge_samples(dst, src, filters, nfilters, pid, NULL, 0);
+	return merge_samples(dst, src, filters, nfilters, pid, NULL, 0, extra);
 }
 
 struct profile *profile__filtered_copy(const struct profile *src,

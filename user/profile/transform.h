@@ -36,10 +36,12 @@ struct profile *profile__grouped_copy(const struct profile *src, const char *con
 
 /* Adds the samples of src matching every filter (and of process pid when
  * non-zero) to dst; values are matched by type name (a type dst lacks is
- * dropped; when dst has no value types yet it takes src's). Metadata of dst
- * is untouched. Returns 0 or -errno. */
+ * dropped; when dst has no value types yet it takes src's). extra (may be
+ * NULL) is a label set on every added sample (replacing one of that key).
+ * Metadata of dst is untouched. Returns 0 or -errno. */
 int profile__merge(struct profile *dst, const struct profile *src,
-		   const struct label_filter *filters, size_t nfilters, uint32_t pid);
+		   const struct label_filter *filters, size_t nfilters, uint32_t pid,
+		   const struct label_filter *extra);
 
 /* Adds one sample described against src (frame ids of src) to dst, copying
  * its frames. Values are matched by type name. Returns 0 or -errno. */

@@ -1,0 +1,471 @@
+// SPDX-License-Identifier: MIT
+/* dynoprof diff: did the new profile get more expensive than the base, per
+ * endpoint, with confidence intervals? Exit 0 no regression, 1 regression,
+ * 2 usage or input error — so it can gate a deploy pipeline. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli/cli.h"
+#include "diff/diff.h"
+#include "formats/format.h"
+#include "formats/output.h"
+#include "formats/pprof.h"
+#include "formats/svg.h"
+#include "profile/profile.h"
+#include "profile/transform.h"
+#include "util/http_get.h"
+#include "util/strbuf.h"
+
+#define MAX_SELECT 16
+#define MAX_THRESHOLDS 256
+#define AGENT_MAX_BYTES (512u << 20)
+
+static void diff_usage(FILE *out)
+{
+	fprintf(out,
+"usage: dynoprof diff [OPTIONS] BASE NEW\n"
+"\n"
+"Compares the CPU cost of NEW against BASE per endpoint (and overall, and per\n"
+"function within an endpoint that changed): CPU per request where both sides\n"
+"counted requests (libdynotag), else the endpoint's share of all samples. Each\n"
+"change comes with a 95%% confidence interval from a cluster bootstrap over\n"
+"time windows and processes (see README, \"How dynoprof decides\"). A change\n"
+"is a regression only when the interval excludes zero AND it is at least\n"
+"--min-effect; endpoints with too little data say \"insufficient data\".\n"
+"\n"
+"BASE and NEW are profile files (pprof, or folded with [key=value] tags) —\n"
+"recorded with `dynoprof record` (which labels windows and counts requests)\n"
+"— or, with --agent, queries of a dynoprof agent's history\n"
+"(`commit=abc123&from=2026-11-22T10:00:00Z&to=...`, any /debug/pprof/profile\n"
+"selectors; without from/to: the last hour).\n"
+"\n"
+"  --base-select K=V     keep only base samples with this tag (repeatable), e.g.\n"
+"                        to compare two commits recorded in one file\n"
+"  --new-select K=V      likewise for the new side\n"
+"  --agent URL           BASE and NEW are agent queries (http://host:9464)\n"
+"  --token-file FILE     bearer token for the agent\n"
+"  --by KEY              the tag that names endpoints (default endpoint)\n"
+"  --min-effect X        smallest change that counts (default 0.02 = 2%%)\n"
+"  --thresholds FILE     per-endpoint minimum effects: `ENDPOINT = 0.05` lines\n"
+"  --confidence C        interval level (default 0.95)\n"
+"  --resamples N         bootstrap resamples (default 2000)\n"
+"  --seed N              bootstrap seed (default 1; results are deterministic)\n"
+"  --json FILE           also write the result as JSON (- for stdout, then no table)\n"
+"  --svg FILE            differential flame graph of NEW: functions whose share\n"
+"                        grew significantly in red, shrank in blue, else grey\n"
+"  -q, --quiet           no table\n"
+"\n"
+"exit status: 0 no regression, 1 regression found, 2 usage or input error\n"
+"\n"
+"examples:\n"
+"  dynoprof diff before.pb.gz after.pb.gz\n"
+"  dynoprof diff --base-select commit=aaa --new-select commit=bbb both.pb.gz both.pb.gz\n"
+"  dynoprof diff --agent http://127.0.0.1:9464 'commit=aaa' 'commit=bbb' --json -\n");
+}
+
+/* Reads one side into a new profile. */
+static struct profile *load_side(const char *what, const char *agent, const char *token,
+				 const char *const *selects, size_t nselects)
+{
+	struct profile *p = profile__new();
+	char err[512];
+	if (!p) {
+		cli_error("out of memory");
+		return NULL;
+	}
+	if (agent) {
+		struct strbuf url = STRBUF_INIT, body = STRBUF_INIT;
+		strbuf__printf(&url, "%s/debug/pprof/profile?%s", agent, what);
+		if (!strstr(what, "from=") && !strstr(what, "seconds="))
+			strbuf__printf(&url, "%sfrom=%lld", *what ? "&" : "",
+				       (long long)time(NULL) - 3600);
+		int status = http_get(strbuf__str(&url), token, AGENT_MAX_BYTES, 120, &body, err,
+				      sizeof(err));
+		int e = status;
+		if (status < 0)
+			cli_error("%s", err);
+		else if (status != 200)
+			cli_error("agent answered %d for %s: %.200s", status, strbuf__str(&url),
+				  strbuf__str(&body));
+		else if ((e = pprof__decode(p, body.data, body.len, err, sizeof(err))))
+			cli_error("agent's answer for %s is not a profile: %s", what, err);
+		strbuf__release(&url);
+		strbuf__release(&body);
+		if (status != 200 || e) {
+			profile__free(p);
+			return NULL;
+		}
+	} else if (output__read(p, what, err, sizeof(err))) {
+		cli_error("%s", err);
+		profile__free(p);
+		return NULL;
+	}
+	if (nselects) {
+		struct label_filter f[MAX_SELECT];
+		char copies[MAX_SELECT][256];
+		for (size_t i = 0; i < nselects; i++) {
+			snprintf(copies[i], sizeof(copies[i]), "%s", selects[i]);
+			if (label_filter__parse(copies[i], &f[i])) {
+				cli_error("bad selector '%s': expected KEY=VALUE", selects[i]);
+				profile__free(p);
+				return NULL;
+			}
+		}
+		struct profile *sel = profile__filtered_copy(p, f, nselects);
+		profile__free(p);
+		p = sel;
+		if (!p)
+			cli_error("out of memory");
+	}
+	return p;
+}
+
+static int load_thresholds(const char *path, struct diff_threshold *t, size_t *n,
+			   char (*names)[256])
+{
+	FILE *f = fopen(path, "re");
+	char line[512];
+	int lineno = 0;
+	if (!f) {
+		cli_error("cannot read %s: %s", path, strerror(errno));
+		return -errno;
+	}
+	*n = 0;
+	while (fgets(line, sizeof(line), f)) {
+		lineno++;
+		char *hash = strchr(line, '#');
+		if (hash)
+			*hash = '\0';
+		char *eq = strrchr(line, '=');
+		char *s = line;
+		while (*s == ' ' || *s == '\t')
+			s++;
+		if (!*s || *s == '\n')
+			continue;
+		char *end;
+		double v = eq ? strtod(eq + 1, &end) : -1;
+		if (!eq || v <= 0 || v >= 10 || *n >= MAX_THRESHOLDS) {
+			cli_error("%s:%d: expected `ENDPOINT = MIN_EFFECT` (e.g. /checkout = 0.05)",
+				  path, lineno);
+			fclose(f);
+			return -EINVAL;
+		}
+		*eq = '\0';
+		size_t len = strlen(s);
+		while (len && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+			s[--len] = '\0';
+		snprintf(names[*n], 256, "%s", s);
+		t[*n].endpoint = names[*n];
+		t[*n].min_effect = v;
+		(*n)++;
+	}
+	fclose(f);
+	return 0;
+}
+
+static const char *metric_unit(const struct diff_row *r)
+{
+	if (r->metric == DIFF_SAMPLE_SHARE)
+		return "share";
+	return r->instructions ? "instr/req" : "cpu-ms/req";
+}
+
+static double metric_value(const struct diff_row *r, double v)
+{
+	if (r->metric == DIFF_SAMPLE_SHARE)
+		return v * 100.0;        /* percent */
+	return r->instructions ? v : v / 1e6; /* ms */
+}
+
+static void pct(char *buf, size_t len, double x)
+{
+	if (!isfinite(x))
+		snprintf(buf, len, "%s", isnan(x) ? "n/a" : x > 0 ? "+inf" : "-inf");
+	else
+		snprintf(buf, len, "%+.1f%%", x * 100.0);
+}
+
+static void print_table(const struct diff_result *r, FILE *out)
+{
+	fprintf(out, "%-28s %-11s %10s %10s %8s  %-20s %s\n", "ENDPOINT", "METRIC", "BASE", "NEW",
+		"CHANGE", "95% CI", "VERDICT");
+	for (size_t i = 0; i < r->nrows; i++) {
+		const struct diff_row *row = &r->rows[i];
+		char ch[24], lo[24], hi[24], ci[64];
+		pct(ch, sizeof(ch), row->change.change);
+		pct(lo, sizeof(lo), row->change.lo);
+		pct(hi, sizeof(hi), row->change.hi);
+		snprintf(ci, sizeof(ci), "[%s, %s]", lo, hi);
+		fprintf(out, "%-28.28s %-11s %10.3f %10.3f %8s  %-20s %s\n", row->endpoint,
+			metric_unit(row), metric_value(row, row->change.base),
+			metric_value(row, row->change.current), ch, ci, verdict__name(row->verdict));
+		for (size_t f = 0; f < row->nfunctions && f < 5; f++) {
+			const struct diff_function *fn = &row->functions[f];
+			pct(ch, sizeof(ch), fn->change.change);
+			pct(lo, sizeof(lo), fn->change.lo);
+			pct(hi, sizeof(hi), fn->change.hi);
+			fprintf(out, "    %s by %s %s [%s, %s]\n",
+				f ? "and" : "driven", fn->name, ch, lo, hi);
+		}
+	}
+	fprintf(out, "%zu regression%s, %zu improvement%s\n", r->regressions,
+		r->regressions == 1 ? "" : "s", r->improvements, r->improvements == 1 ? "" : "s");
+}
+
+static void json_num(struct strbuf *sb, const char *name, double v)
+{
+	if (isfinite(v))
+		strbuf__printf(sb, "\"%s\": %.6g", name, v);
+	else
+		strbuf__printf(sb, "\"%s\": null", name);
+}
+
+static void json_change(struct strbuf *sb, const struct ratio_change *c)
+{
+	json_num(sb, "base", c->base);
+	strbuf__puts(sb, ", ");
+	json_num(sb, "new", c->current);
+	strbuf__puts(sb, ", ");
+	json_num(sb, "change", c->change);
+	strbuf__puts(sb, ", ");
+	json_num(sb, "ci_low", c->lo);
+	strbuf__puts(sb, ", ");
+	json_num(sb, "ci_high", c->hi);
+	strbuf__printf(sb, ", \"base_clusters\": %zu, \"new_clusters\": %zu", c->base_clusters,
+		       c->new_clusters);
+}
+
+static int write_json(const struct diff_result *r, double confidence, FILE *out)
+{
+	struct strbuf sb = STRBUF_INIT;
+	strbuf__printf(&sb, "{\"confidence\": %g, \"regressions\": %zu, \"improvements\": %zu, "
+		       "\"endpoints\": [", confidence, r->regressions, r->improvements);
+	for (size_t i = 0; i < r->nrows; i++) {
+		const struct diff_row *row = &r->rows[i];
+		strbuf__puts(&sb, i ? ",\n  {\"endpoint\": \"" : "\n  {\"endpoint\": \"");
+		strbuf__json_escape(&sb, row->endpoint);
+		strbuf__printf(&sb, "\", \"metric\": \"%s\", \"verdict\": \"%s\", ",
+			       metric_unit(row), verdict__name(row->verdict));
+		json_change(&sb, &row->change);
+		strbuf__printf(&sb, ", \"min_effect\": %g, \"base_samples\": %" PRIu64
+			       ", \"new_samples\": %" PRIu64 ", \"base_requests\": %.0f"
+			       ", \"new_requests\": %.0f, \"functions\": [", row->min_effect,
+			       row->base_samples, row->new_samples, row->base_requests,
+			       row->new_requests);
+		for (size_t f = 0; f < row->nfunctions; f++) {
+			strbuf__puts(&sb, f ? ", {\"name\": \"" : "{\"name\": \"");
+			strbuf__json_escape(&sb, row->functions[f].name);
+			strbuf__printf(&sb, "\", \"verdict\": \"%s\", ",
+				       verdict__name(row->functions[f].verdict));
+			json_change(&sb, &row->functions[f].change);
+			strbuf__puts(&sb, "}");
+		}
+		strbuf__puts(&sb, "]}");
+	}
+	strbuf__puts(&sb, "\n]}\n");
+	int e = strbuf__error(&sb);
+	if (!e && fwrite(sb.data, 1, sb.len, out) != sb.len)
+		e = -EIO;
+	strbuf__release(&sb);
+	return e;
+}
+
+/* Differential flame graph colours: significant growth red, shrink blue. */
+static int diff_fill(void *ctx, const struct profile *p, const struct profile_frame *f,
+		     int rgb[3])
+{
+	const struct diff_function_map *m = ctx;
+	if (!f || f->kind == FRAME_SPECIAL) {
+		rgb[0] = rgb[1] = rgb[2] = 200;
+		return 1;
+	}
+	const struct diff_function *df = diff_function_map__get(m, profile__str(p, f->name));
+	if (!df || (df->verdict != VERDICT_REGRESSION && df->verdict != VERDICT_IMPROVEMENT)) {
+		rgb[0] = rgb[1] = rgb[2] = 215; /* not significant: grey */
+		return 1;
+	}
+	double mag = fabs(df->change.change);
+	int shade = (int)(200 - 160 * (mag > 1 ? 1 : mag));
+	if (df->verdict == VERDICT_REGRESSION) {
+		rgb[0] = 250;
+		rgb[1] = rgb[2] = shade;
+	} else {
+		rgb[0] = rgb[1] = shade;
+		rgb[2] = 250;
+	}
+	return 1;
+}
+
+enum { OPT_BASE_SELECT = 256, OPT_NEW_SELECT, OPT_AGENT, OPT_TOKEN, OPT_BY, OPT_MIN_EFFECT,
+       OPT_THRESHOLDS, OPT_CONFIDENCE, OPT_RESAMPLES, OPT_SEED, OPT_JSON, OPT_SVG };
+
+int cmd_diff(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "base-select", required_argument, NULL, OPT_BASE_SELECT },
+		{ "new-select", required_argument, NULL, OPT_NEW_SELECT },
+		{ "agent", required_argument, NULL, OPT_AGENT },
+		{ "token-file", required_argument, NULL, OPT_TOKEN },
+		{ "by", required_argument, NULL, OPT_BY },
+		{ "min-effect", required_argument, NULL, OPT_MIN_EFFECT },
+		{ "thresholds", required_argument, NULL, OPT_THRESHOLDS },
+		{ "confidence", required_argument, NULL, OPT_CONFIDENCE },
+		{ "resamples", required_argument, NULL, OPT_RESAMPLES },
+		{ "seed", required_argument, NULL, OPT_SEED },
+		{ "json", required_argument, NULL, OPT_JSON },
+		{ "svg", required_argument, NULL, OPT_SVG },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	const char *base_sel[MAX_SELECT], *new_sel[MAX_SELECT];
+	size_t nbase_sel = 0, nnew_sel = 0, nthr = 0;
+	const char *agent = NULL, *token_file = NULL, *json = NULL, *svg = NULL;
+	static struct diff_threshold thr[MAX_THRESHOLDS];
+	static char thr_names[MAX_THRESHOLDS][256];
+	struct diff_opts o = { 0 };
+	char token[256] = "", *end;
+	int quiet = 0, c, rc = 2;
+	struct profile *base = NULL, *cur = NULL;
+	struct diff_result result = { 0 };
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "qh", longopts, NULL)) != -1) {
+		switch (c) {
+		case OPT_BASE_SELECT:
+		case OPT_NEW_SELECT:
+			if ((c == OPT_BASE_SELECT ? nbase_sel : nnew_sel) >= MAX_SELECT ||
+			    !strchr(optarg, '=')) {
+				cli_error("bad selector '%s': expected KEY=VALUE", optarg);
+				return 2;
+			}
+			if (c == OPT_BASE_SELECT)
+				base_sel[nbase_sel++] = optarg;
+			else
+				new_sel[nnew_sel++] = optarg;
+			break;
+		case OPT_AGENT: agent = optarg; break;
+		case OPT_TOKEN: token_file = optarg; break;
+		case OPT_BY: o.group_key = optarg; break;
+		case OPT_MIN_EFFECT:
+			o.min_effect = strtod(optarg, &end);
+			if (*end || !(o.min_effect > 0 && o.min_effect < 10)) {
+				cli_error("bad --min-effect '%s': a fraction like 0.02", optarg);
+				return 2;
+			}
+			break;
+		case OPT_THRESHOLDS:
+			if (load_thresholds(optarg, thr, &nthr, thr_names))
+				return 2;
+			o.thresholds = thr;
+			o.nthresholds = nthr;
+			break;
+		case OPT_CONFIDENCE:
+			o.confidence = strtod(optarg, &end);
+			if (*end || !(o.confidence >= 0.5 && o.confidence < 1)) {
+				cli_error("bad --confidence '%s': between 0.5 and 1, e.g. 0.95", optarg);
+				return 2;
+			}
+			break;
+		case OPT_RESAMPLES: {
+			long v = strtol(optarg, &end, 10);
+			if (*end || v < 100 || v > 100000) {
+				cli_error("bad --resamples '%s': 100..100000", optarg);
+				return 2;
+			}
+			o.resamples = (unsigned)v;
+			break;
+		}
+		case OPT_SEED:
+			o.seed = strtoull(optarg, &end, 10);
+			if (*end || !o.seed) {
+				cli_error("bad --seed '%s': a positive integer", optarg);
+				return 2;
+			}
+			break;
+		case OPT_JSON: json = optarg; break;
+		case OPT_SVG: svg = optarg; break;
+		case 'q': quiet = 1; break;
+		case 'h': diff_usage(stdout); return 0;
+		default:
+			fprintf(stderr, "(see `dynoprof diff --help`)\n");
+			return 2;
+		}
+	}
+	if (argc - optind != 2) {
+		cli_error("diff needs two profiles: dynoprof diff BASE NEW (see --help)");
+		return 2;
+	}
+	if (token_file) {
+		FILE *f = fopen(token_file, "re");
+		if (!f || !fgets(token, sizeof(token), f)) {
+			cli_error("cannot read --token-file %s", token_file);
+			if (f)
+				fclose(f);
+			return 2;
+		}
+		fclose(f);
+		token[strcspn(token, "\r\n")] = '\0';
+	}
+	base = load_side(argv[optind], agent, token, base_sel, nbase_sel);
+	cur = base ? load_side(argv[optind + 1], agent, token, new_sel, nnew_sel) : NULL;
+	if (!base || !cur)
+		goto out;
+	int e = diff__compute(base, cur, &o, &result);
+	if (e == -ENODATA) {
+		cli_error("%s side has no samples (empty profile, or selectors that match "
+			  "nothing)", profile__total(base, 0) ? "the new" : "the base");
+		goto out;
+	}
+	if (e) {
+		cli_error("comparing failed: %s", strerror(-e));
+		goto out;
+	}
+	int json_stdout = json && !strcmp(json, "-");
+	if (!quiet && !json_stdout)
+		print_table(&result, stdout);
+	if (json) {
+		FILE *f = json_stdout ? stdout : fopen(json, "we");
+		e = f ? write_json(&result, o.confidence ? o.confidence : 0.95, f) : -errno;
+		if (f && f != stdout && fclose(f) && !e)
+			e = -errno;
+		if (e) {
+			cli_error("cannot write %s: %s", json, strerror(-e));
+			goto out;
+		}
+	}
+	if (svg) {
+		struct diff_function_map *m = diff__function_map(base, cur, &o);
+		char err[512];
+		if (!m) {
+			cli_error("differential flame graph failed: %s", strerror(errno));
+			goto out;
+		}
+		struct svg_opts so = { .title = "dynoprof diff",
+				       .subtitle = "red: significantly more; blue: less; grey: no "
+						   "significant change",
+				       .fill = diff_fill, .fill_ctx = m };
+		FILE *f = fopen(svg, "we");
+		e = f ? svg__write(cur, f, &so) : -errno;
+		if (f && fclose(f) && !e)
+			e = -errno;
+		diff_function_map__free(m);
+		if (e) {
+			snprintf(err, sizeof(err), "%s", strerror(-e));
+			cli_error("cannot write %s: %s", svg, err);
+			goto out;
+		}
+	}
+	rc = result.regressions ? 1 : 0;
+out:
+	diff__free(&result);
+	profile__free(base);
+	profile__free(cur);
+	return rc;
+}

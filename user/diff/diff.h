@@ -1,0 +1,95 @@
+/* diff.h - CPU regressions between two profiles (a base and a new one), per
+ * endpoint, overall, and per function within an endpoint, each with a
+ * confidence interval that accounts for clustering.
+ *
+ * Clusters are (window, pid) pairs, from the samples' `window` label (set by
+ * `record --window`, and by the agent per stored window) and pid. For each
+ * endpoint the metric is CPU per request when both sides counted requests
+ * for it (libdynotag request counters), else the endpoint's share of all
+ * samples. See stats/ratio_ci.h for the interval and verdict rule.
+ */
+#ifndef DYNOPROF_DIFF_H
+#define DYNOPROF_DIFF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "profile/profile.h"
+#include "stats/ratio_ci.h"
+
+/* What a row measures. */
+enum diff_metric {
+	DIFF_CPU_PER_REQUEST = 0,   /* CPU ns (or instructions) per request */
+	DIFF_SAMPLE_SHARE = 1,      /* share of all samples */
+};
+
+/* A function's part in an endpoint's change. */
+struct diff_function {
+	char *name;                 /* function (frame name, without line) */
+	struct ratio_change change; /* its cost per request (or share of the endpoint) */
+	enum verdict verdict;
+};
+
+/* One endpoint (or the overall row). */
+struct diff_row {
+	char *endpoint;             /* label value; "(all)" for the overall row */
+	enum diff_metric metric;
+	bool instructions;          /* the CPU measure is instructions, not ns */
+	struct ratio_change change;
+	enum verdict verdict;
+	double min_effect;          /* threshold applied */
+	uint64_t base_samples, new_samples;   /* samples of the endpoint per side */
+	double base_requests, new_requests;   /* requests per side (0: unknown) */
+	struct diff_function *functions;      /* flagged rows only: the functions
+					       * that changed, largest effect first */
+	size_t nfunctions;
+};
+
+/* A per-endpoint threshold override. */
+struct diff_threshold {
+	const char *endpoint;
+	double min_effect;
+};
+
+struct diff_opts {
+	const char *group_key;      /* label that names endpoints (default "endpoint") */
+	double min_effect;          /* default 0.02 */
+	const struct diff_threshold *thresholds; /* per-endpoint overrides */
+	size_t nthresholds;
+	double confidence;          /* default 0.95 */
+	unsigned resamples;         /* default 2000 */
+	uint64_t seed;              /* default 1 */
+	size_t min_clusters;        /* per side (default 5) */
+	double min_requests;        /* per side for the per-request metric (default 30) */
+	double min_samples;         /* per side for the share metric (default 100) */
+	size_t max_functions;       /* functions analysed per flagged endpoint (default 30) */
+};
+
+struct diff_result {
+	struct diff_row *rows;      /* endpoints sorted by change (largest first), then
+				     * insufficient data; the overall row first when
+				     * requests were counted */
+	size_t nrows;
+	size_t regressions;         /* rows with VERDICT_REGRESSION */
+	size_t improvements;
+};
+
+/* Compares new against base. opts may be NULL (defaults). Returns 0, -ENODATA
+ * when a side has no samples, -EINVAL, -ENOMEM. */
+int diff__compute(const struct profile *base, const struct profile *cur,
+		  const struct diff_opts *opts, struct diff_result *out);
+void diff__free(struct diff_result *r);
+
+/* Per-function verdicts for the differential flame graph: the change of each
+ * function's inclusive cost (share of all samples) with its interval. */
+struct diff_function_map;
+struct diff_function_map *diff__function_map(const struct profile *base,
+					     const struct profile *cur,
+					     const struct diff_opts *opts);
+/* Looks up a frame name; returns NULL when not analysed. */
+const struct diff_function *diff_function_map__get(const struct diff_function_map *m,
+						   const char *name);
+void diff_function_map__free(struct diff_function_map *m);
+
+#endif
