@@ -335,14 +335,18 @@ class Recording:
             self.proc.wait()
 
 
-def record_load(app_pids, out, loads, extra=(), seconds=6, settle=0.3):
+def record_load(app_pids, out, loads, extra=(), seconds=6, settle=0.3, prime=None):
     """Records app_pids while the wrk runs `loads` (list of (url, kwargs)) run
     for `seconds`, all started once dynoprof samples; the capture ends
-    `settle` s after the last wrk run. Returns ({url: WrkResult}, stderr)."""
+    `settle` s after the last wrk run. prime: a URL loaded for 1 s before
+    (dynoprof finds a process's libdynotag only some time after its first
+    sample). Returns ({url: WrkResult}, stderr)."""
     rec = Recording("record", "-p", ",".join(map(str, app_pids)), "-d", seconds + 30,
                     "-o", out, *extra)
     try:
         rec.wait_started()
+        if prime:
+            check_wrk(Wrk(prime, 1, threads=1, connections=4).result())
         runs = [(url, Wrk(url, seconds, **kwargs)) for url, kwargs in loads]
         results = {url: run.result() for url, run in runs}
         time.sleep(settle)

@@ -8,6 +8,7 @@ what each request really took. Every check is what a user would look at:
 samples per request by endpoint, the split by commit, the labels of samples
 whose stack shows what ran under which tag.
 """
+import collections
 import json
 import os
 import subprocess
@@ -231,7 +232,7 @@ def test_racing_tag_writes_never_mislabel(apps, outdir):
     out = os.path.join(outdir, "x.pb.gz")
     _, err = record_load(app.pids(), out,
                          [(app.url("racy?ms=50"), {"threads": 2, "connections": 4})],
-                         extra=("-F", "999"), seconds=5)
+                         extra=("-F", "999"), seconds=5, prime=app.url("light"))
     samples = decode_pprof(out)
 
     def runs(sample, name):
@@ -334,6 +335,9 @@ def churn(i):
 
 print("ready", flush=True)
 sys.stdin.readline()
+# Untagged work first: dynoprof finds a process's libdynotag only some time
+# after its first sample (known, reported), and this test is not about that.
+spin(0.3)
 for target in (too_many, long_tags, bad_utf8):
     t = threading.Thread(target=target)
     t.start()
@@ -349,6 +353,11 @@ for t in alive:
     t.join()
 with open(sys.argv[1], "w") as f:
     json.dump(result, f)
+# Stay alive until the capture ended: dynoprof reads tag strings from a live
+# process (a process that exits before its last samples are processed loses
+# their new strings: known, reported), and this test is about threads.
+print("done", flush=True)
+sys.stdin.readline()
 '''
 
 
@@ -364,8 +373,13 @@ def test_bad_tag_input_is_truncated_escaped_and_bounded(outdir):
         rec.wait_started()
         proc.stdin.write("go\n")
         proc.stdin.flush()
-        assert proc.wait(timeout=60) == 0, "the tagging script failed:\n" + proc.stderr.read()
+        done = proc.stdout.readline().strip()
+        time.sleep(0.3)
         rc, err = rec.stop()
+        proc.stdin.write("exit\n")
+        proc.stdin.flush()
+        assert proc.wait(timeout=60) == 0 and done == "done", (
+            "the tagging script failed:\n" + proc.stderr.read())
         assert rc == 0, err
     finally:
         if proc.poll() is None:
@@ -386,9 +400,12 @@ def test_bad_tag_input_is_truncated_escaped_and_bounded(outdir):
         return [s for s in samples if s.labels.get("tid") == tid
                 and any(function in f.function for f in s.frames)]
 
+    def total(some):
+        return sum(s.values[0] for s in some)
+
     # Over-long keys and values arrive cut, ending in "…", within the limits.
     long_samples = of_thread(result["long_tid"], "burn_long")
-    assert len(long_samples) > 100, "few samples of burn_long: %d" % len(long_samples)
+    assert total(long_samples) > 100, "few samples of burn_long: %d" % total(long_samples)
     for s in long_samples:
         keys = [k for k in s.labels if k.startswith("kkkk")]
         assert len(keys) == 1, s.labels
@@ -403,7 +420,7 @@ def test_bad_tag_input_is_truncated_escaped_and_bounded(outdir):
 
     # Invalid UTF-8 is escaped as \xNN, valid characters kept.
     bad_samples = of_thread(result["bad_tid"], "burn_bad")
-    assert len(bad_samples) > 100, "few samples of burn_bad: %d" % len(bad_samples)
+    assert total(bad_samples) > 100, "few samples of burn_bad: %d" % total(bad_samples)
     for s in bad_samples:
         assert s.labels.get("cbad") == "caf\u00e9-\\xff\\xfe-end", s.labels
         assert s.labels.get("pybad") == "\\xffpy\\xfe", s.labels
@@ -412,14 +429,26 @@ def test_bad_tag_input_is_truncated_escaped_and_bounded(outdir):
 
     # 100 short-lived threads: every sample labelled worker=wN is wN's thread.
     workers = result["workers"]
+    tid_worker = {tid: name for name, tid in workers.items()}
     tagged = [s for s in samples if "worker" in s.labels]
     wrong = [(s.labels["worker"], s.labels.get("tid")) for s in tagged
              if workers.get(s.labels["worker"]) != s.labels.get("tid")]
     assert not wrong, "samples labelled with another thread's worker tag: %s" % wrong[:10]
     seen = {s.labels["worker"] for s in tagged}
-    in_churn = sum(1 for s in samples if any("burn_churn" in f.function for f in s.frames))
+    in_churn = total(s for s in samples if any("burn_churn" in f.function for f in s.frames))
     print("bad input: %d burn_long, %d burn_bad samples; %d workers of 100 seen in %d "
           "samples (%d in burn_churn); tag races %d" % (
-              len(long_samples), len(bad_samples), len(seen), len(tagged), in_churn,
+              total(long_samples), total(bad_samples), len(seen), total(tagged), in_churn,
               tag_race_drops(err)))
-    assert len(seen) >= 90, "only %d of 100 workers' tags seen" % len(seen)
+    # Every sample of a worker's burn_churn carries its tag, but for tag races
+    # (counted).
+    untagged = collections.Counter(
+        s.labels.get("tid") for s in samples
+        if "worker" not in s.labels and any("burn_churn" in f.function for f in s.frames)
+        for _ in range(s.values[0]))
+    assert sum(untagged.values()) <= tag_race_drops(err), (
+        "samples in burn_churn without their worker tag (tid: samples): %s; %d tag races "
+        "reported; workers seen %d/100\n%s" % (
+            {tid: (tid_worker.get(tid), n) for tid, n in untagged.items()}, tag_race_drops(err),
+                                                len(seen), err))
+    assert len(seen) == 100, "only %d of 100 workers' tags seen" % len(seen)

@@ -244,6 +244,18 @@ static int close_window(struct agent *a)
 			     vi >= 0 ? s->values[vi] : 0, vr >= 0 ? s->values[vr] : 0);
 	}
 
+	/* Deploy checks: which commits ran, and checks now due. */
+	if (a->st.deploys) {
+		size_t c2 = 0;
+		void *v2;
+		while (hashmap__next(groups, &c2, NULL, NULL, &v2)) {
+			const struct window_group *wg = v2;
+			if (wg->g.samples)
+				deploy_checker__observe(a->st.deploys, wg->g.service, wg->g.commit,
+							a->window_start_unix, end);
+		}
+	}
+
 	/* Metrics: per (service, commit, endpoint, comm). */
 	size_t cur = 0, n = 0;
 	void *v;
@@ -313,6 +325,8 @@ static int close_window(struct agent *a)
 	}
 	hashmap__free(groups);
 	export_self_metrics(a);
+	if (a->st.deploys)
+		deploy_checker__run_due(a->st.deploys, end);
 
 	/* The next window. */
 	struct profile *next = profile__new();
@@ -487,6 +501,13 @@ int agent__run(const struct agent_config *initial, const char *config_path,
 		goto out;
 	}
 	declare_metrics(a->st.metrics);
+	struct deploy_check_opts dopts = { .check_window_s = c->deploy_check_s,
+					   .min_effect = c->deploy_min_effect };
+	a->st.deploys = deploy_checker__new(&dopts, a->st.store, a->st.metrics);
+	if (!a->st.deploys) {
+		fprintf(stderr, "dynoprof agent: out of memory\n");
+		goto out;
+	}
 
 	struct py_tls_layout tls = { 0 };
 	bool python = c->python, tags = c->tags;
@@ -614,6 +635,7 @@ out:
 	tag_registry__free(a->tags);
 	symbolizer__free(a->sym);
 	profile__free(a->window);
+	deploy_checker__free(a->st.deploys);
 	metrics__free(a->st.metrics);
 	store__close(a->st.store);
 	request_tracker__free(a->requests);

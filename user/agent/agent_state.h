@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "agent/config.h"
+#include "agent/deploy_check.h"
 #include "agent/metrics.h"
 #include "agent/store.h"
 #include "profile/profile.h"
@@ -36,6 +37,7 @@ struct agent_state {
 	bool stopping;                    /* shutting down: queries end now */
 	struct store *store;              /* history (thread-safe) */
 	struct metrics *metrics;          /* Prometheus registry (thread-safe) */
+	struct deploy_checker *deploys;   /* automatic deploy checks (results thread-safe) */
 	int64_t started_unix_ns;          /* agent start */
 	const char *value_types[6][2];    /* type/unit of window profiles */
 	size_t nvalue_types;

@@ -28,6 +28,9 @@ static const struct {
 	{ "max_series", "1000", "series per metric family before folding into __other__" },
 	{ "max_query_seconds", "300", "longest /debug/pprof/profile?seconds=" },
 	{ "max_query_range", "7d", "longest from..to range of a history query" },
+	{ "deploy_check_window", "5m", "after a commit switch, compare this long of each "
+					"commit (s, m, h)" },
+	{ "deploy_check_min_effect", "0.02", "smallest CPU change a deploy check reports" },
 };
 
 void agent_config__describe(FILE *out)
@@ -191,6 +194,18 @@ int agent_config__set(struct agent_config *c, const char *key, const char *value
 			e = -EINVAL;
 		if (!e)
 			c->max_range_s = n;
+	} else if (!strcmp(key, "deploy_check_window")) {
+		e = parse_duration_s(value, &n);
+		if (!e && (n < 5 || n > 86400))
+			e = -EINVAL;
+		if (!e)
+			c->deploy_check_s = (double)n;
+	} else if (!strcmp(key, "deploy_check_min_effect")) {
+		char *end;
+		double v = strtod(value, &end);
+		e = *end || end == value || !(v > 0 && v < 10) ? -EINVAL : 0;
+		if (!e)
+			c->deploy_min_effect = v;
 	} else {
 		snprintf(err, errlen, "unknown key '%s' (see `dynoprof agent --help`)", key);
 		return -ENOENT;

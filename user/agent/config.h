@@ -32,6 +32,9 @@ struct agent_config {
 	unsigned max_series;       /* max_series: per metric family (1000) */
 	double max_query_s;        /* max_query_seconds: longest ?seconds= (300) */
 	int64_t max_range_s;       /* max_query_range: longest from..to (7d) */
+	double deploy_check_s;     /* deploy_check_window: seconds compared after a commit
+				    * switch (300) */
+	double deploy_min_effect;  /* deploy_check_min_effect: verdict threshold (0.02) */
 };
 
 /* Fills c with the defaults. */

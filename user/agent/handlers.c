@@ -455,6 +455,20 @@ static void handle_groups(void *ctx, const struct http_query *q, struct http_res
 	r->content_type = "application/json";
 }
 
+static void handle_regressions(void *ctx, const struct http_query *q, struct http_response *r)
+{
+	struct agent_state *st = ctx;
+	if (http_query__count(q)) {
+		http_response__error(r, 400, "/api/v1/regressions takes no parameters");
+		return;
+	}
+	if (deploy_checker__json(st->deploys, &r->body)) {
+		http_response__error(r, 500, "out of memory");
+		return;
+	}
+	r->content_type = "application/json";
+}
+
 size_t agent_handlers__routes(struct agent_state *st, struct http_route *routes)
 {
 	size_t n = 0;
@@ -462,6 +476,7 @@ size_t agent_handlers__routes(struct agent_state *st, struct http_route *routes)
 	routes[n++] = (struct http_route){ "/debug/pprof/profile", handle_profile, st };
 	routes[n++] = (struct http_route){ "/flamegraph", handle_flamegraph, st };
 	routes[n++] = (struct http_route){ "/api/v1/groups", handle_groups, st };
+	routes[n++] = (struct http_route){ "/api/v1/regressions", handle_regressions, st };
 	routes[n++] = (struct http_route){ "/healthz", handle_healthz, st };
 	return n;
 }

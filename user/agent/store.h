@@ -44,8 +44,8 @@ struct store_window {
 
 /* Retention: windows older than max_age_s, or beyond max_bytes of database,
  * oldest first, are deleted (checked after each insert). max_bytes counts the
- * database's pages in use, not its -wal file (at most ~16 MiB after a
- * checkpoint) nor the schema's few pages. */
+ * database's pages in use, schema included (~40 KiB), not its -wal file (at
+ * most ~16 MiB after a checkpoint). */
 struct store_opts {
 	int64_t max_age_s;       /* 0: default 7 days; by end_ns vs the wall clock */
 	int64_t max_bytes;       /* 0: default 1 GiB */
@@ -93,7 +93,9 @@ int store__foreach_window(struct store *s, int64_t from_ns, int64_t to_ns, size_
 /* Calls fn for the group rows of windows overlapping [from_ns, to_ns),
  * summed per (service, commit, endpoint), sorted by that triple. Filters may
  * be NULL (any); "" matches untagged. Stops early when fn returns non-zero
- * (returned). 0, fn's value, or -errno (-ERANGE if a sum overflows int64). */
+ * (returned). Costs time linear in the group rows of the windows in range
+ * (about 0.5 us each), whatever the filters. 0, fn's value, or -errno
+ * (-ERANGE if a sum overflows int64). */
 int store__groups(struct store *s, int64_t from_ns, int64_t to_ns, const char *service,
 		  const char *commit, const char *endpoint,
 		  int (*fn)(void *ctx, const struct store_group *g), void *ctx);
@@ -114,7 +116,7 @@ int store__group_series(struct store *s, int64_t from_ns, int64_t to_ns, const c
 int store__stats(struct store *s, int64_t *bytes, int64_t *windows, int64_t *oldest_ns);
 
 /* Runs PRAGMA integrity_check and foreign_key_check; 0 when both are clean,
- * -EIO otherwise. Reads the whole file: for tests and `agent --check`. */
+ * -EIO otherwise. Reads the whole file: for tests and diagnostics. */
 int store__check(struct store *s);
 
 #endif

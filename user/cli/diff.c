@@ -160,7 +160,7 @@ static int load_thresholds(const char *path, struct diff_threshold *t, size_t *n
 		size_t len = strlen(s);
 		while (len && (s[len - 1] == ' ' || s[len - 1] == '\t'))
 			s[--len] = '\0';
-		snprintf(names[*n], 256, "%s", s);
+		snprintf(names[*n], 256, "%.255s", s);
 		t[*n].endpoint = names[*n];
 		t[*n].min_effect = v;
 		(*n)++;

@@ -113,6 +113,12 @@ static double side_ratio(const struct side *s)
 	return (s->sum_x / s->sum_y) * (s->num_scale / s->den_scale);
 }
 
+/* log R in the caller's units; equal sides give bit-equal results. */
+static double side_log_ratio(const struct side *s)
+{
+	return s->log_ratio + log(s->num_scale) - log(s->den_scale);
+}
+
 /* Draws one bootstrap replicate of a side: its log ratio shift from the
  * original (-inf when the replicate's numerator is 0) and its log variance. */
 static void resample_side(const struct side *s, struct rng *r, double *log_shift,
@@ -263,9 +269,7 @@ int ratio_change__estimate(const struct cluster_obs *base, size_t nbase,
 		c.lo = -1;
 		c.hi = INFINITY;
 	} else {
-		double theta = sides[1].log_ratio - sides[0].log_ratio +
-			       log(sides[1].num_scale) - log(sides[1].den_scale) -
-			       log(sides[0].num_scale) + log(sides[0].den_scale);
+		double theta = side_log_ratio(&sides[1]) - side_log_ratio(&sides[0]);
 		double lo = -INFINITY, hi = INFINITY;
 
 		if (sides[0].n >= 2 && sides[1].n >= 2)
