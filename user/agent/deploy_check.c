@@ -276,6 +276,48 @@ static int on_endpoint(void *ctx, const struct store_group *g)
 	return 0;
 }
 
+static void json_str(struct strbuf *sb, const char *s)
+{
+	strbuf__putc(sb, '"');
+	strbuf__json_escape(sb, s ? s : "");
+	strbuf__putc(sb, '"');
+}
+
+static void json_num(struct strbuf *sb, double v)
+{
+	if (isfinite(v))
+		strbuf__printf(sb, "%.6g", v);
+	else
+		strbuf__puts(sb, "null");
+}
+
+/* Appends one result as a JSON object. */
+static void result_json(const struct check_result *r, struct strbuf *out)
+{
+	strbuf__puts(out, "{\"service\": ");
+	json_str(out, r->service);
+	strbuf__puts(out, ", \"endpoint\": ");
+	json_str(out, r->endpoint);
+	strbuf__puts(out, ", \"base\": ");
+	json_str(out, r->base);
+	strbuf__puts(out, ", \"new\": ");
+	json_str(out, r->current);
+	strbuf__puts(out, ", \"metric\": ");
+	json_str(out, r->metric);
+	strbuf__printf(out, ", \"verdict\": \"%s\", \"canary\": %s, \"ratio\": ",
+		       verdict__name(r->verdict), r->canary ? "true" : "false");
+	json_num(out, 1 + r->change.change);
+	strbuf__puts(out, ", \"change\": ");
+	json_num(out, r->change.change);
+	strbuf__puts(out, ", \"ci_low\": ");
+	json_num(out, r->change.lo);
+	strbuf__puts(out, ", \"ci_high\": ");
+	json_num(out, r->change.hi);
+	strbuf__printf(out, ", \"checked\": %.3f, \"base_range\": [%.3f, %.3f], "
+		       "\"new_range\": [%.3f, %.3f]}", r->checked_ns / 1e9, r->base_from / 1e9,
+		       r->base_to / 1e9, r->new_from / 1e9, r->new_to / 1e9);
+}
+
 static void store_result(struct deploy_checker *d, const struct pending_check *p,
 			 const char *endpoint, const char *metric, const struct ratio_change *c,
 			 enum verdict v, int64_t now, int64_t bf, int64_t bt, int64_t nf, int64_t nt,
@@ -301,6 +343,13 @@ static void store_result(struct deploy_checker *d, const struct pending_check *p
 	if (d->nresults < DEPLOY_CHECK_MAX_RESULTS)
 		d->nresults++;
 	pthread_mutex_unlock(&d->lock);
+
+	/* Kept in the history too, so results survive a restart. */
+	struct strbuf json = STRBUF_INIT;
+	result_json(r, &json);
+	if (!strbuf__error(&json))
+		store__put_check(d->store, now, strbuf__str(&json));
+	strbuf__release(&json);
 
 	if (!isfinite(c->change))
 		return;
@@ -398,54 +447,22 @@ int deploy_checker__run_due(struct deploy_checker *d, int64_t now_ns)
 	return ran;
 }
 
-static void json_str(struct strbuf *sb, const char *s)
+static int append_check(void *ctx, int64_t checked_ns, const char *json)
 {
-	strbuf__putc(sb, '"');
-	strbuf__json_escape(sb, s ? s : "");
-	strbuf__putc(sb, '"');
-}
-
-static void json_num(struct strbuf *sb, double v)
-{
-	if (isfinite(v))
-		strbuf__printf(sb, "%.6g", v);
-	else
-		strbuf__puts(sb, "null");
+	struct strbuf *out = ctx;
+	(void)checked_ns;
+	if (out->len && out->data[out->len - 1] == '}')
+		strbuf__putc(out, ',');
+	strbuf__puts(out, "\n  ");
+	strbuf__puts(out, json ? json : "{}");
+	return 0;
 }
 
 int deploy_checker__json(struct deploy_checker *d, struct strbuf *out)
 {
-	pthread_mutex_lock(&d->lock);
+	/* The history holds every result (also from before a restart). */
 	strbuf__puts(out, "{\"checks\": [");
-	for (size_t i = 0; i < d->nresults; i++) {
-		size_t idx = (d->next_result + DEPLOY_CHECK_MAX_RESULTS - 1 - i) %
-			     DEPLOY_CHECK_MAX_RESULTS;
-		const struct check_result *r = &d->results[idx];
-		strbuf__puts(out, i ? ",\n  {\"service\": " : "\n  {\"service\": ");
-		json_str(out, r->service);
-		strbuf__puts(out, ", \"endpoint\": ");
-		json_str(out, r->endpoint);
-		strbuf__puts(out, ", \"base\": ");
-		json_str(out, r->base);
-		strbuf__puts(out, ", \"new\": ");
-		json_str(out, r->current);
-		strbuf__puts(out, ", \"metric\": ");
-		json_str(out, r->metric);
-		strbuf__printf(out, ", \"verdict\": \"%s\", \"canary\": %s, \"ratio\": ",
-			       verdict__name(r->verdict), r->canary ? "true" : "false");
-		json_num(out, 1 + r->change.change);
-		strbuf__puts(out, ", \"change\": ");
-		json_num(out, r->change.change);
-		strbuf__puts(out, ", \"ci_low\": ");
-		json_num(out, r->change.lo);
-		strbuf__puts(out, ", \"ci_high\": ");
-		json_num(out, r->change.hi);
-		strbuf__printf(out, ", \"checked\": %.3f, \"base_range\": [%.3f, %.3f], "
-			       "\"new_range\": [%.3f, %.3f]}", r->checked_ns / 1e9,
-			       r->base_from / 1e9, r->base_to / 1e9, r->new_from / 1e9,
-			       r->new_to / 1e9);
-	}
+	int err = store__foreach_check(d->store, DEPLOY_CHECK_MAX_RESULTS, append_check, out);
 	strbuf__puts(out, "\n]}\n");
-	pthread_mutex_unlock(&d->lock);
-	return strbuf__error(out);
+	return err ? err : strbuf__error(out);
 }

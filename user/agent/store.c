@@ -406,6 +406,17 @@ static int init_schema(struct store *s, const char *path, char *err, size_t errl
 		ret = -EINVAL;
 		goto fail;
 	}
+	/* Deploy-check results (added within version 1: created when absent). */
+	ret = exec_sql(s, "CREATE TABLE IF NOT EXISTS checks ("
+			  "  id INTEGER PRIMARY KEY,"
+			  "  checked_ns INTEGER NOT NULL,"
+			  "  json TEXT NOT NULL);"
+			  "CREATE INDEX IF NOT EXISTS checks_time ON checks(checked_ns);");
+	if (ret) {
+		set_err(err, errlen, "%s: cannot create the checks table: %s", path,
+			sqlite3_errmsg(s->db));
+		goto fail;
+	}
 	ret = exec_sql(s, "COMMIT");
 	if (ret) {
 		set_err(err, errlen, "%s: cannot commit the schema: %s", path,
@@ -1009,4 +1020,54 @@ int store__check(struct store *s)
 	if (rc != SQLITE_OK)
 		return sqlite_to_errno(rc) ?: -EIO;
 	return bad ? -EIO : 0;
+}
+
+int store__put_check(struct store *s, int64_t checked_ns, const char *json)
+{
+	sqlite3_stmt *st = NULL;
+	int ret = store_lock(s);
+	if (ret)
+		return ret;
+	int rc = sqlite3_prepare_v2(s->db, "INSERT INTO checks (checked_ns, json) VALUES (?1, ?2)",
+				    -1, &st, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, checked_ns);
+		sqlite3_bind_text(st, 2, json, -1, SQLITE_TRANSIENT);
+		rc = sqlite3_step(st);
+		rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+	}
+	sqlite3_finalize(st);
+	/* Same retention by age as windows; checks are small, so no size rule. */
+	if (rc == SQLITE_OK && sqlite3_prepare_v2(s->db, "DELETE FROM checks WHERE checked_ns < ?1",
+						  -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, checked_ns - s->max_age_s * NS_PER_S);
+		sqlite3_step(st);
+		sqlite3_finalize(st);
+	}
+	store_unlock(s);
+	return rc == SQLITE_OK ? 0 : (sqlite_to_errno(rc) ?: -EIO);
+}
+
+int store__foreach_check(struct store *s, size_t limit,
+			 int (*fn)(void *ctx, int64_t checked_ns, const char *json), void *ctx)
+{
+	sqlite3_stmt *st = NULL;
+	int ret = store_lock(s);
+	if (ret)
+		return ret;
+	int rc = sqlite3_prepare_v2(s->db, "SELECT checked_ns, json FROM checks "
+				    "ORDER BY checked_ns DESC, id DESC LIMIT ?1", -1, &st, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)limit);
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW && !ret)
+			ret = fn(ctx, sqlite3_column_int64(st, 0),
+				 (const char *)sqlite3_column_text(st, 1));
+		if (rc == SQLITE_DONE || rc == SQLITE_ROW)
+			rc = SQLITE_OK;
+	}
+	sqlite3_finalize(st);
+	store_unlock(s);
+	if (ret)
+		return ret;
+	return rc == SQLITE_OK ? 0 : (sqlite_to_errno(rc) ?: -EIO);
 }

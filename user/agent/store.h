@@ -115,6 +115,14 @@ int store__group_series(struct store *s, int64_t from_ns, int64_t to_ns, const c
  * oldest window's start_ns (0 when empty). Outputs may be NULL. 0 or -errno. */
 int store__stats(struct store *s, int64_t *bytes, int64_t *windows, int64_t *oldest_ns);
 
+/* Stores one deploy-check result (a JSON object); results older than the age
+ * retention are deleted. 0 or -errno. */
+int store__put_check(struct store *s, int64_t checked_ns, const char *json);
+/* Calls fn with up to limit results, newest first (under the store's lock:
+ * fn must not call the store). 0, fn's non-zero value, or -errno. */
+int store__foreach_check(struct store *s, size_t limit,
+			 int (*fn)(void *ctx, int64_t checked_ns, const char *json), void *ctx);
+
 /* Runs PRAGMA integrity_check and foreign_key_check; 0 when both are clean,
  * -EIO otherwise. Reads the whole file: for tests and diagnostics. */
 int store__check(struct store *s);

@@ -80,12 +80,23 @@ static void side_free(struct side *s)
 	free(s->all_samples.v);
 }
 
+/* A sample's cluster: its time window (all processes together: slowness a
+ * host shares across processes in a window must not count as independent
+ * evidence — calibration showed window x process clusters under-cover
+ * badly), or its process when samples carry no window label. */
+static int cluster_key(const struct profile *p, const struct profile_sample *smp, char *key,
+		       size_t len)
+{
+	const char *w = profile__sample_label(p, smp, "window");
+	int n = w ? snprintf(key, len, "w%s", w) : snprintf(key, len, "p%u", smp->pid);
+	return n < 0 ? 0 : (size_t)n >= len ? (int)len - 1 : n;
+}
+
 /* Returns the sample's cluster index in s (created on first sight). */
 static int cluster_of(struct side *s, const struct profile_sample *smp, size_t *idx)
 {
-	const char *w = profile__sample_label(s->p, smp, "window");
 	char key[64];
-	int len = snprintf(key, sizeof(key), "%s%c%u", w ? w : "", 0, smp->pid);
+	int len = cluster_key(s->p, smp, key, sizeof(key));
 	uintptr_t found = (uintptr_t)hashmap__get(s->clusters, key, (size_t)len);
 	if (!found) {
 		found = ++s->nclusters;
@@ -165,7 +176,7 @@ static void defaults(struct diff_opts *o, const struct diff_opts *given)
 	if (!o->seed)
 		o->seed = 1;
 	if (!o->min_clusters)
-		o->min_clusters = 5;
+		o->min_clusters = 8;
 	if (o->min_requests <= 0)
 		o->min_requests = 30;
 	if (o->min_samples <= 0)
@@ -234,9 +245,8 @@ static int function_costs(const struct side *s, const char *key, const char *val
 					: (s->vs >= 0 ? (double)smp->values[s->vs] : 0);
 		if (amount <= 0)
 			continue;
-		const char *w = profile__sample_label(s->p, smp, "window");
 		char ckey[64];
-		int len = snprintf(ckey, sizeof(ckey), "%s%c%u", w ? w : "", 0, smp->pid);
+		int len = cluster_key(s->p, smp, ckey, sizeof(ckey));
 		size_t c = (uintptr_t)hashmap__get(s->clusters, ckey, (size_t)len) - 1;
 		/* Count each function once per stack (recursion). */
 		hashmap__free(seen);

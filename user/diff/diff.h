@@ -2,8 +2,9 @@
  * endpoint, overall, and per function within an endpoint, each with a
  * confidence interval that accounts for clustering.
  *
- * Clusters are (window, pid) pairs, from the samples' `window` label (set by
- * `record --window`, and by the agent per stored window) and pid. For each
+ * Clusters are time windows, from the samples' `window` label (set by
+ * `record --window`, and by the agent per stored window); samples without
+ * one are clustered by process. For each
  * endpoint the metric is CPU per request when both sides counted requests
  * for it (libdynotag request counters), else the endpoint's share of all
  * samples. See stats/ratio_ci.h for the interval and verdict rule.
@@ -60,7 +61,7 @@ struct diff_opts {
 	double confidence;          /* default 0.95 */
 	unsigned resamples;         /* default 2000 */
 	uint64_t seed;              /* default 1 */
-	size_t min_clusters;        /* per side (default 5) */
+	size_t min_clusters;        /* per side (default 8) */
 	double min_requests;        /* per side for the per-request metric (default 30) */
 	double min_samples;         /* per side for the share metric (default 100) */
 	size_t max_functions;       /* functions analysed per flagged endpoint (default 30) */

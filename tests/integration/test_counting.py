@@ -1,0 +1,217 @@
+"""Exact CPU counting (`record --counts FILE`), end to end with real BPF: the
+per-process and per-thread CPU time dynoprof counts at context switches against
+what the kernel says (/proc/PID/stat), a process that lives 50 ms, the units of
+the JSON on this machine, and per-endpoint CPU of a Django app under gunicorn
+against what the app measured itself.
+"""
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from apputil import (COST, ENDPOINTS, GunicornApp, Recording, python_script,
+                     record_load, start_python)
+from conftest import proc_cpu_seconds, workload_path
+
+pytestmark = pytest.mark.slow
+
+BUSY_PYTHON = r'''
+import sys
+
+
+def busy_loop():
+    acc = 0
+    while True:
+        for i in range(10000):
+            acc = (acc * 31 + i) & 0xFFFFFFFF
+
+
+print("ready", flush=True)
+busy_loop()
+'''
+
+
+def has_pmu():
+    """True when `perf stat` can count hardware instructions here."""
+    try:
+        out = subprocess.run(["perf", "stat", "-x,", "-e", "instructions", "true"],
+                             capture_output=True, text=True, timeout=30).stderr
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    for line in out.splitlines():
+        fields = line.split(",")
+        if len(fields) > 2 and fields[2].startswith("instructions"):
+            return fields[0].strip().isdigit()
+    return False
+
+
+def load_counts(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def process_of(counts, pid):
+    found = [p for p in counts["processes"] if p["pid"] == pid]
+    assert len(found) == 1, "pid %d appears %d times in the counts JSON: %s" % (
+        pid, len(found), [(p["pid"], p["comm"]) for p in counts["processes"]][:40])
+    return found[0]
+
+
+class BusyCapture:
+    """What the module's capture of busy processes produced."""
+
+    def __init__(self, counts, used, names, stderr):
+        self.counts = counts  # the --counts JSON
+        self.used = used      # {pid: CPU s from /proc over the capture window}
+        self.names = names    # {pid: what it is}
+        self.stderr = stderr  # record's stderr
+
+
+@pytest.fixture(scope="module")
+def busy_capture(tmp_path_factory):
+    """Three cpu_split processes and a Python busy loop (four busy processes on
+    the machine's CPUs), recorded with --counts for about 4 s. /proc is read
+    once dynoprof samples and again once every process is stopped (SIGSTOP),
+    just before the capture ends, so both see the same window."""
+    outdir = str(tmp_path_factory.mktemp("busy"))
+    procs, names = [], {}
+    for _ in range(3):
+        p = subprocess.Popen([workload_path("cpu_split"), "-d", "60"],
+                             stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+        procs.append(p)
+        names[p.pid] = "cpu_split"
+    py = start_python(python_script(outdir, "busy.py", BUSY_PYTHON))
+    procs.append(py)
+    names[py.pid] = "python busy loop"
+    rec = None
+    try:
+        assert py.stdout.readline().strip() == "ready", py.stderr.read()
+        time.sleep(0.2)
+        counts_path = os.path.join(outdir, "c.json")
+        rec = Recording("record", "-p", ",".join(str(p.pid) for p in procs), "-d", 60,
+                        "--counts", counts_path, "-o", os.path.join(outdir, "x.pb.gz"))
+        rec.wait_started()
+        before = {p.pid: proc_cpu_seconds(p.pid) for p in procs}
+        time.sleep(4)
+        for p in procs:
+            p.send_signal(signal.SIGSTOP)
+        time.sleep(0.1)
+        used = {p.pid: proc_cpu_seconds(p.pid) - before[p.pid] for p in procs}
+        rc, err = rec.stop()
+        assert rc == 0, "record failed (rc=%d):\n%s" % (rc, err)
+        yield BusyCapture(load_counts(counts_path), used, names, err)
+    finally:
+        if rec:
+            rec.kill()
+        for p in procs:
+            p.kill()
+            p.send_signal(signal.SIGCONT)
+            p.wait()
+
+
+def test_process_cpu_matches_proc_stat(busy_capture):
+    lines = []
+    for pid, used in busy_capture.used.items():
+        entry = process_of(busy_capture.counts, pid)
+        counted = entry["cpu_ns"] / 1e9
+        lines.append("%s %d: counted %.3f s, /proc %.3f s" % (
+            busy_capture.names[pid], pid, counted, used))
+        assert used >= 1.0, "%s got only %.2f CPU s; the machine is too busy to compare" % (
+            busy_capture.names[pid], used)
+        assert abs(counted - used) <= 0.05 * used, "\n".join(lines) + "\n" + busy_capture.stderr
+        threads = entry["threads"]
+        assert threads and sum(t["cpu_ns"] for t in threads) == entry["cpu_ns"], entry
+    print("\n".join(lines))
+
+
+def test_counter_units_on_this_machine(busy_capture):
+    units = busy_capture.counts["units"]
+    if has_pmu():
+        assert units["instructions"] is True, units
+        for pid in busy_capture.used:
+            entry = process_of(busy_capture.counts, pid)
+            assert isinstance(entry["instructions"], int) and entry["instructions"] > 0, entry
+        return
+    # No PMU (a VM): instructions and cycles are null, the counting path runs on
+    # the software cpu-clock counter, whose total is the CPU time itself.
+    assert units["counter_event"] == "cpu-clock", units
+    assert units["instructions"] is False and units["cycles"] is False, units
+    assert units["reason"], units
+    for pid in busy_capture.used:
+        entry = process_of(busy_capture.counts, pid)
+        assert entry["instructions"] is None and entry["cycles"] is None, entry
+        assert all(t["instructions"] is None for t in entry["threads"]), entry
+        assert abs(entry["counter_value"] - entry["cpu_ns"]) <= 0.02 * entry["cpu_ns"], entry
+
+
+def test_fifty_ms_process_is_counted(outdir):
+    counts_path = os.path.join(outdir, "c.json")
+    rec = Recording("record", "-a", "-d", 60, "--counts", counts_path,
+                    "-o", os.path.join(outdir, "x.pb.gz"))
+    try:
+        rec.wait_started()
+        # Starts after the capture began, burns 50 ms of CPU and exits.
+        burner = subprocess.Popen([workload_path("short_lived"), "0.05"])
+        assert burner.wait(timeout=30) == 0
+        time.sleep(0.3)
+        rc, err = rec.stop()
+    finally:
+        rec.kill()
+    assert rc == 0, err
+    entry = process_of(load_counts(counts_path), burner.pid)
+    print("short_lived 0.05: counted %.1f ms" % (entry["cpu_ns"] / 1e6))
+    assert entry["comm"] == "short_lived", entry
+    assert abs(entry["cpu_ns"] / 1e6 - 50) <= 0.3 * 50, entry
+    threads = entry["threads"]
+    assert [t["tid"] for t in threads] == [burner.pid], entry
+    assert threads[0]["cpu_ns"] == entry["cpu_ns"], entry
+
+
+def test_endpoint_cpu_per_request_matches_app(outdir):
+    app = GunicornApp(outdir, workers=2, middleware=True)
+    app.start()
+    try:
+        app.warm_up()
+        counts_path = os.path.join(outdir, "c.json")
+        before = app.stats(settle=0.3)
+        results, err = record_load(
+            app.pids(), os.path.join(outdir, "x.pb.gz"),
+            [(app.url(e), {"threads": 2, "connections": 4}) for e in ENDPOINTS],
+            extra=("-F", "999", "--counts", counts_path), seconds=6)
+        after = app.stats()
+    finally:
+        app.stop()
+    counts = load_counts(counts_path)
+    by_endpoint = counts["tags"]["by"].get("endpoint", {})
+    requests = {e: results[app.url(e)].requests for e in ENDPOINTS}
+    counted_ms, app_ms = {}, {}
+    for e in ENDPOINTS:
+        assert e in by_endpoint, "no endpoint %r in the counts JSON tags: %s" % (
+            e, counts["tags"])
+        counted_ms[e] = by_endpoint[e]["cpu_ns"] / 1e6 / requests[e]
+        served = after[e]["requests"] - before[e]["requests"]
+        app_ms[e] = (after[e]["cpu_s"] - before[e]["cpu_s"]) * 1e3 / served
+    detail = "CPU ms/request counted %s, measured by the app %s; requests %s" % (
+        {e: round(v, 2) for e, v in counted_ms.items()},
+        {e: round(v, 2) for e, v in app_ms.items()}, requests)
+    print(detail)
+    for e in ENDPOINTS:
+        assert abs(counted_ms[e] / app_ms[e] - 1) <= 0.2, detail
+    for e in ("medium", "heavy"):
+        ratio = counted_ms[e] / counted_ms["light"]
+        assert abs(ratio / COST[e] - 1) <= 0.2, "%s/light = %.2f\n%s" % (e, ratio, detail)
+
+
+def test_instructions_event_without_pmu_fails_clearly(run_dynoprof, outdir):
+    if has_pmu():
+        pytest.skip("this machine exposes a PMU: -e instructions works here")
+    rc, out, err = run_dynoprof("record", "-e", "instructions", "-d", "1",
+                                "-o", os.path.join(outdir, "x.pb.gz"), timeout=60)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert rc != 0, "record -e instructions succeeded without a PMU:\n" + err
+    assert len(lines) == 1 and lines[0].startswith("dynoprof: "), err
+    assert "cpu-clock" in lines[0], err
+    assert not os.path.exists(os.path.join(outdir, "x.pb.gz")), "wrote a profile anyway"
