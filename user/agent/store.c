@@ -406,17 +406,6 @@ static int init_schema(struct store *s, const char *path, char *err, size_t errl
 		ret = -EINVAL;
 		goto fail;
 	}
-	/* Deploy-check results (added within version 1: created when absent). */
-	ret = exec_sql(s, "CREATE TABLE IF NOT EXISTS checks ("
-			  "  id INTEGER PRIMARY KEY,"
-			  "  checked_ns INTEGER NOT NULL,"
-			  "  json TEXT NOT NULL);"
-			  "CREATE INDEX IF NOT EXISTS checks_time ON checks(checked_ns);");
-	if (ret) {
-		set_err(err, errlen, "%s: cannot create the checks table: %s", path,
-			sqlite3_errmsg(s->db));
-		goto fail;
-	}
 	ret = exec_sql(s, "COMMIT");
 	if (ret) {
 		set_err(err, errlen, "%s: cannot commit the schema: %s", path,
@@ -1022,14 +1011,25 @@ int store__check(struct store *s)
 	return bad ? -EIO : 0;
 }
 
+/* Deploy-check results live in their own table, created at the first result
+ * (histories without checks carry no trace of it). */
+static const char CHECKS_SQL[] =
+	"CREATE TABLE IF NOT EXISTS checks ("
+	"  id INTEGER PRIMARY KEY,"
+	"  checked_ns INTEGER NOT NULL,"
+	"  json TEXT NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS checks_time ON checks(checked_ns);";
+
 int store__put_check(struct store *s, int64_t checked_ns, const char *json)
 {
 	sqlite3_stmt *st = NULL;
 	int ret = store_lock(s);
 	if (ret)
 		return ret;
-	int rc = sqlite3_prepare_v2(s->db, "INSERT INTO checks (checked_ns, json) VALUES (?1, ?2)",
-				    -1, &st, NULL);
+	int rc = sqlite3_exec(s->db, CHECKS_SQL, NULL, NULL, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(s->db, "INSERT INTO checks (checked_ns, json) "
+					"VALUES (?1, ?2)", -1, &st, NULL);
 	if (rc == SQLITE_OK) {
 		sqlite3_bind_int64(st, 1, checked_ns);
 		sqlite3_bind_text(st, 2, json, -1, SQLITE_TRANSIENT);
@@ -1057,7 +1057,14 @@ int store__foreach_check(struct store *s, size_t limit,
 		return ret;
 	int rc = sqlite3_prepare_v2(s->db, "SELECT checked_ns, json FROM checks "
 				    "ORDER BY checked_ns DESC, id DESC LIMIT ?1", -1, &st, NULL);
-	if (rc == SQLITE_OK) {
+	if (rc == SQLITE_ERROR && !sqlite3_table_column_metadata(s->db, NULL, "checks", NULL,
+								 NULL, NULL, NULL, NULL, NULL)) {
+		rc = SQLITE_OK; /* table exists: a real error below */
+	} else if (rc == SQLITE_ERROR) {
+		store_unlock(s); /* no check stored yet */
+		return 0;
+	}
+	if (rc == SQLITE_OK && st) {
 		sqlite3_bind_int64(st, 1, (sqlite3_int64)limit);
 		while ((rc = sqlite3_step(st)) == SQLITE_ROW && !ret)
 			ret = fn(ctx, sqlite3_column_int64(st, 0),
