@@ -119,9 +119,11 @@ def test_process_cpu_matches_proc_stat(busy_capture):
         counted = entry["cpu_ns"] / 1e9
         lines.append("%s %d: counted %.3f s, /proc %.3f s" % (
             busy_capture.names[pid], pid, counted, used))
-        assert used >= 1.0, "%s got only %.2f CPU s; the machine is too busy to compare" % (
+        # /proc counts in clock ticks (10 ms): enough CPU for 5% to be several.
+        assert used >= 0.5, "%s got only %.2f CPU s; the machine is too busy to compare" % (
             busy_capture.names[pid], used)
-        assert abs(counted - used) <= 0.05 * used, "\n".join(lines) + "\n" + busy_capture.stderr
+        assert abs(counted - used) <= max(0.05 * used, 0.02), (
+            "\n".join(lines) + "\n" + busy_capture.stderr)
         threads = entry["threads"]
         assert threads and sum(t["cpu_ns"] for t in threads) == entry["cpu_ns"], entry
     print("\n".join(lines))

@@ -1,0 +1,504 @@
+"""End-to-end tests of `dynoprof agent`: real BPF, a real tagged Python workload
+(tests/workloads/py/tagged_app.py: /light and /heavy requests counted through
+dynotag), real clients (Prometheus, `go tool pprof`, sqlite3, promtool).
+
+Every agent runs with 1-second windows on 127.0.0.1:<free port> with a temporary
+database (agentutil.Agent). Each test's workload has its own service name, so
+the assertions only see the processes the test started, whatever else runs on
+the machine.
+"""
+import os
+import random
+import shutil
+import subprocess
+import time
+import uuid
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from agentutil import (Agent, Prometheus, TaggedApps, cpu_per_request, free_port,
+                       metric_values, wait_until)
+from conftest import REPO_ROOT, have_go, run_dynoprof_cmd
+
+pytestmark = pytest.mark.slow
+ENDPOINTS = ("/light", "/heavy")
+
+
+def service_name():
+    """A service name of its own per test (its workload's DYNOPROF_SERVICE)."""
+    return "t" + uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def agents(tmp_path):
+    """agents(config={...}, ...) -> a started Agent, killed at teardown."""
+    made = []
+
+    def make(config=None, start=True, **kwargs):
+        kwargs.setdefault("name", "agent%d" % len(made))
+        agent = Agent(str(tmp_path), config=config, **kwargs)
+        made.append(agent)
+        return agent.start() if start else agent
+    yield make
+    for agent in made:
+        agent.close()
+
+
+@pytest.fixture
+def apps(tmp_path):
+    runs = TaggedApps(str(tmp_path))
+    yield runs
+    runs.close()
+
+
+def report_top(path):
+    """`dynoprof report -i path` output (asserting success)."""
+    rc, out, err = run_dynoprof_cmd("report", "-i", path, "-n", "50")
+    assert rc == 0, "report -i %s failed (rc=%d): %s" % (path, rc, err)
+    return out
+
+
+def save(agent, path, dest):
+    body = agent.get_ok(path)
+    with open(dest, "wb") as f:
+        f.write(body)
+    return body
+
+
+def endpoint_sums(samples):
+    """{endpoint: value} summed over a metric's series."""
+    sums = {}
+    for labels, value in samples:
+        sums[labels.get("endpoint", "")] = sums.get(labels.get("endpoint", ""), 0.0) + value
+    return sums
+
+
+def wait_groups(agent, service, timeout=20, min_requests=1):
+    """The /api/v1/groups?by=endpoint rows of service once both endpoints have
+    requests stored, as {endpoint: row}."""
+    def both():
+        rows = {g["endpoint"]: g for g in agent.groups(by="endpoint", service=service)}
+        if all(rows.get(e, {}).get("requests", 0) >= min_requests for e in ENDPOINTS):
+            return rows
+        return None
+    rows = wait_until(both, timeout, 0.5)
+    assert rows, "no groups with requests for both endpoints of %s: %s\n%s" % (
+        service, agent.groups(by="endpoint", service=service), agent.stderr[-2000:])
+    return rows
+
+
+# ---- one agent + one workload shared by the read-only tests ----
+
+class TestServing:
+    """/metrics through a real Prometheus, pprof through `go tool pprof`, the
+    flame graph, the groups API and bad requests, against one agent profiling
+    one tagged workload (both stopped after the last test of the class)."""
+
+    @pytest.fixture(scope="class")
+    def served(self, tmp_path_factory):
+        tmpdir = str(tmp_path_factory.mktemp("agent_serving"))
+        agent = Agent(tmpdir)
+        apps = TaggedApps(tmpdir)
+        service = service_name()
+        try:
+            agent.start()
+            apps.start(0, service=service, commit="c0ffee")
+            yield agent, service
+        finally:
+            apps.close()
+            agent.close()
+        # A class teardown asserts nothing: a failed SIGTERM shows in test_sigterm_flushes.
+
+    def test_prometheus_scrapes_per_endpoint_series(self, served, tmp_path):
+        agent, service = served
+        prom = Prometheus(str(tmp_path), "127.0.0.1:%d" % agent.port)
+        try:
+            prom.start()
+            selector = '{service="%s"}' % service
+
+            def per_endpoint(metric):
+                res = prom.query("sum by (endpoint) (%s%s)" % (metric, selector))
+                sums = {labels.get("endpoint", ""): v for labels, v in res}
+                return sums if all(e in sums for e in ENDPOINTS) else None
+
+            first = wait_until(lambda: per_endpoint("dynoprof_cpu_seconds_total"), 30, 0.5)
+            assert first, ("prometheus has no dynoprof_cpu_seconds_total series for both "
+                           "endpoints: %s\ntargets: %s\n%s" % (
+                               prom.query("dynoprof_cpu_seconds_total" + selector),
+                               prom.targets_health(), prom.log()))
+            # Every series carries the labels the help promises (Prometheus drops
+            # empty ones: the series of samples outside any request has no endpoint).
+            for labels, _ in prom.query("dynoprof_cpu_seconds_total" + selector):
+                assert {"service", "commit", "comm"} <= set(labels), labels
+                assert labels["commit"] == "c0ffee", labels
+            samples = wait_until(lambda: per_endpoint("dynoprof_samples_total"), 10, 0.5)
+            requests = wait_until(lambda: per_endpoint("dynoprof_requests_total"), 10, 0.5)
+            assert samples and requests, (samples, requests)
+            assert all(requests[e] > 0 for e in ENDPOINTS), requests
+            time.sleep(3.5)  # a few windows and scrapes later
+            second = per_endpoint("dynoprof_cpu_seconds_total")
+            later_requests = per_endpoint("dynoprof_requests_total")
+            for e in ENDPOINTS:
+                assert second[e] > first[e], ("cpu seconds of %s did not increase: %s -> %s"
+                                              % (e, first, second))
+                assert later_requests[e] > requests[e], (requests, later_requests)
+            # /heavy costs 3x /light per request: its CPU share must show it.
+            assert second["/heavy"] > 1.5 * second["/light"], second
+            # Rates work on these counters (no resets between scrapes).
+            rates = prom.query("sum by (endpoint) (rate(dynoprof_cpu_seconds_total%s[5s]))"
+                               % selector)
+            assert {l.get("endpoint") for l, v in rates if v > 0} >= set(ENDPOINTS), rates
+        finally:
+            prom.stop()
+        assert prom.proc.poll() is not None
+
+    @pytest.mark.skipif(not have_go(), reason="go not installed")
+    def test_go_tool_pprof_reads_live_profile(self, served, tmp_path):
+        agent, service = served
+        env = dict(os.environ, HOME=str(tmp_path), GOCACHE=str(tmp_path / "gocache"),
+                   PPROF_TMPDIR=str(tmp_path))
+        url = agent.url("/debug/pprof/profile?seconds=3")
+        res = subprocess.run(["go", "tool", "pprof", "-top", url], capture_output=True,
+                             text=True, env=env, timeout=120)
+        assert res.returncode == 0, "go tool pprof failed:\n%s\n%s" % (res.stdout, res.stderr)
+        assert "spin" in res.stdout and "handle_heavy" in res.stdout, res.stdout[:3000]
+        # Filtered by the workload's service: only its functions, by endpoint.
+        url = agent.url("/debug/pprof/profile?seconds=2&endpoint=/light&service=" + service)
+        res = subprocess.run(["go", "tool", "pprof", "-top", url], capture_output=True,
+                             text=True, env=env, timeout=120)
+        assert res.returncode == 0, res.stderr
+        assert "handle_light" in res.stdout, res.stdout[:3000]
+        assert "handle_heavy" not in res.stdout, res.stdout[:3000]
+
+    def test_flamegraph_is_svg(self, served):
+        agent, service = served
+        body = agent.get_ok("/flamegraph?seconds=2")
+        root = ET.fromstring(body)
+        assert root.tag.endswith("svg"), root.tag
+        text = body.decode("utf-8")
+        assert "handle_heavy" in text and "handle_light" in text, text[:2000]
+        # The same selectors as pprof: one endpoint only.
+        body = agent.get_ok("/flamegraph?seconds=2&service=%s&endpoint=/heavy" % service)
+        ET.fromstring(body)
+        assert b"handle_heavy" in body and b"handle_light" not in body
+
+    def test_groups_api_by_endpoint(self, served):
+        agent, service = served
+        rows = wait_groups(agent, service, min_requests=20)
+        light, heavy = rows["/light"], rows["/heavy"]
+        for row in (light, heavy):
+            assert row["samples"] > 0 and row["cpu_ns"] > 0, row
+            assert row["cpu_ns_per_request"] == pytest.approx(
+                row["cpu_ns"] / row["requests"], rel=1e-3), row
+        # Round robin: the same number of requests (within a window's worth).
+        assert abs(light["requests"] - heavy["requests"]) <= max(
+            5, 0.05 * heavy["requests"]), rows
+        # /heavy does 3x the work of /light per request.
+        ratio = heavy["cpu_ns_per_request"] / light["cpu_ns_per_request"]
+        assert 2.0 < ratio < 4.0, rows
+        by_two = agent.groups(by="endpoint,commit", service=service)
+        assert {(g["endpoint"], g["commit"]) for g in by_two
+                if g["requests"]} == {("/light", "c0ffee"), ("/heavy", "c0ffee")}, by_two
+
+    def test_bad_requests_get_400_and_agent_keeps_serving(self, served):
+        agent, _ = served
+        now = int(time.time())
+        bad = [
+            "/debug/pprof/profile?from=yesterday&to=%d" % now,
+            "/debug/pprof/profile?from=2026-13-45T99:00:00Z",
+            "/debug/pprof/profile?from=%d&to=soon" % (now - 60),
+            "/debug/pprof/profile?from=&to=%d" % now,
+            "/debug/pprof/profile?seconds=-1",
+            "/debug/pprof/profile?seconds=0",
+            "/debug/pprof/profile?seconds=abc",
+            "/debug/pprof/profile?seconds=nan",
+            "/debug/pprof/profile?seconds=inf",
+            "/debug/pprof/profile?seconds=1e300",
+            "/debug/pprof/profile?seconds=99999999999999999999999",
+            "/debug/pprof/profile?seconds=301",
+            "/debug/pprof/profile?seconds=2&from=%d" % (now - 60),
+            "/debug/pprof/profile?from=0&to=%d" % now,                      # huge range
+            "/debug/pprof/profile?from=%d&to=%d" % (now - 8 * 86400, now),  # > 7d
+            "/debug/pprof/profile?from=%d&to=%d" % (now, now - 60),         # from > to
+            "/debug/pprof/profile?from=%d&to=%d" % (now, now),              # empty
+            "/debug/pprof/profile?from=-99999999999999999999&to=%d" % now,
+            "/debug/pprof/profile?frm=%d" % now,                            # unknown
+            "/debug/pprof/profile?seconds=1&color=red",
+            "/debug/pprof/profile?pid=abc",
+            "/debug/pprof/profile?pid=-5",
+            "/debug/pprof/profile?pid=0",
+            "/debug/pprof/profile?pid=99999999999",
+            "/debug/pprof/profile?pid=12x",
+            "/flamegraph?seconds=-3",
+            "/flamegraph?bogus=1",
+            "/api/v1/groups?by=colour",
+            "/api/v1/groups?by=endpoint&from=never",
+            "/api/v1/groups?by=endpoint&from=%d&to=%d" % (now, now - 10),
+            "/api/v1/groups?limit=10",
+            "/api/v1/regressions?x=1",
+            "/metrics?x=1",
+        ]
+        answers = {}
+        for path in bad:
+            status, body = agent.get(path, timeout=20)
+            answers[path] = (status, body[:200])
+        wrong = {p: a for p, a in answers.items() if a[0] != 400 or len(a[1].strip()) < 10}
+        assert not wrong, "expected 400 with a message:\n" + "\n".join(
+            "%s -> %s %r" % (p, s, b) for p, (s, b) in wrong.items())
+        # Each message says what to do, not just "bad request".
+        msg = answers["/debug/pprof/profile?frm=%d" % now][1].decode()
+        assert "frm" in msg and "from" in msg, msg
+        msg = answers["/debug/pprof/profile?pid=abc"][1].decode()
+        assert "pid" in msg, msg
+        msg = answers["/debug/pprof/profile?from=%d&to=%d" % (now, now - 60)][1].decode()
+        assert "before" in msg or "from" in msg, msg
+
+        for path, want in (("/nope", 404), ("/debug/pprof/heap", 404), ("/metricsx", 404),
+                           ("/", 404)):
+            status, body = agent.get(path)
+            assert status == want, "%s -> %s %r" % (path, status, body[:200])
+        for path in ("/metrics", "/healthz", "/debug/pprof/profile?seconds=1"):
+            status, body = agent.get(path, method="POST", data=b"x=1")
+            assert status == 405, "POST %s -> %s %r" % (path, status, body[:200])
+        for method in ("PUT", "DELETE"):
+            status, _ = agent.get("/metrics", method=method, data=b"")
+            assert status == 405, (method, status)
+        # Oversized request lines and odd encodings are refused, not fatal.
+        status, _ = agent.get("/debug/pprof/profile?" + "a" * 20000)
+        assert status in (400, 414, 431), status
+        status, _ = agent.get("/debug/pprof/profile?seconds=%ZZ")
+        assert status == 400, status
+
+        assert agent.alive(), agent.stderr
+        assert agent.healthz()["status"] == "ok"
+        # A good query still works after all that.
+        assert agent.get_ok("/debug/pprof/profile?seconds=1")[:2] == b"\x1f\x8b"
+
+
+# ---- history ----
+
+def test_history_survives_restart(agents, apps, tmp_path):
+    agent = agents()
+    service = service_name()
+    t0 = int(time.time()) - 1
+    run = apps.start(5, service=service, commit="aaa")
+    run.wait()
+    t1 = int(time.time()) + 1
+    time.sleep(2.5)  # the window holding t1 is closed and stored
+    query = "/debug/pprof/profile?from=%d&to=%d&service=%s" % (t0, t1, service)
+    first = str(tmp_path / "first.pb.gz")
+    save(agent, query, first)
+    before = report_top(first)
+    assert "handle_heavy" in before and "handle_light" in before and "spin" in before, before
+
+    stderr = agent.stop()
+    assert "flushed" in stderr
+    agent.restart()
+    second = str(tmp_path / "second.pb.gz")
+    save(agent, query, second)
+    after = report_top(second)
+    assert after == before, "the history changed across a restart:\nbefore:\n%s\nafter:\n%s" % (
+        before, after)
+    # The same groups too.
+    groups = agent.groups(by="endpoint", service=service, **{"from": t0, "to": t1})
+    assert {g["endpoint"] for g in groups if g["requests"]} == set(ENDPOINTS), groups
+    # RFC 3339 times select the same range.
+    rfc = "/debug/pprof/profile?from=%s&to=%s&service=%s" % (
+        time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0)),
+        time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t1)), service)
+    third = str(tmp_path / "third.pb.gz")
+    save(agent, rfc, third)
+    assert report_top(third) == before
+    agent.stop()
+
+
+def test_kill_9_keeps_database_and_closed_windows(agents, apps, tmp_path):
+    agent = agents()
+    service = service_name()
+    t0 = int(time.time()) - 1
+    run = apps.start(4, service=service, commit="aaa")
+    run.wait()
+    t1 = int(time.time()) + 1
+    time.sleep(2.5)
+    query = "/debug/pprof/profile?from=%d&to=%d&service=%s" % (t0, t1, service)
+    save(agent, query, str(tmp_path / "a.pb.gz"))
+    before = report_top(str(tmp_path / "a.pb.gz"))
+    assert "handle_heavy" in before, before
+
+    # Busy writes: a workload keeps windows non-trivial; kill -9 at random points.
+    apps.start(0, service=service, commit="bbb")
+    rng = random.Random(7)
+    for _ in range(3):
+        time.sleep(1.0 + rng.random() * 1.5)
+        agent.kill9()
+        if shutil.which("sqlite3"):
+            res = subprocess.run(["sqlite3", agent.database, "PRAGMA integrity_check;"],
+                                 capture_output=True, text=True, timeout=60)
+            assert res.returncode == 0 and res.stdout.strip() == "ok", (
+                "integrity_check after kill -9: rc=%d %s %s" % (res.returncode, res.stdout,
+                                                                  res.stderr))
+        agent.restart()
+        assert agent.healthz()["windows"] > 0
+    time.sleep(1.5)
+    save(agent, query, str(tmp_path / "b.pb.gz"))
+    after = report_top(str(tmp_path / "b.pb.gz"))
+    assert after == before, "closed windows changed after kill -9:\n%s\n---\n%s" % (
+        before, after)
+    # Windows written between the kills are readable too.
+    rows = {g["commit"] for g in agent.groups(by="commit", service=service) if g["samples"]}
+    assert rows == {"aaa", "bbb"}, rows
+    agent.stop()
+
+
+def test_sigterm_flushes_open_window(agents, apps):
+    """With a long window, SIGTERM must store the open window (no data lost)."""
+    agent = agents(config={"window": 3600})
+    service = service_name()
+    t0 = int(time.time()) - 1
+    apps.start(3, service=service, commit="aaa").wait()
+    assert agent.healthz()["windows"] == 0
+    agent.stop()
+    agent.restart()
+    windows = agent.healthz()["windows"]
+    assert windows >= 1, windows
+    groups = agent.groups(by="endpoint", service=service,
+                          **{"from": t0, "to": int(time.time()) + 1})
+    assert {g["endpoint"] for g in groups if g["requests"]} == set(ENDPOINTS), groups
+    agent.stop()
+
+
+# ---- configuration ----
+
+def test_sighup_reloads_config(agents):
+    agent = agents()
+    assert agent.get("/debug/pprof/profile?seconds=3", timeout=20)[0] == 200
+    mark = len(agent.lines)
+    agent.reload(max_query_seconds=2)
+    assert agent.wait_log(r"reloaded", start=mark), agent.stderr
+    status, body = agent.get("/debug/pprof/profile?seconds=3")
+    assert status == 400 and b"2" in body, (status, body)
+
+    mark = len(agent.lines)
+    agent.reload(retention_age="1h")
+    line = agent.wait_log(r"reloaded", start=mark)
+    assert line, agent.stderr
+
+    for bad in ({"no_such_key": "1"}, {"window": "forever"}, {"frequency": "0"}):
+        mark = len(agent.lines)
+        agent.reload(**bad)
+        line = agent.wait_log(r"reload failed", start=mark)
+        assert line, "no 'reload failed' for %s:\n%s" % (bad, agent.stderr)
+        key = list(bad)[0]
+        assert key in line, line
+        agent.reload(**{key: None})  # back to a valid file
+        assert agent.wait_log(r"reloaded", start=mark), agent.stderr
+        assert agent.alive(), agent.stderr
+        assert agent.healthz()["status"] == "ok"
+    # The last good setting still holds after the failed reloads.
+    status, _ = agent.get("/debug/pprof/profile?seconds=3")
+    assert status == 400
+    # And the agent still stores windows.
+    n = agent.healthz()["windows"]
+    assert wait_until(lambda: agent.healthz()["windows"] > n, 10, 0.5)
+    agent.stop()
+
+
+def test_remote_listen_needs_flag(agents):
+    agent = agents(start=False)
+    agent.extra["listen"] = "0.0.0.0:%d" % free_port()
+    agent.launch()
+    rc = agent.proc.wait(timeout=30)
+    agent.close()
+    assert rc != 0, agent.stderr
+    err = agent.stderr
+    assert "listen_remote" in err or "--listen-remote" in err, err
+    assert len(err.strip().splitlines()) <= 2, "not one clear line:\n" + err
+    # Explicitly allowed, the same kind of address serves.
+    remote = agents(config={"listen_remote": "true"}, start=False)
+    remote.port = free_port()
+    remote.extra["listen"] = "0.0.0.0:%d" % remote.port
+    remote.start()
+    assert remote.healthz()["status"] == "ok"
+    remote.stop()
+
+
+def test_token_file_required(agents, tmp_path):
+    token_path = tmp_path / "token"
+    token_path.write_text("s3cret-token-42\n")
+    os.chmod(token_path, 0o600)
+    agent = agents(config={"token_file": str(token_path)}, token="s3cret-token-42")
+    for path in ("/healthz", "/metrics", "/api/v1/groups", "/debug/pprof/profile?seconds=1"):
+        status, body = agent.get(path, token=None)
+        assert status == 401, "%s without a token -> %s %r" % (path, status, body[:200])
+        status, _ = agent.get(path, token="wrong")
+        assert status == 401, "%s with a wrong token -> %s" % (path, status)
+        status, _ = agent.get(path, token="s3cret-token-4")
+        assert status == 401, "%s with a token prefix -> %s" % (path, status)
+        status, body = agent.get(path)
+        assert status == 200, "%s with the token -> %s %r" % (path, status, body[:200])
+    agent.stop()
+
+
+# ---- deploy checks ----
+
+def test_deploy_check_flags_the_regressed_endpoint(agents, apps):
+    agent = agents(config={"deploy_check_window": "10s", "deploy_check_min_effect": 0.10})
+    service = "shop"
+    old = apps.start(12, service=service, commit="aaa")
+    truth_old = old.wait()
+    mark = len(agent.lines)
+    new = apps.start(14, service=service, commit="bbb", extra={"/heavy": 0.3})
+    assert agent.wait_log(r"switched commit aaa -> bbb", timeout=10, start=mark), agent.stderr
+    truth_new = new.wait()
+    line = agent.wait_log(r"deploy check shop aaa -> bbb", timeout=15, start=mark)
+    assert line and "done" in line, agent.stderr
+
+    checks = agent.get_json("/api/v1/regressions")["checks"]
+    mine = {c["endpoint"]: c for c in checks if c["service"] == service and
+            c["base"] == "aaa" and c["new"] == "bbb"}
+    assert set(ENDPOINTS) <= set(mine), checks
+    heavy, light = mine["/heavy"], mine["/light"]
+    true_heavy = cpu_per_request([truth_new], "/heavy") / cpu_per_request([truth_old],
+                                                                             "/heavy") - 1
+    true_light = cpu_per_request([truth_new], "/light") / cpu_per_request([truth_old],
+                                                                             "/light") - 1
+    detail = "true change /heavy %+.3f /light %+.3f\n%s" % (true_heavy, true_light, checks)
+    assert heavy["verdict"] == "regression", detail
+    assert heavy["canary"] is False, detail
+    assert heavy["metric"] == "cpu_per_request", detail
+    assert heavy["ci_low"] > 0.10, detail
+    assert heavy["ci_low"] - 0.03 <= true_heavy <= heavy["ci_high"] + 0.03, detail
+    assert light["verdict"] != "regression", detail
+
+    samples = agent.metrics()
+    lower = metric_values(samples, "dynoprof_regression_ratio_lower", service=service,
+                          endpoint="/heavy", base="aaa", new="bbb")
+    ratio = metric_values(samples, "dynoprof_regression_ratio", service=service,
+                          endpoint="/heavy", base="aaa", new="bbb")
+    upper = metric_values(samples, "dynoprof_regression_ratio_upper", service=service,
+                          endpoint="/heavy", base="aaa", new="bbb")
+    assert lower and ratio and upper, sorted(k for k in samples if "regression" in k[0])
+    assert lower[0][1] > 1 and lower[0][1] <= ratio[0][1] <= upper[0][1], (lower, ratio, upper)
+    sig = metric_values(samples, "dynoprof_regression_significant", service=service,
+                        endpoint="/light", base="aaa", new="bbb")
+    assert not sig or sig[0][1] != 1, sig
+
+    # Results survive a restart (kept in the history).
+    agent.stop()
+    agent.restart()
+    again = agent.get_json("/api/v1/regressions")["checks"]
+    assert any(c["service"] == service and c["endpoint"] == "/heavy" and
+               c["verdict"] == "regression" for c in again), again
+    agent.stop()
+
+
+def test_alert_rules_pass_promtool():
+    promtool = shutil.which("promtool")
+    if not promtool:
+        pytest.skip("promtool not installed (apt-get install prometheus)")
+    rules = os.path.join(REPO_ROOT, "scripts", "dynoprof-alerts.yml")
+    res = subprocess.run([promtool, "check", "rules", rules], capture_output=True, text=True,
+                         timeout=60)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "SUCCESS" in res.stdout, res.stdout

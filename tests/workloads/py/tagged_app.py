@@ -1,0 +1,130 @@
+"""A tagged Python workload: "requests" to endpoints of known CPU cost, counted
+and tagged through dynotag, which measures the CPU each endpoint really used.
+
+    tagged_app.py DURATION [TRUTH_JSON]
+
+Runs for DURATION seconds (fractions allowed; until SIGTERM/SIGINT if 0), then
+writes TRUTH_JSON (when given) and exits 0. It prints "ready" on stdout once
+every endpoint has served a request (imports done, code warm).
+
+Each request runs inside `dynotag.request(ENDPOINT)` (the endpoint tag plus one
+counted request) and calls the endpoint's own function (handle_light,
+handle_heavy, handle_other), which spins a pure-Python loop in `spin`, so
+stacks tell endpoints apart by function too. Endpoints are served round robin.
+
+Environment:
+  TAGGED_APP_ENDPOINTS  endpoint=units list, default "/light=1,/heavy=3";
+                        at most three endpoints (one per handler function, in
+                        order: handle_light, handle_heavy, handle_other)
+  TAGGED_APP_EXTRA      endpoint=fraction list of extra work, e.g. "/heavy=0.15"
+                        (15% more loop iterations per request on /heavy)
+  TAGGED_APP_UNIT       loop iterations per unit, default 20000 (about 1 ms)
+  TAGGED_APP_SLEEP_MS   sleep between requests (default 0: always busy)
+  DYNOPROF_SERVICE, DYNOPROF_COMMIT  read by dynoprof from the environment
+
+Truth (TRUTH_JSON): {"pid": N, "endpoints": {ENDPOINT: {"requests": n,
+"cpu_s": thread CPU seconds inside the requests, "iterations": per request}},
+"cpu_s": the process's whole CPU time (time.process_time)}.
+"""
+import json
+import os
+import signal
+import sys
+import time
+
+import dynotag
+
+
+def spin(n):
+    acc = 0
+    for i in range(n):
+        acc = (acc * 31 + i) & 0xFFFFFFFF
+    return acc
+
+
+def handle_light(n):
+    return spin(n)
+
+
+def handle_heavy(n):
+    return spin(n)
+
+
+def handle_other(n):
+    return spin(n)
+
+
+HANDLERS = (handle_light, handle_heavy, handle_other)
+
+
+def parse_pairs(text, convert):
+    pairs = []
+    for item in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, value = item.rpartition("=")
+        if not sep or not name:
+            sys.exit("tagged_app: bad item %r (want endpoint=value)" % item)
+        pairs.append((name, convert(value)))
+    return pairs
+
+
+stopping = False
+
+
+def on_signal(signum, frame):
+    global stopping
+    stopping = True
+
+
+def main():
+    if len(sys.argv) not in (2, 3):
+        sys.exit("usage: tagged_app.py DURATION [TRUTH_JSON]")
+    duration = float(sys.argv[1])
+    truth_path = sys.argv[2] if len(sys.argv) == 3 else None
+    endpoints = parse_pairs(os.environ.get("TAGGED_APP_ENDPOINTS", "/light=1,/heavy=3"), float)
+    if not 1 <= len(endpoints) <= len(HANDLERS):
+        sys.exit("tagged_app: 1 to %d endpoints" % len(HANDLERS))
+    extra = dict(parse_pairs(os.environ.get("TAGGED_APP_EXTRA", ""), float))
+    unit = int(os.environ.get("TAGGED_APP_UNIT", "20000"))
+    pause = float(os.environ.get("TAGGED_APP_SLEEP_MS", "0")) / 1000.0
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    # (endpoint, request context, handler, iterations) per endpoint.
+    plan = []
+    for (name, units), handler in zip(endpoints, HANDLERS):
+        iterations = int(round(units * unit * (1.0 + extra.get(name, 0.0))))
+        plan.append((name, dynotag.request(name), handler, iterations))
+    stats = {name: {"requests": 0, "cpu_s": 0.0, "iterations": it}
+             for name, _, _, it in plan}
+
+    thread_time = time.thread_time
+    deadline = time.monotonic() + duration if duration > 0 else None
+    ready = False
+    while not stopping:
+        for name, request, handler, iterations in plan:
+            with request:
+                t0 = thread_time()
+                handler(iterations)
+                spent = thread_time() - t0
+            entry = stats[name]
+            entry["requests"] += 1
+            entry["cpu_s"] += spent
+            if pause:
+                time.sleep(pause)
+        if not ready:
+            print("ready", flush=True)
+            ready = True
+        if deadline is not None and time.monotonic() >= deadline:
+            break
+
+    if truth_path:
+        doc = {"pid": os.getpid(), "endpoints": stats, "cpu_s": time.process_time()}
+        tmp = truth_path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(doc, f)
+        os.rename(tmp, truth_path)
+
+
+if __name__ == "__main__":
+    main()
