@@ -313,6 +313,7 @@ static __always_inline void read_thread_tags(__u32 pid, struct profile_sample_ev
 				(const void *)(record + offsetof(struct dynotag_record, tags))) ||
 	    bpf_probe_read_user(&seq_after, sizeof(seq_after), (const void *)record)) {
 		e->tag_status = TAG_READ_ERROR;
+		count_drop(DROP_TAG_READ_ERROR);
 		return;
 	}
 	if ((seq_before & 1) || seq_before != seq_after) {

@@ -63,7 +63,8 @@ enum profile_drop_reason {
 	DROP_PY_READ_ERROR = 4,   /* a Python frame read faulted: sample kept, walk cut short */
 	DROP_PY_TRUNCATED = 5,    /* Python stack deeper than PY_MAX_FRAMES: outermost frames cut */
 	DROP_TAG_RACE = 6,        /* thread tags were being written: sample kept untagged */
-	DROP_REASON_COUNT = 7,
+	DROP_TAG_READ_ERROR = 7,  /* thread tag record unreadable: sample kept untagged */
+	DROP_REASON_COUNT = 8,
 };
 
 /* Common header of every ring buffer record. */

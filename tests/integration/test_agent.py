@@ -443,7 +443,9 @@ def test_token_file_required(agents, tmp_path):
 # ---- deploy checks ----
 
 def test_deploy_check_flags_the_regressed_endpoint(agents, apps):
-    agent = agents(config={"deploy_check_window": "10s", "deploy_check_min_effect": 0.10})
+    # 199 Hz: enough samples per 1-s window to split CPU between endpoints.
+    agent = agents(config={"deploy_check_window": "10s", "deploy_check_min_effect": 0.10,
+                           "frequency": 199})
     service = "shop"
     old = apps.start(12, service=service, commit="aaa")
     truth_old = old.wait()

@@ -187,7 +187,7 @@ static void export_self_metrics(struct agent *a)
 	for (int r = 0; r < DROP_REASON_COUNT; r++) {
 		static const char *names[] = { "ringbuf_full", "kernel_stack", "user_stack",
 					       "event_lost", "python_read", "python_truncated",
-					       "tag_race" };
+					       "tag_race", "tag_read" };
 		struct metric_label l = { "reason", names[r] };
 		metrics__add(m, "dynoprof_agent_samples_dropped_total", &l, 1,
 			     (double)(drops[r] - a->drops_seen[r]));
@@ -491,7 +491,7 @@ int agent__run(const struct agent_config *initial, const char *config_path,
 	a->st.metrics = metrics__new(c->max_series);
 	a->sym = symbolizer__new(0);
 	a->window = profile__new();
-	a->requests = request_tracker__new();
+	a->requests = request_tracker__new(now_ns(CLOCK_BOOTTIME));
 	if (!a->st.store) {
 		fprintf(stderr, "dynoprof agent: %s\n", err);
 		goto out;
@@ -571,6 +571,8 @@ int agent__run(const struct agent_config *initial, const char *config_path,
 	}
 	if (a->pyreg)
 		py_registry__scan(a->pyreg);
+	if (a->tags)
+		tag_registry__scan(a->tags);
 
 	struct http_route routes[8];
 	size_t nroutes = agent_handlers__routes(&a->st, routes);

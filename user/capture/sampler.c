@@ -523,6 +523,7 @@ const char *sampler__drop_reason_name(int reason)
 	case DROP_PY_READ_ERROR: return "Python frame unreadable (sample kept, walk cut short)";
 	case DROP_PY_TRUNCATED: return "Python stack deeper than 160 frames (outermost cut)";
 	case DROP_TAG_RACE: return "thread was writing its tags (sample kept untagged)";
+	case DROP_TAG_READ_ERROR: return "thread tag record unreadable (sample kept untagged)";
 	default: return "unknown";
 	}
 }

@@ -398,7 +398,7 @@ static int on_record(void *ctx, const void *data, size_t size)
 
 static void print_summary(const struct record_args *a, struct sampler *s,
 			  const struct aggregator *agg, const struct symbolizer *sym,
-			  const struct py_registry *pyreg,
+			  const struct py_registry *pyreg, const struct tag_registry *tagreg,
 			  const struct profile *p, double elapsed, enum output_format fmt)
 {
 	uint64_t drops[DROP_REASON_COUNT] = { 0 };
@@ -424,6 +424,14 @@ static void print_summary(const struct record_args *a, struct sampler *s,
 			fprintf(stderr, "dynoprof: %" PRIu64 " Python processes walked, %" PRIu64
 				" unsupported; %" PRIu64 " samples with Python frames\n",
 				ps.python_processes, ps.unsupported, st.python_samples);
+	}
+	if (tagreg) {
+		struct tag_registry_stats ts;
+		tag_registry__stats(tagreg, &ts);
+		if (ts.string_failures)
+			fprintf(stderr, "dynoprof:   %" PRIu64 " tag values unreadable (their process "
+				"exited before dynoprof read them): those labels are missing\n",
+				ts.string_failures);
 	}
 	if (st.bad_records)
 		fprintf(stderr, "dynoprof:   %" PRIu64 " malformed records ignored\n",
@@ -631,7 +639,7 @@ int cmd_record(int argc, char **argv)
 		.window_ns = (uint64_t)(a.window_s * 1e9),
 		.window_origin_ns = (uint64_t)(now_s(CLOCK_MONOTONIC) * 1e9),
 	};
-	if (tagreg && !(requests = request_tracker__new())) {
+	if (tagreg && !(requests = request_tracker__new((int64_t)(now_s(CLOCK_BOOTTIME) * 1e9)))) {
 		cli_error("out of memory");
 		goto out;
 	}
@@ -654,6 +662,13 @@ int cmd_record(int argc, char **argv)
 	}
 	for (size_t i = 0; i < a.npids; i++)
 		symbolizer__touch(sym, (pid_t)a.pids[i]);
+	if (tagreg) {
+		if (a.npids)
+			for (size_t i = 0; i < a.npids; i++)
+				tag_registry__touch(tagreg, (pid_t)a.pids[i]);
+		else if (!a.command && !a.ntids)
+			tag_registry__scan(tagreg);
+	}
 	if (pyreg) {
 		struct py_process_info pinfo;
 		if (a.npids)
@@ -741,7 +756,7 @@ int cmd_record(int argc, char **argv)
 		}
 	}
 	if (!a.quiet) {
-		print_summary(&a, sampler, agg, sym, pyreg, profile, elapsed, fmt);
+		print_summary(&a, sampler, agg, sym, pyreg, tagreg, profile, elapsed, fmt);
 		if (counts) {
 			fprintf(stderr, "dynoprof: top processes by exact CPU time%s:\n",
 				units.instructions ? "" : " (instructions: not available here)");

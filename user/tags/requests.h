@@ -3,7 +3,8 @@
  *
  * Counters are cumulative since each process started; the tracker turns them
  * into increases between polls. The first reading of a (process, endpoint)
- * is a baseline, not requests. Memory is bounded (baselines are forgotten all
+ * is a baseline, not requests — unless the process started after the tracker
+ * did, when all its requests count. Memory is bounded (baselines are forgotten all
  * at once past a limit, losing one poll interval of counts).
  */
 #ifndef DYNOPROF_REQUESTS_H
@@ -16,7 +17,10 @@
 
 struct request_tracker;
 
-struct request_tracker *request_tracker__new(void);
+/* Processes that started after started_after_boot_ns (CLOCK_BOOTTIME, e.g.
+ * the capture's start) count from zero at their first reading; older ones
+ * get that reading as their baseline. 0: always baseline. */
+struct request_tracker *request_tracker__new(int64_t started_after_boot_ns);
 void request_tracker__free(struct request_tracker *t);
 
 /* Reads the counters of every process the registry tracks; calls

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "tags/tag_registry.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,8 +16,10 @@
 #define MAX_ENV_TAGS 16
 #define MAX_ENVIRON_BYTES (256 * 1024)
 /* Library look-ups: every LIB_RECHECK_NS while sampled, LIB_CHECKS times. */
-#define LIB_CHECKS 30
-#define LIB_RECHECK_NS 2000000000ull
+#define LIB_CHECKS 120
+#define LIB_RECHECK_NS 500000000ull
+/* Bytes of a process's string arena read at once when an id is unknown. */
+#define MAX_ARENA_PREFETCH (1u << 20)
 /* The process record is re-read at most this often. */
 #define PROCESS_TAGS_REFRESH_NS 1000000000ull
 /* Strings cached per process before the cache is emptied. */
@@ -301,6 +304,8 @@ static uint64_t find_runtime(pid_t pid)
 	return found;
 }
 
+static int prefetch_strings(struct tag_registry *r, struct tag_entry *e);
+
 static void check_library(struct tag_registry *r, struct tag_entry *e)
 {
 	e->lib_checks++;
@@ -313,6 +318,7 @@ static void check_library(struct tag_registry *r, struct tag_entry *e)
 		return;
 	e->runtime_addr = addr;
 	r->stats.tagged_processes++;
+	prefetch_strings(r, e);
 }
 
 static void evict_if_full(struct tag_registry *r)
@@ -368,6 +374,56 @@ static struct tag_entry *get_entry(struct tag_registry *r, pid_t pid)
 	return e;
 }
 
+/* Reads every published string of e's process into its cache (strings are
+ * immutable once published, so a later sample whose process has exited by
+ * the time it is processed still finds them). Returns 0 or -errno. */
+static int prefetch_strings(struct tag_registry *r, struct tag_entry *e)
+{
+	struct {
+		uint64_t strings;
+		uint64_t arena;
+		uint64_t requests;
+		uint32_t string_count;
+		uint32_t string_capacity;
+		uint32_t arena_size;
+		uint32_t arena_used;
+	} rt;
+	int err = remote_read(e->pid, e->runtime_addr + offsetof(struct dynotag_runtime, strings),
+			      &rt, sizeof(rt));
+	if (err)
+		return err;
+	uint32_t n = rt.string_count < rt.string_capacity ? rt.string_count : rt.string_capacity;
+	if (n > MAX_STRINGS_PER_PROCESS)
+		n = MAX_STRINGS_PER_PROCESS;
+	uint32_t arena = rt.arena_used < MAX_ARENA_PREFETCH ? rt.arena_used : MAX_ARENA_PREFETCH;
+	struct dynotag_string *table = calloc(n ? n : 1, sizeof(*table));
+	char *bytes = malloc(arena ? arena : 1);
+	if (!table || !bytes) {
+		free(table);
+		free(bytes);
+		return -ENOMEM;
+	}
+	err = (n ? remote_read(e->pid, rt.strings, table, n * sizeof(*table)) : 0) ?:
+	      (arena ? remote_read(e->pid, rt.arena, bytes, arena) : 0);
+	r->stats.string_reads += n;
+	for (uint32_t i = 0; !err && i < n; i++) {
+		uint32_t id = i + 1;
+		if (hashmap__get(e->strings, &id, sizeof(id)) || table[i].length > TAG_TEXT_MAX ||
+		    (uint64_t)table[i].offset + table[i].length > arena)
+			continue;
+		char clean[TAG_TEXT_MAX];
+		tag_sanitize(bytes + table[i].offset, table[i].length, clean, sizeof(clean));
+		char *copy = strdup(clean);
+		if (!copy || hashmap__put(e->strings, &id, sizeof(id), copy, NULL)) {
+			free(copy);
+			err = -ENOMEM;
+		}
+	}
+	free(table);
+	free(bytes);
+	return err;
+}
+
 /* Returns the string for id in e's process (cached), or NULL. */
 static const char *string_of(struct tag_registry *r, struct tag_entry *e, uint32_t id)
 {
@@ -376,37 +432,16 @@ static const char *string_of(struct tag_registry *r, struct tag_entry *e, uint32
 	char *s = hashmap__get(e->strings, &id, sizeof(id));
 	if (s)
 		return s;
-	struct {
-		uint64_t strings;
-		uint64_t arena;
-		uint64_t requests;
-		uint32_t string_count;
-		uint32_t string_capacity;
-	} rt;
-	struct dynotag_string ds;
-	char raw[DYNOTAG_MAX_VALUE_LEN + 8], clean[TAG_TEXT_MAX];
-	r->stats.string_reads++;
-	if (remote_read(e->pid, e->runtime_addr + offsetof(struct dynotag_runtime, strings), &rt,
-			sizeof(rt)) ||
-	    id > rt.string_count || id > rt.string_capacity ||
-	    remote_read(e->pid, rt.strings + (uint64_t)(id - 1) * sizeof(ds), &ds, sizeof(ds)) ||
-	    ds.length > sizeof(raw) ||
-	    remote_read(e->pid, rt.arena + ds.offset, raw, ds.length)) {
-		r->stats.string_failures++;
-		return NULL;
-	}
-	tag_sanitize(raw, ds.length, clean, sizeof(clean));
 	if (hashmap__size(e->strings) >= MAX_STRINGS_PER_PROCESS) {
 		free_strings(e->strings);
 		e->strings = hashmap__new();
 		if (!e->strings)
 			return NULL;
 	}
-	s = strdup(clean);
-	if (!s || hashmap__put(e->strings, &id, sizeof(id), s, NULL)) {
-		free(s);
-		return NULL;
-	}
+	prefetch_strings(r, e);
+	s = hashmap__get(e->strings, &id, sizeof(id));
+	if (!s)
+		r->stats.string_failures++;
 	return s;
 }
 
@@ -537,6 +572,28 @@ void tag_registry__foreach(struct tag_registry *r, void (*fn)(void *ctx, pid_t p
 	void *v;
 	while (hashmap__next(r->procs, &cur, NULL, NULL, &v))
 		fn(ctx, ((struct tag_entry *)v)->pid);
+}
+
+int tag_registry__scan(struct tag_registry *r)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	int found = 0;
+	if (!d)
+		return -errno;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] < '1' || de->d_name[0] > '9')
+			continue;
+		struct tag_entry *e = get_entry(r, (pid_t)atoi(de->d_name));
+		found += e && e->runtime_addr;
+	}
+	closedir(d);
+	return found;
+}
+
+int tag_registry__touch(struct tag_registry *r, pid_t pid)
+{
+	return get_entry(r, pid) ? 0 : -ENOMEM;
 }
 
 void tag_registry__stats(const struct tag_registry *r, struct tag_registry_stats *out)

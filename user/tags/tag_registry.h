@@ -5,8 +5,11 @@
  * from libdynotag's process record, and its per-endpoint request counters.
  *
  * Environment variables are read once per exec image from /proc/PID/environ;
- * the library is looked for at a process's first sample and again every
- * couple of seconds for its first minute (Python apps load it at import).
+ * the library is looked for at a process's first sample (or at start-up by
+ * tag_registry__scan) and again every half second for its first minute
+ * (Python apps load it at import). A process's published strings are read
+ * all at once when the library is found and whenever an unknown id shows up,
+ * so samples processed after the process exited still resolve.
  * Memory is bounded: processes (max_processes) and strings (per process and
  * overall) are evicted oldest first.
  */
@@ -59,7 +62,8 @@ struct tag_registry_stats {
 	uint64_t processes;       /* processes tracked */
 	uint64_t tagged_processes;/* processes found using libdynotag */
 	uint64_t string_reads;    /* strings read from processes */
-	uint64_t string_failures; /* ids that could not be read (label dropped) */
+	uint64_t string_failures; /* ids that could not be read (label dropped): the
+				   * process exited before its new strings were read */
 	uint64_t races;           /* samples whose thread was writing its tags */
 };
 
@@ -87,6 +91,12 @@ void tag_registry__note_exit(struct tag_registry *r, pid_t pid);
 /* Calls fn for every tracked pid (e.g. to collect request counts). */
 void tag_registry__foreach(struct tag_registry *r, void (*fn)(void *ctx, pid_t pid), void *ctx);
 void tag_registry__stats(const struct tag_registry *r, struct tag_registry_stats *out);
+
+/* Looks at every process in /proc now (for a system-wide capture: tags from
+ * the first sample). Returns the number using libdynotag. */
+int tag_registry__scan(struct tag_registry *r);
+/* Looks at pid now (a capture's target). 0 or -ENOMEM. */
+int tag_registry__touch(struct tag_registry *r, pid_t pid);
 
 /* Sanitises untrusted tag text into out (NUL-terminated, at most len bytes):
  * valid UTF-8 is kept, other bytes and control characters become \xNN. */

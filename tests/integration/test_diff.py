@@ -1,0 +1,234 @@
+"""End-to-end tests of `dynoprof diff`: real captures of real tagged Python
+processes (tests/workloads/py/tagged_app.py), compared per endpoint.
+
+The regression scenario: two processes of service "shop" run side by side,
+commit aaa and commit bbb (env DYNOPROF_COMMIT), bbb doing 15% more loop
+iterations per /heavy request; one `dynoprof record` of both at 199 Hz (1-s
+window labels: the clusters diff resamples). `diff --base-select commit=aaa
+--new-select commit=bbb` must flag exactly /heavy, with a confidence interval
+that holds the true change the processes measured themselves
+(time.thread_time() around each request).
+"""
+import gzip
+import json
+import os
+import re
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from agentutil import TaggedApps, cpu_per_request
+from apputil import Recording
+from conftest import run_dynoprof_cmd
+
+pytestmark = pytest.mark.slow
+ENDPOINTS = ("/light", "/heavy")
+EXTRA = 0.15          # bbb's extra work on /heavy
+RECORD_SECONDS = 22
+FREQUENCY = 199
+NO_REGRESSION = ("no significant change", "insufficient data")
+SUMMARY_RE = re.compile(r"^\d+ regressions?, \d+ improvements?$")
+
+
+def record(out, pids, seconds=RECORD_SECONDS, extra=()):
+    rc, _, err = run_dynoprof_cmd("record", "-p", ",".join(str(p) for p in pids),
+                                  "-F", FREQUENCY, "-d", seconds, "-o", out, *extra,
+                                  timeout=seconds + 60)
+    assert rc == 0, "record failed (rc=%d): %s" % (rc, err)
+    return err
+
+
+def diff(*args):
+    return run_dynoprof_cmd("diff", *args, timeout=120)
+
+
+def parse_table(text):
+    """{endpoint: (metric, change, verdict)} of diff's table (no driver lines)."""
+    rows = {}
+    lines = text.splitlines()
+    assert lines and lines[0].startswith("ENDPOINT"), text
+    for line in lines[1:]:
+        if not line.strip() or line.startswith(" ") or SUMMARY_RE.match(line):
+            continue
+        cols = line.split()
+        endpoint = cols[0]
+        verdict = line[line.rindex("]") + 1:].strip()
+        rows[endpoint] = (cols[1], cols[4], verdict)
+    return rows
+
+
+@pytest.fixture(scope="module")
+def regression(tmp_path_factory):
+    """One recording of commit aaa and commit bbb (+15% on /heavy) side by side:
+    (profile path, truth of aaa, truth of bbb, record's stderr)."""
+    tmpdir = str(tmp_path_factory.mktemp("diff_regression"))
+    apps = TaggedApps(tmpdir)
+    try:
+        aaa = apps.start(0, service="shop", commit="aaa")
+        bbb = apps.start(0, service="shop", commit="bbb", extra={"/heavy": EXTRA})
+        out = os.path.join(tmpdir, "both.pb.gz")
+        err = record(out, [aaa.pid, bbb.pid])
+        truth_aaa, truth_bbb = aaa.stop(), bbb.stop()
+    finally:
+        apps.close()
+    return out, truth_aaa, truth_bbb, err
+
+
+def true_change(truth_base, truth_new, endpoint):
+    return cpu_per_request([truth_new], endpoint) / cpu_per_request([truth_base], endpoint) - 1
+
+
+SELECT = ("--base-select", "commit=aaa", "--new-select", "commit=bbb")
+
+
+def test_diff_flags_the_regressed_endpoint(regression):
+    path, truth_aaa, truth_bbb, _ = regression
+    rc, out, err = diff(*SELECT, path, path)
+    heavy_true = true_change(truth_aaa, truth_bbb, "/heavy")
+    light_true = true_change(truth_aaa, truth_bbb, "/light")
+    detail = "true change /heavy %+.3f /light %+.3f\n%s\n%s" % (heavy_true, light_true, out,
+                                                                 err)
+    assert rc == 1, detail
+    rows = parse_table(out)
+    assert rows["/heavy"][2] == "regression", detail
+    assert rows["/light"][2] in NO_REGRESSION, detail
+    # "(all)" is the service as a whole (it did get costlier); of the endpoints,
+    # only /heavy regressed, and the summary counts endpoints.
+    regressed = [e for e, row in rows.items() if row[2] == "regression" and e != "(all)"]
+    assert regressed == ["/heavy"], detail
+    assert "1 regression," in out, detail
+    # The driver of the change: the function that does the extra work.
+    heavy_block = out[out.index("/heavy"):]
+    assert "driven by" in heavy_block, detail
+
+
+def test_diff_json_and_confidence_interval(regression, tmp_path):
+    path, truth_aaa, truth_bbb, _ = regression
+    rc, out, err = diff(*SELECT, "--json", "-", path, path)
+    assert rc == 1, out + err
+    doc = json.loads(out)  # only JSON on stdout with --json -
+    rows = {e["endpoint"]: e for e in doc["endpoints"]}
+    heavy, light = rows["/heavy"], rows["/light"]
+    heavy_true = true_change(truth_aaa, truth_bbb, "/heavy")
+    light_true = true_change(truth_aaa, truth_bbb, "/light")
+    detail = "true change /heavy %+.4f /light %+.4f\n%s" % (heavy_true, light_true,
+                                                             json.dumps(doc, indent=1)[:4000])
+    assert doc["regressions"] == 1, detail
+    assert heavy["verdict"] == "regression", detail
+    assert light["verdict"] in NO_REGRESSION, detail
+    # The workload's own accounting says how much more /heavy costs: the CI holds it.
+    assert abs(heavy_true - EXTRA) < 0.06, detail  # the workload did what it was told
+    assert heavy["ci_low"] <= heavy_true <= heavy["ci_high"], detail
+    assert heavy["ci_low"] > 0.02, detail
+    if light["verdict"] == "no significant change":
+        assert light["ci_low"] <= light_true <= light["ci_high"], detail
+    # CPU per request where requests were counted on both sides.
+    assert heavy["metric"].startswith("cpu"), detail
+    assert heavy["base_requests"] > 100 and heavy["new_requests"] > 100, detail
+    assert heavy["base_clusters"] >= 10 and heavy["new_clusters"] >= 10, detail
+    # Its base/new figures are CPU per request in the same ratio as the truth's.
+    assert heavy["new"] / heavy["base"] - 1 == pytest.approx(heavy["change"], abs=1e-3)
+    names = [f["name"] for f in heavy["functions"] if f["verdict"] == "regression"]
+    assert any("spin" in n or "handle_heavy" in n for n in names), detail
+    # Deterministic: the same seed gives the same answer.
+    rc2, out2, _ = diff(*SELECT, "--json", "-", path, path)
+    assert rc2 == 1 and json.loads(out2) == doc
+
+    # --json FILE writes the same document and keeps the table on stdout.
+    json_path = str(tmp_path / "diff.json")
+    rc, out, err = diff(*SELECT, "--json", json_path, path, path)
+    assert rc == 1, err
+    assert out.startswith("ENDPOINT"), out
+    with open(json_path) as f:
+        assert json.load(f) == doc
+
+
+def test_diff_svg_is_well_formed(regression, tmp_path):
+    path, _, _, _ = regression
+    svg = str(tmp_path / "diff.svg")
+    rc, out, err = diff(*SELECT, "-q", "--svg", svg, path, path)
+    assert rc == 1, out + err
+    assert out == "", "-q printed a table:\n" + out
+    root = ET.parse(svg).getroot()
+    assert root.tag.endswith("svg"), root.tag
+    with open(svg, encoding="utf-8") as f:
+        text = f.read()
+    assert "handle_heavy" in text and "handle_light" in text
+
+
+def test_same_commit_twice_is_no_regression(tmp_path):
+    apps = TaggedApps(str(tmp_path))
+    try:
+        one = apps.start(0, service="shop", commit="aaa")
+        two = apps.start(0, service="shop", commit="aaa")
+        a, b = str(tmp_path / "one.pb.gz"), str(tmp_path / "two.pb.gz")
+        # Each process recorded into its own file, at the same time.
+        rec_a = Recording("record", "-p", one.pid, "-F", FREQUENCY, "-d", 18, "-o", a)
+        rec_b = Recording("record", "-p", two.pid, "-F", FREQUENCY, "-d", 18, "-o", b)
+        try:
+            rc_a, err_a = rec_a.finish(timeout=80)
+            rc_b, err_b = rec_b.finish(timeout=80)
+        finally:
+            rec_a.kill()
+            rec_b.kill()
+        assert rc_a == 0 and rc_b == 0, err_a + err_b
+        truth_one, truth_two = one.stop(), two.stop()
+    finally:
+        apps.close()
+    rc, out, err = diff("--json", "-", a, b)
+    doc = json.loads(out) if out.strip().startswith("{") else None
+    detail = "true change /heavy %+.4f /light %+.4f\n%s\n%s" % (
+        true_change(truth_one, truth_two, "/heavy"), true_change(truth_one, truth_two, "/light"),
+        out, err)
+    assert rc == 0, detail
+    assert doc and doc["regressions"] == 0, detail
+    rows = {e["endpoint"]: e for e in doc["endpoints"]}
+    assert set(ENDPOINTS) <= set(rows), detail
+    for e in ENDPOINTS:
+        assert rows[e]["verdict"] in NO_REGRESSION, detail
+
+
+# ---- bad input: exit 2 with one clear line ----
+
+def check_input_error(args, *words):
+    rc, out, err = diff(*args)
+    assert rc == 2, "diff %s: rc=%d\n%s\n%s" % (" ".join(args), rc, out, err)
+    assert err.startswith("dynoprof"), err
+    assert len(err.strip().splitlines()) <= 2, "not one clear message:\n" + err
+    for w in words:
+        assert w in err, "diff %s: %r not in %r" % (" ".join(args), w, err)
+    assert out == "", out
+    return err
+
+
+def test_bad_input_exits_2(regression, tmp_path):
+    good, _, _, _ = regression
+    missing = str(tmp_path / "missing.pb.gz")
+    check_input_error([missing, good], "missing.pb.gz")
+    check_input_error([good, missing], "missing.pb.gz")
+    empty = tmp_path / "empty.pb.gz"
+    empty.write_bytes(b"")
+    check_input_error([str(empty), good], "empty.pb.gz")
+    junk = tmp_path / "junk.pb.gz"
+    junk.write_bytes(os.urandom(4096))
+    check_input_error([str(junk), good], "junk.pb.gz")
+    text = tmp_path / "notes.txt"
+    text.write_text("this is not a profile\n")
+    check_input_error([good, str(text)], "notes.txt")
+    gz_junk = tmp_path / "gzjunk.pb.gz"
+    gz_junk.write_bytes(gzip.compress(b"\xff" * 1000))
+    check_input_error([str(gz_junk), good], "gzjunk.pb.gz")
+    # Selectors that match nothing: which side, and why.
+    err = check_input_error(["--base-select", "commit=zzz", "--new-select", "commit=bbb",
+                             good, good], "base")
+    assert "match" in err or "no samples" in err, err
+    check_input_error(["--base-select", "commit=aaa", "--new-select", "nokey=1",
+                       good, good], "new")
+    # Argument count.
+    check_input_error([good], "two")
+    check_input_error([], "two")
+    check_input_error([good, good, good], "two")
+    # Options.
+    check_input_error(["--min-effect", "lots", good, good], "min-effect")
+    check_input_error(["--confidence", "2", good, good], "confidence")
+    check_input_error(["--base-select", "nonsense", good, good], "nonsense")
