@@ -100,8 +100,12 @@ integration-test: dynoprof libdynotag $(WORKLOAD_BINS) | test-deps
 
 test: dynoprof unit-test integration-test
 
-bench: dynoprof $(WORKLOAD_BINS)
+bench: dynoprof libdynotag $(WORKLOAD_BINS) $(OUTPUT)/bench/bench_dynotag
 	$(Q)$(PYTHON) tests/bench/run_bench.py
+	$(Q)$(PYTHON) tests/bench/bench_python.py
+	$(Q)$(OUTPUT)/bench/bench_dynotag
+	$(Q)DYNOTAG_LIBRARY=$(abspath $(DYNOTAG_SO)) $(PYTHON) tests/bench/bench_dynotag.py
+	$(Q)$(PYTHON) tests/bench/bench_agent.py --minutes $(or $(AGENT_BENCH_MINUTES),10) --processes 20
 
 # The quick start's main job: the whole machine for 10 s into profile.svg.
 profile: dynoprof

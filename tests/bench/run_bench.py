@@ -44,7 +44,9 @@ WORKLOADS = {
 }
 QUICK_SCALE = 4  # --quick divides the work and the run count by about this
 
-MODES = [("off", None), ("F99", 99), ("F999", 999)]
+# (name, frequency or None for unprofiled, extra record flags). F99nc turns the
+# context-switch accounting off, so F99 vs F99nc on pingpong is its overhead.
+MODES = [("off", None, []), ("F99", 99, []), ("F999", 999, []), ("F99nc", 99, ["--no-counts"])]
 
 
 def proc_cpu_seconds(pid):
@@ -79,12 +81,12 @@ def run_workload(argv, cpus=None):
     return elapsed
 
 
-def run_profiled(binary, argv, cpus, freq, settle, workdir):
+def run_profiled(binary, argv, cpus, freq, settle, workdir, extra=()):
     """Runs the workload under `dynoprof record -a -F freq`; returns a result dict."""
     out = os.path.join(workdir, "bench.folded")
     err_path = os.path.join(workdir, "bench.stderr")
     with open(err_path, "w") as err_file:
-        rec = subprocess.Popen([binary, "record", "-a", "-F", str(freq), "-o", out],
+        rec = subprocess.Popen([binary, "record", "-a", "-F", str(freq), "-o", out, *extra],
                                stdout=subprocess.DEVNULL, stderr=err_file,
                                stdin=subprocess.DEVNULL)
     try:
@@ -166,12 +168,12 @@ def main():
             for i in range(runs):
                 # Rotate the mode order so no mode always follows the same one.
                 order = MODES[i % len(MODES):] + MODES[:i % len(MODES)]
-                for mode, freq in order:
+                for mode, freq, extra in order:
                     if freq is None:
                         res = {"wall": run_workload(argv, cpus)}
                     else:
                         res = run_profiled(args.dynoprof, argv, cpus, freq, args.settle,
-                                           workdir)
+                                           workdir, extra)
                     results.setdefault((name, mode), []).append(res)
                     print(f"   run {i + 1} {mode:5s} {res['wall']:.3f} s", flush=True)
 
@@ -184,7 +186,7 @@ def main():
     summary = []
     for name in names:
         base = statistics.median(r["wall"] for r in results[(name, "off")])
-        for mode, _ in MODES:
+        for mode, _, _ in MODES:
             rs = results[(name, mode)]
             wall = statistics.median(r["wall"] for r in rs)
             during = median_or_none(r.get("cpu_during") for r in rs)

@@ -191,9 +191,8 @@ class TestServing:
             assert row["samples"] > 0 and row["cpu_ns"] > 0, row
             assert row["cpu_ns_per_request"] == pytest.approx(
                 row["cpu_ns"] / row["requests"], rel=1e-3), row
-        # Round robin: the same number of requests (within a window's worth).
-        assert abs(light["requests"] - heavy["requests"]) <= max(
-            5, 0.05 * heavy["requests"]), rows
+        # Endpoints are picked at random, equally often on average.
+        assert 0.7 < light["requests"] / heavy["requests"] < 1.4, rows
         # /heavy does 3x the work of /light per request.
         ratio = heavy["cpu_ns_per_request"] / light["cpu_ns_per_request"]
         assert 2.0 < ratio < 4.0, rows

@@ -10,7 +10,12 @@ every endpoint has served a request (imports done, code warm).
 Each request runs inside `dynotag.request(ENDPOINT)` (the endpoint tag plus one
 counted request) and calls the endpoint's own function (handle_light,
 handle_heavy, handle_other), which spins a pure-Python loop in `spin`, so
-stacks tell endpoints apart by function too. Endpoints are served round robin.
+stacks tell endpoints apart by function too. Endpoints are served in a random
+order (each equally often on average) and each request's loop length varies
+by up to +-10% around its nominal count (the mean is exact): a strictly
+periodic program would alias with the profiler's fixed sampling period (at
+199 Hz a 5.0 ms light+heavy cycle puts whole seconds of samples into one
+endpoint), which real services, being irregular, do not.
 
 Environment:
   TAGGED_APP_ENDPOINTS  endpoint=units list, default "/light=1,/heavy=3";
@@ -20,14 +25,17 @@ Environment:
                         (15% more loop iterations per request on /heavy)
   TAGGED_APP_UNIT       loop iterations per unit, default 20000 (about 1 ms)
   TAGGED_APP_SLEEP_MS   sleep between requests (default 0: always busy)
+  TAGGED_APP_SEED       random seed (default: the pid)
   DYNOPROF_SERVICE, DYNOPROF_COMMIT  read by dynoprof from the environment
 
 Truth (TRUTH_JSON): {"pid": N, "endpoints": {ENDPOINT: {"requests": n,
-"cpu_s": thread CPU seconds inside the requests, "iterations": per request}},
+"cpu_s": thread CPU seconds inside the requests, "iterations": nominal per
+request}},
 "cpu_s": the process's whole CPU time (time.process_time)}.
 """
 import json
 import os
+import random
 import signal
 import sys
 import time
@@ -86,6 +94,7 @@ def main():
     extra = dict(parse_pairs(os.environ.get("TAGGED_APP_EXTRA", ""), float))
     unit = int(os.environ.get("TAGGED_APP_UNIT", "20000"))
     pause = float(os.environ.get("TAGGED_APP_SLEEP_MS", "0")) / 1000.0
+    rng = random.Random(int(os.environ.get("TAGGED_APP_SEED", os.getpid())))
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
@@ -101,11 +110,17 @@ def main():
     thread_time = time.thread_time
     deadline = time.monotonic() + duration if duration > 0 else None
     ready = False
+    # Warm-up: every endpoint once, in order.
+    queue = list(plan)
     while not stopping:
-        for name, request, handler, iterations in plan:
+        if not queue:
+            queue = [rng.choice(plan) for _ in range(64)]
+        batch, queue = queue, []
+        for name, request, handler, iterations in batch:
+            n = int(iterations * (0.9 + 0.2 * rng.random()))
             with request:
                 t0 = thread_time()
-                handler(iterations)
+                handler(n)
                 spent = thread_time() - t0
             entry = stats[name]
             entry["requests"] += 1
