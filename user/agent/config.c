@@ -141,6 +141,17 @@ static int parse_listen(const char *v, struct agent_config *c)
 	return 0;
 }
 
+/* Copies value into a string setting of size bytes; a value that does not
+ * fit (or is empty when that is not allowed) is refused, leaving dst as it was. */
+static int set_string(char *dst, size_t size, const char *value, bool allow_empty)
+{
+	size_t len = strlen(value);
+	if (len >= size || (!len && !allow_empty))
+		return -EINVAL;
+	memcpy(dst, value, len + 1);
+	return 0;
+}
+
 int agent_config__set(struct agent_config *c, const char *key, const char *value, char *err,
 		      size_t errlen)
 {
@@ -152,16 +163,15 @@ int agent_config__set(struct agent_config *c, const char *key, const char *value
 	else if (!strcmp(key, "listen_remote"))
 		e = parse_bool(value, &c->listen_remote);
 	else if (!strcmp(key, "token_file"))
-		e = snprintf(c->token_file, sizeof(c->token_file), "%s", value) >=
-		    (int)sizeof(c->token_file) ? -EINVAL : 0;
+		e = set_string(c->token_file, sizeof(c->token_file), value, true);
 	else if (!strcmp(key, "frequency"))
 		e = parse_uint(value, 1, 1000, &c->frequency_hz);
 	else if (!strcmp(key, "window")) {
 		e = parse_uint(value, 1, 3600, &u);
-		c->window_s = u;
+		if (!e)
+			c->window_s = u;
 	} else if (!strcmp(key, "database"))
-		e = snprintf(c->database, sizeof(c->database), "%s", value) >=
-		    (int)sizeof(c->database) || !value[0] ? -EINVAL : 0;
+		e = set_string(c->database, sizeof(c->database), value, false);
 	else if (!strcmp(key, "retention_age")) {
 		e = parse_duration_s(value, &n);
 		if (!e && n < 60)
@@ -181,13 +191,13 @@ int agent_config__set(struct agent_config *c, const char *key, const char *value
 	else if (!strcmp(key, "kernel"))
 		e = parse_bool(value, &c->kernel);
 	else if (!strcmp(key, "endpoint_from"))
-		e = snprintf(c->endpoint_from, sizeof(c->endpoint_from), "%s", value) >=
-		    (int)sizeof(c->endpoint_from) ? -EINVAL : 0;
+		e = set_string(c->endpoint_from, sizeof(c->endpoint_from), value, true);
 	else if (!strcmp(key, "max_series"))
 		e = parse_uint(value, 10, 1000000, &c->max_series);
 	else if (!strcmp(key, "max_query_seconds")) {
 		e = parse_uint(value, 1, 3600, &u);
-		c->max_query_s = u;
+		if (!e)
+			c->max_query_s = u;
 	} else if (!strcmp(key, "max_query_range")) {
 		e = parse_duration_s(value, &n);
 		if (!e && n < 1)

@@ -186,10 +186,9 @@ int groups__print(const struct profile *p, FILE *out, const char *const *keys, s
 int groups__parse_keys(char *text, const char **keys, size_t max)
 {
 	size_t n = 0;
-	char *save = NULL;
-	if (!*text)
-		return -EINVAL;
-	for (char *tok = strtok_r(text, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+	char *rest = text;
+	/* strsep, not strtok: "a,,b", ",a" and "a," hold an empty key, refused. */
+	for (char *tok; (tok = strsep(&rest, ","));) {
 		if (n >= max || !*tok)
 			return -EINVAL;
 		keys[n++] = tok;

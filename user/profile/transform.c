@@ -201,7 +201,10 @@ struct profile *profile__filtered_copy(const struct profile *src,
 struct profile *profile__grouped_copy(const struct profile *src, const char *const *keys,
 				      size_t nkeys)
 {
-	return copy_profile(src, NULL, 0, keys, nkeys);
+	/* NULL group keys mean "not grouped" to copy_profile; no keys still
+	 * lead with the comm frame. */
+	static const char *const no_keys[1] = { NULL };
+	return copy_profile(src, NULL, 0, keys ? keys : no_keys, keys ? nkeys : 0);
 }
 
 int profile__add_foreign_sample(struct profile *dst, const struct profile *src,

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include "python/py_detect.h"
+#include "util/remote.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -159,17 +160,6 @@ static int parse_python_name(const char *base, struct name_version *nv)
 	nv->free_threaded = free_threaded;
 	nv->debug = debug;
 	return 1;
-}
-
-static int read_remote(pid_t pid, uint64_t addr, void *buf, size_t len)
-{
-	struct iovec local = {.iov_base = buf, .iov_len = len};
-	struct iovec remote = {.iov_base = (void *)(uintptr_t)addr, .iov_len = len};
-	ssize_t n = process_vm_readv(pid, &local, 1, &remote, 1, 0);
-
-	if (n < 0)
-		return -errno;
-	return (size_t)n == len ? 0 : -EFAULT;
 }
 
 /* Reads the symbols and segments of the file at path into *v. A file that is
@@ -343,7 +333,7 @@ static int resolve_version(pid_t pid, const struct candidate *cand, uint64_t bia
 
 	out->micro = -1;
 	if (v->version_vaddr) {
-		if (read_remote(pid, bias + v->version_vaddr, &value, sizeof(value)) == 0 &&
+		if (remote_read(pid, bias + v->version_vaddr, &value, sizeof(value)) == 0 &&
 		    (value >> 24) == 3) {
 			out->version_source = PY_VERSION_FROM_MEMORY;
 		} else if ((v->version_in_file >> 24) == 3) {
@@ -396,7 +386,7 @@ struct debug_offsets_head {
 static int check_debug_offsets(pid_t pid, struct py_target *out, char *reason, size_t reasonlen)
 {
 	struct debug_offsets_head head;
-	int err = read_remote(pid, out->runtime_addr, &head, sizeof(head));
+	int err = remote_read(pid, out->runtime_addr, &head, sizeof(head));
 
 	if (err) {
 		set_reason(reason, reasonlen, "cannot read _PyRuntime at 0x%" PRIx64 ": %s",
@@ -643,7 +633,7 @@ int py_read_tss_key(pid_t pid, const struct py_target *t, int32_t key_offset, in
 
 	if (!t || !key || !t->runtime_addr || key_offset < 0)
 		return -EINVAL;
-	err = read_remote(pid, t->runtime_addr + (uint64_t)key_offset, &tss, sizeof(tss));
+	err = remote_read(pid, t->runtime_addr + (uint64_t)key_offset, &tss, sizeof(tss));
 	if (err)
 		return err;
 	if (tss.is_initialized == 0)

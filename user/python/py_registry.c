@@ -11,6 +11,8 @@
 #include "python/py_detect.h"
 #include "symbolize/proc_maps.h"
 #include "util/hashmap.h"
+#include "util/process_table.h"
+#include "util/remote.h"
 
 #define DEFAULT_MAX_PROCESSES 16384
 /* A "not Python" verdict is re-checked this many times, this far apart. */
@@ -25,12 +27,10 @@ enum py_state {
 };
 
 struct py_entry {
-	pid_t pid;                /* process id */
+	struct process_slot slot; /* pid, exited, LRU tick (first: see process_table.h) */
 	enum py_state state;      /* verdict */
 	unsigned checks;          /* detections done for this image */
 	uint64_t checked_ns;      /* CLOCK_MONOTONIC of the last detection */
-	int exited;               /* exit seen: first to be forgotten */
-	uint64_t last_use;        /* registry tick of the last lookup */
 	unsigned version_index;   /* when PYTHON */
 	int minor;                /* when PYTHON */
 	char *interpreter;        /* when PYTHON: interpreter file path (owned) */
@@ -45,13 +45,6 @@ struct py_registry {
 	uint64_t tick;                    /* LRU clock */
 	struct py_registry_stats stats;   /* counters */
 };
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 struct py_registry *py_registry__new(py_registry_publish_fn publish, void *ctx,
 				     size_t max_processes, FILE *warnings)
@@ -95,35 +88,14 @@ void py_registry__free(struct py_registry *r)
 static void withdraw(struct py_registry *r, struct py_entry *e)
 {
 	if (e->state == PY_STATE_PYTHON && r->publish)
-		r->publish(r->ctx, (uint32_t)e->pid, NULL);
+		r->publish(r->ctx, (uint32_t)e->slot.pid, NULL);
 }
 
-static void evict_if_full(struct py_registry *r)
+static void evict_entry(void *ctx, void *value)
 {
-	if (hashmap__size(r->procs) < r->max_processes)
-		return;
-	size_t cur = 0, n = 0;
-	void *v;
-	struct py_entry *lru = NULL;
-	pid_t *victims = malloc(hashmap__size(r->procs) * sizeof(pid_t));
-	if (!victims)
-		return;
-	while (hashmap__next(r->procs, &cur, NULL, NULL, &v)) {
-		struct py_entry *e = v;
-		if (e->exited)
-			victims[n++] = e->pid;
-		if (!lru || e->last_use < lru->last_use)
-			lru = e;
-	}
-	if (!n && lru)
-		victims[n++] = lru->pid;
-	for (size_t i = 0; i < n; i++) {
-		struct py_entry *e = hashmap__remove(r->procs, &victims[i], sizeof(pid_t));
-		if (e)
-			withdraw(r, e);
-		entry_free(e);
-	}
-	free(victims);
+	struct py_registry *r = ctx;
+	withdraw(r, value);
+	entry_free(value);
 }
 
 static void detect(struct py_registry *r, struct py_entry *e)
@@ -134,20 +106,20 @@ static void detect(struct py_registry *r, struct py_entry *e)
 	e->checked_ns = mono_ns();
 	r->stats.detections++;
 
-	struct proc_maps *maps = proc_maps__read(e->pid);
+	struct proc_maps *maps = proc_maps__read(e->slot.pid);
 	if (!maps) {
 		e->state = PY_STATE_NOT_PYTHON;
 		e->checks = RECHECKS; /* gone: no point in looking again */
 		return;
 	}
-	int err = py_detect(e->pid, maps, &t, reason, sizeof(reason));
+	int err = py_detect(e->slot.pid, maps, &t, reason, sizeof(reason));
 	proc_maps__free(maps);
 	if (err == -ENOTSUP) {
 		e->state = PY_STATE_REFUSED;
 		r->stats.unsupported++;
 		if (r->warnings)
 			fprintf(r->warnings, "dynoprof: warning: PID %d: %s: showing its native "
-				"frames only\n", (int)e->pid, reason[0] ? reason :
+				"frames only\n", (int)e->slot.pid, reason[0] ? reason :
 				"unsupported Python");
 		return;
 	}
@@ -165,14 +137,14 @@ static void detect(struct py_registry *r, struct py_entry *e)
 	}
 	struct py_proc info = { .runtime_addr = t.runtime_addr,
 				.version_index = (uint32_t)t.version_index };
-	if (r->publish && r->publish(r->ctx, (uint32_t)e->pid, &info)) {
+	if (r->publish && r->publish(r->ctx, (uint32_t)e->slot.pid, &info)) {
 		free(path);
 		e->state = PY_STATE_NOT_PYTHON;
 		e->checks = RECHECKS;
 		if (r->warnings)
 			fprintf(r->warnings, "dynoprof: warning: PID %d: cannot register Python "
 				"process for the BPF walker (map full?): native frames only\n",
-				(int)e->pid);
+				(int)e->slot.pid);
 		return;
 	}
 	free(e->interpreter);
@@ -187,17 +159,17 @@ static struct py_entry *get_entry(struct py_registry *r, pid_t pid)
 {
 	struct py_entry *e = hashmap__get(r->procs, &pid, sizeof(pid));
 	if (!e) {
-		evict_if_full(r);
+		process_table__make_room(r->procs, r->max_processes, evict_entry, r);
 		e = calloc(1, sizeof(*e));
 		if (!e)
 			return NULL;
-		e->pid = pid;
+		e->slot.pid = pid;
 		if (hashmap__put(r->procs, &pid, sizeof(pid), e, NULL)) {
 			free(e);
 			return NULL;
 		}
 	}
-	e->last_use = ++r->tick;
+	e->slot.last_use = ++r->tick;
 	return e;
 }
 
@@ -209,7 +181,7 @@ int py_registry__lookup(struct py_registry *r, pid_t pid, struct py_process_info
 	if (!e)
 		return -ENOMEM;
 	if (e->state == PY_STATE_UNKNOWN ||
-	    (e->state == PY_STATE_NOT_PYTHON && !e->exited && e->checks < RECHECKS &&
+	    (e->state == PY_STATE_NOT_PYTHON && !e->slot.exited && e->checks < RECHECKS &&
 	     mono_ns() - e->checked_ns >= RECHECK_INTERVAL_NS))
 		detect(r, e);
 	if (e->state != PY_STATE_PYTHON)
@@ -230,7 +202,7 @@ void py_registry__note_exec(struct py_registry *r, pid_t pid)
 	e->interpreter = NULL;
 	e->state = PY_STATE_UNKNOWN;
 	e->checks = 0;
-	e->exited = 0;
+	e->slot.exited = 0;
 }
 
 void py_registry__note_exit(struct py_registry *r, pid_t pid)
@@ -242,7 +214,7 @@ void py_registry__note_exit(struct py_registry *r, pid_t pid)
 	 * but keep the verdict for samples still queued. */
 	if (e->state == PY_STATE_PYTHON && r->publish)
 		r->publish(r->ctx, (uint32_t)pid, NULL);
-	e->exited = 1;
+	e->slot.exited = 1;
 }
 
 int py_registry__scan(struct py_registry *r)

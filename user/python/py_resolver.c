@@ -11,6 +11,7 @@
 #include "python/linetable.h"
 #include "python/py_offsets.h"
 #include "util/hashmap.h"
+#include "util/remote.h"
 
 #define DEFAULT_MAX_ENTRIES 65536
 /* Longest string (code points) and line table (bytes) read from a target. */
@@ -99,16 +100,6 @@ void py_resolver__free(struct py_resolver *r)
 	}
 	hashmap__free(r->warned);
 	free(r);
-}
-
-static int remote_read(pid_t pid, uint64_t addr, void *buf, size_t len)
-{
-	struct iovec local = { .iov_base = buf, .iov_len = len };
-	struct iovec remote = { .iov_base = (void *)(uintptr_t)addr, .iov_len = len };
-	ssize_t n = process_vm_readv(pid, &local, 1, &remote, 1, 0);
-	if (n < 0)
-		return -errno;
-	return (size_t)n == len ? 0 : -EFAULT;
 }
 
 static void utf8_put(char *out, size_t cap, size_t *pos, uint32_t cp)

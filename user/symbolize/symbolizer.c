@@ -14,6 +14,8 @@
 #include "symbolize/proc_maps.h"
 #include "symbolize/symcache.h"
 #include "util/hashmap.h"
+#include "util/process_table.h"
+#include "util/remote.h"
 
 #define DEFAULT_MAX_PROCESSES 16384
 #define DEFAULT_SYMCACHE_ENTRIES 2048
@@ -23,12 +25,10 @@
 
 /* What we know of one process. */
 struct proc_entry {
-	pid_t pid;                /* process id */
+	struct process_slot slot; /* pid, exited, LRU tick (first: see process_table.h) */
 	struct proc_maps *maps;   /* executable mappings; NULL until read or after exec */
 	int maps_failed;          /* the last read failed (process gone): do not retry */
-	int exited;               /* exit seen: evictable */
 	uint64_t last_read_ns;    /* CLOCK_MONOTONIC time of the last maps read */
-	uint64_t last_use;        /* symbolizer tick of the last lookup (LRU) */
 };
 
 struct symbolizer {
@@ -42,13 +42,6 @@ struct symbolizer {
 	uint64_t tick;                /* lookup counter for LRU */
 	struct symbolizer_stats stats;/* counters */
 };
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 struct symbolizer *symbolizer__new(size_t max_processes)
 {
@@ -91,35 +84,15 @@ void symbolizer__free(struct symbolizer *s)
 	free(s);
 }
 
-/* Makes room for one more process: drops exited ones first, then the least
- * recently used. */
-static void evict_if_full(struct symbolizer *s)
+static void evict_entry(void *ctx, void *value)
 {
-	if (hashmap__size(s->procs) < s->max_processes)
-		return;
-	size_t cur = 0, n = 0;
-	void *v;
-	pid_t *victims = malloc(hashmap__size(s->procs) * sizeof(pid_t));
-	struct proc_entry *lru = NULL;
-	if (!victims)
-		return;
-	while (hashmap__next(s->procs, &cur, NULL, NULL, &v)) {
-		struct proc_entry *pe = v;
-		if (pe->exited)
-			victims[n++] = pe->pid;
-		if (!lru || pe->last_use < lru->last_use)
-			lru = pe;
-	}
-	if (n == 0 && lru)
-		victims[n++] = lru->pid;
-	for (size_t i = 0; i < n; i++)
-		proc_entry_free(hashmap__remove(s->procs, &victims[i], sizeof(pid_t)));
-	free(victims);
+	(void)ctx;
+	proc_entry_free(value);
 }
 
 static void read_maps(struct symbolizer *s, struct proc_entry *pe)
 {
-	struct proc_maps *m = proc_maps__read(pe->pid);
+	struct proc_maps *m = proc_maps__read(pe->slot.pid);
 	pe->last_read_ns = mono_ns();
 	s->stats.maps_reads++;
 	if (!m) {
@@ -138,17 +111,17 @@ static struct proc_entry *get_proc(struct symbolizer *s, pid_t pid)
 {
 	struct proc_entry *pe = hashmap__get(s->procs, &pid, sizeof(pid));
 	if (!pe) {
-		evict_if_full(s);
+		process_table__make_room(s->procs, s->max_processes, evict_entry, NULL);
 		pe = calloc(1, sizeof(*pe));
 		if (!pe)
 			return NULL;
-		pe->pid = pid;
+		pe->slot.pid = pid;
 		if (hashmap__put(s->procs, &pid, sizeof(pid), pe, NULL)) {
 			free(pe);
 			return NULL;
 		}
 	}
-	pe->last_use = ++s->tick;
+	pe->slot.last_use = ++s->tick;
 	if (!pe->maps && !pe->maps_failed)
 		read_maps(s, pe);
 	return pe;
@@ -162,14 +135,14 @@ void symbolizer__note_exec(struct symbolizer *s, pid_t pid)
 	proc_maps__free(pe->maps);
 	pe->maps = NULL;
 	pe->maps_failed = 0;
-	pe->exited = 0;
+	pe->slot.exited = 0;
 }
 
 void symbolizer__note_exit(struct symbolizer *s, pid_t pid)
 {
 	struct proc_entry *pe = hashmap__get(s->procs, &pid, sizeof(pid));
 	if (pe)
-		pe->exited = 1;
+		pe->slot.exited = 1;
 }
 
 int symbolizer__touch(struct symbolizer *s, pid_t pid)
@@ -254,7 +227,7 @@ int symbolizer__user_frame(struct symbolizer *s, pid_t pid, uint64_t addr,
 	if (!pe)
 		return -ENOMEM;
 	const struct proc_map *m = pe->maps ? proc_maps__find(pe->maps, lookup) : NULL;
-	if (!m && !pe->exited && !pe->maps_failed &&
+	if (!m && !pe->slot.exited && !pe->maps_failed &&
 	    mono_ns() - pe->last_read_ns >= MAPS_REFRESH_INTERVAL_NS) {
 		read_maps(s, pe);
 		m = pe->maps ? proc_maps__find(pe->maps, lookup) : NULL;

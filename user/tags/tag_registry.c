@@ -11,6 +11,8 @@
 #include "python/elf_dynsym.h"
 #include "symbolize/proc_maps.h"
 #include "util/hashmap.h"
+#include "util/process_table.h"
+#include "util/remote.h"
 
 #define DEFAULT_MAX_PROCESSES 8192
 #define MAX_ENV_TAGS 16
@@ -44,9 +46,7 @@ struct owned_tag {
 };
 
 struct tag_entry {
-	pid_t pid;                         /* process */
-	int exited;                        /* exit seen: evicted first */
-	uint64_t last_use;                 /* LRU tick */
+	struct process_slot slot;          /* pid, exited, LRU tick (first: process_table.h) */
 	int env_read;                      /* environment tags read for this image */
 	struct owned_tag env[MAX_ENV_TAGS];/* tags from the environment */
 	unsigned n_env;
@@ -70,23 +70,6 @@ struct tag_registry {
 	uint64_t tick;                  /* LRU clock */
 	struct tag_registry_stats stats;/* counters */
 };
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static int remote_read(pid_t pid, uint64_t addr, void *buf, size_t len)
-{
-	struct iovec local = { .iov_base = buf, .iov_len = len };
-	struct iovec remote = { .iov_base = (void *)(uintptr_t)addr, .iov_len = len };
-	ssize_t n = process_vm_readv(pid, &local, 1, &remote, 1, 0);
-	if (n < 0)
-		return -errno;
-	return (size_t)n == len ? 0 : -EFAULT;
-}
 
 void tag_sanitize(const char *in, size_t in_len, char *out, size_t len)
 {
@@ -237,7 +220,7 @@ static void read_environment(struct tag_registry *r, struct tag_entry *e)
 {
 	char path[64];
 	e->env_read = 1;
-	snprintf(path, sizeof(path), "/proc/%d/environ", (int)e->pid);
+	snprintf(path, sizeof(path), "/proc/%d/environ", (int)e->slot.pid);
 	FILE *f = fopen(path, "re");
 	if (!f)
 		return;
@@ -310,54 +293,35 @@ static void check_library(struct tag_registry *r, struct tag_entry *e)
 {
 	e->lib_checks++;
 	e->lib_checked_ns = mono_ns();
-	uint64_t addr = find_runtime(e->pid);
+	uint64_t addr = find_runtime(e->slot.pid);
 	if (!addr)
 		return;
 	struct tag_proc info = { .runtime_addr = addr };
-	if (r->publish && r->publish(r->publish_ctx, (uint32_t)e->pid, &info))
+	if (r->publish && r->publish(r->publish_ctx, (uint32_t)e->slot.pid, &info))
 		return;
 	e->runtime_addr = addr;
 	r->stats.tagged_processes++;
 	prefetch_strings(r, e);
 }
 
-static void evict_if_full(struct tag_registry *r)
+static void evict_entry(void *ctx, void *value)
 {
-	if (hashmap__size(r->procs) < r->max_processes)
-		return;
-	size_t cur = 0, n = 0;
-	void *v;
-	struct tag_entry *lru = NULL;
-	pid_t *victims = malloc(hashmap__size(r->procs) * sizeof(pid_t));
-	if (!victims)
-		return;
-	while (hashmap__next(r->procs, &cur, NULL, NULL, &v)) {
-		struct tag_entry *e = v;
-		if (e->exited)
-			victims[n++] = e->pid;
-		if (!lru || e->last_use < lru->last_use)
-			lru = e;
-	}
-	if (!n && lru)
-		victims[n++] = lru->pid;
-	for (size_t i = 0; i < n; i++) {
-		struct tag_entry *e = hashmap__remove(r->procs, &victims[i], sizeof(pid_t));
-		if (e && e->runtime_addr && r->publish)
-			r->publish(r->publish_ctx, (uint32_t)e->pid, NULL);
-		entry_free(e);
-	}
-	free(victims);
+	struct tag_registry *r = ctx;
+	struct tag_entry *e = value;
+	if (e->runtime_addr && r->publish)
+		r->publish(r->publish_ctx, (uint32_t)e->slot.pid, NULL);
+	entry_free(e);
 }
 
 static struct tag_entry *get_entry(struct tag_registry *r, pid_t pid)
 {
 	struct tag_entry *e = hashmap__get(r->procs, &pid, sizeof(pid));
 	if (!e) {
-		evict_if_full(r);
+		process_table__make_room(r->procs, r->max_processes, evict_entry, r);
 		e = calloc(1, sizeof(*e));
 		if (!e)
 			return NULL;
-		e->pid = pid;
+		e->slot.pid = pid;
 		e->strings = hashmap__new();
 		if (!e->strings || hashmap__put(r->procs, &pid, sizeof(pid), e, NULL)) {
 			entry_free(e);
@@ -365,10 +329,10 @@ static struct tag_entry *get_entry(struct tag_registry *r, pid_t pid)
 		}
 		r->stats.processes++;
 	}
-	e->last_use = ++r->tick;
+	e->slot.last_use = ++r->tick;
 	if (!e->env_read)
 		read_environment(r, e);
-	if (!e->runtime_addr && !e->exited && e->lib_checks < LIB_CHECKS &&
+	if (!e->runtime_addr && !e->slot.exited && e->lib_checks < LIB_CHECKS &&
 	    (!e->lib_checks || mono_ns() - e->lib_checked_ns >= LIB_RECHECK_NS))
 		check_library(r, e);
 	return e;
@@ -388,7 +352,7 @@ static int prefetch_strings(struct tag_registry *r, struct tag_entry *e)
 		uint32_t arena_size;
 		uint32_t arena_used;
 	} rt;
-	int err = remote_read(e->pid, e->runtime_addr + offsetof(struct dynotag_runtime, strings),
+	int err = remote_read(e->slot.pid, e->runtime_addr + offsetof(struct dynotag_runtime, strings),
 			      &rt, sizeof(rt));
 	if (err)
 		return err;
@@ -403,8 +367,8 @@ static int prefetch_strings(struct tag_registry *r, struct tag_entry *e)
 		free(bytes);
 		return -ENOMEM;
 	}
-	err = (n ? remote_read(e->pid, rt.strings, table, n * sizeof(*table)) : 0) ?:
-	      (arena ? remote_read(e->pid, rt.arena, bytes, arena) : 0);
+	err = (n ? remote_read(e->slot.pid, rt.strings, table, n * sizeof(*table)) : 0) ?:
+	      (arena ? remote_read(e->slot.pid, rt.arena, bytes, arena) : 0);
 	r->stats.string_reads += n;
 	for (uint32_t i = 0; !err && i < n; i++) {
 		uint32_t id = i + 1;
@@ -449,15 +413,15 @@ static const char *string_of(struct tag_registry *r, struct tag_entry *e, uint32
 static void refresh_process_tags(struct tag_registry *r, struct tag_entry *e)
 {
 	uint64_t now = mono_ns();
-	if (!e->runtime_addr || e->exited || (e->proc_read_ns && now - e->proc_read_ns <
+	if (!e->runtime_addr || e->slot.exited || (e->proc_read_ns && now - e->proc_read_ns <
 					      PROCESS_TAGS_REFRESH_NS))
 		return;
 	e->proc_read_ns = now;
 	struct dynotag_record rec;
 	uint32_t seq_after;
 	uint64_t at = e->runtime_addr + offsetof(struct dynotag_runtime, process);
-	if (remote_read(e->pid, at, &rec, sizeof(rec)) ||
-	    remote_read(e->pid, at, &seq_after, sizeof(seq_after)) || (rec.seq & 1) ||
+	if (remote_read(e->slot.pid, at, &rec, sizeof(rec)) ||
+	    remote_read(e->slot.pid, at, &seq_after, sizeof(seq_after)) || (rec.seq & 1) ||
 	    rec.seq != seq_after || rec.seq == e->proc_seq)
 		return;
 	owned_tags_free(e->lib, &e->n_lib);
@@ -563,7 +527,7 @@ void tag_registry__note_exit(struct tag_registry *r, pid_t pid)
 		return;
 	if (e->runtime_addr && r->publish)
 		r->publish(r->publish_ctx, (uint32_t)pid, NULL);
-	e->exited = 1;
+	e->slot.exited = 1;
 }
 
 void tag_registry__foreach(struct tag_registry *r, void (*fn)(void *ctx, pid_t pid), void *ctx)
@@ -571,7 +535,7 @@ void tag_registry__foreach(struct tag_registry *r, void (*fn)(void *ctx, pid_t p
 	size_t cur = 0;
 	void *v;
 	while (hashmap__next(r->procs, &cur, NULL, NULL, &v))
-		fn(ctx, ((struct tag_entry *)v)->pid);
+		fn(ctx, ((struct tag_entry *)v)->slot.pid);
 }
 
 int tag_registry__scan(struct tag_registry *r)

@@ -1,0 +1,27 @@
+/* process_table.h - the bound shared by the per-process tables (symbolizer,
+ * Python registry, tag registry): hash maps keyed by pid whose values start
+ * with a struct process_slot. When a table is full, exited processes go
+ * first, else the least recently used one. */
+#ifndef DYNOPROF_PROCESS_TABLE_H
+#define DYNOPROF_PROCESS_TABLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "util/hashmap.h"
+
+/* The first member of every table value. */
+struct process_slot {
+	pid_t pid;           /* the key */
+	int exited;          /* exit seen: evicted first */
+	uint64_t last_use;   /* the table's tick at the last lookup (LRU) */
+};
+
+/* When map holds max entries or more, removes every exited entry (or, when
+ * none, the least recently used) and hands each removed value to
+ * on_evict(ctx, value). */
+void process_table__make_room(struct hashmap *map, size_t max,
+			      void (*on_evict)(void *ctx, void *value), void *ctx);
+
+#endif
