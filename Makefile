@@ -44,7 +44,7 @@ WORKLOAD_BINS := $(patsubst tests/workloads/%.c,$(OUTPUT)/workloads/%,$(WORKLOAD
 
 .PHONY: all deps test-deps unit-test integration-test test bench install clean profile
 .DEFAULT_GOAL := all
-.SECONDARY: $(BPF_OBJS) $(LIB_OBJS) $(SAN_OBJS)
+.SECONDARY: $(BPF_OBJS) $(SKELS) $(LIB_OBJS) $(SAN_OBJS)
 
 all: dynoprof libdynotag
 

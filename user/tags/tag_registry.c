@@ -92,6 +92,16 @@ void tag_sanitize(const char *in, size_t in_len, char *out, size_t len)
 		for (size_t k = 1; k < n; k++)
 			if (i + k >= in_len || (p[i + k] & 0xc0) != 0x80)
 				n = 0;
+		/* The second byte's range (RFC 3629) excludes overlong forms,
+		 * UTF-16 surrogates and code points above U+10FFFF; C2 80..9F
+		 * are the C1 control characters. */
+		if (n >= 2) {
+			unsigned c1 = p[i + 1];
+			if ((c == 0xc2 && c1 < 0xa0) || (c == 0xe0 && c1 < 0xa0) ||
+			    (c == 0xed && c1 > 0x9f) || (c == 0xf0 && c1 < 0x90) ||
+			    (c == 0xf4 && c1 > 0x8f))
+				n = 0;
+		}
 		if (n) {
 			if (o + n >= len)
 				break;
