@@ -35,7 +35,7 @@ struct pending_check {
 /* One endpoint's outcome. */
 struct check_result {
 	char *service, *base, *current, *endpoint;
-	char *metric;            /* "cpu_per_request" or "cpu_share" */
+	char *metric;            /* "cpu_per_request" or "cpu_per_window" */
 	struct ratio_change change;
 	enum verdict verdict;
 	int64_t checked_ns;      /* when the check ran */

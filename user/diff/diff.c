@@ -230,11 +230,7 @@ static const char *function_name(const struct profile *p, uint32_t id)
 static int function_costs(const struct side *s, const char *key, const char *value,
 			  int use_cpu, struct hashmap *out /* name -> struct darr* */)
 {
-	struct hashmap *seen = hashmap__new();
-	if (!seen)
-		return -ENOMEM;
-	int err = 0;
-	for (size_t i = 0; i < profile__sample_count(s->p) && !err; i++) {
+	for (size_t i = 0; i < profile__sample_count(s->p); i++) {
 		const struct profile_sample *smp = profile__sample(s->p, i);
 		if (key) {
 			const char *v = profile__sample_label(s->p, smp, key);
@@ -245,37 +241,28 @@ static int function_costs(const struct side *s, const char *key, const char *val
 					: (s->vs >= 0 ? (double)smp->values[s->vs] : 0);
 		if (amount <= 0)
 			continue;
+		/* Self cost: the innermost real frame, where the CPU was spent. */
+		const char *name = NULL;
+		for (uint32_t f = smp->nframes; f > 0 && !name; f--)
+			name = function_name(s->p, smp->frames[f - 1]);
+		if (!name)
+			continue;
 		char ckey[64];
 		int len = cluster_key(s->p, smp, ckey, sizeof(ckey));
 		size_t c = (uintptr_t)hashmap__get(s->clusters, ckey, (size_t)len) - 1;
-		/* Count each function once per stack (recursion). */
-		hashmap__free(seen);
-		seen = hashmap__new();
-		if (!seen)
-			return -ENOMEM;
-		/* Self cost: the innermost real frame, where the CPU was spent. */
-		uint32_t leaf = smp->nframes;
-		while (leaf > 0 && !function_name(s->p, smp->frames[leaf - 1]))
-			leaf--;
-		for (uint32_t f = leaf ? leaf - 1 : 0; leaf && f < leaf && !err; f++) {
-			const char *name = function_name(s->p, smp->frames[f]);
-			if (!name || hashmap__get(seen, name, strlen(name)))
-				continue;
-			hashmap__put(seen, name, strlen(name), (void *)1, NULL);
-			struct darr *d = hashmap__get(out, name, strlen(name));
-			if (!d) {
-				d = calloc(1, sizeof(*d));
-				if (!d || hashmap__put(out, name, strlen(name), d, NULL)) {
-					free(d);
-					err = -ENOMEM;
-					break;
-				}
+		struct darr *d = hashmap__get(out, name, strlen(name));
+		if (!d) {
+			d = calloc(1, sizeof(*d));
+			if (!d || hashmap__put(out, name, strlen(name), d, NULL)) {
+				free(d);
+				return -ENOMEM;
 			}
-			err = darr_add(d, c, amount);
 		}
+		int err = darr_add(d, c, amount);
+		if (err)
+			return err;
 	}
-	hashmap__free(seen);
-	return err;
+	return 0;
 }
 
 static void free_darr_map(struct hashmap *m)
@@ -417,6 +404,9 @@ int diff__compute(const struct profile *base, const struct profile *cur,
 	int err;
 
 	memset(out, 0, sizeof(*out));
+	/* Both sides zeroed: side_free runs on them whichever side_build failed. */
+	memset(&b, 0, sizeof(b));
+	memset(&n, 0, sizeof(n));
 	defaults(&o, given);
 	/* Instructions when both sides counted them, else CPU time. */
 	int instr = profile__find_value(base, "instructions") >= 0 &&

@@ -83,7 +83,8 @@ int diff__compute(const struct profile *base, const struct profile *cur,
 void diff__free(struct diff_result *r);
 
 /* Per-function verdicts for the differential flame graph: the change of each
- * function's inclusive cost (share of all samples) with its interval. */
+ * function's self cost (its share of all samples as the innermost frame) with
+ * its interval. */
 struct diff_function_map;
 struct diff_function_map *diff__function_map(const struct profile *base,
 					     const struct profile *cur,

@@ -67,13 +67,15 @@ int http_get(const char *url, const char *token, size_t max_bytes, int timeout_s
 		return -e;
 	}
 	struct strbuf req = STRBUF_INIT, resp = STRBUF_INIT;
-	strbuf__printf(&req, "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n"
-		       "User-Agent: dynoprof\r\n", path, host);
+	/* Host is the URL's authority as written, port included (RFC 9112 3.2). */
+	strbuf__printf(&req, "GET %s HTTP/1.1\r\nHost: %.*s\r\nConnection: close\r\n"
+		       "User-Agent: dynoprof\r\n", path, (int)hostlen, url + 7);
 	if (token && *token)
 		strbuf__printf(&req, "Authorization: Bearer %s\r\n", token);
 	strbuf__puts(&req, "\r\n");
 	int rc = 0;
-	if (strbuf__error(&req) || write(fd, req.data, req.len) != (ssize_t)req.len) {
+	/* MSG_NOSIGNAL: a peer that hung up is an error here, not a SIGPIPE. */
+	if (strbuf__error(&req) || send(fd, req.data, req.len, MSG_NOSIGNAL) != (ssize_t)req.len) {
 		snprintf(err, errlen, "sending the request to %s failed", url);
 		rc = -EIO;
 	}
@@ -114,9 +116,17 @@ int http_get(const char *url, const char *token, size_t max_bytes, int timeout_s
 			snprintf(err, errlen, "chunked responses are not supported (%s)", url);
 			rc = -EPROTO;
 		} else {
+			/* The read loop allows max_bytes plus room for the headers;
+			 * the bound itself is on the body. */
 			size_t off = (size_t)(hdr_end + 4 - resp.data);
-			strbuf__append(body, resp.data + off, resp.len - off);
-			rc = status;
+			if (resp.len - off > max_bytes) {
+				snprintf(err, errlen, "response from %s is larger than %zu bytes",
+					 url, max_bytes);
+				rc = -EFBIG;
+			} else {
+				strbuf__append(body, resp.data + off, resp.len - off);
+				rc = status;
+			}
 		}
 	}
 	strbuf__release(&resp);

@@ -28,6 +28,9 @@ Environment:
   TAGGED_APP_SEED       random seed (default: the pid)
   DYNOPROF_SERVICE, DYNOPROF_COMMIT  read by dynoprof from the environment
 
+SIGUSR1 writes the truth so far to TRUTH_JSON.<n> (n = 1, 2, ...: the n-th
+signal), so a test can take the truth of exactly the time it profiled.
+
 Truth (TRUTH_JSON): {"pid": N, "endpoints": {ENDPOINT: {"requests": n,
 "cpu_s": thread CPU seconds inside the requests, "iterations": nominal per
 request}},
@@ -76,6 +79,17 @@ def parse_pairs(text, convert):
 
 
 stopping = False
+snapshots = 0
+stats = {}          # endpoint -> {"requests", "cpu_s", "iterations"}
+truth_path = None
+
+
+def write_truth(path):
+    doc = {"pid": os.getpid(), "endpoints": stats, "cpu_s": time.process_time()}
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(doc, f)
+    os.rename(tmp, path)
 
 
 def on_signal(signum, frame):
@@ -83,7 +97,15 @@ def on_signal(signum, frame):
     stopping = True
 
 
+def on_snapshot(signum, frame):
+    global snapshots
+    snapshots += 1
+    if truth_path:
+        write_truth("%s.%d" % (truth_path, snapshots))
+
+
 def main():
+    global truth_path
     if len(sys.argv) not in (2, 3):
         sys.exit("usage: tagged_app.py DURATION [TRUTH_JSON]")
     duration = float(sys.argv[1])
@@ -98,14 +120,15 @@ def main():
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGUSR1, on_snapshot)
 
     # (endpoint, request context, handler, iterations) per endpoint.
     plan = []
     for (name, units), handler in zip(endpoints, HANDLERS):
         iterations = int(round(units * unit * (1.0 + extra.get(name, 0.0))))
         plan.append((name, dynotag.request(name), handler, iterations))
-    stats = {name: {"requests": 0, "cpu_s": 0.0, "iterations": it}
-             for name, _, _, it in plan}
+    for name, _, _, it in plan:
+        stats[name] = {"requests": 0, "cpu_s": 0.0, "iterations": it}
 
     thread_time = time.thread_time
     deadline = time.monotonic() + duration if duration > 0 else None
@@ -122,9 +145,11 @@ def main():
                 t0 = thread_time()
                 handler(n)
                 spent = thread_time() - t0
-            entry = stats[name]
-            entry["requests"] += 1
-            entry["cpu_s"] += spent
+                # Counted inside the request: a snapshot never sees a
+                # request's CPU without the request.
+                entry = stats[name]
+                entry["requests"] += 1
+                entry["cpu_s"] += spent
             if pause:
                 time.sleep(pause)
         if not ready:
@@ -133,12 +158,9 @@ def main():
         if deadline is not None and time.monotonic() >= deadline:
             break
 
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
     if truth_path:
-        doc = {"pid": os.getpid(), "endpoints": stats, "cpu_s": time.process_time()}
-        tmp = truth_path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(doc, f)
-        os.rename(tmp, truth_path)
+        write_truth(truth_path)
 
 
 if __name__ == "__main__":

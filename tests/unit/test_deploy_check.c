@@ -1,0 +1,295 @@
+// SPDX-License-Identifier: MIT
+/* Automatic deploy checks against a real history store: a service switches
+ * commit aaa -> bbb with +30% CPU per request on one endpoint; once the
+ * check window has passed the checker reports a regression for that endpoint
+ * only, in its JSON and as dynoprof_regression_ratio gauges; both commits in
+ * the same windows make it a canary check. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "agent/deploy_check.h"
+#include "agent/metrics.h"
+#include "agent/store.h"
+#include "util/strbuf.h"
+
+#define S_NS 1000000000LL
+#define MS 1000000.0
+#define WINDOW_NS (10 * S_NS)
+
+struct fixture {
+	char dir[64];            /* temporary directory */
+	char path[96];           /* dir/history.db */
+	struct store *store;
+	struct metrics *metrics;
+	struct deploy_checker *checker;
+	int64_t t0;              /* start of the first window: two hours ago */
+	uint64_t rng;            /* noise state */
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	assert_non_null(f);
+	strcpy(f->dir, "/tmp/test_deploy_check.XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->path, sizeof(f->path), "%s/history.db", f->dir);
+	char err[256] = "";
+	f->store = store__open(f->path, NULL, err, sizeof(err));
+	if (!f->store)
+		fail_msg("store__open: %s", err);
+	f->metrics = metrics__new(0);
+	assert_non_null(f->metrics);
+	struct deploy_check_opts o = { .check_window_s = 300 };
+	f->checker = deploy_checker__new(&o, f->store, f->metrics);
+	assert_non_null(f->checker);
+	f->t0 = ((int64_t)time(NULL) - 7200) * S_NS;
+	f->rng = 0x2545f4914f6cdd1dULL;
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	const char *suffixes[] = { "", "-wal", "-shm" };
+	char p[128];
+	deploy_checker__free(f->checker);
+	metrics__free(f->metrics);
+	store__close(f->store);
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(p, sizeof(p), "%s%s", f->path, suffixes[i]);
+		unlink(p);
+	}
+	rmdir(f->dir);
+	free(f);
+	return 0;
+}
+
+/* Deterministic noise in [-1, 1]. */
+static double noise(struct fixture *f)
+{
+	f->rng ^= f->rng << 13;
+	f->rng ^= f->rng >> 7;
+	f->rng ^= f->rng << 17;
+	return (double)(f->rng >> 11) / (double)(1ULL << 52) - 1.0;
+}
+
+/* One (commit, endpoint) group of a window: ~requests requests at ms_per_req
+ * CPU each, 2% noise. */
+static struct store_group group(struct fixture *f, const char *commit, const char *endpoint,
+				double requests, double ms_per_req)
+{
+	double r = requests * (1 + 0.1 * noise(f));
+	double cpu = r * ms_per_req * MS * (1 + 0.02 * noise(f));
+	return (struct store_group){ .service = "shop", .commit = commit, .endpoint = endpoint,
+				     .samples = (uint64_t)(cpu / (10 * MS)) + 1,
+				     .cpu_ns = (uint64_t)cpu, .requests = (uint64_t)r };
+}
+
+/* Stores window w with the commits given (one or two), each running /a
+ * (10 ms per request, x a_factor for bbb) and /b (8 ms), observes them, and
+ * runs the due checks at the window's end. Returns the checks run. */
+static int put_window(struct fixture *f, int w, const char *c1, const char *c2)
+{
+	struct store_group g[4];
+	size_t n = 0;
+	const char *commits[2] = { c1, c2 };
+	for (int i = 0; i < 2 && commits[i]; i++) {
+		double a = !strcmp(commits[i], "bbb") ? 13 : 10;
+		g[n++] = group(f, commits[i], "/a", 100, a);
+		g[n++] = group(f, commits[i], "/b", 50, 8);
+	}
+	uint64_t samples = 0;
+	for (size_t i = 0; i < n; i++)
+		samples += g[i].samples;
+	int64_t start = f->t0 + w * WINDOW_NS, end = start + WINDOW_NS;
+	struct store_window sw = { .start_ns = start, .end_ns = end, .samples = samples,
+				   .groups = g, .ngroups = n };
+	assert_int_equal(store__put_window(f->store, &sw), 0);
+	for (int i = 0; i < 2 && commits[i]; i++)
+		assert_int_equal(deploy_checker__observe(f->checker, "shop", commits[i], start, end),
+				 0);
+	return deploy_checker__run_due(f->checker, end);
+}
+
+/* Copies the JSON object of endpoint ep out of the checks JSON. */
+static void check_object(const char *json, const char *ep, char *out, size_t len)
+{
+	char needle[64];
+	snprintf(needle, sizeof(needle), "\"endpoint\": \"%s\"", ep);
+	const char *at = strstr(json, needle);
+	if (!at)
+		fail_msg("no check for %s in %s", ep, json);
+	const char *start = at;
+	while (start > json && *start != '{')
+		start--;
+	const char *end = strchr(at, '}');
+	assert_non_null(end);
+	assert_true((size_t)(end - start + 1) < len);
+	memcpy(out, start, (size_t)(end - start + 1));
+	out[end - start + 1] = '\0';
+	/* Only one check for this endpoint. */
+	assert_null(strstr(at + 1, needle));
+}
+
+/* The value of a rendered gauge series, or NaN when absent. */
+static double series_value(const char *text, const char *series)
+{
+	const char *at = strstr(text, series);
+	while (at && at != text && at[-1] != '\n')
+		at = strstr(at + 1, series);
+	if (!at)
+		return NAN;
+	return strtod(at + strlen(series), NULL);
+}
+
+static void test_rolling_deploy_regression(void **state)
+{
+	struct fixture *f = *state;
+	int ran = 0;
+	/* aaa for 30 windows, then bbb for 30: the check is due at the end of
+	 * the 30th bbb window (300 s after the switch). */
+	for (int w = 0; w < 30; w++)
+		assert_int_equal(put_window(f, w, "aaa", NULL), 0);
+	for (int w = 30; w < 59; w++)
+		assert_int_equal(put_window(f, w, "bbb", NULL), 0);
+	ran = put_window(f, 59, "bbb", NULL);
+	assert_int_equal(ran, 1);
+	/* Done once. */
+	assert_int_equal(deploy_checker__run_due(f->checker, f->t0 + 100 * WINDOW_NS), 0);
+
+	struct strbuf json = STRBUF_INIT;
+	assert_int_equal(deploy_checker__json(f->checker, &json), 0);
+	const char *text = strbuf__str(&json);
+	assert_non_null(strstr(text, "{\"checks\": ["));
+	char a[1024], b[1024];
+	check_object(text, "/a", a, sizeof(a));
+	check_object(text, "/b", b, sizeof(b));
+	assert_non_null(strstr(a, "\"service\": \"shop\""));
+	assert_non_null(strstr(a, "\"base\": \"aaa\""));
+	assert_non_null(strstr(a, "\"new\": \"bbb\""));
+	assert_non_null(strstr(a, "\"metric\": \"cpu_per_request\""));
+	assert_non_null(strstr(a, "\"verdict\": \"regression\""));
+	assert_non_null(strstr(a, "\"canary\": false"));
+	const char *ratio = strstr(a, "\"ratio\": ");
+	assert_non_null(ratio);
+	double r = strtod(ratio + 9, NULL);
+	assert_true(r > 1.25 && r < 1.35);
+	assert_non_null(strstr(b, "\"verdict\": \"no significant change\""));
+	assert_null(strstr(b, "regression"));
+	/* Rolling: the base range is the window before the switch. */
+	char want[96];
+	snprintf(want, sizeof(want), "\"base_range\": [%.3f, %.3f]", (double)f->t0 / 1e9,
+		 (double)(f->t0 + 30 * WINDOW_NS) / 1e9);
+	assert_non_null(strstr(a, want));
+	snprintf(want, sizeof(want), "\"new_range\": [%.3f, %.3f]",
+		 (double)(f->t0 + 30 * WINDOW_NS) / 1e9, (double)(f->t0 + 60 * WINDOW_NS) / 1e9);
+	assert_non_null(strstr(a, want));
+	strbuf__release(&json);
+
+	/* The gauges. */
+	struct strbuf m = STRBUF_INIT;
+	assert_int_equal(metrics__render(f->metrics, &m), 0);
+	const char *mt = strbuf__str(&m);
+	double ga = series_value(mt, "dynoprof_regression_ratio{base=\"aaa\",endpoint=\"/a\","
+				     "new=\"bbb\",service=\"shop\"} ");
+	double gb = series_value(mt, "dynoprof_regression_ratio{base=\"aaa\",endpoint=\"/b\","
+				     "new=\"bbb\",service=\"shop\"} ");
+	double lo = series_value(mt, "dynoprof_regression_ratio_lower{base=\"aaa\",endpoint=\"/a\","
+				     "new=\"bbb\",service=\"shop\"} ");
+	double hi = series_value(mt, "dynoprof_regression_ratio_upper{base=\"aaa\",endpoint=\"/a\","
+				     "new=\"bbb\",service=\"shop\"} ");
+	double sig = series_value(mt, "dynoprof_regression_significant{base=\"aaa\","
+				      "endpoint=\"/a\",new=\"bbb\",service=\"shop\"} ");
+	double sigb = series_value(mt, "dynoprof_regression_significant{base=\"aaa\","
+				       "endpoint=\"/b\",new=\"bbb\",service=\"shop\"} ");
+	if (!(ga > 1.25 && ga < 1.35))
+		fail_msg("ratio of /a %g in:\n%s", ga, mt);
+	assert_true(lo > 1.1 && lo < ga && hi > ga && hi < 1.5);
+	assert_true(gb > 0.97 && gb < 1.03);
+	assert_true(sig == 1);
+	assert_true(sigb == 0);
+	strbuf__release(&m);
+
+	/* The results are kept in the history: a restarted agent lists them. */
+	struct metrics *m2 = metrics__new(0);
+	assert_non_null(m2);
+	struct deploy_check_opts o = { 0 };
+	struct deploy_checker *again = deploy_checker__new(&o, f->store, m2);
+	assert_non_null(again);
+	assert_int_equal(deploy_checker__json(again, &json), 0);
+	check_object(strbuf__str(&json), "/a", a, sizeof(a));
+	assert_non_null(strstr(a, "\"verdict\": \"regression\""));
+	strbuf__release(&json);
+	deploy_checker__free(again);
+	metrics__free(m2);
+}
+
+static void test_canary(void **state)
+{
+	struct fixture *f = *state;
+	for (int w = 0; w < 30; w++)
+		assert_int_equal(put_window(f, w, "aaa", NULL), 0);
+	/* bbb starts beside aaa, which keeps running. */
+	int ran = 0;
+	for (int w = 30; w < 60; w++)
+		ran += put_window(f, w, "aaa", "bbb");
+	assert_int_equal(ran, 1);
+
+	struct strbuf json = STRBUF_INIT;
+	assert_int_equal(deploy_checker__json(f->checker, &json), 0);
+	char a[1024], b[1024];
+	check_object(strbuf__str(&json), "/a", a, sizeof(a));
+	check_object(strbuf__str(&json), "/b", b, sizeof(b));
+	assert_non_null(strstr(a, "\"canary\": true"));
+	assert_non_null(strstr(a, "\"verdict\": \"regression\""));
+	assert_non_null(strstr(b, "\"canary\": true"));
+	assert_null(strstr(b, "regression"));
+	/* A canary compares the same time range on both sides. */
+	char want[128];
+	double from = (double)(f->t0 + 30 * WINDOW_NS) / 1e9, to = (double)(f->t0 + 60 * WINDOW_NS) / 1e9;
+	snprintf(want, sizeof(want), "\"base_range\": [%.3f, %.3f], \"new_range\": [%.3f, %.3f]",
+		 from, to, from, to);
+	assert_non_null(strstr(a, want));
+	strbuf__release(&json);
+}
+
+static void test_no_switch_no_check(void **state)
+{
+	struct fixture *f = *state;
+	/* One commit only, then untagged windows: nothing to check. */
+	for (int w = 0; w < 40; w++)
+		assert_int_equal(put_window(f, w, "aaa", NULL), 0);
+	assert_int_equal(deploy_checker__observe(f->checker, "", "ccc", 0, 1), 0);
+	assert_int_equal(deploy_checker__observe(f->checker, "shop", "", 0, 1), 0);
+	assert_int_equal(deploy_checker__run_due(f->checker, f->t0 + 1000 * WINDOW_NS), 0);
+	struct strbuf json = STRBUF_INIT;
+	assert_int_equal(deploy_checker__json(f->checker, &json), 0);
+	assert_null(strstr(strbuf__str(&json), "\"endpoint\""));
+	strbuf__release(&json);
+	struct strbuf m = STRBUF_INIT;
+	assert_int_equal(metrics__render(f->metrics, &m), 0);
+	assert_null(strstr(strbuf__str(&m), "dynoprof_regression_ratio{"));
+	strbuf__release(&m);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_rolling_deploy_regression, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_canary, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_switch_no_check, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
