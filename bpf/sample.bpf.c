@@ -454,10 +454,20 @@ static __always_inline void sample_counts(__u32 pid, __u32 tid, struct profile_s
 	if (!counting || !is_counted(pid))
 		return;
 	struct cpu_checkpoint *cp = bpf_map_lookup_elem(&checkpoints, &zero);
-	if (!cp || cp->tid != tid || !cp->ns)
+	if (!cp)
 		return;
 	__u64 now = bpf_ktime_get_ns(), c[COUNTER_SLOTS];
 	read_counters(c);
+	if (cp->tid != tid || !cp->ns) {
+		/* The thread has run since before this CPU's first switch that we
+		 * saw (we attached mid-slice): account from now on, or a thread
+		 * that is never switched out would never be accounted. */
+		cp->tid = tid;
+		cp->ns = now;
+		cp->counters[0] = c[0];
+		cp->counters[1] = c[1];
+		return;
+	}
 	struct task_counts *tc = account(cp, pid, tid, now, c);
 	if (!tc)
 		return;

@@ -8,12 +8,14 @@ and the agent benchmark (tests/bench/bench_agent.py).
                                 .reload(config) rewrites the file and SIGHUPs it
   TaggedApps(tmpdir)            tests/workloads/py/tagged_app.py processes with
                                 dynotag loaded: .start(seconds, commit=..., extra=...)
-                                -> TaggedRun (.wait_ready(), .stop() / .wait() -> truth)
+                                -> TaggedRun (.wait_ready(), .snapshot() -> truth so
+                                far, .stop() / .wait() -> truth)
   Prometheus(tmpdir, target)    /usr/bin/prometheus scraping target every second;
                                 .query(expr) -> the result vector
   http_get(url, token=None, method="GET") -> (status, body bytes); (None, reason)
                                 when nothing answered
   cpu_per_request(truths, endpoint)  seconds of CPU per request from workload truths
+  truth_delta(before, after)    the truth between two TaggedRun.snapshot()s
 
 Every process a helper starts is killed when the test's fixture closes it, also
 when the test fails half way.
@@ -50,11 +52,10 @@ class HelperError(AssertionError):
 
 def fail(message):
     """Fails the current test (pytest) or stops the script (the benchmark)."""
-    try:
-        import pytest
+    pytest = sys.modules.get("pytest")
+    if pytest is not None:
         pytest.fail(message)
-    except ImportError:
-        raise HelperError(message)
+    raise HelperError(message)
 
 
 def free_port():
@@ -358,6 +359,18 @@ class TaggedRun:
             self.proc.send_signal(signal.SIGTERM)
         return self.wait(timeout)
 
+    def snapshot(self, timeout=10):
+        """The truth so far (SIGUSR1 makes the process write it)."""
+        self.snapshots = getattr(self, "snapshots", 0) + 1
+        path = "%s.%d" % (self.truth_path, self.snapshots)
+        if os.path.exists(path):
+            os.unlink(path)
+        self.proc.send_signal(signal.SIGUSR1)
+        if not wait_until(lambda: os.path.exists(path), timeout, 0.02):
+            fail("tagged_app pid %d wrote no snapshot %s" % (self.proc.pid, path))
+        with open(path) as f:
+            return json.load(f)
+
     def truth(self):
         if not os.path.exists(self.truth_path):
             err = self.proc.stderr.read() if self.proc.stderr else ""
@@ -399,6 +412,17 @@ class TaggedApps:
             for stream in (run.proc.stdout, run.proc.stderr):
                 if stream:
                     stream.close()
+
+
+def truth_delta(before, after):
+    """The truth of the time between two snapshots of one process."""
+    endpoints = {}
+    for name, entry in after["endpoints"].items():
+        old = before["endpoints"].get(name, {"requests": 0, "cpu_s": 0.0})
+        endpoints[name] = dict(entry, requests=entry["requests"] - old["requests"],
+                               cpu_s=entry["cpu_s"] - old["cpu_s"])
+    return {"pid": after["pid"], "endpoints": endpoints,
+            "cpu_s": after["cpu_s"] - before["cpu_s"]}
 
 
 def cpu_per_request(truths, endpoint):

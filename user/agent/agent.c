@@ -69,6 +69,7 @@ struct agent {
 	uint64_t drops_seen[DROP_REASON_COUNT]; /* BPF drop counters already exported */
 	uint64_t bpf_ns_seen;             /* BPF run time already exported */
 	struct request_tracker *requests; /* libdynotag request counters -> increases */
+	int64_t next_request_poll_ns;     /* CLOCK_MONOTONIC of the next counter read */
 };
 
 static int on_record(void *ctx, const void *data, size_t size)
@@ -171,12 +172,17 @@ static const char *label_or_empty(const struct profile *p, const struct profile_
 	return v ? v : "";
 }
 
+/* Request counters are read this often: a process's requests count from its
+ * first reading (its tags are visible by then) and are lost after its last,
+ * so the interval bounds both edge errors. */
+#define REQUEST_POLL_NS 250000000LL
+
 static void on_requests(void *ctx, pid_t pid, const char *endpoint, uint64_t n)
 {
 	struct agent *a = ctx;
-	/* Counted now, begun during the window that is closing. */
-	aggregator__add_requests(a->agg, pid, endpoint, n, (uint64_t)now_ns(CLOCK_MONOTONIC) -
-				 (uint64_t)(a->st.config.window_s * 5e8));
+	/* Begun since the previous read: half a poll ago on average. */
+	aggregator__add_requests(a->agg, pid, endpoint, n,
+				 (uint64_t)(now_ns(CLOCK_MONOTONIC) - REQUEST_POLL_NS / 2));
 }
 
 static void export_self_metrics(struct agent *a)
@@ -234,6 +240,7 @@ static int close_window(struct agent *a)
 		return -ENOMEM;
 	if (a->requests && a->tags)
 		request_tracker__poll(a->requests, a->tags, on_requests, a);
+	a->next_request_poll_ns = now_ns(CLOCK_MONOTONIC) + REQUEST_POLL_NS;
 	int vr = profile__find_value(w, "requests");
 	profile__set_time(w, a->window_start_unix, end - a->window_start_unix);
 	for (size_t i = 0; i < profile__sample_count(w); i++) {
@@ -411,8 +418,6 @@ static void reload(struct agent *a, const char *config_path,
 		return;
 	pthread_mutex_lock(&a->st.lock);
 	struct agent_config old = a->st.config;
-	a->st.config.retention_age_s = c.retention_age_s;
-	a->st.config.retention_bytes = c.retention_bytes;
 	a->st.config.max_query_s = c.max_query_s;
 	a->st.config.max_range_s = c.max_range_s;
 	a->st.config.window_s = c.window_s;
@@ -491,7 +496,7 @@ int agent__run(const struct agent_config *initial, const char *config_path,
 	a->st.metrics = metrics__new(c->max_series);
 	a->sym = symbolizer__new(0);
 	a->window = profile__new();
-	a->requests = request_tracker__new(now_ns(CLOCK_BOOTTIME));
+	a->requests = request_tracker__new();
 	if (!a->st.store) {
 		fprintf(stderr, "dynoprof agent: %s\n", err);
 		goto out;
@@ -528,7 +533,9 @@ int agent__run(const struct agent_config *initial, const char *config_path,
 		goto out;
 	}
 	if (python) {
-		a->pyres = py_resolver__new(0, stderr);
+		/* A daemon sees every short-lived Python process on the host: no
+		 * per-process warnings about code objects that vanished. */
+		a->pyres = py_resolver__new(0, NULL);
 		a->pyreg = py_registry__new(sampler__set_python_process, a->sampler, 0, stderr);
 	}
 	if (c->tags) {
@@ -607,6 +614,10 @@ int agent__run(const struct agent_config *initial, const char *config_path,
 		}
 		a->agg_error = 0;
 		finish_queries(a, false);
+		if (a->requests && a->tags && now_ns(CLOCK_MONOTONIC) >= a->next_request_poll_ns) {
+			request_tracker__poll(a->requests, a->tags, on_requests, a);
+			a->next_request_poll_ns = now_ns(CLOCK_MONOTONIC) + REQUEST_POLL_NS;
+		}
 		if (reload_signal) {
 			reload_signal = 0;
 			reload(a, config_path, apply_flags, flags_ctx);

@@ -201,7 +201,11 @@ static int merge_window(void *ctx, int64_t start_ns, int64_t end_ns, const void 
 	char err[128];
 	if (!w)
 		return hc->error = -ENOMEM;
-	int e = pprof__decode(w, blob, len, err, sizeof(err));
+	/* Stored windows are gzipped pprof: read them like a file. */
+	FILE *f = fmemopen((void *)blob, len, "rb");
+	int e = f ? pprof__read(w, f, err, sizeof(err)) : -errno;
+	if (f)
+		fclose(f);
 	if (!e)
 		e = profile__merge(hc->result, w, hc->sel->filters, hc->sel->nfilters, hc->sel->pid,
 				   &extra);

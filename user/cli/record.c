@@ -34,6 +34,8 @@
 #define MAX_GROUP_KEYS 8
 #define MAX_FILTERS 16
 #define MAX_ENV_RULES 32
+/* Seconds between reads of libdynotag request counters. */
+#define REQUEST_POLL_S 0.25
 #define DEFAULT_OUTPUT "profile.svg"
 
 static volatile sig_atomic_t stop_requested;
@@ -639,7 +641,7 @@ int cmd_record(int argc, char **argv)
 		.window_ns = (uint64_t)(a.window_s * 1e9),
 		.window_origin_ns = (uint64_t)(now_s(CLOCK_MONOTONIC) * 1e9),
 	};
-	if (tagreg && !(requests = request_tracker__new((int64_t)(now_s(CLOCK_BOOTTIME) * 1e9)))) {
+	if (tagreg && !(requests = request_tracker__new())) {
 		cli_error("out of memory");
 		goto out;
 	}
@@ -695,11 +697,13 @@ int cmd_record(int argc, char **argv)
 			break;
 		}
 		if (requests && now_s(CLOCK_MONOTONIC) >= next_request_poll) {
-			/* Request counters, once per window (or second): the first poll
-			 * takes the baselines. */
-			struct request_poll_ctx rp = { agg, (uint64_t)(a.window_s * 1e9), 0 };
+			/* Request counters, often: a process's first reading is its
+			 * baseline (taken within a poll of its tags becoming visible),
+			 * and requests of a process that exits are lost after its last
+			 * poll, so the interval bounds both errors. */
+			struct request_poll_ctx rp = { agg, (uint64_t)(REQUEST_POLL_S * 1e9), 0 };
 			request_tracker__poll(requests, tagreg, on_requests, &rp);
-			next_request_poll += a.window_s > 0 ? a.window_s : 1;
+			next_request_poll += REQUEST_POLL_S;
 		}
 		if (a.duration_s > 0 && now_s(CLOCK_MONOTONIC) - start_mono >= a.duration_s)
 			break;

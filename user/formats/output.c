@@ -108,6 +108,37 @@ int output__write(const struct profile *p, const char *path, enum output_format 
 	return e;
 }
 
+/* Peeks at the start of f (restored for the reader): folded text is UTF-8
+ * without control characters other than tab and line ends. */
+static int looks_binary(FILE *f)
+{
+	unsigned char buf[512];
+	long at = ftell(f);
+	if (at < 0)
+		return 0; /* a pipe: cannot peek; let the folded reader judge */
+	size_t n = fread(buf, 1, sizeof(buf), f);
+	if (fseek(f, at, SEEK_SET))
+		return 0;
+	size_t bad = 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char b = buf[i];
+		if (b == 0 || (b < 0x20 && b != '\t' && b != '\n' && b != '\r') || b == 0x7f)
+			return 1;
+		if (b >= 0x80) {
+			/* Count bytes that cannot start or continue valid UTF-8. */
+			size_t len = b >= 0xf0 && b <= 0xf4 ? 4 : b >= 0xe0 ? 3 : b >= 0xc2 ? 2 : 0;
+			size_t k = 1;
+			while (len && k < len && i + k < n && (buf[i + k] & 0xc0) == 0x80)
+				k++;
+			if (!len || (k < len && i + k < n))
+				bad++;
+			else
+				i += len - 1;
+		}
+	}
+	return bad > 0;
+}
+
 int output__read(struct profile *p, const char *path, char *err, size_t errlen)
 {
 	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "re");
@@ -126,15 +157,32 @@ int output__read(struct profile *p, const char *path, char *err, size_t errlen)
 	} else {
 		ungetc(c, f);
 		char inner[512] = "";
-		if (c == 0x1f || c < 0x20) {
+		if (c >= 0x20 && looks_binary(f)) {
+			snprintf(err, errlen, "%s is not a profile: binary data that is neither "
+				 "pprof (gzipped or raw) nor folded text", path);
+			e = -EINVAL;
+		} else if (c == 0x1f || c < 0x20) {
 			e = pprof__read(p, f, inner, sizeof(inner));
 			if (e)
 				snprintf(err, errlen, "%s: not a valid pprof profile: %s", path, inner);
 		} else {
 			struct folded_read_opts ro = FOLDED_READ_OPTS_INIT;
 			e = folded__read(p, f, &ro, inner, sizeof(inner));
-			if (e)
-				snprintf(err, errlen, "%s: not a valid folded profile: %s", path, inner);
+			if (e) {
+				/* The input may be binary: never echo raw bytes. */
+				char clean[512];
+				size_t o = 0;
+				for (const unsigned char *q = (const unsigned char *)inner;
+				     *q && o + 5 < sizeof(clean) && o < 200; q++) {
+					if (*q >= 0x20 && *q < 0x7f)
+						clean[o++] = (char)*q;
+					else
+						o += (size_t)snprintf(clean + o, sizeof(clean) - o,
+								      "\\x%02x", *q);
+				}
+				clean[o] = '\0';
+				snprintf(err, errlen, "%s: not a valid folded profile: %s", path, clean);
+			}
 		}
 	}
 	if (f != stdin)

@@ -3,8 +3,9 @@
  *
  * Counters are cumulative since each process started; the tracker turns them
  * into increases between polls. The first reading of a (process, endpoint)
- * is a baseline, not requests — unless the process started after the tracker
- * did, when all its requests count. Memory is bounded (baselines are forgotten all
+ * is a baseline, not requests: requests count from when dynoprof sees the
+ * process's tags, like the CPU time attributed to them (counting a new
+ * process's earlier requests would set them against untagged CPU). Memory is bounded (baselines are forgotten all
  * at once past a limit, losing one poll interval of counts).
  */
 #ifndef DYNOPROF_REQUESTS_H
@@ -17,10 +18,7 @@
 
 struct request_tracker;
 
-/* Processes that started after started_after_boot_ns (CLOCK_BOOTTIME, e.g.
- * the capture's start) count from zero at their first reading; older ones
- * get that reading as their baseline. 0: always baseline. */
-struct request_tracker *request_tracker__new(int64_t started_after_boot_ns);
+struct request_tracker *request_tracker__new(void);
 void request_tracker__free(struct request_tracker *t);
 
 /* Reads the counters of every process the registry tracks; calls
