@@ -65,6 +65,7 @@ struct record_args {
 	bool no_counts;            /* --no-counts */
 	double window_s;           /* --window: seconds per `window` label (0 = none) */
 	const char *counts_path;   /* --counts FILE */
+	const char *weight;        /* --weight: value that sizes frames (samples) */
 	const char *group_keys[MAX_GROUP_KEYS]; /* --group-by (point into argv) */
 	size_t ngroup_keys;
 	struct label_filter filters[MAX_FILTERS]; /* --tag KEY=VALUE */
@@ -141,6 +142,9 @@ static void record_usage(FILE *out)
 "      --format FORMAT     svg | folded | pprof | speedscope (default: from the\n"
 "                          extension: .svg .folded/.collapsed/.txt .pb.gz/.pprof\n"
 "                          .json)\n"
+"      --weight VALUE      what sizes frames and counts lines in folded, SVG and\n"
+"                          speedscope: samples (default), cpu (exact ns),\n"
+"                          instructions, cycles (pprof always has them all)\n"
 "  -q, --quiet             no summary on stderr\n"
 "\n"
 "examples:\n"
@@ -153,7 +157,7 @@ static void record_usage(FILE *out)
 
 enum { OPT_TID = 256, OPT_FORMAT, OPT_NO_KERNEL, OPT_NO_PYTHON, OPT_PYTHON_LINES,
        OPT_GROUP_BY, OPT_TAG, OPT_ENDPOINT_FROM, OPT_ENV_TAG, OPT_NO_TAGS,
-       OPT_COUNTS, OPT_NO_COUNTS, OPT_WINDOW };
+       OPT_COUNTS, OPT_NO_COUNTS, OPT_WINDOW, OPT_WEIGHT };
 
 /* Returns 0 to go on, or an exit code + 1000 to stop (0 for --help). */
 static int parse_args(int argc, char **argv, struct record_args *a)
@@ -178,6 +182,7 @@ static int parse_args(int argc, char **argv, struct record_args *a)
 		{ "counts", required_argument, NULL, OPT_COUNTS },
 		{ "no-counts", no_argument, NULL, OPT_NO_COUNTS },
 		{ "window", required_argument, NULL, OPT_WINDOW },
+		{ "weight", required_argument, NULL, OPT_WEIGHT },
 		{ "count", required_argument, NULL, 'c' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -310,6 +315,9 @@ static int parse_args(int argc, char **argv, struct record_args *a)
 			break;
 		case OPT_NO_COUNTS:
 			a->no_counts = true;
+			break;
+		case OPT_WEIGHT:
+			a->weight = optarg;
 			break;
 		case OPT_WINDOW:
 			errno = 0;
@@ -728,6 +736,11 @@ int cmd_record(int argc, char **argv)
 	struct output_opts oo = { .title = "dynoprof", .subtitle = subtitle,
 				  .group_keys = a.ngroup_keys ? a.group_keys : NULL,
 				  .ngroup_keys = a.ngroup_keys };
+	if (a.weight && output__weight_index(profile, a.weight, &oo.value_index, err,
+					     sizeof(err))) {
+		cli_error("--weight: %s", err);
+		goto out;
+	}
 	const struct profile *result = profile;
 	if (a.nfilters) {
 		filtered = profile__filtered_copy(profile, a.filters, a.nfilters);

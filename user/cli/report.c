@@ -37,6 +37,8 @@ static void report_usage(FILE *out)
 "      --tag KEY=VALUE  only samples with this tag (repeatable; VALUE - means\n"
 "                       \"without that tag\")\n"
 "      --group-by KEYS  with -o (folded, SVG): lead stacks with [key=value] frames\n"
+"      --weight VALUE   what the table's percentages and converted folded/SVG\n"
+"                       weigh: samples (default), cpu, instructions, cycles\n"
 "  -q, --quiet          no table (with -o: convert only)\n"
 "\n"
 "examples:\n"
@@ -46,7 +48,7 @@ static void report_usage(FILE *out)
 "  dynoprof report -i web.pb.gz --tag endpoint=/checkout\n");
 }
 
-enum { OPT_FORMAT = 256, OPT_BY, OPT_TAG, OPT_GROUP_BY };
+enum { OPT_FORMAT = 256, OPT_BY, OPT_TAG, OPT_GROUP_BY, OPT_WEIGHT };
 
 int cmd_report(int argc, char **argv)
 {
@@ -60,6 +62,7 @@ int cmd_report(int argc, char **argv)
 		{ "by", required_argument, NULL, OPT_BY },
 		{ "tag", required_argument, NULL, OPT_TAG },
 		{ "group-by", required_argument, NULL, OPT_GROUP_BY },
+		{ "weight", required_argument, NULL, OPT_WEIGHT },
 		{ 0 },
 	};
 	const char *by_keys[MAX_GROUP_KEYS], *group_keys[MAX_GROUP_KEYS];
@@ -67,6 +70,8 @@ int cmd_report(int argc, char **argv)
 	struct label_filter filters[MAX_FILTERS];
 	size_t nfilters = 0;
 	struct profile *filtered = NULL;
+	const char *weight = NULL;
+	size_t weight_index = 0;
 	const char *input = NULL, *output = NULL, *format_name = NULL;
 	size_t top_rows = 20;
 	int quiet = 0, c, rc = 2;
@@ -93,6 +98,9 @@ int cmd_report(int argc, char **argv)
 			*(c == OPT_BY ? &nby : &ngroup) = n;
 			break;
 		}
+		case OPT_WEIGHT:
+			weight = optarg;
+			break;
 		case OPT_TAG:
 			if (nfilters >= MAX_FILTERS || label_filter__parse(optarg, &filters[nfilters])) {
 				cli_error("bad --tag '%s': expected KEY=VALUE, e.g. --tag "
@@ -141,6 +149,10 @@ int cmd_report(int argc, char **argv)
 		cli_error("%s", err);
 		goto out;
 	}
+	if (weight && output__weight_index(p, weight, &weight_index, err, sizeof(err))) {
+		cli_error("--weight: %s", err);
+		goto out;
+	}
 	if (nfilters) {
 		filtered = profile__filtered_copy(p, filters, nfilters);
 		if (!filtered) {
@@ -159,7 +171,7 @@ int cmd_report(int argc, char **argv)
 			goto out;
 		}
 	} else if (!quiet) {
-		struct top_opts to = { .value_index = 0, .max_rows = top_rows };
+		struct top_opts to = { .value_index = weight_index, .max_rows = top_rows };
 		if (top__print(p, stdout, &to)) {
 			cli_error("printing the table failed");
 			rc = 1;
@@ -168,6 +180,7 @@ int cmd_report(int argc, char **argv)
 	}
 	if (output) {
 		struct output_opts oo = { .title = "dynoprof", .subtitle = input,
+					  .value_index = weight_index,
 					  .group_keys = ngroup ? group_keys : NULL,
 					  .ngroup_keys = (size_t)ngroup };
 		if (output__write(p, output, fmt, &oo, err, sizeof(err))) {

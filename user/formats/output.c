@@ -13,6 +13,23 @@
 #include "formats/svg.h"
 #include "profile/transform.h"
 
+int output__weight_index(const struct profile *p, const char *name, size_t *index, char *err,
+			 size_t errlen)
+{
+	int v = profile__find_value(p, name);
+	if (v >= 0) {
+		*index = (size_t)v;
+		return 0;
+	}
+	char have[256] = "";
+	size_t o = 0;
+	for (size_t i = 0; i < profile__value_count(p) && o < sizeof(have); i++)
+		o += (size_t)snprintf(have + o, sizeof(have) - o, "%s%s", i ? ", " : "",
+				      profile__value_type(p, i));
+	snprintf(err, errlen, "this profile has no '%s' values (it has: %s)", name, have);
+	return -ENOENT;
+}
+
 static void tmp_path(char *buf, size_t len, const char *path)
 {
 	snprintf(buf, len, "%s.tmp.%d", path, (int)getpid());

@@ -22,6 +22,12 @@ struct output_opts {
 	size_t ngroup_keys;
 };
 
+/* Finds the value index for a --weight name: "samples", "cpu",
+ * "instructions", "cycles" (any value type of p). Returns 0 with *index set,
+ * or -ENOENT with a message naming the value types p has. */
+int output__weight_index(const struct profile *p, const char *name, size_t *index, char *err,
+			 size_t errlen);
+
 /* Checks, before a capture starts, that path can be created and written.
  * Returns 0 or -errno with a message in err. */
 int output__check_writable(const char *path, char *err, size_t errlen);
