@@ -395,11 +395,15 @@ static __always_inline bool is_counted(__u32 pid)
 /* Adds what tid used since this CPU's checkpoint to its totals and pending
  * amounts, and moves the checkpoint to now. Returns the entry or NULL. */
 static __always_inline struct task_counts *account(struct cpu_checkpoint *cp, __u32 pid,
-						   __u32 tid, __u64 now, __u64 c[COUNTER_SLOTS])
+						   __u32 tid, __u64 now, __u64 c[COUNTER_SLOTS],
+						   struct task_struct *task)
 {
 	struct task_counts *tc = bpf_map_lookup_elem(&task_counts, &tid);
 	if (!tc) {
+		/* The name is taken once, when the thread is first accounted: a
+		 * copy per context switch cost more than all the rest. */
 		struct task_counts init = { .pid = pid };
+		bpf_probe_read_kernel_str(init.comm, sizeof(init.comm), task->comm);
 		bpf_map_update_elem(&task_counts, &tid, &init, BPF_NOEXIST);
 		tc = bpf_map_lookup_elem(&task_counts, &tid);
 		if (!tc)
@@ -431,11 +435,8 @@ int BPF_PROG(on_switch, bool preempt, struct task_struct *prev, struct task_stru
 	__u64 now = bpf_ktime_get_ns(), c[COUNTER_SLOTS];
 	read_counters(c);
 	__u32 prev_tid = prev->pid, prev_pid = prev->tgid;
-	if (prev_tid && cp->tid == prev_tid && cp->ns && is_counted(prev_pid)) {
-		struct task_counts *tc = account(cp, prev_pid, prev_tid, now, c);
-		if (tc)
-			bpf_probe_read_kernel_str(tc->comm, sizeof(tc->comm), prev->comm);
-	}
+	if (prev_tid && cp->tid == prev_tid && cp->ns && is_counted(prev_pid))
+		account(cp, prev_pid, prev_tid, now, c, prev);
 	cp->tid = next->pid;
 	cp->ns = now;
 	cp->counters[0] = c[0];
@@ -468,7 +469,7 @@ static __always_inline void sample_counts(__u32 pid, __u32 tid, struct profile_s
 		cp->counters[1] = c[1];
 		return;
 	}
-	struct task_counts *tc = account(cp, pid, tid, now, c);
+	struct task_counts *tc = account(cp, pid, tid, now, c, bpf_get_current_task_btf());
 	if (!tc)
 		return;
 	e->delta_ns = tc->pending_ns;
@@ -596,12 +597,14 @@ static __always_inline void flush_task_counts(__u32 pid, __u32 tid)
 	if (cp && cp->tid == tid && cp->ns && is_counted(pid)) {
 		__u64 c[COUNTER_SLOTS];
 		read_counters(c);
-		account(cp, pid, tid, bpf_ktime_get_ns(), c);
+		account(cp, pid, tid, bpf_ktime_get_ns(), c, bpf_get_current_task_btf());
 		cp->tid = 0; /* its last switch-out must not count it again */
 	}
 	struct task_counts *tc = bpf_map_lookup_elem(&task_counts, &tid);
 	if (!tc)
 		return;
+	/* The final name (a thread may rename itself after its first switch). */
+	bpf_get_current_comm(tc->comm, sizeof(tc->comm));
 	struct profile_task_counts_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (e) {
 		fill_header(&e->hdr, PROFILE_EVENT_TASK_COUNTS, pid, tid);

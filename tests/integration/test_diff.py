@@ -256,3 +256,51 @@ def test_bad_input_exits_2(regression, tmp_path):
     junk = tmp_path / "junk.pb.gz"
     junk.write_bytes(b"main;work \x9b\x1b[2J\x07\xff\xfe\x00zz\n" + bytes(range(256)) * 16)
     check_input_error([str(junk), good], "junk.pb.gz")
+
+
+def test_django_gunicorn_commits_side_by_side(tmp_path):
+    """Two commits of the real Django app under gunicorn, side by side under
+    wrk load: the new one does 15% more work on /medium. `diff` by commit
+    flags exactly that endpoint, with an interval holding the true change (the
+    app's own per-request CPU), and exits 1."""
+    from apputil import GunicornApp, record_load
+
+    old = GunicornApp(str(tmp_path / "old"), workers=2, env={"DYNOPROF_COMMIT": "aaa"},
+                      name="old")
+    new = GunicornApp(str(tmp_path / "new"), workers=2,
+                      env={"DYNOPROF_COMMIT": "bbb", "DJANGOAPP_EXTRA": "medium=0.15"},
+                      name="new")
+    out = str(tmp_path / "both.pb.gz")
+    try:
+        old.start()
+        new.start()
+        old.warm_up()
+        new.warm_up()
+        before = (old.stats(), new.stats())
+        loads = [(app.url(e), {"threads": 1, "connections": 2})
+                 for app in (old, new) for e in ("light", "medium")]
+        record_load(old.pids() + new.pids(), out, loads, extra=("-F", "199"), seconds=24,
+                    prime=old.url("light"))
+        after = (old.stats(), new.stats())
+    finally:
+        old.stop()
+        new.stop()
+
+    def per_request(a, b, endpoint):
+        requests = b[endpoint]["requests"] - a.get(endpoint, {}).get("requests", 0)
+        cpu = b[endpoint]["cpu_s"] - a.get(endpoint, {}).get("cpu_s", 0.0)
+        return cpu / requests
+
+    truth = {e: per_request(before[1], after[1], e) / per_request(before[0], after[0], e) - 1
+             for e in ("light", "medium")}
+    rc, out_text, err = diff("--confidence", "0.99", "--json", "-", "--base-select",
+                             "commit=aaa", "--new-select", "commit=bbb", out, out)
+    detail = "truth %s\n%s\n%s" % (truth, out_text, err)
+    assert rc == 1, detail
+    doc = json.loads(out_text)
+    rows = {e["endpoint"]: e for e in doc["endpoints"]}
+    assert rows["medium"]["verdict"] == "regression", detail
+    assert rows["medium"]["ci_low"] <= truth["medium"] <= rows["medium"]["ci_high"], detail
+    assert rows["light"]["verdict"] != "regression", detail
+    flagged = [e for e, r in rows.items() if r["verdict"] == "regression" and e != "(all)"]
+    assert flagged == ["medium"], detail

@@ -34,7 +34,7 @@ static void test_hardware_selected_when_counter_opens(void **state)
 	(void)state;
 	struct fake_pmu pmu = { .opens = { 1, 1, 1 }, .error = -ENOENT };
 	struct counter_choice c;
-	assert_int_equal(counters__choose(fake_open, &pmu, 0, &c), 0);
+	assert_int_equal(counters__choose(fake_open, &pmu, 0, true, &c), 0);
 	assert_int_equal(c.primary, COUNTER_PRIMARY_INSTRUCTIONS);
 	assert_true(c.cycles);
 	assert_non_null(strstr(c.reason, "instructions and cycles"));
@@ -46,7 +46,7 @@ static void test_fallback_to_cpu_time_without_pmu(void **state)
 	(void)state;
 	struct fake_pmu pmu = { .opens = { 0, 0, 1 }, .error = -ENOENT };
 	struct counter_choice c;
-	assert_int_equal(counters__choose(fake_open, &pmu, 0, &c), 0);
+	assert_int_equal(counters__choose(fake_open, &pmu, 0, true, &c), 0);
 	assert_int_equal(c.primary, COUNTER_PRIMARY_CPU_CLOCK);
 	assert_false(c.cycles);
 	assert_non_null(strstr(c.reason, "CPU time only"));
@@ -54,12 +54,27 @@ static void test_fallback_to_cpu_time_without_pmu(void **state)
 	assert_string_equal(counters__primary_name(c.primary), "cpu-clock");
 }
 
+static void test_no_standin_means_no_counter(void **state)
+{
+	(void)state;
+	struct fake_pmu pmu = { .opens = { 0, 0, 1 }, .error = -ENOENT };
+	struct counter_choice c;
+	assert_int_equal(counters__choose(fake_open, &pmu, 0, false, &c), 0);
+	assert_int_equal(c.primary, COUNTER_PRIMARY_NONE);
+	assert_non_null(strstr(c.reason, "CPU time only"));
+	assert_string_equal(counters__primary_name(c.primary), "none");
+	/* With a PMU, instructions regardless of the stand-in setting. */
+	struct fake_pmu hw = { .opens = { 1, 1, 1 }, .error = -ENOENT };
+	assert_int_equal(counters__choose(fake_open, &hw, 0, false, &c), 0);
+	assert_int_equal(c.primary, COUNTER_PRIMARY_INSTRUCTIONS);
+}
+
 static void test_instructions_without_cycles(void **state)
 {
 	(void)state;
 	struct fake_pmu pmu = { .opens = { 1, 0, 1 }, .error = -EOPNOTSUPP };
 	struct counter_choice c;
-	assert_int_equal(counters__choose(fake_open, &pmu, 0, &c), 0);
+	assert_int_equal(counters__choose(fake_open, &pmu, 0, true, &c), 0);
 	assert_int_equal(c.primary, COUNTER_PRIMARY_INSTRUCTIONS);
 	assert_false(c.cycles);
 }
@@ -69,7 +84,7 @@ static void test_nothing_opens_is_an_error(void **state)
 	(void)state;
 	struct fake_pmu pmu = { .opens = { 0, 0, 0 }, .error = -EACCES };
 	struct counter_choice c;
-	assert_int_equal(counters__choose(fake_open, &pmu, 0, &c), -EACCES);
+	assert_int_equal(counters__choose(fake_open, &pmu, 0, true, &c), -EACCES);
 	assert_non_null(strstr(c.reason, "no counting event opens"));
 }
 
@@ -77,7 +92,7 @@ static void test_real_machine_choice_is_consistent(void **state)
 {
 	(void)state;
 	struct counter_choice c;
-	if (counters__choose(counters__open_real, NULL, 0, &c)) {
+	if (counters__choose(counters__open_real, NULL, 0, true, &c)) {
 		skip();
 		return;
 	}
@@ -93,6 +108,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_hardware_selected_when_counter_opens),
 		cmocka_unit_test(test_fallback_to_cpu_time_without_pmu),
+		cmocka_unit_test(test_no_standin_means_no_counter),
 		cmocka_unit_test(test_instructions_without_cycles),
 		cmocka_unit_test(test_nothing_opens_is_an_error),
 		cmocka_unit_test(test_real_machine_choice_is_consistent),

@@ -42,7 +42,7 @@ static int probe(counter_open_fn open_fn, void *ctx, enum counter_probe kind, in
 	return fd;
 }
 
-int counters__choose(counter_open_fn open_fn, void *ctx, int probe_cpu,
+int counters__choose(counter_open_fn open_fn, void *ctx, int probe_cpu, bool standin,
 		     struct counter_choice *out)
 {
 	int instr = probe(open_fn, ctx, COUNTER_PROBE_INSTRUCTIONS, probe_cpu);
@@ -55,6 +55,13 @@ int counters__choose(counter_open_fn open_fn, void *ctx, int probe_cpu,
 			 out->cycles ? " and cycles" : "");
 		return 0;
 	}
+	if (!standin) {
+		out->primary = COUNTER_PRIMARY_NONE;
+		snprintf(out->reason, sizeof(out->reason),
+			 "counting CPU time only: the hardware instructions counter is not "
+			 "available (%s; a VM hiding its PMU?)", strerror(-instr));
+		return 0;
+	}
 	int clock = probe(open_fn, ctx, COUNTER_PROBE_CPU_CLOCK, probe_cpu);
 	if (clock) {
 		snprintf(out->reason, sizeof(out->reason),
@@ -65,11 +72,13 @@ int counters__choose(counter_open_fn open_fn, void *ctx, int probe_cpu,
 	out->primary = COUNTER_PRIMARY_CPU_CLOCK;
 	snprintf(out->reason, sizeof(out->reason),
 		 "counting CPU time only: the hardware instructions counter is not available "
-		 "(%s; a VM hiding its PMU?)", strerror(-instr));
+		 "(%s; a VM hiding its PMU?); the software cpu-clock stands in for it",
+		 strerror(-instr));
 	return 0;
 }
 
 const char *counters__primary_name(enum counter_primary p)
 {
-	return p == COUNTER_PRIMARY_INSTRUCTIONS ? "instructions" : "cpu-clock";
+	return p == COUNTER_PRIMARY_INSTRUCTIONS ? "instructions" :
+	       p == COUNTER_PRIMARY_CPU_CLOCK ? "cpu-clock" : "none";
 }

@@ -3,10 +3,12 @@
  *
  * The BPF program reads two counter slots at every context switch and sample
  * (bpf/sample.h enum counter_slot). Slot PRIMARY holds hardware instructions
- * when the PMU exposes them; on machines that hide it (most VMs) it holds the
- * software cpu-clock counter instead — a stand-in that exercises the same
- * BPF path and is reported as what it is, never as instructions. Slot CYCLES
- * holds hardware cycles when available, else nothing.
+ * when the PMU exposes them. On machines that hide it (most VMs) nothing is
+ * read by default — CPU time comes from the switch timestamps alone, which
+ * keeps the context-switch hook cheap — unless the software cpu-clock
+ * stand-in is asked for (`record --counter-standin`): it exercises the same
+ * BPF path as the hardware counter and is reported as what it is, never as
+ * instructions. Slot CYCLES holds hardware cycles when available.
  */
 #ifndef DYNOPROF_COUNTERS_H
 #define DYNOPROF_COUNTERS_H
@@ -18,6 +20,7 @@
 enum counter_primary {
 	COUNTER_PRIMARY_INSTRUCTIONS = 0, /* PERF_COUNT_HW_INSTRUCTIONS */
 	COUNTER_PRIMARY_CPU_CLOCK = 1,    /* PERF_COUNT_SW_CPU_CLOCK (ns), the stand-in */
+	COUNTER_PRIMARY_NONE = 2,         /* no counter: CPU time only (from timestamps) */
 };
 
 /* The decision and its reason. */
@@ -42,12 +45,13 @@ typedef int (*counter_open_fn)(enum counter_probe kind, int cpu, void *ctx);
 int counters__open_real(enum counter_probe kind, int cpu, void *ctx);
 
 /* Decides the slots by probing on probe_cpu with open_fn (fds it returns are
- * closed). Hardware instructions win when they open; else cpu-clock, and the
- * reason names the error. Returns 0, or -errno when not even cpu-clock opens. */
-int counters__choose(counter_open_fn open_fn, void *ctx, int probe_cpu,
+ * closed). Hardware instructions win when they open; else the cpu-clock
+ * stand-in when standin is set (-errno when it does not open either), else
+ * no counter; the reason names the error. Returns 0 or -errno. */
+int counters__choose(counter_open_fn open_fn, void *ctx, int probe_cpu, bool standin,
 		     struct counter_choice *out);
 
-/* Name of what the primary slot counts: "instructions" or "cpu-clock". */
+/* Name of what the primary slot counts: "instructions", "cpu-clock" or "none". */
 const char *counters__primary_name(enum counter_primary p);
 
 #endif

@@ -165,6 +165,8 @@ static int open_counters(struct sampler *s, int cpu)
 				     COUNTER_PROBE_INSTRUCTIONS : COUNTER_PROBE_CPU_CLOCK;
 	int *fds = &s->counter_fds[cpu * COUNTER_SLOTS];
 	uint32_t key = (uint32_t)cpu;
+	if (s->counters.primary == COUNTER_PRIMARY_NONE)
+		return 0;
 	fds[COUNTER_PRIMARY] = counters__open_real(primary, cpu, NULL);
 	if (fds[COUNTER_PRIMARY] < 0)
 		return fds[COUNTER_PRIMARY];
@@ -273,14 +275,16 @@ struct sampler *sampler__open(const struct sampler_opts *opts, sampler_record_fn
 		s->skel->rodata->tls.data_offset = opts->py_tls.data_offset;
 	}
 	if (opts->counting) {
-		e = counters__choose(counters__open_real, NULL, 0, &s->counters);
+		e = counters__choose(counters__open_real, NULL, 0, opts->counter_standin,
+				     &s->counters);
 		if (e) {
 			set_err(err, errlen, "%s", s->counters.reason);
 			goto fail;
 		}
 		s->counting = true;
 		s->skel->rodata->counting = true;
-		s->skel->rodata->counter_open[COUNTER_PRIMARY] = true;
+		s->skel->rodata->counter_open[COUNTER_PRIMARY] =
+			s->counters.primary != COUNTER_PRIMARY_NONE;
 		s->skel->rodata->counter_open[COUNTER_CYCLES] = s->counters.cycles;
 	}
 	bpf_map__set_max_entries(s->skel->maps.counter_primary, (uint32_t)s->ncpus);

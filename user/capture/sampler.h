@@ -35,6 +35,8 @@ struct sampler_opts {
 	bool no_kernel_stacks;      /* do not collect kernel stacks (saves their cost) */
 	bool thread_tags;           /* read libdynotag thread tags of published processes */
 	bool bpf_stats;             /* keep kernel BPF run-time statistics on (agent) */
+	bool counter_standin;       /* without a PMU, read the software cpu-clock counter
+				     * in the instructions slot (tests the counter path) */
 	bool counting;              /* exact per-thread CPU time and counters at every
 				     * context switch (see capture/counters.h) */
 	const struct py_offsets *py_offsets; /* PY_VERSION_COUNT entries (when walk_python) */

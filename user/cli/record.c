@@ -66,6 +66,7 @@ struct record_args {
 	double window_s;           /* --window: seconds per `window` label (0 = none) */
 	const char *counts_path;   /* --counts FILE */
 	const char *weight;        /* --weight: value that sizes frames (samples) */
+	bool counter_standin;      /* --counter-standin */
 	const char *group_keys[MAX_GROUP_KEYS]; /* --group-by (point into argv) */
 	size_t ngroup_keys;
 	struct label_filter filters[MAX_FILTERS]; /* --tag KEY=VALUE */
@@ -110,6 +111,11 @@ static void record_usage(FILE *out)
 "                          its counters) as JSON; the top processes are printed\n"
 "      --no-counts         no context-switch accounting (samples weigh the\n"
 "                          sampling period instead of exact CPU time)\n"
+"      --counter-standin   where the CPU hides its instructions counter, count\n"
+"                          the software cpu-clock in its place (reported as\n"
+"                          counter_value, never as instructions): checks the\n"
+"                          counter path on such machines; costs a counter read\n"
+"                          per context switch\n"
 "      --no-python         do not walk CPython frames (native frames only)\n"
 "      --python-lines=on|off  on (default): Python frames show file:line;\n"
 "                          off: fold them to function level\n"
@@ -157,7 +163,7 @@ static void record_usage(FILE *out)
 
 enum { OPT_TID = 256, OPT_FORMAT, OPT_NO_KERNEL, OPT_NO_PYTHON, OPT_PYTHON_LINES,
        OPT_GROUP_BY, OPT_TAG, OPT_ENDPOINT_FROM, OPT_ENV_TAG, OPT_NO_TAGS,
-       OPT_COUNTS, OPT_NO_COUNTS, OPT_WINDOW, OPT_WEIGHT };
+       OPT_COUNTS, OPT_NO_COUNTS, OPT_WINDOW, OPT_WEIGHT, OPT_STANDIN };
 
 /* Returns 0 to go on, or an exit code + 1000 to stop (0 for --help). */
 static int parse_args(int argc, char **argv, struct record_args *a)
@@ -183,6 +189,7 @@ static int parse_args(int argc, char **argv, struct record_args *a)
 		{ "no-counts", no_argument, NULL, OPT_NO_COUNTS },
 		{ "window", required_argument, NULL, OPT_WINDOW },
 		{ "weight", required_argument, NULL, OPT_WEIGHT },
+		{ "counter-standin", no_argument, NULL, OPT_STANDIN },
 		{ "count", required_argument, NULL, 'c' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -318,6 +325,9 @@ static int parse_args(int argc, char **argv, struct record_args *a)
 			break;
 		case OPT_WEIGHT:
 			a->weight = optarg;
+			break;
+		case OPT_STANDIN:
+			a->counter_standin = true;
 			break;
 		case OPT_WINDOW:
 			errno = 0;
@@ -595,6 +605,7 @@ int cmd_record(int argc, char **argv)
 		.walk_python = python,
 		.thread_tags = tags,
 		.counting = !a.no_counts,
+		.counter_standin = a.counter_standin,
 		.period = a.period,
 		.no_kernel_stacks = a.no_kernel,
 		.py_offsets = py_offsets_table,

@@ -274,7 +274,7 @@ int counts_table__write_json(const struct counts_table *t, const struct profile 
 		strbuf__printf(&sb, ", \"cpu_ns\": %" PRIu64, pr->cpu_ns);
 		json_counter(&sb, "instructions", u->instructions, pr->primary);
 		json_counter(&sb, "cycles", u->cycles, pr->cycles);
-		if (!u->instructions)
+		if (!u->instructions && u->primary_event && !strcmp(u->primary_event, "cpu-clock"))
 			strbuf__printf(&sb, ", \"counter_value\": %" PRIu64, pr->primary);
 		strbuf__puts(&sb, ", \"threads\": [");
 		size_t cur = 0, k = 0;

@@ -11,6 +11,8 @@
                          only under phase=B; `phase` is cleared before returning
   /stats                 this worker process's truth as JSON (below)
 
+DJANGOAPP_EXTRA="medium=0.15" makes an endpoint that much more expensive.
+
 Truth: every worker process counts, per endpoint, the requests it served and
 the thread CPU time (time.thread_time) their work took. /stats returns one
 process's numbers; when DJANGOAPP_STATS_DIR is set, every process also writes
@@ -30,6 +32,11 @@ import dynotag
 
 # Loop iterations per request; the CPU cost is proportional to them (1:3:9).
 ITERATIONS = {"light": 40000, "medium": 120000, "heavy": 360000}
+# DJANGOAPP_EXTRA="medium=0.15,heavy=0.05": that much more work per request on
+# those endpoints (a "new commit" that made them more expensive).
+for _item in filter(None, os.environ.get("DJANGOAPP_EXTRA", "").split(",")):
+    _name, _frac = _item.split("=")
+    ITERATIONS[_name] = int(ITERATIONS[_name] * (1 + float(_frac)))
 # Iterations of each half of one /racy flip (a few microseconds each).
 RACY_ITERATIONS = 100
 STATS_DIR = os.environ.get("DJANGOAPP_STATS_DIR")
