@@ -351,36 +351,41 @@ static int close_window(struct agent *a)
 	return err;
 }
 
+/* Every metric family the agent exports (deploy checks declare their own). */
+static const struct {
+	const char *name;
+	enum metric_type type;
+	const char *help;
+} metric_families[] = {
+	{ "dynoprof_samples_total", METRIC_COUNTER,
+	  "Stack samples taken, by service, commit, endpoint and comm." },
+	{ "dynoprof_cpu_seconds_total", METRIC_COUNTER,
+	  "On-CPU seconds (exact, from context switches; attributed to tags per sample), by "
+	  "service, commit, endpoint and comm." },
+	{ "dynoprof_cpu_instructions_total", METRIC_COUNTER,
+	  "CPU instructions retired (hardware counters), by service, commit, endpoint and comm." },
+	{ "dynoprof_requests_total", METRIC_COUNTER,
+	  "Requests begun (libdynotag request counters), by service, commit, endpoint." },
+	{ "dynoprof_agent_samples_dropped_total", METRIC_COUNTER,
+	  "Samples lost or degraded in BPF, by reason." },
+	{ "dynoprof_agent_bpf_run_seconds_total", METRIC_COUNTER,
+	  "Time spent in the sampling BPF program." },
+	{ "dynoprof_agent_windows_total", METRIC_COUNTER, "History windows stored." },
+	{ "dynoprof_agent_processes_tracked", METRIC_GAUGE,
+	  "Processes whose mappings the agent keeps." },
+	{ "dynoprof_agent_symbol_cache_hits", METRIC_GAUGE, "Symbol table cache hits since start." },
+	{ "dynoprof_agent_symbol_cache_misses", METRIC_GAUGE,
+	  "Symbol table cache misses since start." },
+	{ "dynoprof_agent_rss_bytes", METRIC_GAUGE, "Resident memory of the agent." },
+	{ "dynoprof_agent_database_bytes", METRIC_GAUGE, "Size of the history database." },
+	{ "dynoprof_agent_windows_stored", METRIC_GAUGE, "History windows in the database." },
+};
+
 static void declare_metrics(struct metrics *m)
 {
-	metrics__declare(m, "dynoprof_samples_total", METRIC_COUNTER,
-			 "Stack samples taken, by service, commit, endpoint and comm.");
-	metrics__declare(m, "dynoprof_cpu_seconds_total", METRIC_COUNTER,
-			 "On-CPU seconds (exact, from context switches; attributed to tags per "
-			 "sample), by service, commit, endpoint and comm.");
-	metrics__declare(m, "dynoprof_cpu_instructions_total", METRIC_COUNTER,
-			 "CPU instructions retired (hardware counters), by service, commit, "
-			 "endpoint and comm.");
-	metrics__declare(m, "dynoprof_requests_total", METRIC_COUNTER,
-			 "Requests begun (libdynotag request counters), by service, commit, endpoint.");
-	metrics__declare(m, "dynoprof_agent_samples_dropped_total", METRIC_COUNTER,
-			 "Samples lost or degraded in BPF, by reason.");
-	metrics__declare(m, "dynoprof_agent_bpf_run_seconds_total", METRIC_COUNTER,
-			 "Time spent in the sampling BPF program.");
-	metrics__declare(m, "dynoprof_agent_windows_total", METRIC_COUNTER,
-			 "History windows stored.");
-	metrics__declare(m, "dynoprof_agent_processes_tracked", METRIC_GAUGE,
-			 "Processes whose mappings the agent keeps.");
-	metrics__declare(m, "dynoprof_agent_symbol_cache_hits", METRIC_GAUGE,
-			 "Symbol table cache hits since start.");
-	metrics__declare(m, "dynoprof_agent_symbol_cache_misses", METRIC_GAUGE,
-			 "Symbol table cache misses since start.");
-	metrics__declare(m, "dynoprof_agent_rss_bytes", METRIC_GAUGE,
-			 "Resident memory of the agent.");
-	metrics__declare(m, "dynoprof_agent_database_bytes", METRIC_GAUGE,
-			 "Size of the history database.");
-	metrics__declare(m, "dynoprof_agent_windows_stored", METRIC_GAUGE,
-			 "History windows in the database.");
+	for (size_t i = 0; i < sizeof(metric_families) / sizeof(metric_families[0]); i++)
+		metrics__declare(m, metric_families[i].name, metric_families[i].type,
+				 metric_families[i].help);
 }
 
 static int read_token(const char *path, char *out, size_t len, char *err, size_t errlen)
