@@ -295,6 +295,9 @@ struct sampler *sampler__open(const struct sampler_opts *opts, sampler_record_fn
 		set_err(err, errlen, "cannot size ring buffer: %s", strerror(-e));
 		goto fail;
 	}
+	/* Without counting the context-switch program would cost a trampoline
+	 * call per switch for nothing: leave it detached. */
+	bpf_program__set_autoattach(s->skel->progs.on_switch, opts->counting);
 	e = sample_bpf__load(s->skel);
 	if (e) {
 		if (e == -EPERM || e == -EACCES)
