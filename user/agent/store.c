@@ -908,27 +908,35 @@ static int visit_series(sqlite3_stmt *st, void *arg)
 	return v->series_fn(v->ctx, sqlite3_column_int64(st, 0), &g);
 }
 
+/* Runs a group query (ST_GROUPS or ST_SERIES) over [from_ns, to_ns) with the
+ * tag filters, visiting each row with visit under the lock. */
+static int group_query(struct store *s, enum stmt_id id, int64_t from_ns, int64_t to_ns,
+		       const char *service, const char *commit, const char *endpoint,
+		       int (*visit)(sqlite3_stmt *st, void *ctx), struct group_visit *v)
+{
+	if (from_ns >= to_ns)
+		return 0;
+	int ret = store_lock(s);
+	if (ret)
+		return ret;
+	sqlite3_stmt *st = s->stmts[id];
+	bind_range(s, st, from_ns, to_ns);
+	bind_filters(st, service, commit, endpoint);
+	ret = run_rows(st, visit, v);
+	store_unlock(s);
+	return ret;
+}
+
 int store__groups(struct store *s, int64_t from_ns, int64_t to_ns, const char *service,
 		  const char *commit, const char *endpoint,
 		  int (*fn)(void *ctx, const struct store_group *g), void *ctx)
 {
 	struct group_visit v = { .fn = fn, .ctx = ctx };
-	sqlite3_stmt *st;
-	int ret;
 
 	if (!s || !fn)
 		return -EINVAL;
-	if (from_ns >= to_ns)
-		return 0;
-	ret = store_lock(s);
-	if (ret)
-		return ret;
-	st = s->stmts[ST_GROUPS];
-	bind_range(s, st, from_ns, to_ns);
-	bind_filters(st, service, commit, endpoint);
-	ret = run_rows(st, visit_group, &v);
-	store_unlock(s);
-	return ret;
+	return group_query(s, ST_GROUPS, from_ns, to_ns, service, commit, endpoint, visit_group,
+			   &v);
 }
 
 int store__group_series(struct store *s, int64_t from_ns, int64_t to_ns, const char *service,
@@ -940,22 +948,11 @@ int store__group_series(struct store *s, int64_t from_ns, int64_t to_ns, const c
 		.series_fn = fn, .ctx = ctx,
 		.service = service, .commit = commit, .endpoint = endpoint,
 	};
-	sqlite3_stmt *st;
-	int ret;
 
 	if (!s || !fn)
 		return -EINVAL;
-	if (from_ns >= to_ns)
-		return 0;
-	ret = store_lock(s);
-	if (ret)
-		return ret;
-	st = s->stmts[ST_SERIES];
-	bind_range(s, st, from_ns, to_ns);
-	bind_filters(st, service, commit, endpoint);
-	ret = run_rows(st, visit_series, &v);
-	store_unlock(s);
-	return ret;
+	return group_query(s, ST_SERIES, from_ns, to_ns, service, commit, endpoint, visit_series,
+			   &v);
 }
 
 int store__stats(struct store *s, int64_t *bytes, int64_t *windows, int64_t *oldest_ns)
