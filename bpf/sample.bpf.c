@@ -110,12 +110,14 @@ struct {
 	__uint(max_entries, 1);
 } counter_cycles SEC(".maps");
 
-/* Per-thread exact accounting (LRU: a capture of a busy host stays bounded;
- * exited threads are flushed to userspace and removed). */
+/* Per-thread exact accounting, in task-local storage: reached from the task
+ * pointer at every context switch without a hash lookup, freed with the task.
+ * Exited threads are flushed to userspace at exit; live ones are read at the
+ * end through the dump_task_counts iterator. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
-	__type(key, __u32);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct task_counts);
 } task_counts SEC(".maps");
 
@@ -398,16 +400,15 @@ static __always_inline struct task_counts *account(struct cpu_checkpoint *cp, __
 						   __u32 tid, __u64 now, __u64 c[COUNTER_SLOTS],
 						   struct task_struct *task)
 {
-	struct task_counts *tc = bpf_map_lookup_elem(&task_counts, &tid);
-	if (!tc) {
-		/* The name is taken once, when the thread is first accounted: a
-		 * copy per context switch cost more than all the rest. */
-		struct task_counts init = { .pid = pid };
-		bpf_probe_read_kernel_str(init.comm, sizeof(init.comm), task->comm);
-		bpf_map_update_elem(&task_counts, &tid, &init, BPF_NOEXIST);
-		tc = bpf_map_lookup_elem(&task_counts, &tid);
-		if (!tc)
-			return NULL;
+	struct task_counts *tc = bpf_task_storage_get(&task_counts, task, 0,
+						      BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!tc)
+		return NULL;
+	if (!tc->pid) {
+		/* First accounted: the name is taken once (a copy per context
+		 * switch cost more than all the rest). */
+		tc->pid = pid;
+		bpf_probe_read_kernel_str(tc->comm, sizeof(tc->comm), task->comm);
 	}
 	__u64 d_ns = now - cp->ns;
 	tc->cpu_ns += d_ns;
@@ -600,7 +601,8 @@ static __always_inline void flush_task_counts(__u32 pid, __u32 tid)
 		account(cp, pid, tid, bpf_ktime_get_ns(), c, bpf_get_current_task_btf());
 		cp->tid = 0; /* its last switch-out must not count it again */
 	}
-	struct task_counts *tc = bpf_map_lookup_elem(&task_counts, &tid);
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct task_counts *tc = bpf_task_storage_get(&task_counts, task, 0, 0);
 	if (!tc)
 		return;
 	/* The final name (a thread may rename itself after its first switch). */
@@ -613,7 +615,31 @@ static __always_inline void flush_task_counts(__u32 pid, __u32 tid)
 	} else {
 		count_drop(DROP_EVENT_RINGBUF_FULL);
 	}
-	bpf_map_delete_elem(&task_counts, &tid);
+	bpf_task_storage_delete(&task_counts, task);
+}
+
+/* One record of the dump_task_counts iterator. */
+struct task_counts_record {
+	__u32 tid;
+	__u32 pad;
+	struct task_counts counts;
+};
+
+/* Writes every live thread's counts (struct task_counts_record) to the
+ * iterator's file: userspace reads them at the end of a capture. */
+SEC("iter/task")
+int dump_task_counts(struct bpf_iter__task *ctx)
+{
+	struct task_struct *task = ctx->task;
+	if (!task)
+		return 0;
+	struct task_counts *tc = bpf_task_storage_get(&task_counts, task, 0, 0);
+	if (!tc)
+		return 0;
+	struct task_counts_record rec = { .tid = task->pid };
+	__builtin_memcpy(&rec.counts, tc, sizeof(rec.counts));
+	bpf_seq_write(ctx->meta->seq, &rec, sizeof(rec));
+	return 0;
 }
 
 SEC("tp_btf/sched_process_exit")

@@ -443,17 +443,34 @@ int sampler__foreach_task_counts(struct sampler *s,
 				 void (*fn)(void *ctx, uint32_t tid, const struct task_counts *tc),
 				 void *ctx)
 {
-	int fd = bpf_map__fd(s->skel->maps.task_counts);
-	uint32_t key, next;
-	struct task_counts tc;
-	int err = bpf_map_get_next_key(fd, NULL, &next);
-	while (!err) {
-		key = next;
-		if (!bpf_map_lookup_elem(fd, &key, &tc))
-			fn(ctx, key, &tc);
-		err = bpf_map_get_next_key(fd, &key, &next);
+	/* Matches struct task_counts_record in bpf/sample.bpf.c. */
+	struct {
+		uint32_t tid;
+		uint32_t pad;
+		struct task_counts counts;
+	} rec;
+	if (!s->skel->links.dump_task_counts)
+		return -ENOENT;
+	int fd = bpf_iter_create(bpf_link__fd(s->skel->links.dump_task_counts));
+	if (fd < 0)
+		return -errno;
+	int err = 0;
+	for (;;) {
+		ssize_t n = read(fd, &rec, sizeof(rec));
+		if (n == 0)
+			break;
+		if (n < 0) {
+			err = -errno;
+			break;
+		}
+		if ((size_t)n != sizeof(rec)) {
+			err = -EIO; /* records are written whole */
+			break;
+		}
+		fn(ctx, rec.tid, &rec.counts);
 	}
-	return errno == ENOENT ? 0 : -errno;
+	close(fd);
+	return err;
 }
 
 int sampler__poll(struct sampler *s, int timeout_ms)
