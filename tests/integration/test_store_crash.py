@@ -21,6 +21,8 @@ import pytest
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 HELPER_SRC = os.path.join(REPO_ROOT, "tests", "unit", "fixtures", "store_crash_writer.c")
 STORE_SRC = os.path.join(REPO_ROOT, "user", "agent", "store.c")
+# What store.c links against from the rest of the tree.
+STORE_DEPS = [os.path.join(REPO_ROOT, "user", "util", "errmsg.c")]
 RUNS = 12
 MAX_BYTES = 3 << 20
 
@@ -29,7 +31,7 @@ MAX_BYTES = 3 << 20
 def writer(tmp_path_factory):
     exe = str(tmp_path_factory.mktemp("store_crash") / "store_crash_writer")
     cmd = ["gcc", "-std=gnu11", "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-D_GNU_SOURCE",
-           "-I" + os.path.join(REPO_ROOT, "user"), HELPER_SRC, STORE_SRC,
+           "-I" + os.path.join(REPO_ROOT, "user"), HELPER_SRC, STORE_SRC, *STORE_DEPS,
            "-lsqlite3", "-lz", "-lpthread", "-o", exe]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr

@@ -276,13 +276,6 @@ static int on_endpoint(void *ctx, const struct store_group *g)
 	return 0;
 }
 
-static void json_str(struct strbuf *sb, const char *s)
-{
-	strbuf__putc(sb, '"');
-	strbuf__json_escape(sb, s ? s : "");
-	strbuf__putc(sb, '"');
-}
-
 static void json_num(struct strbuf *sb, double v)
 {
 	if (isfinite(v))
@@ -295,15 +288,15 @@ static void json_num(struct strbuf *sb, double v)
 static void result_json(const struct check_result *r, struct strbuf *out)
 {
 	strbuf__puts(out, "{\"service\": ");
-	json_str(out, r->service);
+	strbuf__json_string(out, r->service);
 	strbuf__puts(out, ", \"endpoint\": ");
-	json_str(out, r->endpoint);
+	strbuf__json_string(out, r->endpoint);
 	strbuf__puts(out, ", \"base\": ");
-	json_str(out, r->base);
+	strbuf__json_string(out, r->base);
 	strbuf__puts(out, ", \"new\": ");
-	json_str(out, r->current);
+	strbuf__json_string(out, r->current);
 	strbuf__puts(out, ", \"metric\": ");
-	json_str(out, r->metric);
+	strbuf__json_string(out, r->metric);
 	strbuf__printf(out, ", \"verdict\": \"%s\", \"canary\": %s, \"ratio\": ",
 		       verdict__name(r->verdict), r->canary ? "true" : "false");
 	json_num(out, 1 + r->change.change);

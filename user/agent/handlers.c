@@ -362,13 +362,6 @@ static int on_group(void *ctx, const struct store_group *g)
 	return 0;
 }
 
-static void json_str(struct strbuf *sb, const char *s)
-{
-	strbuf__putc(sb, '"');
-	strbuf__json_escape(sb, s ? s : "");
-	strbuf__putc(sb, '"');
-}
-
 static void handle_groups(void *ctx, const struct http_query *q, struct http_response *r)
 {
 	struct agent_state *st = ctx;
@@ -434,9 +427,9 @@ static void handle_groups(void *ctx, const struct http_query *q, struct http_res
 		struct group_acc *a = v;
 		strbuf__puts(&r->body, n++ ? ",\n  {" : "\n  {");
 		for (size_t i = 0; i < gc.nby; i++) {
-			json_str(&r->body, names[gc.by[i]]);
+			strbuf__json_string(&r->body, names[gc.by[i]]);
 			strbuf__puts(&r->body, ": ");
-			json_str(&r->body, a->values[i]);
+			strbuf__json_string(&r->body, a->values[i]);
 			strbuf__puts(&r->body, ", ");
 			free(a->values[i]);
 		}

@@ -42,6 +42,7 @@
 #include <sqlite3.h>
 
 #include "agent/store.h"
+#include "util/errmsg.h"
 
 #define STORE_SCHEMA_VERSION 1
 #define STORE_APPLICATION_ID 0x44594e50 /* "DYNP": tells our files from other SQLite files */
@@ -188,20 +189,6 @@ struct store {
 	int64_t max_span_ns;             /* longest end - start of any window held
 					  * (an upper bound: not lowered on delete) */
 };
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* Maps an SQLite result code to a negative errno. */
 static int sqlite_to_errno(int rc)
@@ -366,14 +353,14 @@ static int init_schema(struct store *s, const char *path, char *err, size_t errl
 
 	ret = exec_sql(s, "BEGIN IMMEDIATE");
 	if (ret) {
-		set_err(err, errlen, "%s: cannot lock the database: %s", path,
+		errmsg__set(err, errlen, "%s: cannot lock the database: %s", path,
 			sqlite3_errmsg(s->db));
 		return ret;
 	}
 	if ((ret = query_int(s, "PRAGMA user_version", &version)) ||
 	    (ret = query_int(s, "PRAGMA application_id", &app_id)) ||
 	    (ret = query_int(s, "SELECT count(*) FROM sqlite_schema", &objects))) {
-		set_err(err, errlen, "%s: cannot read the schema: %s", path,
+		errmsg__set(err, errlen, "%s: cannot read the schema: %s", path,
 			sqlite3_errmsg(s->db));
 		goto fail;
 	}
@@ -383,32 +370,32 @@ static int init_schema(struct store *s, const char *path, char *err, size_t errl
 		snprintf(pragmas, sizeof(pragmas), "PRAGMA application_id = %d; PRAGMA user_version = %d",
 			 STORE_APPLICATION_ID, STORE_SCHEMA_VERSION);
 		if ((ret = exec_sql(s, SCHEMA_SQL)) || (ret = exec_sql(s, pragmas))) {
-			set_err(err, errlen, "%s: cannot create the schema: %s", path,
+			errmsg__set(err, errlen, "%s: cannot create the schema: %s", path,
 				sqlite3_errmsg(s->db));
 			goto fail;
 		}
 	} else if (app_id != STORE_APPLICATION_ID) {
-		set_err(err, errlen,
+		errmsg__set(err, errlen,
 			"%s is an SQLite database but not a dynoprof history (application_id %#llx)",
 			path, (unsigned long long)app_id);
 		ret = -EINVAL;
 		goto fail;
 	} else if (version > STORE_SCHEMA_VERSION) {
-		set_err(err, errlen,
+		errmsg__set(err, errlen,
 			"%s has history schema version %lld, newer than this dynoprof supports (%d): "
 			"upgrade dynoprof or use another path",
 			path, (long long)version, STORE_SCHEMA_VERSION);
 		ret = -ENOTSUP;
 		goto fail;
 	} else if (version < 1) {
-		set_err(err, errlen, "%s: invalid history schema version %lld", path,
+		errmsg__set(err, errlen, "%s: invalid history schema version %lld", path,
 			(long long)version);
 		ret = -EINVAL;
 		goto fail;
 	}
 	ret = exec_sql(s, "COMMIT");
 	if (ret) {
-		set_err(err, errlen, "%s: cannot commit the schema: %s", path,
+		errmsg__set(err, errlen, "%s: cannot commit the schema: %s", path,
 			sqlite3_errmsg(s->db));
 		goto fail;
 	}
@@ -432,10 +419,10 @@ static int configure(struct store *s, const char *path, char *err, size_t errlen
 		int code = sqlite3_errcode(s->db);
 
 		if (code == SQLITE_NOTADB)
-			set_err(err, errlen, "%s is not an SQLite database (not a dynoprof history)",
+			errmsg__set(err, errlen, "%s is not an SQLite database (not a dynoprof history)",
 				path);
 		else
-			set_err(err, errlen, "%s: cannot read: %s", path, sqlite3_errmsg(s->db));
+			errmsg__set(err, errlen, "%s: cannot read: %s", path, sqlite3_errmsg(s->db));
 		return ret;
 	}
 	ret = exec_sql(s, "PRAGMA auto_vacuum = INCREMENTAL");
@@ -449,7 +436,7 @@ static int configure(struct store *s, const char *path, char *err, size_t errlen
 	rc = sqlite3_step(st);
 	mode = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
 	if (!mode || strcmp(mode, "wal") != 0) {
-		set_err(err, errlen, "%s: cannot use WAL journaling (%s)", path,
+		errmsg__set(err, errlen, "%s: cannot use WAL journaling (%s)", path,
 			mode ? mode : sqlite3_errmsg(s->db));
 		ret = rc == SQLITE_ROW ? -ENOTSUP : (sqlite_to_errno(rc) ?: -EIO);
 		sqlite3_finalize(st);
@@ -465,7 +452,7 @@ static int configure(struct store *s, const char *path, char *err, size_t errlen
 		goto fail;
 	return 0;
 fail:
-	set_err(err, errlen, "%s: cannot configure the database: %s", path, sqlite3_errmsg(s->db));
+	errmsg__set(err, errlen, "%s: cannot configure the database: %s", path, sqlite3_errmsg(s->db));
 	return ret;
 }
 
@@ -485,9 +472,9 @@ struct store *store__open(const char *path, const struct store_opts *opts, char 
 	struct store *s;
 	int ret, rc;
 
-	set_err(err, errlen, "%s", "");
+	errmsg__set(err, errlen, "%s", "");
 	if (!path || !*path || (opts && (opts->max_age_s < 0 || opts->max_bytes < 0))) {
-		set_err(err, errlen, "invalid history store path or options");
+		errmsg__set(err, errlen, "invalid history store path or options");
 		errno = EINVAL;
 		return NULL;
 	}
@@ -499,7 +486,7 @@ struct store *store__open(const char *path, const struct store_opts *opts, char 
 
 		if (fd < 0) {
 			ret = errno;
-			set_err(err, errlen, "cannot open %s: %s", path, strerror(ret));
+			errmsg__set(err, errlen, "cannot open %s: %s", path, strerror(ret));
 			errno = ret;
 			return NULL;
 		}
@@ -508,7 +495,7 @@ struct store *store__open(const char *path, const struct store_opts *opts, char 
 
 	s = calloc(1, sizeof(*s));
 	if (!s) {
-		set_err(err, errlen, "%s: out of memory", path);
+		errmsg__set(err, errlen, "%s: out of memory", path);
 		errno = ENOMEM;
 		return NULL;
 	}
@@ -526,7 +513,7 @@ struct store *store__open(const char *path, const struct store_opts *opts, char 
 		int sys = s->db ? sqlite3_system_errno(s->db) : 0;
 
 		ret = sys ? -sys : (sqlite_to_errno(rc) ?: -EIO);
-		set_err(err, errlen, "cannot open %s: %s", path,
+		errmsg__set(err, errlen, "cannot open %s: %s", path,
 			s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
 		goto fail;
 	}
@@ -541,7 +528,7 @@ struct store *store__open(const char *path, const struct store_opts *opts, char 
 		rc = sqlite3_prepare_v3(s->db, STMT_SQL[i], -1, SQLITE_PREPARE_PERSISTENT,
 					&s->stmts[i], NULL);
 		if (rc != SQLITE_OK) {
-			set_err(err, errlen, "%s: cannot prepare a query: %s", path,
+			errmsg__set(err, errlen, "%s: cannot prepare a query: %s", path,
 				sqlite3_errmsg(s->db));
 			ret = sqlite_to_errno(rc) ?: -EIO;
 			goto fail;
@@ -550,7 +537,7 @@ struct store *store__open(const char *path, const struct store_opts *opts, char 
 	if ((ret = query_int(s, "PRAGMA page_size", &s->page_size)) ||
 	    (ret = query_int(s, "SELECT coalesce(max(end_ns - start_ns), 0) FROM windows",
 			     &s->max_span_ns))) {
-		set_err(err, errlen, "%s: cannot read: %s", path, sqlite3_errmsg(s->db));
+		errmsg__set(err, errlen, "%s: cannot read: %s", path, sqlite3_errmsg(s->db));
 		goto fail;
 	}
 	return s;

@@ -14,6 +14,7 @@
 #include <bpf/libbpf.h>
 
 #include "capture/privileges.h"
+#include "util/errmsg.h"
 #include "sample.skel.h"
 
 struct sampler {
@@ -33,16 +34,6 @@ struct sampler {
 	int *counter_fds;              /* ncpus * COUNTER_SLOTS counting events; -1 none */
 	int stats_fd;                  /* BPF_ENABLE_STATS handle; -1 none */
 };
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 static int open_perf_event(enum sample_event ev, unsigned freq, uint64_t period, int cpu)
 {
@@ -210,7 +201,7 @@ struct sampler *sampler__open(const struct sampler_opts *opts, sampler_record_fn
 
 	libbpf_set_print(libbpf_quiet);
 	if (opts->freq_hz < 1 || opts->freq_hz > SAMPLER_MAX_FREQ_HZ) {
-		set_err(err, errlen, "frequency %u Hz out of range: use -F 1..%d",
+		errmsg__set(err, errlen, "frequency %u Hz out of range: use -F 1..%d",
 			opts->freq_hz, SAMPLER_MAX_FREQ_HZ);
 		e = -EINVAL;
 		goto fail;
@@ -219,7 +210,7 @@ struct sampler *sampler__open(const struct sampler_opts *opts, sampler_record_fn
 	if (e)
 		goto fail;
 	if (access("/sys/kernel/btf/vmlinux", R_OK)) {
-		set_err(err, errlen, "this kernel has no BTF (/sys/kernel/btf/vmlinux missing): "
+		errmsg__set(err, errlen, "this kernel has no BTF (/sys/kernel/btf/vmlinux missing): "
 			"boot a kernel built with CONFIG_DEBUG_INFO_BTF=y");
 		e = -ENOTSUP;
 		goto fail;
@@ -227,7 +218,7 @@ struct sampler *sampler__open(const struct sampler_opts *opts, sampler_record_fn
 	s = calloc(1, sizeof(*s));
 	if (!s) {
 		e = -ENOMEM;
-		set_err(err, errlen, "out of memory");
+		errmsg__set(err, errlen, "out of memory");
 		goto fail;
 	}
 	s->fn = fn;
@@ -236,14 +227,14 @@ struct sampler *sampler__open(const struct sampler_opts *opts, sampler_record_fn
 	s->ncpus = libbpf_num_possible_cpus();
 	if (s->ncpus <= 0) {
 		e = s->ncpus ? s->ncpus : -EINVAL;
-		set_err(err, errlen, "cannot count CPUs: %s", strerror(-e));
+		errmsg__set(err, errlen, "cannot count CPUs: %s", strerror(-e));
 		goto fail;
 	}
 	s->perf_fds = malloc(sizeof(int) * (size_t)s->ncpus);
 	s->links = calloc((size_t)s->ncpus, sizeof(*s->links));
 	if (!s->perf_fds || !s->links) {
 		e = -ENOMEM;
-		set_err(err, errlen, "out of memory");
+		errmsg__set(err, errlen, "out of memory");
 		goto fail;
 	}
 	for (int i = 0; i < s->ncpus; i++)
@@ -251,7 +242,7 @@ struct sampler *sampler__open(const struct sampler_opts *opts, sampler_record_fn
 	s->counter_fds = malloc(sizeof(int) * (size_t)s->ncpus * COUNTER_SLOTS);
 	if (!s->counter_fds) {
 		e = -ENOMEM;
-		set_err(err, errlen, "out of memory");
+		errmsg__set(err, errlen, "out of memory");
 		goto fail;
 	}
 	for (int i = 0; i < s->ncpus * COUNTER_SLOTS; i++)
@@ -260,7 +251,7 @@ struct sampler *sampler__open(const struct sampler_opts *opts, sampler_record_fn
 	s->skel = sample_bpf__open();
 	if (!s->skel) {
 		e = -errno;
-		set_err(err, errlen, "cannot open BPF object: %s", strerror(-e));
+		errmsg__set(err, errlen, "cannot open BPF object: %s", strerror(-e));
 		goto fail;
 	}
 	s->skel->rodata->filter_pids = opts->npids > 0;
@@ -278,7 +269,7 @@ struct sampler *sampler__open(const struct sampler_opts *opts, sampler_record_fn
 		e = counters__choose(counters__open_real, NULL, 0, opts->counter_standin,
 				     &s->counters);
 		if (e) {
-			set_err(err, errlen, "%s", s->counters.reason);
+			errmsg__set(err, errlen, "%s", s->counters.reason);
 			goto fail;
 		}
 		s->counting = true;
@@ -292,7 +283,7 @@ struct sampler *sampler__open(const struct sampler_opts *opts, sampler_record_fn
 	size_t rb_bytes = opts->ringbuf_bytes ? opts->ringbuf_bytes : 8u << 20;
 	e = bpf_map__set_max_entries(s->skel->maps.events, (uint32_t)rb_bytes);
 	if (e) {
-		set_err(err, errlen, "cannot size ring buffer: %s", strerror(-e));
+		errmsg__set(err, errlen, "cannot size ring buffer: %s", strerror(-e));
 		goto fail;
 	}
 	/* Without counting the context-switch program would cost a trampoline
@@ -301,10 +292,10 @@ struct sampler *sampler__open(const struct sampler_opts *opts, sampler_record_fn
 	e = sample_bpf__load(s->skel);
 	if (e) {
 		if (e == -EPERM || e == -EACCES)
-			set_err(err, errlen, "loading BPF programs was refused (%s): run as root "
+			errmsg__set(err, errlen, "loading BPF programs was refused (%s): run as root "
 				"or with CAP_BPF and CAP_PERFMON", strerror(-e));
 		else
-			set_err(err, errlen, "loading BPF programs failed: %s (rerun with "
+			errmsg__set(err, errlen, "loading BPF programs failed: %s (rerun with "
 				"DYNOPROF_DEBUG_BPF=1 for the verifier log)", strerror(-e));
 		goto fail;
 	}
@@ -312,7 +303,7 @@ struct sampler *sampler__open(const struct sampler_opts *opts, sampler_record_fn
 		if (bpf_map_update_elem(bpf_map__fd(s->skel->maps.py_versions), &v,
 					&opts->py_offsets[v], BPF_ANY)) {
 			e = -errno;
-			set_err(err, errlen, "cannot fill the Python offsets map: %s", strerror(-e));
+			errmsg__set(err, errlen, "cannot fill the Python offsets map: %s", strerror(-e));
 			goto fail;
 		}
 	}
@@ -320,7 +311,7 @@ struct sampler *sampler__open(const struct sampler_opts *opts, sampler_record_fn
 	if (!e)
 		e = fill_filter_map(bpf_map__fd(s->skel->maps.target_tids), opts->tids, opts->ntids);
 	if (e) {
-		set_err(err, errlen, "cannot fill target maps: %s", strerror(-e));
+		errmsg__set(err, errlen, "cannot fill target maps: %s", strerror(-e));
 		goto fail;
 	}
 
@@ -328,7 +319,7 @@ struct sampler *sampler__open(const struct sampler_opts *opts, sampler_record_fn
 	int nonline = 0;
 	e = read_online_cpus(&online, &nonline);
 	if (e) {
-		set_err(err, errlen, "cannot read online CPUs: %s", strerror(-e));
+		errmsg__set(err, errlen, "cannot read online CPUs: %s", strerror(-e));
 		goto fail;
 	}
 	int first_cpu = 0;
@@ -342,17 +333,17 @@ struct sampler *sampler__open(const struct sampler_opts *opts, sampler_record_fn
 		if (fd < 0) {
 			e = fd;
 			if (e == -EACCES || e == -EPERM)
-				set_err(err, errlen, "perf_event_open refused on CPU %d (%s; "
+				errmsg__set(err, errlen, "perf_event_open refused on CPU %d (%s; "
 					"kernel.perf_event_paranoid=%d): run as root, or "
 					"`sysctl kernel.perf_event_paranoid=-1`",
 					cpu, strerror(-e), paranoid_level());
 			else if ((e == -ENOENT || e == -EOPNOTSUPP || e == -ENODEV) &&
 				 s->event != SAMPLE_EVENT_CPU_CLOCK)
-				set_err(err, errlen, "the %s event is not available on this machine "
+				errmsg__set(err, errlen, "the %s event is not available on this machine "
 					"(%s: no hardware PMU exposed, e.g. a VM): use -e cpu-clock",
 					sampler__event_name(s), strerror(-e));
 			else
-				set_err(err, errlen, "perf_event_open(%s) failed on CPU %d: %s",
+				errmsg__set(err, errlen, "perf_event_open(%s) failed on CPU %d: %s",
 					sampler__event_name(s), cpu, strerror(-e));
 			free(online);
 			goto fail;
@@ -361,14 +352,14 @@ struct sampler *sampler__open(const struct sampler_opts *opts, sampler_record_fn
 		s->links[cpu] = bpf_program__attach_perf_event(s->skel->progs.sample_stack, fd);
 		if (!s->links[cpu]) {
 			e = -errno;
-			set_err(err, errlen, "attaching to perf event on CPU %d failed: %s", cpu,
+			errmsg__set(err, errlen, "attaching to perf event on CPU %d failed: %s", cpu,
 				strerror(-e));
 			free(online);
 			goto fail;
 		}
 		s->nattached++;
 		if (s->counting && (e = open_counters(s, cpu))) {
-			set_err(err, errlen, "opening counting events on CPU %d failed: %s", cpu,
+			errmsg__set(err, errlen, "opening counting events on CPU %d failed: %s", cpu,
 				strerror(-e));
 			free(online);
 			goto fail;
@@ -378,7 +369,7 @@ struct sampler *sampler__open(const struct sampler_opts *opts, sampler_record_fn
 
 	e = sample_bpf__attach(s->skel); /* the exec/exit/fork tracepoints */
 	if (e) {
-		set_err(err, errlen, "attaching process tracepoints failed: %s", strerror(-e));
+		errmsg__set(err, errlen, "attaching process tracepoints failed: %s", strerror(-e));
 		goto fail;
 	}
 	if (opts->bpf_stats)
@@ -386,7 +377,7 @@ struct sampler *sampler__open(const struct sampler_opts *opts, sampler_record_fn
 	s->rb = ring_buffer__new(bpf_map__fd(s->skel->maps.events), on_ringbuf_record, s, NULL);
 	if (!s->rb) {
 		e = -errno;
-		set_err(err, errlen, "cannot open ring buffer: %s", strerror(-e));
+		errmsg__set(err, errlen, "cannot open ring buffer: %s", strerror(-e));
 		goto fail;
 	}
 	return s;

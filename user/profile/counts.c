@@ -169,13 +169,6 @@ void counts_table__print_top(const struct counts_table *t, FILE *out, size_t top
 	free(rows);
 }
 
-static void json_str(struct strbuf *sb, const char *s)
-{
-	strbuf__putc(sb, '"');
-	strbuf__json_escape(sb, s);
-	strbuf__putc(sb, '"');
-}
-
 static void json_counter(struct strbuf *sb, const char *name, bool present, uint64_t v)
 {
 	if (present)
@@ -228,7 +221,7 @@ static int tag_breakdown(const struct profile *p, const struct counts_units *u,
 			}
 		}
 		strbuf__puts(sb, nk++ ? ", " : "");
-		json_str(sb, profile__str(p, key));
+		strbuf__json_string(sb, profile__str(p, key));
 		strbuf__puts(sb, ": {");
 		size_t c2 = 0, nv = 0;
 		const void *vk;
@@ -238,7 +231,7 @@ static int tag_breakdown(const struct profile *p, const struct counts_units *u,
 			uint64_t *acc = vv;
 			memcpy(&value, vk, sizeof(value));
 			strbuf__puts(sb, nv++ ? ", " : "");
-			json_str(sb, profile__str(p, value));
+			strbuf__json_string(sb, profile__str(p, value));
 			strbuf__printf(sb, ": {\"samples\": %" PRIu64 ", \"cpu_ns\": %" PRIu64,
 				       acc[0], acc[1]);
 			json_counter(sb, "instructions", u->instructions, acc[2]);
@@ -262,15 +255,15 @@ int counts_table__write_json(const struct counts_table *t, const struct profile 
 	if (!rows)
 		return -ENOMEM;
 	strbuf__puts(&sb, "{\n  \"units\": {\"cpu\": \"cpu_ns\", \"counter_event\": ");
-	json_str(&sb, u->primary_event ? u->primary_event : "none");
+	strbuf__json_string(&sb, u->primary_event ? u->primary_event : "none");
 	strbuf__printf(&sb, ", \"instructions\": %s, \"cycles\": %s, \"reason\": ",
 		       u->instructions ? "true" : "false", u->cycles ? "true" : "false");
-	json_str(&sb, u->reason ? u->reason : "");
+	strbuf__json_string(&sb, u->reason ? u->reason : "");
 	strbuf__puts(&sb, "},\n  \"processes\": [\n");
 	for (size_t i = 0; i < n; i++) {
 		const struct process_row *pr = &rows[i];
 		strbuf__printf(&sb, "    {\"pid\": %u, \"comm\": ", pr->pid);
-		json_str(&sb, pr->comm);
+		strbuf__json_string(&sb, pr->comm);
 		strbuf__printf(&sb, ", \"cpu_ns\": %" PRIu64, pr->cpu_ns);
 		json_counter(&sb, "instructions", u->instructions, pr->primary);
 		json_counter(&sb, "cycles", u->cycles, pr->cycles);
@@ -284,7 +277,7 @@ int counts_table__write_json(const struct counts_table *t, const struct profile 
 			if (tr->pid != pr->pid)
 				continue;
 			strbuf__printf(&sb, "%s{\"tid\": %u, \"comm\": ", k++ ? ", " : "", tr->tid);
-			json_str(&sb, tr->comm);
+			strbuf__json_string(&sb, tr->comm);
 			strbuf__printf(&sb, ", \"cpu_ns\": %" PRIu64, tr->cpu_ns);
 			json_counter(&sb, "instructions", u->instructions, tr->primary);
 			json_counter(&sb, "cycles", u->cycles, tr->cycles);

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include "python/py_detect.h"
+#include "util/errmsg.h"
 #include "util/remote.h"
 
 #include <errno.h>
@@ -106,20 +107,6 @@ struct name_version {
 	int free_threaded; /* "t" ABI flag */
 	int debug;         /* "d" ABI flag */
 };
-
-static void set_reason(char *reason, size_t reasonlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_reason(char *reason, size_t reasonlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!reason || !reasonlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(reason, reasonlen, fmt, ap);
-	va_end(ap);
-}
 
 /* Parses "python3.11", "python3.13t", "libpython3.6m.so.1.0", "python2.7",
  * "python3". Returns 1 when the name starts with (lib)python, else 0. */
@@ -389,19 +376,19 @@ static int check_debug_offsets(pid_t pid, struct py_target *out, char *reason, s
 	int err = remote_read(pid, out->runtime_addr, &head, sizeof(head));
 
 	if (err) {
-		set_reason(reason, reasonlen, "cannot read _PyRuntime at 0x%" PRIx64 ": %s",
+		errmsg__set(reason, reasonlen, "cannot read _PyRuntime at 0x%" PRIx64 ": %s",
 			   out->runtime_addr, strerror(-err));
 		return err;
 	}
 	if (memcmp(head.cookie, "xdebugpy", 8) != 0) {
-		set_reason(reason, reasonlen,
+		errmsg__set(reason, reasonlen,
 			   "_Py_DebugOffsets cookie \"xdebugpy\" not found at _PyRuntime (0x%" PRIx64
 			   ") in %s",
 			   out->runtime_addr, out->path);
 		return -ENOTSUP;
 	}
 	if (((head.version >> 16) & 0xffff) != (uint64_t)(out->major << 8 | out->minor)) {
-		set_reason(reason, reasonlen,
+		errmsg__set(reason, reasonlen,
 			   "_Py_DebugOffsets says version 0x%" PRIx64 ", expected %d.%d (%s)",
 			   head.version, out->major, out->minor, out->path);
 		return -ENOTSUP;
@@ -426,7 +413,7 @@ static int describe_interpreter(pid_t pid, const struct candidate *cand, const c
 		out->flags |= PY_TARGET_SHARED;
 	if (elf_load_segments__bias(v->segments, v->segment_count, cand->map->start,
 				    cand->map->offset, &bias)) {
-		set_reason(reason, reasonlen, "%s: mapping at offset 0x%" PRIx64 " matches no segment",
+		errmsg__set(reason, reasonlen, "%s: mapping at offset 0x%" PRIx64 " matches no segment",
 			   out->path, cand->map->offset);
 		return -ESTALE;
 	}
@@ -445,13 +432,13 @@ static int describe_interpreter(pid_t pid, const struct candidate *cand, const c
 		out->flags |= PY_TARGET_DEBUG_BUILD;
 
 	if (resolve_version(pid, cand, bias, exe_name, out)) {
-		set_reason(reason, reasonlen, "%s defines _PyRuntime but its version is unknown",
+		errmsg__set(reason, reasonlen, "%s defines _PyRuntime but its version is unknown",
 			   out->path);
 		return -ENOTSUP;
 	}
 	version_text(out, version, sizeof(version));
 	if (out->major != 3 || out->minor < MIN_MINOR || out->minor > MAX_MINOR) {
-		set_reason(reason, reasonlen, "Python %s is not supported (3.%d-3.%d are): %s",
+		errmsg__set(reason, reasonlen, "Python %s is not supported (3.%d-3.%d are): %s",
 			   version, MIN_MINOR, MAX_MINOR, out->path);
 		return -ENOTSUP;
 	}
@@ -461,13 +448,13 @@ static int describe_interpreter(pid_t pid, const struct candidate *cand, const c
 			return err;
 	}
 	if (out->flags & PY_TARGET_FREE_THREADED) {
-		set_reason(reason, reasonlen,
+		errmsg__set(reason, reasonlen,
 			   "Python %s is a free-threaded (no-GIL) build, not supported: %s", version,
 			   out->path);
 		return -ENOTSUP;
 	}
 	if (out->flags & PY_TARGET_DEBUG_BUILD) {
-		set_reason(reason, reasonlen, "Python %s is a debug build, not supported: %s",
+		errmsg__set(reason, reasonlen, "Python %s is a debug build, not supported: %s",
 			   version, out->path);
 		return -ENOTSUP;
 	}
@@ -494,15 +481,15 @@ static int describe_non_interpreter(const struct candidate *cands, size_t count,
 			out->micro = -1;
 			out->version_source = PY_VERSION_FROM_NAME;
 			if (nv.minor >= 0)
-				set_reason(reason, reasonlen,
+				errmsg__set(reason, reasonlen,
 					   "Python %d.%d is not supported (3.%d-3.%d are): %s",
 					   nv.major, nv.minor, MIN_MINOR, MAX_MINOR, out->path);
 			else
-				set_reason(reason, reasonlen,
+				errmsg__set(reason, reasonlen,
 					   "Python %d (before 3.7) is not supported (3.%d-3.%d are): %s",
 					   nv.major, MIN_MINOR, MAX_MINOR, out->path);
 		} else {
-			set_reason(reason, reasonlen,
+			errmsg__set(reason, reasonlen,
 				   "Python before 3.7 (no _PyRuntime) is not supported (3.%d-3.%d are): %s",
 				   MIN_MINOR, MAX_MINOR, out->path);
 		}
@@ -513,11 +500,11 @@ static int describe_non_interpreter(const struct candidate *cands, size_t count,
 	/* A python3.X executable whose libpython is not mapped yet: the dynamic
 	 * loader is still running. */
 	if (!libraries && parse_python_name(exe_name, &nv) && nv.major == 3) {
-		set_reason(reason, reasonlen, "%s: no Python runtime mapped yet, retry later",
+		errmsg__set(reason, reasonlen, "%s: no Python runtime mapped yet, retry later",
 			   exe_name);
 		return -EAGAIN;
 	}
-	set_reason(reason, reasonlen, "not a Python process");
+	errmsg__set(reason, reasonlen, "not a Python process");
 	return -ENOENT;
 }
 
@@ -541,7 +528,7 @@ int py_detect(pid_t pid, const struct proc_maps *maps, struct py_target *out, ch
 	if (reason && reasonlen)
 		reason[0] = '\0';
 	if (!maps || !out) {
-		set_reason(reason, reasonlen, "invalid arguments");
+		errmsg__set(reason, reasonlen, "invalid arguments");
 		return -EINVAL;
 	}
 	memset(out, 0, sizeof(*out));
@@ -556,10 +543,10 @@ int py_detect(pid_t pid, const struct proc_maps *maps, struct py_target *out, ch
 		if (err == ENOENT && process_gone(pid))
 			err = ESRCH;
 		if (err == ENOENT) {
-			set_reason(reason, reasonlen, "no executable (kernel thread or zombie)");
+			errmsg__set(reason, reasonlen, "no executable (kernel thread or zombie)");
 			return -ENOENT;
 		}
-		set_reason(reason, reasonlen, "%s: %s", open_path, strerror(err));
+		errmsg__set(reason, reasonlen, "%s: %s", open_path, strerror(err));
 		return -err;
 	}
 	exe_link[len] = '\0';
@@ -586,7 +573,7 @@ int py_detect(pid_t pid, const struct proc_maps *maps, struct py_target *out, ch
 		err = file_verdict(open_path, &exe_st, parse_python_name(exe_name, &nv),
 				   &cands[0].verdict);
 		if (err) {
-			set_reason(reason, reasonlen, "%s: %s", exe_link, strerror(-err));
+			errmsg__set(reason, reasonlen, "%s: %s", exe_link, strerror(-err));
 			return err;
 		}
 	}
@@ -617,7 +604,7 @@ int py_detect(pid_t pid, const struct proc_maps *maps, struct py_target *out, ch
 		if (cands[c].verdict.kind == FILE_INTERPRETER)
 			return describe_interpreter(pid, &cands[c], exe_name, out, reason, reasonlen);
 	if (!count && !map_count) {
-		set_reason(reason, reasonlen, "no executable mappings");
+		errmsg__set(reason, reasonlen, "no executable mappings");
 		return -ESTALE;
 	}
 	return describe_non_interpreter(cands, count, exe_name, libraries, out, reason, reasonlen);

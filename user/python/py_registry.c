@@ -157,20 +157,8 @@ static void detect(struct py_registry *r, struct py_entry *e)
 
 static struct py_entry *get_entry(struct py_registry *r, pid_t pid)
 {
-	struct py_entry *e = hashmap__get(r->procs, &pid, sizeof(pid));
-	if (!e) {
-		process_table__make_room(r->procs, r->max_processes, evict_entry, r);
-		e = calloc(1, sizeof(*e));
-		if (!e)
-			return NULL;
-		e->slot.pid = pid;
-		if (hashmap__put(r->procs, &pid, sizeof(pid), e, NULL)) {
-			free(e);
-			return NULL;
-		}
-	}
-	e->slot.last_use = ++r->tick;
-	return e;
+	return process_table__get(r->procs, pid, r->max_processes, sizeof(struct py_entry),
+				  &r->tick, evict_entry, r, NULL);
 }
 
 int py_registry__lookup(struct py_registry *r, pid_t pid, struct py_process_info *info)

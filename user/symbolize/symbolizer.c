@@ -109,19 +109,10 @@ static void read_maps(struct symbolizer *s, struct proc_entry *pe)
 
 static struct proc_entry *get_proc(struct symbolizer *s, pid_t pid)
 {
-	struct proc_entry *pe = hashmap__get(s->procs, &pid, sizeof(pid));
-	if (!pe) {
-		process_table__make_room(s->procs, s->max_processes, evict_entry, NULL);
-		pe = calloc(1, sizeof(*pe));
-		if (!pe)
-			return NULL;
-		pe->slot.pid = pid;
-		if (hashmap__put(s->procs, &pid, sizeof(pid), pe, NULL)) {
-			free(pe);
-			return NULL;
-		}
-	}
-	pe->slot.last_use = ++s->tick;
+	struct proc_entry *pe = process_table__get(s->procs, pid, s->max_processes, sizeof(*pe),
+						   &s->tick, evict_entry, NULL, NULL);
+	if (!pe)
+		return NULL;
 	if (!pe->maps && !pe->maps_failed)
 		read_maps(s, pe);
 	return pe;

@@ -325,21 +325,19 @@ static void evict_entry(void *ctx, void *value)
 
 static struct tag_entry *get_entry(struct tag_registry *r, pid_t pid)
 {
-	struct tag_entry *e = hashmap__get(r->procs, &pid, sizeof(pid));
-	if (!e) {
-		process_table__make_room(r->procs, r->max_processes, evict_entry, r);
-		e = calloc(1, sizeof(*e));
-		if (!e)
-			return NULL;
-		e->slot.pid = pid;
+	int created;
+	struct tag_entry *e = process_table__get(r->procs, pid, r->max_processes, sizeof(*e),
+						 &r->tick, evict_entry, r, &created);
+	if (!e)
+		return NULL;
+	if (created) {
 		e->strings = hashmap__new();
-		if (!e->strings || hashmap__put(r->procs, &pid, sizeof(pid), e, NULL)) {
-			entry_free(e);
+		if (!e->strings) {
+			entry_free(hashmap__remove(r->procs, &pid, sizeof(pid)));
 			return NULL;
 		}
 		r->stats.processes++;
 	}
-	e->slot.last_use = ++r->tick;
 	if (!e->env_read)
 		read_environment(r, e);
 	if (!e->runtime_addr && !e->slot.exited && e->lib_checks < LIB_CHECKS &&
@@ -348,22 +346,19 @@ static struct tag_entry *get_entry(struct tag_registry *r, pid_t pid)
 	return e;
 }
 
+/* Reads the process's dynotag_runtime (the table addresses and fill levels). */
+static int read_runtime(const struct tag_entry *e, struct dynotag_runtime *rt)
+{
+	return remote_read(e->slot.pid, e->runtime_addr, rt, sizeof(*rt));
+}
+
 /* Reads every published string of e's process into its cache (strings are
  * immutable once published, so a later sample whose process has exited by
  * the time it is processed still finds them). Returns 0 or -errno. */
 static int prefetch_strings(struct tag_registry *r, struct tag_entry *e)
 {
-	struct {
-		uint64_t strings;
-		uint64_t arena;
-		uint64_t requests;
-		uint32_t string_count;
-		uint32_t string_capacity;
-		uint32_t arena_size;
-		uint32_t arena_used;
-	} rt;
-	int err = remote_read(e->slot.pid, e->runtime_addr + offsetof(struct dynotag_runtime, strings),
-			      &rt, sizeof(rt));
+	struct dynotag_runtime rt;
+	int err = read_runtime(e, &rt);
 	if (err)
 		return err;
 	uint32_t n = rt.string_count < rt.string_capacity ? rt.string_count : rt.string_capacity;
@@ -495,15 +490,8 @@ int tag_registry__requests(struct tag_registry *r, pid_t pid,
 	struct tag_entry *e = hashmap__get(r->procs, &pid, sizeof(pid));
 	if (!e || !e->runtime_addr)
 		return -ENOENT;
-	struct {
-		uint64_t strings;
-		uint64_t arena;
-		uint64_t requests;
-		uint32_t string_count;
-		uint32_t string_capacity;
-	} rt;
-	int err = remote_read(pid, e->runtime_addr + offsetof(struct dynotag_runtime, strings),
-			      &rt, sizeof(rt));
+	struct dynotag_runtime rt;
+	int err = read_runtime(e, &rt);
 	if (err)
 		return err;
 	uint32_t n = rt.string_count < rt.string_capacity ? rt.string_count : rt.string_capacity;

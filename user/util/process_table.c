@@ -30,3 +30,25 @@ void process_table__make_room(struct hashmap *map, size_t max,
 	}
 	free(victims);
 }
+
+void *process_table__get(struct hashmap *map, pid_t pid, size_t max, size_t entry_size,
+			 uint64_t *tick, void (*on_evict)(void *ctx, void *value), void *ctx,
+			 int *created)
+{
+	struct process_slot *slot = hashmap__get(map, &pid, sizeof(pid));
+	if (created)
+		*created = !slot;
+	if (!slot) {
+		process_table__make_room(map, max, on_evict, ctx);
+		slot = calloc(1, entry_size);
+		if (!slot)
+			return NULL;
+		slot->pid = pid;
+		if (hashmap__put(map, &pid, sizeof(pid), slot, NULL)) {
+			free(slot);
+			return NULL;
+		}
+	}
+	slot->last_use = ++*tick;
+	return slot;
+}

@@ -24,4 +24,12 @@ struct process_slot {
 void process_table__make_room(struct hashmap *map, size_t max,
 			      void (*on_evict)(void *ctx, void *value), void *ctx);
 
+/* Returns pid's entry, or, when absent, makes room and adds a zeroed entry
+ * of entry_size bytes (>= sizeof(struct process_slot)) with its pid set;
+ * *created (may be NULL) tells which. Either way the entry's last_use gets
+ * ++*tick. Returns NULL on ENOMEM. */
+void *process_table__get(struct hashmap *map, pid_t pid, size_t max, size_t entry_size,
+			 uint64_t *tick, void (*on_evict)(void *ctx, void *value), void *ctx,
+			 int *created);
+
 #endif

@@ -82,6 +82,13 @@ void strbuf__json_escape(struct strbuf *sb, const char *s)
 	}
 }
 
+void strbuf__json_string(struct strbuf *sb, const char *s)
+{
+	strbuf__putc(sb, '"');
+	strbuf__json_escape(sb, s ? s : "");
+	strbuf__putc(sb, '"');
+}
+
 void strbuf__xml_escape(struct strbuf *sb, const char *s)
 {
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {

@@ -27,6 +27,8 @@ void strbuf__printf(struct strbuf *sb, const char *fmt, ...);
 void strbuf__vprintf(struct strbuf *sb, const char *fmt, va_list ap);
 /* Appends s with JSON string escaping (no surrounding quotes). */
 void strbuf__json_escape(struct strbuf *sb, const char *s);
+/* Appends s as a JSON string: quoted and escaped (NULL as ""). */
+void strbuf__json_string(struct strbuf *sb, const char *s);
 /* Appends s with XML/HTML text escaping. */
 void strbuf__xml_escape(struct strbuf *sb, const char *s);
 /* Returns 0, or -ENOMEM if any append failed. */

@@ -1,0 +1,13 @@
+/* errmsg.h - the one-line messages that go with -errno returns: functions
+ * that fail take a caller's (buf, len) and write what to do into it. */
+#ifndef DYNOPROF_ERRMSG_H
+#define DYNOPROF_ERRMSG_H
+
+#include <stddef.h>
+
+/* Formats into buf (len bytes, truncated, NUL-terminated); a NULL buf or a
+ * zero len writes nothing. */
+__attribute__((format(printf, 3, 4)))
+void errmsg__set(char *buf, size_t len, const char *fmt, ...);
+
+#endif
