@@ -103,6 +103,7 @@ test: dynoprof unit-test integration-test
 bench: dynoprof libdynotag $(WORKLOAD_BINS) $(OUTPUT)/bench/bench_dynotag
 	$(Q)$(PYTHON) tests/bench/run_bench.py
 	$(Q)$(PYTHON) tests/bench/bench_python.py
+	$(Q)$(PYTHON) tests/bench/bench_counting.py
 	$(Q)$(OUTPUT)/bench/bench_dynotag
 	$(Q)DYNOTAG_LIBRARY=$(abspath $(DYNOTAG_SO)) $(PYTHON) tests/bench/bench_dynotag.py
 	$(Q)$(PYTHON) tests/bench/bench_agent.py --minutes $(or $(AGENT_BENCH_MINUTES),10) --processes 20

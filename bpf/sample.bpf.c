@@ -21,6 +21,9 @@ const volatile bool kernel_stacks = true;  /* collect kernel stacks */
 const volatile bool thread_tags = true;    /* read libdynotag thread tags */
 const volatile bool counting = false;      /* exact per-thread CPU time and counters */
 const volatile bool counter_open[COUNTER_SLOTS] = {}; /* slots with a counting event */
+/* Set by the loader once the programs are attached (CLOCK_MONOTONIC ns): the
+ * start of exact counting. 0 until then: nothing is counted. */
+volatile __u64 counting_since_ns = 0;
 /* glibc pthread_getspecific layout, calibrated by userspace. */
 const volatile struct py_tls_layout tls = { .specific_1stblock = 0x310, .entry_size = 16,
 					    .data_offset = 8 };
@@ -111,7 +114,8 @@ struct {
 } counter_cycles SEC(".maps");
 
 /* Per-thread exact accounting, in task-local storage: reached from the task
- * pointer at every context switch without a hash lookup, freed with the task.
+ * pointer without a hash lookup, freed with the task. Holds each thread's CPU
+ * time baseline and, while counting events are open, its counter sums.
  * Exited threads are flushed to userspace at exit; live ones are read at the
  * end through the dump_task_counts iterator. */
 struct {
@@ -389,94 +393,130 @@ static __always_inline void read_counters(__u64 c[COUNTER_SLOTS])
 		c[COUNTER_CYCLES] = v.counter;
 }
 
+static __always_inline bool counters_on(void)
+{
+	return counter_open[COUNTER_PRIMARY] || counter_open[COUNTER_CYCLES];
+}
+
 static __always_inline bool is_counted(__u32 pid)
 {
 	return !filter_pids || bpf_map_lookup_elem(&targets, &pid);
 }
 
-/* Adds what tid used since this CPU's checkpoint to its totals and pending
- * amounts, and moves the checkpoint to now. Returns the entry or NULL. */
-static __always_inline struct task_counts *account(struct cpu_checkpoint *cp, __u32 pid,
-						   __u32 tid, __u64 now, __u64 c[COUNTER_SLOTS],
-						   struct task_struct *task)
+/* A thread born during the capture: all of its CPU time belongs to it. */
+static __always_inline bool born_during_capture(struct task_struct *task)
 {
-	struct task_counts *tc = bpf_task_storage_get(&task_counts, task, 0,
-						      BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (!tc)
+	return task->start_time >= counting_since_ns;
+}
+
+/* The thread's accounting entry, created on first use. A thread alive when
+ * counting began got its entry (and baseline) from snapshot_task_counts; one
+ * born since starts from zero; one the snapshot missed (a target added later)
+ * is accounted from now on. NULL before counting began or when out of memory. */
+static __always_inline struct task_counts *task_entry(struct task_struct *task, __u32 pid)
+{
+	if (!counting_since_ns)
 		return NULL;
-	if (!tc->pid) {
-		/* First accounted: the name is taken once (a copy per context
-		 * switch cost more than all the rest). */
-		tc->pid = pid;
-		bpf_probe_read_kernel_str(tc->comm, sizeof(tc->comm), task->comm);
+	struct task_counts *tc = bpf_task_storage_get(&task_counts, task, 0, 0);
+	if (tc)
+		return tc;
+	tc = bpf_task_storage_get(&task_counts, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!tc || tc->pid)
+		return tc;
+	tc->pid = pid;
+	if (!born_during_capture(task)) {
+		tc->base_ns = task->se.sum_exec_runtime;
+		tc->sampled_ns = tc->base_ns;
 	}
-	__u64 d_ns = now - cp->ns;
-	tc->cpu_ns += d_ns;
-	tc->pending_ns += d_ns;
+	return tc;
+}
+
+/* Adds the counter deltas since this CPU's checkpoint to tc and moves the
+ * checkpoint to c[]. */
+static __always_inline void account_counters(struct cpu_checkpoint *cp, struct task_counts *tc,
+					     __u64 c[COUNTER_SLOTS])
+{
 	for (int i = 0; i < COUNTER_SLOTS; i++) {
 		__u64 d = c[i] - cp->counters[i];
 		tc->counters[i] += d;
 		tc->pending[i] += d;
 	}
-	cp->ns = now;
 	cp->counters[0] = c[0];
 	cp->counters[1] = c[1];
-	return tc;
 }
 
+/* Attached only while counting events are open (hardware instructions and
+ * cycles, or the software stand-in): they count per CPU, so each switch
+ * charges the outgoing thread what the CPU counted since the last one. CPU
+ * time needs no hook: the scheduler keeps it per task (sum_exec_runtime). */
 SEC("tp_btf/sched_switch")
 int BPF_PROG(on_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
 {
 	__u32 zero = 0;
-	if (!counting)
+	if (!counting || !counters_on())
 		return 0;
 	struct cpu_checkpoint *cp = bpf_map_lookup_elem(&checkpoints, &zero);
 	if (!cp)
 		return 0;
-	__u64 now = bpf_ktime_get_ns(), c[COUNTER_SLOTS];
+	__u64 c[COUNTER_SLOTS];
 	read_counters(c);
 	__u32 prev_tid = prev->pid, prev_pid = prev->tgid;
-	if (prev_tid && cp->tid == prev_tid && cp->ns && is_counted(prev_pid))
-		account(cp, prev_pid, prev_tid, now, c, prev);
+	if (prev_tid && cp->tid == prev_tid && is_counted(prev_pid)) {
+		struct task_counts *tc = task_entry(prev, prev_pid);
+		if (tc)
+			account_counters(cp, tc, c);
+	}
 	cp->tid = next->pid;
-	cp->ns = now;
 	cp->counters[0] = c[0];
 	cp->counters[1] = c[1];
 	return 0;
 }
 
-/* At a sample: account the current slice and hand the thread's pending
- * amounts to the sample (then zero them). */
-static __always_inline void sample_counts(__u32 pid, __u32 tid, struct profile_sample_event *e)
+/* Charges the counters of the running thread's current slice (if this CPU's
+ * checkpoint is its own) and restarts the checkpoint from now. */
+static __always_inline void charge_current_slice(__u32 tid, struct task_counts *tc)
 {
 	__u32 zero = 0;
+	struct cpu_checkpoint *cp = bpf_map_lookup_elem(&checkpoints, &zero);
+	if (!cp)
+		return;
+	__u64 c[COUNTER_SLOTS];
+	read_counters(c);
+	if (cp->tid == tid)
+		account_counters(cp, tc, c);
+	/* Otherwise the thread has run since before the first switch we saw on
+	 * this CPU (we attached mid-slice): count from now on, or a thread that
+	 * is never switched out would never be counted. */
+	cp->tid = tid;
+	cp->counters[0] = c[0];
+	cp->counters[1] = c[1];
+}
+
+/* At a sample: hand the thread's CPU time and counts since its previous
+ * sample to this sample. */
+static __always_inline void sample_counts(__u32 pid, __u32 tid, struct profile_sample_event *e)
+{
 	e->delta_ns = 0;
 	e->delta[0] = 0;
 	e->delta[1] = 0;
 	if (!counting || !is_counted(pid))
 		return;
-	struct cpu_checkpoint *cp = bpf_map_lookup_elem(&checkpoints, &zero);
-	if (!cp)
-		return;
-	__u64 now = bpf_ktime_get_ns(), c[COUNTER_SLOTS];
-	read_counters(c);
-	if (cp->tid != tid || !cp->ns) {
-		/* The thread has run since before this CPU's first switch that we
-		 * saw (we attached mid-slice): account from now on, or a thread
-		 * that is never switched out would never be accounted. */
-		cp->tid = tid;
-		cp->ns = now;
-		cp->counters[0] = c[0];
-		cp->counters[1] = c[1];
-		return;
-	}
-	struct task_counts *tc = account(cp, pid, tid, now, c, bpf_get_current_task_btf());
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct task_counts *tc = task_entry(task, pid);
 	if (!tc)
 		return;
-	e->delta_ns = tc->pending_ns;
+	/* The scheduler brings sum_exec_runtime up to date at every tick and
+	 * switch: what ran since the last tick goes to the next sample. */
+	__u64 runtime = task->se.sum_exec_runtime;
+	if (runtime > tc->sampled_ns) {
+		e->delta_ns = runtime - tc->sampled_ns;
+		tc->sampled_ns = runtime;
+	}
+	if (!counters_on())
+		return;
+	charge_current_slice(tid, tc);
 	e->delta[0] = tc->pending[0];
 	e->delta[1] = tc->pending[1];
-	tc->pending_ns = 0;
 	tc->pending[0] = 0;
 	tc->pending[1] = 0;
 }
@@ -589,33 +629,64 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	return 0;
 }
 
+/* Fills out (a record for userspace) with what task used since counting
+ * began. False when the task is not accounted: it was alive when counting
+ * began and the snapshot did not see it. */
+static __always_inline bool task_totals(struct task_struct *task, struct task_counts *tc,
+					struct task_counts *out)
+{
+	__u64 runtime = task->se.sum_exec_runtime;
+	if (tc) {
+		__builtin_memcpy(out, tc, sizeof(*out));
+	} else {
+		if (!born_during_capture(task))
+			return false;
+		__builtin_memset(out, 0, sizeof(*out));
+		out->pid = task->tgid;
+	}
+	out->cpu_ns = runtime > out->base_ns ? runtime - out->base_ns : 0;
+	bpf_probe_read_kernel_str(out->comm, sizeof(out->comm), task->comm);
+	return true;
+}
+
 /* Sends an exiting thread's final counts to userspace and forgets it, so a
- * short-lived process is accounted and the map does not fill with the dead. */
+ * short-lived process is accounted and its entry does not outlive it. */
 static __always_inline void flush_task_counts(__u32 pid, __u32 tid)
 {
-	__u32 zero = 0;
-	struct cpu_checkpoint *cp = bpf_map_lookup_elem(&checkpoints, &zero);
-	if (cp && cp->tid == tid && cp->ns && is_counted(pid)) {
-		__u64 c[COUNTER_SLOTS];
-		read_counters(c);
-		account(cp, pid, tid, bpf_ktime_get_ns(), c, bpf_get_current_task_btf());
-		cp->tid = 0; /* its last switch-out must not count it again */
-	}
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct task_counts *tc = bpf_task_storage_get(&task_counts, task, 0, 0);
-	if (!tc)
+	if (!counting_since_ns || !is_counted(pid))
 		return;
-	/* The final name (a thread may rename itself after its first switch). */
-	bpf_get_current_comm(tc->comm, sizeof(tc->comm));
+	if (tc && counters_on()) {
+		charge_current_slice(tid, tc);
+		__u32 zero = 0;
+		struct cpu_checkpoint *cp = bpf_map_lookup_elem(&checkpoints, &zero);
+		if (cp)
+			cp->tid = 0; /* its last switch-out must not count it again */
+	}
 	struct profile_task_counts_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (e) {
+	if (!e) {
+		count_drop(DROP_EVENT_RINGBUF_FULL);
+	} else if (task_totals(task, tc, &e->counts)) {
 		fill_header(&e->hdr, PROFILE_EVENT_TASK_COUNTS, pid, tid);
-		__builtin_memcpy(&e->counts, tc, sizeof(*tc));
 		bpf_ringbuf_submit(e, wakeup_flags(false));
 	} else {
-		count_drop(DROP_EVENT_RINGBUF_FULL);
+		bpf_ringbuf_discard(e, 0);
 	}
-	bpf_task_storage_delete(&task_counts, task);
+	if (tc)
+		bpf_task_storage_delete(&task_counts, task);
+}
+
+/* Run once when counting begins: records every accounted thread's CPU time
+ * so far as its baseline (task_counts.base_ns). */
+SEC("iter/task")
+int snapshot_task_counts(struct bpf_iter__task *ctx)
+{
+	struct task_struct *task = ctx->task;
+	if (!task || !counting_since_ns || !is_counted(task->tgid))
+		return 0;
+	task_entry(task, task->tgid);
+	return 0;
 }
 
 /* One record of the dump_task_counts iterator. */
@@ -625,20 +696,18 @@ struct task_counts_record {
 	struct task_counts counts;
 };
 
-/* Writes every live thread's counts (struct task_counts_record) to the
- * iterator's file: userspace reads them at the end of a capture. */
+/* Writes every live accounted thread's totals (struct task_counts_record) to
+ * the iterator's file: userspace reads them at the end of a capture. */
 SEC("iter/task")
 int dump_task_counts(struct bpf_iter__task *ctx)
 {
 	struct task_struct *task = ctx->task;
-	if (!task)
+	if (!task || !counting_since_ns || !is_counted(task->tgid))
 		return 0;
 	struct task_counts *tc = bpf_task_storage_get(&task_counts, task, 0, 0);
-	if (!tc)
-		return 0;
 	struct task_counts_record rec = { .tid = task->pid };
-	__builtin_memcpy(&rec.counts, tc, sizeof(rec.counts));
-	bpf_seq_write(ctx->meta->seq, &rec, sizeof(rec));
+	if (task_totals(task, tc, &rec.counts))
+		bpf_seq_write(ctx->meta->seq, &rec, sizeof(rec));
 	return 0;
 }
 

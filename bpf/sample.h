@@ -27,30 +27,33 @@ enum profile_event_type {
 					* (struct profile_task_counts_event) */
 };
 
-/* Counting-event slots, read at every context switch and sample. */
+/* Counting-event slots, read at every context switch and sample while open. */
 enum counter_slot {
 	COUNTER_PRIMARY = 0,   /* instructions, or the software stand-in (see user/capture/counters.h) */
 	COUNTER_CYCLES = 1,    /* cycles when the PMU exposes them */
 	COUNTER_SLOTS = 2,
 };
 
-/* Exact on-CPU accounting of one thread, the value of task_counts (key: tid). */
+/* Exact on-CPU accounting of one thread, the value of task_counts (key: the
+ * task). CPU time is the scheduler's own per-task sum (sum_exec_runtime);
+ * counters are summed at context switches while counting events are open. */
 struct task_counts {
 	__u32 pid;             /* thread group id */
 	__u32 pad;             /* zero */
-	__u64 cpu_ns;          /* on-CPU nanoseconds, from switch-in/out timestamps */
+	__u64 cpu_ns;          /* on-CPU ns since counting began: filled only in
+				* records sent to userspace (sum_exec_runtime - base_ns) */
 	__u64 counters[COUNTER_SLOTS]; /* counter deltas while on CPU (0: slot unused) */
-	__u64 pending_ns;      /* of cpu_ns: not yet attributed to a sample */
+	__u64 base_ns;         /* sum_exec_runtime when counting began (0: born since) */
+	__u64 sampled_ns;      /* sum_exec_runtime handed to samples so far */
 	__u64 pending[COUNTER_SLOTS]; /* of counters: not yet attributed to a sample */
-	char comm[PROFILE_COMM_LEN]; /* thread name at the last update */
+	char comm[PROFILE_COMM_LEN]; /* thread name (filled in records sent to userspace) */
 };
-_Static_assert(sizeof(struct task_counts) == 72, "task_counts layout");
+_Static_assert(sizeof(struct task_counts) == 80, "task_counts layout");
 
-/* What a CPU last accounted up to. */
+/* What a CPU last accounted counters up to. */
 struct cpu_checkpoint {
 	__u32 tid;             /* thread on the CPU since the checkpoint; 0 none/idle */
 	__u32 pad;             /* zero */
-	__u64 ns;              /* time of the checkpoint */
 	__u64 counters[COUNTER_SLOTS]; /* counter values then */
 };
 
@@ -93,8 +96,9 @@ struct profile_sample_event {
 	__s32 ustack_len;  /* user frames after the kernel ones, or -errno; 0 for kernel threads */
 	__u32 py_len;      /* Python frames after the user frames */
 	__u32 py_status;   /* enum py_walk_status */
-	__u64 delta_ns;    /* the thread's on-CPU ns since its previous sample (0 when
-			    * counting is off): per-sample attribution of exact totals */
+	__u64 delta_ns;    /* the thread's on-CPU ns since its previous sample, as of the
+			    * scheduler's last update (0 when counting is off): per-sample
+			    * attribution of exact totals */
 	__u64 delta[COUNTER_SLOTS]; /* likewise for the counters */
 	__u32 tag_status;  /* enum tag_read_status */
 	__u32 tag_count;   /* pairs valid in tags[] (TAG_READ_OK only) */

@@ -1,20 +1,22 @@
 #!/usr/bin/python3
 """Python benchmarks for `make bench` (not a test): the BPF program's cost per sample
 with a 100-frame Python stack, and the slowdown of a CPU-bound Python workload under
-`dynoprof record -p` at 99 and 999 Hz versus unprofiled (alternating runs, ratio of
-medians).
+`dynoprof record -p` at 99 and 999 Hz, and of `perf record -g -F 99` for
+comparison: alternating on/off windows over one running workload (windows.py),
+CPU and wall time per chunk of work, median ratio with a bootstrap 95% interval.
 
-Usage: bench_python.py [--runs N] [--python PATH]   (root; ./dynoprof built)
+Usage: bench_python.py [--rounds N] [--window S] [--python PATH]   (root; ./dynoprof built)
 """
 import argparse
 import os
 import re
-import signal
-import statistics
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
+
+import windows
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 DYNOPROF = os.path.join(REPO, "dynoprof")
@@ -32,8 +34,9 @@ def rec(n, end):
 rec(int(sys.argv[1]) - 2, time.time() + float(sys.argv[2]))
 '''
 
+# Chunks of CPU-bound Python work until SIGINT, logged for windows.py.
 WORK = r'''
-import time
+import sys, time
 def leaf(n):
     x = 0
     for i in range(n):
@@ -41,11 +44,18 @@ def leaf(n):
     return x
 def mid(n):
     return leaf(n)
-t = time.perf_counter()
-for _ in range(400):
-    mid(200000)
-print(time.perf_counter() - t)
+log = []
+try:
+    while True:
+        t, c = time.monotonic(), time.process_time()
+        mid(50000)
+        log.append((t, time.monotonic() - t, time.process_time() - c))
+except KeyboardInterrupt:
+    pass
+with open(sys.argv[1], "w") as f:
+    f.writelines("%.6f %.9f %.9f\n" % row for row in log)
 '''
+WORK_CPU = 1  # the workload's CPU; profilers are left to the scheduler (the other one)
 
 
 def bpf_prog_stats(name="sample_stack"):
@@ -81,26 +91,11 @@ def bpf_cost(python, frames, seconds=6, freq=999):
     return (t1 - t0) / (c1 - c0) / 1000.0, depth
 
 
-def timed_run(python, script):
-    out = subprocess.run([python, script], capture_output=True, text=True, check=True).stdout
-    return float(out.strip())
-
-
-def profiled_run(python, script, freq, workdir):
-    target = subprocess.Popen([python, "-c", "import time; time.sleep(0.6); exec(open(%r).read())"
-                               % script], stdout=subprocess.PIPE, text=True)
-    rec = subprocess.Popen([DYNOPROF, "record", "-p", str(target.pid), "-F", str(freq), "-q",
-                            "-o", os.path.join(workdir, "p.folded")],
-                           stderr=subprocess.DEVNULL)
-    out, _ = target.communicate()
-    rec.send_signal(signal.SIGINT)
-    rec.wait()
-    return float(out.strip())
-
-
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--runs", type=int, default=7)
+    ap.add_argument("--rounds", type=int, default=8,
+                    help="on/off window pairs per mode (8)")
+    ap.add_argument("--window", type=float, default=4.0, help="window length, s (4)")
     ap.add_argument("--python", default="/usr/bin/python3.11")
     args = ap.parse_args()
     if os.geteuid() != 0:
@@ -112,21 +107,21 @@ def main():
         print("   %3d-frame Python stack: %s us per run (deepest stack seen: %d rec frames)"
               % (frames, "%.2f" % us if us is not None else "n/a", depth))
 
-    print("== CPU-bound Python workload under record -p (ratio of medians, %d runs)" % args.runs)
+    print("== CPU-bound Python workload (pinned to CPU %d) under record -p: steady-state "
+          "overhead, %d rounds of %g s windows (windows.py), median [95%% CI]"
+          % (WORK_CPU, args.rounds, args.window))
     with tempfile.TemporaryDirectory() as d:
         script = os.path.join(d, "work.py")
-        open(script, "w").write(WORK)
-        modes = [("off", None), ("F99", 99), ("F999", 999)]
-        res = {m: [] for m, _ in modes}
-        for i in range(args.runs):
-            for m, f in modes[i % 3:] + modes[:i % 3]:
-                res[m].append(timed_run(args.python, script) if f is None else
-                              profiled_run(args.python, script, f, d))
-        base = statistics.median(res["off"])
-        for m, _ in modes:
-            med = statistics.median(res[m])
-            print("   %-5s median %.3f s  slowdown %+.2f%%" % (m, med, (med / base - 1) * 100))
-
+        with open(script, "w") as f:
+            f.write(WORK)
+        modes = [windows.dynoprof_mode("dynoprof F99", DYNOPROF, d, "-F", "99"),
+                 windows.dynoprof_mode("dynoprof F999", DYNOPROF, d, "-F", "999")]
+        if shutil.which("perf"):
+            modes.append(windows.perf_mode("perf -g F99", 99, d))
+        chunks = os.path.join(d, "chunks.txt")
+        results = windows.run([args.python, script, chunks], chunks, modes, args.rounds,
+                              window_s=args.window, cpus={WORK_CPU})
+        windows.report(results)
 
 if __name__ == "__main__":
     main()

@@ -9,7 +9,7 @@ modes so drift in machine load hits them all alike:
   F999     while `dynoprof record -a -F 999` runs
 
 and prints, per workload and mode: the median wall time of the work, the slowdown
-against `off` (ratio of medians), dynoprof's CPU time while the workload ran and in
+against `off` (median of per-round ratios with a 95% interval, paired.py), dynoprof's CPU time while the workload ran and in
 total (including writing the output after SIGINT), its peak RSS (ru_maxrss of the
 reaped process) and the median number of samples it reported.
 
@@ -26,6 +26,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+import paired
 
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 WORKLOAD_DIR = os.path.join(REPO_ROOT, ".output", "workloads")
@@ -47,6 +49,7 @@ QUICK_SCALE = 4  # --quick divides the work and the run count by about this
 # (name, frequency or None for unprofiled, extra record flags). F99nc turns the
 # context-switch accounting off, so F99 vs F99nc on pingpong is its overhead.
 MODES = [("off", None, []), ("F99", 99, []), ("F999", 999, []), ("F99nc", 99, ["--no-counts"])]
+# Steady-state overheads with tighter intervals: bench_python.py, bench_counting.py.
 
 
 def proc_cpu_seconds(pid):
@@ -177,7 +180,7 @@ def main():
                     results.setdefault((name, mode), []).append(res)
                     print(f"   run {i + 1} {mode:5s} {res['wall']:.3f} s", flush=True)
 
-    header = (f"{'workload':13s} {'mode':5s} {'wall med':>9s} {'slowdown':>9s} "
+    header = (f"{'workload':13s} {'mode':5s} {'wall med':>9s} {'slowdown [95% CI]':>24s} "
               f"{'dp CPU/run':>10s} {'dp CPU%':>8s} {'dp CPU tot':>10s} {'peak RSS':>9s} "
               f"{'samples':>8s} {'stop s':>7s}")
     print()
@@ -185,14 +188,16 @@ def main():
     print("-" * len(header))
     summary = []
     for name in names:
-        base = statistics.median(r["wall"] for r in results[(name, "off")])
+        off_walls = [r["wall"] for r in results[(name, "off")]]
         for mode, _, _ in MODES:
             rs = results[(name, mode)]
             wall = statistics.median(r["wall"] for r in rs)
+            slowdown = paired.paired_overhead([r["wall"] for r in rs], off_walls)
             during = median_or_none(r.get("cpu_during") for r in rs)
             row = {
                 "workload": name, "mode": mode, "wall_median": wall,
-                "slowdown_pct": (wall / base - 1) * 100,
+                "slowdown_pct": slowdown[0] if slowdown else None,
+                "slowdown_ci_pct": slowdown[1:] if slowdown else None,
                 "dynoprof_cpu_during": during,
                 "dynoprof_cpu_pct": during / wall * 100 if during is not None else None,
                 "dynoprof_cpu_total": median_or_none(r.get("cpu_total") for r in rs),
@@ -204,15 +209,15 @@ def main():
             }
             summary.append(row)
             print(f"{name:13s} {mode:5s} {wall:8.3f}s "
-                  f"{fmt(row['slowdown_pct'], '+8.1f') + '%' if mode != 'off' else '-':>9s} "
+                  f"{paired.fmt_overhead(slowdown) if mode != 'off' else '-':>24s} "
                   f"{fmt(during, '9.3f') + 's' if during is not None else '-':>10s} "
                   f"{fmt(row['dynoprof_cpu_pct'], '7.1f') + '%' if during is not None else '-':>8s} "
                   f"{fmt(row['dynoprof_cpu_total'], '9.3f') + 's' if mode != 'off' else '-':>10s} "
                   f"{fmt(row['peak_rss_mib'], '6.1f') + 'MiB' if mode != 'off' else '-':>9s} "
                   f"{fmt(row['samples'], '8.0f'):>8s} "
                   f"{fmt(row['teardown_s'], '7.2f'):>7s}")
-    print("\nwall med: median wall time of the fixed work; slowdown: vs 'off' (ratio of "
-          "medians);\ndp CPU/run: dynoprof CPU while the workload ran; dp CPU tot: its whole "
+    print("\nwall med: median wall time of the fixed work; slowdown: vs the same round's "
+          "'off' run\n(median of per-round ratios, bootstrap 95% interval; see paired.py);\ndp CPU/run: dynoprof CPU while the workload ran; dp CPU tot: its whole "
           "life incl.\nstart-up and writing the output; stop s: SIGINT to exit (output "
           "writing).")
     if args.json:

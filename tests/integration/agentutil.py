@@ -388,16 +388,19 @@ class TaggedApps:
         self.runs = []
 
     def start(self, seconds, service=None, commit=None, extra=None, env=None,
-              wait_ready=True):
+              wait_ready=True, cpus=None):
         """Starts `tagged_app.py seconds truth.json`. extra: {endpoint: fraction} of
-        extra work; env: more variables (e.g. TAGGED_APP_ENDPOINTS)."""
+        extra work; env: more variables (e.g. TAGGED_APP_ENDPOINTS); cpus: a set of
+        CPUs to pin it to."""
         if not os.path.exists(DYNOTAG_LIBRARY):
             fail("%s not built: run `make libdynotag`" % DYNOTAG_LIBRARY)
         truth = os.path.join(self.tmpdir, "truth-%d.json" % len(self.runs))
         proc = subprocess.Popen([APP_PYTHON, TAGGED_APP, str(seconds), truth],
                                 env=app_env(service, commit, extra, env),
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+                                stderr=subprocess.PIPE, text=True,
+                                preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus
+                                else None)
         run = TaggedRun(proc, truth)
         self.runs.append(run)
         if wait_ready:

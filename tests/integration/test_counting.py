@@ -1,8 +1,9 @@
 """Exact CPU counting (`record --counts FILE`), end to end with real BPF: the
-per-process and per-thread CPU time dynoprof counts at context switches against
-what the kernel says (/proc/PID/stat), a process that lives 50 ms, the units of
-the JSON on this machine, and per-endpoint CPU of a Django app under gunicorn
-against what the app measured itself.
+per-process and per-thread CPU time dynoprof counts against what the kernel says
+(/proc/PID/stat, schedstat), a process that lives 50 ms, a process that runs in
+short bursts and is almost never sampled, the units of the JSON on this machine,
+what runs at context switches, and per-endpoint CPU of a Django app under
+gunicorn against what the app measured itself.
 """
 import json
 import os
@@ -173,6 +174,95 @@ def test_fifty_ms_process_is_counted(outdir):
     threads = entry["threads"]
     assert [t["tid"] for t in threads] == [burner.pid], entry
     assert threads[0]["cpu_ns"] == entry["cpu_ns"], entry
+
+
+BURSTY_PYTHON = r'''
+import time
+print("ready", flush=True)
+while True:
+    end = time.thread_time() + 0.01
+    while time.thread_time() < end:
+        pass
+    time.sleep(0.05)
+'''
+
+
+def schedstat_seconds(pid):
+    """The scheduler's exact run time of a process's threads, in seconds."""
+    total = 0
+    for tid in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
+            total += int(f.read().split()[0])
+    return total / 1e9
+
+
+def test_rarely_sampled_process_is_counted_exactly(outdir):
+    """Counts do not come from samples: at 1 Hz a process running 10 ms bursts
+    is hardly ever sampled, yet its CPU over the capture is exact. It was running
+    before the capture began, so only the capture's share may be counted."""
+    burst = start_python(python_script(outdir, "bursty.py", BURSTY_PYTHON))
+    rec = None
+    try:
+        assert burst.stdout.readline().strip() == "ready", burst.stderr.read()
+        time.sleep(0.5)
+        counts_path = os.path.join(outdir, "c.json")
+        at_launch = schedstat_seconds(burst.pid)
+        rec = Recording("record", "-a", "-F", 1, "-d", 60, "--counts", counts_path,
+                        "-o", os.path.join(outdir, "x.folded"))
+        rec.wait_started()
+        at_start = schedstat_seconds(burst.pid)
+        time.sleep(3)
+        burst.send_signal(signal.SIGSTOP)
+        time.sleep(0.1)
+        at_end = schedstat_seconds(burst.pid)
+        rc, err = rec.stop()
+        assert rc == 0, err
+    finally:
+        if rec:
+            rec.kill()
+        burst.kill()
+        burst.send_signal(signal.SIGCONT)
+        burst.wait()
+    counted = process_of(load_counts(counts_path), burst.pid)["cpu_ns"] / 1e9
+    detail = ("counted %.4f s; the scheduler: %.4f s from record's start to the end, "
+              "%.4f s from when it sampled" % (counted, at_end - at_launch, at_end - at_start))
+    print(detail)
+    assert at_end - at_start >= 0.3, "the bursty process barely ran: " + detail
+    # Counting starts between record's launch and its "sampling" line; 2 ms of
+    # slack for the scheduler's own update lag.
+    assert at_end - at_start - 0.002 <= counted <= at_end - at_launch + 0.002, detail
+
+
+def switch_programs():
+    """Names of BPF programs attached to the sched_switch tracepoint now."""
+    out = subprocess.run(["bpftool", "-j", "link", "show"], capture_output=True, text=True,
+                         check=True).stdout
+    progs = json.loads(out or "[]")
+    ids = {link["prog_id"] for link in progs
+           if "sched_switch" in json.dumps(link)}
+    names = []
+    for prog_id in ids:
+        info = json.loads(subprocess.run(["bpftool", "-j", "prog", "show", "id", str(prog_id)],
+                                         capture_output=True, text=True, check=True).stdout)
+        names.append(info.get("name"))
+    return names
+
+
+@pytest.mark.parametrize("flags,hooked", [((), False), (("--counter-standin",), True)])
+def test_context_switch_program_only_with_counters(outdir, flags, hooked):
+    """CPU time is the scheduler's own sum: nothing runs at context switches
+    unless a counter must be read there."""
+    rec = Recording("record", "-a", "-d", 60, "--counts", os.path.join(outdir, "c.json"),
+                    *flags, "-o", os.path.join(outdir, "x.folded"))
+    try:
+        rec.wait_started()
+        attached = [n for n in switch_programs() if n == "on_switch"]
+        rc, err = rec.stop()
+        assert rc == 0, err
+    finally:
+        rec.kill()
+    assert bool(attached) == hooked, "record %s: on_switch attached: %s" % (
+        " ".join(flags) or "(defaults)", attached)
 
 
 def test_endpoint_cpu_per_request_matches_app(outdir):

@@ -360,7 +360,7 @@ static const struct {
 	{ "dynoprof_samples_total", METRIC_COUNTER,
 	  "Stack samples taken, by service, commit, endpoint and comm." },
 	{ "dynoprof_cpu_seconds_total", METRIC_COUNTER,
-	  "On-CPU seconds (exact, from context switches; attributed to tags per sample), by "
+	  "On-CPU seconds (exact, from the scheduler's per-task sums; attributed to tags per sample), by "
 	  "service, commit, endpoint and comm." },
 	{ "dynoprof_cpu_instructions_total", METRIC_COUNTER,
 	  "CPU instructions retired (hardware counters), by service, commit, endpoint and comm." },

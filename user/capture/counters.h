@@ -1,11 +1,12 @@
 /* counters.h - which counting events back dynoprof's exact per-thread
  * accounting, and opening them.
  *
- * The BPF program reads two counter slots at every context switch and sample
+ * CPU time needs no counter: the scheduler keeps it per task. Counters do:
+ * the BPF program reads two counter slots at every context switch and sample
  * (bpf/sample.h enum counter_slot). Slot PRIMARY holds hardware instructions
  * when the PMU exposes them. On machines that hide it (most VMs) nothing is
- * read by default — CPU time comes from the switch timestamps alone, which
- * keeps the context-switch hook cheap — unless the software cpu-clock
+ * read by default — and no program runs at context switches at all — unless
+ * the software cpu-clock
  * stand-in is asked for (`record --counter-standin`): it exercises the same
  * BPF path as the hardware counter and is reported as what it is, never as
  * instructions. Slot CYCLES holds hardware cycles when available.

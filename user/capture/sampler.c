@@ -15,6 +15,7 @@
 
 #include "capture/privileges.h"
 #include "util/errmsg.h"
+#include "util/remote.h" /* mono_ns */
 #include "sample.skel.h"
 
 struct sampler {
@@ -175,6 +176,43 @@ static int open_counters(struct sampler *s, int cpu)
 	return 0;
 }
 
+/* Runs an iter/task program's link to the end; returns 0 or -errno. */
+static int run_task_iterator(struct bpf_link *link, char *buf, size_t bufsize,
+			     int (*fn)(void *ctx, const char *rec, size_t size), void *ctx)
+{
+	if (!link)
+		return -ENOENT;
+	int fd = bpf_iter_create(bpf_link__fd(link));
+	if (fd < 0)
+		return -errno;
+	int err = 0;
+	for (;;) {
+		ssize_t n = read(fd, buf, bufsize);
+		if (n == 0)
+			break;
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			err = -errno;
+			break;
+		}
+		if (fn && (err = fn(ctx, buf, (size_t)n)))
+			break;
+	}
+	close(fd);
+	return err;
+}
+
+/* Starts exact counting now: every accounted thread alive gets its CPU time
+ * so far as its baseline, threads born from now on count from zero. */
+static int start_counting(struct sampler *s)
+{
+	char buf[256];
+	s->skel->bss->counting_since_ns = mono_ns();
+	return run_task_iterator(s->skel->links.snapshot_task_counts, buf, sizeof(buf), NULL,
+				 NULL);
+}
+
 static int fill_filter_map(int map_fd, const uint32_t *ids, size_t n)
 {
 	uint8_t one = 1;
@@ -286,9 +324,14 @@ struct sampler *sampler__open(const struct sampler_opts *opts, sampler_record_fn
 		errmsg__set(err, errlen, "cannot size ring buffer: %s", strerror(-e));
 		goto fail;
 	}
-	/* Without counting the context-switch program would cost a trampoline
-	 * call per switch for nothing: leave it detached. */
-	bpf_program__set_autoattach(s->skel->progs.on_switch, opts->counting);
+	/* CPU time comes from the scheduler's own per-task sums; only counting
+	 * events (PMU, or the stand-in) need a program at every context switch.
+	 * Without them it would cost a call per switch for nothing. */
+	bool switch_hook = s->counting && (s->skel->rodata->counter_open[COUNTER_PRIMARY] ||
+					   s->skel->rodata->counter_open[COUNTER_CYCLES]);
+	bpf_program__set_autoattach(s->skel->progs.on_switch, switch_hook);
+	bpf_program__set_autoattach(s->skel->progs.snapshot_task_counts, s->counting);
+	bpf_program__set_autoattach(s->skel->progs.dump_task_counts, s->counting);
 	e = sample_bpf__load(s->skel);
 	if (e) {
 		if (e == -EPERM || e == -EACCES)
@@ -372,6 +415,10 @@ struct sampler *sampler__open(const struct sampler_opts *opts, sampler_record_fn
 		errmsg__set(err, errlen, "attaching process tracepoints failed: %s", strerror(-e));
 		goto fail;
 	}
+	if (s->counting && (e = start_counting(s))) {
+		errmsg__set(err, errlen, "cannot start exact counting: %s", strerror(-e));
+		goto fail;
+	}
 	if (opts->bpf_stats)
 		s->stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME); /* best effort */
 	s->rb = ring_buffer__new(bpf_map__fd(s->skel->maps.events), on_ringbuf_record, s, NULL);
@@ -430,38 +477,40 @@ const struct counter_choice *sampler__counting(const struct sampler *s)
 	return s->counting ? &s->counters : NULL;
 }
 
+/* Matches struct task_counts_record in bpf/sample.bpf.c. */
+struct task_counts_record {
+	uint32_t tid;
+	uint32_t pad;
+	struct task_counts counts;
+};
+
+struct task_counts_visit {
+	void (*fn)(void *ctx, uint32_t tid, const struct task_counts *tc);
+	void *ctx;
+};
+
+static int visit_task_counts(void *ctx, const char *recs, size_t size)
+{
+	const struct task_counts_visit *v = ctx;
+	if (size % sizeof(struct task_counts_record))
+		return -EIO; /* records are written whole */
+	for (size_t off = 0; off < size; off += sizeof(struct task_counts_record)) {
+		struct task_counts_record rec;
+		memcpy(&rec, recs + off, sizeof(rec));
+		v->fn(v->ctx, rec.tid, &rec.counts);
+	}
+	return 0;
+}
+
 int sampler__foreach_task_counts(struct sampler *s,
 				 void (*fn)(void *ctx, uint32_t tid, const struct task_counts *tc),
 				 void *ctx)
 {
-	/* Matches struct task_counts_record in bpf/sample.bpf.c. */
-	struct {
-		uint32_t tid;
-		uint32_t pad;
-		struct task_counts counts;
-	} rec;
-	if (!s->skel->links.dump_task_counts)
-		return -ENOENT;
-	int fd = bpf_iter_create(bpf_link__fd(s->skel->links.dump_task_counts));
-	if (fd < 0)
-		return -errno;
-	int err = 0;
-	for (;;) {
-		ssize_t n = read(fd, &rec, sizeof(rec));
-		if (n == 0)
-			break;
-		if (n < 0) {
-			err = -errno;
-			break;
-		}
-		if ((size_t)n != sizeof(rec)) {
-			err = -EIO; /* records are written whole */
-			break;
-		}
-		fn(ctx, rec.tid, &rec.counts);
-	}
-	close(fd);
-	return err;
+	struct task_counts_visit visit = { .fn = fn, .ctx = ctx };
+	/* Whole records only: the buffer holds a multiple of them. */
+	char buf[64 * sizeof(struct task_counts_record)];
+	return run_task_iterator(s->skel->links.dump_task_counts, buf, sizeof(buf),
+				 visit_task_counts, &visit);
 }
 
 int sampler__poll(struct sampler *s, int timeout_ms)

@@ -37,8 +37,9 @@ struct sampler_opts {
 	bool bpf_stats;             /* keep kernel BPF run-time statistics on (agent) */
 	bool counter_standin;       /* without a PMU, read the software cpu-clock counter
 				     * in the instructions slot (tests the counter path) */
-	bool counting;              /* exact per-thread CPU time and counters at every
-				     * context switch (see capture/counters.h) */
+	bool counting;              /* exact per-thread CPU time (the scheduler's sums)
+				     * and counters (read at every context switch
+				     * when open, see capture/counters.h) */
 	const struct py_offsets *py_offsets; /* PY_VERSION_COUNT entries (when walk_python) */
 	struct py_tls_layout py_tls;/* glibc TSS layout (when walk_python or thread_tags) */
 };

@@ -1,5 +1,5 @@
 /* counts.h - exact per-process and per-thread CPU time and counter totals of a
- * capture (from the BPF context-switch accounting), with per-tag breakdowns
+ * capture (the scheduler's per-task CPU time and the BPF counter sums), with per-tag breakdowns
  * taken from the profile's samples, as a table and as JSON (`--counts FILE`).
  */
 #ifndef DYNOPROF_COUNTS_H
