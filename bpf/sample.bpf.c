@@ -21,6 +21,10 @@ const volatile bool kernel_stacks = true;  /* collect kernel stacks */
 const volatile bool thread_tags = true;    /* read libdynotag thread tags */
 const volatile bool counting = false;      /* exact per-thread CPU time and counters */
 const volatile bool counter_open[COUNTER_SLOTS] = {}; /* slots with a counting event */
+/* Sampling on the scheduler tick: the tick's hrtimer function (0: not
+ * sampling on the tick) and the sampling period in ns. */
+const volatile __u64 tick_function = 0;
+const volatile __u64 tick_sample_ns = 10000000;
 /* Set by the loader once the programs are attached (CLOCK_MONOTONIC ns): the
  * start of exact counting. 0 until then: nothing is counted. */
 volatile __u64 counting_since_ns = 0;
@@ -526,8 +530,9 @@ static __always_inline void sample_counts(__u32 pid, __u32 tid, struct profile_s
  * libraries they call, leafward of the interpreter). */
 #define PY_NATIVE_FRAMES 32
 
-SEC("perf_event")
-int sample_stack(struct bpf_perf_event_data *ctx)
+/* Takes a sample of the current thread, weighing period; ctx is the calling
+ * program's context (bpf_get_stack walks from it). */
+static __always_inline int take_sample(void *ctx, __u64 period)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 pid = id >> 32, tid = (__u32)id;
@@ -542,7 +547,7 @@ int sample_stack(struct bpf_perf_event_data *ctx)
 	if (!e)
 		return 0;
 	fill_header(&e->hdr, PROFILE_EVENT_SAMPLE, pid, tid);
-	e->period = ctx->sample_period;
+	e->period = period;
 
 	long klen = kernel_stacks ? bpf_get_stack(ctx, e->stack, STACK_BYTES, 0) : 0;
 	if (klen < 0) {
@@ -605,6 +610,58 @@ int sample_stack(struct bpf_perf_event_data *ctx)
 	if (bpf_ringbuf_output(&events, e, size, wakeup_flags(first_sight(pid))))
 		count_drop(DROP_RINGBUF_FULL);
 	return 0;
+}
+
+SEC("perf_event")
+int sample_stack(struct bpf_perf_event_data *ctx)
+{
+	return take_sample(ctx, ctx->sample_period);
+}
+
+/* Sampling on the scheduler tick (record -e tick): a busy CPU is interrupted
+ * HZ times a second anyway; sampling from inside that interrupt adds none.
+ * Each CPU adds up the time between its ticks and samples once a period's
+ * worth has passed, so samples come at the requested rate on average (at tick
+ * granularity). The kernel stack starts in the interrupt path: userspace cuts
+ * it at the interrupt entry. */
+struct tick_clock {
+	__u64 last_expiry; /* when this CPU's previous tick was due */
+	__u64 tick_ns;     /* the tick period: ticks fall on a grid of it, so the
+			    * smallest step between them seen is it exactly */
+	__u64 owed_ns;     /* time not yet covered by a sample */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct tick_clock);
+} tick_clocks SEC(".maps");
+
+SEC("tp_btf/hrtimer_expire_entry")
+int BPF_PROG(sample_on_tick, struct hrtimer *timer, ktime_t *now)
+{
+	__u32 zero = 0;
+	if (!tick_function || (__u64)timer->function != tick_function)
+		return 0;
+	struct tick_clock *tc = bpf_map_lookup_elem(&tick_clocks, &zero);
+	if (!tc)
+		return 0;
+	/* Every tick stands for one tick period, wherever it falls: a longer step
+	 * is a tick that stopped while the CPU idled, and idle time is not
+	 * sampled (cpu-clock's idle samples are dropped too). */
+	__u64 expiry = timer->node.expires;
+	__u64 step = tc->last_expiry ? expiry - tc->last_expiry : 0;
+	tc->last_expiry = expiry;
+	if (step && (!tc->tick_ns || step < tc->tick_ns))
+		tc->tick_ns = step;
+	tc->owed_ns += tc->tick_ns;
+	if (tc->owed_ns < tick_sample_ns)
+		return 0;
+	tc->owed_ns -= tick_sample_ns;
+	if (tc->owed_ns >= tick_sample_ns)
+		tc->owed_ns = 0; /* never a burst of catch-up samples */
+	return take_sample(ctx, tick_sample_ns);
 }
 
 static __always_inline void notify(__u32 type, __u32 pid, __u32 tid, bool wake)

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Python benchmarks for `make bench` (not a test): the BPF program's cost per sample
 with a 100-frame Python stack, and the slowdown of a CPU-bound Python workload under
-`dynoprof record -p` at 99 and 999 Hz, and of `perf record -g -F 99` for
+`dynoprof record -p` at 99 and 999 Hz and with `-e tick` at 99 Hz, and of
+`perf record -g -F 99` for
 comparison: alternating on/off windows over one running workload (windows.py),
 CPU and wall time per chunk of work, median ratio with a bootstrap 95% interval.
 
@@ -115,7 +116,9 @@ def main():
         with open(script, "w") as f:
             f.write(WORK)
         modes = [windows.dynoprof_mode("dynoprof F99", DYNOPROF, d, "-F", "99"),
-                 windows.dynoprof_mode("dynoprof F999", DYNOPROF, d, "-F", "999")]
+                 windows.dynoprof_mode("dynoprof F999", DYNOPROF, d, "-F", "999"),
+                 windows.dynoprof_mode("dynoprof tick F99", DYNOPROF, d, "-F", "99",
+                                       "-e", "tick")]
         if shutil.which("perf"):
             modes.append(windows.perf_mode("perf -g F99", 99, d))
         chunks = os.path.join(d, "chunks.txt")

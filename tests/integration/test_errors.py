@@ -108,3 +108,18 @@ def test_signal_stops_capture_and_writes_output(dynoprof_bin, start_workload, ou
     assert prof.total() >= 0.5 * 99 * cpu_used, (
         f"{prof.total()} samples for {cpu_used:.2f} CPU s at 99 Hz\n{err}")
     assert summary_samples(err) is not None, f"no summary line after {sig.name}:\n{err}"
+
+
+def test_tick_event_wants_a_frequency(run_dynoprof, outdir):
+    rc, _, err = run_dynoprof("record", "-a", "-e", "tick", "-c", "1000000", "-d", "1", "-o",
+                              os.path.join(outdir, "x.folded"), timeout=30)
+    assert_one_line_error(rc, err, "-F")
+    assert not os.path.exists(os.path.join(outdir, "x.folded"))
+
+
+def test_unknown_event_lists_the_known_ones(run_dynoprof, outdir):
+    rc, _, err = run_dynoprof("record", "-a", "-e", "bogus", "-d", "1", "-o",
+                              os.path.join(outdir, "x.folded"), timeout=30)
+    assert_one_line_error(rc, err, "bogus")
+    for name in ("cpu-clock", "tick", "cycles", "instructions"):
+        assert name in err, err

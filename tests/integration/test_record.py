@@ -46,13 +46,21 @@ def busy_split(start_module_workload):
     return proc
 
 
-def test_pid_shares_match_workload_measurement(run_dynoprof, start_workload, outdir):
+# The default timer event, and sampling inside the scheduler tick (-e tick).
+EVENTS = [pytest.param((), id="cpu-clock"), pytest.param(("-e", "tick"), id="tick")]
+# What sampling inside the timer interrupt must not leave in a stack.
+INTERRUPT_FRAMES = ("asm_sysvec_apic_timer_interrupt_[k]", "hrtimer_interrupt_[k]",
+                    "__hrtimer_run_queues_[k]")
+
+
+@pytest.mark.parametrize("event", EVENTS)
+def test_pid_shares_match_workload_measurement(run_dynoprof, start_workload, outdir, event):
     truth_path = os.path.join(outdir, "truth.json")
     out = os.path.join(outdir, "x.folded")
     proc = start_workload("cpu_split", "-d", "120", "-o", truth_path)
     time.sleep(0.3)
     cpu_before, wall_before = proc_cpu_seconds(proc.pid), time.monotonic()
-    err = record_pid(run_dynoprof, proc.pid, out, duration=5)
+    err = record_pid(run_dynoprof, proc.pid, out, *event, duration=5)
     cpu_used = proc_cpu_seconds(proc.pid) - cpu_before
     cpu_fraction = cpu_used / (time.monotonic() - wall_before)
     stop_workload(proc)
@@ -136,12 +144,13 @@ def test_command_mode_missing_command_fails(run_dynoprof, outdir):
     assert "/nonexistent/command" in err, err
 
 
-def test_syscall_heavy_shows_kernel_frames(run_dynoprof, start_workload, outdir):
+@pytest.mark.parametrize("event", EVENTS)
+def test_syscall_heavy_shows_kernel_frames(run_dynoprof, start_workload, outdir, event):
     out = os.path.join(outdir, "x.folded")
     proc = start_workload("syscall_heavy", "-d", "120")
     time.sleep(0.2)
     cpu_before = proc_cpu_seconds(proc.pid)
-    err = record_pid(run_dynoprof, proc.pid, out, duration=3)
+    err = record_pid(run_dynoprof, proc.pid, out, *event, duration=3)
     cpu_used = proc_cpu_seconds(proc.pid) - cpu_before
     stop_workload(proc)
 
@@ -174,6 +183,10 @@ def test_syscall_heavy_shows_kernel_frames(run_dynoprof, start_workload, outdir)
         return True
     misordered = prof.count_where(lambda fr: not kernel_on_top(fr))
     assert misordered == 0, f"{misordered} samples have user frames under kernel frames\n" \
+        f"{prof.describe()}"
+    # The sample is of the interrupted code, not of the interrupt taking it.
+    interrupted = prof.count_where(lambda fr: any(f in INTERRUPT_FRAMES for f in fr))
+    assert interrupted == 0, f"{interrupted} samples show the timer interrupt's frames\n" \
         f"{prof.describe()}"
 
     # The user half of those stacks is there too, down to main().

@@ -14,6 +14,7 @@
 #include <bpf/libbpf.h>
 
 #include "capture/privileges.h"
+#include "symbolize/ksyms.h"
 #include "util/errmsg.h"
 #include "util/remote.h" /* mono_ns */
 #include "sample.skel.h"
@@ -213,6 +214,75 @@ static int start_counting(struct sampler *s)
 				 NULL);
 }
 
+/* Opens the sampling event on cpu and attaches the program to it. Returns 0
+ * or -errno with a message in err. */
+static int attach_sampling_event(struct sampler *s, const struct sampler_opts *opts, int cpu,
+				 char *err, size_t errlen)
+{
+	int e, fd = open_perf_event(s->event, opts->freq_hz, opts->period, cpu);
+	if (fd < 0) {
+		e = fd;
+		if (e == -EACCES || e == -EPERM)
+			errmsg__set(err, errlen, "perf_event_open refused on CPU %d (%s; "
+				"kernel.perf_event_paranoid=%d): run as root, or "
+				"`sysctl kernel.perf_event_paranoid=-1`",
+				cpu, strerror(-e), paranoid_level());
+		else if ((e == -ENOENT || e == -EOPNOTSUPP || e == -ENODEV) &&
+			 s->event != SAMPLE_EVENT_CPU_CLOCK)
+			errmsg__set(err, errlen, "the %s event is not available on this machine "
+				"(%s: no hardware PMU exposed, e.g. a VM): use -e cpu-clock",
+				sampler__event_name(s), strerror(-e));
+		else
+			errmsg__set(err, errlen, "perf_event_open(%s) failed on CPU %d: %s",
+				sampler__event_name(s), cpu, strerror(-e));
+		return e;
+	}
+	s->perf_fds[cpu] = fd;
+	s->links[cpu] = bpf_program__attach_perf_event(s->skel->progs.sample_stack, fd);
+	if (!s->links[cpu]) {
+		e = -errno;
+		errmsg__set(err, errlen, "attaching to perf event on CPU %d failed: %s", cpu,
+			strerror(-e));
+		return e;
+	}
+	return 0;
+}
+
+/* The function of the per-CPU scheduler tick's hrtimer (renamed in 6.10). */
+static const char *const TICK_FUNCTIONS[] = { "tick_nohz_handler", "tick_sched_timer" };
+
+/* Readies sampling on the scheduler tick (before load). Returns 0 or -errno
+ * with a message in err. */
+static int setup_tick_sampling(struct sampler *s, const struct sampler_opts *opts, char *err,
+			       size_t errlen)
+{
+	if (opts->period) {
+		errmsg__set(err, errlen, "-e tick samples at a frequency: use -F HZ, not -c");
+		return -EINVAL;
+	}
+	struct ksyms *ks = ksyms__load(NULL);
+	if (!ks) {
+		int e = -errno;
+		errmsg__set(err, errlen, "-e tick needs kernel symbols: cannot read /proc/kallsyms "
+			"(%s)", strerror(-e));
+		return e;
+	}
+	uint64_t addr = 0;
+	for (size_t i = 0; i < sizeof(TICK_FUNCTIONS) / sizeof(TICK_FUNCTIONS[0]) && !addr; i++)
+		if (ksyms__find(ks, TICK_FUNCTIONS[i], &addr))
+			addr = 0;
+	ksyms__free(ks);
+	if (!addr) {
+		errmsg__set(err, errlen, "-e tick: this kernel's tick timer function (%s or %s) "
+			"is not in /proc/kallsyms: use -e cpu-clock", TICK_FUNCTIONS[0],
+			TICK_FUNCTIONS[1]);
+		return -ENOENT;
+	}
+	s->skel->rodata->tick_function = addr;
+	s->skel->rodata->tick_sample_ns = 1000000000ull / opts->freq_hz;
+	return 0;
+}
+
 static int fill_filter_map(int map_fd, const uint32_t *ids, size_t n)
 {
 	uint8_t one = 1;
@@ -331,6 +401,10 @@ struct sampler *sampler__open(const struct sampler_opts *opts, sampler_record_fn
 					   s->skel->rodata->counter_open[COUNTER_CYCLES]);
 	bpf_program__set_autoattach(s->skel->progs.on_switch, switch_hook);
 	bpf_program__set_autoattach(s->skel->progs.snapshot_task_counts, s->counting);
+	bpf_program__set_autoattach(s->skel->progs.sample_on_tick,
+				    opts->event == SAMPLE_EVENT_TICK);
+	if (opts->event == SAMPLE_EVENT_TICK && (e = setup_tick_sampling(s, opts, err, errlen)))
+		goto fail;
 	bpf_program__set_autoattach(s->skel->progs.dump_task_counts, s->counting);
 	e = sample_bpf__load(s->skel);
 	if (e) {
@@ -372,31 +446,9 @@ struct sampler *sampler__open(const struct sampler_opts *opts, sampler_record_fn
 	for (int cpu = 0; cpu < nonline && cpu < s->ncpus; cpu++) {
 		if (!online[cpu])
 			continue;
-		int fd = open_perf_event(s->event, opts->freq_hz, opts->period, cpu);
-		if (fd < 0) {
-			e = fd;
-			if (e == -EACCES || e == -EPERM)
-				errmsg__set(err, errlen, "perf_event_open refused on CPU %d (%s; "
-					"kernel.perf_event_paranoid=%d): run as root, or "
-					"`sysctl kernel.perf_event_paranoid=-1`",
-					cpu, strerror(-e), paranoid_level());
-			else if ((e == -ENOENT || e == -EOPNOTSUPP || e == -ENODEV) &&
-				 s->event != SAMPLE_EVENT_CPU_CLOCK)
-				errmsg__set(err, errlen, "the %s event is not available on this machine "
-					"(%s: no hardware PMU exposed, e.g. a VM): use -e cpu-clock",
-					sampler__event_name(s), strerror(-e));
-			else
-				errmsg__set(err, errlen, "perf_event_open(%s) failed on CPU %d: %s",
-					sampler__event_name(s), cpu, strerror(-e));
-			free(online);
-			goto fail;
-		}
-		s->perf_fds[cpu] = fd;
-		s->links[cpu] = bpf_program__attach_perf_event(s->skel->progs.sample_stack, fd);
-		if (!s->links[cpu]) {
-			e = -errno;
-			errmsg__set(err, errlen, "attaching to perf event on CPU %d failed: %s", cpu,
-				strerror(-e));
+		/* On the tick the tick program samples: no event of our own. */
+		if (s->event != SAMPLE_EVENT_TICK && (e = attach_sampling_event(s, opts, cpu, err,
+									    errlen))) {
 			free(online);
 			goto fail;
 		}
@@ -558,6 +610,7 @@ const char *sampler__event_name(const struct sampler *s)
 	switch (s->event) {
 	case SAMPLE_EVENT_CYCLES: return "cycles";
 	case SAMPLE_EVENT_INSTRUCTIONS: return "instructions";
+	case SAMPLE_EVENT_TICK: return "tick";
 	default: return "cpu-clock";
 	}
 }

@@ -19,6 +19,9 @@ enum sample_event {
 	SAMPLE_EVENT_CPU_CLOCK, /* software cpu-clock timer: weights are CPU nanoseconds */
 	SAMPLE_EVENT_CYCLES,    /* hardware CPU cycles */
 	SAMPLE_EVENT_INSTRUCTIONS, /* hardware instructions retired */
+	SAMPLE_EVENT_TICK,      /* the scheduler tick already interrupting busy CPUs
+				 * (every HZ/freq-th tick on average): no interrupts
+				 * of its own; weights are CPU nanoseconds */
 };
 
 struct sampler_opts {

@@ -103,7 +103,11 @@ static void record_usage(FILE *out)
 "                          until Ctrl-C, or until COMMAND exits)\n"
 "  -e, --event EVENT       auto (default): hardware cycles when the CPU exposes\n"
 "                          them, else cpu-clock; cpu-clock; cycles; instructions\n"
-"                          (profiles weighted by instructions retired)\n"
+"                          (profiles weighted by instructions retired); tick:\n"
+"                          sample inside the scheduler tick that interrupts busy\n"
+"                          CPUs anyway (no interrupts of its own: the lowest\n"
+"                          overhead where interrupts are dear, as in VMs; -F at\n"
+"                          most the kernel's HZ, often 250, at tick granularity)\n"
 "  -c, --count PERIOD      sample every PERIOD events instead of -F HZ\n"
 "      --no-kernel         leave out kernel frames\n"
 "      --counts FILE       write exact per-process, per-thread and per-tag CPU\n"
@@ -253,8 +257,10 @@ static int parse_args(int argc, char **argv, struct record_args *a)
 				a->event = SAMPLE_EVENT_CYCLES;
 			else if (!strcmp(optarg, "instructions"))
 				a->event = SAMPLE_EVENT_INSTRUCTIONS;
+			else if (!strcmp(optarg, "tick"))
+				a->event = SAMPLE_EVENT_TICK;
 			else {
-				cli_error("unknown event '%s': use auto, cpu-clock, cycles or "
+				cli_error("unknown event '%s': use auto, cpu-clock, tick, cycles or "
 					  "instructions", optarg);
 				return 1002;
 			}
@@ -648,7 +654,9 @@ int cmd_record(int argc, char **argv)
 		.exact_cpu = cc != NULL,
 		.instructions = cc && cc->primary == COUNTER_PRIMARY_INSTRUCTIONS,
 		.cycles = cc && cc->cycles,
-		.period_is_ns = sampler__event(sampler) == SAMPLE_EVENT_CPU_CLOCK,
+		.period_is_ns = sampler__event(sampler) == SAMPLE_EVENT_CPU_CLOCK ||
+				sampler__event(sampler) == SAMPLE_EVENT_TICK,
+		.interrupt_frames = sampler__event(sampler) == SAMPLE_EVENT_TICK,
 		.ns_per_sample = 1000000000ull / a.freq_hz,
 		.kernel_frames = !a.no_kernel,
 		.user_frames = 1,

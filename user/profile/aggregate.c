@@ -151,7 +151,18 @@ static int add_sample(struct aggregator *a, const struct profile_sample_event *e
 	}
 	/* Then kernel frames, outermost first. */
 	if (a->opts.kernel_frames) {
-		for (int i = klen - 1; i >= 0 && !err; i--)
+		/* Sampled inside the timer interrupt: only what is below its entry
+		 * is the interrupted code (nothing, if the unwind never got there). */
+		int first = 0;
+		if (a->opts.interrupt_frames) {
+			first = klen;
+			for (int i = 0; i < klen; i++)
+				if (symbolizer__is_interrupt_entry(a->sym, kstack[i], i > 0)) {
+					first = i + 1;
+					break;
+				}
+		}
+		for (int i = klen - 1; i >= first && !err; i--)
 			err = symbolizer__kernel_frame(a->sym, kstack[i], i > 0, a->profile,
 						       &a->frames[n++]);
 	}

@@ -27,6 +27,8 @@
 /* How sample weights are turned into profile values. */
 struct aggregate_opts {
 	int period_is_ns;        /* the sampling event's period counts nanoseconds (cpu-clock) */
+	int interrupt_frames;    /* kernel stacks begin with the timer interrupt's own
+				  * frames (sampling on the tick): cut them off */
 	uint64_t ns_per_sample;  /* else: CPU ns each sample stands for (1e9 / freq) */
 	int kernel_frames;       /* include kernel frames (default on) */
 	int user_frames;         /* include user frames (default on) */

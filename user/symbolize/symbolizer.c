@@ -258,10 +258,9 @@ int symbolizer__user_frame(struct symbolizer *s, pid_t pid, uint64_t addr,
 	return err;
 }
 
-int symbolizer__kernel_frame(struct symbolizer *s, uint64_t addr, int is_return_address,
-			     struct profile *p, uint32_t *frame_id)
+/* Loads kernel symbols on first use; warns once if they cannot be read. */
+static void load_ksyms(struct symbolizer *s)
 {
-	uint64_t lookup = is_return_address && addr ? addr - 1 : addr;
 	if (!s->ksyms && !s->ksyms_failed) {
 		s->ksyms = ksyms__load(NULL);
 		if (!s->ksyms) {
@@ -271,6 +270,27 @@ int symbolizer__kernel_frame(struct symbolizer *s, uint64_t addr, int is_return_
 				strerror(errno));
 		}
 	}
+}
+
+/* The entry of the local APIC timer interrupt on x86-64: the first frame of
+ * an interrupted context's stack below it is the interrupted code. */
+#define TIMER_INTERRUPT_ENTRY "asm_sysvec_apic_timer_interrupt"
+
+bool symbolizer__is_interrupt_entry(struct symbolizer *s, uint64_t addr, int is_return_address)
+{
+	const char *name;
+	load_ksyms(s);
+	return s->ksyms &&
+	       !ksyms__lookup(s->ksyms, is_return_address && addr ? addr - 1 : addr, &name, NULL,
+			      NULL) &&
+	       !strcmp(name, TIMER_INTERRUPT_ENTRY);
+}
+
+int symbolizer__kernel_frame(struct symbolizer *s, uint64_t addr, int is_return_address,
+			     struct profile *p, uint32_t *frame_id)
+{
+	uint64_t lookup = is_return_address && addr ? addr - 1 : addr;
+	load_ksyms(s);
 	const char *name, *module;
 	uint64_t off;
 	if (!s->ksyms || ksyms__lookup(s->ksyms, lookup, &name, &module, &off)) {

@@ -10,6 +10,7 @@
 #ifndef DYNOPROF_SYMBOLIZER_H
 #define DYNOPROF_SYMBOLIZER_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -47,6 +48,10 @@ int symbolizer__user_frame(struct symbolizer *s, pid_t pid, uint64_t addr,
 /* Same for a kernel address. */
 int symbolizer__kernel_frame(struct symbolizer *s, uint64_t addr, int is_return_address,
 			     struct profile *p, uint32_t *frame_id);
+/* True when the kernel address (a return address unless innermost) is in the
+ * timer interrupt's entry point: in a stack taken inside that interrupt, the
+ * frames below it are the interrupted code's. */
+bool symbolizer__is_interrupt_entry(struct symbolizer *s, uint64_t addr, int is_return_address);
 
 void symbolizer__stats(const struct symbolizer *s, struct symbolizer_stats *out);
 
