@@ -79,8 +79,13 @@ def run(workload_argv, chunk_path, modes, rounds, window_s=4.0, settle_s=1.0, cp
     """Runs the schedule over one workload process. workload_argv must log chunks
     to chunk_path and stop (writing its log) on SIGINT. Returns
     {mode name: [(wall ratio, cpu ratio) per on window]}."""
-    pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
-    work = subprocess.Popen(workload_argv, stdin=subprocess.DEVNULL, preexec_fn=pin)
+    def child_setup():
+        # SIGINT ends the workload: a shell running this in the background
+        # passes SIGINT on ignored, and Python then never raises KeyboardInterrupt.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        if cpus:
+            os.sched_setaffinity(0, cpus)
+    work = subprocess.Popen(workload_argv, stdin=subprocess.DEVNULL, preexec_fn=child_setup)
     windows = []  # (mode name or None for off, start, end)
     try:
         time.sleep(settle_s)  # let it warm up

@@ -407,6 +407,23 @@ def test_sighup_reloads_config(agents):
     agent.stop()
 
 
+@pytest.mark.skipif(not have_go(), reason="go not installed")
+def test_agent_samples_on_the_tick(agents, apps, tmp_path):
+    """event = tick: the always-on agent samples inside the scheduler tick (no
+    interrupts of its own) and serves the same named stacks."""
+    agent = agents(config={"event": "tick", "frequency": 99})
+    apps.start(0, service=service_name(), commit="c0ffee")
+    env = dict(os.environ, HOME=str(tmp_path), GOCACHE=str(tmp_path / "gocache"),
+               PPROF_TMPDIR=str(tmp_path))
+    res = subprocess.run(["go", "tool", "pprof", "-top",
+                          agent.url("/debug/pprof/profile?seconds=3")],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert res.returncode == 0, "go tool pprof failed:\n%s\n%s" % (res.stdout, res.stderr)
+    assert "handle_heavy" in res.stdout and "spin" in res.stdout, res.stdout[:3000]
+    assert "hrtimer_interrupt" not in res.stdout, res.stdout[:3000]
+    agent.stop()
+
+
 def test_remote_listen_needs_flag(agents):
     agent = agents(start=False)
     agent.extra["listen"] = "0.0.0.0:%d" % free_port()

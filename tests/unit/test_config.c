@@ -62,7 +62,7 @@ static void test_describe_lists_every_key(void **state)
 	assert_non_null(f);
 	agent_config__describe(f);
 	fclose(f);
-	const char *keys[] = { "listen", "listen_remote", "token_file", "frequency", "window",
+	const char *keys[] = { "listen", "listen_remote", "token_file", "frequency", "event", "window",
 			       "database", "retention_age", "retention_size", "python", "tags",
 			       "kernel", "endpoint_from", "max_series", "max_query_seconds",
 			       "max_query_range", "deploy_check_window",
@@ -131,6 +131,11 @@ static void test_set_good_values(void **state)
 	assert_string_equal(c.token_file, "/etc/dynoprof/token");
 	set_ok(&c, "token_file", "");
 	assert_string_equal(c.token_file, "");
+	assert_false(c.sample_on_tick);
+	set_ok(&c, "event", "tick");
+	assert_true(c.sample_on_tick);
+	set_ok(&c, "event", "cpu-clock");
+	assert_false(c.sample_on_tick);
 	set_ok(&c, "frequency", "1");
 	assert_int_equal(c.frequency_hz, 1);
 	set_ok(&c, "frequency", "1000");
@@ -192,6 +197,8 @@ static void test_set_bad_values_keep_old(void **state)
 		{ "frequency", "-5" },
 		{ "frequency", "19hz" },
 		{ "frequency", "" },
+		{ "event", "cycles" },
+		{ "event", "" },
 		{ "window", "0" },
 		{ "window", "3601" },
 		{ "window", "ten" },

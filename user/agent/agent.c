@@ -429,12 +429,13 @@ static void reload(struct agent *a, const char *config_path,
 	pthread_mutex_unlock(&a->st.lock);
 	if (strcmp(c.endpoint_from, old.endpoint_from) ||
 	    strcmp(c.listen_address, old.listen_address) || c.listen_port != old.listen_port ||
-	    c.frequency_hz != old.frequency_hz || strcmp(c.database, old.database) ||
+	    c.frequency_hz != old.frequency_hz || c.sample_on_tick != old.sample_on_tick ||
+	    strcmp(c.database, old.database) ||
 	    c.python != old.python || c.tags != old.tags || c.kernel != old.kernel ||
 	    strcmp(c.token_file, old.token_file) || c.max_series != old.max_series ||
 	    c.listen_remote != old.listen_remote || c.retention_age_s != old.retention_age_s ||
 	    c.retention_bytes != old.retention_bytes)
-		fprintf(stderr, "dynoprof agent: reloaded; listen, token_file, frequency, database, "
+		fprintf(stderr, "dynoprof agent: reloaded; listen, token_file, frequency, event, database, "
 			"retention, python, tags, kernel, endpoint_from and max_series changes "
 			"take effect after a restart\n");
 	else
@@ -527,7 +528,8 @@ int agent__run(const struct agent_config *initial, const char *config_path,
 		python = tags = false;
 	}
 	struct sampler_opts sopts = {
-		.freq_hz = c->frequency_hz, .event = SAMPLE_EVENT_CPU_CLOCK,
+		.freq_hz = c->frequency_hz,
+		.event = c->sample_on_tick ? SAMPLE_EVENT_TICK : SAMPLE_EVENT_CPU_CLOCK,
 		.walk_python = python, .py_offsets = py_offsets_table, .py_tls = tls,
 		.thread_tags = tags, .no_kernel_stacks = !c->kernel, .counting = true,
 		.bpf_stats = true,
@@ -551,6 +553,7 @@ int agent__run(const struct agent_config *initial, const char *config_path,
 	const struct counter_choice *cc = sampler__counting(a->sampler);
 	struct aggregate_opts ao = {
 		.period_is_ns = 1, .ns_per_sample = 1000000000ull / c->frequency_hz,
+		.interrupt_frames = c->sample_on_tick,
 		.kernel_frames = c->kernel, .user_frames = 1,
 		.python = a->pyreg, .py_resolver = a->pyres, .python_lines = 1,
 		.tags = a->tags, .endpoint_rule = c->endpoint_from[0] ? &a->rule : NULL,

@@ -17,6 +17,8 @@ static const struct {
 	{ "listen_remote", "false", "allow a non-loopback listen address" },
 	{ "token_file", "", "file holding a bearer token required on every request" },
 	{ "frequency", "19", "samples per second per CPU (1..1000)" },
+	{ "event", "cpu-clock", "what takes samples: cpu-clock (a timer per CPU) or tick (the "
+				"scheduler tick: no interrupts of its own; frequency <= HZ)" },
 	{ "window", "10", "seconds per history window (1..3600)" },
 	{ "database", "/var/lib/dynoprof/history.db", "SQLite history (WAL)" },
 	{ "retention_age", "7d", "drop windows older than this (s, m, h, d)" },
@@ -166,6 +168,12 @@ int agent_config__set(struct agent_config *c, const char *key, const char *value
 		e = set_string(c->token_file, sizeof(c->token_file), value, true);
 	else if (!strcmp(key, "frequency"))
 		e = parse_uint(value, 1, 1000, &c->frequency_hz);
+	else if (!strcmp(key, "event")) {
+		if (!strcmp(value, "tick") || !strcmp(value, "cpu-clock"))
+			c->sample_on_tick = !strcmp(value, "tick");
+		else
+			e = -EINVAL;
+	}
 	else if (!strcmp(key, "window")) {
 		e = parse_uint(value, 1, 3600, &u);
 		if (!e)

@@ -20,6 +20,7 @@ struct agent_config {
 	bool listen_remote;        /* listen_remote: allow a non-loopback address */
 	char token_file[256];      /* token_file: bearer token file; "" = no auth */
 	unsigned frequency_hz;     /* frequency: samples per second per CPU (19) */
+	bool sample_on_tick;       /* event: tick (true) or cpu-clock (false, default) */
 	double window_s;           /* window: seconds per history window (10) */
 	char database[256];        /* database: SQLite path (/var/lib/dynoprof/history.db) */
 	int64_t retention_age_s;   /* retention_age: e.g. 7d (default 7 days) */
