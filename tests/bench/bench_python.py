@@ -118,9 +118,14 @@ def main():
         modes = [windows.dynoprof_mode("dynoprof F99", DYNOPROF, d, "-F", "99"),
                  windows.dynoprof_mode("dynoprof F999", DYNOPROF, d, "-F", "999"),
                  windows.dynoprof_mode("dynoprof tick F99", DYNOPROF, d, "-F", "99",
-                                       "-e", "tick")]
+                                       "-e", "tick"),
+                 # All of dynoprof's per-sample work off: what is left is the
+                 # sampling interrupt's own cost.
+                 windows.dynoprof_mode("bare F999", DYNOPROF, d, "-F", "999", "--no-python",
+                                       "--no-tags", "--no-counts", "--no-kernel")]
         if shutil.which("perf"):
             modes.append(windows.perf_mode("perf -g F99", 99, d))
+            modes.append(windows.perf_mode("perf -g F999", 999, d))
         chunks = os.path.join(d, "chunks.txt")
         results = windows.run([args.python, script, chunks], chunks, modes, args.rounds,
                               window_s=args.window, cpus={WORK_CPU})
