@@ -624,13 +624,6 @@ int sample_stack(struct bpf_perf_event_data *ctx)
  * worth has passed, so samples come at the requested rate on average (at tick
  * granularity). The kernel stack starts in the interrupt path: userspace cuts
  * it at the interrupt entry. */
-struct tick_clock {
-	__u64 last_expiry; /* when this CPU's previous tick was due */
-	__u64 tick_ns;     /* the tick period: ticks fall on a grid of it, so the
-			    * smallest step between them seen is it exactly */
-	__u64 owed_ns;     /* time not yet covered by a sample */
-};
-
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
@@ -661,7 +654,8 @@ int BPF_PROG(sample_on_tick, struct hrtimer *timer, ktime_t *now)
 	tc->owed_ns -= tick_sample_ns;
 	if (tc->owed_ns >= tick_sample_ns)
 		tc->owed_ns = 0; /* never a burst of catch-up samples */
-	return take_sample(ctx, tick_sample_ns);
+	/* Asked for more samples than ticks: each one stands for a whole tick. */
+	return take_sample(ctx, tc->tick_ns > tick_sample_ns ? tc->tick_ns : tick_sample_ns);
 }
 
 static __always_inline void notify(__u32 type, __u32 pid, __u32 tid, bool wake)

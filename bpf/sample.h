@@ -57,6 +57,16 @@ struct cpu_checkpoint {
 	__u64 counters[COUNTER_SLOTS]; /* counter values then */
 };
 
+/* A CPU's state for sampling on the scheduler tick (record -e tick), the value
+ * of the per-CPU tick_clocks map; userspace reads tick_ns for the tick rate. */
+struct tick_clock {
+	__u64 last_expiry; /* when this CPU's previous tick was due */
+	__u64 tick_ns;     /* the tick period: ticks fall on a grid of it, so the
+			    * smallest step between them seen is it exactly */
+	__u64 owed_ns;     /* time not yet covered by a sample */
+};
+_Static_assert(sizeof(struct tick_clock) == 24, "tick_clock layout");
+
 /* Reasons a sample was lost or degraded, counted per CPU in the `drops` map. */
 enum profile_drop_reason {
 	DROP_RINGBUF_FULL = 0,    /* ring buffer had no room: sample lost */

@@ -388,6 +388,22 @@ def test_event_cpu_clock(run_dynoprof, busy_split, outdir):
     assert parse_folded_file(out).count_with("burn_alpha") > 0
 
 
+def test_tick_above_the_kernel_tick_rate_warns_and_weighs_whole_ticks(run_dynoprof, busy_split,
+                                                                      outdir):
+    """-e tick cannot sample more often than the kernel ticks: record says so,
+    and each sample then weighs a whole tick, so CPU time still adds up."""
+    out = os.path.join(outdir, "x.folded")
+    cpu_before = proc_cpu_seconds(busy_split.pid)
+    err = record_pid(run_dynoprof, busy_split.pid, out, "-e", "tick", "-F", "10000",
+                     "--no-counts", "--weight", "cpu", duration=2)
+    cpu_used = proc_cpu_seconds(busy_split.pid) - cpu_before
+    warnings = [line for line in err.splitlines() if "warning: -e tick" in line]
+    assert len(warnings) == 1 and "not 10000" in warnings[0], err
+    weighed_s = parse_folded_file(out).total() / 1e9
+    assert abs(weighed_s - cpu_used) <= 0.2 * cpu_used + 0.05, (
+        "samples weigh %.3f CPU s, the process used %.3f s\n%s" % (weighed_s, cpu_used, err))
+
+
 def test_event_cycles_works_or_explains(run_dynoprof, busy_split, outdir):
     """Hardware cycles may be missing (VMs); then one clear error line is expected."""
     out = os.path.join(outdir, "x.folded")

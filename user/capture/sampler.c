@@ -605,6 +605,21 @@ int sampler__drops(struct sampler *s, uint64_t out[DROP_REASON_COUNT])
 	return 0;
 }
 
+unsigned sampler__tick_hz(struct sampler *s)
+{
+	if (s->event != SAMPLE_EVENT_TICK)
+		return 0;
+	struct tick_clock *clocks = calloc((size_t)s->ncpus, sizeof(*clocks));
+	uint32_t zero = 0;
+	uint64_t tick_ns = 0;
+	if (clocks && !bpf_map_lookup_elem(bpf_map__fd(s->skel->maps.tick_clocks), &zero, clocks))
+		for (int c = 0; c < s->ncpus; c++)
+			if (clocks[c].tick_ns && (!tick_ns || clocks[c].tick_ns < tick_ns))
+				tick_ns = clocks[c].tick_ns;
+	free(clocks);
+	return tick_ns ? (unsigned)((1000000000ull + tick_ns / 2) / tick_ns) : 0;
+}
+
 const char *sampler__event_name(const struct sampler *s)
 {
 	switch (s->event) {

@@ -100,6 +100,9 @@ const char *sampler__event_reason(const struct sampler *s);
 enum sample_event sampler__event(const struct sampler *s);
 /* Number of CPUs sampled. */
 int sampler__cpu_count(const struct sampler *s);
+/* Sampling on the tick: the tick rate the CPUs showed (ticks per second), or 0
+ * when unknown (not sampling on the tick, or no CPU ticked twice while busy). */
+unsigned sampler__tick_hz(struct sampler *s);
 /* Human text for a drop reason. */
 const char *sampler__drop_reason_name(int reason);
 /* Accepts NULL. Detaches and frees everything. */

@@ -791,6 +791,11 @@ int cmd_record(int argc, char **argv)
 			goto out;
 		}
 	}
+	unsigned tick_hz = sampler__tick_hz(sampler);
+	if (tick_hz && a.freq_hz > tick_hz)
+		fprintf(stderr, "dynoprof: warning: -e tick: this kernel ticks %u times a second, "
+			"so a CPU gave at most %u samples a second, not %u (-e cpu-clock takes "
+			"more)\n", tick_hz, tick_hz, a.freq_hz);
 	if (!a.quiet) {
 		print_summary(&a, sampler, agg, sym, pyreg, tagreg, profile, elapsed, fmt);
 		if (counts) {
