@@ -435,16 +435,22 @@ static __always_inline struct task_counts *task_entry(struct task_struct *task, 
 	return tc;
 }
 
-/* Adds the counter deltas since this CPU's checkpoint to tc and moves the
- * checkpoint to c[]. */
-static __always_inline void account_counters(struct cpu_checkpoint *cp, struct task_counts *tc,
-					     __u64 c[COUNTER_SLOTS])
+/* Adds the counter deltas since this CPU's checkpoint to tc. */
+static __always_inline void account_counters(const struct cpu_checkpoint *cp,
+					     struct task_counts *tc, const __u64 c[COUNTER_SLOTS])
 {
 	for (int i = 0; i < COUNTER_SLOTS; i++) {
 		__u64 d = c[i] - cp->counters[i];
 		tc->counters[i] += d;
 		tc->pending[i] += d;
 	}
+}
+
+/* Restarts this CPU's checkpoint: tid runs from the counter values c[]. */
+static __always_inline void move_checkpoint(struct cpu_checkpoint *cp, __u32 tid,
+					    const __u64 c[COUNTER_SLOTS])
+{
+	cp->tid = tid;
 	cp->counters[0] = c[0];
 	cp->counters[1] = c[1];
 }
@@ -470,9 +476,7 @@ int BPF_PROG(on_switch, bool preempt, struct task_struct *prev, struct task_stru
 		if (tc)
 			account_counters(cp, tc, c);
 	}
-	cp->tid = next->pid;
-	cp->counters[0] = c[0];
-	cp->counters[1] = c[1];
+	move_checkpoint(cp, next->pid, c);
 	return 0;
 }
 
@@ -491,9 +495,7 @@ static __always_inline void charge_current_slice(__u32 tid, struct task_counts *
 	/* Otherwise the thread has run since before the first switch we saw on
 	 * this CPU (we attached mid-slice): count from now on, or a thread that
 	 * is never switched out would never be counted. */
-	cp->tid = tid;
-	cp->counters[0] = c[0];
-	cp->counters[1] = c[1];
+	move_checkpoint(cp, tid, c);
 }
 
 /* At a sample: hand the thread's CPU time and counts since its previous
@@ -704,10 +706,10 @@ static __always_inline bool task_totals(struct task_struct *task, struct task_co
  * short-lived process is accounted and its entry does not outlive it. */
 static __always_inline void flush_task_counts(__u32 pid, __u32 tid)
 {
-	struct task_struct *task = bpf_get_current_task_btf();
-	struct task_counts *tc = bpf_task_storage_get(&task_counts, task, 0, 0);
 	if (!counting_since_ns || !is_counted(pid))
 		return;
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct task_counts *tc = bpf_task_storage_get(&task_counts, task, 0, 0);
 	if (tc && counters_on()) {
 		charge_current_slice(tid, tc);
 		__u32 zero = 0;
@@ -739,13 +741,6 @@ int snapshot_task_counts(struct bpf_iter__task *ctx)
 	task_entry(task, task->tgid);
 	return 0;
 }
-
-/* One record of the dump_task_counts iterator. */
-struct task_counts_record {
-	__u32 tid;
-	__u32 pad;
-	struct task_counts counts;
-};
 
 /* Writes every live accounted thread's totals (struct task_counts_record) to
  * the iterator's file: userspace reads them at the end of a capture. */

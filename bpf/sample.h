@@ -50,6 +50,14 @@ struct task_counts {
 };
 _Static_assert(sizeof(struct task_counts) == 80, "task_counts layout");
 
+/* One record of the dump_task_counts iterator (bpf_seq_write, read whole). */
+struct task_counts_record {
+	__u32 tid;                 /* thread id */
+	__u32 pad;                 /* zero */
+	struct task_counts counts; /* totals since counting began */
+};
+_Static_assert(sizeof(struct task_counts_record) == 88, "task_counts_record layout");
+
 /* What a CPU last accounted counters up to. */
 struct cpu_checkpoint {
 	__u32 tid;             /* thread on the CPU since the checkpoint; 0 none/idle */

@@ -29,13 +29,17 @@ def bootstrap_median_ci(values, level=0.95, resamples=4000, seed=1):
             meds[min(resamples - 1, int((1 - tail) * resamples))])
 
 
-def paired_overhead(on, off):
-    """Per-round ratios on[i]/off[i] -> (median %, low %, high %) overhead."""
-    ratios = [a / b for a, b in zip(on, off) if a is not None and b]
+def ratio_overhead(ratios):
+    """Ratios of profiled to unprofiled -> (median %, low %, high %) overhead."""
     if not ratios:
         return None
     med, lo, hi = bootstrap_median_ci(ratios)
     return ((med - 1) * 100, (lo - 1) * 100, (hi - 1) * 100)
+
+
+def paired_overhead(on, off):
+    """Per-round ratios on[i]/off[i] -> (median %, low %, high %) overhead."""
+    return ratio_overhead([a / b for a, b in zip(on, off) if a is not None and b])
 
 
 def fmt_overhead(o):

@@ -144,7 +144,7 @@ def _ratios(chunks, windows):
 def report(results, log=print):
     """Prints one line per mode: overhead of wall and CPU time per chunk."""
     for name, ratios in results.items():
-        wall = paired.paired_overhead([w for w, _ in ratios], [1.0] * len(ratios))
-        cpu = paired.paired_overhead([c for _, c in ratios], [1.0] * len(ratios))
+        wall = paired.ratio_overhead([w for w, _ in ratios])
+        cpu = paired.ratio_overhead([c for _, c in ratios])
         log("   %-14s %2d windows  CPU/chunk %s   wall/chunk %s"
             % (name, len(ratios), paired.fmt_overhead(cpu), paired.fmt_overhead(wall)))

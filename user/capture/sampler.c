@@ -401,11 +401,11 @@ struct sampler *sampler__open(const struct sampler_opts *opts, sampler_record_fn
 					   s->skel->rodata->counter_open[COUNTER_CYCLES]);
 	bpf_program__set_autoattach(s->skel->progs.on_switch, switch_hook);
 	bpf_program__set_autoattach(s->skel->progs.snapshot_task_counts, s->counting);
+	bpf_program__set_autoattach(s->skel->progs.dump_task_counts, s->counting);
 	bpf_program__set_autoattach(s->skel->progs.sample_on_tick,
 				    opts->event == SAMPLE_EVENT_TICK);
 	if (opts->event == SAMPLE_EVENT_TICK && (e = setup_tick_sampling(s, opts, err, errlen)))
 		goto fail;
-	bpf_program__set_autoattach(s->skel->progs.dump_task_counts, s->counting);
 	e = sample_bpf__load(s->skel);
 	if (e) {
 		if (e == -EPERM || e == -EACCES)
@@ -528,13 +528,6 @@ const struct counter_choice *sampler__counting(const struct sampler *s)
 {
 	return s->counting ? &s->counters : NULL;
 }
-
-/* Matches struct task_counts_record in bpf/sample.bpf.c. */
-struct task_counts_record {
-	uint32_t tid;
-	uint32_t pad;
-	struct task_counts counts;
-};
 
 struct task_counts_visit {
 	void (*fn)(void *ctx, uint32_t tid, const struct task_counts *tc);

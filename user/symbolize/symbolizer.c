@@ -210,10 +210,17 @@ static int vdso_frame(struct symbolizer *s, const struct proc_map *m, uint64_t l
 	return profile__add_frame(p, &d, frame_id);
 }
 
+/* The address to look up for a frame: a return address points past its call
+ * instruction, so addr - 1 lands inside the call. */
+static uint64_t lookup_address(uint64_t addr, int is_return_address)
+{
+	return is_return_address && addr ? addr - 1 : addr;
+}
+
 int symbolizer__user_frame(struct symbolizer *s, pid_t pid, uint64_t addr,
 			   int is_return_address, struct profile *p, uint32_t *frame_id)
 {
-	uint64_t lookup = is_return_address && addr ? addr - 1 : addr;
+	uint64_t lookup = lookup_address(addr, is_return_address);
 	struct proc_entry *pe = get_proc(s, pid);
 	if (!pe)
 		return -ENOMEM;
@@ -281,7 +288,7 @@ bool symbolizer__is_interrupt_entry(struct symbolizer *s, uint64_t addr, int is_
 	const char *name;
 	load_ksyms(s);
 	return s->ksyms &&
-	       !ksyms__lookup(s->ksyms, is_return_address && addr ? addr - 1 : addr, &name, NULL,
+	       !ksyms__lookup(s->ksyms, lookup_address(addr, is_return_address), &name, NULL,
 			      NULL) &&
 	       !strcmp(name, TIMER_INTERRUPT_ENTRY);
 }
@@ -289,7 +296,7 @@ bool symbolizer__is_interrupt_entry(struct symbolizer *s, uint64_t addr, int is_
 int symbolizer__kernel_frame(struct symbolizer *s, uint64_t addr, int is_return_address,
 			     struct profile *p, uint32_t *frame_id)
 {
-	uint64_t lookup = is_return_address && addr ? addr - 1 : addr;
+	uint64_t lookup = lookup_address(addr, is_return_address);
 	load_ksyms(s);
 	const char *name, *module;
 	uint64_t off;
