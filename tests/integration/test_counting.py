@@ -16,6 +16,7 @@ import pytest
 from apputil import (COST, ENDPOINTS, GunicornApp, Recording, python_script,
                      record_load, start_python)
 from conftest import proc_cpu_seconds, workload_path
+from pyutil import decode_pprof
 
 pytestmark = pytest.mark.slow
 
@@ -64,8 +65,9 @@ def process_of(counts, pid):
 class BusyCapture:
     """What the module's capture of busy processes produced."""
 
-    def __init__(self, counts, used, names, stderr):
+    def __init__(self, counts, used, names, stderr, profile):
         self.counts = counts  # the --counts JSON
+        self.profile = profile  # the pprof file
         self.used = used      # {pid: CPU s from /proc over the capture window}
         self.names = names    # {pid: what it is}
         self.stderr = stderr  # record's stderr
@@ -106,7 +108,8 @@ def busy_capture(tmp_path_factory):
         used = {p.pid: proc_cpu_seconds(p.pid) - before[p.pid] for p in procs}
         rc, err = rec.stop()
         assert rc == 0, "record failed (rc=%d):\n%s" % (rc, err)
-        yield BusyCapture(load_counts(counts_path), used, names, err)
+        yield BusyCapture(load_counts(counts_path), used, names, err,
+                          os.path.join(outdir, "x.pb.gz"))
     finally:
         if rec:
             rec.kill()
@@ -131,6 +134,17 @@ def test_process_cpu_matches_proc_stat(busy_capture):
         threads = entry["threads"]
         assert threads and sum(t["cpu_ns"] for t in threads) == entry["cpu_ns"], entry
     print("\n".join(lines))
+
+
+def test_profile_cpu_sums_to_exact_process_totals(busy_capture):
+    """Samples split a process's CPU time; the counts say how much: the pprof
+    cpu values of each process add up to exactly its counted cpu_ns."""
+    samples = decode_pprof(busy_capture.profile)
+    assert samples, "the profile has no samples"
+    for pid in busy_capture.used:
+        mine = [s for s in samples if s.labels.get("pid") == pid]
+        assert mine, "no samples of pid %d" % pid
+        assert sum(s.values[1] for s in mine) == process_of(busy_capture.counts, pid)["cpu_ns"]
 
 
 def test_counter_units_on_this_machine(busy_capture):
@@ -293,8 +307,11 @@ def test_endpoint_cpu_per_request_matches_app(outdir):
         {e: round(v, 2) for e, v in counted_ms.items()},
         {e: round(v, 2) for e, v in app_ms.items()}, requests)
     print(detail)
+    # ±20% is the goal; measured +1..+3% (README). ±10% keeps a bias against
+    # short requests (a 4-ms-stale CPU reading credited per sample cost 6 ms
+    # requests -7..-10%) from creeping back.
     for e in ENDPOINTS:
-        assert abs(counted_ms[e] / app_ms[e] - 1) <= 0.2, detail
+        assert abs(counted_ms[e] / app_ms[e] - 1) <= 0.1, detail
     for e in ("medium", "heavy"):
         ratio = counted_ms[e] / counted_ms["light"]
         assert abs(ratio / COST[e] - 1) <= 0.2, "%s/light = %.2f\n%s" % (e, ratio, detail)

@@ -82,7 +82,8 @@ static int on_record(void *ctx, const void *data, size_t size)
 }
 
 /* Feeds live queries (runs on the loop thread). */
-static void on_sample(void *ctx, const struct profile *p, const struct sample_desc *s)
+static void on_sample(void *ctx, const struct profile *p, const struct sample_desc *s,
+		      uint64_t exact_cpu_ns)
 {
 	struct agent *a = ctx;
 	pthread_mutex_lock(&a->st.lock);
@@ -101,6 +102,8 @@ static void on_sample(void *ctx, const struct profile *p, const struct sample_de
 		}
 		if (match && !q->error)
 			q->error = profile__add_foreign_sample(q->profile, p, s);
+		if (match && !q->error && s->pid)
+			q->error = cpu_totals__add(q->exact_cpu, s->pid, exact_cpu_ns);
 	}
 	pthread_mutex_unlock(&a->st.lock);
 }
@@ -238,6 +241,11 @@ static int close_window(struct agent *a)
 
 	if (!groups)
 		return -ENOMEM;
+	/* Each process's samples now add up to its exact CPU time of the window. */
+	if ((err = aggregator__apportion(a->agg))) {
+		hashmap__free(groups);
+		return err;
+	}
 	if (a->requests && a->tags)
 		request_tracker__poll(a->requests, a->tags, on_requests, a);
 	a->next_request_poll_ns = now_ns(CLOCK_MONOTONIC) + REQUEST_POLL_NS;
@@ -360,7 +368,7 @@ static const struct {
 	{ "dynoprof_samples_total", METRIC_COUNTER,
 	  "Stack samples taken, by service, commit, endpoint and comm." },
 	{ "dynoprof_cpu_seconds_total", METRIC_COUNTER,
-	  "On-CPU seconds (exact, from the scheduler's per-task sums; attributed to tags per sample), by "
+	  "On-CPU seconds (per process exact, from the scheduler's per-task sums; split between tags by samples), by "
 	  "service, commit, endpoint and comm." },
 	{ "dynoprof_cpu_instructions_total", METRIC_COUNTER,
 	  "CPU instructions retired (hardware counters), by service, commit, endpoint and comm." },

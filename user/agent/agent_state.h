@@ -11,6 +11,7 @@
 #include "agent/deploy_check.h"
 #include "agent/metrics.h"
 #include "agent/store.h"
+#include "profile/apportion.h"
 #include "profile/profile.h"
 #include "profile/transform.h"
 
@@ -20,6 +21,8 @@
  * matching sample until end_ns, then marks it done and signals. */
 struct live_query {
 	struct profile *profile;          /* samples so far (owned by the query) */
+	struct cpu_totals *exact_cpu;     /* exact CPU its samples carried, per process
+					   * (owned; apportioned over profile at the end) */
 	struct label_filter filters[AGENT_MAX_FILTERS]; /* label filters */
 	size_t nfilters;
 	uint32_t pid;                     /* 0: any */

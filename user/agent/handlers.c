@@ -138,7 +138,9 @@ static struct profile *collect_live(struct agent_state *st, const struct selecti
 				    struct http_response *r)
 {
 	struct live_query *q = calloc(1, sizeof(*q));
-	if (!q || !(q->profile = profile__new())) {
+	if (!q || !(q->profile = profile__new()) || !(q->exact_cpu = cpu_totals__new())) {
+		if (q)
+			profile__free(q->profile);
 		free(q);
 		http_response__error(r, 500, "out of memory");
 		return NULL;
@@ -155,6 +157,7 @@ static struct profile *collect_live(struct agent_state *st, const struct selecti
 	if (st->stopping) {
 		pthread_mutex_unlock(&st->lock);
 		profile__free(q->profile);
+		cpu_totals__free(q->exact_cpu);
 		free(q);
 		http_response__error(r, 503, "the agent is shutting down");
 		return NULL;
@@ -172,6 +175,10 @@ static struct profile *collect_live(struct agent_state *st, const struct selecti
 
 	struct profile *p = q->profile;
 	int err = q->error;
+	int vc = profile__find_value(p, "cpu");
+	if (!err && vc >= 0)
+		err = cpu_totals__apportion(q->exact_cpu, p, (size_t)vc);
+	cpu_totals__free(q->exact_cpu);
 	free(q);
 	if (err) {
 		profile__free(p);

@@ -110,11 +110,13 @@ static void record_usage(FILE *out)
 "                          most the kernel's HZ, often 250, at tick granularity)\n"
 "  -c, --count PERIOD      sample every PERIOD events instead of -F HZ\n"
 "      --no-kernel         leave out kernel frames\n"
-"      --counts FILE       write exact per-process, per-thread and per-tag CPU\n"
-"                          time and instructions/cycles (null where the CPU hides\n"
-"                          its counters) as JSON; the top processes are printed\n"
-"      --no-counts         no exact per-thread accounting (samples weigh the\n"
-"                          sampling period instead of exact CPU time)\n"
+"      --counts FILE       write exact per-process and per-thread CPU time and\n"
+"                          instructions/cycles (null where the CPU hides its\n"
+"                          counters), with per-tag shares, as JSON; the top\n"
+"                          processes are printed\n"
+"      --no-counts         no exact per-thread accounting (samples weigh their\n"
+"                          sampling period, not rescaled to each process's exact\n"
+"                          CPU time)\n"
 "      --counter-standin   where the CPU hides its instructions counter, count\n"
 "                          the software cpu-clock in its place (reported as\n"
 "                          counter_value, never as instructions): checks the\n"
@@ -153,7 +155,8 @@ static void record_usage(FILE *out)
 "                          extension: .svg .folded/.collapsed/.txt .pb.gz/.pprof\n"
 "                          .json)\n"
 "      --weight VALUE      what sizes frames and counts lines in folded, SVG and\n"
-"                          speedscope: samples (default), cpu (exact ns),\n"
+"                          speedscope: samples (default), cpu (ns; per process\n"
+"                          the exact total, split by the samples),\n"
 "                          instructions, cycles (pprof always has them all)\n"
 "  -q, --quiet             no summary on stderr\n"
 "\n"
@@ -746,8 +749,15 @@ int cmd_record(int argc, char **argv)
 	if (rctx.error)
 		goto out;
 
-	if (counts)
+	if (counts) {
 		sampler__foreach_task_counts(sampler, add_live_counts, counts);
+		/* Samples split each process's time; the scheduler says how much. */
+		e = counts_table__apportion(counts, profile);
+		if (e) {
+			cli_error("apportioning exact CPU time failed: %s", strerror(-e));
+			goto out;
+		}
+	}
 	add_metadata(profile, sampler, &a, start_unix, elapsed);
 	char subtitle[256];
 	snprintf(subtitle, sizeof(subtitle), "%s at %u Hz for %.1f s on %d CPUs",

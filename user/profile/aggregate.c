@@ -16,6 +16,8 @@ struct aggregator {
 	struct symbolizer *sym;      /* borrowed */
 	struct aggregate_opts opts;  /* weights and frame selection */
 	struct aggregate_stats stats;/* counters */
+	struct cpu_totals *exact;    /* exact_cpu: per-process CPU the samples of the
+				      * current profile carried (NULL otherwise) */
 	uint32_t frames[MAX_SAMPLE_FRAMES]; /* scratch for one sample */
 	uint32_t chain[PROFILE_MAX_FRAMES]; /* native frames leafward of Python */
 };
@@ -29,6 +31,10 @@ struct aggregator *aggregator__new(struct profile *p, struct symbolizer *sym,
 	a->profile = p;
 	a->sym = sym;
 	a->opts = *opts;
+	if (opts->exact_cpu && !(a->exact = cpu_totals__new())) {
+		free(a);
+		return NULL;
+	}
 	if (profile__value_count(p) == 0) {
 		int e = profile__add_value_type(p, "samples", "count");
 		if (e >= 0)
@@ -40,7 +46,7 @@ struct aggregator *aggregator__new(struct profile *p, struct symbolizer *sym,
 		if (e >= 0 && opts->tags)
 			e = profile__add_value_type(p, "requests", "count");
 		if (e < 0) {
-			free(a);
+			aggregator__free(a);
 			errno = -e;
 			return NULL;
 		}
@@ -50,6 +56,9 @@ struct aggregator *aggregator__new(struct profile *p, struct symbolizer *sym,
 
 void aggregator__free(struct aggregator *a)
 {
+	if (!a)
+		return;
+	cpu_totals__free(a->exact);
 	free(a);
 }
 
@@ -180,9 +189,9 @@ static int add_sample(struct aggregator *a, const struct profile_sample_event *e
 	uint64_t ns = a->opts.period_is_ns ? e->period : a->opts.ns_per_sample;
 	uint64_t values[PROFILE_MAX_VALUES] = { 1, ns };
 	if (a->opts.exact_cpu) {
-		/* Exact on-CPU time (and counters) since the thread's last sample. */
-		size_t v = 1;
-		values[v++] = e->delta_ns;
+		/* Counters since the thread's last sample, read at this sample.
+		 * CPU time weighs by the period until apportioned. */
+		size_t v = 2;
 		if (a->opts.instructions)
 			values[v++] = e->delta[COUNTER_PRIMARY];
 		if (a->opts.cycles)
@@ -226,10 +235,13 @@ static int add_sample(struct aggregator *a, const struct profile_sample_event *e
 		.label_values = labels.values, .nlabels = labels.count,
 	};
 	err = profile__add_sample(a->profile, &s);
+	if (!err && a->exact && e->hdr.pid)
+		err = cpu_totals__add(a->exact, e->hdr.pid, e->delta_ns);
 	if (!err) {
 		a->stats.samples++;
 		if (a->opts.on_sample)
-			a->opts.on_sample(a->opts.on_sample_ctx, a->profile, &s);
+			a->opts.on_sample(a->opts.on_sample_ctx, a->profile, &s,
+					  a->exact ? e->delta_ns : 0);
 	}
 	return err;
 }
@@ -293,6 +305,16 @@ int aggregator__set_profile(struct aggregator *a, struct profile *p)
 		return -EINVAL;
 	a->profile = p;
 	return 0;
+}
+
+int aggregator__apportion(struct aggregator *a)
+{
+	if (!a->exact)
+		return 0;
+	int vc = profile__find_value(a->profile, "cpu");
+	int err = vc < 0 ? -EINVAL : cpu_totals__apportion(a->exact, a->profile, (size_t)vc);
+	cpu_totals__clear(a->exact);
+	return err;
 }
 
 int aggregator__add_requests(struct aggregator *a, pid_t pid, const char *endpoint,

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "sample.h" /* bpf/sample.h: record layouts */
+#include "profile/apportion.h"
 #include "profile/counts.h"
 #include "profile/profile.h"
 #include "python/py_registry.h"
@@ -38,18 +39,22 @@ struct aggregate_opts {
 	struct tag_registry *tags;    /* borrowed; NULL: samples carry no tags */
 	const struct endpoint_rule *endpoint_rule; /* infer endpoints from stacks; NULL: off */
 	struct counts_table *counts;  /* borrowed; exited threads' totals go here; NULL: none */
-	bool exact_cpu;          /* the sampler counts: samples weigh the exact CPU time
+	bool exact_cpu;          /* the sampler counts: samples carry the exact CPU time
 				  * (and counters) accrued since the thread's previous
-				  * sample instead of the sampling period */
+				  * sample. Counters weigh samples directly; CPU time is
+				  * summed per process for aggregator__apportion() (see
+				  * profile/apportion.h for why) */
 	bool instructions;       /* slot PRIMARY counts instructions: add that value type */
 	bool cycles;             /* slot CYCLES counts cycles: add that value type */
 	uint64_t window_ns;      /* > 0: label each sample `window` = its time slot
 				  * ((sample time - window_origin_ns) / window_ns), the
 				  * clusters `dynoprof diff` resamples */
 	uint64_t window_origin_ns; /* CLOCK_MONOTONIC origin of window 0 */
-	/* Called with every sample added (frames are ids in the profile), e.g. to
-	 * feed live queries; NULL: none. */
-	void (*on_sample)(void *ctx, const struct profile *p, const struct sample_desc *s);
+	/* Called with every sample added (frames are ids in the profile) and the
+	 * exact CPU ns it carried (0 without exact_cpu), e.g. to feed live
+	 * queries; NULL: none. */
+	void (*on_sample)(void *ctx, const struct profile *p, const struct sample_desc *s,
+			  uint64_t exact_cpu_ns);
 	void *on_sample_ctx;
 };
 
@@ -70,7 +75,8 @@ struct aggregate_stats {
 
 struct aggregator;
 
-/* The profile gets value types samples/count and cpu/nanoseconds. The
+/* The profile gets value types samples/count and cpu/nanoseconds (each sample
+ * weighs the time its sampling period stands for, until apportioned). The
  * aggregator borrows p and sym; both must outlive it. NULL + errno. */
 struct aggregator *aggregator__new(struct profile *p, struct symbolizer *sym,
 				   const struct aggregate_opts *opts);
@@ -86,6 +92,12 @@ void aggregator__stats(const struct aggregator *a, struct aggregate_stats *out);
  * agent swaps in a fresh profile at every window). Returns 0, or -EINVAL when
  * p's value types differ (p gets them when it has none). */
 int aggregator__set_profile(struct aggregator *a, struct profile *p);
+
+/* With exact_cpu: rescales the cpu values of the current profile so that
+ * each process's samples sum to the exact CPU time they carried since the
+ * last call (cpu_totals__apportion), then starts new totals. Call before
+ * handing a profile off (the agent: at each window). Returns 0 or -errno. */
+int aggregator__apportion(struct aggregator *a);
 
 /* Records that process pid began `requests` requests of endpoint since the
  * last call: a sample with the single frame "[requests]", every value 0 but

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "profile/apportion.h"
 #include "util/hashmap.h"
 #include "util/strbuf.h"
 
@@ -123,6 +124,27 @@ static struct process_row *processes(const struct counts_table *t, size_t *n_out
 		}
 	*n_out = n;
 	return rows;
+}
+
+int counts_table__apportion(const struct counts_table *t, struct profile *p)
+{
+	int vc = profile__find_value(p, "cpu");
+	if (vc < 0)
+		return -EINVAL;
+	struct cpu_totals *totals = cpu_totals__new();
+	if (!totals)
+		return -ENOMEM;
+	size_t cur = 0;
+	void *v;
+	int err = 0;
+	while (!err && hashmap__next(t->threads, &cur, NULL, NULL, &v)) {
+		const struct thread_row *tr = v;
+		err = cpu_totals__add(totals, tr->pid, tr->cpu_ns);
+	}
+	if (!err)
+		err = cpu_totals__apportion(totals, p, (size_t)vc);
+	cpu_totals__free(totals);
+	return err;
 }
 
 size_t counts_table__process_count(const struct counts_table *t)

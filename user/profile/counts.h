@@ -29,7 +29,13 @@ void counts_table__free(struct counts_table *t);
  * at the end). A tid added twice keeps the larger totals. Returns 0 or -ENOMEM. */
 int counts_table__add(struct counts_table *t, uint32_t tid, const struct task_counts *tc);
 
-/* Sets the comm shown for a process (its main thread's name is used by default). */
+/* Rescales p's cpu values so that each process's samples sum to its exact
+ * CPU time in t, keeping their shares (cpu_totals__apportion: the profile's
+ * per-process totals become exact, its split by stack and tag stays
+ * statistical). Returns 0, -EINVAL when p has no cpu values, or -ENOMEM. */
+int counts_table__apportion(const struct counts_table *t, struct profile *p);
+
+/* Number of processes with totals. */
 size_t counts_table__process_count(const struct counts_table *t);
 
 /* Totals of one process (for tests and the agent). Returns 0 or -ENOENT. */

@@ -351,6 +351,13 @@ const struct profile_sample *profile__sample(const struct profile *p, size_t i)
 	return &((const struct profile_sample *)p->samples.data)[i];
 }
 
+uint64_t *profile__sample_values(struct profile *p, size_t i)
+{
+	if (i >= p->samples.len)
+		return NULL;
+	return ((struct profile_sample *)p->samples.data)[i].values;
+}
+
 uint64_t profile__total(const struct profile *p, size_t v)
 {
 	uint64_t total = 0;

@@ -128,6 +128,9 @@ const struct profile_mapping *profile__mapping(const struct profile *p, size_t i
 int profile__add_sample(struct profile *p, const struct sample_desc *s);
 size_t profile__sample_count(const struct profile *p);
 const struct profile_sample *profile__sample(const struct profile *p, size_t i);
+/* Writable values of sample i (NULL past the end), for rescaling them: a
+ * sample's identity (stack, pid, tid, comm, labels) stays as it is. */
+uint64_t *profile__sample_values(struct profile *p, size_t i);
 /* Sum of value index v over all samples. */
 uint64_t profile__total(const struct profile *p, size_t v);
 

@@ -1,0 +1,123 @@
+// SPDX-License-Identifier: MIT
+#include "profile/apportion.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include "util/hashmap.h"
+
+/* One process's share keeping, while apportioning. */
+struct share {
+	uint64_t total;    /* exact ns the samples must sum to */
+	uint64_t weight;   /* sum of the samples' weights (value v before) */
+	uint64_t seen;     /* weight of the samples rescaled so far */
+	uint64_t assigned; /* ns handed to them */
+};
+
+struct cpu_totals {
+	struct hashmap *by_pid; /* pid -> uint64_t * (owned) */
+};
+
+struct cpu_totals *cpu_totals__new(void)
+{
+	struct cpu_totals *t = calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	t->by_pid = hashmap__new();
+	if (!t->by_pid) {
+		free(t);
+		errno = ENOMEM;
+		return NULL;
+	}
+	return t;
+}
+
+/* Frees map and the values it owns. Accepts NULL. */
+static void free_map_and_values(struct hashmap *map)
+{
+	size_t cursor = 0;
+	void *v;
+	while (map && hashmap__next(map, &cursor, NULL, NULL, &v))
+		free(v);
+	hashmap__free(map);
+}
+
+void cpu_totals__clear(struct cpu_totals *t)
+{
+	free_map_and_values(t->by_pid);
+	t->by_pid = hashmap__new(); /* NULL: add fails with -ENOMEM, get finds nothing */
+}
+
+void cpu_totals__free(struct cpu_totals *t)
+{
+	if (!t)
+		return;
+	free_map_and_values(t->by_pid);
+	free(t);
+}
+
+int cpu_totals__add(struct cpu_totals *t, uint32_t pid, uint64_t ns)
+{
+	if (!t->by_pid)
+		return -ENOMEM; /* a clear could not get a new map */
+	uint64_t *sum = hashmap__get(t->by_pid, &pid, sizeof(pid));
+	if (!sum) {
+		sum = calloc(1, sizeof(*sum));
+		if (!sum || hashmap__put(t->by_pid, &pid, sizeof(pid), sum, NULL)) {
+			free(sum);
+			return -ENOMEM;
+		}
+	}
+	*sum += ns;
+	return 0;
+}
+
+uint64_t cpu_totals__get(const struct cpu_totals *t, uint32_t pid)
+{
+	const uint64_t *sum = t->by_pid ? hashmap__get(t->by_pid, &pid, sizeof(pid)) : NULL;
+	return sum ? *sum : 0;
+}
+
+int cpu_totals__apportion(const struct cpu_totals *t, struct profile *p, size_t v)
+{
+	if (v >= profile__value_count(p))
+		return -EINVAL;
+	struct hashmap *shares = hashmap__new();
+	if (!shares)
+		return -ENOMEM;
+	/* First pass: each process's weight. */
+	int err = 0;
+	for (size_t i = 0; i < profile__sample_count(p) && !err; i++) {
+		const struct profile_sample *s = profile__sample(p, i);
+		uint64_t total = cpu_totals__get(t, s->pid);
+		if (!total)
+			continue;
+		struct share *sh = hashmap__get(shares, &s->pid, sizeof(s->pid));
+		if (!sh) {
+			sh = calloc(1, sizeof(*sh));
+			if (!sh || hashmap__put(shares, &s->pid, sizeof(s->pid), sh, NULL)) {
+				free(sh);
+				err = -ENOMEM;
+				break;
+			}
+			sh->total = total;
+		}
+		sh->weight += s->values[v];
+	}
+	/* Second pass: sample k of a process gets the rounded-down exact share of
+	 * everything up to and including it, minus what its predecessors got, so
+	 * no rounding error accumulates and the last one brings the sum to total. */
+	for (size_t i = 0; i < profile__sample_count(p) && !err; i++) {
+		uint32_t pid = profile__sample(p, i)->pid;
+		struct share *sh = hashmap__get(shares, &pid, sizeof(pid));
+		if (!sh || !sh->weight)
+			continue;
+		uint64_t *values = profile__sample_values(p, i);
+		sh->seen += values[v];
+		uint64_t upto = (uint64_t)((unsigned __int128)sh->total * sh->seen / sh->weight);
+		values[v] = upto - sh->assigned;
+		sh->assigned = upto;
+	}
+	free_map_and_values(shares);
+	return err;
+}

@@ -1,0 +1,52 @@
+/* apportion.h - exact per-process CPU totals spread over a profile's samples.
+ *
+ * Two facts are known about a process's CPU time and neither alone answers
+ * "how much CPU did /checkout use": the scheduler's exact per-thread sum (how
+ * much in all), and the samples (where it went: stacks and tags). A sampling
+ * timer hits every nanosecond of CPU with the same chance, so the samples'
+ * period weights split a process's time between stacks and tags without bias.
+ * Apportioning keeps those shares and rescales each process's samples to its
+ * exact total.
+ *
+ * Why samples do not simply carry the exact time accrued since the thread's
+ * previous sample: the scheduler brings its sum up to date only at ticks and
+ * switches, so that amount lags the sample by up to a tick (4 ms at HZ=250).
+ * A request shorter than that would hand its own time to whatever the thread
+ * runs at its next sample: a bias against short requests, not just noise.
+ */
+#ifndef DYNOPROF_APPORTION_H
+#define DYNOPROF_APPORTION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "profile/profile.h"
+
+/* Exact CPU totals per process (pid -> ns). Memory grows with the processes
+ * added; cpu_totals__clear() empties it. Not thread-safe. */
+struct cpu_totals;
+
+/* Returns an empty table, or NULL with errno set. */
+struct cpu_totals *cpu_totals__new(void);
+
+/* Accepts NULL. */
+void cpu_totals__free(struct cpu_totals *t);
+
+/* Adds ns to process pid's total. Returns 0 or -ENOMEM. */
+int cpu_totals__add(struct cpu_totals *t, uint32_t pid, uint64_t ns);
+
+/* Process pid's total, 0 when it has none. */
+uint64_t cpu_totals__get(const struct cpu_totals *t, uint32_t pid);
+
+/* Forgets every total. */
+void cpu_totals__clear(struct cpu_totals *t);
+
+/* Rescales value v of p's samples so that each process with a total in t sums
+ * to it, every sample keeping its share of the process's weight in v (the
+ * rounding is carried from sample to sample, so the sum is exactly the total).
+ * Processes without a total, and processes whose samples weigh 0 in v (no
+ * share to keep), are left as they are. Returns 0, -EINVAL for a v p lacks,
+ * or -ENOMEM. */
+int cpu_totals__apportion(const struct cpu_totals *t, struct profile *p, size_t v);
+
+#endif
