@@ -3,11 +3,19 @@ processes (tests/workloads/py/tagged_app.py), compared per endpoint.
 
 The regression scenario: two processes of service "shop" run side by side,
 commit aaa and commit bbb (env DYNOPROF_COMMIT), bbb doing 15% more loop
-iterations per /heavy request; one `dynoprof record` of both at 199 Hz (1-s
+iterations per /heavy request; one `dynoprof record` of both at 499 Hz (1-s
 window labels: the clusters diff resamples). `diff --base-select commit=aaa
 --new-select commit=bbb` must flag exactly /heavy, with a confidence interval
 that holds the true change the processes measured themselves
 (time.thread_time() around each request).
+
+Confidence levels: a 95% interval misses the truth one run in twenty by
+design, so a test asserting "no change here" or "the interval holds the truth"
+at 95% fails that often even when everything is right (CI once flagged the
+unchanged /light as an improvement). Such checks run at 99.9% (STRICT); only
+"this regression is found", which a wider interval makes harder, runs at the
+default 95%. Captures are long and dense enough (499 Hz) that /heavy's +15%
+stands out even at 99.9%.
 """
 import gzip
 import json
@@ -25,8 +33,9 @@ from conftest import _binary_path as dynoprof_path, run_dynoprof_cmd
 pytestmark = pytest.mark.slow
 ENDPOINTS = ("/light", "/heavy")
 EXTRA = 0.15          # bbb's extra work on /heavy
-RECORD_SECONDS = 22
-FREQUENCY = 199
+RECORD_SECONDS = 30
+FREQUENCY = 499
+STRICT = "0.999"  # see the module docstring
 NO_REGRESSION = ("no significant change", "insufficient data")
 # The processes a test compares share one CPU: two vCPUs of a VM can run ~10%
 # apart in speed for many seconds (load on the host), which made processes of
@@ -102,22 +111,25 @@ def test_diff_flags_the_regressed_endpoint(regression):
     assert rc == 1, detail
     rows = parse_table(out)
     assert rows["/heavy"][2] == "regression", detail
-    assert rows["/light"][2] in NO_REGRESSION, detail
-    # "(all)" is the service as a whole (it did get costlier); of the endpoints,
-    # only /heavy regressed, and the summary counts endpoints.
+    # The summary counts endpoints ("(all)", the service as a whole, is not one).
     regressed = [e for e, row in rows.items() if row[2] == "regression" and e != "(all)"]
-    assert regressed == ["/heavy"], detail
-    assert "1 regression," in out, detail
+    assert "%d regression" % len(regressed) in out, detail
     # The driver of the change: the function that does the extra work.
     heavy_block = out[out.index("/heavy"):]
     assert "driven by" in heavy_block, detail
+    # Exactly /heavy: the unchanged /light is not flagged either way.
+    rc, out, err = diff(*SELECT, "--confidence", STRICT, path, path)
+    rows = parse_table(out)
+    detail += "\nat %s:\n%s\n%s" % (STRICT, out, err)
+    assert rows["/light"][2] in NO_REGRESSION, detail
+    regressed = [e for e, row in rows.items() if row[2] == "regression" and e != "(all)"]
+    assert regressed == ["/heavy"] and "1 regression," in out, detail
 
 
 def test_diff_json_and_confidence_interval(regression, tmp_path):
     path, truth_aaa, truth_bbb, _ = regression
-    # 99% intervals: this test checks that the interval holds the truth, and two
-    # such checks at 95% would fail one run in ten even when all is right.
-    rc, out, err = diff(*SELECT, "--confidence", "0.99", "--json", "-", path, path)
+    # Strict intervals: this test checks that they hold the truth.
+    rc, out, err = diff(*SELECT, "--confidence", STRICT, "--json", "-", path, path)
     assert rc == 1, out + err
     doc = json.loads(out)  # only JSON on stdout with --json -
     rows = {e["endpoint"]: e for e in doc["endpoints"]}
@@ -126,7 +138,8 @@ def test_diff_json_and_confidence_interval(regression, tmp_path):
     light_true = true_change(truth_aaa, truth_bbb, "/light")
     detail = "true change /heavy %+.4f /light %+.4f\n%s" % (heavy_true, light_true, "\n".join(
         json.dumps({k: v for k, v in e.items() if k != "functions"}) for e in doc["endpoints"]))
-    assert doc["regressions"] == 1 and doc["confidence"] == 0.99, detail
+    print(detail)
+    assert doc["regressions"] == 1 and doc["confidence"] == float(STRICT), detail
     assert heavy["verdict"] == "regression", detail
     assert light["verdict"] in NO_REGRESSION, detail
     # The workload's own accounting says how much more /heavy costs: the CI holds it.
@@ -144,12 +157,12 @@ def test_diff_json_and_confidence_interval(regression, tmp_path):
     names = [f["name"] for f in heavy["functions"] if f["verdict"] == "regression"]
     assert any("spin" in n or "handle_heavy" in n for n in names), detail
     # Deterministic: the same seed gives the same answer.
-    rc2, out2, _ = diff(*SELECT, "--confidence", "0.99", "--json", "-", path, path)
+    rc2, out2, _ = diff(*SELECT, "--confidence", STRICT, "--json", "-", path, path)
     assert rc2 == 1 and json.loads(out2) == doc
 
     # --json FILE writes the same document and keeps the table on stdout.
     json_path = str(tmp_path / "diff.json")
-    rc, out, err = diff(*SELECT, "--confidence", "0.99", "--json", json_path, path, path)
+    rc, out, err = diff(*SELECT, "--confidence", STRICT, "--json", json_path, path, path)
     assert rc == 1, err
     assert out.startswith("ENDPOINT"), out
     with open(json_path) as f:
@@ -195,7 +208,7 @@ def test_same_commit_twice_is_no_regression(tmp_path):
     # Even on one CPU two identical processes differ by a few % of real CPU
     # per request (their own thread_time says so): 5% is the smallest change
     # that means something here.
-    rc, out, err = diff("--min-effect", "0.05", "--json", "-", a, b)
+    rc, out, err = diff("--min-effect", "0.05", "--confidence", STRICT, "--json", "-", a, b)
     doc = json.loads(out) if out.strip().startswith("{") else None
     detail = "true change /heavy %+.4f /light %+.4f\n%s\n%s" % (
         true_change(truth_one, truth_two, "/heavy"), true_change(truth_one, truth_two, "/light"),
@@ -286,8 +299,8 @@ def test_django_gunicorn_commits_side_by_side(tmp_path):
         before = (old.stats(), new.stats())
         loads = [(app.url(e), {"threads": 1, "connections": 2})
                  for app in (old, new) for e in ("light", "medium")]
-        record_load(old.pids() + new.pids(), out, loads, extra=("-F", "199"), seconds=24,
-                    prime=old.url("light"))
+        record_load(old.pids() + new.pids(), out, loads, extra=("-F", str(FREQUENCY)),
+                    seconds=24, prime=old.url("light"))
         after = (old.stats(), new.stats())
     finally:
         old.stop()
@@ -300,9 +313,10 @@ def test_django_gunicorn_commits_side_by_side(tmp_path):
 
     truth = {e: per_request(before[1], after[1], e) / per_request(before[0], after[0], e) - 1
              for e in ("light", "medium")}
-    rc, out_text, err = diff("--confidence", "0.99", "--json", "-", "--base-select",
+    rc, out_text, err = diff("--confidence", STRICT, "--json", "-", "--base-select",
                              "commit=aaa", "--new-select", "commit=bbb", out, out)
     detail = "truth %s\n%s\n%s" % (truth, out_text, err)
+    print(detail[:2000])
     assert rc == 1, detail
     doc = json.loads(out_text)
     rows = {e["endpoint"]: e for e in doc["endpoints"]}
