@@ -11,6 +11,7 @@ import os
 import random
 import shutil
 import subprocess
+import threading
 import time
 import uuid
 import xml.etree.ElementTree as ET
@@ -19,7 +20,9 @@ import pytest
 
 from agentutil import (Agent, Prometheus, TaggedApps, cpu_per_request, free_port,
                        metric_values, wait_until)
+from apputil import python_script, start_python
 from conftest import REPO_ROOT, have_go, run_dynoprof_cmd
+from pyutil import decode_pprof
 
 pytestmark = pytest.mark.slow
 ENDPOINTS = ("/light", "/heavy")
@@ -404,6 +407,65 @@ def test_sighup_reloads_config(agents):
     # And the agent still stores windows.
     n = agent.healthz()["windows"]
     assert wait_until(lambda: agent.healthz()["windows"] > n, 10, 0.5)
+    agent.stop()
+
+
+BURST_PYTHON = r"""
+import sys
+import time
+
+print("ready", flush=True)
+sys.stdin.readline()
+acc = 0
+while time.process_time() < 1.5:
+    for i in range(1000):
+        acc = (acc * 31 + i) & 0xFFFFFFFF
+print("%.6f" % time.process_time(), flush=True)
+time.sleep(120)
+"""
+
+
+def pid_cpu_seconds(path, pid):
+    """CPU seconds of pid's samples in a pprof file (value "cpu", index 1)."""
+    return sum(s.values[1] for s in decode_pprof(path) if s.labels.get("pid") == pid) / 1e9
+
+
+def test_process_cpu_is_exact_live_and_in_history(agents, tmp_path):
+    """A process's CPU time in the agent's profiles is its exact total, not a
+    sample count times the period: a process born under the agent burns 1.5 s
+    of CPU (its own process_time() says how much, startup included) inside a
+    live query, then sleeps. The live profile and the history windows give it
+    that much."""
+    agent = agents(config={"frequency": 99})
+    script = python_script(str(tmp_path), "burst.py", BURST_PYTHON)
+    burst = start_python(script, stdin=subprocess.PIPE)
+    try:
+        assert burst.stdout.readline().strip() == "ready", burst.stderr.read()
+        t0 = int(time.time()) - 1
+        live = str(tmp_path / "live.pb.gz")
+        query = threading.Thread(target=save, args=(
+            agent, "/debug/pprof/profile?seconds=4&pid=%d" % burst.pid, live))
+        query.start()
+        time.sleep(0.5)
+        burst.stdin.write("go\n")
+        burst.stdin.flush()
+        own = float(burst.stdout.readline())
+        query.join(timeout=60)
+        t1 = int(time.time()) + 1
+        time.sleep(2.5)  # the window holding t1 is closed and stored
+        history = str(tmp_path / "history.pb.gz")
+        save(agent, "/debug/pprof/profile?from=%d&to=%d&pid=%d" % (t0, t1, burst.pid), history)
+    finally:
+        burst.kill()
+        burst.wait()
+    counted = {"live": pid_cpu_seconds(live, burst.pid),
+               "history": pid_cpu_seconds(history, burst.pid)}
+    detail = "the process's own CPU %.3f s; the agent's: %s" % (own, counted)
+    print(detail)
+    for where, seconds in counted.items():
+        # What ran after its last sample (at most a sampling interval and a
+        # tick) is all it may miss.
+        assert own - 0.03 <= seconds <= own * 1.01, where + ": " + detail
     agent.stop()
 
 
