@@ -61,7 +61,10 @@ def test_pid_shares_match_workload_measurement(run_dynoprof, start_workload, out
     proc = start_workload("cpu_split", "-d", "120", "-o", truth_path)
     time.sleep(0.3)
     cpu_before, wall_before = proc_cpu_seconds(proc.pid), time.monotonic()
-    err = record_pid(run_dynoprof, proc.pid, out, *event, duration=5)
+    # 10 s at 99 Hz: ~1000 samples put a share's binomial error near 1.6
+    # points, so the ±5-point check below holds by 3 sigma.
+    seconds = 10
+    err = record_pid(run_dynoprof, proc.pid, out, *event, duration=seconds)
     cpu_used = proc_cpu_seconds(proc.pid) - cpu_before
     cpu_fraction = cpu_used / (time.monotonic() - wall_before)
     stop_workload(proc)
@@ -72,8 +75,8 @@ def test_pid_shares_match_workload_measurement(run_dynoprof, start_workload, out
     total = prof.total()
     assert set(prof.comms()) == {"cpu_split"}, f"-p captured other processes: {prof.comms()}"
 
-    # 99 Hz for the 5 s window, scaled by how much CPU the workload actually got.
-    assert total >= 0.6 * 99 * 5 * cpu_fraction, (
+    # 99 Hz for the window, scaled by how much CPU the workload actually got.
+    assert total >= 0.6 * 99 * seconds * cpu_fraction, (
         f"{total} samples for {cpu_used:.2f} CPU s at 99 Hz\n{err}")
     assert total <= 1.15 * 99 * cpu_used + 5, f"{total} samples for {cpu_used:.2f} CPU s\n{err}"
 
@@ -111,8 +114,9 @@ def test_command_mode_profiles_until_exit(run_dynoprof, workload, outdir):
     out = os.path.join(outdir, "x.folded")
     truth_path = os.path.join(outdir, "truth.json")
     start = time.monotonic()
-    rc, _, err = run_dynoprof("record", "-o", out, "--", workload("cpu_split"), "-d", "3",
-                              "-o", truth_path, timeout=60)
+    # 499 Hz: enough samples that the 50/30/20 order below is not left to chance.
+    rc, _, err = run_dynoprof("record", "-F", "499", "-o", out, "--", workload("cpu_split"),
+                              "-d", "3", "-o", truth_path, timeout=60)
     elapsed = time.monotonic() - start
     assert rc == 0, f"record -- CMD failed (rc={rc}):\n{err}"
     assert elapsed < 3 + 15, f"record took {elapsed:.1f}s for a 3 s command"
@@ -121,9 +125,9 @@ def test_command_mode_profiles_until_exit(run_dynoprof, workload, outdir):
 
     prof = parse_folded_file(out)
     split = prof.of_comm("cpu_split")
-    # The whole life of the command is captured: samples match its CPU time at 99 Hz.
-    assert 0.75 * 99 * cpu_used <= split.total() <= 1.15 * 99 * cpu_used + 5, (
-        f"{split.total()} cpu_split samples for {cpu_used:.2f} CPU s at 99 Hz\n"
+    # The whole life of the command is captured: samples match its CPU time.
+    assert 0.75 * 499 * cpu_used <= split.total() <= 1.15 * 499 * cpu_used + 5, (
+        f"{split.total()} cpu_split samples for {cpu_used:.2f} CPU s at 499 Hz\n"
         f"{prof.describe()}\n{err}")
     assert split.count_with("burn_alpha") > split.count_with("burn_beta") > \
         split.count_with("burn_gamma") > 0, split.describe()
@@ -331,8 +335,9 @@ def check_speedscope(doc, expected_samples=None):
 
 
 def test_svg_is_default_output(run_dynoprof, busy_split, outdir):
-    rc, _, err = run_dynoprof("record", "-p", busy_split.pid, "-d", "2", cwd=outdir,
-                              timeout=60)
+    # 499 Hz: ~1000 samples, so the 30/20 boxes differ by 6 sigma, not 2.
+    rc, _, err = run_dynoprof("record", "-p", busy_split.pid, "-d", "2", "-F", "499",
+                              cwd=outdir, timeout=60)
     assert rc == 0, f"record failed (rc={rc}):\n{err}"
     out = os.path.join(outdir, "profile.svg")
     assert os.path.exists(out), f"no profile.svg written in cwd; stderr:\n{err}"
@@ -440,7 +445,7 @@ def test_stripped_binary_shows_module_offsets(run_dynoprof, workload, start_work
     out = os.path.join(outdir, "x.folded")
     proc = start_workload(stripped, "-d", "120")
     time.sleep(0.2)
-    record_pid(run_dynoprof, proc.pid, out, duration=3)
+    record_pid(run_dynoprof, proc.pid, out, "-F", "499", duration=3)  # shares clear of noise
     stop_workload(proc)
 
     prof = parse_folded_file(out)

@@ -51,6 +51,7 @@ static void test_defaults(void **state)
 	assert_int_equal(c.max_range_s, 7 * 86400);
 	assert_true(c.deploy_check_s == 300);
 	assert_true(c.deploy_min_effect == 0.02);
+	assert_true(c.deploy_confidence == 0.95);
 }
 
 static void test_describe_lists_every_key(void **state)
@@ -66,7 +67,7 @@ static void test_describe_lists_every_key(void **state)
 			       "database", "retention_age", "retention_size", "python", "tags",
 			       "kernel", "endpoint_from", "max_series", "max_query_seconds",
 			       "max_query_range", "deploy_check_window",
-			       "deploy_check_min_effect" };
+			       "deploy_check_min_effect", "deploy_check_confidence" };
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		assert_non_null(strstr(text, keys[i]));
 	assert_non_null(strstr(text, "127.0.0.1:9464"));
@@ -170,6 +171,8 @@ static void test_set_good_values(void **state)
 	assert_true(c.deploy_check_s == 5);
 	set_ok(&c, "deploy_check_min_effect", "0.1");
 	assert_true(c.deploy_min_effect == 0.1);
+	set_ok(&c, "deploy_check_confidence", "0.999");
+	assert_true(c.deploy_confidence == 0.999);
 }
 
 static void test_set_bad_values_keep_old(void **state)
@@ -222,6 +225,9 @@ static void test_set_bad_values_keep_old(void **state)
 		{ "deploy_check_min_effect", "10" },
 		{ "deploy_check_min_effect", "2%" },
 		{ "deploy_check_min_effect", "" },
+		{ "deploy_check_confidence", "1" },
+		{ "deploy_check_confidence", "0.4" },
+		{ "deploy_check_confidence", "95%" },
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		set_bad(&c, bad[i][0], bad[i][1]);

@@ -521,7 +521,8 @@ int agent__run(const struct agent_config *initial, const char *config_path,
 	}
 	declare_metrics(a->st.metrics);
 	struct deploy_check_opts dopts = { .check_window_s = c->deploy_check_s,
-					   .min_effect = c->deploy_min_effect };
+					   .min_effect = c->deploy_min_effect,
+					   .confidence = c->deploy_confidence };
 	a->st.deploys = deploy_checker__new(&dopts, a->st.store, a->st.metrics);
 	if (!a->st.deploys) {
 		fprintf(stderr, "dynoprof agent: out of memory\n");

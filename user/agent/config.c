@@ -33,6 +33,8 @@ static const struct {
 	{ "deploy_check_window", "5m", "after a commit switch, compare this long of each "
 					"commit (s, m, h)" },
 	{ "deploy_check_min_effect", "0.02", "smallest CPU change a deploy check reports" },
+	{ "deploy_check_confidence", "0.95", "confidence of a deploy check's interval (0.5-0.9999;"
+					     " higher: fewer false alarms, fewer finds)" },
 };
 
 void agent_config__describe(FILE *out)
@@ -224,6 +226,12 @@ int agent_config__set(struct agent_config *c, const char *key, const char *value
 		e = *end || end == value || !(v > 0 && v < 10) ? -EINVAL : 0;
 		if (!e)
 			c->deploy_min_effect = v;
+	} else if (!strcmp(key, "deploy_check_confidence")) {
+		char *end;
+		double v = strtod(value, &end);
+		e = *end || end == value || !(v >= 0.5 && v <= 0.9999) ? -EINVAL : 0;
+		if (!e)
+			c->deploy_confidence = v;
 	} else {
 		snprintf(err, errlen, "unknown key '%s' (see `dynoprof agent --help`)", key);
 		return -ENOENT;

@@ -36,6 +36,7 @@ struct agent_config {
 	double deploy_check_s;     /* deploy_check_window: seconds compared after a commit
 				    * switch (300) */
 	double deploy_min_effect;  /* deploy_check_min_effect: verdict threshold (0.02) */
+	double deploy_confidence;  /* deploy_check_confidence: interval level (0.95) */
 };
 
 /* Fills c with the defaults. */

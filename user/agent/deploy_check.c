@@ -66,6 +66,8 @@ struct deploy_checker *deploy_checker__new(const struct deploy_check_opts *opts,
 		d->opts.check_window_s = 300;
 	if (d->opts.min_effect <= 0)
 		d->opts.min_effect = 0.02;
+	if (!(d->opts.confidence > 0 && d->opts.confidence < 1))
+		d->opts.confidence = 0.95;
 	if (d->opts.forget_s <= 0)
 		d->opts.forget_s = 86400;
 	d->store = store;
@@ -79,10 +81,13 @@ struct deploy_checker *deploy_checker__new(const struct deploy_check_opts *opts,
 	metrics__declare(metrics, "dynoprof_regression_ratio", METRIC_GAUGE,
 			 "CPU per request (or CPU share) of the new commit over the base commit, "
 			 "from the agent's automatic deploy check.");
-	metrics__declare(metrics, "dynoprof_regression_ratio_lower", METRIC_GAUGE,
-			 "Lower bound of the 95% confidence interval of dynoprof_regression_ratio.");
-	metrics__declare(metrics, "dynoprof_regression_ratio_upper", METRIC_GAUGE,
-			 "Upper bound of the 95% confidence interval of dynoprof_regression_ratio.");
+	char help[128];
+	snprintf(help, sizeof(help), "Lower bound of the %g%% confidence interval of "
+		 "dynoprof_regression_ratio.", d->opts.confidence * 100);
+	metrics__declare(metrics, "dynoprof_regression_ratio_lower", METRIC_GAUGE, help);
+	snprintf(help, sizeof(help), "Upper bound of the %g%% confidence interval of "
+		 "dynoprof_regression_ratio.", d->opts.confidence * 100);
+	metrics__declare(metrics, "dynoprof_regression_ratio_upper", METRIC_GAUGE, help);
 	metrics__declare(metrics, "dynoprof_regression_significant", METRIC_GAUGE,
 			 "1 when the deploy check's verdict is a regression, -1 an improvement, "
 			 "0 otherwise.");
@@ -398,7 +403,8 @@ static int run_check(struct deploy_checker *d, const struct pending_check *p, in
 			} else {
 				vo.min_den = 30;
 			}
-			err = ratio_change__estimate(b.obs, b.n, n.obs, n.n, 2000, 0.95, 1, &c);
+			err = ratio_change__estimate(b.obs, b.n, n.obs, n.n, 2000,
+						     d->opts.confidence, 1, &c);
 			if (!err)
 				store_result(d, p, eps.names[i], metric, &c, verdict__decide(&c, &vo),
 					     now, bf, bt, nf, nt, canary);

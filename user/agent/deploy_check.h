@@ -26,6 +26,7 @@
 struct deploy_check_opts {
 	double check_window_s;   /* seconds compared on each side (default 300) */
 	double min_effect;       /* verdict threshold (default 0.02) */
+	double confidence;       /* interval level, in (0, 1) (default 0.95) */
 	double forget_s;         /* a commit unseen this long is forgotten (default 1 day) */
 };
 
