@@ -69,7 +69,7 @@ static void test_shares_kept_and_sum_exact(void **state)
 	assert_int_equal(cpu_totals__add(t, 10, 1), 0); /* 1e9 + 1: not divisible by 3 */
 	assert_int_equal(cpu_totals__get(t, 10), 1000000001ULL);
 	assert_int_equal(cpu_totals__get(t, 99), 0);
-	assert_int_equal(cpu_totals__apportion(t, p, 1), 0);
+	assert_int_equal(cpu_totals__apportion(t, p), 0);
 	assert_int_equal(cpu_of(p, 10, NULL), 1000000001ULL);
 	uint64_t light = cpu_of(p, 10, "/light"), heavy = cpu_of(p, 10, "/heavy");
 	assert_true(light == 333333333ULL || light == 333333334ULL);
@@ -98,7 +98,7 @@ static void test_no_drift_over_many_samples(void **state)
 	/* Large enough that total * weight overflows 64 bits. */
 	uint64_t total = 18000000000000000000ULL / 7;
 	assert_int_equal(cpu_totals__add(t, 7, total), 0);
-	assert_int_equal(cpu_totals__apportion(t, p, 1), 0);
+	assert_int_equal(cpu_totals__apportion(t, p), 0);
 	assert_int_equal(cpu_of(p, 7, NULL), total);
 	/* Each sample within one unit of its exact share. */
 	for (size_t i = 0; i < profile__sample_count(p); i++) {
@@ -118,9 +118,13 @@ static void test_zero_weight_and_bad_value(void **state)
 	struct cpu_totals *t = cpu_totals__new();
 	assert_non_null(t);
 	assert_int_equal(cpu_totals__add(t, 5, 12345), 0);
-	assert_int_equal(cpu_totals__apportion(t, p, 1), 0);
+	assert_int_equal(cpu_totals__apportion(t, p), 0);
 	assert_int_equal(cpu_of(p, 5, NULL), 0); /* no share to keep */
-	assert_int_equal(cpu_totals__apportion(t, p, 2), -EINVAL);
+	struct profile *no_cpu = profile__new(); /* no "cpu" value type */
+	assert_non_null(no_cpu);
+	assert_int_equal(profile__add_value_type(no_cpu, "samples", "count"), 0);
+	assert_int_equal(cpu_totals__apportion(t, no_cpu), -EINVAL);
+	profile__free(no_cpu);
 	cpu_totals__clear(t);
 	assert_int_equal(cpu_totals__get(t, 5), 0);
 	assert_int_equal(cpu_totals__add(t, 5, 1), 0);

@@ -175,9 +175,8 @@ static struct profile *collect_live(struct agent_state *st, const struct selecti
 
 	struct profile *p = q->profile;
 	int err = q->error;
-	int vc = profile__find_value(p, "cpu");
-	if (!err && vc >= 0)
-		err = cpu_totals__apportion(q->exact_cpu, p, (size_t)vc);
+	if (!err) /* the query's value types are the windows': "cpu" among them */
+		err = cpu_totals__apportion(q->exact_cpu, p);
 	cpu_totals__free(q->exact_cpu);
 	free(q);
 	if (err) {

@@ -16,8 +16,8 @@ struct aggregator {
 	struct symbolizer *sym;      /* borrowed */
 	struct aggregate_opts opts;  /* weights and frame selection */
 	struct aggregate_stats stats;/* counters */
-	struct cpu_totals *exact;    /* exact_cpu: per-process CPU the samples of the
-				      * current profile carried (NULL otherwise) */
+	struct cpu_totals *exact;    /* exact_cpu without counts: per-process CPU the
+				      * samples of the current profile carried (else NULL) */
 	uint32_t frames[MAX_SAMPLE_FRAMES]; /* scratch for one sample */
 	uint32_t chain[PROFILE_MAX_FRAMES]; /* native frames leafward of Python */
 };
@@ -31,7 +31,9 @@ struct aggregator *aggregator__new(struct profile *p, struct symbolizer *sym,
 	a->profile = p;
 	a->sym = sym;
 	a->opts = *opts;
-	if (opts->exact_cpu && !(a->exact = cpu_totals__new())) {
+	/* With a counts table the caller has complete totals to apportion by
+	 * (counts_table__apportion): summing the samples' would be wasted. */
+	if (opts->exact_cpu && !opts->counts && !(a->exact = cpu_totals__new())) {
 		free(a);
 		return NULL;
 	}
@@ -241,7 +243,7 @@ static int add_sample(struct aggregator *a, const struct profile_sample_event *e
 		a->stats.samples++;
 		if (a->opts.on_sample)
 			a->opts.on_sample(a->opts.on_sample_ctx, a->profile, &s,
-					  a->exact ? e->delta_ns : 0);
+					  a->opts.exact_cpu ? e->delta_ns : 0);
 	}
 	return err;
 }
@@ -311,8 +313,7 @@ int aggregator__apportion(struct aggregator *a)
 {
 	if (!a->exact)
 		return 0;
-	int vc = profile__find_value(a->profile, "cpu");
-	int err = vc < 0 ? -EINVAL : cpu_totals__apportion(a->exact, a->profile, (size_t)vc);
+	int err = cpu_totals__apportion(a->exact, a->profile);
 	cpu_totals__clear(a->exact);
 	return err;
 }

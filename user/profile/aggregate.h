@@ -42,8 +42,8 @@ struct aggregate_opts {
 	bool exact_cpu;          /* the sampler counts: samples carry the exact CPU time
 				  * (and counters) accrued since the thread's previous
 				  * sample. Counters weigh samples directly; CPU time is
-				  * summed per process for aggregator__apportion() (see
-				  * profile/apportion.h for why) */
+				  * summed per process for aggregator__apportion() unless
+				  * counts is set (see profile/apportion.h for why) */
 	bool instructions;       /* slot PRIMARY counts instructions: add that value type */
 	bool cycles;             /* slot CYCLES counts cycles: add that value type */
 	uint64_t window_ns;      /* > 0: label each sample `window` = its time slot
@@ -93,10 +93,12 @@ void aggregator__stats(const struct aggregator *a, struct aggregate_stats *out);
  * p's value types differ (p gets them when it has none). */
 int aggregator__set_profile(struct aggregator *a, struct profile *p);
 
-/* With exact_cpu: rescales the cpu values of the current profile so that
- * each process's samples sum to the exact CPU time they carried since the
- * last call (cpu_totals__apportion), then starts new totals. Call before
- * handing a profile off (the agent: at each window). Returns 0 or -errno. */
+/* With exact_cpu and no counts table: rescales the cpu values of the current
+ * profile so that each process's samples sum to the exact CPU time they
+ * carried since the last call (cpu_totals__apportion), then starts new
+ * totals. Call before handing a profile off (the agent: at each window).
+ * With a counts table, apportion by it instead (counts_table__apportion).
+ * Returns 0 or -errno. */
 int aggregator__apportion(struct aggregator *a);
 
 /* Records that process pid began `requests` requests of endpoint since the

@@ -78,10 +78,12 @@ uint64_t cpu_totals__get(const struct cpu_totals *t, uint32_t pid)
 	return sum ? *sum : 0;
 }
 
-int cpu_totals__apportion(const struct cpu_totals *t, struct profile *p, size_t v)
+int cpu_totals__apportion(const struct cpu_totals *t, struct profile *p)
 {
-	if (v >= profile__value_count(p))
+	int found = profile__find_value(p, "cpu");
+	if (found < 0)
 		return -EINVAL;
+	size_t v = (size_t)found;
 	struct hashmap *shares = hashmap__new();
 	if (!shares)
 		return -ENOMEM;

@@ -41,12 +41,12 @@ uint64_t cpu_totals__get(const struct cpu_totals *t, uint32_t pid);
 /* Forgets every total. */
 void cpu_totals__clear(struct cpu_totals *t);
 
-/* Rescales value v of p's samples so that each process with a total in t sums
- * to it, every sample keeping its share of the process's weight in v (the
- * rounding is carried from sample to sample, so the sum is exactly the total).
- * Processes without a total, and processes whose samples weigh 0 in v (no
- * share to keep), are left as they are. Returns 0, -EINVAL for a v p lacks,
- * or -ENOMEM. */
-int cpu_totals__apportion(const struct cpu_totals *t, struct profile *p, size_t v);
+/* Rescales p's "cpu" values so that each process with a total in t sums to
+ * it, every sample keeping its share of the process's cpu weight (the rounding
+ * is carried from sample to sample, so the sum is exactly the total).
+ * Processes without a total, and processes whose samples weigh 0 (no share to
+ * keep), are left as they are. Returns 0, -EINVAL when p has no "cpu" value
+ * type, or -ENOMEM. */
+int cpu_totals__apportion(const struct cpu_totals *t, struct profile *p);
 
 #endif

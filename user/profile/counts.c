@@ -128,9 +128,6 @@ static struct process_row *processes(const struct counts_table *t, size_t *n_out
 
 int counts_table__apportion(const struct counts_table *t, struct profile *p)
 {
-	int vc = profile__find_value(p, "cpu");
-	if (vc < 0)
-		return -EINVAL;
 	struct cpu_totals *totals = cpu_totals__new();
 	if (!totals)
 		return -ENOMEM;
@@ -142,7 +139,7 @@ int counts_table__apportion(const struct counts_table *t, struct profile *p)
 		err = cpu_totals__add(totals, tr->pid, tr->cpu_ns);
 	}
 	if (!err)
-		err = cpu_totals__apportion(totals, p, (size_t)vc);
+		err = cpu_totals__apportion(totals, p);
 	cpu_totals__free(totals);
 	return err;
 }
