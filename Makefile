@@ -108,6 +108,14 @@ bench: dynoprof libdynotag $(WORKLOAD_BINS) $(OUTPUT)/bench/bench_dynotag
 	$(Q)DYNOTAG_LIBRARY=$(abspath $(DYNOTAG_SO)) $(PYTHON) tests/bench/bench_dynotag.py
 	$(Q)$(PYTHON) tests/bench/bench_agent.py --minutes $(or $(AGENT_BENCH_MINUTES),10) --processes 20
 
+# The fleet-host soak (tests/integration/test_fleet.py, issue 11): Django under gunicorn
+# in its own cgroup through SOAK_MINUTES (default 10) of churn and rolling deploys, the
+# agent at its defaults; prints every window's conservation error and the agent's CPU/RSS.
+.PHONY: soak
+soak: dynoprof libdynotag | test-deps
+	$(Q)DYNOPROF_SOAK=1 SOAK_MINUTES=$(or $(SOAK_MINUTES),10) $(PYTHON) -m pytest -v -s \
+		-p no:cacheprovider tests/integration/test_fleet.py -k test_soak_fleet_host
+
 # The quick start's main job: the whole machine for 10 s into profile.svg.
 profile: dynoprof
 	./dynoprof record -a -d 10 -o profile.svg
