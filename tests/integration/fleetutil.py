@@ -331,6 +331,8 @@ class StatsRecorder:
         self.interval = interval
         self.apps = []
         self.snaps = {}  # commit -> [(unix_ns, {endpoint: {"requests", "cpu_s"}})]
+        self._last = {}  # (commit, pid) -> that worker's figures last read
+        self._gone = {}  # commit -> [figures of earlier workers whose pid was reused]
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -345,7 +347,17 @@ class StatsRecorder:
     def snap(self):
         for app in list(self.apps):
             total = {}
-            for endpoints in app.stats_per_pid().values():
+            for pid, endpoints in app.stats_per_pid().items():
+                # A pid reused by a later worker starts its file over: what
+                # the earlier one counted is kept aside.
+                key = (app.commit, pid)
+                last = self._last.get(key)
+                if last and any(endpoints.get(n, {}).get("requests", 0) < v["requests"]
+                                for n, v in last.items()):
+                    self._gone.setdefault(app.commit, []).append(last)
+                self._last[key] = endpoints
+            for endpoints in list(self._gone.get(app.commit, [])) + [
+                    v for (c, _), v in self._last.items() if c == app.commit]:
                 for name, entry in endpoints.items():
                     acc = total.setdefault(name, {"requests": 0, "cpu_s": 0.0})
                     acc["requests"] += entry["requests"]
