@@ -429,7 +429,7 @@ def agent_windows(database, service):
         rows = db.execute(
             "SELECT w.start_ns, w.end_ns,"
             " COALESCE(SUM(CASE WHEN t.service = ?1 THEN g.cpu_ns END), 0),"
-            " COALESCE(SUM(CASE WHEN t.service = '' THEN g.cpu_ns END), 0)"
+            " COALESCE(SUM(CASE WHEN t.service IN ('', '-') THEN g.cpu_ns END), 0)"
             " FROM windows w LEFT JOIN groups g ON g.window_id = w.id"
             " LEFT JOIN tags t ON t.id = g.tag_id"
             " GROUP BY w.id ORDER BY w.start_ns", (service,)).fetchall()

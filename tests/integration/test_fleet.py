@@ -354,6 +354,23 @@ class Fleet:
                 k, endpoint, check["verdict"], 100 * (check.get("change") or 0),
                 100 * (check.get("ci_low") or 0), 100 * (check.get("ci_high") or 0),
                 100 * truth if truth is not None else float("nan")))
+        # The workers' own CPU per request over time: how much a busy
+        # machine moves the truth the verdicts are judged against.
+        t0 = self.poller.times[0]
+        for commit in self.commits:
+            snaps = self.recorder.snaps.get(commit, [])
+            if not snaps:
+                continue
+            for endpoint in ENDPOINTS:
+                cells = []
+                start = snaps[0][0]
+                while start < snaps[-1][0]:
+                    n, cpu = self.recorder.truth(commit, endpoint, start, start + int(10e9))
+                    if n:
+                        cells.append("%.0fs:%.2f" % ((start - t0) / 1e9, 1000 * cpu / n))
+                    start += int(10e9)
+                print("truth %s %-6s ms/request per 10 s: %s" % (commit, endpoint,
+                                                                 " ".join(cells)))
         nodata = [c for c in self.checks if c.get("service") == self.nodata_service]
         for c in nodata:
             print("no-data check %s -> %s %s: %s (reason: %s)" % (
@@ -432,15 +449,17 @@ def assert_deploy_checks(run):
     assert not missing, "no check result for %s:\n%s" % (missing, detail)
     window_ns = run.window_s * 1e9
     for k, endpoint, check, truth in rows:
-        started = next(s for kk, s, _ in run.switches if kk == k)
-        # The old commit's last check_s before the switch against the new
-        # one's first check_s, the switch being the window the new one began.
+        started, old_ended = next((s, e) for kk, s, e in run.switches if kk == k)
+        # A rolling deploy (README): the new commit's first check_s from the
+        # window it began in, against the old one's last check_s before the
+        # switch (and its rollout windows, up to its last window).
         nf, nt = (x * 1e9 for x in check["new_range"])
         bf, bt = (x * 1e9 for x in check["base_range"])
         assert check["canary"] is False, detail
         assert nf - window_ns - 1e8 <= started <= nf + window_ns + 1e8, detail
-        assert abs(bt - nf) < 1e6 and abs((nt - nf) - run.check_s * 1e9) < 1e6, detail
-        assert abs((bt - bf) - run.check_s * 1e9) < 1e6, detail
+        assert abs((nt - nf) - run.check_s * 1e9) < 1e6, detail
+        assert abs(bf - (nf - run.check_s * 1e9)) < 1e6, detail
+        assert nf - 1e6 <= bt <= old_ended + window_ns + 1e8, detail
         # The estimate holds what the workers measured over the same ranges
         # (their loop's thread_time: the app's own overhead per request dilutes
         # the change the agent sees a little, hence the margin).
@@ -493,6 +512,9 @@ def assert_nodata_check(run):
     assert mine, "a check with no data on the old side stored no verdict\n" + detail
     assert all(c["verdict"] == "insufficient data" for c in mine), detail
     assert all(isinstance(c.get("reason"), str) and len(c["reason"]) > 5 for c in mine), detail
+    # Nothing logged as done that did not run.
+    logged = [l for l in run.log.splitlines() if "deploy check %s " % run.nodata_service in l]
+    assert logged and not any(l.rstrip().endswith(" done") for l in logged), detail
 
 
 def test_check_without_old_data_says_insufficient_data(fleet):
