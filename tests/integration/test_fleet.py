@@ -479,17 +479,29 @@ def assert_deploy_checks(run):
                     (check["verdict"] == "regression" and truth >= MIN_EFFECT)
                     or (check["verdict"] == "improvement" and truth <= -MIN_EFFECT))
             assert fair, detail
-    # A run in which the machine's noise hid every regression from the
-    # workers' own truth proves nothing: say so rather than pass.
-    judged = [(k, e) for k, e, _, t in rows if e == regressed_endpoint(k) and
-              t is not None and t >= 2 * MIN_EFFECT]
-    assert judged, ("the workers measured under +10%% on every regressed endpoint (the "
-                    "machine too noisy to judge a +15%% change)\n%s" % detail)
+    # A busy VM moves every endpoint's CPU per request together by +-20% from
+    # one minute to the next (the workers' own truth shows it), which can
+    # hide or double the +15% in absolute terms; relative to the unchanged
+    # endpoint of the same deploy it stays +15%, and so must the agent's.
+    for k, _, _ in run.switches:
+        by = {e: (c, t) for kk, e, c, t in rows if kk == k}
+        reg = regressed_endpoint(k)
+        other = next(e for e in ENDPOINTS if e != reg)
+        (creg, treg), (coth, toth) = by[reg], by[other]
+        if creg.get("change") is None or coth.get("change") is None:
+            continue  # insufficient data was judged above
+        seen = (1 + creg["change"]) / (1 + coth["change"]) - 1
+        true = (1 + treg) / (1 + toth) - 1
+        assert seen >= EXTRA / 3 and abs(seen - true) <= 2 * TRUTH_MARGIN, (
+            "deploy %d: %s relative to %s: agent %+.3f, workers %+.3f\n%s"
+            % (k, reg, other, seen, true, detail))
 
 
 def test_deploy_check_flags_only_the_regressed_endpoint(fleet):
-    """The rolling deploy A -> B (+15% on heavy) is flagged on heavy at 99%,
-    medium is not, and the compared ranges are the documented ones."""
+    """The rolling deploy A -> B (+15% on heavy): each endpoint's interval
+    holds the change the workers measured, the verdicts follow it (heavy
+    flagged, medium not, unless the machine itself moved them), heavy is +15%
+    relative to medium as in the code, and the ranges are the documented ones."""
     assert_deploy_checks(fleet)
 
 
