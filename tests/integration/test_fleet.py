@@ -568,8 +568,8 @@ def test_soak_fleet_host(tmp_path):
                 name, 100 * (share or 0), (rss or 0) / 2 ** 20,
                 "ok" if (share or 0) <= 0.005 and (rss or 0) <= 40 * 2 ** 20 else "OVER TARGET"))
         share, _ = run.monitor.phase(began, ended)
-        print("%-8s %11.2f%% %10.1f (max)" % ("whole", 100 * (share or 0),
-                                              max(s[2] or 0 for s in run.monitor.samples) / 2 ** 20))
+        peak = max(s[2] or 0 for s in run.monitor.samples)
+        print("%-8s %11.2f%% %10.1f (max)" % ("whole", 100 * (share or 0), peak / 2 ** 20))
         failures = []
         for check in (assert_windows_conserve, assert_deploy_checks, assert_switches,
                       assert_nodata_check):
