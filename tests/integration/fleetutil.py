@@ -35,8 +35,8 @@ import time
 
 import pytest
 
-from apputil import (APP_PYTHON, APPS_DIR, GUNICORN, GunicornApp, Wrk, app_env, children,
-                     http_get, parse_wrk)
+from apputil import (APP_PYTHON, APPS_DIR, GUNICORN, GunicornApp, Wrk, app_env, http_get,
+                     parse_wrk)
 
 CGROUP_PREFIX = "dynoprof-fleet-"
 
@@ -183,14 +183,6 @@ class UsagePoller:
                 return values[-1]
             t0, t1, v0, v1 = times[i - 1], times[i], values[i - 1], values[i]
         return v0 + (v1 - v0) * (unix_ns - t0) / (t1 - t0)
-
-    def gap(self, unix_ns):
-        """The time between the two reads around unix_ns (the interpolation's span)."""
-        with self._lock:
-            i = bisect.bisect_left(self.times, unix_ns)
-            if i == 0 or i == len(self.times):
-                return float("inf")
-            return self.times[i] - self.times[i - 1]
 
     def between(self, start_ns, end_ns):
         return self.at(end_ns) - self.at(start_ns)
@@ -489,8 +481,3 @@ def regressions_list(doc):
     """/api/v1/regressions as a list (a bare list, or {"checks": [...]})."""
     return doc if isinstance(doc, list) else doc.get("checks", [])
 
-
-def wait_children_gone(pid, timeout=10):
-    deadline = time.monotonic() + timeout
-    while children(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
