@@ -100,19 +100,56 @@ static void on_sample(void *ctx, const struct profile *p, const struct sample_de
 			match = !strcmp(q->filters[i].value, "-") ? v == NULL
 				: v && !strcmp(v, q->filters[i].value);
 		}
-		if (match && !q->error)
+		if (!match || q->error || !s->pid)
+			continue;
+		/* An [unsampled] sample (CPU time no stack sample took) goes in
+		 * only where the query has no stack sample of its process. */
+		bool unsampled = s->nframes == 1 && !s->values[0] &&
+			!strcmp(profile__str(p, profile__frame(p, s->frames[0])->name),
+				CPU_UNSAMPLED_FRAME);
+		if (!unsampled || !cpu_totals__samples(q->exact_cpu, s->pid))
 			q->error = profile__add_foreign_sample(q->profile, p, s);
-		if (match && !q->error && s->pid)
-			q->error = cpu_totals__add(q->exact_cpu, s->pid, exact_cpu_ns);
+		if (!q->error)
+			q->error = unsampled ? cpu_totals__add(q->exact_cpu, s->pid, exact_cpu_ns)
+					     : cpu_totals__add_sample(q->exact_cpu, s->pid,
+								      exact_cpu_ns);
 	}
 	pthread_mutex_unlock(&a->st.lock);
+}
+
+static void on_unsampled(void *ctx, const struct unsampled_record *r)
+{
+	struct agent *a = ctx;
+	int e = aggregator__add_unsampled(a->agg, r);
+	if (e && !a->agg_error)
+		a->agg_error = e;
+}
+
+/* Hands every live thread's CPU time that no sample took yet to the open
+ * window (and live queries): exact up to now, not up to each thread's next
+ * sample. */
+static void flush_unsampled(struct agent *a)
+{
+	if (!sampler__counting(a->sampler))
+		return;
+	sampler__drain(a->sampler); /* exit records first: they are older */
+	int e = sampler__flush_unsampled(a->sampler, on_unsampled, a);
+	if (e)
+		fprintf(stderr, "dynoprof agent: reading threads' CPU time failed: %s\n",
+			strerror(-e));
 }
 
 /* Ends live queries whose time is up (all of them when stopping). */
 static void finish_queries(struct agent *a, bool all)
 {
 	int64_t now = now_ns(CLOCK_MONOTONIC);
-	int signalled = 0;
+	int signalled = 0, due = 0;
+	pthread_mutex_lock(&a->st.lock);
+	for (struct live_query *q = a->st.queries; q; q = q->next)
+		due |= !q->done && (all || now >= q->end_mono_ns);
+	pthread_mutex_unlock(&a->st.lock);
+	if (due) /* the ending queries get their threads' CPU time up to now */
+		flush_unsampled(a);
 	pthread_mutex_lock(&a->st.lock);
 	for (struct live_query *q = a->st.queries; q; q = q->next)
 		if (!q->done && (all || now >= q->end_mono_ns)) {
@@ -242,6 +279,7 @@ static int close_window(struct agent *a)
 	if (!groups)
 		return -ENOMEM;
 	/* Each process's samples now add up to its exact CPU time of the window. */
+	flush_unsampled(a);
 	if ((err = aggregator__apportion(a->agg))) {
 		hashmap__free(groups);
 		return err;
@@ -280,7 +318,7 @@ static int close_window(struct agent *a)
 		struct window_group *wg = v;
 		struct metric_label l[4] = { { "service", wg->g.service }, { "commit", wg->g.commit },
 					     { "endpoint", wg->g.endpoint }, { "comm", wg->comm } };
-		if (wg->g.samples) {
+		if (wg->g.samples || wg->g.cpu_ns) { /* [unsampled] CPU has no samples */
 			metrics__add(a->st.metrics, "dynoprof_samples_total", l, 4,
 				     (double)wg->g.samples);
 			if (vi >= 0)
@@ -570,6 +608,7 @@ int agent__run(const struct agent_config *initial, const char *config_path,
 		.cycles = cc && cc->cycles, .on_sample = on_sample, .on_sample_ctx = a,
 		.window_ns = (uint64_t)(c->window_s * 1e9),
 		.window_origin_ns = (uint64_t)now_ns(CLOCK_MONOTONIC),
+		.process_comm = true,
 	};
 	a->agg = aggregator__new(a->window, a->sym, &ao);
 	if ((python && (!a->pyres || !a->pyreg)) || (c->tags && !a->tags) || !a->agg) {

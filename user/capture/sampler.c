@@ -402,6 +402,8 @@ struct sampler *sampler__open(const struct sampler_opts *opts, sampler_record_fn
 	bpf_program__set_autoattach(s->skel->progs.on_switch, switch_hook);
 	bpf_program__set_autoattach(s->skel->progs.snapshot_task_counts, s->counting);
 	bpf_program__set_autoattach(s->skel->progs.dump_task_counts, s->counting);
+	bpf_program__set_autoattach(s->skel->progs.flush_unsampled, s->counting);
+	bpf_program__set_autoattach(s->skel->progs.on_free, s->counting);
 	bpf_program__set_autoattach(s->skel->progs.sample_on_tick,
 				    opts->event == SAMPLE_EVENT_TICK);
 	if (opts->event == SAMPLE_EVENT_TICK && (e = setup_tick_sampling(s, opts, err, errlen)))
@@ -556,6 +558,36 @@ int sampler__foreach_task_counts(struct sampler *s,
 	char buf[64 * sizeof(struct task_counts_record)];
 	return run_task_iterator(s->skel->links.dump_task_counts, buf, sizeof(buf),
 				 visit_task_counts, &visit);
+}
+
+struct unsampled_visit {
+	void (*fn)(void *ctx, const struct unsampled_record *r);
+	void *ctx;
+};
+
+static int visit_unsampled(void *ctx, const char *recs, size_t size)
+{
+	const struct unsampled_visit *v = ctx;
+	if (size % sizeof(struct unsampled_record))
+		return -EIO; /* records are written whole */
+	for (size_t off = 0; off < size; off += sizeof(struct unsampled_record)) {
+		struct unsampled_record rec;
+		memcpy(&rec, recs + off, sizeof(rec));
+		v->fn(v->ctx, &rec);
+	}
+	return 0;
+}
+
+int sampler__flush_unsampled(struct sampler *s,
+			     void (*fn)(void *ctx, const struct unsampled_record *r), void *ctx)
+{
+	if (!s->counting)
+		return -ENOENT;
+	struct unsampled_visit visit = { .fn = fn, .ctx = ctx };
+	/* Whole records only: the buffer holds a multiple of them. */
+	char buf[128 * sizeof(struct unsampled_record)];
+	return run_task_iterator(s->skel->links.flush_unsampled, buf, sizeof(buf),
+				 visit_unsampled, &visit);
 }
 
 int sampler__poll(struct sampler *s, int timeout_ms)

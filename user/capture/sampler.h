@@ -79,6 +79,13 @@ int sampler__foreach_task_counts(struct sampler *s,
 				 void (*fn)(void *ctx, uint32_t tid, const struct task_counts *tc),
 				 void *ctx);
 
+/* Hands every live accounted thread's CPU time that no sample took yet to
+ * fn (one record per thread with some), and marks it taken: a later sample
+ * or flush gets only what runs after. Returns 0, -ENOENT when not counting,
+ * or -errno. */
+int sampler__flush_unsampled(struct sampler *s,
+			     void (*fn)(void *ctx, const struct unsampled_record *r), void *ctx);
+
 /* Total run time and runs of the sampling program since it was loaded (the
  * kernel counts them only while run-time stats are enabled: the sampler
  * enables them when opened with stats). Returns 0 or -errno. */

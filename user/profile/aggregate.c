@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Frame ids of one sample: kernel + user + Python frames + markers. */
 #define MAX_SAMPLE_FRAMES (2 * PROFILE_MAX_FRAMES + PY_MAX_FRAMES + 8)
@@ -186,7 +187,7 @@ static int add_sample(struct aggregator *a, const struct profile_sample_event *e
 	}
 
 	char comm[PROFILE_COMM_LEN + 1];
-	memcpy(comm, e->hdr.comm, PROFILE_COMM_LEN);
+	memcpy(comm, a->opts.process_comm ? e->group_comm : e->hdr.comm, PROFILE_COMM_LEN);
 	comm[PROFILE_COMM_LEN] = '\0';
 	uint64_t ns = a->opts.period_is_ns ? e->period : a->opts.ns_per_sample;
 	uint64_t values[PROFILE_MAX_VALUES] = { 1, ns };
@@ -202,8 +203,8 @@ static int add_sample(struct aggregator *a, const struct profile_sample_event *e
 
 	struct tag_labels labels = { .count = 0 };
 	if (a->opts.tags) {
-		err = tag_registry__labels(a->opts.tags, pid, e->tag_status, e->tags,
-					   e->tag_count, &labels);
+		err = tag_registry__labels_inherit(a->opts.tags, pid, (pid_t)e->ppid,
+						   e->tag_status, e->tags, e->tag_count, &labels);
 		if (err)
 			return err;
 		if (e->tag_status == TAG_READ_RACE)
@@ -238,7 +239,7 @@ static int add_sample(struct aggregator *a, const struct profile_sample_event *e
 	};
 	err = profile__add_sample(a->profile, &s);
 	if (!err && a->exact && e->hdr.pid)
-		err = cpu_totals__add(a->exact, e->hdr.pid, e->delta_ns);
+		err = cpu_totals__add_sample(a->exact, e->hdr.pid, e->delta_ns);
 	if (!err) {
 		a->stats.samples++;
 		if (a->opts.on_sample)
@@ -284,7 +285,17 @@ int aggregator__record(struct aggregator *a, const void *data, size_t size)
 			a->stats.bad_records++;
 			return 0;
 		}
+		if (a->exact)
+			return aggregator__add_unsampled(a, &tc->unsampled);
 		return a->opts.counts ? counts_table__add(a->opts.counts, h->tid, &tc->counts) : 0;
+	}
+	case PROFILE_EVENT_UNSAMPLED: {
+		const struct profile_unsampled_event *u = data;
+		if (size < sizeof(*u)) {
+			a->stats.bad_records++;
+			return 0;
+		}
+		return a->exact ? aggregator__add_unsampled(a, &u->unsampled) : 0;
 	}
 	default:
 		a->stats.bad_records++;
@@ -315,6 +326,63 @@ int aggregator__apportion(struct aggregator *a)
 		return 0;
 	int err = cpu_totals__apportion(a->exact, a->profile);
 	cpu_totals__clear(a->exact);
+	return err;
+}
+
+/* Labels of a process-level sample of pid (its tags, then the window of
+ * now_mono_ns); window must outlive the labels' use. */
+static int process_labels(struct aggregator *a, pid_t pid, pid_t ppid, uint64_t now_mono_ns,
+			  struct tag_labels *labels, char window[24])
+{
+	labels->count = 0;
+	if (a->opts.tags) {
+		int err = tag_registry__labels_inherit(a->opts.tags, pid, ppid, TAG_READ_NONE, NULL,
+						       0, labels);
+		if (err)
+			return err;
+	}
+	if (a->opts.window_ns && labels->count < TAG_MAX_LABELS) {
+		uint64_t t = now_mono_ns > a->opts.window_origin_ns ?
+			     now_mono_ns - a->opts.window_origin_ns : 0;
+		snprintf(window, 24, "%" PRIu64, t / a->opts.window_ns);
+		labels->keys[labels->count] = "window";
+		labels->values[labels->count++] = window;
+	}
+	return 0;
+}
+
+int aggregator__add_unsampled(struct aggregator *a, const struct unsampled_record *r)
+{
+	if (!a->exact || !r->pid || !r->unsampled_ns)
+		return 0;
+	a->stats.unsampled_ns += r->unsampled_ns;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	struct tag_labels labels;
+	char window[24];
+	int err = process_labels(a, (pid_t)r->pid, (pid_t)r->ppid, now, &labels, window);
+	uint32_t frame;
+	if (!err)
+		err = add_special(a->profile, CPU_UNSAMPLED_FRAME, &frame);
+	if (err)
+		return err;
+	char comm[PROFILE_COMM_LEN + 1];
+	memcpy(comm, r->group_comm, PROFILE_COMM_LEN);
+	comm[PROFILE_COMM_LEN] = '\0';
+	uint64_t values[PROFILE_MAX_VALUES] = { 0 };
+	struct sample_desc s = { .frames = &frame, .nframes = 1, .pid = r->pid, .tid = r->pid,
+				 .comm = comm, .label_keys = labels.keys,
+				 .label_values = labels.values, .nlabels = labels.count,
+				 .values = values };
+	/* Where the process has stack samples, they carry the time (apportioned
+	 * by their shares); an [unsampled] sample would only add a 0 row. */
+	if (!cpu_totals__samples(a->exact, r->pid))
+		err = profile__add_sample(a->profile, &s);
+	if (!err)
+		err = cpu_totals__add(a->exact, r->pid, r->unsampled_ns);
+	if (!err && a->opts.on_sample)
+		a->opts.on_sample(a->opts.on_sample_ctx, a->profile, &s, r->unsampled_ns);
 	return err;
 }
 

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "util/hashmap.h"
 
@@ -12,10 +13,19 @@ struct share {
 	uint64_t weight;   /* sum of the samples' weights (value v before) */
 	uint64_t seen;     /* weight of the samples rescaled so far */
 	uint64_t assigned; /* ns handed to them */
+	uint64_t unsampled;/* its [unsampled] samples (they take the total when
+			    * the process's samples weigh nothing) */
+	uint64_t unsampled_seen; /* of those, rescaled so far */
+};
+
+/* One process's sums. */
+struct pid_total {
+	uint64_t ns;       /* exact ns */
+	uint64_t samples;  /* stack samples that carried some of it */
 };
 
 struct cpu_totals {
-	struct hashmap *by_pid; /* pid -> uint64_t * (owned) */
+	struct hashmap *by_pid; /* pid -> struct pid_total * (owned) */
 };
 
 struct cpu_totals *cpu_totals__new(void)
@@ -56,11 +66,11 @@ void cpu_totals__free(struct cpu_totals *t)
 	free(t);
 }
 
-int cpu_totals__add(struct cpu_totals *t, uint32_t pid, uint64_t ns)
+static int add(struct cpu_totals *t, uint32_t pid, uint64_t ns, uint64_t samples)
 {
 	if (!t->by_pid)
 		return -ENOMEM; /* a clear could not get a new map */
-	uint64_t *sum = hashmap__get(t->by_pid, &pid, sizeof(pid));
+	struct pid_total *sum = hashmap__get(t->by_pid, &pid, sizeof(pid));
 	if (!sum) {
 		sum = calloc(1, sizeof(*sum));
 		if (!sum || hashmap__put(t->by_pid, &pid, sizeof(pid), sum, NULL)) {
@@ -68,14 +78,38 @@ int cpu_totals__add(struct cpu_totals *t, uint32_t pid, uint64_t ns)
 			return -ENOMEM;
 		}
 	}
-	*sum += ns;
+	sum->ns += ns;
+	sum->samples += samples;
 	return 0;
+}
+
+int cpu_totals__add(struct cpu_totals *t, uint32_t pid, uint64_t ns)
+{
+	return add(t, pid, ns, 0);
+}
+
+int cpu_totals__add_sample(struct cpu_totals *t, uint32_t pid, uint64_t ns)
+{
+	return add(t, pid, ns, 1);
 }
 
 uint64_t cpu_totals__get(const struct cpu_totals *t, uint32_t pid)
 {
-	const uint64_t *sum = t->by_pid ? hashmap__get(t->by_pid, &pid, sizeof(pid)) : NULL;
-	return sum ? *sum : 0;
+	const struct pid_total *sum = t->by_pid ? hashmap__get(t->by_pid, &pid, sizeof(pid)) : NULL;
+	return sum ? sum->ns : 0;
+}
+
+uint64_t cpu_totals__samples(const struct cpu_totals *t, uint32_t pid)
+{
+	const struct pid_total *sum = t->by_pid ? hashmap__get(t->by_pid, &pid, sizeof(pid)) : NULL;
+	return sum ? sum->samples : 0;
+}
+
+int cpu_totals__is_unsampled(const struct profile *p, const struct profile_sample *s)
+{
+	return s->nframes == 1 &&
+	       strcmp(profile__str(p, profile__frame(p, s->frames[0])->name),
+		      CPU_UNSAMPLED_FRAME) == 0;
 }
 
 int cpu_totals__apportion(const struct cpu_totals *t, struct profile *p)
@@ -105,6 +139,8 @@ int cpu_totals__apportion(const struct cpu_totals *t, struct profile *p)
 			sh->total = total;
 		}
 		sh->weight += s->values[v];
+		if (!s->values[v] && cpu_totals__is_unsampled(p, s))
+			sh->unsampled++;
 	}
 	/* Second pass: sample k of a process gets the rounded-down exact share of
 	 * everything up to and including it, minus what its predecessors got, so
@@ -112,9 +148,21 @@ int cpu_totals__apportion(const struct cpu_totals *t, struct profile *p)
 	for (size_t i = 0; i < profile__sample_count(p) && !err; i++) {
 		uint32_t pid = profile__sample(p, i)->pid;
 		struct share *sh = hashmap__get(shares, &pid, sizeof(pid));
-		if (!sh || !sh->weight)
+		if (!sh)
 			continue;
 		uint64_t *values = profile__sample_values(p, i);
+		if (!sh->weight) {
+			/* No sample of it weighs anything: its [unsampled] samples
+			 * (one per label set) share the total evenly. */
+			if (!sh->unsampled || !cpu_totals__is_unsampled(p, profile__sample(p, i)))
+				continue;
+			sh->unsampled_seen++;
+			uint64_t upto = (uint64_t)((unsigned __int128)sh->total * sh->unsampled_seen /
+						   sh->unsampled);
+			values[v] = upto - sh->assigned;
+			sh->assigned = upto;
+			continue;
+		}
 		sh->seen += values[v];
 		uint64_t upto = (uint64_t)((unsigned __int128)sh->total * sh->seen / sh->weight);
 		values[v] = upto - sh->assigned;
