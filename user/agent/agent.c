@@ -269,6 +269,9 @@ static void export_self_metrics(struct agent *a)
 /* Closes the open window: stores it, updates metrics, opens the next. */
 static int close_window(struct agent *a)
 {
+	/* First every thread's CPU time so far: the window then ends now, so it
+	 * holds no time of its successor's. */
+	flush_unsampled(a);
 	int64_t end = now_ns(CLOCK_REALTIME);
 	struct profile *w = a->window;
 	struct hashmap *groups = hashmap__new();
@@ -279,7 +282,6 @@ static int close_window(struct agent *a)
 	if (!groups)
 		return -ENOMEM;
 	/* Each process's samples now add up to its exact CPU time of the window. */
-	flush_unsampled(a);
 	if ((err = aggregator__apportion(a->agg))) {
 		hashmap__free(groups);
 		return err;
@@ -581,6 +583,9 @@ int agent__run(const struct agent_config *initial, const char *config_path,
 		.thread_tags = tags, .no_kernel_stacks = !c->kernel, .counting = true,
 		.bpf_stats = true,
 	};
+	/* The first window holds every thread's CPU time from when counting
+	 * begins (in sampler__open), so it begins then. */
+	int64_t counting_unix = now_ns(CLOCK_REALTIME);
 	a->sampler = sampler__open(&sopts, on_record, a, err, sizeof(err));
 	if (!a->sampler) {
 		fprintf(stderr, "dynoprof agent: %s\n", err);
@@ -653,7 +658,7 @@ int agent__run(const struct agent_config *initial, const char *config_path,
 		strchr(c->listen_address, ':') ? "[" : "", c->listen_address,
 		strchr(c->listen_address, ':') ? "]" : "", http_server__port(a->http));
 
-	a->window_start_unix = now_ns(CLOCK_REALTIME);
+	a->window_start_unix = counting_unix;
 	a->window_start_mono = now_ns(CLOCK_MONOTONIC);
 	rc = 0;
 	while (!stop_signal) {
