@@ -117,26 +117,29 @@ static void on_sample(void *ctx, const struct profile *p, const struct sample_de
 	pthread_mutex_unlock(&a->st.lock);
 }
 
-static void on_unsampled(void *ctx, const struct unsampled_record *r)
-{
-	struct agent *a = ctx;
-	int e = aggregator__add_unsampled(a->agg, r);
-	if (e && !a->agg_error)
-		a->agg_error = e;
-}
-
 /* Hands every live thread's CPU time that no sample took yet to the open
  * window (and live queries): exact up to now, not up to each thread's next
- * sample. */
-static void flush_unsampled(struct agent *a)
+ * sample. Returns CLOCK_REALTIME just after the threads were read: the moment
+ * the window holds CPU time up to. */
+static int64_t flush_unsampled(struct agent *a)
 {
 	if (!sampler__counting(a->sampler))
-		return;
+		return now_ns(CLOCK_REALTIME);
 	sampler__drain(a->sampler); /* exit records first: they are older */
-	int e = sampler__flush_unsampled(a->sampler, on_unsampled, a);
+	struct unsampled_record *recs;
+	size_t n;
+	int e = sampler__read_unsampled(a->sampler, &recs, &n);
+	int64_t read_at = now_ns(CLOCK_REALTIME);
 	if (e)
 		fprintf(stderr, "dynoprof agent: reading threads' CPU time failed: %s\n",
 			strerror(-e));
+	for (size_t i = 0; i < n; i++) {
+		int e2 = aggregator__add_unsampled(a->agg, &recs[i]);
+		if (e2 && !a->agg_error)
+			a->agg_error = e2;
+	}
+	free(recs);
+	return read_at;
 }
 
 /* Ends live queries whose time is up (all of them when stopping). */
@@ -269,10 +272,9 @@ static void export_self_metrics(struct agent *a)
 /* Closes the open window: stores it, updates metrics, opens the next. */
 static int close_window(struct agent *a)
 {
-	/* First every thread's CPU time so far: the window then ends now, so it
-	 * holds no time of its successor's. */
-	flush_unsampled(a);
-	int64_t end = now_ns(CLOCK_REALTIME);
+	/* First every thread's CPU time so far: the window ends when it was
+	 * read, so it holds no time of its successor's. */
+	int64_t end = flush_unsampled(a);
 	struct profile *w = a->window;
 	struct hashmap *groups = hashmap__new();
 	int vs = profile__find_value(w, "samples"), vc = profile__find_value(w, "cpu");

@@ -560,34 +560,57 @@ int sampler__foreach_task_counts(struct sampler *s,
 				 visit_task_counts, &visit);
 }
 
-struct unsampled_visit {
-	void (*fn)(void *ctx, const struct unsampled_record *r);
-	void *ctx;
+/* Most records one read keeps (40 bytes each): far more threads than a
+ * host runs. */
+#define MAX_UNSAMPLED_RECORDS (1u << 20)
+
+struct unsampled_buffer {
+	struct unsampled_record *recs; /* owned */
+	size_t n, cap;
 };
 
-static int visit_unsampled(void *ctx, const char *recs, size_t size)
+static int collect_unsampled(void *ctx, const char *recs, size_t size)
 {
-	const struct unsampled_visit *v = ctx;
+	struct unsampled_buffer *b = ctx;
 	if (size % sizeof(struct unsampled_record))
 		return -EIO; /* records are written whole */
-	for (size_t off = 0; off < size; off += sizeof(struct unsampled_record)) {
-		struct unsampled_record rec;
-		memcpy(&rec, recs + off, sizeof(rec));
-		v->fn(v->ctx, &rec);
+	size_t more = size / sizeof(struct unsampled_record);
+	if (b->n + more > b->cap) {
+		size_t cap = b->cap ? b->cap : 256;
+		while (cap < b->n + more)
+			cap *= 2;
+		if (cap > MAX_UNSAMPLED_RECORDS)
+			return -E2BIG;
+		void *grown = realloc(b->recs, cap * sizeof(*b->recs));
+		if (!grown)
+			return -ENOMEM;
+		b->recs = grown;
+		b->cap = cap;
 	}
+	memcpy(b->recs + b->n, recs, size);
+	b->n += more;
 	return 0;
 }
 
-int sampler__flush_unsampled(struct sampler *s,
-			     void (*fn)(void *ctx, const struct unsampled_record *r), void *ctx)
+int sampler__read_unsampled(struct sampler *s, struct unsampled_record **recs, size_t *n)
 {
+	*recs = NULL;
+	*n = 0;
 	if (!s->counting)
 		return -ENOENT;
-	struct unsampled_visit visit = { .fn = fn, .ctx = ctx };
+	struct unsampled_buffer b = { 0 };
 	/* Whole records only: the buffer holds a multiple of them. */
 	char buf[128 * sizeof(struct unsampled_record)];
-	return run_task_iterator(s->skel->links.flush_unsampled, buf, sizeof(buf),
-				 visit_unsampled, &visit);
+	int err = run_task_iterator(s->skel->links.flush_unsampled, buf, sizeof(buf),
+				    collect_unsampled, &b);
+	/* -E2BIG: what was kept is handed over. */
+	if (err && err != -E2BIG) {
+		free(b.recs);
+		return err;
+	}
+	*recs = b.recs;
+	*n = b.n;
+	return err;
 }
 
 int sampler__poll(struct sampler *s, int timeout_ms)
