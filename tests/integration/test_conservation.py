@@ -197,6 +197,27 @@ def stored_windows(database):
         db.close()
 
 
+def mixed_pids(database, service, tmpdir):
+    """{pid: {service label: cpu s}} of the processes of service that have CPU
+    under another service label too in the stored windows (diagnostics)."""
+    db = sqlite3.connect("file:%s?mode=ro" % urllib.parse.quote(database), uri=True,
+                         timeout=10)
+    by_pid = {}
+    try:
+        for wid, blob in db.execute("SELECT id, pprof FROM windows"):
+            path = os.path.join(tmpdir, "window-%d.pb.gz" % wid)
+            with open(path, "wb") as f:
+                f.write(blob)
+            for s in decode_pprof(path):
+                pid = by_pid.setdefault(s.labels.get("pid"), {})
+                key = s.labels.get("service", "")
+                pid[key] = pid.get(key, 0) + s.values[1] / 1e9
+    finally:
+        db.close()
+    return {pid: services for pid, services in by_pid.items()
+            if service in services and len(services) > 1}
+
+
 def pprof_cpu_s(agent, path, dest):
     status, body = agent.get(path, timeout=120)
     assert status == 200, "GET %s -> %s: %r" % (path, status, body[:300])
@@ -267,8 +288,10 @@ def test_cpu_is_conserved_through_process_churn(agent, tmp_path):
         ("%.2f" % w, "%.3f" % c, "%.3f" % a) for w, c, a in per_window if c])
     assert truth > 2.0, "the workload used only %.3f s of CPU" % truth
     for where, err in errors.items():
-        assert abs(err) <= 0.01, "%s: %.4f s against the cgroup's %.4f s (%+.2f%%)" % (
-            where, figures[where], truth, 100 * err)
+        assert abs(err) <= 0.01, "%s: %.4f s against the cgroup's %.4f s (%+.2f%%); " \
+            "processes of the service with CPU under other labels too: %s" % (
+                where, figures[where], truth, 100 * err,
+                mixed_pids(agent.database, service, str(tmp_path)))
     # No window holds more CPU than it had: its wall time on every CPU (plus
     # a scheduler tick and the agent's own delays at each edge).
     for wall, _, total in per_window:
