@@ -205,6 +205,34 @@ static void test_unsampled_process_gets_its_total(void **state)
 	profile__free(p);
 }
 
+static void test_seal_keeps_a_reused_pid_apart(void **state)
+{
+	(void)state;
+	struct profile *p = make();
+	struct cpu_totals *t = cpu_totals__new();
+	assert_non_null(t);
+	/* Process A (pid 5) exits: two samples weighing 30 ms, 10 ms of CPU. */
+	add(p, 5, "a_main", "/a", 20000000);
+	add(p, 5, "a_work", "/a", 10000000);
+	assert_int_equal(cpu_totals__add_sample(t, 5, 10000000), 0);
+	assert_int_equal(cpu_totals__seal(t, p, 5), 0);
+	assert_int_equal(cpu_totals__get(t, 5), 0);
+	/* Process B gets pid 5 in the same window: one sample, 40 ms. */
+	add(p, 5, "b_main", "/b", 10000000);
+	assert_int_equal(cpu_totals__add_sample(t, 5, 40000000), 0);
+	assert_int_equal(cpu_totals__apportion(t, p), 0);
+	assert_int_equal(cpu_of(p, 5, "/a"), 10000000);
+	assert_int_equal(cpu_of(p, 5, "/b"), 40000000);
+	/* Without the seal, one 50 ms total over 40 ms of weight would have
+	 * given A 37.5 ms. A clear forgets the seals. */
+	cpu_totals__clear(t);
+	assert_int_equal(cpu_totals__add(t, 5, 8), 0);
+	assert_int_equal(cpu_totals__apportion(t, p), 0);
+	assert_int_equal(cpu_of(p, 5, NULL), 8);
+	cpu_totals__free(t);
+	profile__free(p);
+}
+
 static void test_counts_table_totals(void **state)
 {
 	(void)state;
@@ -237,6 +265,7 @@ int main(void)
 		cmocka_unit_test(test_no_drift_over_many_samples),
 		cmocka_unit_test(test_zero_weight_and_bad_value),
 		cmocka_unit_test(test_unsampled_process_gets_its_total),
+		cmocka_unit_test(test_seal_keeps_a_reused_pid_apart),
 		cmocka_unit_test(test_counts_table_totals),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -26,6 +26,8 @@ struct pid_total {
 
 struct cpu_totals {
 	struct hashmap *by_pid; /* pid -> struct pid_total * (owned) */
+	struct hashmap *sealed; /* sample index -> (void *)1: apportioned by
+				 * cpu_totals__seal, left alone from then on */
 };
 
 struct cpu_totals *cpu_totals__new(void)
@@ -34,7 +36,10 @@ struct cpu_totals *cpu_totals__new(void)
 	if (!t)
 		return NULL;
 	t->by_pid = hashmap__new();
-	if (!t->by_pid) {
+	t->sealed = hashmap__new();
+	if (!t->by_pid || !t->sealed) {
+		hashmap__free(t->by_pid);
+		hashmap__free(t->sealed);
 		free(t);
 		errno = ENOMEM;
 		return NULL;
@@ -56,6 +61,8 @@ void cpu_totals__clear(struct cpu_totals *t)
 {
 	free_map_and_values(t->by_pid);
 	t->by_pid = hashmap__new(); /* NULL: add fails with -ENOMEM, get finds nothing */
+	hashmap__free(t->sealed);
+	t->sealed = hashmap__new(); /* NULL: seal fails with -ENOMEM */
 }
 
 void cpu_totals__free(struct cpu_totals *t)
@@ -63,6 +70,7 @@ void cpu_totals__free(struct cpu_totals *t)
 	if (!t)
 		return;
 	free_map_and_values(t->by_pid);
+	hashmap__free(t->sealed);
 	free(t);
 }
 
@@ -112,7 +120,15 @@ int cpu_totals__is_unsampled(const struct profile *p, const struct profile_sampl
 		      CPU_UNSAMPLED_FRAME) == 0;
 }
 
-int cpu_totals__apportion(const struct cpu_totals *t, struct profile *p)
+static int is_sealed(const struct cpu_totals *t, size_t i)
+{
+	return t->sealed && hashmap__get(t->sealed, &i, sizeof(i)) != NULL;
+}
+
+/* Apportions the samples of every process (only_pid 0) or of only_pid,
+ * skipping sealed samples; with seal, marks those it rescaled sealed. */
+static int apportion(const struct cpu_totals *t, struct profile *p, uint32_t only_pid,
+		     struct hashmap *seal)
 {
 	int found = profile__find_value(p, "cpu");
 	if (found < 0)
@@ -125,6 +141,8 @@ int cpu_totals__apportion(const struct cpu_totals *t, struct profile *p)
 	int err = 0;
 	for (size_t i = 0; i < profile__sample_count(p) && !err; i++) {
 		const struct profile_sample *s = profile__sample(p, i);
+		if ((only_pid && s->pid != only_pid) || is_sealed(t, i))
+			continue;
 		uint64_t total = cpu_totals__get(t, s->pid);
 		if (!total)
 			continue;
@@ -148,8 +166,12 @@ int cpu_totals__apportion(const struct cpu_totals *t, struct profile *p)
 	for (size_t i = 0; i < profile__sample_count(p) && !err; i++) {
 		uint32_t pid = profile__sample(p, i)->pid;
 		struct share *sh = hashmap__get(shares, &pid, sizeof(pid));
-		if (!sh)
+		if (!sh || (only_pid && pid != only_pid) || is_sealed(t, i))
 			continue;
+		if (seal && hashmap__put(seal, &i, sizeof(i), (void *)1, NULL)) {
+			err = -ENOMEM;
+			break;
+		}
 		uint64_t *values = profile__sample_values(p, i);
 		if (!sh->weight) {
 			/* No sample of it weighs anything: its [unsampled] samples
@@ -169,5 +191,19 @@ int cpu_totals__apportion(const struct cpu_totals *t, struct profile *p)
 		sh->assigned = upto;
 	}
 	free_map_and_values(shares);
+	return err;
+}
+
+int cpu_totals__apportion(const struct cpu_totals *t, struct profile *p)
+{
+	return apportion(t, p, 0, NULL);
+}
+
+int cpu_totals__seal(struct cpu_totals *t, struct profile *p, uint32_t pid)
+{
+	if (!t->sealed || !t->by_pid)
+		return -ENOMEM;
+	int err = pid ? apportion(t, p, pid, t->sealed) : 0;
+	free(hashmap__remove(t->by_pid, &pid, sizeof(pid)));
 	return err;
 }

@@ -67,4 +67,11 @@ void cpu_totals__clear(struct cpu_totals *t);
  * type, or -ENOMEM. */
 int cpu_totals__apportion(const struct cpu_totals *t, struct profile *p);
 
+/* Apportions pid's total over its samples in p now (as cpu_totals__apportion
+ * does), leaves those samples alone from then on (until cpu_totals__clear),
+ * and forgets pid's total: what pid gets later is a new process's when the
+ * pid was reused (its first process's samples keep their own time). Returns
+ * 0, -EINVAL when p has no "cpu" value type, or -ENOMEM. */
+int cpu_totals__seal(struct cpu_totals *t, struct profile *p, uint32_t pid);
+
 #endif
