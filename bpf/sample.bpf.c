@@ -413,18 +413,16 @@ static __always_inline bool born_during_capture(struct task_struct *task)
 	return task->start_time >= counting_since_ns;
 }
 
-/* The thread's accounting entry, created on first use. A thread alive when
- * counting began got its entry (and baseline) from snapshot_task_counts; one
- * born since starts from zero; one the snapshot missed (a target added later)
- * is accounted from now on. NULL before counting began or when out of memory. */
-static __always_inline struct task_counts *task_entry(struct task_struct *task, __u32 pid)
+/* task_struct.flags: the task is exiting (set before sched_process_exit). */
+#define PF_EXITING 0x00000004
+
+/* Creates the thread's accounting entry (or returns the one a racing caller
+ * made). A thread alive when counting began gets its CPU time so far as its
+ * baseline; one born since starts from zero. NULL when out of memory. */
+static __always_inline struct task_counts *create_entry(struct task_struct *task, __u32 pid)
 {
-	if (!counting_since_ns)
-		return NULL;
-	struct task_counts *tc = bpf_task_storage_get(&task_counts, task, 0, 0);
-	if (tc)
-		return tc;
-	tc = bpf_task_storage_get(&task_counts, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	struct task_counts *tc = bpf_task_storage_get(&task_counts, task, 0,
+						      BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!tc || tc->pid)
 		return tc;
 	tc->pid = pid;
@@ -433,6 +431,60 @@ static __always_inline struct task_counts *task_entry(struct task_struct *task, 
 		tc->sampled_ns = tc->base_ns;
 	}
 	return tc;
+}
+
+/* The thread's accounting entry, created on first use. A thread alive when
+ * counting began got its entry (and baseline) from snapshot_task_counts; one
+ * born since starts from zero; one the snapshot missed (a target added later)
+ * is accounted from now on. An exiting thread gets none here: its exit flush
+ * makes it (and hands over all its time), and one made after that flush
+ * would start from zero and hand over the thread's whole life again. NULL
+ * before counting began, for an exiting thread without one, or when out of
+ * memory. */
+static __always_inline struct task_counts *task_entry(struct task_struct *task, __u32 pid)
+{
+	if (!counting_since_ns)
+		return NULL;
+	struct task_counts *tc = bpf_task_storage_get(&task_counts, task, 0, 0);
+	if (tc || (task->flags & PF_EXITING))
+		return tc;
+	return create_entry(task, pid);
+}
+
+/* Hands over the thread's CPU time up to runtime that nobody took yet, and
+ * returns it (ns). Samples (on the thread's CPU), window flushes (an
+ * iterator on any CPU) and the exit and free hooks all take their share
+ * here: sampled_ns only rises, by compare-and-swap, so each ns goes to
+ * exactly one taker. A taker that read an older runtime than the last one
+ * gets 0 and leaves the rest to the next. Bounded retries: a taker that
+ * keeps losing leaves its share to the next taker, never twice. */
+static __always_inline __u64 claim_runtime(struct task_counts *tc, __u64 runtime)
+{
+	__u64 seen = tc->sampled_ns;
+	for (int i = 0; i < 4; i++) {
+		if (runtime <= seen)
+			return 0;
+		__u64 prev = __sync_val_compare_and_swap(&tc->sampled_ns, seen, runtime);
+		if (prev == seen)
+			return runtime - seen;
+		seen = prev;
+	}
+	return 0;
+}
+
+/* Fills r with what identifies task's process (the CPU time is the caller's). */
+static __always_inline void fill_unsampled(struct unsampled_record *r, struct task_struct *task,
+					   __u64 ns)
+{
+	r->tid = task->pid;
+	r->pid = task->tgid;
+	r->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	r->pad = 0;
+	r->unsampled_ns = ns;
+	struct task_struct *leader = BPF_CORE_READ(task, group_leader);
+	if (!leader || bpf_probe_read_kernel_str(r->group_comm, sizeof(r->group_comm),
+						  leader->comm) < 0)
+		bpf_probe_read_kernel_str(r->group_comm, sizeof(r->group_comm), task->comm);
 }
 
 /* Adds the counter deltas since this CPU's checkpoint to tc. */
@@ -513,11 +565,7 @@ static __always_inline void sample_counts(__u32 pid, __u32 tid, struct profile_s
 		return;
 	/* The scheduler brings sum_exec_runtime up to date at every tick and
 	 * switch: what ran since the last tick goes to the next sample. */
-	__u64 runtime = task->se.sum_exec_runtime;
-	if (runtime > tc->sampled_ns) {
-		e->delta_ns = runtime - tc->sampled_ns;
-		tc->sampled_ns = runtime;
-	}
+	e->delta_ns = claim_runtime(tc, task->se.sum_exec_runtime);
 	if (!counters_on())
 		return;
 	charge_current_slice(tid, tc);
@@ -588,6 +636,15 @@ static __always_inline int take_sample(void *ctx, __u64 period)
 
 	read_thread_tags(pid, e);
 	sample_counts(pid, tid, e);
+	{
+		/* The process's name and parent: the agent labels by process. */
+		struct task_struct *leader = task->group_leader;
+		if (!leader || bpf_probe_read_kernel_str(e->group_comm, sizeof(e->group_comm),
+							  leader->comm) < 0)
+			__builtin_memcpy(e->group_comm, e->hdr.comm, sizeof(e->group_comm));
+		e->ppid = BPF_CORE_READ(task, real_parent, tgid);
+		e->pad = 0;
+	}
 	e->py_len = 0;
 	e->py_status = PY_WALK_NONE;
 	if (walk_python) {
@@ -702,14 +759,21 @@ static __always_inline bool task_totals(struct task_struct *task, struct task_co
 	return true;
 }
 
-/* Sends an exiting thread's final counts to userspace and forgets it, so a
- * short-lived process is accounted and its entry does not outlive it. */
+/* Sends an exiting thread's final counts to userspace, with its CPU time no
+ * sample took (since its last sample, or all of it). Its entry stays, marked
+ * exited and fully handed over: the thread still runs after this tracepoint
+ * (exit_files, exit_notify, its last switch), and a sample then must hand
+ * over only that, which on_free sends the rest of. The entry is freed with
+ * the task. */
 static __always_inline void flush_task_counts(__u32 pid, __u32 tid)
 {
 	if (!counting_since_ns || !is_counted(pid))
 		return;
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct task_counts *tc = bpf_task_storage_get(&task_counts, task, 0, 0);
+	/* Without an entry, a thread born during the capture is accounted from
+	 * zero; one alive before that the snapshot missed is not (as before). */
+	bool accounted = tc || born_during_capture(task);
 	if (tc && counters_on()) {
 		charge_current_slice(tid, tc);
 		__u32 zero = 0;
@@ -717,17 +781,53 @@ static __always_inline void flush_task_counts(__u32 pid, __u32 tid)
 		if (cp)
 			cp->tid = 0; /* its last switch-out must not count it again */
 	}
+	if (!tc)
+		tc = create_entry(task, pid);
+	if (!tc) /* out of memory: later samples may hand over its whole life */
+		return;
+	__u64 ns = claim_runtime(tc, task->se.sum_exec_runtime);
+	tc->flags |= TASK_COUNTS_EXITED;
+	if (!accounted)
+		return;
 	struct profile_task_counts_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		count_drop(DROP_EVENT_RINGBUF_FULL);
-	} else if (task_totals(task, tc, &e->counts)) {
-		fill_header(&e->hdr, PROFILE_EVENT_TASK_COUNTS, pid, tid);
-		bpf_ringbuf_submit(e, wakeup_flags(false));
-	} else {
-		bpf_ringbuf_discard(e, 0);
+		return;
 	}
-	if (tc)
-		bpf_task_storage_delete(&task_counts, task);
+	task_totals(task, tc, &e->counts);
+	fill_unsampled(&e->unsampled, task, ns);
+	fill_header(&e->hdr, PROFILE_EVENT_TASK_COUNTS, pid, tid);
+	bpf_ringbuf_submit(e, wakeup_flags(false));
+}
+
+/* A dead thread is freed after its last switch (the scheduler's reference
+ * is the last but one): its CPU time is final. Sends what it ran since its
+ * exit record that no sample took. */
+SEC("tp_btf/sched_process_free")
+int BPF_PROG(on_free, struct task_struct *p)
+{
+	if (!counting || !counting_since_ns || !p)
+		return 0;
+	struct task_counts *tc = bpf_task_storage_get(&task_counts, p, 0, 0);
+	if (!tc || !(tc->flags & TASK_COUNTS_EXITED))
+		return 0;
+	__u64 ns = claim_runtime(tc, p->se.sum_exec_runtime);
+	if (!ns)
+		return 0;
+	struct profile_unsampled_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count_drop(DROP_EVENT_RINGBUF_FULL);
+		return 0;
+	}
+	fill_unsampled(&e->unsampled, p, ns);
+	e->hdr.type = PROFILE_EVENT_UNSAMPLED;
+	e->hdr.pid = p->tgid;
+	e->hdr.tid = p->pid;
+	e->hdr.cpu = bpf_get_smp_processor_id();
+	e->hdr.time_ns = bpf_ktime_get_ns();
+	bpf_probe_read_kernel_str(e->hdr.comm, sizeof(e->hdr.comm), p->comm);
+	bpf_ringbuf_submit(e, wakeup_flags(false));
+	return 0;
 }
 
 /* Run once when counting begins: records every accounted thread's CPU time
@@ -754,6 +854,28 @@ int dump_task_counts(struct bpf_iter__task *ctx)
 	struct task_counts_record rec = { .tid = task->pid };
 	if (task_totals(task, tc, &rec.counts))
 		bpf_seq_write(ctx->meta->seq, &rec, sizeof(rec));
+	return 0;
+}
+
+/* Hands every live accounted thread's CPU time not yet taken by a sample to
+ * the reader (struct unsampled_record each): the agent runs it when it closes
+ * a window, so the window gets the CPU time used in it, not at some later
+ * sample. */
+SEC("iter/task")
+int flush_unsampled(struct bpf_iter__task *ctx)
+{
+	struct task_struct *task = ctx->task;
+	if (!task || !counting_since_ns || !is_counted(task->tgid))
+		return 0;
+	struct task_counts *tc = task_entry(task, task->tgid);
+	if (!tc)
+		return 0;
+	__u64 ns = claim_runtime(tc, task->se.sum_exec_runtime);
+	if (!ns)
+		return 0;
+	struct unsampled_record rec = {};
+	fill_unsampled(&rec, task, ns);
+	bpf_seq_write(ctx->meta->seq, &rec, sizeof(rec));
 	return 0;
 }
 

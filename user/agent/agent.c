@@ -100,19 +100,59 @@ static void on_sample(void *ctx, const struct profile *p, const struct sample_de
 			match = !strcmp(q->filters[i].value, "-") ? v == NULL
 				: v && !strcmp(v, q->filters[i].value);
 		}
-		if (match && !q->error)
+		if (!match || q->error || !s->pid)
+			continue;
+		/* An [unsampled] sample (CPU time no stack sample took) goes in
+		 * only where the query has no stack sample of its process. */
+		bool unsampled = s->nframes == 1 && !s->values[0] &&
+			!strcmp(profile__str(p, profile__frame(p, s->frames[0])->name),
+				CPU_UNSAMPLED_FRAME);
+		if (!unsampled || !cpu_totals__samples(q->exact_cpu, s->pid))
 			q->error = profile__add_foreign_sample(q->profile, p, s);
-		if (match && !q->error && s->pid)
-			q->error = cpu_totals__add(q->exact_cpu, s->pid, exact_cpu_ns);
+		if (!q->error)
+			q->error = unsampled ? cpu_totals__add(q->exact_cpu, s->pid, exact_cpu_ns)
+					     : cpu_totals__add_sample(q->exact_cpu, s->pid,
+								      exact_cpu_ns);
 	}
 	pthread_mutex_unlock(&a->st.lock);
+}
+
+/* Hands every live thread's CPU time that no sample took yet to the open
+ * window (and live queries): exact up to now, not up to each thread's next
+ * sample. Returns CLOCK_REALTIME just after the threads were read: the moment
+ * the window holds CPU time up to. */
+static int64_t flush_unsampled(struct agent *a)
+{
+	if (!sampler__counting(a->sampler))
+		return now_ns(CLOCK_REALTIME);
+	sampler__drain(a->sampler); /* exit records first: they are older */
+	struct unsampled_record *recs;
+	size_t n;
+	int e = sampler__read_unsampled(a->sampler, &recs, &n);
+	int64_t read_at = now_ns(CLOCK_REALTIME);
+	if (e)
+		fprintf(stderr, "dynoprof agent: reading threads' CPU time failed: %s\n",
+			strerror(-e));
+	for (size_t i = 0; i < n; i++) {
+		int e2 = aggregator__add_unsampled(a->agg, &recs[i]);
+		if (e2 && !a->agg_error)
+			a->agg_error = e2;
+	}
+	free(recs);
+	return read_at;
 }
 
 /* Ends live queries whose time is up (all of them when stopping). */
 static void finish_queries(struct agent *a, bool all)
 {
 	int64_t now = now_ns(CLOCK_MONOTONIC);
-	int signalled = 0;
+	int signalled = 0, due = 0;
+	pthread_mutex_lock(&a->st.lock);
+	for (struct live_query *q = a->st.queries; q; q = q->next)
+		due |= !q->done && (all || now >= q->end_mono_ns);
+	pthread_mutex_unlock(&a->st.lock);
+	if (due) /* the ending queries get their threads' CPU time up to now */
+		flush_unsampled(a);
 	pthread_mutex_lock(&a->st.lock);
 	for (struct live_query *q = a->st.queries; q; q = q->next)
 		if (!q->done && (all || now >= q->end_mono_ns)) {
@@ -232,7 +272,9 @@ static void export_self_metrics(struct agent *a)
 /* Closes the open window: stores it, updates metrics, opens the next. */
 static int close_window(struct agent *a)
 {
-	int64_t end = now_ns(CLOCK_REALTIME);
+	/* First every thread's CPU time so far: the window ends when it was
+	 * read, so it holds no time of its successor's. */
+	int64_t end = flush_unsampled(a);
 	struct profile *w = a->window;
 	struct hashmap *groups = hashmap__new();
 	int vs = profile__find_value(w, "samples"), vc = profile__find_value(w, "cpu");
@@ -280,7 +322,7 @@ static int close_window(struct agent *a)
 		struct window_group *wg = v;
 		struct metric_label l[4] = { { "service", wg->g.service }, { "commit", wg->g.commit },
 					     { "endpoint", wg->g.endpoint }, { "comm", wg->comm } };
-		if (wg->g.samples) {
+		if (wg->g.samples || wg->g.cpu_ns) { /* [unsampled] CPU has no samples */
 			metrics__add(a->st.metrics, "dynoprof_samples_total", l, 4,
 				     (double)wg->g.samples);
 			if (vi >= 0)
@@ -543,6 +585,9 @@ int agent__run(const struct agent_config *initial, const char *config_path,
 		.thread_tags = tags, .no_kernel_stacks = !c->kernel, .counting = true,
 		.bpf_stats = true,
 	};
+	/* The first window holds every thread's CPU time from when counting
+	 * begins (in sampler__open), so it begins then. */
+	int64_t counting_unix = now_ns(CLOCK_REALTIME);
 	a->sampler = sampler__open(&sopts, on_record, a, err, sizeof(err));
 	if (!a->sampler) {
 		fprintf(stderr, "dynoprof agent: %s\n", err);
@@ -570,6 +615,7 @@ int agent__run(const struct agent_config *initial, const char *config_path,
 		.cycles = cc && cc->cycles, .on_sample = on_sample, .on_sample_ctx = a,
 		.window_ns = (uint64_t)(c->window_s * 1e9),
 		.window_origin_ns = (uint64_t)now_ns(CLOCK_MONOTONIC),
+		.process_comm = true,
 	};
 	a->agg = aggregator__new(a->window, a->sym, &ao);
 	if ((python && (!a->pyres || !a->pyreg)) || (c->tags && !a->tags) || !a->agg) {
@@ -614,7 +660,7 @@ int agent__run(const struct agent_config *initial, const char *config_path,
 		strchr(c->listen_address, ':') ? "[" : "", c->listen_address,
 		strchr(c->listen_address, ':') ? "]" : "", http_server__port(a->http));
 
-	a->window_start_unix = now_ns(CLOCK_REALTIME);
+	a->window_start_unix = counting_unix;
 	a->window_start_mono = now_ns(CLOCK_MONOTONIC);
 	rc = 0;
 	while (!stop_signal) {

@@ -402,6 +402,8 @@ struct sampler *sampler__open(const struct sampler_opts *opts, sampler_record_fn
 	bpf_program__set_autoattach(s->skel->progs.on_switch, switch_hook);
 	bpf_program__set_autoattach(s->skel->progs.snapshot_task_counts, s->counting);
 	bpf_program__set_autoattach(s->skel->progs.dump_task_counts, s->counting);
+	bpf_program__set_autoattach(s->skel->progs.flush_unsampled, s->counting);
+	bpf_program__set_autoattach(s->skel->progs.on_free, s->counting);
 	bpf_program__set_autoattach(s->skel->progs.sample_on_tick,
 				    opts->event == SAMPLE_EVENT_TICK);
 	if (opts->event == SAMPLE_EVENT_TICK && (e = setup_tick_sampling(s, opts, err, errlen)))
@@ -556,6 +558,59 @@ int sampler__foreach_task_counts(struct sampler *s,
 	char buf[64 * sizeof(struct task_counts_record)];
 	return run_task_iterator(s->skel->links.dump_task_counts, buf, sizeof(buf),
 				 visit_task_counts, &visit);
+}
+
+/* Most records one read keeps (40 bytes each): far more threads than a
+ * host runs. */
+#define MAX_UNSAMPLED_RECORDS (1u << 20)
+
+struct unsampled_buffer {
+	struct unsampled_record *recs; /* owned */
+	size_t n, cap;
+};
+
+static int collect_unsampled(void *ctx, const char *recs, size_t size)
+{
+	struct unsampled_buffer *b = ctx;
+	if (size % sizeof(struct unsampled_record))
+		return -EIO; /* records are written whole */
+	size_t more = size / sizeof(struct unsampled_record);
+	if (b->n + more > b->cap) {
+		size_t cap = b->cap ? b->cap : 256;
+		while (cap < b->n + more)
+			cap *= 2;
+		if (cap > MAX_UNSAMPLED_RECORDS)
+			return -E2BIG;
+		void *grown = realloc(b->recs, cap * sizeof(*b->recs));
+		if (!grown)
+			return -ENOMEM;
+		b->recs = grown;
+		b->cap = cap;
+	}
+	memcpy(b->recs + b->n, recs, size);
+	b->n += more;
+	return 0;
+}
+
+int sampler__read_unsampled(struct sampler *s, struct unsampled_record **recs, size_t *n)
+{
+	*recs = NULL;
+	*n = 0;
+	if (!s->counting)
+		return -ENOENT;
+	struct unsampled_buffer b = { 0 };
+	/* Whole records only: the buffer holds a multiple of them. */
+	char buf[128 * sizeof(struct unsampled_record)];
+	int err = run_task_iterator(s->skel->links.flush_unsampled, buf, sizeof(buf),
+				    collect_unsampled, &b);
+	/* -E2BIG: what was kept is handed over. */
+	if (err && err != -E2BIG) {
+		free(b.recs);
+		return err;
+	}
+	*recs = b.recs;
+	*n = b.n;
+	return err;
 }
 
 int sampler__poll(struct sampler *s, int timeout_ms)

@@ -79,6 +79,16 @@ int sampler__foreach_task_counts(struct sampler *s,
 				 void (*fn)(void *ctx, uint32_t tid, const struct task_counts *tc),
 				 void *ctx);
 
+/* Hands every live accounted thread's CPU time that no sample took yet to
+ * the caller and marks it taken (a later sample or read gets only what runs
+ * after): *recs (malloc'd, the caller frees it) gets *n records, one per
+ * thread with some. All are read before any is returned, so they describe
+ * one moment. Returns 0, -ENOENT when not counting, -E2BIG when more than
+ * 2^20 threads had some (those kept are returned; the CPU time of the last
+ * chunk read is lost, the threads not reached keep theirs for the next
+ * read), or -errno (nothing returned). */
+int sampler__read_unsampled(struct sampler *s, struct unsampled_record **recs, size_t *n);
+
 /* Total run time and runs of the sampling program since it was loaded (the
  * kernel counts them only while run-time stats are enabled: the sampler
  * enables them when opened with stats). Returns 0 or -errno. */

@@ -7,6 +7,9 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include "util/hashmap.h"
 
 /* Frame ids of one sample: kernel + user + Python frames + markers. */
 #define MAX_SAMPLE_FRAMES (2 * PROFILE_MAX_FRAMES + PY_MAX_FRAMES + 8)
@@ -18,6 +21,8 @@ struct aggregator {
 	struct aggregate_stats stats;/* counters */
 	struct cpu_totals *exact;    /* exact_cpu without counts: per-process CPU the
 				      * samples of the current profile carried (else NULL) */
+	struct hashmap *exited;      /* with exact: pid -> (void *)exit time (BPF ns) of
+				      * processes that exited since the last apportion */
 	uint32_t frames[MAX_SAMPLE_FRAMES]; /* scratch for one sample */
 	uint32_t chain[PROFILE_MAX_FRAMES]; /* native frames leafward of Python */
 };
@@ -33,8 +38,11 @@ struct aggregator *aggregator__new(struct profile *p, struct symbolizer *sym,
 	a->opts = *opts;
 	/* With a counts table the caller has complete totals to apportion by
 	 * (counts_table__apportion): summing the samples' would be wasted. */
-	if (opts->exact_cpu && !opts->counts && !(a->exact = cpu_totals__new())) {
+	if (opts->exact_cpu && !opts->counts &&
+	    (!(a->exact = cpu_totals__new()) || !(a->exited = hashmap__new()))) {
+		cpu_totals__free(a->exact);
 		free(a);
+		errno = ENOMEM;
 		return NULL;
 	}
 	if (profile__value_count(p) == 0) {
@@ -61,7 +69,27 @@ void aggregator__free(struct aggregator *a)
 	if (!a)
 		return;
 	cpu_totals__free(a->exact);
+	hashmap__free(a->exited);
 	free(a);
+}
+
+/* A process's exit path still runs (and is sampled) for a moment after its
+ * exit record; a sample of its pid later than this is a new process's. */
+#define PID_REUSE_GRACE_NS 50000000ull
+
+/* With exact totals: when pid's process exited in this window and this event
+ * (at BPF time time_ns) is a later process's with the same pid, the first
+ * one's samples get its time now (cpu_totals__seal), so one total is never
+ * spread over two processes' samples. */
+static int split_reused_pid(struct aggregator *a, uint32_t pid, uint64_t time_ns)
+{
+	if (!a->exact || !a->exited || !hashmap__size(a->exited))
+		return 0;
+	void *at = hashmap__get(a->exited, &pid, sizeof(pid));
+	if (!at || time_ns <= (uint64_t)(uintptr_t)at + PID_REUSE_GRACE_NS)
+		return 0;
+	hashmap__remove(a->exited, &pid, sizeof(pid));
+	return cpu_totals__seal(a->exact, a->profile, pid);
 }
 
 static int add_special(struct profile *p, const char *name, uint32_t *id)
@@ -186,7 +214,7 @@ static int add_sample(struct aggregator *a, const struct profile_sample_event *e
 	}
 
 	char comm[PROFILE_COMM_LEN + 1];
-	memcpy(comm, e->hdr.comm, PROFILE_COMM_LEN);
+	memcpy(comm, a->opts.process_comm ? e->group_comm : e->hdr.comm, PROFILE_COMM_LEN);
 	comm[PROFILE_COMM_LEN] = '\0';
 	uint64_t ns = a->opts.period_is_ns ? e->period : a->opts.ns_per_sample;
 	uint64_t values[PROFILE_MAX_VALUES] = { 1, ns };
@@ -202,8 +230,8 @@ static int add_sample(struct aggregator *a, const struct profile_sample_event *e
 
 	struct tag_labels labels = { .count = 0 };
 	if (a->opts.tags) {
-		err = tag_registry__labels(a->opts.tags, pid, e->tag_status, e->tags,
-					   e->tag_count, &labels);
+		err = tag_registry__labels_inherit(a->opts.tags, pid, (pid_t)e->ppid,
+						   e->tag_status, e->tags, e->tag_count, &labels);
 		if (err)
 			return err;
 		if (e->tag_status == TAG_READ_RACE)
@@ -231,6 +259,8 @@ static int add_sample(struct aggregator *a, const struct profile_sample_event *e
 		labels.keys[labels.count] = "window";
 		labels.values[labels.count++] = window;
 	}
+	if ((err = split_reused_pid(a, e->hdr.pid, e->hdr.time_ns)))
+		return err;
 	struct sample_desc s = {
 		.frames = a->frames, .nframes = n, .pid = e->hdr.pid, .tid = e->hdr.tid,
 		.comm = comm, .values = values, .label_keys = labels.keys,
@@ -238,7 +268,7 @@ static int add_sample(struct aggregator *a, const struct profile_sample_event *e
 	};
 	err = profile__add_sample(a->profile, &s);
 	if (!err && a->exact && e->hdr.pid)
-		err = cpu_totals__add(a->exact, e->hdr.pid, e->delta_ns);
+		err = cpu_totals__add_sample(a->exact, e->hdr.pid, e->delta_ns);
 	if (!err) {
 		a->stats.samples++;
 		if (a->opts.on_sample)
@@ -247,6 +277,9 @@ static int add_sample(struct aggregator *a, const struct profile_sample_event *e
 	}
 	return err;
 }
+
+static int add_unsampled_at(struct aggregator *a, const struct unsampled_record *r,
+			    uint64_t time_ns);
 
 int aggregator__record(struct aggregator *a, const void *data, size_t size)
 {
@@ -272,6 +305,10 @@ int aggregator__record(struct aggregator *a, const void *data, size_t size)
 		return 0;
 	case PROFILE_EVENT_EXIT:
 		a->stats.exits++;
+		if (a->exited && h->pid &&
+		    hashmap__put(a->exited, &h->pid, sizeof(h->pid), (void *)(uintptr_t)h->time_ns,
+				 NULL))
+			return -ENOMEM;
 		symbolizer__note_exit(a->sym, (pid_t)h->pid);
 		if (a->opts.python)
 			py_registry__note_exit(a->opts.python, (pid_t)h->pid);
@@ -284,7 +321,17 @@ int aggregator__record(struct aggregator *a, const void *data, size_t size)
 			a->stats.bad_records++;
 			return 0;
 		}
+		if (a->exact)
+			return add_unsampled_at(a, &tc->unsampled, h->time_ns);
 		return a->opts.counts ? counts_table__add(a->opts.counts, h->tid, &tc->counts) : 0;
+	}
+	case PROFILE_EVENT_UNSAMPLED: {
+		const struct profile_unsampled_event *u = data;
+		if (size < sizeof(*u)) {
+			a->stats.bad_records++;
+			return 0;
+		}
+		return a->exact ? add_unsampled_at(a, &u->unsampled, h->time_ns) : 0;
 	}
 	default:
 		a->stats.bad_records++;
@@ -315,7 +362,80 @@ int aggregator__apportion(struct aggregator *a)
 		return 0;
 	int err = cpu_totals__apportion(a->exact, a->profile);
 	cpu_totals__clear(a->exact);
+	hashmap__free(a->exited);
+	a->exited = hashmap__new(); /* NULL: pid reuse goes unnoticed */
 	return err;
+}
+
+/* Labels of a process-level sample of pid (its tags, then the window of
+ * now_mono_ns); window must outlive the labels' use. */
+static int process_labels(struct aggregator *a, pid_t pid, pid_t ppid, uint64_t now_mono_ns,
+			  struct tag_labels *labels, char window[24])
+{
+	labels->count = 0;
+	if (a->opts.tags) {
+		int err = tag_registry__labels_inherit(a->opts.tags, pid, ppid, TAG_READ_NONE, NULL,
+						       0, labels);
+		if (err)
+			return err;
+	}
+	if (a->opts.window_ns && labels->count < TAG_MAX_LABELS) {
+		uint64_t t = now_mono_ns > a->opts.window_origin_ns ?
+			     now_mono_ns - a->opts.window_origin_ns : 0;
+		snprintf(window, 24, "%" PRIu64, t / a->opts.window_ns);
+		labels->keys[labels->count] = "window";
+		labels->values[labels->count++] = window;
+	}
+	return 0;
+}
+
+static uint64_t mono_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* aggregator__add_unsampled of a record sent at BPF time time_ns. */
+static int add_unsampled_at(struct aggregator *a, const struct unsampled_record *r,
+			    uint64_t time_ns)
+{
+	if (!a->exact || !r->pid || !r->unsampled_ns)
+		return 0;
+	a->stats.unsampled_ns += r->unsampled_ns;
+	struct tag_labels labels;
+	char window[24];
+	int err = split_reused_pid(a, r->pid, time_ns);
+	if (!err)
+		err = process_labels(a, (pid_t)r->pid, (pid_t)r->ppid, mono_now_ns(), &labels,
+				     window);
+	uint32_t frame;
+	if (!err)
+		err = add_special(a->profile, CPU_UNSAMPLED_FRAME, &frame);
+	if (err)
+		return err;
+	char comm[PROFILE_COMM_LEN + 1];
+	memcpy(comm, r->group_comm, PROFILE_COMM_LEN);
+	comm[PROFILE_COMM_LEN] = '\0';
+	uint64_t values[PROFILE_MAX_VALUES] = { 0 };
+	struct sample_desc s = { .frames = &frame, .nframes = 1, .pid = r->pid, .tid = r->pid,
+				 .comm = comm, .label_keys = labels.keys,
+				 .label_values = labels.values, .nlabels = labels.count,
+				 .values = values };
+	/* Where the process has stack samples, they carry the time (apportioned
+	 * by their shares); an [unsampled] sample would only add a 0 row. */
+	if (!cpu_totals__samples(a->exact, r->pid))
+		err = profile__add_sample(a->profile, &s);
+	if (!err)
+		err = cpu_totals__add(a->exact, r->pid, r->unsampled_ns);
+	if (!err && a->opts.on_sample)
+		a->opts.on_sample(a->opts.on_sample_ctx, a->profile, &s, r->unsampled_ns);
+	return err;
+}
+
+int aggregator__add_unsampled(struct aggregator *a, const struct unsampled_record *r)
+{
+	return add_unsampled_at(a, r, mono_now_ns());
 }
 
 int aggregator__add_requests(struct aggregator *a, pid_t pid, const char *endpoint,

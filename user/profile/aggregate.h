@@ -50,9 +50,13 @@ struct aggregate_opts {
 				  * ((sample time - window_origin_ns) / window_ns), the
 				  * clusters `dynoprof diff` resamples */
 	uint64_t window_origin_ns; /* CLOCK_MONOTONIC origin of window 0 */
+	bool process_comm;       /* samples' comm is their process's name (the thread
+				  * group leader's), not their thread's */
 	/* Called with every sample added (frames are ids in the profile) and the
 	 * exact CPU ns it carried (0 without exact_cpu), e.g. to feed live
-	 * queries; NULL: none. */
+	 * queries; NULL: none. Also with every [unsampled] sample (values all 0,
+	 * see aggregator__add_unsampled): the receiver adds it only where the
+	 * process has no stack sample, and credits the ns either way. */
 	void (*on_sample)(void *ctx, const struct profile *p, const struct sample_desc *s,
 			  uint64_t exact_cpu_ns);
 	void *on_sample_ctx;
@@ -71,6 +75,8 @@ struct aggregate_stats {
 	uint64_t tagged_samples;  /* samples that carry at least one tag */
 	uint64_t inferred_endpoints; /* samples whose endpoint came from the stack rule */
 	uint64_t tag_races;       /* samples whose thread was writing its tags (untagged) */
+	uint64_t unsampled_ns;    /* CPU ns no sample took, credited to its process
+				   * (exit records, frees, window flushes) */
 };
 
 struct aggregator;
@@ -100,6 +106,15 @@ int aggregator__set_profile(struct aggregator *a, struct profile *p);
  * With a counts table, apportion by it instead (counts_table__apportion).
  * Returns 0 or -errno. */
 int aggregator__apportion(struct aggregator *a);
+
+/* With exact_cpu and no counts table: credits a thread's CPU time that no
+ * stack sample took (r: an exit record's tail, a freed thread's, or a window
+ * flush's, sampler__flush_unsampled) to its process in the current profile.
+ * When the process has no stack sample there yet, it gets a synthetic one
+ * (frame CPU_UNSAMPLED_FRAME, its process name, tags (its parent's when it
+ * is gone) and pid, all values 0) for aggregator__apportion to put the time
+ * on. Returns 0 or -errno (-ENOMEM). */
+int aggregator__add_unsampled(struct aggregator *a, const struct unsampled_record *r);
 
 /* Records that process pid began `requests` requests of endpoint since the
  * last call: a sample with the single frame "[requests]", every value 0 but

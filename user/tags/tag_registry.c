@@ -48,6 +48,8 @@ struct owned_tag {
 struct tag_entry {
 	struct process_slot slot;          /* pid, exited, LRU tick (first: process_table.h) */
 	int env_read;                      /* environment tags read for this image */
+	int env_unreadable;                /* its environment could not be read (it
+					    * was gone): env[] came from its parent */
 	struct owned_tag env[MAX_ENV_TAGS];/* tags from the environment */
 	unsigned n_env;
 	uint64_t runtime_addr;             /* libdynotag's dynotag_runtime; 0 none found */
@@ -232,13 +234,16 @@ static void read_environment(struct tag_registry *r, struct tag_entry *e)
 	e->env_read = 1;
 	snprintf(path, sizeof(path), "/proc/%d/environ", (int)e->slot.pid);
 	FILE *f = fopen(path, "re");
-	if (!f)
+	if (!f) {
+		e->env_unreadable = 1;
 		return;
+	}
 	char *buf = malloc(MAX_ENVIRON_BYTES + 1);
 	size_t n = buf ? fread(buf, 1, MAX_ENVIRON_BYTES, f) : 0;
 	fclose(f);
 	if (!buf)
 		return;
+	e->env_unreadable = n == 0; /* a zombie's reads empty */
 	buf[n] = '\0';
 	/* Rules in order, so the first variable present wins for its key. */
 	for (size_t ri = 0; ri < r->n_rules; ri++) {
@@ -452,9 +457,31 @@ static void put_label(struct tag_labels *out, const char *key, const char *value
 	}
 }
 
+/* e's process was gone before its environment was read: it gets its
+ * parent's environment tags (a child inherits its parent's environment
+ * unless it changes it). Once: the copy stays with e. */
+static void inherit_environment(struct tag_registry *r, struct tag_entry *e, pid_t ppid)
+{
+	e->env_unreadable = 0;
+	if (ppid <= 0 || ppid == e->slot.pid)
+		return;
+	/* e was just used, so making room for the parent never evicts it. */
+	struct tag_entry *parent = get_entry(r, ppid);
+	for (unsigned i = 0; parent && i < parent->n_env; i++)
+		add_owned(e->env, &e->n_env, MAX_ENV_TAGS, parent->env[i].key,
+			  parent->env[i].value);
+}
+
 int tag_registry__labels(struct tag_registry *r, pid_t pid, uint32_t status,
 			 const struct dynotag_pair *pairs, uint32_t npairs,
 			 struct tag_labels *out)
+{
+	return tag_registry__labels_inherit(r, pid, 0, status, pairs, npairs, out);
+}
+
+int tag_registry__labels_inherit(struct tag_registry *r, pid_t pid, pid_t ppid, uint32_t status,
+				 const struct dynotag_pair *pairs, uint32_t npairs,
+				 struct tag_labels *out)
 {
 	out->count = 0;
 	if (pid <= 0)
@@ -462,6 +489,8 @@ int tag_registry__labels(struct tag_registry *r, pid_t pid, uint32_t status,
 	struct tag_entry *e = get_entry(r, pid);
 	if (!e)
 		return -ENOMEM;
+	if (e->env_unreadable && ppid > 0)
+		inherit_environment(r, e, ppid);
 	/* Precedence: environment < library process tags < thread tags. */
 	for (unsigned i = 0; i < e->n_env; i++)
 		put_label(out, e->env[i].key, e->env[i].value);

@@ -82,6 +82,13 @@ int tag_registry__labels(struct tag_registry *r, pid_t pid, uint32_t status,
 /* Calls fn(ctx, endpoint, requests) for each endpoint with a non-zero request
  * counter in pid (libdynotag's request_begin counts). Returns 0, -ENOENT when
  * pid has no library, or -errno when its memory cannot be read. */
+/* Like tag_registry__labels, and when pid was gone before its environment
+ * could be read (a short-lived process), its environment tags are its
+ * parent ppid's (0: unknown). */
+int tag_registry__labels_inherit(struct tag_registry *r, pid_t pid, pid_t ppid, uint32_t status,
+				 const struct dynotag_pair *pairs, uint32_t npairs,
+				 struct tag_labels *out);
+
 int tag_registry__requests(struct tag_registry *r, pid_t pid,
 			   void (*fn)(void *ctx, const char *endpoint, uint64_t requests),
 			   void *ctx);
