@@ -465,8 +465,9 @@ static void handle_regressions(void *ctx, const struct http_query *q, struct htt
 		http_response__error(r, 400, "/api/v1/regressions takes no parameters");
 		return;
 	}
-	if (deploy_checker__json(st->deploys, &r->body)) {
-		http_response__error(r, 500, "out of memory");
+	int e = deploy_checker__json(st->deploys, &r->body);
+	if (e) {
+		http_response__error(r, 500, "reading the deploy checks failed: %s", strerror(-e));
 		return;
 	}
 	r->content_type = "application/json";
