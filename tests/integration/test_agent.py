@@ -581,12 +581,26 @@ def test_deploy_check_flags_the_regressed_endpoint(agents, apps):
     agent.stop()
 
 
-def test_alert_rules_pass_promtool():
+def promtool_path():
+    """promtool (Debian package prometheus, installed by scripts/deps.sh test): a
+    missing one fails the test."""
     promtool = shutil.which("promtool")
     if not promtool:
-        pytest.skip("promtool not installed (apt-get install prometheus)")
+        pytest.fail("promtool not installed: apt-get install prometheus (scripts/deps.sh test)")
+    return promtool
+
+
+def test_alert_rules_pass_promtool():
+    """The shipped rules load, and their promtool unit tests pass: the deploy
+    check alert fires exactly on verdict="regression"."""
+    promtool = promtool_path()
     rules = os.path.join(REPO_ROOT, "scripts", "dynoprof-alerts.yml")
     res = subprocess.run([promtool, "check", "rules", rules], capture_output=True, text=True,
                          timeout=60)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "SUCCESS" in res.stdout, res.stdout
+    tests = os.path.join(REPO_ROOT, "tests", "integration", "promtool",
+                         "dynoprof-alerts.test.yml")
+    res = subprocess.run([promtool, "test", "rules", tests], capture_output=True, text=True,
+                         timeout=60)
+    assert res.returncode == 0 and "SUCCESS" in res.stdout, res.stdout + res.stderr

@@ -210,8 +210,10 @@ static void export_self_metrics(struct agent *a)
 	struct symbolizer_stats ss;
 	symbolizer__stats(a->sym, &ss);
 	metrics__set(m, "dynoprof_agent_processes_tracked", NULL, 0, (double)ss.processes);
-	metrics__set(m, "dynoprof_agent_symbol_cache_hits", NULL, 0, (double)ss.symcache_hits);
-	metrics__set(m, "dynoprof_agent_symbol_cache_misses", NULL, 0,
+	/* Cumulative totals kept by the symbolizer: set, not added. */
+	metrics__set(m, "dynoprof_agent_symbol_cache_hits_total", NULL, 0,
+		     (double)ss.symcache_hits);
+	metrics__set(m, "dynoprof_agent_symbol_cache_misses_total", NULL, 0,
 		     (double)ss.symcache_misses);
 	long pages = 0;
 	FILE *f = fopen("/proc/self/statm", "re");
@@ -381,9 +383,8 @@ static const struct {
 	{ "dynoprof_agent_windows_total", METRIC_COUNTER, "History windows stored." },
 	{ "dynoprof_agent_processes_tracked", METRIC_GAUGE,
 	  "Processes whose mappings the agent keeps." },
-	{ "dynoprof_agent_symbol_cache_hits", METRIC_GAUGE, "Symbol table cache hits since start." },
-	{ "dynoprof_agent_symbol_cache_misses", METRIC_GAUGE,
-	  "Symbol table cache misses since start." },
+	{ "dynoprof_agent_symbol_cache_hits_total", METRIC_COUNTER, "Symbol table cache hits." },
+	{ "dynoprof_agent_symbol_cache_misses_total", METRIC_COUNTER, "Symbol table cache misses." },
 	{ "dynoprof_agent_rss_bytes", METRIC_GAUGE, "Resident memory of the agent." },
 	{ "dynoprof_agent_database_bytes", METRIC_GAUGE, "Size of the history database." },
 	{ "dynoprof_agent_windows_stored", METRIC_GAUGE, "History windows in the database." },
