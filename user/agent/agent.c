@@ -229,6 +229,10 @@ static void export_self_metrics(struct agent *a)
 		metrics__set(m, "dynoprof_agent_database_bytes", NULL, 0, (double)bytes);
 		metrics__set(m, "dynoprof_agent_windows_stored", NULL, 0, (double)windows);
 	}
+	/* Warnings said once, then counted: their summary, at most once a window
+	 * and less often while they keep coming (util/warn_log.h). */
+	py_registry__summary(a->pyreg, "dynoprof agent", "counted since the previous note", 0);
+	py_resolver__summary(a->pyres, "dynoprof agent", "counted since the previous note", 0);
 }
 
 /* Closes the open window: stores it, updates metrics, opens the next. */
@@ -550,9 +554,9 @@ int agent__run(const struct agent_config *initial, const char *config_path,
 		goto out;
 	}
 	if (python) {
-		/* A daemon sees every short-lived Python process on the host: no
-		 * per-process warnings about code objects that vanished. */
-		a->pyres = py_resolver__new(0, NULL);
+		/* A daemon sees every short-lived Python process on the host: the
+		 * first few per reason are named, the rest summarised per window. */
+		a->pyres = py_resolver__new(0, stderr);
 		a->pyreg = py_registry__new(sampler__set_python_process, a->sampler, 0, stderr);
 	}
 	if (c->tags) {
