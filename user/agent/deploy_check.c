@@ -596,8 +596,10 @@ static int run_check(struct deploy_checker *d, const struct pending_check *p, in
 		cr.bf = cr.nf;
 		cr.bt = cr.nt;
 	} else {
-		cr.bt = base_last < cr.nt ? base_last : cr.nt;
-		cr.bf = (cr.bt < p->switch_ns ? cr.bt : p->switch_ns) - win;
+		/* Rolling: the old commit's last W before the switch. Its windows
+		 * during the rollout (workers draining, exiting) are left out. */
+		cr.bt = base_last < p->switch_ns ? base_last : p->switch_ns;
+		cr.bf = cr.bt - win;
 	}
 	struct series bran = { 0 }, nran = { 0 };
 	struct endpoint_set eps = { 0 };

@@ -19,9 +19,10 @@
  * check_window):
  *   new side:  the new commit's windows in [switch, switch + W)
  *   base side: rolling deploy (the old commit stopped before switch + W):
- *              the old commit's windows in [switch - W, end of its last
- *              window), i.e. its last W before the switch plus the windows in
- *              which its workers still ran during the rollout;
+ *              the old commit's windows in [end - W, end), end being the
+ *              switch (or the end of its last window, if it stopped before):
+ *              its last W before the new commit appeared; its windows during
+ *              the rollout (workers draining and exiting) are left out;
  *              canary (the old commit still ran at switch + W): the same
  *              range as the new side, [switch, switch + W).
  * Only windows in which the commit had samples count on its side: windows of
