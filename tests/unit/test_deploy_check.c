@@ -3,7 +3,9 @@
  * commit aaa -> bbb with +30% CPU per request on one endpoint; once the
  * check window has passed the checker reports a regression for that endpoint
  * only, in its JSON and as dynoprof_regression_ratio gauges; both commits in
- * the same windows make it a canary check. */
+ * the same windows make it a canary check. A check that cannot compare stores
+ * "insufficient data" with its reason; late samples of an old commit, commits
+ * first seen together, one-window commits and a restart report no switch. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -100,15 +102,18 @@ static struct store_group group(struct fixture *f, const char *commit, const cha
 /* Stores window w with the commits given (one or two), each running /a
  * (10 ms per request, x a_factor for bbb) and /b (8 ms), observes them, and
  * runs the due checks at the window's end. Returns the checks run. */
-static int put_window(struct fixture *f, int w, const char *c1, const char *c2)
+static int put_window_ex(struct fixture *f, int w, const char *c1, const char *c2,
+			 const char *only_new_endpoint)
 {
-	struct store_group g[4];
+	struct store_group g[6];
 	size_t n = 0;
 	const char *commits[2] = { c1, c2 };
 	for (int i = 0; i < 2 && commits[i]; i++) {
 		double a = !strcmp(commits[i], "bbb") ? 13 : 10;
 		g[n++] = group(f, commits[i], "/a", 100, a);
 		g[n++] = group(f, commits[i], "/b", 50, 8);
+		if (only_new_endpoint && !strcmp(commits[i], "bbb"))
+			g[n++] = group(f, commits[i], only_new_endpoint, 40, 5);
 	}
 	uint64_t samples = 0;
 	for (size_t i = 0; i < n; i++)
@@ -121,6 +126,23 @@ static int put_window(struct fixture *f, int w, const char *c1, const char *c2)
 		assert_int_equal(deploy_checker__observe(f->checker, "shop", commits[i], start, end),
 				 0);
 	return deploy_checker__run_due(f->checker, end);
+}
+
+static int put_window(struct fixture *f, int w, const char *c1, const char *c2)
+{
+	return put_window_ex(f, w, c1, c2, NULL);
+}
+
+/* The rendered metrics (caller releases). */
+static void render(struct fixture *f, struct strbuf *m)
+{
+	assert_int_equal(metrics__render(f->metrics, m), 0);
+}
+
+/* The checks JSON (caller releases). */
+static void checks_json(struct fixture *f, struct strbuf *json)
+{
+	assert_int_equal(deploy_checker__json(f->checker, json), 0);
 }
 
 /* Copies the JSON object of endpoint ep out of the checks JSON. */
@@ -216,6 +238,13 @@ static void test_rolling_deploy_regression(void **state)
 				       "endpoint=\"/b\",new=\"bbb\",service=\"shop\"} ");
 	if (!(ga > 1.25 && ga < 1.35))
 		fail_msg("ratio of /a %g in:\n%s", ga, mt);
+	/* The verdict itself, what the alert rule reads. */
+	assert_true(series_value(mt, "dynoprof_deploy_check_verdict{base=\"aaa\",endpoint=\"/a\","
+				 "new=\"bbb\",service=\"shop\",verdict=\"regression\"} ") == 1);
+	assert_true(series_value(mt, "dynoprof_deploy_check_verdict{base=\"aaa\",endpoint=\"/b\","
+				 "new=\"bbb\",service=\"shop\",verdict=\"no significant "
+				 "change\"} ") == 1);
+	assert_null(strstr(mt, "endpoint=\"/b\",new=\"bbb\",service=\"shop\",verdict=\"regression"));
 	assert_true(lo > 1.1 && lo < ga && hi > ga && hi < 1.5);
 	assert_true(gb > 0.97 && gb < 1.03);
 	assert_true(sig == 1);
@@ -284,12 +313,154 @@ static void test_no_switch_no_check(void **state)
 	strbuf__release(&m);
 }
 
+
+/* The old commit ran in too few windows before the switch: one result for
+ * "(all)", insufficient data with the reason; not logged as done. */
+static void test_side_without_data_is_insufficient(void **state)
+{
+	struct fixture *f = *state;
+	struct strbuf json = STRBUF_INIT, m = STRBUF_INIT;
+	/* Before any check, the list is there and empty. */
+	checks_json(f, &json);
+	assert_string_equal(strbuf__str(&json), "{\"checks\": [\n]}\n");
+	strbuf__reset(&json);
+	for (int w = 0; w < 3; w++)
+		assert_int_equal(put_window(f, w, "aaa", NULL), 0);
+	int ran = 0;
+	for (int w = 3; w < 40; w++)
+		ran += put_window(f, w, "bbb", NULL);
+	assert_int_equal(ran, 1);
+	checks_json(f, &json);
+	char all[1024];
+	check_object(strbuf__str(&json), "(all)", all, sizeof(all));
+	assert_non_null(strstr(all, "\"verdict\": \"insufficient data\""));
+	assert_non_null(strstr(all, "\"reason\": \"aaa ran in 3 windows of its compared range "
+				    "(5 needed)\""));
+	assert_non_null(strstr(all, "\"base_windows\": 3"));
+	assert_null(strstr(strbuf__str(&json), "\"/a\""));
+	render(f, &m);
+	assert_true(series_value(strbuf__str(&m), "dynoprof_deploy_check_verdict{base=\"aaa\","
+				 "endpoint=\"(all)\",new=\"bbb\",service=\"shop\",verdict="
+				 "\"insufficient data\"} ") == 1);
+	assert_null(strstr(strbuf__str(&m), "dynoprof_regression_ratio{"));
+	strbuf__release(&json);
+	strbuf__release(&m);
+}
+
+/* An endpoint only the new commit serves cannot be compared: insufficient
+ * data, saying so; the others are compared as usual. */
+static void test_new_endpoint_is_insufficient(void **state)
+{
+	struct fixture *f = *state;
+	for (int w = 0; w < 30; w++)
+		assert_int_equal(put_window(f, w, "aaa", NULL), 0);
+	int ran = 0;
+	for (int w = 30; w < 60; w++)
+		ran += put_window_ex(f, w, "bbb", NULL, "/c");
+	assert_int_equal(ran, 1);
+	struct strbuf json = STRBUF_INIT;
+	checks_json(f, &json);
+	char a[1024], c[1024];
+	check_object(strbuf__str(&json), "/a", a, sizeof(a));
+	check_object(strbuf__str(&json), "/c", c, sizeof(c));
+	assert_non_null(strstr(a, "\"verdict\": \"regression\""));
+	assert_non_null(strstr(a, "\"reason\": null"));
+	assert_non_null(strstr(c, "\"verdict\": \"insufficient data\""));
+	assert_non_null(strstr(c, "\"reason\": \"only bbb served it in the compared range\""));
+	strbuf__release(&json);
+}
+
+/* During and after a rolling deploy aaa -> bbb, late samples of exiting aaa
+ * workers are no switch back to aaa; the old commit's windows after the
+ * switch belong to its side. */
+static void test_late_old_samples_are_no_switch(void **state)
+{
+	struct fixture *f = *state;
+	int ran = 0;
+	for (int w = 0; w < 30; w++)
+		assert_int_equal(put_window(f, w, "aaa", NULL), 0);
+	/* Both for three windows (the rollout), then bbb with a straggler. */
+	for (int w = 30; w < 33; w++)
+		ran += put_window(f, w, "aaa", "bbb");
+	for (int w = 33; w < 80; w++)
+		ran += put_window(f, w, "bbb", w == 45 || w == 70 ? "aaa" : NULL);
+	assert_int_equal(ran, 1);
+	assert_int_equal(deploy_checker__run_due(f->checker, f->t0 + 1000 * WINDOW_NS), 0);
+	struct strbuf json = STRBUF_INIT;
+	checks_json(f, &json);
+	const char *text = strbuf__str(&json);
+	assert_null(strstr(text, "\"base\": \"bbb\""));
+	char a[1024];
+	check_object(text, "/a", a, sizeof(a));
+	/* Rolling (aaa stopped before the new range's end, a straggler at 45
+	 * aside): base = aaa's last W before the switch; its rollout windows
+	 * and the straggler's are left out. */
+	assert_non_null(strstr(a, "\"canary\": false"));
+	assert_non_null(strstr(a, "\"base_windows\": 30"));
+	assert_non_null(strstr(a, "\"new_windows\": 30"));
+	char want[96];
+	snprintf(want, sizeof(want), "\"base_range\": [%.3f, %.3f]", (double)f->t0 / 1e9,
+		 (double)(f->t0 + 30 * WINDOW_NS) / 1e9);
+	assert_non_null(strstr(a, want));
+	strbuf__release(&json);
+}
+
+/* Commits first seen in the same window (an agent started mid-deploy) and a
+ * commit seen in one window only are no switch. */
+static void test_no_spurious_switch(void **state)
+{
+	struct fixture *f = *state;
+	int ran = put_window(f, 0, "aaa", "bbb");
+	for (int w = 1; w < 40; w++)
+		ran += put_window(f, w, "bbb", w == 10 ? "zzz" : NULL);
+	/* zzz (one window, never before): not a deploy either. */
+	ran += deploy_checker__run_due(f->checker, f->t0 + 1000 * WINDOW_NS);
+	assert_int_equal(ran, 0);
+	struct strbuf json = STRBUF_INIT;
+	checks_json(f, &json);
+	assert_null(strstr(strbuf__str(&json), "\"endpoint\""));
+	strbuf__release(&json);
+}
+
+/* A restarted agent knows the commits of its history: the old commit's late
+ * sample after the restart is no switch, and a real new commit is checked
+ * against the history's last one. */
+static void test_restart_remembers_commits(void **state)
+{
+	struct fixture *f = *state;
+	for (int w = 0; w < 30; w++)
+		assert_int_equal(put_window(f, w, "aaa", NULL), 0);
+	for (int w = 30; w < 70; w++)
+		put_window(f, w, "bbb", NULL);
+	/* Restart: a new checker on the same history. */
+	deploy_checker__free(f->checker);
+	struct deploy_check_opts o = { .check_window_s = 300 };
+	f->checker = deploy_checker__new(&o, f->store, f->metrics);
+	assert_non_null(f->checker);
+	int ran = 0;
+	for (int w = 70; w < 110; w++)
+		ran += put_window(f, w, "bbb", w == 71 || w == 72 ? "aaa" : NULL);
+	assert_int_equal(ran, 0);
+	/* The check aaa -> bbb from before the restart is the only one. */
+	struct strbuf json = STRBUF_INIT;
+	checks_json(f, &json);
+	assert_null(strstr(strbuf__str(&json), "\"base\": \"bbb\""));
+	strbuf__release(&json);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_rolling_deploy_regression, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_canary, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_switch_no_check, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_side_without_data_is_insufficient, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_new_endpoint_is_insufficient, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_late_old_samples_are_no_switch, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_no_spurious_switch, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_restart_remembers_commits, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -296,6 +296,34 @@ static void test_bad_urls(void **state)
 	strbuf__release(&body);
 }
 
+/* diff --agent's selectors become an encoded query string. */
+static void test_append_query(void **state)
+{
+	(void)state;
+	char err[128] = "";
+	struct strbuf url = STRBUF_INIT;
+	strbuf__puts(&url, "http://h:1/p");
+	assert_int_equal(http_get__append_query(&url, "commit=abc&endpoint=/a b&tag.k=x+y&&"
+						"from=2026-11-22T10:00:00+02:00", err, sizeof(err)),
+			 0);
+	assert_string_equal(strbuf__str(&url), "http://h:1/p?commit=abc&endpoint=/a%20b&"
+			    "tag.k=x%2By&from=2026-11-22T10:00:00%2B02:00");
+	/* Already encoded stays as is; '&' and '=' inside a value need %26 / %3D. */
+	strbuf__reset(&url);
+	strbuf__puts(&url, "http://h/p?seconds=1");
+	assert_int_equal(http_get__append_query(&url, "endpoint=%2Fa%26b&x=1=2", err,
+						sizeof(err)), 0);
+	assert_string_equal(strbuf__str(&url), "http://h/p?seconds=1&endpoint=%2Fa%26b&x=1%3D2");
+	strbuf__reset(&url);
+	assert_int_equal(http_get__append_query(&url, "commit", err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "commit"));
+	assert_int_equal(http_get__append_query(&url, "=x", err, sizeof(err)), -EINVAL);
+	strbuf__reset(&url);
+	assert_int_equal(http_get__append_query(&url, "", err, sizeof(err)), 0);
+	assert_string_equal(strbuf__str(&url), "");
+	strbuf__release(&url);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -307,6 +335,7 @@ int main(void)
 		cmocka_unit_test(test_bad_responses),
 		cmocka_unit_test(test_timeout),
 		cmocka_unit_test(test_bad_urls),
+		cmocka_unit_test(test_append_query),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

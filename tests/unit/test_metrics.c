@@ -86,7 +86,13 @@ static void test_label_value_escaping(void **state)
 	assert_int_equal(metrics__add(m, "x_total", l, 2, 1), 0);
 	expect_render(m, "# HELP x_total h\n"
 			 "# TYPE x_total counter\n"
-			 "x_total{empty=\"\",path=\"a\\\"b\\\\c\\nd\"} 1\n");
+			 "x_total{empty=\"-\",path=\"a\\\"b\\\\c\\nd\"} 1\n");
+	/* "" reads as NULL: the same series, "-" (without that tag). */
+	struct metric_label l2[] = { L("path", "a\"b\\c\nd"), L("empty", "") };
+	assert_int_equal(metrics__add(m, "x_total", l2, 2, 1), 0);
+	expect_render(m, "# HELP x_total h\n"
+			 "# TYPE x_total counter\n"
+			 "x_total{empty=\"-\",path=\"a\\\"b\\\\c\\nd\"} 2\n");
 	metrics__free(m);
 }
 
@@ -156,6 +162,10 @@ static void test_counter_rules(void **state)
 	assert_int_equal(metrics__declare(m, "1abc", METRIC_COUNTER, "x"), -EINVAL);
 	assert_int_equal(metrics__declare(m, "a-b", METRIC_COUNTER, "x"), -EINVAL);
 	assert_int_equal(metrics__declare(m, "ns:sub_total", METRIC_COUNTER, "x"), 0);
+	/* Counters end in _total, gauges do not. */
+	assert_int_equal(metrics__declare(m, "cache_hits", METRIC_COUNTER, "x"), -EINVAL);
+	assert_int_equal(metrics__declare(m, "queue_total", METRIC_GAUGE, "x"), -EINVAL);
+	assert_int_equal(metrics__declare(m, "_total", METRIC_COUNTER, "x"), -EINVAL);
 
 	assert_int_equal(metrics__add(m, "missing_total", NULL, 0, 1), -ENOENT);
 	assert_int_equal(metrics__add(m, "c_total", NULL, 0, 0.5), 0);

@@ -309,6 +309,44 @@ static void test_read_raw_uncompressed(void **state)
 	strbuf__release(&msg);
 }
 
+/* A body fetched over HTTP (diff --agent): gzipped or raw bytes in memory. */
+static void test_read_buffer_gzip_or_raw(void **state)
+{
+	(void)state;
+	struct profile *p = build_profile();
+	char err[256] = "";
+	FILE *f = tmpfile();
+	assert_non_null(f);
+	assert_int_equal(pprof__write(p, f), 0);
+	size_t len;
+	unsigned char *gz = slurp(f, &len);
+	fclose(f);
+	struct profile *back = profile__new();
+	int rc = pprof__read_buffer(back, gz, len, err, sizeof(err));
+	if (rc)
+		fail_msg("gzipped buffer: %d %s", rc, err);
+	assert_same_profile(p, back);
+	profile__free(back);
+	/* A truncated gzip body says so. */
+	back = profile__new();
+	assert_int_equal(pprof__read_buffer(back, gz, len / 2, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "gzip"));
+	profile__free(back);
+	free(gz);
+
+	struct strbuf msg = STRBUF_INIT;
+	assert_int_equal(pprof__encode(p, &msg), 0);
+	back = profile__new();
+	assert_int_equal(pprof__read_buffer(back, msg.data, msg.len, err, sizeof(err)), 0);
+	assert_same_profile(p, back);
+	profile__free(back);
+	back = profile__new();
+	assert_int_equal(pprof__read_buffer(back, NULL, 5, err, sizeof(err)), -EINVAL);
+	profile__free(back);
+	strbuf__release(&msg);
+	profile__free(p);
+}
+
 static void test_empty_profile_round_trips(void **state)
 {
 	(void)state;
@@ -837,6 +875,7 @@ int main(void)
 		cmocka_unit_test(test_round_trip_encode_decode),
 		cmocka_unit_test(test_write_is_gzip_and_reads_back),
 		cmocka_unit_test(test_read_raw_uncompressed),
+		cmocka_unit_test(test_read_buffer_gzip_or_raw),
 		cmocka_unit_test(test_empty_profile_round_trips),
 		cmocka_unit_test(test_native_addresses_in_mapping),
 		cmocka_unit_test(test_read_inlined_and_go_style),

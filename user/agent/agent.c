@@ -250,8 +250,10 @@ static void export_self_metrics(struct agent *a)
 	struct symbolizer_stats ss;
 	symbolizer__stats(a->sym, &ss);
 	metrics__set(m, "dynoprof_agent_processes_tracked", NULL, 0, (double)ss.processes);
-	metrics__set(m, "dynoprof_agent_symbol_cache_hits", NULL, 0, (double)ss.symcache_hits);
-	metrics__set(m, "dynoprof_agent_symbol_cache_misses", NULL, 0,
+	/* Cumulative totals kept by the symbolizer: set, not added. */
+	metrics__set(m, "dynoprof_agent_symbol_cache_hits_total", NULL, 0,
+		     (double)ss.symcache_hits);
+	metrics__set(m, "dynoprof_agent_symbol_cache_misses_total", NULL, 0,
 		     (double)ss.symcache_misses);
 	long pages = 0;
 	FILE *f = fopen("/proc/self/statm", "re");
@@ -267,6 +269,10 @@ static void export_self_metrics(struct agent *a)
 		metrics__set(m, "dynoprof_agent_database_bytes", NULL, 0, (double)bytes);
 		metrics__set(m, "dynoprof_agent_windows_stored", NULL, 0, (double)windows);
 	}
+	/* Warnings said once, then counted: their summary, at most once a window
+	 * and less often while they keep coming (util/warn_log.h). */
+	py_registry__summary(a->pyreg, "dynoprof agent", "counted since the previous note", 0);
+	py_resolver__summary(a->pyres, "dynoprof agent", "counted since the previous note", 0);
 }
 
 /* Closes the open window: stores it, updates metrics, opens the next. */
@@ -423,9 +429,8 @@ static const struct {
 	{ "dynoprof_agent_windows_total", METRIC_COUNTER, "History windows stored." },
 	{ "dynoprof_agent_processes_tracked", METRIC_GAUGE,
 	  "Processes whose mappings the agent keeps." },
-	{ "dynoprof_agent_symbol_cache_hits", METRIC_GAUGE, "Symbol table cache hits since start." },
-	{ "dynoprof_agent_symbol_cache_misses", METRIC_GAUGE,
-	  "Symbol table cache misses since start." },
+	{ "dynoprof_agent_symbol_cache_hits_total", METRIC_COUNTER, "Symbol table cache hits." },
+	{ "dynoprof_agent_symbol_cache_misses_total", METRIC_COUNTER, "Symbol table cache misses." },
 	{ "dynoprof_agent_rss_bytes", METRIC_GAUGE, "Resident memory of the agent." },
 	{ "dynoprof_agent_database_bytes", METRIC_GAUGE, "Size of the history database." },
 	{ "dynoprof_agent_windows_stored", METRIC_GAUGE, "History windows in the database." },
@@ -594,9 +599,9 @@ int agent__run(const struct agent_config *initial, const char *config_path,
 		goto out;
 	}
 	if (python) {
-		/* A daemon sees every short-lived Python process on the host: no
-		 * per-process warnings about code objects that vanished. */
-		a->pyres = py_resolver__new(0, NULL);
+		/* A daemon sees every short-lived Python process on the host: the
+		 * first few per reason are named, the rest summarised per window. */
+		a->pyres = py_resolver__new(0, stderr);
 		a->pyreg = py_registry__new(sampler__set_python_process, a->sampler, 0, stderr);
 	}
 	if (c->tags) {

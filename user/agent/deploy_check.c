@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "stats/ratio_ci.h"
 #include "util/hashmap.h"
@@ -16,11 +17,18 @@
 #define MAX_COMMITS 4096
 #define MAX_PENDING 256
 #define MAX_SERIES_WINDOWS 100000
+/* Endpoints compared per check (the first ones, by name, beyond that). */
+#define MAX_CHECK_ENDPOINTS 1024
+/* Regressions named in a check's log line. */
+#define LOG_NAMED 5
+#define ALL_ENDPOINTS "(all)"
 
 /* When a (service, commit) was seen. */
 struct commit_seen {
 	int64_t first_ns;        /* start of the first window it ran in */
 	int64_t last_ns;         /* end of the last window it ran in */
+	int64_t last_start_ns;   /* start of that window (tells windows apart) */
+	unsigned windows;        /* windows it ran in (saturates) */
 };
 
 /* A check waiting for its new-commit window to pass. */
@@ -29,31 +37,72 @@ struct pending_check {
 	char *base;              /* the commit before */
 	char *current;           /* the new commit */
 	int64_t switch_ns;       /* first window of the new commit */
-	int64_t base_last_ns;    /* last time the base ran, at the switch */
-};
-
-/* One endpoint's outcome. */
-struct check_result {
-	char *service, *base, *current, *endpoint;
-	char *metric;            /* "cpu_per_request" or "cpu_per_window" */
-	struct ratio_change change;
-	enum verdict verdict;
-	int64_t checked_ns;      /* when the check ran */
-	int64_t base_from, base_to, new_from, new_to; /* compared ranges */
-	bool canary;             /* both commits ran side by side */
+	bool announced;          /* "switched commit" said: the new commit ran in
+				  * DEPLOY_CHECK_CONFIRM_WINDOWS windows */
 };
 
 struct deploy_checker {
-	pthread_mutex_t lock;                 /* guards results (HTTP reads them) */
 	struct deploy_check_opts opts;
 	struct store *store;                  /* history (borrowed) */
 	struct metrics *metrics;              /* gauges (borrowed) */
-	struct hashmap *seen;                 /* "service\0commit" -> struct commit_seen* */
+	struct hashmap *seen;                 /* "service\0commit\0" -> struct commit_seen* */
 	struct pending_check pending[MAX_PENDING];
 	size_t npending;
-	struct check_result results[DEPLOY_CHECK_MAX_RESULTS]; /* ring */
-	size_t nresults, next_result;
 };
+
+/* Builds the "service\0commit\0" key; NULL on ENOMEM. */
+static char *seen_key(const char *service, const char *commit, size_t *len)
+{
+	size_t ls = strlen(service), lc = strlen(commit);
+	char *key = malloc(ls + lc + 2);
+	if (!key)
+		return NULL;
+	memcpy(key, service, ls + 1);
+	memcpy(key + ls + 1, commit, lc + 1);
+	*len = ls + lc + 2;
+	return key;
+}
+
+static struct commit_seen *seen_get(struct deploy_checker *d, const char *service,
+				    const char *commit)
+{
+	size_t len;
+	char *key = seen_key(service, commit, &len);
+	struct commit_seen *cs = key ? hashmap__get(d->seen, key, len) : NULL;
+	free(key);
+	return cs;
+}
+
+/* Adds a (service, commit) never seen; NULL on ENOMEM. */
+static struct commit_seen *seen_add(struct deploy_checker *d, const char *service,
+				    const char *commit)
+{
+	size_t len;
+	char *key = seen_key(service, commit, &len);
+	struct commit_seen *cs = calloc(1, sizeof(*cs));
+	if (!key || !cs || hashmap__put(d->seen, key, len, cs, NULL)) {
+		free(key);
+		free(cs);
+		return NULL;
+	}
+	free(key);
+	return cs;
+}
+
+static int seed_commit(void *ctx, const char *service, const char *commit, int64_t first_ns,
+		       int64_t last_ns)
+{
+	struct deploy_checker *d = ctx;
+	if (hashmap__size(d->seen) >= MAX_COMMITS)
+		return 0;
+	struct commit_seen *cs = seen_add(d, service, commit);
+	if (!cs)
+		return -ENOMEM;
+	cs->first_ns = first_ns;
+	cs->last_ns = last_ns;
+	cs->windows = DEPLOY_CHECK_CONFIRM_WINDOWS;
+	return 0;
+}
 
 struct deploy_checker *deploy_checker__new(const struct deploy_check_opts *opts,
 					   struct store *store, struct metrics *metrics)
@@ -75,9 +124,23 @@ struct deploy_checker *deploy_checker__new(const struct deploy_check_opts *opts,
 	d->seen = hashmap__new();
 	if (!d->seen) {
 		free(d);
+		errno = ENOMEM;
 		return NULL;
 	}
-	pthread_mutex_init(&d->lock, NULL);
+	/* The commits that ran before a restart are not new. */
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	int64_t now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	if (store__commit_spans(store, now - (int64_t)(d->opts.forget_s * 1e9), seed_commit, d) ==
+	    -ENOMEM) {
+		deploy_checker__free(d);
+		errno = ENOMEM;
+		return NULL;
+	}
+	metrics__declare(metrics, "dynoprof_deploy_check_verdict", METRIC_GAUGE,
+			 "1 for the verdict of the agent's deploy check of an endpoint (label "
+			 "verdict: regression, improvement, no significant change, insufficient "
+			 "data; endpoint (all) when a whole side lacked data).");
 	metrics__declare(metrics, "dynoprof_regression_ratio", METRIC_GAUGE,
 			 "CPU per request (or CPU share) of the new commit over the base commit, "
 			 "from the agent's automatic deploy check.");
@@ -94,21 +157,12 @@ struct deploy_checker *deploy_checker__new(const struct deploy_check_opts *opts,
 	return d;
 }
 
-static void result_free(struct check_result *r)
-{
-	free(r->service);
-	free(r->base);
-	free(r->current);
-	free(r->endpoint);
-	free(r->metric);
-	memset(r, 0, sizeof(*r));
-}
-
 static void pending_free(struct pending_check *p)
 {
 	free(p->service);
 	free(p->base);
 	free(p->current);
+	memset(p, 0, sizeof(*p));
 }
 
 void deploy_checker__free(struct deploy_checker *d)
@@ -122,114 +176,123 @@ void deploy_checker__free(struct deploy_checker *d)
 	hashmap__free(d->seen);
 	for (size_t i = 0; i < d->npending; i++)
 		pending_free(&d->pending[i]);
-	for (size_t i = 0; i < DEPLOY_CHECK_MAX_RESULTS; i++)
-		result_free(&d->results[i]);
-	pthread_mutex_destroy(&d->lock);
 	free(d);
 }
 
-/* The most recently seen other commit of service (the base of a switch). */
+/* The base of a switch to commit in the window starting at start_ns: the
+ * other commit of service seen most recently that was first seen in an
+ * earlier window. */
 static const char *previous_commit(struct deploy_checker *d, const char *service,
-				   const char *commit, int64_t *last_ns)
+				   const char *commit, int64_t start_ns)
 {
 	size_t cur = 0, ls = strlen(service);
 	const void *k;
 	size_t klen;
 	void *v;
 	const char *best = NULL;
-	*last_ns = 0;
+	int64_t best_last = 0;
 	while (hashmap__next(d->seen, &cur, &k, &klen, &v)) {
 		const char *key = k;
 		if (klen <= ls + 1 || memcmp(key, service, ls) || key[ls] != '\0')
 			continue;
 		const char *c = key + ls + 1;
-		if (!strcmp(c, commit))
-			continue;
 		const struct commit_seen *cs = v;
-		if (cs->last_ns > *last_ns) {
-			*last_ns = cs->last_ns;
+		if (!strcmp(c, commit) || cs->first_ns >= start_ns)
+			continue;
+		if (!best || cs->last_ns > best_last) {
+			best_last = cs->last_ns;
 			best = c;
 		}
 	}
 	return best;
 }
 
+/* Forgets commits not seen for forget_s when the table is full. */
+static void forget_old(struct deploy_checker *d, int64_t now_ns)
+{
+	size_t cur = 0, n = 0, size = hashmap__size(d->seen);
+	const void *k;
+	size_t klen;
+	void *v;
+	char **old = calloc(size, sizeof(*old));
+	size_t *lens = calloc(size, sizeof(*lens));
+	int64_t cutoff = now_ns - (int64_t)(d->opts.forget_s * 1e9);
+	while (old && lens && hashmap__next(d->seen, &cur, &k, &klen, &v))
+		if (((struct commit_seen *)v)->last_ns < cutoff) {
+			old[n] = malloc(klen);
+			if (old[n]) {
+				memcpy(old[n], k, klen);
+				lens[n++] = klen;
+			}
+		}
+	for (size_t i = 0; i < n; i++) {
+		free(hashmap__remove(d->seen, old[i], lens[i]));
+		free(old[i]);
+	}
+	free(old);
+	free(lens);
+}
+
 int deploy_checker__observe(struct deploy_checker *d, const char *service, const char *commit,
 			    int64_t start_ns, int64_t end_ns)
 {
-	if (!service || !*service || !commit || !*commit)
+	if (!d || !service || !*service || !commit || !*commit)
 		return 0;
-	size_t ls = strlen(service), lc = strlen(commit);
-	char *key = malloc(ls + lc + 2);
-	if (!key)
-		return -ENOMEM;
-	memcpy(key, service, ls + 1);
-	memcpy(key + ls + 1, commit, lc + 1);
-	/* Keys keep their final NUL, so commits read from keys are C strings. */
-	struct commit_seen *cs = hashmap__get(d->seen, key, ls + lc + 2);
+	struct commit_seen *cs = seen_get(d, service, commit);
 	if (cs) {
+		if (start_ns != cs->last_start_ns && cs->windows < 1000000)
+			cs->windows++;
+		if (start_ns > cs->last_start_ns)
+			cs->last_start_ns = start_ns;
 		if (end_ns > cs->last_ns)
 			cs->last_ns = end_ns;
-		free(key);
+		/* A pending switch to this commit is confirmed by its second window. */
+		for (size_t i = 0; i < d->npending; i++) {
+			struct pending_check *p = &d->pending[i];
+			if (p->announced || cs->windows < DEPLOY_CHECK_CONFIRM_WINDOWS ||
+			    strcmp(p->service, service) || strcmp(p->current, commit))
+				continue;
+			p->announced = true;
+			fprintf(stderr, "dynoprof agent: %s switched commit %s -> %s; checking its "
+				"endpoints in %.0f s\n", service, p->base, commit,
+				d->opts.check_window_s - (double)(end_ns - p->switch_ns) / 1e9);
+		}
 		return 0;
 	}
-	/* A new commit of a known service: a deploy to check. */
-	int64_t base_last = 0;
-	const char *base = previous_commit(d, service, commit, &base_last);
-	if (base && base_last > end_ns - (int64_t)(d->opts.forget_s * 1e9) &&
+	/* Never seen for this service: a deploy to check when an earlier commit
+	 * ran recently. */
+	const char *base = previous_commit(d, service, commit, start_ns);
+	const struct commit_seen *bs = base ? seen_get(d, service, base) : NULL;
+	if (bs && bs->last_ns > end_ns - (int64_t)(d->opts.forget_s * 1e9) &&
 	    d->npending < MAX_PENDING) {
 		struct pending_check *p = &d->pending[d->npending];
 		p->service = strdup(service);
 		p->base = strdup(base);
 		p->current = strdup(commit);
 		p->switch_ns = start_ns;
-		p->base_last_ns = base_last;
-		if (p->service && p->base && p->current) {
+		p->announced = DEPLOY_CHECK_CONFIRM_WINDOWS <= 1;
+		if (p->service && p->base && p->current)
 			d->npending++;
-			fprintf(stderr, "dynoprof agent: %s switched commit %s -> %s; checking its "
-				"endpoints in %.0f s\n", service, base, commit, d->opts.check_window_s);
-		} else {
+		else
 			pending_free(p);
-		}
 	}
-	if (hashmap__size(d->seen) >= MAX_COMMITS) {
-		/* Forget commits not seen for forget_s. */
-		size_t cur = 0, n = 0;
-		const void *k;
-		size_t klen;
-		void *v;
-		char **old = calloc(hashmap__size(d->seen), sizeof(*old));
-		size_t *lens = calloc(hashmap__size(d->seen), sizeof(*lens));
-		while (old && lens && hashmap__next(d->seen, &cur, &k, &klen, &v))
-			if (((struct commit_seen *)v)->last_ns < end_ns - (int64_t)(d->opts.forget_s * 1e9)) {
-				old[n] = malloc(klen);
-				if (old[n]) {
-					memcpy(old[n], k, klen);
-					lens[n++] = klen;
-				}
-			}
-		for (size_t i = 0; i < n; i++) {
-			free(hashmap__remove(d->seen, old[i], lens[i]));
-			free(old[i]);
-		}
-		free(old);
-		free(lens);
-	}
-	cs = calloc(1, sizeof(*cs));
-	if (!cs || hashmap__put(d->seen, key, ls + lc + 2, cs, NULL)) {
-		free(cs);
-		free(key);
+	if (hashmap__size(d->seen) >= MAX_COMMITS)
+		forget_old(d, end_ns);
+	cs = seen_add(d, service, commit);
+	if (!cs)
 		return -ENOMEM;
-	}
-	free(key);
 	cs->first_ns = start_ns;
 	cs->last_ns = end_ns;
+	cs->last_start_ns = start_ns;
+	cs->windows = 1;
 	return 0;
 }
 
-/* Per-window figures of one (service, commit, endpoint). */
+/* Per-window figures of one (service, commit[, endpoint]). */
 struct series {
+	int64_t *start;          /* window starts */
 	struct cluster_obs *obs; /* per window: (cpu_ns, requests) */
+	uint64_t *samples;       /* per window */
 	size_t n, cap;           /* windows used, allocated */
 	int error;               /* -ENOMEM */
 };
@@ -237,24 +300,76 @@ struct series {
 static int on_series(void *ctx, int64_t start_ns, const struct store_group *g)
 {
 	struct series *s = ctx;
-	(void)start_ns;
 	if (s->n == s->cap) {
 		if (s->cap >= MAX_SERIES_WINDOWS)
 			return 0;
 		size_t cap = s->cap ? s->cap * 2 : 64;
 		struct cluster_obs *o = realloc(s->obs, cap * sizeof(*o));
-		if (!o)
+		if (o)
+			s->obs = o;
+		int64_t *st = o ? realloc(s->start, cap * sizeof(*st)) : NULL;
+		if (st)
+			s->start = st;
+		uint64_t *sm = st ? realloc(s->samples, cap * sizeof(*sm)) : NULL;
+		if (!sm)
 			return s->error = -ENOMEM;
-		s->obs = o;
+		s->samples = sm;
 		s->cap = cap;
 	}
+	s->start[s->n] = start_ns;
 	s->obs[s->n].num = (double)g->cpu_ns;
 	s->obs[s->n].den = (double)g->requests;
+	s->samples[s->n] = g->samples;
 	s->n++;
 	return 0;
 }
 
-/* Endpoints a commit ran, collected from store__groups. */
+static void series_release(struct series *s)
+{
+	free(s->start);
+	free(s->obs);
+	free(s->samples);
+	memset(s, 0, sizeof(*s));
+}
+
+/* Keeps the windows of s whose start is in ran (sorted; the windows in which
+ * the commit had samples). */
+static void keep_windows(struct series *s, const struct series *ran)
+{
+	size_t out = 0, j = 0;
+	for (size_t i = 0; i < s->n; i++) {
+		while (j < ran->n && ran->start[j] < s->start[i])
+			j++;
+		if (j < ran->n && ran->start[j] == s->start[i]) {
+			s->start[out] = s->start[i];
+			s->obs[out] = s->obs[i];
+			s->samples[out] = s->samples[i];
+			out++;
+		}
+	}
+	s->n = out;
+}
+
+/* The windows of (service, commit) in [from, to) in which it had samples. */
+static int ran_windows(struct deploy_checker *d, const char *service, const char *commit,
+		       int64_t from, int64_t to, struct series *ran)
+{
+	int err = store__group_series(d->store, from, to, service, commit, NULL, on_series, ran);
+	if (!err && ran->error)
+		err = ran->error;
+	size_t out = 0;
+	for (size_t i = 0; !err && i < ran->n; i++)
+		if (ran->samples[i]) {
+			ran->start[out] = ran->start[i];
+			ran->obs[out] = ran->obs[i];
+			ran->samples[out] = ran->samples[i];
+			out++;
+		}
+	ran->n = out;
+	return err;
+}
+
+/* Endpoints either side served, sorted, unique. */
 struct endpoint_set {
 	char **names;
 	size_t n, cap;
@@ -265,6 +380,11 @@ static int on_endpoint(void *ctx, const struct store_group *g)
 {
 	struct endpoint_set *es = ctx;
 	if (!g->endpoint || !*g->endpoint || !g->samples)
+		return 0;
+	for (size_t i = 0; i < es->n; i++)
+		if (!strcmp(es->names[i], g->endpoint))
+			return 0;
+	if (es->n >= MAX_CHECK_ENDPOINTS)
 		return 0;
 	if (es->n == es->cap) {
 		size_t cap = es->cap ? es->cap * 2 : 16;
@@ -281,6 +401,28 @@ static int on_endpoint(void *ctx, const struct store_group *g)
 	return 0;
 }
 
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* One endpoint's outcome. */
+struct check_result {
+	const char *endpoint;
+	const char *metric;      /* "cpu_per_request", "cpu_per_window", NULL: none */
+	struct ratio_change change;
+	enum verdict verdict;
+	char reason[192];        /* why insufficient data ("" otherwise) */
+	size_t base_windows, new_windows; /* windows each side ran in */
+	double base_requests, new_requests;
+};
+
+/* The compared ranges of a check. */
+struct check_ranges {
+	int64_t bf, bt, nf, nt;  /* base [bf, bt), new [nf, nt) */
+	bool canary;             /* both commits ran through the new range */
+};
+
 static void json_num(struct strbuf *sb, double v)
 {
 	if (isfinite(v))
@@ -290,20 +432,28 @@ static void json_num(struct strbuf *sb, double v)
 }
 
 /* Appends one result as a JSON object. */
-static void result_json(const struct check_result *r, struct strbuf *out)
+static void result_json(const struct pending_check *p, const struct check_result *r,
+			const struct check_ranges *cr, int64_t now, struct strbuf *out)
 {
 	strbuf__puts(out, "{\"service\": ");
-	strbuf__json_string(out, r->service);
+	strbuf__json_string(out, p->service);
 	strbuf__puts(out, ", \"endpoint\": ");
 	strbuf__json_string(out, r->endpoint);
 	strbuf__puts(out, ", \"base\": ");
-	strbuf__json_string(out, r->base);
+	strbuf__json_string(out, p->base);
 	strbuf__puts(out, ", \"new\": ");
-	strbuf__json_string(out, r->current);
+	strbuf__json_string(out, p->current);
 	strbuf__puts(out, ", \"metric\": ");
-	strbuf__json_string(out, r->metric);
-	strbuf__printf(out, ", \"verdict\": \"%s\", \"canary\": %s, \"ratio\": ",
-		       verdict__name(r->verdict), r->canary ? "true" : "false");
+	if (r->metric)
+		strbuf__json_string(out, r->metric);
+	else
+		strbuf__puts(out, "null");
+	strbuf__printf(out, ", \"verdict\": \"%s\", \"reason\": ", verdict__name(r->verdict));
+	if (r->reason[0])
+		strbuf__json_string(out, r->reason);
+	else
+		strbuf__puts(out, "null");
+	strbuf__printf(out, ", \"canary\": %s, \"ratio\": ", cr->canary ? "true" : "false");
 	json_num(out, 1 + r->change.change);
 	strbuf__puts(out, ", \"change\": ");
 	json_num(out, r->change.change);
@@ -311,110 +461,224 @@ static void result_json(const struct check_result *r, struct strbuf *out)
 	json_num(out, r->change.lo);
 	strbuf__puts(out, ", \"ci_high\": ");
 	json_num(out, r->change.hi);
+	strbuf__printf(out, ", \"base_windows\": %zu, \"new_windows\": %zu, \"base_requests\": "
+		       "%.0f, \"new_requests\": %.0f", r->base_windows, r->new_windows,
+		       r->base_requests, r->new_requests);
 	strbuf__printf(out, ", \"checked\": %.3f, \"base_range\": [%.3f, %.3f], "
-		       "\"new_range\": [%.3f, %.3f]}", r->checked_ns / 1e9, r->base_from / 1e9,
-		       r->base_to / 1e9, r->new_from / 1e9, r->new_to / 1e9);
+		       "\"new_range\": [%.3f, %.3f]}", now / 1e9, cr->bf / 1e9, cr->bt / 1e9,
+		       cr->nf / 1e9, cr->nt / 1e9);
 }
 
+/* Stores r in the history and exports its gauges. */
 static void store_result(struct deploy_checker *d, const struct pending_check *p,
-			 const char *endpoint, const char *metric, const struct ratio_change *c,
-			 enum verdict v, int64_t now, int64_t bf, int64_t bt, int64_t nf, int64_t nt,
-			 bool canary)
+			 const struct check_result *r, const struct check_ranges *cr, int64_t now)
 {
-	pthread_mutex_lock(&d->lock);
-	struct check_result *r = &d->results[d->next_result];
-	result_free(r);
-	r->service = strdup(p->service);
-	r->base = strdup(p->base);
-	r->current = strdup(p->current);
-	r->endpoint = strdup(endpoint);
-	r->metric = strdup(metric);
-	r->change = *c;
-	r->verdict = v;
-	r->checked_ns = now;
-	r->base_from = bf;
-	r->base_to = bt;
-	r->new_from = nf;
-	r->new_to = nt;
-	r->canary = canary;
-	d->next_result = (d->next_result + 1) % DEPLOY_CHECK_MAX_RESULTS;
-	if (d->nresults < DEPLOY_CHECK_MAX_RESULTS)
-		d->nresults++;
-	pthread_mutex_unlock(&d->lock);
-
-	/* Kept in the history too, so results survive a restart. */
 	struct strbuf json = STRBUF_INIT;
-	result_json(r, &json);
-	if (!strbuf__error(&json))
-		store__put_check(d->store, now, strbuf__str(&json));
+	result_json(p, r, cr, now, &json);
+	if (!strbuf__error(&json) && store__put_check(d->store, now, strbuf__str(&json)))
+		fprintf(stderr, "dynoprof agent: storing the deploy check of %s %s failed\n",
+			p->service, r->endpoint);
 	strbuf__release(&json);
 
-	if (!isfinite(c->change))
+	struct metric_label l[5] = { { "service", p->service }, { "endpoint", r->endpoint },
+				     { "base", p->base }, { "new", p->current },
+				     { "verdict", verdict__name(r->verdict) } };
+	metrics__set(d->metrics, "dynoprof_deploy_check_verdict", l, 5, 1);
+	if (!isfinite(r->change.change))
 		return;
-	struct metric_label l[4] = { { "service", p->service }, { "endpoint", endpoint },
-				     { "base", p->base }, { "new", p->current } };
-	metrics__set(d->metrics, "dynoprof_regression_ratio", l, 4, 1 + c->change);
-	metrics__set(d->metrics, "dynoprof_regression_ratio_lower", l, 4, 1 + c->lo);
-	metrics__set(d->metrics, "dynoprof_regression_ratio_upper", l, 4, 1 + c->hi);
+	metrics__set(d->metrics, "dynoprof_regression_ratio", l, 4, 1 + r->change.change);
+	metrics__set(d->metrics, "dynoprof_regression_ratio_lower", l, 4, 1 + r->change.lo);
+	metrics__set(d->metrics, "dynoprof_regression_ratio_upper", l, 4, 1 + r->change.hi);
 	metrics__set(d->metrics, "dynoprof_regression_significant", l, 4,
-		     v == VERDICT_REGRESSION ? 1 : v == VERDICT_IMPROVEMENT ? -1 : 0);
+		     r->verdict == VERDICT_REGRESSION ? 1 :
+		     r->verdict == VERDICT_IMPROVEMENT ? -1 : 0);
 }
 
+/* Why verdict__decide found too little data, in words. */
+static void insufficient_reason(const struct pending_check *p, const struct ratio_change *c,
+				const struct verdict_opts *vo, bool per_request, char *out,
+				size_t len)
+{
+	const char *unit = per_request ? "windows with requests" : "windows";
+	if (!(c->base > 0))
+		snprintf(out, len, "%s used no CPU on it in the compared range", p->base);
+	else if (!(c->current > 0))
+		snprintf(out, len, "%s used no CPU on it in the compared range", p->current);
+	else if (c->base_clusters < vo->min_clusters)
+		snprintf(out, len, "%s: %zu %s (%zu needed)", p->base, c->base_clusters, unit,
+			 vo->min_clusters);
+	else if (c->new_clusters < vo->min_clusters)
+		snprintf(out, len, "%s: %zu %s (%zu needed)", p->current, c->new_clusters, unit,
+			 vo->min_clusters);
+	else if (!(c->base_den >= vo->min_den))
+		snprintf(out, len, "%s: %.0f %s (%.0f needed)", p->base, c->base_den,
+			 per_request ? "requests" : "windows", vo->min_den);
+	else
+		snprintf(out, len, "%s: %.0f %s (%.0f needed)", p->current, c->new_den,
+			 per_request ? "requests" : "windows", vo->min_den);
+}
+
+/* Compares one endpoint over the windows each side ran in. */
+static int check_endpoint(struct deploy_checker *d, const struct pending_check *p,
+			  const struct check_ranges *cr, const struct series *bran,
+			  const struct series *nran, const char *endpoint, struct check_result *r)
+{
+	struct series b = { 0 }, n = { 0 };
+	int err = store__group_series(d->store, cr->bf, cr->bt, p->service, p->base, endpoint,
+				      on_series, &b);
+	if (!err)
+		err = store__group_series(d->store, cr->nf, cr->nt, p->service, p->current,
+					  endpoint, on_series, &n);
+	if (!err && (b.error || n.error))
+		err = -ENOMEM;
+	if (err)
+		goto out;
+	keep_windows(&b, bran);
+	keep_windows(&n, nran);
+	memset(r, 0, sizeof(*r));
+	r->endpoint = endpoint;
+	r->base_windows = b.n;
+	r->new_windows = n.n;
+	double bcpu = 0, ncpu = 0;
+	for (size_t k = 0; k < b.n; k++) {
+		r->base_requests += b.obs[k].den;
+		bcpu += b.obs[k].num;
+	}
+	for (size_t k = 0; k < n.n; k++) {
+		r->new_requests += n.obs[k].den;
+		ncpu += n.obs[k].num;
+	}
+	struct verdict_opts vo = { .min_effect = d->opts.min_effect,
+				   .min_clusters = DEPLOY_CHECK_MIN_WINDOWS, .min_den = 30 };
+	bool per_request = r->base_requests > 0 && r->new_requests > 0;
+	r->metric = "cpu_per_request";
+	if (!per_request) {
+		/* No request counts: compare CPU per window, which assumes the
+		 * same load on both sides (said in the README). */
+		r->metric = "cpu_per_window";
+		for (size_t k = 0; k < b.n; k++)
+			b.obs[k].den = 1;
+		for (size_t k = 0; k < n.n; k++)
+			n.obs[k].den = 1;
+		vo.min_den = DEPLOY_CHECK_MIN_WINDOWS;
+	}
+	if (!(bcpu > 0) || !(ncpu > 0)) {
+		r->change = (struct ratio_change){ .change = NAN, .lo = NAN, .hi = NAN,
+						   .base = NAN, .current = NAN };
+		r->verdict = VERDICT_INSUFFICIENT_DATA;
+		snprintf(r->reason, sizeof(r->reason), "only %s served it in the compared range",
+			 bcpu > 0 ? p->base : p->current);
+		goto out;
+	}
+	err = ratio_change__estimate(b.obs, b.n, n.obs, n.n, 2000, d->opts.confidence, 1,
+				     &r->change);
+	if (err)
+		goto out;
+	r->verdict = verdict__decide(&r->change, &vo);
+	if (r->verdict == VERDICT_INSUFFICIENT_DATA)
+		insufficient_reason(p, &r->change, &vo, per_request, r->reason, sizeof(r->reason));
+out:
+	series_release(&b);
+	series_release(&n);
+	return err;
+}
+
+/* Runs one check: stores its results and says what it found. */
 static int run_check(struct deploy_checker *d, const struct pending_check *p, int64_t now)
 {
 	int64_t win = (int64_t)(d->opts.check_window_s * 1e9);
-	/* Canary: the base still ran after the new commit's window started. */
-	bool canary = p->base_last_ns > p->switch_ns + win / 2;
-	int64_t nf = p->switch_ns, nt = p->switch_ns + win;
-	int64_t bf = canary ? nf : p->switch_ns - win, bt = canary ? nt : p->switch_ns;
+	const struct commit_seen *bs = seen_get(d, p->service, p->base);
+	int64_t base_last = bs ? bs->last_ns : p->switch_ns;
+	struct check_ranges cr = { .nf = p->switch_ns, .nt = p->switch_ns + win };
+	/* Canary: the base still ran at the end of the new range. */
+	cr.canary = base_last >= cr.nt;
+	if (cr.canary) {
+		cr.bf = cr.nf;
+		cr.bt = cr.nt;
+	} else {
+		/* Rolling: the old commit's last W before the switch. Its windows
+		 * during the rollout (workers draining, exiting) are left out. */
+		cr.bt = base_last < p->switch_ns ? base_last : p->switch_ns;
+		cr.bf = cr.bt - win;
+	}
+	struct series bran = { 0 }, nran = { 0 };
 	struct endpoint_set eps = { 0 };
-	int err = store__groups(d->store, nf, nt, p->service, p->current, NULL, on_endpoint, &eps);
+	size_t regressions = 0, improvements = 0, insufficient = 0;
+	struct strbuf named = STRBUF_INIT;
+	int err = ran_windows(d, p->service, p->base, cr.bf, cr.bt, &bran);
+	if (!err)
+		err = ran_windows(d, p->service, p->current, cr.nf, cr.nt, &nran);
+	if (err)
+		goto out;
+	if (bran.n < DEPLOY_CHECK_MIN_WINDOWS || nran.n < DEPLOY_CHECK_MIN_WINDOWS) {
+		/* A side without enough windows: nothing to compare. */
+		struct check_result r = { .endpoint = ALL_ENDPOINTS,
+					  .verdict = VERDICT_INSUFFICIENT_DATA,
+					  .base_windows = bran.n, .new_windows = nran.n,
+					  .change = { .change = NAN, .lo = NAN, .hi = NAN } };
+		const char *who = bran.n < DEPLOY_CHECK_MIN_WINDOWS ? p->base : p->current;
+		size_t got = bran.n < DEPLOY_CHECK_MIN_WINDOWS ? bran.n : nran.n;
+		if (got)
+			snprintf(r.reason, sizeof(r.reason), "%s ran in %zu windows of its compared "
+				 "range (%d needed)", who, got, DEPLOY_CHECK_MIN_WINDOWS);
+		else
+			snprintf(r.reason, sizeof(r.reason), "no data of %s in its compared range",
+				 who);
+		store_result(d, p, &r, &cr, now);
+		fprintf(stderr, "dynoprof agent: deploy check %s %s -> %s: insufficient data: %s\n",
+			p->service, p->base, p->current, r.reason);
+		goto out;
+	}
+	err = store__groups(d->store, cr.nf, cr.nt, p->service, p->current, NULL, on_endpoint,
+			    &eps);
+	if (!err)
+		err = store__groups(d->store, cr.bf, cr.bt, p->service, p->base, NULL, on_endpoint,
+				    &eps);
 	if (!err && eps.error)
 		err = eps.error;
+	if (err)
+		goto out;
+	qsort(eps.names, eps.n, sizeof(*eps.names), cmp_name);
 	for (size_t i = 0; !err && i < eps.n; i++) {
-		struct series b = { 0 }, n = { 0 };
-		err = store__group_series(d->store, bf, bt, p->service, p->base, eps.names[i],
-					  on_series, &b);
-		if (!err)
-			err = store__group_series(d->store, nf, nt, p->service, p->current,
-						  eps.names[i], on_series, &n);
-		if (!err && (b.error || n.error))
-			err = -ENOMEM;
-		double breq = 0, nreq = 0, bcpu = 0;
-		for (size_t k = 0; k < b.n; k++) {
-			breq += b.obs[k].den;
-			bcpu += b.obs[k].num;
-		}
-		for (size_t k = 0; k < n.n; k++)
-			nreq += n.obs[k].den;
-		struct ratio_change c;
-		struct verdict_opts vo = { .min_effect = d->opts.min_effect, .min_clusters = 5 };
-		const char *metric = "cpu_per_request";
-		if (!err && bcpu > 0) {
-			if (!(breq > 0 && nreq > 0)) {
-				/* No request counts: compare CPU per window, which assumes
-				 * the same load on both sides (said in the README). */
-				metric = "cpu_per_window";
-				for (size_t k = 0; k < b.n; k++)
-					b.obs[k].den = 1;
-				for (size_t k = 0; k < n.n; k++)
-					n.obs[k].den = 1;
-				vo.min_den = 5;
-			} else {
-				vo.min_den = 30;
-			}
-			err = ratio_change__estimate(b.obs, b.n, n.obs, n.n, 2000,
-						     d->opts.confidence, 1, &c);
-			if (!err)
-				store_result(d, p, eps.names[i], metric, &c, verdict__decide(&c, &vo),
-					     now, bf, bt, nf, nt, canary);
-		}
-		free(b.obs);
-		free(n.obs);
+		struct check_result r;
+		err = check_endpoint(d, p, &cr, &bran, &nran, eps.names[i], &r);
+		if (err)
+			break;
+		store_result(d, p, &r, &cr, now);
+		if (r.verdict == VERDICT_REGRESSION && regressions++ < LOG_NAMED)
+			strbuf__printf(&named, "%s%s %+.1f%%", regressions > 1 ? ", " : " (",
+				       r.endpoint, r.change.change * 100);
+		improvements += r.verdict == VERDICT_IMPROVEMENT;
+		insufficient += r.verdict == VERDICT_INSUFFICIENT_DATA;
 	}
+	if (!err && eps.n == 0) {
+		struct check_result r = { .endpoint = ALL_ENDPOINTS,
+					  .verdict = VERDICT_INSUFFICIENT_DATA,
+					  .base_windows = bran.n, .new_windows = nran.n,
+					  .change = { .change = NAN, .lo = NAN, .hi = NAN } };
+		snprintf(r.reason, sizeof(r.reason), "no endpoint tags in either commit's range");
+		store_result(d, p, &r, &cr, now);
+		fprintf(stderr, "dynoprof agent: deploy check %s %s -> %s: insufficient data: %s\n",
+			p->service, p->base, p->current, r.reason);
+	} else if (!err) {
+		fprintf(stderr, "dynoprof agent: deploy check %s %s -> %s done (%s, %zu and %zu "
+			"windows): %zu endpoint%s, %zu regression%s%s%s, %zu improvement%s, %zu with "
+			"insufficient data\n", p->service, p->base, p->current,
+			cr.canary ? "canary" : "rolling", bran.n, nran.n, eps.n, eps.n == 1 ? "" : "s",
+			regressions, regressions == 1 ? "" : "s", strbuf__str(&named),
+			regressions ? (regressions > LOG_NAMED ? ", ...)" : ")") : "", improvements,
+			improvements == 1 ? "" : "s", insufficient);
+	}
+out:
+	if (err)
+		fprintf(stderr, "dynoprof agent: deploy check %s %s -> %s failed: %s\n", p->service,
+			p->base, p->current, strerror(-err));
 	for (size_t i = 0; i < eps.n; i++)
 		free(eps.names[i]);
 	free(eps.names);
+	series_release(&bran);
+	series_release(&nran);
+	strbuf__release(&named);
 	return err;
 }
 
@@ -428,20 +692,14 @@ int deploy_checker__run_due(struct deploy_checker *d, int64_t now_ns)
 			i++;
 			continue;
 		}
-		/* The base's last sighting may have moved on (canary): refresh it. */
-		char key[1024];
-		int len = snprintf(key, sizeof(key), "%s%c%s", p->service, 0, p->base);
-		const struct commit_seen *cs = len > 0 && (size_t)len < sizeof(key) ?
-			hashmap__get(d->seen, key, (size_t)len + 1) : NULL;
-		if (cs)
-			p->base_last_ns = cs->last_ns;
-		int err = run_check(d, p, now_ns);
-		fprintf(stderr, "dynoprof agent: deploy check %s %s -> %s %s%s\n", p->service,
-			p->base, p->current, err ? "failed: " : "done",
-			err ? strerror(-err) : "");
-		ran++;
+		/* A commit seen in fewer windows than a switch needs was no deploy. */
+		if (p->announced) {
+			run_check(d, p, now_ns);
+			ran++;
+		}
 		pending_free(p);
 		d->pending[i] = d->pending[--d->npending];
+		memset(&d->pending[d->npending], 0, sizeof(d->pending[0]));
 	}
 	return ran;
 }

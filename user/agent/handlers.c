@@ -342,7 +342,9 @@ struct groups_ctx {
 static int on_group(void *ctx, const struct store_group *g)
 {
 	struct groups_ctx *gc = ctx;
-	const char *vals[3] = { g->service, g->commit, g->endpoint };
+	/* Untagged reads "-", as in /metrics, report and the selectors. */
+	const char *vals[3] = { *g->service ? g->service : "-", *g->commit ? g->commit : "-",
+				*g->endpoint ? g->endpoint : "-" };
 	char key[1536];
 	size_t len = 0;
 	for (size_t i = 0; i < gc->nby; i++) {
@@ -422,9 +424,14 @@ static void handle_groups(void *ctx, const struct http_query *q, struct http_res
 		http_response__error(r, 500, "out of memory");
 		return;
 	}
-	int e = store__groups(st->store, from, to, http_query__get(q, "service"),
-			      http_query__get(q, "commit"), http_query__get(q, "endpoint"),
-			      on_group, &gc);
+	const char *filter[3];
+	for (size_t i = 0; i < 3; i++) {
+		/* "-" selects the untagged (stored as ""), as everywhere. */
+		filter[i] = http_query__get(q, names[i]);
+		if (filter[i] && !strcmp(filter[i], "-"))
+			filter[i] = "";
+	}
+	int e = store__groups(st->store, from, to, filter[0], filter[1], filter[2], on_group, &gc);
 	strbuf__printf(&r->body, "{\"from\": %.3f, \"to\": %.3f, \"groups\": [", from / 1e9,
 		       to / 1e9);
 	size_t cur = 0, n = 0;
@@ -465,8 +472,9 @@ static void handle_regressions(void *ctx, const struct http_query *q, struct htt
 		http_response__error(r, 400, "/api/v1/regressions takes no parameters");
 		return;
 	}
-	if (deploy_checker__json(st->deploys, &r->body)) {
-		http_response__error(r, 500, "out of memory");
+	int e = deploy_checker__json(st->deploys, &r->body);
+	if (e) {
+		http_response__error(r, 500, "reading the deploy checks failed: %s", strerror(-e));
 		return;
 	}
 	r->content_type = "application/json";

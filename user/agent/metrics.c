@@ -120,6 +120,13 @@ static int declare_locked(struct metrics *m, const char *family, enum metric_typ
 	struct metric_family *f = hashmap__get(m->families, family, strlen(family));
 	if (f)
 		return f->type == type ? 0 : -EEXIST;
+	/* Prometheus naming: a counter's name ends in _total, a gauge's does
+	 * not (rate() on a gauge, or a counter read as a level, is a user bug
+	 * the name should prevent). */
+	size_t len = strlen(family);
+	bool total = len > 6 && !strcmp(family + len - 6, "_total");
+	if (total != (type == METRIC_COUNTER))
+		return -EINVAL;
 	f = calloc(1, sizeof(*f));
 	if (!f)
 		return -ENOMEM;
@@ -203,7 +210,8 @@ static int build_key(const struct metric_label *labels, size_t nlabels, bool fol
 		if (!valid_name(labels[i].name, false))
 			return -EINVAL;
 		refs[i].name = labels[i].name;
-		refs[i].value = labels[i].value ? labels[i].value : "";
+		refs[i].value = labels[i].value && *labels[i].value ? labels[i].value :
+				METRICS_UNSET_VALUE;
 		if (fold_all || (fold_endpoint && !strcmp(refs[i].name, "endpoint")))
 			refs[i].value = OVERFLOW_VALUE;
 	}

@@ -22,7 +22,14 @@ enum metric_type {
 	METRIC_GAUGE = 1,
 };
 
-/* One label; label values are escaped on output (\\, \", \n). */
+/* The value exported for a NULL or empty label value: dynoprof's spelling of
+ * "without this tag" everywhere (report's tables, --tag/selectors KEY=-), so
+ * untagged samples read the same in metrics and in profiles, and every series
+ * carries all its labels (Prometheus drops a label whose value is ""). */
+#define METRICS_UNSET_VALUE "-"
+
+/* One label; label values are escaped on output (\\, \", \n); NULL or ""
+ * is exported as METRICS_UNSET_VALUE. */
 struct metric_label {
 	const char *name;
 	const char *value;
@@ -34,7 +41,8 @@ struct metrics;
 struct metrics *metrics__new(size_t max_series);
 void metrics__free(struct metrics *m);
 
-/* Declares a family (idempotent). Names must match [a-zA-Z_:][a-zA-Z0-9_:]*.
+/* Declares a family (idempotent). Names must match [a-zA-Z_:][a-zA-Z0-9_:]*,
+ * and end in "_total" exactly when the type is a counter (Prometheus naming).
  * Returns 0, -EINVAL (bad name), -EEXIST (declared with another type). */
 int metrics__declare(struct metrics *m, const char *family, enum metric_type type,
 		     const char *help);

@@ -90,6 +90,17 @@ static const char SCHEMA_SQL[] =
 	") WITHOUT ROWID;"
 	"CREATE INDEX groups_tag ON groups(tag_id, window_id);";
 
+/* Deploy-check results. Created at every open (also in histories written
+ * before the table existed), so readers always find it: /api/v1/regressions
+ * answers an empty list, never an error, before the first check. One page
+ * while empty; no index (a few thousand rows at most, read newest first),
+ * which keeps an empty history's schema as small as before. */
+static const char CHECKS_SQL[] =
+	"CREATE TABLE IF NOT EXISTS checks ("
+	"  id INTEGER PRIMARY KEY,"
+	"  checked_ns INTEGER NOT NULL,"
+	"  json TEXT NOT NULL);";
+
 /* The overlap condition, with the max_span bound (see the file comment):
  * ?1 = from - max_span, ?2 = to, ?3 = from. */
 #define OVERLAPS(w) w "start_ns >= ?1 AND " w "start_ns < ?2 AND " w "end_ns > ?3"
@@ -391,6 +402,11 @@ static int init_schema(struct store *s, const char *path, char *err, size_t errl
 		errmsg__set(err, errlen, "%s: invalid history schema version %lld", path,
 			(long long)version);
 		ret = -EINVAL;
+		goto fail;
+	}
+	if ((ret = exec_sql(s, CHECKS_SQL))) {
+		errmsg__set(err, errlen, "%s: cannot create the checks table: %s", path,
+			sqlite3_errmsg(s->db));
 		goto fail;
 	}
 	ret = exec_sql(s, "COMMIT");
@@ -995,25 +1011,14 @@ int store__check(struct store *s)
 	return bad ? -EIO : 0;
 }
 
-/* Deploy-check results live in their own table, created at the first result
- * (histories without checks carry no trace of it). */
-static const char CHECKS_SQL[] =
-	"CREATE TABLE IF NOT EXISTS checks ("
-	"  id INTEGER PRIMARY KEY,"
-	"  checked_ns INTEGER NOT NULL,"
-	"  json TEXT NOT NULL);"
-	"CREATE INDEX IF NOT EXISTS checks_time ON checks(checked_ns);";
-
 int store__put_check(struct store *s, int64_t checked_ns, const char *json)
 {
 	sqlite3_stmt *st = NULL;
 	int ret = store_lock(s);
 	if (ret)
 		return ret;
-	int rc = sqlite3_exec(s->db, CHECKS_SQL, NULL, NULL, NULL);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_prepare_v2(s->db, "INSERT INTO checks (checked_ns, json) "
-					"VALUES (?1, ?2)", -1, &st, NULL);
+	int rc = sqlite3_prepare_v2(s->db, "INSERT INTO checks (checked_ns, json) "
+				    "VALUES (?1, ?2)", -1, &st, NULL);
 	if (rc == SQLITE_OK) {
 		sqlite3_bind_int64(st, 1, checked_ns);
 		sqlite3_bind_text(st, 2, json, -1, SQLITE_TRANSIENT);
@@ -1041,18 +1046,46 @@ int store__foreach_check(struct store *s, size_t limit,
 		return ret;
 	int rc = sqlite3_prepare_v2(s->db, "SELECT checked_ns, json FROM checks "
 				    "ORDER BY checked_ns DESC, id DESC LIMIT ?1", -1, &st, NULL);
-	if (rc == SQLITE_ERROR && !sqlite3_table_column_metadata(s->db, NULL, "checks", NULL,
-								 NULL, NULL, NULL, NULL, NULL)) {
-		rc = SQLITE_OK; /* table exists: a real error below */
-	} else if (rc == SQLITE_ERROR) {
-		store_unlock(s); /* no check stored yet */
-		return 0;
-	}
 	if (rc == SQLITE_OK && st) {
 		sqlite3_bind_int64(st, 1, (sqlite3_int64)limit);
 		while ((rc = sqlite3_step(st)) == SQLITE_ROW && !ret)
 			ret = fn(ctx, sqlite3_column_int64(st, 0),
 				 (const char *)sqlite3_column_text(st, 1));
+		if (rc == SQLITE_DONE || rc == SQLITE_ROW)
+			rc = SQLITE_OK;
+	}
+	sqlite3_finalize(st);
+	store_unlock(s);
+	if (ret)
+		return ret;
+	return rc == SQLITE_OK ? 0 : (sqlite_to_errno(rc) ?: -EIO);
+}
+
+int store__commit_spans(struct store *s, int64_t from_ns,
+			int (*fn)(void *ctx, const char *service, const char *commit,
+				  int64_t first_ns, int64_t last_ns),
+			void *ctx)
+{
+	sqlite3_stmt *st = NULL;
+	if (!s || !fn)
+		return -EINVAL;
+	int ret = store_lock(s);
+	if (ret)
+		return ret;
+	int rc = sqlite3_prepare_v2(s->db,
+		"SELECT t.service, t.\"commit\", min(w.start_ns), max(w.end_ns)"
+		" FROM windows w JOIN groups g ON g.window_id = w.id JOIN tags t ON t.id = g.tag_id"
+		" WHERE w.end_ns > ?1 AND g.samples > 0 AND t.service != '' AND t.\"commit\" != ''"
+		" GROUP BY t.service, t.\"commit\" ORDER BY t.service, min(w.start_ns)",
+		-1, &st, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, from_ns);
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW && !ret) {
+			const char *service = (const char *)sqlite3_column_text(st, 0);
+			const char *commit = (const char *)sqlite3_column_text(st, 1);
+			ret = service && commit ? fn(ctx, service, commit, sqlite3_column_int64(st, 2),
+						     sqlite3_column_int64(st, 3)) : -ENOMEM;
+		}
 		if (rc == SQLITE_DONE || rc == SQLITE_ROW)
 			rc = SQLITE_OK;
 	}

@@ -116,12 +116,24 @@ int store__group_series(struct store *s, int64_t from_ns, int64_t to_ns, const c
 int store__stats(struct store *s, int64_t *bytes, int64_t *windows, int64_t *oldest_ns);
 
 /* Stores one deploy-check result (a JSON object); results older than the age
- * retention are deleted. 0 or -errno. */
+ * retention are deleted. The checks table exists from store__open() on, so
+ * store__foreach_check() works (visiting nothing) before the first result.
+ * 0 or -errno. */
 int store__put_check(struct store *s, int64_t checked_ns, const char *json);
 /* Calls fn with up to limit results, newest first (under the store's lock:
  * fn must not call the store). 0, fn's non-zero value, or -errno. */
 int store__foreach_check(struct store *s, size_t limit,
 			 int (*fn)(void *ctx, int64_t checked_ns, const char *json), void *ctx);
+
+/* Calls fn for every (service, commit) pair, both non-empty, with samples in
+ * a window ending after from_ns: the start of its first such window and the
+ * end of its last (under the store's lock: fn must not call the store).
+ * Lets a restarted agent know which commits already ran. 0, fn's non-zero
+ * value, or -errno. */
+int store__commit_spans(struct store *s, int64_t from_ns,
+			int (*fn)(void *ctx, const char *service, const char *commit,
+				  int64_t first_ns, int64_t last_ns),
+			void *ctx);
 
 /* Runs PRAGMA integrity_check and foreign_key_check; 0 when both are clean,
  * -EIO otherwise. Reads the whole file: for tests and diagnostics. */

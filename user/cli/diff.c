@@ -42,8 +42,9 @@ static void diff_usage(FILE *out)
 "BASE and NEW are profile files (pprof, or folded with [key=value] tags) —\n"
 "recorded with `dynoprof record` (which labels windows and counts requests)\n"
 "— or, with --agent, queries of a dynoprof agent's history\n"
-"(`commit=abc123&from=2026-11-22T10:00:00Z&to=...`, any /debug/pprof/profile\n"
-"selectors; without from/to: the last hour).\n"
+"(`commit=abc123&from=2026-11-22T10:00:00Z&to=...`: KEY=VALUE selectors of\n"
+"/debug/pprof/profile joined by '&' — service, commit, endpoint, tag.K, pid,\n"
+"from, to — one or several per side; without from/to: the last hour).\n"
 "\n"
 "  --base-select K=V     keep only base samples with this tag (repeatable), e.g.\n"
 "                        to compare two commits recorded in one file\n"
@@ -66,7 +67,9 @@ static void diff_usage(FILE *out)
 "examples:\n"
 "  dynoprof diff before.pb.gz after.pb.gz\n"
 "  dynoprof diff --base-select commit=aaa --new-select commit=bbb both.pb.gz both.pb.gz\n"
-"  dynoprof diff --agent http://127.0.0.1:9464 'commit=aaa' 'commit=bbb' --json -\n");
+"  dynoprof diff --agent http://127.0.0.1:9464 'commit=aaa' 'commit=bbb' --json -\n"
+"  dynoprof diff --agent http://127.0.0.1:9464 'service=shop&commit=aaa' \\\n"
+"      'service=shop&commit=bbb&from=2026-11-22T10:00:00Z'\n");
 }
 
 /* Reads one side into a new profile. */
@@ -80,20 +83,28 @@ static struct profile *load_side(const char *what, const char *agent, const char
 		return NULL;
 	}
 	if (agent) {
+		/* The agent answers gzipped pprof (raw pprof is read too). The
+		 * side's selectors are KEY=VALUE pairs joined by '&', encoded here. */
 		struct strbuf url = STRBUF_INIT, body = STRBUF_INIT;
-		strbuf__printf(&url, "%s/debug/pprof/profile?%s", agent, what);
-		if (!strstr(what, "from=") && !strstr(what, "seconds="))
-			strbuf__printf(&url, "%sfrom=%lld", *what ? "&" : "",
+		size_t alen = strlen(agent);
+		while (alen && agent[alen - 1] == '/')
+			alen--;
+		strbuf__printf(&url, "%.*s/debug/pprof/profile", (int)alen, agent);
+		int e = http_get__append_query(&url, what, err, sizeof(err));
+		if (!e && !strstr(what, "from=") && !strstr(what, "to=") &&
+		    !strstr(what, "seconds="))
+			strbuf__printf(&url, "%cfrom=%lld", strchr(strbuf__str(&url), '?') ? '&' : '?',
 				       (long long)time(NULL) - 3600);
-		int status = http_get(strbuf__str(&url), token, AGENT_MAX_BYTES, 120, &body, err,
-				      sizeof(err));
-		int e = status;
+		int status = e ? e : http_get(strbuf__str(&url), token, AGENT_MAX_BYTES, 120, &body,
+					      err, sizeof(err));
 		if (status < 0)
 			cli_error("%s", err);
 		else if (status != 200)
 			cli_error("agent answered %d for %s: %.200s", status, strbuf__str(&url),
 				  strbuf__str(&body));
-		else if ((e = pprof__decode(p, body.data, body.len, err, sizeof(err))))
+		else if (body.len == 0 && (e = -EINVAL))
+			cli_error("agent's answer for %s is empty", what);
+		else if ((e = pprof__read_buffer(p, body.data, body.len, err, sizeof(err))))
 			cli_error("agent's answer for %s is not a profile: %s", what, err);
 		strbuf__release(&url);
 		strbuf__release(&body);

@@ -806,6 +806,9 @@ int cmd_record(int argc, char **argv)
 		fprintf(stderr, "dynoprof: warning: -e tick: this kernel ticks %u times a second, "
 			"so a CPU gave at most %u samples a second, not %u (-e cpu-clock takes "
 			"more)\n", tick_hz, tick_hz, a.freq_hz);
+	/* Warnings said for the first few processes only: how many more. */
+	py_registry__summary(pyreg, "dynoprof", "not named above", 1);
+	py_resolver__summary(pyres, "dynoprof", "not named above", 1);
 	if (!a.quiet) {
 		print_summary(&a, sampler, agg, sym, pyreg, tagreg, profile, elapsed, fmt);
 		if (counts) {

@@ -1354,6 +1354,37 @@ static int gunzip(const unsigned char *data, size_t len, unsigned char **out, si
 	return 0;
 }
 
+int pprof__read_buffer(struct profile *p, const void *data, size_t len, char *err,
+		       size_t errlen)
+{
+	char dummy[1];
+	if (!err || !errlen) {
+		err = dummy;
+		errlen = sizeof(dummy);
+	}
+	err[0] = '\0';
+	if (!p || (!data && len)) {
+		snprintf(err, errlen, "invalid arguments");
+		return -EINVAL;
+	}
+	if (len > PPROF_MAX_INPUT) {
+		snprintf(err, errlen, "input exceeds %u bytes", PPROF_MAX_INPUT);
+		return -EFBIG;
+	}
+	const unsigned char *bytes = data;
+	if (len >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b) {
+		unsigned char *raw = NULL;
+		size_t raw_len = 0;
+		int rc = gunzip(bytes, len, &raw, &raw_len, err, errlen);
+		if (rc)
+			return rc;
+		rc = pprof__decode(p, raw, raw_len, err, errlen);
+		free(raw);
+		return rc;
+	}
+	return pprof__decode(p, data, len, err, errlen);
+}
+
 int pprof__read(struct profile *p, FILE *in, char *err, size_t errlen)
 {
 	char dummy[1];
@@ -1376,17 +1407,7 @@ int pprof__read(struct profile *p, FILE *in, char *err, size_t errlen)
 			snprintf(err, errlen, "read error: %s", strerror(-rc));
 		return rc;
 	}
-	if (len >= 2 && data[0] == 0x1f && data[1] == 0x8b) {
-		unsigned char *raw = NULL;
-		size_t raw_len = 0;
-		rc = gunzip(data, len, &raw, &raw_len, err, errlen);
-		free(data);
-		if (rc)
-			return rc;
-		data = raw;
-		len = raw_len;
-	}
-	rc = pprof__decode(p, data, len, err, errlen);
+	rc = pprof__read_buffer(p, data, len, err, errlen);
 	free(data);
 	return rc;
 }

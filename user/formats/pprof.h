@@ -77,4 +77,12 @@ int pprof__decode(struct profile *p, const void *data, size_t len, char *err, si
  * err as for pprof__decode(). */
 int pprof__read(struct profile *p, FILE *in, char *err, size_t errlen);
 
+/* Reads a gzipped (told by its magic bytes) or raw pprof profile held in
+ * data[0..len) into p, as pprof__read() — for bodies fetched over HTTP.
+ * Returns 0; -EINVAL (bad gzip or message, NULL data with len); -EFBIG
+ * beyond PPROF_MAX_INPUT / PPROF_MAX_DECODED; -ENOMEM. err as for
+ * pprof__decode(). */
+int pprof__read_buffer(struct profile *p, const void *data, size_t len, char *err,
+		       size_t errlen);
+
 #endif

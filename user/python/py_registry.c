@@ -13,6 +13,7 @@
 #include "util/hashmap.h"
 #include "util/process_table.h"
 #include "util/remote.h"
+#include "util/warn_log.h"
 
 #define DEFAULT_MAX_PROCESSES 16384
 /* A "not Python" verdict is re-checked this many times, this far apart. */
@@ -42,6 +43,7 @@ struct py_registry {
 	py_registry_publish_fn publish;   /* BPF map writer */
 	void *ctx;                        /* its context */
 	FILE *warnings;                   /* one-time warnings go here */
+	struct warn_log *log;             /* says them once, then summarises */
 	uint64_t tick;                    /* LRU clock */
 	struct py_registry_stats stats;   /* counters */
 };
@@ -61,6 +63,13 @@ struct py_registry *py_registry__new(py_registry_publish_fn publish, void *ctx,
 	r->publish = publish;
 	r->ctx = ctx;
 	r->warnings = warnings;
+	r->log = warn_log__new(warnings, 0);
+	if (!r->log) {
+		hashmap__free(r->procs);
+		free(r);
+		errno = ENOMEM;
+		return NULL;
+	}
 	r->max_processes = max_processes ? max_processes : DEFAULT_MAX_PROCESSES;
 	return r;
 }
@@ -82,6 +91,7 @@ void py_registry__free(struct py_registry *r)
 	while (hashmap__next(r->procs, &cur, NULL, NULL, &v))
 		entry_free(v);
 	hashmap__free(r->procs);
+	warn_log__free(r->log);
 	free(r);
 }
 
@@ -117,10 +127,14 @@ static void detect(struct py_registry *r, struct py_entry *e)
 	if (err == -ENOTSUP) {
 		e->state = PY_STATE_REFUSED;
 		r->stats.unsupported++;
-		if (r->warnings)
-			fprintf(r->warnings, "dynoprof: warning: PID %d: %s: showing its native "
-				"frames only\n", (int)e->slot.pid, reason[0] ? reason :
-				"unsupported Python");
+		/* Once per process, and only the first few of one interpreter: a
+		 * host that starts an old Python every minute must not fill the log. */
+		char kind[320];
+		snprintf(kind, sizeof(kind), "Python processes showing native frames only (%s)",
+			 reason[0] ? reason : "unsupported Python");
+		warn_log__say(r->log, kind, (int)e->slot.pid, "dynoprof: warning: PID %d: %s: "
+			      "showing its native frames only", (int)e->slot.pid,
+			      reason[0] ? reason : "unsupported Python");
 		return;
 	}
 	if (err) {
@@ -141,10 +155,10 @@ static void detect(struct py_registry *r, struct py_entry *e)
 		free(path);
 		e->state = PY_STATE_NOT_PYTHON;
 		e->checks = RECHECKS;
-		if (r->warnings)
-			fprintf(r->warnings, "dynoprof: warning: PID %d: cannot register Python "
-				"process for the BPF walker (map full?): native frames only\n",
-				(int)e->slot.pid);
+		warn_log__say(r->log, "Python processes not registered for the BPF walker (map "
+			      "full?): native frames only", (int)e->slot.pid, "dynoprof: warning: "
+			      "PID %d: cannot register Python process for the BPF walker (map "
+			      "full?): native frames only", (int)e->slot.pid);
 		return;
 	}
 	free(e->interpreter);
@@ -227,4 +241,10 @@ int py_registry__scan(struct py_registry *r)
 void py_registry__stats(const struct py_registry *r, struct py_registry_stats *out)
 {
 	*out = r->stats;
+}
+
+int py_registry__summary(struct py_registry *r, const char *prefix, const char *suffix,
+			 int force)
+{
+	return r ? warn_log__summary(r->log, prefix, suffix, force) : 0;
 }

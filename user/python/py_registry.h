@@ -6,8 +6,9 @@
  * Python is checked again a few times in its first second (an interpreter
  * caught before ld.so mapped libpython looks like a plain executable). Python
  * processes that cannot be profiled (unsupported version or build) get one
- * warning line each on stderr, naming the PID and the reason, and keep their
- * native frames. Memory is bounded by max_processes (exited first, then least
+ * warning line on stderr at most, naming the PID and the reason, and keep their
+ * native frames; past the first few of one interpreter they are only counted,
+ * for py_registry__summary() (util/warn_log.h). Memory is bounded by max_processes (exited first, then least
  * recently used are forgotten).
  */
 #ifndef DYNOPROF_PY_REGISTRY_H
@@ -58,5 +59,11 @@ void py_registry__note_exit(struct py_registry *r, pid_t pid);
 int py_registry__scan(struct py_registry *r);
 
 void py_registry__stats(const struct py_registry *r, struct py_registry_stats *out);
+
+/* Says how many warnings were counted instead of said since the last summary
+ * (warn_log__summary: the agent per window, record at the end with force).
+ * Returns the lines said. */
+int py_registry__summary(struct py_registry *r, const char *prefix, const char *suffix,
+			 int force);
 
 #endif

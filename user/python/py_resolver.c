@@ -12,6 +12,7 @@
 #include "python/py_offsets.h"
 #include "util/hashmap.h"
 #include "util/remote.h"
+#include "util/warn_log.h"
 
 #define DEFAULT_MAX_ENTRIES 65536
 /* Longest string (code points) and line table (bytes) read from a target. */
@@ -40,8 +41,7 @@ struct py_resolver {
 	struct hashmap *old;         /* previous generation, promoted on use */
 	size_t generation_size;      /* young rotates into old at this size */
 	struct hashmap *modules;     /* "root\0path" -> char* module name */
-	struct hashmap *warned;      /* pids already warned about (bounded) */
-	FILE *warnings;              /* where warnings go; NULL: none */
+	struct warn_log *log;        /* warnings: said once, then summarised */
 	struct py_resolver_stats stats; /* counters */
 };
 
@@ -75,9 +75,8 @@ struct py_resolver *py_resolver__new(size_t max_entries, FILE *warnings)
 	r->young = hashmap__new();
 	r->old = hashmap__new();
 	r->modules = hashmap__new();
-	r->warned = hashmap__new();
-	r->warnings = warnings;
-	if (!r->young || !r->old || !r->modules || !r->warned) {
+	r->log = warn_log__new(warnings, 0);
+	if (!r->young || !r->old || !r->modules || !r->log) {
 		py_resolver__free(r);
 		errno = ENOMEM;
 		return NULL;
@@ -98,7 +97,7 @@ void py_resolver__free(struct py_resolver *r)
 			free(v);
 		hashmap__free(r->modules);
 	}
-	hashmap__free(r->warned);
+	warn_log__free(r->log);
 	free(r);
 }
 
@@ -413,23 +412,19 @@ static struct code_entry *cache_get(struct py_resolver *r, const struct code_key
 	return e;
 }
 
-/* Says once per process why its Python frames cannot be named. */
+/* Says once per process why its Python frames cannot be named (the first
+ * few processes per reason; the rest are counted for py_resolver__summary). */
 static void warn_once(struct py_resolver *r, pid_t pid, uint64_t code, int err)
 {
-	if (!r->warnings || hashmap__get(r->warned, &pid, sizeof(pid)))
-		return;
-	if (hashmap__size(r->warned) >= 4096) { /* bound: forget old warnings */
-		hashmap__free(r->warned);
-		r->warned = hashmap__new();
-		if (!r->warned)
-			return;
-	}
-	hashmap__put(r->warned, &pid, sizeof(pid), (void *)1, NULL);
-	fprintf(r->warnings, "dynoprof: warning: PID %d: cannot read Python code object at "
-		"0x%llx (%s): such frames show as [python: unreadable frame]\n", (int)pid,
-		(unsigned long long)code, err == -ESRCH ? "process exited" :
-		err == -EFAULT ? "address not mapped" : err ? strerror(-err) :
-		"object changed since the sample");
+	const char *why = err == -ESRCH ? "process exited" : err == -EFAULT ?
+			  "address not mapped" : err ? strerror(-err) :
+			  "object changed since the sample";
+	char kind[160];
+	snprintf(kind, sizeof(kind), "Python code objects unreadable (%s), shown as "
+		 "[python: unreadable frame]", why);
+	warn_log__say(r->log, kind, (int)pid, "dynoprof: warning: PID %d: cannot read Python "
+		      "code object at 0x%llx (%s): such frames show as [python: unreadable "
+		      "frame]", (int)pid, (unsigned long long)code, why);
 }
 
 static int unreadable_frame(struct profile *p, uint32_t *id)
@@ -489,4 +484,10 @@ void py_resolver__stats(const struct py_resolver *r, struct py_resolver_stats *o
 {
 	*out = r->stats;
 	out->entries = hashmap__size(r->young) + hashmap__size(r->old);
+}
+
+int py_resolver__summary(struct py_resolver *r, const char *prefix, const char *suffix,
+			 int force)
+{
+	return r ? warn_log__summary(r->log, prefix, suffix, force) : 0;
 }

@@ -34,7 +34,9 @@ struct py_resolver_stats {
 struct py_resolver;
 
 /* max_entries 0 picks a default. warnings: where the one-time warning per
- * process about unreadable code objects goes (NULL: none). NULL + errno. */
+ * process about unreadable code objects goes (NULL: none); past the first
+ * few processes per reason they are counted for py_resolver__summary().
+ * NULL + errno. */
 struct py_resolver *py_resolver__new(size_t max_entries, FILE *warnings);
 void py_resolver__free(struct py_resolver *r);
 
@@ -46,6 +48,12 @@ int py_resolver__frame(struct py_resolver *r, pid_t pid, unsigned version_index,
 		       uint32_t *frame_id);
 
 void py_resolver__stats(const struct py_resolver *r, struct py_resolver_stats *out);
+
+/* Says how many warnings were counted instead of said since the last summary
+ * (util/warn_log.h: the agent per window, record at the end with force).
+ * Returns the lines said. */
+int py_resolver__summary(struct py_resolver *r, const char *prefix, const char *suffix,
+			 int force);
 
 /* Derives a dotted module name from a source path: the file's stem, prefixed
  * by each enclosing directory that holds an __init__.py (looked up under

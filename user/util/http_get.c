@@ -132,3 +132,47 @@ int http_get(const char *url, const char *token, size_t max_bytes, int timeout_s
 	strbuf__release(&resp);
 	return rc;
 }
+
+static int is_hex(char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+static void append_encoded(struct strbuf *out, const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		    c == '-' || c == '.' || c == '_' || c == '~' || c == '/' || c == ':' ||
+		    (c == '%' && i + 2 < len && is_hex(s[i + 1]) && is_hex(s[i + 2])))
+			strbuf__putc(out, (char)c);
+		else
+			strbuf__printf(out, "%%%02X", c);
+	}
+}
+
+int http_get__append_query(struct strbuf *url, const char *selectors, char *err,
+			   size_t errlen)
+{
+	const char *p = selectors ? selectors : "";
+	int first = !strchr(strbuf__str(url), '?');
+	while (*p) {
+		size_t len = strcspn(p, "&");
+		const char *eq = memchr(p, '=', len);
+		if (len && (!eq || eq == p)) {
+			snprintf(err, errlen, "bad selector '%.*s': expected KEY=VALUE", (int)len, p);
+			return -EINVAL;
+		}
+		if (len) {
+			strbuf__putc(url, first ? '?' : '&');
+			first = 0;
+			append_encoded(url, p, (size_t)(eq - p));
+			strbuf__putc(url, '=');
+			append_encoded(url, eq + 1, len - (size_t)(eq - p) - 1);
+		}
+		p += len;
+		if (*p == '&')
+			p++;
+	}
+	return strbuf__error(url);
+}

@@ -15,4 +15,14 @@
 int http_get(const char *url, const char *token, size_t max_bytes, int timeout_s,
 	     struct strbuf *body, char *err, size_t errlen);
 
+/* Appends the selectors text ("KEY=VALUE" pairs joined by '&', as typed on
+ * a command line: `commit=abc&endpoint=/checkout`) to url as a query string,
+ * each key and value percent-encoded (RFC 3986: unreserved characters, '/'
+ * and ':' as is; an existing %XX escape is kept, so an already encoded query
+ * passes unchanged; '+' becomes %2B, not a space). Empty pairs ("a=1&&b=2")
+ * are skipped. Returns 0, -EINVAL for a pair without '=' or with an empty
+ * key (err names it), or -ENOMEM. */
+int http_get__append_query(struct strbuf *url, const char *selectors, char *err,
+			   size_t errlen);
+
 #endif
