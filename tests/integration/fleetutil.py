@@ -324,6 +324,8 @@ class StatsRecorder:
         self.apps = []
         self.snaps = {}  # commit -> [(unix_ns, {endpoint: {"requests", "cpu_s"}})]
         self._last = {}  # (commit, pid) -> that worker's figures last read
+        self._workers = {}  # commit -> worker pids last seen
+        self.events = []  # (unix ns, "worker PID of COMMIT gone") for the tables
         self._gone = {}  # commit -> [figures of earlier workers whose pid was reused]
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -338,6 +340,10 @@ class StatsRecorder:
 
     def snap(self):
         for app in list(self.apps):
+            workers = set(app.worker_pids())
+            for pid in sorted(self._workers.get(app.commit, set()) - workers):
+                self.events.append((time.time_ns(), "worker %d gone" % pid))
+            self._workers[app.commit] = workers
             total = {}
             for pid, endpoints in app.stats_per_pid().items():
                 # A pid reused by a later worker starts its file over: what

@@ -299,8 +299,9 @@ class Fleet:
             title, self.service, len(rows)))
         print("%8s %7s %9s %9s %8s %8s %9s  %s" % ("START_S", "LEN_S", "AGENT_S", "CGROUP_S",
                                                   "ERR", "BOUND", "NO-SVC_S", "EVENTS"))
+        events_all = sorted(self.events + self.recorder.events)
         for start, end, agent, truth, err, bound, unl in rows:
-            events = "; ".join(w for t, w in self.events if start <= t < end)
+            events = "; ".join(w for t, w in events_all if start <= t < end)
             print("%8.2f %7.3f %9.3f %9.3f %+7.2f%% %7.3fs %9.3f  %s" % (
                 (start - t0) / 1e9, (end - start) / 1e9, agent, truth, 100 * err, bound, unl,
                 events))
@@ -440,7 +441,10 @@ def test_prometheus_groups_and_pprof_totals_conserve(fleet):
         "cgroup %.3f s; agent: %s (%s)" % (fleet.cgroup_total_ns / 1e9, totals, errors))
 
 
-def assert_deploy_checks(run):
+def assert_deploy_checks(run, strict=True):
+    """strict: a regression the workers measured (>= +10%) must be flagged;
+    otherwise it may also read "no significant change" (30 s of a busy VM,
+    whose speed moves +-10% every 10 s, give intervals of about +-19% at 99%)."""
     rows = run.check_rows()
     detail = "\n".join("deploy %d %s: %s (true change %s)" % (
         k, e, c, "%+.3f" % t if t is not None else "?") for k, e, c, t in rows)
@@ -449,17 +453,16 @@ def assert_deploy_checks(run):
     assert not missing, "no check result for %s:\n%s" % (missing, detail)
     window_ns = run.window_s * 1e9
     for k, endpoint, check, truth in rows:
-        started, old_ended = next((s, e) for kk, s, e in run.switches if kk == k)
+        started = next(s for kk, s, _ in run.switches if kk == k)
         # A rolling deploy (README): the new commit's first check_s from the
         # window it began in, against the old one's last check_s before the
-        # switch (and its rollout windows, up to its last window).
+        # switch (its draining rollout windows left out).
         nf, nt = (x * 1e9 for x in check["new_range"])
         bf, bt = (x * 1e9 for x in check["base_range"])
         assert check["canary"] is False, detail
         assert nf - window_ns - 1e8 <= started <= nf + window_ns + 1e8, detail
         assert abs((nt - nf) - run.check_s * 1e9) < 1e6, detail
-        assert abs(bf - (nf - run.check_s * 1e9)) < 1e6, detail
-        assert nf - 1e6 <= bt <= old_ended + window_ns + 1e8, detail
+        assert abs(bf - (nf - run.check_s * 1e9)) < 1e6 and abs(bt - nf) < 1e6, detail
         # The estimate holds what the workers measured over the same ranges
         # (their loop's thread_time: the app's own overhead per request dilutes
         # the change the agent sees a little, hence the margin).
@@ -468,7 +471,7 @@ def assert_deploy_checks(run):
         if endpoint == regressed_endpoint(k):
             # +15% in the code; what the workers measured decides what the
             # agent must say (two periods of a busy VM differ by several %).
-            if truth >= 2 * MIN_EFFECT:
+            if truth >= 2 * MIN_EFFECT and strict:
                 assert check["verdict"] == "regression", detail
             elif truth >= MIN_EFFECT:
                 assert check["verdict"] in ("regression", "no significant change"), detail
@@ -499,10 +502,12 @@ def assert_deploy_checks(run):
 
 def test_deploy_check_flags_only_the_regressed_endpoint(fleet):
     """The rolling deploy A -> B (+15% on heavy): each endpoint's interval
-    holds the change the workers measured, the verdicts follow it (heavy
-    flagged, medium not, unless the machine itself moved them), heavy is +15%
-    relative to medium as in the code, and the ranges are the documented ones."""
-    assert_deploy_checks(fleet)
+    holds the change the workers measured, the verdicts follow it (medium not
+    flagged unless the machine itself moved it; heavy flagged or, when 30 s
+    of a busy host leave too wide an interval, not significant: the soak
+    requires the flag), heavy is +15% relative to medium as in the code, and
+    the compared ranges are the documented ones."""
+    assert_deploy_checks(fleet, strict=False)
 
 
 def assert_switches(run):
