@@ -802,7 +802,8 @@ static __always_inline void flush_task_counts(__u32 pid, __u32 tid)
 
 /* A dead thread is freed after its last switch (the scheduler's reference
  * is the last but one): its CPU time is final. Sends what it ran since its
- * exit record that no sample took. */
+ * exit record that no sample took; for a thread group leader always (even
+ * 0 ns): from then on its pid may belong to a new process. */
 SEC("tp_btf/sched_process_free")
 int BPF_PROG(on_free, struct task_struct *p)
 {
@@ -812,7 +813,7 @@ int BPF_PROG(on_free, struct task_struct *p)
 	if (!tc || !(tc->flags & TASK_COUNTS_EXITED))
 		return 0;
 	__u64 ns = claim_runtime(tc, p->se.sum_exec_runtime);
-	if (!ns)
+	if (!ns && p->pid != p->tgid)
 		return 0;
 	struct profile_unsampled_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {

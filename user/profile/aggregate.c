@@ -21,8 +21,10 @@ struct aggregator {
 	struct aggregate_stats stats;/* counters */
 	struct cpu_totals *exact;    /* exact_cpu without counts: per-process CPU the
 				      * samples of the current profile carried (else NULL) */
-	struct hashmap *exited;      /* with exact: pid -> (void *)exit time (BPF ns) of
-				      * processes that exited since the last apportion */
+	struct hashmap *freed;       /* with exact: pids (-> (void *)1) whose process
+				      * ended (its leader was freed) since the last
+				      * apportion: a later event of the pid is a new
+				      * process's */
 	uint32_t frames[MAX_SAMPLE_FRAMES]; /* scratch for one sample */
 	uint32_t chain[PROFILE_MAX_FRAMES]; /* native frames leafward of Python */
 };
@@ -39,7 +41,7 @@ struct aggregator *aggregator__new(struct profile *p, struct symbolizer *sym,
 	/* With a counts table the caller has complete totals to apportion by
 	 * (counts_table__apportion): summing the samples' would be wasted. */
 	if (opts->exact_cpu && !opts->counts &&
-	    (!(a->exact = cpu_totals__new()) || !(a->exited = hashmap__new()))) {
+	    (!(a->exact = cpu_totals__new()) || !(a->freed = hashmap__new()))) {
 		cpu_totals__free(a->exact);
 		free(a);
 		errno = ENOMEM;
@@ -69,26 +71,20 @@ void aggregator__free(struct aggregator *a)
 	if (!a)
 		return;
 	cpu_totals__free(a->exact);
-	hashmap__free(a->exited);
+	hashmap__free(a->freed);
 	free(a);
 }
 
-/* A process's exit path still runs (and is sampled) for a moment after its
- * exit record; a sample of its pid later than this is a new process's. */
-#define PID_REUSE_GRACE_NS 50000000ull
-
-/* With exact totals: when pid's process exited in this window and this event
- * (at BPF time time_ns) is a later process's with the same pid, the first
- * one's samples get its time now (cpu_totals__seal), so one total is never
- * spread over two processes' samples. */
-static int split_reused_pid(struct aggregator *a, uint32_t pid, uint64_t time_ns)
+/* With exact totals: when pid's process ended in this window (its leader
+ * was freed: the pid is free for reuse), this event is a new process's with
+ * the same pid, and the first one's samples get its time now
+ * (cpu_totals__seal), so one total is never spread over two processes'
+ * samples. */
+static int split_reused_pid(struct aggregator *a, uint32_t pid)
 {
-	if (!a->exact || !a->exited || !hashmap__size(a->exited))
+	if (!a->exact || !a->freed || !hashmap__size(a->freed) ||
+	    !hashmap__remove(a->freed, &pid, sizeof(pid)))
 		return 0;
-	void *at = hashmap__get(a->exited, &pid, sizeof(pid));
-	if (!at || time_ns <= (uint64_t)(uintptr_t)at + PID_REUSE_GRACE_NS)
-		return 0;
-	hashmap__remove(a->exited, &pid, sizeof(pid));
 	return cpu_totals__seal(a->exact, a->profile, pid);
 }
 
@@ -259,7 +255,7 @@ static int add_sample(struct aggregator *a, const struct profile_sample_event *e
 		labels.keys[labels.count] = "window";
 		labels.values[labels.count++] = window;
 	}
-	if ((err = split_reused_pid(a, e->hdr.pid, e->hdr.time_ns)))
+	if ((err = split_reused_pid(a, e->hdr.pid)))
 		return err;
 	struct sample_desc s = {
 		.frames = a->frames, .nframes = n, .pid = e->hdr.pid, .tid = e->hdr.tid,
@@ -277,9 +273,6 @@ static int add_sample(struct aggregator *a, const struct profile_sample_event *e
 	}
 	return err;
 }
-
-static int add_unsampled_at(struct aggregator *a, const struct unsampled_record *r,
-			    uint64_t time_ns);
 
 int aggregator__record(struct aggregator *a, const void *data, size_t size)
 {
@@ -305,10 +298,6 @@ int aggregator__record(struct aggregator *a, const void *data, size_t size)
 		return 0;
 	case PROFILE_EVENT_EXIT:
 		a->stats.exits++;
-		if (a->exited && h->pid &&
-		    hashmap__put(a->exited, &h->pid, sizeof(h->pid), (void *)(uintptr_t)h->time_ns,
-				 NULL))
-			return -ENOMEM;
 		symbolizer__note_exit(a->sym, (pid_t)h->pid);
 		if (a->opts.python)
 			py_registry__note_exit(a->opts.python, (pid_t)h->pid);
@@ -322,7 +311,7 @@ int aggregator__record(struct aggregator *a, const void *data, size_t size)
 			return 0;
 		}
 		if (a->exact)
-			return add_unsampled_at(a, &tc->unsampled, h->time_ns);
+			return aggregator__add_unsampled(a, &tc->unsampled);
 		return a->opts.counts ? counts_table__add(a->opts.counts, h->tid, &tc->counts) : 0;
 	}
 	case PROFILE_EVENT_UNSAMPLED: {
@@ -331,7 +320,15 @@ int aggregator__record(struct aggregator *a, const void *data, size_t size)
 			a->stats.bad_records++;
 			return 0;
 		}
-		return a->exact ? add_unsampled_at(a, &u->unsampled, h->time_ns) : 0;
+		if (!a->exact)
+			return 0;
+		int err = aggregator__add_unsampled(a, &u->unsampled);
+		/* Its leader freed: the process is over, the pid free. */
+		if (!err && a->freed && u->unsampled.pid && u->unsampled.tid == u->unsampled.pid &&
+		    hashmap__put(a->freed, &u->unsampled.pid, sizeof(u->unsampled.pid), (void *)1,
+				 NULL))
+			err = -ENOMEM;
+		return err;
 	}
 	default:
 		a->stats.bad_records++;
@@ -362,8 +359,8 @@ int aggregator__apportion(struct aggregator *a)
 		return 0;
 	int err = cpu_totals__apportion(a->exact, a->profile);
 	cpu_totals__clear(a->exact);
-	hashmap__free(a->exited);
-	a->exited = hashmap__new(); /* NULL: pid reuse goes unnoticed */
+	hashmap__free(a->freed);
+	a->freed = hashmap__new(); /* NULL: pid reuse goes unnoticed */
 	return err;
 }
 
@@ -396,16 +393,14 @@ static uint64_t mono_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* aggregator__add_unsampled of a record sent at BPF time time_ns. */
-static int add_unsampled_at(struct aggregator *a, const struct unsampled_record *r,
-			    uint64_t time_ns)
+int aggregator__add_unsampled(struct aggregator *a, const struct unsampled_record *r)
 {
 	if (!a->exact || !r->pid || !r->unsampled_ns)
 		return 0;
 	a->stats.unsampled_ns += r->unsampled_ns;
 	struct tag_labels labels;
 	char window[24];
-	int err = split_reused_pid(a, r->pid, time_ns);
+	int err = split_reused_pid(a, r->pid);
 	if (!err)
 		err = process_labels(a, (pid_t)r->pid, (pid_t)r->ppid, mono_now_ns(), &labels,
 				     window);
@@ -433,10 +428,6 @@ static int add_unsampled_at(struct aggregator *a, const struct unsampled_record 
 	return err;
 }
 
-int aggregator__add_unsampled(struct aggregator *a, const struct unsampled_record *r)
-{
-	return add_unsampled_at(a, r, mono_now_ns());
-}
 
 int aggregator__add_requests(struct aggregator *a, pid_t pid, const char *endpoint,
 			     uint64_t requests, uint64_t now_mono_ns)
