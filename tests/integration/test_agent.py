@@ -628,6 +628,9 @@ def test_deploy_check_flags_the_regressed_endpoint(agents, apps):
     again = agent.get_json("/api/v1/regressions")["checks"]
     assert any(c["service"] == service and c["endpoint"] == "/heavy" and
                c["verdict"] == "regression" for c in again), again
+    # ... and so do the verdict metrics (an alert on them stays up).
+    assert metric_values(agent.metrics(), "dynoprof_deploy_check_verdict", service=service,
+                         endpoint="/heavy", verdict="regression"), agent.stderr
     agent.stop()
 
 

@@ -261,6 +261,20 @@ static void test_rolling_deploy_regression(void **state)
 	check_object(strbuf__str(&json), "/a", a, sizeof(a));
 	assert_non_null(strstr(a, "\"verdict\": \"regression\""));
 	strbuf__release(&json);
+	/* ... and exports them again: an alert on the verdict stays up. */
+	assert_int_equal(metrics__render(m2, &m), 0);
+	mt = strbuf__str(&m);
+	assert_true(series_value(mt, "dynoprof_deploy_check_verdict{base=\"aaa\",endpoint=\"/a\","
+				 "new=\"bbb\",service=\"shop\",verdict=\"regression\"} ") == 1);
+	assert_true(series_value(mt, "dynoprof_deploy_check_verdict{base=\"aaa\",endpoint=\"/b\","
+				 "new=\"bbb\",service=\"shop\",verdict=\"no significant "
+				 "change\"} ") == 1);
+	double again_ratio = series_value(mt, "dynoprof_regression_ratio{base=\"aaa\","
+					  "endpoint=\"/a\",new=\"bbb\",service=\"shop\"} ");
+	assert_true(fabs(again_ratio - ga) < 1e-5);
+	assert_true(series_value(mt, "dynoprof_regression_significant{base=\"aaa\","
+				 "endpoint=\"/a\",new=\"bbb\",service=\"shop\"} ") == 1);
+	strbuf__release(&m);
 	deploy_checker__free(again);
 	metrics__free(m2);
 }

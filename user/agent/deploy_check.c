@@ -48,6 +48,7 @@ struct deploy_checker {
 	struct hashmap *seen;                 /* "service\0commit\0" -> struct commit_seen* */
 	struct pending_check pending[MAX_PENDING];
 	size_t npending;
+	struct hashmap *restored;             /* during new(): results re-exported */
 };
 
 /* Builds the "service\0commit\0" key; NULL on ENOMEM. */
@@ -104,6 +105,8 @@ static int seed_commit(void *ctx, const char *service, const char *commit, int64
 	return 0;
 }
 
+static int restore_result(void *ctx, int64_t checked_ns, const char *json);
+
 struct deploy_checker *deploy_checker__new(const struct deploy_check_opts *opts,
 					   struct store *store, struct metrics *metrics)
 {
@@ -154,6 +157,16 @@ struct deploy_checker *deploy_checker__new(const struct deploy_check_opts *opts,
 	metrics__declare(metrics, "dynoprof_regression_significant", METRIC_GAUGE,
 			 "1 when the deploy check's verdict is a regression, -1 an improvement, "
 			 "0 otherwise.");
+	d->restored = hashmap__new();
+	int err = d->restored ? store__foreach_check(store, DEPLOY_CHECK_MAX_RESULTS,
+						     restore_result, d) : -ENOMEM;
+	hashmap__free(d->restored);
+	d->restored = NULL;
+	if (err == -ENOMEM) {
+		deploy_checker__free(d);
+		errno = ENOMEM;
+		return NULL;
+	}
 	return d;
 }
 
@@ -469,6 +482,98 @@ static void result_json(const struct pending_check *p, const struct check_result
 		       cr->nf / 1e9, cr->nt / 1e9);
 }
 
+/* Exports one result's gauges. */
+static void export_result(struct deploy_checker *d, const char *service, const char *endpoint,
+			  const char *base, const char *current, const char *verdict,
+			  double change, double lo, double hi)
+{
+	struct metric_label l[5] = { { "service", service }, { "endpoint", endpoint },
+				     { "base", base }, { "new", current }, { "verdict", verdict } };
+	metrics__set(d->metrics, "dynoprof_deploy_check_verdict", l, 5, 1);
+	if (!isfinite(change))
+		return;
+	metrics__set(d->metrics, "dynoprof_regression_ratio", l, 4, 1 + change);
+	metrics__set(d->metrics, "dynoprof_regression_ratio_lower", l, 4, 1 + lo);
+	metrics__set(d->metrics, "dynoprof_regression_ratio_upper", l, 4, 1 + hi);
+	metrics__set(d->metrics, "dynoprof_regression_significant", l, 4,
+		     !strcmp(verdict, verdict__name(VERDICT_REGRESSION)) ? 1 :
+		     !strcmp(verdict, verdict__name(VERDICT_IMPROVEMENT)) ? -1 : 0);
+}
+
+/* Reads the JSON string after `, "key": ` (or `{"key": `) of a stored result
+ * (written by result_json: escapes \", \\, \n..., \u00XX) into out. 0 or -ENOENT. */
+static int stored_string(const char *json, const char *key, char *out, size_t len)
+{
+	char pat[40];
+	snprintf(pat, sizeof(pat), "\"%s\": \"", key);
+	const char *p = strstr(json, pat);
+	if (!p || len == 0)
+		return -ENOENT;
+	p += strlen(pat);
+	size_t n = 0;
+	for (; *p && *p != '"'; p++) {
+		char c = *p;
+		if (c == '\\') {
+			c = *++p;
+			if (c == 'n')
+				c = '\n';
+			else if (c == 't')
+				c = '\t';
+			else if (c == 'r')
+				c = '\r';
+			else if (c == 'u' && p[1] && p[2] && p[3] && p[4]) {
+				char hex[5] = { p[1], p[2], p[3], p[4], 0 };
+				long v = strtol(hex, NULL, 16);
+				c = v > 0 && v < 0x80 ? (char)v : '?';
+				p += 4;
+			} else if (!c) {
+				break;
+			}
+		}
+		if (n + 1 < len)
+			out[n++] = c;
+	}
+	out[n] = '\0';
+	return *p == '"' ? 0 : -ENOENT;
+}
+
+/* The number after `"key": ` of a stored result; NaN for null or absent. */
+static double stored_number(const char *json, const char *key)
+{
+	char pat[40];
+	snprintf(pat, sizeof(pat), "\"%s\": ", key);
+	const char *p = strstr(json, pat);
+	if (!p || !strncmp(p + strlen(pat), "null", 4))
+		return NAN;
+	return strtod(p + strlen(pat), NULL);
+}
+
+/* A restarted agent exports the stored verdicts again, so an alert on them
+ * does not resolve because the agent restarted. Newest first: an older
+ * result never overwrites a newer one's ratios. */
+static int restore_result(void *ctx, int64_t checked_ns, const char *json)
+{
+	struct deploy_checker *d = ctx;
+	char service[256], endpoint[256], base[256], current[256], verdict[32], key[1100];
+	(void)checked_ns;
+	if (!json || stored_string(json, "service", service, sizeof(service)) ||
+	    stored_string(json, "endpoint", endpoint, sizeof(endpoint)) ||
+	    stored_string(json, "base", base, sizeof(base)) ||
+	    stored_string(json, "new", current, sizeof(current)) ||
+	    stored_string(json, "verdict", verdict, sizeof(verdict)))
+		return 0; /* not ours or damaged: skipped */
+	int n = snprintf(key, sizeof(key), "%s%c%s%c%s%c%s", service, 0, endpoint, 0, base, 0,
+			 current);
+	if (n < 0 || (size_t)n >= sizeof(key) || hashmap__get(d->restored, key, (size_t)n))
+		return 0;
+	if (hashmap__put(d->restored, key, (size_t)n, (void *)1, NULL))
+		return -ENOMEM;
+	double ratio = stored_number(json, "ratio");
+	export_result(d, service, endpoint, base, current, verdict, ratio - 1,
+		      stored_number(json, "ci_low"), stored_number(json, "ci_high"));
+	return 0;
+}
+
 /* Stores r in the history and exports its gauges. */
 static void store_result(struct deploy_checker *d, const struct pending_check *p,
 			 const struct check_result *r, const struct check_ranges *cr, int64_t now)
@@ -480,18 +585,8 @@ static void store_result(struct deploy_checker *d, const struct pending_check *p
 			p->service, r->endpoint);
 	strbuf__release(&json);
 
-	struct metric_label l[5] = { { "service", p->service }, { "endpoint", r->endpoint },
-				     { "base", p->base }, { "new", p->current },
-				     { "verdict", verdict__name(r->verdict) } };
-	metrics__set(d->metrics, "dynoprof_deploy_check_verdict", l, 5, 1);
-	if (!isfinite(r->change.change))
-		return;
-	metrics__set(d->metrics, "dynoprof_regression_ratio", l, 4, 1 + r->change.change);
-	metrics__set(d->metrics, "dynoprof_regression_ratio_lower", l, 4, 1 + r->change.lo);
-	metrics__set(d->metrics, "dynoprof_regression_ratio_upper", l, 4, 1 + r->change.hi);
-	metrics__set(d->metrics, "dynoprof_regression_significant", l, 4,
-		     r->verdict == VERDICT_REGRESSION ? 1 :
-		     r->verdict == VERDICT_IMPROVEMENT ? -1 : 0);
+	export_result(d, p->service, r->endpoint, p->base, p->current, verdict__name(r->verdict),
+		      r->change.change, r->change.lo, r->change.hi);
 }
 
 /* Why verdict__decide found too little data, in words. */
