@@ -252,7 +252,9 @@ class Fleet:
                                 "DYNOPROF_COMMIT": "nd-old"})
         self.nodata_procs.append(old)
         old.wait(timeout=60)
-        self.tagged.start(4, service=self.nodata_service, commit="nd-new").wait()
+        # The new commit too runs in at least two windows (what makes a switch).
+        self.tagged.start(2 * self.window_s + 1, service=self.nodata_service,
+                          commit="nd-new").wait(timeout=120)
 
     # ---- what the agent and the kernel said ----
 
@@ -372,6 +374,10 @@ class Fleet:
                     start += int(10e9)
                 print("truth %s %-6s ms/request per 10 s: %s" % (commit, endpoint,
                                                                  " ".join(cells)))
+        for c in self.checks:
+            if c.get("service") == self.service and c.get("endpoint") == "(all)":
+                print("check %s -> %s (all): %s (reason: %s)" % (
+                    c.get("base"), c.get("new"), c.get("verdict"), c.get("reason")))
         nodata = [c for c in self.checks if c.get("service") == self.nodata_service]
         for c in nodata:
             print("no-data check %s -> %s %s: %s (reason: %s)" % (
