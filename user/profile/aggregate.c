@@ -323,10 +323,15 @@ int aggregator__record(struct aggregator *a, const void *data, size_t size)
 		if (!a->exact)
 			return 0;
 		int err = aggregator__add_unsampled(a, &u->unsampled);
-		/* Its leader freed: the process is over, the pid free. */
-		if (!err && a->freed && u->unsampled.pid && u->unsampled.tid == u->unsampled.pid &&
-		    hashmap__put(a->freed, &u->unsampled.pid, sizeof(u->unsampled.pid), (void *)1,
-				 NULL))
+		/* Its leader freed: the process is over, the pid free. Nothing of
+		 * it comes after this record, so its tags can go too: a new process
+		 * forked with the pid (no exec to tell) must not get them. */
+		if (err || !u->unsampled.pid || u->unsampled.tid != u->unsampled.pid)
+			return err;
+		if (a->opts.tags)
+			tag_registry__note_exec(a->opts.tags, (pid_t)u->unsampled.pid);
+		if (a->freed && hashmap__put(a->freed, &u->unsampled.pid, sizeof(u->unsampled.pid),
+					     (void *)1, NULL))
 			err = -ENOMEM;
 		return err;
 	}
