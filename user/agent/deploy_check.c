@@ -346,14 +346,16 @@ static void series_release(struct series *s)
 }
 
 /* Keeps the windows of s whose start is in ran (sorted; the windows in which
- * the commit had samples). */
-static void keep_windows(struct series *s, const struct series *ran)
+ * the commit had samples), and with_requests: only those in which the commit
+ * counted requests (on any endpoint). */
+static void keep_windows(struct series *s, const struct series *ran, bool with_requests)
 {
 	size_t out = 0, j = 0;
 	for (size_t i = 0; i < s->n; i++) {
 		while (j < ran->n && ran->start[j] < s->start[i])
 			j++;
-		if (j < ran->n && ran->start[j] == s->start[i]) {
+		if (j < ran->n && ran->start[j] == s->start[i] &&
+		    (!with_requests || ran->obs[j].den > 0)) {
 			s->start[out] = s->start[i];
 			s->obs[out] = s->obs[i];
 			s->samples[out] = s->samples[i];
@@ -628,8 +630,17 @@ static int check_endpoint(struct deploy_checker *d, const struct pending_check *
 		err = -ENOMEM;
 	if (err)
 		goto out;
-	keep_windows(&b, bran);
-	keep_windows(&n, nran);
+	/* With request counts, a window in which the commit counted none at all
+	 * (a process's first moments, before its counters are found) has no
+	 * count rather than zero requests: it is left out. */
+	bool base_counted = false, new_counted = false;
+	for (size_t k = 0; k < b.n; k++)
+		base_counted |= b.obs[k].den > 0;
+	for (size_t k = 0; k < n.n; k++)
+		new_counted |= n.obs[k].den > 0;
+	bool counted = base_counted && new_counted;
+	keep_windows(&b, bran, counted);
+	keep_windows(&n, nran, counted);
 	memset(r, 0, sizeof(*r));
 	r->endpoint = endpoint;
 	r->base_windows = b.n;

@@ -26,7 +26,10 @@
  *              canary (the old commit still ran at switch + W): the same
  *              range as the new side, [switch, switch + W).
  * Only windows in which the commit had samples count on its side: windows of
- * a commit that did not run carry no information about its cost.
+ * a commit that did not run carry no information about its cost. Comparing
+ * CPU per request, so do only windows in which the commit counted requests
+ * (a process's first moments, before the agent found its counters, have CPU
+ * but no count).
  *
  * Verdicts are those of `dynoprof diff` (regression, improvement, no
  * significant change) or "insufficient data" with a reason: a side with
