@@ -113,7 +113,10 @@ static void record_usage(FILE *out)
 "                          sample inside the scheduler tick that interrupts busy\n"
 "                          CPUs anyway (no interrupts of its own: the lowest\n"
 "                          overhead where interrupts are dear, as in VMs; -F at\n"
-"                          most the kernel's HZ, often 250, at tick granularity)\n"
+"                          most the kernel's HZ, often 250, at tick granularity;\n"
+"                          a sample weighs its thread's CPU time since its\n"
+"                          previous sample, so threads running between ticks\n"
+"                          count too; needs counting)\n"
 "  -c, --count PERIOD      sample every PERIOD events instead of -F HZ\n"
 "      --no-kernel         leave out kernel frames\n"
 "      --counts FILE       write exact per-process and per-thread CPU time and\n"
@@ -396,6 +399,11 @@ static int parse_args(int argc, char **argv, struct record_args *a)
 	}
 	if (a->command && (a->npids || a->ntids)) {
 		cli_error("-p/--tid and a COMMAND exclude each other: profile one or the other");
+		return 1002;
+	}
+	if (a->event == SAMPLE_EVENT_TICK && a->no_counts) {
+		cli_error("-e tick weighs each sample by its thread's CPU time since its previous "
+			  "sample, which needs CPU-time counting: drop --no-counts");
 		return 1002;
 	}
 	if (a->children && !a->npids) {
@@ -702,6 +710,7 @@ int cmd_record(int argc, char **argv)
 		.period_is_ns = sampler__event(sampler) == SAMPLE_EVENT_CPU_CLOCK ||
 				sampler__event(sampler) == SAMPLE_EVENT_TICK,
 		.interrupt_frames = sampler__event(sampler) == SAMPLE_EVENT_TICK,
+		.weight_by_runtime = sampler__event(sampler) == SAMPLE_EVENT_TICK && cc != NULL,
 		.ns_per_sample = 1000000000ull / a.freq_hz,
 		.kernel_frames = !a.no_kernel,
 		.user_frames = 1,
