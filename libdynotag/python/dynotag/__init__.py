@@ -164,10 +164,11 @@ _warned = False
 def warn_unavailable(who="dynotag"):
     """Says once per process, on stderr (a warnings.warn, which
     logging.captureWarnings sends to logging), that tagging is off and why;
-    does nothing when the library is loaded. Returns whether it warned."""
+    does nothing when the library is loaded or DYNOTAG_LIBRARY="" turned it
+    off. Returns whether it warned."""
     global _warned
-    if available or _warned:
-        return False
+    if available or _warned or os.environ.get("DYNOTAG_LIBRARY") == "":
+        return False  # loaded, said already, or turned off on purpose
     _warned = True
     warnings.warn("%s: libdynotag is not loaded, so requests are NOT tagged or counted "
                   "(pid %d): %s. Install it with `make install`, or set DYNOTAG_LIBRARY "
