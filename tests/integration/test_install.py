@@ -15,6 +15,7 @@ import sys
 import pytest
 
 from conftest import REPO_ROOT
+from pyutil import decode_pprof
 
 PYTHON = sys.executable  # the Python running the suite: make's $(PYTHON) too
 PY_VERSION = "%d.%d" % sys.version_info[:2]
@@ -134,13 +135,21 @@ def test_systemd_analyze_verify_passes_on_the_installed_unit(prefix):
 
 
 DJANGO_CHECK = r"""
-import sys, warnings
+import os, sys, time, warnings
 import django
 from django.conf import settings
 from django.http import HttpResponse
 from django.urls import path
 
+BURN_S = float(os.environ.get("BURN_S", "0"))
+
+def burn_in_view(seconds):
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        sum(range(1000))
+
 def view(request, n):
+    burn_in_view(BURN_S)
     return HttpResponse("ok %d" % n)
 
 urlpatterns = [path("orders/<int:n>/", view)]
@@ -158,13 +167,31 @@ print("served", file=sys.stderr)
 """
 
 
-def run_django(prefix, tmp_path, **env):
+def run_django(prefix, tmp_path, record=(), **env):
     script = tmp_path / "django_check.py"
     script.write_text(DJANGO_CHECK)
     # Only the prefix's site directory: as if the system Python had it on its
     # path, like /usr/local's (checked in the layout test).
-    return subprocess.run([PYTHON, str(script)], capture_output=True, text=True, timeout=120,
-                          cwd=str(tmp_path), env=clean_env(PYTHONPATH=site_dir(prefix), **env))
+    return subprocess.run(list(record) + [PYTHON, str(script)], capture_output=True, text=True,
+                          timeout=120, cwd=str(tmp_path),
+                          env=clean_env(PYTHONPATH=site_dir(prefix), **env))
+
+
+def test_installed_middleware_tags_reach_the_profile(prefix, tmp_path):
+    """The installed binary profiles a Django app using the installed package
+    and library: samples in the view carry its route as their endpoint."""
+    out = str(tmp_path / "django.pb.gz")
+    r = run_django(prefix, tmp_path, BURN_S="0.4",
+                   record=(os.path.join(prefix, "bin", "dynoprof"), "record", "-F", "499",
+                           "-o", out, "--"))
+    assert r.returncode == 0, r.stderr
+    in_view = [s for s in decode_pprof(out)
+               if any(f.function.endswith("burn_in_view") for f in s.frames)]
+    n_view = sum(s.values[0] for s in in_view)
+    n_tagged = sum(s.values[0] for s in in_view if s.labels.get("endpoint") == "orders/<int:n>/")
+    # Four requests of 0.4 s CPU; tags are read once dynoprof saw the library
+    # loaded (at the latest from the second request on).
+    assert n_view >= 100 and n_tagged >= 0.5 * n_view, (n_view, n_tagged, r.stderr)
 
 
 def test_installed_dynotag_loads_its_library_and_the_middleware_is_quiet(prefix, tmp_path):
