@@ -42,7 +42,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(OUTPUT)/tests/%,$(UNIT_SRCS))
 WORKLOAD_SRCS := $(wildcard tests/workloads/*.c)
 WORKLOAD_BINS := $(patsubst tests/workloads/%.c,$(OUTPUT)/workloads/%,$(WORKLOAD_SRCS))
 
-.PHONY: all deps test-deps unit-test integration-test test bench install clean profile
+.PHONY: all deps test-deps unit-test integration-test test bench clean profile
 .DEFAULT_GOAL := all
 .SECONDARY: $(BPF_OBJS) $(SKELS) $(LIB_OBJS) $(SAN_OBJS)
 
@@ -120,10 +120,8 @@ soak: dynoprof libdynotag | test-deps
 profile: dynoprof
 	./dynoprof record -a -d 10 -o profile.svg
 
-install: dynoprof libdynotag
-	install -D -m 0755 dynoprof $(DESTDIR)$(PREFIX)/bin/dynoprof
-
 include libdynotag/Makefile.inc
+include scripts/install.mk
 
 clean:
 	rm -rf $(OUTPUT) dynoprof

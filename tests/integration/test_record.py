@@ -393,15 +393,20 @@ def test_event_cpu_clock(run_dynoprof, busy_split, outdir):
     assert parse_folded_file(out).count_with("burn_alpha") > 0
 
 
-def test_tick_above_the_kernel_tick_rate_warns_and_weighs_whole_ticks(run_dynoprof, busy_split,
+def test_tick_above_the_kernel_tick_rate_warns_and_weighs_whole_ticks(run_dynoprof, workload,
                                                                       outdir):
     """-e tick cannot sample more often than the kernel ticks: record says so,
-    and each sample then weighs a whole tick, so CPU time still adds up."""
+    and each sample weighs its thread's CPU time since its previous sample, so
+    CPU time still adds up. The workload runs exactly as long as the capture
+    (`-- COMMAND`) and measures its own thread CPU time."""
     out = os.path.join(outdir, "x.folded")
-    cpu_before = proc_cpu_seconds(busy_split.pid)
-    err = record_pid(run_dynoprof, busy_split.pid, out, "-e", "tick", "-F", "10000",
-                     "--no-counts", "--weight", "cpu", duration=2)
-    cpu_used = proc_cpu_seconds(busy_split.pid) - cpu_before
+    truth_path = os.path.join(outdir, "truth.json")
+    rc, _, err = run_dynoprof("record", "-e", "tick", "-F", "10000", "--weight", "cpu",
+                              "-o", out, "--", workload("cpu_split"), "-d", "2", "-o",
+                              truth_path, timeout=60)
+    assert rc == 0, err
+    with open(truth_path) as f:
+        cpu_used = json.load(f)["thread_cpu"]
     warnings = [line for line in err.splitlines() if "warning: -e tick" in line]
     assert len(warnings) == 1 and "not 10000" in warnings[0], err
     weighed_s = parse_folded_file(out).total() / 1e9

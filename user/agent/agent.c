@@ -613,6 +613,7 @@ int agent__run(const struct agent_config *initial, const char *config_path,
 	struct aggregate_opts ao = {
 		.period_is_ns = 1, .ns_per_sample = 1000000000ull / c->frequency_hz,
 		.interrupt_frames = c->sample_on_tick,
+		.weight_by_runtime = c->sample_on_tick && cc != NULL,
 		.kernel_frames = c->kernel, .user_frames = 1,
 		.python = a->pyreg, .py_resolver = a->pyres, .python_lines = 1,
 		.tags = a->tags, .endpoint_rule = c->endpoint_from[0] ? &a->rule : NULL,

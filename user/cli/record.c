@@ -15,6 +15,7 @@
 #include "capture/privileges.h"
 #include "capture/sampler.h"
 #include "cli/cli.h"
+#include "cli/pid_watch.h"
 #include "formats/output.h"
 #include "profile/aggregate.h"
 #include "formats/groups.h"
@@ -52,8 +53,10 @@ struct record_args {
 	const char *output;        /* -o */
 	const char *format_name;   /* --format; NULL = from the extension */
 	enum sample_event event;   /* -e */
-	uint32_t *pids;            /* -p list (owned) */
+	uint32_t *pids;            /* -p list (owned); with --children, their descendants
+				    * follow the given ones once the capture starts */
 	size_t npids;
+	bool children;             /* --children: -p processes' descendants too */
 	uint32_t *tids;            /* --tid list (owned) */
 	size_t ntids;
 	char **command;            /* -- CMD ARGS... (points into argv) */
@@ -91,6 +94,9 @@ static void record_usage(FILE *out)
 "what to profile (default: the whole machine):\n"
 "  -a, --all-cpus          every process on every CPU (default)\n"
 "  -p, --pid PID[,PID...]  only these processes (and their threads)\n"
+"      --children          with -p: their descendants too, those alive at the\n"
+"                          start and those forked during the capture (e.g. -p\n"
+"                          <gunicorn master> --children profiles its workers)\n"
 "      --tid TID[,TID...]  only these threads\n"
 "  -- COMMAND [ARGS...]    run COMMAND and profile it and its children from its\n"
 "                          first instruction until it exits; dynoprof exits\n"
@@ -107,7 +113,10 @@ static void record_usage(FILE *out)
 "                          sample inside the scheduler tick that interrupts busy\n"
 "                          CPUs anyway (no interrupts of its own: the lowest\n"
 "                          overhead where interrupts are dear, as in VMs; -F at\n"
-"                          most the kernel's HZ, often 250, at tick granularity)\n"
+"                          most the kernel's HZ, often 250, at tick granularity;\n"
+"                          a sample weighs its thread's CPU time since its\n"
+"                          previous sample, so threads running between ticks\n"
+"                          count too; needs counting)\n"
 "  -c, --count PERIOD      sample every PERIOD events instead of -F HZ\n"
 "      --no-kernel         leave out kernel frames\n"
 "      --counts FILE       write exact per-process and per-thread CPU time and\n"
@@ -170,7 +179,7 @@ static void record_usage(FILE *out)
 
 enum { OPT_TID = 256, OPT_FORMAT, OPT_NO_KERNEL, OPT_NO_PYTHON, OPT_PYTHON_LINES,
        OPT_GROUP_BY, OPT_TAG, OPT_ENDPOINT_FROM, OPT_ENV_TAG, OPT_NO_TAGS,
-       OPT_COUNTS, OPT_NO_COUNTS, OPT_WINDOW, OPT_WEIGHT, OPT_STANDIN };
+       OPT_COUNTS, OPT_NO_COUNTS, OPT_WINDOW, OPT_WEIGHT, OPT_STANDIN, OPT_CHILDREN };
 
 /* Returns 0 to go on, or an exit code + 1000 to stop (0 for --help). */
 static int parse_args(int argc, char **argv, struct record_args *a)
@@ -197,6 +206,7 @@ static int parse_args(int argc, char **argv, struct record_args *a)
 		{ "window", required_argument, NULL, OPT_WINDOW },
 		{ "weight", required_argument, NULL, OPT_WEIGHT },
 		{ "counter-standin", no_argument, NULL, OPT_STANDIN },
+		{ "children", no_argument, NULL, OPT_CHILDREN },
 		{ "count", required_argument, NULL, 'c' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -338,6 +348,9 @@ static int parse_args(int argc, char **argv, struct record_args *a)
 		case OPT_STANDIN:
 			a->counter_standin = true;
 			break;
+		case OPT_CHILDREN:
+			a->children = true;
+			break;
 		case OPT_WINDOW:
 			errno = 0;
 			a->window_s = strtod(optarg, &end);
@@ -386,6 +399,16 @@ static int parse_args(int argc, char **argv, struct record_args *a)
 	}
 	if (a->command && (a->npids || a->ntids)) {
 		cli_error("-p/--tid and a COMMAND exclude each other: profile one or the other");
+		return 1002;
+	}
+	if (a->event == SAMPLE_EVENT_TICK && a->no_counts) {
+		cli_error("-e tick weighs each sample by its thread's CPU time since its previous "
+			  "sample, which needs CPU-time counting: drop --no-counts");
+		return 1002;
+	}
+	if (a->children && !a->npids) {
+		cli_error("--children goes with -p PID: it adds that process's descendants "
+			  "(a COMMAND's children are always profiled)");
 		return 1002;
 	}
 	return 0;
@@ -527,6 +550,7 @@ int cmd_record(int argc, char **argv)
 	struct profile *filtered = NULL;
 	struct counts_table *counts = NULL;
 	struct request_tracker *requests = NULL;
+	struct pid_watch watch = { 0 };
 	enum output_format fmt;
 	char err[512] = "";
 	int rc = 1;
@@ -578,6 +602,32 @@ int cmd_record(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 
+	/* The given processes' descendants now: the targets with --children (forks
+	 * after the BPF program attached are followed there), else what the
+	 * start note and the 0-sample hint name. */
+	if (a.npids) {
+		e = pid_watch__start(&watch, a.pids, a.npids);
+		if (e) {
+			cli_error("cannot list the processes' children: %s", strerror(-e));
+			goto out;
+		}
+		if (a.children && watch.walk_cut)
+			fprintf(stderr, "dynoprof: warning: more than %d descendant processes: "
+				"only the first %d are profiled (and what they fork)\n",
+				DESCENDANTS_MAX, DESCENDANTS_MAX);
+		if (a.children) {
+			uint32_t *all = malloc(watch.procs.count * sizeof(*all));
+			if (!all) {
+				cli_error("out of memory");
+				goto out;
+			}
+			memcpy(all, watch.procs.pids, watch.procs.count * sizeof(*all));
+			free(a.pids);
+			a.pids = all;
+			a.npids = watch.procs.count;
+		}
+	}
+
 	uint32_t child_pid = 0;
 	if (a.command) {
 		e = launch__start(&child, a.command);
@@ -610,7 +660,7 @@ int cmd_record(int argc, char **argv)
 		.npids = a.command ? 1 : a.npids,
 		.tids = a.tids,
 		.ntids = a.ntids,
-		.follow_children = a.command != NULL,
+		.follow_children = a.command != NULL || a.children,
 		.walk_python = python,
 		.thread_tags = tags,
 		.counting = !a.no_counts,
@@ -660,6 +710,7 @@ int cmd_record(int argc, char **argv)
 		.period_is_ns = sampler__event(sampler) == SAMPLE_EVENT_CPU_CLOCK ||
 				sampler__event(sampler) == SAMPLE_EVENT_TICK,
 		.interrupt_frames = sampler__event(sampler) == SAMPLE_EVENT_TICK,
+		.weight_by_runtime = sampler__event(sampler) == SAMPLE_EVENT_TICK && cc != NULL,
 		.ns_per_sample = 1000000000ull / a.freq_hz,
 		.kernel_frames = !a.no_kernel,
 		.user_frames = 1,
@@ -681,10 +732,22 @@ int cmd_record(int argc, char **argv)
 		goto out;
 	}
 	rctx.agg = agg;
+	if (a.children) {
+		/* Forked between the walk and the attach: a target from now on. */
+		struct pid_set late = { 0 };
+		e = descendants__collect(&late, watch.procs.pids, watch.nroots);
+		for (size_t i = 0; (!e || e == -E2BIG) && i < late.count; i++)
+			if (!pid_set__has(&watch.procs, late.pids[i]))
+				sampler__add_pid(sampler, late.pids[i]);
+		pid_set__free(&late);
+	}
 	if (!a.quiet) {
 		const char *reason = sampler__event_reason(sampler);
+		if (a.npids && !a.children)
+			pid_watch__note_children(&watch, stderr);
 		fprintf(stderr, "dynoprof: sampling %s at %u Hz on %d CPUs (event %s%s%s)%s\n",
-			a.command ? a.command[0] : a.npids ? "the given processes" :
+			a.command ? a.command[0] : a.children ? "the given processes and their "
+			"descendants" : a.npids ? "the given processes" :
 			a.ntids ? "the given threads" : "all processes",
 			a.freq_hz, sampler__cpu_count(sampler), sampler__event_name(sampler),
 			reason[0] ? ": " : "", reason,
@@ -811,6 +874,11 @@ int cmd_record(int argc, char **argv)
 	py_resolver__summary(pyres, "dynoprof", "not named above", 1);
 	if (!a.quiet) {
 		print_summary(&a, sampler, agg, sym, pyreg, tagreg, profile, elapsed, fmt);
+		struct aggregate_stats st;
+		aggregator__stats(agg, &st);
+		if (!st.samples && a.npids)
+			pid_watch__explain_no_samples(&watch, a.children, a.freq_hz, elapsed,
+						      stderr);
 		if (counts) {
 			fprintf(stderr, "dynoprof: top processes by exact CPU time%s:\n",
 				units.instructions ? "" : " (instructions: not available here)");
@@ -838,6 +906,7 @@ out:
 	request_tracker__free(requests);
 	symbolizer__free(sym);
 	profile__free(profile);
+	pid_watch__free(&watch);
 	free(a.pids);
 	free(a.tids);
 	return rc;

@@ -212,7 +212,8 @@ static int add_sample(struct aggregator *a, const struct profile_sample_event *e
 	char comm[PROFILE_COMM_LEN + 1];
 	memcpy(comm, a->opts.process_comm ? e->group_comm : e->hdr.comm, PROFILE_COMM_LEN);
 	comm[PROFILE_COMM_LEN] = '\0';
-	uint64_t ns = a->opts.period_is_ns ? e->period : a->opts.ns_per_sample;
+	uint64_t ns = a->opts.weight_by_runtime ? e->delta_ns :
+		      a->opts.period_is_ns ? e->period : a->opts.ns_per_sample;
 	uint64_t values[PROFILE_MAX_VALUES] = { 1, ns };
 	if (a->opts.exact_cpu) {
 		/* Counters since the thread's last sample, read at this sample.

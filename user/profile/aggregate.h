@@ -31,6 +31,11 @@ struct aggregate_opts {
 	int interrupt_frames;    /* kernel stacks begin with the timer interrupt's own
 				  * frames (sampling on the tick): cut them off */
 	uint64_t ns_per_sample;  /* else: CPU ns each sample stands for (1e9 / freq) */
+	int weight_by_runtime;   /* a sample weighs its thread's CPU time since that
+				  * thread's previous sample (delta_ns; needs exact_cpu):
+				  * sampling on the tick, which sees only who runs at
+				  * ticks, so a period per sample would miss threads that
+				  * run between them */
 	int kernel_frames;       /* include kernel frames (default on) */
 	int user_frames;         /* include user frames (default on) */
 	struct py_registry *python;   /* borrowed; NULL: no Python frames */

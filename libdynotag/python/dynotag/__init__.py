@@ -18,10 +18,14 @@ here, so a call is one ctypes call with integers.
 Finding the library, in order:
   1. $DYNOTAG_LIBRARY: a path (set it to "" to disable tagging);
   2. libdynotag.so.1 (or libdynotag.so) next to this file;
-  3. ctypes.util.find_library("dynotag") (ld.so's cache).
+  3. where `make install` put it (LIBDIR in dynotag/_install.py, written at
+     install), or, in a source tree, the build's .output/libdynotag/;
+  4. ctypes.util.find_library("dynotag") (ld.so's cache).
 When none loads, importing still works and every function is a no-op: the
 process simply has no tags. `available` says which case holds,
-`library_path` what was loaded and `load_error` why nothing was.
+`library_path` what was loaded and `load_error` why nothing was (every path
+tried). The WSGI and Django middlewares warn once per process when the library
+is missing (warn_unavailable()), so a deployment never runs untagged silently.
 
 Strings: keys longer than 64 bytes and values longer than 256 bytes (UTF-8)
 are cut and end in "…"; text that is not valid UTF-8 is escaped as \\xNN.
@@ -42,9 +46,11 @@ import errno
 import functools
 import os
 import threading
+import warnings
 
 __all__ = [
-    "available", "library_path", "load_error", "TagLimitError",
+    "available", "library_path", "load_error", "TagLimitError", "UnavailableWarning",
+    "warn_unavailable",
     "set", "clear", "clear_all", "set_endpoint", "request_begin", "request_end",
     "set_process", "clear_process", "tag", "request",
 ]
@@ -75,8 +81,33 @@ def _candidates():
              if os.path.exists(os.path.join(here, name))]
     if found:
         return found
+    for path in _install_paths():
+        if os.path.exists(path):
+            return [path]
     name = ctypes.util.find_library("dynotag")
     return [name] if name else []
+
+
+def _install_paths():
+    """Where a built or installed libdynotag.so.1 sits: make install's LIBDIR
+    (dynotag/_install.py), else, in a source tree, the build's .output/."""
+    try:
+        from dynotag._install import LIBDIR  # written by make install
+        return [os.path.join(LIBDIR, "libdynotag.so.1")]
+    except ImportError:
+        here = os.path.dirname(os.path.abspath(__file__))
+        return [os.path.normpath(os.path.join(here, "..", "..", "..", ".output",
+                                              "libdynotag", "libdynotag.so.1"))]
+
+
+def _searched():
+    """Where the library was looked for, for messages."""
+    env = os.environ.get("DYNOTAG_LIBRARY")
+    if env is not None:
+        return "$DYNOTAG_LIBRARY=%r" % env
+    here = os.path.dirname(os.path.abspath(__file__))
+    return ", ".join([os.path.join(here, "libdynotag.so.1")] + _install_paths() +
+                     ["the ld.so cache (ldconfig -p)"])
 
 
 def _load():
@@ -116,11 +147,34 @@ def _load():
             return lib, path, None
         except (OSError, AttributeError) as e:
             errors.append("%s: %s" % (path, e))
-    return None, None, "; ".join(errors) or "libdynotag not found"
+    return None, None, "; ".join(errors) or "libdynotag not found (looked at %s)" % _searched()
 
 
 _lib, library_path, load_error = _load()
 available = _lib is not None
+
+
+class UnavailableWarning(RuntimeWarning):
+    """libdynotag could not be loaded: this process's samples carry no tags."""
+
+
+_warned = False
+
+
+def warn_unavailable(who="dynotag"):
+    """Says once per process, on stderr (a warnings.warn, which
+    logging.captureWarnings sends to logging), that tagging is off and why;
+    does nothing when the library is loaded or DYNOTAG_LIBRARY="" turned it
+    off. Returns whether it warned."""
+    global _warned
+    if available or _warned or os.environ.get("DYNOTAG_LIBRARY") == "":
+        return False  # loaded, said already, or turned off on purpose
+    _warned = True
+    warnings.warn("%s: libdynotag is not loaded, so requests are NOT tagged or counted "
+                  "(pid %d): %s. Install it with `make install`, or set DYNOTAG_LIBRARY "
+                  "to the path of libdynotag.so.1." % (who, os.getpid(), load_error),
+                  UnavailableWarning, stacklevel=3)
+    return True
 
 if available:
     _intern_len = _lib.dynotag_intern_len

@@ -15,6 +15,9 @@ closes it (the body is produced after the middleware returns). Requests that
 never reach a view (404 from the resolver, a response from an earlier
 middleware) are neither tagged nor counted.
 
+Without libdynotag (dynotag.available False) the middleware still passes
+requests through, and says once per process on stderr that nothing is tagged.
+
 Synchronous (WSGI) deployments only: under ASGI, requests of one thread
 interleave and per-thread tags would mislabel them.
 """
@@ -53,6 +56,7 @@ class DynotagMiddleware(object):
 
     def __init__(self, get_response):
         self.get_response = get_response
+        dynotag.warn_unavailable("dynotag.django.DynotagMiddleware")
 
     def __call__(self, request):
         try:

@@ -16,7 +16,7 @@ closing thread may be using.
 """
 import threading
 
-from dynotag import _request_begin_id, _request_end, _value_id, _value_ids
+from dynotag import _request_begin_id, _request_end, _value_id, _value_ids, warn_unavailable
 
 __all__ = ["DynotagMiddleware", "path_endpoint"]
 
@@ -37,6 +37,7 @@ class DynotagMiddleware(object):
     def __init__(self, app, endpoint=None):
         self.app = app
         self.endpoint = endpoint if endpoint is not None else path_endpoint
+        warn_unavailable("dynotag.wsgi.DynotagMiddleware")
 
     def __call__(self, environ, start_response):
         name = self.endpoint(environ)
