@@ -188,8 +188,35 @@ static void on_requests(void *ctx, pid_t pid, const char *endpoint, uint64_t n)
 				 (uint64_t)(now_ns(CLOCK_MONOTONIC) - REQUEST_POLL_NS / 2));
 }
 
+/* Tag labels cut where they entered (tag_registry.h's budget), by reason:
+ * totals since start, so set, not added. */
+static void export_label_drops(struct agent *a)
+{
+	struct tag_registry_stats ts;
+	struct aggregate_stats st;
+	if (!a->tags)
+		return;
+	tag_registry__stats(a->tags, &ts);
+	aggregator__stats(a->agg, &st);
+	const struct { const char *reason; uint64_t n; } drops[] = {
+		{ "env_limit", ts.env_dropped },
+		{ "process_limit", ts.process_dropped },
+		{ "thread_limit", ts.thread_dropped },
+		{ "unreadable", ts.string_failures },
+		{ "reserved_window", st.window_tags_replaced },
+	};
+	for (size_t i = 0; i < sizeof(drops) / sizeof(drops[0]); i++) {
+		struct metric_label l = { "reason", drops[i].reason };
+		metrics__set(a->st.metrics, "dynoprof_agent_tag_labels_dropped_total", &l, 1,
+			     (double)drops[i].n);
+	}
+	metrics__set(a->st.metrics, "dynoprof_agent_tag_text_truncated_total", NULL, 0,
+		     (double)ts.truncated);
+}
+
 static void export_self_metrics(struct agent *a)
 {
+	export_label_drops(a);
 	struct metrics *m = a->st.metrics;
 	uint64_t drops[DROP_REASON_COUNT] = { 0 }, run_ns = 0, runs = 0;
 	sampler__drops(a->sampler, drops);
@@ -376,6 +403,12 @@ static const struct {
 	  "Requests begun (libdynotag request counters), by service, commit, endpoint." },
 	{ "dynoprof_agent_samples_dropped_total", METRIC_COUNTER,
 	  "Samples lost or degraded in BPF, by reason." },
+	{ "dynoprof_agent_tag_labels_dropped_total", METRIC_COUNTER,
+	  "Tag labels dropped where they entered, by reason (env_limit, process_limit, "
+	  "thread_limit: over a source's cap; unreadable: string gone; reserved_window: "
+	  "a process's own `window` tag)." },
+	{ "dynoprof_agent_tag_text_truncated_total", METRIC_COUNTER,
+	  "Tag keys/values cut to 1024 bytes, and environments longer than 256 KiB." },
 	{ "dynoprof_agent_bpf_run_seconds_total", METRIC_COUNTER,
 	  "Time spent in the sampling BPF program." },
 	{ "dynoprof_agent_windows_total", METRIC_COUNTER, "History windows stored." },

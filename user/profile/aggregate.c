@@ -75,6 +75,20 @@ static int is_unknown(const struct profile *p, uint32_t id)
 	return strcmp(profile__str(p, profile__frame(p, id)->name), "[unknown]") == 0;
 }
 
+/* Labels a sample taken at time_ns (CLOCK_MONOTONIC) with its time slot,
+ * the label `diff` resamples on. It has a reserved slot; a process's own
+ * `window` tag is replaced (counted). buf holds the value. */
+static void put_window(struct aggregator *a, struct tag_labels *labels, uint64_t time_ns,
+		       char *buf, size_t len)
+{
+	uint64_t t = time_ns > a->opts.window_origin_ns ? time_ns - a->opts.window_origin_ns : 0;
+	snprintf(buf, len, "%" PRIu64, t / a->opts.window_ns);
+	for (unsigned i = 0; i < labels->count; i++)
+		if (strcmp(labels->keys[i], "window") == 0)
+			a->stats.window_tags_replaced++;
+	tag_labels__put(labels, "window", buf); /* reserved: cannot fail */
+}
+
 static int add_sample(struct aggregator *a, const struct profile_sample_event *e, size_t size)
 {
 	size_t header = offsetof(struct profile_sample_event, stack);
@@ -215,22 +229,15 @@ static int add_sample(struct aggregator *a, const struct profile_sample_event *e
 			has_endpoint |= strcmp(labels.keys[i], "endpoint") == 0;
 		const char *inferred = has_endpoint ? NULL :
 			endpoint_rule__apply(a->opts.endpoint_rule, a->profile, a->frames, n);
-		if (inferred && labels.count < TAG_MAX_LABELS) {
-			labels.keys[labels.count] = "endpoint";
-			labels.values[labels.count++] = inferred;
+		/* endpoint has a reserved slot: this cannot fail. */
+		if (inferred && !tag_labels__put(&labels, "endpoint", inferred))
 			a->stats.inferred_endpoints++;
-		}
 	}
 	if (labels.count)
 		a->stats.tagged_samples++;
 	char window[24];
-	if (a->opts.window_ns && labels.count < TAG_MAX_LABELS) {
-		uint64_t t = e->hdr.time_ns > a->opts.window_origin_ns ?
-			     e->hdr.time_ns - a->opts.window_origin_ns : 0;
-		snprintf(window, sizeof(window), "%" PRIu64, t / a->opts.window_ns);
-		labels.keys[labels.count] = "window";
-		labels.values[labels.count++] = window;
-	}
+	if (a->opts.window_ns)
+		put_window(a, &labels, e->hdr.time_ns, window, sizeof(window));
 	struct sample_desc s = {
 		.frames = a->frames, .nframes = n, .pid = e->hdr.pid, .tid = e->hdr.tid,
 		.comm = comm, .values = values, .label_keys = labels.keys,
@@ -328,22 +335,12 @@ int aggregator__add_requests(struct aggregator *a, pid_t pid, const char *endpoi
 	int err = tag_registry__labels(a->opts.tags, pid, TAG_READ_NONE, NULL, 0, &labels);
 	if (err)
 		return err;
-	/* The endpoint of the requests, not any thread's. */
-	unsigned i;
-	for (i = 0; i < labels.count && strcmp(labels.keys[i], "endpoint"); i++)
-		;
-	if (i == labels.count && labels.count < TAG_MAX_LABELS)
-		labels.count++;
-	labels.keys[i] = "endpoint";
-	labels.values[i] = endpoint;
+	/* The endpoint of the requests, not any thread's (a reserved slot). */
+	if (tag_labels__put(&labels, "endpoint", endpoint))
+		return -ENOSPC; /* cannot happen: the budget reserves it */
 	char window[24];
-	if (a->opts.window_ns && labels.count < TAG_MAX_LABELS) {
-		uint64_t t = now_mono_ns > a->opts.window_origin_ns ?
-			     now_mono_ns - a->opts.window_origin_ns : 0;
-		snprintf(window, sizeof(window), "%" PRIu64, t / a->opts.window_ns);
-		labels.keys[labels.count] = "window";
-		labels.values[labels.count++] = window;
-	}
+	if (a->opts.window_ns)
+		put_window(a, &labels, now_mono_ns, window, sizeof(window));
 	uint32_t frame;
 	err = add_special(a->profile, "[requests]", &frame);
 	if (err)

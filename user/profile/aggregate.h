@@ -71,6 +71,8 @@ struct aggregate_stats {
 	uint64_t tagged_samples;  /* samples that carry at least one tag */
 	uint64_t inferred_endpoints; /* samples whose endpoint came from the stack rule */
 	uint64_t tag_races;       /* samples whose thread was writing its tags (untagged) */
+	uint64_t window_tags_replaced; /* samples whose process set its own `window` tag,
+				  * replaced by the time slot (window_ns) */
 };
 
 struct aggregator;
