@@ -478,6 +478,10 @@ static void print_summary(const struct record_args *a, struct sampler *s,
 			fprintf(stderr, "dynoprof:   %" PRIu64 " samples' own `window` tag replaced "
 				"by the time slot\n", st.window_tags_replaced);
 	}
+	if (st.kernel_truncated || st.native_truncated)
+		fprintf(stderr, "dynoprof:   %" PRIu64 " kernel and %" PRIu64 " native stacks "
+			"deeper than kept (marked [truncated])\n", st.kernel_truncated,
+			st.native_truncated);
 	if (st.bad_records)
 		fprintf(stderr, "dynoprof:   %" PRIu64 " malformed records ignored\n",
 			st.bad_records);

@@ -118,14 +118,18 @@ static int add_sample(struct aggregator *a, const struct profile_sample_event *e
 	pid_t pid = (pid_t)e->hdr.pid;
 
 	struct py_process_info py;
-	int is_python = 0;
+	int is_python = 0, py_process = 0;
 	if (a->opts.python && pid > 0) {
 		err = py_registry__lookup(a->opts.python, pid, &py);
 		if (err < 0)
 			return err;
-		is_python = err == 1 && npy > 0;
+		py_process = err == 1;
+		is_python = py_process && npy > 0;
 		err = 0;
 	}
+	/* BPF keeps only PY_NATIVE_FRAMES native frames of a Python process:
+	 * a user stack that long may have been cut. */
+	int ucap = py_process ? PY_NATIVE_FRAMES : PROFILE_MAX_FRAMES;
 	if (is_python && a->opts.user_frames) {
 		a->stats.python_samples++;
 		if (e->py_status == PY_WALK_TRUNCATED) {
@@ -144,7 +148,8 @@ static int add_sample(struct aggregator *a, const struct profile_sample_event *e
 		 * the Python leaf called (C extensions, libraries). Frame-pointer
 		 * unwinding through code built without them yields [unknown]: stop. */
 		uint32_t nchain = 0;
-		for (int i = 0; i < ulen && !err; i++) {
+		int i;
+		for (i = 0; i < ulen && !err; i++) {
 			uint32_t id;
 			err = symbolizer__user_frame(a->sym, pid, ustack[i], i > 0, a->profile, &id);
 			if (err)
@@ -156,12 +161,20 @@ static int add_sample(struct aggregator *a, const struct profile_sample_event *e
 				break;
 			a->chain[nchain++] = id;
 		}
+		/* The cap ended the chain before the interpreter: frames between
+		 * the Python leaf and the chain are missing. */
+		if (!err && i == ulen && ulen >= ucap) {
+			a->stats.native_truncated++;
+			err = add_special(a->profile, "[truncated]", &a->frames[n++]);
+		}
 		while (nchain && !err)
 			a->frames[n++] = a->chain[--nchain];
 	} else if (a->opts.user_frames) {
 		/* Root first: user frames from outermost (last) to innermost. */
-		if (ulen == PROFILE_MAX_FRAMES)
+		if (ulen >= ucap) {
+			a->stats.native_truncated++;
 			err = add_special(a->profile, "[truncated]", &a->frames[n++]);
+		}
 		for (int i = ulen - 1; i >= 0 && !err; i--) {
 			err = symbolizer__user_frame(a->sym, pid, ustack[i], i > 0, a->profile,
 						     &a->frames[n++]);
@@ -186,6 +199,11 @@ static int add_sample(struct aggregator *a, const struct profile_sample_event *e
 					first = i + 1;
 					break;
 				}
+		}
+		/* A full kernel stack lost its outermost frames (the entry). */
+		if (klen == PROFILE_MAX_FRAMES && first < klen && !err) {
+			a->stats.kernel_truncated++;
+			err = add_special(a->profile, "[truncated]", &a->frames[n++]);
 		}
 		for (int i = klen - 1; i >= first && !err; i--)
 			err = symbolizer__kernel_frame(a->sym, kstack[i], i > 0, a->profile,
