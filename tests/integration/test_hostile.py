@@ -261,7 +261,7 @@ import os, sys, time
 import dynotag
 def rec(n):
     if n == 0:
-        t = time.monotonic() + 0.02
+        t = time.monotonic() + 0.15
         while time.monotonic() < t:
             pass
         return 0
