@@ -341,7 +341,7 @@ def test_python_shim_frames_marked_truncated(agent, tmp_path, depth, cut):
     script.write_text(DEEP)
     for interp in modern_interpreters():
         out = tmp_path / ("deep-%s-%d.folded" % (interp.tag, depth))
-        rc, err = record(out, [interp.path, script, 3, depth], env_with())
+        rc, err = record(out, [interp.path, script, 4, depth], env_with())
         assert rc == 0, err
         check_alive(agent)
         stacks = parse_folded_file(str(out))
@@ -356,7 +356,7 @@ def test_python_shim_frames_marked_truncated(agent, tmp_path, depth, cut):
             reached += count if has_module else 0
             assert is_marked or has_module, "%s: cut and unmarked: %s" % (
                 interp.tag, ";".join(frames[:6]))
-        assert total >= 50, (interp.tag, total, err)
+        assert total >= 30, (interp.tag, total, err)
         if cut:
             assert marked >= total * 0.5, (interp.tag, marked, total)
             assert "Python stack deeper than the walk reaches" in err, err
@@ -399,3 +399,83 @@ def test_history_query_over_the_window_limit(tmp_path):
         assert len(windows) == 10000, len(windows)
     finally:
         agent.close()
+
+
+DEEP_NATIVE_C = r'''
+#include <stdint.h>
+#include <time.h>
+static double now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+__attribute__((noinline)) uint64_t native_bottom(double until)
+{
+	volatile uint64_t s = 0;
+	while (now() < until)
+		for (int i = 0; i < 10000; i++)
+			s += i;
+	return s;
+}
+__attribute__((noinline)) uint64_t native_recurse(int n, double until)
+{
+	if (n == 0)
+		return native_bottom(until);
+	return native_recurse(n - 1, until) + 1;
+}
+uint64_t native_deep(int depth, double seconds)
+{
+	return native_recurse(depth, now() + seconds);
+}
+'''
+
+DEEP_NATIVE_PY = r'''
+import ctypes, sys
+lib = ctypes.CDLL(sys.argv[1])
+lib.native_deep.argtypes = [ctypes.c_int, ctypes.c_double]
+lib.native_deep.restype = ctypes.c_uint64
+def py_caller():
+    return lib.native_deep(int(sys.argv[2]), float(sys.argv[3]))
+py_caller()
+'''
+
+
+@pytest.mark.parametrize("depth,cut", [(100, True), (10, False)])
+def test_python_native_chain_cut_is_marked(agent, tmp_path, depth, cut):
+    """A Python process keeps 32 native frames: a C call chain deeper than
+    that (never reaching the interpreter) shows [truncated] between the
+    Python caller and the native frames; a shallow one is not marked."""
+    lib = tmp_path / "libdeepnative.so"
+    src = tmp_path / "deepnative.c"
+    src.write_text(DEEP_NATIVE_C)
+    subprocess.run(["cc", "-O1", "-g", "-fno-omit-frame-pointer", "-fPIC", "-shared",
+                    "-o", str(lib), str(src)], check=True)
+    script = tmp_path / "deep_native.py"
+    script.write_text(DEEP_NATIVE_PY)
+    out = tmp_path / "native.folded"
+    rc, err = record(out, [APP_PYTHON, script, lib, depth, 5], env_with())
+    assert rc == 0, err
+    check_alive(agent)
+    stacks = parse_folded_file(str(out)).stacks
+    bottom = [(fr, n) for fr, n in stacks if fr[-1].startswith("native_bottom") or
+              (len(fr) > 1 and any(f.startswith("native_bottom") for f in fr[-3:]))]
+    total = sum(n for _, n in bottom)
+    assert total >= 20, "%d native_bottom samples:\n%s" % (total, err)
+    marked = 0
+    for frames, n in bottom:
+        py = [i for i, f in enumerate(frames) if "deep_native" in f]
+        assert py, "no Python caller: %s" % ";".join(frames[:8])
+        after = frames[py[-1] + 1]
+        if after == "[truncated]":
+            marked += n
+            # what follows is the leafward chain: all native_recurse/bottom
+            assert all(f.startswith(("native_recurse", "native_bottom", "now",
+                                     "clock_gettime", "__clock_gettime", "[vdso]"))
+                       or f.endswith("_[k]") or "vdso" in f
+                       for f in frames[py[-1] + 2:]), ";".join(frames[py[-1]:py[-1] + 6])
+    if cut:
+        assert marked >= 0.9 * total, (marked, total, err)
+        assert "native stacks deeper than kept" in err, err
+    else:
+        assert marked == 0, (marked, total)
