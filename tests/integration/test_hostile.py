@@ -479,3 +479,45 @@ def test_python_native_chain_cut_is_marked(agent, tmp_path, depth, cut):
         assert "native stacks deeper than kept" in err, err
     else:
         assert marked == 0, (marked, total)
+
+
+def env_command(env, command):
+    """command run under exactly env (`env -i K=V ... command`)."""
+    return ["/usr/bin/env", "-i"] + [as_bytes(k) + b"=" + as_bytes(v) for k, v in env.items()] + \
+        [as_bytes(c) for c in command]
+
+
+def test_pid_reuse_gets_fresh_tags(agent, tmp_path, workload):
+    """A process that gets the pid of one that just exited (clone3 with
+    set_tid) has its own tags, Python code and mappings: nothing of the
+    previous owner of the pid carries over."""
+    script_b = tmp_path / "hostile_b.py"
+    script_b.write_text(open(HOSTILE).read())
+    pids, out = tmp_path / "pids", tmp_path / "reuse.pb.gz"
+    env_a = env_with(DYNOPROF_SERVICE="first", HOSTILE_PROCESS_TAGS=8)
+    env_b = env_with(DYNOPROF_SERVICE="second", HOSTILE_PROCESS_TAGS=0)
+    command = [workload("pid_reuse"), pids, "--"] + \
+        env_command(env_a, [APP_PYTHON, HOSTILE, 2.5, tmp_path / "a.json"]) + ["--"] + \
+        env_command(env_b, [APP_PYTHON, script_b, 2.5, tmp_path / "b.json"])
+    rc, err = record(out, command, {})
+    if rc == 3:
+        pytest.fail("another process took the pid before it could be reused:\n" + err)
+    assert rc == 0, err
+    check_alive(agent)
+    a, b = map(int, pids.read_text().split())
+    assert a == b
+    samples = samples_of(decode_pprof(str(out)), a)
+
+    def in_file(s, name):
+        return any(f.filename.endswith(name) for f in s.frames)
+    of_a = [s for s in samples if in_file(s, "/hostile_tags.py")]
+    of_b = [s for s in samples if in_file(s, "/hostile_b.py")]
+    assert count(of_a) >= 20 and count(of_b) >= 20, (count(of_a), count(of_b), err)
+    for s in of_a:
+        assert s.labels.get("service") == "first", s.labels
+    for s in of_b:
+        assert s.labels.get("service") == "second", s.labels
+        assert not any(k.startswith("p") and k[1:].isdigit() for k in s.labels), s.labels
+    tagged_b = [s for s in of_b if has_function(s, "worker_spin") and
+                s.labels.get("endpoint") == "/worker"]
+    assert count(tagged_b) >= 5, "B's own thread tags never showed:\n%s" % err
