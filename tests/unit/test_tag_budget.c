@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/wait.h>
 
@@ -120,6 +121,21 @@ static void test_env_tags_capped_and_counted(void **state)
 	/* Room for the reserved labels remains. */
 	assert_int_equal(tag_labels__put(&l, "endpoint", "/x"), 0);
 	assert_int_equal(tag_labels__put(&l, "window", "0"), 0);
+
+	/* An exec notified after the entry was read (its sample came first):
+	 * the entry is the new image's already; not read (nor counted) again. */
+	tag_registry__note_exec(r, pid, 1);
+	assert_int_equal(tag_registry__labels(r, pid, TAG_READ_NONE, NULL, 0, &l), 0);
+	tag_registry__stats(r, &st);
+	assert_int_equal(st.env_dropped, 102 - TAG_MAX_ENV_LABELS);
+	/* An exec after the read: forgotten and read again. */
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	tag_registry__note_exec(r, pid, (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec);
+	assert_int_equal(tag_registry__labels(r, pid, TAG_READ_NONE, NULL, 0, &l), 0);
+	assert_int_equal(l.count, TAG_MAX_ENV_LABELS);
+	tag_registry__stats(r, &st);
+	assert_int_equal(st.env_dropped, 2 * (102 - TAG_MAX_ENV_LABELS));
 	tag_registry__free(r);
 	reap(pid);
 	free(tags);

@@ -293,7 +293,7 @@ int aggregator__record(struct aggregator *a, const void *data, size_t size)
 		if (a->opts.python)
 			py_registry__note_exec(a->opts.python, (pid_t)h->pid);
 		if (a->opts.tags)
-			tag_registry__note_exec(a->opts.tags, (pid_t)h->pid);
+			tag_registry__note_exec(a->opts.tags, (pid_t)h->pid, h->time_ns);
 		return 0;
 	case PROFILE_EVENT_EXIT:
 		a->stats.exits++;

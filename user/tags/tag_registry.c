@@ -46,6 +46,9 @@ struct owned_tag {
 struct tag_entry {
 	struct process_slot slot;          /* pid, exited, LRU tick (first: process_table.h) */
 	int env_read;                      /* environment tags read for this image */
+	uint64_t created_ns;               /* CLOCK_MONOTONIC when the entry was made:
+					    * everything in it was read from /proc
+					    * and memory after this */
 	struct owned_tag env[TAG_MAX_ENV_LABELS];/* tags from the environment */
 	unsigned n_env;
 	uint64_t runtime_addr;             /* libdynotag's dynotag_runtime; 0 none found */
@@ -348,6 +351,7 @@ static struct tag_entry *get_entry(struct tag_registry *r, pid_t pid)
 	if (!e)
 		return NULL;
 	if (created) {
+		e->created_ns = mono_ns();
 		e->strings = hashmap__new();
 		if (!e->strings) {
 			entry_free(hashmap__remove(r->procs, &pid, sizeof(pid)));
@@ -555,9 +559,15 @@ int tag_registry__requests(struct tag_registry *r, pid_t pid,
 	return err;
 }
 
-void tag_registry__note_exec(struct tag_registry *r, pid_t pid)
+void tag_registry__note_exec(struct tag_registry *r, pid_t pid, uint64_t exec_ns)
 {
-	struct tag_entry *e = hashmap__remove(r->procs, &pid, sizeof(pid));
+	struct tag_entry *e = hashmap__get(r->procs, &pid, sizeof(pid));
+	/* Made after the exec (a sample of the new image came first): all it
+	 * holds is the new image's already; reading it again would count its
+	 * cuts twice. */
+	if (!e || (exec_ns && e->created_ns > exec_ns))
+		return;
+	e = hashmap__remove(r->procs, &pid, sizeof(pid));
 	if (e && e->runtime_addr && r->publish)
 		r->publish(r->publish_ctx, (uint32_t)pid, NULL);
 	entry_free(e);

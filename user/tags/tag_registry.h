@@ -111,7 +111,9 @@ int tag_registry__requests(struct tag_registry *r, pid_t pid,
 			   void (*fn)(void *ctx, const char *endpoint, uint64_t requests),
 			   void *ctx);
 
-void tag_registry__note_exec(struct tag_registry *r, pid_t pid);
+/* pid exec'd at exec_ns (CLOCK_MONOTONIC, the event's time; 0 unknown):
+ * what was read of it before then is forgotten. */
+void tag_registry__note_exec(struct tag_registry *r, pid_t pid, uint64_t exec_ns);
 void tag_registry__note_exit(struct tag_registry *r, pid_t pid);
 /* Calls fn for every tracked pid (e.g. to collect request counts). */
 void tag_registry__foreach(struct tag_registry *r, void (*fn)(void *ctx, pid_t pid), void *ctx);
