@@ -20,6 +20,17 @@
 /* Python frames kept per sample (innermost ones); deeper stacks are marked
  * truncated. */
 #define PY_MAX_FRAMES 160
+/* Steps of the frame walk: C-stack shim frames (3.12+: one per C call that
+ * re-enters Python, e.g. sorted(key=...)) use steps but emit no frame. A walk
+ * that stops before the outermost frame is PY_WALK_TRUNCATED. */
+#define PY_WALK_STEPS (2 * PY_MAX_FRAMES + 1)
+/* Steps past PY_WALK_STEPS that only look for a frame left out (shims do
+ * not count): a walk still unfinished after them is taken as truncated. */
+#define PY_WALK_LOOKAHEAD 4
+/* Native user frames kept for Python processes (C extensions and the
+ * libraries they call, leafward of the interpreter); a chain cut by it is
+ * marked [truncated]. */
+#define PY_NATIVE_FRAMES 32
 
 /* Supported interpreter versions, the index into py_versions. */
 enum py_version_index {
@@ -96,7 +107,8 @@ _Static_assert(sizeof(struct py_frame) == 16, "py_frame layout");
 enum py_walk_status {
 	PY_WALK_NONE = 0,          /* not a Python process, or no thread state */
 	PY_WALK_OK = 1,            /* frames emitted (possibly zero) */
-	PY_WALK_TRUNCATED = 2,     /* more than PY_MAX_FRAMES: outermost ones left out */
+	PY_WALK_TRUNCATED = 2,     /* more than PY_MAX_FRAMES, or more than PY_WALK_STEPS
+				    * frames with shims: outermost ones left out */
 	PY_WALK_READ_ERROR = 3,    /* a read faulted midway: frames so far emitted */
 };
 

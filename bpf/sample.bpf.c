@@ -220,10 +220,6 @@ static int py_walk_step(__u32 index, struct py_walk *w)
 	__u32 zero = 0;
 	if (!w->frame)
 		return 1;
-	if (w->n >= PY_MAX_FRAMES) {
-		w->status = PY_WALK_TRUNCATED;
-		return 1;
-	}
 	struct py_frames_buf *buf = bpf_map_lookup_elem(&py_scratch, &zero);
 	if (!buf)
 		return 1;
@@ -263,6 +259,13 @@ static int py_walk_step(__u32 index, struct py_walk *w)
 		return 0; /* C-stack shim frame: no Python code */
 	if (!code)
 		return 0;
+	/* A Python frame past the limits (frames kept, or the steps, which
+	 * shims use up too): the stack is cut. The last steps only look, so a
+	 * tail of shims (3.12's bottom entry frame) is not taken for one. */
+	if (w->n >= PY_MAX_FRAMES || index >= PY_WALK_STEPS) {
+		w->status = PY_WALK_TRUNCATED;
+		return 1;
+	}
 	instr = o->instr_kind == PY_INSTR_POINTER ? instr - code : (__u64)(__u32)lasti;
 
 	__s32 firstlineno = 0;
@@ -371,8 +374,10 @@ static __always_inline __u32 walk_python_stack(__u32 pid, __u32 *status)
 	}
 	struct py_walk w = { .frame = frame, .status = PY_WALK_OK };
 	__builtin_memcpy(&w.o, o, sizeof(w.o));
-	bpf_loop(PY_MAX_FRAMES + 1, py_walk_step, &w, 0);
-	if (w.status == PY_WALK_OK && w.frame && w.n >= PY_MAX_FRAMES)
+	bpf_loop(PY_WALK_STEPS + PY_WALK_LOOKAHEAD, py_walk_step, &w, 0);
+	/* Stopped with frames left (too deep, or the steps went on shim
+	 * frames): the outermost frames are missing. */
+	if (w.status == PY_WALK_OK && w.frame)
 		w.status = PY_WALK_TRUNCATED;
 	if (w.status == PY_WALK_READ_ERROR)
 		count_drop(DROP_PY_READ_ERROR);
@@ -493,6 +498,12 @@ static __always_inline void account_counters(const struct cpu_checkpoint *cp,
 {
 	for (int i = 0; i < COUNTER_SLOTS; i++) {
 		__u64 d = c[i] - cp->counters[i];
+		/* A sample (NMI) nested in on_switch/on_exit moved the checkpoint
+		 * past the values read before it: nothing to add, not ~2^64. */
+		if (c[i] < cp->counters[i]) {
+			count_drop(DROP_COUNTER_BACKWARDS);
+			d = 0;
+		}
 		tc->counters[i] += d;
 		tc->pending[i] += d;
 	}
@@ -576,9 +587,6 @@ static __always_inline void sample_counts(__u32 pid, __u32 tid, struct profile_s
 }
 
 #define STACK_BYTES (PROFILE_MAX_FRAMES * 8)
-/* Native user frames kept for Python processes (C extensions and the
- * libraries they call, leafward of the interpreter). */
-#define PY_NATIVE_FRAMES 32
 
 /* Takes a sample of the current thread, weighing period; ctx is the calling
  * program's context (bpf_get_stack walks from it). */
@@ -903,7 +911,9 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 	__u8 one = 1;
 	if (!follow_children || !filter_pids || ppid == cpid)
 		return 0;
-	if (bpf_map_lookup_elem(&targets, &ppid))
-		bpf_map_update_elem(&targets, &cpid, &one, BPF_ANY);
+	/* A full targets map would lose the child's samples: counted. */
+	if (bpf_map_lookup_elem(&targets, &ppid) &&
+	    bpf_map_update_elem(&targets, &cpid, &one, BPF_ANY))
+		count_drop(DROP_FORK_UNTRACKED);
 	return 0;
 }

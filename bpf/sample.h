@@ -106,10 +106,15 @@ enum profile_drop_reason {
 	DROP_USTACK_ERROR = 2,    /* bpf_get_stack(user) failed: sample kept without user frames */
 	DROP_EVENT_RINGBUF_FULL = 3, /* exec/exit notification lost */
 	DROP_PY_READ_ERROR = 4,   /* a Python frame read faulted: sample kept, walk cut short */
-	DROP_PY_TRUNCATED = 5,    /* Python stack deeper than PY_MAX_FRAMES: outermost frames cut */
+	DROP_PY_TRUNCATED = 5,    /* Python walk stopped before the outermost frame (deeper
+				   * than PY_MAX_FRAMES, or steps used up by shim frames) */
 	DROP_TAG_RACE = 6,        /* thread tags were being written: sample kept untagged */
 	DROP_TAG_READ_ERROR = 7,  /* thread tag record unreadable: sample kept untagged */
-	DROP_REASON_COUNT = 8,
+	DROP_COUNTER_BACKWARDS = 8, /* a counter read below its checkpoint (a sample nested
+				   * in a switch): that delta counted as 0 */
+	DROP_FORK_UNTRACKED = 9,  /* a target's child could not be added to targets (map
+				   * full): its samples are lost */
+	DROP_REASON_COUNT = 10,
 };
 
 /* Common header of every ring buffer record. */

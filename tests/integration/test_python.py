@@ -84,8 +84,15 @@ def layout_problem(frames):
         return None
     if py_idx != list(range(py_idx[0], py_idx[-1] + 1)):
         return "Python frames are not contiguous"
-    if TRUNCATED in body and body.index(TRUNCATED) != 0:
-        return "[truncated] is not the root frame"
+    # [truncated] marks where frames are missing: at the root (Python or user
+    # stack cut), right after the Python block (native frames cut short of the
+    # interpreter) or right before the kernel frames (kernel stack cut).
+    for i, f in enumerate(body):
+        if f == TRUNCATED and i != 0 and i != py_idx[-1] + 1 and not (
+                i + 1 < len(body) and is_kernel(body[i + 1])):
+            return "[truncated] where no frames can be missing"
+    body = [f for i, f in enumerate(body) if f != TRUNCATED or i == 0]
+    py_idx = [i for i, f in enumerate(body) if is_python_frame(f) or is_python_placeholder(f)]
     after = body[py_idx[-1] + 1:]
     seen_kernel = False
     for f in after:

@@ -284,10 +284,15 @@ static void test_overlap(void **state)
 	seen = query(s, b + 20 * S_NS, b + 10 * S_NS, 100); /* empty range */
 	assert_int_equal(seen->n, 0);
 
-	/* max_windows bounds the visit, oldest first */
-	seen = query(s, INT64_MIN, INT64_MAX, 2);
-	assert_int_equal(seen->n, 2);
-	assert_true(seen->w[0].start == b && seen->w[1].start == b + 10 * S_NS);
+	/* more windows than max_windows: refused whole, nothing visited */
+	{
+		struct seen none = { 0 };
+
+		assert_int_equal(store__foreach_window(s, INT64_MIN, INT64_MAX, 2, collect_window,
+						       &none),
+				 -E2BIG);
+		assert_int_equal(none.n, 0);
+	}
 
 	/* fn's non-zero value stops the visit and is returned */
 	{
@@ -322,9 +327,9 @@ static void test_foreach_in_chunks(void **state)
 	assert_int_equal(seen->n, 150);
 	for (size_t i = 0; i < seen->n; i++)
 		assert_true(seen->w[i].start == b + (int64_t)i * 10 * S_NS && seen->w[i].intact);
-	seen = query(s, b + 5 * S_NS, INT64_MAX, 100);
-	assert_int_equal(seen->n, 100);
-	assert_true(seen->w[99].start == b + 99 * 10 * S_NS);
+	seen = query(s, b + 5 * S_NS, INT64_MAX, 150);
+	assert_int_equal(seen->n, 150);
+	assert_true(seen->w[149].start == b + 149 * 10 * S_NS);
 
 	/* windows of several MiB: chunks cut by bytes, every blob intact */
 	for (int i = 0; i < 3; i++)

@@ -228,15 +228,59 @@ static void on_requests(void *ctx, pid_t pid, const char *endpoint, uint64_t n)
 				 (uint64_t)(now_ns(CLOCK_MONOTONIC) - REQUEST_POLL_NS / 2));
 }
 
+/* Tag labels cut where they entered (tag_registry.h's budget), by reason:
+ * totals since start, so set, not added. */
+static void export_label_drops(struct agent *a)
+{
+	struct tag_registry_stats ts;
+	struct aggregate_stats st;
+	if (!a->tags)
+		return;
+	tag_registry__stats(a->tags, &ts);
+	aggregator__stats(a->agg, &st);
+	const struct { const char *reason; uint64_t n; } drops[] = {
+		{ "env_limit", ts.env_dropped },
+		{ "process_limit", ts.process_dropped },
+		{ "thread_limit", ts.thread_dropped },
+		{ "unreadable", ts.string_failures },
+		{ "reserved_window", st.window_tags_replaced },
+	};
+	for (size_t i = 0; i < sizeof(drops) / sizeof(drops[0]); i++) {
+		struct metric_label l = { "reason", drops[i].reason };
+		metrics__set(a->st.metrics, "dynoprof_agent_tag_labels_dropped_total", &l, 1,
+			     (double)drops[i].n);
+	}
+	metrics__set(a->st.metrics, "dynoprof_agent_tag_text_truncated_total", NULL, 0,
+		     (double)ts.truncated);
+}
+
+/* Stacks cut at a layer's frame limit (marked [truncated]); Python's count
+ * in dynoprof_agent_samples_dropped_total{reason="python_truncated"}. */
+static void export_truncated_stacks(struct agent *a)
+{
+	struct aggregate_stats st;
+	aggregator__stats(a->agg, &st);
+	struct metric_label k = { "layer", "kernel" }, u = { "layer", "native" };
+	metrics__set(a->st.metrics, "dynoprof_agent_stacks_truncated_total", &k, 1,
+		     (double)st.kernel_truncated);
+	metrics__set(a->st.metrics, "dynoprof_agent_stacks_truncated_total", &u, 1,
+		     (double)st.native_truncated);
+}
+
 static void export_self_metrics(struct agent *a)
 {
+	export_label_drops(a);
+	export_truncated_stacks(a);
 	struct metrics *m = a->st.metrics;
 	uint64_t drops[DROP_REASON_COUNT] = { 0 }, run_ns = 0, runs = 0;
 	sampler__drops(a->sampler, drops);
 	for (int r = 0; r < DROP_REASON_COUNT; r++) {
 		static const char *names[] = { "ringbuf_full", "kernel_stack", "user_stack",
 					       "event_lost", "python_read", "python_truncated",
-					       "tag_race", "tag_read" };
+					       "tag_race", "tag_read", "counter_backwards",
+					       "fork_untracked" };
+		_Static_assert(sizeof(names) / sizeof(names[0]) == DROP_REASON_COUNT,
+			       "a metric name for every drop reason");
 		struct metric_label l = { "reason", names[r] };
 		metrics__add(m, "dynoprof_agent_samples_dropped_total", &l, 1,
 			     (double)(drops[r] - a->drops_seen[r]));
@@ -424,6 +468,15 @@ static const struct {
 	  "Requests begun (libdynotag request counters), by service, commit, endpoint." },
 	{ "dynoprof_agent_samples_dropped_total", METRIC_COUNTER,
 	  "Samples lost or degraded in BPF, by reason." },
+	{ "dynoprof_agent_tag_labels_dropped_total", METRIC_COUNTER,
+	  "Tag labels dropped where they entered, by reason (env_limit, process_limit, "
+	  "thread_limit: over a source's cap; unreadable: string gone; reserved_window: "
+	  "a process's own `window` tag)." },
+	{ "dynoprof_agent_tag_text_truncated_total", METRIC_COUNTER,
+	  "Tag keys/values cut to 1024 bytes, and environments longer than 256 KiB." },
+	{ "dynoprof_agent_stacks_truncated_total", METRIC_COUNTER,
+	  "Samples whose kernel or native stack filled its frame limit (marked [truncated]), "
+	  "by layer." },
 	{ "dynoprof_agent_bpf_run_seconds_total", METRIC_COUNTER,
 	  "Time spent in the sampling BPF program." },
 	{ "dynoprof_agent_windows_total", METRIC_COUNTER, "History windows stored." },

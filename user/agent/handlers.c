@@ -231,6 +231,15 @@ static struct profile *collect_history(struct agent_state *st, const struct sele
 	}
 	int e = store__foreach_window(st->store, sel->from_ns, sel->to_ns, MAX_QUERY_WINDOWS,
 				      merge_window, &hc);
+	if (e == -E2BIG) {
+		int64_t n = 0;
+		store__count_range(st->store, sel->from_ns, sel->to_ns, &n);
+		profile__free(hc.result);
+		http_response__error(r, 400, "the range holds %" PRId64 " windows, more than the "
+				     "%d one query merges: ask for a shorter from/to (or "
+				     "several)", n, MAX_QUERY_WINDOWS);
+		return NULL;
+	}
 	if (e < 0 || hc.error) {
 		profile__free(hc.result);
 		http_response__error(r, 500, "reading history failed: %s",

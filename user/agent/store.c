@@ -125,6 +125,7 @@ enum stmt_id {
 	ST_FOREACH,
 	ST_GROUPS,
 	ST_SERIES,
+	ST_COUNT_RANGE,
 	ST__COUNT,
 };
 
@@ -188,6 +189,8 @@ static const char *const STMT_SQL[ST__COUNT] = {
 		" AND +g.tag_id IN (SELECT id FROM tags WHERE " TAG_FILTER("") ")"
 		" WHERE " OVERLAPS("w.")
 		" GROUP BY w.start_ns, w.end_ns, w.id ORDER BY w.start_ns, w.end_ns, w.id",
+	/* Windows overlapping a range (a query's cost, checked before it runs). */
+	[ST_COUNT_RANGE] = "SELECT count(*) FROM windows WHERE " OVERLAPS(""),
 };
 
 struct store {
@@ -827,6 +830,22 @@ static int read_window_chunk(struct store *s, int64_t from_ns, int64_t to_ns, si
 	return ret;
 }
 
+int store__count_range(struct store *s, int64_t from_ns, int64_t to_ns, int64_t *windows)
+{
+	if (!s || !windows)
+		return -EINVAL;
+	*windows = 0;
+	if (from_ns >= to_ns)
+		return 0;
+	int ret = store_lock(s);
+	if (ret)
+		return ret;
+	bind_range(s, s->stmts[ST_COUNT_RANGE], from_ns, to_ns);
+	ret = step_ints(s, ST_COUNT_RANGE, windows, 1);
+	store_unlock(s);
+	return ret;
+}
+
 int store__foreach_window(struct store *s, int64_t from_ns, int64_t to_ns, size_t max_windows,
 			  int (*fn)(void *ctx, int64_t start_ns, int64_t end_ns,
 				    const void *pprof_gz, size_t len),
@@ -835,12 +854,19 @@ int store__foreach_window(struct store *s, int64_t from_ns, int64_t to_ns, size_
 	struct window_copy chunk[FOREACH_CHUNK_WINDOWS];
 	int64_t cursor[3] = { INT64_MIN, INT64_MIN, INT64_MIN };
 	size_t visited = 0;
+	int64_t in_range = 0;
 	int ret = 0;
 
 	if (!s || !fn)
 		return -EINVAL;
 	if (from_ns >= to_ns)
 		return 0;
+	/* All of the range or nothing: never a silently partial answer. */
+	ret = store__count_range(s, from_ns, to_ns, &in_range);
+	if (ret)
+		return ret;
+	if ((uint64_t)in_range > max_windows)
+		return -E2BIG;
 	/* Copy a chunk under the lock, call back without it: a slow reader
 	 * (decoding thousands of profiles) never holds up the writer for long,
 	 * and fn may call the store. Windows are immutable, so the only effect

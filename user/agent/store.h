@@ -77,10 +77,15 @@ void store__close(struct store *s);
  * next put), -EINVAL (end_ns <= start_ns, NULL data), or -errno. */
 int store__put_window(struct store *s, const struct store_window *w);
 
+/* Sets *windows to the number of windows overlapping [from_ns, to_ns). 0 or -errno. */
+int store__count_range(struct store *s, int64_t from_ns, int64_t to_ns, int64_t *windows);
+
 /* Calls fn for each window overlapping [from_ns, to_ns) (start_ns < to_ns and
  * end_ns > from_ns), oldest (start_ns) first, with its gzipped pprof (NULL, 0
- * when empty); stops early when fn returns non-zero (returned). At most
- * max_windows are visited (bounds a query's cost). Windows are copied out in
+ * when empty); stops early when fn returns non-zero (returned). When more
+ * than max_windows overlap the range (bounds a query's cost) it returns
+ * -E2BIG without calling fn: an answer covers the whole range or is refused.
+ * (Windows stored while it runs are visited while max_windows allows.) Windows are copied out in
  * chunks (at most 64 windows or 8 MiB, or one larger window) and fn runs
  * without the lock, so slow callbacks do not stall the writer and may call
  * the store; a window that retention deletes meanwhile may be skipped.

@@ -701,9 +701,11 @@ const char *sampler__drop_reason_name(int reason)
 	case DROP_USTACK_ERROR: return "user stack unreadable (sample kept)";
 	case DROP_EVENT_RINGBUF_FULL: return "exec/exit notification lost";
 	case DROP_PY_READ_ERROR: return "Python frame unreadable (sample kept, walk cut short)";
-	case DROP_PY_TRUNCATED: return "Python stack deeper than 160 frames (outermost cut)";
+	case DROP_PY_TRUNCATED: return "Python stack deeper than the walk reaches (outermost cut, marked [truncated])";
 	case DROP_TAG_RACE: return "thread was writing its tags (sample kept untagged)";
 	case DROP_TAG_READ_ERROR: return "thread tag record unreadable (sample kept untagged)";
+	case DROP_COUNTER_BACKWARDS: return "counter read behind its checkpoint (delta taken as 0)";
+	case DROP_FORK_UNTRACKED: return "child of a target not tracked (targets map full: its samples lost)";
 	default: return "unknown";
 	}
 }

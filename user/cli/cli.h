@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct profile;
+
 int cmd_record(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_agent(int argc, char **argv);
@@ -15,6 +17,9 @@ int cmd_diff(int argc, char **argv);
 /* Prints "dynoprof: MESSAGE" on stderr. */
 __attribute__((format(printf, 1, 2)))
 void cli_error(const char *fmt, ...);
+/* Notes on stderr that profile p (read from what) had counts clamped
+ * (profile__saturated); nothing when it had none. */
+void cli_note_saturated(const struct profile *p, const char *what);
 
 /* Parses a comma-separated list of positive ids ("12,34") into a newly
  * allocated array. Returns 0 or -EINVAL (bad syntax, zero, or > INT32_MAX). */

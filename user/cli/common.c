@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: MIT
 #include "cli/cli.h"
 
+#include "profile/profile.h"
+
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,4 +53,12 @@ int parse_id_list(const char *text, uint32_t **ids_out, size_t *count_out)
 bad:
 	free(ids);
 	return -EINVAL;
+}
+
+void cli_note_saturated(const struct profile *p, const char *what)
+{
+	uint64_t n = profile__saturated(p);
+	if (n)
+		fprintf(stderr, "dynoprof: note: %s: counts saturated at 2^64-1 (%" PRIu64
+			" values clamped): its totals do not fit 64 bits\n", what, n);
 }

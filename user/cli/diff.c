@@ -117,6 +117,7 @@ static struct profile *load_side(const char *what, const char *agent, const char
 		profile__free(p);
 		return NULL;
 	}
+	cli_note_saturated(p, what);
 	if (nselects) {
 		struct label_filter f[MAX_SELECT];
 		char copies[MAX_SELECT][256];

@@ -484,7 +484,27 @@ static void print_summary(const struct record_args *a, struct sampler *s,
 			fprintf(stderr, "dynoprof:   %" PRIu64 " tag values unreadable (their process "
 				"exited before dynoprof read them): those labels are missing\n",
 				ts.string_failures);
+		if (ts.env_dropped)
+			fprintf(stderr, "dynoprof:   %" PRIu64 " environment tags dropped (more "
+				"than %d per process)\n", ts.env_dropped, TAG_MAX_ENV_LABELS);
+		if (ts.process_dropped)
+			fprintf(stderr, "dynoprof:   %" PRIu64 " libdynotag process tags dropped "
+				"(more than %d per process)\n", ts.process_dropped,
+				TAG_MAX_PROCESS_LABELS);
+		if (ts.thread_dropped)
+			fprintf(stderr, "dynoprof:   %" PRIu64 " thread tags dropped (more than %d "
+				"per thread)\n", ts.thread_dropped, TAG_MAX_THREAD_LABELS);
+		if (ts.truncated)
+			fprintf(stderr, "dynoprof:   %" PRIu64 " tag keys/values cut to %d bytes "
+				"(or environments past 256 KiB)\n", ts.truncated, TAG_TEXT_MAX);
+		if (st.window_tags_replaced)
+			fprintf(stderr, "dynoprof:   %" PRIu64 " samples' own `window` tag replaced "
+				"by the time slot\n", st.window_tags_replaced);
 	}
+	if (st.kernel_truncated || st.native_truncated)
+		fprintf(stderr, "dynoprof:   %" PRIu64 " kernel and %" PRIu64 " native stacks "
+			"deeper than kept (marked [truncated])\n", st.kernel_truncated,
+			st.native_truncated);
 	if (st.bad_records)
 		fprintf(stderr, "dynoprof:   %" PRIu64 " malformed records ignored\n",
 			st.bad_records);

@@ -149,6 +149,7 @@ int cmd_report(int argc, char **argv)
 		cli_error("%s", err);
 		goto out;
 	}
+	cli_note_saturated(p, input);
 	if (weight && output__weight_index(p, weight, &weight_index, err, sizeof(err))) {
 		cli_error("--weight: %s", err);
 		goto out;

@@ -1105,6 +1105,11 @@ static int read_sample(struct pprof_decoder *d, const struct pb_field *sample)
 				if (nvalues_seen >= nvalues)
 					return fail(d, "Sample has more values than the %zu sample types",
 						    nvalues);
+				/* int64 on the wire: a negative value (a diff_base
+				 * profile) is no count dynoprof can sum. */
+				if (item > INT64_MAX)
+					return fail(d, "Sample value %" PRId64 " is negative: "
+						    "only counts are supported", (int64_t)item);
 				values[nvalues_seen++] = item;
 				continue;
 			}

@@ -182,6 +182,8 @@ int top__print(const struct profile *p, FILE *out, const struct top_opts *opts)
 		append_total(&text, profile__total(p, v), profile__value_type(p, v),
 			     profile__value_unit(p, v));
 	}
+	if (profile__saturated(p))
+		strbuf__puts(&text, " (saturated: the input's counts do not fit 64 bits)");
 	strbuf__puts(&text, "\n  SELF%  TOTAL%  SAMPLES  FUNCTION\n");
 
 	uint64_t whole = profile__total(p, opts->value_index);

@@ -99,6 +99,20 @@ static int is_unknown(const struct profile *p, uint32_t id)
 	return strcmp(profile__str(p, profile__frame(p, id)->name), "[unknown]") == 0;
 }
 
+/* Labels a sample taken at time_ns (CLOCK_MONOTONIC) with its time slot,
+ * the label `diff` resamples on. It has a reserved slot; a process's own
+ * `window` tag is replaced (counted). buf holds the value. */
+static void put_window(struct aggregator *a, struct tag_labels *labels, uint64_t time_ns,
+		       char *buf, size_t len)
+{
+	uint64_t t = time_ns > a->opts.window_origin_ns ? time_ns - a->opts.window_origin_ns : 0;
+	snprintf(buf, len, "%" PRIu64, t / a->opts.window_ns);
+	for (unsigned i = 0; i < labels->count; i++)
+		if (strcmp(labels->keys[i], "window") == 0)
+			a->stats.window_tags_replaced++;
+	tag_labels__put(labels, "window", buf); /* reserved: cannot fail */
+}
+
 static int add_sample(struct aggregator *a, const struct profile_sample_event *e, size_t size)
 {
 	size_t header = offsetof(struct profile_sample_event, stack);
@@ -128,14 +142,18 @@ static int add_sample(struct aggregator *a, const struct profile_sample_event *e
 	pid_t pid = (pid_t)e->hdr.pid;
 
 	struct py_process_info py;
-	int is_python = 0;
+	int is_python = 0, py_process = 0;
 	if (a->opts.python && pid > 0) {
 		err = py_registry__lookup(a->opts.python, pid, &py);
 		if (err < 0)
 			return err;
-		is_python = err == 1 && npy > 0;
+		py_process = err == 1;
+		is_python = py_process && npy > 0;
 		err = 0;
 	}
+	/* BPF keeps only PY_NATIVE_FRAMES native frames of a Python process:
+	 * a user stack that long may have been cut. */
+	int ucap = py_process ? PY_NATIVE_FRAMES : PROFILE_MAX_FRAMES;
 	if (is_python && a->opts.user_frames) {
 		a->stats.python_samples++;
 		if (e->py_status == PY_WALK_TRUNCATED) {
@@ -154,7 +172,8 @@ static int add_sample(struct aggregator *a, const struct profile_sample_event *e
 		 * the Python leaf called (C extensions, libraries). Frame-pointer
 		 * unwinding through code built without them yields [unknown]: stop. */
 		uint32_t nchain = 0;
-		for (int i = 0; i < ulen && !err; i++) {
+		int i;
+		for (i = 0; i < ulen && !err; i++) {
 			uint32_t id;
 			err = symbolizer__user_frame(a->sym, pid, ustack[i], i > 0, a->profile, &id);
 			if (err)
@@ -166,12 +185,20 @@ static int add_sample(struct aggregator *a, const struct profile_sample_event *e
 				break;
 			a->chain[nchain++] = id;
 		}
+		/* The cap ended the chain before the interpreter: frames between
+		 * the Python leaf and the chain are missing. */
+		if (!err && i == ulen && ulen >= ucap) {
+			a->stats.native_truncated++;
+			err = add_special(a->profile, "[truncated]", &a->frames[n++]);
+		}
 		while (nchain && !err)
 			a->frames[n++] = a->chain[--nchain];
 	} else if (a->opts.user_frames) {
 		/* Root first: user frames from outermost (last) to innermost. */
-		if (ulen == PROFILE_MAX_FRAMES)
+		if (ulen >= ucap) {
+			a->stats.native_truncated++;
 			err = add_special(a->profile, "[truncated]", &a->frames[n++]);
+		}
 		for (int i = ulen - 1; i >= 0 && !err; i--) {
 			err = symbolizer__user_frame(a->sym, pid, ustack[i], i > 0, a->profile,
 						     &a->frames[n++]);
@@ -196,6 +223,11 @@ static int add_sample(struct aggregator *a, const struct profile_sample_event *e
 					first = i + 1;
 					break;
 				}
+		}
+		/* A full kernel stack lost its outermost frames (the entry). */
+		if (klen == PROFILE_MAX_FRAMES && first < klen && !err) {
+			a->stats.kernel_truncated++;
+			err = add_special(a->profile, "[truncated]", &a->frames[n++]);
 		}
 		for (int i = klen - 1; i >= first && !err; i--)
 			err = symbolizer__kernel_frame(a->sym, kstack[i], i > 0, a->profile,
@@ -240,22 +272,15 @@ static int add_sample(struct aggregator *a, const struct profile_sample_event *e
 			has_endpoint |= strcmp(labels.keys[i], "endpoint") == 0;
 		const char *inferred = has_endpoint ? NULL :
 			endpoint_rule__apply(a->opts.endpoint_rule, a->profile, a->frames, n);
-		if (inferred && labels.count < TAG_MAX_LABELS) {
-			labels.keys[labels.count] = "endpoint";
-			labels.values[labels.count++] = inferred;
+		/* endpoint has a reserved slot: this cannot fail. */
+		if (inferred && !tag_labels__put(&labels, "endpoint", inferred))
 			a->stats.inferred_endpoints++;
-		}
 	}
 	if (labels.count)
 		a->stats.tagged_samples++;
 	char window[24];
-	if (a->opts.window_ns && labels.count < TAG_MAX_LABELS) {
-		uint64_t t = e->hdr.time_ns > a->opts.window_origin_ns ?
-			     e->hdr.time_ns - a->opts.window_origin_ns : 0;
-		snprintf(window, sizeof(window), "%" PRIu64, t / a->opts.window_ns);
-		labels.keys[labels.count] = "window";
-		labels.values[labels.count++] = window;
-	}
+	if (a->opts.window_ns)
+		put_window(a, &labels, e->hdr.time_ns, window, sizeof(window));
 	if ((err = split_reused_pid(a, e->hdr.pid)))
 		return err;
 	struct sample_desc s = {
@@ -295,7 +320,7 @@ int aggregator__record(struct aggregator *a, const void *data, size_t size)
 		if (a->opts.python)
 			py_registry__note_exec(a->opts.python, (pid_t)h->pid);
 		if (a->opts.tags)
-			tag_registry__note_exec(a->opts.tags, (pid_t)h->pid);
+			tag_registry__note_exec(a->opts.tags, (pid_t)h->pid, h->time_ns);
 		return 0;
 	case PROFILE_EVENT_EXIT:
 		a->stats.exits++;
@@ -445,22 +470,12 @@ int aggregator__add_requests(struct aggregator *a, pid_t pid, const char *endpoi
 	int err = tag_registry__labels(a->opts.tags, pid, TAG_READ_NONE, NULL, 0, &labels);
 	if (err)
 		return err;
-	/* The endpoint of the requests, not any thread's. */
-	unsigned i;
-	for (i = 0; i < labels.count && strcmp(labels.keys[i], "endpoint"); i++)
-		;
-	if (i == labels.count && labels.count < TAG_MAX_LABELS)
-		labels.count++;
-	labels.keys[i] = "endpoint";
-	labels.values[i] = endpoint;
+	/* The endpoint of the requests, not any thread's (a reserved slot). */
+	if (tag_labels__put(&labels, "endpoint", endpoint))
+		return -ENOSPC; /* cannot happen: the budget reserves it */
 	char window[24];
-	if (a->opts.window_ns && labels.count < TAG_MAX_LABELS) {
-		uint64_t t = now_mono_ns > a->opts.window_origin_ns ?
-			     now_mono_ns - a->opts.window_origin_ns : 0;
-		snprintf(window, sizeof(window), "%" PRIu64, t / a->opts.window_ns);
-		labels.keys[labels.count] = "window";
-		labels.values[labels.count++] = window;
-	}
+	if (a->opts.window_ns)
+		put_window(a, &labels, now_mono_ns, window, sizeof(window));
 	uint32_t frame;
 	err = add_special(a->profile, "[requests]", &frame);
 	if (err)

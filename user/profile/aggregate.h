@@ -82,6 +82,13 @@ struct aggregate_stats {
 	uint64_t tag_races;       /* samples whose thread was writing its tags (untagged) */
 	uint64_t unsampled_ns;    /* CPU ns no sample took, credited to its process
 				   * (exit records, frees, window flushes) */
+	uint64_t kernel_truncated; /* samples whose kernel stack filled PROFILE_MAX_FRAMES
+				  * (marked [truncated]) */
+	uint64_t native_truncated; /* samples whose user stack filled its cap (127, or
+				  * PY_NATIVE_FRAMES in Python processes) short of the
+				  * root or interpreter (marked [truncated]) */
+	uint64_t window_tags_replaced; /* samples whose process set its own `window` tag,
+				  * replaced by the time slot (window_ns) */
 };
 
 struct aggregator;

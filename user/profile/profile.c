@@ -47,6 +47,10 @@ struct profile {
 	uint32_t period_type;      /* string id */
 	uint32_t period_unit;      /* string id */
 	int64_t period;            /* sampling period in period_unit; 0 unknown */
+	uint64_t totals[PROFILE_MAX_VALUES]; /* sum of each value over the samples as
+					      * added: never past UINT64_MAX, so no
+					      * sum over any subset of samples wraps */
+	uint64_t saturated;        /* values clamped to keep totals from wrapping */
 };
 
 struct profile *profile__new(void)
@@ -299,18 +303,32 @@ int profile__add_sample(struct profile *p, const struct sample_desc *s)
 	if (nlabels)
 		memcpy(key + 5 + s->nframes, labels, nlabels * sizeof(*labels));
 
+	/* Counts saturate: a value that would take its total past UINT64_MAX is
+	 * clamped (counted, profile__saturated) rather than wrapping every sum. */
+	uint64_t in[PROFILE_MAX_VALUES] = { 0 };
+	uint64_t clamped = 0;
+	for (size_t v = 0; v < p->nvalues; v++) {
+		in[v] = s->values ? s->values[v] : 0;
+		if (in[v] > UINT64_MAX - p->totals[v]) {
+			in[v] = UINT64_MAX - p->totals[v];
+			clamped++;
+		}
+	}
 	uintptr_t found = (uintptr_t)hashmap__get(p->sample_ids, key, key_words * sizeof(*key));
 	if (found) {
 		struct profile_sample *ex = &((struct profile_sample *)p->samples.data)[found - 1];
-		for (size_t v = 0; v < p->nvalues; v++)
-			ex->values[v] += s->values ? s->values[v] : 0;
+		for (size_t v = 0; v < p->nvalues; v++) {
+			ex->values[v] += in[v];
+			p->totals[v] += in[v];
+		}
+		p->saturated += clamped;
 		goto out;
 	}
 
 	struct profile_sample ns = { .nframes = s->nframes, .pid = s->pid, .tid = s->tid,
 				     .comm = comm, .nlabels = nlabels };
 	for (size_t v = 0; v < p->nvalues; v++)
-		ns.values[v] = s->values ? s->values[v] : 0;
+		ns.values[v] = in[v];
 	ns.frames = malloc((s->nframes ? s->nframes : 1) * sizeof(uint32_t));
 	if (!ns.frames) {
 		err = -ENOMEM;
@@ -332,6 +350,10 @@ int profile__add_sample(struct profile *p, const struct sample_desc *s)
 			&((struct profile_sample *)p->samples.data)[--p->samples.len];
 		free(last->frames);
 		free(last->labels);
+	} else {
+		for (size_t v = 0; v < p->nvalues; v++)
+			p->totals[v] += in[v];
+		p->saturated += clamped;
 	}
 out:
 	free(key);
@@ -363,9 +385,17 @@ uint64_t profile__total(const struct profile *p, size_t v)
 	uint64_t total = 0;
 	if (v >= p->nvalues)
 		return 0;
-	for (size_t i = 0; i < p->samples.len; i++)
-		total += ((const struct profile_sample *)p->samples.data)[i].values[v];
+	/* Summed again (values may have been rescaled), saturating likewise. */
+	for (size_t i = 0; i < p->samples.len; i++) {
+		uint64_t x = ((const struct profile_sample *)p->samples.data)[i].values[v];
+		total = x > UINT64_MAX - total ? UINT64_MAX : total + x;
+	}
 	return total;
+}
+
+uint64_t profile__saturated(const struct profile *p)
+{
+	return p->saturated;
 }
 
 void profile__set_time(struct profile *p, int64_t start_unix_ns, int64_t duration_ns)

@@ -131,8 +131,13 @@ const struct profile_sample *profile__sample(const struct profile *p, size_t i);
 /* Writable values of sample i (NULL past the end), for rescaling them: a
  * sample's identity (stack, pid, tid, comm, labels) stays as it is. */
 uint64_t *profile__sample_values(struct profile *p, size_t i);
-/* Sum of value index v over all samples. */
+/* Sum of value index v over all samples (saturating at UINT64_MAX). */
 uint64_t profile__total(const struct profile *p, size_t v);
+/* Values profile__add_sample clamped so that a value's sum over all samples
+ * stays at most UINT64_MAX (so no sum over any subset of them wraps): nonzero
+ * means the input's counts did not fit 64 bits and totals are saturated.
+ * Rescaling through profile__sample_values must not raise the sums. */
+uint64_t profile__saturated(const struct profile *p);
 
 /* Capture metadata, carried into formats that have a place for it. */
 void profile__set_time(struct profile *p, int64_t start_unix_ns, int64_t duration_ns);

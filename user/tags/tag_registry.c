@@ -15,7 +15,6 @@
 #include "util/remote.h"
 
 #define DEFAULT_MAX_PROCESSES 8192
-#define MAX_ENV_TAGS 16
 #define MAX_ENVIRON_BYTES (256 * 1024)
 /* Library look-ups: every LIB_RECHECK_NS while sampled, LIB_CHECKS times. */
 #define LIB_CHECKS 120
@@ -26,7 +25,6 @@
 #define PROCESS_TAGS_REFRESH_NS 1000000000ull
 /* Strings cached per process before the cache is emptied. */
 #define MAX_STRINGS_PER_PROCESS 4096
-#define TAG_TEXT_MAX 1024
 
 const struct env_tag_rule tag_default_env_rules[] = {
 	{ "DYNOPROF_COMMIT", "commit" },
@@ -50,7 +48,10 @@ struct tag_entry {
 	int env_read;                      /* environment tags read for this image */
 	int env_unreadable;                /* its environment could not be read (it
 					    * was gone): env[] came from its parent */
-	struct owned_tag env[MAX_ENV_TAGS];/* tags from the environment */
+	uint64_t created_ns;               /* CLOCK_MONOTONIC when the entry was made:
+					    * everything in it was read from /proc
+					    * and memory after this */
+	struct owned_tag env[TAG_MAX_ENV_LABELS];/* tags from the environment */
 	unsigned n_env;
 	uint64_t runtime_addr;             /* libdynotag's dynotag_runtime; 0 none found */
 	unsigned lib_checks;               /* library look-ups done */
@@ -60,6 +61,11 @@ struct tag_entry {
 	struct owned_tag lib[DYNOTAG_MAX_TAGS]; /* the library's process tags */
 	unsigned n_lib;
 	struct hashmap *strings;           /* string id -> char* (owned) */
+	uint32_t strings_read;             /* string_count at the last full read of
+					    * the table into strings (0: none since
+					    * the cache was emptied): an id at most
+					    * this that is not cached is invalid, so
+					    * garbage ids cost no re-read */
 };
 
 struct tag_registry {
@@ -73,13 +79,13 @@ struct tag_registry {
 	struct tag_registry_stats stats;/* counters */
 };
 
-void tag_sanitize(const char *in, size_t in_len, char *out, size_t len)
+bool tag_sanitize(const char *in, size_t in_len, char *out, size_t len)
 {
 	const unsigned char *p = (const unsigned char *)in;
-	size_t o = 0;
+	size_t o = 0, i = 0;
 	if (!len)
-		return;
-	for (size_t i = 0; i < in_len && p[i];) {
+		return in_len > 0 && p[0];
+	while (i < in_len && p[i]) {
 		/* Length of a valid UTF-8 sequence at i, or 0. */
 		size_t n = 0;
 		unsigned c = p[i];
@@ -119,6 +125,7 @@ void tag_sanitize(const char *in, size_t in_len, char *out, size_t len)
 		}
 	}
 	out[o] = '\0';
+	return i < in_len && p[i];
 }
 
 static void owned_tags_free(struct owned_tag *t, unsigned *n)
@@ -190,17 +197,21 @@ void tag_registry__free(struct tag_registry *r)
 	free(r);
 }
 
-static int add_owned(struct owned_tag *t, unsigned *n, unsigned max, const char *key,
-		     const char *value)
+/* Adds key=value to t unless the key is there (the first one wins). Past max
+ * the tag is dropped and counted in *dropped; cut text in r's stats. */
+static int add_owned(struct tag_registry *r, struct owned_tag *t, unsigned *n, unsigned max,
+		     uint64_t *dropped, const char *key, const char *value)
 {
 	for (unsigned i = 0; i < *n; i++)
 		if (strcmp(t[i].key, key) == 0)
 			return 0; /* first one wins */
-	if (*n >= max)
+	if (*n >= max) {
+		(*dropped)++;
 		return 0;
+	}
 	char k[TAG_TEXT_MAX], v[TAG_TEXT_MAX];
-	tag_sanitize(key, strlen(key), k, sizeof(k));
-	tag_sanitize(value, strlen(value), v, sizeof(v));
+	r->stats.truncated += tag_sanitize(key, strlen(key), k, sizeof(k));
+	r->stats.truncated += tag_sanitize(value, strlen(value), v, sizeof(v));
 	t[*n].key = strdup(k);
 	t[*n].value = strdup(v);
 	if (!t[*n].key || !t[*n].value) {
@@ -213,7 +224,7 @@ static int add_owned(struct owned_tag *t, unsigned *n, unsigned max, const char 
 }
 
 /* Parses "k=v,k=v" into env tags. */
-static void add_pairs(struct tag_entry *e, const char *text)
+static void add_pairs(struct tag_registry *r, struct tag_entry *e, const char *text)
 {
 	char *copy = strdup(text), *save = NULL;
 	if (!copy)
@@ -223,7 +234,8 @@ static void add_pairs(struct tag_entry *e, const char *text)
 		if (!eq || eq == tok)
 			continue;
 		*eq = '\0';
-		add_owned(e->env, &e->n_env, MAX_ENV_TAGS, tok, eq + 1);
+		add_owned(r, e->env, &e->n_env, TAG_MAX_ENV_LABELS, &r->stats.env_dropped, tok,
+			  eq + 1);
 	}
 	free(copy);
 }
@@ -240,6 +252,13 @@ static void read_environment(struct tag_registry *r, struct tag_entry *e)
 	}
 	char *buf = malloc(MAX_ENVIRON_BYTES + 1);
 	size_t n = buf ? fread(buf, 1, MAX_ENVIRON_BYTES, f) : 0;
+	/* Variables past the bound are not seen: counted, never guessed at. */
+	if (n == MAX_ENVIRON_BYTES && fgetc(f) != EOF) {
+		r->stats.truncated++;
+		/* Nor is the variable the bound cut: its value would be wrong. */
+		while (n && buf[n - 1] != '\0')
+			n--;
+	}
 	fclose(f);
 	if (!buf)
 		return;
@@ -254,10 +273,11 @@ static void read_environment(struct tag_registry *r, struct tag_entry *e)
 			if (len > vlen && strncmp(var, r->rules[ri].variable, vlen) == 0 &&
 			    var[vlen] == '=' && var[vlen + 1]) {
 				if (r->rules[ri].key)
-					add_owned(e->env, &e->n_env, MAX_ENV_TAGS, r->rules[ri].key,
+					add_owned(r, e->env, &e->n_env, TAG_MAX_ENV_LABELS,
+						  &r->stats.env_dropped, r->rules[ri].key,
 						  var + vlen + 1);
 				else
-					add_pairs(e, var + vlen + 1);
+					add_pairs(r, e, var + vlen + 1);
 			}
 			off += len + 1;
 		}
@@ -336,6 +356,7 @@ static struct tag_entry *get_entry(struct tag_registry *r, pid_t pid)
 	if (!e)
 		return NULL;
 	if (created) {
+		e->created_ns = mono_ns();
 		e->strings = hashmap__new();
 		if (!e->strings) {
 			entry_free(hashmap__remove(r->procs, &pid, sizeof(pid)));
@@ -369,6 +390,8 @@ static int prefetch_strings(struct tag_registry *r, struct tag_entry *e)
 	uint32_t n = rt.string_count < rt.string_capacity ? rt.string_count : rt.string_capacity;
 	if (n > MAX_STRINGS_PER_PROCESS)
 		n = MAX_STRINGS_PER_PROCESS;
+	if (n && n == e->strings_read)
+		return 0; /* nothing new published since the last read */
 	uint32_t arena = rt.arena_used < MAX_ARENA_PREFETCH ? rt.arena_used : MAX_ARENA_PREFETCH;
 	struct dynotag_string *table = calloc(n ? n : 1, sizeof(*table));
 	char *bytes = malloc(arena ? arena : 1);
@@ -386,13 +409,16 @@ static int prefetch_strings(struct tag_registry *r, struct tag_entry *e)
 		    (uint64_t)table[i].offset + table[i].length > arena)
 			continue;
 		char clean[TAG_TEXT_MAX];
-		tag_sanitize(bytes + table[i].offset, table[i].length, clean, sizeof(clean));
+		r->stats.truncated += tag_sanitize(bytes + table[i].offset, table[i].length, clean,
+						   sizeof(clean));
 		char *copy = strdup(clean);
 		if (!copy || hashmap__put(e->strings, &id, sizeof(id), copy, NULL)) {
 			free(copy);
 			err = -ENOMEM;
 		}
 	}
+	if (!err)
+		e->strings_read = n;
 	free(table);
 	free(bytes);
 	return err;
@@ -408,6 +434,7 @@ static const char *string_of(struct tag_registry *r, struct tag_entry *e, uint32
 		return s;
 	if (hashmap__size(e->strings) >= MAX_STRINGS_PER_PROCESS) {
 		free_strings(e->strings);
+		e->strings_read = 0;
 		e->strings = hashmap__new();
 		if (!e->strings)
 			return NULL;
@@ -436,25 +463,43 @@ static void refresh_process_tags(struct tag_registry *r, struct tag_entry *e)
 		return;
 	owned_tags_free(e->lib, &e->n_lib);
 	e->proc_seq = rec.seq;
-	for (uint32_t i = 0; i < rec.count && i < DYNOTAG_MAX_TAGS; i++) {
+	/* A record claiming more pairs than it holds: the rest are dropped. */
+	if (rec.count > TAG_MAX_PROCESS_LABELS)
+		r->stats.process_dropped += rec.count - TAG_MAX_PROCESS_LABELS;
+	for (uint32_t i = 0; i < rec.count && i < TAG_MAX_PROCESS_LABELS; i++) {
+		if (rec.tags[i].key == DYNOTAG_ID_NONE || rec.tags[i].value == DYNOTAG_ID_NONE)
+			continue;
 		const char *k = string_of(r, e, rec.tags[i].key);
 		const char *v = string_of(r, e, rec.tags[i].value);
 		if (k && v)
-			add_owned(e->lib, &e->n_lib, DYNOTAG_MAX_TAGS, k, v);
+			add_owned(r, e->lib, &e->n_lib, TAG_MAX_PROCESS_LABELS,
+				  &r->stats.process_dropped, k, v);
 	}
 }
 
-static void put_label(struct tag_labels *out, const char *key, const char *value)
+static bool is_reserved_key(const char *key)
 {
-	for (unsigned i = 0; i < out->count; i++)
-		if (strcmp(out->keys[i], key) == 0) {
-			out->values[i] = value; /* later sources win */
-			return;
+	return strcmp(key, "endpoint") == 0 || strcmp(key, "window") == 0;
+}
+
+int tag_labels__put(struct tag_labels *l, const char *key, const char *value)
+{
+	unsigned reserved_used = 0;
+	for (unsigned i = 0; i < l->count; i++) {
+		if (strcmp(l->keys[i], key) == 0) {
+			l->values[i] = value; /* later sources win */
+			return 0;
 		}
-	if (out->count < TAG_MAX_LABELS) {
-		out->keys[out->count] = key;
-		out->values[out->count++] = value;
+		reserved_used += is_reserved_key(l->keys[i]);
 	}
+	/* Others may use every slot but the reserved ones still free. */
+	unsigned limit = is_reserved_key(key) ? TAG_MAX_LABELS
+					      : TAG_MAX_LABELS - (TAG_RESERVED_LABELS - reserved_used);
+	if (l->count >= limit)
+		return -ENOSPC;
+	l->keys[l->count] = key;
+	l->values[l->count++] = value;
+	return 0;
 }
 
 /* e's process was gone before its environment was read: it gets its
@@ -468,7 +513,8 @@ static void inherit_environment(struct tag_registry *r, struct tag_entry *e, pid
 	/* e was just used, so making room for the parent never evicts it. */
 	struct tag_entry *parent = get_entry(r, ppid);
 	for (unsigned i = 0; parent && i < parent->n_env; i++)
-		add_owned(e->env, &e->n_env, MAX_ENV_TAGS, parent->env[i].key,
+		add_owned(r, e->env, &e->n_env, TAG_MAX_ENV_LABELS, &r->stats.env_dropped,
+			  parent->env[i].key,
 			  parent->env[i].value);
 }
 
@@ -492,22 +538,26 @@ int tag_registry__labels_inherit(struct tag_registry *r, pid_t pid, pid_t ppid, 
 	if (e->env_unreadable && ppid > 0)
 		inherit_environment(r, e, ppid);
 	/* Precedence: environment < library process tags < thread tags. */
+	/* The sources' caps sum to the budget less the reserved slots, so these
+	 * always fit (tag_labels__put cannot fail here). */
 	for (unsigned i = 0; i < e->n_env; i++)
-		put_label(out, e->env[i].key, e->env[i].value);
+		tag_labels__put(out, e->env[i].key, e->env[i].value);
 	refresh_process_tags(r, e);
 	for (unsigned i = 0; i < e->n_lib; i++)
-		put_label(out, e->lib[i].key, e->lib[i].value);
+		tag_labels__put(out, e->lib[i].key, e->lib[i].value);
 	if (status == TAG_READ_RACE)
 		r->stats.races++;
 	if (status != TAG_READ_OK || !e->runtime_addr)
 		return 0;
-	for (uint32_t i = 0; i < npairs && i < DYNOTAG_MAX_TAGS; i++) {
+	if (npairs > TAG_MAX_THREAD_LABELS)
+		r->stats.thread_dropped += npairs - TAG_MAX_THREAD_LABELS;
+	for (uint32_t i = 0; i < npairs && i < TAG_MAX_THREAD_LABELS; i++) {
 		if (pairs[i].key == DYNOTAG_ID_NONE || pairs[i].value == DYNOTAG_ID_NONE)
 			continue;
 		const char *k = string_of(r, e, pairs[i].key);
 		const char *v = string_of(r, e, pairs[i].value);
 		if (k && v)
-			put_label(out, k, v);
+			tag_labels__put(out, k, v);
 	}
 	return 0;
 }
@@ -539,9 +589,15 @@ int tag_registry__requests(struct tag_registry *r, pid_t pid,
 	return err;
 }
 
-void tag_registry__note_exec(struct tag_registry *r, pid_t pid)
+void tag_registry__note_exec(struct tag_registry *r, pid_t pid, uint64_t exec_ns)
 {
-	struct tag_entry *e = hashmap__remove(r->procs, &pid, sizeof(pid));
+	struct tag_entry *e = hashmap__get(r->procs, &pid, sizeof(pid));
+	/* Made after the exec (a sample of the new image came first): all it
+	 * holds is the new image's already; reading it again would count its
+	 * cuts twice. */
+	if (!e || (exec_ns && e->created_ns > exec_ns))
+		return;
+	e = hashmap__remove(r->procs, &pid, sizeof(pid));
 	if (e && e->runtime_addr && r->publish)
 		r->publish(r->publish_ctx, (uint32_t)pid, NULL);
 	entry_free(e);

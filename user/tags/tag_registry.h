@@ -16,6 +16,7 @@
 #ifndef DYNOPROF_TAG_REGISTRY_H
 #define DYNOPROF_TAG_REGISTRY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -23,8 +24,19 @@
 
 #include "sample.h" /* bpf/sample.h: struct tag_proc, enum tag_read_status */
 
-/* Most labels one sample can carry: process tags + thread tags. */
-#define TAG_MAX_LABELS 24
+/* The label budget of one sample. Each source is capped where its labels
+ * enter the registry (the excess counted in tag_registry_stats), so the
+ * sources together never fill the reserved slots: `endpoint` (from a tag, the
+ * stack rule or a request counter) and `window` (the time slot `diff`
+ * resamples on) always fit and are never the labels dropped. */
+#define TAG_MAX_ENV_LABELS 16                   /* from the environment */
+#define TAG_MAX_PROCESS_LABELS DYNOTAG_MAX_TAGS /* libdynotag's process record */
+#define TAG_MAX_THREAD_LABELS DYNOTAG_MAX_TAGS  /* the sampled thread's record */
+#define TAG_RESERVED_LABELS 2                   /* endpoint, window */
+#define TAG_MAX_LABELS (TAG_MAX_ENV_LABELS + TAG_MAX_PROCESS_LABELS + \
+			TAG_MAX_THREAD_LABELS + TAG_RESERVED_LABELS)
+/* Longest tag key or value kept, in bytes after sanitising (longer: cut, counted). */
+#define TAG_TEXT_MAX 1024
 
 /* Maps an environment variable to a process tag. */
 struct env_tag_rule {
@@ -65,6 +77,13 @@ struct tag_registry_stats {
 	uint64_t string_failures; /* ids that could not be read (label dropped): the
 				   * process exited before its new strings were read */
 	uint64_t races;           /* samples whose thread was writing its tags */
+	uint64_t env_dropped;     /* environment tags beyond TAG_MAX_ENV_LABELS (per
+				   * process image read) */
+	uint64_t process_dropped; /* process-record pairs beyond TAG_MAX_PROCESS_LABELS
+				   * (a record claiming more than it can hold) */
+	uint64_t thread_dropped;  /* thread pairs beyond TAG_MAX_THREAD_LABELS */
+	uint64_t truncated;       /* keys/values cut to TAG_TEXT_MAX, and environments
+				   * longer than dynoprof reads (later variables unseen) */
 };
 
 struct tag_registry;
@@ -78,6 +97,12 @@ void tag_registry__free(struct tag_registry *r);
 int tag_registry__labels(struct tag_registry *r, pid_t pid, uint32_t status,
 			 const struct dynotag_pair *pairs, uint32_t npairs,
 			 struct tag_labels *out);
+
+/* Sets key to value in l: replaces a label of that key, else appends it.
+ * `endpoint` and `window` always fit (reserved slots); any other key only
+ * while the sources' share of the budget has room. Returns 0 or -ENOSPC
+ * (the caller counts it). */
+int tag_labels__put(struct tag_labels *l, const char *key, const char *value);
 
 /* Calls fn(ctx, endpoint, requests) for each endpoint with a non-zero request
  * counter in pid (libdynotag's request_begin counts). Returns 0, -ENOENT when
@@ -93,7 +118,9 @@ int tag_registry__requests(struct tag_registry *r, pid_t pid,
 			   void (*fn)(void *ctx, const char *endpoint, uint64_t requests),
 			   void *ctx);
 
-void tag_registry__note_exec(struct tag_registry *r, pid_t pid);
+/* pid exec'd at exec_ns (CLOCK_MONOTONIC, the event's time; 0 unknown):
+ * what was read of it before then is forgotten. */
+void tag_registry__note_exec(struct tag_registry *r, pid_t pid, uint64_t exec_ns);
 void tag_registry__note_exit(struct tag_registry *r, pid_t pid);
 /* Calls fn for every tracked pid (e.g. to collect request counts). */
 void tag_registry__foreach(struct tag_registry *r, void (*fn)(void *ctx, pid_t pid), void *ctx);
@@ -106,7 +133,8 @@ int tag_registry__scan(struct tag_registry *r);
 int tag_registry__touch(struct tag_registry *r, pid_t pid);
 
 /* Sanitises untrusted tag text into out (NUL-terminated, at most len bytes):
- * valid UTF-8 is kept, other bytes and control characters become \xNN. */
-void tag_sanitize(const char *in, size_t in_len, char *out, size_t len);
+ * valid UTF-8 is kept, other bytes and control characters become \xNN.
+ * Returns true when the text did not fit and was cut. */
+bool tag_sanitize(const char *in, size_t in_len, char *out, size_t len);
 
 #endif
