@@ -198,9 +198,11 @@ def test_agent_refuses_database_in_shared_dir(sticky_dir, tmp_path):
 # ---- the agent's config file ----
 
 def long_comment_hiding(setting, split_at=5 * 1023):
-    """A comment line of over 5,000 bytes that ends in setting at byte split_at:
-    an fgets() into 1,024 bytes read that tail as a line of its own."""
-    return "# " + "x" * (split_at - 2) + setting
+    """A comment line of over 5,000 bytes (a short note, then spaces) that ends in
+    setting at byte split_at: an fgets() into 1,024 bytes read the middle pieces
+    as blank lines and that tail as a setting of its own."""
+    note = "# old: "
+    return note + " " * (split_at - len(note)) + setting
 
 
 def listen_addresses(port):
@@ -219,9 +221,9 @@ def listen_addresses(port):
 def test_agent_long_comment_lines_stay_comments(tmp_path, monkeypatch):
     port = free_port()
     text = "\n".join([
-        long_comment_hiding("listen = 0.0.0.0:%d" % port),
-        long_comment_hiding("listen_remote = true"),
         "listen = 127.0.0.1:%d" % port,
+        long_comment_hiding("listen_remote = true"),
+        long_comment_hiding("listen = 0.0.0.0:%d" % port),
         long_comment_hiding("max_query_seconds = 2"),
         "database = %s" % (tmp_path / "long.db"),
         "window = 1",

@@ -378,13 +378,15 @@ static void test_load_long_lines(void **state)
 {
 	(void)state;
 	char path[64], err[512] = "";
-	size_t n = 5000;
+	/* Padded with spaces, so that 1,023-byte pieces of it are blank lines
+	 * and the last one is exactly the setting: what an fgets() into 1,024
+	 * bytes took as live. */
+	size_t n = 5 * 1023;
 	char *text = malloc(n + 200);
 	assert_non_null(text);
-	memset(text, 'x', n);
+	memset(text, ' ', n);
 	memcpy(text, "# old: ", 7);
-	strcpy(text + n - strlen("listen_remote = true"), "listen_remote = true");
-	strcat(text, "\nwindow = 5\n");
+	strcpy(text + n, "listen_remote = true\nwindow = 5\n");
 	write_temp(path, sizeof(path), text);
 	struct agent_config c;
 	agent_config__defaults(&c);
@@ -396,6 +398,7 @@ static void test_load_long_lines(void **state)
 	assert_true(c.window_s == 5);
 
 	/* A long value is taken whole: too long for its field, refused on its line. */
+	n = 5000;
 	memset(text, 'x', n);
 	memcpy(text, "window = 5\nendpoint_from = frame=", 33);
 	strcpy(text + n, "\n");
