@@ -528,6 +528,20 @@ static void test_load_failure_keeps_everything(void **state)
 	load_bad_bytes(text2, sizeof(text2) - 1, -EINVAL, 2, "window");
 }
 
+/* The config `make install` ships loads as it is (make runs the tests from the
+ * top of the tree). */
+static void test_shipped_config_loads(void **state)
+{
+	(void)state;
+	struct agent_config c;
+	char err[512] = "";
+	agent_config__defaults(&c);
+	int e = agent_config__load(&c, "scripts/agent.conf", err, sizeof(err));
+	if (e)
+		fail_msg("scripts/agent.conf: %d %s", e, err);
+	assert_false(c.listen_remote);
+}
+
 static void test_token_file(void **state)
 {
 	(void)state;
@@ -623,6 +637,7 @@ int main(void)
 		cmocka_unit_test(test_load_not_a_file),
 		cmocka_unit_test(test_load_failure_keeps_everything),
 		cmocka_unit_test(test_token_file),
+		cmocka_unit_test(test_shipped_config_loads),
 		cmocka_unit_test(test_parse_duration),
 		cmocka_unit_test(test_parse_bytes),
 	};
