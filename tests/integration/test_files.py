@@ -299,3 +299,19 @@ def test_agent_sighup_with_garbage_keeps_settings(tmp_path):
         agent.stop()
     finally:
         agent.close()
+
+
+def test_agent_refuses_token_file_with_nul(tmp_path):
+    """A NUL must not shorten the token to what precedes it ("s" would open the door)."""
+    token = tmp_path / "token"
+    token.write_bytes(b"s\0ecret-token\n")
+    agent = Agent(str(tmp_path), config={"token_file": str(token)})
+    try:
+        agent.launch()
+        rc = agent.proc.wait(timeout=30)
+        agent._reader.join(5)
+    finally:
+        agent.close()
+    assert rc != 0, agent.stderr
+    line = one_error_line(agent.stderr, "dynoprof agent: ")
+    assert "token_file" in line and "NUL byte" in line and str(token) in line, line

@@ -400,7 +400,11 @@ static void declare_metrics(struct metrics *m)
 static int read_token(const char *path, char *out, size_t len, char *err, size_t errlen)
 {
 	/* Whole-file checks: a NUL or a second line must not shorten the token. */
-	return textfile__read_token(path, out, len, err, errlen);
+	char msg[400];
+	int e = textfile__read_token(path, out, len, msg, sizeof(msg));
+	if (e)
+		snprintf(err, errlen, "token_file %s", msg);
+	return e;
 }
 
 /* Applies a reloaded config: what can change at run time does; the rest is

@@ -203,7 +203,7 @@ int textfile__read_token(const char *path, char *out, size_t len, char *err, siz
 			goto out;
 		}
 	if (!first || !*first) {
-		errmsg__set(err, errlen, "token file %s is empty", path);
+		errmsg__set(err, errlen, "%s: empty (no token)", path);
 		e = -EINVAL;
 	} else if (strlen(first) >= len) {
 		errmsg__set(err, errlen, "%s: the token is longer than %zu bytes", path, len - 1);
