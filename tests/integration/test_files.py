@@ -8,6 +8,7 @@
 - the agent's config: a long commented-out line stays a comment; a SIGHUP with a
   garbage file keeps every setting and logs why.
 """
+import json
 import os
 import shutil
 import signal
@@ -315,3 +316,44 @@ def test_agent_refuses_token_file_with_nul(tmp_path):
     assert rc != 0, agent.stderr
     line = one_error_line(agent.stderr, "dynoprof agent: ")
     assert "token_file" in line and "NUL byte" in line and str(token) in line, line
+
+
+# ---- diff: outputs and --thresholds ----
+
+@pytest.fixture
+def two_profiles(tmp_path):
+    """Two small folded profiles with endpoint and window labels."""
+    text = "".join("app;[endpoint=/a];[window=%d];work %d\n" % (w, 100 + w) for w in range(1, 9))
+    a, b = tmp_path / "a.folded", tmp_path / "b.folded"
+    a.write_text(text)
+    b.write_text(text)
+    return str(a), str(b)
+
+
+@pytest.mark.parametrize("flag", ["--json", "--svg"])
+def test_diff_refuses_device_outputs(two_profiles, flag):
+    before = identity("/dev/null")
+    rc, out, err = run_dynoprof_cmd("diff", "-q", flag, "/dev/null", *two_profiles, timeout=60)
+    assert rc == 2, (rc, err)
+    assert "/dev/null" in one_error_line(err)
+    assert out == "", "refused before comparing: " + out
+    assert identity("/dev/null") == before
+
+
+def test_diff_thresholds_file_is_read_whole(two_profiles, tmp_path):
+    thresholds = tmp_path / "thresholds"
+    # An fgets() into 512 bytes read the tail of the comment as a threshold.
+    thresholds.write_text(long_comment_hiding("/a = 5", split_at=10 * 511) + "\n/a = 0.05\n")
+    rc, out, err = run_dynoprof_cmd("diff", "--thresholds", str(thresholds), "--json", "-",
+                                    *two_profiles, timeout=60)
+    assert rc == 0, err
+    doc = json.loads(out)
+    assert [e["min_effect"] for e in doc["endpoints"]] == [0.05], doc
+    thresholds.write_bytes(b"/a = 0.05\0junk\n")
+    rc, _, err = run_dynoprof_cmd("diff", "--thresholds", str(thresholds), *two_profiles,
+                                  timeout=60)
+    assert rc == 2 and "NUL byte" in one_error_line(err), err
+    thresholds.write_text("/a = 0.05 0.1\n")
+    rc, _, err = run_dynoprof_cmd("diff", "--thresholds", str(thresholds), *two_profiles,
+                                  timeout=60)
+    assert rc == 2 and "ENDPOINT = MIN_EFFECT" in one_error_line(err), err

@@ -28,7 +28,7 @@
 #define MAX_THRESHOLDS 256
 /* A thresholds file: MAX_THRESHOLDS short lines; far larger is not one. */
 #define THRESHOLDS_MAX_BYTES (1 << 20)
-#define THRESHOLDS_MAX_LINE 4096
+#define THRESHOLDS_MAX_LINE 65536
 #define AGENT_MAX_BYTES (512u << 20)
 
 static void diff_usage(FILE *out)
@@ -414,6 +414,15 @@ int cmd_diff(int argc, char **argv)
 		char msg[512];
 		if (textfile__read_token(token_file, token, sizeof(token), msg, sizeof(msg))) {
 			cli_error("cannot read --token-file %s", msg);
+			return 2;
+		}
+	}
+	/* Outputs are checked before the (maybe remote) inputs are read. */
+	for (int i = 0; i < 2; i++) {
+		const char *out_path = i ? svg : json;
+		char msg[512];
+		if (out_path && strcmp(out_path, "-") && outfile__check(out_path, 0, msg, sizeof(msg))) {
+			cli_error("%s", msg);
 			return 2;
 		}
 	}
