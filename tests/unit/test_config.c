@@ -528,6 +528,27 @@ static void test_load_failure_keeps_everything(void **state)
 	load_bad_bytes(text2, sizeof(text2) - 1, -EINVAL, 2, "window");
 }
 
+/* agent_config__parse: the same parser fed from memory (what a fuzzer calls). */
+static void test_parse_from_memory(void **state)
+{
+	(void)state;
+	struct agent_config c, before;
+	char err[512] = "";
+	agent_config__defaults(&c);
+	static const char good[] = "window = 3\n# c\r\nkernel = off";
+	assert_int_equal(agent_config__parse(&c, "mem", good, sizeof(good) - 1, err, sizeof(err)),
+			 0);
+	assert_true(c.window_s == 3);
+	assert_false(c.kernel);
+	before = c;
+	static const char nul[] = "window = 4\0\n";
+	assert_int_equal(agent_config__parse(&c, "mem", nul, sizeof(nul) - 1, err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "mem:1: NUL byte"));
+	assert_int_equal(agent_config__parse(&c, "mem", "", 0, err, sizeof(err)), 0);
+	assert_memory_equal(&c, &before, sizeof(c));
+}
+
 /* The config `make install` ships loads as it is (make runs the tests from the
  * top of the tree). */
 static void test_shipped_config_loads(void **state)
@@ -638,6 +659,7 @@ int main(void)
 		cmocka_unit_test(test_load_failure_keeps_everything),
 		cmocka_unit_test(test_token_file),
 		cmocka_unit_test(test_shipped_config_loads),
+		cmocka_unit_test(test_parse_from_memory),
 		cmocka_unit_test(test_parse_duration),
 		cmocka_unit_test(test_parse_bytes),
 	};

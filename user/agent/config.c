@@ -287,14 +287,65 @@ static int key_index(const char *key)
 	return -1;
 }
 
-int agent_config__load(struct agent_config *c, const char *path, char *err, size_t errlen)
+/* Applies t's lines over c; c changes only if every line is good. */
+static int parse_lines(struct agent_config *c, struct textfile *t, const char *name, char *err,
+		       size_t errlen)
 {
-	struct agent_config next = *c; /* c changes only if the whole file is good */
+	struct agent_config next = *c;
 	int seen_on[sizeof(keys) / sizeof(keys[0])] = { 0 };
-	struct textfile t;
-	struct stat st;
 	char msg[256];
 	char *line;
+	int e;
+
+	while ((line = textfile__next_line(t))) {
+		char *hash = strchr(line, '#');
+		if (hash)
+			*hash = '\0';
+		char *s = trim(line);
+		if (!*s)
+			continue;
+		char *eq = strchr(s, '=');
+		if (!eq) {
+			snprintf(err, errlen, "%s:%d: expected `key = value`", name, t->lineno);
+			return -EINVAL;
+		}
+		*eq = '\0';
+		const char *key = trim(s);
+		int k = key_index(key);
+		if (k >= 0 && seen_on[k]) {
+			snprintf(err, errlen, "%s:%d: %s is already set on line %d (say it once)",
+				 name, t->lineno, key, seen_on[k]);
+			return -EINVAL;
+		}
+		e = agent_config__set(&next, key, trim(eq + 1), msg, sizeof(msg));
+		if (e) {
+			snprintf(err, errlen, "%s:%d: %s", name, t->lineno, msg);
+			return e;
+		}
+		if (k >= 0)
+			seen_on[k] = t->lineno;
+	}
+	*c = next;
+	return 0;
+}
+
+int agent_config__parse(struct agent_config *c, const char *name, const void *data, size_t len,
+			char *err, size_t errlen)
+{
+	struct textfile t;
+	int e = textfile__from_buffer(&t, name, data, len, AGENT_CONFIG_MAX_BYTES,
+				      AGENT_CONFIG_MAX_LINE, err, errlen);
+	if (e)
+		return e;
+	e = parse_lines(c, &t, name, err, errlen);
+	textfile__free(&t);
+	return e;
+}
+
+int agent_config__load(struct agent_config *c, const char *path, char *err, size_t errlen)
+{
+	struct textfile t;
+	struct stat st;
 	int e;
 
 	e = textfile__read(&t, path, AGENT_CONFIG_MAX_BYTES, AGENT_CONFIG_MAX_LINE, err, errlen);
@@ -305,40 +356,9 @@ int agent_config__load(struct agent_config *c, const char *path, char *err, size
 		snprintf(err, errlen, "%s: writable by every user: refused (chmod o-w %s)", path,
 			 path);
 		e = -EPERM;
-		goto out;
+	} else {
+		e = parse_lines(c, &t, path, err, errlen);
 	}
-	while ((line = textfile__next_line(&t))) {
-		char *hash = strchr(line, '#');
-		if (hash)
-			*hash = '\0';
-		char *s = trim(line);
-		if (!*s)
-			continue;
-		char *eq = strchr(s, '=');
-		if (!eq) {
-			snprintf(err, errlen, "%s:%d: expected `key = value`", path, t.lineno);
-			e = -EINVAL;
-			goto out;
-		}
-		*eq = '\0';
-		const char *key = trim(s);
-		int k = key_index(key);
-		if (k >= 0 && seen_on[k]) {
-			snprintf(err, errlen, "%s:%d: %s is already set on line %d (say it once)",
-				 path, t.lineno, key, seen_on[k]);
-			e = -EINVAL;
-			goto out;
-		}
-		e = agent_config__set(&next, key, trim(eq + 1), msg, sizeof(msg));
-		if (e) {
-			snprintf(err, errlen, "%s:%d: %s", path, t.lineno, msg);
-			goto out;
-		}
-		if (k >= 0)
-			seen_on[k] = t.lineno;
-	}
-	*c = next;
-out:
 	textfile__free(&t);
 	return e;
 }

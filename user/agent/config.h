@@ -60,6 +60,11 @@ int agent_config__set(struct agent_config *c, const char *key, const char *value
  * "FILE:LINE: message" (or "FILE: message"). */
 int agent_config__load(struct agent_config *c, const char *path, char *err, size_t errlen);
 
+/* The same for len bytes of config text at data, named name in messages
+ * (for fuzzing and tests: no file checks). */
+int agent_config__parse(struct agent_config *c, const char *name, const void *data, size_t len,
+			char *err, size_t errlen);
+
 /* Prints every key with its default and meaning. */
 void agent_config__describe(FILE *out);
 

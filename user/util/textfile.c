@@ -157,6 +157,33 @@ fail:
 	return e;
 }
 
+int textfile__from_buffer(struct textfile *t, const char *name, const void *data, size_t len,
+			  size_t max_bytes, size_t max_line, char *err, size_t errlen)
+{
+	memset(t, 0, sizeof(*t));
+	if (len > max_bytes) {
+		errmsg__set(err, errlen, "%s: larger than %zu bytes: not a file this reads", name,
+			    max_bytes);
+		return -EFBIG;
+	}
+	t->data = malloc(len + 1);
+	if (!t->data) {
+		errmsg__set(err, errlen, "%s: out of memory", name);
+		return -ENOMEM;
+	}
+	if (len)
+		memcpy(t->data, data, len);
+	t->data[len] = '\0';
+	t->len = len;
+	int e = check_text(name, (const unsigned char *)t->data, len, max_line, err, errlen);
+	if (e) {
+		textfile__free(t);
+		return e;
+	}
+	t->next = len ? t->data : NULL;
+	return 0;
+}
+
 char *textfile__next_line(struct textfile *t)
 {
 	char *line = t->next;

@@ -28,6 +28,11 @@ struct textfile {
 int textfile__read(struct textfile *t, const char *path, size_t max_bytes, size_t max_line,
 		   char *err, size_t errlen);
 
+/* The same checks on len bytes at data (a copy is made), named name in
+ * messages: for parsers fed from memory (fuzzing, tests). */
+int textfile__from_buffer(struct textfile *t, const char *name, const void *data, size_t len,
+			  size_t max_bytes, size_t max_line, char *err, size_t errlen);
+
 /* Returns the next line without its "\n" or trailing "\r" (t->lineno is its
  * number), or NULL after the last one. */
 char *textfile__next_line(struct textfile *t);
