@@ -357,3 +357,11 @@ def test_diff_thresholds_file_is_read_whole(two_profiles, tmp_path):
     rc, _, err = run_dynoprof_cmd("diff", "--thresholds", str(thresholds), *two_profiles,
                                   timeout=60)
     assert rc == 2 and "ENDPOINT = MIN_EFFECT" in one_error_line(err), err
+
+
+def test_report_refuses_device_output(two_profiles):
+    before = identity("/dev/full")
+    rc, _, err = run_dynoprof_cmd("report", "-q", "-i", two_profiles[0], "-o", "/dev/full",
+                                  "--format", "folded", timeout=60)
+    assert rc != 0 and "/dev/full" in one_error_line(err), (rc, err)
+    assert identity("/dev/full") == before
