@@ -22,7 +22,8 @@ REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 HELPER_SRC = os.path.join(REPO_ROOT, "tests", "unit", "fixtures", "store_crash_writer.c")
 STORE_SRC = os.path.join(REPO_ROOT, "user", "agent", "store.c")
 # What store.c links against from the rest of the tree.
-STORE_DEPS = [os.path.join(REPO_ROOT, "user", "util", "errmsg.c")]
+STORE_DEPS = [os.path.join(REPO_ROOT, "user", "util", "errmsg.c"),
+              os.path.join(REPO_ROOT, "user", "util", "outfile.c")]
 RUNS = 12
 MAX_BYTES = 3 << 20
 

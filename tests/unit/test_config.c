@@ -11,10 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include <cmocka.h>
 
 #include "agent/config.h"
+#include "util/textfile.h"
 
 /* Writes text to a fresh temporary file; path gets its name. */
 static void write_temp(char *path, size_t len, const char *text)
@@ -24,6 +26,16 @@ static void write_temp(char *path, size_t len, const char *text)
 	assert_true(fd >= 0);
 	size_t n = strlen(text);
 	assert_int_equal(write(fd, text, n), (ssize_t)n);
+	close(fd);
+}
+
+/* Writes n bytes (NULs allowed) to a fresh temporary file; path gets its name. */
+static void write_temp_bytes(char *path, size_t len, const char *data, size_t n)
+{
+	snprintf(path, len, "/tmp/test_config.XXXXXX");
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, data, n), (ssize_t)n);
 	close(fd);
 }
 
@@ -333,6 +345,252 @@ static void test_load_errors(void **state)
 	assert_non_null(strstr(err, "/nonexistent/dynoprof.conf"));
 }
 
+
+/* Loads n bytes expecting error want, "PATH:LINE: " (line > 0) or "PATH: "
+ * (line 0) and needle in the message, and c exactly as it was. */
+static void load_bad_bytes(const char *data, size_t n, int want, int line, const char *needle)
+{
+	char path[64], err[512] = "", prefix[96];
+	struct agent_config c, before;
+	write_temp_bytes(path, sizeof(path), data, n);
+	agent_config__defaults(&c);
+	c.frequency_hz = 77; /* not a default: a failed load must not reset it */
+	before = c;
+	int e = agent_config__load(&c, path, err, sizeof(err));
+	unlink(path);
+	if (e != want)
+		fail_msg("expected %d, got %d (%s)", want, e, err);
+	if (line)
+		snprintf(prefix, sizeof(prefix), "%s:%d: ", path, line);
+	else
+		snprintf(prefix, sizeof(prefix), "%s: ", path);
+	if (strncmp(err, prefix, strlen(prefix)) != 0)
+		fail_msg("message '%s' does not start with '%s'", err, prefix);
+	if (!strstr(err, needle))
+		fail_msg("message '%s' does not mention '%s'", err, needle);
+	if (memcmp(&c, &before, sizeof(c)) != 0)
+		fail_msg("a refused file (%s) changed the config", err);
+}
+
+/* A comment longer than any old line buffer stays one comment: its tail is
+ * never read as a setting of its own. */
+static void test_load_long_lines(void **state)
+{
+	(void)state;
+	char path[64], err[512] = "";
+	/* Padded with spaces, so that 1,023-byte pieces of it are blank lines
+	 * and the last one is exactly the setting: what an fgets() into 1,024
+	 * bytes took as live. */
+	size_t n = 5 * 1023;
+	char *text = malloc(n + 200);
+	assert_non_null(text);
+	memset(text, ' ', n);
+	memcpy(text, "# old: ", 7);
+	strcpy(text + n, "listen_remote = true\nwindow = 5\n");
+	write_temp(path, sizeof(path), text);
+	struct agent_config c;
+	agent_config__defaults(&c);
+	int e = agent_config__load(&c, path, err, sizeof(err));
+	unlink(path);
+	if (e)
+		fail_msg("load: %d %s", e, err);
+	assert_false(c.listen_remote);
+	assert_true(c.window_s == 5);
+
+	/* A long value is taken whole: too long for its field, refused on its line. */
+	n = 5000;
+	memset(text, 'x', n);
+	memcpy(text, "window = 5\nendpoint_from = frame=", 33);
+	strcpy(text + n, "\n");
+	load_bad_bytes(text, strlen(text), -EINVAL, 2, "endpoint_from");
+
+	/* A line past the limit is refused with its number, not split. */
+	free(text);
+	n = AGENT_CONFIG_MAX_LINE + 10;
+	text = malloc(n + 64);
+	assert_non_null(text);
+	strcpy(text, "window = 5\n\n#");
+	memset(text + 13, 'y', n);
+	strcpy(text + 13 + n, "\nlisten_remote = true\n");
+	load_bad_bytes(text, strlen(text), -EFBIG, 3, "longer than");
+	free(text);
+
+	/* A file past the size limit is refused before it is read. */
+	n = AGENT_CONFIG_MAX_BYTES + 1;
+	text = malloc(n);
+	assert_non_null(text);
+	memset(text, '\n', n);
+	load_bad_bytes(text, n, -EFBIG, 0, "larger than");
+	free(text);
+}
+
+static void test_load_binary(void **state)
+{
+	(void)state;
+	static const char nul_value[] = "frequency = 50\0junk\n";
+	load_bad_bytes(nul_value, sizeof(nul_value) - 1, -EINVAL, 1, "NUL byte");
+	static const char nul_later[] = "# ok\nwindow = 5\n\0\0\0\0";
+	load_bad_bytes(nul_later, sizeof(nul_later) - 1, -EINVAL, 3, "NUL byte");
+	char zeros[4096] = { 0 };
+	load_bad_bytes(zeros, sizeof(zeros), -EINVAL, 1, "not a text file");
+	static const char bom[] = "\xef\xbb\xbfwindow = 5\n";
+	load_bad_bytes(bom, sizeof(bom) - 1, -EINVAL, 1, "byte-order mark");
+	static const char esc[] = "window = 5\nlisten_remote = false\x1b[2K\n";
+	load_bad_bytes(esc, sizeof(esc) - 1, -EINVAL, 2, "control character");
+	/* A bare CR hides what comes before it on a terminal. */
+	static const char cr[] = "listen_remote = true #\r# nothing here\n";
+	load_bad_bytes(cr, sizeof(cr) - 1, -EINVAL, 1, "control character");
+	/* CRLF line ends are fine. */
+	char path[64], err[512] = "";
+	write_temp(path, sizeof(path), "window = 7\r\nkernel = false\r\n");
+	struct agent_config c;
+	agent_config__defaults(&c);
+	int e = agent_config__load(&c, path, err, sizeof(err));
+	unlink(path);
+	if (e)
+		fail_msg("CRLF: %d %s", e, err);
+	assert_true(c.window_s == 7);
+	assert_false(c.kernel);
+}
+
+static void test_load_trailing_junk(void **state)
+{
+	(void)state;
+	const char *bad[] = {
+		"frequency = 50 junk\n", "frequency = 50junk\n", "frequency = +50\n",
+		"frequency = 0x10\n", "frequency = 5 0\n", "window = 5s\n",
+		"window = 1e1\n", "retention_size = 1e9\n", "retention_age = 7d junk\n",
+		"retention_age = 0x10d\n", "listen_remote = true false\n",
+		"listen_remote = true # ok\nkernel = false true\n",
+		"deploy_check_confidence = 0.99x\n", "deploy_check_min_effect = 1.2.3\n",
+		"deploy_check_min_effect = 0.05 0.1\n", "max_query_range = inf\n",
+		"listen = 127.0.0.1:9464 x\n", "listen = 127.0.0.1:+80\n",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int line = strchr(bad[i], '\n')[1] ? 2 : 1;
+		load_bad_bytes(bad[i], strlen(bad[i]), -EINVAL, line, "bad value");
+	}
+	/* A key said twice is refused: which one would win is not obvious. */
+	static const char twice[] = "listen_remote = false\nwindow = 5\nlisten_remote = true\n";
+	load_bad_bytes(twice, sizeof(twice) - 1, -EINVAL, 3, "already set on line 1");
+	/* An unknown key is shown with its invisible bytes. */
+	static const char odd[] = "window\xc2\xa0= 5\n";
+	load_bad_bytes(odd, sizeof(odd) - 1, -ENOENT, 1, "window\\xc2\\xa0");
+}
+
+static void test_load_not_a_file(void **state)
+{
+	(void)state;
+	struct agent_config c, before;
+	char dir[64] = "/tmp/test_config_dir.XXXXXX", path[96], err[512];
+	assert_non_null(mkdtemp(dir));
+	agent_config__defaults(&c);
+	c.window_s = 42;
+	before = c;
+
+	assert_int_equal(agent_config__load(&c, dir, err, sizeof(err)), -EISDIR);
+	assert_non_null(strstr(err, "a directory"));
+	/* A FIFO is refused without waiting for a writer. */
+	snprintf(path, sizeof(path), "%s/fifo", dir);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	assert_int_equal(agent_config__load(&c, path, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "a FIFO"));
+	unlink(path);
+	assert_int_equal(agent_config__load(&c, "/dev/null", err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "a character device"));
+	/* Whoever could write it could make the agent listen anywhere. */
+	snprintf(path, sizeof(path), "%s/open.conf", dir);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("window = 5\n", f);
+	fclose(f);
+	assert_int_equal(chmod(path, 0666), 0);
+	assert_int_equal(agent_config__load(&c, path, err, sizeof(err)), -EPERM);
+	assert_non_null(strstr(err, "writable by every user"));
+	assert_int_equal(chmod(path, 0644), 0);
+	assert_int_equal(agent_config__load(&c, path, err, sizeof(err)), 0);
+	assert_true(c.window_s == 5);
+	c.window_s = 42;
+	unlink(path);
+	rmdir(dir);
+	assert_memory_equal(&c, &before, sizeof(c));
+}
+
+/* A file with good lines and one bad one changes nothing: what a SIGHUP
+ * reload relies on to keep every old setting. */
+static void test_load_failure_keeps_everything(void **state)
+{
+	(void)state;
+	static const char text[] = "frequency = 99\nwindow = 20\nmax_query_seconds = 60\n"
+				   "listen_remote = true\nbogus = 1\n";
+	load_bad_bytes(text, sizeof(text) - 1, -ENOENT, 5, "bogus");
+	static const char text2[] = "max_query_seconds = 60\nwindow = 0\n";
+	load_bad_bytes(text2, sizeof(text2) - 1, -EINVAL, 2, "window");
+}
+
+/* agent_config__parse: the same parser fed from memory (what a fuzzer calls). */
+static void test_parse_from_memory(void **state)
+{
+	(void)state;
+	struct agent_config c, before;
+	char err[512] = "";
+	agent_config__defaults(&c);
+	static const char good[] = "window = 3\n# c\r\nkernel = off";
+	assert_int_equal(agent_config__parse(&c, "mem", good, sizeof(good) - 1, err, sizeof(err)),
+			 0);
+	assert_true(c.window_s == 3);
+	assert_false(c.kernel);
+	before = c;
+	static const char nul[] = "window = 4\0\n";
+	assert_int_equal(agent_config__parse(&c, "mem", nul, sizeof(nul) - 1, err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "mem:1: NUL byte"));
+	assert_int_equal(agent_config__parse(&c, "mem", "", 0, err, sizeof(err)), 0);
+	assert_memory_equal(&c, &before, sizeof(c));
+}
+
+/* The config `make install` ships loads as it is (make runs the tests from the
+ * top of the tree). */
+static void test_shipped_config_loads(void **state)
+{
+	(void)state;
+	struct agent_config c;
+	char err[512] = "";
+	agent_config__defaults(&c);
+	int e = agent_config__load(&c, "scripts/agent.conf", err, sizeof(err));
+	if (e)
+		fail_msg("scripts/agent.conf: %d %s", e, err);
+	assert_false(c.listen_remote);
+}
+
+static void test_token_file(void **state)
+{
+	(void)state;
+	char path[64], err[512], tok[64];
+	static const struct { const char *data; size_t n; int want; const char *tok; } cases[] = {
+		{ "s3cret\n", 7, 0, "s3cret" },
+		{ "s3cret\r\n\n", 9, 0, "s3cret" },
+		{ "s3cret", 6, 0, "s3cret" },
+		{ "s3\0cret\n", 8, -EINVAL, NULL },   /* a NUL must not shorten it */
+		{ "s3cret\nother\n", 13, -EINVAL, NULL },
+		{ "\n\n", 2, -EINVAL, NULL },
+		{ "", 0, -EINVAL, NULL },
+		{ "0123456789012345678901234567890123456789012345678901234567890123456789\n", 71,
+		  -EFBIG, NULL },                       /* longer than the buffer: not cut */
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		write_temp_bytes(path, sizeof(path), cases[i].data, cases[i].n);
+		strcpy(tok, "unchanged");
+		int e = textfile__read_token(path, tok, sizeof(tok), err, sizeof(err));
+		unlink(path);
+		if (e != cases[i].want)
+			fail_msg("case %zu: expected %d, got %d (%s)", i, cases[i].want, e, err);
+		assert_string_equal(tok, cases[i].tok ? cases[i].tok : "unchanged");
+		if (e)
+			assert_non_null(strstr(err, path));
+	}
+}
+
 static void test_parse_duration(void **state)
 {
 	(void)state;
@@ -394,6 +652,14 @@ int main(void)
 		cmocka_unit_test(test_set_unknown_key),
 		cmocka_unit_test(test_load_file),
 		cmocka_unit_test(test_load_errors),
+		cmocka_unit_test(test_load_long_lines),
+		cmocka_unit_test(test_load_binary),
+		cmocka_unit_test(test_load_trailing_junk),
+		cmocka_unit_test(test_load_not_a_file),
+		cmocka_unit_test(test_load_failure_keeps_everything),
+		cmocka_unit_test(test_token_file),
+		cmocka_unit_test(test_shipped_config_loads),
+		cmocka_unit_test(test_parse_from_memory),
 		cmocka_unit_test(test_parse_duration),
 		cmocka_unit_test(test_parse_bytes),
 	};

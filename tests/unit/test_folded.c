@@ -363,6 +363,19 @@ static void test_malformed(void **state)
 	expect_error(long_text, "line 2: line longer than");
 	free(long_text);
 
+	/* A NUL byte is refused: it once joined two lines into one ("a;b 5c;d 7"). */
+	{
+		static const char nul[] = "x;y 1\na;b 5\0junk\nc;d 7\n";
+		struct profile *q = profile__new();
+		char qerr[128];
+		FILE *qin = fmemopen((void *)nul, sizeof(nul) - 1, "r");
+		assert_int_equal(folded__read(q, qin, NULL, qerr, sizeof(qerr)), -EINVAL);
+		if (!strstr(qerr, "line 2: NUL byte"))
+			fail_msg("error '%s' lacks 'line 2: NUL byte'", qerr);
+		fclose(qin);
+		profile__free(q);
+	}
+
 	/* A tiny error buffer is truncated, not overrun. */
 	struct profile *p = profile__new();
 	char err[8];

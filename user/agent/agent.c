@@ -26,6 +26,7 @@
 #include "tags/requests.h"
 #include "tags/tag_registry.h"
 #include "util/hashmap.h"
+#include "util/textfile.h"
 
 static volatile sig_atomic_t stop_signal;
 static volatile sig_atomic_t reload_signal;
@@ -498,21 +499,12 @@ static void declare_metrics(struct metrics *m)
 
 static int read_token(const char *path, char *out, size_t len, char *err, size_t errlen)
 {
-	FILE *f = fopen(path, "re");
-	if (!f) {
-		int e = errno;
-		snprintf(err, errlen, "cannot read token_file %s: %s", path, strerror(e));
-		return -e;
-	}
-	if (!fgets(out, (int)len, f))
-		out[0] = '\0';
-	fclose(f);
-	out[strcspn(out, "\r\n")] = '\0';
-	if (!out[0]) {
-		snprintf(err, errlen, "token_file %s is empty", path);
-		return -EINVAL;
-	}
-	return 0;
+	/* Whole-file checks: a NUL or a second line must not shorten the token. */
+	char msg[400];
+	int e = textfile__read_token(path, out, len, msg, sizeof(msg));
+	if (e)
+		snprintf(err, errlen, "token_file %s", msg);
+	return e;
 }
 
 /* Applies a reloaded config: what can change at run time does; the rest is
@@ -527,8 +519,11 @@ static void reload(struct agent *a, const char *config_path,
 		fprintf(stderr, "dynoprof agent: reload failed, keeping the old settings: %s\n", err);
 		return;
 	}
-	if (apply_flags && apply_flags(&c, flags_ctx))
+	if (apply_flags && apply_flags(&c, flags_ctx)) {
+		fprintf(stderr, "dynoprof agent: reload failed, keeping the old settings: a flag "
+			"does not apply over %s\n", config_path ? config_path : "the defaults");
 		return;
+	}
 	pthread_mutex_lock(&a->st.lock);
 	struct agent_config old = a->st.config;
 	a->st.config.max_query_s = c.max_query_s;

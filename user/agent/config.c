@@ -6,6 +6,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+
+#include "util/textfile.h"
 
 /* The keys, their defaults and meanings: the one list --help and the parser share. */
 static const struct {
@@ -52,12 +55,28 @@ void agent_config__defaults(struct agent_config *c)
 		agent_config__set(c, keys[i].key, keys[i].def, err, sizeof(err));
 }
 
+/* Parses a plain decimal number ("12", "0.5") at the start of text: no sign,
+ * space, exponent, hex, inf or nan, so that what a value means is what it
+ * looks like. *end gets the first byte after it. */
+static int parse_decimal(const char *text, double *v, const char **end)
+{
+	size_t n = strspn(text, "0123456789.");
+	char *e;
+	if (!n)
+		return -EINVAL;
+	errno = 0;
+	*v = strtod(text, &e);
+	if (errno || e != text + n || !isfinite(*v))
+		return -EINVAL;
+	*end = e;
+	return 0;
+}
+
 int parse_duration_s(const char *text, int64_t *seconds)
 {
-	char *end;
-	errno = 0;
-	double v = strtod(text, &end);
-	if (errno || end == text || !isfinite(v) || v < 0)
+	const char *end;
+	double v;
+	if (parse_decimal(text, &v, &end))
 		return -EINVAL;
 	double mult = 1;
 	if (!strcmp(end, "s") || !*end)
@@ -78,10 +97,9 @@ int parse_duration_s(const char *text, int64_t *seconds)
 
 int parse_bytes(const char *text, int64_t *bytes)
 {
-	char *end;
-	errno = 0;
-	double v = strtod(text, &end);
-	if (errno || end == text || !isfinite(v) || v < 0)
+	const char *end;
+	double v;
+	if (parse_decimal(text, &v, &end))
 		return -EINVAL;
 	static const struct { const char *suffix; double mult; } units[] = {
 		{ "", 1 }, { "B", 1 }, { "KiB", 1024.0 }, { "MiB", 1048576.0 },
@@ -108,9 +126,12 @@ static int parse_bool(const char *v, bool *out)
 	return 0;
 }
 
+/* Digits only: strtoul alone would take a sign, leading space or "0x". */
 static int parse_uint(const char *v, unsigned lo, unsigned hi, unsigned *out)
 {
 	char *end;
+	if (!*v || v[strspn(v, "0123456789")])
+		return -EINVAL;
 	errno = 0;
 	unsigned long n = strtoul(v, &end, 10);
 	if (errno || end == v || *end || n < lo || n > hi)
@@ -221,23 +242,29 @@ int agent_config__set(struct agent_config *c, const char *key, const char *value
 		if (!e)
 			c->deploy_check_s = (double)n;
 	} else if (!strcmp(key, "deploy_check_min_effect")) {
-		char *end;
-		double v = strtod(value, &end);
-		e = *end || end == value || !(v > 0 && v < 10) ? -EINVAL : 0;
+		const char *end = value;
+		double v = 0;
+		e = parse_decimal(value, &v, &end) || *end || !(v > 0 && v < 10) ? -EINVAL : 0;
 		if (!e)
 			c->deploy_min_effect = v;
 	} else if (!strcmp(key, "deploy_check_confidence")) {
-		char *end;
-		double v = strtod(value, &end);
-		e = *end || end == value || !(v >= 0.5 && v <= 0.9999) ? -EINVAL : 0;
+		const char *end = value;
+		double v = 0;
+		e = parse_decimal(value, &v, &end) || *end || !(v >= 0.5 && v <= 0.9999) ? -EINVAL
+											  : 0;
 		if (!e)
 			c->deploy_confidence = v;
 	} else {
-		snprintf(err, errlen, "unknown key '%s' (see `dynoprof agent --help`)", key);
+		char shown[160];
+		snprintf(err, errlen, "unknown key '%s' (see `dynoprof agent --help`)",
+			 textfile__escape(key, shown, sizeof(shown)));
 		return -ENOENT;
 	}
-	if (e)
-		snprintf(err, errlen, "bad value '%s' for %s", value, key);
+	if (e) {
+		char shown[160];
+		snprintf(err, errlen, "bad value '%s' for %s",
+			 textfile__escape(value, shown, sizeof(shown)), key);
+	}
 	return e ? -EINVAL : 0;
 }
 
@@ -251,18 +278,26 @@ static char *trim(char *s)
 	return s;
 }
 
-int agent_config__load(struct agent_config *c, const char *path, char *err, size_t errlen)
+/* Index of key in keys[], or -1. */
+static int key_index(const char *key)
 {
-	FILE *f = fopen(path, "re");
-	char line[1024], msg[256];
-	int lineno = 0;
-	if (!f) {
-		int e = errno;
-		snprintf(err, errlen, "%s: %s", path, strerror(e));
-		return -e;
-	}
-	while (fgets(line, sizeof(line), f)) {
-		lineno++;
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (!strcmp(keys[i].key, key))
+			return (int)i;
+	return -1;
+}
+
+/* Applies t's lines over c; c changes only if every line is good. */
+static int parse_lines(struct agent_config *c, struct textfile *t, const char *name, char *err,
+		       size_t errlen)
+{
+	struct agent_config next = *c;
+	int seen_on[sizeof(keys) / sizeof(keys[0])] = { 0 };
+	char msg[256];
+	char *line;
+	int e;
+
+	while ((line = textfile__next_line(t))) {
 		char *hash = strchr(line, '#');
 		if (hash)
 			*hash = '\0';
@@ -271,18 +306,59 @@ int agent_config__load(struct agent_config *c, const char *path, char *err, size
 			continue;
 		char *eq = strchr(s, '=');
 		if (!eq) {
-			snprintf(err, errlen, "%s:%d: expected `key = value`", path, lineno);
-			fclose(f);
+			snprintf(err, errlen, "%s:%d: expected `key = value`", name, t->lineno);
 			return -EINVAL;
 		}
 		*eq = '\0';
-		int e = agent_config__set(c, trim(s), trim(eq + 1), msg, sizeof(msg));
+		const char *key = trim(s);
+		int k = key_index(key);
+		if (k >= 0 && seen_on[k]) {
+			snprintf(err, errlen, "%s:%d: %s is already set on line %d (say it once)",
+				 name, t->lineno, key, seen_on[k]);
+			return -EINVAL;
+		}
+		e = agent_config__set(&next, key, trim(eq + 1), msg, sizeof(msg));
 		if (e) {
-			snprintf(err, errlen, "%s:%d: %s", path, lineno, msg);
-			fclose(f);
+			snprintf(err, errlen, "%s:%d: %s", name, t->lineno, msg);
 			return e;
 		}
+		if (k >= 0)
+			seen_on[k] = t->lineno;
 	}
-	fclose(f);
+	*c = next;
 	return 0;
+}
+
+int agent_config__parse(struct agent_config *c, const char *name, const void *data, size_t len,
+			char *err, size_t errlen)
+{
+	struct textfile t;
+	int e = textfile__from_buffer(&t, name, data, len, AGENT_CONFIG_MAX_BYTES,
+				      AGENT_CONFIG_MAX_LINE, err, errlen);
+	if (e)
+		return e;
+	e = parse_lines(c, &t, name, err, errlen);
+	textfile__free(&t);
+	return e;
+}
+
+int agent_config__load(struct agent_config *c, const char *path, char *err, size_t errlen)
+{
+	struct textfile t;
+	struct stat st;
+	int e;
+
+	e = textfile__read(&t, path, AGENT_CONFIG_MAX_BYTES, AGENT_CONFIG_MAX_LINE, err, errlen);
+	if (e)
+		return e;
+	/* Whoever can write the file can make the agent listen anywhere. */
+	if (!stat(path, &st) && (st.st_mode & S_IWOTH)) {
+		snprintf(err, errlen, "%s: writable by every user: refused (chmod o-w %s)", path,
+			 path);
+		e = -EPERM;
+	} else {
+		e = parse_lines(c, &t, path, err, errlen);
+	}
+	textfile__free(&t);
+	return e;
 }

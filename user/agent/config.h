@@ -1,8 +1,12 @@
 /* config.h - `dynoprof agent` settings: defaults, a config file, and flags.
  *
  * File format: one `key = value` per line; `#` starts a comment; blank lines
- * ignored; unknown keys and bad values are errors (with the line number), so
- * a typo never silently keeps a default. Flags given on the command line win
+ * ignored; unknown keys, bad values (a value is taken whole or refused) and a
+ * key given twice are errors (with the line number), so a typo never silently
+ * keeps a default. The file is read whole (util/textfile.h): lines of any
+ * length up to AGENT_CONFIG_MAX_LINE, never split; NUL bytes, control
+ * characters, a byte-order mark, a file that is not regular or is writable by
+ * every user are refused. Flags given on the command line win
  * over the file, also after a SIGHUP reload. Every key is listed, with its
  * default, by agent_config__describe() (used by --help and README).
  */
@@ -13,6 +17,10 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+
+/* Limits of a config file: far above any real one, refused when exceeded. */
+#define AGENT_CONFIG_MAX_BYTES (1 << 20)
+#define AGENT_CONFIG_MAX_LINE 65536
 
 struct agent_config {
 	char listen_address[64];   /* listen: address part (default 127.0.0.1) */
@@ -47,8 +55,15 @@ void agent_config__defaults(struct agent_config *c);
 int agent_config__set(struct agent_config *c, const char *key, const char *value, char *err,
 		      size_t errlen);
 
-/* Reads a config file over c. Returns 0 or -errno with "FILE:LINE: message". */
+/* Reads a config file over c: keys it sets change, the others keep their
+ * values; on any error c is left exactly as it was. Returns 0 or -errno with
+ * "FILE:LINE: message" (or "FILE: message"). */
 int agent_config__load(struct agent_config *c, const char *path, char *err, size_t errlen);
+
+/* The same for len bytes of config text at data, named name in messages
+ * (for fuzzing and tests: no file checks). */
+int agent_config__parse(struct agent_config *c, const char *name, const void *data, size_t len,
+			char *err, size_t errlen);
 
 /* Prints every key with its default and meaning. */
 void agent_config__describe(FILE *out);

@@ -43,6 +43,7 @@
 
 #include "agent/store.h"
 #include "util/errmsg.h"
+#include "util/outfile.h"
 
 #define STORE_SCHEMA_VERSION 1
 #define STORE_APPLICATION_ID 0x44594e50 /* "DYNP": tells our files from other SQLite files */
@@ -501,7 +502,16 @@ struct store *store__open(const char *path, const struct store_opts *opts, char 
 	 * which copy its mode) is private to the owner. Opening it here also
 	 * gives plain messages for the usual failures (EACCES, ENOENT, EISDIR). */
 	{
-		int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		/* Only a regular file (never /dev/null: SQLite would create
+		 * /dev/null-journal), reached through no link another user could
+		 * have planted, in a directory only root or we can change (SQLite
+		 * creates PATH-wal, -shm and -journal there by name). */
+		ret = outfile__check(path, OUTFILE_PRIVATE_DIR, err, errlen);
+		if (ret) {
+			errno = -ret;
+			return NULL;
+		}
+		int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, 0600);
 
 		if (fd < 0) {
 			ret = errno;

@@ -93,14 +93,20 @@ static int choose_event(struct sampler *s, const struct sampler_opts *opts, int 
 	return 0;
 }
 
+/* CPU numbers at or above this are not a CPU list (the kernel's NR_CPUS is at
+ * most 8192). */
+#define MAX_CPU_ID 65536
+
 /* Parses a CPU list like "0-3,5" (sysfs format) into a bool array. */
 static int read_online_cpus(bool **mask_out, int *n_out)
 {
 	FILE *f = fopen("/sys/devices/system/cpu/online", "re");
-	char buf[1024];
+	char *buf = NULL; /* whole line: a sparse list of many CPUs is long */
+	size_t cap = 0;
 	if (!f)
 		return -errno;
-	if (!fgets(buf, sizeof(buf), f)) {
+	if (getline(&buf, &cap, f) < 0) {
+		free(buf);
 		fclose(f);
 		return -EINVAL;
 	}
@@ -118,9 +124,12 @@ static int read_online_cpus(bool **mask_out, int *n_out)
 			if (end == p || b < a)
 				goto bad;
 		}
+		if (b >= MAX_CPU_ID)
+			goto bad;
 		if (b >= n) {
 			bool *m = realloc(mask, (size_t)(b + 1) * sizeof(bool));
 			if (!m) {
+				free(buf);
 				free(mask);
 				return -ENOMEM;
 			}
@@ -134,10 +143,12 @@ static int read_online_cpus(bool **mask_out, int *n_out)
 		if (*p == ',')
 			p++;
 	}
+	free(buf);
 	*mask_out = mask;
 	*n_out = n;
 	return 0;
 bad:
+	free(buf);
 	free(mask);
 	return -EINVAL;
 }

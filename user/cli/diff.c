@@ -20,10 +20,15 @@
 #include "profile/profile.h"
 #include "profile/transform.h"
 #include "util/http_get.h"
+#include "util/outfile.h"
 #include "util/strbuf.h"
+#include "util/textfile.h"
 
 #define MAX_SELECT 16
 #define MAX_THRESHOLDS 256
+/* A thresholds file: MAX_THRESHOLDS short lines; far larger is not one. */
+#define THRESHOLDS_MAX_BYTES (1 << 20)
+#define THRESHOLDS_MAX_LINE 65536
 #define AGENT_MAX_BYTES (512u << 20)
 
 static void diff_usage(FILE *out)
@@ -141,16 +146,16 @@ static struct profile *load_side(const char *what, const char *agent, const char
 static int load_thresholds(const char *path, struct diff_threshold *t, size_t *n,
 			   char (*names)[256])
 {
-	FILE *f = fopen(path, "re");
-	char line[512];
-	int lineno = 0;
-	if (!f) {
-		cli_error("cannot read %s: %s", path, strerror(errno));
-		return -errno;
+	struct textfile tf;
+	char msg[512];
+	char *line;
+	if (textfile__read(&tf, path, THRESHOLDS_MAX_BYTES, THRESHOLDS_MAX_LINE, msg,
+			   sizeof(msg))) {
+		cli_error("cannot read %s", msg);
+		return -EINVAL;
 	}
 	*n = 0;
-	while (fgets(line, sizeof(line), f)) {
-		lineno++;
+	while ((line = textfile__next_line(&tf))) {
 		char *hash = strchr(line, '#');
 		if (hash)
 			*hash = '\0';
@@ -158,14 +163,17 @@ static int load_thresholds(const char *path, struct diff_threshold *t, size_t *n
 		char *s = line;
 		while (*s == ' ' || *s == '\t')
 			s++;
-		if (!*s || *s == '\n')
+		if (!*s)
 			continue;
-		char *end;
+		char *end = NULL;
 		double v = eq ? strtod(eq + 1, &end) : -1;
-		if (!eq || v <= 0 || v >= 10 || *n >= MAX_THRESHOLDS) {
+		while (end && (*end == ' ' || *end == '\t'))
+			end++;
+		if (!eq || (end && *end) || !(v > 0 && v < 10) || *n >= MAX_THRESHOLDS ||
+		    (size_t)(eq - s) >= 256) {
 			cli_error("%s:%d: expected `ENDPOINT = MIN_EFFECT` (e.g. /checkout = 0.05)",
-				  path, lineno);
-			fclose(f);
+				  path, tf.lineno);
+			textfile__free(&tf);
 			return -EINVAL;
 		}
 		*eq = '\0';
@@ -177,7 +185,7 @@ static int load_thresholds(const char *path, struct diff_threshold *t, size_t *n
 		t[*n].min_effect = v;
 		(*n)++;
 	}
-	fclose(f);
+	textfile__free(&tf);
 	return 0;
 }
 
@@ -415,15 +423,20 @@ int cmd_diff(int argc, char **argv)
 		return 2;
 	}
 	if (token_file) {
-		FILE *f = fopen(token_file, "re");
-		if (!f || !fgets(token, sizeof(token), f)) {
-			cli_error("cannot read --token-file %s", token_file);
-			if (f)
-				fclose(f);
+		char msg[512];
+		if (textfile__read_token(token_file, token, sizeof(token), msg, sizeof(msg))) {
+			cli_error("cannot read --token-file %s", msg);
 			return 2;
 		}
-		fclose(f);
-		token[strcspn(token, "\r\n")] = '\0';
+	}
+	/* Outputs are checked before the (maybe remote) inputs are read. */
+	for (int i = 0; i < 2; i++) {
+		const char *out_path = i ? svg : json;
+		char msg[512];
+		if (out_path && strcmp(out_path, "-") && outfile__check(out_path, 0, msg, sizeof(msg))) {
+			cli_error("%s", msg);
+			return 2;
+		}
 	}
 	base = load_side(argv[optind], agent, token, base_sel, nbase_sel);
 	cur = base ? load_side(argv[optind + 1], agent, token, new_sel, nnew_sel) : NULL;
@@ -443,12 +456,18 @@ int cmd_diff(int argc, char **argv)
 	if (!quiet && !json_stdout)
 		print_table(&result, stdout);
 	if (json) {
-		FILE *f = json_stdout ? stdout : fopen(json, "we");
-		e = f ? write_json(&result, o.confidence ? o.confidence : 0.95, f) : -errno;
-		if (f && f != stdout && fclose(f) && !e)
-			e = -errno;
+		char werr[512];
+		struct outfile *of = outfile__open(json, werr, sizeof(werr));
+		e = of ? write_json(&result, o.confidence ? o.confidence : 0.95,
+				    outfile__stream(of)) : -errno;
+		if (of && e) {
+			outfile__abort(of);
+			snprintf(werr, sizeof(werr), "cannot write %s: %s", json, strerror(-e));
+		} else if (of) {
+			e = outfile__commit(of, werr, sizeof(werr));
+		}
 		if (e) {
-			cli_error("cannot write %s: %s", json, strerror(-e));
+			cli_error("%s", werr);
 			goto out;
 		}
 	}
@@ -463,14 +482,17 @@ int cmd_diff(int argc, char **argv)
 				       .subtitle = "red: significantly more; blue: less; grey: no "
 						   "significant change",
 				       .fill = diff_fill, .fill_ctx = m };
-		FILE *f = fopen(svg, "we");
-		e = f ? svg__write(cur, f, &so) : -errno;
-		if (f && fclose(f) && !e)
-			e = -errno;
+		struct outfile *of = outfile__open(svg, err, sizeof(err));
+		e = of ? svg__write(cur, outfile__stream(of), &so) : -errno;
+		if (of && e) {
+			outfile__abort(of);
+			snprintf(err, sizeof(err), "cannot write %s: %s", svg, strerror(-e));
+		} else if (of) {
+			e = outfile__commit(of, err, sizeof(err));
+		}
 		diff_function_map__free(m);
 		if (e) {
-			snprintf(err, sizeof(err), "%s", strerror(-e));
-			cli_error("cannot write %s: %s", svg, err);
+			cli_error("%s", err);
 			goto out;
 		}
 	}

@@ -30,6 +30,7 @@
 #include "tags/endpoint_rule.h"
 #include "tags/requests.h"
 #include "tags/tag_registry.h"
+#include "util/outfile.h"
 
 #define DEFAULT_FREQ_HZ 99
 #define MAX_GROUP_KEYS 8
@@ -159,7 +160,9 @@ static void record_usage(FILE *out)
 "the native frames of C extensions they call and the kernel's.\n"
 "\n"
 "output:\n"
-"  -o, --output FILE       where to write (default %s; - for stdout)\n"
+"  -o, --output FILE       where to write (default %s; - for stdout): a regular\n"
+"                          file, replaced whole (devices, FIFOs and links other\n"
+"                          users could have planted are refused)\n"
 "      --format FORMAT     svg | folded | pprof | speedscope (default: from the\n"
 "                          extension: .svg .folded/.collapsed/.txt .pb.gz/.pprof\n"
 "                          .json)\n"
@@ -616,6 +619,12 @@ int cmd_record(int argc, char **argv)
 		rc = 2;
 		goto out;
 	}
+	if (a.counts_path && strcmp(a.counts_path, "-") &&
+	    outfile__check(a.counts_path, 0, err, sizeof(err))) {
+		cli_error("%s", err);
+		rc = 2;
+		goto out;
+	}
 
 	struct sigaction sa = { .sa_handler = on_stop_signal };
 	sigemptyset(&sa.sa_mask);
@@ -875,12 +884,18 @@ int cmd_record(int argc, char **argv)
 		units.reason = cc->reason;
 	}
 	if (counts && a.counts_path) {
-		FILE *cf = strcmp(a.counts_path, "-") ? fopen(a.counts_path, "we") : stdout;
-		e = cf ? counts_table__write_json(counts, result, &units, cf) : -errno;
-		if (cf && cf != stdout && fclose(cf) && !e)
-			e = -errno;
+		struct outfile *cf = outfile__open(a.counts_path, err, sizeof(err));
+		e = cf ? counts_table__write_json(counts, result, &units, outfile__stream(cf))
+		       : -errno;
+		if (cf && e) {
+			outfile__abort(cf);
+			snprintf(err, sizeof(err), "cannot write counts to %s: %s", a.counts_path,
+				 strerror(-e));
+		} else if (cf) {
+			e = outfile__commit(cf, err, sizeof(err));
+		}
 		if (e) {
-			cli_error("cannot write counts to %s: %s", a.counts_path, strerror(-e));
+			cli_error("%s", err);
 			goto out;
 		}
 	}

@@ -281,29 +281,37 @@ static int reader_fail(struct folded_reader *r, const char *fmt, ...)
 }
 
 /* Reads one line (without its line break) into line. Returns 1 for a line,
- * 0 at end of input, -EIO, -E2BIG past FOLDED_MAX_LINE, or -ENOMEM. */
+ * 0 at end of input, -EIO, -E2BIG past FOLDED_MAX_LINE, -EILSEQ at a NUL byte
+ * (fgets() cannot tell one from the end of its buffer: "a 5\0x\nb 7" read as
+ * one line "a 5b 7"), or -ENOMEM. */
 static int read_line(FILE *in, struct strbuf *line)
 {
 	char chunk[4096];
-	int got = 0;
+	size_t n = 0;
+	int got = 0, c;
 
 	strbuf__reset(line);
-	while (fgets(chunk, sizeof(chunk), in)) {
-		size_t n = strlen(chunk);
+	while ((c = getc_unlocked(in)) != EOF) {
 		got = 1;
-		int done = n && chunk[n - 1] == '\n';
-		if (done)
-			n--;
-		if (line->len + n > FOLDED_MAX_LINE)
-			return -E2BIG;
-		strbuf__append(line, chunk, n);
-		if (strbuf__error(line))
-			return -ENOMEM;
-		if (done)
+		if (c == '\n')
 			break;
+		if (c == '\0')
+			return -EILSEQ;
+		chunk[n++] = (char)c;
+		if (n == sizeof(chunk) || line->len + n > FOLDED_MAX_LINE) {
+			if (line->len + n > FOLDED_MAX_LINE)
+				return -E2BIG;
+			strbuf__append(line, chunk, n);
+			n = 0;
+			if (strbuf__error(line))
+				return -ENOMEM;
+		}
 	}
 	if (ferror(in))
 		return -EIO;
+	strbuf__append(line, chunk, n);
+	if (strbuf__error(line))
+		return -ENOMEM;
 	if (got && line->len && line->data[line->len - 1] == '\r')
 		line->data[--line->len] = '\0';
 	return got;
@@ -551,6 +559,10 @@ int folded__read(struct profile *p, FILE *in, const struct folded_read_opts *opt
 		ret = read_line(in, &line);
 		if (ret == -E2BIG) {
 			ret = reader_fail(&r, "line longer than %u bytes", FOLDED_MAX_LINE);
+			break;
+		}
+		if (ret == -EILSEQ) {
+			ret = reader_fail(&r, "NUL byte: not folded text");
 			break;
 		}
 		if (ret <= 0)

@@ -12,6 +12,7 @@
 #include "formats/speedscope.h"
 #include "formats/svg.h"
 #include "profile/transform.h"
+#include "util/outfile.h"
 
 int output__weight_index(const struct profile *p, const char *name, size_t *index, char *err,
 			 size_t errlen)
@@ -30,25 +31,9 @@ int output__weight_index(const struct profile *p, const char *name, size_t *inde
 	return -ENOENT;
 }
 
-static void tmp_path(char *buf, size_t len, const char *path)
-{
-	snprintf(buf, len, "%s.tmp.%d", path, (int)getpid());
-}
-
 int output__check_writable(const char *path, char *err, size_t errlen)
 {
-	char tmp[4096];
-	tmp_path(tmp, sizeof(tmp), path);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		int e = errno;
-		snprintf(err, errlen, "cannot write %s: %s (choose another path with -o)", path,
-			 strerror(e));
-		return -e;
-	}
-	close(fd);
-	unlink(tmp);
-	return 0;
+	return outfile__check(path, 0, err, errlen);
 }
 
 static int write_format(const struct profile *p, FILE *f, enum output_format fmt,
@@ -88,41 +73,23 @@ int output__write(const struct profile *p, const char *path, enum output_format 
 		  const struct output_opts *opts, char *err, size_t errlen)
 {
 	struct output_opts defaults = { 0 };
-	char tmp[4096];
+	struct outfile *out;
 	int e;
 
 	if (!opts)
 		opts = &defaults;
-	if (strcmp(path, "-") == 0) {
-		e = write_format(p, stdout, fmt, opts);
-		if (!e && fflush(stdout))
-			e = -errno;
-		if (e)
-			snprintf(err, errlen, "writing %s to stdout failed: %s", format__name(fmt),
-				 strerror(-e));
-		return e;
-	}
-	tmp_path(tmp, sizeof(tmp), path);
-	FILE *f = fopen(tmp, "we");
-	if (!f) {
-		e = -errno;
-		snprintf(err, errlen, "cannot write %s: %s (choose another path with -o)", path,
-			 strerror(-e));
-		return e;
-	}
-	e = write_format(p, f, fmt, opts);
-	if (fflush(f) && !e)
-		e = -errno;
-	if (fclose(f) && !e)
-		e = -errno;
-	if (!e && rename(tmp, path))
-		e = -errno;
+	out = outfile__open(path, err, errlen);
+	if (!out)
+		return -errno;
+	e = write_format(p, outfile__stream(out), fmt, opts);
 	if (e) {
-		unlink(tmp);
-		snprintf(err, errlen, "writing %s (%s) failed: %s", path, format__name(fmt),
+		outfile__abort(out);
+		snprintf(err, errlen, "writing %s (%s) failed: %s",
+			 strcmp(path, "-") ? path : "standard output", format__name(fmt),
 			 strerror(-e));
+		return e;
 	}
-	return e;
+	return outfile__commit(out, err, errlen);
 }
 
 /* Peeks at the start of f (restored for the reader): folded text is UTF-8

@@ -1,8 +1,10 @@
 /* output.h - writes a profile to a file in any output format, and reads a
  * profile file of any readable format (folded or pprof, detected by content).
  *
- * Files are written atomically: to "PATH.tmp.PID", then renamed over PATH, so
- * a reader (or a crash) never sees a half-written profile.
+ * Files are written with util/outfile.h: only to a regular file (devices,
+ * FIFOs, sockets, directories and links others could have planted are
+ * refused), through a fresh temporary file renamed over PATH, so a reader (or
+ * a crash) never sees a half-written profile. "-" is standard output.
  */
 #ifndef DYNOPROF_OUTPUT_H
 #define DYNOPROF_OUTPUT_H
@@ -28,7 +30,8 @@ struct output_opts {
 int output__weight_index(const struct profile *p, const char *name, size_t *index, char *err,
 			 size_t errlen);
 
-/* Checks, before a capture starts, that path can be created and written.
+/* Checks, before a capture starts, that path can be created and written
+ * under the util/outfile.h policy.
  * Returns 0 or -errno with a message in err. */
 int output__check_writable(const char *path, char *err, size_t errlen);
 
