@@ -389,6 +389,12 @@ static void handle_groups(void *ctx, const struct http_query *q, struct http_res
 	}
 	const char *by = http_query__get(q, "by");
 	char bybuf[128];
+	/* Refused, not cut: a cut list would pass whatever the cut left. */
+	if (by && strlen(by) >= sizeof(bybuf)) {
+		http_response__error(r, 400, "by is too long (at most %zu bytes): a list of "
+				     "service, commit, endpoint", sizeof(bybuf) - 1);
+		return;
+	}
 	snprintf(bybuf, sizeof(bybuf), "%s", by ? by : "endpoint");
 	char *save = NULL;
 	for (char *tok = strtok_r(bybuf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
