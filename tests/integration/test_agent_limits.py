@@ -294,3 +294,30 @@ def test_full_disk_degrades_health_and_recovers(tmp_path, small_disk):
         assert "flushed the open window" not in agent.stderr
     finally:
         agent.close()
+
+
+# ---- parameters ----
+
+def test_parameters_are_refused_not_guessed(agents):
+    """Over-long and repeated parameters are 400s, and error bodies quote
+    decoded input with its control bytes escaped."""
+    agent = agents()
+    # 127 bytes of a valid list, then junk: cutting at 127 would hide the junk.
+    by = "endpoint" + "," * 119 + "bogus"
+    status, body = agent.get("/api/v1/groups?by=" + by)
+    assert status == 400, (status, body)
+    assert b"by is too long (at most 127 bytes)" in body, body
+    status, _ = agent.get("/api/v1/groups?by=" + "endpoint" + "," * 100)
+    assert status == 200
+
+    for path in ("/api/v1/groups?by=endpoint&by=commit",
+                 "/debug/pprof/profile?service=a&service=b",
+                 "/debug/pprof/profile?seconds=1&seconds=1"):
+        status, body = agent.get(path)
+        assert status == 400 and b"is given twice" in body, (path, status, body)
+
+    status, body = agent.get("/debug/pprof/profile?pid=1%0D%0AX-Evil:%201%1B[31m")
+    assert status == 400, (status, body)
+    assert body == b"bad pid '1\\r\\nX-Evil: 1\\x1b[31m': a positive process id\n", body
+    assert agent.healthz()["status"] == "ok"
+    agent.stop()
