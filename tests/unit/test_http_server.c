@@ -606,6 +606,61 @@ static void test_idle_connection_timeout(void **state)
 	stop(fx);
 }
 
+/* Blocking routes leave quick ones a slot: with 2 connections, one /slow
+ * at a time; a second is refused (503) while /metrics is still answered. */
+static void test_blocking_routes_leave_room(void **state)
+{
+	(void)state;
+	struct fixture *fx = calloc(1, sizeof(*fx));
+	assert_non_null(fx);
+	sem_init(&fx->slow.entered, 0, 0);
+	sem_init(&fx->slow.release, 0, 0);
+	struct http_route routes[] = {
+		{ "/metrics", hello_handler, "metrics" },
+		{ "/slow", slow_handler, &fx->slow },
+	};
+	static const char *const blocking[] = { "/slow", NULL };
+	struct http_server_opts opts = { .address = "127.0.0.1", .max_connections = 2,
+					 .blocking_paths = blocking };
+	char err[256] = "";
+	fx->server = http_server__start(&opts, routes, 2, err, sizeof(err));
+	assert_non_null(fx->server);
+	snprintf(fx->base, sizeof(fx->base), "http://127.0.0.1:%u", http_server__port(fx->server));
+	char args[200];
+	snprintf(args, sizeof(args), "'%s/slow'", fx->base);
+	FILE *slow = start_curl(args);
+	struct timespec deadline;
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += 10;
+	assert_int_equal(sem_timedwait(&fx->slow.entered, &deadline), 0);
+
+	struct reply r = curl("--max-time 5 '%s/slow'", fx->base);
+	assert_int_equal(r.status, 503);
+	assert_string_equal(r.body, "busy: 1 requests to /slow and other long-running routes "
+				    "in progress: retry\n");
+	reply_free(&r);
+	r = curl("--max-time 5 '%s/metrics'", fx->base);
+	assert_int_equal(r.status, 200);
+	reply_free(&r);
+
+	sem_post(&fx->slow.release);
+	r = finish_curl(slow);
+	assert_int_equal(r.status, 200);
+	reply_free(&r);
+	/* Its slot is back once its response is sent. */
+	for (int i = 0; i < 50; i++) {
+		sem_post(&fx->slow.release);
+		r = curl("--max-time 5 '%s/slow'", fx->base);
+		int status = r.status;
+		reply_free(&r);
+		if (status == 200)
+			break;
+		assert_true(i < 49);
+		usleep(20000);
+	}
+	stop(fx);
+}
+
 /* Bytes trickling in do not extend the deadline: it runs from accept. */
 static void test_trickle_cannot_extend_deadline(void **state)
 {
@@ -832,6 +887,7 @@ int main(void)
 		cmocka_unit_test(test_connection_limit),
 		cmocka_unit_test(test_idle_connection_timeout),
 		cmocka_unit_test(test_trickle_cannot_extend_deadline),
+		cmocka_unit_test(test_blocking_routes_leave_room),
 		cmocka_unit_test(test_pending_limits),
 		cmocka_unit_test(test_head_end),
 		cmocka_unit_test(test_error_bodies_escape_controls),

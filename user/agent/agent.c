@@ -626,9 +626,12 @@ int agent__run(const struct agent_config *initial, const char *config_path,
 
 	struct http_route routes[8];
 	size_t nroutes = agent_handlers__routes(&a->st, routes);
+	/* Live collections block: they must leave /healthz and /metrics room. */
+	static const char *const blocking[] = { "/debug/pprof/profile", "/flamegraph", NULL };
 	struct http_server_opts ho = { .address = c->listen_address, .port = c->listen_port,
 				       .allow_remote = c->listen_remote,
-				       .token = a->token[0] ? a->token : NULL };
+				       .token = a->token[0] ? a->token : NULL,
+				       .blocking_paths = blocking };
 	a->http = http_server__start(&ho, routes, nroutes, err, sizeof(err));
 	if (!a->http) {
 		fprintf(stderr, "dynoprof agent: %s\n", err);

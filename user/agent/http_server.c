@@ -71,6 +71,7 @@ struct server_route {
 	char *path;              /* exact path (owned copy) */
 	http_handler_fn handler; /* called for GET/HEAD on path */
 	void *ctx;               /* handler's context */
+	bool may_block;          /* in opts.blocking_paths: counts against their share */
 };
 
 struct http_server {
@@ -79,6 +80,9 @@ struct http_server {
 	int listen_fd;                /* our listening socket (-1 none) */
 	unsigned max_connections;     /* connections MHD may hold at once */
 	unsigned active;              /* connections MHD holds now (atomic) */
+	unsigned blocking;            /* requests of may_block routes in progress (atomic) */
+	unsigned max_blocking;        /* their limit: max_connections less a few kept
+				       * for quick routes (/healthz, /metrics) */
 	uint64_t refused_busy;        /* MHD_add_connection failures (atomic) */
 	struct server_route *routes;  /* nroutes copies */
 	size_t nroutes;               /* number of routes */
@@ -325,6 +329,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		extra_value = "GET, HEAD";
 		goto send;
 	}
+	if (route->may_block) {
+		/* Counted until the response is sent (on_completed): a client that
+		 * does not read holds its slot as long as a collection does. */
+		if (__atomic_add_fetch(&s->blocking, 1, __ATOMIC_ACQ_REL) > s->max_blocking) {
+			__atomic_sub_fetch(&s->blocking, 1, __ATOMIC_ACQ_REL);
+			__atomic_add_fetch(&s->refused_busy, 1, __ATOMIC_RELAXED);
+			http_response__error(&r, 503, "busy: %u requests to %s and other "
+					     "long-running routes in progress: retry",
+					     s->max_blocking, route->path);
+			goto send;
+		}
+		*req_cls = &s->blocking;
+	}
 	struct http_query *q = calloc(1, sizeof(*q));
 	if (!q) {
 		http_response__error(&r, 503, "out of memory");
@@ -451,6 +468,18 @@ static int open_listener(const struct listen_addr *addr, uint16_t port, char *er
 	return -e;
 }
 
+/* MHD's end of a request (response sent, or the connection failed). */
+static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+			 enum MHD_RequestTerminationCode code)
+{
+	struct http_server *s = cls;
+	(void)conn;
+	(void)code;
+	if (*req_cls == &s->blocking)
+		__atomic_sub_fetch(&s->blocking, 1, __ATOMIC_ACQ_REL);
+	*req_cls = NULL;
+}
+
 /* MHD's connection start/close: counts the connections it holds. */
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_ctx,
 			  enum MHD_ConnectionNotificationCode code)
@@ -503,7 +532,8 @@ static void server_free(struct http_server *s)
 	free(s);
 }
 
-static int copy_routes(struct http_server *s, const struct http_route *routes, size_t nroutes)
+static int copy_routes(struct http_server *s, const struct http_route *routes, size_t nroutes,
+		       const char *const *blocking)
 {
 	struct strbuf list = STRBUF_INIT;
 	s->routes = calloc(nroutes ? nroutes : 1, sizeof(*s->routes));
@@ -521,6 +551,8 @@ static int copy_routes(struct http_server *s, const struct http_route *routes, s
 		}
 		s->routes[i].handler = routes[i].handler;
 		s->routes[i].ctx = routes[i].ctx;
+		for (size_t k = 0; blocking && blocking[k]; k++)
+			s->routes[i].may_block |= !strcmp(blocking[k], routes[i].path);
 		s->nroutes = i + 1;
 		strbuf__printf(&list, "%s%s", i ? ", " : "", routes[i].path);
 	}
@@ -571,7 +603,7 @@ struct http_server *http_server__start(const struct http_server_opts *opts,
 		return NULL;
 	}
 	s->listen_fd = -1;
-	e = copy_routes(s, routes, nroutes);
+	e = copy_routes(s, routes, nroutes, opts->blocking_paths);
 	if (!e && opts->token && *opts->token) {
 		s->token = strdup(opts->token);
 		s->token_len = strlen(opts->token);
@@ -595,6 +627,8 @@ struct http_server *http_server__start(const struct http_server_opts *opts,
 	s->listen_fd = fd;
 	s->max_connections = opts->max_connections ? opts->max_connections
 						   : HTTP_DEFAULT_MAX_CONNECTIONS;
+	s->max_blocking = s->max_connections - (s->max_connections >= 2
+						? (s->max_connections + 7) / 8 : 0);
 	unsigned timeout_s = opts->timeout_s ? opts->timeout_s : HTTP_DEFAULT_TIMEOUT_S;
 	struct http_gate_opts gopts = {
 		.max_pending = opts->max_pending ? opts->max_pending : HTTP_DEFAULT_MAX_PENDING,
@@ -616,6 +650,7 @@ struct http_server *http_server__start(const struct http_server_opts *opts,
 				     MHD_OPTION_CONNECTION_MEMORY_LIMIT,
 				     (size_t)HTTP_CONNECTION_MEMORY,
 				     MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+				     MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
 				     MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
 				     MHD_OPTION_END);
 	__atomic_store_n(&s->starting, 0, __ATOMIC_RELEASE);

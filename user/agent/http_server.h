@@ -66,6 +66,10 @@ struct http_server_opts {
 	unsigned max_pending;    /* connections waiting for their head, default 512 */
 	unsigned max_pending_per_addr; /* of them per client address, default 128 */
 	unsigned head_timeout_ms;/* accept to complete head, absolute; default 10000 */
+	const char *const *blocking_paths; /* NULL-terminated routes whose handlers may
+				  * take long (collections): they get at most
+				  * max_connections less an eighth at once (503
+				  * beyond), so the others always find a slot */
 };
 
 /* Connections refused since start, by reason (each got a short answer). */
