@@ -7,6 +7,9 @@ test_idle_and_trickling_sockets_do_not_lock_out_health_checks
     answer 200 within 2 s each, every time. Then the refusals are in
     dynoprof_agent_http_connections_refused_total and the agent is healthy.
 
+test_blocking_collections_leave_room_for_health_checks
+    60 concurrent ?seconds= collections: 56 run, 4 get 503, health checks pass.
+
 test_full_disk_degrades_health_and_recovers
     the database on a 2 MiB tmpfs with retention_size 1MiB: the history (file
     + WAL) stays under the limit; a file filling the rest of the tmpfs makes
@@ -178,6 +181,42 @@ def test_idle_and_trickling_sockets_do_not_lock_out_health_checks(agents):
     assert refused["evicted"] + refused["head_timeout"] <= attacker.opened, (refused, report)
     assert agent.healthz()["status"] == "ok"
     assert agent.alive(), agent.stderr
+    agent.stop()
+
+
+def test_blocking_collections_leave_room_for_health_checks(agents):
+    """60 live collections at once: 56 run (64 connections less 8 kept for
+    quick routes), 4 are refused with 503 busy, and /healthz and /metrics
+    answer meanwhile."""
+    agent = agents()
+    results = []
+    lock = threading.Lock()
+
+    def collect():
+        status, body = agent.get("/debug/pprof/profile?seconds=6", timeout=60)
+        with lock:
+            results.append((status, body[:200]))
+
+    threads = [threading.Thread(target=collect, daemon=True) for _ in range(60)]
+    for t in threads:
+        t.start()
+    # Every collection is either refused or running (blocked) by now.
+    assert wait_until(lambda: len(results) >= 4, 5, 0.05), results
+    for path in ("/healthz", "/metrics", "/healthz"):
+        t0 = time.monotonic()
+        status, _ = agent.get(path, timeout=10)
+        took = time.monotonic() - t0
+        assert status == 200 and took < PROBE_LIMIT_S, (path, status, took)
+    for t in threads:
+        t.join(60)
+    statuses = sorted(status for status, _ in results)
+    assert statuses.count(200) == 56 and statuses.count(503) == 4, statuses
+    busy = [body for status, body in results if status == 503]
+    assert all(b"busy: 56 requests to /debug/pprof/profile" in b for b in busy), busy
+    refused = {labels["reason"]: v for labels, v in metric_values(
+        parse_metrics(agent.get_ok("/metrics").decode()),
+        "dynoprof_agent_http_connections_refused_total")}
+    assert refused.get("busy") == 4, refused
     agent.stop()
 
 
