@@ -19,7 +19,9 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -661,6 +663,84 @@ static void test_blocking_routes_leave_room(void **state)
 	stop(fx);
 }
 
+/* Out of file descriptors, the server still answers new connections, with a
+ * 503 saying so, and serves again once descriptors are free. The server runs
+ * in a child whose RLIMIT_NOFILE is 48 (soft and hard: it cannot raise it). */
+static void test_out_of_fds_refuses_clearly(void **state)
+{
+	(void)state;
+	int ready[2], done[2];
+	assert_int_equal(pipe(ready), 0);
+	assert_int_equal(pipe(done), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct rlimit rl = { 48, 48 };
+		struct http_route route = { "/metrics", hello_handler, "child" };
+		struct http_server_opts opts = { .address = "127.0.0.1", .max_pending = 200,
+						 .max_pending_per_addr = 200,
+						 .head_timeout_ms = 30000 };
+		char err[256];
+		close(ready[0]);
+		close(done[1]);
+		if (setrlimit(RLIMIT_NOFILE, &rl))
+			_exit(2);
+		struct http_server *srv = http_server__start(&opts, &route, 1, err, sizeof(err));
+		uint16_t port = srv ? http_server__port(srv) : 0;
+		if (write(ready[1], &port, sizeof(port)) != sizeof(port))
+			_exit(3);
+		char c;
+		(void)!read(done[0], &c, 1); /* until the parent closes it */
+		_exit(0);
+	}
+	close(ready[1]);
+	close(done[0]);
+	uint16_t port = 0;
+	assert_int_equal(read(ready[0], &port, sizeof(port)), sizeof(port));
+	assert_true(port > 0);
+	struct fixture fx = { 0 };
+	snprintf(fx.base, sizeof(fx.base), "http://127.0.0.1:%u", port);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	int fds[80], refused = 0;
+	for (int i = 0; i < 80; i++) {
+		fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+		assert_true(fds[i] >= 0);
+		assert_int_equal(connect(fds[i], (struct sockaddr *)&sa, sizeof(sa)), 0);
+		assert_int_equal(write(fds[i], "GET /", 5), 5);
+	}
+	for (int i = 0; i < 80; i++) {
+		struct pollfd pfd = { .fd = fds[i], .events = POLLIN };
+		char buf[512];
+		ssize_t n = poll(&pfd, 1, i ? 100 : 2000) == 1 ? read(fds[i], buf, sizeof(buf) - 1) : 0;
+		if (n > 0) {
+			buf[n] = '\0';
+			if (strstr(buf, " 503 ") && strstr(buf, "out of file descriptors"))
+				refused++;
+		}
+	}
+	for (int i = 0; i < 80; i++)
+		close(fds[i]);
+	/* About 80 less the 40-odd descriptors the child had to spare. */
+	if (refused < 20)
+		fail_msg("%d of 80 connections refused for want of descriptors", refused);
+	struct reply r = { .status = -1 };
+	for (int i = 0; i < 50 && r.status != 200; i++) {
+		reply_free(&r);
+		r = curl("--max-time 5 '%s/metrics' 2>/dev/null", fx.base);
+		if (r.status != 200)
+			usleep(50000);
+	}
+	assert_int_equal(r.status, 200);
+	assert_string_equal(r.body, "hello from child\n");
+	reply_free(&r);
+	close(done[1]);
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	close(ready[0]);
+}
+
 /* Bytes trickling in do not extend the deadline: it runs from accept. */
 static void test_trickle_cannot_extend_deadline(void **state)
 {
@@ -888,6 +968,7 @@ int main(void)
 		cmocka_unit_test(test_idle_connection_timeout),
 		cmocka_unit_test(test_trickle_cannot_extend_deadline),
 		cmocka_unit_test(test_blocking_routes_leave_room),
+		cmocka_unit_test(test_out_of_fds_refuses_clearly),
 		cmocka_unit_test(test_pending_limits),
 		cmocka_unit_test(test_head_end),
 		cmocka_unit_test(test_error_bodies_escape_controls),
