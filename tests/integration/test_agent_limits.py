@@ -12,7 +12,7 @@ test_blocking_collections_leave_room_for_health_checks
 
 test_full_disk_degrades_health_and_recovers
     the database on a 2 MiB tmpfs with retention_size 1MiB: the history (file
-    + WAL) stays under the limit; a file filling the rest of the tmpfs makes
+    + WAL) stays under the limit; a file keeping the rest of the tmpfs full makes
     stores fail: /healthz answers 503 "degraded" with the reason and
     dynoprof_agent_store_failures_total counts; deleting the file brings
     /healthz back to 200 with new windows stored; filled again, SIGTERM exits
@@ -30,6 +30,7 @@ import time
 import pytest
 
 from agentutil import Agent, metric_values, parse_metrics, wait_until
+from apputil import python_script, start_python
 
 pytestmark = pytest.mark.slow
 
@@ -222,26 +223,46 @@ def test_blocking_collections_leave_room_for_health_checks(agents):
 
 # ---- disk full ----
 
-def fill(path):
-    """Writes zeros to path until the file system is full; returns the bytes."""
-    written = 0
-    with open(path, "wb", buffering=0) as f:
-        for chunk in (1 << 16, 4096, 512, 1):
-            block = b"\0" * chunk
-            while True:
-                try:
-                    f.write(block)
-                except OSError as e:
-                    if e.errno != errno.ENOSPC:
-                        raise
-                    break
-                written += chunk
-    return written
+class Filler:
+    """Keeps the file system of path full, as a runaway log would: appends
+    zeros to path until ENOSPC, again every 10 ms, so space the agent frees
+    (a truncated WAL) is taken at once. .stop() ends it and deletes the file."""
+
+    def __init__(self, path):
+        self.path = path
+        self.written = 0
+        self.full = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        assert self.full.wait(10), "could not fill %s" % path
+
+    def _run(self):
+        with open(self.path, "ab", buffering=0) as f:
+            while not self._stop.is_set():
+                for chunk in (1 << 16, 4096, 512, 1):
+                    block = b"\0" * chunk
+                    while not self._stop.is_set():
+                        try:
+                            f.write(block)
+                        except OSError as e:
+                            if e.errno != errno.ENOSPC:
+                                raise
+                            break
+                        self.written += chunk
+                self.full.set()
+                self._stop.wait(0.01)
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(10)
+        os.unlink(self.path)
 
 
 def health(agent):
+    """(status, body text) of /healthz; (None, why) when nothing answered."""
     status, body = agent.get("/healthz", timeout=10)
-    return status, body.decode(errors="replace")
+    return status, body.decode(errors="replace") if isinstance(body, bytes) else body
 
 
 def store_failures(agent):
@@ -274,13 +295,31 @@ def small_disk(tmp_path):
             subprocess.run(["umount", "-l", path])
 
 
+# Random call chains through 300 Python functions: nearly every sample is a
+# stack of its own, so windows are large (tens of KiB) on a quiet machine too.
+MANY_STACKS = '''
+import random, sys, time
+N = 300
+exec("".join("def f%d(d, r):\\n    if d <= 0:\\n        return sum(range(300))\\n"
+             "    return FUNCS[r.randrange(N)](d - 1, r)\\n" % i for i in range(N)))
+FUNCS = [globals()["f%d" % i] for i in range(N)]
+r = random.Random(1)
+deadline = time.monotonic() + float(sys.argv[1])
+while time.monotonic() < deadline:
+    FUNCS[r.randrange(N)](r.randrange(1, 8), r)
+'''
+
+
 def test_full_disk_degrades_health_and_recovers(tmp_path, small_disk):
     db = os.path.join(small_disk, "history.db")
     limit = 1 << 20
-    # 999 Hz makes windows large enough to reach the limit in well under a minute.
+    # 999 Hz and a workload of many stacks fill 1 MiB in well under a minute.
     agent = Agent(str(tmp_path), config={"database": db, "retention_size": "1MiB",
                                          "frequency": 999})
+    script = python_script(str(tmp_path), "many_stacks.py", MANY_STACKS)
+    load = filler = None
     try:
+        load = start_python(script, 120)
         agent.start()
         assert store_failures(agent) == 0
         # Windows until retention has deleted some, the history (file + WAL)
@@ -301,17 +340,21 @@ def test_full_disk_degrades_health_and_recovers(tmp_path, small_disk):
         assert ran, (peak, agent.stderr)
         assert peak <= limit + (64 << 10), peak
 
-        filler = os.path.join(small_disk, "filler")
-        filled = fill(filler)
-        degraded = wait_until(lambda: health(agent)[0] == 503, 30, 0.2)
-        status, body = health(agent)
-        assert degraded and status == 503, (status, body, filled, agent.stderr)
+        filler = Filler(os.path.join(small_disk, "filler"))
+        answers = []
+
+        def degraded():
+            answers.append(health(agent))
+            return answers[-1][0] == 503
+        assert wait_until(degraded, 30, 0.2), (answers[-1], filler.written, agent.stderr)
+        body = answers[-1][1]
         assert '"status": "degraded"' in body and "No space left on device" in body, body
         assert store_failures(agent) >= 1
         assert "storing a window failed: No space left on device" in agent.stderr
 
         # Space returns: the next window is stored and the agent is healthy.
-        os.unlink(filler)
+        filler.stop()
+        filler = None
 
         def healthy():
             status, body = health(agent)
@@ -322,8 +365,9 @@ def test_full_disk_degrades_health_and_recovers(tmp_path, small_disk):
         assert "storing windows works again" in agent.stderr
 
         # Full again: SIGTERM cannot store the final window and says so.
-        fill(filler)
-        assert wait_until(lambda: health(agent)[0] == 503, 30, 0.2), agent.stderr
+        filler = Filler(os.path.join(small_disk, "filler"))
+        answers = []
+        assert wait_until(degraded, 30, 0.2), (answers[-3:], agent.alive(), agent.stderr)
         agent.proc.send_signal(signal.SIGTERM)
         rc = agent.proc.wait(timeout=30)
         agent._reader.join(5)
@@ -333,6 +377,11 @@ def test_full_disk_degrades_health_and_recovers(tmp_path, small_disk):
         assert "flushed the open window" not in agent.stderr
     finally:
         agent.close()
+        if filler is not None:
+            filler.stop()
+        if load is not None:
+            load.kill()
+            load.wait()
 
 
 # ---- parameters ----

@@ -176,7 +176,7 @@ static void examine(struct http_gate *g, struct pending *p, bool hangup)
 		struct sockaddr_storage addr = p->addr;
 		socklen_t addrlen = p->addrlen;
 		release(g, p);
-		if (g->admit(g->admit_ctx, fd, (struct sockaddr *)&addr, addrlen)) {
+		if (g->admit(g->admit_ctx, &fd, (struct sockaddr *)&addr, addrlen)) {
 			count(&g->stats.busy);
 			refuse(fd, 503, "Service Unavailable",
 			       "busy: too many requests in progress: retry\n");

@@ -40,9 +40,10 @@ struct http_gate_stats {
 };
 
 /* Called on the gate's thread with a connection whose head is complete.
- * Returns 0 when it took fd (the gate forgets it), or -EBUSY to have the
- * gate answer 503 and close it. */
-typedef int (*http_gate_admit_fn)(void *ctx, int fd, const struct sockaddr *addr,
+ * Returns 0 when it took *fd (the gate forgets it), or -EBUSY to have the
+ * gate answer 503 on *fd (which admit may have replaced with a duplicate)
+ * and close it. */
+typedef int (*http_gate_admit_fn)(void *ctx, int *fd, const struct sockaddr *addr,
 				  socklen_t addrlen);
 
 struct http_gate;

@@ -494,15 +494,25 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 }
 
 /* The gate's hand-over: a connection whose request head has arrived. */
-static int admit(void *ctx, int fd, const struct sockaddr *addr, socklen_t addrlen)
+static int admit(void *ctx, int *fd, const struct sockaddr *addr, socklen_t addrlen)
 {
 	struct http_server *s = ctx;
 	if (__atomic_load_n(&s->active, __ATOMIC_ACQUIRE) >= s->max_connections)
 		return -EBUSY;
-	/* MHD closes fd when it fails (a race past the limit, or no memory). */
-	if (MHD_add_connection(s->daemon, fd, addr, addrlen) != MHD_YES)
+	/* MHD closes the socket when it fails (its own limit reached in a race,
+	 * no thread or memory): a duplicate keeps it open for the gate's 503. */
+	int keep = fcntl(*fd, F_DUPFD_CLOEXEC, 0);
+	if (MHD_add_connection(s->daemon, *fd, addr, addrlen) == MHD_YES) {
+		if (keep >= 0)
+			close(keep);
+		return 0;
+	}
+	if (keep < 0) { /* nothing left to answer on */
 		__atomic_add_fetch(&s->refused_busy, 1, __ATOMIC_RELAXED);
-	return 0;
+		return 0;
+	}
+	*fd = keep;
+	return -EBUSY;
 }
 
 /* Raises the soft RLIMIT_NOFILE towards the hard one so that the waiting
