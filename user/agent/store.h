@@ -48,7 +48,8 @@ struct store_window {
  * quarter of max_bytes (64 KiB to 16 MiB) is kept for the WAL (or the WAL's
  * size, when another process's reader kept it larger), and a put that
  * deleted windows or grew the WAL past half that part checkpoints it and
- * truncates the file (wal_checkpoint(TRUNCATE)). The database file plus the
+ * truncates the file (wal_checkpoint(TRUNCATE); it waits up to the busy
+ * timeout, 5 s, for another process's readers). The database file plus the
  * WAL so stay within about max_bytes (plus one window, and the 32 KiB -shm). */
 struct store_opts {
 	int64_t max_age_s;       /* 0: default 7 days; by end_ns vs the wall clock */
