@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "agent/http_gate.h"
 #include "agent/http_server.h"
 
 #define NS 1000000000LL
@@ -130,6 +131,32 @@ static void test_seconds(void **state)
 	assert_int_equal(http_parse_seconds(NULL, 600, &s), -EINVAL);
 }
 
+/* Error messages quote decoded parameters: control bytes come out escaped,
+ * the message stays one line, UTF-8 passes. */
+static void test_error_escapes_controls(void **state)
+{
+	(void)state;
+	struct http_response r = { .status = 200, .body = STRBUF_INIT };
+	http_response__error(&r, 400, "bad pid '%s'", "1\r\nSet-Cookie: x\t\x01\x1b[31m\x7f\xc3\xa9");
+	assert_int_equal(r.status, 400);
+	assert_string_equal(strbuf__str(&r.body),
+			    "bad pid '1\\r\\nSet-Cookie: x\\t\\x01\\x1b[31m\\x7f\xc3\xa9'\n");
+	/* A second error replaces the first. */
+	http_response__error(&r, 404, "%s", "plain");
+	assert_string_equal(strbuf__str(&r.body), "plain\n");
+	strbuf__release(&r.body);
+}
+
+/* A request head ends at its first empty line after the request line. */
+static void test_head_end_skips_leading_lines(void **state)
+{
+	(void)state;
+	const char *h = "\r\n\nGET / HTTP/1.1\r\nA: b\n\r\nbody";
+	assert_int_equal(http_gate__head_end(h, strlen(h)), strlen(h) - 4);
+	assert_int_equal(http_gate__head_end(h, strlen(h) - 5), 0);
+	assert_int_equal(http_gate__head_end("\n\n\n", 3), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -137,6 +164,8 @@ int main(void)
 		cmocka_unit_test(test_rfc3339),
 		cmocka_unit_test(test_bad_times),
 		cmocka_unit_test(test_seconds),
+		cmocka_unit_test(test_error_escapes_controls),
+		cmocka_unit_test(test_head_end_skips_leading_lines),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,11 +19,14 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
+#include "agent/http_gate.h"
 #include "agent/http_server.h"
 #include "util/strbuf.h"
 
@@ -271,6 +274,48 @@ static int teardown(void **state)
 	return 0;
 }
 
+/* ---- raw sockets ---- */
+
+static double mono_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int connect_to(const struct fixture *fx)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_port = htons(http_server__port(fx->server)) };
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	return fd;
+}
+
+/* Reads what the server sends until it closes (or timeout_ms in all);
+ * returns the bytes kept (at most len - 1). */
+static size_t read_until_closed(int fd, char *buf, size_t len, int timeout_ms)
+{
+	size_t n = 0;
+	double end = mono_s() + timeout_ms / 1000.0;
+	while (mono_s() < end) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		if (poll(&pfd, 1, (int)((end - mono_s()) * 1000) + 1) != 1)
+			break;
+		char chunk[512];
+		ssize_t got = read(fd, chunk, sizeof(chunk));
+		if (got <= 0)
+			return n;
+		size_t keep = (size_t)got < len - 1 - n ? (size_t)got : len - 1 - n;
+		memcpy(buf + n, chunk, keep);
+		n += keep;
+	}
+	fail_msg("the server did not close the connection within %d ms", timeout_ms);
+	return n;
+}
+
 /* ---- tests ---- */
 
 static void test_get_200_with_body_and_headers(void **state)
@@ -368,19 +413,26 @@ static void test_handler_400(void **state)
 static void test_query_parameters(void **state)
 {
 	struct fixture *fx = *state;
-	/* Repeated names keep their order; %XX is decoded; no '=' is an empty value;
+	/* Names keep their order; %XX is decoded; no '=' is an empty value;
 	 * '+' is a space (form encoding), which http_parse_time takes as '+'. */
-	struct reply r = curl("'%s/echo?a=1&b=x%%20y&a=2&flag&amp=%%26%%3D&utf=%%C3%%A9&t=2026-11-22T01:00:00+02:00'",
+	struct reply r = curl("'%s/echo?a=1&b=x%%20y&flag&amp=%%26%%3D&utf=%%C3%%A9&t=2026-11-22T01:00:00+02:00'",
 			      fx->base);
 	assert_int_equal(r.status, 200);
 	assert_string_equal(r.body, "a=1\n"
 				    "b=x y\n"
-				    "a=2\n"
 				    "flag=\n"
 				    "amp=&=\n"
 				    "utf=\xc3\xa9\n"
 				    "t=2026-11-22T01:00:00 02:00\n"
 				    "first a: 1\n");
+	reply_free(&r);
+	/* A name given twice is refused, whatever the values: no first-wins. */
+	r = curl("'%s/echo?a=1&b=2&a=1'", fx->base);
+	assert_int_equal(r.status, 400);
+	assert_string_equal(r.body, "query parameter 'a' is given twice\n");
+	reply_free(&r);
+	r = curl("'%s/echo?flag&flag'", fx->base);
+	assert_int_equal(r.status, 400);
 	reply_free(&r);
 	r = curl("'%s/echo?t=2026-11-22T01:00:00%%2B02:00&s=a+b'", fx->base);
 	assert_int_equal(r.status, 200);
@@ -506,10 +558,14 @@ static void test_connection_limit(void **state)
 	deadline.tv_sec += 10;
 	assert_int_equal(sem_timedwait(&fx->slow.entered, &deadline), 0);
 
-	/* The only slot is taken: the next connection is closed unanswered. */
+	/* The only slot is taken: the next request is refused, and says why. */
 	struct reply r = curl("--max-time 5 '%s/metrics' 2>/dev/null", fx->base);
-	assert_int_equal(r.status, -1);
+	assert_int_equal(r.status, 503);
+	assert_string_equal(r.body, "busy: too many requests in progress: retry\n");
 	reply_free(&r);
+	struct http_server_stats st;
+	http_server__stats(fx->server, &st);
+	assert_int_equal(st.busy, 1);
 
 	sem_post(&fx->slow.release);
 	r = finish_curl(slow);
@@ -531,27 +587,283 @@ static void test_connection_limit(void **state)
 static void test_idle_connection_timeout(void **state)
 {
 	(void)state;
-	struct http_server_opts opts = { .address = "127.0.0.1", .timeout_s = 1 };
+	struct http_server_opts opts = { .address = "127.0.0.1", .head_timeout_ms = 1000 };
 	struct fixture *fx = start_with(&opts);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	assert_true(fd >= 0);
-	struct sockaddr_in sa = { .sin_family = AF_INET,
-				  .sin_port = htons(http_server__port(fx->server)) };
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	/* Half a request line, then silence: the server hangs up by itself. */
+	int fd = connect_to(fx);
+	/* Half a request line, then silence: the server answers 408 and hangs up. */
 	assert_int_equal(write(fd, "GET /met", 8), 8);
-	struct timespec t0, t1;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	struct pollfd pfd = { .fd = fd, .events = POLLIN };
-	assert_int_equal(poll(&pfd, 1, 5000), 1);
-	char buf[256];
-	ssize_t n = read(fd, buf, sizeof(buf));
-	assert_true(n <= 0);
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	assert_true(t1.tv_sec - t0.tv_sec <= 3);
+	double t0 = mono_s();
+	char buf[512];
+	size_t n = read_until_closed(fd, buf, sizeof(buf), 5000);
+	double waited = mono_s() - t0;
+	if (waited < 0.8 || waited > 3)
+		fail_msg("closed after %.2f s, want about 1 s", waited);
+	buf[n] = '\0';
+	assert_non_null(strstr(buf, "HTTP/1.1 408 Request Timeout\r\n"));
+	assert_non_null(strstr(buf, "request head not complete within 1000 ms of connecting\n"));
+	close(fd);
+	struct http_server_stats st;
+	http_server__stats(fx->server, &st);
+	assert_int_equal(st.head_timeout, 1);
+	stop(fx);
+}
+
+/* Blocking routes leave quick ones a slot: with 2 connections, one /slow
+ * at a time; a second is refused (503) while /metrics is still answered. */
+static void test_blocking_routes_leave_room(void **state)
+{
+	(void)state;
+	struct fixture *fx = calloc(1, sizeof(*fx));
+	assert_non_null(fx);
+	sem_init(&fx->slow.entered, 0, 0);
+	sem_init(&fx->slow.release, 0, 0);
+	struct http_route routes[] = {
+		{ "/metrics", hello_handler, "metrics" },
+		{ "/slow", slow_handler, &fx->slow },
+	};
+	static const char *const blocking[] = { "/slow", NULL };
+	struct http_server_opts opts = { .address = "127.0.0.1", .max_connections = 2,
+					 .blocking_paths = blocking };
+	char err[256] = "";
+	fx->server = http_server__start(&opts, routes, 2, err, sizeof(err));
+	assert_non_null(fx->server);
+	snprintf(fx->base, sizeof(fx->base), "http://127.0.0.1:%u", http_server__port(fx->server));
+	char args[200];
+	snprintf(args, sizeof(args), "'%s/slow'", fx->base);
+	FILE *slow = start_curl(args);
+	struct timespec deadline;
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += 10;
+	assert_int_equal(sem_timedwait(&fx->slow.entered, &deadline), 0);
+
+	struct reply r = curl("--max-time 5 '%s/slow'", fx->base);
+	assert_int_equal(r.status, 503);
+	assert_string_equal(r.body, "busy: 1 requests to /slow and other long-running routes "
+				    "in progress: retry\n");
+	reply_free(&r);
+	r = curl("--max-time 5 '%s/metrics'", fx->base);
+	assert_int_equal(r.status, 200);
+	reply_free(&r);
+
+	sem_post(&fx->slow.release);
+	r = finish_curl(slow);
+	assert_int_equal(r.status, 200);
+	reply_free(&r);
+	/* Its slot is back once its response is sent. */
+	for (int i = 0; i < 50; i++) {
+		sem_post(&fx->slow.release);
+		r = curl("--max-time 5 '%s/slow'", fx->base);
+		int status = r.status;
+		reply_free(&r);
+		if (status == 200)
+			break;
+		assert_true(i < 49);
+		usleep(20000);
+	}
+	stop(fx);
+}
+
+/* Out of file descriptors, the server still answers new connections, with a
+ * 503 saying so, and serves again once descriptors are free. The server runs
+ * in a child whose RLIMIT_NOFILE is 48 (soft and hard: it cannot raise it). */
+static void test_out_of_fds_refuses_clearly(void **state)
+{
+	(void)state;
+	int ready[2], done[2];
+	assert_int_equal(pipe(ready), 0);
+	assert_int_equal(pipe(done), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct rlimit rl = { 48, 48 };
+		struct http_route route = { "/metrics", hello_handler, "child" };
+		struct http_server_opts opts = { .address = "127.0.0.1", .max_pending = 200,
+						 .max_pending_per_addr = 200,
+						 .head_timeout_ms = 30000 };
+		char err[256];
+		close(ready[0]);
+		close(done[1]);
+		if (setrlimit(RLIMIT_NOFILE, &rl))
+			_exit(2);
+		struct http_server *srv = http_server__start(&opts, &route, 1, err, sizeof(err));
+		uint16_t port = srv ? http_server__port(srv) : 0;
+		if (write(ready[1], &port, sizeof(port)) != sizeof(port))
+			_exit(3);
+		char c;
+		(void)!read(done[0], &c, 1); /* until the parent closes it */
+		_exit(0);
+	}
+	close(ready[1]);
+	close(done[0]);
+	uint16_t port = 0;
+	assert_int_equal(read(ready[0], &port, sizeof(port)), sizeof(port));
+	assert_true(port > 0);
+	struct fixture fx = { 0 };
+	snprintf(fx.base, sizeof(fx.base), "http://127.0.0.1:%u", port);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	int fds[80], refused = 0;
+	for (int i = 0; i < 80; i++) {
+		fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+		assert_true(fds[i] >= 0);
+		assert_int_equal(connect(fds[i], (struct sockaddr *)&sa, sizeof(sa)), 0);
+		assert_int_equal(write(fds[i], "GET /", 5), 5);
+	}
+	for (int i = 0; i < 80; i++) {
+		struct pollfd pfd = { .fd = fds[i], .events = POLLIN };
+		char buf[512];
+		ssize_t n = poll(&pfd, 1, i ? 100 : 2000) == 1 ? read(fds[i], buf, sizeof(buf) - 1) : 0;
+		if (n > 0) {
+			buf[n] = '\0';
+			if (strstr(buf, " 503 ") && strstr(buf, "out of file descriptors"))
+				refused++;
+		}
+	}
+	for (int i = 0; i < 80; i++)
+		close(fds[i]);
+	/* About 80 less the 40-odd descriptors the child had to spare. */
+	if (refused < 20)
+		fail_msg("%d of 80 connections refused for want of descriptors", refused);
+	struct reply r = { .status = -1 };
+	for (int i = 0; i < 50 && r.status != 200; i++) {
+		reply_free(&r);
+		r = curl("--max-time 5 '%s/metrics' 2>/dev/null", fx.base);
+		if (r.status != 200)
+			usleep(50000);
+	}
+	assert_int_equal(r.status, 200);
+	assert_string_equal(r.body, "hello from child\n");
+	reply_free(&r);
+	close(done[1]);
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	close(ready[0]);
+}
+
+/* Bytes trickling in do not extend the deadline: it runs from accept. */
+static void test_trickle_cannot_extend_deadline(void **state)
+{
+	(void)state;
+	struct http_server_opts opts = { .address = "127.0.0.1", .head_timeout_ms = 1000 };
+	struct fixture *fx = start_with(&opts);
+	int fd = connect_to(fx);
+	const char *head = "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaa";
+	double t0 = mono_s();
+	size_t sent = 0;
+	char buf[512];
+	ssize_t n = 0;
+	/* One byte every 100 ms: the head is never complete, its deadline holds. */
+	while (sent < strlen(head) && mono_s() - t0 < 5) {
+		if (write(fd, head + sent, 1) != 1)
+			break;
+		sent++;
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		if (poll(&pfd, 1, 100) == 1)
+			break;
+	}
+	n = (ssize_t)read_until_closed(fd, buf, sizeof(buf), 5000);
+	double closed = mono_s() - t0;
+	if (closed < 0.8 || closed > 2.5)
+		fail_msg("closed after %.2f s (%zu bytes sent), want about 1 s", closed, sent);
+	buf[n] = '\0';
+	assert_non_null(strstr(buf, " 408 "));
 	close(fd);
 	stop(fx);
+}
+
+/* Idle sockets from one address past its limit push out its own oldest;
+ * requests keep being answered, and a head too large is refused. */
+static void test_pending_limits(void **state)
+{
+	(void)state;
+	struct http_server_opts opts = { .address = "127.0.0.1", .max_pending = 8,
+					 .max_pending_per_addr = 4, .head_timeout_ms = 20000 };
+	struct fixture *fx = start_with(&opts);
+	int fds[20];
+	for (int i = 0; i < 20; i++) {
+		fds[i] = connect_to(fx);
+		assert_int_equal(write(fds[i], "GET /", 5), 5);
+	}
+	/* The 16 oldest were pushed out with a 503 (the newest 4 wait). */
+	for (int i = 0; i < 16; i++) {
+		char buf[512];
+		size_t n = read_until_closed(fds[i], buf, sizeof(buf), 5000);
+		buf[n] = '\0';
+		if (!strstr(buf, " 503 ") || !strstr(buf, "too many connections waiting"))
+			fail_msg("socket %d: '%s'", i, buf);
+	}
+	for (int k = 0; k < 3; k++) {
+		struct reply r = curl("--max-time 3 '%s/metrics'", fx->base);
+		assert_int_equal(r.status, 200);
+		expect_header(&r, "Connection", "close");
+		reply_free(&r);
+	}
+	struct http_server_stats st;
+	http_server__stats(fx->server, &st);
+	/* The first request pushed out one more; the next found a free place. */
+	assert_int_equal(st.evicted, 16 + 1);
+	for (int i = 0; i < 20; i++)
+		close(fds[i]);
+
+	/* 16 KiB of headers and no end: 431. */
+	int fd = connect_to(fx);
+	char line[1024];
+	memset(line, 'h', sizeof(line));
+	memcpy(line, "X-Big: ", 7);
+	line[sizeof(line) - 2] = '\r';
+	line[sizeof(line) - 1] = '\n';
+	assert_int_equal(write(fd, "GET / HTTP/1.1\r\n", 16), 16);
+	for (int i = 0; i < 17; i++)
+		assert_int_equal(write(fd, line, sizeof(line)), (ssize_t)sizeof(line));
+	char buf[512];
+	size_t n = read_until_closed(fd, buf, sizeof(buf), 5000);
+	buf[n] = '\0';
+	assert_non_null(strstr(buf, "HTTP/1.1 431 "));
+	close(fd);
+	http_server__stats(fx->server, &st);
+	assert_int_equal(st.head_too_large, 1);
+	stop(fx);
+}
+
+static void test_head_end(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *text;
+		size_t end;
+	} cases[] = {
+		{ "GET / HTTP/1.1\r\n\r\n", 18 },
+		{ "GET / HTTP/1.1\r\nHost: a\r\n\r\nextra", 27 },
+		{ "GET / HTTP/1.1\n\n", 16 },
+		{ "GET / HTTP/1.1\nHost: a\r\n\r\n", 26 },
+		{ "GET / HTTP/1.1\r\nHost: a\r\n", 0 },
+		{ "GET / HTTP/1.1\r\n\r", 0 },
+		{ "GET / HTTP/1.1", 0 },
+		/* Leading empty lines are skipped, not taken for the end. */
+		{ "\r\n\r\n\n\n", 0 },
+		{ "\r\n\r\nGET / HTTP/1.1\r\n\r\n", 22 },
+		{ "", 0 },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		size_t got = http_gate__head_end(cases[i].text, strlen(cases[i].text));
+		if (got != cases[i].end)
+			fail_msg("case %zu: got %zu, want %zu", i, got, cases[i].end);
+	}
+}
+
+/* Error bodies quoting decoded input show control bytes escaped. */
+static void test_error_bodies_escape_controls(void **state)
+{
+	struct fixture *fx = *state;
+	struct reply r = curl("'%s/debug/pprof/profile?seconds=1%%0D%%0AX-Injected:%%20yes%%01%%7F'",
+			      fx->base);
+	assert_int_equal(r.status, 400);
+	assert_string_equal(r.body, "seconds must be a number in (0, 600], got "
+				    "'1\\r\\nX-Injected: yes\\x01\\x7f'\n");
+	char *injected = header(&r, "X-Injected");
+	assert_null(injected);
+	reply_free(&r);
 }
 
 static void test_bearer_token(void **state)
@@ -654,6 +966,12 @@ int main(void)
 		cmocka_unit_test(test_blocked_handler_does_not_stall_others),
 		cmocka_unit_test(test_connection_limit),
 		cmocka_unit_test(test_idle_connection_timeout),
+		cmocka_unit_test(test_trickle_cannot_extend_deadline),
+		cmocka_unit_test(test_blocking_routes_leave_room),
+		cmocka_unit_test(test_out_of_fds_refuses_clearly),
+		cmocka_unit_test(test_pending_limits),
+		cmocka_unit_test(test_head_end),
+		cmocka_unit_test(test_error_bodies_escape_controls),
 		cmocka_unit_test(test_bearer_token),
 		cmocka_unit_test(test_addresses),
 	};

@@ -532,6 +532,33 @@ static void test_retention_by_size(void **state)
 	assert_true(file_size(f->path) <= max_bytes);
 }
 
+/* max_bytes holds the database file and its WAL together, at every put:
+ * the WAL is checkpointed and truncated, not left to grow to its default
+ * auto-checkpoint of 4 MiB. */
+static void test_retention_counts_wal(void **state)
+{
+	struct fixture *f = *state;
+	const int64_t max_bytes = 256 << 10;
+	struct store *s = open_store(f->path, 0, max_bytes);
+	int64_t b = base_ns();
+	char wal[PATH_MAX];
+	off_t peak = 0;
+
+	snprintf(wal, sizeof(wal), "%s-wal", f->path);
+	for (int i = 0; i < 100; i++) {
+		assert_int_equal(put(s, b + i * 10 * S_NS, 10, 16 << 10, NULL, 0), 0);
+		off_t total = file_size(f->path) + file_size(wal);
+		if (total > peak)
+			peak = total;
+	}
+	/* One window (16 KiB of blob) and a few pages of slack. */
+	if (peak > max_bytes + (32 << 10))
+		fail_msg("database + WAL reached %lld bytes, limit %lld", (long long)peak,
+			 (long long)max_bytes);
+	assert_true(assert_newest_kept(s, b, b + 99 * 10 * S_NS) >= 6);
+	store__close(s);
+}
+
 static void test_retention_shrinks_file(void **state)
 {
 	struct fixture *f = *state;
@@ -853,6 +880,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_series, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retention_by_age, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retention_by_size, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retention_counts_wal, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retention_shrinks_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_oversized_window_is_kept, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reopen_keeps_data, setup, teardown),

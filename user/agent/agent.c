@@ -320,6 +320,23 @@ static void export_self_metrics(struct agent *a)
 	py_resolver__summary(a->pyres, "dynoprof agent", "counted since the previous note", 0);
 }
 
+/* Records a window's store for /healthz (degraded while stores fail, healthy
+ * again after the next success) and dynoprof_agent_store_failures_total. */
+static void note_store_result(struct agent *a, int err, int64_t now)
+{
+	pthread_mutex_lock(&a->st.lock);
+	if (err && !a->st.store_error)
+		a->st.store_failing_since_ns = now;
+	if (!err && a->st.store_error)
+		fprintf(stderr, "dynoprof agent: storing windows works again (%" PRIu64
+			" lost since start)\n", a->st.store_failures);
+	a->st.store_error = err;
+	a->st.store_failures += err != 0;
+	pthread_mutex_unlock(&a->st.lock);
+	if (err)
+		metrics__add(a->st.metrics, "dynoprof_agent_store_failures_total", NULL, 0, 1);
+}
+
 /* Closes the open window: stores it, updates metrics, opens the next. */
 static int close_window(struct agent *a)
 {
@@ -422,6 +439,7 @@ static int close_window(struct agent *a)
 				strerror(-err));
 		else
 			metrics__add(a->st.metrics, "dynoprof_agent_windows_total", NULL, 0, 1);
+		note_store_result(a, err, end);
 	}
 	free(blob);
 	free(rows);
@@ -488,6 +506,12 @@ static const struct {
 	{ "dynoprof_agent_rss_bytes", METRIC_GAUGE, "Resident memory of the agent." },
 	{ "dynoprof_agent_database_bytes", METRIC_GAUGE, "Size of the history database." },
 	{ "dynoprof_agent_windows_stored", METRIC_GAUGE, "History windows in the database." },
+	{ "dynoprof_agent_store_failures_total", METRIC_COUNTER,
+	  "History windows lost because storing them failed (e.g. disk full); /healthz is "
+	  "degraded until a store succeeds." },
+	{ "dynoprof_agent_http_connections_refused_total", METRIC_COUNTER,
+	  "HTTP connections refused or closed before a request, by reason (head_timeout, "
+	  "head_too_large, evicted, busy, fd_limit)." },
 };
 
 static void declare_metrics(struct metrics *m)
@@ -615,6 +639,8 @@ int agent__run(const struct agent_config *initial, const char *config_path,
 		goto out;
 	}
 	declare_metrics(a->st.metrics);
+	/* Present at 0 from the start, so an alert can use it before any failure. */
+	metrics__add(a->st.metrics, "dynoprof_agent_store_failures_total", NULL, 0, 0);
 	struct deploy_check_opts dopts = { .check_window_s = c->deploy_check_s,
 					   .min_effect = c->deploy_min_effect,
 					   .confidence = c->deploy_confidence };
@@ -700,14 +726,20 @@ int agent__run(const struct agent_config *initial, const char *config_path,
 
 	struct http_route routes[8];
 	size_t nroutes = agent_handlers__routes(&a->st, routes);
+	/* Live collections block: they must leave /healthz and /metrics room. */
+	static const char *const blocking[] = { "/debug/pprof/profile", "/flamegraph", NULL };
 	struct http_server_opts ho = { .address = c->listen_address, .port = c->listen_port,
 				       .allow_remote = c->listen_remote,
-				       .token = a->token[0] ? a->token : NULL };
+				       .token = a->token[0] ? a->token : NULL,
+				       .blocking_paths = blocking };
 	a->http = http_server__start(&ho, routes, nroutes, err, sizeof(err));
 	if (!a->http) {
 		fprintf(stderr, "dynoprof agent: %s\n", err);
 		goto out;
 	}
+	pthread_mutex_lock(&a->st.lock);
+	a->st.http = a->http;
+	pthread_mutex_unlock(&a->st.lock);
 	fprintf(stderr, "dynoprof agent: profiling all CPUs at %u Hz (%s), %gs windows into %s; "
 		"serving http://%s%s%s:%u/metrics\n", c->frequency_hz,
 		cc ? cc->reason : "no counters", c->window_s, c->database,
@@ -749,11 +781,20 @@ int agent__run(const struct agent_config *initial, const char *config_path,
 			break;
 		}
 	}
-	/* SIGTERM: the open window is flushed, so no data is lost. */
+	/* SIGTERM: the open window is flushed, so no data is lost; when it
+	 * cannot be stored, the exit status says so. */
 	sampler__drain(a->sampler);
 	finish_queries(a, true);
-	if (close_window(a) == 0 && rc == 0)
+	if ((e = close_window(a)) == 0 && rc == 0) {
 		fprintf(stderr, "dynoprof agent: flushed the open window; exiting\n");
+	} else if (e) {
+		fprintf(stderr, "dynoprof agent: the final window was not stored (%s): it is lost; "
+			"exiting with status 1\n", strerror(-e));
+		rc = 1;
+	}
+	pthread_mutex_lock(&a->st.lock);
+	a->st.http = NULL;
+	pthread_mutex_unlock(&a->st.lock);
 	http_server__stop(a->http);
 	a->http = NULL;
 out:

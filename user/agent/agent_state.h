@@ -42,6 +42,12 @@ struct agent_state {
 	struct metrics *metrics;          /* Prometheus registry (thread-safe) */
 	struct deploy_checker *deploys;   /* automatic deploy checks (results thread-safe) */
 	int64_t started_unix_ns;          /* agent start */
+	struct http_server *http;         /* the server, for its refusal counts (NULL
+					   * until started); guarded by lock */
+	int store_error;                  /* -errno of the last window's store, 0 when it
+					   * was stored: /healthz is degraded while != 0 */
+	int64_t store_failing_since_ns;   /* unix ns of the first failure in a row */
+	uint64_t store_failures;          /* windows lost to failed stores, since start */
 	const char *value_types[6][2];    /* type/unit of window profiles */
 	size_t nvalue_types;
 };

@@ -309,6 +309,25 @@ static void handle_flamegraph(void *ctx, const struct http_query *q, struct http
 	r->content_type = "image/svg+xml";
 }
 
+/* The server counts its refusals itself; they are copied in at each scrape. */
+static void export_http_refusals(struct agent_state *st)
+{
+	struct http_server_stats hs;
+	pthread_mutex_lock(&st->lock);
+	http_server__stats(st->http, &hs); /* zeros until the server is known */
+	pthread_mutex_unlock(&st->lock);
+	const struct {
+		const char *reason;
+		uint64_t n;
+	} counts[] = { { "head_timeout", hs.head_timeout }, { "head_too_large", hs.head_too_large },
+		       { "evicted", hs.evicted }, { "busy", hs.busy }, { "fd_limit", hs.fd_limit } };
+	for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
+		struct metric_label l = { "reason", counts[i].reason };
+		metrics__set(st->metrics, "dynoprof_agent_http_connections_refused_total", &l, 1,
+			     (double)counts[i].n);
+	}
+}
+
 static void handle_metrics(void *ctx, const struct http_query *q, struct http_response *r)
 {
 	struct agent_state *st = ctx;
@@ -316,6 +335,7 @@ static void handle_metrics(void *ctx, const struct http_query *q, struct http_re
 		http_response__error(r, 400, "/metrics takes no parameters");
 		return;
 	}
+	export_http_refusals(st);
 	if (metrics__render(st->metrics, &r->body)) {
 		http_response__error(r, 500, "rendering metrics failed");
 		return;
@@ -327,11 +347,31 @@ static void handle_healthz(void *ctx, const struct http_query *q, struct http_re
 {
 	struct agent_state *st = ctx;
 	(void)q;
-	int64_t bytes = 0, windows = 0, oldest = 0;
+	int64_t bytes = 0, windows = 0, oldest = 0, since;
+	uint64_t failures;
+	int store_error;
 	store__stats(st->store, &bytes, &windows, &oldest);
-	strbuf__printf(&r->body, "{\"status\": \"ok\", \"uptime_s\": %.0f, \"windows\": %" PRId64
-		       ", \"database_bytes\": %" PRId64 "}\n",
-		       (now_ns(CLOCK_REALTIME) - st->started_unix_ns) / 1e9, windows, bytes);
+	pthread_mutex_lock(&st->lock);
+	store_error = st->store_error;
+	since = st->store_failing_since_ns;
+	failures = st->store_failures;
+	pthread_mutex_unlock(&st->lock);
+	/* Degraded while windows cannot be stored: history is being lost. */
+	if (store_error) {
+		char reason[256];
+		snprintf(reason, sizeof(reason), "storing history windows fails since %.0f s ago: %s",
+			 (now_ns(CLOCK_REALTIME) - since) / 1e9, strerror(-store_error));
+		r->status = 503;
+		strbuf__puts(&r->body, "{\"status\": \"degraded\", \"reason\": ");
+		strbuf__json_string(&r->body, reason);
+		strbuf__puts(&r->body, ", ");
+	} else {
+		strbuf__puts(&r->body, "{\"status\": \"ok\", ");
+	}
+	strbuf__printf(&r->body, "\"uptime_s\": %.0f, \"windows\": %" PRId64
+		       ", \"database_bytes\": %" PRId64 ", \"store_failures\": %" PRIu64 "}\n",
+		       (now_ns(CLOCK_REALTIME) - st->started_unix_ns) / 1e9, windows, bytes,
+		       failures);
 	r->content_type = "application/json";
 }
 
@@ -400,6 +440,12 @@ static void handle_groups(void *ctx, const struct http_query *q, struct http_res
 	}
 	const char *by = http_query__get(q, "by");
 	char bybuf[128];
+	/* Refused, not cut: a cut list would pass whatever the cut left. */
+	if (by && strlen(by) >= sizeof(bybuf)) {
+		http_response__error(r, 400, "by is too long (at most %zu bytes): a list of "
+				     "service, commit, endpoint", sizeof(bybuf) - 1);
+		return;
+	}
 	snprintf(bybuf, sizeof(bybuf), "%s", by ? by : "endpoint");
 	char *save = NULL;
 	for (char *tok = strtok_r(bybuf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {

@@ -1,10 +1,16 @@
 // SPDX-License-Identifier: MIT
 /* http_server.c - the agent's HTTP server on libmicrohttpd.
  *
- * We bind the listening socket ourselves and hand it to MHD: bind() then
- * tells exactly why an address cannot be used (in use, not ours, needs
- * privileges), which MHD would only log. Each connection gets a thread, so a
- * handler collecting for ?seconds=N does not hold up /metrics.
+ * We bind the listening socket ourselves: bind() then tells exactly why an
+ * address cannot be used (in use, not ours, needs privileges), which MHD
+ * would only log. MHD never sees the listening socket: the gate
+ * (http_gate.c) accepts, waits for each complete request head within an
+ * absolute deadline, and only then hands the connection to MHD
+ * (MHD_add_connection). Each handed-over connection gets a thread, so a
+ * handler collecting for ?seconds=N does not hold up /metrics, while idle or
+ * trickling sockets cost no thread at all. Every response closes its
+ * connection: a kept-alive connection would wait for its next head on an
+ * MHD thread, with only an idle timeout that any byte resets.
  *
  * Every request is answered on the access handler's first call (headers
  * received): GET and HEAD carry no body, and for anything else answering
@@ -23,12 +29,24 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include "agent/http_gate.h"
 
 #define HTTP_DEFAULT_ADDRESS "127.0.0.1"
 #define HTTP_DEFAULT_MAX_CONNECTIONS 64
 #define HTTP_DEFAULT_TIMEOUT_S 30
+#define HTTP_DEFAULT_MAX_PENDING 512
+#define HTTP_DEFAULT_MAX_PENDING_PER_ADDR 128
+#define HTTP_DEFAULT_HEAD_TIMEOUT_S 10
+/* A request head (line + headers) longer than this is refused (431) before
+ * MHD sees it; it must fit MHD's buffers in HTTP_CONNECTION_MEMORY. */
+#define HTTP_MAX_HEAD_BYTES (16 * 1024)
+/* File descriptors kept for everything else the agent opens (BPF, perf
+ * events, the database, /proc) when sizing RLIMIT_NOFILE. */
+#define HTTP_FD_HEADROOM 1024
 /* Per-connection memory: request line, headers and MHD's buffers. A longer
  * URL or header set is refused by MHD (414 / 431). */
 #define HTTP_CONNECTION_MEMORY (64 * 1024)
@@ -36,7 +54,9 @@
 #define HTTP_MAX_VALUE_LEN 4096
 /* How much of an unknown path a 404 echoes back. */
 #define HTTP_MAX_ECHOED_PATH 200
-#define HTTP_LISTEN_BACKLOG 64
+/* The gate drains the backlog in batches; a flood of connects must not
+ * fill it between two batches and drop a health check's SYN. */
+#define HTTP_LISTEN_BACKLOG 1024
 #define TEXT_PLAIN "text/plain; charset=utf-8"
 
 struct http_query {
@@ -51,10 +71,19 @@ struct server_route {
 	char *path;              /* exact path (owned copy) */
 	http_handler_fn handler; /* called for GET/HEAD on path */
 	void *ctx;               /* handler's context */
+	bool may_block;          /* in opts.blocking_paths: counts against their share */
 };
 
 struct http_server {
-	struct MHD_Daemon *daemon;    /* running daemon */
+	struct MHD_Daemon *daemon;    /* running daemon (no listening socket of its own) */
+	struct http_gate *gate;       /* accepts and waits for request heads */
+	int listen_fd;                /* our listening socket (-1 none) */
+	unsigned max_connections;     /* connections MHD may hold at once */
+	unsigned active;              /* connections MHD holds now (atomic) */
+	unsigned blocking;            /* requests of may_block routes in progress (atomic) */
+	unsigned max_blocking;        /* their limit: max_connections less a few kept
+				       * for quick routes (/healthz, /metrics) */
+	uint64_t refused_busy;        /* MHD_add_connection failures (atomic) */
 	struct server_route *routes;  /* nroutes copies */
 	size_t nroutes;               /* number of routes */
 	char *token;                  /* required bearer token, or NULL */
@@ -92,6 +121,7 @@ const char *http_query__value(const struct http_query *q, size_t i)
 
 void http_response__error(struct http_response *r, int status, const char *fmt, ...)
 {
+	struct strbuf raw = STRBUF_INIT;
 	va_list ap;
 	r->status = status;
 	r->content_type = TEXT_PLAIN;
@@ -99,8 +129,27 @@ void http_response__error(struct http_response *r, int status, const char *fmt, 
 	r->content_disposition = NULL;
 	strbuf__reset(&r->body);
 	va_start(ap, fmt);
-	strbuf__vprintf(&r->body, fmt, ap);
+	strbuf__vprintf(&raw, fmt, ap);
 	va_end(ap);
+	/* Messages quote decoded parameters: a CR, LF or other control byte in
+	 * them is shown escaped, so a body stays one line a terminal or log
+	 * shows as it is. */
+	for (size_t i = 0; i < raw.len; i++) {
+		unsigned char c = (unsigned char)raw.data[i];
+		if (c == '\r')
+			strbuf__puts(&r->body, "\\r");
+		else if (c == '\n')
+			strbuf__puts(&r->body, "\\n");
+		else if (c == '\t')
+			strbuf__puts(&r->body, "\\t");
+		else if (c < 0x20 || c == 0x7f)
+			strbuf__printf(&r->body, "\\x%02x", c);
+		else
+			strbuf__putc(&r->body, (char)c);
+	}
+	if (strbuf__error(&raw))
+		strbuf__puts(&r->body, "(message lost: out of memory)");
+	strbuf__release(&raw);
 	strbuf__putc(&r->body, '\n');
 }
 
@@ -156,6 +205,13 @@ static enum MHD_Result collect_param(void *cls, enum MHD_ValueKind kind, const c
 		query_fail(q, "query parameter '%s' contains a NUL byte", shown);
 		return MHD_NO;
 	}
+	/* Which of two values would count is a guess a client should not have
+	 * to make (and a filter could be dodged with it): refuse. */
+	for (size_t i = 0; i < q->count; i++)
+		if (!strcmp(q->names[i], key)) {
+			query_fail(q, "query parameter '%s' is given twice", shown);
+			return MHD_NO;
+		}
 	q->names[q->count] = key;
 	q->values[q->count] = value ? value : "";
 	q->count++;
@@ -219,6 +275,7 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, struct http_re
 		MHD_add_response_header(resp, "Content-Disposition", r->content_disposition);
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
 	if (extra_name)
 		MHD_add_response_header(resp, extra_name, extra_value);
 	enum MHD_Result ret = MHD_queue_response(conn, (unsigned)r->status, resp);
@@ -271,6 +328,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		extra_name = MHD_HTTP_HEADER_ALLOW;
 		extra_value = "GET, HEAD";
 		goto send;
+	}
+	if (route->may_block) {
+		/* Counted until the response is sent (on_completed): a client that
+		 * does not read holds its slot as long as a collection does. */
+		if (__atomic_add_fetch(&s->blocking, 1, __ATOMIC_ACQ_REL) > s->max_blocking) {
+			__atomic_sub_fetch(&s->blocking, 1, __ATOMIC_ACQ_REL);
+			__atomic_add_fetch(&s->refused_busy, 1, __ATOMIC_RELAXED);
+			http_response__error(&r, 503, "busy: %u requests to %s and other "
+					     "long-running routes in progress: retry",
+					     s->max_blocking, route->path);
+			goto send;
+		}
+		*req_cls = &s->blocking;
 	}
 	struct http_query *q = calloc(1, sizeof(*q));
 	if (!q) {
@@ -398,10 +468,72 @@ static int open_listener(const struct listen_addr *addr, uint16_t port, char *er
 	return -e;
 }
 
+/* MHD's end of a request (response sent, or the connection failed). */
+static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+			 enum MHD_RequestTerminationCode code)
+{
+	struct http_server *s = cls;
+	(void)conn;
+	(void)code;
+	if (*req_cls == &s->blocking)
+		__atomic_sub_fetch(&s->blocking, 1, __ATOMIC_ACQ_REL);
+	*req_cls = NULL;
+}
+
+/* MHD's connection start/close: counts the connections it holds. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_ctx,
+			  enum MHD_ConnectionNotificationCode code)
+{
+	struct http_server *s = cls;
+	(void)conn;
+	(void)socket_ctx;
+	if (code == MHD_CONNECTION_NOTIFY_STARTED)
+		__atomic_add_fetch(&s->active, 1, __ATOMIC_ACQ_REL);
+	else if (code == MHD_CONNECTION_NOTIFY_CLOSED)
+		__atomic_sub_fetch(&s->active, 1, __ATOMIC_ACQ_REL);
+}
+
+/* The gate's hand-over: a connection whose request head has arrived. */
+static int admit(void *ctx, int *fd, const struct sockaddr *addr, socklen_t addrlen)
+{
+	struct http_server *s = ctx;
+	if (__atomic_load_n(&s->active, __ATOMIC_ACQUIRE) >= s->max_connections)
+		return -EBUSY;
+	/* MHD closes the socket when it fails (its own limit reached in a race,
+	 * no thread or memory): a duplicate keeps it open for the gate's 503. */
+	int keep = fcntl(*fd, F_DUPFD_CLOEXEC, 0);
+	if (MHD_add_connection(s->daemon, *fd, addr, addrlen) == MHD_YES) {
+		if (keep >= 0)
+			close(keep);
+		return 0;
+	}
+	if (keep < 0) { /* nothing left to answer on */
+		__atomic_add_fetch(&s->refused_busy, 1, __ATOMIC_RELAXED);
+		return 0;
+	}
+	*fd = keep;
+	return -EBUSY;
+}
+
+/* Raises the soft RLIMIT_NOFILE towards the hard one so that the waiting
+ * and running connections fit beside the agent's other files; when the
+ * hard limit is lower, the gate refuses what does not fit (fd_limit). */
+static void raise_nofile(unsigned connections)
+{
+	struct rlimit rl;
+	rlim_t want = (rlim_t)connections + HTTP_FD_HEADROOM;
+	if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur >= want)
+		return;
+	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+	setrlimit(RLIMIT_NOFILE, &rl);
+}
+
 static void server_free(struct http_server *s)
 {
 	if (!s)
 		return;
+	if (s->listen_fd >= 0)
+		close(s->listen_fd);
 	for (size_t i = 0; s->routes && i < s->nroutes; i++)
 		free(s->routes[i].path);
 	free(s->routes);
@@ -410,7 +542,8 @@ static void server_free(struct http_server *s)
 	free(s);
 }
 
-static int copy_routes(struct http_server *s, const struct http_route *routes, size_t nroutes)
+static int copy_routes(struct http_server *s, const struct http_route *routes, size_t nroutes,
+		       const char *const *blocking)
 {
 	struct strbuf list = STRBUF_INIT;
 	s->routes = calloc(nroutes ? nroutes : 1, sizeof(*s->routes));
@@ -428,6 +561,8 @@ static int copy_routes(struct http_server *s, const struct http_route *routes, s
 		}
 		s->routes[i].handler = routes[i].handler;
 		s->routes[i].ctx = routes[i].ctx;
+		for (size_t k = 0; blocking && blocking[k]; k++)
+			s->routes[i].may_block |= !strcmp(blocking[k], routes[i].path);
 		s->nroutes = i + 1;
 		strbuf__printf(&list, "%s%s", i ? ", " : "", routes[i].path);
 	}
@@ -477,7 +612,8 @@ struct http_server *http_server__start(const struct http_server_opts *opts,
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	e = copy_routes(s, routes, nroutes);
+	s->listen_fd = -1;
+	e = copy_routes(s, routes, nroutes, opts->blocking_paths);
 	if (!e && opts->token && *opts->token) {
 		s->token = strdup(opts->token);
 		s->token_len = strlen(opts->token);
@@ -498,42 +634,56 @@ struct http_server *http_server__start(const struct http_server_opts *opts,
 		errno = -fd;
 		return NULL;
 	}
-	unsigned max_connections = opts->max_connections ? opts->max_connections
-							 : HTTP_DEFAULT_MAX_CONNECTIONS;
+	s->listen_fd = fd;
+	s->max_connections = opts->max_connections ? opts->max_connections
+						   : HTTP_DEFAULT_MAX_CONNECTIONS;
+	s->max_blocking = s->max_connections - (s->max_connections >= 2
+						? (s->max_connections + 7) / 8 : 0);
 	unsigned timeout_s = opts->timeout_s ? opts->timeout_s : HTTP_DEFAULT_TIMEOUT_S;
+	struct http_gate_opts gopts = {
+		.max_pending = opts->max_pending ? opts->max_pending : HTTP_DEFAULT_MAX_PENDING,
+		.max_pending_per_addr = opts->max_pending_per_addr
+						? opts->max_pending_per_addr
+						: HTTP_DEFAULT_MAX_PENDING_PER_ADDR,
+		.head_timeout_ms = opts->head_timeout_ms ? opts->head_timeout_ms
+							 : HTTP_DEFAULT_HEAD_TIMEOUT_S * 1000,
+		.max_head_bytes = HTTP_MAX_HEAD_BYTES,
+	};
+	raise_nofile(gopts.max_pending + s->max_connections);
 	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-			 MHD_USE_POLL | MHD_USE_ERROR_LOG |
-			 (addr.family == AF_INET6 ? MHD_USE_IPv6 : 0);
+			 MHD_USE_POLL | MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET |
+			 MHD_USE_ITC | (addr.family == AF_INET6 ? MHD_USE_IPv6 : 0);
 	__atomic_store_n(&s->starting, 1, __ATOMIC_RELEASE);
 	s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
-				     MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
-				     MHD_OPTION_CONNECTION_LIMIT, max_connections,
+				     MHD_OPTION_CONNECTION_LIMIT, s->max_connections,
 				     MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
 				     MHD_OPTION_CONNECTION_MEMORY_LIMIT,
 				     (size_t)HTTP_CONNECTION_MEMORY,
+				     MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+				     MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
 				     MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
 				     MHD_OPTION_END);
 	__atomic_store_n(&s->starting, 0, __ATOMIC_RELEASE);
 	if (!s->daemon) {
-		/* MHD may or may not have closed the socket it was given. */
-		if (fcntl(fd, F_GETFD) != -1)
-			close(fd);
 		snprintf(err, errlen, "cannot start the HTTP server on %s: %s", addr.shown,
 			 s->start_log[0] ? s->start_log : "libmicrohttpd refused to start");
 		server_free(s);
 		errno = EIO;
 		return NULL;
 	}
-	const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon,
-							       MHD_DAEMON_INFO_BIND_PORT);
-	s->port = info ? info->port : 0;
-	if (!s->port) {
-		struct sockaddr_storage bound;
-		socklen_t len = sizeof(bound);
-		if (getsockname(fd, (struct sockaddr *)&bound, &len) == 0)
-			s->port = ntohs(bound.ss_family == AF_INET6
-						? ((struct sockaddr_in6 *)&bound)->sin6_port
-						: ((struct sockaddr_in *)&bound)->sin_port);
+	struct sockaddr_storage bound;
+	socklen_t len = sizeof(bound);
+	if (getsockname(fd, (struct sockaddr *)&bound, &len) == 0)
+		s->port = ntohs(bound.ss_family == AF_INET6
+					? ((struct sockaddr_in6 *)&bound)->sin6_port
+					: ((struct sockaddr_in *)&bound)->sin_port);
+	s->gate = http_gate__start(fd, &gopts, admit, s, err, errlen);
+	if (!s->gate) {
+		e = errno;
+		MHD_stop_daemon(s->daemon);
+		server_free(s);
+		errno = e;
+		return NULL;
 	}
 	return s;
 }
@@ -542,9 +692,24 @@ void http_server__stop(struct http_server *s)
 {
 	if (!s)
 		return;
+	http_gate__stop(s->gate); /* no more hand-overs; waiting sockets closed */
 	if (s->daemon)
-		MHD_stop_daemon(s->daemon); /* closes the listening socket, joins threads */
-	server_free(s);
+		MHD_stop_daemon(s->daemon); /* joins the connections' threads */
+	server_free(s);             /* closes the listening socket */
+}
+
+void http_server__stats(const struct http_server *s, struct http_server_stats *out)
+{
+	struct http_gate_stats g;
+	memset(out, 0, sizeof(*out));
+	if (!s)
+		return;
+	http_gate__stats(s->gate, &g);
+	out->head_timeout = g.head_timeout;
+	out->head_too_large = g.head_too_large;
+	out->evicted = g.evicted;
+	out->busy = g.busy + __atomic_load_n(&s->refused_busy, __ATOMIC_RELAXED);
+	out->fd_limit = g.fd_limit;
 }
 
 uint16_t http_server__port(const struct http_server *s)

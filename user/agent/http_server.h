@@ -4,9 +4,14 @@
  * Loopback only unless allow_remote is set (listening elsewhere needs an
  * explicit flag). Unknown paths answer 404, other methods 405, a missing or
  * wrong token 401; handlers answer 400 with a message for bad parameters.
- * Requests are bounded: URL length, parameter count, connection count,
- * connection timeout. Handlers run on the server's threads (thread per
- * connection) and may block (e.g. `?seconds=N` collection), up to
+ * Requests are bounded: head size (431), parameter count and length, a
+ * parameter given twice (400), connections waiting for their request head
+ * (max_pending, max_pending_per_addr: the oldest is pushed out, 503), an
+ * absolute deadline from accept for the whole head (408: trickling bytes do
+ * not extend it), requests in progress (max_connections, 503), idle time
+ * after the head (timeout_s). Every response closes its connection (no
+ * keep-alive). Handlers run on the server's threads (one per request in
+ * progress) and may block (e.g. `?seconds=N` collection), up to
  * max_handler_seconds.
  */
 #ifndef DYNOPROF_HTTP_SERVER_H
@@ -21,7 +26,8 @@
 /* The parsed query string of a request. */
 struct http_query;
 
-/* Value of parameter name (first occurrence), or NULL. */
+/* Value of parameter name, or NULL. A name occurs at most once: the
+ * server answers 400 to a query that repeats one. */
 const char *http_query__get(const struct http_query *q, const char *name);
 /* Number of parameters, and the i-th name/value. */
 size_t http_query__count(const struct http_query *q);
@@ -55,8 +61,24 @@ struct http_server_opts {
 	uint16_t port;           /* 0 binds an ephemeral port (tests); the agent's is 9464 */
 	bool allow_remote;       /* required for a non-loopback address */
 	const char *token;       /* bearer token required when non-NULL/non-empty */
-	unsigned max_connections;/* default 64 */
-	unsigned timeout_s;      /* idle connection timeout, default 30 */
+	unsigned max_connections;/* requests in progress at once, default 64 */
+	unsigned timeout_s;      /* idle timeout once the head is in, default 30 */
+	unsigned max_pending;    /* connections waiting for their head, default 512 */
+	unsigned max_pending_per_addr; /* of them per client address, default 128 */
+	unsigned head_timeout_ms;/* accept to complete head, absolute; default 10000 */
+	const char *const *blocking_paths; /* NULL-terminated routes whose handlers may
+				  * take long (collections): they get at most
+				  * max_connections less an eighth at once (503
+				  * beyond), so the others always find a slot */
+};
+
+/* Connections refused since start, by reason (each got a short answer). */
+struct http_server_stats {
+	uint64_t head_timeout;   /* 408: head not complete within head_timeout_ms */
+	uint64_t head_too_large; /* 431: head over 16 KiB */
+	uint64_t evicted;        /* 503: oldest waiting one pushed out by the pending limits */
+	uint64_t busy;           /* 503: max_connections requests in progress */
+	uint64_t fd_limit;       /* 503: out of file descriptors */
 };
 
 struct http_server;
@@ -73,6 +95,8 @@ struct http_server *http_server__start(const struct http_server_opts *opts,
 /* Stops listening, waits for running handlers to return (a handler blocked
  * in a collection must watch the agent's own stop flag), frees. NULL ok. */
 void http_server__stop(struct http_server *s);
+/* Refusals so far (thread-safe; zeros for NULL). */
+void http_server__stats(const struct http_server *s, struct http_server_stats *out);
 /* The port actually bound (useful with port 0 in tests). */
 uint16_t http_server__port(const struct http_server *s);
 

@@ -215,7 +215,8 @@ static int build_key(const struct metric_label *labels, size_t nlabels, bool fol
 		if (fold_all || (fold_endpoint && !strcmp(refs[i].name, "endpoint")))
 			refs[i].value = OVERFLOW_VALUE;
 	}
-	qsort(refs, nlabels, sizeof(refs[0]), cmp_label_ref);
+	if (nlabels > 1) /* qsort's base must not be NULL, even for 0 items */
+		qsort(refs, nlabels, sizeof(refs[0]), cmp_label_ref);
 	strbuf__reset(out);
 	for (size_t i = 0; i < nlabels; i++) {
 		if (i && !strcmp(refs[i - 1].name, refs[i].name))
@@ -525,7 +526,8 @@ int metrics__render(struct metrics *m, struct strbuf *out)
 	void *value;
 	while (hashmap__next(m->families, &cursor, NULL, NULL, &value))
 		families[n++] = value;
-	qsort(families, n, sizeof(*families), cmp_family);
+	if (n > 1) /* qsort's base must not be NULL, even for 0 items */
+		qsort(families, n, sizeof(*families), cmp_family);
 	for (size_t i = 0; i < n; i++) {
 		const struct metric_family *f = families[i];
 		size_t nseries = hashmap__size(f->series), k = 0;
@@ -542,7 +544,8 @@ int metrics__render(struct metrics *m, struct strbuf *out)
 		cursor = 0;
 		while (hashmap__next(f->series, &cursor, NULL, NULL, &value))
 			series[k++] = value;
-		qsort(series, k, sizeof(*series), cmp_series);
+		if (k > 1) /* qsort's base must not be NULL, even for 0 items */
+			qsort(series, k, sizeof(*series), cmp_series);
 		strbuf__printf(out, "# HELP %s ", f->name);
 		escape_help(out, f->help);
 		strbuf__printf(out, "\n# TYPE %s %s\n", f->name,

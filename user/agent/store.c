@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -58,6 +59,14 @@
 /* The WAL is truncated back to this after a checkpoint (it would otherwise
  * keep the size of the largest transaction it ever held). */
 #define STORE_WAL_SIZE_LIMIT (16LL << 20)
+/* The part of max_bytes kept for the WAL: a quarter, within these bounds.
+ * Retention keeps the pages in use within max_bytes minus this reserve (or
+ * minus the WAL's actual size when larger), and each put that deleted
+ * windows or left the WAL past half the reserve checkpoints it and truncates
+ * the file to 0 (wal_checkpoint(TRUNCATE)): database file plus WAL stay
+ * within about max_bytes. */
+#define STORE_WAL_RESERVE_MIN (64LL << 10)
+#define STORE_WAL_RESERVE_MAX STORE_WAL_SIZE_LIMIT
 /* foreach_window copies windows out in chunks of at most this many windows
  * and bytes (or one larger window), and calls back without the lock. */
 #define FOREACH_CHUNK_WINDOWS 64
@@ -203,6 +212,8 @@ struct store {
 	int64_t page_size;               /* bytes per page (fixed once created) */
 	int64_t max_span_ns;             /* longest end - start of any window held
 					  * (an upper bound: not lowered on delete) */
+	char *wal_path;                  /* "<path>-wal", whose size retention counts */
+	int64_t wal_reserve;             /* bytes of max_bytes kept for the WAL */
 };
 
 /* Maps an SQLite result code to a negative errno. */
@@ -476,8 +487,49 @@ fail:
 	return ret;
 }
 
+/* Sizes the WAL's part of max_bytes: its reserve, the size it is truncated
+ * to, and the auto-checkpoint point (both of which default to far more than
+ * a small max_bytes). */
+static int wal_setup(struct store *s, const char *path)
+{
+	char sql[160];
+	int64_t reserve = s->max_bytes / 4;
+
+	if (reserve < STORE_WAL_RESERVE_MIN)
+		reserve = STORE_WAL_RESERVE_MIN;
+	if (reserve > STORE_WAL_RESERVE_MAX)
+		reserve = STORE_WAL_RESERVE_MAX;
+	s->wal_reserve = reserve;
+	if (asprintf(&s->wal_path, "%s-wal", path) < 0) {
+		s->wal_path = NULL;
+		return -ENOMEM;
+	}
+	snprintf(sql, sizeof(sql), "PRAGMA journal_size_limit = %lld; PRAGMA wal_autocheckpoint = %lld",
+		 (long long)reserve, (long long)(reserve / 2 / (s->page_size > 0 ? s->page_size : 4096) ?: 1));
+	return exec_sql(s, sql);
+}
+
+/* Bytes of the WAL file now (0 when absent or unreadable). */
+static int64_t wal_bytes(const struct store *s)
+{
+	struct stat st;
+
+	return s->wal_path && !stat(s->wal_path, &st) ? (int64_t)st.st_size : 0;
+}
+
+/* Copies the WAL into the database and truncates it to 0 bytes; the
+ * database file shrinks to its pages in use (incremental_vacuum's freeing
+ * takes effect here). Fails with -EBUSY while another process reads. */
+static int wal_truncate(struct store *s)
+{
+	int rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+
+	return sqlite_to_errno(rc);
+}
+
 static void store_free(struct store *s)
 {
+	free(s->wal_path);
 	for (int i = 0; i < ST__COUNT; i++)
 		sqlite3_finalize(s->stmts[i]);
 	sqlite3_close(s->db);
@@ -569,6 +621,11 @@ struct store *store__open(const char *path, const struct store_opts *opts, char 
 		errmsg__set(err, errlen, "%s: cannot read: %s", path, sqlite3_errmsg(s->db));
 		goto fail;
 	}
+	if ((ret = wal_setup(s, path))) {
+		errmsg__set(err, errlen, "%s: cannot configure the WAL: %s", path,
+			    ret == -ENOMEM ? "out of memory" : sqlite3_errmsg(s->db));
+		goto fail;
+	}
 	return s;
 fail:
 	store_free(s);
@@ -655,7 +712,8 @@ fail:
 }
 
 /* Deletes windows by age, then oldest-first while the pages in use exceed
- * max_bytes; keep_id (the window just written) is never deleted, so a window
+ * max_bytes less the WAL's part (its reserve, or its size when larger);
+ * keep_id (the window just written) is never deleted, so a window
  * that alone exceeds max_bytes stays until the next one replaces it. Each
  * batch is its own transaction. Freed pages go back to the file system via
  * incremental_vacuum (the file shrinks at the next checkpoint). */
@@ -663,6 +721,11 @@ static int apply_retention(struct store *s, int64_t keep_id)
 {
 	bool deleted = false;
 	int ret = 0;
+	int64_t wal = wal_bytes(s), budget;
+
+	budget = s->max_bytes - (wal > s->wal_reserve ? wal : s->wal_reserve);
+	if (budget < s->max_bytes / 2) /* a WAL another process pins must not eat it all */
+		budget = s->max_bytes / 2;
 
 	if (s->max_age_s <= INT64_MAX / NS_PER_S) {
 		int64_t cutoff = sub_saturating(now_unix_ns(), s->max_age_s * NS_PER_S);
@@ -685,7 +748,7 @@ static int apply_retention(struct store *s, int64_t keep_id)
 		sqlite3_stmt *st = s->stmts[ST_DELETE_OLDEST];
 
 		ret = used_bytes(s, &used);
-		if (ret || used <= s->max_bytes)
+		if (ret || used <= budget)
 			break;
 		ret = step_ints(s, ST_COUNT_WINDOWS, counts, 2);
 		count = counts[0];
@@ -693,7 +756,7 @@ static int apply_retention(struct store *s, int64_t keep_id)
 			break;
 		/* Delete about as many windows as the excess holds, on average. */
 		avg = used / count ?: 1;
-		batch = (used - s->max_bytes) / avg + 1;
+		batch = (used - budget) / avg + 1;
 		if (batch > STORE_RETENTION_BATCH)
 			batch = STORE_RETENTION_BATCH;
 		if (batch > count - 1)
@@ -711,6 +774,11 @@ static int apply_retention(struct store *s, int64_t keep_id)
 
 		ret = ret ?: err;
 		err = exec_sql(s, "PRAGMA incremental_vacuum");
+		ret = ret ?: err;
+	}
+	if (deleted || wal_bytes(s) > s->wal_reserve / 2) {
+		int err = wal_truncate(s);
+
 		ret = ret ?: err;
 	}
 	return ret;

@@ -44,8 +44,13 @@ struct store_window {
 
 /* Retention: windows older than max_age_s, or beyond max_bytes of database,
  * oldest first, are deleted (checked after each insert). max_bytes counts the
- * database's pages in use, schema included (~40 KiB), not its -wal file (at
- * most ~16 MiB after a checkpoint). */
+ * database's pages in use, schema included (~40 KiB), and its -wal file: a
+ * quarter of max_bytes (64 KiB to 16 MiB) is kept for the WAL (or the WAL's
+ * size, when another process's reader kept it larger), and a put that
+ * deleted windows or grew the WAL past half that part checkpoints it and
+ * truncates the file (wal_checkpoint(TRUNCATE); it waits up to the busy
+ * timeout, 5 s, for another process's readers). The database file plus the
+ * WAL so stay within about max_bytes (plus one window, and the 32 KiB -shm). */
 struct store_opts {
 	int64_t max_age_s;       /* 0: default 7 days; by end_ns vs the wall clock */
 	int64_t max_bytes;       /* 0: default 1 GiB */

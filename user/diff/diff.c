@@ -340,7 +340,8 @@ static int analyse_functions(struct side *b, struct side *n, const char *endpoin
 		if (!hashmap__get(nf, k, klen))
 			ranks[nr++] = (struct fn_rank){ k, klen, darr_sum(v) };
 	if (!err) {
-		qsort(ranks, nr, sizeof(*ranks), fn_rank_cmp);
+		if (nr > 1) /* qsort's base must not be NULL, even for 0 items */
+			qsort(ranks, nr, sizeof(*ranks), fn_rank_cmp);
 		row->functions = calloc(o->max_functions, sizeof(*row->functions));
 		if (!row->functions)
 			err = -ENOMEM;
@@ -507,7 +508,8 @@ int diff__compute(const struct profile *base, const struct profile *cur,
 	free(ncpu_all.v);
 	free(nreq_all.v);
 	if (!err) {
-		qsort(out->rows, out->nrows, sizeof(*out->rows), row_cmp);
+		if (out->nrows > 1) /* qsort's base must not be NULL, even for 0 items */
+			qsort(out->rows, out->nrows, sizeof(*out->rows), row_cmp);
 		for (size_t i = 0; i < out->nrows; i++) {
 			/* The overall row is a summary, not a separate regression. */
 			if (!strcmp(out->rows[i].endpoint, "(all)"))

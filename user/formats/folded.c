@@ -131,7 +131,8 @@ static int append_label_frames(const struct profile *p, const struct profile_sam
 		pairs[2 * i] = profile__str(p, s->labels[i].key);
 		pairs[2 * i + 1] = profile__str(p, s->labels[i].value);
 	}
-	qsort(pairs, s->nlabels, 2 * sizeof(*pairs), label_key_cmp);
+	if (s->nlabels > 1) /* qsort's base must not be NULL, even for 0 items */
+		qsort(pairs, s->nlabels, 2 * sizeof(*pairs), label_key_cmp);
 	for (uint32_t i = 0; i < s->nlabels; i++) {
 		strbuf__putc(line, '[');
 		append_sanitized(line, pairs[2 * i], strlen(pairs[2 * i]));
@@ -233,7 +234,8 @@ int folded__write(const struct profile *p, FILE *out, const struct folded_opts *
 		sorted[n].count = set.counts[(uintptr_t)value - 1];
 		n++;
 	}
-	qsort(sorted, n, sizeof(*sorted), sorted_line_cmp);
+	if (n > 1) /* qsort's base must not be NULL, even for 0 items */
+		qsort(sorted, n, sizeof(*sorted), sorted_line_cmp);
 	for (size_t i = 0; i < n; i++) {
 		fwrite(sorted[i].text, 1, sorted[i].len, out);
 		fprintf(out, " %" PRIu64 "\n", sorted[i].count);

@@ -125,7 +125,8 @@ int groups__compute(const struct profile *p, const char *const *keys, size_t nke
 		groups__free(rows, r);
 		return err;
 	}
-	qsort(rows, r, sizeof(*rows), row_cmp);
+	if (r > 1) /* qsort's base must not be NULL, even for 0 items */
+		qsort(rows, r, sizeof(*rows), row_cmp);
 	*rows_out = rows;
 	*nrows_out = r;
 	return 0;

@@ -1121,8 +1121,9 @@ static int read_sample(struct pprof_decoder *d, const struct pb_field *sample)
 					 sizeof(*d->stack));
 			if (err)
 				return err;
-			memcpy(d->stack + nframes, d->location_frames + loc->first_frame,
-			       loc->nframes * sizeof(*d->stack));
+			if (loc->nframes) /* a frameless location: arrays may be NULL */
+				memcpy(d->stack + nframes, d->location_frames + loc->first_frame,
+				       loc->nframes * sizeof(*d->stack));
 			nframes += loc->nframes;
 		}
 	}

@@ -218,7 +218,8 @@ static int bootstrap_interval(const struct side *base, const struct side *cur,
 	} else {
 		double alpha = 1 - confidence;
 
-		qsort(t, valid, sizeof(*t), compare_doubles);
+		if (valid > 1) /* qsort's base must not be NULL, even for 0 items */
+			qsort(t, valid, sizeof(*t), compare_doubles);
 		/* theta - t*se: the upper t quantile gives the lower bound. */
 		*lo = theta - quantile(t, valid, 1 - alpha / 2) * se;
 		*hi = theta - quantile(t, valid, alpha / 2) * se;

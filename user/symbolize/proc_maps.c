@@ -100,7 +100,8 @@ struct proc_maps *proc_maps__parse(FILE *f)
 		errno = -err;
 		return NULL;
 	}
-	qsort(m->maps, m->count, sizeof(*m->maps), map_cmp);
+	if (m->count > 1) /* qsort's base must not be NULL, even for 0 items */
+		qsort(m->maps, m->count, sizeof(*m->maps), map_cmp);
 	return m;
 }
 

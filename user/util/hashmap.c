@@ -122,7 +122,8 @@ int hashmap__put(struct hashmap *map, const void *key, size_t key_len, void *val
 	void *copy = malloc(key_len ? key_len : 1);
 	if (!copy)
 		return -ENOMEM;
-	memcpy(copy, key, key_len);
+	if (key_len) /* key may be NULL when key_len is 0 */
+		memcpy(copy, key, key_len);
 	s->key = copy;
 	s->key_len = key_len;
 	s->hash = h;

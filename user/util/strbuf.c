@@ -29,7 +29,8 @@ void strbuf__append(struct strbuf *sb, const void *data, size_t len)
 {
 	if (reserve(sb, len))
 		return;
-	memcpy(sb->data + sb->len, data, len);
+	if (len) /* data may be NULL when len is 0: memcpy's arguments may not */
+		memcpy(sb->data + sb->len, data, len);
 	sb->len += len;
 	sb->data[sb->len] = '\0';
 }
