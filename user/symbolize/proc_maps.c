@@ -100,7 +100,8 @@ struct proc_maps *proc_maps__parse(FILE *f)
 		errno = -err;
 		return NULL;
 	}
-	qsort(m->maps, m->count, sizeof(*m->maps), map_cmp);
+	if (m->count) /* qsort(NULL, 0) is undefined (maps is NULL until the first) */
+		qsort(m->maps, m->count, sizeof(*m->maps), map_cmp);
 	return m;
 }
 

@@ -1,0 +1,38 @@
+// SPDX-License-Identifier: MIT
+/* ELF symbol tables: from a memory image (the vdso path) and from a file (the
+ * path every binary of a profiled process takes; no debug-file search), then
+ * lookups and address conversions. */
+#include "fuzz_util.h"
+
+#include "symbolize/elf_symtab.h"
+
+static void exercise(struct elf_symtab *t)
+{
+	const char *name;
+	uint64_t off, vaddr;
+	if (!t)
+		return;
+	size_t n = elf_symtab__count(t);
+	(void)elf_symtab__build_id(t);
+	(void)elf_symtab__debug_path(t);
+	for (uint64_t a = 0; a < 0x20000; a += 0x7f1)
+		if (!elf_symtab__lookup(t, a, &name, &off) && (!name || strlen(name) > (1u << 20)))
+			abort();
+	elf_symtab__lookup(t, UINT64_MAX, &name, &off);
+	elf_symtab__file_to_vaddr(t, 0x1000, &vaddr);
+	elf_symtab__addr_to_vaddr(t, 0x401000, 0x400000, 0, &vaddr);
+	elf_symtab__addr_to_vaddr(t, 0, UINT64_MAX, UINT64_MAX, &vaddr);
+	(void)n;
+	elf_symtab__put(t);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	char build_id[ELF_SYMTAB_BUILD_ID_MAX];
+	struct elf_symtab_opts o = { .no_debug_file = 1 };
+	exercise(elf_symtab__open_image(data, size));
+	const char *path = fuzz_path(data, size);
+	exercise(elf_symtab__open_opts(path, &o));
+	elf_symtab__read_build_id(path, build_id, sizeof(build_id));
+	return 0;
+}
