@@ -120,7 +120,7 @@ install: dynoprof libdynotag
 # the same sources as dynoprof (own objects: fuzzer coverage + ASan + UBSan).
 # `make fuzz SECONDS=N` runs each harness N seconds (default 60) on its seed
 # corpus (tests/fuzz/corpus/X/, read only) plus a working corpus it grows in
-# .output/fuzz/work/X/; any crash, leak, UBSan report or hang fails the target
+# .output/fuzz/work/X/ (FUZZ_WORK); any crash, leak, UBSan report or hang fails the target
 # and leaves the input in .output/fuzz/artifacts/. `make test` runs 5 s each.
 FUZZ_SRCS    := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS    := $(patsubst tests/fuzz/%.c,$(OUTPUT)/fuzz/%,$(FUZZ_SRCS))
@@ -129,6 +129,7 @@ FUZZ_LIB     := $(OUTPUT)/fuzz/libdynoprof-fuzz.a
 FUZZ_CFLAGS  := -g -O1 $(WARN) -std=gnu11 -fno-omit-frame-pointer -D_GNU_SOURCE \
 	-fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_SECONDS := $(or $(SECONDS),60)
+FUZZ_WORK    ?= $(OUTPUT)/fuzz/work
 FUZZ_RUN     := nice -n 19
 .SECONDARY: $(FUZZ_OBJS)
 
@@ -149,19 +150,22 @@ fuzz-build: $(FUZZ_BINS)
 
 fuzz: fuzz-build
 	$(Q)set -e; for b in $(FUZZ_BINS); do n=$${b##*/fuzz_}; \
-		mkdir -p $(OUTPUT)/fuzz/work/$$n $(OUTPUT)/fuzz/artifacts; \
+		mkdir -p $(FUZZ_WORK)/$$n $(OUTPUT)/fuzz/artifacts; \
 		echo "== fuzz_$$n: $(FUZZ_SECONDS) s"; \
 		ASAN_OPTIONS=detect_leaks=1 $(FUZZ_RUN) $$b -max_total_time=$(FUZZ_SECONDS) \
 			-timeout=20 -rss_limit_mb=2560 -print_final_stats=1 \
 			-artifact_prefix=$(OUTPUT)/fuzz/artifacts/$$n- \
-			$(OUTPUT)/fuzz/work/$$n tests/fuzz/corpus/$$n \
+			$(FUZZ_WORK)/$$n tests/fuzz/corpus/$$n \
 			> $(OUTPUT)/fuzz/$$n.log 2>&1 || { tail -40 $(OUTPUT)/fuzz/$$n.log; \
 			echo "fuzz_$$n FAILED: see $(OUTPUT)/fuzz/$$n.log and $(OUTPUT)/fuzz/artifacts/"; exit 1; }; \
 		grep -E '^stat::number_of_executed_units|^Done' $(OUTPUT)/fuzz/$$n.log | tr '\n' ' '; echo; \
 	done
 
+# The smoke run starts from the seed corpora alone (a fresh working corpus), so its
+# time does not grow with what long runs found.
 fuzz-smoke:
-	$(Q)$(MAKE) --no-print-directory fuzz SECONDS=5
+	$(Q)rm -rf $(OUTPUT)/fuzz/smoke-work
+	$(Q)$(MAKE) --no-print-directory fuzz SECONDS=5 FUZZ_WORK=$(OUTPUT)/fuzz/smoke-work
 
 include libdynotag/Makefile.inc
 
