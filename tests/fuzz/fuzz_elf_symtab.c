@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: MIT
 /* ELF symbol tables: from a memory image (the vdso path) and from a file (the
  * path every binary of a profiled process takes; no debug-file search), then
- * lookups and address conversions. */
+ * lookups and address conversions. The same file also goes through
+ * elf_dynsym (python/), which reads any process's would-be interpreter:
+ * name lookups through its own GNU hash table walk, segments, reads. */
 #include "fuzz_util.h"
 
+#include "python/elf_dynsym.h"
 #include "symbolize/elf_symtab.h"
 
 static void exercise(struct elf_symtab *t)
@@ -26,6 +29,31 @@ static void exercise(struct elf_symtab *t)
 	elf_symtab__put(t);
 }
 
+static void exercise_dynsym(const char *path)
+{
+	static const char *const names[] = { "_PyRuntime", "Py_Version", "f", "g", "main" };
+	struct elf_sym_value out[sizeof(names) / sizeof(names[0])];
+	uint64_t bias;
+	uint8_t buf[16];
+	struct elf_dynsym *d = elf_dynsym__open(path);
+	if (!d)
+		return;
+	(void)elf_dynsym__type(d);
+	(void)elf_dynsym__class(d);
+	for (size_t i = 0; i < elf_dynsym__segment_count(d); i++)
+		if (!elf_dynsym__segment(d, i))
+			abort();
+	elf_dynsym__find_many(d, names, sizeof(names) / sizeof(names[0]), ELF_DYNSYM_ALL, out);
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (out[i].found)
+			elf_dynsym__read(d, out[i].value, buf, sizeof(buf));
+	elf_dynsym__find(d, "Py_Version", ELF_DYNSYM_DYNAMIC, &out[0]);
+	elf_dynsym__load_bias(d, 0x400000, 0x1000, &bias);
+	elf_dynsym__read(d, 0, buf, sizeof(buf));
+	elf_dynsym__read(d, UINT64_MAX - 4, buf, sizeof(buf));
+	elf_dynsym__free(d);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char build_id[ELF_SYMTAB_BUILD_ID_MAX];
@@ -34,5 +62,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const char *path = fuzz_path(data, size);
 	exercise(elf_symtab__open_opts(path, &o));
 	elf_symtab__read_build_id(path, build_id, sizeof(build_id));
+	exercise_dynsym(path);
 	return 0;
 }
