@@ -77,10 +77,22 @@ static size_t exchange(uint16_t port, const char *req, size_t len, char *resp, s
 	struct timeval tv = { .tv_sec = 10 };
 	size_t got = 0;
 	char sink[4096];
+	/* Closing with a reset (linger 0) leaves no TIME_WAIT on either side:
+	 * hundreds of connections a second would otherwise use up the
+	 * ephemeral ports within minutes. */
+	struct linger reset = { .l_onoff = 1, .l_linger = 0 };
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) ||
-	    connect(fd, (struct sockaddr *)&sa, sizeof(sa)))
+	    setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset)))
 		abort();
+	for (int attempt = 0; connect(fd, (struct sockaddr *)&sa, sizeof(sa)); attempt++) {
+		/* Ports still held by other programs' TIME_WAITs: wait, bounded. */
+		if ((errno != EADDRNOTAVAIL && errno != EAGAIN) || attempt == 1000) {
+			fprintf(stderr, "fuzz_http_query: connect: %s\n", strerror(errno));
+			abort();
+		}
+		usleep(10000);
+	}
 	send_all(fd, req, len);
 	for (;;) {
 		char *to = got < cap ? resp + got : sink;
