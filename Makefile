@@ -42,7 +42,8 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(OUTPUT)/tests/%,$(UNIT_SRCS))
 WORKLOAD_SRCS := $(wildcard tests/workloads/*.c)
 WORKLOAD_BINS := $(patsubst tests/workloads/%.c,$(OUTPUT)/workloads/%,$(WORKLOAD_SRCS))
 
-.PHONY: all deps test-deps unit-test integration-test test bench clean profile
+.PHONY: all deps test-deps unit-test integration-test test bench clean profile \
+	fuzz fuzz-build fuzz-smoke
 .DEFAULT_GOAL := all
 .SECONDARY: $(BPF_OBJS) $(SKELS) $(LIB_OBJS) $(SAN_OBJS)
 
@@ -98,7 +99,7 @@ unit-test: $(UNIT_BINS)
 integration-test: dynoprof libdynotag $(WORKLOAD_BINS) | test-deps
 	$(Q)$(PYTHON) -m pytest -v -p no:cacheprovider tests/integration
 
-test: dynoprof unit-test integration-test
+test: dynoprof unit-test fuzz-smoke integration-test
 
 bench: dynoprof libdynotag $(WORKLOAD_BINS) $(OUTPUT)/bench/bench_dynotag
 	$(Q)$(PYTHON) tests/bench/run_bench.py
@@ -119,6 +120,57 @@ soak: dynoprof libdynotag | test-deps
 # The quick start's main job: the whole machine for 10 s into profile.svg.
 profile: dynoprof
 	./dynoprof record -a -d 10 -o profile.svg
+
+# Fuzzing (libFuzzer): every parser's harness in tests/fuzz/, built with clang from
+# the same sources as dynoprof (own objects: fuzzer coverage + ASan + UBSan).
+# `make fuzz SECONDS=N` runs each harness N seconds (default 60) on its seed
+# corpus (tests/fuzz/corpus/X/, read only) plus a working corpus it grows in
+# .output/fuzz/work/X/ (FUZZ_WORK); any crash, leak, UBSan report or hang fails the target
+# and leaves the input in .output/fuzz/artifacts/. `make test` runs 5 s each.
+FUZZ_SRCS    := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS    := $(patsubst tests/fuzz/%.c,$(OUTPUT)/fuzz/%,$(FUZZ_SRCS))
+FUZZ_OBJS    := $(patsubst %.c,$(OUTPUT)/fuzz/obj/%.o,$(LIB_SRCS))
+FUZZ_LIB     := $(OUTPUT)/fuzz/libdynoprof-fuzz.a
+FUZZ_CFLAGS  := -g -O1 $(WARN) -std=gnu11 -fno-omit-frame-pointer -D_GNU_SOURCE \
+	-fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_SECONDS := $(or $(SECONDS),60)
+FUZZ_WORK    ?= $(OUTPUT)/fuzz/work
+FUZZ_RUN     := nice -n 19
+.SECONDARY: $(FUZZ_OBJS)
+
+$(OUTPUT)/fuzz/obj/%.o: %.c $(USER_HDRS) $(BPF_HDRS) $(SKELS) | deps
+	$(call msg,CC-FUZZ,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(INCLUDES) -c $< -o $@
+
+$(FUZZ_LIB): $(FUZZ_OBJS)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(OUTPUT)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_util.h $(FUZZ_LIB)
+	$(call msg,FUZZ-CC,$@)
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer $(INCLUDES) $< $(FUZZ_LIB) $(LDLIBS) -o $@
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: fuzz-build
+	$(Q)set -e; for b in $(FUZZ_BINS); do n=$${b##*/fuzz_}; \
+		mkdir -p $(FUZZ_WORK)/$$n $(OUTPUT)/fuzz/artifacts; \
+		echo "== fuzz_$$n: $(FUZZ_SECONDS) s"; \
+		ASAN_OPTIONS=detect_leaks=1 $(FUZZ_RUN) $$b -max_total_time=$(FUZZ_SECONDS) \
+			-timeout=20 -rss_limit_mb=2560 -print_final_stats=1 \
+			-artifact_prefix=$(OUTPUT)/fuzz/artifacts/$$n- \
+			$(FUZZ_WORK)/$$n tests/fuzz/corpus/$$n \
+			> $(OUTPUT)/fuzz/$$n.log 2>&1 || { tail -40 $(OUTPUT)/fuzz/$$n.log; \
+			echo "fuzz_$$n FAILED: see $(OUTPUT)/fuzz/$$n.log and $(OUTPUT)/fuzz/artifacts/"; exit 1; }; \
+		grep -E '^stat::number_of_executed_units|^Done' $(OUTPUT)/fuzz/$$n.log | tr '\n' ' '; echo; \
+	done
+
+# The smoke run starts from the seed corpora alone (a fresh working corpus), so its
+# time does not grow with what long runs found.
+fuzz-smoke:
+	$(Q)rm -rf $(OUTPUT)/fuzz/smoke-work
+	$(Q)$(MAKE) --no-print-directory fuzz SECONDS=5 FUZZ_WORK=$(OUTPUT)/fuzz/smoke-work
 
 include libdynotag/Makefile.inc
 include scripts/install.mk

@@ -51,8 +51,8 @@ static void agent_usage(FILE *out)
 "  GET /api/v1/groups           ?by=endpoint,commit&from=&to= JSON sums per group\n"
 "  GET /api/v1/regressions      JSON: the automatic deploy checks and their verdicts\n"
 "  GET /healthz                 liveness\n"
-"Runs as root. SIGHUP re-reads the config file; SIGTERM stores the open window\n"
-"and exits 0.\n"
+"Runs as root (or with the capabilities README, \"Without root\", lists). SIGHUP\n"
+"re-reads the config file; SIGTERM stores the open window and exits 0.\n"
 "\n"
 "options (each overrides the config key of the same name):\n"
 "  -c, --config FILE         `key = value` lines, # comments\n"
@@ -151,5 +151,6 @@ int cmd_agent(int argc, char **argv)
 		cli_error("%s", err);
 		return 1;
 	}
+	privileges__warn("dynoprof agent:");
 	return agent__run(&c, config_path, apply_flags, &flags);
 }

@@ -90,7 +90,8 @@ static void record_usage(FILE *out)
 "Samples the stacks (kernel and user) of every CPU with a BPF program on a perf\n"
 "event, symbolizes them as they arrive, and writes one profile when the capture\n"
 "ends: after -d SECONDS, on Ctrl-C or SIGTERM, or when COMMAND exits.\n"
-"Needs root (or CAP_BPF + CAP_PERFMON).\n"
+"Needs root, or at least CAP_BPF + CAP_PERFMON (README, \"Without root\", lists\n"
+"the capabilities that give root's result).\n"
 "\n"
 "what to profile (default: the whole machine):\n"
 "  -a, --all-cpus          every process on every CPU (default)\n"
@@ -511,10 +512,14 @@ static void print_summary(const struct record_args *a, struct sampler *s,
 	if (st.bad_records)
 		fprintf(stderr, "dynoprof:   %" PRIu64 " malformed records ignored\n",
 			st.bad_records);
-	if (ss.maps_failures)
+	if (ss.maps_failures > ss.maps_denied)
 		fprintf(stderr, "dynoprof:   %" PRIu64 " processes exited before their "
 			"mappings could be read (their user frames show as [unknown])\n",
-			ss.maps_failures);
+			ss.maps_failures - ss.maps_denied);
+	if (ss.maps_denied)
+		fprintf(stderr, "dynoprof:   %" PRIu64 " processes' mappings were not readable "
+			"(permission denied, see the capability warning; their user frames show as "
+			"[unknown])\n", ss.maps_denied);
 	fprintf(stderr, "dynoprof: wrote %s (%s)\n", a->output, format__name(fmt));
 }
 
@@ -591,6 +596,7 @@ int cmd_record(int argc, char **argv)
 		rc = 1;
 		goto out;
 	}
+	privileges__warn("dynoprof:");
 	if (a.format_name ? format__from_name(a.format_name, &fmt)
 			  : format__from_path(a.output, &fmt)) {
 		if (a.format_name)

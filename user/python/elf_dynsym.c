@@ -193,7 +193,9 @@ static int gnu_hash_lookup(struct elf_dynsym *file, Elf_Data *syms, size_t sym_c
 		 bloom_shift = words[3];
 	size_t buckets_at = 4 + (size_t)bloom_size * 2; /* 64-bit bloom words */
 	size_t chain_at = buckets_at + nbuckets;
-	if (!nbuckets || !bloom_size || chain_at > word_count)
+	/* A shift of 32 or more is no hash table ld.so could use (and undefined
+	 * in C): malformed, as a hostile binary may make it. */
+	if (!nbuckets || !bloom_size || bloom_shift >= 32 || chain_at > word_count)
 		return -ENOEXEC;
 
 	uint32_t h = gnu_hash_of(name);

@@ -100,7 +100,7 @@ struct proc_maps *proc_maps__parse(FILE *f)
 		errno = -err;
 		return NULL;
 	}
-	if (m->count > 1) /* qsort's base must not be NULL, even for 0 items */
+	if (m->count) /* qsort(NULL, 0) is undefined (maps is NULL until the first) */
 		qsort(m->maps, m->count, sizeof(*m->maps), map_cmp);
 	return m;
 }

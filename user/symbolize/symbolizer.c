@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
+#include "capture/privileges.h"
 #include "symbolize/ksyms.h"
 #include "symbolize/proc_maps.h"
 #include "symbolize/symcache.h"
@@ -99,6 +100,8 @@ static void read_maps(struct symbolizer *s, struct proc_entry *pe)
 		if (!pe->maps) {
 			pe->maps_failed = 1;
 			s->stats.maps_failures++;
+			if (errno == EACCES || errno == EPERM)
+				s->stats.maps_denied++;
 		}
 		return; /* keep the old maps if we had some */
 	}
@@ -270,8 +273,14 @@ static void load_ksyms(struct symbolizer *s)
 {
 	if (!s->ksyms && !s->ksyms_failed) {
 		s->ksyms = ksyms__load(NULL);
+		uint64_t cap;
 		if (!s->ksyms) {
 			s->ksyms_failed = 1;
+			/* Hidden addresses without CAP_SYSLOG: privileges__warn() named
+			 * that capability and this cost at start already. */
+			if (errno == EPERM && !privileges__effective(&cap) &&
+			    !(cap & CAPMASK(CAPBIT_SYSLOG)))
+				return;
 			fprintf(stderr, "dynoprof: warning: cannot read kernel symbols from "
 				"/proc/kallsyms (%s): kernel frames show as [kernel]\n",
 				strerror(errno));

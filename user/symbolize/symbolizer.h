@@ -20,6 +20,7 @@ struct symbolizer_stats {
 	uint64_t processes;       /* processes currently tracked */
 	uint64_t maps_reads;      /* /proc/PID/maps reads */
 	uint64_t maps_failures;   /* reads that failed (process gone before we looked) */
+	uint64_t maps_denied;     /* ... of which permission was denied (no CAP_SYS_PTRACE) */
 	uint64_t unknown_frames;  /* addresses that resolved to no mapping or symbol */
 	uint64_t symcache_hits;   /* symbol table cache hits */
 	uint64_t symcache_misses; /* symbol tables loaded */
