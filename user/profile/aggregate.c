@@ -355,7 +355,7 @@ int aggregator__record(struct aggregator *a, const void *data, size_t size)
 		if (err || !u->unsampled.pid || u->unsampled.tid != u->unsampled.pid)
 			return err;
 		if (a->opts.tags)
-			tag_registry__note_exec(a->opts.tags, (pid_t)u->unsampled.pid);
+			tag_registry__note_exec(a->opts.tags, (pid_t)u->unsampled.pid, 0);
 		if (a->freed && hashmap__put(a->freed, &u->unsampled.pid, sizeof(u->unsampled.pid),
 					     (void *)1, NULL))
 			err = -ENOMEM;
