@@ -93,7 +93,9 @@ def check_alive(agent):
 
 
 def samples_of(samples, pid):
-    return [s for s in samples if s.labels.get("pid") == pid]
+    """pid's samples of the command's image: `env -i` runs under the same pid
+    before its exec, without the command's environment (and so its tags)."""
+    return [s for s in samples if s.labels.get("pid") == pid and s.labels.get("comm") != "env"]
 
 
 def has_function(sample, name):
