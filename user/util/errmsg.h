@@ -4,10 +4,15 @@
 #define DYNOPROF_ERRMSG_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 /* Formats into buf (len bytes, truncated, NUL-terminated); a NULL buf or a
  * zero len writes nothing. */
 __attribute__((format(printf, 3, 4)))
 void errmsg__set(char *buf, size_t len, const char *fmt, ...);
+
+/* What a file of this type is, for messages that refuse it: "a directory",
+ * "a FIFO", ... ("not a regular file" for anything else). */
+const char *errmsg__file_kind(mode_t mode);
 
 #endif

@@ -44,21 +44,6 @@ static const char *dir_name(int fd, char *buf, size_t len)
 	return buf;
 }
 
-static const char *file_kind(mode_t mode)
-{
-	if (S_ISDIR(mode))
-		return "a directory";
-	if (S_ISCHR(mode))
-		return "a character device";
-	if (S_ISBLK(mode))
-		return "a block device";
-	if (S_ISFIFO(mode))
-		return "a FIFO";
-	if (S_ISSOCK(mode))
-		return "a socket";
-	return "not a regular file";
-}
-
 static bool owner_trusted(uid_t uid)
 {
 	return uid == 0 || uid == geteuid();
@@ -221,7 +206,7 @@ static int resolve(const char *path, struct target *t, char *err, size_t errlen)
 		}
 		if (!S_ISREG(st.st_mode)) {
 			errmsg__set(err, errlen, "refusing to write %s: it is %s, not a regular file",
-				    path, file_kind(st.st_mode));
+				    path, errmsg__file_kind(st.st_mode));
 			e = -EINVAL;
 			goto fail;
 		}

@@ -11,22 +11,6 @@
 
 #include "util/errmsg.h"
 
-/* What a file that is not a regular file is, for messages. */
-static const char *file_kind(mode_t mode)
-{
-	if (S_ISDIR(mode))
-		return "a directory";
-	if (S_ISCHR(mode))
-		return "a character device";
-	if (S_ISBLK(mode))
-		return "a block device";
-	if (S_ISFIFO(mode))
-		return "a FIFO";
-	if (S_ISSOCK(mode))
-		return "a socket";
-	return "not a regular file";
-}
-
 const char *textfile__escape(const char *s, char *buf, size_t len)
 {
 	size_t o = 0;
@@ -144,7 +128,7 @@ int textfile__read(struct textfile *t, const char *path, size_t max_bytes, size_
 
 not_regular:
 	e = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
-	errmsg__set(err, errlen, "%s: is %s, not a regular file", path, file_kind(st.st_mode));
+	errmsg__set(err, errlen, "%s: is %s, not a regular file", path, errmsg__file_kind(st.st_mode));
 	goto fail;
 too_big:
 	e = -EFBIG;
