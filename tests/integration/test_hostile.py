@@ -473,7 +473,9 @@ def test_python_native_chain_cut_is_marked(agent, tmp_path, depth, cut):
             assert all(f.startswith(("native_recurse", "native_bottom", "now",
                                      "clock_gettime", "__clock_gettime", "[vdso]"))
                        or f.endswith("_[k]") or "vdso" in f
-                       for f in frames[py[-1] + 2:]), ";".join(frames[py[-1]:py[-1] + 6])
+                       # the library's unnamed PLT stub (now -> clock_gettime@plt)
+                       or f.startswith("libdeepnative.so+")
+                       for f in frames[py[-1] + 2:]), ";".join(frames[py[-1]:])
     if cut:
         assert marked >= 0.9 * total, (marked, total, err)
         assert "native stacks deeper than kept" in err, err
