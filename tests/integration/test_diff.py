@@ -2,7 +2,7 @@
 processes (tests/workloads/py/tagged_app.py), compared per endpoint.
 
 The regression scenario: two processes of service "shop" run side by side,
-commit aaa and commit bbb (env DYNOPROF_COMMIT), bbb doing 15% more loop
+commit aaa and commit bbb (env DYNOPROF_COMMIT), bbb doing 50% more loop
 iterations per /heavy request; one `dynoprof record` of both at 499 Hz (1-s
 window labels: the clusters diff resamples). `diff --base-select commit=aaa
 --new-select commit=bbb` must flag exactly /heavy, with a confidence interval
@@ -14,7 +14,7 @@ design, so a test asserting "no change here" or "the interval holds the truth"
 at 95% fails that often even when everything is right (CI once flagged the
 unchanged /light as an improvement). Such checks run at 99.9% (STRICT); only
 "this regression is found", which a wider interval makes harder, runs at the
-default 95%. Captures are long and dense enough (499 Hz) that /heavy's +15%
+default 95%. Captures are long and dense enough (499 Hz) that /heavy's +50%
 stands out even at 99.9%.
 """
 import gzip
@@ -32,7 +32,11 @@ from conftest import _binary_path as dynoprof_path, run_dynoprof_cmd
 
 pytestmark = pytest.mark.slow
 ENDPOINTS = ("/light", "/heavy")
-EXTRA = 0.15          # bbb's extra work on /heavy
+# bbb's extra work on /heavy. Large enough that what makes two processes of the
+# same code differ in speed (their memory layouts: up to ~6% in CI, both ways)
+# cannot hide it: CI once measured a designed +15% as +7.5% in the processes'
+# own thread_time, which no profiler may call a 15% regression.
+EXTRA = 0.5
 RECORD_SECONDS = 30
 FREQUENCY = 499
 STRICT = "0.999"  # see the module docstring
@@ -66,7 +70,7 @@ def parse_table(text):
 
 @pytest.fixture(scope="module")
 def regression(tmp_path_factory):
-    """One recording of commit aaa and commit bbb (+15% on /heavy) side by side:
+    """One recording of commit aaa and commit bbb (+50% on /heavy) side by side:
     (profile path, truth of aaa, truth of bbb, record's stderr)."""
     tmpdir = str(tmp_path_factory.mktemp("diff_regression"))
     apps = TaggedApps(tmpdir)
@@ -153,7 +157,7 @@ def test_diff_json_and_confidence_interval(regression, tmp_path):
     assert doc["regressions"] == 1 + (light["verdict"] == "regression"), detail
     # The workload did what it was told: /heavy's extra work, relative to its
     # /light (what makes the two processes differ in speed cancels out).
-    assert abs((1 + heavy_true) / (1 + light_true) - 1 - EXTRA) < 0.03, detail
+    assert abs((1 + heavy_true) / (1 + light_true) - 1 - EXTRA) < 0.1 * EXTRA, detail
     # The workload's own accounting says how much more /heavy costs: the CI holds it.
     assert heavy["ci_low"] <= heavy_true <= heavy["ci_high"], detail
     assert heavy["ci_low"] > 0.02, detail
@@ -292,7 +296,7 @@ def test_bad_input_exits_2(regression, tmp_path):
 
 def test_django_gunicorn_commits_side_by_side(tmp_path):
     """Two commits of the real Django app under gunicorn, side by side under
-    wrk load: the new one does 15% more work on /medium. `diff` by commit
+    wrk load: the new one does 50% more work on /medium (see EXTRA). `diff` by commit
     flags exactly that endpoint, with an interval holding the true change (the
     app's own per-request CPU), and exits 1."""
     from apputil import GunicornApp, record_load
@@ -300,7 +304,7 @@ def test_django_gunicorn_commits_side_by_side(tmp_path):
     old = GunicornApp(str(tmp_path / "old"), workers=2, env={"DYNOPROF_COMMIT": "aaa"},
                       name="old")
     new = GunicornApp(str(tmp_path / "new"), workers=2,
-                      env={"DYNOPROF_COMMIT": "bbb", "DJANGOAPP_EXTRA": "medium=0.15"},
+                      env={"DYNOPROF_COMMIT": "bbb", "DJANGOAPP_EXTRA": "medium=%s" % EXTRA},
                       name="new")
     out = str(tmp_path / "both.pb.gz")
     try:
