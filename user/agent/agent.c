@@ -244,6 +244,7 @@ static void export_label_drops(struct agent *a)
 		{ "process_limit", ts.process_dropped },
 		{ "thread_limit", ts.thread_dropped },
 		{ "unreadable", ts.string_failures },
+		{ "denied", ts.string_denied },
 		{ "reserved_window", st.window_tags_replaced },
 	};
 	for (size_t i = 0; i < sizeof(drops) / sizeof(drops[0]); i++) {

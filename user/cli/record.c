@@ -488,6 +488,10 @@ static void print_summary(const struct record_args *a, struct sampler *s,
 			fprintf(stderr, "dynoprof:   %" PRIu64 " tag values unreadable (their process "
 				"exited before dynoprof read them): those labels are missing\n",
 				ts.string_failures);
+		if (ts.string_denied)
+			fprintf(stderr, "dynoprof:   %" PRIu64 " tag values unreadable (reading "
+				"their process's memory was refused: see the capability "
+				"warning): those labels are missing\n", ts.string_denied);
 		if (ts.env_dropped)
 			fprintf(stderr, "dynoprof:   %" PRIu64 " environment tags dropped (more "
 				"than %d per process)\n", ts.env_dropped, TAG_MAX_ENV_LABELS);

@@ -439,9 +439,11 @@ static const char *string_of(struct tag_registry *r, struct tag_entry *e, uint32
 		if (!e->strings)
 			return NULL;
 	}
-	prefetch_strings(r, e);
+	int err = prefetch_strings(r, e);
 	s = hashmap__get(e->strings, &id, sizeof(id));
-	if (!s)
+	if (!s && (err == -EPERM || err == -EACCES))
+		r->stats.string_denied++;
+	else if (!s)
 		r->stats.string_failures++;
 	return s;
 }

@@ -76,6 +76,9 @@ struct tag_registry_stats {
 	uint64_t string_reads;    /* strings read from processes */
 	uint64_t string_failures; /* ids that could not be read (label dropped): the
 				   * process exited before its new strings were read */
+	uint64_t string_denied;   /* ids that could not be read because reading the
+				   * process's memory was refused (no CAP_SYS_PTRACE,
+				   * or a Yama/LSM policy): label dropped */
 	uint64_t races;           /* samples whose thread was writing its tags */
 	uint64_t env_dropped;     /* environment tags beyond TAG_MAX_ENV_LABELS (per
 				   * process image read) */
