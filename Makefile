@@ -42,7 +42,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(OUTPUT)/tests/%,$(UNIT_SRCS))
 WORKLOAD_SRCS := $(wildcard tests/workloads/*.c)
 WORKLOAD_BINS := $(patsubst tests/workloads/%.c,$(OUTPUT)/workloads/%,$(WORKLOAD_SRCS))
 
-.PHONY: all deps test-deps unit-test integration-test test bench clean profile \
+.PHONY: all deps test-deps unit-test integration-test test bench clean profile check-layers \
 	fuzz fuzz-build fuzz-smoke
 .DEFAULT_GOAL := all
 .SECONDARY: $(BPF_OBJS) $(SKELS) $(LIB_OBJS) $(SAN_OBJS)
@@ -99,7 +99,11 @@ unit-test: $(UNIT_BINS)
 integration-test: dynoprof libdynotag $(WORKLOAD_BINS) | test-deps
 	$(Q)$(PYTHON) -m pytest -v -p no:cacheprovider tests/integration
 
-test: dynoprof unit-test fuzz-smoke integration-test
+# The architecture: every include in user/ goes down the layers (scripts/check-layers.sh).
+check-layers:
+	$(Q)sh scripts/check-layers.sh
+
+test: check-layers dynoprof unit-test fuzz-smoke integration-test
 
 bench: dynoprof libdynotag $(WORKLOAD_BINS) $(OUTPUT)/bench/bench_dynotag
 	$(Q)$(PYTHON) tests/bench/run_bench.py

@@ -146,7 +146,7 @@ struct profile_sample_event {
 	__u64 delta_ns;    /* the thread's on-CPU ns since its previous sample, as of the
 			    * scheduler's last update (0 when counting is off): summed per
 			    * process, the exact total a window's samples are scaled to
-			    * (user/profile/apportion.h) */
+			    * (user/aggregate/apportion.h) */
 	__u64 delta[COUNTER_SLOTS]; /* likewise for the counters */
 	__u32 tag_status;  /* enum tag_read_status */
 	__u32 tag_count;   /* pairs valid in tags[] (TAG_READ_OK only) */

@@ -6,7 +6,7 @@
  * name lookups through its own GNU hash table walk, segments, reads. */
 #include "fuzz_util.h"
 
-#include "python/elf_dynsym.h"
+#include "symbolize/elf_dynsym.h"
 #include "symbolize/elf_symtab.h"
 
 static void exercise(struct elf_symtab *t)

@@ -14,8 +14,8 @@
 
 #include <cmocka.h>
 
-#include "profile/apportion.h"
-#include "profile/counts.h"
+#include "aggregate/apportion.h"
+#include "aggregate/counts.h"
 #include "profile/profile.h"
 
 /* Adds a one-frame sample "name" of pid with the given cpu weight. */

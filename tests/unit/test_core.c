@@ -11,7 +11,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "capture/privileges.h"
+#include "util/privileges.h"
 #include "cli/cli.h"
 #include "profile/profile.h"
 #include "symbolize/proc_maps.h"

@@ -14,7 +14,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "python/elf_dynsym.h"
+#include "symbolize/elf_dynsym.h"
 #include "symbolize/proc_maps.h"
 
 /* A small shared object with a GNU hash table (the fuzz seed). */

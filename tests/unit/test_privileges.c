@@ -12,7 +12,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "capture/privileges.h"
+#include "util/privileges.h"
 
 static const struct privileges_host modern = { .kallsyms_open = 0, .memlock_charged = 0 };
 

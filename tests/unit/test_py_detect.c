@@ -30,7 +30,7 @@
 
 #include <cmocka.h>
 
-#include "python/elf_dynsym.h"
+#include "symbolize/elf_dynsym.h"
 #include "python/py_detect.h"
 #include "python/tls_layout.h"
 #include "symbolize/proc_maps.h"

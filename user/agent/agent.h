@@ -1,3 +1,6 @@
+/* Layer agent: the always-on daemon: windows, history store, metrics, HTTP API,
+ * deploy checks.
+ * (Layers and their order: scripts/check-layers.sh.) */
 /* agent.h - `dynoprof agent`: profiles the whole host continuously, closes a
  * window every config.window_s seconds into the history store, keeps the
  * Prometheus metrics, and serves HTTP (see agent/handlers.c).

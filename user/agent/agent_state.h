@@ -11,7 +11,7 @@
 #include "agent/deploy_check.h"
 #include "agent/metrics.h"
 #include "agent/store.h"
-#include "profile/apportion.h"
+#include "aggregate/apportion.h"
 #include "profile/profile.h"
 #include "profile/transform.h"
 

@@ -13,7 +13,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-#include "capture/privileges.h"
+#include "util/privileges.h"
 #include "symbolize/ksyms.h"
 #include "util/errmsg.h"
 #include "util/remote.h" /* mono_ns */

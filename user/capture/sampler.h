@@ -1,3 +1,6 @@
+/* Layer capture: the BPF programs loaded and attached, perf events and counters
+ * opened, ring-buffer records delivered; no symbols, no profile.
+ * (Layers and their order: scripts/check-layers.sh.) */
 /* sampler.h - the BPF sampling pipeline: loads bpf/sample.bpf.c, opens one
  * sampling perf event per online CPU, attaches the program to each, and hands
  * every ring buffer record (struct profile_sample_event / profile_task_event, see

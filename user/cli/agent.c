@@ -7,7 +7,7 @@
 
 #include "agent/agent.h"
 #include "agent/config.h"
-#include "capture/privileges.h"
+#include "util/privileges.h"
 #include "cli/cli.h"
 
 #define MAX_FLAG_SETTINGS 32

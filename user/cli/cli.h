@@ -1,3 +1,5 @@
+/* Layer cli: the command line: one file per subcommand, its options and help.
+ * (Layers and their order: scripts/check-layers.sh.) */
 /* cli.h - the subcommands of the dynoprof command line. Each takes the
  * arguments after its name (argv[0] is the subcommand) and returns the process
  * exit code. */

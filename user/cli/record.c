@@ -12,14 +12,14 @@
 #include <unistd.h>
 
 #include "capture/launch.h"
-#include "capture/privileges.h"
+#include "util/privileges.h"
 #include "capture/sampler.h"
 #include "cli/cli.h"
 #include "cli/pid_watch.h"
 #include "formats/output.h"
-#include "profile/aggregate.h"
+#include "aggregate/aggregate.h"
 #include "formats/groups.h"
-#include "profile/counts.h"
+#include "aggregate/counts.h"
 #include "profile/profile.h"
 #include "profile/transform.h"
 #include "python/py_offsets.h"

@@ -1,3 +1,6 @@
+/* Layer diff: two profiles compared per endpoint and function, with confidence
+ * intervals.
+ * (Layers and their order: scripts/check-layers.sh.) */
 /* diff.h - CPU regressions between two profiles (a base and a new one), per
  * endpoint, overall, and per function within an endpoint, each with a
  * confidence interval that accounts for clustering.

@@ -1,3 +1,6 @@
+/* Layer formats: profiles written and read: pprof, folded, SVG, speedscope, top
+ * tables, groups.
+ * (Layers and their order: scripts/check-layers.sh.) */
 /* format.h - output format names and the display text of a frame.
  *
  * Every output (folded, SVG, speedscope, top table) names frames the same way,

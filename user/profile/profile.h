@@ -1,3 +1,6 @@
+/* Layer profile: the profile data model that every capture produces and every
+ * format reads. A leaf: it knows no BPF, symbolizer, Python or tags.
+ * (Layers and their order: scripts/check-layers.sh.) */
 /* profile.h - the in-memory profile every capture produces and every format reads.
  *
  * A profile is a set of samples. Each sample is a stack of interned frames (root

@@ -15,7 +15,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "python/elf_dynsym.h"
+#include "symbolize/elf_dynsym.h"
 #include "util/hashmap.h"
 
 /* Files whose verdicts are cached; the cache is emptied when it is full. */

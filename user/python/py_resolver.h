@@ -1,3 +1,6 @@
+/* Layer python: CPython processes: which interpreter a process runs, the
+ * structure offsets the BPF walker needs, code objects to frames.
+ * (Layers and their order: scripts/check-layers.sh.) */
 /* py_resolver.h - turns Python frames sampled in BPF (struct py_frame: a code
  * object address, an instruction offset, and co_firstlineno read at sample
  * time) into profile frames `module:qualname (file:line)`.

@@ -1,3 +1,6 @@
+/* Layer stats: the statistics of regression checks (confidence intervals,
+ * resampling); pure numbers, no profiles.
+ * (Layers and their order: scripts/check-layers.sh.) */
 /* ratio_ci.h - did a deploy make an endpoint more expensive? Confidence
  * intervals for the relative change of a ratio between two clustered samples.
  *

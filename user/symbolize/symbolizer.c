@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
-#include "capture/privileges.h"
+#include "util/privileges.h"
 #include "symbolize/ksyms.h"
 #include "symbolize/proc_maps.h"
 #include "symbolize/symcache.h"

@@ -1,3 +1,6 @@
+/* Layer symbolize: native and kernel addresses to frames (/proc/PID/maps, ELF
+ * symbol tables, kallsyms); generic ELF reading lives here too.
+ * (Layers and their order: scripts/check-layers.sh.) */
 /* symbolizer.h - turns sampled addresses into profile frames.
  *
  * Keeps, per process, the executable mappings read from /proc/PID/maps while the

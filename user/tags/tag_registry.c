@@ -8,7 +8,7 @@
 #include <time.h>
 #include <sys/uio.h>
 
-#include "python/elf_dynsym.h"
+#include "symbolize/elf_dynsym.h"
 #include "symbolize/proc_maps.h"
 #include "util/hashmap.h"
 #include "util/process_table.h"

@@ -1,3 +1,6 @@
+/* Layer tags: the tags of sampled processes (environment, libdynotag's records,
+ * endpoint rules) and their request counters.
+ * (Layers and their order: scripts/check-layers.sh.) */
 /* tag_registry.h - the tags of every sampled process: which processes use
  * libdynotag (published to the BPF program, which then copies each sampled
  * thread's tag ids into the sample), the strings behind those ids, the

@@ -1,3 +1,7 @@
+/* Layer util: plumbing every layer may use (error messages, hash maps, buffers,
+ * files, reads of other processes' memory, clocks, capabilities); it knows
+ * nothing of profiles, BPF or Python.
+ * (Layers and their order: scripts/check-layers.sh.) */
 /* errmsg.h - the one-line messages that go with -errno returns: functions
  * that fail take a caller's (buf, len) and write what to do into it. */
 #ifndef DYNOPROF_ERRMSG_H

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "capture/privileges.h"
+#include "util/privileges.h"
 
 #include <errno.h>
 #include <linux/capability.h>

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "profile/aggregate.h"
+#include "aggregate/aggregate.h"
 
 #include <errno.h>
 #include <inttypes.h>

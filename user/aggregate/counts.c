@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: MIT
-#include "profile/counts.h"
+#include "aggregate/counts.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "profile/apportion.h"
+#include "aggregate/apportion.h"
 #include "util/hashmap.h"
 #include "util/strbuf.h"
 

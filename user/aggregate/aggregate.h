@@ -1,3 +1,6 @@
+/* Layer aggregate: the hub: folds capture records into a profile, symbolized
+ * through symbolize, python and tags, weighed by exact CPU counts.
+ * (Layers and their order: scripts/check-layers.sh.) */
 /* aggregate.h - folds sample records from the BPF ring buffer into a profile:
  * symbolizes their kernel, user and Python stacks (as they arrive, while the
  * process lives) and adds them, root first, with their pid/tid/comm and weights.
@@ -16,8 +19,8 @@
 #include <stdint.h>
 
 #include "sample.h" /* bpf/sample.h: record layouts */
-#include "profile/apportion.h"
-#include "profile/counts.h"
+#include "aggregate/apportion.h"
+#include "aggregate/counts.h"
 #include "profile/profile.h"
 #include "python/py_registry.h"
 #include "python/py_resolver.h"
@@ -48,7 +51,7 @@ struct aggregate_opts {
 				  * (and counters) accrued since the thread's previous
 				  * sample. Counters weigh samples directly; CPU time is
 				  * summed per process for aggregator__apportion() unless
-				  * counts is set (see profile/apportion.h for why) */
+				  * counts is set (see aggregate/apportion.h for why) */
 	bool instructions;       /* slot PRIMARY counts instructions: add that value type */
 	bool cycles;             /* slot CYCLES counts cycles: add that value type */
 	uint64_t window_ns;      /* > 0: label each sample `window` = its time slot

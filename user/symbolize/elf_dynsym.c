@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "python/elf_dynsym.h"
+#include "symbolize/elf_dynsym.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "profile/apportion.h"
+#include "aggregate/apportion.h"
 
 #include <errno.h>
 #include <stdlib.h>
