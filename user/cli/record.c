@@ -92,64 +92,82 @@ static const struct cli_option record_options[] = {
 	{ .header = "what to profile (default: the whole machine):" },
 	CLI_OPTION('a', "all-cpus", NULL, "every process on every CPU (the default)"),
 	CLI_OPTION('p', "pid", "PID[,PID...]", "only these processes (and their threads)"),
-	CLI_OPTION(OPT_CHILDREN, "children", NULL, "with -p: their descendants too, those alive at the "
-	  "start and those forked during the capture (e.g. -p <gunicorn master> --children "
-	  "profiles its workers)"),
+	CLI_OPTION(OPT_CHILDREN, "children", NULL,
+		   "with -p: their descendants too, those alive at the start and those forked "
+		   "during the capture (e.g. -p <gunicorn master> --children profiles its "
+		   "workers)"),
 	CLI_OPTION(OPT_TID, "tid", "TID[,TID...]", "only these threads"),
-	{ .operand = "-- COMMAND [ARGS...]", .help = "run COMMAND and profile it and its "
-	  "children from its first instruction until it exits; dynoprof exits with its exit "
-	  "code" },
+	{ .operand = "-- COMMAND [ARGS...]",
+	  .help = "run COMMAND and profile it and its children from its first instruction "
+		  "until it exits; dynoprof exits with its exit code" },
 	{ .header = "how:" },
-	CLI_OPTION_DEF('F', "freq", "HZ", "samples per second per CPU, 1.." CLI_STR(SAMPLER_MAX_FREQ_HZ)
-	  "; a prime avoids lockstep with periodic timers", CLI_STR(DEFAULT_FREQ_HZ)),
-	CLI_OPTION_DEF('d', "duration", "DURATION", "stop after this long: seconds (10, 0.5) or with a "
-	  "unit (" DURATION_UNITS "): 500ms, 5s, 2m, 1h", "until Ctrl-C or SIGTERM, or until "
-	  "COMMAND exits"),
-	CLI_OPTION_DEF('e', "event", "EVENT", "auto: hardware cycles when the CPU exposes them, else "
-	  "cpu-clock; cpu-clock; cycles; instructions (profiles weighted by instructions "
-	  "retired); tick: sample inside the scheduler tick that interrupts busy CPUs anyway "
-	  "(no interrupts of its own: the lowest overhead where interrupts are dear, as in "
-	  "VMs; -F at most the kernel's HZ, often 250, at tick granularity; a sample weighs "
-	  "its thread's CPU time since its previous sample, so threads running between "
-	  "ticks count too; needs counting)", "auto"),
-	CLI_OPTION('c', "count", "PERIOD", "sample every PERIOD events (1000..2^40) instead of -F HZ"),
+	CLI_OPTION_DEF('F', "freq", "HZ",
+		       "samples per second per CPU, 1.." CLI_STR(SAMPLER_MAX_FREQ_HZ) "; a prime "
+		       "avoids lockstep with periodic timers", CLI_STR(DEFAULT_FREQ_HZ)),
+	CLI_OPTION_DEF('d', "duration", "DURATION",
+		       "stop after this long: seconds (10, 0.5) or with a unit (" DURATION_UNITS
+		       "): 500ms, 5s, 2m, 1h",
+		       "until Ctrl-C or SIGTERM, or until COMMAND exits"),
+	CLI_OPTION_DEF('e', "event", "EVENT",
+		       "auto: hardware cycles when the CPU exposes them, else cpu-clock; "
+		       "cpu-clock; cycles; instructions (profiles weighted by instructions "
+		       "retired); tick: sample inside the scheduler tick that interrupts busy CPUs "
+		       "anyway (no interrupts of its own: the lowest overhead where interrupts are "
+		       "dear, as in VMs; -F at most the kernel's HZ, often 250, at tick "
+		       "granularity; a sample weighs its thread's CPU time since its previous "
+		       "sample, so threads running between ticks count too; needs counting)",
+		       "auto"),
+	CLI_OPTION('c', "count", "PERIOD",
+		   "sample every PERIOD events (1000..2^40) instead of -F HZ"),
 	CLI_OPTION(OPT_NO_KERNEL, "no-kernel", NULL, "leave out kernel frames"),
-	CLI_OPTION(OPT_COUNTS, "counts", "FILE", "write exact per-process and per-thread CPU time and "
-	  "instructions/cycles (null where the CPU hides its counters), with per-tag shares, "
-	  "as JSON; the top processes are printed"),
-	CLI_OPTION(OPT_NO_COUNTS, "no-counts", NULL, "no exact per-thread accounting (samples weigh "
-	  "their sampling period, not rescaled to each process's exact CPU time)"),
-	CLI_OPTION(OPT_STANDIN, "counter-standin", NULL, "where the CPU hides its instructions counter, "
-	  "count the software cpu-clock in its place (reported as counter_value, never as "
-	  "instructions): checks the counter path on such machines; costs a program run and "
-	  "a counter read at every context switch"),
-	CLI_OPTION(OPT_NO_PYTHON, "no-python", NULL, "do not walk CPython frames (native frames only)"),
-	CLI_OPTION_DEF(OPT_PYTHON_LINES, "python-lines", "on|off", "on: Python frames show file:line; off: "
-	  "fold them to function level", "on"),
+	CLI_OPTION(OPT_COUNTS, "counts", "FILE",
+		   "write exact per-process and per-thread CPU time and instructions/cycles "
+		   "(null where the CPU hides its counters), with per-tag shares, as JSON; the "
+		   "top processes are printed"),
+	CLI_OPTION(OPT_NO_COUNTS, "no-counts", NULL,
+		   "no exact per-thread accounting (samples weigh their sampling period, not "
+		   "rescaled to each process's exact CPU time)"),
+	CLI_OPTION(OPT_STANDIN, "counter-standin", NULL,
+		   "where the CPU hides its instructions counter, count the software cpu-clock "
+		   "in its place (reported as counter_value, never as instructions): checks the "
+		   "counter path on such machines; costs a program run and a counter read at "
+		   "every context switch"),
+	CLI_OPTION(OPT_NO_PYTHON, "no-python", NULL,
+		   "do not walk CPython frames (native frames only)"),
+	CLI_OPTION_DEF(OPT_PYTHON_LINES, "python-lines", "on|off",
+		       "on: Python frames show file:line; off: fold them to function level",
+		       "on"),
 	{ .header = "tags (endpoint, commit, feature flags, ...):" },
-	CLI_OPTION(OPT_GROUP_BY, "group-by", "KEYS", "lead each stack with [key=value] frames for these "
-	  "tags (folded and SVG), e.g. --group-by endpoint,commit"),
-	CLI_OPTION(OPT_TAG, "tag", "KEY=VALUE", "keep only samples with this tag (repeatable; VALUE - "
-	  "means \"without that tag\"), e.g. --tag endpoint=/checkout"),
-	CLI_OPTION(OPT_ENDPOINT_FROM, "endpoint-from", "RULE", "infer `endpoint` from the stack where "
-	  "the app set none: django, flask, wsgi, or frame=SUFFIX (the Python function that "
-	  "frame calls is the endpoint)"),
-	CLI_OPTION(OPT_ENV_TAG, "env-tag", "VAR=KEY", "also read process tag KEY from environment "
-	  "variable VAR (repeatable; defaults: DYNOPROF_COMMIT, GIT_COMMIT, SOURCE_VERSION -> "
-	  "commit; DYNOPROF_SERVICE -> service; DYNOPROF_ENV -> env; DYNOPROF_TAGS=k=v,k=v)"),
+	CLI_OPTION(OPT_GROUP_BY, "group-by", "KEYS",
+		   "lead each stack with [key=value] frames for these tags (folded and SVG), "
+		   "e.g. --group-by endpoint,commit"),
+	CLI_OPTION(OPT_TAG, "tag", "KEY=VALUE",
+		   "keep only samples with this tag (repeatable; VALUE - means \"without that "
+		   "tag\"), e.g. --tag endpoint=/checkout"),
+	CLI_OPTION(OPT_ENDPOINT_FROM, "endpoint-from", "RULE",
+		   "infer `endpoint` from the stack where the app set none: django, flask, "
+		   "wsgi, or frame=SUFFIX (the Python function that frame calls is the "
+		   "endpoint)"),
+	CLI_OPTION(OPT_ENV_TAG, "env-tag", "VAR=KEY",
+		   "also read process tag KEY from environment variable VAR (repeatable; "
+		   "defaults: DYNOPROF_COMMIT, GIT_COMMIT, SOURCE_VERSION -> commit; "
+		   "DYNOPROF_SERVICE -> service; DYNOPROF_ENV -> env; DYNOPROF_TAGS=k=v,k=v)"),
 	CLI_OPTION(OPT_NO_TAGS, "no-tags", NULL, "no tags at all"),
-	CLI_OPTION_DEF(OPT_WINDOW, "window", "DURATION", "label samples with `window` = their time slot of "
-	  "this length (0 to 3600 s; 0: none): the clusters `dynoprof diff` resamples for its "
-	  "confidence intervals", "1s"),
+	CLI_OPTION_DEF(OPT_WINDOW, "window", "DURATION",
+		       "label samples with `window` = their time slot of this length (0 to "
+		       "3600 s; 0: none): the clusters `dynoprof diff` resamples for its "
+		       "confidence intervals", "1s"),
 	{ .header = "output:" },
-	CLI_OPTION_DEF('o', "output", "FILE", "where to write (- for stdout): a regular file, replaced "
-	  "whole (devices, FIFOs and links other users could have planted are refused)",
-	  DEFAULT_OUTPUT),
-	CLI_OPTION_DEF(OPT_FORMAT, "format", "FORMAT", "svg | folded | pprof | speedscope", "from the "
-	  "extension: .svg .folded/.collapsed/.txt .pb.gz/.pprof .json"),
-	CLI_OPTION_DEF(OPT_WEIGHT, "weight", "VALUE", "what sizes frames and counts lines in folded, SVG "
-	  "and speedscope: samples, cpu (ns; per process the exact total, split by the "
-	  "samples), instructions, cycles (pprof always has them all)", "samples"),
+	CLI_OPTION_DEF('o', "output", "FILE",
+		       "where to write (- for stdout): a regular file, replaced whole (devices, "
+		       "FIFOs and links other users could have planted are refused)",
+		       DEFAULT_OUTPUT),
+	CLI_OPTION_DEF(OPT_FORMAT, "format", "FORMAT", "svg | folded | pprof | speedscope",
+		       "from the extension: .svg .folded/.collapsed/.txt .pb.gz/.pprof .json"),
+	CLI_OPTION_DEF(OPT_WEIGHT, "weight", "VALUE",
+		       "what sizes frames and counts lines in folded, SVG and speedscope: "
+		       "samples, cpu (ns; per process the exact total, split by the samples), "
+		       "instructions, cycles (pprof always has them all)", "samples"),
 	CLI_OPTION('q', "quiet", NULL, "no summary on stderr"),
 	{ 0 },
 };
