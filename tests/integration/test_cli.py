@@ -117,6 +117,18 @@ def test_mistyped_flag_is_one_line(cmd, flag):
     assert out == ""
 
 
+def test_command_errors_are_one_line():
+    for args in ([], ["bogus"], ["--bogus"]):
+        rc, out, err = run_dynoprof_cmd(*args, timeout=30)
+        lines = err.strip().splitlines()
+        assert rc == 2 and len(lines) == 1 and lines[0].startswith("dynoprof: "), (args, err)
+        assert "dynoprof help" in lines[0] and out == "", (args, err)
+    rc, out, _ = run_dynoprof_cmd("help", timeout=30)
+    assert rc == 0
+    for cmd in COMMANDS:
+        assert re.search(r"^  %s " % cmd, out, re.M), f"`dynoprof help` lacks {cmd}:\n{out}"
+
+
 def test_option_errors_are_one_line():
     rc, _, err = run_dynoprof_cmd("record", "-d", timeout=30)
     assert_one_line_usage_error(rc, err, "record", "'-d'", "argument")

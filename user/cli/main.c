@@ -54,7 +54,7 @@ static void usage(FILE *out)
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		usage(stderr);
+		cli_error("which command? record, report, agent or diff (see dynoprof help)");
 		return 2;
 	}
 	const char *cmd = argv[1];
