@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -52,6 +53,56 @@ static void test_tables_are_valid(void **state)
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (cli_command__check(commands[i], err, sizeof(err)))
 			fail_msg("%s: %s", commands[i]->name, err);
+}
+
+static void test_check_refuses_bad_tables(void **state)
+{
+	(void)state;
+	char err[128];
+	static const struct cli_option dup_key[] = {
+		CLI_OPTION('a', "all", NULL, "x"), CLI_OPTION('a', "also", NULL, "y"), { 0 } };
+	static const struct cli_option dup_name[] = {
+		CLI_OPTION('a', "all", NULL, "x"), CLI_OPTION(CLI_LONG_ONLY, "all", NULL, "y"),
+		{ 0 } };
+	static const struct cli_option help[] = { CLI_OPTION('h', "hello", NULL, "x"), { 0 } };
+	static const struct cli_option help_name[] = {
+		CLI_OPTION(CLI_LONG_ONLY, "help", NULL, "x"), { 0 } };
+	static const struct cli_option nameless[] = {
+		CLI_OPTION(CLI_LONG_ONLY, NULL, NULL, "x"), { 0 } };
+	static const struct cli_option colon[] = { CLI_OPTION(':', "colon", NULL, "x"), { 0 } };
+	static struct cli_option many[CLI_MAX_OPTIONS + 2];
+	static char names[CLI_MAX_OPTIONS + 1][16];
+	for (int i = 0; i <= CLI_MAX_OPTIONS; i++) {
+		snprintf(names[i], sizeof(names[i]), "o%d", i);
+		many[i] = (struct cli_option)CLI_OPTION(CLI_LONG_ONLY + i, names[i], NULL, "x");
+	}
+	struct cli_command too_many = { .name = "t", .synopsis = "", .options = many };
+	assert_int_equal(cli_command__check(&too_many, err, sizeof(err)), -E2BIG);
+	many[CLI_MAX_OPTIONS] = (struct cli_option){ 0 };
+	assert_int_equal(cli_command__check(&too_many, err, sizeof(err)), 0); /* just fits */
+	many[CLI_MAX_OPTIONS] = (struct cli_option)CLI_OPTION(CLI_LONG_ONLY + CLI_MAX_OPTIONS,
+							    names[CLI_MAX_OPTIONS], NULL, "x");
+	const struct cli_option *bad[] = { dup_key, dup_name, help, help_name, nameless, colon,
+					   many };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct cli_command cmd = { .name = "t", .synopsis = "", .options = bad[i] };
+		err[0] = '\0';
+		if (!cli_command__check(&cmd, err, sizeof(err)))
+			fail_msg("bad table %zu accepted", i);
+		assert_true(err[0] != '\0');
+		/* The parser refuses it too, with one line and exit 2. */
+		char *args[] = { "t", NULL };
+		struct cli_parser p = CLI_PARSER_INIT(&cmd, 1, args);
+		fflush(stderr);
+		int saved = dup(2), devnull = open("/dev/null", O_WRONLY);
+		dup2(devnull, 2);
+		int key = cli_parser__next(&p);
+		dup2(saved, 2);
+		close(saved);
+		close(devnull);
+		assert_int_equal(key, CLI_STOP);
+		assert_int_equal(p.exit_code, 2);
+	}
 }
 
 static void test_help_lists_every_option(void **state)
@@ -210,6 +261,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_tables_are_valid),
+		cmocka_unit_test(test_check_refuses_bad_tables),
 		cmocka_unit_test(test_help_lists_every_option),
 		cmocka_unit_test(test_agent_help_lists_every_route),
 		cmocka_unit_test(test_parse),
