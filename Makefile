@@ -21,7 +21,9 @@ endif
 
 WARN     := -Wall -Wextra -Werror
 CFLAGS   ?= -g -O2
-CFLAGS   += $(WARN) -std=gnu11 -fno-omit-frame-pointer -D_GNU_SOURCE
+# override: `make CFLAGS=-O0` replaces the optimisation, never the warnings and
+# defines the code needs (without _GNU_SOURCE it builds with wrong prototypes).
+override CFLAGS += $(WARN) -std=gnu11 -fno-omit-frame-pointer -D_GNU_SOURCE
 INCLUDES := -I$(OUTPUT) -Iuser -Ibpf
 LDLIBS   := -lbpf -lelf -ldw -lz -lmicrohttpd -lsqlite3 -lstdc++ -lpthread -lm
 SAN      := -fsanitize=address,undefined -fno-sanitize-recover=undefined

@@ -157,6 +157,10 @@ static void test_set_good_values(void **state)
 	assert_true(c.window_s == 60);
 	set_ok(&c, "window", "3600");
 	assert_true(c.window_s == 3600);
+	set_ok(&c, "window", "30s");             /* durations take units everywhere */
+	assert_true(c.window_s == 30);
+	set_ok(&c, "window", "1m");
+	assert_true(c.window_s == 60);
 	set_ok(&c, "database", "/tmp/h.db");
 	assert_string_equal(c.database, "/tmp/h.db");
 	set_ok(&c, "retention_age", "30d");
@@ -175,6 +179,8 @@ static void test_set_good_values(void **state)
 	assert_int_equal(c.max_series, 1000000);
 	set_ok(&c, "max_query_seconds", "3600");
 	assert_true(c.max_query_s == 3600);
+	set_ok(&c, "max_query_seconds", "5m");
+	assert_true(c.max_query_s == 300);
 	set_ok(&c, "max_query_range", "12h");
 	assert_int_equal(c.max_range_s, 12 * 3600);
 	set_ok(&c, "deploy_check_window", "10m");
@@ -217,6 +223,9 @@ static void test_set_bad_values_keep_old(void **state)
 		{ "window", "0" },
 		{ "window", "3601" },
 		{ "window", "ten" },
+		{ "window", "1.5" },           /* whole seconds */
+		{ "window", "1500ms" },
+		{ "window", "2h" },
 		{ "database", "" },
 		{ "retention_age", "59" },     /* below a minute */
 		{ "retention_age", "7w" },
@@ -228,7 +237,7 @@ static void test_set_bad_values_keep_old(void **state)
 		{ "max_series", "1000001" },
 		{ "max_query_seconds", "0" },
 		{ "max_query_seconds", "3601" },
-		{ "max_query_seconds", "5m" },
+		{ "max_query_seconds", "2h" },
 		{ "max_query_range", "0" },
 		{ "max_query_range", "forever" },
 		{ "deploy_check_window", "4" },
@@ -458,7 +467,7 @@ static void test_load_trailing_junk(void **state)
 	(void)state;
 	const char *bad[] = {
 		"frequency = 50 junk\n", "frequency = 50junk\n", "frequency = +50\n",
-		"frequency = 0x10\n", "frequency = 5 0\n", "window = 5s\n",
+		"frequency = 0x10\n", "frequency = 5 0\n", "window = 5s junk\n",
 		"window = 1e1\n", "retention_size = 1e9\n", "retention_age = 7d junk\n",
 		"retention_age = 0x10d\n", "listen_remote = true false\n",
 		"listen_remote = true # ok\nkernel = false true\n",

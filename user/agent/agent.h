@@ -8,6 +8,8 @@
 #ifndef DYNOPROF_AGENT_H
 #define DYNOPROF_AGENT_H
 
+#include <stdio.h>
+
 #include "agent/config.h"
 
 /* Runs until SIGTERM/SIGINT (flushes the open window, returns 0) or a fatal
@@ -15,5 +17,10 @@
  * re-read on SIGHUP; flags are applied over it again by apply_flags(ctx). */
 int agent__run(const struct agent_config *initial, const char *config_path,
 	       int (*apply_flags)(struct agent_config *c, void *ctx), void *flags_ctx);
+
+/* Prints every HTTP route the agent serves, one "GET /path  what" entry each,
+ * from the table that registers their handlers (agent/handlers.c): --help
+ * cannot miss one. */
+void agent__describe_routes(FILE *out);
 
 #endif

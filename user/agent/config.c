@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "util/duration.h"
 #include "util/textfile.h"
 
 /* The keys, their defaults and meanings: the one list --help and the parser share. */
@@ -22,7 +23,7 @@ static const struct {
 	{ "frequency", "19", "samples per second per CPU (1..1000)" },
 	{ "event", "cpu-clock", "what takes samples: cpu-clock (a timer per CPU) or tick (the "
 				"scheduler tick: no interrupts of its own; frequency <= HZ)" },
-	{ "window", "10", "seconds per history window (1..3600)" },
+	{ "window", "10", "length of a history window (1..3600 s; s, m)" },
 	{ "database", "/var/lib/dynoprof/history.db", "SQLite history (WAL)" },
 	{ "retention_age", "7d", "drop windows older than this (s, m, h, d)" },
 	{ "retention_size", "1GiB", "keep the database under this size (KiB, MiB, GiB)" },
@@ -31,7 +32,7 @@ static const struct {
 	{ "kernel", "true", "include kernel frames" },
 	{ "endpoint_from", "", "infer endpoints from stacks: django, flask, wsgi, frame=SUFFIX" },
 	{ "max_series", "1000", "series per metric family before folding into __other__" },
-	{ "max_query_seconds", "300", "longest /debug/pprof/profile?seconds=" },
+	{ "max_query_seconds", "300", "longest /debug/pprof/profile?seconds= (1..3600 s; s, m)" },
 	{ "max_query_range", "7d", "longest from..to range of a history query" },
 	{ "deploy_check_window", "5m", "after a commit switch, compare this long of each "
 					"commit (s, m, h)" },
@@ -42,9 +43,24 @@ static const struct {
 
 void agent_config__describe(FILE *out)
 {
+	int width = 0;
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
-		fprintf(out, "  %-18s %-30s %s\n", keys[i].key,
+		if ((int)strlen(keys[i].key) > width)
+			width = (int)strlen(keys[i].key);
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		fprintf(out, "  %-*s %-28s %s\n", width, keys[i].key,
 			keys[i].def[0] ? keys[i].def : "(none)", keys[i].help);
+}
+
+const char *agent_config__key_help(const char *key, const char **def)
+{
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (!strcmp(keys[i].key, key)) {
+			*def = keys[i].def[0] ? keys[i].def : NULL;
+			return keys[i].help;
+		}
+	*def = NULL;
+	return NULL;
 }
 
 void agent_config__defaults(struct agent_config *c)
@@ -74,24 +90,20 @@ static int parse_decimal(const char *text, double *v, const char **end)
 
 int parse_duration_s(const char *text, int64_t *seconds)
 {
-	const char *end;
 	double v;
-	if (parse_decimal(text, &v, &end))
+	if (duration__parse(text, &v))
 		return -EINVAL;
-	double mult = 1;
-	if (!strcmp(end, "s") || !*end)
-		mult = 1;
-	else if (!strcmp(end, "m"))
-		mult = 60;
-	else if (!strcmp(end, "h"))
-		mult = 3600;
-	else if (!strcmp(end, "d"))
-		mult = 86400;
-	else
+	*seconds = (int64_t)v;
+	return 0;
+}
+
+/* A duration (util/duration.h) of whole seconds from lo to hi: "10", "10s", "1m". */
+static int parse_whole_seconds(const char *text, unsigned lo, unsigned hi, unsigned *out)
+{
+	double v;
+	if (duration__parse(text, &v) || v != floor(v) || v < lo || v > hi)
 		return -EINVAL;
-	if (v * mult > 100.0 * 365 * 86400)
-		return -EINVAL;
-	*seconds = (int64_t)(v * mult);
+	*out = (unsigned)v;
 	return 0;
 }
 
@@ -198,7 +210,7 @@ int agent_config__set(struct agent_config *c, const char *key, const char *value
 			e = -EINVAL;
 	}
 	else if (!strcmp(key, "window")) {
-		e = parse_uint(value, 1, 3600, &u);
+		e = parse_whole_seconds(value, 1, 3600, &u);
 		if (!e)
 			c->window_s = u;
 	} else if (!strcmp(key, "database"))
@@ -226,7 +238,7 @@ int agent_config__set(struct agent_config *c, const char *key, const char *value
 	else if (!strcmp(key, "max_series"))
 		e = parse_uint(value, 10, 1000000, &c->max_series);
 	else if (!strcmp(key, "max_query_seconds")) {
-		e = parse_uint(value, 1, 3600, &u);
+		e = parse_whole_seconds(value, 1, 3600, &u);
 		if (!e)
 			c->max_query_s = u;
 	} else if (!strcmp(key, "max_query_range")) {

@@ -68,7 +68,11 @@ int agent_config__parse(struct agent_config *c, const char *name, const void *da
 /* Prints every key with its default and meaning. */
 void agent_config__describe(FILE *out);
 
-/* Parses "7d", "12h", "30m", "45s", "3600" into seconds. */
+/* key's meaning (NULL for an unknown key); *def gets its default (NULL: none). */
+const char *agent_config__key_help(const char *key, const char **def);
+
+/* Parses a duration (util/duration.h: "7d", "12h", "30m", "45s", "3600")
+ * into whole seconds (a fraction is dropped). */
 int parse_duration_s(const char *text, int64_t *seconds);
 /* Parses "1GiB", "512MiB", "100MB", "4096" into bytes. */
 int parse_bytes(const char *text, int64_t *bytes);

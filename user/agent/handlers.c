@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "agent/agent.h"
 #include "agent/agent_state.h"
 #include "agent/http_server.h"
 #include "formats/pprof.h"
@@ -535,14 +536,46 @@ static void handle_regressions(void *ctx, const struct http_query *q, struct htt
 	r->content_type = "application/json";
 }
 
+/* Every route, its handler and what it answers (--help): the one list. */
+static const struct {
+	const char *path;        /* exact path */
+	http_handler_fn handler; /* called with the agent's state */
+	const char *help;        /* for --help; '\n' continues on an indented line */
+} route_table[] = {
+	{ "/metrics", handle_metrics, "Prometheus: samples, CPU seconds (or\ninstructions) "
+	  "and requests by service, commit,\nendpoint, comm (untagged: \"-\"); deploy-check\n"
+	  "verdicts; the agent's health" },
+	{ "/debug/pprof/profile", handle_profile, "gzipped pprof, Go convention: ?seconds=N\n"
+	  "collects now; ?from=&to= (unix seconds or\nRFC 3339) reads history; filters pid=,\n"
+	  "service=, endpoint=, commit=, tag.K=V" },
+	{ "/flamegraph", handle_flamegraph, "the same selection as an interactive SVG" },
+	{ "/api/v1/groups", handle_groups, "JSON sums per group: ?by=endpoint,commit\n"
+	  "&from=&to=" },
+	{ "/api/v1/regressions", handle_regressions, "JSON: the automatic deploy checks and "
+	  "their\nverdicts" },
+	{ "/healthz", handle_healthz, "liveness; 503 while history windows cannot\nbe stored" },
+};
+
+_Static_assert(sizeof(route_table) / sizeof(route_table[0]) <= 8,
+	       "agent_handlers__routes fills at most 8 routes");
+
 size_t agent_handlers__routes(struct agent_state *st, struct http_route *routes)
 {
 	size_t n = 0;
-	routes[n++] = (struct http_route){ "/metrics", handle_metrics, st };
-	routes[n++] = (struct http_route){ "/debug/pprof/profile", handle_profile, st };
-	routes[n++] = (struct http_route){ "/flamegraph", handle_flamegraph, st };
-	routes[n++] = (struct http_route){ "/api/v1/groups", handle_groups, st };
-	routes[n++] = (struct http_route){ "/api/v1/regressions", handle_regressions, st };
-	routes[n++] = (struct http_route){ "/healthz", handle_healthz, st };
+	for (; n < sizeof(route_table) / sizeof(route_table[0]); n++)
+		routes[n] = (struct http_route){ route_table[n].path, route_table[n].handler, st };
 	return n;
+}
+
+void agent__describe_routes(FILE *out)
+{
+	for (size_t i = 0; i < sizeof(route_table) / sizeof(route_table[0]); i++) {
+		fprintf(out, "  GET %-24s ", route_table[i].path);
+		for (const char *c = route_table[i].help; *c; c++)
+			if (*c == '\n')
+				fprintf(out, "\n%31s", "");
+			else
+				fputc(*c, out);
+		fputc('\n', out);
+	}
 }

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* dynoprof agent: command line of the always-on daemon. */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -9,6 +8,8 @@
 #include "agent/config.h"
 #include "util/privileges.h"
 #include "cli/cli.h"
+#include "cli/options.h"
+#include "util/duration.h"
 
 #define MAX_FLAG_SETTINGS 32
 
@@ -31,113 +32,100 @@ static int apply_flags(struct agent_config *c, void *ctx)
 	return 0;
 }
 
-static void agent_usage(FILE *out)
+enum { OPT_LISTEN = CLI_LONG_ONLY, OPT_LISTEN_REMOTE, OPT_TOKEN_FILE, OPT_WINDOW,
+       OPT_DATABASE, OPT_RETENTION_AGE, OPT_RETENTION_SIZE, OPT_ENDPOINT_FROM, OPT_MAX_SERIES,
+       OPT_NO_PYTHON, OPT_NO_TAGS, OPT_NO_KERNEL };
+
+/* The flags: each but --config stands for a config key (and a flag without
+ * argument for a fixed value), which cmd_agent sets and --help names. */
+static const struct cli_option agent_options[] = {
+	CLI_OPTION('c', "config", "FILE", "`key = value` lines, # comments"),
+	{ .key = OPT_LISTEN, .name = "listen", .arg = "ADDR:PORT", .setting = "listen" },
+	{ .key = OPT_LISTEN_REMOTE, .name = "listen-remote", .setting = "listen_remote",
+	  .value = "true", .help = "allow a non-loopback listen address" },
+	{ .key = OPT_TOKEN_FILE, .name = "token-file", .arg = "FILE",
+	  .setting = "token_file" },
+	{ .key = 'F', .name = "frequency", .arg = "HZ", .setting = "frequency" },
+	{ .key = OPT_WINDOW, .name = "window", .arg = "DURATION", .setting = "window" },
+	{ .key = OPT_DATABASE, .name = "database", .arg = "PATH", .setting = "database" },
+	{ .key = OPT_RETENTION_AGE, .name = "retention-age", .arg = "DURATION",
+	  .setting = "retention_age" },
+	{ .key = OPT_RETENTION_SIZE, .name = "retention-size", .arg = "SIZE",
+	  .setting = "retention_size" },
+	{ .key = OPT_ENDPOINT_FROM, .name = "endpoint-from", .arg = "RULE",
+	  .setting = "endpoint_from" },
+	{ .key = OPT_MAX_SERIES, .name = "max-series", .arg = "N", .setting = "max_series" },
+	{ .key = OPT_NO_PYTHON, .name = "no-python", .setting = "python", .value = "false",
+	  .help = "do not walk CPython frames" },
+	{ .key = OPT_NO_TAGS, .name = "no-tags", .setting = "tags", .value = "false",
+	  .help = "no libdynotag or environment tags" },
+	{ .key = OPT_NO_KERNEL, .name = "no-kernel", .setting = "kernel", .value = "false",
+	  .help = "leave out kernel frames" },
+	{ 0 },
+};
+
+static void agent_routes(FILE *out)
 {
-	fprintf(out,
-"usage: dynoprof agent [--config FILE] [OPTIONS]\n"
-"\n"
+	fputs("\nIt serves:\n", out);
+	agent__describe_routes(out);
+	fputs("Runs as root (or with the capabilities README, \"Without root\", lists). SIGHUP\n"
+	      "re-reads the config file; SIGTERM stores the open window and exits 0.\n"
+	      "Flags override the config key of the same name, also after a reload.\n", out);
+}
+
+static void agent_keys(FILE *out)
+{
+	fputs("\nconfig keys and defaults (durations: plain seconds or with a unit, "
+	      DURATION_UNITS "):\n", out);
+	agent_config__describe(out);
+}
+
+const struct cli_command agent_command = {
+	.name = "agent",
+	.synopsis = "[--config FILE] [OPTIONS]",
+	.doc =
 "The always-on profiler for a fleet host: samples every CPU (kernel, native and\n"
 "Python frames, tags, exact CPU time per process and tag) at a low rate, keeps\n"
-"10-second windows in a SQLite history, and serves:\n"
-"  GET /metrics                 Prometheus: dynoprof_samples_total,\n"
-"                               dynoprof_cpu_seconds_total (or _instructions_total),\n"
-"                               dynoprof_requests_total by service, commit, endpoint,\n"
-"                               comm (untagged: \"-\"); deploy-check verdicts\n"
-"                               (dynoprof_deploy_check_verdict); the agent's health\n"
-"  GET /debug/pprof/profile     gzipped pprof, Go convention: ?seconds=N collects now;\n"
-"                               ?from=&to= (unix seconds or RFC 3339) reads history;\n"
-"                               filters pid=, service=, endpoint=, commit=, tag.K=V\n"
-"  GET /flamegraph              the same selection as an interactive SVG\n"
-"  GET /api/v1/groups           ?by=endpoint,commit&from=&to= JSON sums per group\n"
-"  GET /api/v1/regressions      JSON: the automatic deploy checks and their verdicts\n"
-"  GET /healthz                 liveness\n"
-"Runs as root (or with the capabilities README, \"Without root\", lists). SIGHUP\n"
-"re-reads the config file; SIGTERM stores the open window and exits 0.\n"
-"\n"
-"options (each overrides the config key of the same name):\n"
-"  -c, --config FILE         `key = value` lines, # comments\n"
-"      --listen ADDR:PORT    listen\n"
-"      --listen-remote       listen_remote = true (needed for a non-loopback address)\n"
-"      --token-file FILE     token_file\n"
-"  -F, --frequency HZ        frequency\n"
-"      --window SECONDS      window\n"
-"      --database PATH       database\n"
-"      --retention-age AGE   retention_age\n"
-"      --retention-size SIZE retention_size\n"
-"      --endpoint-from RULE  endpoint_from\n"
-"      --max-series N        max_series\n"
-"      --no-python           python = false\n"
-"      --no-tags             tags = false\n"
-"      --no-kernel           kernel = false\n"
-"\n"
-"config keys and defaults:\n");
-	agent_config__describe(out);
-	fprintf(out,
-"\n"
+"10-second windows in a SQLite history, and serves them over HTTP.\n",
+	.more_doc = agent_routes,
+	.options = agent_options,
+	.more_options = agent_keys,
+	.setting_help = agent_config__key_help,
+	.epilog =
 "examples:\n"
 "  sudo dynoprof agent\n"
-"  sudo dynoprof agent --config /etc/dynoprof/agent.conf\n"
+"  sudo dynoprof agent --config /etc/dynoprof/agent.conf --window 30s\n"
 "  go tool pprof -top 'http://127.0.0.1:9464/debug/pprof/profile?seconds=10'\n"
-"  curl 'http://127.0.0.1:9464/api/v1/groups?by=endpoint,commit'\n");
-}
+"  curl 'http://127.0.0.1:9464/api/v1/groups?by=endpoint,commit'\n",
+};
 
 int cmd_agent(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "listen", required_argument, NULL, 'L' },
-		{ "listen-remote", no_argument, NULL, 'R' },
-		{ "token-file", required_argument, NULL, 'T' },
-		{ "frequency", required_argument, NULL, 'F' },
-		{ "window", required_argument, NULL, 'W' },
-		{ "database", required_argument, NULL, 'D' },
-		{ "retention-age", required_argument, NULL, 'A' },
-		{ "retention-size", required_argument, NULL, 'S' },
-		{ "endpoint-from", required_argument, NULL, 'E' },
-		{ "max-series", required_argument, NULL, 'M' },
-		{ "no-python", no_argument, NULL, 'P' },
-		{ "no-tags", no_argument, NULL, 'G' },
-		{ "no-kernel", no_argument, NULL, 'K' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
-	};
-	static const struct { int opt; const char *key; const char *value; } map[] = {
-		{ 'L', "listen", NULL }, { 'R', "listen_remote", "true" },
-		{ 'T', "token_file", NULL }, { 'F', "frequency", NULL }, { 'W', "window", NULL },
-		{ 'D', "database", NULL }, { 'A', "retention_age", NULL },
-		{ 'S', "retention_size", NULL }, { 'E', "endpoint_from", NULL },
-		{ 'M', "max_series", NULL }, { 'P', "python", "false" }, { 'G', "tags", "false" },
-		{ 'K', "kernel", "false" },
-	};
 	struct flag_settings flags = { .n = 0 };
 	const char *config_path = NULL;
 	struct agent_config c;
 	char err[512];
 	int opt;
 
-	optind = 1;
-	while ((opt = getopt_long(argc, argv, "c:F:h", longopts, NULL)) != -1) {
+	struct cli_parser p = CLI_PARSER_INIT(&agent_command, argc, argv);
+	while ((opt = cli_parser__next(&p)) > 0) {
 		if (opt == 'c') {
-			config_path = optarg;
+			config_path = p.arg;
 			continue;
 		}
-		if (opt == 'h') {
-			agent_usage(stdout);
-			return 0;
-		}
-		size_t i;
-		for (i = 0; i < sizeof(map) / sizeof(map[0]) && map[i].opt != opt; i++)
-			;
-		if (i == sizeof(map) / sizeof(map[0]) || flags.n >= MAX_FLAG_SETTINGS) {
-			fprintf(stderr, "(see `dynoprof agent --help`)\n");
+		if (!p.option->setting || flags.n >= MAX_FLAG_SETTINGS) {
+			cli_command__usage_error(&agent_command, "too many flags (at most %d)",
+						 MAX_FLAG_SETTINGS);
 			return 2;
 		}
-		flags.keys[flags.n] = map[i].key;
-		flags.values[flags.n++] = map[i].value ? map[i].value : optarg;
+		flags.keys[flags.n] = p.option->setting;
+		flags.values[flags.n++] = p.option->value ? p.option->value : p.arg;
 	}
-	if (optind < argc) {
+	if (opt == CLI_STOP)
+		return p.exit_code;
+	if (p.operand < argc) {
 		cli_error("agent takes no arguments ('%s'): see `dynoprof agent --help`",
-			  argv[optind]);
+			  argv[p.operand]);
 		return 2;
 	}
 	agent_config__defaults(&c);

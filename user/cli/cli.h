@@ -2,7 +2,8 @@
  * (Layers and their order: scripts/check-layers.sh.) */
 /* cli.h - the subcommands of the dynoprof command line. Each takes the
  * arguments after its name (argv[0] is the subcommand) and returns the process
- * exit code. */
+ * exit code. Each parses them with its option table (cli/options.h), which
+ * also makes its --help. */
 #ifndef DYNOPROF_CLI_H
 #define DYNOPROF_CLI_H
 

@@ -3,7 +3,6 @@
  * endpoint, with confidence intervals? Exit 0 no regression, 1 regression,
  * 2 usage or input error — so it can gate a deploy pipeline. */
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -12,6 +11,7 @@
 #include <time.h>
 
 #include "cli/cli.h"
+#include "cli/options.h"
 #include "diff/diff.h"
 #include "formats/format.h"
 #include "formats/output.h"
@@ -30,52 +30,6 @@
 #define THRESHOLDS_MAX_BYTES (1 << 20)
 #define THRESHOLDS_MAX_LINE 65536
 #define AGENT_MAX_BYTES (512u << 20)
-
-static void diff_usage(FILE *out)
-{
-	fprintf(out,
-"usage: dynoprof diff [OPTIONS] BASE NEW\n"
-"\n"
-"Compares the CPU cost of NEW against BASE per endpoint (and overall, and per\n"
-"function within an endpoint that changed): CPU per request where both sides\n"
-"counted requests (libdynotag), else the endpoint's share of all samples. Each\n"
-"change comes with a 95%% confidence interval from a cluster bootstrap over\n"
-"time windows and processes (see README, \"How dynoprof decides\"). A change\n"
-"is a regression only when the interval excludes zero AND it is at least\n"
-"--min-effect; endpoints with too little data say \"insufficient data\".\n"
-"\n"
-"BASE and NEW are profile files (pprof, or folded with [key=value] tags) —\n"
-"recorded with `dynoprof record` (which labels windows and counts requests)\n"
-"— or, with --agent, queries of a dynoprof agent's history\n"
-"(`commit=abc123&from=2026-11-22T10:00:00Z&to=...`: KEY=VALUE selectors of\n"
-"/debug/pprof/profile joined by '&' — service, commit, endpoint, tag.K, pid,\n"
-"from, to — one or several per side; without from/to: the last hour).\n"
-"\n"
-"  --base-select K=V     keep only base samples with this tag (repeatable), e.g.\n"
-"                        to compare two commits recorded in one file\n"
-"  --new-select K=V      likewise for the new side\n"
-"  --agent URL           BASE and NEW are agent queries (http://host:9464)\n"
-"  --token-file FILE     bearer token for the agent\n"
-"  --by KEY              the tag that names endpoints (default endpoint)\n"
-"  --min-effect X        smallest change that counts (default 0.02 = 2%%)\n"
-"  --thresholds FILE     per-endpoint minimum effects: `ENDPOINT = 0.05` lines\n"
-"  --confidence C        interval level (default 0.95)\n"
-"  --resamples N         bootstrap resamples (default 2000)\n"
-"  --seed N              bootstrap seed (default 1; results are deterministic)\n"
-"  --json FILE           also write the result as JSON (- for stdout, then no table)\n"
-"  --svg FILE            differential flame graph of NEW: functions whose share\n"
-"                        grew significantly in red, shrank in blue, else grey\n"
-"  -q, --quiet           no table\n"
-"\n"
-"exit status: 0 no regression, 1 regression found, 2 usage or input error\n"
-"\n"
-"examples:\n"
-"  dynoprof diff before.pb.gz after.pb.gz\n"
-"  dynoprof diff --base-select commit=aaa --new-select commit=bbb both.pb.gz both.pb.gz\n"
-"  dynoprof diff --agent http://127.0.0.1:9464 'commit=aaa' 'commit=bbb' --json -\n"
-"  dynoprof diff --agent http://127.0.0.1:9464 'service=shop&commit=aaa' \\\n"
-"      'service=shop&commit=bbb&from=2026-11-22T10:00:00Z'\n");
-}
 
 /* Reads one side into a new profile. */
 static struct profile *load_side(const char *what, const char *agent, const char *token,
@@ -322,28 +276,70 @@ static int diff_fill(void *ctx, const struct profile *p, const struct profile_fr
 	return 1;
 }
 
-enum { OPT_BASE_SELECT = 256, OPT_NEW_SELECT, OPT_AGENT, OPT_TOKEN, OPT_BY, OPT_MIN_EFFECT,
-       OPT_THRESHOLDS, OPT_CONFIDENCE, OPT_RESAMPLES, OPT_SEED, OPT_JSON, OPT_SVG };
+enum { OPT_BASE_SELECT = CLI_LONG_ONLY, OPT_NEW_SELECT, OPT_AGENT, OPT_TOKEN, OPT_BY,
+       OPT_MIN_EFFECT, OPT_THRESHOLDS, OPT_CONFIDENCE, OPT_RESAMPLES, OPT_SEED, OPT_JSON,
+       OPT_SVG };
+
+/* The options, their help and defaults: what cmd_diff takes and --help shows. */
+static const struct cli_option diff_options[] = {
+	{ .operand = "BASE NEW", .help = "profile files, or with --agent the agent's history "
+	  "selections" },
+	CLI_OPTION(OPT_BASE_SELECT, "base-select", "K=V", "keep only base samples with this "
+		   "tag (repeatable), e.g. to compare two commits recorded in one file"),
+	CLI_OPTION(OPT_NEW_SELECT, "new-select", "K=V", "likewise for the new side"),
+	CLI_OPTION(OPT_AGENT, "agent", "URL", "BASE and NEW are agent queries "
+		   "(http://host:9464)"),
+	CLI_OPTION(OPT_TOKEN, "token-file", "FILE", "bearer token for the agent"),
+	CLI_OPTION_DEF(OPT_BY, "by", "KEY", "the tag that names endpoints", "endpoint"),
+	CLI_OPTION_DEF(OPT_MIN_EFFECT, "min-effect", "X", "smallest change that counts",
+		       "0.02 = 2%"),
+	CLI_OPTION(OPT_THRESHOLDS, "thresholds", "FILE", "per-endpoint minimum effects: "
+		   "`ENDPOINT = 0.05` lines"),
+	CLI_OPTION_DEF(OPT_CONFIDENCE, "confidence", "C", "interval level, 0.5..1", "0.95"),
+	CLI_OPTION_DEF(OPT_RESAMPLES, "resamples", "N", "bootstrap resamples, 100..100000",
+		       "2000"),
+	CLI_OPTION_DEF(OPT_SEED, "seed", "N", "bootstrap seed (results are deterministic)",
+		       "1"),
+	CLI_OPTION(OPT_JSON, "json", "FILE", "also write the result as JSON (- for stdout, "
+		   "then no table)"),
+	CLI_OPTION(OPT_SVG, "svg", "FILE", "differential flame graph of NEW: functions whose "
+		   "share grew significantly in red, shrank in blue, else grey"),
+	CLI_OPTION('q', "quiet", NULL, "no table"),
+	{ 0 },
+};
+
+const struct cli_command diff_command = {
+	.name = "diff",
+	.synopsis = "[OPTIONS] BASE NEW",
+	.doc =
+"Compares the CPU cost of NEW against BASE per endpoint (and overall, and per\n"
+"function within an endpoint that changed): CPU per request where both sides\n"
+"counted requests (libdynotag), else the endpoint's share of all samples. Each\n"
+"change comes with a 95% confidence interval from a cluster bootstrap over\n"
+"time windows and processes (see README, \"How dynoprof decides\"). A change\n"
+"is a regression only when the interval excludes zero AND it is at least\n"
+"--min-effect; endpoints with too little data say \"insufficient data\".\n"
+"\n"
+"BASE and NEW are profile files (pprof, or folded with [key=value] tags) —\n"
+"recorded with `dynoprof record` (which labels windows and counts requests)\n"
+"— or, with --agent, queries of a dynoprof agent's history\n"
+"(`commit=abc123&from=2026-11-22T10:00:00Z&to=...`: KEY=VALUE selectors of\n"
+"/debug/pprof/profile joined by '&' — service, commit, endpoint, tag.K, pid,\n"
+"from, to — one or several per side; without from/to: the last hour).\n",
+	.options = diff_options,
+	.epilog =
+"exit status: 0 no regression, 1 regression found, 2 usage or input error\n"
+"\n"
+"examples:\n"
+"  dynoprof diff before.pb.gz after.pb.gz\n"
+"  dynoprof diff --base-select commit=aaa --new-select commit=bbb both.pb.gz both.pb.gz\n"
+"  dynoprof diff --agent http://127.0.0.1:9464 'commit=aaa' 'commit=bbb' --json -\n"
+"  dynoprof diff --agent http://127.0.0.1:9464 'service=shop&commit=aaa' \\\n"
+"      'service=shop&commit=bbb&from=2026-11-22T10:00:00Z'\n",
+};
 
 int cmd_diff(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "base-select", required_argument, NULL, OPT_BASE_SELECT },
-		{ "new-select", required_argument, NULL, OPT_NEW_SELECT },
-		{ "agent", required_argument, NULL, OPT_AGENT },
-		{ "token-file", required_argument, NULL, OPT_TOKEN },
-		{ "by", required_argument, NULL, OPT_BY },
-		{ "min-effect", required_argument, NULL, OPT_MIN_EFFECT },
-		{ "thresholds", required_argument, NULL, OPT_THRESHOLDS },
-		{ "confidence", required_argument, NULL, OPT_CONFIDENCE },
-		{ "resamples", required_argument, NULL, OPT_RESAMPLES },
-		{ "seed", required_argument, NULL, OPT_SEED },
-		{ "json", required_argument, NULL, OPT_JSON },
-		{ "svg", required_argument, NULL, OPT_SVG },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
-	};
 	const char *base_sel[MAX_SELECT], *new_sel[MAX_SELECT];
 	size_t nbase_sel = 0, nnew_sel = 0, nthr = 0;
 	const char *agent = NULL, *token_file = NULL, *json = NULL, *svg = NULL;
@@ -355,70 +351,70 @@ int cmd_diff(int argc, char **argv)
 	struct profile *base = NULL, *cur = NULL;
 	struct diff_result result = { 0 };
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "qh", longopts, NULL)) != -1) {
+	struct cli_parser cp = CLI_PARSER_INIT(&diff_command, argc, argv);
+	while ((c = cli_parser__next(&cp)) > 0) {
+		char *arg = cp.arg;
 		switch (c) {
 		case OPT_BASE_SELECT:
 		case OPT_NEW_SELECT:
 			if ((c == OPT_BASE_SELECT ? nbase_sel : nnew_sel) >= MAX_SELECT ||
-			    !strchr(optarg, '=')) {
-				cli_error("bad selector '%s': expected KEY=VALUE", optarg);
+			    !strchr(arg, '=')) {
+				cli_error("bad selector '%s': expected KEY=VALUE", arg);
 				return 2;
 			}
 			if (c == OPT_BASE_SELECT)
-				base_sel[nbase_sel++] = optarg;
+				base_sel[nbase_sel++] = arg;
 			else
-				new_sel[nnew_sel++] = optarg;
+				new_sel[nnew_sel++] = arg;
 			break;
-		case OPT_AGENT: agent = optarg; break;
-		case OPT_TOKEN: token_file = optarg; break;
-		case OPT_BY: o.group_key = optarg; break;
+		case OPT_AGENT: agent = arg; break;
+		case OPT_TOKEN: token_file = arg; break;
+		case OPT_BY: o.group_key = arg; break;
 		case OPT_MIN_EFFECT:
-			o.min_effect = strtod(optarg, &end);
+			o.min_effect = strtod(arg, &end);
 			if (*end || !(o.min_effect > 0 && o.min_effect < 10)) {
-				cli_error("bad --min-effect '%s': a fraction like 0.02", optarg);
+				cli_error("bad --min-effect '%s': a fraction like 0.02", arg);
 				return 2;
 			}
 			break;
 		case OPT_THRESHOLDS:
-			if (load_thresholds(optarg, thr, &nthr, thr_names))
+			if (load_thresholds(arg, thr, &nthr, thr_names))
 				return 2;
 			o.thresholds = thr;
 			o.nthresholds = nthr;
 			break;
 		case OPT_CONFIDENCE:
-			o.confidence = strtod(optarg, &end);
+			o.confidence = strtod(arg, &end);
 			if (*end || !(o.confidence >= 0.5 && o.confidence < 1)) {
-				cli_error("bad --confidence '%s': between 0.5 and 1, e.g. 0.95", optarg);
+				cli_error("bad --confidence '%s': between 0.5 and 1, e.g. 0.95", arg);
 				return 2;
 			}
 			break;
 		case OPT_RESAMPLES: {
-			long v = strtol(optarg, &end, 10);
+			long v = strtol(arg, &end, 10);
 			if (*end || v < 100 || v > 100000) {
-				cli_error("bad --resamples '%s': 100..100000", optarg);
+				cli_error("bad --resamples '%s': 100..100000", arg);
 				return 2;
 			}
 			o.resamples = (unsigned)v;
 			break;
 		}
 		case OPT_SEED:
-			o.seed = strtoull(optarg, &end, 10);
+			o.seed = strtoull(arg, &end, 10);
 			if (*end || !o.seed) {
-				cli_error("bad --seed '%s': a positive integer", optarg);
+				cli_error("bad --seed '%s': a positive integer", arg);
 				return 2;
 			}
 			break;
-		case OPT_JSON: json = optarg; break;
-		case OPT_SVG: svg = optarg; break;
+		case OPT_JSON: json = arg; break;
+		case OPT_SVG: svg = arg; break;
 		case 'q': quiet = 1; break;
-		case 'h': diff_usage(stdout); return 0;
-		default:
-			fprintf(stderr, "(see `dynoprof diff --help`)\n");
-			return 2;
 		}
 	}
-	if (argc - optind != 2) {
+	if (c == CLI_STOP)
+		return cp.exit_code;
+	int first = cp.operand;
+	if (argc - first != 2) {
 		cli_error("diff needs two profiles: dynoprof diff BASE NEW (see --help)");
 		return 2;
 	}
@@ -438,8 +434,8 @@ int cmd_diff(int argc, char **argv)
 			return 2;
 		}
 	}
-	base = load_side(argv[optind], agent, token, base_sel, nbase_sel);
-	cur = base ? load_side(argv[optind + 1], agent, token, new_sel, nnew_sel) : NULL;
+	base = load_side(argv[first], agent, token, base_sel, nbase_sel);
+	cur = base ? load_side(argv[first + 1], agent, token, new_sel, nnew_sel) : NULL;
 	if (!base || !cur)
 		goto out;
 	int e = diff__compute(base, cur, &o, &result);

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* dynoprof record: capture stacks into a profile file. */
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -15,6 +14,7 @@
 #include "util/privileges.h"
 #include "capture/sampler.h"
 #include "cli/cli.h"
+#include "cli/options.h"
 #include "cli/pid_watch.h"
 #include "formats/output.h"
 #include "aggregate/aggregate.h"
@@ -30,6 +30,7 @@
 #include "tags/endpoint_rule.h"
 #include "tags/requests.h"
 #include "tags/tag_registry.h"
+#include "util/duration.h"
 #include "util/outfile.h"
 
 #define DEFAULT_FREQ_HZ 99
@@ -82,140 +83,125 @@ struct record_args {
 	bool quiet;                /* -q */
 };
 
-static void record_usage(FILE *out)
-{
-	fprintf(out,
-"usage: dynoprof record [OPTIONS] [-- COMMAND [ARGS...]]\n"
-"\n"
+enum { OPT_TID = CLI_LONG_ONLY, OPT_FORMAT, OPT_NO_KERNEL, OPT_NO_PYTHON, OPT_PYTHON_LINES,
+       OPT_GROUP_BY, OPT_TAG, OPT_ENDPOINT_FROM, OPT_ENV_TAG, OPT_NO_TAGS,
+       OPT_COUNTS, OPT_NO_COUNTS, OPT_WINDOW, OPT_WEIGHT, OPT_STANDIN, OPT_CHILDREN };
+
+/* The options, their help and defaults: what parse_args takes and --help shows. */
+static const struct cli_option record_options[] = {
+	{ .header = "what to profile (default: the whole machine):" },
+	CLI_OPTION('a', "all-cpus", NULL, "every process on every CPU (the default)"),
+	CLI_OPTION('p', "pid", "PID[,PID...]", "only these processes (and their threads)"),
+	CLI_OPTION(OPT_CHILDREN, "children", NULL,
+		   "with -p: their descendants too, those alive at the start and those forked "
+		   "during the capture (e.g. -p <gunicorn master> --children profiles its "
+		   "workers)"),
+	CLI_OPTION(OPT_TID, "tid", "TID[,TID...]", "only these threads"),
+	{ .operand = "-- COMMAND [ARGS...]",
+	  .help = "run COMMAND and profile it and its children from its first instruction "
+		  "until it exits; dynoprof exits with its exit code" },
+	{ .header = "how:" },
+	CLI_OPTION_DEF('F', "freq", "HZ",
+		       "samples per second per CPU, 1.." CLI_STR(SAMPLER_MAX_FREQ_HZ) "; a prime "
+		       "avoids lockstep with periodic timers", CLI_STR(DEFAULT_FREQ_HZ)),
+	CLI_OPTION_DEF('d', "duration", "DURATION",
+		       "stop after this long: seconds (10, 0.5) or with a unit (" DURATION_UNITS
+		       "): 500ms, 5s, 2m, 1h",
+		       "until Ctrl-C or SIGTERM, or until COMMAND exits"),
+	CLI_OPTION_DEF('e', "event", "EVENT",
+		       "auto: hardware cycles when the CPU exposes them, else cpu-clock; "
+		       "cpu-clock; cycles; instructions (profiles weighted by instructions "
+		       "retired); tick: sample inside the scheduler tick that interrupts busy CPUs "
+		       "anyway (no interrupts of its own: the lowest overhead where interrupts are "
+		       "dear, as in VMs; -F at most the kernel's HZ, often 250, at tick "
+		       "granularity; a sample weighs its thread's CPU time since its previous "
+		       "sample, so threads running between ticks count too; needs counting)",
+		       "auto"),
+	CLI_OPTION('c', "count", "PERIOD",
+		   "sample every PERIOD events (1000..2^40) instead of -F HZ"),
+	CLI_OPTION(OPT_NO_KERNEL, "no-kernel", NULL, "leave out kernel frames"),
+	CLI_OPTION(OPT_COUNTS, "counts", "FILE",
+		   "write exact per-process and per-thread CPU time and instructions/cycles "
+		   "(null where the CPU hides its counters), with per-tag shares, as JSON; the "
+		   "top processes are printed"),
+	CLI_OPTION(OPT_NO_COUNTS, "no-counts", NULL,
+		   "no exact per-thread accounting (samples weigh their sampling period, not "
+		   "rescaled to each process's exact CPU time)"),
+	CLI_OPTION(OPT_STANDIN, "counter-standin", NULL,
+		   "where the CPU hides its instructions counter, count the software cpu-clock "
+		   "in its place (reported as counter_value, never as instructions): checks the "
+		   "counter path on such machines; costs a program run and a counter read at "
+		   "every context switch"),
+	CLI_OPTION(OPT_NO_PYTHON, "no-python", NULL,
+		   "do not walk CPython frames (native frames only)"),
+	CLI_OPTION_DEF(OPT_PYTHON_LINES, "python-lines", "on|off",
+		       "on: Python frames show file:line; off: fold them to function level",
+		       "on"),
+	{ .header = "tags (endpoint, commit, feature flags, ...):" },
+	CLI_OPTION(OPT_GROUP_BY, "group-by", "KEYS",
+		   "lead each stack with [key=value] frames for these tags (folded and SVG), "
+		   "e.g. --group-by endpoint,commit"),
+	CLI_OPTION(OPT_TAG, "tag", "KEY=VALUE",
+		   "keep only samples with this tag (repeatable; VALUE - means \"without that "
+		   "tag\"), e.g. --tag endpoint=/checkout"),
+	CLI_OPTION(OPT_ENDPOINT_FROM, "endpoint-from", "RULE",
+		   "infer `endpoint` from the stack where the app set none: django, flask, "
+		   "wsgi, or frame=SUFFIX (the Python function that frame calls is the "
+		   "endpoint)"),
+	CLI_OPTION(OPT_ENV_TAG, "env-tag", "VAR=KEY",
+		   "also read process tag KEY from environment variable VAR (repeatable; "
+		   "defaults: DYNOPROF_COMMIT, GIT_COMMIT, SOURCE_VERSION -> commit; "
+		   "DYNOPROF_SERVICE -> service; DYNOPROF_ENV -> env; DYNOPROF_TAGS=k=v,k=v)"),
+	CLI_OPTION(OPT_NO_TAGS, "no-tags", NULL, "no tags at all"),
+	CLI_OPTION_DEF(OPT_WINDOW, "window", "DURATION",
+		       "label samples with `window` = their time slot of this length (0 to "
+		       "3600 s; 0: none): the clusters `dynoprof diff` resamples for its "
+		       "confidence intervals", "1s"),
+	{ .header = "output:" },
+	CLI_OPTION_DEF('o', "output", "FILE",
+		       "where to write (- for stdout): a regular file, replaced whole (devices, "
+		       "FIFOs and links other users could have planted are refused)",
+		       DEFAULT_OUTPUT),
+	CLI_OPTION_DEF(OPT_FORMAT, "format", "FORMAT", "svg | folded | pprof | speedscope",
+		       "from the extension: .svg .folded/.collapsed/.txt .pb.gz/.pprof .json"),
+	CLI_OPTION_DEF(OPT_WEIGHT, "weight", "VALUE",
+		       "what sizes frames and counts lines in folded, SVG and speedscope: "
+		       "samples, cpu (ns; per process the exact total, split by the samples), "
+		       "instructions, cycles (pprof always has them all)", "samples"),
+	CLI_OPTION('q', "quiet", NULL, "no summary on stderr"),
+	{ 0 },
+};
+
+const struct cli_command record_command = {
+	.name = "record",
+	.synopsis = "[OPTIONS] [-- COMMAND [ARGS...]]",
+	.doc =
 "Samples the stacks (kernel and user) of every CPU with a BPF program on a perf\n"
 "event, symbolizes them as they arrive, and writes one profile when the capture\n"
-"ends: after -d SECONDS, on Ctrl-C or SIGTERM, or when COMMAND exits.\n"
+"ends: after -d DURATION, on Ctrl-C or SIGTERM, or when COMMAND exits.\n"
 "Needs root, or at least CAP_BPF + CAP_PERFMON (README, \"Without root\", lists\n"
-"the capabilities that give root's result).\n"
-"\n"
-"what to profile (default: the whole machine):\n"
-"  -a, --all-cpus          every process on every CPU (default)\n"
-"  -p, --pid PID[,PID...]  only these processes (and their threads)\n"
-"      --children          with -p: their descendants too, those alive at the\n"
-"                          start and those forked during the capture (e.g. -p\n"
-"                          <gunicorn master> --children profiles its workers)\n"
-"      --tid TID[,TID...]  only these threads\n"
-"  -- COMMAND [ARGS...]    run COMMAND and profile it and its children from its\n"
-"                          first instruction until it exits; dynoprof exits\n"
-"                          with its exit code\n"
-"\n"
-"how:\n"
-"  -F, --freq HZ           samples per second per CPU (default %d, 1..%d); a\n"
-"                          prime avoids lockstep with periodic timers\n"
-"  -d, --duration SECONDS  stop after this long (fractions allowed; default:\n"
-"                          until Ctrl-C, or until COMMAND exits)\n"
-"  -e, --event EVENT       auto (default): hardware cycles when the CPU exposes\n"
-"                          them, else cpu-clock; cpu-clock; cycles; instructions\n"
-"                          (profiles weighted by instructions retired); tick:\n"
-"                          sample inside the scheduler tick that interrupts busy\n"
-"                          CPUs anyway (no interrupts of its own: the lowest\n"
-"                          overhead where interrupts are dear, as in VMs; -F at\n"
-"                          most the kernel's HZ, often 250, at tick granularity;\n"
-"                          a sample weighs its thread's CPU time since its\n"
-"                          previous sample, so threads running between ticks\n"
-"                          count too; needs counting)\n"
-"  -c, --count PERIOD      sample every PERIOD events instead of -F HZ\n"
-"      --no-kernel         leave out kernel frames\n"
-"      --counts FILE       write exact per-process and per-thread CPU time and\n"
-"                          instructions/cycles (null where the CPU hides its\n"
-"                          counters), with per-tag shares, as JSON; the top\n"
-"                          processes are printed\n"
-"      --no-counts         no exact per-thread accounting (samples weigh their\n"
-"                          sampling period, not rescaled to each process's exact\n"
-"                          CPU time)\n"
-"      --counter-standin   where the CPU hides its instructions counter, count\n"
-"                          the software cpu-clock in its place (reported as\n"
-"                          counter_value, never as instructions): checks the\n"
-"                          counter path on such machines; costs a program run\n"
-"                          and a counter read at every context switch\n"
-"      --no-python         do not walk CPython frames (native frames only)\n"
-"      --python-lines=on|off  on (default): Python frames show file:line;\n"
-"                          off: fold them to function level\n"
-"\n"
-"tags (endpoint, commit, feature flags, ...):\n"
-"      --group-by KEYS     lead each stack with [key=value] frames for these tags\n"
-"                          (folded and SVG), e.g. --group-by endpoint,commit\n"
-"      --tag KEY=VALUE     keep only samples with this tag (repeatable; VALUE -\n"
-"                          means \"without that tag\"), e.g. --tag endpoint=/checkout\n"
-"      --endpoint-from RULE  infer `endpoint` from the stack where the app set\n"
-"                          none: django, flask, wsgi, or frame=SUFFIX (the\n"
-"                          Python function that frame calls is the endpoint)\n"
-"      --env-tag VAR=KEY   also read process tag KEY from environment variable\n"
-"                          VAR (repeatable; defaults: DYNOPROF_COMMIT, GIT_COMMIT,\n"
-"                          SOURCE_VERSION -> commit; DYNOPROF_SERVICE -> service;\n"
-"                          DYNOPROF_ENV -> env; DYNOPROF_TAGS=k=v,k=v)\n"
-"      --no-tags           no tags at all\n"
-"      --window SECONDS    label samples with `window` = their time slot of this\n"
-"                          length (default 1; 0: none): the clusters `dynoprof\n"
-"                          diff` resamples for its confidence intervals\n"
-"  Threads tag themselves through libdynotag (a memory write per tag, read by\n"
-"  BPF at sample time); pprof output carries every tag as a sample label.\n"
+"the capabilities that give root's result).\n",
+	.options = record_options,
+	.epilog =
+"Threads tag themselves through libdynotag (a memory write per tag, read by BPF\n"
+"at sample time); pprof output carries every tag as a sample label.\n"
 "\n"
 "Python: processes running CPython 3.8-3.13 are detected automatically (no\n"
 "change to them) and show `module:qualname (file:line)` frames, merged with\n"
 "the native frames of C extensions they call and the kernel's.\n"
 "\n"
-"output:\n"
-"  -o, --output FILE       where to write (default %s; - for stdout): a regular\n"
-"                          file, replaced whole (devices, FIFOs and links other\n"
-"                          users could have planted are refused)\n"
-"      --format FORMAT     svg | folded | pprof | speedscope (default: from the\n"
-"                          extension: .svg .folded/.collapsed/.txt .pb.gz/.pprof\n"
-"                          .json)\n"
-"      --weight VALUE      what sizes frames and counts lines in folded, SVG and\n"
-"                          speedscope: samples (default), cpu (ns; per process\n"
-"                          the exact total, split by the samples),\n"
-"                          instructions, cycles (pprof always has them all)\n"
-"  -q, --quiet             no summary on stderr\n"
-"\n"
 "examples:\n"
 "  sudo dynoprof record -a -d 10 -o profile.svg\n"
-"  sudo dynoprof record -p $(pgrep -d, gunicorn) -d 30 -o web.pb.gz\n"
+"  sudo dynoprof record -p $(pgrep -d, gunicorn) -d 30s -o web.pb.gz\n"
 "  sudo dynoprof record -F 999 -o run.folded -- python3 bench.py\n"
 "  go tool pprof -top web.pb.gz\n",
-		DEFAULT_FREQ_HZ, SAMPLER_MAX_FREQ_HZ, DEFAULT_OUTPUT);
-}
-
-enum { OPT_TID = 256, OPT_FORMAT, OPT_NO_KERNEL, OPT_NO_PYTHON, OPT_PYTHON_LINES,
-       OPT_GROUP_BY, OPT_TAG, OPT_ENDPOINT_FROM, OPT_ENV_TAG, OPT_NO_TAGS,
-       OPT_COUNTS, OPT_NO_COUNTS, OPT_WINDOW, OPT_WEIGHT, OPT_STANDIN, OPT_CHILDREN };
+	.operands_end_options = true,
+};
 
 /* Returns 0 to go on, or an exit code + 1000 to stop (0 for --help). */
 static int parse_args(int argc, char **argv, struct record_args *a)
 {
-	static const struct option longopts[] = {
-		{ "all-cpus", no_argument, NULL, 'a' },
-		{ "pid", required_argument, NULL, 'p' },
-		{ "tid", required_argument, NULL, OPT_TID },
-		{ "freq", required_argument, NULL, 'F' },
-		{ "duration", required_argument, NULL, 'd' },
-		{ "event", required_argument, NULL, 'e' },
-		{ "output", required_argument, NULL, 'o' },
-		{ "format", required_argument, NULL, OPT_FORMAT },
-		{ "no-kernel", no_argument, NULL, OPT_NO_KERNEL },
-		{ "no-python", no_argument, NULL, OPT_NO_PYTHON },
-		{ "python-lines", required_argument, NULL, OPT_PYTHON_LINES },
-		{ "group-by", required_argument, NULL, OPT_GROUP_BY },
-		{ "tag", required_argument, NULL, OPT_TAG },
-		{ "endpoint-from", required_argument, NULL, OPT_ENDPOINT_FROM },
-		{ "env-tag", required_argument, NULL, OPT_ENV_TAG },
-		{ "no-tags", no_argument, NULL, OPT_NO_TAGS },
-		{ "counts", required_argument, NULL, OPT_COUNTS },
-		{ "no-counts", no_argument, NULL, OPT_NO_COUNTS },
-		{ "window", required_argument, NULL, OPT_WINDOW },
-		{ "weight", required_argument, NULL, OPT_WEIGHT },
-		{ "counter-standin", no_argument, NULL, OPT_STANDIN },
-		{ "children", no_argument, NULL, OPT_CHILDREN },
-		{ "count", required_argument, NULL, 'c' },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
-	};
+	struct cli_parser p = CLI_PARSER_INIT(&record_command, argc, argv);
 	int c;
 	char *end;
 
@@ -226,67 +212,66 @@ static int parse_args(int argc, char **argv, struct record_args *a)
 	       tag_default_env_rule_count * sizeof(a->env_rules[0]));
 	a->nenv_rules = tag_default_env_rule_count;
 	a->output = DEFAULT_OUTPUT;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "+ap:F:d:e:o:qhc:", longopts, NULL)) != -1) {
+	while ((c = cli_parser__next(&p)) > 0) {
+		char *arg = p.arg;
 		switch (c) {
 		case 'a':
 			break;
 		case 'p':
-			if (parse_id_list(optarg, &a->pids, &a->npids)) {
+			if (parse_id_list(arg, &a->pids, &a->npids)) {
 				cli_error("bad PID list '%s': expected PID[,PID...], e.g. -p 1234,5678",
-					  optarg);
+					  arg);
 				return 1002;
 			}
 			break;
 		case OPT_TID:
-			if (parse_id_list(optarg, &a->tids, &a->ntids)) {
-				cli_error("bad TID list '%s': expected TID[,TID...]", optarg);
+			if (parse_id_list(arg, &a->tids, &a->ntids)) {
+				cli_error("bad TID list '%s': expected TID[,TID...]", arg);
 				return 1002;
 			}
 			break;
 		case 'F': {
 			errno = 0;
-			long v = strtol(optarg, &end, 10);
-			if (errno || *end || end == optarg || v < 1 || v > SAMPLER_MAX_FREQ_HZ) {
+			long v = strtol(arg, &end, 10);
+			if (errno || *end || end == arg || v < 1 || v > SAMPLER_MAX_FREQ_HZ) {
 				cli_error("bad frequency '%s': -F takes 1..%d samples per second "
-					  "(default %d)", optarg, SAMPLER_MAX_FREQ_HZ, DEFAULT_FREQ_HZ);
+					  "(default %d)", arg, SAMPLER_MAX_FREQ_HZ, DEFAULT_FREQ_HZ);
 				return 1002;
 			}
 			a->freq_hz = (unsigned)v;
 			break;
 		}
 		case 'd':
-			errno = 0;
-			a->duration_s = strtod(optarg, &end);
-			if (errno || *end || end == optarg || !(a->duration_s > 0) ||
+			if (duration__parse(arg, &a->duration_s) || !(a->duration_s > 0) ||
 			    a->duration_s > 365.0 * 86400) {
-				cli_error("bad duration '%s': -d takes seconds > 0, e.g. -d 10 or -d 0.5",
-					  optarg);
+				cli_error("bad duration '%s': -d takes seconds > 0 up to a year, plain "
+					  "or with a unit (%s), e.g. -d 10, -d 0.5, -d 5s or -d 2m",
+					  arg, DURATION_UNITS);
 				return 1002;
 			}
 			break;
 		case 'e':
-			if (!strcmp(optarg, "auto"))
+			if (!strcmp(arg, "auto"))
 				a->event = SAMPLE_EVENT_AUTO;
-			else if (!strcmp(optarg, "cpu-clock"))
+			else if (!strcmp(arg, "cpu-clock"))
 				a->event = SAMPLE_EVENT_CPU_CLOCK;
-			else if (!strcmp(optarg, "cycles"))
+			else if (!strcmp(arg, "cycles"))
 				a->event = SAMPLE_EVENT_CYCLES;
-			else if (!strcmp(optarg, "instructions"))
+			else if (!strcmp(arg, "instructions"))
 				a->event = SAMPLE_EVENT_INSTRUCTIONS;
-			else if (!strcmp(optarg, "tick"))
+			else if (!strcmp(arg, "tick"))
 				a->event = SAMPLE_EVENT_TICK;
 			else {
 				cli_error("unknown event '%s': use auto, cpu-clock, tick, cycles or "
-					  "instructions", optarg);
+					  "instructions", arg);
 				return 1002;
 			}
 			break;
 		case 'o':
-			a->output = optarg;
+			a->output = arg;
 			break;
 		case OPT_FORMAT:
-			a->format_name = optarg;
+			a->format_name = arg;
 			break;
 		case OPT_NO_KERNEL:
 			a->no_kernel = true;
@@ -295,7 +280,7 @@ static int parse_args(int argc, char **argv, struct record_args *a)
 			a->no_python = true;
 			break;
 		case OPT_GROUP_BY: {
-			int n = groups__parse_keys(optarg, a->group_keys, MAX_GROUP_KEYS);
+			int n = groups__parse_keys(arg, a->group_keys, MAX_GROUP_KEYS);
 			if (n < 0) {
 				cli_error("bad --group-by: expected KEY[,KEY...] (at most %d), e.g. "
 					  "endpoint,commit", MAX_GROUP_KEYS);
@@ -306,33 +291,33 @@ static int parse_args(int argc, char **argv, struct record_args *a)
 		}
 		case OPT_TAG:
 			if (a->nfilters >= MAX_FILTERS ||
-			    label_filter__parse(optarg, &a->filters[a->nfilters])) {
+			    label_filter__parse(arg, &a->filters[a->nfilters])) {
 				cli_error("bad --tag '%s': expected KEY=VALUE (at most %d), e.g. "
-					  "--tag endpoint=/checkout", optarg, MAX_FILTERS);
+					  "--tag endpoint=/checkout", arg, MAX_FILTERS);
 				return 1002;
 			}
 			a->nfilters++;
 			break;
 		case OPT_ENDPOINT_FROM:
-			if (endpoint_rule__parse(optarg, &a->endpoint_rule)) {
+			if (endpoint_rule__parse(arg, &a->endpoint_rule)) {
 				cli_error("bad --endpoint-from '%s': use django, flask, wsgi or "
-					  "frame=SUFFIX[,SUFFIX...]", optarg);
+					  "frame=SUFFIX[,SUFFIX...]", arg);
 				return 1002;
 			}
 			a->infer_endpoint = true;
 			break;
 		case OPT_ENV_TAG: {
-			char *eq = strchr(optarg, '=');
-			if (!eq || eq == optarg || !eq[1] || a->nenv_rules >= MAX_ENV_RULES) {
+			char *eq = strchr(arg, '=');
+			if (!eq || eq == arg || !eq[1] || a->nenv_rules >= MAX_ENV_RULES) {
 				cli_error("bad --env-tag '%s': expected VARIABLE=KEY, e.g. "
-					  "--env-tag RELEASE=commit", optarg);
+					  "--env-tag RELEASE=commit", arg);
 				return 1002;
 			}
 			*eq = '\0';
 			/* Explicit rules go first: they win over the defaults. */
 			memmove(&a->env_rules[1], &a->env_rules[0],
 				a->nenv_rules * sizeof(a->env_rules[0]));
-			a->env_rules[0].variable = optarg;
+			a->env_rules[0].variable = arg;
 			a->env_rules[0].key = eq + 1;
 			a->nenv_rules++;
 			break;
@@ -341,13 +326,13 @@ static int parse_args(int argc, char **argv, struct record_args *a)
 			a->no_tags = true;
 			break;
 		case OPT_COUNTS:
-			a->counts_path = optarg;
+			a->counts_path = arg;
 			break;
 		case OPT_NO_COUNTS:
 			a->no_counts = true;
 			break;
 		case OPT_WEIGHT:
-			a->weight = optarg;
+			a->weight = arg;
 			break;
 		case OPT_STANDIN:
 			a->counter_standin = true;
@@ -356,47 +341,42 @@ static int parse_args(int argc, char **argv, struct record_args *a)
 			a->children = true;
 			break;
 		case OPT_WINDOW:
-			errno = 0;
-			a->window_s = strtod(optarg, &end);
-			if (errno || *end || end == optarg || a->window_s < 0 || a->window_s > 3600) {
-				cli_error("bad --window '%s': seconds from 0 (off) to 3600", optarg);
+			if (duration__parse(arg, &a->window_s) || a->window_s > 3600) {
+				cli_error("bad --window '%s': a duration from 0 (off) to 3600 s, e.g. "
+					  "--window 1, --window 500ms or --window 1m", arg);
 				return 1002;
 			}
 			break;
 		case 'c': {
 			errno = 0;
-			unsigned long long v = strtoull(optarg, &end, 10);
-			if (errno || *end || end == optarg || v < 1000 || v > (1ull << 40)) {
+			unsigned long long v = strtoull(arg, &end, 10);
+			if (errno || *end || end == arg || v < 1000 || v > (1ull << 40)) {
 				cli_error("bad period '%s': -c takes 1000..2^40 events per sample",
-					  optarg);
+					  arg);
 				return 1002;
 			}
 			a->period = v;
 			break;
 		}
 		case OPT_PYTHON_LINES:
-			if (!strcmp(optarg, "on"))
+			if (!strcmp(arg, "on"))
 				a->python_lines = true;
-			else if (!strcmp(optarg, "off"))
+			else if (!strcmp(arg, "off"))
 				a->python_lines = false;
 			else {
-				cli_error("bad --python-lines '%s': use on or off", optarg);
+				cli_error("bad --python-lines '%s': use on or off", arg);
 				return 1002;
 			}
 			break;
 		case 'q':
 			a->quiet = true;
 			break;
-		case 'h':
-			record_usage(stdout);
-			return 1000;
-		default:
-			fprintf(stderr, "(see `dynoprof record --help`)\n");
-			return 1002;
 		}
 	}
-	if (optind < argc)
-		a->command = argv + optind;
+	if (c == CLI_STOP)
+		return 1000 + p.exit_code;
+	if (p.operand < argc)
+		a->command = argv + p.operand;
 	if (a->counts_path && a->no_counts) {
 		cli_error("--counts and --no-counts exclude each other");
 		return 1002;

@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: MIT
 /* dynoprof report: top table of a profile file, and format conversion. */
 #include <errno.h>
-#include <getopt.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/options.h"
 #include "formats/groups.h"
 #include "formats/output.h"
 #include "formats/top.h"
@@ -17,54 +17,49 @@
 #define MAX_GROUP_KEYS 8
 #define MAX_FILTERS 16
 
-static void report_usage(FILE *out)
-{
-	fprintf(out,
-"usage: dynoprof report -i FILE [-o FILE] [--format FORMAT] [--top N]\n"
-"\n"
+enum { OPT_FORMAT = CLI_LONG_ONLY, OPT_BY, OPT_TAG, OPT_GROUP_BY, OPT_WEIGHT };
+
+/* The options, their help and defaults: what cmd_report takes and --help shows. */
+static const struct cli_option report_options[] = {
+	CLI_OPTION('i', "input", "FILE", "profile to read (- for stdin); also the first "
+		   "operand"),
+	CLI_OPTION('o', "output", "FILE", "convert into FILE"),
+	CLI_OPTION(OPT_FORMAT, "format", "FORMAT", "format of -o when its extension does not "
+		   "tell: svg, folded, pprof, speedscope"),
+	CLI_OPTION_DEF('n', "top", "N", "rows in the table (0 for all)", "20"),
+	CLI_OPTION(OPT_BY, "by", "KEYS", "instead, a table per tag group: samples, share, CPU "
+		   "and top function for each value of KEYS (e.g. endpoint,commit)"),
+	CLI_OPTION(OPT_TAG, "tag", "KEY=VALUE", "only samples with this tag (repeatable; "
+		   "VALUE - means \"without that tag\")"),
+	CLI_OPTION(OPT_GROUP_BY, "group-by", "KEYS", "with -o (folded, SVG): lead stacks with "
+		   "[key=value] frames"),
+	CLI_OPTION_DEF(OPT_WEIGHT, "weight", "VALUE", "what the table's percentages and "
+		       "converted folded/SVG weigh: samples, cpu, instructions, cycles",
+		       "samples"),
+	CLI_OPTION('q', "quiet", NULL, "no table (with -o: convert only)"),
+	{ 0 },
+};
+
+const struct cli_command report_command = {
+	.name = "report",
+	.synopsis = "-i FILE [-o FILE] [--format FORMAT] [--top N] [OPTIONS]",
+	.doc =
 "Reads a profile (pprof, gzipped or not, or folded stacks; detected from the\n"
-"content) and prints its top functions: SELF%% is the share of samples whose\n"
-"innermost frame is the function, TOTAL%% the share whose stack contains it.\n"
+"content) and prints its top functions: SELF% is the share of samples whose\n"
+"innermost frame is the function, TOTAL% the share whose stack contains it.\n"
 "With -o, also writes the profile in another format (svg, folded, pprof,\n"
-"speedscope; from the extension or --format).\n"
-"\n"
-"  -i, --input FILE     profile to read (- for stdin)\n"
-"  -o, --output FILE    convert into FILE\n"
-"      --format FORMAT  format of -o when its extension does not tell\n"
-"  -n, --top N          rows in the table (default 20; 0 for all)\n"
-"      --by KEYS        instead, a table per tag group: samples, share, CPU and\n"
-"                       top function for each value of KEYS (e.g. endpoint,commit)\n"
-"      --tag KEY=VALUE  only samples with this tag (repeatable; VALUE - means\n"
-"                       \"without that tag\")\n"
-"      --group-by KEYS  with -o (folded, SVG): lead stacks with [key=value] frames\n"
-"      --weight VALUE   what the table's percentages and converted folded/SVG\n"
-"                       weigh: samples (default), cpu, instructions, cycles\n"
-"  -q, --quiet          no table (with -o: convert only)\n"
-"\n"
+"speedscope; from the extension or --format).\n",
+	.options = report_options,
+	.epilog =
 "examples:\n"
 "  dynoprof report -i profile.pb.gz\n"
 "  dynoprof report -i profile.folded -o profile.svg -q\n"
 "  dynoprof report -i web.pb.gz --by endpoint,commit\n"
-"  dynoprof report -i web.pb.gz --tag endpoint=/checkout\n");
-}
-
-enum { OPT_FORMAT = 256, OPT_BY, OPT_TAG, OPT_GROUP_BY, OPT_WEIGHT };
+"  dynoprof report -i web.pb.gz --tag endpoint=/checkout\n",
+};
 
 int cmd_report(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "input", required_argument, NULL, 'i' },
-		{ "output", required_argument, NULL, 'o' },
-		{ "format", required_argument, NULL, OPT_FORMAT },
-		{ "top", required_argument, NULL, 'n' },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "by", required_argument, NULL, OPT_BY },
-		{ "tag", required_argument, NULL, OPT_TAG },
-		{ "group-by", required_argument, NULL, OPT_GROUP_BY },
-		{ "weight", required_argument, NULL, OPT_WEIGHT },
-		{ 0 },
-	};
 	const char *by_keys[MAX_GROUP_KEYS], *group_keys[MAX_GROUP_KEYS];
 	int nby = 0, ngroup = 0;
 	struct label_filter filters[MAX_FILTERS];
@@ -78,16 +73,17 @@ int cmd_report(int argc, char **argv)
 	char err[512] = "", *end;
 	struct profile *p = NULL;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "i:o:n:qh", longopts, NULL)) != -1) {
+	struct cli_parser cp = CLI_PARSER_INIT(&report_command, argc, argv);
+	while ((c = cli_parser__next(&cp)) > 0) {
+		char *arg = cp.arg;
 		switch (c) {
-		case 'i': input = optarg; break;
-		case 'o': output = optarg; break;
-		case OPT_FORMAT: format_name = optarg; break;
+		case 'i': input = arg; break;
+		case 'o': output = arg; break;
+		case OPT_FORMAT: format_name = arg; break;
 		case 'q': quiet = 1; break;
 		case OPT_BY:
 		case OPT_GROUP_BY: {
-			int n = groups__parse_keys(optarg, c == OPT_BY ? by_keys : group_keys,
+			int n = groups__parse_keys(arg, c == OPT_BY ? by_keys : group_keys,
 						   MAX_GROUP_KEYS);
 			if (n < 0) {
 				cli_error("bad %s: expected KEY[,KEY...] (at most %d), e.g. "
@@ -99,35 +95,33 @@ int cmd_report(int argc, char **argv)
 			break;
 		}
 		case OPT_WEIGHT:
-			weight = optarg;
+			weight = arg;
 			break;
 		case OPT_TAG:
-			if (nfilters >= MAX_FILTERS || label_filter__parse(optarg, &filters[nfilters])) {
+			if (nfilters >= MAX_FILTERS || label_filter__parse(arg, &filters[nfilters])) {
 				cli_error("bad --tag '%s': expected KEY=VALUE, e.g. --tag "
-					  "endpoint=/checkout", optarg);
+					  "endpoint=/checkout", arg);
 				return 2;
 			}
 			nfilters++;
 			break;
 		case 'n': {
 			errno = 0;
-			long v = strtol(optarg, &end, 10);
-			if (errno || *end || end == optarg || v < 0) {
-				cli_error("bad --top '%s': a number of rows, 0 for all", optarg);
+			long v = strtol(arg, &end, 10);
+			if (errno || *end || end == arg || v < 0) {
+				cli_error("bad --top '%s': a number of rows, 0 for all", arg);
 				return 2;
 			}
 			top_rows = v == 0 ? SIZE_MAX : (size_t)v;
 			break;
 		}
-		case 'h': report_usage(stdout); return 0;
-		default:
-			fprintf(stderr, "(see `dynoprof report --help`)\n");
-			return 2;
 		}
 	}
+	if (c == CLI_STOP)
+		return cp.exit_code;
 	if (!input) {
-		if (optind < argc) {
-			input = argv[optind];
+		if (cp.operand < argc) {
+			input = argv[cp.operand];
 		} else {
 			cli_error("report needs a profile: dynoprof report -i FILE");
 			return 2;
