@@ -462,10 +462,15 @@ def test_python_native_chain_cut_is_marked(agent, tmp_path, depth, cut):
               (len(fr) > 1 and any(f.startswith("native_bottom") for f in fr[-3:]))]
     total = sum(n for _, n in bottom)
     assert total >= 20, "%d native_bottom samples:\n%s" % (total, err)
-    marked = 0
+    marked = unwalked = 0
     for frames, n in bottom:
         py = [i for i, f in enumerate(frames) if "deep_native" in f]
-        assert py, "no Python caller: %s" % ";".join(frames[:8])
+        if not py:
+            # A Python process is found at its first sample and its
+            # interpreter published to BPF then: on a loaded machine its
+            # first few samples may come before the walk starts.
+            unwalked += n
+            continue
         after = frames[py[-1] + 1]
         if after == "[truncated]":
             marked += n
@@ -476,6 +481,9 @@ def test_python_native_chain_cut_is_marked(agent, tmp_path, depth, cut):
                        # the library's unnamed PLT stub (now -> clock_gettime@plt)
                        or f.startswith("libdeepnative.so+")
                        for f in frames[py[-1] + 2:]), ";".join(frames[py[-1]:])
+    assert unwalked <= max(2, 0.1 * total), "%d of %d samples without a Python caller" % (
+        unwalked, total)
+    total -= unwalked
     if cut:
         assert marked >= 0.9 * total, (marked, total, err)
         assert "native stacks deeper than kept" in err, err
