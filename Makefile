@@ -107,6 +107,25 @@ check-layers:
 
 test: check-layers dynoprof unit-test fuzz-smoke integration-test
 
+# The whole binary built with ASan + UBSan ($(OUTPUT)/san/dynoprof, from the unit tests'
+# objects) run through the integration suite (`make sanitize-test`, issue 12). Reports
+# go to files under $(SAN_LOGS) (not stderr, which tests compare); conftest.py fails the
+# test during which a report appeared and prints it. PYTEST_ARGS narrows the run.
+SAN_BIN  := $(OUTPUT)/san/dynoprof
+SAN_LOGS := $(OUTPUT)/san-logs
+.PHONY: sanitize-build sanitize-test
+
+$(SAN_BIN): $(OUTPUT)/san/$(MAIN_SRC:.c=.o) $(SAN_OBJS)
+	$(call msg,LINK-SAN,$@)
+	$(Q)$(CC) $(CFLAGS) -O1 $(SAN) $^ $(LDLIBS) -o $@
+
+sanitize-build: $(SAN_BIN)
+
+sanitize-test: $(SAN_BIN) dynoprof libdynotag $(WORKLOAD_BINS) | test-deps
+	$(Q)mkdir -p $(SAN_LOGS)
+	$(Q)DYNOPROF=$(abspath $(SAN_BIN)) DYNOPROF_SAN_LOGS=$(abspath $(SAN_LOGS)) \
+		$(PYTHON) -m pytest -v -p no:cacheprovider $(or $(PYTEST_ARGS),tests/integration)
+
 bench: dynoprof libdynotag $(WORKLOAD_BINS) $(OUTPUT)/bench/bench_dynotag
 	$(Q)$(PYTHON) tests/bench/run_bench.py
 	$(Q)$(PYTHON) tests/bench/bench_python.py

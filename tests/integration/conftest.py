@@ -5,6 +5,11 @@ workloads in tests/workloads (built into .output/workloads by `make test`; this 
 builds nothing). Fixtures:
 
   dynoprof_bin    absolute path of the binary (env DYNOPROF overrides ./dynoprof)
+
+With DYNOPROF_SAN_LOGS=DIR (`make sanitize-test`: DYNOPROF is then the ASan + UBSan
+build), every dynoprof writes its sanitizer reports to DIR/san.PID (never to the
+stderr that tests compare) and a test phase during which a report appeared fails,
+printing the report.
   workload_dir    .output/workloads
   workload        workload("cpu_split") -> absolute path, failing if it was not built
   outdir          a fresh temporary directory (pytest's tmp_path)
@@ -33,6 +38,58 @@ LOST_RE = re.compile(r"(\d+) lost")
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: takes more than a few seconds")
+
+
+SAN_LOGS = os.environ.get("DYNOPROF_SAN_LOGS")
+if SAN_LOGS:
+    # Set before any test starts a process, so every dynoprof (record, diff, report and
+    # the agent, whose leaks are checked when it exits) inherits them. LSan's leak check
+    # at exit is on (detect_leaks=1); UBSan is built not to recover (it aborts).
+    os.makedirs(SAN_LOGS, exist_ok=True)
+    _san_prefix = os.path.join(SAN_LOGS, "san")
+    # No detect_stack_use_after_return: its fake stacks made the agent's 56 concurrent
+    # collections (one thread each) take over 120 s instead of 7.
+    os.environ["ASAN_OPTIONS"] = (f"log_path={_san_prefix}:detect_leaks=1:halt_on_error=1:"
+                                  "abort_on_error=1:disable_coredump=1")
+    os.environ["UBSAN_OPTIONS"] = (f"log_path={_san_prefix}:halt_on_error=1:abort_on_error=1:"
+                                   "print_stacktrace=1")
+    os.environ["LSAN_OPTIONS"] = f"log_path={_san_prefix}"
+    _san_seen = set(os.listdir(SAN_LOGS))
+
+
+def _san_new_reports():
+    """Sanitizer report files that appeared since the last call, with their text."""
+    names = sorted(set(os.listdir(SAN_LOGS)) - _san_seen)
+    _san_seen.update(names)
+    reports = []
+    for name in names:
+        with open(os.path.join(SAN_LOGS, name), errors="replace") as f:
+            reports.append(f"==== {os.path.join(SAN_LOGS, name)}\n{f.read()}")
+    return reports
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    if not SAN_LOGS:
+        return
+    reports = _san_new_reports()
+    if reports:
+        report = outcome.get_result()
+        report.outcome = "failed"
+        report.longrepr = (f"sanitizer report(s) during {call.when} of {item.nodeid}:\n" +
+                           "\n".join(reports) +
+                           (f"\n\n---- the test's own result:\n{report.longrepr}"
+                            if report.longrepr else ""))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    # Reports written after the last test phase (module fixtures torn down last).
+    if SAN_LOGS:
+        reports = _san_new_reports()
+        if reports:
+            print("\nsanitizer report(s) after the last test:\n" + "\n".join(reports))
+            session.exitstatus = 1
 
 
 def _binary_path():

@@ -466,7 +466,8 @@ static void print_summary(const struct record_args *a, struct sampler *s,
 		tag_registry__stats(tagreg, &ts);
 		if (ts.string_failures)
 			fprintf(stderr, "dynoprof:   %" PRIu64 " tag values unreadable (their process "
-				"exited before dynoprof read them): those labels are missing\n",
+				"exited before dynoprof read them, or more than 4096 strings): those labels "
+				"are missing\n",
 				ts.string_failures);
 		if (ts.string_denied)
 			fprintf(stderr, "dynoprof:   %" PRIu64 " tag values unreadable (reading "

@@ -23,7 +23,8 @@
 #define MAX_ARENA_PREFETCH (1u << 20)
 /* The process record is re-read at most this often. */
 #define PROCESS_TAGS_REFRESH_NS 1000000000ull
-/* Strings cached per process before the cache is emptied. */
+/* Strings cached per process (ids 1..this; a later id's label is dropped and
+ * counted in string_failures). */
 #define MAX_STRINGS_PER_PROCESS 4096
 
 const struct env_tag_rule tag_default_env_rules[] = {
@@ -432,12 +433,14 @@ static const char *string_of(struct tag_registry *r, struct tag_entry *e, uint32
 	char *s = hashmap__get(e->strings, &id, sizeof(id));
 	if (s)
 		return s;
-	if (hashmap__size(e->strings) >= MAX_STRINGS_PER_PROCESS) {
-		free_strings(e->strings);
-		e->strings_read = 0;
-		e->strings = hashmap__new();
-		if (!e->strings)
-			return NULL;
+	/* Never emptied here: the strings returned for this sample's earlier
+	 * labels are still in use (freeing them was a use-after-free whenever a
+	 * process had more strings than the cache). The cache is bounded anyway:
+	 * only ids 1..MAX_STRINGS_PER_PROCESS are ever read into it, and a later
+	 * id is a counted failure. */
+	if (id > MAX_STRINGS_PER_PROCESS) {
+		r->stats.string_failures++;
+		return NULL;
 	}
 	int err = prefetch_strings(r, e);
 	s = hashmap__get(e->strings, &id, sizeof(id));

@@ -78,7 +78,9 @@ struct tag_registry_stats {
 	uint64_t tagged_processes;/* processes found using libdynotag */
 	uint64_t string_reads;    /* strings read from processes */
 	uint64_t string_failures; /* ids that could not be read (label dropped): the
-				   * process exited before its new strings were read */
+				   * process exited before its new strings were read,
+				   * or the id is past the 4,096 strings cached per
+				   * process */
 	uint64_t string_denied;   /* ids that could not be read because reading the
 				   * process's memory was refused (no CAP_SYS_PTRACE,
 				   * or a Yama/LSM policy): label dropped */
