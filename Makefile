@@ -23,7 +23,7 @@ WARN     := -Wall -Wextra -Werror
 CFLAGS   ?= -g -O2
 CFLAGS   += $(WARN) -std=gnu11 -fno-omit-frame-pointer -D_GNU_SOURCE
 INCLUDES := -I$(OUTPUT) -Iuser -Ibpf
-LDLIBS   := -lbpf -lelf -ldw -lz -lmicrohttpd -lsqlite3 -lstdc++ -lpthread -lm
+LDLIBS   := -lbpf -lelf -lz -lmicrohttpd -lsqlite3 -lstdc++ -lpthread -lm
 SAN      := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 
 BPF_SRCS  := $(wildcard bpf/*.bpf.c)

@@ -18,6 +18,7 @@
 #include "capture/sampler.h"
 #include "formats/pprof.h"
 #include "pipeline/pipeline.h"
+#include "profile/transform.h"
 #include "python/py_registry.h"
 #include "python/py_resolver.h"
 #include "symbolize/symbolizer.h"
@@ -25,6 +26,7 @@
 #include "tags/tag_registry.h"
 #include "util/hashmap.h"
 #include "util/textfile.h"
+#include "util/clock.h"
 
 static volatile sig_atomic_t stop_signal;
 static volatile sig_atomic_t reload_signal;
@@ -39,13 +41,6 @@ static void on_hup(int sig)
 {
 	(void)sig;
 	reload_signal = 1;
-}
-
-static int64_t now_ns(clockid_t clk)
-{
-	struct timespec ts;
-	clock_gettime(clk, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 /* Everything the loop owns. */
@@ -79,17 +74,9 @@ static void on_sample(void *ctx, const struct profile *p, const struct sample_de
 	for (struct live_query *q = a->st.queries; q; q = q->next) {
 		if (q->done || (q->pid && s->pid != q->pid))
 			continue;
-		/* Filters are checked on the sample's labels. */
-		int match = 1;
-		for (size_t i = 0; i < q->nfilters && match; i++) {
-			const char *v = NULL;
-			for (uint32_t l = 0; l < s->nlabels; l++)
-				if (!strcmp(s->label_keys[l], q->filters[i].key))
-					v = s->label_values[l];
-			match = !strcmp(q->filters[i].value, "-") ? v == NULL
-				: v && !strcmp(v, q->filters[i].value);
-		}
-		if (!match || q->error || !s->pid)
+		if (!label_filter__match_labels(q->filters, q->nfilters, s->label_keys,
+						s->label_values, s->nlabels) ||
+		    q->error || !s->pid)
 			continue;
 		/* An [unsampled] sample (CPU time no stack sample took) goes in
 		 * only where the query has no stack sample of its process. */
@@ -113,12 +100,12 @@ static void on_sample(void *ctx, const struct profile *p, const struct sample_de
 static int64_t flush_unsampled(struct agent *a)
 {
 	if (!sampler__counting(a->sampler))
-		return now_ns(CLOCK_REALTIME);
+		return clock_ns(CLOCK_REALTIME);
 	sampler__drain(a->sampler); /* exit records first: they are older */
 	struct unsampled_record *recs;
 	size_t n;
 	int e = sampler__read_unsampled(a->sampler, &recs, &n);
-	int64_t read_at = now_ns(CLOCK_REALTIME);
+	int64_t read_at = clock_ns(CLOCK_REALTIME);
 	if (e)
 		fprintf(stderr, "dynoprof agent: reading threads' CPU time failed: %s\n",
 			strerror(-e));
@@ -134,7 +121,7 @@ static int64_t flush_unsampled(struct agent *a)
 /* Ends live queries whose time is up (all of them when stopping). */
 static void finish_queries(struct agent *a, bool all)
 {
-	int64_t now = now_ns(CLOCK_MONOTONIC);
+	int64_t now = clock_ns(CLOCK_MONOTONIC);
 	int signalled = 0, due = 0;
 	pthread_mutex_lock(&a->st.lock);
 	for (struct live_query *q = a->st.queries; q; q = q->next)
@@ -256,13 +243,7 @@ static void export_self_metrics(struct agent *a)
 	uint64_t drops[DROP_REASON_COUNT] = { 0 }, run_ns = 0, runs = 0;
 	sampler__drops(a->sampler, drops);
 	for (int r = 0; r < DROP_REASON_COUNT; r++) {
-		static const char *names[] = { "ringbuf_full", "kernel_stack", "user_stack",
-					       "event_lost", "python_read", "python_truncated",
-					       "tag_race", "tag_read", "counter_backwards",
-					       "fork_untracked" };
-		_Static_assert(sizeof(names) / sizeof(names[0]) == DROP_REASON_COUNT,
-			       "a metric name for every drop reason");
-		struct metric_label l = { "reason", names[r] };
+		struct metric_label l = { "reason", sampler__drop_reason_label(r) };
 		metrics__add(m, "dynoprof_agent_samples_dropped_total", &l, 1,
 			     (double)(drops[r] - a->drops_seen[r]));
 		a->drops_seen[r] = drops[r];
@@ -444,7 +425,7 @@ static int close_window(struct agent *a)
 	profile__free(a->window);
 	a->window = next;
 	a->window_start_unix = end;
-	a->window_start_mono = now_ns(CLOCK_MONOTONIC);
+	a->window_start_mono = clock_ns(CLOCK_MONOTONIC);
 	return err;
 }
 
@@ -574,7 +555,7 @@ int agent__run(const struct agent_config *initial, const char *config_path,
 	pthread_mutex_init(&a->st.lock, NULL);
 	pthread_cond_init(&a->st.query_done, NULL);
 	a->st.config = *initial;
-	a->st.started_unix_ns = now_ns(CLOCK_REALTIME);
+	a->st.started_unix_ns = clock_ns(CLOCK_REALTIME);
 	const struct agent_config *c = &a->st.config;
 
 	struct sigaction sa = { .sa_handler = on_stop };
@@ -638,7 +619,7 @@ int agent__run(const struct agent_config *initial, const char *config_path,
 		.endpoint_rule = c->endpoint_from[0] ? &a->rule : NULL,
 		.process_comm = true,
 		.window_ns = (uint64_t)(c->window_s * 1e9),
-		.window_origin_ns = (uint64_t)now_ns(CLOCK_MONOTONIC),
+		.window_origin_ns = (uint64_t)clock_ns(CLOCK_MONOTONIC),
 		.on_sample = on_sample,
 		.on_sample_ctx = a,
 		.keep_going = true, /* one bad sample must not stop the daemon */
@@ -692,7 +673,7 @@ int agent__run(const struct agent_config *initial, const char *config_path,
 		strchr(c->listen_address, ':') ? "]" : "", http_server__port(a->http));
 
 	a->window_start_unix = counting_unix;
-	a->window_start_mono = now_ns(CLOCK_MONOTONIC);
+	a->window_start_mono = clock_ns(CLOCK_MONOTONIC);
 	rc = 0;
 	while (!stop_signal) {
 		e = pipeline__poll(a->pipe, 100);
@@ -715,7 +696,7 @@ int agent__run(const struct agent_config *initial, const char *config_path,
 		pthread_mutex_lock(&a->st.lock);
 		double window_s = a->st.config.window_s;
 		pthread_mutex_unlock(&a->st.lock);
-		if (now_ns(CLOCK_MONOTONIC) - a->window_start_mono >= (int64_t)(window_s * 1e9) &&
+		if (clock_ns(CLOCK_MONOTONIC) - a->window_start_mono >= (int64_t)(window_s * 1e9) &&
 		    (e = close_window(a)) == -ENOMEM) {
 			fprintf(stderr, "dynoprof agent: out of memory closing a window\n");
 			rc = 1;

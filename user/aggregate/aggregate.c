@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "util/hashmap.h"
+#include "util/clock.h"
 
 /* Frame ids of one sample: kernel + user + Python frames + markers. */
 #define MAX_SAMPLE_FRAMES (2 * PROFILE_MAX_FRAMES + PY_MAX_FRAMES + 8)
@@ -428,13 +429,6 @@ static int process_labels(struct aggregator *a, pid_t pid, pid_t ppid, uint64_t 
 	return 0;
 }
 
-static uint64_t mono_now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 int aggregator__add_unsampled(struct aggregator *a, const struct unsampled_record *r)
 {
 	if (!a->exact || !r->pid || !r->unsampled_ns)
@@ -444,7 +438,7 @@ int aggregator__add_unsampled(struct aggregator *a, const struct unsampled_recor
 	char window[24];
 	int err = split_reused_pid(a, r->pid);
 	if (!err)
-		err = process_labels(a, (pid_t)r->pid, (pid_t)r->ppid, mono_now_ns(), &labels,
+		err = process_labels(a, (pid_t)r->pid, (pid_t)r->ppid, mono_ns(), &labels,
 				     window);
 	uint32_t frame;
 	if (!err)

@@ -29,6 +29,7 @@
 #include "tags/tag_registry.h"
 #include "util/outfile.h"
 #include "util/privileges.h"
+#include "util/clock.h"
 
 #define DEFAULT_FREQ_HZ 99
 #define MAX_GROUP_KEYS 8
@@ -427,11 +428,10 @@ static int tid_exists(uint32_t tid)
 	return pid_exists(tid);
 }
 
+/* clk's time in seconds. */
 static double now_s(clockid_t clk)
 {
-	struct timespec ts;
-	clock_gettime(clk, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+	return clock_ns(clk) / 1e9;
 }
 
 static void print_summary(const struct record_args *a, struct sampler *s,

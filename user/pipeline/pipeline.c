@@ -11,6 +11,7 @@
 #include "python/py_resolver.h"
 #include "python/tls_layout.h"
 #include "symbolize/symbolizer.h"
+#include "util/clock.h"
 
 struct pipeline {
 	struct pipeline_opts opts;       /* as opened; python/tags as they could be had */
@@ -34,13 +35,6 @@ struct requests_ctx {
 	uint64_t when_ns;                /* CLOCK_MONOTONIC they are dated at */
 };
 
-static uint64_t mono_now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static int on_record(void *ctx, const void *data, size_t size)
 {
 	struct pipeline *p = ctx;
@@ -63,7 +57,7 @@ void pipeline__read_requests(struct pipeline *p, uint64_t back_ns)
 {
 	if (!p || !p->requests)
 		return;
-	uint64_t now = mono_now_ns();
+	uint64_t now = mono_ns();
 	struct requests_ctx rc = { p, now > back_ns ? now - back_ns : now };
 	request_tracker__poll(p->requests, p->tags, on_requests, &rc);
 	p->next_requests_ns = now + PIPELINE_REQUEST_POLL_NS;
@@ -112,9 +106,7 @@ struct pipeline *pipeline__open(const struct pipeline_opts *o, struct profile *p
 		.py_offsets = py_offsets_table,
 		.py_tls = tls,
 	};
-	struct timespec began;
-	clock_gettime(CLOCK_REALTIME, &began);
-	p->counting_began_unix_ns = (int64_t)began.tv_sec * 1000000000 + began.tv_nsec;
+	p->counting_began_unix_ns = clock_ns(CLOCK_REALTIME);
 	p->sampler = sampler__open(&so, on_record, p, err, err_len);
 	if (!p->sampler) {
 		e = errno ? -errno : -EINVAL;
@@ -222,7 +214,7 @@ int pipeline__poll(struct pipeline *p, int timeout_ms)
 	if (p->error == -ENOMEM || (p->error && !p->opts.keep_going))
 		return p->error;
 	p->error = 0; /* keep_going: that record was skipped */
-	if (p->requests && mono_now_ns() >= p->next_requests_ns)
+	if (p->requests && mono_ns() >= p->next_requests_ns)
 		pipeline__read_requests(p, PIPELINE_REQUEST_POLL_NS / 2);
 	return e < 0 ? e : 0;
 }
