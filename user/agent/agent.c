@@ -13,20 +13,20 @@
 
 #include "agent/agent_state.h"
 #include "agent/http_server.h"
-#include "capture/sampler.h"
-#include "formats/pprof.h"
 #include "aggregate/aggregate.h"
 #include "aggregate/counts.h"
-#include "python/py_offsets.h"
+#include "capture/sampler.h"
+#include "formats/pprof.h"
+#include "pipeline/pipeline.h"
+#include "profile/transform.h"
 #include "python/py_registry.h"
 #include "python/py_resolver.h"
-#include "python/tls_layout.h"
 #include "symbolize/symbolizer.h"
 #include "tags/endpoint_rule.h"
-#include "tags/requests.h"
 #include "tags/tag_registry.h"
 #include "util/hashmap.h"
 #include "util/textfile.h"
+#include "util/clock.h"
 
 static volatile sig_atomic_t stop_signal;
 static volatile sig_atomic_t reload_signal;
@@ -43,44 +43,27 @@ static void on_hup(int sig)
 	reload_signal = 1;
 }
 
-static int64_t now_ns(clockid_t clk)
-{
-	struct timespec ts;
-	clock_gettime(clk, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* Everything the loop owns. */
 struct agent {
 	struct agent_state st;            /* shared with the handlers */
+	struct pipeline *pipe;            /* the capture pipeline; the stages below are its */
 	struct sampler *sampler;          /* BPF */
 	struct symbolizer *sym;           /* native/kernel symbols */
-	struct py_registry *pyreg;        /* Python processes */
-	struct py_resolver *pyres;        /* Python code objects */
-	struct tag_registry *tags;        /* tags */
+	struct py_registry *pyreg;        /* Python processes (NULL: off) */
+	struct py_resolver *pyres;        /* Python code objects (NULL: off) */
+	struct tag_registry *tags;        /* tags (NULL: off) */
 	struct endpoint_rule rule;        /* endpoint_from, when set */
 	char rule_spec[128];              /* storage the rule points into */
-	struct aggregator *agg;           /* records -> window profile */
+	struct aggregator *agg;           /* records -> window profile (the pipeline's) */
 	struct profile *window;           /* the open window */
 	int64_t window_start_unix;        /* its start (unix ns) */
 	int64_t window_start_mono;        /* its start (monotonic ns) */
 	struct http_server *http;         /* HTTP */
 	char token[256];                  /* bearer token ("" none) */
-	int agg_error;                    /* first fatal aggregation error */
+	int agg_error;                    /* first error adding unsampled CPU time */
 	uint64_t drops_seen[DROP_REASON_COUNT]; /* BPF drop counters already exported */
 	uint64_t bpf_ns_seen;             /* BPF run time already exported */
-	struct request_tracker *requests; /* libdynotag request counters -> increases */
-	int64_t next_request_poll_ns;     /* CLOCK_MONOTONIC of the next counter read */
 };
-
-static int on_record(void *ctx, const void *data, size_t size)
-{
-	struct agent *a = ctx;
-	int e = aggregator__record(a->agg, data, size);
-	if (e && !a->agg_error)
-		a->agg_error = e;
-	return 0; /* keep going: one bad sample must not stop the daemon */
-}
 
 /* Feeds live queries (runs on the loop thread). */
 static void on_sample(void *ctx, const struct profile *p, const struct sample_desc *s,
@@ -91,17 +74,9 @@ static void on_sample(void *ctx, const struct profile *p, const struct sample_de
 	for (struct live_query *q = a->st.queries; q; q = q->next) {
 		if (q->done || (q->pid && s->pid != q->pid))
 			continue;
-		/* Filters are checked on the sample's labels. */
-		int match = 1;
-		for (size_t i = 0; i < q->nfilters && match; i++) {
-			const char *v = NULL;
-			for (uint32_t l = 0; l < s->nlabels; l++)
-				if (!strcmp(s->label_keys[l], q->filters[i].key))
-					v = s->label_values[l];
-			match = !strcmp(q->filters[i].value, "-") ? v == NULL
-				: v && !strcmp(v, q->filters[i].value);
-		}
-		if (!match || q->error || !s->pid)
+		if (!label_filter__match_labels(q->filters, q->nfilters, s->label_keys,
+						s->label_values, s->nlabels) ||
+		    q->error || !s->pid)
 			continue;
 		/* An [unsampled] sample (CPU time no stack sample took) goes in
 		 * only where the query has no stack sample of its process. */
@@ -125,12 +100,12 @@ static void on_sample(void *ctx, const struct profile *p, const struct sample_de
 static int64_t flush_unsampled(struct agent *a)
 {
 	if (!sampler__counting(a->sampler))
-		return now_ns(CLOCK_REALTIME);
+		return clock_ns(CLOCK_REALTIME);
 	sampler__drain(a->sampler); /* exit records first: they are older */
 	struct unsampled_record *recs;
 	size_t n;
 	int e = sampler__read_unsampled(a->sampler, &recs, &n);
-	int64_t read_at = now_ns(CLOCK_REALTIME);
+	int64_t read_at = clock_ns(CLOCK_REALTIME);
 	if (e)
 		fprintf(stderr, "dynoprof agent: reading threads' CPU time failed: %s\n",
 			strerror(-e));
@@ -146,7 +121,7 @@ static int64_t flush_unsampled(struct agent *a)
 /* Ends live queries whose time is up (all of them when stopping). */
 static void finish_queries(struct agent *a, bool all)
 {
-	int64_t now = now_ns(CLOCK_MONOTONIC);
+	int64_t now = clock_ns(CLOCK_MONOTONIC);
 	int signalled = 0, due = 0;
 	pthread_mutex_lock(&a->st.lock);
 	for (struct live_query *q = a->st.queries; q; q = q->next)
@@ -219,15 +194,6 @@ static const char *label_or_empty(const struct profile *p, const struct profile_
 /* Request counters are read this often: a process's requests count from its
  * first reading (its tags are visible by then) and are lost after its last,
  * so the interval bounds both edge errors. */
-#define REQUEST_POLL_NS 250000000LL
-
-static void on_requests(void *ctx, pid_t pid, const char *endpoint, uint64_t n)
-{
-	struct agent *a = ctx;
-	/* Begun since the previous read: half a poll ago on average. */
-	aggregator__add_requests(a->agg, pid, endpoint, n,
-				 (uint64_t)(now_ns(CLOCK_MONOTONIC) - REQUEST_POLL_NS / 2));
-}
 
 /* Tag labels cut where they entered (tag_registry.h's budget), by reason:
  * totals since start, so set, not added. */
@@ -277,13 +243,7 @@ static void export_self_metrics(struct agent *a)
 	uint64_t drops[DROP_REASON_COUNT] = { 0 }, run_ns = 0, runs = 0;
 	sampler__drops(a->sampler, drops);
 	for (int r = 0; r < DROP_REASON_COUNT; r++) {
-		static const char *names[] = { "ringbuf_full", "kernel_stack", "user_stack",
-					       "event_lost", "python_read", "python_truncated",
-					       "tag_race", "tag_read", "counter_backwards",
-					       "fork_untracked" };
-		_Static_assert(sizeof(names) / sizeof(names[0]) == DROP_REASON_COUNT,
-			       "a metric name for every drop reason");
-		struct metric_label l = { "reason", names[r] };
+		struct metric_label l = { "reason", sampler__drop_reason_label(r) };
 		metrics__add(m, "dynoprof_agent_samples_dropped_total", &l, 1,
 			     (double)(drops[r] - a->drops_seen[r]));
 		a->drops_seen[r] = drops[r];
@@ -357,9 +317,7 @@ static int close_window(struct agent *a)
 		hashmap__free(groups);
 		return err;
 	}
-	if (a->requests && a->tags)
-		request_tracker__poll(a->requests, a->tags, on_requests, a);
-	a->next_request_poll_ns = now_ns(CLOCK_MONOTONIC) + REQUEST_POLL_NS;
+	pipeline__read_requests(a->pipe, PIPELINE_REQUEST_POLL_NS / 2);
 	int vr = profile__find_value(w, "requests");
 	profile__set_time(w, a->window_start_unix, end - a->window_start_unix);
 	for (size_t i = 0; i < profile__sample_count(w); i++) {
@@ -467,7 +425,7 @@ static int close_window(struct agent *a)
 	profile__free(a->window);
 	a->window = next;
 	a->window_start_unix = end;
-	a->window_start_mono = now_ns(CLOCK_MONOTONIC);
+	a->window_start_mono = clock_ns(CLOCK_MONOTONIC);
 	return err;
 }
 
@@ -597,7 +555,7 @@ int agent__run(const struct agent_config *initial, const char *config_path,
 	pthread_mutex_init(&a->st.lock, NULL);
 	pthread_cond_init(&a->st.query_done, NULL);
 	a->st.config = *initial;
-	a->st.started_unix_ns = now_ns(CLOCK_REALTIME);
+	a->st.started_unix_ns = clock_ns(CLOCK_REALTIME);
 	const struct agent_config *c = &a->st.config;
 
 	struct sigaction sa = { .sa_handler = on_stop };
@@ -628,14 +586,12 @@ int agent__run(const struct agent_config *initial, const char *config_path,
 	struct store_opts so = { .max_age_s = c->retention_age_s, .max_bytes = c->retention_bytes };
 	a->st.store = store__open(c->database, &so, err, sizeof(err));
 	a->st.metrics = metrics__new(c->max_series);
-	a->sym = symbolizer__new(0);
 	a->window = profile__new();
-	a->requests = request_tracker__new();
 	if (!a->st.store) {
 		fprintf(stderr, "dynoprof agent: %s\n", err);
 		goto out;
 	}
-	if (!a->st.metrics || !a->sym || !a->window || !a->requests) {
+	if (!a->st.metrics || !a->window) {
 		fprintf(stderr, "dynoprof agent: out of memory\n");
 		goto out;
 	}
@@ -651,79 +607,48 @@ int agent__run(const struct agent_config *initial, const char *config_path,
 		goto out;
 	}
 
-	struct py_tls_layout tls = { 0 };
-	bool python = c->python, tags = c->tags;
-	if ((python || tags) && (e = tls_layout__calibrate(&tls))) {
-		fprintf(stderr, "dynoprof agent: warning: cannot calibrate glibc's TLS layout (%s): "
-			"Python frames and thread tags are off\n", strerror(-e));
-		python = tags = false;
-	}
-	struct sampler_opts sopts = {
+	struct pipeline_opts po = {
 		.freq_hz = c->frequency_hz,
 		.event = c->sample_on_tick ? SAMPLE_EVENT_TICK : SAMPLE_EVENT_CPU_CLOCK,
-		.walk_python = python, .py_offsets = py_offsets_table, .py_tls = tls,
-		.thread_tags = tags, .no_kernel_stacks = !c->kernel, .counting = true,
+		.counting = true,
 		.bpf_stats = true,
+		.kernel = c->kernel,
+		.python = c->python,
+		.python_lines = true,
+		.tags = c->tags,
+		.endpoint_rule = c->endpoint_from[0] ? &a->rule : NULL,
+		.process_comm = true,
+		.window_ns = (uint64_t)(c->window_s * 1e9),
+		.window_origin_ns = (uint64_t)clock_ns(CLOCK_MONOTONIC),
+		.on_sample = on_sample,
+		.on_sample_ctx = a,
+		.keep_going = true, /* one bad sample must not stop the daemon */
+		/* A daemon sees every short-lived Python process on the host: the
+		 * first few per reason are named, the rest summarised per window. */
+		.warnings = stderr,
+		.log_prefix = "dynoprof agent",
 	};
-	/* The first window holds every thread's CPU time from when counting
-	 * begins (in sampler__open), so it begins then. */
-	int64_t counting_unix = now_ns(CLOCK_REALTIME);
-	a->sampler = sampler__open(&sopts, on_record, a, err, sizeof(err));
-	if (!a->sampler) {
+	a->pipe = pipeline__open(&po, a->window, err, sizeof(err));
+	if (!a->pipe) {
 		fprintf(stderr, "dynoprof agent: %s\n", err);
 		goto out;
 	}
-	if (python) {
-		/* A daemon sees every short-lived Python process on the host: the
-		 * first few per reason are named, the rest summarised per window. */
-		a->pyres = py_resolver__new(0, stderr);
-		a->pyreg = py_registry__new(sampler__set_python_process, a->sampler, 0, stderr);
-	}
-	if (c->tags) {
-		struct tag_registry_opts to = { .publish = tags ? sampler__set_tag_process : NULL,
-						.publish_ctx = a->sampler };
-		a->tags = tag_registry__new(&to);
-	}
-	const struct counter_choice *cc = sampler__counting(a->sampler);
-	struct aggregate_opts ao = {
-		.period_is_ns = 1, .ns_per_sample = 1000000000ull / c->frequency_hz,
-		.interrupt_frames = c->sample_on_tick,
-		.weight_by_runtime = c->sample_on_tick && cc != NULL,
-		.kernel_frames = c->kernel, .user_frames = 1,
-		.python = a->pyreg, .py_resolver = a->pyres, .python_lines = 1,
-		.tags = a->tags, .endpoint_rule = c->endpoint_from[0] ? &a->rule : NULL,
-		.exact_cpu = cc != NULL, .instructions = cc && cc->primary == COUNTER_PRIMARY_INSTRUCTIONS,
-		.cycles = cc && cc->cycles, .on_sample = on_sample, .on_sample_ctx = a,
-		.window_ns = (uint64_t)(c->window_s * 1e9),
-		.window_origin_ns = (uint64_t)now_ns(CLOCK_MONOTONIC),
-		.process_comm = true,
-	};
-	a->agg = aggregator__new(a->window, a->sym, &ao);
-	if ((python && (!a->pyres || !a->pyreg)) || (c->tags && !a->tags) || !a->agg) {
-		fprintf(stderr, "dynoprof agent: out of memory\n");
-		goto out;
-	}
+	a->sampler = pipeline__sampler(a->pipe);
+	a->agg = pipeline__aggregator(a->pipe);
+	a->sym = pipeline__symbolizer(a->pipe);
+	a->pyreg = pipeline__python(a->pipe);
+	a->pyres = pipeline__python_resolver(a->pipe);
+	a->tags = pipeline__tags(a->pipe);
+	const struct counter_choice *cc = pipeline__counting(a->pipe);
+	/* The first window holds every thread's CPU time from when counting
+	 * began, so it begins then. */
+	int64_t counting_unix = pipeline__counting_began_unix_ns(a->pipe);
 	/* Live queries build profiles of the same value types as windows. */
-	a->st.value_types[a->st.nvalue_types][0] = "samples";
-	a->st.value_types[a->st.nvalue_types++][1] = "count";
-	a->st.value_types[a->st.nvalue_types][0] = "cpu";
-	a->st.value_types[a->st.nvalue_types++][1] = "nanoseconds";
-	if (ao.exact_cpu && ao.instructions) {
-		a->st.value_types[a->st.nvalue_types][0] = "instructions";
-		a->st.value_types[a->st.nvalue_types++][1] = "count";
-	}
-	if (ao.exact_cpu && ao.cycles) {
-		a->st.value_types[a->st.nvalue_types][0] = "cycles";
-		a->st.value_types[a->st.nvalue_types++][1] = "count";
-	}
-	if (ao.tags) {
-		a->st.value_types[a->st.nvalue_types][0] = "requests";
-		a->st.value_types[a->st.nvalue_types++][1] = "count";
-	}
-	if (a->pyreg)
-		py_registry__scan(a->pyreg);
-	if (a->tags)
-		tag_registry__scan(a->tags);
+	const char *types[AGGREGATE_MAX_VALUE_TYPES][2];
+	a->st.nvalue_types = pipeline__value_types(a->pipe, types);
+	for (size_t i = 0; i < a->st.nvalue_types; i++)
+		a->st.value_types[i][0] = types[i][0], a->st.value_types[i][1] = types[i][1];
+	pipeline__prime(a->pipe, true);
 
 	struct http_route routes[8];
 	size_t nroutes = agent_handlers__routes(&a->st, routes);
@@ -748,26 +673,22 @@ int agent__run(const struct agent_config *initial, const char *config_path,
 		strchr(c->listen_address, ':') ? "]" : "", http_server__port(a->http));
 
 	a->window_start_unix = counting_unix;
-	a->window_start_mono = now_ns(CLOCK_MONOTONIC);
+	a->window_start_mono = clock_ns(CLOCK_MONOTONIC);
 	rc = 0;
 	while (!stop_signal) {
-		e = sampler__poll(a->sampler, 100);
-		if (e < 0 && e != -EINTR) {
+		e = pipeline__poll(a->pipe, 100);
+		if (e < 0 && e != -EINTR && e != -ENOMEM) {
 			fprintf(stderr, "dynoprof agent: reading samples failed: %s\n", strerror(-e));
 			rc = 1;
 			break;
 		}
-		if (a->agg_error == -ENOMEM) {
+		if (e == -ENOMEM || a->agg_error == -ENOMEM) {
 			fprintf(stderr, "dynoprof agent: out of memory aggregating samples\n");
 			rc = 1;
 			break;
 		}
 		a->agg_error = 0;
 		finish_queries(a, false);
-		if (a->requests && a->tags && now_ns(CLOCK_MONOTONIC) >= a->next_request_poll_ns) {
-			request_tracker__poll(a->requests, a->tags, on_requests, a);
-			a->next_request_poll_ns = now_ns(CLOCK_MONOTONIC) + REQUEST_POLL_NS;
-		}
 		if (reload_signal) {
 			reload_signal = 0;
 			reload(a, config_path, apply_flags, flags_ctx);
@@ -775,7 +696,7 @@ int agent__run(const struct agent_config *initial, const char *config_path,
 		pthread_mutex_lock(&a->st.lock);
 		double window_s = a->st.config.window_s;
 		pthread_mutex_unlock(&a->st.lock);
-		if (now_ns(CLOCK_MONOTONIC) - a->window_start_mono >= (int64_t)(window_s * 1e9) &&
+		if (clock_ns(CLOCK_MONOTONIC) - a->window_start_mono >= (int64_t)(window_s * 1e9) &&
 		    (e = close_window(a)) == -ENOMEM) {
 			fprintf(stderr, "dynoprof agent: out of memory closing a window\n");
 			rc = 1;
@@ -800,17 +721,11 @@ int agent__run(const struct agent_config *initial, const char *config_path,
 	a->http = NULL;
 out:
 	http_server__stop(a->http);
-	aggregator__free(a->agg);
-	sampler__free(a->sampler);
-	py_registry__free(a->pyreg);
-	py_resolver__free(a->pyres);
-	tag_registry__free(a->tags);
-	symbolizer__free(a->sym);
+	pipeline__free(a->pipe);
 	profile__free(a->window);
 	deploy_checker__free(a->st.deploys);
 	metrics__free(a->st.metrics);
 	store__close(a->st.store);
-	request_tracker__free(a->requests);
 	pthread_mutex_destroy(&a->st.lock);
 	pthread_cond_destroy(&a->st.query_done);
 	free(a);

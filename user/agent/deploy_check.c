@@ -13,6 +13,7 @@
 
 #include "stats/ratio_ci.h"
 #include "util/hashmap.h"
+#include "util/clock.h"
 
 #define MAX_COMMITS 4096
 #define MAX_PENDING 256
@@ -131,9 +132,7 @@ struct deploy_checker *deploy_checker__new(const struct deploy_check_opts *opts,
 		return NULL;
 	}
 	/* The commits that ran before a restart are not new. */
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	int64_t now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	int64_t now = clock_ns(CLOCK_REALTIME);
 	if (store__commit_spans(store, now - (int64_t)(d->opts.forget_s * 1e9), seed_commit, d) ==
 	    -ENOMEM) {
 		deploy_checker__free(d);
@@ -438,14 +437,6 @@ struct check_ranges {
 	bool canary;             /* both commits ran through the new range */
 };
 
-static void json_num(struct strbuf *sb, double v)
-{
-	if (isfinite(v))
-		strbuf__printf(sb, "%.6g", v);
-	else
-		strbuf__puts(sb, "null");
-}
-
 /* Appends one result as a JSON object. */
 static void result_json(const struct pending_check *p, const struct check_result *r,
 			const struct check_ranges *cr, int64_t now, struct strbuf *out)
@@ -469,13 +460,13 @@ static void result_json(const struct pending_check *p, const struct check_result
 	else
 		strbuf__puts(out, "null");
 	strbuf__printf(out, ", \"canary\": %s, \"ratio\": ", cr->canary ? "true" : "false");
-	json_num(out, 1 + r->change.change);
+	strbuf__json_number(out, 1 + r->change.change);
 	strbuf__puts(out, ", \"change\": ");
-	json_num(out, r->change.change);
+	strbuf__json_number(out, r->change.change);
 	strbuf__puts(out, ", \"ci_low\": ");
-	json_num(out, r->change.lo);
+	strbuf__json_number(out, r->change.lo);
 	strbuf__puts(out, ", \"ci_high\": ");
-	json_num(out, r->change.hi);
+	strbuf__json_number(out, r->change.hi);
 	strbuf__printf(out, ", \"base_windows\": %zu, \"new_windows\": %zu, \"base_requests\": "
 		       "%.0f, \"new_requests\": %.0f", r->base_windows, r->new_windows,
 		       r->base_requests, r->new_requests);

@@ -15,18 +15,12 @@
 #include "formats/svg.h"
 #include "profile/transform.h"
 #include "util/hashmap.h"
+#include "util/clock.h"
 
 /* Longest history scan of one query, in windows. */
 #define MAX_QUERY_WINDOWS 20000
 /* Default range of /api/v1/groups and from-only queries. */
 #define DEFAULT_RANGE_S 3600
-
-static int64_t now_ns(clockid_t clk)
-{
-	struct timespec ts;
-	clock_gettime(clk, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 /* What a profile request selects. */
 struct selection {
@@ -115,7 +109,7 @@ static int parse_selection(struct agent_state *st, const struct http_query *q,
 		return -EINVAL;
 	}
 	if (!to)
-		sel->to_ns = now_ns(CLOCK_REALTIME);
+		sel->to_ns = clock_ns(CLOCK_REALTIME);
 	if (!from)
 		sel->from_ns = sel->to_ns - (int64_t)DEFAULT_RANGE_S * 1000000000;
 	if (sel->from_ns >= sel->to_ns) {
@@ -151,8 +145,8 @@ static struct profile *collect_live(struct agent_state *st, const struct selecti
 	memcpy(q->filters, sel->filters, sizeof(q->filters));
 	q->nfilters = sel->nfilters;
 	q->pid = sel->pid;
-	int64_t start = now_ns(CLOCK_REALTIME);
-	q->end_mono_ns = now_ns(CLOCK_MONOTONIC) + (int64_t)(sel->seconds * 1e9);
+	int64_t start = clock_ns(CLOCK_REALTIME);
+	q->end_mono_ns = clock_ns(CLOCK_MONOTONIC) + (int64_t)(sel->seconds * 1e9);
 
 	pthread_mutex_lock(&st->lock);
 	if (st->stopping) {
@@ -185,7 +179,7 @@ static struct profile *collect_live(struct agent_state *st, const struct selecti
 		http_response__error(r, 500, "collecting failed: %s", strerror(-err));
 		return NULL;
 	}
-	profile__set_time(p, start, now_ns(CLOCK_REALTIME) - start);
+	profile__set_time(p, start, clock_ns(CLOCK_REALTIME) - start);
 	return p;
 }
 
@@ -361,7 +355,7 @@ static void handle_healthz(void *ctx, const struct http_query *q, struct http_re
 	if (store_error) {
 		char reason[256];
 		snprintf(reason, sizeof(reason), "storing history windows fails since %.0f s ago: %s",
-			 (now_ns(CLOCK_REALTIME) - since) / 1e9, strerror(-store_error));
+			 (clock_ns(CLOCK_REALTIME) - since) / 1e9, strerror(-store_error));
 		r->status = 503;
 		strbuf__puts(&r->body, "{\"status\": \"degraded\", \"reason\": ");
 		strbuf__json_string(&r->body, reason);
@@ -371,7 +365,7 @@ static void handle_healthz(void *ctx, const struct http_query *q, struct http_re
 	}
 	strbuf__printf(&r->body, "\"uptime_s\": %.0f, \"windows\": %" PRId64
 		       ", \"database_bytes\": %" PRId64 ", \"store_failures\": %" PRIu64 "}\n",
-		       (now_ns(CLOCK_REALTIME) - st->started_unix_ns) / 1e9, windows, bytes,
+		       (clock_ns(CLOCK_REALTIME) - st->started_unix_ns) / 1e9, windows, bytes,
 		       failures);
 	r->content_type = "application/json";
 }
@@ -461,7 +455,7 @@ static void handle_groups(void *ctx, const struct http_query *q, struct http_res
 		}
 		gc.by[gc.nby++] = k;
 	}
-	int64_t from, to = now_ns(CLOCK_REALTIME);
+	int64_t from, to = clock_ns(CLOCK_REALTIME);
 	const char *f = http_query__get(q, "from"), *t = http_query__get(q, "to");
 	if ((t && http_parse_time(t, &to)) ||
 	    (f && http_parse_time(f, &from))) {

@@ -9,6 +9,7 @@
  * level-triggered registration would report them forever.
  */
 #include "agent/http_gate.h"
+#include "util/clock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -58,9 +59,7 @@ struct http_gate {
 
 static int64_t now_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return clock_ns(CLOCK_MONOTONIC) / 1000000;
 }
 
 size_t http_gate__head_end(const char *buf, size_t len)

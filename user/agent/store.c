@@ -45,6 +45,7 @@
 #include "agent/store.h"
 #include "util/errmsg.h"
 #include "util/outfile.h"
+#include "util/clock.h"
 
 #define STORE_SCHEMA_VERSION 1
 #define STORE_APPLICATION_ID 0x44594e50 /* "DYNP": tells our files from other SQLite files */
@@ -270,14 +271,6 @@ static int64_t sub_saturating(int64_t a, int64_t b)
 	if (__builtin_sub_overflow(a, b, &r))
 		return b > 0 ? INT64_MIN : INT64_MAX;
 	return r;
-}
-
-static int64_t now_unix_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * NS_PER_S + ts.tv_nsec;
 }
 
 /* Locks the store. A callback that calls back into the store (which would
@@ -728,7 +721,7 @@ static int apply_retention(struct store *s, int64_t keep_id)
 		budget = s->max_bytes / 2;
 
 	if (s->max_age_s <= INT64_MAX / NS_PER_S) {
-		int64_t cutoff = sub_saturating(now_unix_ns(), s->max_age_s * NS_PER_S);
+		int64_t cutoff = sub_saturating(clock_ns(CLOCK_REALTIME), s->max_age_s * NS_PER_S);
 		int n;
 
 		do {

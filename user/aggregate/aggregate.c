@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "util/hashmap.h"
+#include "util/clock.h"
 
 /* Frame ids of one sample: kernel + user + Python frames + markers. */
 #define MAX_SAMPLE_FRAMES (2 * PROFILE_MAX_FRAMES + PY_MAX_FRAMES + 8)
@@ -48,15 +49,11 @@ struct aggregator *aggregator__new(struct profile *p, struct symbolizer *sym,
 		return NULL;
 	}
 	if (profile__value_count(p) == 0) {
-		int e = profile__add_value_type(p, "samples", "count");
-		if (e >= 0)
-			e = profile__add_value_type(p, "cpu", "nanoseconds");
-		if (e >= 0 && opts->exact_cpu && opts->instructions)
-			e = profile__add_value_type(p, "instructions", "count");
-		if (e >= 0 && opts->exact_cpu && opts->cycles)
-			e = profile__add_value_type(p, "cycles", "count");
-		if (e >= 0 && opts->tags)
-			e = profile__add_value_type(p, "requests", "count");
+		const char *types[AGGREGATE_MAX_VALUE_TYPES][2];
+		size_t n = aggregator__value_types(opts, types);
+		int e = 0;
+		for (size_t i = 0; i < n && e >= 0; i++)
+			e = profile__add_value_type(p, types[i][0], types[i][1]);
 		if (e < 0) {
 			aggregator__free(a);
 			errno = -e;
@@ -64,6 +61,21 @@ struct aggregator *aggregator__new(struct profile *p, struct symbolizer *sym,
 		}
 	}
 	return a;
+}
+
+size_t aggregator__value_types(const struct aggregate_opts *opts,
+			       const char *types[AGGREGATE_MAX_VALUE_TYPES][2])
+{
+	size_t n = 0;
+	types[n][0] = "samples", types[n++][1] = "count";
+	types[n][0] = "cpu", types[n++][1] = "nanoseconds";
+	if (opts->exact_cpu && opts->instructions)
+		types[n][0] = "instructions", types[n++][1] = "count";
+	if (opts->exact_cpu && opts->cycles)
+		types[n][0] = "cycles", types[n++][1] = "count";
+	if (opts->tags)
+		types[n][0] = "requests", types[n++][1] = "count";
+	return n;
 }
 
 void aggregator__free(struct aggregator *a)
@@ -417,13 +429,6 @@ static int process_labels(struct aggregator *a, pid_t pid, pid_t ppid, uint64_t 
 	return 0;
 }
 
-static uint64_t mono_now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 int aggregator__add_unsampled(struct aggregator *a, const struct unsampled_record *r)
 {
 	if (!a->exact || !r->pid || !r->unsampled_ns)
@@ -433,7 +438,7 @@ int aggregator__add_unsampled(struct aggregator *a, const struct unsampled_recor
 	char window[24];
 	int err = split_reused_pid(a, r->pid);
 	if (!err)
-		err = process_labels(a, (pid_t)r->pid, (pid_t)r->ppid, mono_now_ns(), &labels,
+		err = process_labels(a, (pid_t)r->pid, (pid_t)r->ppid, mono_ns(), &labels,
 				     window);
 	uint32_t frame;
 	if (!err)

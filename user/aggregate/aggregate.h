@@ -96,7 +96,18 @@ struct aggregate_stats {
 
 struct aggregator;
 
-/* The profile gets value types samples/count and cpu/nanoseconds (each sample
+/* Most value types a profile of the aggregator has. */
+#define AGGREGATE_MAX_VALUE_TYPES 5
+
+/* The value types (type, unit) of the profiles an aggregator with opts fills,
+ * in their order: samples/count, cpu/nanoseconds, then instructions/count and
+ * cycles/count when counted, requests/count with tags. The one definition:
+ * whoever builds a profile of the same kind (the agent's live queries) asks
+ * here. Returns how many. */
+size_t aggregator__value_types(const struct aggregate_opts *opts,
+			       const char *types[AGGREGATE_MAX_VALUE_TYPES][2]);
+
+/* The profile gets the value types of aggregator__value_types() (each sample
  * weighs the time its sampling period stands for, until apportioned). The
  * aggregator borrows p and sym; both must outlive it. NULL + errno. */
 struct aggregator *aggregator__new(struct profile *p, struct symbolizer *sym,

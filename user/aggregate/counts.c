@@ -144,30 +144,6 @@ int counts_table__apportion(const struct counts_table *t, struct profile *p)
 	return err;
 }
 
-size_t counts_table__process_count(const struct counts_table *t)
-{
-	size_t n = 0;
-	free(processes(t, &n));
-	return n;
-}
-
-int counts_table__process(const struct counts_table *t, uint32_t pid, uint64_t *cpu_ns,
-			  uint64_t *primary, uint64_t *cycles)
-{
-	size_t n = 0;
-	struct process_row *rows = processes(t, &n);
-	int err = -ENOENT;
-	for (size_t i = 0; rows && i < n; i++)
-		if (rows[i].pid == pid) {
-			*cpu_ns = rows[i].cpu_ns;
-			*primary = rows[i].primary;
-			*cycles = rows[i].cycles;
-			err = 0;
-		}
-	free(rows);
-	return rows ? err : -ENOMEM;
-}
-
 void counts_table__print_top(const struct counts_table *t, FILE *out, size_t top,
 			     const struct counts_units *u)
 {

@@ -35,13 +35,6 @@ int counts_table__add(struct counts_table *t, uint32_t tid, const struct task_co
  * statistical). Returns 0, -EINVAL when p has no cpu values, or -ENOMEM. */
 int counts_table__apportion(const struct counts_table *t, struct profile *p);
 
-/* Number of processes with totals. */
-size_t counts_table__process_count(const struct counts_table *t);
-
-/* Totals of one process (for tests and the agent). Returns 0 or -ENOENT. */
-int counts_table__process(const struct counts_table *t, uint32_t pid, uint64_t *cpu_ns,
-			  uint64_t *primary, uint64_t *cycles);
-
 /* Prints the top n processes by CPU time: PID, COMM, CPU s, and instructions
  * and IPC where the counters exist. */
 void counts_table__print_top(const struct counts_table *t, FILE *out, size_t n,

@@ -18,6 +18,7 @@
 #include "util/errmsg.h"
 #include "util/remote.h" /* mono_ns */
 #include "sample.skel.h"
+#include "util/clock.h"
 
 struct sampler {
 	struct sample_bpf *skel;      /* loaded BPF objects */
@@ -704,21 +705,41 @@ int sampler__cpu_count(const struct sampler *s)
 	return s->nattached;
 }
 
+/* Every drop reason's metric label and its words for a summary: the one table
+ * (indexed by enum drop_reason). */
+static const struct {
+	const char *label;  /* dynoprof_agent_samples_dropped_total{reason=...} */
+	const char *text;   /* what record's summary says */
+} drop_reasons[] = {
+	[DROP_RINGBUF_FULL] = { "ringbuf_full", "ring buffer full (sample lost)" },
+	[DROP_KSTACK_ERROR] = { "kernel_stack", "kernel stack unreadable (sample kept)" },
+	[DROP_USTACK_ERROR] = { "user_stack", "user stack unreadable (sample kept)" },
+	[DROP_EVENT_RINGBUF_FULL] = { "event_lost", "exec/exit notification lost" },
+	[DROP_PY_READ_ERROR] = { "python_read",
+		"Python frame unreadable (sample kept, walk cut short)" },
+	[DROP_PY_TRUNCATED] = { "python_truncated",
+		"Python stack deeper than the walk reaches (outermost cut, marked [truncated])" },
+	[DROP_TAG_RACE] = { "tag_race", "thread was writing its tags (sample kept untagged)" },
+	[DROP_TAG_READ_ERROR] = { "tag_read",
+		"thread tag record unreadable (sample kept untagged)" },
+	[DROP_COUNTER_BACKWARDS] = { "counter_backwards",
+		"counter read behind its checkpoint (delta taken as 0)" },
+	[DROP_FORK_UNTRACKED] = { "fork_untracked",
+		"child of a target not tracked (targets map full: its samples lost)" },
+};
+_Static_assert(sizeof(drop_reasons) / sizeof(drop_reasons[0]) == DROP_REASON_COUNT,
+	       "a label and a text for every drop reason");
+
 const char *sampler__drop_reason_name(int reason)
 {
-	switch (reason) {
-	case DROP_RINGBUF_FULL: return "ring buffer full (sample lost)";
-	case DROP_KSTACK_ERROR: return "kernel stack unreadable (sample kept)";
-	case DROP_USTACK_ERROR: return "user stack unreadable (sample kept)";
-	case DROP_EVENT_RINGBUF_FULL: return "exec/exit notification lost";
-	case DROP_PY_READ_ERROR: return "Python frame unreadable (sample kept, walk cut short)";
-	case DROP_PY_TRUNCATED: return "Python stack deeper than the walk reaches (outermost cut, marked [truncated])";
-	case DROP_TAG_RACE: return "thread was writing its tags (sample kept untagged)";
-	case DROP_TAG_READ_ERROR: return "thread tag record unreadable (sample kept untagged)";
-	case DROP_COUNTER_BACKWARDS: return "counter read behind its checkpoint (delta taken as 0)";
-	case DROP_FORK_UNTRACKED: return "child of a target not tracked (targets map full: its samples lost)";
-	default: return "unknown";
-	}
+	return reason >= 0 && reason < DROP_REASON_COUNT && drop_reasons[reason].text ?
+	       drop_reasons[reason].text : "unknown";
+}
+
+const char *sampler__drop_reason_label(int reason)
+{
+	return reason >= 0 && reason < DROP_REASON_COUNT && drop_reasons[reason].label ?
+	       drop_reasons[reason].label : "unknown";
 }
 
 void sampler__free(struct sampler *s)

@@ -118,6 +118,8 @@ int sampler__cpu_count(const struct sampler *s);
 unsigned sampler__tick_hz(struct sampler *s);
 /* Human text for a drop reason. */
 const char *sampler__drop_reason_name(int reason);
+/* Its short name, the `reason` label of dynoprof_agent_samples_dropped_total. */
+const char *sampler__drop_reason_label(int reason);
 /* Accepts NULL. Detaches and frees everything. */
 void sampler__free(struct sampler *s);
 

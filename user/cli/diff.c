@@ -192,25 +192,24 @@ static void print_table(const struct diff_result *r, FILE *out)
 		r->regressions == 1 ? "" : "s", r->improvements, r->improvements == 1 ? "" : "s");
 }
 
-static void json_num(struct strbuf *sb, const char *name, double v)
+/* "name": v (null when not finite). */
+static void json_field(struct strbuf *sb, const char *name, double v)
 {
-	if (isfinite(v))
-		strbuf__printf(sb, "\"%s\": %.6g", name, v);
-	else
-		strbuf__printf(sb, "\"%s\": null", name);
+	strbuf__printf(sb, "\"%s\": ", name);
+	strbuf__json_number(sb, v);
 }
 
 static void json_change(struct strbuf *sb, const struct ratio_change *c)
 {
-	json_num(sb, "base", c->base);
+	json_field(sb, "base", c->base);
 	strbuf__puts(sb, ", ");
-	json_num(sb, "new", c->current);
+	json_field(sb, "new", c->current);
 	strbuf__puts(sb, ", ");
-	json_num(sb, "change", c->change);
+	json_field(sb, "change", c->change);
 	strbuf__puts(sb, ", ");
-	json_num(sb, "ci_low", c->lo);
+	json_field(sb, "ci_low", c->lo);
 	strbuf__puts(sb, ", ");
-	json_num(sb, "ci_high", c->hi);
+	json_field(sb, "ci_high", c->hi);
 	strbuf__printf(sb, ", \"base_clusters\": %zu, \"new_clusters\": %zu", c->base_clusters,
 		       c->new_clusters);
 }

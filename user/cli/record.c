@@ -10,35 +10,32 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "aggregate/aggregate.h"
+#include "aggregate/counts.h"
 #include "capture/launch.h"
-#include "util/privileges.h"
 #include "capture/sampler.h"
 #include "cli/cli.h"
 #include "cli/options.h"
 #include "cli/pid_watch.h"
-#include "formats/output.h"
-#include "aggregate/aggregate.h"
 #include "formats/groups.h"
-#include "aggregate/counts.h"
+#include "formats/output.h"
+#include "pipeline/pipeline.h"
 #include "profile/profile.h"
 #include "profile/transform.h"
-#include "python/py_offsets.h"
 #include "python/py_registry.h"
 #include "python/py_resolver.h"
-#include "python/tls_layout.h"
 #include "symbolize/symbolizer.h"
 #include "tags/endpoint_rule.h"
-#include "tags/requests.h"
 #include "tags/tag_registry.h"
 #include "util/duration.h"
 #include "util/outfile.h"
+#include "util/privileges.h"
+#include "util/clock.h"
 
 #define DEFAULT_FREQ_HZ 99
 #define MAX_GROUP_KEYS 8
 #define MAX_FILTERS 16
 #define MAX_ENV_RULES 32
-/* Seconds between reads of libdynotag request counters. */
-#define REQUEST_POLL_S 0.25
 #define DEFAULT_OUTPUT "profile.svg"
 
 static volatile sig_atomic_t stop_requested;
@@ -411,25 +408,10 @@ static int tid_exists(uint32_t tid)
 	return pid_exists(tid);
 }
 
+/* clk's time in seconds. */
 static double now_s(clockid_t clk)
 {
-	struct timespec ts;
-	clock_gettime(clk, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-struct record_ctx {
-	struct aggregator *agg; /* where records go */
-	int error;              /* first fatal error (-ENOMEM) */
-};
-
-static int on_record(void *ctx, const void *data, size_t size)
-{
-	struct record_ctx *rc = ctx;
-	int e = aggregator__record(rc->agg, data, size);
-	if (e && !rc->error)
-		rc->error = e;
-	return e ? 1 : 0;
+	return clock_ns(clk) / 1e9;
 }
 
 static void print_summary(const struct record_args *a, struct sampler *s,
@@ -508,22 +490,6 @@ static void print_summary(const struct record_args *a, struct sampler *s,
 	fprintf(stderr, "dynoprof: wrote %s (%s)\n", a->output, format__name(fmt));
 }
 
-struct request_poll_ctx {
-	struct aggregator *agg;
-	uint64_t window_ns;  /* requests counted at a poll happened in the window before */
-	int error;
-};
-
-static void on_requests(void *ctx, pid_t pid, const char *endpoint, uint64_t n)
-{
-	struct request_poll_ctx *rp = ctx;
-	uint64_t now = (uint64_t)(now_s(CLOCK_MONOTONIC) * 1e9);
-	int e = aggregator__add_requests(rp->agg, pid, endpoint, n,
-					 now > rp->window_ns / 2 ? now - rp->window_ns / 2 : now);
-	if (e && !rp->error)
-		rp->error = e;
-}
-
 static void add_live_counts(void *ctx, uint32_t tid, const struct task_counts *tc)
 {
 	counts_table__add(ctx, tid, tc);
@@ -553,16 +519,17 @@ int cmd_record(int argc, char **argv)
 {
 	struct record_args a = { 0 };
 	struct launch child = { .gate_fd = -1 };
+	struct pipeline *pipe = NULL;
+	/* The pipeline's stages (borrowed from pipe), for the summary. */
 	struct sampler *sampler = NULL;
 	struct symbolizer *sym = NULL;
-	struct profile *profile = NULL;
 	struct aggregator *agg = NULL;
 	struct py_registry *pyreg = NULL;
 	struct py_resolver *pyres = NULL;
 	struct tag_registry *tagreg = NULL;
-	struct profile *filtered = NULL;
 	struct counts_table *counts = NULL;
-	struct request_tracker *requests = NULL;
+	struct profile *profile = NULL;
+	struct profile *filtered = NULL;
 	struct pid_watch watch = { 0 };
 	enum output_format fmt;
 	char err[512] = "";
@@ -659,99 +626,47 @@ int cmd_record(int argc, char **argv)
 	}
 
 	profile = profile__new();
-	sym = symbolizer__new(0);
-	if (!profile || !sym) {
+	if (!profile) {
 		cli_error("out of memory");
 		goto out;
 	}
-	struct py_tls_layout tls = { 0 };
-	bool python = !a.no_python, tags = !a.no_tags;
-	if ((python || tags) && (e = tls_layout__calibrate(&tls))) {
-		fprintf(stderr, "dynoprof: warning: cannot calibrate glibc's thread-specific data "
-			"layout (%s): Python frames and thread tags are off\n", strerror(-e));
-		python = false;
-		tags = false;
-	}
-	struct record_ctx rctx = { 0 };
-	struct sampler_opts so = {
+	struct pipeline_opts po = {
 		.freq_hz = a.freq_hz,
 		.event = a.event,
+		.period = a.period,
 		.pids = a.command ? &child_pid : a.pids,
 		.npids = a.command ? 1 : a.npids,
 		.tids = a.tids,
 		.ntids = a.ntids,
 		.follow_children = a.command != NULL || a.children,
-		.walk_python = python,
-		.thread_tags = tags,
 		.counting = !a.no_counts,
 		.counter_standin = a.counter_standin,
-		.period = a.period,
-		.no_kernel_stacks = a.no_kernel,
-		.py_offsets = py_offsets_table,
-		.py_tls = tls,
+		.kernel = !a.no_kernel,
+		.python = !a.no_python,
+		.python_lines = a.python_lines,
+		.tags = !a.no_tags,
+		.env_rules = a.env_rules,
+		.n_env_rules = a.nenv_rules,
+		.endpoint_rule = a.infer_endpoint ? &a.endpoint_rule : NULL,
+		.counts_table = true,
+		.window_ns = (uint64_t)(a.window_s * 1e9),
+		.window_origin_ns = (uint64_t)(now_s(CLOCK_MONOTONIC) * 1e9),
+		.warnings = a.quiet ? NULL : stderr,
+		.log_prefix = "dynoprof",
 	};
-	sampler = sampler__open(&so, on_record, &rctx, err, sizeof(err));
-	if (!sampler) {
+	pipe = pipeline__open(&po, profile, err, sizeof(err));
+	if (!pipe) {
 		cli_error("%s", err);
 		goto out;
 	}
-	if (python) {
-		pyres = py_resolver__new(0, a.quiet ? NULL : stderr);
-		pyreg = py_registry__new(sampler__set_python_process, sampler, 0, stderr);
-		if (!pyres || !pyreg) {
-			cli_error("out of memory");
-			goto out;
-		}
-	}
-	if (!a.no_tags) {
-		struct tag_registry_opts to = {
-			.env_rules = a.env_rules, .n_env_rules = a.nenv_rules,
-			.publish = tags ? sampler__set_tag_process : NULL, .publish_ctx = sampler,
-		};
-		tagreg = tag_registry__new(&to);
-		if (!tagreg) {
-			cli_error("out of memory");
-			goto out;
-		}
-	}
-	const struct counter_choice *cc = sampler__counting(sampler);
-	if (cc) {
-		counts = counts_table__new();
-		if (!counts) {
-			cli_error("out of memory");
-			goto out;
-		}
-	}
-	struct aggregate_opts ao = {
-		.counts = counts,
-		.exact_cpu = cc != NULL,
-		.instructions = cc && cc->primary == COUNTER_PRIMARY_INSTRUCTIONS,
-		.cycles = cc && cc->cycles,
-		.period_is_ns = sampler__event(sampler) == SAMPLE_EVENT_CPU_CLOCK ||
-				sampler__event(sampler) == SAMPLE_EVENT_TICK,
-		.interrupt_frames = sampler__event(sampler) == SAMPLE_EVENT_TICK,
-		.weight_by_runtime = sampler__event(sampler) == SAMPLE_EVENT_TICK && cc != NULL,
-		.ns_per_sample = 1000000000ull / a.freq_hz,
-		.kernel_frames = !a.no_kernel,
-		.user_frames = 1,
-		.python = pyreg,
-		.py_resolver = pyres,
-		.python_lines = a.python_lines,
-		.tags = tagreg,
-		.endpoint_rule = a.infer_endpoint ? &a.endpoint_rule : NULL,
-		.window_ns = (uint64_t)(a.window_s * 1e9),
-		.window_origin_ns = (uint64_t)(now_s(CLOCK_MONOTONIC) * 1e9),
-	};
-	if (tagreg && !(requests = request_tracker__new())) {
-		cli_error("out of memory");
-		goto out;
-	}
-	agg = aggregator__new(profile, sym, &ao);
-	if (!agg) {
-		cli_error("out of memory");
-		goto out;
-	}
-	rctx.agg = agg;
+	sampler = pipeline__sampler(pipe);
+	agg = pipeline__aggregator(pipe);
+	sym = pipeline__symbolizer(pipe);
+	pyreg = pipeline__python(pipe);
+	pyres = pipeline__python_resolver(pipe);
+	tagreg = pipeline__tags(pipe);
+	counts = pipeline__counts(pipe);
+	const struct counter_choice *cc = pipeline__counting(pipe);
 	if (a.children) {
 		/* Forked between the walk and the attach: a target from now on. */
 		struct pid_set late = { 0 };
@@ -775,48 +690,24 @@ int cmd_record(int argc, char **argv)
 		if (cc)
 			fprintf(stderr, "dynoprof: %s\n", cc->reason);
 	}
-	for (size_t i = 0; i < a.npids; i++)
-		symbolizer__touch(sym, (pid_t)a.pids[i]);
-	if (tagreg) {
-		if (a.npids)
-			for (size_t i = 0; i < a.npids; i++)
-				tag_registry__touch(tagreg, (pid_t)a.pids[i]);
-		else if (!a.command && !a.ntids)
-			tag_registry__scan(tagreg);
-	}
-	if (pyreg) {
-		struct py_process_info pinfo;
-		if (a.npids)
-			for (size_t i = 0; i < a.npids; i++)
-				py_registry__lookup(pyreg, (pid_t)a.pids[i], &pinfo);
-		else if (!a.command && !a.ntids)
-			py_registry__scan(pyreg);
-	}
+	/* The command is primed at its first sample: it has not exec'd yet. */
+	if (!a.command)
+		pipeline__prime(pipe, !a.ntids);
 
 	double start_mono = now_s(CLOCK_MONOTONIC), start_unix = now_s(CLOCK_REALTIME);
-	double next_request_poll = start_mono;
 	if (a.command && (e = launch__release(&child))) {
 		cli_error("cannot start %s: %s", a.command[0], strerror(-e));
 		goto out;
 	}
+	int poll_error = 0;
 	while (!stop_requested) {
-		e = sampler__poll(sampler, 100);
+		e = pipeline__poll(pipe, 100);
 		if (e < 0 && e != -EINTR) {
-			cli_error("reading samples failed: %s", strerror(-e));
+			/* The sampler's own failure, or a record that failed to
+			 * aggregate (the pipeline stops on the first). */
+			cli_error("reading or aggregating samples failed: %s", strerror(-e));
+			poll_error = e;
 			break;
-		}
-		if (rctx.error) {
-			cli_error("aggregating samples failed: %s", strerror(-rctx.error));
-			break;
-		}
-		if (requests && now_s(CLOCK_MONOTONIC) >= next_request_poll) {
-			/* Request counters, often: a process's first reading is its
-			 * baseline (taken within a poll of its tags becoming visible),
-			 * and requests of a process that exits are lost after its last
-			 * poll, so the interval bounds both errors. */
-			struct request_poll_ctx rp = { agg, (uint64_t)(REQUEST_POLL_S * 1e9), 0 };
-			request_tracker__poll(requests, tagreg, on_requests, &rp);
-			next_request_poll += REQUEST_POLL_S;
 		}
 		if (a.duration_s > 0 && now_s(CLOCK_MONOTONIC) - start_mono >= a.duration_s)
 			break;
@@ -825,11 +716,8 @@ int cmd_record(int argc, char **argv)
 	}
 	double elapsed = now_s(CLOCK_MONOTONIC) - start_mono;
 	sampler__drain(sampler);
-	if (requests) {
-		struct request_poll_ctx rp = { agg, 0, 0 };
-		request_tracker__poll(requests, tagreg, on_requests, &rp);
-	}
-	if (rctx.error)
+	pipeline__read_requests(pipe, 0);
+	if (poll_error)
 		goto out;
 
 	if (counts) {
@@ -922,15 +810,8 @@ int cmd_record(int argc, char **argv)
 out:
 	if (a.command && child.pid && !child.exited)
 		launch__kill(&child, SIGTERM);
-	aggregator__free(agg);
-	sampler__free(sampler);
-	py_registry__free(pyreg);
-	py_resolver__free(pyres);
-	tag_registry__free(tagreg);
+	pipeline__free(pipe);
 	profile__free(filtered);
-	counts_table__free(counts);
-	request_tracker__free(requests);
-	symbolizer__free(sym);
 	profile__free(profile);
 	pid_watch__free(&watch);
 	free(a.pids);

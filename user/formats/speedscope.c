@@ -209,13 +209,6 @@ static int flush(struct strbuf *buf, FILE *out, int force)
 	return 0;
 }
 
-static void put_json_string(struct strbuf *buf, const char *s)
-{
-	strbuf__putc(buf, '"');
-	strbuf__json_escape(buf, s);
-	strbuf__putc(buf, '"');
-}
-
 static int write_frames(struct speedscope_writer *w, struct strbuf *buf, FILE *out)
 {
 	strbuf__puts(buf, "\"shared\":{\"frames\":[");
@@ -224,10 +217,10 @@ static int write_frames(struct speedscope_writer *w, struct strbuf *buf, FILE *o
 		const struct profile_frame *f = profile__frame(w->profile, id);
 		const char *file = profile__str(w->profile, f->file);
 		strbuf__puts(buf, i ? ",{\"name\":" : "{\"name\":");
-		put_json_string(buf, w->names.data + w->name_offsets[id]);
+		strbuf__json_string(buf, w->names.data + w->name_offsets[id]);
 		if (*file) {
 			strbuf__puts(buf, ",\"file\":");
-			put_json_string(buf, file);
+			strbuf__json_string(buf, file);
 		}
 		if (f->line)
 			strbuf__printf(buf, ",\"line\":%u", f->line);
@@ -311,7 +304,7 @@ int speedscope__write(const struct profile *p, FILE *out, size_t value_index)
 			   "\"exporter\":\"dynoprof\",\"name\":");
 	struct strbuf title = STRBUF_INIT;
 	strbuf__printf(&title, "dynoprof %s", profile__value_type(p, value_index));
-	put_json_string(&buf, strbuf__str(&title));
+	strbuf__json_string(&buf, strbuf__str(&title));
 	err = strbuf__error(&title);
 	strbuf__release(&title);
 	if (err)

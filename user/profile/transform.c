@@ -17,13 +17,30 @@ int label_filter__parse(char *text, struct label_filter *f)
 	return 0;
 }
 
+/* The rule: "-" wants the label absent, any other value wants it equal. */
+static int accepts(const struct label_filter *f, const char *v)
+{
+	return strcmp(f->value, "-") == 0 ? v == NULL : v && strcmp(v, f->value) == 0;
+}
+
 int label_filter__match(const struct profile *p, const struct profile_sample *s,
 			const struct label_filter *filters, size_t nfilters)
 {
+	for (size_t i = 0; i < nfilters; i++)
+		if (!accepts(&filters[i], profile__sample_label(p, s, filters[i].key)))
+			return 0;
+	return 1;
+}
+
+int label_filter__match_labels(const struct label_filter *filters, size_t nfilters,
+			       const char *const *keys, const char *const *values, uint32_t n)
+{
 	for (size_t i = 0; i < nfilters; i++) {
-		const char *v = profile__sample_label(p, s, filters[i].key);
-		if (strcmp(filters[i].value, "-") == 0 ? v != NULL
-						       : (!v || strcmp(v, filters[i].value) != 0))
+		const char *v = NULL;
+		for (uint32_t l = 0; l < n && !v; l++)
+			if (!strcmp(keys[l], filters[i].key))
+				v = values[l];
+		if (!accepts(&filters[i], v))
 			return 0;
 	}
 	return 1;

@@ -22,6 +22,12 @@ int label_filter__parse(char *text, struct label_filter *f);
 int label_filter__match(const struct profile *p, const struct profile_sample *s,
 			const struct label_filter *filters, size_t nfilters);
 
+/* Returns 1 when a sample whose labels are keys[i] = values[i] (n of them: a
+ * struct sample_desc's) matches every filter. The same rule as
+ * label_filter__match, for samples not yet in a profile. */
+int label_filter__match_labels(const struct label_filter *filters, size_t nfilters,
+			       const char *const *keys, const char *const *values, uint32_t n);
+
 /* Returns a new profile holding src's value types, metadata, and the samples
  * matching every filter (all of them when nfilters is 0). NULL + errno. */
 struct profile *profile__filtered_copy(const struct profile *src,

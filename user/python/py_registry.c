@@ -14,6 +14,7 @@
 #include "util/process_table.h"
 #include "util/remote.h"
 #include "util/warn_log.h"
+#include "util/clock.h"
 
 #define DEFAULT_MAX_PROCESSES 16384
 /* A "not Python" verdict is re-checked this many times, this far apart. */

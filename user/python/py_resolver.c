@@ -36,6 +36,14 @@ struct code_key {
 	int32_t pad;   /* zero: keys are hashed as bytes */
 };
 
+struct py_resolver_stats {
+	uint64_t hits;          /* frames answered from the cache */
+	uint64_t reads;         /* code objects read from a process */
+	uint64_t read_failures; /* reads that failed (process gone, bad pointer) */
+	uint64_t stale;         /* cached entries replaced because co_firstlineno differed */
+	uint64_t entries;       /* code objects cached now */
+};
+
 struct py_resolver {
 	struct hashmap *young;       /* code_key -> code_entry*, recently used */
 	struct hashmap *old;         /* previous generation, promoted on use */
@@ -478,12 +486,6 @@ int py_resolver__frame(struct py_resolver *r, pid_t pid, unsigned vi, const stru
 	struct frame_desc d = { .kind = FRAME_PYTHON, .name = e->function, .file = e->filename,
 				.line = line > 0 ? (uint32_t)line : 0, .address = f->code };
 	return profile__add_frame(p, &d, frame_id);
-}
-
-void py_resolver__stats(const struct py_resolver *r, struct py_resolver_stats *out)
-{
-	*out = r->stats;
-	out->entries = hashmap__size(r->young) + hashmap__size(r->old);
 }
 
 int py_resolver__summary(struct py_resolver *r, const char *prefix, const char *suffix,

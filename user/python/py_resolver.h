@@ -26,14 +26,6 @@
 #include "python.h" /* bpf/python.h: struct py_frame */
 #include "profile/profile.h"
 
-struct py_resolver_stats {
-	uint64_t hits;          /* frames answered from the cache */
-	uint64_t reads;         /* code objects read from a process */
-	uint64_t read_failures; /* reads that failed (process gone, bad pointer) */
-	uint64_t stale;         /* cached entries replaced because co_firstlineno differed */
-	uint64_t entries;       /* code objects cached now */
-};
-
 struct py_resolver;
 
 /* max_entries 0 picks a default. warnings: where the one-time warning per
@@ -49,8 +41,6 @@ void py_resolver__free(struct py_resolver *r);
 int py_resolver__frame(struct py_resolver *r, pid_t pid, unsigned version_index,
 		       const struct py_frame *f, int with_lines, struct profile *p,
 		       uint32_t *frame_id);
-
-void py_resolver__stats(const struct py_resolver *r, struct py_resolver_stats *out);
 
 /* Says how many warnings were counted instead of said since the last summary
  * (util/warn_log.h: the agent per window, record at the end with force).

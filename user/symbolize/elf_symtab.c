@@ -743,11 +743,6 @@ void elf_symtab__put(struct elf_symtab *table)
 	free(table);
 }
 
-void elf_symtab__free(struct elf_symtab *table)
-{
-	elf_symtab__put(table);
-}
-
 unsigned int elf_symtab__refcount(const struct elf_symtab *table)
 {
 	return table ? __atomic_load_n(&table->refcount, __ATOMIC_RELAXED) : 0;

@@ -69,9 +69,6 @@ struct elf_symtab *elf_symtab__get(struct elf_symtab *table);
  * returned by lookups stay valid until the caller's own reference is dropped. */
 void elf_symtab__put(struct elf_symtab *table);
 
-/* Synonym of elf_symtab__put(): drops the caller's reference. Accepts NULL. */
-void elf_symtab__free(struct elf_symtab *table);
-
 /* Returns the current reference count (for caches deciding what to evict;
  * the value may change right after it is read when other threads hold refs). */
 unsigned int elf_symtab__refcount(const struct elf_symtab *table);

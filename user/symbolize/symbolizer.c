@@ -17,6 +17,7 @@
 #include "util/hashmap.h"
 #include "util/process_table.h"
 #include "util/remote.h"
+#include "util/clock.h"
 
 #define DEFAULT_MAX_PROCESSES 16384
 #define DEFAULT_SYMCACHE_ENTRIES 2048

@@ -13,6 +13,7 @@
 #include "util/hashmap.h"
 #include "util/process_table.h"
 #include "util/remote.h"
+#include "util/clock.h"
 
 #define DEFAULT_MAX_PROCESSES 8192
 #define MAX_ENVIRON_BYTES (256 * 1024)

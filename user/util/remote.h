@@ -1,5 +1,5 @@
-/* remote.h - reading another process's memory and the clock, for the code
- * that follows processes (symbolizers, Python, tags). */
+/* remote.h - reading another process's memory, for the code that follows
+ * processes (symbolizers, Python, tags). */
 #ifndef DYNOPROF_REMOTE_H
 #define DYNOPROF_REMOTE_H
 
@@ -11,8 +11,5 @@
  * (root or CAP_SYS_PTRACE). Returns 0, -EFAULT on a short read (part of the
  * range unmapped), or -errno (-ESRCH: the process is gone). */
 int remote_read(pid_t pid, uint64_t addr, void *buf, size_t len);
-
-/* CLOCK_MONOTONIC in nanoseconds. */
-uint64_t mono_ns(void);
 
 #endif

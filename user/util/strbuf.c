@@ -2,6 +2,7 @@
 #include "strbuf.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,22 +91,12 @@ void strbuf__json_string(struct strbuf *sb, const char *s)
 	strbuf__putc(sb, '"');
 }
 
-void strbuf__xml_escape(struct strbuf *sb, const char *s)
+void strbuf__json_number(struct strbuf *sb, double v)
 {
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		switch (*p) {
-		case '&': strbuf__puts(sb, "&amp;"); break;
-		case '<': strbuf__puts(sb, "&lt;"); break;
-		case '>': strbuf__puts(sb, "&gt;"); break;
-		case '"': strbuf__puts(sb, "&quot;"); break;
-		case '\'': strbuf__puts(sb, "&#39;"); break;
-		default:
-			if (*p < 0x20 && *p != '\t' && *p != '\n')
-				strbuf__putc(sb, '?'); /* control chars are invalid XML */
-			else
-				strbuf__putc(sb, (char)*p);
-		}
-	}
+	if (isfinite(v))
+		strbuf__printf(sb, "%.6g", v);
+	else
+		strbuf__puts(sb, "null");
 }
 
 int strbuf__error(const struct strbuf *sb)

@@ -29,8 +29,8 @@ void strbuf__vprintf(struct strbuf *sb, const char *fmt, va_list ap);
 void strbuf__json_escape(struct strbuf *sb, const char *s);
 /* Appends s as a JSON string: quoted and escaped (NULL as ""). */
 void strbuf__json_string(struct strbuf *sb, const char *s);
-/* Appends s with XML/HTML text escaping. */
-void strbuf__xml_escape(struct strbuf *sb, const char *s);
+/* Appends v as a JSON number (%.6g), or null when it is not finite. */
+void strbuf__json_number(struct strbuf *sb, double v);
 /* Returns 0, or -ENOMEM if any append failed. */
 int strbuf__error(const struct strbuf *sb);
 /* Empties the buffer, keeping its allocation. */
