@@ -4,7 +4,7 @@
  * Userspace detects each Python process (user/python/), fills one struct
  * py_proc per process into the `py_procs` map and the per-version offset
  * table `py_versions` (struct py_offsets, indexed by enum py_version_index);
- * the sampling program (bpf/sampling.bpf.h) then finds the sampled thread's
+ * at each sample the walk (bpf/python_walk.bpf.h) finds the sampled thread's
  * PyThreadState through the pthread TSS key and walks its frames, emitting
  * one struct py_frame per Python frame, innermost first.
  *
