@@ -32,6 +32,8 @@ BPF_SRCS  := $(wildcard bpf/*.bpf.c)
 BPF_OBJS  := $(patsubst bpf/%.bpf.c,$(OUTPUT)/%.bpf.o,$(BPF_SRCS))
 SKELS     := $(patsubst bpf/%.bpf.c,$(OUTPUT)/%.skel.h,$(BPF_SRCS))
 BPF_HDRS  := $(filter-out %.bpf.h,$(wildcard bpf/*.h))
+# BPF-only code of each concern (bpf/*.bpf.h), included by the .bpf.c.
+BPF_PROG_HDRS := $(wildcard bpf/*.bpf.h)
 
 MAIN_SRC  := user/cli/main.c
 LIB_SRCS  := $(filter-out $(MAIN_SRC),$(shell find user -name '*.c' | sort))
@@ -61,7 +63,7 @@ $(OUTPUT) $(OUTPUT)/tests $(OUTPUT)/workloads:
 	$(Q)mkdir -p $@
 
 # BPF objects: CO-RE against the pre-generated vmlinux.h.
-$(OUTPUT)/%.bpf.o: bpf/%.bpf.c $(BPF_HDRS) vmlinux/$(ARCH)/vmlinux.h | $(OUTPUT) deps
+$(OUTPUT)/%.bpf.o: bpf/%.bpf.c $(BPF_HDRS) $(BPF_PROG_HDRS) vmlinux/$(ARCH)/vmlinux.h | $(OUTPUT) deps
 	$(call msg,BPF,$@)
 	$(Q)$(CLANG) -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 		-Ivmlinux/$(ARCH) -Ibpf -c $< -o $@

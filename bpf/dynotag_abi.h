@@ -1,5 +1,5 @@
 /* dynotag_abi.h - the memory layout libdynotag (libdynotag/) shares with the
- * sampling program (bpf/sample.bpf.c) and with dynoprof's userspace.
+ * tag reader (bpf/tags.bpf.h) and with dynoprof's userspace.
  *
  * An application sets tags with plain memory writes into these structures; BPF
  * reads them at sample time. Nothing here is a syscall or a trap.

@@ -7,7 +7,7 @@ program with offsetof()/sizeof() against that version's own headers (built with
 C source of the two tables dynoprof uses:
 
   py_offsets_table[]      what BPF needs to walk frames (struct py_offsets,
-                          bpf/python.h)
+                          bpf/python_abi.h)
   py_code_layout_table[]  what userspace needs to read code objects and strings
                           (struct py_code_layout, user/python/py_offsets.h)
 

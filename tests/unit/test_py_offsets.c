@@ -133,7 +133,7 @@ static void test_table_invariants(void **state)
 		assert_int_equal(o->code_adaptive, l->co_code_adaptive);
 		assert_int_equal(o->code_firstlineno, l->co_firstlineno);
 		assert_true(o->runtime_tss_key > 0);
-		/* bpf/sample.bpf.c decodes a frame from one 128-byte read. */
+		/* bpf/python_walk.bpf.h decodes a frame from one 128-byte read. */
 		assert_true(o->frame_code + 8 <= 128 && o->frame_previous + 8 <= 128);
 		assert_true(o->frame_instr + 8 <= 128 && o->frame_owner < 128);
 		assert_int_equal(o->pad[0] | o->pad[1], 0);
@@ -431,7 +431,7 @@ static void read_frame(pid_t pid, unsigned minor, uint64_t frame, struct live_fr
 	free(table);
 }
 
-/* Walks the stopped target's Python stack the way bpf/sample.bpf.c does.
+/* Walks the stopped target's Python stack the way bpf/python_walk.bpf.h does.
  * Returns the number of frames written to frames (innermost first). */
 static int walk_stack(pid_t pid, unsigned minor, uint64_t fsbase, struct live_frame *frames)
 {

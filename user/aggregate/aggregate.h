@@ -18,7 +18,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "sample.h" /* bpf/sample.h: record layouts */
+#include "counts_abi.h" /* bpf/counts_abi.h: thread counts records */
+#include "events_abi.h" /* bpf/events_abi.h: record header and types */
+#include "sampling_abi.h" /* bpf/sampling_abi.h: the sample record */
 #include "aggregate/apportion.h"
 #include "aggregate/counts.h"
 #include "profile/profile.h"

@@ -10,7 +10,7 @@
 #include <stdio.h>
 
 #include "profile/profile.h"
-#include "sample.h" /* bpf/sample.h: struct task_counts */
+#include "counts_abi.h" /* bpf/counts_abi.h: struct task_counts */
 
 /* What the counter slots held during the capture. */
 struct counts_units {

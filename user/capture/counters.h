@@ -3,7 +3,7 @@
  *
  * CPU time needs no counter: the scheduler keeps it per task. Counters do:
  * the BPF program reads two counter slots at every context switch and sample
- * (bpf/sample.h enum counter_slot). Slot PRIMARY holds hardware instructions
+ * (bpf/counts_abi.h enum counter_slot). Slot PRIMARY holds hardware instructions
  * when the PMU exposes them. On machines that hide it (most VMs) nothing is
  * read by default — and no program runs at context switches at all — unless
  * the software cpu-clock

@@ -13,6 +13,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "capture/bpf_features.h"
 #include "util/privileges.h"
 #include "symbolize/ksyms.h"
 #include "util/errmsg.h"
@@ -304,6 +305,24 @@ static int fill_filter_map(int map_fd, const uint32_t *ids, size_t n)
 	return 0;
 }
 
+/* Loads only the programs the mode runs: one the kernel would reject then
+ * blocks only the modes that use it, and unused ones cost no verification.
+ * on_exec and on_exit always run (mappings, exits; on_exit also flushes an
+ * exiting thread's counts). bpf_object__attach_skeleton skips programs not
+ * loaded. */
+static void set_autoload(struct sampler *s, const struct bpf_feature_needs *needs)
+{
+	struct sample_bpf *k = s->skel;
+	bpf_program__set_autoload(k->progs.sample_stack, needs->perf_event);
+	bpf_program__set_autoload(k->progs.sample_on_tick, needs->tick);
+	bpf_program__set_autoload(k->progs.on_fork, needs->follow_children);
+	bpf_program__set_autoload(k->progs.on_switch, needs->counters);
+	bpf_program__set_autoload(k->progs.on_free, needs->counting);
+	bpf_program__set_autoload(k->progs.snapshot_task_counts, needs->counting);
+	bpf_program__set_autoload(k->progs.dump_task_counts, needs->counting);
+	bpf_program__set_autoload(k->progs.flush_unsampled, needs->counting);
+}
+
 static int libbpf_quiet(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
 	if (level == LIBBPF_WARN && getenv("DYNOPROF_DEBUG"))
@@ -411,13 +430,18 @@ struct sampler *sampler__open(const struct sampler_opts *opts, sampler_record_fn
 	 * Without them it would cost a call per switch for nothing. */
 	bool switch_hook = s->counting && (s->skel->rodata->counter_open[COUNTER_PRIMARY] ||
 					   s->skel->rodata->counter_open[COUNTER_CYCLES]);
-	bpf_program__set_autoattach(s->skel->progs.on_switch, switch_hook);
-	bpf_program__set_autoattach(s->skel->progs.snapshot_task_counts, s->counting);
-	bpf_program__set_autoattach(s->skel->progs.dump_task_counts, s->counting);
-	bpf_program__set_autoattach(s->skel->progs.flush_unsampled, s->counting);
-	bpf_program__set_autoattach(s->skel->progs.on_free, s->counting);
-	bpf_program__set_autoattach(s->skel->progs.sample_on_tick,
-				    opts->event == SAMPLE_EVENT_TICK);
+	struct bpf_feature_needs needs = {
+		.perf_event = opts->event != SAMPLE_EVENT_TICK,
+		.tick = opts->event == SAMPLE_EVENT_TICK,
+		.python_walk = s->skel->rodata->walk_python,
+		.counting = s->counting,
+		.counters = switch_hook,
+		.follow_children = opts->follow_children && opts->npids > 0,
+	};
+	set_autoload(s, &needs);
+	e = bpf_features__check(&needs, err, errlen);
+	if (e)
+		goto fail;
 	if (opts->event == SAMPLE_EVENT_TICK && (e = setup_tick_sampling(s, opts, err, errlen)))
 		goto fail;
 	e = sample_bpf__load(s->skel);
@@ -531,7 +555,10 @@ int sampler__bpf_stats(const struct sampler *s, uint64_t *run_time_ns, uint64_t 
 {
 	struct bpf_prog_info info = { 0 };
 	uint32_t len = sizeof(info);
-	if (bpf_obj_get_info_by_fd(bpf_program__fd(s->skel->progs.sample_stack), &info, &len))
+	/* The sampling program of the mode (the other one is not loaded). */
+	struct bpf_program *prog = s->event == SAMPLE_EVENT_TICK ? s->skel->progs.sample_on_tick :
+				   s->skel->progs.sample_stack;
+	if (bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len))
 		return -errno;
 	*run_time_ns = info.run_time_ns;
 	*run_count = info.run_cnt;

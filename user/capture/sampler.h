@@ -4,7 +4,7 @@
 /* sampler.h - the BPF sampling pipeline: loads bpf/sample.bpf.c, opens one
  * sampling perf event per online CPU, attaches the program to each, and hands
  * every ring buffer record (struct profile_sample_event / profile_task_event, see
- * bpf/sample.h) to a callback as it arrives.
+ * bpf/sampling_abi.h, bpf/events_abi.h) to a callback as it arrives.
  */
 #ifndef DYNOPROF_SAMPLER_H
 #define DYNOPROF_SAMPLER_H
@@ -14,7 +14,11 @@
 #include <stdint.h>
 
 #include "capture/counters.h"
-#include "sample.h" /* bpf/sample.h: record layouts, drop reasons */
+#include "counts_abi.h" /* bpf/counts_abi.h: thread counts records */
+#include "events_abi.h" /* bpf/events_abi.h: record types, drop reasons */
+#include "python_abi.h" /* bpf/python_abi.h: struct py_proc, py_offsets */
+#include "sampling_abi.h" /* bpf/sampling_abi.h: the sample record */
+#include "tags_abi.h" /* bpf/tags_abi.h: struct tag_proc */
 
 /* Which event drives sampling. */
 enum sample_event {

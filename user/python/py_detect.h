@@ -22,7 +22,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "python.h"
+#include "python_abi.h"
 #include "symbolize/proc_maps.h"
 
 /* Flags of struct py_target. */

@@ -1,6 +1,6 @@
 /* py_offsets.h - CPython structure offsets per supported version (x86_64).
  *
- * Two tables, both indexed by enum py_version_index (bpf/python.h) and both
+ * Two tables, both indexed by enum py_version_index (bpf/python_abi.h) and both
  * generated from the CPython headers by scripts/gen_py_offsets.py (the .c file
  * is generated data; regenerate rather than edit):
  *
@@ -19,7 +19,7 @@
 
 #include <stdint.h>
 
-#include "python.h" /* bpf/python.h: struct py_offsets, enum py_version_index */
+#include "python_abi.h" /* bpf/python_abi.h: struct py_offsets, enum py_version_index */
 
 /* Where userspace finds things in a code object and in the str/bytes objects
  * it points to; offsets in bytes, -1 when the version has no such field. */

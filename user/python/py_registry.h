@@ -19,7 +19,7 @@
 #include <stdio.h>
 #include <sys/types.h>
 
-#include "python.h" /* bpf/python.h: struct py_proc */
+#include "python_abi.h" /* bpf/python_abi.h: struct py_proc */
 
 /* Called to publish (info != NULL) or withdraw (info == NULL) a process for
  * the BPF walker. Returns 0 or -errno. */

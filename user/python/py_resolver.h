@@ -23,7 +23,7 @@
 #include <stdio.h>
 #include <sys/types.h>
 
-#include "python.h" /* bpf/python.h: struct py_frame */
+#include "python_abi.h" /* bpf/python_abi.h: struct py_frame */
 #include "profile/profile.h"
 
 struct py_resolver;

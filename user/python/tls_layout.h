@@ -19,7 +19,7 @@
 
 #include <pthread.h>
 
-#include "python.h"
+#include "python_abi.h"
 
 /* Keys below this are described by struct py_tls_layout; larger ones are not. */
 #define TLS_LAYOUT_MAX_KEY 32

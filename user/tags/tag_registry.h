@@ -25,7 +25,7 @@
 #include <stdio.h>
 #include <sys/types.h>
 
-#include "sample.h" /* bpf/sample.h: struct tag_proc, enum tag_read_status */
+#include "tags_abi.h" /* bpf/tags_abi.h: struct tag_proc, enum tag_read_status */
 
 /* The label budget of one sample. Each source is capped where its labels
  * enter the registry (the excess counted in tag_registry_stats), so the

@@ -1,17 +1,18 @@
-/* python.h - kernel/user ABI for walking CPython interpreter frames in BPF.
+/* python_abi.h - kernel/user ABI of the Python walk concern (bpf/python_walk.bpf.h):
+ * walking CPython interpreter frames in BPF.
  *
  * Userspace detects each Python process (user/python/), fills one struct
  * py_proc per process into the `py_procs` map and the per-version offset
  * table `py_versions` (struct py_offsets, indexed by enum py_version_index);
- * the sampling program (bpf/sample.bpf.c) then finds the sampled thread's
+ * at each sample the walk (bpf/python_walk.bpf.h) finds the sampled thread's
  * PyThreadState through the pthread TSS key and walks its frames, emitting
  * one struct py_frame per Python frame, innermost first.
  *
  * All version differences are data in struct py_offsets, never code branches
  * beyond the flags below.
  */
-#ifndef DYNOPROF_BPF_PYTHON_H
-#define DYNOPROF_BPF_PYTHON_H
+#ifndef DYNOPROF_BPF_PYTHON_ABI_H
+#define DYNOPROF_BPF_PYTHON_ABI_H
 
 #ifndef __VMLINUX_H__
 #include <linux/types.h>
@@ -111,5 +112,8 @@ enum py_walk_status {
 				    * frames with shims: outermost ones left out */
 	PY_WALK_READ_ERROR = 3,    /* a read faulted midway: frames so far emitted */
 };
+
+/* How a sample is laid out (py_len, py_status and the frames after the native
+ * ones) is the sampling ABI's: bpf/sampling_abi.h. */
 
 #endif
