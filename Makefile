@@ -24,7 +24,7 @@ CFLAGS   ?= -g -O2
 # override: `make CFLAGS=-O0` replaces the optimisation, never the warnings and
 # defines the code needs (without _GNU_SOURCE it builds with wrong prototypes).
 override CFLAGS += $(WARN) -std=gnu11 -fno-omit-frame-pointer -D_GNU_SOURCE
-INCLUDES := -I$(OUTPUT) -Iuser -Ibpf
+INCLUDES := -I$(OUTPUT) -I$(OUTPUT)/assets -Iuser -Ibpf
 LDLIBS   := -lbpf -lelf -lz -lmicrohttpd -lsqlite3 -lstdc++ -lpthread -lm
 SAN      := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 
@@ -46,10 +46,17 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(OUTPUT)/tests/%,$(UNIT_SRCS))
 WORKLOAD_SRCS := $(wildcard tests/workloads/*.c)
 WORKLOAD_BINS := $(patsubst tests/workloads/%.c,$(OUTPUT)/workloads/%,$(WORKLOAD_SRCS))
 
+# Assets (script, style) are files of their own, built in as C strings:
+# user/X/assets/name.ext -> .output/assets/name.ext.inc defining name_ext[].
+ASSETS     := $(wildcard user/*/assets/*)
+ASSET_INCS := $(patsubst %,$(OUTPUT)/assets/%.inc,$(notdir $(ASSETS)))
+vpath %.js $(sort $(dir $(ASSETS)))
+vpath %.css $(sort $(dir $(ASSETS)))
+
 .PHONY: all deps test-deps unit-test integration-test test bench clean profile check-layers \
 	fuzz fuzz-build fuzz-smoke
 .DEFAULT_GOAL := all
-.SECONDARY: $(BPF_OBJS) $(SKELS) $(LIB_OBJS) $(SAN_OBJS)
+.SECONDARY: $(BPF_OBJS) $(SKELS) $(LIB_OBJS) $(SAN_OBJS) $(ASSET_INCS)
 
 all: dynoprof libdynotag
 
@@ -67,6 +74,16 @@ $(OUTPUT)/%.bpf.o: bpf/%.bpf.c $(BPF_HDRS) $(BPF_PROG_HDRS) vmlinux/$(ARCH)/vmli
 	$(call msg,BPF,$@)
 	$(Q)$(CLANG) -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 		-Ivmlinux/$(ARCH) -Ibpf -c $< -o $@
+
+
+# The SVG writer's objects (every build flavour) include them.
+$(OUTPUT)/obj/user/formats/svg.o $(OUTPUT)/san/user/formats/svg.o \
+	$(OUTPUT)/fuzz/obj/user/formats/svg.o: $(ASSET_INCS)
+
+$(OUTPUT)/assets/%.inc: % scripts/embed.sh
+	$(call msg,EMBED,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)sh scripts/embed.sh $(subst .,_,$(notdir $<)) < $< > $@.tmp && mv $@.tmp $@
 
 $(OUTPUT)/%.skel.h: $(OUTPUT)/%.bpf.o | $(OUTPUT)
 	$(call msg,GEN-SKEL,$@)
