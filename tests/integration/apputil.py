@@ -29,6 +29,7 @@ from collections import namedtuple
 import pytest
 
 from conftest import REPO_ROOT, _binary_path
+from pyutil import distribution_python
 
 APPS_DIR = os.path.join(REPO_ROOT, "tests", "apps")
 DYNOTAG_PYTHON_DIR = os.path.join(REPO_ROOT, "libdynotag", "python")
@@ -36,7 +37,7 @@ DYNOTAG_LIBRARY = os.path.abspath(os.environ.get("DYNOTAG_LIBRARY") or os.path.j
     REPO_ROOT, ".output", "libdynotag", "libdynotag.so.1"))
 # gunicorn and Django are Debian packages, both for the distribution's Python.
 GUNICORN = "/usr/bin/gunicorn"
-APP_PYTHON = "/usr/bin/python3.11"
+APP_PYTHON = distribution_python()
 WRK = "/usr/bin/wrk"
 # Work per request of the app's endpoints (tests/apps/djangoapp/views.py).
 ENDPOINTS = ("light", "medium", "heavy")
