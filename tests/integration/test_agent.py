@@ -9,7 +9,6 @@ the machine.
 """
 import os
 import random
-import shutil
 import subprocess
 import tempfile
 import threading
@@ -22,8 +21,9 @@ import pytest
 from agentutil import (Agent, Prometheus, TaggedApps, cpu_per_request, free_port,
                        metric_values, truth_delta, wait_until)
 from apputil import python_script, start_python
-from conftest import REPO_ROOT, have_go, run_dynoprof_cmd
+from conftest import REPO_ROOT, run_dynoprof_cmd
 from pyutil import decode_pprof
+from requires import require_tool
 
 pytestmark = pytest.mark.slow
 ENDPOINTS = ("/light", "/heavy")
@@ -158,8 +158,8 @@ class TestServing:
             prom.stop()
         assert prom.proc.poll() is not None
 
-    @pytest.mark.skipif(not have_go(), reason="go not installed")
     def test_go_tool_pprof_reads_live_profile(self, served, tmp_path):
+        require_tool("go", "golang-go")
         agent, service = served
         env = dict(os.environ, HOME=str(tmp_path), GOCACHE=str(tmp_path / "gocache"),
                    PPROF_TMPDIR=str(tmp_path))
@@ -360,12 +360,12 @@ def test_kill_9_keeps_database_and_closed_windows(agents, apps, tmp_path):
     for _ in range(3):
         time.sleep(1.0 + rng.random() * 1.5)
         agent.kill9()
-        if shutil.which("sqlite3"):
-            res = subprocess.run(["sqlite3", agent.database, "PRAGMA integrity_check;"],
-                                 capture_output=True, text=True, timeout=60)
-            assert res.returncode == 0 and res.stdout.strip() == "ok", (
-                "integrity_check after kill -9: rc=%d %s %s" % (res.returncode, res.stdout,
-                                                                  res.stderr))
+        res = subprocess.run([require_tool("sqlite3", "sqlite3"), agent.database,
+                              "PRAGMA integrity_check;"],
+                             capture_output=True, text=True, timeout=60)
+        assert res.returncode == 0 and res.stdout.strip() == "ok", (
+            "integrity_check after kill -9: rc=%d %s %s" % (res.returncode, res.stdout,
+                                                              res.stderr))
         agent.restart()
         assert agent.healthz()["windows"] > 0
     time.sleep(1.5)
@@ -495,10 +495,10 @@ def test_process_cpu_is_exact_live_and_in_history(agents, tmp_path):
     agent.stop()
 
 
-@pytest.mark.skipif(not have_go(), reason="go not installed")
 def test_agent_samples_on_the_tick(agents, apps, tmp_path):
     """event = tick: the always-on agent samples inside the scheduler tick (no
     interrupts of its own) and serves the same named stacks."""
+    require_tool("go", "golang-go")
     agent = agents(config={"event": "tick", "frequency": 99})
     apps.start(0, service=service_name(), commit="c0ffee")
     env = dict(os.environ, HOME=str(tmp_path), GOCACHE=str(tmp_path / "gocache"),
@@ -637,10 +637,7 @@ def test_deploy_check_flags_the_regressed_endpoint(agents, apps):
 def promtool_path():
     """promtool (Debian package prometheus, installed by scripts/deps.sh test): a
     missing one fails the test."""
-    promtool = shutil.which("promtool")
-    if not promtool:
-        pytest.fail("promtool not installed: apt-get install prometheus (scripts/deps.sh test)")
-    return promtool
+    return require_tool("promtool", "prometheus")
 
 
 def assert_alert_fires_for(verdicts, endpoints):

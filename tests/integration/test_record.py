@@ -17,6 +17,7 @@ import pytest
 
 from conftest import (parse_folded_file, proc_cpu_seconds, stop_workload, summary_lost,
                       summary_samples)
+from requires import require_tool
 
 BURNERS = ("burn_alpha", "burn_beta", "burn_gamma")
 CALLERS = {"burn_alpha": "caller_alpha", "burn_beta": "caller_beta", "burn_gamma": "caller_gamma"}
@@ -280,8 +281,7 @@ def test_pprof_output_top_function(run_dynoprof, busy_split, outdir):
     record_pid(run_dynoprof, busy_split.pid, out, duration=3)
     with open(out, "rb") as f:
         assert f.read(2) == b"\x1f\x8b", ".pb.gz output is not gzip"
-    if shutil.which("go") is None:
-        pytest.skip("go not installed (make test-deps)")
+    require_tool("go", "golang-go")
     top = go_pprof_top(out)
     assert top[0][1] == "burn_alpha", f"top flat function is not burn_alpha:\n{top[:10]}"
 
