@@ -242,6 +242,31 @@ class PyRun:
             pytest.fail(f"{self.interp.tag} {self.script} ignored SIGTERM")
         return self.truth()
 
+    def snapshot(self, timeout=READY_TIMEOUT):
+        """The run's measured seconds so far, from a workload that appends a JSON
+        line to TRUTH.snapshots on SIGUSR1 (ground_truth.py)."""
+        path = self.truth_path + ".snapshots"
+
+        def lines():
+            try:
+                with open(path) as f:
+                    return [line for line in f.read().split("\n") if line]
+            except FileNotFoundError:
+                return []
+        n = len(lines())
+        self.proc.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            now = lines()
+            # A line still being written does not parse yet: read it again.
+            if len(now) > n:
+                try:
+                    return json.loads(now[n])
+                except ValueError:
+                    pass
+            time.sleep(0.02)
+        pytest.fail(f"{self.interp.tag} {self.script} wrote no snapshot in {timeout} s")
+
     def truth(self):
         if not os.path.exists(self.truth_path):
             err = self.proc.stderr.read() if self.proc.stderr else ""
