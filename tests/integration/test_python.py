@@ -15,6 +15,7 @@ and shared by the tests that read them.
 """
 import os
 import re
+import signal
 import time
 
 import pytest
@@ -42,7 +43,8 @@ GT_FREQ = 999
 GT_MIN_SAMPLES = 400      # fewer leaf samples make the share comparison meaningless
 SHORT = 3                 # seconds of the all-versions structural captures
 MIN_SAMPLES = 10          # per process in those (7 processes share 2 CPUs)
-STOP_MIN_CPU = 0.05        # CPU s each exiting run has in the capture first (50 samples)
+STOP_MIN_CPU = 0.3         # CPU s each exiting run has in the capture first: its
+                          # exit (~20 ms of CPU) stays a small part of its samples
 SHARE_TOLERANCE = 0.03    # sampled vs measured share, absolute
 MEASURED_LEAVES = ("leaf_alpha", "leaf_beta", "leaf_gamma", "thread_leaf", "deep_leaf")
 CALLERS = {"leaf_alpha": "caller_alpha", "leaf_beta": "caller_beta",
@@ -106,6 +108,29 @@ def layout_problem(frames):
     return None
 
 
+def wait_idle(pid, timeout, quiet=0.5, busy_ns=2_000_000):
+    """Returns once process pid used under busy_ns of CPU in `quiet` s (its
+    threads' /proc schedstat run time), or after timeout."""
+    def used():
+        total = 0
+        for tid in os.listdir("/proc/%d/task" % pid):
+            try:
+                with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
+                    total += int(f.read().split()[0])
+            except (OSError, ValueError, IndexError):
+                pass
+        return total
+    deadline = time.monotonic() + timeout
+    last, since = used(), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        now = used()
+        if now - last > busy_ns:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return
+
+
 def describe(prof, limit=8, width=700):
     top = sorted(prof.stacks, key=lambda s: -s[1])[:limit]
     return "\n".join(f"{n:6d} {';'.join(fr)[:width]}" for fr, n in top)
@@ -153,7 +178,8 @@ class Captures:
         """Runs `workload` under each interpreter at once and records them all.
 
         stop_after: SIGTERM the workloads (which then exit) this many seconds into
-        the capture instead of after it.
+        the capture or later (see below) instead of after it; the capture ends a
+        second after they exit, `duration` being its bound.
         Returns {tag: (run, truth, own stacks)} plus "_prof"/"_err" entries.
         """
         runs = [self.workloads.start(i, workload, 120, *extra_args(i)) for i in interps]
@@ -167,18 +193,28 @@ class Captures:
                             "-F", freq, "-o", out)
             try:
                 # stop_after s into the sampling (record's start-up is long on a busy
-                # machine), once each run had CPU for a few samples (up to 1 s
-                # before the capture ends).
+                # machine), once each run had CPU for a few samples (at most half
+                # the capture)...
                 rec.wait_started()
                 start = time.monotonic()
                 cpu = [proc_cpu_seconds(p) for p in pids]
-                while time.monotonic() - start < duration - 1 and (
+                while time.monotonic() - start < duration / 2 and (
                         time.monotonic() - start < stop_after or
                         any(proc_cpu_seconds(p) - c < STOP_MIN_CPU for p, c in zip(pids, cpu))):
                     time.sleep(0.05)
+                # ...and once dynoprof has read what they were sampled running: they
+                # are stopped (alive, their memory readable) until it idles, for
+                # dynoprof reads code objects as it takes samples off the ring
+                # buffer, which a loaded machine delays. Then they exit, a second
+                # before the capture ends.
                 for run in runs:
+                    run.proc.send_signal(signal.SIGSTOP)
+                wait_idle(rec.proc.pid, timeout=duration / 4)
+                for run in runs:
+                    run.proc.send_signal(signal.SIGCONT)
                     run.stop()
-                rc, err = rec.finish(timeout=duration + 60)
+                time.sleep(1)
+                rc, err = rec.stop(timeout=duration + 60)
             finally:
                 rec.kill()
             assert rc == 0, f"record -p {pids} failed (rc={rc}):\n{err}"
@@ -489,10 +525,11 @@ def test_gil_released_native_frames_under_python_caller(captures, interp):
 
 @pytest.mark.parametrize("interp", INTERPS, ids=IDS)
 def test_process_exiting_during_capture_keeps_names(captures, interp):
-    # The workloads exit 2 s into an 8 s capture, or later once each had CPU (at
-    # 999 Hz: seven processes share two CPUs until then).
+    # The workloads exit 2 s into the capture, or later once each had CPU (at
+    # 999 Hz: seven processes share two CPUs until then) and dynoprof read their
+    # samples; the capture goes on for a second (at most 20 s in all).
     run, truth, prof, whole, err = all_versions(
-        captures, "known_line", interp, key="known_line@exit", duration=8, freq=999,
+        captures, "known_line", interp, key="known_line@exit", duration=20, freq=999,
         stop_after=2)
     named = prof.count_where(lambda fr: has_function(fr, "hot_line"))
     assert named >= 3, (
