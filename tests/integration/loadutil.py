@@ -4,6 +4,8 @@ end the capture only once the app has finished every request it accepted.
 
   record_until_served(app, out, loads, min_requests=40, extra=(...))
       -> ({url: WrkResult summed over rounds}, record's stderr)
+  served_between(before, after)  {endpoint: {"requests", "cpu_s"}} the app served
+      between two GunicornApp.stats()
 
 Unlike apputil.record_load (one wrk run of fixed length), the load runs in
 rounds until every url had min_requests answered (at least min_seconds, at
@@ -48,27 +50,34 @@ def _add(a, b):
 
 
 def record_until_served(app, out, loads, min_requests, extra=(), min_seconds=6,
-                        max_seconds=60, round_seconds=2):
+                        max_seconds=60, prime=None):
     """Records app.pids() while the wrk runs of `loads` (list of (url, kwargs))
-    run in rounds of round_seconds, until each url has min_requests answered
-    and min_seconds passed (max_seconds at most); then waits for the app to
-    finish what it accepted and ends the capture. Returns ({url: WrkResult},
-    stderr)."""
+    run for min_seconds, then again, each round as long as the slowest url's
+    rate says it needs (2 s at least), until each url has min_requests answered
+    (max_seconds in all); then waits for the app to finish what it accepted
+    and ends the capture. Few rounds: each leaves wrk's open requests queued. prime: a URL loaded for 1 s
+    first (dynoprof finds a process's libdynotag only some time after its first
+    sample). Returns ({url: WrkResult}, stderr)."""
     rec = Recording("record", "-p", ",".join(map(str, app.pids())),
                     "-d", max_seconds + DRAIN_TIMEOUT + 30, "-o", out, *extra)
     results = {url: None for url, _ in loads}
     try:
         rec.wait_started()
+        if prime:
+            check_wrk(Wrk(prime, 1, threads=1, connections=4).result())
         start = time.monotonic()
+        seconds = min_seconds
         while True:
-            runs = [(url, Wrk(url, round_seconds, **kwargs)) for url, kwargs in loads]
+            runs = [(url, Wrk(url, seconds, **kwargs)) for url, kwargs in loads]
             for url, run in runs:
                 results[url] = _add(results[url], run.result())
             elapsed = time.monotonic() - start
-            if elapsed >= max_seconds or (
-                    elapsed >= min_seconds and
-                    all(r.requests >= min_requests for r in results.values())):
+            if elapsed >= max_seconds or all(r.requests >= min_requests
+                                             for r in results.values()):
                 break
+            slowest = min(max(r.requests, 1) / elapsed for r in results.values())
+            needed = max(min_requests - r.requests for r in results.values())
+            seconds = max(2, min(max_seconds - elapsed, 1.2 * needed / slowest))
         wait_drained(app)
         rc, err = rec.stop()
     finally:
@@ -77,3 +86,11 @@ def record_until_served(app, out, loads, min_requests, extra=(), min_seconds=6,
     for result in results.values():
         check_wrk(result)
     return results, err
+
+
+def served_between(before, after):
+    """What the app served between two GunicornApp.stats(): {endpoint:
+    {"requests": n, "cpu_s": s}}."""
+    zero = {"requests": 0, "cpu_s": 0.0}
+    return {e: {k: v - before.get(e, zero)[k] for k, v in entry.items()}
+            for e, entry in after.items()}
