@@ -9,10 +9,12 @@ the machine.
 """
 import os
 import random
+import sqlite3
 import subprocess
 import tempfile
 import threading
 import time
+import urllib.parse
 import uuid
 import xml.etree.ElementTree as ET
 
@@ -61,6 +63,31 @@ def report_top(path):
     rc, out, err = run_dynoprof_cmd("report", "-i", path, "-n", "50")
     assert rc == 0, "report -i %s failed (rc=%d): %s" % (path, rc, err)
     return out
+
+
+# tagged_app.py's DURATION in CPU seconds, not wall seconds (TAGGED_APP_CPU).
+CPU_SECONDS = {"TAGGED_APP_CPU": "1"}
+
+
+def wait_window_stored_after(agent, t, timeout=30):
+    """Returns once the agent has stored a window that began after unix time t, so
+    every window holding t is closed and stored (a loaded machine delays the
+    agent past any fixed sleep); fails after timeout."""
+    def stored():
+        try:
+            db = sqlite3.connect("file:%s?mode=ro" % urllib.parse.quote(agent.database),
+                                 uri=True, timeout=10)
+        except sqlite3.Error:
+            return False
+        try:
+            (latest,) = db.execute("SELECT MAX(start_ns) FROM windows").fetchone()
+            return latest is not None and latest / 1e9 > t
+        except sqlite3.Error:
+            return False
+        finally:
+            db.close()
+    assert wait_until(stored, timeout, 0.1), "no window stored after %.0f in %d s" % (
+        t, timeout)
 
 
 def save(agent, path, dest):
@@ -310,10 +337,12 @@ def test_history_survives_restart(agents, apps, tmp_path):
     agent = agents()
     service = service_name()
     t0 = int(time.time()) - 1
-    run = apps.start(5, service=service, commit="aaa")
+    # 5 s of CPU (however long a busy machine takes to give it): enough samples
+    # that both endpoints' functions are in the history.
+    run = apps.start(5, service=service, commit="aaa", env=CPU_SECONDS)
     run.wait()
     t1 = int(time.time()) + 1
-    time.sleep(2.5)  # the window holding t1 is closed and stored
+    wait_window_stored_after(agent, t1)  # the window holding t1 is closed and stored
     query = "/debug/pprof/profile?from=%d&to=%d&service=%s" % (t0, t1, service)
     first = str(tmp_path / "first.pb.gz")
     save(agent, query, first)
@@ -348,7 +377,7 @@ def test_kill_9_keeps_database_and_closed_windows(agents, apps, tmp_path):
     run = apps.start(4, service=service, commit="aaa")
     run.wait()
     t1 = int(time.time()) + 1
-    time.sleep(2.5)
+    wait_window_stored_after(agent, t1)
     query = "/debug/pprof/profile?from=%d&to=%d&service=%s" % (t0, t1, service)
     save(agent, query, str(tmp_path / "a.pb.gz"))
     before = report_top(str(tmp_path / "a.pb.gz"))
@@ -384,7 +413,7 @@ def test_sigterm_flushes_open_window(agents, apps):
     agent = agents(config={"window": 3600})
     service = service_name()
     t0 = int(time.time()) - 1
-    apps.start(3, service=service, commit="aaa").wait()
+    apps.start(3, service=service, commit="aaa", env=CPU_SECONDS).wait()
     assert agent.healthz()["windows"] == 0
     agent.stop()
     agent.restart()
@@ -478,7 +507,7 @@ def test_process_cpu_is_exact_live_and_in_history(agents, tmp_path):
         own = float(burst.stdout.readline())
         query.join(timeout=60)
         t1 = int(time.time()) + 1
-        time.sleep(2.5)  # the window holding t1 is closed and stored
+        wait_window_stored_after(agent, t1)  # the window holding t1 is closed and stored
         history = str(tmp_path / "history.pb.gz")
         save(agent, "/debug/pprof/profile?from=%d&to=%d&pid=%d" % (t0, t1, burst.pid), history)
     finally:
@@ -569,12 +598,13 @@ def test_deploy_check_flags_the_regressed_endpoint(agents, apps):
     same_cpu = {1}
     old = apps.start(0, service=service, commit="aaa", cpus=same_cpu)
     n = agent.healthz()["windows"]
-    assert wait_until(lambda: agent.healthz()["windows"] >= n + 3, 20, 0.2), agent.stderr
+    # Generous deadlines: a loaded machine delays the agent's windows and checks.
+    assert wait_until(lambda: agent.healthz()["windows"] >= n + 3, 60, 0.2), agent.stderr
     mark = len(agent.lines)
     new = apps.start(0, service=service, commit="bbb", extra={"/heavy": 0.3}, cpus=same_cpu)
     start = (old.snapshot(), new.snapshot())
-    assert agent.wait_log(r"switched commit aaa -> bbb", timeout=10, start=mark), agent.stderr
-    line = agent.wait_log(r"deploy check shop aaa -> bbb", timeout=45, start=mark)
+    assert agent.wait_log(r"switched commit aaa -> bbb", timeout=30, start=mark), agent.stderr
+    line = agent.wait_log(r"deploy check shop aaa -> bbb", timeout=120, start=mark)
     end = (old.snapshot(), new.snapshot())
     truth_old, truth_new = truth_delta(start[0], end[0]), truth_delta(start[1], end[1])
     old.stop()
