@@ -97,7 +97,10 @@ def main():
     ap.add_argument("--rounds", type=int, default=8,
                     help="on/off window pairs per mode (8)")
     ap.add_argument("--window", type=float, default=4.0, help="window length, s (4)")
-    ap.add_argument("--python", default="/usr/bin/python3.11")
+    # The distribution's python3 as the executable it links to (its comm, e.g.
+    # python3.11), as tests/integration/pyutil.py's distribution_python().
+    ap.add_argument("--python", default=os.path.realpath("/usr/bin/python3"),
+                    help="interpreter of the workload (the distribution's python3)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench_python: run as root")

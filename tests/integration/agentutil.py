@@ -34,6 +34,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+from pyutil import distribution_python
+
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 DYNOPROF = os.path.abspath(os.environ.get("DYNOPROF", os.path.join(REPO_ROOT, "dynoprof")))
 DYNOTAG_PYTHON_DIR = os.path.join(REPO_ROOT, "libdynotag", "python")
@@ -41,7 +43,7 @@ DYNOTAG_LIBRARY = os.path.abspath(os.environ.get("DYNOTAG_LIBRARY") or os.path.j
     REPO_ROOT, ".output", "libdynotag", "libdynotag.so.1"))
 TAGGED_APP = os.path.join(REPO_ROOT, "tests", "workloads", "py", "tagged_app.py")
 # The distribution's CPython: dynoprof walks its frames; its comm is python3.11.
-APP_PYTHON = "/usr/bin/python3.11"
+APP_PYTHON = distribution_python()
 PROMETHEUS = "/usr/bin/prometheus"
 START_TIMEOUT = 40
 

@@ -1,6 +1,8 @@
 """Helpers for the CPython integration tests (test_python.py).
 
-  find_interpreters()     the CPython interpreters on this machine (pyenv + Debian)
+  find_interpreters()     the CPython interpreters on this machine (`pyenv root`, PATH,
+                          /usr/bin/python3.*), found at run time
+  distribution_python()   the distribution's python3 (Debian's python3-django, gunicorn)
   PyWorkloads             starts tests/workloads/py/*.py under an interpreter, one copy
                           of the script per run so each run's frames carry its own path
   parse_py_frame(frame)   a folded Python frame `MODULE:QUALNAME (FILENAME[:LINE])`
@@ -37,7 +39,8 @@ PyFrame = namedtuple("PyFrame", "module qualname filename line")
 
 
 class Interpreter(namedtuple("Interpreter", "path version kind")):
-    """One python executable: path, version (major, minor, micro), kind pyenv|debian."""
+    """One python executable: path, version (major, minor, micro), kind pyenv (under
+    `pyenv root`), debian (/usr/bin) or path (elsewhere on PATH)."""
 
     @property
     def tag(self):
@@ -75,20 +78,58 @@ def _version_of(path):
 _interpreters_cache = []
 
 
+def pyenv_roots():
+    """Where pyenv keeps its builds: $PYENV_ROOT, `pyenv root` (pyenv on PATH) and
+    pyenv's own default ~/.pyenv, those that exist."""
+    roots = [os.environ.get("PYENV_ROOT", "")]
+    pyenv = shutil.which("pyenv")
+    if pyenv:
+        try:
+            res = subprocess.run([pyenv, "root"], capture_output=True, text=True, timeout=30)
+            roots.append(res.stdout.strip() if res.returncode == 0 else "")
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+    roots.append(os.path.expanduser("~/.pyenv"))
+    found = []
+    for root in roots:
+        if root and os.path.isdir(root) and os.path.realpath(root) not in found:
+            found.append(os.path.realpath(root))
+    return found
+
+
+def _is_elf(path):
+    """True for an executable file (not a script such as a pyenv shim, which runs
+    whichever version pyenv selects under its own name)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == b"\x7fELF"
+    except OSError:
+        return False
+
+
 def find_interpreters():
-    """Every CPython 3 interpreter found: pyenv builds (PIE, shared libpython) and the
-    distribution's /usr/bin/python3.X (non-PIE, static libpython), sorted by version."""
+    """Every CPython 3 interpreter found at run time, sorted by version: pyenv builds
+    (PIE, shared libpython) under each pyenv root, the distribution's /usr/bin/python3.X
+    (non-PIE, static libpython) and any other python3.X on PATH. One entry per
+    executable file (symlinks and merged /bin, /usr/bin are one)."""
     if _interpreters_cache:
         return list(_interpreters_cache)
-    candidates = [(p, "pyenv") for p in glob.glob("/root/.pyenv/versions/3.*/bin/python3.*")]
-    candidates += [(p, "debian") for p in glob.glob("/usr/bin/python3.*")]
+    candidates = []
+    for root in pyenv_roots():
+        candidates += [(p, "pyenv") for p in
+                       sorted(glob.glob(os.path.join(root, "versions", "3.*", "bin", "python3.*")))]
+    candidates += [(p, "debian") for p in sorted(glob.glob("/usr/bin/python3.*"))]
+    for directory in os.environ.get("PATH", "").split(os.pathsep):
+        if directory:
+            candidates += [(p, "path") for p in
+                           sorted(glob.glob(os.path.join(directory, "python3.*")))]
     seen = set()
     found = []
-    for path, kind in sorted(candidates):
+    for path, kind in candidates:
         if not re.search(r"/python3\.\d+$", path) or not os.access(path, os.X_OK):
             continue
         real = os.path.realpath(path)
-        if real in seen:
+        if real in seen or not _is_elf(real):
             continue
         seen.add(real)
         version = _version_of(path)
@@ -97,6 +138,14 @@ def find_interpreters():
     found.sort(key=lambda i: (i.version, i.kind))
     _interpreters_cache.extend(found)
     return list(found)
+
+
+def distribution_python():
+    """The distribution's python3 as the executable it links to (e.g. /usr/bin/python3.11,
+    whose comm is python3.11): the interpreter Debian's python3-django and gunicorn are
+    installed for (scripts/deps.sh test). /usr/bin/python3 when it is missing, so that
+    the tests needing it fail naming it."""
+    return os.path.realpath("/usr/bin/python3")
 
 
 def parse_py_frame(frame):
@@ -192,6 +241,31 @@ class PyRun:
             self.proc.wait()
             pytest.fail(f"{self.interp.tag} {self.script} ignored SIGTERM")
         return self.truth()
+
+    def snapshot(self, timeout=READY_TIMEOUT):
+        """The run's measured seconds so far, from a workload that appends a JSON
+        line to TRUTH.snapshots on SIGUSR1 (ground_truth.py)."""
+        path = self.truth_path + ".snapshots"
+
+        def lines():
+            try:
+                with open(path) as f:
+                    return [line for line in f.read().split("\n") if line]
+            except FileNotFoundError:
+                return []
+        n = len(lines())
+        self.proc.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            now = lines()
+            # A line still being written does not parse yet: read it again.
+            if len(now) > n:
+                try:
+                    return json.loads(now[n])
+                except ValueError:
+                    pass
+            time.sleep(0.02)
+        pytest.fail(f"{self.interp.tag} {self.script} wrote no snapshot in {timeout} s")
 
     def truth(self):
         if not os.path.exists(self.truth_path):

@@ -5,16 +5,14 @@ with the same problem is summarised, not named one by one.
 Real interpreters: Python 3.6 / 3.7 (unsupported: native frames only), found
 at run time through `pyenv root` and PATH.
 """
-import glob
-import os
 import re
-import shutil
 import subprocess
 import time
 
 import pytest
 
 from agentutil import Agent, wait_until
+from pyutil import find_interpreters
 
 pytestmark = pytest.mark.slow
 
@@ -30,27 +28,12 @@ while time.monotonic() < end:
 
 
 def unsupported_interpreters():
-    """{minor: path} of CPython 3.6 and 3.7 interpreters: pyenv's (`pyenv root`)
-    and those on PATH."""
+    """{minor: path} of CPython 3.6 and 3.7 interpreters (pyutil.find_interpreters:
+    `pyenv root`, PATH, /usr/bin)."""
     found = {}
-    roots = []
-    pyenv = shutil.which("pyenv")
-    if pyenv:
-        res = subprocess.run([pyenv, "root"], capture_output=True, text=True, timeout=30)
-        if res.returncode == 0 and res.stdout.strip():
-            roots.append(res.stdout.strip())
-    roots.append(os.path.expanduser("~/.pyenv"))
-    for minor in (6, 7):
-        candidates = []
-        for root in roots:
-            candidates += sorted(glob.glob(os.path.join(root, "versions", "3.%d.*" % minor,
-                                                     "bin", "python3.%d" % minor)))
-        candidates.append(shutil.which("python3.%d" % minor))
-        for path in candidates:
-            # pyenv's shims are scripts that may refuse a version not selected.
-            if path and "/shims/" not in path and os.access(path, os.X_OK):
-                found[minor] = path
-                break
+    for interp in find_interpreters():
+        if interp.minor in ((3, 6), (3, 7)):
+            found.setdefault(interp.minor[1], interp.path)
     return found
 
 

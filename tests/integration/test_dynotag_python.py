@@ -9,36 +9,25 @@ Needs .output/libdynotag/libdynotag.so.1 (`make libdynotag`) or
 $DYNOTAG_LIBRARY. Runs without the rest of the suite's fixtures:
     python3 -m pytest --noconftest tests/integration/test_dynotag_python.py
 """
-import glob
 import os
-import re
 import subprocess
 import sys
 import textwrap
 
 import pytest
 
+from pyutil import distribution_python, find_interpreters
+
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 PACKAGE_DIR = os.path.join(REPO_ROOT, "libdynotag", "python")
 DEFAULT_LIBRARY = os.path.join(REPO_ROOT, ".output", "libdynotag", "libdynotag.so.1")
-DEBIAN_PYTHON = "/usr/bin/python3.11"
+DEBIAN_PYTHON = distribution_python()
 
 
 def _interpreters():
-    """(id, path) of every CPython >= 3.8: pyenv builds and /usr/bin/python3.X."""
-    found, seen = [], set()
-    paths = sorted(glob.glob("/root/.pyenv/versions/3.*/bin/python3.*"))
-    paths += sorted(glob.glob("/usr/bin/python3.*"))
-    for path in paths:
-        m = re.search(r"/python3\.(\d+)$", path)
-        if not m or int(m.group(1)) < 8 or not os.access(path, os.X_OK):
-            continue
-        real = os.path.realpath(path)
-        if real in seen:
-            continue
-        seen.add(real)
-        kind = "pyenv" if "/.pyenv/" in path else "debian"
-        found.append(pytest.param(path, id="%s-3.%s" % (kind, m.group(1))))
+    """(id, path) of every CPython >= 3.8 (pyutil.find_interpreters)."""
+    found = [pytest.param(i.path, id="%s-%d.%d" % ((i.kind,) + i.minor))
+             for i in find_interpreters() if i.minor >= (3, 8)]
     return found or [pytest.param(sys.executable, id="current")]
 
 
@@ -443,7 +432,8 @@ def test_library_found_next_to_package(tmp_path, library):
 
 def test_django_middleware_sets_route_pattern(tmp_path, library):
     if not os.access(DEBIAN_PYTHON, os.X_OK):
-        pytest.skip("%s not installed" % DEBIAN_PYTHON)
+        pytest.fail("%s missing: apt-get install python3 python3-django (scripts/deps.sh test)"
+                    % DEBIAN_PYTHON)
     check = subprocess.run([DEBIAN_PYTHON, "-c", "import django"], stderr=subprocess.PIPE)
     if check.returncode != 0:
         pytest.fail("python3-django missing: apt-get install -y python3-django")

@@ -3,14 +3,15 @@
 A folded profile is converted to pprof by `dynoprof report`; `go tool pprof`
 must read it (top function, labels), and a copy re-encoded by Go's encoder
 (`go tool pprof -proto`) must read back through `dynoprof report` with the same
-counts. Skipped when `go` is not installed.
+counts. Fails when `go` is missing (golang-go, installed by scripts/deps.sh test).
 """
 import os
 import subprocess
 
 import pytest
 
-from conftest import have_go, parse_folded_file
+from conftest import parse_folded_file
+from requires import require_tool
 
 FOLDED = """\
 myapp;main;handle_request (/srv/app.py:42);hot_loop (/srv/app.py:10) 80
@@ -18,7 +19,9 @@ myapp;main;handle_request (/srv/app.py:42);json_dumps (/usr/lib/python3.11/json/
 myapp;main;do_syscall_64_[k] 5
 """
 
-pytestmark = pytest.mark.skipif(not have_go(), reason="go not installed (make test-deps)")
+@pytest.fixture(autouse=True)
+def go_installed():
+    require_tool("go", "golang-go")
 
 
 def go_pprof(*args):

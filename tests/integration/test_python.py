@@ -15,12 +15,13 @@ and shared by the tests that read them.
 """
 import os
 import re
-import threading
+import signal
 import time
 
 import pytest
 
-from conftest import Folded, parse_folded_file, parse_folded_text
+from apputil import Recording
+from conftest import Folded, parse_folded_file, proc_cpu_seconds
 from pyutil import (PY_WORKLOAD_DIR, PyWorkloads, called_from, decode_pprof,
                     find_interpreters, function_count, has_function, hot_line_number,
                     innermost_python, is_python_frame, names_function, of_file,
@@ -31,16 +32,19 @@ INTERPS = [i for i in ALL if i.supported]
 UNSUPPORTED = [i for i in ALL if i.minor < (3, 8)]
 IDS = [i.tag for i in INTERPS]
 
-DURATION = 4              # seconds per ground-truth capture
+DURATION = 4              # seconds per ground-truth capture, at least...
+GT_MIN_CPU = 3.0          # ...and until each process used this much CPU in it (a busy
+GT_MAX_DURATION = 60      # machine gives less per second), at most this long
 FREQ = 199                # Hz of the structural captures
 # Hz of the ground-truth captures: at 199 Hz a process sharing a loaded 2-CPU machine
 # gets ~300 samples, whose noise alone (~2.5 points) nears the share tolerance; at 999
 # Hz the sampled shares land within ~0.5 point of the measured ones.
 GT_FREQ = 999
 GT_MIN_SAMPLES = 400      # fewer leaf samples make the share comparison meaningless
-GT_MAX_ROUNDS = 4         # ground-truth captures gathered at most to reach that
 SHORT = 3                 # seconds of the all-versions structural captures
 MIN_SAMPLES = 10          # per process in those (7 processes share 2 CPUs)
+STOP_MIN_CPU = 0.3         # CPU s each exiting run has in the capture first: its
+                          # exit (~20 ms of CPU) stays a small part of its samples
 SHARE_TOLERANCE = 0.03    # sampled vs measured share, absolute
 MEASURED_LEAVES = ("leaf_alpha", "leaf_beta", "leaf_gamma", "thread_leaf", "deep_leaf")
 CALLERS = {"leaf_alpha": "caller_alpha", "leaf_beta": "caller_beta",
@@ -104,6 +108,29 @@ def layout_problem(frames):
     return None
 
 
+def wait_idle(pid, timeout, quiet=0.5, busy_ns=2_000_000):
+    """Returns once process pid used under busy_ns of CPU in `quiet` s (its
+    threads' /proc schedstat run time), or after timeout."""
+    def used():
+        total = 0
+        for tid in os.listdir("/proc/%d/task" % pid):
+            try:
+                with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
+                    total += int(f.read().split()[0])
+            except (OSError, ValueError, IndexError):
+                pass
+        return total
+    deadline = time.monotonic() + timeout
+    last, since = used(), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        now = used()
+        if now - last > busy_ns:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return
+
+
 def describe(prof, limit=8, width=700):
     top = sorted(prof.stacks, key=lambda s: -s[1])[:limit]
     return "\n".join(f"{n:6d} {';'.join(fr)[:width]}" for fr, n in top)
@@ -151,7 +178,8 @@ class Captures:
         """Runs `workload` under each interpreter at once and records them all.
 
         stop_after: SIGTERM the workloads (which then exit) this many seconds into
-        the capture instead of after it.
+        the capture or later (see below) instead of after it; the capture ends a
+        second after they exit, `duration` being its bound.
         Returns {tag: (run, truth, own stacks)} plus "_prof"/"_err" entries.
         """
         runs = [self.workloads.start(i, workload, 120, *extra_args(i)) for i in interps]
@@ -160,23 +188,37 @@ class Captures:
         if stop_after is None:
             out, err = self.record(pids, name, duration, freq=freq)
         else:
-            outcome = []
-
-            def record_in_background():
-                try:
-                    outcome.append(self.record(pids, name, duration, freq=freq))
-                except BaseException as e:  # re-raised in the test's thread
-                    outcome.append(e)
-
-            recorder = threading.Thread(target=record_in_background)
-            recorder.start()
-            time.sleep(stop_after)
-            for run in runs:
-                run.stop()
-            recorder.join()
-            if isinstance(outcome[0], BaseException):
-                raise outcome[0]
-            out, err = outcome[0]
+            out = os.path.join(self.basedir, f"{len(self.done)}-{name}")
+            rec = Recording("record", "-p", ",".join(str(p) for p in pids), "-d", duration,
+                            "-F", freq, "-o", out)
+            try:
+                # stop_after s into the sampling (record's start-up is long on a busy
+                # machine), once each run had CPU for a few samples (at most half
+                # the capture)...
+                rec.wait_started()
+                start = time.monotonic()
+                cpu = [proc_cpu_seconds(p) for p in pids]
+                while time.monotonic() - start < duration / 2 and (
+                        time.monotonic() - start < stop_after or
+                        any(proc_cpu_seconds(p) - c < STOP_MIN_CPU for p, c in zip(pids, cpu))):
+                    time.sleep(0.05)
+                # ...and once dynoprof has read what they were sampled running: they
+                # are stopped (alive, their memory readable) until it idles, for
+                # dynoprof reads code objects as it takes samples off the ring
+                # buffer, which a loaded machine delays. Then they exit, a second
+                # before the capture ends.
+                for run in runs:
+                    run.proc.send_signal(signal.SIGSTOP)
+                wait_idle(rec.proc.pid, timeout=duration / 4)
+                for run in runs:
+                    run.proc.send_signal(signal.SIGCONT)
+                    run.stop()
+                time.sleep(1)
+                rc, err = rec.stop(timeout=duration + 60)
+            finally:
+                rec.kill()
+            assert rc == 0, f"record -p {pids} failed (rc={rc}):\n{err}"
+            assert os.path.getsize(out) > 0, f"{out} is empty:\n{err}"
             for run in runs:
                 assert run.proc.returncode == 0, (
                     f"{run.interp.tag}: workload exit {run.proc.returncode}")
@@ -221,30 +263,36 @@ def ground_truth(captures, interp):
     group = next(g for g in gt_groups() if interp in g)
     key = "gt:" + ",".join(i.tag for i in group)
 
-    def leaf_samples(prof, run):
-        own = of_file(prof, run.script)
-        return sum(own.count_where(lambda fr: has_function(fr, leaf))
-                   for leaf in MEASURED_LEAVES)
-
     def make():
-        runs = [captures.workloads.start(i, "ground_truth", 120) for i in group]
-        # Gathers until every process has GT_MIN_SAMPLES leaf samples (a loaded
-        # machine or the sanitizer build gives each less CPU per capture), at most
-        # GT_MAX_ROUNDS captures; the workloads' truth spans all of them.
-        texts, errs = [], []
-        for n in range(GT_MAX_ROUNDS):
-            out, err = captures.record([r.pid for r in runs], key.replace(":", "-")
-                                       .replace(",", "_") + f"-{n}.folded", DURATION,
-                                       freq=GT_FREQ)
-            with open(out, encoding="utf-8") as f:
-                texts.append(f.read())
-            errs.append(err)
-            prof = parse_folded_text("\n".join(texts))
-            if all(leaf_samples(prof, r) >= GT_MIN_SAMPLES for r in runs):
-                break
-        err = "\n".join(errs)
-        return {r.interp.tag: (r, r.stop(), of_file(prof, r.script), prof, err)
-                for r in runs}
+        runs = [captures.workloads.start(i, "ground_truth", 300) for i in group]
+        out = os.path.join(captures.basedir, "%d-%s.folded" % (
+            len(captures.done), key.replace(":", "-").replace(",", "_")))
+        rec = Recording("record", "-p", ",".join(str(r.pid) for r in runs),
+                        "-d", GT_MAX_DURATION + 30, "-F", GT_FREQ, "-o", out)
+        try:
+            rec.wait_started()
+            # The truth over exactly the capture: what each run measured between
+            # two snapshots, one once dynoprof samples and one just before it stops.
+            before = [r.snapshot() for r in runs]
+            cpu = [proc_cpu_seconds(r.pid) for r in runs]
+            start = time.monotonic()
+            while time.monotonic() - start < GT_MAX_DURATION and (
+                    time.monotonic() - start < DURATION or
+                    any(proc_cpu_seconds(r.pid) - c < GT_MIN_CPU for r, c in zip(runs, cpu))):
+                time.sleep(0.1)
+            after = [r.snapshot() for r in runs]
+            rc, err = rec.stop()
+        finally:
+            rec.kill()
+        assert rc == 0, f"record failed (rc={rc}): {' '.join(rec.cmd)}\n{err}"
+        assert os.path.getsize(out) > 0, f"{out} is empty:\n{err}"
+        prof = parse_folded_file(out)
+        result = {}
+        for r, b, a in zip(runs, before, after):
+            truth = r.stop()
+            truth.update({leaf: a[leaf] - b[leaf] for leaf in MEASURED_LEAVES})
+            result[r.interp.tag] = (r, truth, of_file(prof, r.script), prof, err)
+        return result
 
     return captures.get(key, make)[interp.tag]
 
@@ -477,10 +525,11 @@ def test_gil_released_native_frames_under_python_caller(captures, interp):
 
 @pytest.mark.parametrize("interp", INTERPS, ids=IDS)
 def test_process_exiting_during_capture_keeps_names(captures, interp):
-    # The workloads exit 2 s into a 4 s capture (at 999 Hz: seven processes share
-    # two CPUs for those 2 s).
+    # The workloads exit 2 s into the capture, or later once each had CPU (at
+    # 999 Hz: seven processes share two CPUs until then) and dynoprof read their
+    # samples; the capture goes on for a second (at most 20 s in all).
     run, truth, prof, whole, err = all_versions(
-        captures, "known_line", interp, key="known_line@exit", duration=4, freq=999,
+        captures, "known_line", interp, key="known_line@exit", duration=20, freq=999,
         stop_after=2)
     named = prof.count_where(lambda fr: has_function(fr, "hot_line"))
     assert named >= 3, (

@@ -3,13 +3,13 @@ cpu_split (one folded and one pprof recording shared by the module)."""
 import json
 import os
 import re
-import shutil
 import subprocess
 import time
 
 import pytest
 
 from conftest import parse_folded_file
+from requires import require_tool
 
 HEADER_RE = re.compile(r"^\s*SELF%\s+TOTAL%\s+SAMPLES\s+FUNCTION\s*$")
 BURNERS = ("burn_alpha", "burn_beta", "burn_gamma")
@@ -129,8 +129,7 @@ def test_report_converts_to_speedscope_and_svg(run_dynoprof, recordings, tmp_pat
 
 
 def test_report_pprof_is_readable_by_go_pprof(run_dynoprof, recordings, tmp_path):
-    if shutil.which("go") is None:
-        pytest.skip("go not installed (make test-deps)")
+    require_tool("go", "golang-go")
     out = str(tmp_path / "y.pb.gz")
     rc, _, err = run_dynoprof("report", "-i", recordings["folded"], "-o", out, timeout=60)
     assert rc == 0, err

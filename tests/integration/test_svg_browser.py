@@ -11,8 +11,8 @@ Checks: the screenshot looks like a flame graph (many frames, kernel orange,
 Python green, comm grey); the file's own script, driven through its
 "#selftest=NAME" hook, shows the hover line, zooms (ancestors kept full width,
 the rest hidden), searches (highlight and "Matched" share) and resets; a
-"#zoom=...&search=..." link opens zoomed and searched. Skipped when Chromium is
-not installed (scripts/deps.sh test installs it).
+"#zoom=...&search=..." link opens zoomed and searched. Fails when Chromium is
+missing (Debian package chromium, installed by scripts/deps.sh test).
 """
 import html
 import json
@@ -50,8 +50,10 @@ def chromium_path():
     return None
 
 
-pytestmark = pytest.mark.skipif(chromium_path() is None,
-                                reason="chromium not installed (scripts/deps.sh test)")
+@pytest.fixture(autouse=True)
+def chromium_installed():
+    if chromium_path() is None:
+        pytest.fail("chromium not found on PATH: apt-get install chromium (scripts/deps.sh test)")
 
 
 def run_chromium(url, *mode):

@@ -16,14 +16,16 @@ import time
 
 import pytest
 
-from apputil import (COST, ENDPOINTS, GunicornApp, Recording, Wrk, record_load, check_wrk,
+from apputil import (COST, ENDPOINTS, GunicornApp, Recording, Wrk, check_wrk,
                      parse_by_table, python_script, start_python)
 from conftest import parse_folded_file, proc_cpu_seconds
+from loadutil import record_until_served, served_between, wait_drained
 from pyutil import decode_pprof
 
 pytestmark = pytest.mark.slow
 
-LOAD_SECONDS = 6
+LOAD_SECONDS = 6           # of load at least...
+MIN_REQUESTS = 40          # ...and until each endpoint had this many answered
 # Samples per request per endpoint must match the work ratio this closely.
 RATIO_TOLERANCE = 0.20
 
@@ -79,22 +81,32 @@ def check_samples_per_request(rows, key_of, requests, truth, what):
     return per_request, detail
 
 
+def served_capture(app, out, loads, extra, min_requests=MIN_REQUESTS, prime=None):
+    """Records the app under loads until each had min_requests answered and
+    the app finished them (loadutil.record_until_served); returns (what the
+    app served in the capture by endpoint, record stderr)."""
+    wait_drained(app)  # what the warm-up left queued is served before
+    before = app.stats(settle=0.3)
+    _, err = record_until_served(app, out, loads, min_requests, extra=extra,
+                                 min_seconds=LOAD_SECONDS, prime=prime)
+    return served_between(before, app.stats()), err
+
+
 def endpoint_capture(run_dynoprof, app, outdir, extra=()):
     """Records the app under the mixed load; returns (rows by endpoint,
-    wrk requests by endpoint, record stderr)."""
+    requests the app served in the capture by endpoint, record stderr, what
+    the app served)."""
     out = os.path.join(outdir, "x.pb.gz")
-    results, err = record_load(app.pids(), out, mixed_load(app), extra=("-F", "999") + extra,
-                               seconds=LOAD_SECONDS)
-    requests = {e: results[app.url(e)].requests for e in ENDPOINTS}
+    served, err = served_capture(app, out, mixed_load(app), ("-F", "999") + extra)
+    requests = {e: served[e]["requests"] for e in ENDPOINTS}
     rows = parse_by_table(report(run_dynoprof, "-i", out, "--by", "endpoint"), ["endpoint"])
-    return rows, requests, err
+    return rows, requests, err, served
 
 
 @pytest.mark.parametrize("threads", [1, 4], ids=["sync", "gthread"])
 def test_middleware_endpoint_samples_per_request(run_dynoprof, apps, outdir, threads):
     app = apps(workers=2, threads=threads, middleware=True)
-    rows, requests, err = endpoint_capture(run_dynoprof, app, outdir)
-    truth = app.stats()
+    rows, requests, err, truth = endpoint_capture(run_dynoprof, app, outdir)
     per_request, detail = check_samples_per_request(
         rows, lambda e: (e,), requests, truth, "middleware, %d thread(s)" % threads)
     # The middleware names endpoints by route pattern: exactly the app's routes
@@ -109,17 +121,16 @@ def test_middleware_endpoint_samples_per_request(run_dynoprof, apps, outdir, thr
 def test_endpoint_inferred_from_django_stack(run_dynoprof, apps, outdir):
     app = apps(workers=2, middleware=False)
     out = os.path.join(outdir, "x.pb.gz")
-    results, err = record_load(app.pids(), out, mixed_load(app),
-                               extra=("-F", "999", "--endpoint-from", "django"),
-                               seconds=LOAD_SECONDS)
-    requests = {e: results[app.url(e)].requests for e in ENDPOINTS}
+    served, err = served_capture(app, out, mixed_load(app),
+                                 ("-F", "999", "--endpoint-from", "django"))
+    requests = {e: served[e]["requests"] for e in ENDPOINTS}
     rows = parse_by_table(report(run_dynoprof, "-i", out, "--by", "endpoint"), ["endpoint"])
     # The inferred endpoint is the view function Django's handler called, as
     # its Python frame names it: MODULE:QUALNAME.
     names = {e: "djangoapp.views:" + e for e in ENDPOINTS}
     for e in ENDPOINTS:
         assert (names[e],) in rows, "no endpoint %r: %s" % (names[e], sorted(rows))
-    check_samples_per_request(rows, lambda e: (names[e],), requests, app.stats(),
+    check_samples_per_request(rows, lambda e: (names[e],), requests, served,
                               "--endpoint-from django (%s)" % names)
 
 
@@ -140,6 +151,10 @@ def group_frames(frames, keys):
     return found if len(found) == len(keys) else None
 
 
+COMMIT_MIN_CPU = 3.0       # CPU s of both instances in the commit capture...
+COMMIT_MAX_SECONDS = 60    # ...gathered for at most this long
+
+
 def test_commit_from_environment_splits_instances(run_dynoprof, apps, outdir):
     # Two deployments of the app at different commits: three workers on two
     # CPUs, so the 2-worker instance gets about twice the CPU of the other.
@@ -147,15 +162,33 @@ def test_commit_from_environment_splits_instances(run_dynoprof, apps, outdir):
     bbb = apps(workers=1, middleware=True, env={"DYNOPROF_COMMIT": "bbb"}, name="bbb")
     out = os.path.join(outdir, "x.pb.gz")
     rec = Recording("record", "-p", ",".join(map(str, aaa.pids() + bbb.pids())),
-                    "-d", LOAD_SECONDS + 30, "-F", "999", "-o", out)
+                    "-d", COMMIT_MAX_SECONDS + 60, "-F", "999", "-o", out)
     try:
+        wait_drained(aaa)
+        wait_drained(bbb)
         rec.wait_started()
         before = {"aaa": instance_cpu(aaa), "bbb": instance_cpu(bbb)}
-        runs = [Wrk(aaa.url("heavy"), LOAD_SECONDS, connections=4),
-                Wrk(bbb.url("light"), LOAD_SECONDS, connections=4)]
-        for run in runs:
-            check_wrk(run.result())
-        time.sleep(0.3)
+        # Load for LOAD_SECONDS, then again for as long as the rate of CPU says
+        # the instances need to have used COMMIT_MIN_CPU together (a busy machine
+        # gives them less per second).
+        start, seconds, answered = time.monotonic(), LOAD_SECONDS, {}
+        while True:
+            runs = [Wrk(aaa.url("heavy"), seconds, connections=4),
+                    Wrk(bbb.url("light"), seconds, connections=4)]
+            for run in runs:
+                r = run.result()
+                answered[run.url] = answered.get(run.url, 0) + r.requests
+                if r.requests:
+                    check_wrk(r)
+            elapsed = time.monotonic() - start
+            got = instance_cpu(aaa) + instance_cpu(bbb) - sum(before.values())
+            if elapsed >= COMMIT_MAX_SECONDS or got >= COMMIT_MIN_CPU:
+                break
+            seconds = max(2, min(COMMIT_MAX_SECONDS - elapsed,
+                                 1.2 * (COMMIT_MIN_CPU - got) * elapsed / max(got, 0.01)))
+        assert all(answered.values()), answered
+        wait_drained(aaa)
+        wait_drained(bbb)
         used = {"aaa": instance_cpu(aaa) - before["aaa"], "bbb": instance_cpu(bbb) - before["bbb"]}
         rc, err = rec.stop()
     finally:
@@ -194,12 +227,9 @@ def test_commit_from_environment_splits_instances(run_dynoprof, apps, outdir):
 def test_record_tag_filter_keeps_only_that_endpoint(apps, outdir, parse_folded):
     app = apps(workers=2, middleware=True, env={"DYNOPROF_COMMIT": "ccc"})
     out = os.path.join(outdir, "x.folded")
-    before = app.stats(settle=0.3)
-    results, err = record_load(
-        app.pids(), out, [(app.url(e), {"connections": 4}) for e in ("light", "heavy")],
-        extra=("-F", "999", "--tag", "endpoint=heavy", "--group-by", "endpoint,commit"),
-        seconds=4)
-    after = app.stats()
+    served, err = served_capture(
+        app, out, [(app.url(e), {"connections": 4}) for e in ("light", "heavy")],
+        ("-F", "999", "--tag", "endpoint=heavy", "--group-by", "endpoint,commit"))
     prof = parse_folded(out)
     assert prof.total() > 0, err
     with open(out) as f:
@@ -207,8 +237,8 @@ def test_record_tag_filter_keeps_only_that_endpoint(apps, outdir, parse_folded):
             assert line.startswith("[endpoint=heavy];[commit=ccc];"), (
                 "--tag endpoint=heavy kept %r" % line)
     # Everything heavy did is there: about one sample per ms of its CPU.
-    heavy_cpu = after["heavy"]["cpu_s"] - before["heavy"]["cpu_s"]
-    light_cpu = after["light"]["cpu_s"] - before["light"]["cpu_s"]
+    heavy_cpu = served["heavy"]["cpu_s"]
+    light_cpu = served["light"]["cpu_s"]
     print("heavy: %d samples for %.2f CPU s measured by the app (light used %.2f s)" % (
         prof.total(), heavy_cpu, light_cpu))
     assert abs(prof.total() / (heavy_cpu * 999) - 1) <= 0.2, (
@@ -230,9 +260,9 @@ def test_racing_tag_writes_never_mislabel(apps, outdir):
     # racy_work_a only under A and racy_work_b only under B.
     app = apps(workers=2, middleware=True)
     out = os.path.join(outdir, "x.pb.gz")
-    _, err = record_load(app.pids(), out,
-                         [(app.url("racy?ms=50"), {"threads": 2, "connections": 4})],
-                         extra=("-F", "999"), seconds=5, prime=app.url("light"))
+    # 40 requests of 50 ms: ~1000 samples in each phase's work.
+    _, err = served_capture(app, out, [(app.url("racy?ms=50"), {"threads": 2, "connections": 4})],
+                            ("-F", "999"), prime=app.url("light"))
     samples = decode_pprof(out)
 
     def runs(sample, name):

@@ -27,6 +27,8 @@
 
 #include <cmocka.h>
 
+#include "pyenv_root.h"
+
 #include "python/linetable.h"
 
 #define DIR_MAX 1024
@@ -202,7 +204,8 @@ static int check_interpreter(unsigned minor, const char *python)
 /* Checks every installed 3.minor interpreter; skips when there is none. */
 static void check_minor(unsigned minor)
 {
-	const char *root = getenv("PYENV_ROOT") ? getenv("PYENV_ROOT") : "/root/.pyenv";
+	char root_buf[PATH_MAX - 64]; /* leaves room for the rest of a path */
+	const char *root = pyenv_root(root_buf, sizeof(root_buf));
 	char pattern[PATH_MAX], path[PATH_MAX];
 	int interpreters = 0;
 	glob_t found;

@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <glob.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
@@ -30,12 +31,13 @@
 
 #include <cmocka.h>
 
+#include "pyenv_root.h"
+
 #include "symbolize/elf_dynsym.h"
 #include "python/py_detect.h"
 #include "python/tls_layout.h"
 #include "symbolize/proc_maps.h"
 
-#define PYENV "/root/.pyenv/versions"
 #define DEBIAN_PYTHON "/usr/bin/python3.11"
 
 /* Prints "r" once the interpreter is up, then idles. */
@@ -101,20 +103,36 @@ static double now_us(void)
 	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
 }
 
+/* Finds pyenv's build of 3.minor (under `pyenv root`, found at run time): writes
+ * its prefix (e.g. ROOT/versions/3.12.1) to out; 0 when not installed. */
+static int pyenv_prefix(int minor, char *out, size_t len)
+{
+	char root[PATH_MAX / 2], pattern[PATH_MAX];
+	glob_t found;
+	int ok = 0;
+
+	snprintf(pattern, sizeof(pattern), "%s/versions/3.%d.*/bin/python3.%d",
+		 pyenv_root(root, sizeof(root)), minor, minor);
+	if (glob(pattern, 0, NULL, &found) == 0 && found.gl_pathc > 0 &&
+	    access(found.gl_pathv[0], X_OK) == 0) {
+		char *bin = strstr(found.gl_pathv[0], "/bin/python3.");
+
+		snprintf(out, len, "%.*s", (int)(bin - found.gl_pathv[0]), found.gl_pathv[0]);
+		ok = 1;
+	}
+	globfree(&found);
+	return ok;
+}
+
 /* Finds the pyenv interpreter for 3.minor; 0 when not installed. */
 static int pyenv_python(int minor, char *out, size_t len)
 {
-	static const char *const versions[] = {"3.6.15", "3.7.16", "3.8.18", "3.9.18",
-					       "3.10.13", "3.11.7", "3.12.1", "3.13.0"};
-	for (size_t i = 0; i < sizeof(versions) / sizeof(versions[0]); i++) {
-		char prefix[8];
-		snprintf(prefix, sizeof(prefix), "3.%d.", minor);
-		if (strncmp(versions[i], prefix, strlen(prefix)) != 0)
-			continue;
-		snprintf(out, len, PYENV "/%s/bin/python3.%d", versions[i], minor);
-		return access(out, X_OK) == 0;
-	}
-	return 0;
+	char prefix[PATH_MAX / 2];
+
+	if (!pyenv_prefix(minor, prefix, sizeof(prefix)))
+		return 0;
+	snprintf(out, len, "%s/bin/python3.%d", prefix, minor);
+	return 1;
 }
 
 /* Starts argv (with extra environment entries env, a NULL-terminated list or
@@ -410,22 +428,22 @@ static void test_deleted_library_still_detected(void **state)
 static void test_version_from_symbols(void **state)
 {
 	char dir[] = "/tmp/py_detect_XXXXXX", exe[PATH_MAX], lib[PATH_MAX], cmd[4 * PATH_MAX];
-	char preload[PATH_MAX + 16], home[PATH_MAX + 16], reason[256];
+	char preload[PATH_MAX + 16], home[PATH_MAX + 16], reason[256], prefix[PATH_MAX / 2];
 	struct py_target t;
 	int key;
 	(void)state;
 
-	if (access(PYENV "/3.9.18/bin/python3.9", X_OK) != 0)
+	if (!pyenv_prefix(9, prefix, sizeof(prefix)))
 		skip();
 	assert_non_null(mkdtemp(dir));
 	snprintf(exe, sizeof(exe), "%s/appserver", dir);
 	snprintf(lib, sizeof(lib), "%s/libpython.so", dir);
 	snprintf(cmd, sizeof(cmd),
-		 "cp " PYENV "/3.9.18/bin/python3.9 '%s' && "
-		 "cp " PYENV "/3.9.18/lib/libpython3.9.so.1.0 '%s'", exe, lib);
+		 "cp '%s/bin/python3.9' '%s' && cp '%s/lib/libpython3.9.so.1.0' '%s'",
+		 prefix, exe, prefix, lib);
 	assert_int_equal(system(cmd), 0);
 	snprintf(preload, sizeof(preload), "LD_PRELOAD=%s", lib);
-	snprintf(home, sizeof(home), "PYTHONHOME=" PYENV "/3.9.18");
+	snprintf(home, sizeof(home), "PYTHONHOME=%s", prefix);
 	char *env[] = {preload, home, NULL};
 	char *argv[] = {exe, "-c", (char *)sleep_loop, NULL};
 	pid_t pid = spawn(argv, env, 1);
@@ -448,16 +466,17 @@ static void test_version_from_symbols(void **state)
 static void test_other_mount_namespace(void **state)
 {
 	char dir[] = "/tmp/py_detect_XXXXXX", script[4 * PATH_MAX], reason[256], expect[PATH_MAX];
+	char prefix[PATH_MAX / 2];
 	struct py_target t;
 	int key;
 	(void)state;
 
-	if (access(PYENV "/3.12.1/bin/python3.12", X_OK) != 0 || access("/usr/bin/unshare", X_OK))
+	if (!pyenv_prefix(12, prefix, sizeof(prefix)) || access("/usr/bin/unshare", X_OK))
 		skip();
 	assert_non_null(mkdtemp(dir));
 	snprintf(script, sizeof(script),
-		 "mount --bind " PYENV "/3.12.1 %s && LD_LIBRARY_PATH=%s/lib "
-		 "exec %s/bin/python3.12 -c \"$0\"", dir, dir, dir);
+		 "mount --bind '%s' %s && LD_LIBRARY_PATH=%s/lib "
+		 "exec %s/bin/python3.12 -c \"$0\"", prefix, dir, dir, dir);
 	char *argv[] = {"/usr/bin/unshare", "-m", "/bin/sh", "-c", script, (char *)sleep_loop,
 			NULL};
 	pid_t pid = spawn(argv, NULL, 1);
@@ -504,9 +523,11 @@ static void test_elf_dynsym(void **state)
 		assert_int_equal(bias, 0);
 		elf_dynsym__free(f);
 	}
-	if (!pyenv_python(12, python, sizeof(python)))
+	char prefix[PATH_MAX / 2];
+
+	if (!pyenv_python(12, python, sizeof(python)) || !pyenv_prefix(12, prefix, sizeof(prefix)))
 		return;
-	snprintf(lib, sizeof(lib), PYENV "/3.12.1/lib/libpython3.12.so.1.0");
+	snprintf(lib, sizeof(lib), "%s/lib/libpython3.12.so.1.0", prefix);
 	struct elf_dynsym *f = elf_dynsym__open(lib);
 	assert_non_null(f);
 	assert_int_equal(elf_dynsym__type(f), ET_DYN);

@@ -39,6 +39,8 @@
 
 #include <cmocka.h>
 
+#include "pyenv_root.h"
+
 #include "python/linetable.h"
 #include "python/py_offsets.h"
 #include "symbolize/elf_symtab.h"
@@ -59,7 +61,8 @@ static pid_t live_pid;
 /* Lists the installed interpreters of 3.minor; returns how many (<= max). */
 static int find_interpreters(unsigned minor, char paths[][PATH_MAX], int max)
 {
-	const char *root = getenv("PYENV_ROOT") ? getenv("PYENV_ROOT") : "/root/.pyenv";
+	char root_buf[PATH_MAX - 64]; /* leaves room for the rest of a path */
+	const char *root = pyenv_root(root_buf, sizeof(root_buf));
 	char pattern[PATH_MAX];
 	glob_t found;
 	int n = 0;

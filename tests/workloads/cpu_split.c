@@ -9,8 +9,12 @@
  * took (CLOCK_THREAD_CPUTIME_ID), which is the ground truth the tests compare
  * sample shares against.
  *
- * Usage: cpu_split [-d SECONDS | -w UNITS] [-r A,B,G] [-o JSON_PATH] [-t THREADS]
+ * Usage: cpu_split [-d SECONDS | -w UNITS] [-c CPU_SECONDS] [-r A,B,G] [-o JSON_PATH]
+ *                  [-t THREADS]
  *   -d SECONDS  run for this long (wall clock; default 5)
+ *   -c CPU_SECONDS  stop once each worker thread has used this much CPU
+ *               (CLOCK_THREAD_CPUTIME_ID), -d still bounding the run in wall
+ *               time: the same amount of work on a busy machine, only slower
  *   -w UNITS    run exactly this many work units in total and exit (fixed work,
  *               for benchmarks; overrides -d)
  *   -r A,B,G    units of alpha, beta, gamma per round (default 5,3,2)
@@ -46,6 +50,7 @@ struct worker {
 	long units_gamma;        /* units per round for gamma */
 	long units_budget;       /* total units to run; -1 means run until deadline */
 	double deadline;         /* CLOCK_MONOTONIC seconds at which to stop (time mode) */
+	double cpu_target;       /* thread CPU seconds at which to stop; 0: no target */
 	double seconds_alpha;    /* thread CPU seconds spent inside burn_alpha */
 	double seconds_beta;     /* thread CPU seconds spent inside burn_beta */
 	double seconds_gamma;    /* thread CPU seconds spent inside burn_gamma */
@@ -119,7 +124,9 @@ static int worker_done(const struct worker *w)
 	if (w->units_budget >= 0)
 		return w->units_done >= w->units_budget;
 	/* Checking the clock every unit costs ~50 ns against ~100 us of work. */
-	return clock_seconds(CLOCK_MONOTONIC) >= w->deadline;
+	if (clock_seconds(CLOCK_MONOTONIC) >= w->deadline)
+		return 1;
+	return w->cpu_target > 0 && clock_seconds(CLOCK_THREAD_CPUTIME_ID) >= w->cpu_target;
 }
 
 /* Runs rounds with the three kinds of units interleaved (Bresenham-style), so
@@ -205,27 +212,32 @@ static int write_json(const char *path, const struct worker *workers, int nworke
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: cpu_split [-d SECONDS | -w UNITS] [-r A,B,G] [-o JSON] "
-			"[-t THREADS]\n");
+	fprintf(stderr, "usage: cpu_split [-d SECONDS | -w UNITS] [-c CPU_SECONDS] [-r A,B,G] "
+			"[-o JSON] [-t THREADS]\n");
 	exit(2);
 }
 
 int main(int argc, char **argv)
 {
-	double duration = 5.0, start_wall;
+	double duration = 5.0, cpu_target = 0, start_wall;
 	long budget = 0, ua = 5, ub = 3, ug = 2;
 	const char *json_path = NULL;
 	int nthreads = 1, opt;
 	struct worker *workers;
 	struct sigaction sa;
 
-	while ((opt = getopt(argc, argv, "d:w:r:o:t:")) != -1) {
+	while ((opt = getopt(argc, argv, "d:w:c:r:o:t:")) != -1) {
 		switch (opt) {
 		case 'd':
 			duration = atof(optarg);
 			break;
 		case 'w':
 			budget = atol(optarg);
+			break;
+		case 'c':
+			cpu_target = atof(optarg);
+			if (cpu_target <= 0)
+				usage();
 			break;
 		case 'r':
 			if (parse_ratio(optarg, &ua, &ub, &ug))
@@ -260,6 +272,7 @@ int main(int argc, char **argv)
 		/* Split a fixed budget evenly; the first threads take the remainder. */
 		workers[i].units_budget = budget > 0 ? budget / nthreads + (i < budget % nthreads) : -1;
 		workers[i].deadline = start_wall + duration;
+		workers[i].cpu_target = cpu_target;
 	}
 	if (nthreads == 1) {
 		run_rounds(&workers[0]);

@@ -10,7 +10,9 @@ thread that runs it. After DURATION_S seconds, or on SIGTERM, the measured secon
 the thread ids are written to OUT_JSON as
   {"leaf_alpha": s, "leaf_beta": s, "leaf_gamma": s, "deep_leaf": s, "thread_leaf": s,
    "main_tid": n, "worker_tid": n, "worker_comm": str or null, "pid": n, ...}
-"ready" is printed on stdout once both threads run their hot loops.
+"ready" is printed on stdout once both threads run their hot loops. On SIGUSR1 the
+measured seconds so far are appended as one JSON line to OUT_JSON.snapshots, so a
+test can take the truth over exactly the period it profiled (the difference of two).
 
 Runs unchanged on CPython 3.8 .. 3.13 (no syntax newer than 3.8).
 """
@@ -150,10 +152,18 @@ def run_round():
             recurse(RECURSION_DEPTH, units)
 
 
+def append_snapshot(path):
+    """Appends the measured seconds so far to path as one JSON line."""
+    with open(path, "a") as f:
+        f.write(json.dumps(dict(cpu_seconds)) + "\n")
+
+
 def main():
     global iters_per_unit
     out_path, duration = sys.argv[1], float(sys.argv[2])
     signal.signal(signal.SIGTERM, lambda signum, frame: stop_event.set())
+    signal.signal(signal.SIGUSR1,
+                  lambda signum, frame: append_snapshot(out_path + ".snapshots"))
     iters_per_unit = calibrate()
     named = []
     worker = threading.Thread(target=thread_worker, args=(named,), name="gt-worker",

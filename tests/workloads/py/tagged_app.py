@@ -25,6 +25,9 @@ Environment:
                         (15% more loop iterations per request on /heavy)
   TAGGED_APP_UNIT       loop iterations per unit, default 20000 (about 1 ms)
   TAGGED_APP_SLEEP_MS   sleep between requests (default 0: always busy)
+  TAGGED_APP_CPU        1: DURATION counts the process's CPU seconds
+                        (time.process_time), not wall seconds, with 20 x DURATION
+                        of wall time its bound: the same work on a busy machine
   TAGGED_APP_SEED       random seed (default: the pid)
   DYNOPROF_SERVICE, DYNOPROF_COMMIT  read by dynoprof from the environment
 
@@ -132,6 +135,10 @@ def main():
 
     thread_time = time.thread_time
     deadline = time.monotonic() + duration if duration > 0 else None
+    cpu_budget = None
+    if duration > 0 and os.environ.get("TAGGED_APP_CPU") == "1":
+        cpu_budget = time.process_time() + duration
+        deadline = time.monotonic() + 20 * duration
     ready = False
     # Warm-up: every endpoint once, in order.
     queue = list(plan)
@@ -156,6 +163,8 @@ def main():
             print("ready", flush=True)
             ready = True
         if deadline is not None and time.monotonic() >= deadline:
+            break
+        if cpu_budget is not None and time.process_time() >= cpu_budget:
             break
 
     signal.signal(signal.SIGUSR1, signal.SIG_IGN)
