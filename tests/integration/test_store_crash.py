@@ -23,6 +23,7 @@ HELPER_SRC = os.path.join(REPO_ROOT, "tests", "unit", "fixtures", "store_crash_w
 STORE_SRC = os.path.join(REPO_ROOT, "user", "agent", "store.c")
 # What store.c links against from the rest of the tree.
 STORE_DEPS = [os.path.join(REPO_ROOT, "user", "util", "errmsg.c"),
+              os.path.join(REPO_ROOT, "user", "util", "clock.c"),
               os.path.join(REPO_ROOT, "user", "util", "outfile.c")]
 RUNS = 12
 MAX_BYTES = 3 << 20
