@@ -8,9 +8,10 @@
  * Python's json module (scripts/deps.sh test installs them all).
  *
  * The history is two windows stored with store__put_window(); every answer
- * is checked against what was stored. Live collection (?seconds=N) needs the
- * agent loop: only its parameter checks and its answer while the agent is
- * shutting down are tested here.
+ * is checked against what was stored. Live collection (?seconds=N) is
+ * answered by the agent loop: a test thread plays its part (as agent.c's
+ * on_sample and finish_queries do) to check the handler's side of that
+ * contract; the loop itself is tested by the integration suite.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -29,12 +30,14 @@
 
 #include <cmocka.h>
 
+#include "agent/agent.h"
 #include "agent/agent_state.h"
 #include "agent/config.h"
 #include "agent/deploy_check.h"
 #include "agent/http_server.h"
 #include "agent/metrics.h"
 #include "agent/store.h"
+#include "aggregate/apportion.h"
 #include "formats/pprof.h"
 #include "profile/profile.h"
 #include "util/strbuf.h"
@@ -643,6 +646,142 @@ static void test_live_while_stopping(void **state)
 	pthread_mutex_unlock(&fx.st.lock);
 }
 
+/* What the stand-in for the agent loop saw of a live query, and does. */
+struct loop_standin {
+	pthread_t thread;
+	int fail;                  /* end the query with -EIO instead of a sample */
+	uint32_t pid;              /* the query's pid filter */
+	size_t nfilters;           /* its label filters */
+	char filter[64];           /* the first one, "key=value" */
+	double seconds;            /* its end, seconds from when it was seen */
+	int seen;                  /* a query was registered within 10 s */
+};
+
+/* Plays the agent loop's part in a live query (agent.c's on_sample and
+ * finish_queries): waits for the handler to register it, adds one sample of
+ * pid 4242 weighing 3 ms whose process ran 7 ms (exact CPU), ends it. */
+static void *loop_standin(void *arg)
+{
+	struct loop_standin *ls = arg;
+	struct agent_state *st = &fx.st;
+	for (int i = 0; i < 10000 && !ls->seen; i++) {
+		pthread_mutex_lock(&st->lock);
+		struct live_query *q = st->queries;
+		if (q) {
+			struct timespec now;
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			ls->seen = 1;
+			ls->pid = q->pid;
+			ls->nfilters = q->nfilters;
+			if (q->nfilters)
+				snprintf(ls->filter, sizeof(ls->filter), "%s=%s", q->filters[0].key,
+					 q->filters[0].value);
+			ls->seconds = (q->end_mono_ns - ((int64_t)now.tv_sec * NS + now.tv_nsec)) / 1e9;
+			if (ls->fail) {
+				q->error = -EIO;
+			} else {
+				struct frame_desc d = { .kind = FRAME_NATIVE, .name = "live_work",
+							.module = "/srv/app" };
+				uint32_t frame;
+				uint64_t v[2] = { 1, 3000000 };
+				const char *k[] = { "endpoint" }, *val[] = { "/live" };
+				q->error = profile__add_frame(q->profile, &d, &frame);
+				struct sample_desc sd = { .frames = &frame, .nframes = 1, .pid = 4242,
+							  .tid = 4242, .comm = "app", .label_keys = k,
+							  .label_values = val, .nlabels = 1, .values = v };
+				if (!q->error)
+					q->error = profile__add_sample(q->profile, &sd);
+				if (!q->error)
+					q->error = cpu_totals__add_sample(q->exact_cpu, 4242, 7000000);
+			}
+			q->done = true;
+			pthread_cond_broadcast(&st->query_done);
+		}
+		pthread_mutex_unlock(&st->lock);
+		usleep(1000);
+	}
+	return NULL;
+}
+
+static void start_standin(struct loop_standin *ls, int fail)
+{
+	memset(ls, 0, sizeof(*ls));
+	ls->fail = fail;
+	assert_int_equal(pthread_create(&ls->thread, NULL, loop_standin, ls), 0);
+}
+
+/* Live collection: the handler registers its query with the loop, waits for
+ * it, and answers what the loop gathered, each process's CPU apportioned to
+ * its exact total. */
+static void test_live_collection(void **state)
+{
+	(void)state;
+	struct loop_standin ls;
+	start_standin(&ls, 0);
+	struct reply r = get("/debug/pprof/profile?seconds=120&pid=4242&endpoint=/live");
+	pthread_join(ls.thread, NULL);
+	assert_true(ls.seen);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(ls.pid, 4242);
+	assert_int_equal(ls.nfilters, 1);
+	assert_string_equal(ls.filter, "endpoint=/live");
+	assert_true(ls.seconds > 100 && ls.seconds <= 120);
+	/* The sample weighed 3 ms; its process ran 7 ms: the answer says 7 ms. */
+	char file[] = "/tmp/dynoprof-handlers-live-XXXXXX", cmd[256], line[256];
+	int fd = mkstemp(file);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, r.body, r.body_len), (ssize_t)r.body_len);
+	close(fd);
+	snprintf(cmd, sizeof(cmd), "go tool pprof -top -sample_index=cpu '%s' 2>&1", file);
+	FILE *f = popen(cmd, "r");
+	assert_non_null(f);
+	int found = 0;
+	while (fgets(line, sizeof(line), f))
+		found |= strstr(line, "live_work") && strstr(line, "7ms");
+	assert_int_equal(pclose(f), 0);
+	unlink(file);
+	assert_true(found);
+	reply_free(&r);
+	/* The query is gone from the loop's list. */
+	pthread_mutex_lock(&fx.st.lock);
+	assert_null(fx.st.queries);
+	pthread_mutex_unlock(&fx.st.lock);
+
+	/* The default is 30 s; a failed collection is a 500 with the reason. */
+	start_standin(&ls, 1);
+	r = get("/flamegraph");
+	pthread_join(ls.thread, NULL);
+	assert_true(ls.seen);
+	assert_true(ls.seconds > 20 && ls.seconds <= 30);
+	assert_int_equal(r.status, 500);
+	assert_string_equal(r.body, "collecting failed: Input/output error\n");
+	reply_free(&r);
+}
+
+/* `agent --help` lists every route, from the route table. */
+static void test_describe_routes(void **state)
+{
+	(void)state;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&text, &len);
+	assert_non_null(out);
+	agent__describe_routes(out);
+	assert_int_equal(fclose(out), 0);
+	struct http_route routes[8];
+	size_t n = agent_handlers__routes(&fx.st, routes);
+	assert_int_equal(n, 6);
+	for (size_t i = 0; i < n; i++) {
+		char want[64];
+		snprintf(want, sizeof(want), "  GET %-24s ", routes[i].path);
+		if (!strstr(text, want))
+			fail_msg("no '%s' in:\n%s", want, text);
+	}
+	/* Continuation lines are indented under the description. */
+	assert_non_null(strstr(text, "\n                               "));
+	free(text);
+}
+
 /* ---- /api/v1/groups ---- */
 
 static void test_groups(void **state)
@@ -937,6 +1076,8 @@ int main(void)
 		cmocka_unit_test(test_profile_parameter_errors),
 		cmocka_unit_test(test_server_level_errors),
 		cmocka_unit_test(test_live_while_stopping),
+		cmocka_unit_test(test_live_collection),
+		cmocka_unit_test(test_describe_routes),
 		cmocka_unit_test(test_groups),
 		cmocka_unit_test_teardown(test_groups_long_values, restore_store),
 		cmocka_unit_test(test_groups_errors),
