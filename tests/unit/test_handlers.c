@@ -855,11 +855,15 @@ static void test_groups_errors(void **state)
 	unix_s(120, to, 64);
 	expect_error("/api/v1/groups?pid=1", 400,
 		     "unknown parameter 'pid': use by, from, to, service, commit, endpoint\n");
-	expect_error("/api/v1/groups?by=host", 400,
-		     "bad by 'host': a list of service, commit, endpoint\n");
-	expect_error("/api/v1/groups?by=endpoint,commit,service,endpoint", 400,
-		     "bad by 'endpoint,commit,service,endpoint': a list of service, commit, "
-		     "endpoint\n");
+	const char *bad_by[] = { "host", "endpoint,commit,service,endpoint", "endpoint,endpoint",
+				 "commit,service,commit", "", ",", "endpoint,,host" };
+	for (size_t i = 0; i < sizeof(bad_by) / sizeof(bad_by[0]); i++) {
+		char want[160];
+		snprintf(path, sizeof(path), "/api/v1/groups?by=%s", bad_by[i]);
+		snprintf(want, sizeof(want), "bad by '%s': a list of service, commit, endpoint, "
+			 "each at most once\n", bad_by[i]);
+		expect_error(path, 400, want);
+	}
 	/* Refused, not cut, when over 127 bytes. */
 	struct strbuf url = STRBUF_INIT;
 	strbuf__puts(&url, "/api/v1/groups?by=endpoint");

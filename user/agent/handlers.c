@@ -404,9 +404,9 @@ static int on_group(void *ctx, const struct store_group *g)
 		strbuf__putc(&key, '\0');
 	}
 	struct group_acc *a = NULL;
-	if (!strbuf__error(&key) && !(a = hashmap__get(gc->acc, key.data, key.len))) {
+	if (!strbuf__error(&key) && !(a = hashmap__get(gc->acc, strbuf__str(&key), key.len))) {
 		a = calloc(1, sizeof(*a));
-		if (a && hashmap__put(gc->acc, key.data, key.len, a, NULL)) {
+		if (a && hashmap__put(gc->acc, strbuf__str(&key), key.len, a, NULL)) {
 			free(a);
 			a = NULL;
 		}
@@ -452,17 +452,24 @@ static void handle_groups(void *ctx, const struct http_query *q, struct http_res
 	}
 	snprintf(bybuf, sizeof(bybuf), "%s", by ? by : "endpoint");
 	char *save = NULL;
-	for (char *tok = strtok_r(bybuf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+	int bad = 0;
+	for (char *tok = strtok_r(bybuf, ",", &save); tok && !bad;
+	     tok = strtok_r(NULL, ",", &save)) {
 		int k = -1;
 		for (int j = 0; j < 3; j++)
 			if (!strcmp(tok, names[j]))
 				k = j;
-		if (k < 0 || gc.nby >= 3) {
-			http_response__error(r, 400, "bad by '%s': a list of service, commit, endpoint",
-					     by);
-			return;
-		}
-		gc.by[gc.nby++] = k;
+		/* Each key once: a repeated one would repeat a JSON member. */
+		for (size_t i = 0; i < gc.nby && k >= 0; i++)
+			bad |= gc.by[i] == k;
+		bad |= k < 0 || gc.nby >= 3;
+		if (!bad)
+			gc.by[gc.nby++] = k;
+	}
+	if (bad || gc.nby == 0) {
+		http_response__error(r, 400, "bad by '%s': a list of service, commit, endpoint, "
+				     "each at most once", by);
+		return;
 	}
 	int64_t from, to = clock_ns(CLOCK_REALTIME);
 	const char *f = http_query__get(q, "from"), *t = http_query__get(q, "to");
