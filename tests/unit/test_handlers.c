@@ -304,14 +304,16 @@ static const char *unix_s(int64_t off_s, char *buf, size_t len)
 	return buf;
 }
 
-/* RFC 3339 of t0 + off_s, in UTC ("Z") or at +02:00 ("%2B02:00" URL-encoded). */
+/* RFC 3339 of t0 + off_s: plus2 0 in UTC ("Z"), 1 at +02:00 URL-encoded
+ * ("%2B02:00"), 2 at +02:00 with a raw '+' (a space once decoded, which the
+ * agent takes too). */
 static const char *rfc3339(int64_t off_s, int plus2, char *buf, size_t len)
 {
 	time_t t = (time_t)(fx.t0 / NS + off_s + (plus2 ? 7200 : 0));
 	struct tm tm;
 	gmtime_r(&t, &tm);
 	strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
-	strncat(buf, plus2 ? "%2B02:00" : "Z", len - strlen(buf) - 1);
+	strncat(buf, plus2 == 2 ? "+02:00" : plus2 ? "%2B02:00" : "Z", len - strlen(buf) - 1);
 	return buf;
 }
 
@@ -428,6 +430,14 @@ static void test_history_profile(void **state)
 	assert_int_equal(b.checkout, 5000000);
 	assert_int_equal(b.search, 0);
 	assert_int_equal(b.idle, 2000000);
+	reply_free(&r);
+
+	/* An unencoded '+' arrives as a space: still the offset. */
+	r = get("/debug/pprof/profile?from=%s&to=%s", rfc3339(60, 2, from, 64),
+		rfc3339(120, 2, to, 64));
+	assert_int_equal(r.status, 200);
+	b = go_pprof(&r);
+	assert_int_equal(b.checkout + b.search + b.idle, 7000000);
 	reply_free(&r);
 
 	/* from alone: up to now. */
@@ -1042,6 +1052,30 @@ static void test_groups_long_values(void **state)
 	reply_free(&r);
 }
 
+/* A stored window that does not decode is left out of a history answer;
+ * the others are still merged. */
+static void test_damaged_window_is_skipped(void **state)
+{
+	(void)state;
+	struct store *other = use_other_store("damaged.db");
+	const struct wsample w[] = {
+		{ "handle_search", "shop", "c1", "/search", 200, 1, 1000000 },
+	};
+	put_window(other, fx.t0, w, 1);
+	static const char junk[] = "\x1f\x8b this is not a gzipped pprof";
+	struct store_window bad = { .start_ns = fx.t0 + 60 * NS, .end_ns = fx.t0 + 120 * NS,
+				    .samples = 5, .pprof_gz = junk, .pprof_len = sizeof(junk) };
+	assert_int_equal(store__put_window(other, &bad), 0);
+	char from[32], to[32];
+	struct reply r = get("/debug/pprof/profile?from=%s&to=%s", unix_s(0, from, sizeof(from)),
+			     unix_s(120, to, sizeof(to)));
+	assert_int_equal(r.status, 200);
+	struct by_leaf b = go_pprof(&r);
+	assert_int_equal(b.search, 1000000);
+	assert_int_equal(b.checkout + b.idle, 0);
+	reply_free(&r);
+}
+
 /* A range holding more windows than one query merges (20000) is refused
  * with the count, not answered in part. */
 static void test_query_over_window_limit(void **state)
@@ -1088,6 +1122,7 @@ int main(void)
 		cmocka_unit_test(test_regressions),
 		cmocka_unit_test(test_metrics),
 		cmocka_unit_test(test_healthz),
+		cmocka_unit_test_teardown(test_damaged_window_is_skipped, restore_store),
 		cmocka_unit_test_teardown(test_query_over_window_limit, restore_store),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
