@@ -317,7 +317,7 @@ static void test_library_loaded_after_first_read(void **state)
 	/* The maps were read before the dlopen: a miss re-reads them, at most
 	 * every 200 ms. Bounded wait for the refresh interval to pass. */
 	struct resolved r;
-	for (int i = 0; i < 100; i++) {
+	for (int i = 0; i < 500; i++) { /* up to 10 s */
 		r = user_frame(s, getpid(), l.hidden, 0);
 		if (strcmp(r.name, "[unknown]"))
 			break;
@@ -350,7 +350,7 @@ static void test_unknown_addresses(void **state)
 	assert_true(jit != MAP_FAILED);
 	/* The symbolizer may have read the maps before the mapping existed:
 	 * bounded wait for its refresh interval. */
-	for (int i = 0; i < 100; i++) {
+	for (int i = 0; i < 500; i++) { /* up to 10 s */
 		r = user_frame(s, getpid(), (uint64_t)(uintptr_t)jit + 16, 0);
 		if (strcmp(r.name, "[unknown]"))
 			break;
