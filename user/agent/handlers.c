@@ -63,9 +63,16 @@ static int parse_selection(struct agent_state *st, const struct http_query *q,
 			}
 		if (!known && !strncmp(name, "tag.", 4) && name[4]) {
 			known = 1;
-			if (sel->nfilters >= AGENT_MAX_FILTERS || strlen(name + 4) >= 128)
+			if (strlen(name + 4) >= sizeof(sel->tag_keys[0])) {
+				http_response__error(r, 400, "tag key '%.32s...' is too long (at most "
+						     "%zu bytes)", name + 4,
+						     sizeof(sel->tag_keys[0]) - 1);
+				return -EINVAL;
+			}
+			if (sel->nfilters >= AGENT_MAX_FILTERS)
 				goto too_many;
-			snprintf(sel->tag_keys[sel->nfilters], 128, "%s", name + 4);
+			snprintf(sel->tag_keys[sel->nfilters], sizeof(sel->tag_keys[0]), "%s",
+				 name + 4);
 			sel->filters[sel->nfilters].key = sel->tag_keys[sel->nfilters];
 			sel->filters[sel->nfilters++].value = value;
 		}
@@ -389,24 +396,26 @@ static int on_group(void *ctx, const struct store_group *g)
 	/* Untagged reads "-", as in /metrics, report and the selectors. */
 	const char *vals[3] = { *g->service ? g->service : "-", *g->commit ? g->commit : "-",
 				*g->endpoint ? g->endpoint : "-" };
-	char key[1536];
-	size_t len = 0;
+	/* The values joined by NULs: as long as they are (tag values reach
+	 * TAG_TEXT_MAX each), never cut, so no group is left out or merged. */
+	struct strbuf key = STRBUF_INIT;
 	for (size_t i = 0; i < gc->nby; i++) {
-		int n = snprintf(key + len, sizeof(key) - len, "%s%c", vals[gc->by[i]], 0);
-		if (n < 0 || (size_t)n >= sizeof(key) - len)
-			return 0;
-		len += (size_t)n;
+		strbuf__puts(&key, vals[gc->by[i]]);
+		strbuf__putc(&key, '\0');
 	}
-	struct group_acc *a = hashmap__get(gc->acc, key, len);
-	if (!a) {
+	struct group_acc *a = NULL;
+	if (!strbuf__error(&key) && !(a = hashmap__get(gc->acc, strbuf__str(&key), key.len))) {
 		a = calloc(1, sizeof(*a));
-		if (!a || hashmap__put(gc->acc, key, len, a, NULL)) {
+		if (a && hashmap__put(gc->acc, strbuf__str(&key), key.len, a, NULL)) {
 			free(a);
-			return gc->error = -ENOMEM;
+			a = NULL;
 		}
-		for (size_t i = 0; i < gc->nby; i++)
+		for (size_t i = 0; a && i < gc->nby; i++)
 			a->values[i] = strdup(vals[gc->by[i]]);
 	}
+	strbuf__release(&key);
+	if (!a)
+		return gc->error = -ENOMEM;
 	a->samples += g->samples;
 	a->cpu_ns += g->cpu_ns;
 	a->instructions += g->instructions;
@@ -443,17 +452,24 @@ static void handle_groups(void *ctx, const struct http_query *q, struct http_res
 	}
 	snprintf(bybuf, sizeof(bybuf), "%s", by ? by : "endpoint");
 	char *save = NULL;
-	for (char *tok = strtok_r(bybuf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+	int bad = 0;
+	for (char *tok = strtok_r(bybuf, ",", &save); tok && !bad;
+	     tok = strtok_r(NULL, ",", &save)) {
 		int k = -1;
 		for (int j = 0; j < 3; j++)
 			if (!strcmp(tok, names[j]))
 				k = j;
-		if (k < 0 || gc.nby >= 3) {
-			http_response__error(r, 400, "bad by '%s': a list of service, commit, endpoint",
-					     by);
-			return;
-		}
-		gc.by[gc.nby++] = k;
+		/* Each key once: a repeated one would repeat a JSON member. */
+		for (size_t i = 0; i < gc.nby && k >= 0; i++)
+			bad |= gc.by[i] == k;
+		bad |= k < 0 || gc.nby >= 3;
+		if (!bad)
+			gc.by[gc.nby++] = k;
+	}
+	if (bad || gc.nby == 0) {
+		http_response__error(r, 400, "bad by '%s': a list of service, commit, endpoint, "
+				     "each at most once", by);
+		return;
 	}
 	int64_t from, to = clock_ns(CLOCK_REALTIME);
 	const char *f = http_query__get(q, "from"), *t = http_query__get(q, "to");

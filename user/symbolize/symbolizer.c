@@ -169,12 +169,16 @@ static int lookup_in_binary(struct symbolizer *s, pid_t pid, const struct proc_m
 			 (unsigned long long)m->start, (unsigned long long)m->end);
 		t = symcache__get_opts(s->symcache, open_path, dev, (ino_t)m->inode, &o);
 	}
+	struct stat st;
 	if (!t) {
 		o.root = root;
 		snprintf(open_path, sizeof(open_path), "%s%s", root, m->path);
-		t = symcache__get_opts(s->symcache, open_path, dev, (ino_t)m->inode, &o);
+		/* A deleted mapping's path holds another file now, if any (a new
+		 * build renamed over it), and map_files needs CAP_SYS_ADMIN or
+		 * CAP_CHECKPOINT_RESTORE: only the same inode may name it. */
+		if (!m->deleted || (stat(open_path, &st) == 0 && st.st_ino == m->inode))
+			t = symcache__get_opts(s->symcache, open_path, dev, (ino_t)m->inode, &o);
 	}
-	struct stat st;
 	if (!t && errno != ENOEXEC && stat(m->path, &st) == 0 && st.st_ino == m->inode) {
 		/* The process is gone (so is its root link): the host path serves
 		 * only when it is the same file (same inode), never a namesake. */

@@ -1,0 +1,1129 @@
+// SPDX-License-Identifier: MIT
+/* test_handlers.c - the agent's HTTP API (user/agent/handlers.c) served for
+ * real: its route table (agent_handlers__routes) on the agent's HTTP server
+ * on 127.0.0.1 (ephemeral port), over a struct agent_state holding a real
+ * history (store__open on a temp SQLite file), a metrics registry and a
+ * deploy checker, and no sampler. Requests are made with curl; pprof bodies
+ * are read by `go tool pprof`, /metrics by `promtool check metrics`, JSON by
+ * Python's json module (scripts/deps.sh test installs them all).
+ *
+ * The history is two windows stored with store__put_window(); every answer
+ * is checked against what was stored. Live collection (?seconds=N) is
+ * answered by the agent loop: a test thread plays its part (as agent.c's
+ * on_sample and finish_queries do) to check the handler's side of that
+ * contract; the loop itself is tested by the integration suite.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "agent/agent.h"
+#include "agent/agent_state.h"
+#include "agent/config.h"
+#include "agent/deploy_check.h"
+#include "agent/http_server.h"
+#include "agent/metrics.h"
+#include "agent/store.h"
+#include "aggregate/apportion.h"
+#include "formats/pprof.h"
+#include "profile/profile.h"
+#include "util/strbuf.h"
+
+#define NS ((int64_t)1000000000)
+
+/* ---- client (curl) ---- */
+
+struct reply {
+	int status;     /* HTTP status, -1 when curl failed */
+	char *headers;  /* raw header block */
+	char *body;     /* body bytes (NUL-terminated) */
+	size_t body_len;
+};
+
+static void reply_free(struct reply *r)
+{
+	free(r->headers);
+	free(r->body);
+}
+
+static struct reply run_curl(const char *args)
+{
+	char cmd[2048];
+	snprintf(cmd, sizeof(cmd), "curl -sS -i --max-time 30 %s", args);
+	FILE *f = popen(cmd, "r");
+	assert_non_null(f);
+	struct strbuf out = STRBUF_INIT;
+	char chunk[4096];
+	size_t n;
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		strbuf__append(&out, chunk, n);
+	int rc = pclose(f);
+	struct reply r = { .status = -1 };
+	const char *text = strbuf__str(&out);
+	const char *end = strstr(text, "\r\n\r\n");
+	if (rc == 0 && !strncmp(text, "HTTP/", 5) && end) {
+		r.status = atoi(strchr(text, ' ') + 1);
+		r.headers = strndup(text, (size_t)(end - text) + 2);
+		const char *body = end + 4;
+		r.body_len = out.len - (size_t)(body - text);
+		r.body = malloc(r.body_len + 1);
+		assert_non_null(r.body);
+		memcpy(r.body, body, r.body_len);
+		r.body[r.body_len] = '\0';
+	}
+	strbuf__release(&out);
+	if (r.status < 0)
+		fail_msg("curl %s failed (exit %d)", args, rc);
+	return r;
+}
+
+/* Value of header name (case-insensitive), or NULL; caller frees. */
+static char *header(const struct reply *r, const char *name)
+{
+	size_t n = strlen(name);
+	for (const char *line = r->headers; line && *line;) {
+		const char *eol = strstr(line, "\r\n");
+		if (!eol)
+			break;
+		if (!strncasecmp(line, name, n) && line[n] == ':') {
+			const char *v = line + n + 1;
+			while (*v == ' ')
+				v++;
+			return strndup(v, (size_t)(eol - v));
+		}
+		line = eol + 2;
+	}
+	return NULL;
+}
+
+static void expect_header(const struct reply *r, const char *name, const char *want)
+{
+	char *got = header(r, name);
+	if (!got || strcmp(got, want))
+		fail_msg("header %s: got '%s', want '%s'", name, got ? got : "(absent)", want);
+	free(got);
+}
+
+/* ---- the agent state under test ---- */
+
+struct fixture {
+	char dir[64];                 /* temp dir of the database */
+	struct agent_state st;        /* what the handlers see */
+	struct http_server *server;   /* serving agent_handlers__routes() */
+	char base[64];                /* "http://127.0.0.1:PORT" */
+	int64_t t0;                   /* start of the first stored window, unix ns
+				       * (whole seconds) */
+	struct store *saved_store;    /* the fixture's history while a test serves
+				       * another (use_other_store), else NULL */
+};
+
+static struct fixture fx;
+
+/* GET base + path_and_query; the URL is shell-quoted. */
+static struct reply get(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static struct reply get(const char *fmt, ...)
+{
+	char path[1500], args[1700];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(path, sizeof(path), fmt, ap);
+	va_end(ap);
+	snprintf(args, sizeof(args), "'%s%s'", fx.base, path);
+	return run_curl(args);
+}
+
+/* Expects status and exactly body (a one-line error message). */
+static void expect_error(const char *path, int status, const char *body)
+{
+	struct reply r = get("%s", path);
+	if (r.status != status || strcmp(r.body, body))
+		fail_msg("GET %s: got %d '%s', want %d '%s'", path, r.status, r.body, status, body);
+	expect_header(&r, "Content-Type", "text/plain; charset=utf-8");
+	reply_free(&r);
+}
+
+/* One sample of a stored window. */
+struct wsample {
+	const char *leaf;       /* main -> leaf */
+	const char *service, *commit, *endpoint; /* NULL: untagged */
+	uint32_t pid;
+	uint64_t samples, cpu_ns;
+};
+
+/* Stores the window [start, start + 60 s) holding samples, with its group
+ * rows (requests = samples where an endpoint is known, else 0), the way the agent loop stores one. */
+static void put_window(struct store *store, int64_t start, const struct wsample *ws, size_t n)
+{
+	struct profile *p = profile__new();
+	struct store_group groups[8];
+	uint64_t total = 0;
+	assert_non_null(p);
+	assert_true(n <= 8);
+	assert_true(profile__add_value_type(p, "samples", "count") >= 0);
+	assert_true(profile__add_value_type(p, "cpu", "nanoseconds") >= 0);
+	for (size_t i = 0; i < n; i++) {
+		struct frame_desc root = { .kind = FRAME_NATIVE, .name = "main", .module = "/srv/app" };
+		struct frame_desc leaf = { .kind = FRAME_NATIVE, .name = ws[i].leaf,
+					   .module = "/srv/app" };
+		uint32_t frames[2];
+		assert_int_equal(profile__add_frame(p, &root, &frames[0]), 0);
+		assert_int_equal(profile__add_frame(p, &leaf, &frames[1]), 0);
+		const char *keys[3], *values[3];
+		uint32_t nl = 0;
+		if (ws[i].service)
+			keys[nl] = "service", values[nl++] = ws[i].service;
+		if (ws[i].commit)
+			keys[nl] = "commit", values[nl++] = ws[i].commit;
+		if (ws[i].endpoint)
+			keys[nl] = "endpoint", values[nl++] = ws[i].endpoint;
+		uint64_t v[2] = { ws[i].samples, ws[i].cpu_ns };
+		struct sample_desc d = { .frames = frames, .nframes = 2, .pid = ws[i].pid,
+					 .tid = ws[i].pid, .comm = "app", .label_keys = keys,
+					 .label_values = values, .nlabels = nl, .values = v };
+		assert_int_equal(profile__add_sample(p, &d), 0);
+		groups[i] = (struct store_group){ ws[i].service, ws[i].commit, ws[i].endpoint,
+						  ws[i].samples, ws[i].cpu_ns, 0,
+						  ws[i].endpoint ? ws[i].samples : 0 };
+		total += ws[i].samples;
+	}
+	profile__set_time(p, start, 60 * NS);
+	char *blob = NULL;
+	size_t len = 0;
+	FILE *mem = open_memstream(&blob, &len);
+	assert_non_null(mem);
+	assert_int_equal(pprof__write(p, mem), 0);
+	assert_int_equal(fclose(mem), 0);
+	profile__free(p);
+	struct store_window w = { .start_ns = start, .end_ns = start + 60 * NS, .samples = total,
+				  .pprof_gz = blob, .pprof_len = len, .groups = groups,
+				  .ngroups = n };
+	assert_int_equal(store__put_window(store, &w), 0);
+	free(blob);
+}
+
+static int setup(void **state)
+{
+	char err[256] = "", path[128];
+	(void)state;
+	if (system("command -v curl go promtool >/dev/null 2>&1")) {
+		fprintf(stderr, "curl, go and promtool are needed (scripts/deps.sh test)\n");
+		return -1;
+	}
+	snprintf(fx.dir, sizeof(fx.dir), "/tmp/dynoprof-handlers-XXXXXX");
+	if (!mkdtemp(fx.dir))
+		return -1;
+	snprintf(path, sizeof(path), "%s/history.db", fx.dir);
+	struct agent_state *st = &fx.st;
+	pthread_mutex_init(&st->lock, NULL);
+	pthread_cond_init(&st->query_done, NULL);
+	agent_config__defaults(&st->config);
+	st->store = store__open(path, NULL, err, sizeof(err));
+	st->metrics = metrics__new(0);
+	if (!st->store || !st->metrics) {
+		fprintf(stderr, "setup: %s\n", err);
+		return -1;
+	}
+	struct deploy_check_opts dopts = { 0 };
+	st->deploys = deploy_checker__new(&dopts, st->store, st->metrics);
+	if (!st->deploys)
+		return -1;
+	metrics__declare(st->metrics, "dynoprof_agent_windows_total", METRIC_COUNTER,
+			 "History windows stored.");
+	metrics__declare(st->metrics, "dynoprof_agent_http_connections_refused_total",
+			 METRIC_COUNTER, "HTTP connections refused, by reason.");
+	st->value_types[0][0] = "samples", st->value_types[0][1] = "count";
+	st->value_types[1][0] = "cpu", st->value_types[1][1] = "nanoseconds";
+	st->nvalue_types = 2;
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	st->started_unix_ns = (int64_t)now.tv_sec * NS + now.tv_nsec;
+
+	/* Two windows, 20 and 19 minutes ago. */
+	fx.t0 = ((int64_t)now.tv_sec - 1200) * NS;
+	const struct wsample w1[] = {
+		{ "handle_checkout", "shop", "c1", "/checkout", 100, 3, 3000000 },
+		{ "handle_search", "shop", "c1", "/search", 200, 1, 1000000 },
+	};
+	const struct wsample w2[] = {
+		{ "handle_checkout", "shop", "c2", "/checkout", 100, 5, 5000000 },
+		{ "idle_loop", NULL, NULL, NULL, 300, 2, 2000000 },
+	};
+	put_window(st->store, fx.t0, w1, 2);
+	put_window(st->store, fx.t0 + 60 * NS, w2, 2);
+	metrics__add(st->metrics, "dynoprof_agent_windows_total", NULL, 0, 2);
+
+	struct http_route routes[8];
+	size_t n = agent_handlers__routes(st, routes);
+	struct http_server_opts opts = { .address = "127.0.0.1", .port = 0 };
+	fx.server = http_server__start(&opts, routes, n, err, sizeof(err));
+	if (!fx.server) {
+		fprintf(stderr, "setup: %s\n", err);
+		return -1;
+	}
+	pthread_mutex_lock(&st->lock);
+	st->http = fx.server;
+	pthread_mutex_unlock(&st->lock);
+	snprintf(fx.base, sizeof(fx.base), "http://127.0.0.1:%u", http_server__port(fx.server));
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	char cmd[128];
+	(void)state;
+	http_server__stop(fx.server);
+	deploy_checker__free(fx.st.deploys);
+	metrics__free(fx.st.metrics);
+	store__close(fx.st.store);
+	pthread_mutex_destroy(&fx.st.lock);
+	pthread_cond_destroy(&fx.st.query_done);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fx.dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+/* ---- helpers for the answers ---- */
+
+/* Unix seconds of t0 + off_s, as text. */
+static const char *unix_s(int64_t off_s, char *buf, size_t len)
+{
+	snprintf(buf, len, "%" PRId64, fx.t0 / NS + off_s);
+	return buf;
+}
+
+/* RFC 3339 of t0 + off_s: plus2 0 in UTC ("Z"), 1 at +02:00 URL-encoded
+ * ("%2B02:00"), 2 at +02:00 with a raw '+' (a space once decoded, which the
+ * agent takes too). */
+static const char *rfc3339(int64_t off_s, int plus2, char *buf, size_t len)
+{
+	time_t t = (time_t)(fx.t0 / NS + off_s + (plus2 ? 7200 : 0));
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
+	strncat(buf, plus2 == 2 ? "+02:00" : plus2 ? "%2B02:00" : "Z", len - strlen(buf) - 1);
+	return buf;
+}
+
+/* Per leaf function, the cpu and samples of a pprof body, as `go tool
+ * pprof -traces` prints them (a real pprof client reads our bytes). */
+struct by_leaf {
+	uint64_t checkout, search, idle;   /* cpu ns whose leaf is handle_checkout, ... */
+	int windows_labelled;              /* traces carrying a window label */
+};
+
+static struct by_leaf go_pprof(const struct reply *r)
+{
+	char file[] = "/tmp/dynoprof-handlers-pb-XXXXXX", cmd[256], line[512];
+	int fd = mkstemp(file);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, r->body, r->body_len), (ssize_t)r->body_len);
+	close(fd);
+	/* -traces: each sample, its value (sample_index cpu) then its frames,
+	 * leaf first, with labels. */
+	snprintf(cmd, sizeof(cmd), "go tool pprof -traces -sample_index=cpu '%s' 2>&1", file);
+	FILE *f = popen(cmd, "r");
+	assert_non_null(f);
+	struct by_leaf out = { 0 };
+	uint64_t value = 0;
+	while (fgets(line, sizeof(line), f)) {
+		char unit[16], fn[128];
+		double v;
+		if (strstr(line, "window:"))
+			out.windows_labelled++;
+		/* "       3ms   handle_checkout": the value, then the leaf */
+		if (sscanf(line, " %lf%15s %127s", &v, unit, fn) == 3 && unit[0] &&
+		    strchr("nmus", unit[0]) && !strstr(line, ":")) {
+			double scale = !strcmp(unit, "ns") ? 1 : !strcmp(unit, "us") ? 1e3 :
+				       !strcmp(unit, "ms") ? 1e6 : !strcmp(unit, "s") ? 1e9 : 0;
+			assert_true(scale > 0);
+			value = (uint64_t)(v * scale + 0.5);
+			if (!strcmp(fn, "handle_checkout"))
+				out.checkout += value;
+			else if (!strcmp(fn, "handle_search"))
+				out.search += value;
+			else if (!strcmp(fn, "idle_loop"))
+				out.idle += value;
+			else
+				fail_msg("unexpected leaf in: %s", line);
+		}
+	}
+	assert_int_equal(pclose(f), 0);
+	unlink(file);
+	return out;
+}
+
+/* The body is valid JSON (Python's json module reads it). */
+static void expect_json(const struct reply *r)
+{
+	char file[] = "/tmp/dynoprof-handlers-json-XXXXXX", cmd[256];
+	int fd = mkstemp(file);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, r->body, r->body_len), (ssize_t)r->body_len);
+	close(fd);
+	snprintf(cmd, sizeof(cmd), "python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "
+		 "'%s'", file);
+	int rc = system(cmd);
+	unlink(file);
+	if (rc)
+		fail_msg("not JSON:\n%s", r->body);
+}
+
+/* ---- /debug/pprof/profile and /flamegraph from history ---- */
+
+static void test_history_profile(void **state)
+{
+	(void)state;
+	char from[64], to[64];
+	struct reply r = get("/debug/pprof/profile?from=%s&to=%s", unix_s(0, from, 64),
+			     unix_s(120, to, 64));
+	assert_int_equal(r.status, 200);
+	expect_header(&r, "Content-Type", "application/octet-stream");
+	expect_header(&r, "Content-Disposition", "attachment; filename=\"profile.pb.gz\"");
+	struct by_leaf b = go_pprof(&r);
+	assert_int_equal(b.checkout, 8000000);
+	assert_int_equal(b.search, 1000000);
+	assert_int_equal(b.idle, 2000000);
+	/* Each stored window stays a cluster: its samples carry window=START. */
+	assert_true(b.windows_labelled >= 4);
+	reply_free(&r);
+
+	/* Our own reader agrees, and sees the window labels' values. */
+	r = get("/debug/pprof/profile?from=%s&to=%s", unix_s(0, from, 64), unix_s(120, to, 64));
+	struct profile *p = profile__new();
+	char err[128] = "";
+	assert_int_equal(pprof__read_buffer(p, r.body, r.body_len, err, sizeof(err)), 0);
+	int cpu = profile__find_value(p, "cpu");
+	assert_true(cpu >= 0);
+	assert_int_equal(profile__total(p, (size_t)cpu), 11000000);
+	char w1[32], w2[32];
+	unix_s(0, w1, sizeof(w1));
+	unix_s(60, w2, sizeof(w2));
+	int seen1 = 0, seen2 = 0;
+	for (size_t i = 0; i < profile__sample_count(p); i++) {
+		const char *w = profile__sample_label(p, profile__sample(p, i), "window");
+		assert_non_null(w);
+		seen1 |= !strcmp(w, w1);
+		seen2 |= !strcmp(w, w2);
+	}
+	assert_true(seen1 && seen2);
+	profile__free(p);
+	reply_free(&r);
+
+	/* RFC 3339, UTC and with an offset: the second window only. */
+	r = get("/debug/pprof/profile?from=%s&to=%s", rfc3339(60, 0, from, 64),
+		rfc3339(120, 1, to, 64));
+	assert_int_equal(r.status, 200);
+	b = go_pprof(&r);
+	assert_int_equal(b.checkout, 5000000);
+	assert_int_equal(b.search, 0);
+	assert_int_equal(b.idle, 2000000);
+	reply_free(&r);
+
+	/* An unencoded '+' arrives as a space: still the offset. */
+	r = get("/debug/pprof/profile?from=%s&to=%s", rfc3339(60, 2, from, 64),
+		rfc3339(120, 2, to, 64));
+	assert_int_equal(r.status, 200);
+	b = go_pprof(&r);
+	assert_int_equal(b.checkout + b.search + b.idle, 7000000);
+	reply_free(&r);
+
+	/* from alone: up to now. */
+	r = get("/debug/pprof/profile?from=%s", unix_s(0, from, 64));
+	assert_int_equal(r.status, 200);
+	b = go_pprof(&r);
+	assert_int_equal(b.checkout + b.search + b.idle, 11000000);
+	reply_free(&r);
+	/* to alone: the hour before it. */
+	r = get("/debug/pprof/profile?to=%s", unix_s(60, to, 64));
+	assert_int_equal(r.status, 200);
+	b = go_pprof(&r);
+	assert_int_equal(b.checkout + b.search + b.idle, 4000000);
+	reply_free(&r);
+}
+
+static void test_history_selectors(void **state)
+{
+	(void)state;
+	char from[64], to[64];
+	unix_s(0, from, 64);
+	unix_s(120, to, 64);
+	const struct {
+		const char *selector;
+		uint64_t checkout, search, idle;
+	} cases[] = {
+		{ "endpoint=/checkout", 8000000, 0, 0 },
+		{ "service=shop&commit=c1", 3000000, 1000000, 0 },
+		{ "tag.commit=c2", 5000000, 0, 0 },
+		{ "pid=300", 0, 0, 2000000 },
+		{ "pid=100&endpoint=/search", 0, 0, 0 },
+		{ "endpoint=/nowhere", 0, 0, 0 },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct reply r = get("/debug/pprof/profile?from=%s&to=%s&%s", from, to,
+				     cases[i].selector);
+		assert_int_equal(r.status, 200);
+		struct by_leaf b = go_pprof(&r);
+		if (b.checkout != cases[i].checkout || b.search != cases[i].search ||
+		    b.idle != cases[i].idle)
+			fail_msg("%s: checkout %" PRIu64 " search %" PRIu64 " idle %" PRIu64,
+				 cases[i].selector, b.checkout, b.search, b.idle);
+		reply_free(&r);
+	}
+
+	/* An empty range still answers a profile, with the value types. */
+	struct reply r = get("/debug/pprof/profile?from=%s&to=%s", unix_s(-600, from, 64),
+			     unix_s(-300, to, 64));
+	assert_int_equal(r.status, 200);
+	struct profile *p = profile__new();
+	char err[128];
+	assert_int_equal(pprof__read_buffer(p, r.body, r.body_len, err, sizeof(err)), 0);
+	assert_int_equal(profile__sample_count(p), 0);
+	assert_true(profile__find_value(p, "cpu") >= 0);
+	assert_int_equal(profile__start_ns(p), fx.t0 - 600 * NS);
+	assert_int_equal(profile__duration_ns(p), 300 * NS);
+	profile__free(p);
+	reply_free(&r);
+}
+
+static void test_flamegraph(void **state)
+{
+	(void)state;
+	char from[64], to[64];
+	struct reply r = get("/flamegraph?from=%s&to=%s&endpoint=/checkout", unix_s(0, from, 64),
+			     unix_s(120, to, 64));
+	assert_int_equal(r.status, 200);
+	expect_header(&r, "Content-Type", "image/svg+xml");
+	assert_non_null(strstr(r.body, "<svg"));
+	assert_non_null(strstr(r.body, "handle_checkout"));
+	assert_null(strstr(r.body, "handle_search"));
+	reply_free(&r);
+
+	expect_error("/flamegraph?from=x", 400,
+		     "bad time 'x': use unix seconds or RFC 3339 (2026-11-22T01:00:00Z)\n");
+}
+
+/* ---- parameter errors of the profile routes ---- */
+
+static void test_profile_parameter_errors(void **state)
+{
+	(void)state;
+	char from[64], to[64], path[512];
+	unix_s(0, from, 64);
+	unix_s(120, to, 64);
+
+	expect_error("/debug/pprof/profile?foo=1", 400,
+		     "unknown parameter 'foo': use seconds, from, to, pid, service, endpoint, "
+		     "commit or tag.KEY\n");
+	expect_error("/debug/pprof/profile?tag.=x", 400,
+		     "unknown parameter 'tag.': use seconds, from, to, pid, service, endpoint, "
+		     "commit or tag.KEY\n");
+	const char *bad_pids[] = { "abc", "0", "-1", "12x", "2147483648", "" };
+	for (size_t i = 0; i < sizeof(bad_pids) / sizeof(bad_pids[0]); i++) {
+		char want[128];
+		snprintf(path, sizeof(path), "/debug/pprof/profile?from=%s&pid=%s", from,
+			 bad_pids[i]);
+		snprintf(want, sizeof(want), "bad pid '%s': a positive process id\n", bad_pids[i]);
+		expect_error(path, 400, want);
+	}
+	snprintf(path, sizeof(path), "/debug/pprof/profile?seconds=5&from=%s", from);
+	expect_error(path, 400, "seconds and from/to exclude each other\n");
+	snprintf(path, sizeof(path), "/debug/pprof/profile?to=%s&seconds=5", to);
+	expect_error(path, 400, "seconds and from/to exclude each other\n");
+
+	const char *bad_seconds[] = { "abc", "0", "-1", "301", "1e2", "nan", "" };
+	for (size_t i = 0; i < sizeof(bad_seconds) / sizeof(bad_seconds[0]); i++) {
+		char want[128];
+		snprintf(path, sizeof(path), "/debug/pprof/profile?seconds=%s", bad_seconds[i]);
+		snprintf(want, sizeof(want), "bad seconds '%s': a number > 0 and <= 300\n",
+			 bad_seconds[i]);
+		expect_error(path, 400, want);
+	}
+
+	const char *bad_times[] = { "yesterday", "2026-13-01T00:00:00Z", "1700000000x", "-5",
+				    "2262-04-12T00:00:00Z" };
+	for (size_t i = 0; i < sizeof(bad_times) / sizeof(bad_times[0]); i++) {
+		char want[160];
+		snprintf(want, sizeof(want), "bad time '%s': use unix seconds or RFC 3339 "
+			 "(2026-11-22T01:00:00Z)\n", bad_times[i]);
+		snprintf(path, sizeof(path), "/debug/pprof/profile?from=%s&to=%s", bad_times[i], to);
+		expect_error(path, 400, want);
+		/* A bad to is named, not the good from. */
+		snprintf(path, sizeof(path), "/debug/pprof/profile?from=%s&to=%s", from, bad_times[i]);
+		expect_error(path, 400, want);
+	}
+
+	snprintf(path, sizeof(path), "/debug/pprof/profile?from=%s&to=%s", to, from);
+	expect_error(path, 400, "from must be before to\n");
+	snprintf(path, sizeof(path), "/debug/pprof/profile?from=%s&to=%s", from, from);
+	expect_error(path, 400, "from must be before to\n");
+	/* Longer than max_query_range (7 days by default). */
+	snprintf(path, sizeof(path), "/debug/pprof/profile?from=%" PRId64 "&to=%s",
+		 fx.t0 / NS - 8 * 86400, from);
+	expect_error(path, 400, "range of 691200 s is longer than max_query_range (604800 s)\n");
+
+	/* At most 16 filters. */
+	struct strbuf url = STRBUF_INIT;
+	strbuf__printf(&url, "/debug/pprof/profile?from=%s", from);
+	for (int i = 0; i < 17; i++)
+		strbuf__printf(&url, "&tag.k%d=v", i);
+	expect_error(strbuf__str(&url), 400, "too many filters (at most 16)\n");
+	/* A tag key over 127 bytes is refused for what it is. */
+	strbuf__reset(&url);
+	strbuf__printf(&url, "/debug/pprof/profile?from=%s&tag.", from);
+	for (int i = 0; i < 128; i++)
+		strbuf__putc(&url, 'k');
+	strbuf__puts(&url, "=v");
+	expect_error(strbuf__str(&url), 400, "tag key 'kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk...' is "
+		     "too long (at most 127 bytes)\n");
+	/* 127 bytes is a key like any other. */
+	strbuf__reset(&url);
+	strbuf__printf(&url, "/debug/pprof/profile?from=%s&tag.", from);
+	for (int i = 0; i < 127; i++)
+		strbuf__putc(&url, 'k');
+	strbuf__puts(&url, "=v");
+	struct reply r = get("%s", strbuf__str(&url));
+	assert_int_equal(r.status, 200);
+	reply_free(&r);
+	strbuf__release(&url);
+}
+
+/* What the agent's server itself refuses before a handler runs, on these
+ * routes. */
+static void test_server_level_errors(void **state)
+{
+	(void)state;
+	char from[64], path[256];
+	unix_s(0, from, 64);
+	snprintf(path, sizeof(path), "/debug/pprof/profile?from=%s&from=%s", from, from);
+	expect_error(path, 400, "query parameter 'from' is given twice\n");
+	expect_error("/api/v1/groups?by=endpoint&by=commit", 400,
+		     "query parameter 'by' is given twice\n");
+	expect_error("/nope", 404, "not found: /nope; try /metrics, /debug/pprof/profile, "
+		     "/flamegraph, /api/v1/groups, /api/v1/regressions, /healthz\n");
+
+	/* A value over 4096 bytes. */
+	struct strbuf url = STRBUF_INIT;
+	strbuf__puts(&url, "/api/v1/groups?endpoint=");
+	for (int i = 0; i < 4097; i++)
+		strbuf__putc(&url, 'e');
+	char config[] = "/tmp/dynoprof-handlers-curl-XXXXXX";
+	int fd = mkstemp(config);
+	assert_true(fd >= 0);
+	FILE *f = fdopen(fd, "w");
+	assert_non_null(f);
+	fprintf(f, "url = \"%s%s\"\n", fx.base, strbuf__str(&url));
+	fclose(f);
+	char args[128];
+	snprintf(args, sizeof(args), "-K %s", config);
+	struct reply r = run_curl(args);
+	unlink(config);
+	assert_int_equal(r.status, 400);
+	assert_string_equal(r.body,
+			    "query parameter 'endpoint' is too long (at most 4096 bytes)\n");
+	reply_free(&r);
+	strbuf__release(&url);
+}
+
+/* Live collection needs the agent loop; while the agent shuts down it
+ * answers at once. */
+static void test_live_while_stopping(void **state)
+{
+	(void)state;
+	pthread_mutex_lock(&fx.st.lock);
+	fx.st.stopping = true;
+	pthread_mutex_unlock(&fx.st.lock);
+	expect_error("/debug/pprof/profile?seconds=1", 503, "the agent is shutting down\n");
+	/* No parameter: the default 30 s live collection. */
+	expect_error("/debug/pprof/profile", 503, "the agent is shutting down\n");
+	expect_error("/flamegraph?seconds=0.5&endpoint=/checkout", 503,
+		     "the agent is shutting down\n");
+	pthread_mutex_lock(&fx.st.lock);
+	fx.st.stopping = false;
+	assert_null(fx.st.queries);
+	pthread_mutex_unlock(&fx.st.lock);
+}
+
+/* What the stand-in for the agent loop saw of a live query, and does. */
+struct loop_standin {
+	pthread_t thread;
+	int fail;                  /* end the query with -EIO instead of a sample */
+	uint32_t pid;              /* the query's pid filter */
+	size_t nfilters;           /* its label filters */
+	char filter[64];           /* the first one, "key=value" */
+	double seconds;            /* its end, seconds from when it was seen */
+	int seen;                  /* a query was registered within 10 s */
+};
+
+/* Plays the agent loop's part in a live query (agent.c's on_sample and
+ * finish_queries): waits for the handler to register it, adds one sample of
+ * pid 4242 weighing 3 ms whose process ran 7 ms (exact CPU), ends it. */
+static void *loop_standin(void *arg)
+{
+	struct loop_standin *ls = arg;
+	struct agent_state *st = &fx.st;
+	for (int i = 0; i < 10000 && !ls->seen; i++) {
+		pthread_mutex_lock(&st->lock);
+		struct live_query *q = st->queries;
+		if (q) {
+			struct timespec now;
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			ls->seen = 1;
+			ls->pid = q->pid;
+			ls->nfilters = q->nfilters;
+			if (q->nfilters)
+				snprintf(ls->filter, sizeof(ls->filter), "%s=%s", q->filters[0].key,
+					 q->filters[0].value);
+			ls->seconds = (q->end_mono_ns - ((int64_t)now.tv_sec * NS + now.tv_nsec)) / 1e9;
+			if (ls->fail) {
+				q->error = -EIO;
+			} else {
+				struct frame_desc d = { .kind = FRAME_NATIVE, .name = "live_work",
+							.module = "/srv/app" };
+				uint32_t frame;
+				uint64_t v[2] = { 1, 3000000 };
+				const char *k[] = { "endpoint" }, *val[] = { "/live" };
+				q->error = profile__add_frame(q->profile, &d, &frame);
+				struct sample_desc sd = { .frames = &frame, .nframes = 1, .pid = 4242,
+							  .tid = 4242, .comm = "app", .label_keys = k,
+							  .label_values = val, .nlabels = 1, .values = v };
+				if (!q->error)
+					q->error = profile__add_sample(q->profile, &sd);
+				if (!q->error)
+					q->error = cpu_totals__add_sample(q->exact_cpu, 4242, 7000000);
+			}
+			q->done = true;
+			pthread_cond_broadcast(&st->query_done);
+		}
+		pthread_mutex_unlock(&st->lock);
+		usleep(1000);
+	}
+	return NULL;
+}
+
+static void start_standin(struct loop_standin *ls, int fail)
+{
+	memset(ls, 0, sizeof(*ls));
+	ls->fail = fail;
+	assert_int_equal(pthread_create(&ls->thread, NULL, loop_standin, ls), 0);
+}
+
+/* Live collection: the handler registers its query with the loop, waits for
+ * it, and answers what the loop gathered, each process's CPU apportioned to
+ * its exact total. */
+static void test_live_collection(void **state)
+{
+	(void)state;
+	struct loop_standin ls;
+	start_standin(&ls, 0);
+	struct reply r = get("/debug/pprof/profile?seconds=120&pid=4242&endpoint=/live");
+	pthread_join(ls.thread, NULL);
+	assert_true(ls.seen);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(ls.pid, 4242);
+	assert_int_equal(ls.nfilters, 1);
+	assert_string_equal(ls.filter, "endpoint=/live");
+	assert_true(ls.seconds > 100 && ls.seconds <= 120);
+	/* The sample weighed 3 ms; its process ran 7 ms: the answer says 7 ms. */
+	char file[] = "/tmp/dynoprof-handlers-live-XXXXXX", cmd[256], line[256];
+	int fd = mkstemp(file);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, r.body, r.body_len), (ssize_t)r.body_len);
+	close(fd);
+	snprintf(cmd, sizeof(cmd), "go tool pprof -top -sample_index=cpu '%s' 2>&1", file);
+	FILE *f = popen(cmd, "r");
+	assert_non_null(f);
+	int found = 0;
+	while (fgets(line, sizeof(line), f))
+		found |= strstr(line, "live_work") && strstr(line, "7ms");
+	assert_int_equal(pclose(f), 0);
+	unlink(file);
+	assert_true(found);
+	reply_free(&r);
+	/* The query is gone from the loop's list. */
+	pthread_mutex_lock(&fx.st.lock);
+	assert_null(fx.st.queries);
+	pthread_mutex_unlock(&fx.st.lock);
+
+	/* The default is 30 s; a failed collection is a 500 with the reason. */
+	start_standin(&ls, 1);
+	r = get("/flamegraph");
+	pthread_join(ls.thread, NULL);
+	assert_true(ls.seen);
+	assert_true(ls.seconds > 20 && ls.seconds <= 30);
+	assert_int_equal(r.status, 500);
+	assert_string_equal(r.body, "collecting failed: Input/output error\n");
+	reply_free(&r);
+}
+
+/* `agent --help` lists every route, from the route table. */
+static void test_describe_routes(void **state)
+{
+	(void)state;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&text, &len);
+	assert_non_null(out);
+	agent__describe_routes(out);
+	assert_int_equal(fclose(out), 0);
+	struct http_route routes[8];
+	size_t n = agent_handlers__routes(&fx.st, routes);
+	assert_int_equal(n, 6);
+	for (size_t i = 0; i < n; i++) {
+		char want[64];
+		snprintf(want, sizeof(want), "  GET %-24s ", routes[i].path);
+		if (!strstr(text, want))
+			fail_msg("no '%s' in:\n%s", want, text);
+	}
+	/* Continuation lines are indented under the description. */
+	assert_non_null(strstr(text, "\n                               "));
+	free(text);
+}
+
+/* ---- /api/v1/groups ---- */
+
+static void test_groups(void **state)
+{
+	(void)state;
+	char from[64], to[64];
+	unix_s(0, from, 64);
+	unix_s(120, to, 64);
+	struct reply r = get("/api/v1/groups?from=%s&to=%s", from, to);
+	assert_int_equal(r.status, 200);
+	expect_header(&r, "Content-Type", "application/json");
+	expect_json(&r);
+	char head[192];
+	snprintf(head, sizeof(head), "{\"from\": %s.000, \"to\": %s.000, \"groups\": [", from, to);
+	assert_true(!strncmp(r.body, head, strlen(head)));
+	assert_non_null(strstr(r.body, "{\"endpoint\": \"/checkout\", \"samples\": 8, \"cpu_ns\": "
+				       "8000000, \"instructions\": 0, \"requests\": 8, "
+				       "\"cpu_ns_per_request\": 1000000.0}"));
+	assert_non_null(strstr(r.body, "{\"endpoint\": \"/search\", \"samples\": 1, \"cpu_ns\": "
+				       "1000000, \"instructions\": 0, \"requests\": 1, "
+				       "\"cpu_ns_per_request\": 1000000.0}"));
+	/* Untagged reads "-"; no requests, no per-request figure. */
+	assert_non_null(strstr(r.body, "{\"endpoint\": \"-\", \"samples\": 2, \"cpu_ns\": "
+				       "2000000, \"instructions\": 0, \"requests\": 0}"));
+	reply_free(&r);
+
+	/* by= in the order asked. */
+	r = get("/api/v1/groups?by=commit,endpoint&from=%s&to=%s", from, to);
+	assert_int_equal(r.status, 200);
+	expect_json(&r);
+	assert_non_null(strstr(r.body, "{\"commit\": \"c1\", \"endpoint\": \"/checkout\", "
+				       "\"samples\": 3,"));
+	assert_non_null(strstr(r.body, "{\"commit\": \"c2\", \"endpoint\": \"/checkout\", "
+				       "\"samples\": 5,"));
+	reply_free(&r);
+
+	/* Filters; "-" selects the untagged. */
+	r = get("/api/v1/groups?by=service&service=-&from=%s&to=%s", from, to);
+	assert_int_equal(r.status, 200);
+	expect_json(&r);
+	assert_non_null(strstr(r.body, "{\"service\": \"-\", \"samples\": 2,"));
+	assert_null(strstr(r.body, "shop"));
+	reply_free(&r);
+	r = get("/api/v1/groups?by=service&commit=c2&from=%s&to=%s", from, to);
+	assert_non_null(strstr(r.body, "{\"service\": \"shop\", \"samples\": 5,"));
+	reply_free(&r);
+
+	/* RFC 3339 and the default range (the hour up to now): both windows. */
+	r = get("/api/v1/groups?by=service&from=%s", rfc3339(0, 1, from, 64));
+	assert_int_equal(r.status, 200);
+	assert_non_null(strstr(r.body, "{\"service\": \"shop\", \"samples\": 9,"));
+	reply_free(&r);
+	r = get("/api/v1/groups?by=service");
+	assert_int_equal(r.status, 200);
+	assert_non_null(strstr(r.body, "{\"service\": \"shop\", \"samples\": 9,"));
+	reply_free(&r);
+
+	/* Nothing in range: an empty list. */
+	r = get("/api/v1/groups?from=%s&to=%s", unix_s(-600, from, 64), unix_s(-300, to, 64));
+	assert_int_equal(r.status, 200);
+	expect_json(&r);
+	assert_non_null(strstr(r.body, "\"groups\": [\n]}\n"));
+	reply_free(&r);
+}
+
+static void test_groups_errors(void **state)
+{
+	(void)state;
+	char from[64], to[64], path[512];
+	unix_s(0, from, 64);
+	unix_s(120, to, 64);
+	expect_error("/api/v1/groups?pid=1", 400,
+		     "unknown parameter 'pid': use by, from, to, service, commit, endpoint\n");
+	const char *bad_by[] = { "host", "endpoint,commit,service,endpoint", "endpoint,endpoint",
+				 "commit,service,commit", "", ",", "endpoint,,host" };
+	for (size_t i = 0; i < sizeof(bad_by) / sizeof(bad_by[0]); i++) {
+		char want[160];
+		snprintf(path, sizeof(path), "/api/v1/groups?by=%s", bad_by[i]);
+		snprintf(want, sizeof(want), "bad by '%s': a list of service, commit, endpoint, "
+			 "each at most once\n", bad_by[i]);
+		expect_error(path, 400, want);
+	}
+	/* Refused, not cut, when over 127 bytes. */
+	struct strbuf url = STRBUF_INIT;
+	strbuf__puts(&url, "/api/v1/groups?by=endpoint");
+	while (url.len < 200)
+		strbuf__puts(&url, ",endpoint");
+	expect_error(strbuf__str(&url), 400,
+		     "by is too long (at most 127 bytes): a list of service, commit, endpoint\n");
+	strbuf__release(&url);
+	expect_error("/api/v1/groups?from=soon", 400, "bad time: use unix seconds or RFC 3339\n");
+	expect_error("/api/v1/groups?to=later", 400, "bad time: use unix seconds or RFC 3339\n");
+	snprintf(path, sizeof(path), "/api/v1/groups?from=%s&to=%s", to, from);
+	expect_error(path, 400, "bad range: from must be before to, and the range at most "
+		     "max_query_range (604800 s)\n");
+	snprintf(path, sizeof(path), "/api/v1/groups?from=%" PRId64 "&to=%s",
+		 fx.t0 / NS - 8 * 86400, from);
+	expect_error(path, 400, "bad range: from must be before to, and the range at most "
+		     "max_query_range (604800 s)\n");
+}
+
+/* ---- /api/v1/regressions, /metrics, /healthz ---- */
+
+static void test_regressions(void **state)
+{
+	(void)state;
+	struct reply r = get("/api/v1/regressions");
+	assert_int_equal(r.status, 200);
+	expect_header(&r, "Content-Type", "application/json");
+	assert_string_equal(r.body, "{\"checks\": [\n]}\n");
+	expect_json(&r);
+	reply_free(&r);
+
+	/* Results stored by the deploy checker are listed, newest first. */
+	int64_t now = fx.st.started_unix_ns;
+	assert_int_equal(store__put_check(fx.st.store, now - NS,
+					  "{\"service\": \"shop\", \"verdict\": \"regression\"}"), 0);
+	assert_int_equal(store__put_check(fx.st.store, now,
+					  "{\"service\": \"shop\", \"verdict\": \"improvement\"}"), 0);
+	r = get("/api/v1/regressions");
+	assert_int_equal(r.status, 200);
+	assert_string_equal(r.body, "{\"checks\": [\n"
+				    "  {\"service\": \"shop\", \"verdict\": \"improvement\"},\n"
+				    "  {\"service\": \"shop\", \"verdict\": \"regression\"}\n]}\n");
+	expect_json(&r);
+	reply_free(&r);
+
+	expect_error("/api/v1/regressions?service=shop", 400,
+		     "/api/v1/regressions takes no parameters\n");
+}
+
+static void test_metrics(void **state)
+{
+	(void)state;
+	struct reply r = get("/metrics");
+	assert_int_equal(r.status, 200);
+	expect_header(&r, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+	assert_non_null(strstr(r.body, "\ndynoprof_agent_windows_total 2\n"));
+	/* The server's refusal counts are copied in at each scrape. */
+	const char *reasons[] = { "head_timeout", "head_too_large", "evicted", "busy", "fd_limit" };
+	for (size_t i = 0; i < 5; i++) {
+		char want[128];
+		snprintf(want, sizeof(want),
+			 "\ndynoprof_agent_http_connections_refused_total{reason=\"%s\"} 0\n",
+			 reasons[i]);
+		if (!strstr(r.body, want))
+			fail_msg("no %s in:\n%s", want + 1, r.body);
+	}
+	/* Prometheus's own checker reads it. */
+	char file[] = "/tmp/dynoprof-handlers-metrics-XXXXXX", cmd[128];
+	int fd = mkstemp(file);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, r.body, r.body_len), (ssize_t)r.body_len);
+	close(fd);
+	snprintf(cmd, sizeof(cmd), "promtool check metrics < '%s'", file);
+	int rc = system(cmd);
+	unlink(file);
+	assert_int_equal(rc, 0);
+	reply_free(&r);
+
+	expect_error("/metrics?format=json", 400, "/metrics takes no parameters\n");
+}
+
+static void test_healthz(void **state)
+{
+	(void)state;
+	struct reply r = get("/healthz");
+	assert_int_equal(r.status, 200);
+	expect_header(&r, "Content-Type", "application/json");
+	expect_json(&r);
+	assert_true(!strncmp(r.body, "{\"status\": \"ok\", \"uptime_s\": ", 29));
+	assert_non_null(strstr(r.body, "\"windows\": 2, \"database_bytes\": "));
+	assert_non_null(strstr(r.body, "\"store_failures\": 0}\n"));
+	reply_free(&r);
+
+	/* Windows cannot be stored (disk full): degraded, with the reason. */
+	pthread_mutex_lock(&fx.st.lock);
+	fx.st.store_error = -ENOSPC;
+	fx.st.store_failing_since_ns = fx.st.started_unix_ns - 90 * NS;
+	fx.st.store_failures = 3;
+	pthread_mutex_unlock(&fx.st.lock);
+	r = get("/healthz");
+	assert_int_equal(r.status, 503);
+	expect_json(&r);
+	assert_true(!strncmp(r.body, "{\"status\": \"degraded\", \"reason\": \"storing history "
+				     "windows fails since ", 70));
+	assert_non_null(strstr(r.body, " s ago: No space left on device\", \"uptime_s\": "));
+	assert_non_null(strstr(r.body, "\"store_failures\": 3}\n"));
+	reply_free(&r);
+
+	/* Stored again: ok. */
+	pthread_mutex_lock(&fx.st.lock);
+	fx.st.store_error = 0;
+	pthread_mutex_unlock(&fx.st.lock);
+	r = get("/healthz");
+	assert_int_equal(r.status, 200);
+	assert_non_null(strstr(r.body, "\"status\": \"ok\""));
+	reply_free(&r);
+}
+
+/* Serves another history, in the fixture's dir, for a test that needs its
+ * own windows (no request is in flight); restore_store() puts the fixture's
+ * back, even when the test failed. */
+static struct store *use_other_store(const char *name)
+{
+	char path[128], err[256] = "";
+	snprintf(path, sizeof(path), "%s/%s", fx.dir, name);
+	struct store *s = store__open(path, NULL, err, sizeof(err));
+	if (!s)
+		fail_msg("%s", err);
+	fx.saved_store = fx.st.store;
+	fx.st.store = s;
+	return s;
+}
+
+static int restore_store(void **state)
+{
+	(void)state;
+	if (fx.saved_store) {
+		store__close(fx.st.store);
+		fx.st.store = fx.saved_store;
+		fx.saved_store = NULL;
+	}
+	return 0;
+}
+
+/* Tag values are kept up to 1023 bytes each (TAG_TEXT_MAX): a group whose
+ * three values are long is listed like any other, not left out. */
+static void test_groups_long_values(void **state)
+{
+	(void)state;
+	char service[1024], commit[1024], endpoint[1024];
+	memset(service, 's', sizeof(service) - 1);
+	memset(commit, 'c', sizeof(commit) - 1);
+	memset(endpoint, 'e', sizeof(endpoint) - 1);
+	service[1023] = commit[1023] = endpoint[1023] = '\0';
+	endpoint[0] = '/';
+	struct store *other = use_other_store("long.db");
+	const struct wsample w[] = {
+		{ "handle_checkout", service, commit, endpoint, 100, 4, 4000000 },
+		{ "handle_search", "shop", "c1", "/search", 200, 1, 1000000 },
+	};
+	put_window(other, fx.t0, w, 2);
+
+	char from[32], to[32];
+	struct reply r = get("/api/v1/groups?by=service,commit,endpoint&from=%s&to=%s",
+			     unix_s(0, from, sizeof(from)), unix_s(60, to, sizeof(to)));
+	assert_int_equal(r.status, 200);
+	expect_json(&r);
+	struct strbuf want = STRBUF_INIT;
+	strbuf__printf(&want, "{\"service\": \"%s\", \"commit\": \"%s\", \"endpoint\": \"%s\", "
+		       "\"samples\": 4,", service, commit, endpoint);
+	if (!strstr(r.body, strbuf__str(&want)))
+		fail_msg("the long group is missing:\n%.300s", r.body);
+	assert_non_null(strstr(r.body, "{\"service\": \"shop\", \"commit\": \"c1\", "
+				       "\"endpoint\": \"/search\", \"samples\": 1,"));
+	strbuf__release(&want);
+	reply_free(&r);
+}
+
+/* A stored window that does not decode is left out of a history answer;
+ * the others are still merged. */
+static void test_damaged_window_is_skipped(void **state)
+{
+	(void)state;
+	struct store *other = use_other_store("damaged.db");
+	const struct wsample w[] = {
+		{ "handle_search", "shop", "c1", "/search", 200, 1, 1000000 },
+	};
+	put_window(other, fx.t0, w, 1);
+	static const char junk[] = "\x1f\x8b this is not a gzipped pprof";
+	struct store_window bad = { .start_ns = fx.t0 + 60 * NS, .end_ns = fx.t0 + 120 * NS,
+				    .samples = 5, .pprof_gz = junk, .pprof_len = sizeof(junk) };
+	assert_int_equal(store__put_window(other, &bad), 0);
+	char from[32], to[32];
+	struct reply r = get("/debug/pprof/profile?from=%s&to=%s", unix_s(0, from, sizeof(from)),
+			     unix_s(120, to, sizeof(to)));
+	assert_int_equal(r.status, 200);
+	struct by_leaf b = go_pprof(&r);
+	assert_int_equal(b.search, 1000000);
+	assert_int_equal(b.checkout + b.idle, 0);
+	reply_free(&r);
+}
+
+/* A range holding more windows than one query merges (20000) is refused
+ * with the count, not answered in part. */
+static void test_query_over_window_limit(void **state)
+{
+	(void)state;
+	char path[128];
+	struct store *many = use_other_store("many.db");
+	/* One-second windows over the last 6 hours (within the 7-day retention). */
+	int64_t first = fx.t0 - 6 * 3600 * NS;
+	for (int64_t i = 0; i < 20001; i++) {
+		struct store_window w = { .start_ns = first + i * NS, .end_ns = first + (i + 1) * NS,
+					  .samples = 1 };
+		assert_int_equal(store__put_window(many, &w), 0);
+	}
+	char from[32], to[32], want[256];
+	snprintf(from, sizeof(from), "%" PRId64, first / NS);
+	snprintf(to, sizeof(to), "%" PRId64, first / NS + 20001);
+	snprintf(path, sizeof(path), "/debug/pprof/profile?from=%s&to=%s", from, to);
+	snprintf(want, sizeof(want), "the range holds 20001 windows, more than the 20000 one "
+		 "query merges: ask for a shorter from/to (or several)\n");
+	expect_error(path, 400, want);
+	snprintf(path, sizeof(path), "/flamegraph?from=%s&to=%s", from, to);
+	expect_error(path, 400, want);
+	/* 20000 are merged. */
+	struct reply r = get("/debug/pprof/profile?from=%s&to=%" PRId64, from, first / NS + 20000);
+	assert_int_equal(r.status, 200);
+	reply_free(&r);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_history_profile),
+		cmocka_unit_test(test_history_selectors),
+		cmocka_unit_test(test_flamegraph),
+		cmocka_unit_test(test_profile_parameter_errors),
+		cmocka_unit_test(test_server_level_errors),
+		cmocka_unit_test(test_live_while_stopping),
+		cmocka_unit_test(test_live_collection),
+		cmocka_unit_test(test_describe_routes),
+		cmocka_unit_test(test_groups),
+		cmocka_unit_test_teardown(test_groups_long_values, restore_store),
+		cmocka_unit_test(test_groups_errors),
+		cmocka_unit_test(test_regressions),
+		cmocka_unit_test(test_metrics),
+		cmocka_unit_test(test_healthz),
+		cmocka_unit_test_teardown(test_damaged_window_is_skipped, restore_store),
+		cmocka_unit_test_teardown(test_query_over_window_limit, restore_store),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
