@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -337,6 +338,31 @@ static void note_store_result(struct agent *a, int err, int64_t now)
 		metrics__add(a->st.metrics, "dynoprof_agent_store_failures_total", NULL, 0, 1);
 }
 
+static int pyreg_tracks(void *ctx, pid_t pid)
+{
+	return py_registry__tracks(ctx, pid);
+}
+
+/* Forgets what the agent kept of processes that exited before the previous
+ * window closed (their samples were all read by now): their mappings, Python
+ * verdict, code objects, tags and request baselines. Then hands freed heap
+ * back to the kernel: a burst of short-lived processes must not leave the
+ * agent's RSS at its high-water mark. */
+static void forget_exited(struct agent *a)
+{
+	symbolizer__sweep_exited(a->sym);
+	if (a->pyreg) {
+		py_registry__sweep_exited(a->pyreg);
+		py_resolver__retain(a->pyres, pyreg_tracks, a->pyreg);
+	}
+	if (a->tags) {
+		tag_registry__sweep_exited(a->tags);
+		if (a->requests)
+			request_tracker__retain(a->requests, a->tags);
+	}
+	malloc_trim(0);
+}
+
 /* Closes the open window: stores it, updates metrics, opens the next. */
 static int close_window(struct agent *a)
 {
@@ -450,6 +476,7 @@ static int close_window(struct agent *a)
 		free(v);
 	}
 	hashmap__free(groups);
+	forget_exited(a);
 	export_self_metrics(a);
 	if (a->st.deploys)
 		deploy_checker__run_due(a->st.deploys, end);
@@ -663,6 +690,7 @@ int agent__run(const struct agent_config *initial, const char *config_path,
 		.walk_python = python, .py_offsets = py_offsets_table, .py_tls = tls,
 		.thread_tags = tags, .no_kernel_stacks = !c->kernel, .counting = true,
 		.bpf_stats = true,
+		.ringbuf_bytes = sampler__ringbuf_bytes_for(c->frequency_hz, 0),
 	};
 	/* The first window holds every thread's CPU time from when counting
 	 * begins (in sampler__open), so it begins then. */

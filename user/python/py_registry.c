@@ -219,6 +219,24 @@ void py_registry__note_exit(struct py_registry *r, pid_t pid)
 	e->slot.exited = 1;
 }
 
+/* An exited process was withdrawn from BPF at its exit (note_exit): its
+ * entry only goes. */
+static void forget_entry(void *ctx, void *value)
+{
+	(void)ctx;
+	entry_free(value);
+}
+
+size_t py_registry__sweep_exited(struct py_registry *r)
+{
+	return r ? process_table__sweep_exited(r->procs, forget_entry, NULL) : 0;
+}
+
+int py_registry__tracks(const struct py_registry *r, pid_t pid)
+{
+	return r && hashmap__get(r->procs, &pid, sizeof(pid)) != NULL;
+}
+
 int py_registry__scan(struct py_registry *r)
 {
 	DIR *d = opendir("/proc");

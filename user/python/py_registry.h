@@ -54,6 +54,11 @@ int py_registry__lookup(struct py_registry *r, pid_t pid, struct py_process_info
 void py_registry__note_exec(struct py_registry *r, pid_t pid);
 /* The process exited: withdraw it from BPF, keep it for late samples. */
 void py_registry__note_exit(struct py_registry *r, pid_t pid);
+/* Forgets the processes whose exit the previous sweep already saw
+ * (process_table__sweep_exited); returns how many. */
+size_t py_registry__sweep_exited(struct py_registry *r);
+/* 1 when pid has an entry (live, or exited and not yet swept), else 0. */
+int py_registry__tracks(const struct py_registry *r, pid_t pid);
 /* Detects every process in /proc now (for a system-wide capture, so Python
  * frames show from the first sample). Returns the number of Python processes. */
 int py_registry__scan(struct py_registry *r);

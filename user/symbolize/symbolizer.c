@@ -139,6 +139,11 @@ void symbolizer__note_exit(struct symbolizer *s, pid_t pid)
 		pe->slot.exited = 1;
 }
 
+size_t symbolizer__sweep_exited(struct symbolizer *s)
+{
+	return s ? process_table__sweep_exited(s->procs, evict_entry, NULL) : 0;
+}
+
 int symbolizer__touch(struct symbolizer *s, pid_t pid)
 {
 	return get_proc(s, pid) ? 0 : -ENOMEM;

@@ -37,6 +37,10 @@ void symbolizer__free(struct symbolizer *s);
 void symbolizer__note_exec(struct symbolizer *s, pid_t pid);
 /* A process exited: keep what we know, mark it evictable. */
 void symbolizer__note_exit(struct symbolizer *s, pid_t pid);
+/* Forgets the processes whose exit the previous sweep already saw
+ * (process_table__sweep_exited): call once per reader drain or less often.
+ * Returns the processes forgotten. */
+size_t symbolizer__sweep_exited(struct symbolizer *s);
 /* Reads pid's mappings now if not yet known (call at first sight, while it lives). */
 int symbolizer__touch(struct symbolizer *s, pid_t pid);
 
