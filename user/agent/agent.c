@@ -301,6 +301,9 @@ static void export_self_metrics(struct agent *a)
 		     (double)ss.symcache_hits);
 	metrics__set(m, "dynoprof_agent_symbol_cache_misses_total", NULL, 0,
 		     (double)ss.symcache_misses);
+	metrics__set(m, "dynoprof_agent_symbol_cache_evictions_total", NULL, 0,
+		     (double)ss.symcache_evictions);
+	metrics__set(m, "dynoprof_agent_symbol_cache_bytes", NULL, 0, (double)ss.symcache_bytes);
 	long pages = 0;
 	FILE *f = fopen("/proc/self/statm", "re");
 	if (f) {
@@ -530,6 +533,9 @@ static const struct {
 	  "Processes whose mappings the agent keeps." },
 	{ "dynoprof_agent_symbol_cache_hits_total", METRIC_COUNTER, "Symbol table cache hits." },
 	{ "dynoprof_agent_symbol_cache_misses_total", METRIC_COUNTER, "Symbol table cache misses." },
+	{ "dynoprof_agent_symbol_cache_evictions_total", METRIC_COUNTER,
+	  "Symbol tables dropped to keep the cache within its bounds (2048 files, 16 MiB)." },
+	{ "dynoprof_agent_symbol_cache_bytes", METRIC_GAUGE, "Memory of the cached symbol tables." },
 	{ "dynoprof_agent_rss_bytes", METRIC_GAUGE, "Resident memory of the agent." },
 	{ "dynoprof_agent_database_bytes", METRIC_GAUGE, "Size of the history database." },
 	{ "dynoprof_agent_windows_stored", METRIC_GAUGE, "History windows in the database." },
@@ -705,10 +711,13 @@ int agent__run(const struct agent_config *initial, const char *config_path,
 		 * first few per reason are named, the rest summarised per window. */
 		a->pyres = py_resolver__new(0, stderr);
 		a->pyreg = py_registry__new(sampler__set_python_process, a->sampler, 0, stderr);
+		if (a->pyreg) /* one read of a new process's mappings, not three */
+			py_registry__set_maps_source(a->pyreg, symbolizer__fresh_maps, a->sym);
 	}
 	if (c->tags) {
 		struct tag_registry_opts to = { .publish = tags ? sampler__set_tag_process : NULL,
-						.publish_ctx = a->sampler };
+						.publish_ctx = a->sampler,
+						.maps = symbolizer__fresh_maps, .maps_ctx = a->sym };
 		a->tags = tag_registry__new(&to);
 	}
 	const struct counter_choice *cc = sampler__counting(a->sampler);

@@ -24,6 +24,8 @@ struct symbolizer_stats {
 	uint64_t unknown_frames;  /* addresses that resolved to no mapping or symbol */
 	uint64_t symcache_hits;   /* symbol table cache hits */
 	uint64_t symcache_misses; /* symbol tables loaded */
+	uint64_t symcache_evictions; /* tables dropped to stay within the cache's bounds */
+	uint64_t symcache_bytes;  /* memory of the cached tables */
 };
 
 struct symbolizer;
@@ -41,6 +43,10 @@ void symbolizer__note_exit(struct symbolizer *s, pid_t pid);
  * (process_table__sweep_exited): call once per reader drain or less often.
  * Returns the processes forgotten. */
 size_t symbolizer__sweep_exited(struct symbolizer *s);
+/* A proc_maps_source_fn (ctx: the symbolizer): pid's mappings as the
+ * symbolizer holds them, read again when older than PROC_MAPS_FRESH_NS (the
+ * symbolizer keeps the newer read). */
+const struct proc_maps *symbolizer__fresh_maps(void *ctx, pid_t pid);
 /* Reads pid's mappings now if not yet known (call at first sight, while it lives). */
 int symbolizer__touch(struct symbolizer *s, pid_t pid);
 

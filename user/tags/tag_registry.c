@@ -19,10 +19,10 @@
 /* Library look-ups (a read of /proc/PID/maps each) while sampled, LIB_CHECKS
  * times: every LIB_RECHECK_NS for the first LIB_FAST_CHECKS (a Python app
  * loads libdynotag in its first seconds), then at doubling intervals up to
- * LIB_RECHECK_MAX_NS (about 80 s in all): a busy process that never loads it
- * costs 32 reads, not one every half second. */
-#define LIB_CHECKS 32
-#define LIB_FAST_CHECKS 20
+ * LIB_RECHECK_MAX_NS (about 90 s in all): a busy process that never loads it
+ * costs 24 reads, not one every half second. */
+#define LIB_CHECKS 24
+#define LIB_FAST_CHECKS 10
 #define LIB_RECHECK_NS 500000000ull
 #define LIB_RECHECK_MAX_NS 8000000000ull
 /* Bytes of a process's string arena read at once when an id is unknown. */
@@ -83,6 +83,8 @@ struct tag_registry {
 	size_t max_processes;           /* bound on procs */
 	uint64_t tick;                  /* LRU clock */
 	struct tag_registry_stats stats;/* counters */
+	proc_maps_source_fn maps;       /* mappings for library look-ups; NULL: read them */
+	void *maps_ctx;                 /* its context */
 };
 
 bool tag_sanitize(const char *in, size_t in_len, char *out, size_t len)
@@ -183,6 +185,8 @@ struct tag_registry *tag_registry__new(const struct tag_registry_opts *opts)
 	r->n_rules = n;
 	r->publish = opts ? opts->publish : NULL;
 	r->publish_ctx = opts ? opts->publish_ctx : NULL;
+	r->maps = opts ? opts->maps : NULL;
+	r->maps_ctx = opts ? opts->maps_ctx : NULL;
 	r->max_processes = opts && opts->max_processes ? opts->max_processes
 						       : DEFAULT_MAX_PROCESSES;
 	return r;
@@ -296,9 +300,11 @@ static void read_environment(struct tag_registry *r, struct tag_entry *e)
 }
 
 /* Looks for libdynotag's runtime object in pid's mappings. */
-static uint64_t find_runtime(pid_t pid)
+static uint64_t find_runtime(struct tag_registry *r, pid_t pid)
 {
-	struct proc_maps *maps = proc_maps__read(pid);
+	struct proc_maps *owned = NULL;
+	const struct proc_maps *maps = r->maps ? r->maps(r->maps_ctx, pid)
+					       : (owned = proc_maps__read(pid));
 	uint64_t found = 0;
 	if (!maps)
 		return 0;
@@ -328,7 +334,7 @@ static uint64_t find_runtime(pid_t pid)
 		}
 		elf_dynsym__free(elf);
 	}
-	proc_maps__free(maps);
+	proc_maps__free(owned);
 	return found;
 }
 
@@ -338,7 +344,7 @@ static void check_library(struct tag_registry *r, struct tag_entry *e)
 {
 	e->lib_checks++;
 	e->lib_checked_ns = mono_ns();
-	uint64_t addr = find_runtime(e->slot.pid);
+	uint64_t addr = find_runtime(r, e->slot.pid);
 	if (!addr)
 		return;
 	struct tag_proc info = { .runtime_addr = addr };

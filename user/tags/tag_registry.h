@@ -23,6 +23,7 @@
 #include <sys/types.h>
 
 #include "sample.h" /* bpf/sample.h: struct tag_proc, enum tag_read_status */
+#include "symbolize/proc_maps.h"
 
 /* The label budget of one sample. Each source is capped where its labels
  * enter the registry (the excess counted in tag_registry_stats), so the
@@ -54,6 +55,9 @@ struct tag_registry_opts {
 	tag_publish_fn publish;  /* BPF map writer; NULL: thread tags off */
 	void *publish_ctx;
 	size_t max_processes;    /* 0: default */
+	proc_maps_source_fn maps; /* where library look-ups get mappings; NULL:
+				   * read /proc/PID/maps */
+	void *maps_ctx;
 };
 
 /* The default environment rules: DYNOPROF_COMMIT, GIT_COMMIT, SOURCE_VERSION
