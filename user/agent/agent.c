@@ -661,6 +661,8 @@ int agent__run(const struct agent_config *initial, const char *config_path,
 	a->st.store = store__open(c->database, &so, err, sizeof(err));
 	a->st.metrics = metrics__new(c->max_series);
 	a->sym = symbolizer__new(0);
+	if (a->sym) /* binaries no process runs any more must not pile up */
+		symbolizer__set_symcache_bytes(a->sym, 16u << 20);
 	a->window = profile__new();
 	a->requests = request_tracker__new();
 	if (!a->st.store) {

@@ -20,9 +20,6 @@
 
 #define DEFAULT_MAX_PROCESSES 16384
 #define DEFAULT_SYMCACHE_ENTRIES 2048
-/* Symbol tables of binaries no process runs any more (a host that starts many
- * different programs) must not pile up: the cache keeps at most this much. */
-#define DEFAULT_SYMCACHE_BYTES (16u << 20)
 /* A process whose address missed every mapping is re-read at most this often:
  * a dlopen() since the last read is the usual cause, a wild address the other.
  * Each re-read in a row that did not find the address doubles the interval,
@@ -60,8 +57,6 @@ struct symbolizer *symbolizer__new(size_t max_processes)
 	s->max_processes = max_processes ? max_processes : DEFAULT_MAX_PROCESSES;
 	s->procs = hashmap__new();
 	s->symcache = symcache__new(DEFAULT_SYMCACHE_ENTRIES);
-	if (s->symcache)
-		symcache__set_max_bytes(s->symcache, DEFAULT_SYMCACHE_BYTES);
 	if (!s->procs || !s->symcache) {
 		symbolizer__free(s);
 		errno = ENOMEM;
@@ -170,6 +165,11 @@ const struct proc_maps *symbolizer__fresh_maps(void *ctx, pid_t pid)
 		return NULL;
 	}
 	return pe->maps;
+}
+
+void symbolizer__set_symcache_bytes(struct symbolizer *s, size_t max_bytes)
+{
+	symcache__set_max_bytes(s->symcache, max_bytes);
 }
 
 size_t symbolizer__sweep_exited(struct symbolizer *s)

@@ -43,6 +43,13 @@ void symbolizer__note_exit(struct symbolizer *s, pid_t pid);
  * (process_table__sweep_exited): call once per reader drain or less often.
  * Returns the processes forgotten. */
 size_t symbolizer__sweep_exited(struct symbolizer *s);
+/* Bounds the symbol tables' memory too (0, the default: only the file
+ * count). A table evicted while a process that exited still has samples to
+ * come cannot be loaded again (its /proc/PID/root is gone): a daemon that
+ * runs for weeks wants the bound (the agent: 16 MiB); a capture of many
+ * processes at a high rate (record) keeps every table, as a table of an
+ * exited process evicted under it would name its later samples [unknown]. */
+void symbolizer__set_symcache_bytes(struct symbolizer *s, size_t max_bytes);
 /* A proc_maps_source_fn (ctx: the symbolizer): pid's mappings as the
  * symbolizer holds them, read again when older than PROC_MAPS_FRESH_NS (the
  * symbolizer keeps the newer read). */
