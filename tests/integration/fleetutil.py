@@ -437,8 +437,10 @@ def agent_windows(database, service):
 
 
 class AgentMonitor:
-    """The agent's own CPU (schedstat: ns on CPU) and RSS, sampled every
-    `interval` s: [(monotonic s, cpu ns, rss bytes)]."""
+    """The agent's own CPU (the kernel's utime + stime of the whole process,
+    threads that ended included; /proc/PID/schedstat would be the main
+    thread's only) and RSS, sampled every `interval` s: [(monotonic s, cpu
+    ns, rss bytes)]."""
 
     def __init__(self, pid, interval=2.0):
         self.pid = pid
@@ -449,8 +451,9 @@ class AgentMonitor:
 
     def read(self):
         try:
-            with open("/proc/%d/schedstat" % self.pid) as f:
-                cpu_ns = int(f.read().split()[0])
+            with open("/proc/%d/stat" % self.pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            cpu_ns = (int(fields[11]) + int(fields[12])) * 10 ** 9 // os.sysconf("SC_CLK_TCK")
             rss = None
             with open("/proc/%d/status" % self.pid) as f:
                 for line in f:

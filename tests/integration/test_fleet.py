@@ -56,6 +56,12 @@ CHECK_CONFIG = {"deploy_check_min_effect": MIN_EFFECT, "deploy_check_confidence"
 TRUTH_MARGIN = 0.05    # of a check's interval against the workers' truth
 SWITCH_RE = re.compile(r"dynoprof agent: (\S+) switched commit (\S+) -> (\S+);")
 SOAK = os.environ.get("DYNOPROF_SOAK") == "1"
+# The agent's own footprint at its defaults in the soak (issue 11): CPU share
+# of one core after warm-up (the first third: startup scans, first symbol
+# tables), RSS at the end, and RSS growth from the middle to the end.
+AGENT_CPU_MAX = 0.005
+AGENT_RSS_MAX = 40 * 2 ** 20
+AGENT_RSS_GROWTH_MAX = 2 * 2 ** 20
 
 
 def commit_extra(k):
@@ -553,7 +559,8 @@ def test_soak_fleet_host(tmp_path):
     """SOAK_MINUTES of the scenario with a deploy every ~3 minutes, the agent
     at its default frequency and window: every window conserves, every deploy
     is flagged on its regressed endpoint only, no spurious switch, and the
-    agent's own CPU and RSS at start, middle and end."""
+    agent's own CPU and RSS at start, middle and end: after warm-up at most
+    0.5% of a core, at most 40 MB, growing at most 2 MB from middle to end."""
     minutes = float(os.environ.get("SOAK_MINUTES", "10"))
     check_s = 60
     # A deploy cycle: the new commit's check range, churn, the next base
@@ -582,6 +589,22 @@ def test_soak_fleet_host(tmp_path):
         peak = max(s[2] or 0 for s in run.monitor.samples)
         print("%-8s %11.2f%% %10.1f (max)" % ("whole", 100 * (share or 0), peak / 2 ** 20))
         failures = []
+        warm, _ = run.monitor.phase(began + third, ended)
+        _, rss_middle = run.monitor.phase(began + third, began + 2 * third)
+        _, rss_end = run.monitor.phase(began + 2 * third, ended)
+        print("%-8s %11.2f%% %10.1f (after warm-up: middle and end; RSS growth %+.1f MB)"
+              % ("warm", 100 * (warm or 0), (rss_end or 0) / 2 ** 20,
+                 ((rss_end or 0) - (rss_middle or 0)) / 2 ** 20))
+        if warm is None or warm > AGENT_CPU_MAX:
+            failures.append("agent CPU after warm-up %s of a core > %.1f%%" % (
+                "unknown" if warm is None else "%.2f%%" % (100 * warm), 100 * AGENT_CPU_MAX))
+        if rss_end is None or rss_middle is None or rss_end > AGENT_RSS_MAX or \
+                rss_end - rss_middle > AGENT_RSS_GROWTH_MAX:
+            failures.append("agent RSS %s MB at the middle, %s MB at the end (<= %d MB, growth "
+                            "<= %d MB)" % (rss_middle and round(rss_middle / 2 ** 20, 1),
+                                           rss_end and round(rss_end / 2 ** 20, 1),
+                                           AGENT_RSS_MAX // 2 ** 20,
+                                           AGENT_RSS_GROWTH_MAX // 2 ** 20))
         for check in (assert_windows_conserve, assert_deploy_checks, assert_switches,
                       assert_nodata_check):
             try:

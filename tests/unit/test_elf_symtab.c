@@ -596,6 +596,40 @@ static void test_symcache_eviction_keeps_held_tables(void **state)
 	elf_symtab__put(held);
 }
 
+/* A byte bound: a second file that would pass it evicts the idle first. */
+static void test_symcache_byte_bound_evicts(void **state)
+{
+	const char *names[2] = { "prog_pie", "prog_nopie" };
+	char paths[2][PATH_MAX];
+	struct stat sts[2];
+	struct symcache *cache = symcache__new(8);
+	struct symcache_stats stats;
+	struct elf_symtab *t;
+
+	(void)state;
+	for (int i = 0; i < 2; i++) {
+		work_path(paths[i], names[i]);
+		stat_file(paths[i], &sts[i]);
+	}
+	t = symcache__get(cache, paths[0], sts[0].st_dev, sts[0].st_ino);
+	assert_non_null(t);
+	size_t first = elf_symtab__bytes(t);
+	assert_true(first > 0);
+	elf_symtab__put(t);
+	symcache__stats(cache, &stats);
+	assert_int_equal(stats.bytes, first);
+	symcache__set_max_bytes(cache, first + 1);
+	t = symcache__get(cache, paths[1], sts[1].st_dev, sts[1].st_ino);
+	assert_non_null(t);
+	size_t second = elf_symtab__bytes(t);
+	elf_symtab__put(t);
+	symcache__stats(cache, &stats);
+	assert_int_equal(stats.evictions, 1);
+	assert_int_equal(stats.entries, 1);
+	assert_int_equal(stats.bytes, second);
+	symcache__free(cache);
+}
+
 static void test_symcache_errors(void **state)
 {
 	char source[PATH_MAX];
@@ -722,6 +756,7 @@ int main(void)
 		cmocka_unit_test(test_open_errors),
 		cmocka_unit_test(test_symcache_hits_and_sharing),
 		cmocka_unit_test(test_symcache_eviction_keeps_held_tables),
+		cmocka_unit_test(test_symcache_byte_bound_evicts),
 		cmocka_unit_test(test_symcache_errors),
 		cmocka_unit_test(test_symcache_map_files),
 		cmocka_unit_test(test_vdso_image),

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -261,6 +262,9 @@ static void export_self_metrics(struct agent *a)
 		     (double)ss.symcache_hits);
 	metrics__set(m, "dynoprof_agent_symbol_cache_misses_total", NULL, 0,
 		     (double)ss.symcache_misses);
+	metrics__set(m, "dynoprof_agent_symbol_cache_evictions_total", NULL, 0,
+		     (double)ss.symcache_evictions);
+	metrics__set(m, "dynoprof_agent_symbol_cache_bytes", NULL, 0, (double)ss.symcache_bytes);
 	long pages = 0;
 	FILE *f = fopen("/proc/self/statm", "re");
 	if (f) {
@@ -296,6 +300,17 @@ static void note_store_result(struct agent *a, int err, int64_t now)
 	pthread_mutex_unlock(&a->st.lock);
 	if (err)
 		metrics__add(a->st.metrics, "dynoprof_agent_store_failures_total", NULL, 0, 1);
+}
+
+/* Forgets what the agent kept of processes that exited before the previous
+ * window closed (their samples were all read by now): their mappings, Python
+ * verdict, code objects, tags and request baselines. Then hands freed heap
+ * back to the kernel: a burst of short-lived processes must not leave the
+ * agent's RSS at its high-water mark. */
+static void forget_exited(struct agent *a)
+{
+	pipeline__forget_exited(a->pipe);
+	malloc_trim(0);
 }
 
 /* Closes the open window: stores it, updates metrics, opens the next. */
@@ -409,6 +424,7 @@ static int close_window(struct agent *a)
 		free(v);
 	}
 	hashmap__free(groups);
+	forget_exited(a);
 	export_self_metrics(a);
 	if (a->st.deploys)
 		deploy_checker__run_due(a->st.deploys, end);
@@ -462,6 +478,9 @@ static const struct {
 	  "Processes whose mappings the agent keeps." },
 	{ "dynoprof_agent_symbol_cache_hits_total", METRIC_COUNTER, "Symbol table cache hits." },
 	{ "dynoprof_agent_symbol_cache_misses_total", METRIC_COUNTER, "Symbol table cache misses." },
+	{ "dynoprof_agent_symbol_cache_evictions_total", METRIC_COUNTER,
+	  "Symbol tables dropped to keep the cache within its bounds (2048 files, 16 MiB)." },
+	{ "dynoprof_agent_symbol_cache_bytes", METRIC_GAUGE, "Memory of the cached symbol tables." },
 	{ "dynoprof_agent_rss_bytes", METRIC_GAUGE, "Resident memory of the agent." },
 	{ "dynoprof_agent_database_bytes", METRIC_GAUGE, "Size of the history database." },
 	{ "dynoprof_agent_windows_stored", METRIC_GAUGE, "History windows in the database." },
@@ -627,6 +646,11 @@ int agent__run(const struct agent_config *initial, const char *config_path,
 		 * first few per reason are named, the rest summarised per window. */
 		.warnings = stderr,
 		.log_prefix = "dynoprof agent",
+		/* Sized to the rate: the ring buffer is mapped twice into the agent. */
+		.ringbuf_bytes = sampler__ringbuf_bytes_for(c->frequency_hz, 0),
+		/* Binaries no process runs any more must not pile up. */
+		.symcache_bytes = 16u << 20,
+		.share_maps_reads = true,
 	};
 	a->pipe = pipeline__open(&po, a->window, err, sizeof(err));
 	if (!a->pipe) {

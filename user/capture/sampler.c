@@ -332,6 +332,20 @@ static int libbpf_quiet(enum libbpf_print_level level, const char *fmt, va_list 
 	return 0;
 }
 
+size_t sampler__ringbuf_bytes_for(unsigned freq_hz, unsigned ncpus)
+{
+	if (!ncpus) {
+		int n = libbpf_num_possible_cpus();
+		ncpus = n > 0 ? (unsigned)n : 1;
+	}
+	uint64_t need = (uint64_t)freq_hz * ncpus * sizeof(struct profile_sample_event) *
+			SAMPLER_RINGBUF_SLACK_S;
+	size_t bytes = SAMPLER_RINGBUF_MIN_BYTES;
+	while (bytes < need && bytes < SAMPLER_RINGBUF_DEFAULT_BYTES)
+		bytes *= 2;
+	return bytes;
+}
+
 struct sampler *sampler__open(const struct sampler_opts *opts, sampler_record_fn fn,
 			      void *ctx, char *err, size_t errlen)
 {
@@ -419,7 +433,7 @@ struct sampler *sampler__open(const struct sampler_opts *opts, sampler_record_fn
 	}
 	bpf_map__set_max_entries(s->skel->maps.counter_primary, (uint32_t)s->ncpus);
 	bpf_map__set_max_entries(s->skel->maps.counter_cycles, (uint32_t)s->ncpus);
-	size_t rb_bytes = opts->ringbuf_bytes ? opts->ringbuf_bytes : 8u << 20;
+	size_t rb_bytes = opts->ringbuf_bytes ? opts->ringbuf_bytes : SAMPLER_RINGBUF_DEFAULT_BYTES;
 	e = bpf_map__set_max_entries(s->skel->maps.events, (uint32_t)rb_bytes);
 	if (e) {
 		errmsg__set(err, errlen, "cannot size ring buffer: %s", strerror(-e));

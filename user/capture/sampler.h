@@ -63,6 +63,22 @@ typedef int (*sampler_record_fn)(void *ctx, const void *data, size_t size);
 
 struct sampler;
 
+/* Ring buffer bounds for sampler__ringbuf_bytes_for(): the smallest one, and
+ * the default (the largest). */
+#define SAMPLER_RINGBUF_MIN_BYTES (1u << 20)
+#define SAMPLER_RINGBUF_DEFAULT_BYTES (8u << 20)
+/* Seconds of the largest records at full rate the sized ring buffer holds:
+ * how long the reader may be busy elsewhere (the agent storing a window)
+ * before samples are lost (counted as ringbuf_full). */
+#define SAMPLER_RINGBUF_SLACK_S 4
+
+/* A ring buffer size for freq_hz on ncpus CPUs (0: every possible CPU):
+ * SAMPLER_RINGBUF_SLACK_S seconds of the largest sample records, as a power
+ * of two in [SAMPLER_RINGBUF_MIN_BYTES, SAMPLER_RINGBUF_DEFAULT_BYTES]. Its
+ * pages are mapped twice into the reader (wrap-around), so they count twice
+ * in its RSS: a low rate needs no 8 MiB. */
+size_t sampler__ringbuf_bytes_for(unsigned freq_hz, unsigned ncpus);
+
 /* Opens, loads and attaches. On failure returns NULL, sets errno, and writes a
  * one-line message telling the user what to do into err. */
 struct sampler *sampler__open(const struct sampler_opts *opts, sampler_record_fn fn,

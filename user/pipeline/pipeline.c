@@ -76,6 +76,8 @@ struct pipeline *pipeline__open(const struct pipeline_opts *o, struct profile *p
 	p->opts.log_prefix = prefix;
 	if (!(p->sym = symbolizer__new(0)))
 		goto nomem;
+	if (o->symcache_bytes)
+		symbolizer__set_symcache_bytes(p->sym, o->symcache_bytes);
 
 	/* Python frames and thread tags are read from glibc's thread-specific
 	 * data: without its layout, neither can be had. */
@@ -102,6 +104,7 @@ struct pipeline *pipeline__open(const struct pipeline_opts *o, struct profile *p
 		.counting = o->counting,
 		.counter_standin = o->counter_standin,
 		.bpf_stats = o->bpf_stats,
+		.ringbuf_bytes = o->ringbuf_bytes,
 		.no_kernel_stacks = !o->kernel,
 		.py_offsets = py_offsets_table,
 		.py_tls = tls,
@@ -117,6 +120,8 @@ struct pipeline *pipeline__open(const struct pipeline_opts *o, struct profile *p
 		p->pyreg = py_registry__new(sampler__set_python_process, p->sampler, 0, stderr);
 		if (!p->pyres || !p->pyreg)
 			goto nomem;
+		if (o->share_maps_reads)
+			py_registry__set_maps_source(p->pyreg, symbolizer__fresh_maps, p->sym);
 	}
 	/* Environment and process tags need no TLS layout: the registry runs
 	 * whenever tags are on, and publishes to BPF only when threads' can be read. */
@@ -125,6 +130,8 @@ struct pipeline *pipeline__open(const struct pipeline_opts *o, struct profile *p
 			.env_rules = o->env_rules, .n_env_rules = o->n_env_rules,
 			.publish = thread_tags ? sampler__set_tag_process : NULL,
 			.publish_ctx = p->sampler,
+			.maps = o->share_maps_reads ? symbolizer__fresh_maps : NULL,
+			.maps_ctx = o->share_maps_reads ? p->sym : NULL,
 		};
 		if (!(p->tags = tag_registry__new(&to)) ||
 		    !(p->requests = request_tracker__new()))
@@ -217,6 +224,25 @@ int pipeline__poll(struct pipeline *p, int timeout_ms)
 	if (p->requests && mono_ns() >= p->next_requests_ns)
 		pipeline__read_requests(p, PIPELINE_REQUEST_POLL_NS / 2);
 	return e < 0 ? e : 0;
+}
+
+static int python_tracks(void *ctx, pid_t pid)
+{
+	return py_registry__tracks(ctx, pid);
+}
+
+void pipeline__forget_exited(struct pipeline *p)
+{
+	symbolizer__sweep_exited(p->sym);
+	if (p->pyreg) {
+		py_registry__sweep_exited(p->pyreg);
+		py_resolver__retain(p->pyres, python_tracks, p->pyreg);
+	}
+	if (p->tags) {
+		tag_registry__sweep_exited(p->tags);
+		if (p->requests)
+			request_tracker__retain(p->requests, p->tags);
+	}
 }
 
 int64_t pipeline__counting_began_unix_ns(const struct pipeline *p)

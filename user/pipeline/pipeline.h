@@ -40,6 +40,7 @@ struct pipeline_opts {
 	bool counting;                /* exact per-thread CPU time (and counters) */
 	bool counter_standin;         /* no PMU: the software cpu-clock in the counter slot */
 	bool bpf_stats;               /* measure the BPF programs' own run time */
+	size_t ringbuf_bytes;         /* ring buffer size (a power of two); 0: the default */
 	/* What samples carry. */
 	bool kernel;                  /* kernel stacks and frames */
 	bool python;                  /* walk and name CPython frames */
@@ -59,6 +60,10 @@ struct pipeline_opts {
 			  uint64_t exact_cpu_ns); /* every sample added (see aggregate.h) */
 	void *on_sample_ctx;
 	/* How it behaves. */
+	size_t symcache_bytes;        /* symbol tables kept, in bytes; 0: no byte bound */
+	bool share_maps_reads;        /* Python detection and tag look-ups reuse the
+				       * symbolizer's fresh /proc/PID/maps read of a new
+				       * process instead of reading it again */
 	bool keep_going;              /* a record that fails to aggregate is skipped and
 				       * polling goes on (a daemon); else poll fails */
 	FILE *warnings;               /* Python warnings (once per process); NULL: quiet */
@@ -88,6 +93,12 @@ int pipeline__poll(struct pipeline *p, int timeout_ms);
 /* Reads every request counter now. Requests that began since the previous
  * read are dated back_ns before now (half the poll interval: on average). */
 void pipeline__read_requests(struct pipeline *p, uint64_t back_ns);
+
+/* Forgets what every stage kept of processes that exited before the previous
+ * call (their samples were all read by then): mappings, Python verdicts and
+ * code objects, tags, request baselines. A daemon calls it at each window
+ * close, so a host's churn does not grow it. */
+void pipeline__forget_exited(struct pipeline *p);
 
 /* CLOCK_REALTIME (ns) when counting began (just before the BPF programs
  * loaded): a daemon's first window starts there, so it holds every thread's

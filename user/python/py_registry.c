@@ -47,6 +47,8 @@ struct py_registry {
 	struct warn_log *log;             /* says them once, then summarises */
 	uint64_t tick;                    /* LRU clock */
 	struct py_registry_stats stats;   /* counters */
+	proc_maps_source_fn maps;         /* mappings for detection; NULL: read them */
+	void *maps_ctx;                   /* its context */
 };
 
 struct py_registry *py_registry__new(py_registry_publish_fn publish, void *ctx,
@@ -117,14 +119,16 @@ static void detect(struct py_registry *r, struct py_entry *e)
 	e->checked_ns = mono_ns();
 	r->stats.detections++;
 
-	struct proc_maps *maps = proc_maps__read(e->slot.pid);
+	struct proc_maps *owned = NULL;
+	const struct proc_maps *maps = r->maps ? r->maps(r->maps_ctx, e->slot.pid)
+					       : (owned = proc_maps__read(e->slot.pid));
 	if (!maps) {
 		e->state = PY_STATE_NOT_PYTHON;
 		e->checks = RECHECKS; /* gone: no point in looking again */
 		return;
 	}
 	int err = py_detect(e->slot.pid, maps, &t, reason, sizeof(reason));
-	proc_maps__free(maps);
+	proc_maps__free(owned);
 	if (err == -ENOTSUP) {
 		e->state = PY_STATE_REFUSED;
 		r->stats.unsupported++;
@@ -218,6 +222,30 @@ void py_registry__note_exit(struct py_registry *r, pid_t pid)
 	if (e->state == PY_STATE_PYTHON && r->publish)
 		r->publish(r->ctx, (uint32_t)pid, NULL);
 	e->slot.exited = 1;
+}
+
+/* An exited process was withdrawn from BPF at its exit (note_exit): its
+ * entry only goes. */
+static void forget_entry(void *ctx, void *value)
+{
+	(void)ctx;
+	entry_free(value);
+}
+
+size_t py_registry__sweep_exited(struct py_registry *r)
+{
+	return r ? process_table__sweep_exited(r->procs, forget_entry, NULL) : 0;
+}
+
+void py_registry__set_maps_source(struct py_registry *r, proc_maps_source_fn fn, void *ctx)
+{
+	r->maps = fn;
+	r->maps_ctx = ctx;
+}
+
+int py_registry__tracks(const struct py_registry *r, pid_t pid)
+{
+	return r && hashmap__get(r->procs, &pid, sizeof(pid)) != NULL;
 }
 
 int py_registry__scan(struct py_registry *r)

@@ -20,6 +20,7 @@
 #include <sys/types.h>
 
 #include "python_abi.h" /* bpf/python_abi.h: struct py_proc */
+#include "symbolize/proc_maps.h"
 
 /* Called to publish (info != NULL) or withdraw (info == NULL) a process for
  * the BPF walker. Returns 0 or -errno. */
@@ -54,6 +55,13 @@ int py_registry__lookup(struct py_registry *r, pid_t pid, struct py_process_info
 void py_registry__note_exec(struct py_registry *r, pid_t pid);
 /* The process exited: withdraw it from BPF, keep it for late samples. */
 void py_registry__note_exit(struct py_registry *r, pid_t pid);
+/* Forgets the processes whose exit the previous sweep already saw
+ * (process_table__sweep_exited); returns how many. */
+size_t py_registry__sweep_exited(struct py_registry *r);
+/* Takes pid's mappings from fn(ctx, pid) instead of reading them itself. */
+void py_registry__set_maps_source(struct py_registry *r, proc_maps_source_fn fn, void *ctx);
+/* 1 when pid has an entry (live, or exited and not yet swept), else 0. */
+int py_registry__tracks(const struct py_registry *r, pid_t pid);
 /* Detects every process in /proc now (for a system-wide capture, so Python
  * frames show from the first sample). Returns the number of Python processes. */
 int py_registry__scan(struct py_registry *r);

@@ -488,6 +488,46 @@ int py_resolver__frame(struct py_resolver *r, pid_t pid, unsigned vi, const stru
 	return profile__add_frame(p, &d, frame_id);
 }
 
+/* Drops m's entries whose process keep() refuses; returns how many. */
+static size_t retain_entries(struct hashmap *m, int (*keep)(void *ctx, pid_t pid), void *ctx)
+{
+	size_t cur = 0, n = 0, dropped = 0, k = 0;
+	const void *key;
+	void *v;
+	struct code_key *victims;
+	pid_t last = 0;
+	int last_keep = 1;
+	while (hashmap__next(m, &cur, &key, NULL, &v))
+		n++;
+	if (!n || !(victims = malloc(n * sizeof(*victims))))
+		return 0;
+	cur = 0;
+	while (hashmap__next(m, &cur, &key, NULL, &v) && k < n) {
+		const struct code_key *ck = key;
+		if (ck->pid != last) { /* one question per run of a pid's entries */
+			last = ck->pid;
+			last_keep = keep(ctx, ck->pid);
+		}
+		if (!last_keep)
+			victims[k++] = *ck;
+	}
+	for (size_t i = 0; i < k; i++) {
+		struct code_entry *e = hashmap__remove(m, &victims[i], sizeof(victims[i]));
+		dropped += e != NULL;
+		code_entry_free(e);
+	}
+	free(victims);
+	return dropped;
+}
+
+size_t py_resolver__retain(struct py_resolver *r, int (*keep)(void *ctx, pid_t pid), void *ctx)
+{
+	if (!r)
+		return 0;
+	return retain_entries(r->young, keep, ctx) + retain_entries(r->old, keep, ctx);
+}
+
+
 int py_resolver__summary(struct py_resolver *r, const char *prefix, const char *suffix,
 			 int force)
 {

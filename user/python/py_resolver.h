@@ -42,6 +42,11 @@ int py_resolver__frame(struct py_resolver *r, pid_t pid, unsigned version_index,
 		       const struct py_frame *f, int with_lines, struct profile *p,
 		       uint32_t *frame_id);
 
+/* Drops the cached code objects of every process for which keep(ctx, pid)
+ * returns 0 (processes that exited: their code objects are never asked for
+ * again, and a reused pid reads its own). Returns the entries dropped. */
+size_t py_resolver__retain(struct py_resolver *r, int (*keep)(void *ctx, pid_t pid), void *ctx);
+
 /* Says how many warnings were counted instead of said since the last summary
  * (util/warn_log.h: the agent per window, record at the end with force).
  * Returns the lines said. */

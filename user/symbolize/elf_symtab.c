@@ -47,6 +47,7 @@ struct elf_symtab {
 	size_t nsegments;                   /* entries in segments */
 	char build_id[ELF_SYMTAB_BUILD_ID_MAX]; /* hex build-id, "" when none */
 	char *debug_path;                   /* separate debug file used, or NULL */
+	size_t names_bytes;                 /* bytes allocated for names (for bytes()) */
 };
 
 /* A symbol seen while loading, before aliases are collapsed. */
@@ -389,6 +390,7 @@ static int build_functions(struct elf_symtab *table, struct candidate_vec *vec)
 		return -ENOMEM;
 	}
 	table->names = names.data; /* ownership moves to the table */
+	table->names_bytes = names.cap;
 	return 0;
 }
 
@@ -811,6 +813,14 @@ const char *elf_symtab__build_id(const struct elf_symtab *table)
 const char *elf_symtab__debug_path(const struct elf_symtab *table)
 {
 	return table ? table->debug_path : NULL;
+}
+
+size_t elf_symtab__bytes(const struct elf_symtab *table)
+{
+	if (!table)
+		return 0;
+	return sizeof(*table) + table->nfuncs * sizeof(struct elf_func) + table->names_bytes +
+	       table->nsegments * sizeof(struct elf_load_segment);
 }
 
 size_t elf_symtab__count(const struct elf_symtab *table)

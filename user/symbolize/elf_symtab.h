@@ -105,6 +105,8 @@ const char *elf_symtab__build_id(const struct elf_symtab *table);
 const char *elf_symtab__debug_path(const struct elf_symtab *table);
 
 /* Returns the number of function symbols in the table. */
+/* About the heap memory the table holds (functions, names, segments). */
+size_t elf_symtab__bytes(const struct elf_symtab *table);
 size_t elf_symtab__count(const struct elf_symtab *table);
 
 /* Reads only the GNU build-id note of the ELF file at path (cheap: no symbols

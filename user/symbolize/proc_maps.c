@@ -27,18 +27,72 @@ static int map_cmp(const void *a, const void *b)
 	return x->start < y->start ? -1 : x->start > y->start;
 }
 
-/* Parses one maps line; returns 1 for a kept (executable) mapping, 0 for a
- * skipped one, -EINVAL for a malformed line. */
+/* Skips spaces and tabs. */
+static const char *skip_blanks(const char *p)
+{
+	while (*p == ' ' || *p == '\t')
+		p++;
+	return p;
+}
+
+/* Reads an unsigned number in base 16 or 10 at *p (at least one digit, no
+ * overflow); advances *p. Returns 0 or -EINVAL. */
+static int read_number(const char **p, unsigned base, uint64_t *out)
+{
+	const char *c = *p;
+	uint64_t v = 0;
+	for (; *c; c++) {
+		unsigned d;
+		if (*c >= '0' && *c <= '9')
+			d = (unsigned)(*c - '0');
+		else if (base == 16 && *c >= 'a' && *c <= 'f')
+			d = (unsigned)(*c - 'a' + 10);
+		else if (base == 16 && *c >= 'A' && *c <= 'F')
+			d = (unsigned)(*c - 'A' + 10);
+		else
+			break;
+		if (v > (UINT64_MAX - d) / base)
+			return -EINVAL;
+		v = v * base + d;
+	}
+	if (c == *p)
+		return -EINVAL;
+	*out = v;
+	*p = c;
+	return 0;
+}
+
+/* Parses one maps line ("start-end perms offset major:minor inode path"; no
+ * sscanf: the agent reads thousands of these a minute); returns 1 for a kept
+ * (executable) mapping, 0 for a skipped one, -EINVAL for a malformed line. */
 static int parse_line(char *line, struct proc_map *out)
 {
-	uint64_t start, end, offset, inode;
-	unsigned major, minor;
+	uint64_t start, end, offset, inode, major, minor;
 	char perms[8];
-	int path_at = 0;
+	const char *c = skip_blanks(line);
+	size_t np = 0;
 
-	if (sscanf(line, "%" SCNx64 "-%" SCNx64 " %7s %" SCNx64 " %x:%x %" SCNu64 " %n",
-		   &start, &end, perms, &offset, &major, &minor, &inode, &path_at) < 7)
+	if (read_number(&c, 16, &start) || *c++ != '-' || read_number(&c, 16, &end))
 		return -EINVAL;
+	c = skip_blanks(c);
+	while (*c && *c != ' ' && *c != '\t' && *c != '\n' && np < sizeof(perms) - 1)
+		perms[np++] = *c++;
+	perms[np] = '\0';
+	if (!np)
+		return -EINVAL;
+	c = skip_blanks(c);
+	if (read_number(&c, 16, &offset))
+		return -EINVAL;
+	c = skip_blanks(c);
+	if (read_number(&c, 16, &major) || *c++ != ':' || read_number(&c, 16, &minor) ||
+	    major > UINT32_MAX || minor > UINT32_MAX)
+		return -EINVAL;
+	c = skip_blanks(c);
+	if (read_number(&c, 10, &inode))
+		return -EINVAL;
+	while (*c == ' ' || *c == '\t' || *c == '\n')
+		c++;
+	int path_at = (int)(c - line);
 	if (strlen(perms) < 3 || perms[2] != 'x')
 		return 0;
 	char *path = path_at ? line + path_at : line + strlen(line);

@@ -34,6 +34,16 @@ struct proc_maps *proc_maps__read(pid_t pid);
 struct proc_maps *proc_maps__parse(FILE *f);
 void proc_maps__free(struct proc_maps *maps);
 
+/* Where a reader of several per-process tables gets pid's mappings without
+ * reading /proc/PID/maps once per table (the agent: the symbolizer's copy,
+ * symbolizer__fresh_maps): mappings read at most PROC_MAPS_FRESH_NS ago,
+ * borrowed until the next call into the source's owner; NULL + errno when
+ * unreadable (ESRCH: gone). */
+typedef const struct proc_maps *(*proc_maps_source_fn)(void *ctx, pid_t pid);
+/* How old a source's mappings may be: well under any re-check interval, so a
+ * re-check (a library loaded since) reads them again. */
+#define PROC_MAPS_FRESH_NS 100000000ull
+
 /* Returns the mapping containing addr, or NULL. */
 const struct proc_map *proc_maps__find(const struct proc_maps *maps, uint64_t addr);
 size_t proc_maps__count(const struct proc_maps *maps);

@@ -22,8 +22,12 @@
 #define DEFAULT_MAX_PROCESSES 16384
 #define DEFAULT_SYMCACHE_ENTRIES 2048
 /* A process whose address missed every mapping is re-read at most this often:
- * a dlopen() since the last read is the usual cause, a wild address the other. */
+ * a dlopen() since the last read is the usual cause, a wild address the other.
+ * Each re-read in a row that did not find the address doubles the interval,
+ * up to MAPS_REFRESH_MAX_DOUBLINGS times (6.4 s): a busy process whose stack
+ * walks end in garbage must not cost a maps read five times a second. */
 #define MAPS_REFRESH_INTERVAL_NS 200000000ull
+#define MAPS_REFRESH_MAX_DOUBLINGS 5
 
 /* What we know of one process. */
 struct proc_entry {
@@ -31,6 +35,7 @@ struct proc_entry {
 	struct proc_maps *maps;   /* executable mappings; NULL until read or after exec */
 	int maps_failed;          /* the last read failed (process gone): do not retry */
 	uint64_t last_read_ns;    /* CLOCK_MONOTONIC time of the last maps read */
+	unsigned futile_refreshes;/* re-reads in a row that did not find their address */
 };
 
 struct symbolizer {
@@ -92,23 +97,26 @@ static void evict_entry(void *ctx, void *value)
 	proc_entry_free(value);
 }
 
-static void read_maps(struct symbolizer *s, struct proc_entry *pe)
+/* Returns 0, or -errno when the read failed (the old mappings stay). */
+static int read_maps(struct symbolizer *s, struct proc_entry *pe)
 {
 	struct proc_maps *m = proc_maps__read(pe->slot.pid);
 	pe->last_read_ns = mono_ns();
 	s->stats.maps_reads++;
 	if (!m) {
+		int err = -errno;
 		if (!pe->maps) {
 			pe->maps_failed = 1;
 			s->stats.maps_failures++;
 			if (errno == EACCES || errno == EPERM)
 				s->stats.maps_denied++;
 		}
-		return; /* keep the old maps if we had some */
+		return err; /* keep the old maps if we had some */
 	}
 	proc_maps__free(pe->maps);
 	pe->maps = m;
 	pe->maps_failed = 0;
+	return 0;
 }
 
 static struct proc_entry *get_proc(struct symbolizer *s, pid_t pid)
@@ -130,6 +138,7 @@ void symbolizer__note_exec(struct symbolizer *s, pid_t pid)
 	proc_maps__free(pe->maps);
 	pe->maps = NULL;
 	pe->maps_failed = 0;
+	pe->futile_refreshes = 0;
 	pe->slot.exited = 0;
 }
 
@@ -138,6 +147,35 @@ void symbolizer__note_exit(struct symbolizer *s, pid_t pid)
 	struct proc_entry *pe = hashmap__get(s->procs, &pid, sizeof(pid));
 	if (pe)
 		pe->slot.exited = 1;
+}
+
+const struct proc_maps *symbolizer__fresh_maps(void *ctx, pid_t pid)
+{
+	struct symbolizer *s = ctx;
+	struct proc_entry *pe = process_table__get(s->procs, pid, s->max_processes, sizeof(*pe),
+						   &s->tick, evict_entry, NULL, NULL);
+	if (!pe) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (pe->maps && mono_ns() - pe->last_read_ns < PROC_MAPS_FRESH_NS)
+		return pe->maps;
+	int err = read_maps(s, pe);
+	if (err) {
+		errno = -err;
+		return NULL;
+	}
+	return pe->maps;
+}
+
+void symbolizer__set_symcache_bytes(struct symbolizer *s, size_t max_bytes)
+{
+	symcache__set_max_bytes(s->symcache, max_bytes);
+}
+
+size_t symbolizer__sweep_exited(struct symbolizer *s)
+{
+	return s ? process_table__sweep_exited(s->procs, evict_entry, NULL) : 0;
 }
 
 int symbolizer__touch(struct symbolizer *s, pid_t pid)
@@ -233,10 +271,13 @@ int symbolizer__user_frame(struct symbolizer *s, pid_t pid, uint64_t addr,
 	if (!pe)
 		return -ENOMEM;
 	const struct proc_map *m = pe->maps ? proc_maps__find(pe->maps, lookup) : NULL;
+	unsigned doublings = pe->futile_refreshes < MAPS_REFRESH_MAX_DOUBLINGS ?
+			     pe->futile_refreshes : MAPS_REFRESH_MAX_DOUBLINGS;
 	if (!m && !pe->slot.exited && !pe->maps_failed &&
-	    mono_ns() - pe->last_read_ns >= MAPS_REFRESH_INTERVAL_NS) {
+	    mono_ns() - pe->last_read_ns >= (MAPS_REFRESH_INTERVAL_NS << doublings)) {
 		read_maps(s, pe);
 		m = pe->maps ? proc_maps__find(pe->maps, lookup) : NULL;
+		pe->futile_refreshes = m ? 0 : pe->futile_refreshes + 1;
 	}
 	if (!m) {
 		s->stats.unknown_frames++;
@@ -332,4 +373,6 @@ void symbolizer__stats(const struct symbolizer *s, struct symbolizer_stats *out)
 	symcache__stats(s->symcache, &cs);
 	out->symcache_hits = cs.hits;
 	out->symcache_misses = cs.misses;
+	out->symcache_evictions = cs.evictions;
+	out->symcache_bytes = cs.bytes;
 }

@@ -27,6 +27,8 @@ struct symbolizer_stats {
 	uint64_t unknown_frames;  /* addresses that resolved to no mapping or symbol */
 	uint64_t symcache_hits;   /* symbol table cache hits */
 	uint64_t symcache_misses; /* symbol tables loaded */
+	uint64_t symcache_evictions; /* tables dropped to stay within the cache's bounds */
+	uint64_t symcache_bytes;  /* memory of the cached tables */
 };
 
 struct symbolizer;
@@ -40,6 +42,21 @@ void symbolizer__free(struct symbolizer *s);
 void symbolizer__note_exec(struct symbolizer *s, pid_t pid);
 /* A process exited: keep what we know, mark it evictable. */
 void symbolizer__note_exit(struct symbolizer *s, pid_t pid);
+/* Forgets the processes whose exit the previous sweep already saw
+ * (process_table__sweep_exited): call once per reader drain or less often.
+ * Returns the processes forgotten. */
+size_t symbolizer__sweep_exited(struct symbolizer *s);
+/* Bounds the symbol tables' memory too (0, the default: only the file
+ * count). A table evicted while a process that exited still has samples to
+ * come cannot be loaded again (its /proc/PID/root is gone): a daemon that
+ * runs for weeks wants the bound (the agent: 16 MiB); a capture of many
+ * processes at a high rate (record) keeps every table, as a table of an
+ * exited process evicted under it would name its later samples [unknown]. */
+void symbolizer__set_symcache_bytes(struct symbolizer *s, size_t max_bytes);
+/* A proc_maps_source_fn (ctx: the symbolizer): pid's mappings as the
+ * symbolizer holds them, read again when older than PROC_MAPS_FRESH_NS (the
+ * symbolizer keeps the newer read). */
+const struct proc_maps *symbolizer__fresh_maps(void *ctx, pid_t pid);
 /* Reads pid's mappings now if not yet known (call at first sight, while it lives). */
 int symbolizer__touch(struct symbolizer *s, pid_t pid);
 

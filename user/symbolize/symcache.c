@@ -30,6 +30,8 @@ struct symcache {
 	struct hashmap *by_file;        /* symcache_key -> struct symcache_entry* (owned) */
 	struct hashmap *by_build_id;    /* build-id hex -> struct symcache_entry* (in by_file) */
 	size_t max_entries;             /* bound on by_file's size */
+	size_t max_bytes;               /* bound on bytes (0: none) */
+	size_t bytes;                   /* elf_symtab__bytes() of the cached tables */
 	uint64_t clock;                 /* incremented per get; stamps last_use */
 	struct symcache_stats stats;    /* counters (entries kept in sync on read) */
 };
@@ -65,6 +67,7 @@ struct symcache *symcache__new(size_t max_entries)
 static void symcache__drop_entry(struct symcache *cache, struct symcache_entry *entry)
 {
 	hashmap__remove(cache->by_file, &entry->key, sizeof(entry->key));
+	cache->bytes -= elf_symtab__bytes(entry->table);
 	if (entry->owns_build_id) {
 		const char *id = elf_symtab__build_id(entry->table);
 
@@ -127,13 +130,17 @@ static int symcache__insert(struct symcache *cache, const struct symcache_key *k
 	struct symcache_entry *entry;
 	const char *id;
 
-	while (hashmap__size(cache->by_file) >= cache->max_entries)
+	size_t need = elf_symtab__bytes(table);
+	while (hashmap__size(cache->by_file) >= cache->max_entries ||
+	       (cache->max_bytes && hashmap__size(cache->by_file) &&
+		cache->bytes + need > cache->max_bytes))
 		symcache__evict_one(cache);
 	entry = calloc(1, sizeof(*entry));
 	if (!entry)
 		return -ENOMEM;
 	entry->key = *key;
 	entry->table = elf_symtab__get(table);
+	cache->bytes += need;
 	entry->error = error;
 	entry->last_use = cache->clock;
 	if (hashmap__put(cache->by_file, key, sizeof(*key), entry, NULL)) {
@@ -229,12 +236,20 @@ struct elf_symtab *symcache__get(struct symcache *cache, const char *open_path, 
 	return symcache__get_opts(cache, open_path, dev, ino, NULL);
 }
 
+void symcache__set_max_bytes(struct symcache *cache, size_t max_bytes)
+{
+	pthread_mutex_lock(&cache->lock);
+	cache->max_bytes = max_bytes;
+	pthread_mutex_unlock(&cache->lock);
+}
+
 void symcache__stats(struct symcache *cache, struct symcache_stats *stats)
 {
 	if (!cache || !stats)
 		return;
 	pthread_mutex_lock(&cache->lock);
 	cache->stats.entries = hashmap__size(cache->by_file);
+	cache->stats.bytes = cache->bytes;
 	*stats = cache->stats;
 	pthread_mutex_unlock(&cache->lock);
 }

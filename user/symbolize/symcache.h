@@ -30,9 +30,10 @@ struct symcache_stats {
 	uint64_t misses;           /* gets that found no entry */
 	uint64_t build_id_shares;  /* misses served by a cached table with the same build-id */
 	uint64_t loads;            /* symbol tables loaded from disk */
-	uint64_t evictions;        /* entries dropped to stay within max_entries */
+	uint64_t evictions;        /* entries dropped to stay within max_entries or max_bytes */
 	uint64_t errors;           /* gets that returned NULL */
 	size_t entries;            /* entries currently cached */
+	size_t bytes;              /* elf_symtab__bytes() of the cached tables */
 };
 
 /* Returns an empty cache holding at most max_entries files, or NULL with errno
@@ -57,6 +58,11 @@ struct elf_symtab *symcache__get(struct symcache *cache, const char *open_path, 
  * another mount namespace find its debug files). */
 struct elf_symtab *symcache__get_opts(struct symcache *cache, const char *open_path, dev_t dev,
 				      ino_t ino, const struct elf_symtab_opts *opts);
+
+/* Bounds the cached tables' elf_symtab__bytes() too (0: no bound): least
+ * recently used idle tables go first (evictions). A table larger than the
+ * bound alone is still cached, alone. */
+void symcache__set_max_bytes(struct symcache *cache, size_t max_bytes);
 
 /* Copies the counters into *stats. */
 void symcache__stats(struct symcache *cache, struct symcache_stats *stats);

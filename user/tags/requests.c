@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "util/hashmap.h"
 
@@ -69,6 +70,35 @@ static void on_count(void *ctx, const char *endpoint, uint64_t count)
 		return;
 	pc->fn(pc->fn_ctx, pc->pid, endpoint, count - prev);
 	pc->reported++;
+}
+
+size_t request_tracker__retain(struct request_tracker *t, const struct tag_registry *tags)
+{
+	size_t cur = 0, n = hashmap__size(t->seen), k = 0, dropped = 0;
+	const void *key;
+	size_t key_len;
+	if (!n)
+		return 0;
+	/* Keys are "pid\0endpoint"; the victims' keys are copied, as removing
+	 * frees the map's copies. */
+	struct victim { char *key; size_t len; } *victims = malloc(n * sizeof(*victims));
+	if (!victims)
+		return 0;
+	while (hashmap__next(t->seen, &cur, &key, &key_len, NULL) && k < n) {
+		if (tag_registry__tracks(tags, (pid_t)atoi(key)))
+			continue;
+		char *copy = malloc(key_len);
+		if (!copy)
+			break;
+		memcpy(copy, key, key_len);
+		victims[k++] = (struct victim){ copy, key_len };
+	}
+	for (size_t i = 0; i < k; i++) {
+		dropped += hashmap__remove(t->seen, victims[i].key, victims[i].len) != NULL;
+		free(victims[i].key);
+	}
+	free(victims);
+	return dropped;
 }
 
 static void poll_process(void *ctx, pid_t pid)

@@ -28,4 +28,8 @@ int request_tracker__poll(struct request_tracker *t, struct tag_registry *tags,
 			  void (*fn)(void *ctx, pid_t pid, const char *endpoint, uint64_t requests),
 			  void *ctx);
 
+/* Forgets the baselines of processes tags no longer tracks (exited and
+ * swept): they are never read again. Returns the baselines forgotten. */
+size_t request_tracker__retain(struct request_tracker *t, const struct tag_registry *tags);
+
 #endif

@@ -17,9 +17,15 @@
 
 #define DEFAULT_MAX_PROCESSES 8192
 #define MAX_ENVIRON_BYTES (256 * 1024)
-/* Library look-ups: every LIB_RECHECK_NS while sampled, LIB_CHECKS times. */
-#define LIB_CHECKS 120
+/* Library look-ups (a read of /proc/PID/maps each) while sampled, LIB_CHECKS
+ * times: every LIB_RECHECK_NS for the first LIB_FAST_CHECKS (a Python app
+ * loads libdynotag in its first seconds), then at doubling intervals up to
+ * LIB_RECHECK_MAX_NS (about 90 s in all): a busy process that never loads it
+ * costs 24 reads, not one every half second. */
+#define LIB_CHECKS 24
+#define LIB_FAST_CHECKS 10
 #define LIB_RECHECK_NS 500000000ull
+#define LIB_RECHECK_MAX_NS 8000000000ull
 /* Bytes of a process's string arena read at once when an id is unknown. */
 #define MAX_ARENA_PREFETCH (1u << 20)
 /* The process record is re-read at most this often. */
@@ -79,6 +85,8 @@ struct tag_registry {
 	size_t max_processes;           /* bound on procs */
 	uint64_t tick;                  /* LRU clock */
 	struct tag_registry_stats stats;/* counters */
+	proc_maps_source_fn maps;       /* mappings for library look-ups; NULL: read them */
+	void *maps_ctx;                 /* its context */
 };
 
 bool tag_sanitize(const char *in, size_t in_len, char *out, size_t len)
@@ -179,6 +187,8 @@ struct tag_registry *tag_registry__new(const struct tag_registry_opts *opts)
 	r->n_rules = n;
 	r->publish = opts ? opts->publish : NULL;
 	r->publish_ctx = opts ? opts->publish_ctx : NULL;
+	r->maps = opts ? opts->maps : NULL;
+	r->maps_ctx = opts ? opts->maps_ctx : NULL;
 	r->max_processes = opts && opts->max_processes ? opts->max_processes
 						       : DEFAULT_MAX_PROCESSES;
 	return r;
@@ -250,6 +260,10 @@ static void read_environment(struct tag_registry *r, struct tag_entry *e)
 	FILE *f = fopen(path, "re");
 	if (!f) {
 		e->env_unreadable = 1;
+		/* Gone (the CPU time of a process that exited unsampled): its
+		 * mappings are gone too, so no library look-up. */
+		if (errno == ENOENT || errno == ESRCH)
+			e->lib_checks = LIB_CHECKS;
 		return;
 	}
 	char *buf = malloc(MAX_ENVIRON_BYTES + 1);
@@ -288,9 +302,11 @@ static void read_environment(struct tag_registry *r, struct tag_entry *e)
 }
 
 /* Looks for libdynotag's runtime object in pid's mappings. */
-static uint64_t find_runtime(pid_t pid)
+static uint64_t find_runtime(struct tag_registry *r, pid_t pid)
 {
-	struct proc_maps *maps = proc_maps__read(pid);
+	struct proc_maps *owned = NULL;
+	const struct proc_maps *maps = r->maps ? r->maps(r->maps_ctx, pid)
+					       : (owned = proc_maps__read(pid));
 	uint64_t found = 0;
 	if (!maps)
 		return 0;
@@ -320,7 +336,7 @@ static uint64_t find_runtime(pid_t pid)
 		}
 		elf_dynsym__free(elf);
 	}
-	proc_maps__free(maps);
+	proc_maps__free(owned);
 	return found;
 }
 
@@ -330,7 +346,7 @@ static void check_library(struct tag_registry *r, struct tag_entry *e)
 {
 	e->lib_checks++;
 	e->lib_checked_ns = mono_ns();
-	uint64_t addr = find_runtime(e->slot.pid);
+	uint64_t addr = find_runtime(r, e->slot.pid);
 	if (!addr)
 		return;
 	struct tag_proc info = { .runtime_addr = addr };
@@ -348,6 +364,19 @@ static void evict_entry(void *ctx, void *value)
 	if (e->runtime_addr && r->publish)
 		r->publish(r->publish_ctx, (uint32_t)e->slot.pid, NULL);
 	entry_free(e);
+}
+
+/* Whether e's library look-up is due (see LIB_CHECKS). */
+static int library_check_due(const struct tag_entry *e)
+{
+	if (e->runtime_addr || e->slot.exited || e->lib_checks >= LIB_CHECKS)
+		return 0;
+	if (!e->lib_checks)
+		return 1;
+	uint64_t interval = LIB_RECHECK_NS;
+	for (unsigned i = LIB_FAST_CHECKS; i < e->lib_checks && interval < LIB_RECHECK_MAX_NS; i++)
+		interval *= 2;
+	return mono_ns() - e->lib_checked_ns >= interval;
 }
 
 static struct tag_entry *get_entry(struct tag_registry *r, pid_t pid)
@@ -368,8 +397,7 @@ static struct tag_entry *get_entry(struct tag_registry *r, pid_t pid)
 	}
 	if (!e->env_read)
 		read_environment(r, e);
-	if (!e->runtime_addr && !e->slot.exited && e->lib_checks < LIB_CHECKS &&
-	    (!e->lib_checks || mono_ns() - e->lib_checked_ns >= LIB_RECHECK_NS))
+	if (library_check_due(e))
 		check_library(r, e);
 	return e;
 }
@@ -617,6 +645,23 @@ void tag_registry__note_exit(struct tag_registry *r, pid_t pid)
 	if (e->runtime_addr && r->publish)
 		r->publish(r->publish_ctx, (uint32_t)pid, NULL);
 	e->slot.exited = 1;
+}
+
+/* An exited process was withdrawn from BPF at its exit (note_exit). */
+static void forget_entry(void *ctx, void *value)
+{
+	(void)ctx;
+	entry_free(value);
+}
+
+size_t tag_registry__sweep_exited(struct tag_registry *r)
+{
+	return r ? process_table__sweep_exited(r->procs, forget_entry, NULL) : 0;
+}
+
+int tag_registry__tracks(const struct tag_registry *r, pid_t pid)
+{
+	return r && hashmap__get(r->procs, &pid, sizeof(pid)) != NULL;
 }
 
 void tag_registry__foreach(struct tag_registry *r, void (*fn)(void *ctx, pid_t pid), void *ctx)

@@ -26,6 +26,7 @@
 #include <sys/types.h>
 
 #include "tags_abi.h" /* bpf/tags_abi.h: struct tag_proc, enum tag_read_status */
+#include "symbolize/proc_maps.h"
 
 /* The label budget of one sample. Each source is capped where its labels
  * enter the registry (the excess counted in tag_registry_stats), so the
@@ -57,6 +58,9 @@ struct tag_registry_opts {
 	tag_publish_fn publish;  /* BPF map writer; NULL: thread tags off */
 	void *publish_ctx;
 	size_t max_processes;    /* 0: default */
+	proc_maps_source_fn maps; /* where library look-ups get mappings; NULL:
+				   * read /proc/PID/maps */
+	void *maps_ctx;
 };
 
 /* The default environment rules: DYNOPROF_COMMIT, GIT_COMMIT, SOURCE_VERSION
@@ -130,6 +134,11 @@ int tag_registry__requests(struct tag_registry *r, pid_t pid,
  * what was read of it before then is forgotten. */
 void tag_registry__note_exec(struct tag_registry *r, pid_t pid, uint64_t exec_ns);
 void tag_registry__note_exit(struct tag_registry *r, pid_t pid);
+/* Forgets the processes whose exit the previous sweep already saw
+ * (process_table__sweep_exited); returns how many. */
+size_t tag_registry__sweep_exited(struct tag_registry *r);
+/* 1 when pid has an entry, else 0. */
+int tag_registry__tracks(const struct tag_registry *r, pid_t pid);
 /* Calls fn for every tracked pid (e.g. to collect request counts). */
 void tag_registry__foreach(struct tag_registry *r, void (*fn)(void *ctx, pid_t pid), void *ctx);
 void tag_registry__stats(const struct tag_registry *r, struct tag_registry_stats *out);

@@ -52,3 +52,31 @@ void *process_table__get(struct hashmap *map, pid_t pid, size_t max, size_t entr
 	slot->last_use = ++*tick;
 	return slot;
 }
+
+size_t process_table__sweep_exited(struct hashmap *map, void (*on_evict)(void *ctx, void *value),
+				   void *ctx)
+{
+	size_t cur = 0, n = 0, evicted = 0;
+	void *v;
+	while (hashmap__next(map, &cur, NULL, NULL, &v))
+		n += ((const struct process_slot *)v)->exited >= 2;
+	pid_t *victims = n ? malloc(n * sizeof(pid_t)) : NULL;
+	size_t k = 0;
+	cur = 0;
+	while (hashmap__next(map, &cur, NULL, NULL, &v)) {
+		struct process_slot *slot = v;
+		if (slot->exited >= 2 && victims && k < n)
+			victims[k++] = slot->pid;
+		else if (slot->exited == 1)
+			slot->exited = 2;
+	}
+	for (size_t i = 0; i < k; i++) {
+		void *value = hashmap__remove(map, &victims[i], sizeof(pid_t));
+		if (value) {
+			on_evict(ctx, value);
+			evicted++;
+		}
+	}
+	free(victims);
+	return evicted;
+}

@@ -14,7 +14,8 @@
 /* The first member of every table value. */
 struct process_slot {
 	pid_t pid;           /* the key */
-	int exited;          /* exit seen: evicted first */
+	int exited;          /* exit seen: evicted first; 2 once a sweep saw it
+			      * (process_table__sweep_exited) */
 	uint64_t last_use;   /* the table's tick at the last lookup (LRU) */
 };
 
@@ -31,5 +32,13 @@ void process_table__make_room(struct hashmap *map, size_t max,
 void *process_table__get(struct hashmap *map, pid_t pid, size_t max, size_t entry_size,
 			 uint64_t *tick, void (*on_evict)(void *ctx, void *value), void *ctx,
 			 int *created);
+
+/* Evicts (on_evict(ctx, value)) every entry whose exit was already seen by
+ * the previous sweep, and marks the exits seen since. So an exited process's
+ * entry lives until the second sweep after its exit: samples it queued
+ * before exiting are read by then when sweeps are at least one reader drain
+ * apart (the agent sweeps at each window close). Returns the entries evicted. */
+size_t process_table__sweep_exited(struct hashmap *map, void (*on_evict)(void *ctx, void *value),
+				   void *ctx);
 
 #endif
