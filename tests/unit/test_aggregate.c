@@ -618,6 +618,100 @@ static void test_counts_table_takes_exits(void **state)
 	counts_table__free(t);
 }
 
+/* Adds a thread's final counts to t. */
+static void thread_counts(struct counts_table *t, uint32_t pid, uint32_t tid, const char *comm,
+			  uint64_t cpu_ns, uint64_t instructions, uint64_t cycles)
+{
+	struct task_counts c = { .pid = pid, .cpu_ns = cpu_ns,
+				 .counters = { instructions, cycles } };
+	snprintf(c.comm, sizeof(c.comm), "%s", comm);
+	assert_int_equal(counts_table__add(t, tid, &c), 0);
+}
+
+static void test_counts_table_outputs(void **state)
+{
+	(void)state;
+	struct counts_table *t = counts_table__new();
+	assert_non_null(t);
+	thread_counts(t, 10, 10, "web", 2000000000, 4000, 2000);
+	thread_counts(t, 10, 11, "web-worker", 1000000000, 2000, 1000);
+	thread_counts(t, 20, 21, "batch-1", 5000000000, 1000, 1000);
+	/* A tid added twice keeps the larger totals; reused by another process:
+	 * the new one wins. */
+	thread_counts(t, 10, 11, "web-worker", 500000000, 1, 1);
+	thread_counts(t, 30, 31, "reused", 1, 0, 0);
+	thread_counts(t, 30, 31, "reused", 1000000, 0, 0);
+
+	struct counts_units u = { .instructions = true, .cycles = true,
+				  .primary_event = "instructions", .reason = "PMU \"here\"" };
+	char *text = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&text, &len);
+	assert_non_null(out);
+	counts_table__print_top(t, out, 2, &u);
+	fclose(out);
+	/* Largest first, the process named by its leader, IPC = instr / cycles. */
+	const char *batch = strstr(text, "batch-1"), *web = strstr(text, "web ");
+	if (!batch || !web || batch > web || strstr(text, "reused"))
+		fail_msg("top table:\n%s", text);
+	assert_non_null(strstr(text, "IPC"));
+	assert_non_null(strstr(text, "3.000")); /* web: 3 s */
+	assert_non_null(strstr(text, "2.00"));  /* web: 6000 / 3000 */
+	free(text);
+
+	/* JSON: units, processes with threads, per-tag breakdown of p. */
+	struct profile *p = profile__new();
+	assert_non_null(p);
+	assert_int_equal(profile__add_value_type(p, "samples", "count"), 0);
+	assert_int_equal(profile__add_value_type(p, "cpu", "nanoseconds"), 1);
+	assert_int_equal(profile__add_value_type(p, "instructions", "count"), 2);
+	uint32_t frame;
+	struct frame_desc d = { .kind = FRAME_NATIVE, .name = "f" };
+	assert_int_equal(profile__add_frame(p, &d, &frame), 0);
+	const char *keys[] = { "endpoint" }, *vals[] = { "/a" }, *vals2[] = { "/b" };
+	uint64_t v1[3] = { 2, 300, 7 }, v2[3] = { 1, 100, 5 };
+	struct sample_desc sd = { .frames = &frame, .nframes = 1, .pid = 10, .tid = 10,
+				  .label_keys = keys, .label_values = vals, .nlabels = 1,
+				  .values = v1 };
+	assert_int_equal(profile__add_sample(p, &sd), 0);
+	sd.label_values = vals2;
+	sd.values = v2;
+	assert_int_equal(profile__add_sample(p, &sd), 0);
+	out = open_memstream(&text, &len);
+	assert_non_null(out);
+	assert_int_equal(counts_table__write_json(t, p, &u, out), 0);
+	fclose(out);
+	const char *want[] = {
+		"\"counter_event\": \"instructions\"", "\"reason\": \"PMU \\\"here\\\"\"",
+		"{\"pid\": 20, \"comm\": \"batch-1\", \"cpu_ns\": 5000000000, "
+		"\"instructions\": 1000, \"cycles\": 1000",
+		"{\"tid\": 11, \"comm\": \"web-worker\", \"cpu_ns\": 1000000000",
+		"\"pid\": 30, \"comm\": \"reused\", \"cpu_ns\": 1000000",
+		"\"statistical\": true",
+		"\"/a\": {\"samples\": 2, \"cpu_ns\": 300, \"instructions\": 7}",
+		"\"/b\": {\"samples\": 1, \"cpu_ns\": 100, \"instructions\": 5}",
+	};
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		if (!strstr(text, want[i]))
+			fail_msg("no %s in\n%s", want[i], text);
+	free(text);
+
+	/* The software stand-in: no instruction counts, its own value. */
+	struct counts_units sw = { .primary_event = "cpu-clock" };
+	out = open_memstream(&text, &len);
+	assert_non_null(out);
+	assert_int_equal(counts_table__write_json(t, NULL, &sw, out), 0);
+	counts_table__print_top(t, out, 10, &sw);
+	fclose(out);
+	assert_non_null(strstr(text, "\"instructions\": null"));
+	assert_non_null(strstr(text, "\"counter_value\": 1000"));
+	assert_non_null(strstr(text, "\"by\": {}"));
+	assert_null(strstr(text, "IPC"));
+	free(text);
+	profile__free(p);
+	counts_table__free(t);
+}
+
 static void test_set_profile(void **state)
 {
 	(void)state;
@@ -747,6 +841,12 @@ static void test_windows_label_samples(void **state)
 	assert_non_null(seen_window);
 	assert_string_equal(seen_window, "0");
 	assert_int_equal(stats(&g).window_tags_replaced, 1);
+	/* Its leader freed: the process is over; its tags are read again for
+	 * whatever has the pid next (a fork with no exec to tell). */
+	struct profile_unsampled_event ue;
+	unsampled(&ue, (uint32_t)child, (uint32_t)child, 5);
+	assert_int_equal(aggregator__record(g.a, &ue, sizeof(ue)), 0);
+	assert_int_equal(stats(&g).unsampled_ns, 9 + 5);
 	fx_close(&g);
 	fx_close(&f);
 
@@ -771,8 +871,12 @@ static void test_tags_torn_and_budget(void **state)
 	pid_t child = spawn_env(envp);
 	struct tag_registry *tags = tag_registry__new(NULL);
 	assert_non_null(tags);
+	char spec[] = "django";
+	struct endpoint_rule rule;
+	assert_int_equal(endpoint_rule__parse(spec, &rule), 0);
+	/* (the rule finds no Python frames here: the labels stay as they are) */
 	struct aggregate_opts o = { .user_frames = 1, .ns_per_sample = 1, .tags = tags,
-				    .window_ns = 1000 };
+				    .window_ns = 1000, .endpoint_rule = &rule };
 	struct fx f;
 	fx_open(&f, &o);
 	uint64_t u[] = { 0x10 };
@@ -998,6 +1102,7 @@ int main(void)
 		cmocka_unit_test(test_exact_cpu_apportioned),
 		cmocka_unit_test(test_reused_pid_keeps_its_time),
 		cmocka_unit_test(test_counts_table_takes_exits),
+		cmocka_unit_test(test_counts_table_outputs),
 		cmocka_unit_test(test_set_profile),
 		cmocka_unit_test(test_windows_label_samples),
 		cmocka_unit_test(test_tags_torn_and_budget),
