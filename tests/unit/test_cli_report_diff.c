@@ -1,0 +1,298 @@
+// SPDX-License-Identifier: MIT
+/* `dynoprof report` and `dynoprof diff` run as a user runs them (cmd_report,
+ * cmd_diff with an argv) on profile files written in a temporary directory:
+ * the table and the conversions report prints and writes, diff's verdicts
+ * (exit status 1 on a regression), its JSON and SVG, and the one-line
+ * `dynoprof:` error of every bad argument. The profiles are two captures of
+ * a service in 12 time windows whose /b endpoint costs twice the CPU per
+ * request in the new one. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <sys/stat.h>
+
+#include <cmocka.h>
+
+#include "cli/cli.h"
+#include "formats/output.h"
+#include "profile/profile.h"
+
+static char dir[] = "/tmp/dynoprof-cli-XXXXXX";
+
+static const char *path(const char *name)
+{
+	static char buf[4][256];
+	static int next;
+	char *p = buf[next++ % 4];
+	snprintf(p, 256, "%s/%s", dir, name);
+	return p;
+}
+
+/* Adds a sample main;fn of pid in window w with values. */
+static void add(struct profile *p, uint32_t pid, const char *fn, const char *endpoint, int w,
+		uint64_t samples, uint64_t cpu, uint64_t requests)
+{
+	uint32_t frames[2];
+	struct frame_desc root = { .kind = FRAME_NATIVE, .name = "main", .module = "/srv/app" };
+	struct frame_desc leaf = { .kind = FRAME_NATIVE, .name = fn, .module = "/srv/app" };
+	assert_int_equal(profile__add_frame(p, &root, &frames[0]), 0);
+	assert_int_equal(profile__add_frame(p, &leaf, &frames[1]), 0);
+	char window[16];
+	snprintf(window, sizeof(window), "%d", w);
+	const char *keys[] = { "endpoint", "window" }, *values[] = { endpoint, window };
+	uint64_t v[3] = { samples, cpu, requests };
+	struct sample_desc s = { .frames = frames, .nframes = 2, .pid = pid, .tid = pid,
+				 .comm = "app", .label_keys = keys, .label_values = values,
+				 .nlabels = 2, .values = v };
+	assert_int_equal(profile__add_sample(p, &s), 0);
+}
+
+/* A capture: /a and /b at 1 ms per request (b_cost x that for /b). */
+static void write_capture(const char *name, enum output_format f, int b_cost)
+{
+	struct profile *p = profile__new();
+	assert_non_null(p);
+	assert_int_equal(profile__add_value_type(p, "samples", "count"), 0);
+	assert_int_equal(profile__add_value_type(p, "cpu", "nanoseconds"), 1);
+	assert_int_equal(profile__add_value_type(p, "requests", "count"), 2);
+	for (int w = 0; w < 12; w++) {
+		uint64_t a = 100 + (uint64_t)(w % 3), b = (uint64_t)b_cost * (100 + (uint64_t)(w % 4));
+		add(p, 10, "handle_a", "/a", w, a, a * 100000, 0);
+		add(p, 10, "handle_b", "/b", w, b, b * 100000, 0);
+		add(p, 10, "[requests]", "/a", w, 0, 0, 10);
+		add(p, 10, "[requests]", "/b", w, 0, 0, 10);
+	}
+	char err[256];
+	struct output_opts o = { .label_frames = 1 };
+	if (output__write(p, path(name), f, &o, err, sizeof(err)))
+		fail_msg("writing %s: %s", name, err);
+	profile__free(p);
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	if (!mkdtemp(dir))
+		return -1;
+	write_capture("base.pb.gz", FORMAT_PPROF, 1);
+	write_capture("new.pb.gz", FORMAT_PPROF, 2);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	char cmd[300];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static char out_text[1 << 20], err_text[1 << 16];
+
+static void slurp(const char *file, char *buf, size_t len)
+{
+	FILE *f = fopen(file, "r");
+	assert_non_null(f);
+	size_t n = fread(buf, 1, len - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+}
+
+/* Runs cmd with the NULL-terminated arguments (argv[0] the subcommand);
+ * its stdout lands in out_text, its stderr in err_text. Returns its exit code. */
+static int run(int (*cmd)(int, char **), ...)
+{
+	char *argv[32];
+	int argc = 0;
+	va_list ap;
+	va_start(ap, cmd);
+	for (const char *a; (a = va_arg(ap, const char *)) && argc < 31;)
+		argv[argc++] = strdup(a);
+	va_end(ap);
+	argv[argc] = NULL;
+	char outp[300], errp[300];
+	snprintf(outp, sizeof(outp), "%s/stdout", dir);
+	snprintf(errp, sizeof(errp), "%s/stderr", dir);
+	fflush(stdout);
+	fflush(stderr);
+	int so = dup(1), se = dup(2);
+	int fo = open(outp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	int fe = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(so >= 0 && se >= 0 && fo >= 0 && fe >= 0);
+	dup2(fo, 1);
+	dup2(fe, 2);
+	int rc = cmd(argc, argv);
+	fflush(stdout);
+	fflush(stderr);
+	dup2(so, 1);
+	dup2(se, 2);
+	close(so);
+	close(se);
+	close(fo);
+	close(fe);
+	slurp(outp, out_text, sizeof(out_text));
+	slurp(errp, err_text, sizeof(err_text));
+	for (int i = 0; i < argc; i++)
+		free(argv[i]);
+	return rc;
+}
+
+/* A usage error: exit code 2 and one line `dynoprof: ...` naming want. */
+static void usage_error(int rc, const char *want)
+{
+	if (rc != 2 || strncmp(err_text, "dynoprof: ", 10) || !strstr(err_text, want) ||
+	    strchr(err_text, '\n') != err_text + strlen(err_text) - 1)
+		fail_msg("rc %d, stderr: %s (want: %s)", rc, err_text, want);
+}
+
+static void file_starts(const char *file, const char *prefix)
+{
+	char buf[256];
+	slurp(file, buf, sizeof(buf));
+	if (strncmp(buf, prefix, strlen(prefix)))
+		fail_msg("%s starts %.40s, not %s", file, buf, prefix);
+}
+
+static void test_report_table_and_conversions(void **state)
+{
+	(void)state;
+	assert_int_equal(run(cmd_report, "report", "-i", path("base.pb.gz"), NULL), 0);
+	/* Top functions: handle_a and handle_b each about half the samples. */
+	if (!strstr(out_text, "handle_a") || !strstr(out_text, "handle_b") ||
+	    !strstr(out_text, "main"))
+		fail_msg("table:\n%s", out_text);
+	/* Per tag group, filtered, weighed by cpu, all rows. */
+	assert_int_equal(run(cmd_report, "report", path("new.pb.gz"), "--by", "endpoint", NULL), 0);
+	if (!strstr(out_text, "/a") || !strstr(out_text, "/b"))
+		fail_msg("--by table:\n%s", out_text);
+	assert_int_equal(run(cmd_report, "report", "-i", path("new.pb.gz"), "--tag", "endpoint=/a",
+			     "--weight", "cpu", "-n", "0", NULL), 0);
+	if (!strstr(out_text, "handle_a") || strstr(out_text, "handle_b"))
+		fail_msg("--tag endpoint=/a table:\n%s", out_text);
+	/* Conversions, by extension or --format. */
+	assert_int_equal(run(cmd_report, "report", "-i", path("base.pb.gz"), "-o",
+			     path("base.svg"), NULL), 0);
+	assert_non_null(strstr(err_text, "dynoprof: wrote"));
+	file_starts(path("base.svg"), "<?xml");
+	assert_int_equal(run(cmd_report, "report", "-i", path("base.pb.gz"), "-q", "-o",
+			     path("base.folded"), "--group-by", "endpoint", NULL), 0);
+	assert_string_equal(out_text, "");
+	file_starts(path("base.folded"), "[endpoint=");
+	assert_int_equal(run(cmd_report, "report", "-i", path("base.folded"), "-q", "-o",
+			     path("base.out"), "--format", "speedscope", NULL), 0);
+	file_starts(path("base.out"), "{");
+	/* A folded file reads back with its tags. */
+	assert_int_equal(run(cmd_report, "report", path("base.folded"), "--by", "endpoint", NULL), 0);
+	assert_non_null(strstr(out_text, "/b"));
+}
+
+static void test_report_errors(void **state)
+{
+	(void)state;
+	usage_error(run(cmd_report, "report", NULL), "report needs a profile");
+	usage_error(run(cmd_report, "report", "-i", path("base.pb.gz"), "-n", "x", NULL), "--top");
+	usage_error(run(cmd_report, "report", "-i", path("base.pb.gz"), "--tag", "novalue", NULL),
+		    "--tag");
+	usage_error(run(cmd_report, "report", "-i", path("base.pb.gz"), "--by", "", NULL), "--by");
+	usage_error(run(cmd_report, "report", "-i", path("base.pb.gz"), "-o", path("x.unknown"),
+			NULL), "cannot tell the output format");
+	int rc = run(cmd_report, "report", "-i", path("base.pb.gz"), "--weight", "joules", NULL);
+	assert_int_not_equal(rc, 0);
+	assert_non_null(strstr(err_text, "dynoprof: --weight"));
+	rc = run(cmd_report, "report", "-i", path("missing.pb.gz"), NULL);
+	assert_int_not_equal(rc, 0);
+	assert_non_null(strstr(err_text, "dynoprof: "));
+	assert_non_null(strstr(err_text, "missing.pb.gz"));
+	/* Not writable: a directory where the output would go. */
+	rc = run(cmd_report, "report", "-i", path("base.pb.gz"), "-q", "-o", dir, "--format",
+		 "svg", NULL);
+	assert_int_not_equal(rc, 0);
+	assert_non_null(strstr(err_text, "dynoprof: "));
+}
+
+static void test_diff_finds_the_regression(void **state)
+{
+	(void)state;
+	int rc = run(cmd_diff, "diff", "--resamples", "200", path("base.pb.gz"),
+		     path("new.pb.gz"), NULL);
+	if (rc != 1 || !strstr(out_text, "/b"))
+		fail_msg("rc %d\n%s%s", rc, out_text, err_text);
+	/* JSON on stdout (no table), the differential flame graph. */
+	rc = run(cmd_diff, "diff", "--resamples", "200", "--seed", "7", "--confidence", "0.9",
+		 "--min-effect", "0.05", "--json", "-", "--svg", path("diff.svg"),
+		 path("base.pb.gz"), path("new.pb.gz"), NULL);
+	assert_int_equal(rc, 1);
+	if (out_text[0] != '{' || !strstr(out_text, "\"/b\"") || !strstr(out_text, "0.9"))
+		fail_msg("json:\n%s", out_text);
+	file_starts(path("diff.svg"), "<?xml");
+	/* The same capture on both sides: no regression. */
+	rc = run(cmd_diff, "diff", "-q", "--resamples", "200", "--json", path("same.json"),
+		 path("base.pb.gz"), path("base.pb.gz"), NULL);
+	assert_int_equal(rc, 0);
+	assert_string_equal(out_text, "");
+	file_starts(path("same.json"), "{");
+	/* A per-endpoint threshold above the change: not a regression. */
+	FILE *t = fopen(path("thresholds"), "w");
+	assert_non_null(t);
+	fprintf(t, "# endpoint = min effect\n/b = 5   # 500%%\n\n  /a=0.1\n");
+	fclose(t);
+	rc = run(cmd_diff, "diff", "--resamples", "200", "--thresholds", path("thresholds"),
+		 path("base.pb.gz"), path("new.pb.gz"), NULL);
+	if (rc != 0)
+		fail_msg("rc %d with a 500%% threshold on /b\n%s%s", rc, out_text, err_text);
+	/* Selectors: both sides from one file, by tag. */
+	rc = run(cmd_diff, "diff", "--resamples", "200", "--base-select", "endpoint=/a",
+		 "--new-select", "endpoint=/a", "--by", "endpoint", path("new.pb.gz"),
+		 path("new.pb.gz"), NULL);
+	assert_int_equal(rc, 0);
+}
+
+static void test_diff_errors(void **state)
+{
+	(void)state;
+	char b[256], n[256]; /* path()'s buffers are reused */
+	snprintf(b, sizeof(b), "%s", path("base.pb.gz"));
+	snprintf(n, sizeof(n), "%s", path("new.pb.gz"));
+	usage_error(run(cmd_diff, "diff", b, NULL), "diff needs two profiles");
+	usage_error(run(cmd_diff, "diff", "--min-effect", "0", b, n, NULL), "--min-effect");
+	usage_error(run(cmd_diff, "diff", "--confidence", "2", b, n, NULL), "--confidence");
+	usage_error(run(cmd_diff, "diff", "--resamples", "5", b, n, NULL), "--resamples");
+	usage_error(run(cmd_diff, "diff", "--seed", "0", b, n, NULL), "--seed");
+	usage_error(run(cmd_diff, "diff", "--base-select", "novalue", b, n, NULL), "selector");
+	usage_error(run(cmd_diff, "diff", "--thresholds", path("nothere"), b, n, NULL),
+		    "cannot read");
+	FILE *t = fopen(path("bad-thresholds"), "w");
+	assert_non_null(t);
+	fprintf(t, "/a = 0.1\n/b = lots\n");
+	fclose(t);
+	usage_error(run(cmd_diff, "diff", "--thresholds", path("bad-thresholds"), b, n, NULL),
+		    "bad-thresholds:2: expected");
+	usage_error(run(cmd_diff, "diff", "--token-file", path("nothere"), b, n, NULL),
+		    "--token-file");
+	usage_error(run(cmd_diff, "diff", "--json", dir, b, n, NULL), dir);
+	usage_error(run(cmd_diff, "diff", path("missing.pb.gz"), n, NULL), "missing.pb.gz");
+	/* Selectors that match nothing: that side has no samples. */
+	usage_error(run(cmd_diff, "diff", "--new-select", "endpoint=/none", b, n, NULL),
+		    "the new side has no samples");
+	/* An agent that is not there (loopback, nothing listens on port 1). */
+	usage_error(run(cmd_diff, "diff", "--agent", "http://127.0.0.1:1/", "commit=a",
+			"commit=b", NULL), "127.0.0.1");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_report_table_and_conversions),
+		cmocka_unit_test(test_report_errors),
+		cmocka_unit_test(test_diff_finds_the_regression),
+		cmocka_unit_test(test_diff_errors),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
