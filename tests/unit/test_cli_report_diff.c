@@ -21,6 +21,7 @@
 #include <cmocka.h>
 
 #include "cli/cli.h"
+#include "cli_run.h"
 #include "formats/output.h"
 #include "profile/profile.h"
 
@@ -94,68 +95,16 @@ static int teardown(void **state)
 	return system(cmd) == 0 ? 0 : -1;
 }
 
-static char out_text[1 << 20], err_text[1 << 16];
-
-static void slurp(const char *file, char *buf, size_t len)
-{
-	FILE *f = fopen(file, "r");
-	assert_non_null(f);
-	size_t n = fread(buf, 1, len - 1, f);
-	buf[n] = '\0';
-	fclose(f);
-}
-
-/* Runs cmd with the NULL-terminated arguments (argv[0] the subcommand);
- * its stdout lands in out_text, its stderr in err_text. Returns its exit code. */
-static int run(int (*cmd)(int, char **), ...)
-{
-	char *argv[32];
-	int argc = 0;
-	va_list ap;
-	va_start(ap, cmd);
-	for (const char *a; (a = va_arg(ap, const char *)) && argc < 31;)
-		argv[argc++] = strdup(a);
-	va_end(ap);
-	argv[argc] = NULL;
-	char outp[300], errp[300];
-	snprintf(outp, sizeof(outp), "%s/stdout", dir);
-	snprintf(errp, sizeof(errp), "%s/stderr", dir);
-	fflush(stdout);
-	fflush(stderr);
-	int so = dup(1), se = dup(2);
-	int fo = open(outp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	int fe = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	assert_true(so >= 0 && se >= 0 && fo >= 0 && fe >= 0);
-	dup2(fo, 1);
-	dup2(fe, 2);
-	int rc = cmd(argc, argv);
-	fflush(stdout);
-	fflush(stderr);
-	dup2(so, 1);
-	dup2(se, 2);
-	close(so);
-	close(se);
-	close(fo);
-	close(fe);
-	slurp(outp, out_text, sizeof(out_text));
-	slurp(errp, err_text, sizeof(err_text));
-	for (int i = 0; i < argc; i++)
-		free(argv[i]);
-	return rc;
-}
-
-/* A usage error: exit code 2 and one line `dynoprof: ...` naming want. */
-static void usage_error(int rc, const char *want)
-{
-	if (rc != 2 || strncmp(err_text, "dynoprof: ", 10) || !strstr(err_text, want) ||
-	    strchr(err_text, '\n') != err_text + strlen(err_text) - 1)
-		fail_msg("rc %d, stderr: %s (want: %s)", rc, err_text, want);
-}
+static int (*const run)(int (*)(int, char **), ...) = cli_run;
+static void (*const usage_error)(int, const char *) = cli_usage_error;
 
 static void file_starts(const char *file, const char *prefix)
 {
 	char buf[256];
-	slurp(file, buf, sizeof(buf));
+	FILE *f = fopen(file, "r");
+	if (!f)
+		fail_msg("%s: %s", file, strerror(errno));
+	cli_run_slurp(f, buf, sizeof(buf));
 	if (strncmp(buf, prefix, strlen(prefix)))
 		fail_msg("%s starts %.40s, not %s", file, buf, prefix);
 }
