@@ -1076,8 +1076,30 @@ static void test_python_frames_merged(void **state)
 	assert_int_equal(stats(&f).native_truncated, 2);
 	fx_close(&f);
 
-	/* Exec and exit reach the registry. */
+	/* With lines: the same frames carry their file and line. */
 	o.endpoint_rule = NULL;
+	o.python_lines = 1;
+	fx_open(&f, &o);
+	size = sample((uint32_t)child, NULL, 0, u + 1, 1, pyf, 2);
+	ev.py_status = PY_WALK_OK;
+	assert_int_equal(record(&f, size), 0);
+	s = profile__sample(f.p, 0);
+	assert_int_equal(s->nframes, 2);
+	const struct profile_frame *pf = profile__frame(f.p, s->frames[1]);
+	if (!strstr(profile__str(f.p, pf->name), "view"))
+		fail_msg("python frame with lines: %s", stack_of(f.p, s));
+	fx_close(&f);
+	/* The registry's scan of /proc finds the child among the Python
+	 * processes; the summaries of what was counted instead of said. */
+	assert_true(py_registry__scan(py) >= 1);
+	struct py_registry_stats ps;
+	py_registry__stats(py, &ps);
+	assert_true(ps.python_processes >= 1);
+	py_registry__summary(py, "dynoprof: ", "", 1);
+	py_resolver__summary(res, "dynoprof: ", "", 1);
+
+	/* Exec and exit reach the registry. */
+	o.python_lines = 0;
 	fx_open(&f, &o);
 	struct profile_task_event t = { .hdr = { .type = PROFILE_EVENT_EXEC, .pid = (uint32_t)child } };
 	assert_int_equal(aggregator__record(f.a, &t, sizeof(t)), 0);
