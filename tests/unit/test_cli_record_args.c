@@ -60,6 +60,28 @@ static void test_record_refuses_bad_options(void **state)
 	cli_usage_error(cli_run(cmd_record, "record", "--frequency", "99", NULL), "--frequency");
 }
 
+static void test_record_takes_good_options(void **state)
+{
+	(void)state;
+	/* Every option with a good value is taken; the capture then stops at
+	 * the process that does not exist, before any BPF. */
+	static const char *const events[] = { "auto", "cpu-clock", "cycles", "instructions",
+					      "tick" };
+	for (size_t i = 0; i < sizeof(events) / sizeof(events[0]); i++) {
+		int rc = cli_run(cmd_record, "record", "-F", "49", "-d", "2m", "-e", events[i],
+				 "-c", "100000", "--no-kernel", "--counts", "-", "--counter-standin",
+				 "--python-lines", i % 2 ? "on" : "off", "--group-by",
+				 "endpoint,commit", "--tag", "endpoint=/a", "--endpoint-from", "django",
+				 "--env-tag", "RELEASE=commit", "--window", "500ms", "-o", "-",
+				 "--format", "folded", "--weight", "cpu", "-q", "--children", "-p",
+				 NO_PID, NULL);
+		cli_usage_error(rc, "no process with PID " NO_PID);
+	}
+	int rc = cli_run(cmd_record, "record", "--no-python", "--no-tags", "--no-counts", "-a",
+			 "-d", "0.5", "--tid", NO_PID, NULL);
+	cli_usage_error(rc, "no thread with TID " NO_PID);
+}
+
 static void test_help_from_the_table(void **state)
 {
 	(void)state;
@@ -90,6 +112,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_record_refuses_bad_options),
+		cmocka_unit_test(test_record_takes_good_options),
 		cmocka_unit_test(test_help_from_the_table),
 		cmocka_unit_test(test_agent_refuses_bad_setup),
 	};
