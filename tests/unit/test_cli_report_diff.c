@@ -166,6 +166,46 @@ static void test_report_errors(void **state)
 	assert_non_null(strstr(err_text, "dynoprof: "));
 }
 
+/* Writes len bytes of data to name in the temporary directory. */
+static void put_file(const char *name, const void *data, size_t len)
+{
+	FILE *f = fopen(path(name), "w");
+	assert_non_null(f);
+	assert_int_equal(fwrite(data, 1, len, f), len);
+	fclose(f);
+}
+
+static void test_report_rejects_what_is_not_a_profile(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *name;
+		const char *data;
+		size_t len;
+		const char *says;
+	} bad[] = {
+		{ "empty", "", 0, "is empty: not a profile" },
+		{ "binary", "ab\x01\x02" "cd\n", 7, "binary data that is neither" },
+		{ "badgzip", "\x1f\x8b\x08\x00junk", 8, "not a valid pprof profile" },
+		{ "badutf8", "main;f \xff\xfe 3\n", 13, "binary data" },
+		{ "badfolded", "main;f three\n", 13, "not a valid folded profile" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		put_file(bad[i].name, bad[i].data, bad[i].len);
+		int rc = run(cmd_report, "report", path(bad[i].name), NULL);
+		if (rc == 0 || strncmp(err_text, "dynoprof: ", 10) || !strstr(err_text, bad[i].says))
+			fail_msg("%s: rc %d, %s (want %s)", bad[i].name, rc, err_text, bad[i].says);
+	}
+	/* SVG grouped by a tag: the groups are the top frames. */
+	assert_int_equal(run(cmd_report, "report", path("new.pb.gz"), "-q", "--group-by",
+			     "endpoint", "-o", path("grouped.svg"), NULL), 0);
+	FILE *f = fopen(path("grouped.svg"), "r");
+	assert_non_null(f);
+	static char svg[1 << 20];
+	cli_run_slurp(f, svg, sizeof(svg));
+	assert_non_null(strstr(svg, "endpoint=/b"));
+}
+
 static void test_diff_finds_the_regression(void **state)
 {
 	(void)state;
@@ -240,6 +280,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_report_table_and_conversions),
 		cmocka_unit_test(test_report_errors),
+		cmocka_unit_test(test_report_rejects_what_is_not_a_profile),
 		cmocka_unit_test(test_diff_finds_the_regression),
 		cmocka_unit_test(test_diff_errors),
 	};
