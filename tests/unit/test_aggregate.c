@@ -953,8 +953,12 @@ static const char py_script[] =
 	"    pass\n"
 	"libc = ctypes.CDLL(None)\n"
 	"addr = ctypes.cast(libc.getpid, ctypes.c_void_p).value\n"
+	"def caf\u00e9_\u03bb_\u6f22_\U00020000():\n"
+	"    pass\n"
+	"u = caf\u00e9_\u03bb_\u6f22_\U00020000.__code__\n"
 	"print(id(dispatch.__code__), dispatch.__code__.co_firstlineno,\n"
-	"      id(view.__code__), view.__code__.co_firstlineno, addr, flush=True)\n"
+	"      id(view.__code__), view.__code__.co_firstlineno, addr,\n"
+	"      id(u), u.co_firstlineno, flush=True)\n"
 	"time.sleep(60)\n";
 
 /* The start of the interpreter's executable mapping in pid (module path). */
@@ -982,10 +986,10 @@ static void test_python_frames_merged(void **state)
 	char line[256];
 	char *argv[] = { "python3", "-c", (char *)py_script, NULL };
 	pid_t child = spawn(argv, NULL, line, sizeof(line));
-	unsigned long long dcode, vcode, libc_fn;
-	int dline, vline;
-	assert_int_equal(sscanf(line, "%llu %d %llu %d %llu", &dcode, &dline, &vcode, &vline,
-				&libc_fn), 5);
+	unsigned long long dcode, vcode, libc_fn, ucode;
+	int dline, vline, uline;
+	assert_int_equal(sscanf(line, "%llu %d %llu %d %llu %llu %d", &dcode, &dline, &vcode,
+				&vline, &libc_fn, &ucode, &uline), 7);
 
 	struct py_registry *py = py_registry__new(NULL, NULL, 0, stderr);
 	struct py_resolver *res = py_resolver__new(0, stderr);
@@ -1088,6 +1092,14 @@ static void test_python_frames_merged(void **state)
 	const struct profile_frame *pf = profile__frame(f.p, s->frames[1]);
 	if (!strstr(profile__str(f.p, pf->name), "view"))
 		fail_msg("python frame with lines: %s", stack_of(f.p, s));
+	/* Names beyond ASCII (code points of 2, 3 and 4 UTF-8 bytes) come out as UTF-8. */
+	struct py_frame uf = { .code = ucode, .firstlineno = uline };
+	size = sample((uint32_t)child, NULL, 0, u + 1, 1, &uf, 1);
+	ev.py_status = PY_WALK_OK;
+	assert_int_equal(record(&f, size), 0);
+	s = profile__sample(f.p, 1);
+	if (!strstr(stack_of(f.p, s), "caf\xc3\xa9_\xce\xbb_\xe6\xbc\xa2_\xf0\xa0\x80\x80"))
+		fail_msg("unicode name: %s", stack_of(f.p, s));
 	fx_close(&f);
 	/* The registry's scan of /proc finds the child among the Python
 	 * processes; the summaries of what was counted instead of said. */
@@ -1111,6 +1123,44 @@ static void test_python_frames_merged(void **state)
 	reap(child);
 }
 
+static void test_python_module_names(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/dynoprof-pymod-XXXXXX", cmd[256], path[256], out[128];
+	assert_non_null(mkdtemp(dir));
+	snprintf(cmd, sizeof(cmd), "mkdir -p %s/app/pkg/sub && touch %s/app/pkg/__init__.py "
+		 "%s/app/pkg/sub/__init__.py", dir, dir, dir);
+	assert_int_equal(system(cmd), 0);
+	/* Each enclosing directory with an __init__.py is a package. */
+	snprintf(path, sizeof(path), "%s/app/pkg/sub/views.py", dir);
+	py_module_name("", path, out, sizeof(out));
+	assert_string_equal(out, "pkg.sub.views");
+	snprintf(path, sizeof(path), "%s/app/pkg/sub/__init__.py", dir);
+	py_module_name("", path, out, sizeof(out));
+	assert_string_equal(out, "pkg.sub");
+	snprintf(path, sizeof(path), "%s/app/main.py", dir);
+	py_module_name("", path, out, sizeof(out));
+	assert_string_equal(out, "main");
+	/* Looked up under a root (a container's /proc/PID/root). */
+	snprintf(path, sizeof(path), "/app/pkg/views.py");
+	char root[64];
+	snprintf(root, sizeof(root), "%s", dir);
+	py_module_name(root, path, out, sizeof(out));
+	assert_string_equal(out, "pkg.views");
+	/* Not a .py path: as it is. */
+	py_module_name("", "<frozen importlib._bootstrap>", out, sizeof(out));
+	assert_string_equal(out, "<frozen importlib._bootstrap>");
+	py_module_name("", "/usr/lib/x.pyc", out, sizeof(out));
+	assert_string_equal(out, "x.pyc");
+	/* Cut to the room there is, never past it. */
+	char small[6];
+	snprintf(path, sizeof(path), "%s/app/pkg/sub/views.py", dir);
+	py_module_name("", path, small, sizeof(small));
+	assert_true(strlen(small) < sizeof(small));
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1129,6 +1179,7 @@ int main(void)
 		cmocka_unit_test(test_windows_label_samples),
 		cmocka_unit_test(test_tags_torn_and_budget),
 		cmocka_unit_test(test_python_frames_merged),
+		cmocka_unit_test(test_python_module_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
