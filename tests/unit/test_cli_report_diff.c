@@ -22,6 +22,7 @@
 
 #include "cli/cli.h"
 #include "cli_run.h"
+#include "agent/http_server.h"
 #include "formats/output.h"
 #include "profile/profile.h"
 
@@ -36,7 +37,11 @@ static const char *path(const char *name)
 	return p;
 }
 
-/* Adds a sample main;fn of pid in window w with values. */
+/* What a capture holds besides samples and cpu. */
+enum { WITH_REQUESTS = 1, WITH_INSTRUCTIONS = 2 };
+
+/* Adds a sample main;fn of pid in window w with values (samples, cpu, then
+ * instructions and requests as the profile has them). */
 static void add(struct profile *p, uint32_t pid, const char *fn, const char *endpoint, int w,
 		uint64_t samples, uint64_t cpu, uint64_t requests)
 {
@@ -48,7 +53,12 @@ static void add(struct profile *p, uint32_t pid, const char *fn, const char *end
 	char window[16];
 	snprintf(window, sizeof(window), "%d", w);
 	const char *keys[] = { "endpoint", "window" }, *values[] = { endpoint, window };
-	uint64_t v[3] = { samples, cpu, requests };
+	uint64_t v[4] = { samples, cpu };
+	int vi = profile__find_value(p, "instructions"), vr = profile__find_value(p, "requests");
+	if (vi >= 0)
+		v[vi] = cpu * 3;
+	if (vr >= 0)
+		v[vr] = requests;
 	struct sample_desc s = { .frames = frames, .nframes = 2, .pid = pid, .tid = pid,
 				 .comm = "app", .label_keys = keys, .label_values = values,
 				 .nlabels = 2, .values = v };
@@ -56,19 +66,24 @@ static void add(struct profile *p, uint32_t pid, const char *fn, const char *end
 }
 
 /* A capture: /a and /b at 1 ms per request (b_cost x that for /b). */
-static void write_capture(const char *name, enum output_format f, int b_cost)
+static void write_capture(const char *name, enum output_format f, int b_cost, int with)
 {
 	struct profile *p = profile__new();
 	assert_non_null(p);
 	assert_int_equal(profile__add_value_type(p, "samples", "count"), 0);
 	assert_int_equal(profile__add_value_type(p, "cpu", "nanoseconds"), 1);
-	assert_int_equal(profile__add_value_type(p, "requests", "count"), 2);
+	if (with & WITH_INSTRUCTIONS)
+		assert_true(profile__add_value_type(p, "instructions", "count") > 0);
+	if (with & WITH_REQUESTS)
+		assert_true(profile__add_value_type(p, "requests", "count") > 0);
 	for (int w = 0; w < 12; w++) {
 		uint64_t a = 100 + (uint64_t)(w % 3), b = (uint64_t)b_cost * (100 + (uint64_t)(w % 4));
 		add(p, 10, "handle_a", "/a", w, a, a * 100000, 0);
 		add(p, 10, "handle_b", "/b", w, b, b * 100000, 0);
-		add(p, 10, "[requests]", "/a", w, 0, 0, 10);
-		add(p, 10, "[requests]", "/b", w, 0, 0, 10);
+		if (with & WITH_REQUESTS) {
+			add(p, 10, "[requests]", "/a", w, 0, 0, 10);
+			add(p, 10, "[requests]", "/b", w, 0, 0, 10);
+		}
 	}
 	char err[256];
 	struct output_opts o = { .label_frames = 1 };
@@ -82,8 +97,12 @@ static int setup(void **state)
 	(void)state;
 	if (!mkdtemp(dir))
 		return -1;
-	write_capture("base.pb.gz", FORMAT_PPROF, 1);
-	write_capture("new.pb.gz", FORMAT_PPROF, 2);
+	write_capture("base.pb.gz", FORMAT_PPROF, 1, WITH_REQUESTS);
+	write_capture("new.pb.gz", FORMAT_PPROF, 2, WITH_REQUESTS);
+	write_capture("base-share.pb.gz", FORMAT_PPROF, 1, 0);
+	write_capture("new-share.pb.gz", FORMAT_PPROF, 2, 0);
+	write_capture("base-instr.pb.gz", FORMAT_PPROF, 1, WITH_REQUESTS | WITH_INSTRUCTIONS);
+	write_capture("new-instr.pb.gz", FORMAT_PPROF, 2, WITH_REQUESTS | WITH_INSTRUCTIONS);
 	return 0;
 }
 
@@ -243,6 +262,85 @@ static void test_diff_finds_the_regression(void **state)
 	assert_int_equal(rc, 0);
 }
 
+static void test_diff_metrics(void **state)
+{
+	(void)state;
+	/* Without request counts: each endpoint's share of the samples. */
+	char b[256], n[256];
+	snprintf(b, sizeof(b), "%s", path("base-share.pb.gz"));
+	snprintf(n, sizeof(n), "%s", path("new-share.pb.gz"));
+	int rc = run(cmd_diff, "diff", "--resamples", "200", b, n, NULL);
+	if (rc != 1 || !strstr(out_text, "share"))
+		fail_msg("share diff: rc %d\n%s%s", rc, out_text, err_text);
+	/* Both sides counted instructions: instructions per request. */
+	snprintf(b, sizeof(b), "%s", path("base-instr.pb.gz"));
+	snprintf(n, sizeof(n), "%s", path("new-instr.pb.gz"));
+	rc = run(cmd_diff, "diff", "--resamples", "200", b, n, NULL);
+	if (rc != 1 || !strstr(out_text, "instr/req"))
+		fail_msg("instructions diff: rc %d\n%s%s", rc, out_text, err_text);
+}
+
+/* A stand-in agent: /debug/pprof/profile answers the capture its selector
+ * names (commit=base or commit=new), else 404; commit=empty: an empty body;
+ * commit=junk: bytes that are no profile. */
+static void serve_profile(void *ctx, const struct http_query *q, struct http_response *r)
+{
+	(void)ctx;
+	const char *commit = http_query__get(q, "commit");
+	if (!http_query__get(q, "from")) {
+		http_response__error(r, 400, "no from");
+		return;
+	}
+	if (commit && !strcmp(commit, "empty"))
+		return;
+	if (commit && !strcmp(commit, "junk")) {
+		strbuf__puts(&r->body, "not a profile");
+		return;
+	}
+	if (!commit || (strcmp(commit, "base") && strcmp(commit, "new"))) {
+		http_response__error(r, 404, "no such commit");
+		return;
+	}
+	char name[32];
+	snprintf(name, sizeof(name), "%s.pb.gz", commit);
+	FILE *f = fopen(path(name), "r");
+	char buf[65536];
+	size_t len = f ? fread(buf, 1, sizeof(buf), f) : 0;
+	if (f)
+		fclose(f);
+	strbuf__append(&r->body, buf, len);
+}
+
+static void test_diff_from_an_agent(void **state)
+{
+	(void)state;
+	struct http_route route = { "/debug/pprof/profile", serve_profile, NULL };
+	struct http_server_opts o = { .address = "127.0.0.1", .port = 0 };
+	char err[256], url[64], token[256];
+	struct http_server *srv = http_server__start(&o, &route, 1, err, sizeof(err));
+	if (!srv)
+		fail_msg("%s", err);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/", http_server__port(srv));
+	snprintf(token, sizeof(token), "%s", path("token"));
+	FILE *t = fopen(token, "w");
+	assert_non_null(t);
+	fprintf(t, "s3cret\n");
+	fclose(t);
+	int rc = run(cmd_diff, "diff", "--resamples", "200", "--agent", url, "--token-file",
+		     token, "commit=base", "commit=new", NULL);
+	if (rc != 1 || !strstr(out_text, "/b"))
+		fail_msg("rc %d\n%s%s", rc, out_text, err_text);
+	usage_error(run(cmd_diff, "diff", "--agent", url, "commit=gone", "commit=new", NULL),
+		    "agent answered 404");
+	usage_error(run(cmd_diff, "diff", "--agent", url, "commit=empty", "commit=new", NULL),
+		    "is empty");
+	usage_error(run(cmd_diff, "diff", "--agent", url, "commit=junk", "commit=new", NULL),
+		    "is not a profile");
+	usage_error(run(cmd_diff, "diff", "--agent", url, "commitbase", "commit=new", NULL),
+		    "commitbase");
+	http_server__stop(srv);
+}
+
 static void test_diff_errors(void **state)
 {
 	(void)state;
@@ -282,6 +380,8 @@ int main(void)
 		cmocka_unit_test(test_report_errors),
 		cmocka_unit_test(test_report_rejects_what_is_not_a_profile),
 		cmocka_unit_test(test_diff_finds_the_regression),
+		cmocka_unit_test(test_diff_metrics),
+		cmocka_unit_test(test_diff_from_an_agent),
 		cmocka_unit_test(test_diff_errors),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
