@@ -980,6 +980,21 @@ static uint64_t interpreter_text(pid_t pid, const char *interpreter)
 	return found;
 }
 
+static uint32_t published;
+
+static int publish_py(void *ctx, uint32_t pid, const struct py_proc *info)
+{
+	*(uint32_t *)ctx = info && info->runtime_addr ? pid : 0;
+	return 0;
+}
+
+static int refuse_py(void *ctx, uint32_t pid, const struct py_proc *info)
+{
+	(void)ctx;
+	(void)pid;
+	return info ? -ENOSPC : 0;
+}
+
 static void test_python_frames_merged(void **state)
 {
 	(void)state;
@@ -1109,6 +1124,21 @@ static void test_python_frames_merged(void **state)
 	assert_true(ps.python_processes >= 1);
 	py_registry__summary(py, "dynoprof: ", "", 1);
 	py_resolver__summary(res, "dynoprof: ", "", 1);
+
+	/* Published for the BPF walker at detection, withdrawn at exit; a
+	 * process the walker's map refuses keeps its native frames only. */
+	struct py_registry *pub = py_registry__new(publish_py, &published, 0, NULL);
+	assert_non_null(pub);
+	published = 0;
+	assert_int_equal(py_registry__lookup(pub, child, &info), 1);
+	assert_int_equal(published, (uint32_t)child);
+	py_registry__note_exit(pub, child);
+	assert_int_equal(published, 0);
+	py_registry__free(pub);
+	pub = py_registry__new(refuse_py, NULL, 0, NULL);
+	assert_non_null(pub);
+	assert_int_equal(py_registry__lookup(pub, child, &info), 0);
+	py_registry__free(pub);
 
 	/* Exec and exit reach the registry. */
 	o.python_lines = 0;
