@@ -827,7 +827,8 @@ static void test_windows_label_samples(void **state)
 	struct unsampled_record r = { .tid = (uint32_t)child, .pid = (uint32_t)child,
 				      .unsampled_ns = 9 };
 	struct aggregate_opts o2 = o;
-	o2.window_origin_ns = mono_ns(); /* now is in window 0 */
+	o2.window_origin_ns = mono_ns(); /* now is in window 0 (of an hour: */
+	o2.window_ns = 3600000000000ull;  /* however slow this machine is) */
 	o2.on_sample = check_labels_unique;
 	struct fx g;
 	fx_open(&g, &o2);
