@@ -1126,6 +1126,37 @@ static void test_python_frames_merged(void **state)
 	py_registry__summary(py, "dynoprof: ", "", 1);
 	py_resolver__summary(res, "dynoprof: ", "", 1);
 
+	/* The resolver's cache: bounded (two entries here, in two generations,
+	 * least recently used dropped), a cached name used only while the
+	 * sampled first line matches (an address reused after garbage
+	 * collection is read again; one that no longer matches: unreadable). */
+	struct py_resolver *small = py_resolver__new(2, NULL);
+	assert_non_null(small);
+	struct profile *cp = profile__new();
+	assert_non_null(cp);
+	struct py_frame all[] = { pyf[0], pyf[1], uf, pyf[0], pyf[1], uf };
+	uint32_t ids[6], id;
+	for (int i = 0; i < 6; i++)
+		assert_int_equal(py_resolver__frame(small, child, info.version_index, &all[i], 0, cp,
+						    &ids[i]), 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(ids[i], ids[i + 3]);
+	struct py_frame stale = pyf[0];
+	stale.firstlineno += 100;
+	assert_int_equal(py_resolver__frame(small, child, info.version_index, &stale, 0, cp, &id),
+			 0);
+	assert_string_equal(profile__str(cp, profile__frame(cp, id)->name),
+			    "[python: unreadable frame]");
+	assert_int_equal(py_resolver__frame(small, child, PY_VERSION_COUNT, &pyf[0], 0, cp, &id),
+			 0);
+	assert_string_equal(profile__str(cp, profile__frame(cp, id)->name),
+			    "[python: unreadable frame]");
+	assert_int_equal(py_resolver__frame(small, child, info.version_index, &pyf[0], 0, cp, &id),
+			 0);
+	assert_int_equal(id, ids[0]);
+	profile__free(cp);
+	py_resolver__free(small);
+
 	/* Published for the BPF walker at detection, withdrawn at exit; a
 	 * process the walker's map refuses keeps its native frames only. */
 	struct py_registry *pub = py_registry__new(publish_py, &published, 0, NULL);
