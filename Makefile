@@ -120,6 +120,34 @@ unit-test: $(UNIT_BINS)
 integration-test: dynoprof libdynotag $(WORKLOAD_BINS) | test-deps
 	$(Q)$(PYTHON) -m pytest -v -p no:cacheprovider tests/integration
 
+# Line coverage of user/ by the unit tests alone (`make coverage`): the tests built
+# with gcc --coverage (-O0, no sanitizers) from their own objects in $(COV)/, run
+# (fresh counts each time), then gcov per source, summed per folder and in total
+# (scripts/coverage.sh). main.c is compiled too (no test links it: it counts as 0).
+COV       := $(OUTPUT)/cov
+COV_SRCS  := $(MAIN_SRC) $(LIB_SRCS)
+COV_OBJS  := $(patsubst %.c,$(COV)/obj/%.o,$(LIB_SRCS))
+COV_BINS  := $(patsubst tests/unit/%.c,$(COV)/tests/%,$(UNIT_SRCS))
+.PHONY: coverage
+.SECONDARY: $(COV_OBJS)
+
+$(COV)/obj/user/formats/svg.o: $(ASSET_INCS)
+
+$(COV)/obj/%.o: %.c $(USER_HDRS) $(BPF_HDRS) $(SKELS) | deps
+	$(call msg,CC-COV,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -O0 --coverage $(INCLUDES) -c $< -o $@
+
+$(COV)/tests/%: tests/unit/%.c $(COV_OBJS) | test-deps
+	$(call msg,TEST-COV,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -O0 $(INCLUDES) -Itests/unit $< $(COV_OBJS) $(LDLIBS) -lcmocka --coverage -o $@
+
+coverage: $(COV_BINS) $(COV)/obj/$(MAIN_SRC:.c=.o)
+	$(Q)find $(COV) -name '*.gcda' -delete
+	$(Q)set -e; for t in $(COV_BINS); do echo "== $$t"; $$t; done
+	$(Q)sh scripts/coverage.sh $(COV)/obj $(COV_SRCS)
+
 # The architecture: every include in user/ goes down the layers (scripts/check-layers.sh).
 check-layers:
 	$(Q)sh scripts/check-layers.sh

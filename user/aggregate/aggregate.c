@@ -419,13 +419,10 @@ static int process_labels(struct aggregator *a, pid_t pid, pid_t ppid, uint64_t 
 		if (err)
 			return err;
 	}
-	if (a->opts.window_ns && labels->count < TAG_MAX_LABELS) {
-		uint64_t t = now_mono_ns > a->opts.window_origin_ns ?
-			     now_mono_ns - a->opts.window_origin_ns : 0;
-		snprintf(window, 24, "%" PRIu64, t / a->opts.window_ns);
-		labels->keys[labels->count] = "window";
-		labels->values[labels->count++] = window;
-	}
+	/* As a stack sample's: a process's own `window` tag is replaced (and
+	 * counted), never a second `window` label beside the time slot. */
+	if (a->opts.window_ns)
+		put_window(a, labels, now_mono_ns, window, 24);
 	return 0;
 }
 

@@ -32,6 +32,22 @@
 #define AGENT_MAX_BYTES (512u << 20)
 
 /* Reads one side into a new profile. */
+/* The start of an answer's body as one line of an error message (an agent's
+ * error ends in a newline, a proxy's page has many): control characters
+ * become spaces, at most len - 1 bytes, trailing spaces dropped. */
+static const char *body_line(const struct strbuf *body, char *out, size_t len)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < body->len && n + 1 < len; i++) {
+		unsigned char c = (unsigned char)body->data[i];
+		out[n++] = c < 0x20 || c == 0x7f ? ' ' : (char)c;
+	}
+	while (n && out[n - 1] == ' ')
+		n--;
+	out[n] = '\0';
+	return out;
+}
+
 static struct profile *load_side(const char *what, const char *agent, const char *token,
 				 const char *const *selects, size_t nselects)
 {
@@ -59,8 +75,8 @@ static struct profile *load_side(const char *what, const char *agent, const char
 		if (status < 0)
 			cli_error("%s", err);
 		else if (status != 200)
-			cli_error("agent answered %d for %s: %.200s", status, strbuf__str(&url),
-				  strbuf__str(&body));
+			cli_error("agent answered %d for %s: %s", status, strbuf__str(&url),
+				  body_line(&body, err, 201));
 		else if (body.len == 0 && (e = -EINVAL))
 			cli_error("agent's answer for %s is empty", what);
 		else if ((e = pprof__read_buffer(p, body.data, body.len, err, sizeof(err))))
