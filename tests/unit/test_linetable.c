@@ -27,6 +27,8 @@
 
 #include <cmocka.h>
 
+#include "fixtures_dir.h"
+
 #include "pyenv_root.h"
 
 #include "python/linetable.h"
@@ -358,33 +360,6 @@ static void test_instr_offsets(void **state)
 	assert_int_equal(line, 5);
 }
 
-static int set_fixtures_dir(const char *path)
-{
-	char real[PATH_MAX];
-
-	if (!realpath(path, real) || strlen(real) >= sizeof(fixtures_dir))
-		return -1;
-	strcpy(fixtures_dir, real);
-	return 0;
-}
-
-/* Finds tests/unit/fixtures from the source tree or from .output/tests/. */
-static int find_fixtures_dir(void)
-{
-	char exe[DIR_MAX], candidate[PATH_MAX];
-	ssize_t n;
-
-	if (set_fixtures_dir("tests/unit/fixtures") == 0)
-		return 0;
-	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (n <= 0)
-		return -1;
-	exe[n] = '\0';
-	*strrchr(exe, '/') = '\0';
-	snprintf(candidate, sizeof(candidate), "%s/../../tests/unit/fixtures", exe);
-	return set_fixtures_dir(candidate);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -400,7 +375,7 @@ int main(void)
 		cmocka_unit_test(test_cpython_3_13),
 	};
 
-	if (find_fixtures_dir()) {
+	if (fixtures_dir_find(fixtures_dir, sizeof(fixtures_dir))) {
 		fprintf(stderr, "test_linetable: cannot find tests/unit/fixtures\n");
 		return 1;
 	}

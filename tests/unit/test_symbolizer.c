@@ -32,6 +32,8 @@
 
 #include <cmocka.h>
 
+#include "fixtures_dir.h"
+
 #include "profile/profile.h"
 #include "symbolize/symbolizer.h"
 
@@ -53,33 +55,6 @@ static void work_path(char *out, const char *name)
 	snprintf(out, PATH_MAX, "%s/%s", work_dir, name);
 }
 
-static int set_fixtures_dir(const char *path)
-{
-	char real[PATH_MAX];
-
-	if (!realpath(path, real) || strlen(real) >= sizeof(fixtures_dir))
-		return -1;
-	strcpy(fixtures_dir, real);
-	return 0;
-}
-
-static int find_fixtures_dir(void)
-{
-	char exe[DIR_MAX], candidate[PATH_MAX];
-	ssize_t n;
-
-	/* Run from the source tree (make unit-test), or next to .output/tests/. */
-	if (set_fixtures_dir("tests/unit/fixtures") == 0)
-		return 0;
-	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (n <= 0)
-		return -1;
-	exe[n] = '\0';
-	*strrchr(exe, '/') = '\0';
-	snprintf(candidate, sizeof(candidate), "%s/../../tests/unit/fixtures", exe);
-	return set_fixtures_dir(candidate);
-}
-
 /* Builds every fixture once for all tests. */
 static int build_fixtures(void **state)
 {
@@ -87,7 +62,7 @@ static int build_fixtures(void **state)
 	char cmd[8 * PATH_MAX];
 
 	(void)state;
-	if (find_fixtures_dir())
+	if (fixtures_dir_find(fixtures_dir, sizeof(fixtures_dir)))
 		return -1;
 	snprintf(work_dir, sizeof(work_dir), "/tmp/dynoprof-symbolizer-XXXXXX");
 	if (!mkdtemp(work_dir))
