@@ -668,10 +668,7 @@ int agent__run(const struct agent_config *initial, const char *config_path,
 	 * began, so it begins then. */
 	int64_t counting_unix = pipeline__counting_began_unix_ns(a->pipe);
 	/* Live queries build profiles of the same value types as windows. */
-	const char *types[AGGREGATE_MAX_VALUE_TYPES][2];
-	a->st.nvalue_types = pipeline__value_types(a->pipe, types);
-	for (size_t i = 0; i < a->st.nvalue_types; i++)
-		a->st.value_types[i][0] = types[i][0], a->st.value_types[i][1] = types[i][1];
+	a->st.nvalue_types = pipeline__value_types(a->pipe, a->st.value_types);
 	pipeline__prime(a->pipe, true);
 
 	struct http_route routes[8];

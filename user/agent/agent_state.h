@@ -11,6 +11,7 @@
 #include "agent/deploy_check.h"
 #include "agent/metrics.h"
 #include "agent/store.h"
+#include "aggregate/aggregate.h"
 #include "aggregate/apportion.h"
 #include "profile/profile.h"
 #include "profile/transform.h"
@@ -48,7 +49,7 @@ struct agent_state {
 					   * was stored: /healthz is degraded while != 0 */
 	int64_t store_failing_since_ns;   /* unix ns of the first failure in a row */
 	uint64_t store_failures;          /* windows lost to failed stores, since start */
-	const char *value_types[6][2];    /* type/unit of window profiles */
+	const char *value_types[AGGREGATE_MAX_VALUE_TYPES][2]; /* type/unit of window profiles */
 	size_t nvalue_types;
 };
 
