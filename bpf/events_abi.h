@@ -47,7 +47,9 @@ enum profile_drop_reason {
 				   * in a switch): that delta counted as 0 */
 	DROP_FORK_UNTRACKED = 9,  /* a target's child could not be added to targets (map
 				   * full): its samples are lost */
-	DROP_REASON_COUNT = 10,   /* entries of the drops map */
+	DROP_PY_TORN = 10,        /* Python frame chain caught mid-update (PY_WALK_TORN):
+				   * sample kept, outermost frames cut and marked */
+	DROP_REASON_COUNT = 11,   /* entries of the drops map */
 };
 
 /* Common header of every ring buffer record. */

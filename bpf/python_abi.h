@@ -111,6 +111,11 @@ enum py_walk_status {
 	PY_WALK_TRUNCATED = 2,     /* more than PY_MAX_FRAMES, or more than PY_WALK_STEPS
 				    * frames with shims: outermost ones left out */
 	PY_WALK_READ_ERROR = 3,    /* a read faulted midway: frames so far emitted */
+	PY_WALK_TORN = 4,          /* 3.12+: the chain ended on a code frame, not on the
+				    * entry shim every thread's chain ends in: the sample
+				    * caught the interpreter linking a frame in (the
+				    * thread's cframe is published before its
+				    * current_frame is set); outermost frames missing */
 };
 
 /* How a sample is laid out (py_len, py_status and the frames after the native

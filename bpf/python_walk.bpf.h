@@ -51,6 +51,8 @@ struct py_walk {
 	struct py_offsets o;/* the interpreter's offsets (a copy: no lookup per frame) */
 	__u32 n;            /* frames emitted */
 	__u32 status;       /* enum py_walk_status */
+	__u32 tail_code;    /* 1 when the last frame visited was not a C-stack shim */
+	__u32 pad;          /* zero */
 };
 
 static int py_walk_step(__u32 index, struct py_walk *w)
@@ -93,8 +95,11 @@ static int py_walk_step(__u32 index, struct py_walk *w)
 		}
 	}
 	w->frame = previous;
-	if (o->frame_owner >= 0 && owner == o->owner_cstack)
+	if (o->frame_owner >= 0 && owner == o->owner_cstack) {
+		w->tail_code = 0;
 		return 0; /* C-stack shim frame: no Python code */
+	}
+	w->tail_code = 1;
 	if (!code)
 		return 0;
 	/* A Python frame past the limits (frames kept, or the steps, which
@@ -165,10 +170,17 @@ static __always_inline __u32 walk_python_stack(__u32 pid, __u32 *status)
 	 * frames): the outermost frames are missing. */
 	if (w.status == PY_WALK_OK && w.frame)
 		w.status = PY_WALK_TRUNCATED;
+	/* 3.12+ (the versions with shim frames): every thread's chain ends in
+	 * the entry shim of its outermost _PyEval_EvalFrameDefault. Ending on a
+	 * code frame means the chain was read mid-update: cut, say so. */
+	else if (w.status == PY_WALK_OK && o->frame_owner >= 0 && w.tail_code)
+		w.status = PY_WALK_TORN;
 	if (w.status == PY_WALK_READ_ERROR)
 		count_drop(DROP_PY_READ_ERROR);
 	else if (w.status == PY_WALK_TRUNCATED)
 		count_drop(DROP_PY_TRUNCATED);
+	else if (w.status == PY_WALK_TORN)
+		count_drop(DROP_PY_TORN);
 	*status = w.status;
 	return w.n;
 }

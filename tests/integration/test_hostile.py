@@ -372,7 +372,67 @@ def test_python_shim_frames_marked_truncated(agent, tmp_path, depth, cut):
             assert marked >= total * 0.5, (interp.tag, marked, total)
             assert "Python stack deeper than the walk reaches" in err, err
         else:
-            assert marked == 0 and reached == total, (interp.tag, marked, reached, total)
+            # A stack that fits is never marked, except a sample that caught the
+            # interpreter linking a frame in (3.12+): rare, counted as such.
+            torn = re.search(r"(\d+) x Python frame chain caught mid-update", err)
+            torn = int(torn.group(1)) if torn else 0
+            assert marked <= torn and torn <= max(2, total // 100), (
+                interp.tag, marked, torn, total, err)
+            assert reached + marked == total, (interp.tag, marked, reached, total)
+
+
+TORN = r"""
+import ctypes, sys, time
+# Holds the frame chain torn the way a sample can catch it while the
+# interpreter links a frame in: this frame's `previous` (offset 8 in 3.12 and
+# 3.13's _PyInterpreterFrame; PyFrameObject.f_frame at 24) is NULL while it
+# spins, restored before it returns.
+def torn_spin(seconds):
+    iframe = ctypes.c_void_p.from_address(id(sys._getframe()) + 24).value
+    previous = ctypes.c_void_p.from_address(iframe + 8)
+    saved = previous.value
+    previous.value = None
+    try:
+        deadline = time.monotonic() + seconds
+        n = 0
+        while time.monotonic() < deadline:
+            n += 1
+    finally:
+        previous.value = saved
+    return n
+def intact(seconds):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        pass
+for _ in range(4):
+    torn_spin(float(sys.argv[1]))
+    intact(float(sys.argv[1]))
+"""
+
+
+def test_python_chain_caught_mid_update_is_marked(agent, tmp_path):
+    """3.12+: every thread's frame chain ends in its entry shim frame. A
+    chain that ends on a code frame (what a sample sees when it lands while
+    the interpreter links a frame in) is cut: [truncated] at the root and
+    counted, never passed off as a whole stack."""
+    script = tmp_path / "torn.py"
+    script.write_text(TORN)
+    for interp in modern_interpreters():
+        out = tmp_path / ("torn-%s.folded" % interp.tag)
+        rc, err = record(out, [interp.path, script, 0.4], env_with())
+        assert rc == 0, err
+        check_alive(agent)
+        torn = intact = 0
+        for frames, count in parse_folded_file(str(out)).stacks:
+            if any("torn_spin" in f for f in frames):
+                assert frames[1] == "[truncated]", (interp.tag, ";".join(frames[:6]))
+                torn += count
+            elif any("intact" in f for f in frames):
+                assert any("<module>" in f for f in frames), (interp.tag, frames[:6])
+                intact += count
+        assert torn >= 30 and intact >= 30, (interp.tag, torn, intact, err)
+        counted = re.search(r"(\d+) x Python frame chain caught mid-update", err)
+        assert counted and int(counted.group(1)) >= torn, (interp.tag, torn, err)
 
 
 def test_history_query_over_the_window_limit(tmp_path):

@@ -168,8 +168,11 @@ static int add_sample(struct aggregator *a, const struct profile_sample_event *e
 	int ucap = py_process ? PY_NATIVE_FRAMES : PROFILE_MAX_FRAMES;
 	if (is_python && a->opts.user_frames) {
 		a->stats.python_samples++;
-		if (e->py_status == PY_WALK_TRUNCATED) {
-			a->stats.python_truncated++;
+		if (e->py_status == PY_WALK_TRUNCATED || e->py_status == PY_WALK_TORN) {
+			if (e->py_status == PY_WALK_TORN)
+				a->stats.python_torn++;
+			else
+				a->stats.python_truncated++;
 			err = add_special(a->profile, "[truncated]", &a->frames[n++]);
 		} else if (e->py_status == PY_WALK_READ_ERROR) {
 			a->stats.python_read_errors++;

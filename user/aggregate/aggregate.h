@@ -82,6 +82,7 @@ struct aggregate_stats {
 	uint64_t python_samples;  /* samples with Python frames */
 	uint64_t python_truncated;/* of which deeper than the walker's limit */
 	uint64_t python_read_errors; /* of which the walk stopped at an unreadable frame */
+	uint64_t python_torn;     /* of which the chain was caught mid-update (3.12+) */
 	uint64_t tagged_samples;  /* samples that carry at least one tag */
 	uint64_t inferred_endpoints; /* samples whose endpoint came from the stack rule */
 	uint64_t tag_races;       /* samples whose thread was writing its tags (untagged) */

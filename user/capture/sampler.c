@@ -767,6 +767,8 @@ static const struct {
 		"counter read behind its checkpoint (delta taken as 0)" },
 	[DROP_FORK_UNTRACKED] = { "fork_untracked",
 		"child of a target not tracked (targets map full: its samples lost)" },
+	[DROP_PY_TORN] = { "python_torn",
+		"Python frame chain caught mid-update (outermost cut, marked [truncated])" },
 };
 _Static_assert(sizeof(drop_reasons) / sizeof(drop_reasons[0]) == DROP_REASON_COUNT,
 	       "a label and a text for every drop reason");
