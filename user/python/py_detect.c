@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: MIT
 #include "python/py_detect.h"
+#include "python/libc_tss.h"
+#include "python/tls_layout.h"
 #include "util/errmsg.h"
 #include "util/remote.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -514,6 +517,79 @@ static int same_file(const struct proc_map *a, const struct proc_map *b)
 	       strcmp(a->path, b->path) == 0;
 }
 
+/* The calibrated thread-specific data layout (what the BPF walker is given)
+ * and dynoprof's own C library, computed once. */
+static struct {
+	int calibrated;             /* layout is valid */
+	struct py_tls_layout layout;/* tls_layout__calibrate() in this process */
+	int have_file;              /* dev/ino name our own libc file */
+	uint64_t dev, ino;          /* its identity */
+} own_libc;
+static pthread_once_t own_libc_once = PTHREAD_ONCE_INIT;
+
+static void own_libc_init(void)
+{
+	Dl_info info;
+	struct stat st;
+
+	own_libc.calibrated = tls_layout__calibrate(&own_libc.layout) == 0;
+	if (dladdr((void *)pthread_getspecific, &info) && info.dli_fname &&
+	    stat(info.dli_fname, &st) == 0) {
+		own_libc.have_file = 1;
+		own_libc.dev = (uint64_t)st.st_dev;
+		own_libc.ino = (uint64_t)st.st_ino;
+	}
+}
+
+/* libc.so.6, libc-2.31.so, musl's ld-musl-x86_64.so.1 / libc.musl-x86_64.so.1. */
+static int is_libc_name(const char *base)
+{
+	return strncmp(base, "libc.so", 7) == 0 ||
+	       (strncmp(base, "libc-", 5) == 0 && base[5] >= '0' && base[5] <= '9') ||
+	       strncmp(base, "ld-musl-", 8) == 0 || strncmp(base, "libc.musl-", 10) == 0;
+}
+
+/* The BPF walker reads a thread's PyThreadState through the layout of
+ * dynoprof's own C library: a process with another one (in another root) is
+ * only walked when that library's pthread_getspecific reads the same words.
+ * Returns 0, -ENOTSUP (reason set) or -errno. */
+static int check_libc(pid_t pid, const struct proc_maps *maps, const char *exe_link,
+		      char *reason, size_t reasonlen)
+{
+	char open_path[PATH_MAX + 64];
+	const char *name = exe_link;
+	struct stat st;
+	int err;
+
+	pthread_once(&own_libc_once, own_libc_init);
+	if (!own_libc.calibrated)
+		return 0; /* the walker has no layout at all (pipeline__open says so) */
+	for (size_t i = 0; i < proc_maps__count(maps); i++) {
+		const struct proc_map *m = proc_maps__at(maps, i);
+		if (!is_libc_name(path_basename(m->path)))
+			continue;
+		err = open_path_for_map(pid, m, open_path, sizeof(open_path), &st);
+		if (err) {
+			errmsg__set(reason, reasonlen, "C library %s: %s", m->path, strerror(-err));
+			return err;
+		}
+		name = m->path;
+		break;
+	}
+	if (name == exe_link) { /* statically linked: the executable holds it */
+		snprintf(open_path, sizeof(open_path), "/proc/%d/exe", (int)pid);
+		if (stat(open_path, &st) != 0) {
+			err = -errno;
+			errmsg__set(reason, reasonlen, "%s: %s", open_path, strerror(-err));
+			return err;
+		}
+	}
+	if (own_libc.have_file && (uint64_t)st.st_dev == own_libc.dev &&
+	    (uint64_t)st.st_ino == own_libc.ino)
+		return 0; /* the very library the layout was calibrated in */
+	return libc_tss__check(open_path, &st, name, &own_libc.layout, reason, reasonlen);
+}
+
 int py_detect(pid_t pid, const struct proc_maps *maps, struct py_target *out, char *reason,
 	      size_t reasonlen)
 {
@@ -600,9 +676,14 @@ int py_detect(pid_t pid, const struct proc_maps *maps, struct py_target *out, ch
 
 	/* The interpreter: the executable when it defines _PyRuntime itself
 	 * (its definition interposes any library's), else the library. */
-	for (size_t c = 0; c < count; c++)
-		if (cands[c].verdict.kind == FILE_INTERPRETER)
-			return describe_interpreter(pid, &cands[c], exe_name, out, reason, reasonlen);
+	for (size_t c = 0; c < count; c++) {
+		if (cands[c].verdict.kind != FILE_INTERPRETER)
+			continue;
+		err = describe_interpreter(pid, &cands[c], exe_name, out, reason, reasonlen);
+		if (!err)
+			err = check_libc(pid, maps, exe_link, reason, reasonlen);
+		return err;
+	}
 	if (!count && !map_count) {
 		errmsg__set(reason, reasonlen, "no executable mappings");
 		return -ESTALE;

@@ -70,7 +70,9 @@ struct py_target {
  *   0        a supported interpreter; *out fully filled.
  *   -ENOENT  not a Python process (decided by file names and symbols).
  *   -ENOTSUP a Python we refuse: version outside 3.8-3.13, free-threaded or
- *            debug build, unknown version, _Py_DebugOffsets mismatch (3.13).
+ *            debug build, unknown version, _Py_DebugOffsets mismatch (3.13),
+ *            or a C library (another root's) whose pthread_getspecific does
+ *            not read the layout dynoprof calibrated in its own (libc_tss.h).
  *            *out holds what was learnt (version, flags, path).
  *   -EAGAIN  the executable is named python3.X but no Python runtime is
  *            mapped yet (the dynamic loader is still running): retry at a
