@@ -66,6 +66,13 @@ deps:
 test-deps:
 	$(Q)sh scripts/deps.sh test
 
+# The Debian unstable root CPython 3.13-3.15 (and 3.14/3.15 debug builds) run from
+# in the Python tests (scripts/python-root.sh; cached under /var/cache/dynoprof-test,
+# a few minutes to build once, then instant).
+.PHONY: test-root
+test-root: | test-deps
+	$(Q)sh scripts/python-root.sh >/dev/null
+
 $(OUTPUT) $(OUTPUT)/tests $(OUTPUT)/workloads:
 	$(Q)mkdir -p $@
 
@@ -117,7 +124,7 @@ $(OUTPUT)/workloads/%: tests/workloads/%.c | $(OUTPUT)/workloads
 unit-test: $(UNIT_BINS)
 	$(Q)set -e; for t in $(UNIT_BINS); do echo "== $$t"; ASAN_OPTIONS=detect_leaks=1 $$t; done
 
-integration-test: dynoprof libdynotag $(WORKLOAD_BINS) | test-deps
+integration-test: dynoprof libdynotag $(WORKLOAD_BINS) | test-deps test-root
 	$(Q)$(PYTHON) -m pytest -v -p no:cacheprovider tests/integration
 
 # Line coverage of user/ by the unit tests alone (`make coverage`): the tests built
@@ -152,7 +159,7 @@ coverage: $(COV_BINS) $(COV)/obj/$(MAIN_SRC:.c=.o)
 check-layers:
 	$(Q)sh scripts/check-layers.sh
 
-test: check-layers dynoprof unit-test fuzz-smoke integration-test
+test: check-layers dynoprof test-root unit-test fuzz-smoke integration-test
 
 # The whole binary built with ASan + UBSan ($(OUTPUT)/san/dynoprof, from the unit tests'
 # objects) run through the integration suite (`make sanitize-test`, issue 12). Reports
@@ -168,7 +175,7 @@ $(SAN_BIN): $(OUTPUT)/san/$(MAIN_SRC:.c=.o) $(SAN_OBJS)
 
 sanitize-build: $(SAN_BIN)
 
-sanitize-test: $(SAN_BIN) dynoprof libdynotag $(WORKLOAD_BINS) | test-deps
+sanitize-test: $(SAN_BIN) dynoprof libdynotag $(WORKLOAD_BINS) | test-deps test-root
 	$(Q)mkdir -p $(SAN_LOGS)
 	$(Q)DYNOPROF=$(abspath $(SAN_BIN)) DYNOPROF_SAN_LOGS=$(abspath $(SAN_LOGS)) \
 		$(PYTHON) -m pytest -v -p no:cacheprovider $(or $(PYTEST_ARGS),tests/integration)

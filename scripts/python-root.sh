@@ -5,11 +5,18 @@
 # library than Debian 12's, so they run the way fleets run them, in their own
 # root. A complete root is reused as it is
 # (the stamp lists its packages); a missing or partial one is built afresh.
-# Usage: scripts/python-root.sh [DIR]
+# Usage: scripts/python-root.sh [--check] [DIR]
 #   DIR defaults to $DYNOPROF_PYTHON_ROOT or /var/cache/dynoprof-test/sid.
 #   Prints DIR on success. Needs root and network access to the Debian archive
 #   ($DYNOPROF_DEBIAN_MIRROR, default http://deb.debian.org/debian).
+#   --check: never builds; prints DIR and exits 0 when it is complete, exits 1
+#   otherwise (tests/integration/pyutil.py asks so at collection).
 set -eu
+check=
+if [ "${1:-}" = "--check" ]; then
+  check=1
+  shift
+fi
 dir="${1:-${DYNOPROF_PYTHON_ROOT:-/var/cache/dynoprof-test/sid}}"
 pkgs="python3.13 python3.14 python3.15 python3.14-dbg python3.15-dbg"
 mirror="${DYNOPROF_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
@@ -17,6 +24,9 @@ stamp=".dynoprof-python-root"
 if [ -f "$dir/$stamp" ] && [ "$(cat "$dir/$stamp")" = "$pkgs" ]; then
   echo "$dir"
   exit 0
+fi
+if [ -n "$check" ]; then
+  exit 1
 fi
 if [ "$(id -u)" != 0 ]; then
   echo "python-root.sh: building $dir needs root (debootstrap)" >&2

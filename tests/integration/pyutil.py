@@ -1,7 +1,11 @@
 """Helpers for the CPython integration tests (test_python.py).
 
   find_interpreters()     the CPython interpreters on this machine (`pyenv root`, PATH,
-                          /usr/bin/python3.*), found at run time
+                          /usr/bin/python3.*), found at run time, and those of the
+                          Debian unstable root scripts/python-root.sh builds (run
+                          through chroot: tags sid-3.13, sid-3.14, sid-3.14-dbg, ...)
+  interpreter_supported(i)  whether dynoprof walks that interpreter's frames today
+  python_root()           that root's directory when it is built, else None
   distribution_python()   the distribution's python3 (Debian's python3-django, gunicorn)
   PyWorkloads             starts tests/workloads/py/*.py under an interpreter, one copy
                           of the script per run so each run's frames carry its own path
@@ -17,6 +21,7 @@ import select
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from collections import namedtuple
 
@@ -25,8 +30,11 @@ import pytest
 from conftest import REPO_ROOT, Folded
 
 PY_WORKLOAD_DIR = os.path.join(REPO_ROOT, "tests", "workloads", "py")
-SUPPORTED = ((3, 8), (3, 13))  # oldest and newest minor version dynoprof walks
+# Oldest and newest minor version dynoprof walks. 3.14 and 3.15 (and their debug
+# builds, in the root below) are issue 14's other half: raise to (3, 15) when it lands.
+SUPPORTED = ((3, 8), (3, 13))
 READY_TIMEOUT = 30
+PYTHON_ROOT_SCRIPT = os.path.join(REPO_ROOT, "scripts", "python-root.sh")
 
 # `MODULE:QUALNAME (FILENAME:LINE)`, or `MODULE:QUALNAME (FILENAME)` with
 # --python-lines=off. QUALNAME has no spaces (e.g. `Looper.spin`, `<module>`,
@@ -38,14 +46,38 @@ PY_FRAME_RE = re.compile(
 PyFrame = namedtuple("PyFrame", "module qualname filename line")
 
 
-class Interpreter(namedtuple("Interpreter", "path version kind")):
+class Interpreter(namedtuple("Interpreter", "path version kind root debug",
+                             defaults=(None, False))):
     """One python executable: path, version (major, minor, micro), kind pyenv (under
-    `pyenv root`), debian (/usr/bin) or path (elsewhere on PATH)."""
+    `pyenv root`), debian (/usr/bin), path (elsewhere on PATH) or the name of the
+    root it runs in (sid). root: that directory, None on the host; path is then the
+    executable as processes in the root see it (run it with .command). debug: a
+    debug build (python3.14d)."""
 
     @property
     def tag(self):
-        """A short unique id, e.g. pyenv-3.12.1 (test ids, directory names)."""
+        """A short unique id, e.g. pyenv-3.12.1 or sid-3.14-dbg (test ids, directory
+        names)."""
+        if self.root:
+            return f"{self.kind}-{self.version[0]}.{self.version[1]}" + (
+                "-dbg" if self.debug else "")
         return f"{self.kind}-{'.'.join(map(str, self.version))}"
+
+    def command(self, cwd=None, unshare=False):
+        """argv prefix that runs this interpreter (in its root through chroot, in
+        directory cwd as the root sees it). unshare: in new mount and PID
+        namespaces instead (`unshare --mount --pid --fork --root`), like a
+        container: the interpreter is then the child of the process started."""
+        if not self.root:
+            return [self.path]
+        if unshare:
+            return ["unshare", "--mount", "--pid", "--fork", "--kill-child",
+                    "--root", self.root, "/usr/bin/env", "-C", cwd or "/", self.path]
+        return ["chroot", self.root, "/usr/bin/env", "-C", cwd or "/", self.path]
+
+    def host_path(self, path):
+        """Where the host sees a file this interpreter's processes see at path."""
+        return os.path.join(self.root, path.lstrip("/")) if self.root else path
 
     @property
     def comm(self):
@@ -58,7 +90,7 @@ class Interpreter(namedtuple("Interpreter", "path version kind")):
 
     @property
     def supported(self):
-        return SUPPORTED[0] <= self.minor <= SUPPORTED[1]
+        return interpreter_supported(self)
 
     @property
     def has_qualname(self):
@@ -66,9 +98,35 @@ class Interpreter(namedtuple("Interpreter", "path version kind")):
         return self.minor >= (3, 11)
 
 
-def _version_of(path):
+def interpreter_supported(interp):
+    """True when dynoprof walks interp's frames today (SUPPORTED)."""
+    return SUPPORTED[0] <= interp.minor <= SUPPORTED[1]
+
+
+def unsupported_reason(interp):
+    """Why a test skips an interpreter interpreter_supported() refuses."""
+    return (f"{interp.tag}: CPython {interp.minor[0]}.{interp.minor[1]} is not walked by "
+            f"dynoprof yet (pyutil.SUPPORTED: 3.{SUPPORTED[0][1]}-3.{SUPPORTED[1][1]}; "
+            f"3.14/3.15 are issue 14)")
+
+
+def python_root():
+    """The directory of the Debian unstable root scripts/python-root.sh builds
+    ($DYNOPROF_PYTHON_ROOT or /var/cache/dynoprof-test/sid) when it is complete
+    (`make test` builds it through test-deps), else None."""
     try:
-        out = subprocess.run([path, "-c", "import sys; print(*sys.version_info[:3])"],
+        res = subprocess.run(["sh", PYTHON_ROOT_SCRIPT, "--check"], capture_output=True,
+                             text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    root = res.stdout.strip()
+    return root if res.returncode == 0 and os.path.isdir(root) else None
+
+
+def _version_of(path, prefix=()):
+    try:
+        out = subprocess.run(list(prefix) + [path, "-c",
+                                             "import sys; print(*sys.version_info[:3])"],
                              capture_output=True, text=True, timeout=30).stdout.split()
         return tuple(int(x) for x in out[:3]) if len(out) >= 3 else None
     except (OSError, subprocess.TimeoutExpired, ValueError):
@@ -135,9 +193,30 @@ def find_interpreters():
         version = _version_of(path)
         if version:
             found.append(Interpreter(path, version, kind))
-    found.sort(key=lambda i: (i.version, i.kind))
+    found += _root_interpreters()
+    found.sort(key=lambda i: (i.version, i.kind, i.debug))
     _interpreters_cache.extend(found)
     return list(found)
+
+
+def _root_interpreters():
+    """The python3.X and python3.Xd (debug) executables of python_root(), run
+    through chroot (root only: chroot needs CAP_SYS_CHROOT)."""
+    root = python_root()
+    if not root or os.geteuid() != 0:
+        return []
+    kind = os.path.basename(root.rstrip("/"))
+    found = []
+    for host in sorted(glob.glob(os.path.join(root, "usr", "bin", "python3.*"))):
+        name = os.path.basename(host)
+        m = re.fullmatch(r"python3\.\d+(d?)", name)
+        if not m or os.path.islink(host) or not _is_elf(host):
+            continue
+        path = "/usr/bin/" + name
+        version = _version_of(path, ["chroot", root])
+        if version:
+            found.append(Interpreter(path, version, kind, root, bool(m.group(1))))
+    return found
 
 
 def distribution_python():
@@ -217,14 +296,53 @@ def hot_line_number(script):
     raise AssertionError(f"no # HOT-LINE marker in {script}")
 
 
+class ChildProc:
+    """A subprocess.Popen of `unshare --fork ...` that stands for the child it
+    forked (the interpreter): pid, signals and kill go to the child; waiting,
+    pipes and the exit code are the unshare process's (it exits with the child)."""
+
+    def __init__(self, popen, timeout=READY_TIMEOUT):
+        self.popen = popen
+        self.pid = None
+        deadline = time.monotonic() + timeout
+        while self.pid is None and time.monotonic() < deadline and popen.poll() is None:
+            try:
+                with open(f"/proc/{popen.pid}/task/{popen.pid}/children") as f:
+                    children = f.read().split()
+                self.pid = int(children[0]) if children else None
+            except OSError:
+                pass
+            if self.pid is None:
+                time.sleep(0.01)
+        if self.pid is None:
+            popen.kill()
+            popen.wait()
+            pytest.fail(f"{popen.args}: no child process within {timeout} s")
+
+    def __getattr__(self, name):  # stdout, stderr, returncode, wait, poll, communicate
+        return getattr(self.popen, name)
+
+    def send_signal(self, sig):
+        if self.popen.poll() is None:
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def kill(self):
+        self.send_signal(signal.SIGKILL)
+        self.popen.kill()
+
+
 class PyRun:
     """One workload process: interpreter, script copy, process, truth file."""
 
     def __init__(self, interp, script, proc, truth_path):
         self.interp = interp          # the Interpreter running it
-        self.script = script          # absolute path of its private script copy
+        self.script = script          # absolute path of its private script copy, as
+                                      # the process sees it (its co_filename)
         self.proc = proc              # subprocess.Popen
-        self.truth_path = truth_path  # where it writes its JSON at exit
+        self.truth_path = truth_path  # where it writes its JSON at exit (host path)
 
     @property
     def pid(self):
@@ -282,33 +400,50 @@ class PyWorkloads:
     Each run gets its own copy of the script under basedir/<tag>[-<n>]/, so the
     FILENAME in its frames tells runs of different interpreters apart within one
     capture (even two that share a comm, like pyenv and Debian python3.11), while
-    the module name stays the workload's name.
+    the module name stays the workload's name. An interpreter in another root
+    gets its copy in a directory of that root's /tmp, removed by close().
     """
 
     def __init__(self, basedir):
         self.basedir = basedir
         self.runs = []
+        self.root_dirs = {}  # root -> the directory made in its /tmp (host path)
+
+    def _basedir_for(self, interp):
+        """basedir as interp's processes see it (a fresh directory in its root)."""
+        if not interp.root:
+            return self.basedir
+        if interp.root not in self.root_dirs:
+            self.root_dirs[interp.root] = tempfile.mkdtemp(
+                prefix="dynoprof-test-", dir=os.path.join(interp.root, "tmp"))
+        return "/" + os.path.relpath(self.root_dirs[interp.root], interp.root)
 
     def start(self, interp, workload, duration=120, *extra, wait_ready=True,
-              relative=False):
+              relative=False, unshare=False):
         """Starts workload (e.g. "ground_truth") under interp; waits for "ready".
 
         relative: name the script relative to its directory (the process's cwd) on
         the command line, so its co_filename is relative where the interpreter keeps
         it so (3.8; 3.9+ make the main script's path absolute).
+        unshare: an interpreter of a root runs in its own mount and PID namespaces
+        (Interpreter.command); run.pid is its host pid.
         """
         n = len(self.runs)
-        rundir = os.path.join(self.basedir, f"{workload}-{interp.tag}-{n}")
-        os.makedirs(rundir)
+        rundir = os.path.join(self._basedir_for(interp), f"{workload}-{interp.tag}-{n}")
+        os.makedirs(interp.host_path(rundir))
         script = os.path.join(rundir, workload + ".py")
-        shutil.copyfile(os.path.join(PY_WORKLOAD_DIR, workload + ".py"), script)
+        shutil.copyfile(os.path.join(PY_WORKLOAD_DIR, workload + ".py"),
+                        interp.host_path(script))
         truth_path = os.path.join(rundir, "truth.json")
         argv_script = os.path.basename(script) if relative else script
-        proc = subprocess.Popen([interp.path, argv_script, truth_path, str(duration)] +
-                                [str(e) for e in extra], cwd=rundir,
+        proc = subprocess.Popen(interp.command(rundir, unshare=unshare) +
+                                [argv_script, truth_path, str(duration)] +
+                                [str(e) for e in extra], cwd=interp.host_path(rundir),
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
-        run = PyRun(interp, script, proc, truth_path)
+        if unshare and interp.root:
+            proc = ChildProc(proc)
+        run = PyRun(interp, script, proc, interp.host_path(truth_path))
         self.runs.append(run)
         if wait_ready:
             self.wait_ready(run)
@@ -337,6 +472,9 @@ class PyWorkloads:
             for stream in (run.proc.stdout, run.proc.stderr):
                 if stream:
                     stream.close()
+        for directory in self.root_dirs.values():
+            shutil.rmtree(directory, ignore_errors=True)
+        self.root_dirs = {}
 
 
 # ---- pprof (profile.proto) decoding, enough for samples, locations and labels ----

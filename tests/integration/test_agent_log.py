@@ -32,7 +32,7 @@ def unsupported_interpreters():
     `pyenv root`, PATH, /usr/bin)."""
     found = {}
     for interp in find_interpreters():
-        if interp.minor in ((3, 6), (3, 7)):
+        if interp.minor in ((3, 6), (3, 7)) and not interp.root:
             found.setdefault(interp.minor[1], interp.path)
     return found
 

@@ -335,7 +335,9 @@ while time.monotonic() < deadline:
 
 
 def modern_interpreters():
-    found = [i for i in find_interpreters() if i.version >= (3, 12)]
+    # host interpreters: the scripts are host files (not the test root's, pyutil)
+    found = [i for i in find_interpreters() if i.version >= (3, 12) and not i.root and
+             i.supported]
     if not found:
         # The distribution's python3 (scripts/deps.sh) may be older: 3.12+ is a pyenv
         # build or a newer distribution, neither of which every machine has.

@@ -25,12 +25,19 @@ from conftest import Folded, parse_folded_file, proc_cpu_seconds
 from pyutil import (PY_WORKLOAD_DIR, PyWorkloads, called_from, decode_pprof,
                     find_interpreters, function_count, has_function, hot_line_number,
                     innermost_python, is_python_frame, names_function, of_file,
-                    parse_py_frame, python_frames)
+                    parse_py_frame, python_frames, unsupported_reason)
 
 ALL = find_interpreters()
 INTERPS = [i for i in ALL if i.supported]
 UNSUPPORTED = [i for i in ALL if i.minor < (3, 8)]
 IDS = [i.tag for i in INTERPS]
+# The test root's interpreters dynoprof does not walk yet (3.14, 3.15 and their debug
+# builds: issue 14) take part in every per-interpreter test, skipped until
+# pyutil.SUPPORTED covers them; the shared captures hold INTERPS only.
+NOT_YET = [i for i in ALL if i.root and not i.supported]
+PARAMS = [pytest.param(i, id=i.tag) for i in INTERPS] + [
+    pytest.param(i, id=i.tag, marks=pytest.mark.skip(reason=unsupported_reason(i)))
+    for i in NOT_YET]
 
 DURATION = 4              # seconds per ground-truth capture, at least...
 GT_MIN_CPU = 3.0          # ...and until each process used this much CPU in it (a busy
@@ -309,7 +316,7 @@ def all_versions(captures, workload, interp, duration=SHORT, key=None, **kwargs)
 # Ground truth: names, shares, threads, recursion, layout (per interpreter)
 
 
-@pytest.mark.parametrize("interp", INTERPS, ids=IDS)
+@pytest.mark.parametrize("interp", PARAMS)
 def test_leaves_and_callers_named(captures, interp):
     run, truth, prof, whole, err = ground_truth(captures, interp)
     assert prof.total() > 0, (
@@ -335,7 +342,7 @@ def test_leaves_and_callers_named(captures, interp):
         f"{describe(prof)}")
 
 
-@pytest.mark.parametrize("interp", INTERPS, ids=IDS)
+@pytest.mark.parametrize("interp", PARAMS)
 def test_leaf_shares_match_measured_cpu(captures, interp):
     run, truth, prof, whole, err = ground_truth(captures, interp)
     counts = {leaf: prof.count_where(lambda fr: has_function(fr, leaf))
@@ -356,7 +363,7 @@ def test_leaf_shares_match_measured_cpu(captures, interp):
             f"{measured:.1%} of the CPU ({sampled_total} samples)\n{report}")
 
 
-@pytest.mark.parametrize("interp", INTERPS, ids=IDS)
+@pytest.mark.parametrize("interp", PARAMS)
 def test_worker_thread_has_its_own_stack(captures, interp):
     run, truth, prof, whole, err = ground_truth(captures, interp)
     thread = prof.of_comm(truth["worker_comm"]) if truth["worker_comm"] else prof
@@ -386,7 +393,7 @@ def test_worker_thread_has_its_own_stack(captures, interp):
             f"{describe(thread)}")
 
 
-@pytest.mark.parametrize("interp", INTERPS, ids=IDS)
+@pytest.mark.parametrize("interp", PARAMS)
 def test_recursion_depth_is_exact(captures, interp):
     run, truth, prof, whole, err = ground_truth(captures, interp)
     deep = [(fr, n) for fr, n in prof.stacks if has_function(fr, "deep_leaf")]
@@ -403,7 +410,7 @@ def test_recursion_depth_is_exact(captures, interp):
             f"truncated (limit {PY_FRAME_LIMIT})")
 
 
-@pytest.mark.parametrize("interp", INTERPS, ids=IDS)
+@pytest.mark.parametrize("interp", PARAMS)
 def test_interpreter_frames_hidden_and_layout(captures, interp):
     run, truth, prof, whole, err = ground_truth(captures, interp)
     with_python = [(fr, n) for fr, n in prof.stacks if any(map(is_python_frame, fr[1:]))]
@@ -427,7 +434,7 @@ def test_interpreter_frames_hidden_and_layout(captures, interp):
 # Structural captures of all interpreters at once
 
 
-@pytest.mark.parametrize("interp", INTERPS, ids=IDS)
+@pytest.mark.parametrize("interp", PARAMS)
 def test_hot_line_and_qualname(captures, interp):
     run, truth, prof, whole, err = all_versions(captures, "known_line", interp)
     hot = hot_line_number(os.path.join(PY_WORKLOAD_DIR, "known_line.py"))
@@ -450,7 +457,7 @@ def test_hot_line_and_qualname(captures, interp):
     assert prof.count_where(lambda fr: called_from(fr, "spin", "hot_line")) >= 0.9 * total
 
 
-@pytest.mark.parametrize("interp", INTERPS, ids=IDS)
+@pytest.mark.parametrize("interp", PARAMS)
 def test_deep_stack_truncated_at_frame_limit(captures, interp):
     run, truth, prof, whole, err = all_versions(captures, "deep", interp)
     bottom = [(fr, n) for fr, n in prof.stacks if has_function(fr, "deep_bottom")]
@@ -471,7 +478,7 @@ def test_deep_stack_truncated_at_frame_limit(captures, interp):
         f"Python frames, root side {sample[:3]}")
 
 
-@pytest.mark.parametrize("interp", INTERPS, ids=IDS)
+@pytest.mark.parametrize("interp", PARAMS)
 def test_asyncio_coroutines_named(captures, interp):
     run, truth, prof, whole, err = all_versions(captures, "asyncio_app", interp)
     compute = prof.count_where(lambda fr: has_function(fr, "async_compute"))
@@ -494,7 +501,7 @@ def hasher_comm(interp):
     return f"hash-{interp.kind[:3]}{interp.minor[0]}.{interp.minor[1]}"[:15]
 
 
-@pytest.mark.parametrize("interp", INTERPS, ids=IDS)
+@pytest.mark.parametrize("interp", PARAMS)
 def test_gil_released_native_frames_under_python_caller(captures, interp):
     run, truth, prof, whole, err = all_versions(
         captures, "gil_released", interp, duration=DURATION,
@@ -523,7 +530,7 @@ def test_gil_released_native_frames_under_python_caller(captures, interp):
         assert problem is None, f"{interp.tag}: {problem}: {';'.join(frames)}"
 
 
-@pytest.mark.parametrize("interp", INTERPS, ids=IDS)
+@pytest.mark.parametrize("interp", PARAMS)
 def test_process_exiting_during_capture_keeps_names(captures, interp):
     # The workloads exit 2 s into the capture, or later once each had CPU (at
     # 999 Hz: seven processes share two CPUs until then) and dynoprof read their
