@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "symbolize/elf_dynsym.h"
+#include "symbolize/map_path.h"
 #include "util/hashmap.h"
 
 /* Files whose verdicts are cached; the cache is emptied when it is full. */
@@ -287,22 +288,12 @@ static int file_verdict(const char *open_path, const struct stat *st, int python
 	return 0;
 }
 
-/* Finds a path through which this process's file behind map can be opened:
- * /proc/PID/root/<path> when it is the same inode, else the mapping itself
- * under /proc/PID/map_files (deleted files, chroots). Fills *st. */
+/* Finds a path through which this process's file behind map opens (same
+ * inode), in whatever root the process runs: symbolize/map_path.h. */
 static int open_path_for_map(pid_t pid, const struct proc_map *map, char *buf, size_t buflen,
 			     struct stat *st)
 {
-	if (map->path[0] == '/' && !map->deleted) {
-		snprintf(buf, buflen, "/proc/%d/root%s", (int)pid, map->path);
-		if (stat(buf, st) == 0 && (uint64_t)st->st_ino == map->inode)
-			return 0;
-	}
-	snprintf(buf, buflen, "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, (int)pid, map->start,
-		 map->end);
-	if (stat(buf, st) != 0)
-		return -errno;
-	return 0;
+	return map_path__open_path(pid, map, buf, buflen, st);
 }
 
 static int process_gone(pid_t pid)

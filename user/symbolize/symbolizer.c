@@ -12,6 +12,7 @@
 
 #include "util/privileges.h"
 #include "symbolize/ksyms.h"
+#include "symbolize/map_path.h"
 #include "symbolize/proc_maps.h"
 #include "symbolize/symcache.h"
 #include "util/hashmap.h"
@@ -195,10 +196,13 @@ static int special_frame(struct profile *p, enum frame_kind kind, const char *na
 static int lookup_in_binary(struct symbolizer *s, pid_t pid, const struct proc_map *m,
 			    uint64_t addr, const char **name, struct elf_symtab **table_out)
 {
-	char open_path[4200];
+	char open_path[4200], inside[4096];
 	dev_t dev = makedev(m->dev_major, m->dev_minor);
 	struct elf_symtab *t = NULL;
-	struct elf_symtab_opts o = { .logical_path = m->path };
+	/* The path as the process sees it (a chrooted process's maps show our
+	 * path of its root: symbolize/map_path.h), for its own debug files too. */
+	struct elf_symtab_opts o = {
+		.logical_path = map_path__in_root(pid, m->path, inside, sizeof(inside)) };
 	char root[64];
 
 	snprintf(root, sizeof(root), "/proc/%d/root", (int)pid);
@@ -210,7 +214,7 @@ static int lookup_in_binary(struct symbolizer *s, pid_t pid, const struct proc_m
 	struct stat st;
 	if (!t) {
 		o.root = root;
-		snprintf(open_path, sizeof(open_path), "%s%s", root, m->path);
+		snprintf(open_path, sizeof(open_path), "%s%s", root, inside);
 		/* A deleted mapping's path holds another file now, if any (a new
 		 * build renamed over it), and map_files needs CAP_SYS_ADMIN or
 		 * CAP_CHECKPOINT_RESTORE: only the same inode may name it. */
@@ -221,6 +225,7 @@ static int lookup_in_binary(struct symbolizer *s, pid_t pid, const struct proc_m
 		/* The process is gone (so is its root link): the host path serves
 		 * only when it is the same file (same inode), never a namesake. */
 		o.root = NULL;
+		o.logical_path = m->path;
 		t = symcache__get_opts(s->symcache, m->path, dev, (ino_t)m->inode, &o);
 	}
 	if (!t)

@@ -9,6 +9,7 @@
 #include <sys/uio.h>
 
 #include "symbolize/elf_dynsym.h"
+#include "symbolize/map_path.h"
 #include "symbolize/proc_maps.h"
 #include "util/hashmap.h"
 #include "util/process_table.h"
@@ -315,13 +316,11 @@ static uint64_t find_runtime(struct tag_registry *r, pid_t pid)
 		if (!strstr(path_basename(m->path), "libdynotag"))
 			continue;
 		char open_path[4200];
-		snprintf(open_path, sizeof(open_path), "/proc/%d/map_files/%llx-%llx", (int)pid,
-			 (unsigned long long)m->start, (unsigned long long)m->end);
+		struct stat st;
+		/* the mapped file itself, in whatever root pid runs (map_path.h) */
+		if (map_path__open_path(pid, m, open_path, sizeof(open_path), &st))
+			continue;
 		struct elf_dynsym *elf = elf_dynsym__open(open_path);
-		if (!elf) {
-			snprintf(open_path, sizeof(open_path), "/proc/%d/root%s", (int)pid, m->path);
-			elf = elf_dynsym__open(open_path);
-		}
 		if (!elf)
 			continue;
 		struct elf_sym_value sym;
