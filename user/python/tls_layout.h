@@ -11,8 +11,10 @@
  * CPython process normally gets key 0-2, unless an embedding application
  * created many keys first).
  *
- * Targets are assumed to use the same libc as dynoprof (true for host
- * processes; a container with another glibc version or musl may differ).
+ * Host processes use the same libc as dynoprof. A process in another root
+ * (container, chroot) with another C library is walked only when that
+ * library's own pthread_getspecific reads the same words (python/libc_tss.h,
+ * checked by py_detect); else it is refused with one line.
  */
 #ifndef DYNOPROF_TLS_LAYOUT_H
 #define DYNOPROF_TLS_LAYOUT_H
