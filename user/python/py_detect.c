@@ -567,7 +567,17 @@ static int check_libc(pid_t pid, const struct proc_maps *maps, const char *exe_l
 		name = m->path;
 		break;
 	}
-	if (name == exe_link) { /* statically linked: the executable holds it */
+	if (name == exe_link) {
+		/* No C library mapped: either the dynamic loader has not mapped it
+		 * yet (a process caught right after exec), or the executable is
+		 * statically linked and holds it. */
+		for (size_t i = 0; i < proc_maps__count(maps); i++) {
+			if (strncmp(path_basename(proc_maps__at(maps, i)->path), "ld-linux", 8) == 0) {
+				errmsg__set(reason, reasonlen, "%s: no C library mapped yet, retry later",
+					    exe_link);
+				return -EAGAIN;
+			}
+		}
 		snprintf(open_path, sizeof(open_path), "/proc/%d/exe", (int)pid);
 		if (stat(open_path, &st) != 0) {
 			err = -errno;

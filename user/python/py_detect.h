@@ -75,8 +75,9 @@ struct py_target {
  *            not read the layout dynoprof calibrated in its own (libc_tss.h).
  *            *out holds what was learnt (version, flags, path).
  *   -EAGAIN  the executable is named python3.X but no Python runtime is
- *            mapped yet (the dynamic loader is still running): retry at a
- *            later sample, a bounded number of times.
+ *            mapped yet, or the interpreter is but no C library is (the
+ *            dynamic loader is still running): retry at a later sample, a
+ *            bounded number of times.
  *   -ESRCH   the process is gone; -EPERM/-EACCES: no permission to read it;
  *   -ESTALE  maps do not match the process's files; other -errno on I/O errors.
  * Thread-safe. */
