@@ -134,6 +134,16 @@ static struct sym_reg address_of(const struct sym_reg *regs, const struct operan
 	return a;
 }
 
+/* Formulas are kept within +-2^40 (a key block is a few KiB past the thread
+ * pointer), so that no operation of at most x4096 or +2^41 can overflow. */
+#define FORMULA_MAX (1LL << 40)
+
+static int out_of_range(const struct sym_reg *r)
+{
+	return r->known && (r->mul > FORMULA_MAX || r->mul < -FORMULA_MAX ||
+			    r->add > FORMULA_MAX || r->add < -FORMULA_MAX || r->tp > 1);
+}
+
 static int is_key(const struct sym_reg *r)
 {
 	return r->known && r->mul == 1 && r->add == 0 && !r->tp;
@@ -286,8 +296,8 @@ int libc_tss__decode(const uint8_t *code, size_t len, struct libc_tss_code *out,
 			if (!op.is_reg || (reg & 7) != 4 || imm < 0 || imm > 8 ||
 			    !regs[op.reg].known || regs[op.reg].tp || !wide)
 				FAIL("unexpected shift at +%zu", at);
-			regs[op.reg].mul <<= imm;
-			regs[op.reg].add <<= imm;
+			regs[op.reg].mul *= (int64_t)1 << imm;
+			regs[op.reg].add *= (int64_t)1 << imm;
 			break;
 		case 0x69:   /* imul r, r/m, imm32 */
 		case 0x6b: { /* imul r, r/m, imm8 */
@@ -345,6 +355,9 @@ int libc_tss__decode(const uint8_t *code, size_t len, struct libc_tss_code *out,
 		}
 		if (!compared)
 			pending_cmp = -1; /* a compare counts for the branch right after it */
+		for (int r = 0; r < NREGS; r++)
+			if (out_of_range(&regs[r]))
+				FAIL("implausible value after +%zu", at);
 	}
 	FAIL("no thread-specific data read in the first %d instructions", MAX_INSNS);
 }
