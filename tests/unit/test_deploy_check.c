@@ -4,8 +4,10 @@
  * check window has passed the checker reports a regression for that endpoint
  * only, in its JSON and as dynoprof_regression_ratio gauges; both commits in
  * the same windows make it a canary check. A check that cannot compare stores
- * "insufficient data" with its reason; late samples of an old commit, commits
- * first seen together, one-window commits and a restart report no switch. */
+ * "insufficient data" with its reason (a side without data, endpoints served
+ * too thinly, no endpoint tags); a full table of commits forgets old ones;
+ * late samples of an old commit, commits first seen together, one-window
+ * commits and a restart report no switch. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -499,6 +501,128 @@ static void test_windows_without_counts_left_out(void **state)
 	strbuf__release(&json);
 }
 
+/* Stores window w holding groups g (one commit), observes that commit, and
+ * runs the due checks at the window's end. Returns the checks run. */
+static int put_groups(struct fixture *f, int w, const char *commit, struct store_group *g,
+		      size_t n)
+{
+	uint64_t samples = 0;
+	for (size_t i = 0; i < n; i++)
+		samples += g[i].samples;
+	int64_t start = f->t0 + w * WINDOW_NS, end = start + WINDOW_NS;
+	struct store_window sw = { .start_ns = start, .end_ns = end, .samples = samples,
+				   .groups = g, .ngroups = n };
+	assert_int_equal(store__put_window(f->store, &sw), 0);
+	assert_int_equal(deploy_checker__observe(f->checker, "shop", commit, start, end), 0);
+	return deploy_checker__run_due(f->checker, end);
+}
+
+/* Endpoints both commits served, but too thinly to compare: one the new
+ * commit served in 3 of its windows, one with a request every few windows.
+ * Each gets "insufficient data" saying which side lacked what; the others
+ * are compared as usual. */
+static void test_thin_endpoints_are_insufficient(void **state)
+{
+	struct fixture *f = *state;
+	int ran = 0;
+	for (int w = 0; w < 60; w++) {
+		const char *c = w < 30 ? "aaa" : "bbb";
+		struct store_group g[3];
+		size_t n = 0;
+		g[n++] = group(f, c, "/a", 100, w < 30 ? 10 : 13);
+		if (w < 33)
+			g[n++] = group(f, c, "/rare", 50, 8);
+		if (w % 5 == 0) {
+			g[n] = group(f, c, "/tiny", 1, 20);
+			g[n++].requests = 1;
+		}
+		ran += put_groups(f, w, c, g, n);
+	}
+	assert_int_equal(ran, 1);
+	struct strbuf json = STRBUF_INIT;
+	checks_json(f, &json);
+	char a[1024], rare[1024], tiny[1024];
+	check_object(strbuf__str(&json), "/a", a, sizeof(a));
+	check_object(strbuf__str(&json), "/rare", rare, sizeof(rare));
+	check_object(strbuf__str(&json), "/tiny", tiny, sizeof(tiny));
+	assert_non_null(strstr(a, "\"verdict\": \"regression\""));
+	assert_non_null(strstr(rare, "\"verdict\": \"insufficient data\""));
+	assert_non_null(strstr(rare, "\"reason\": \"bbb: 3 windows with requests (5 needed)\""));
+	assert_non_null(strstr(tiny, "\"verdict\": \"insufficient data\""));
+	assert_non_null(strstr(tiny, "\"reason\": \"aaa: 6 requests (30 needed)\""));
+	strbuf__release(&json);
+}
+
+/* Windows without endpoint tags (a service that does not tag requests):
+ * one "(all)" result, insufficient data, saying there were no endpoints. */
+static void test_no_endpoint_tags(void **state)
+{
+	struct fixture *f = *state;
+	int ran = 0;
+	for (int w = 0; w < 60; w++) {
+		struct store_group g = group(f, w < 30 ? "aaa" : "bbb", "", 100, 10);
+		ran += put_groups(f, w, w < 30 ? "aaa" : "bbb", &g, 1);
+	}
+	assert_int_equal(ran, 1);
+	struct strbuf json = STRBUF_INIT;
+	checks_json(f, &json);
+	char all[1024];
+	check_object(strbuf__str(&json), "(all)", all, sizeof(all));
+	assert_non_null(strstr(all, "\"verdict\": \"insufficient data\""));
+	assert_non_null(strstr(all, "\"reason\": \"no endpoint tags in either commit's range\""));
+	assert_non_null(strstr(all, "\"base_windows\": 30"));
+	assert_non_null(strstr(all, "\"new_windows\": 30"));
+	strbuf__release(&json);
+}
+
+/* The table of commits seen is bounded (4096): when it is full, commits
+ * not seen for forget_s are forgotten, and one that shows up again after
+ * that is new, a switch from the service's recent commit (a rollback to a
+ * build from long ago is checked). Its check finds no stored data of the
+ * base, and says so. */
+static void test_full_table_forgets_old_commits(void **state)
+{
+	struct fixture *f = *state;
+	deploy_checker__free(f->checker);
+	struct deploy_check_opts o = { .check_window_s = 300, .forget_s = 3600 };
+	f->checker = deploy_checker__new(&o, f->store, f->metrics);
+	assert_non_null(f->checker);
+	int64_t s0 = f->t0, e0 = s0 + WINDOW_NS;
+	assert_int_equal(deploy_checker__observe(f->checker, "shop", "old", s0, e0), 0);
+	for (int i = 0; i < 4094; i++) {
+		char service[32];
+		snprintf(service, sizeof(service), "batch-%d", i);
+		assert_int_equal(deploy_checker__observe(f->checker, service, "c1", s0, e0), 0);
+	}
+	/* An hour later: shop runs aaa (a switch from "old", which is past
+	 * forget_s: no check), then the table (now full) meets a new commit. */
+	int ran = 0;
+	for (int w = 380; w <= 390; w++) {
+		int64_t s = f->t0 + w * WINDOW_NS;
+		assert_int_equal(deploy_checker__observe(f->checker, "shop", "aaa", s, s + WINDOW_NS),
+				 0);
+		ran += deploy_checker__run_due(f->checker, s + WINDOW_NS);
+	}
+	int64_t s = f->t0 + 390 * WINDOW_NS;
+	assert_int_equal(deploy_checker__observe(f->checker, "other", "x", s, s + WINDOW_NS), 0);
+	/* "old" again: forgotten, so new; aaa is its base. */
+	for (int w = 391; w < 440; w++) {
+		s = f->t0 + w * WINDOW_NS;
+		assert_int_equal(deploy_checker__observe(f->checker, "shop", "old", s, s + WINDOW_NS),
+				 0);
+		ran += deploy_checker__run_due(f->checker, s + WINDOW_NS);
+	}
+	assert_int_equal(ran, 1);
+	struct strbuf json = STRBUF_INIT;
+	checks_json(f, &json);
+	char all[1024];
+	check_object(strbuf__str(&json), "(all)", all, sizeof(all));
+	assert_non_null(strstr(all, "\"base\": \"aaa\""));
+	assert_non_null(strstr(all, "\"new\": \"old\""));
+	assert_non_null(strstr(all, "\"reason\": \"no data of aaa in its compared range\""));
+	strbuf__release(&json);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -513,6 +637,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_no_spurious_switch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_remembers_commits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_windows_without_counts_left_out, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_thin_endpoints_are_insufficient, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_no_endpoint_tags, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_full_table_forgets_old_commits, setup,
 						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
