@@ -663,6 +663,9 @@ static void test_blocking_routes_leave_room(void **state)
 	stop(fx);
 }
 
+/* gcc --coverage's runtime (make coverage), absent from other builds. */
+extern void __gcov_dump(void) __attribute__((weak));
+
 /* Out of file descriptors, the server still answers new connections, with a
  * 503 saying so, and serves again once descriptors are free. The server runs
  * in a child whose RLIMIT_NOFILE is 48 (soft and hard: it cannot raise it). */
@@ -691,6 +694,11 @@ static void test_out_of_fds_refuses_clearly(void **state)
 			_exit(3);
 		char c;
 		(void)!read(done[0], &c, 1); /* until the parent closes it */
+		http_server__stop(srv);
+		/* What the child ran counts in `make coverage` (gcov's
+		 * counters are written at exit(), which _exit() skips). */
+		if (__gcov_dump)
+			__gcov_dump();
 		_exit(0);
 	}
 	close(ready[1]);
@@ -897,6 +905,10 @@ static void test_bearer_token(void **state)
 	r = curl("-H 'Authorization: bearer s3cret-token' '%s/metrics'", fx->base);
 	assert_int_equal(r.status, 200);
 	reply_free(&r);
+	/* Spaces after the scheme are not part of the token. */
+	r = curl("-H 'Authorization: Bearer    s3cret-token' '%s/metrics'", fx->base);
+	assert_int_equal(r.status, 200);
+	reply_free(&r);
 	stop(fx);
 }
 
@@ -952,6 +964,62 @@ static void test_addresses(void **state)
 	http_server__stop(NULL);
 }
 
+/* Starting fails with one clear line, and no server, for an address no
+ * interface of this host has (192.0.2.1, TEST-NET-1: nothing is sent), a
+ * route without a leading '/', and no routes. */
+static void test_start_errors(void **state)
+{
+	(void)state;
+	struct http_route route = { "/metrics", hello_handler, "x" };
+	char err[256];
+
+	struct http_server_opts absent = { .address = "192.0.2.1", .port = 0,
+					   .allow_remote = true };
+	errno = 0;
+	assert_null(http_server__start(&absent, &route, 1, err, sizeof(err)));
+	assert_int_equal(errno, EADDRNOTAVAIL);
+	assert_string_equal(err, "cannot listen on 192.0.2.1:0: no interface of this host has "
+			    "that address");
+
+	struct http_server_opts opts = { .address = "127.0.0.1", .port = 0 };
+	struct http_route relative[] = { { "/metrics", hello_handler, "x" },
+					 { "metrics", hello_handler, "x" } };
+	errno = 0;
+	assert_null(http_server__start(&opts, relative, 2, err, sizeof(err)));
+	assert_int_equal(errno, EINVAL);
+	assert_string_equal(err, "a route needs a path starting with '/' and a handler");
+
+	errno = 0;
+	assert_null(http_server__start(&opts, NULL, 1, err, sizeof(err)));
+	assert_int_equal(errno, EINVAL);
+	assert_string_equal(err, "no routes");
+}
+
+/* With a low soft RLIMIT_NOFILE, starting raises it (within the hard limit)
+ * so the connections it admits fit; the limit is put back afterwards. */
+static void test_raises_fd_limit(void **state)
+{
+	(void)state;
+	struct rlimit old, low, now;
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	if (old.rlim_max != RLIM_INFINITY && old.rlim_max < 2048)
+		fail_msg("hard RLIMIT_NOFILE %llu: too low for this test",
+			 (unsigned long long)old.rlim_max);
+	low = old;
+	low.rlim_cur = 256;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	struct http_server_opts opts = { .address = "127.0.0.1", .port = 0 };
+	struct fixture *fx = start_with(&opts);
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &now), 0);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	if (now.rlim_cur <= 1024)
+		fail_msg("soft RLIMIT_NOFILE left at %llu", (unsigned long long)now.rlim_cur);
+	struct reply r = curl("'%s/metrics'", fx->base);
+	assert_int_equal(r.status, 200);
+	reply_free(&r);
+	stop(fx);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -974,6 +1042,8 @@ int main(void)
 		cmocka_unit_test(test_error_bodies_escape_controls),
 		cmocka_unit_test(test_bearer_token),
 		cmocka_unit_test(test_addresses),
+		cmocka_unit_test(test_start_errors),
+		cmocka_unit_test(test_raises_fd_limit),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
