@@ -24,7 +24,7 @@
 
 #include <cmocka.h>
 
-#include "fixtures_dir.h"
+#include "fixture_build.h"
 
 #include "symbolize/demangle.h"
 #include "symbolize/elf_symtab.h"
@@ -33,12 +33,8 @@
 #define MAX_FUNCS 8
 #define MAX_MAPS 128
 
-/* Directory paths are kept short so every path built from them fits PATH_MAX. */
-#define DIR_MAX 1024
-
-/* Temp dir holding every built fixture; fixtures source dir. */
-static char work_dir[DIR_MAX];
-static char fixtures_dir[DIR_MAX];
+/* The fixtures, built once for all tests. */
+static struct fixture_build fixtures;
 
 /* One line of a fixture's /proc/self/maps. */
 struct map_line {
@@ -56,11 +52,6 @@ struct fixture_run {
 	struct map_line maps[MAX_MAPS]; /* the process's mappings */
 	int nmaps;                 /* entries in maps */
 };
-
-static void work_path(char *out, const char *name)
-{
-	snprintf(out, PATH_MAX, "%s/%s", work_dir, name);
-}
 
 /* Runs a built fixture and collects its output. */
 static void run_fixture(const char *binary, struct fixture_run *run)
@@ -182,20 +173,13 @@ static void expect_main_functions(const struct elf_symtab *table, const struct f
 static int build_fixtures(void **state)
 {
 	const char *cflags = "-O1 -g -fno-inline -falign-functions=64 -Wl,--build-id";
-	char cmd[8 * PATH_MAX];
 
 	(void)state;
-	if (fixtures_dir_find(fixtures_dir, sizeof(fixtures_dir)))
-		return -1;
-	snprintf(work_dir, sizeof(work_dir), "/tmp/dynoprof-symtab-XXXXXX");
-	if (!mkdtemp(work_dir))
-		return -1;
-	snprintf(cmd, sizeof(cmd),
-		 "set -e; cd '%s'; F='%s';"
+	return fixture_build(&fixtures, "symtab",
 		 "gcc %s -fPIE -pie $F/symtab_prog.c -o prog_pie;"
 		 "gcc %s -fno-pie -no-pie $F/symtab_prog.c -o prog_nopie;"
 		 "gcc %s -shared -fPIC $F/symtab_lib.c -o libsymfix.so;"
-		 "gcc %s -DWITH_LIB $F/symtab_prog.c -L. -lsymfix -Wl,-rpath,'%s' -o prog_lib;"
+		 "gcc %s -DWITH_LIB $F/symtab_prog.c -L. -lsymfix -Wl,-rpath,\"$W\" -o prog_lib;"
 		 "g++ %s $F/symtab_cxx.cpp -o prog_cxx;"
 		 /* stripped + debug file found through .gnu_debuglink in the same dir */
 		 "cp prog_pie prog_strip; objcopy --only-keep-debug prog_strip prog_strip.debug;"
@@ -212,19 +196,13 @@ static int build_fixtures(void **state)
 		 /* debuglink whose CRC no longer matches the debug file */
 		 "mkdir -p badcrc; cp prog_strip badcrc/prog_bad;"
 		 "cp prog_strip.debug badcrc/prog_strip.debug; printf x >> badcrc/prog_strip.debug",
-		 work_dir, fixtures_dir, cflags, cflags, cflags, cflags, work_dir, cflags);
-	return system(cmd) == 0 ? 0 : -1;
+		 cflags, cflags, cflags, cflags, cflags);
 }
 
 static int remove_fixtures(void **state)
 {
-	char cmd[PATH_MAX + 16];
-
 	(void)state;
-	if (strncmp(work_dir, "/tmp/dynoprof-symtab-", 21) != 0)
-		return 0;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", work_dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return fixture_build__remove(&fixtures);
 }
 
 static void test_pie_executable(void **state)
@@ -234,7 +212,7 @@ static void test_pie_executable(void **state)
 	struct elf_symtab *table;
 
 	(void)state;
-	work_path(binary, "prog_pie");
+	fixture_build__path(&fixtures, binary, "prog_pie");
 	run_fixture(binary, &run);
 	table = elf_symtab__open(binary);
 	assert_non_null(table);
@@ -257,7 +235,7 @@ static void test_non_pie_executable(void **state)
 	struct elf_symtab *table;
 
 	(void)state;
-	work_path(binary, "prog_nopie");
+	fixture_build__path(&fixtures, binary, "prog_nopie");
 	run_fixture(binary, &run);
 	table = elf_symtab__open(binary);
 	assert_non_null(table);
@@ -278,8 +256,8 @@ static void test_shared_library(void **state)
 	struct elf_symtab *table, *lib_table;
 
 	(void)state;
-	work_path(binary, "prog_lib");
-	work_path(lib, "libsymfix.so");
+	fixture_build__path(&fixtures, binary, "prog_lib");
+	fixture_build__path(&fixtures, lib, "libsymfix.so");
 	run_fixture(binary, &run);
 	table = elf_symtab__open(binary);
 	lib_table = elf_symtab__open(lib);
@@ -302,7 +280,7 @@ static void test_stripped_with_debuglink(void **state)
 	struct elf_symtab *table;
 
 	(void)state;
-	work_path(binary, "prog_strip");
+	fixture_build__path(&fixtures, binary, "prog_strip");
 	run_fixture(binary, &run);
 	table = elf_symtab__open(binary);
 	assert_non_null(table);
@@ -329,7 +307,7 @@ static void test_stripped_with_debuglink(void **state)
 	char unstripped[PATH_MAX];
 	const char *name = NULL;
 
-	work_path(unstripped, "prog_pie");
+	fixture_build__path(&fixtures, unstripped, "prog_pie");
 	table = elf_symtab__open_opts(binary, &opts);
 	assert_non_null(table);
 	assert_null(elf_symtab__debug_path(table));
@@ -345,7 +323,7 @@ static void test_stripped_debug_subdir(void **state)
 	struct elf_symtab *table;
 
 	(void)state;
-	work_path(binary, "sub/prog_sub");
+	fixture_build__path(&fixtures, binary, "sub/prog_sub");
 	run_fixture(binary, &run);
 	table = elf_symtab__open(binary);
 	assert_non_null(table);
@@ -361,8 +339,8 @@ static void test_stripped_build_id_dir(void **state)
 	struct elf_symtab *table;
 
 	(void)state;
-	work_path(binary, "byid/prog_byid");
-	work_path(debug_dir, "debugroot");
+	fixture_build__path(&fixtures, binary, "byid/prog_byid");
+	fixture_build__path(&fixtures, debug_dir, "debugroot");
 	run_fixture(binary, &run);
 	/* The debuglink name is absent from byid/, so only the build-id finds it. */
 	struct elf_symtab_opts opts = { .debug_dir = debug_dir };
@@ -383,7 +361,7 @@ static void test_stripped_bad_crc_is_not_used(void **state)
 	uint64_t vaddr, addr;
 
 	(void)state;
-	work_path(binary, "badcrc/prog_bad");
+	fixture_build__path(&fixtures, binary, "badcrc/prog_bad");
 	run_fixture(binary, &run);
 	table = elf_symtab__open(binary);
 	assert_non_null(table);
@@ -406,7 +384,7 @@ static void test_cxx_demangled(void **state)
 	uint64_t vaddr, offset;
 
 	(void)state;
-	work_path(binary, "prog_cxx");
+	fixture_build__path(&fixtures, binary, "prog_cxx");
 	vaddr = nm_symbol(binary, "_ZN2ns5Klass6methodEi", NULL);
 	table = elf_symtab__open(binary);
 	assert_non_null(table);
@@ -446,7 +424,7 @@ static void test_gaps_are_not_named(void **state)
 	FILE *out;
 
 	(void)state;
-	work_path(binary, "prog_pie");
+	fixture_build__path(&fixtures, binary, "prog_pie");
 	table = elf_symtab__open(binary);
 	assert_non_null(table);
 
@@ -481,7 +459,7 @@ static void test_open_errors(void **state)
 	errno = 0;
 	assert_null(elf_symtab__open("/nonexistent/dynoprof/binary"));
 	assert_int_equal(errno, ENOENT);
-	snprintf(source, sizeof(source), "%s/symtab_lib.c", fixtures_dir);
+	snprintf(source, sizeof(source), "%s/symtab_lib.c", fixtures.fixtures_dir);
 	errno = 0;
 	assert_null(elf_symtab__open(source));
 	assert_int_equal(errno, ENOEXEC);
@@ -504,7 +482,7 @@ static void test_symcache_hits_and_sharing(void **state)
 
 	(void)state;
 	assert_non_null(cache);
-	work_path(binary, "prog_pie");
+	fixture_build__path(&fixtures, binary, "prog_pie");
 	stat_file(binary, &st);
 	a = symcache__get(cache, binary, st.st_dev, st.st_ino);
 	/* The same file reached through a process's root prefix is a hit. */
@@ -542,7 +520,7 @@ static void test_symcache_eviction_keeps_held_tables(void **state)
 
 	(void)state;
 	for (int i = 0; i < 3; i++) {
-		work_path(paths[i], names[i]);
+		fixture_build__path(&fixtures, paths[i], names[i]);
 		stat_file(paths[i], &sts[i]);
 	}
 	held = symcache__get(cache, paths[0], sts[0].st_dev, sts[0].st_ino);
@@ -583,7 +561,7 @@ static void test_symcache_byte_bound_evicts(void **state)
 
 	(void)state;
 	for (int i = 0; i < 2; i++) {
-		work_path(paths[i], names[i]);
+		fixture_build__path(&fixtures, paths[i], names[i]);
 		stat_file(paths[i], &sts[i]);
 	}
 	t = symcache__get(cache, paths[0], sts[0].st_dev, sts[0].st_ino);
@@ -616,7 +594,7 @@ static void test_symcache_errors(void **state)
 	errno = 0;
 	assert_null(symcache__new(0));
 	assert_int_equal(errno, EINVAL);
-	snprintf(source, sizeof(source), "%s/symtab_lib.c", fixtures_dir);
+	snprintf(source, sizeof(source), "%s/symtab_lib.c", fixtures.fixtures_dir);
 	stat_file(source, &st);
 	/* Not ELF: remembered, the second get does not read the file again. */
 	for (int i = 0; i < 2; i++) {
@@ -652,7 +630,7 @@ static void test_symcache_map_files(void **state)
 	int fd;
 
 	(void)state;
-	work_path(binary, "prog_strip");
+	fixture_build__path(&fixtures, binary, "prog_strip");
 	fd = open(binary, O_RDONLY);
 	assert_true(fd >= 0);
 	assert_int_equal(fstat(fd, &st), 0);
@@ -668,7 +646,7 @@ static void test_symcache_map_files(void **state)
 	assert_non_null(table);
 	assert_non_null(elf_symtab__debug_path(table));
 	/* prog_strip is prog_pie stripped: same vaddrs, which nm can read there. */
-	work_path(unstripped, "prog_pie");
+	fixture_build__path(&fixtures, unstripped, "prog_pie");
 	assert_int_equal(elf_symtab__lookup(table, nm_symbol(unstripped, "fixture_beta", NULL),
 					    &name, NULL), 0);
 	assert_string_equal(name, "fixture_beta");
@@ -700,7 +678,7 @@ static void test_vdso_image(void **state)
 	table = elf_symtab__open_image((const void *)vdso, (size_t)(end - start));
 	assert_non_null(table);
 	/* Compare with nm on a dump of the same image. */
-	work_path(dump, "vdso.so");
+	fixture_build__path(&fixtures, dump, "vdso.so");
 	out = fopen(dump, "w");
 	assert_non_null(out);
 	assert_int_equal(fwrite((const void *)vdso, 1, (size_t)(end - start), out), end - start);

@@ -32,16 +32,13 @@
 
 #include <cmocka.h>
 
-#include "fixtures_dir.h"
+#include "fixture_build.h"
 
 #include "profile/profile.h"
 #include "symbolize/symbolizer.h"
 
-#define DIR_MAX 1024
-
-/* Temp dir holding the built fixtures; fixtures source dir. */
-static char work_dir[DIR_MAX];
-static char fixtures_dir[DIR_MAX];
+/* The fixtures, built once for all tests. */
+static struct fixture_build fixtures;
 
 /* A fixture library loaded into this process. */
 struct loaded {
@@ -50,25 +47,13 @@ struct loaded {
 	uint64_t hidden;         /* address of symfix_hidden (not in .dynsym) */
 };
 
-static void work_path(char *out, const char *name)
-{
-	snprintf(out, PATH_MAX, "%s/%s", work_dir, name);
-}
-
 /* Builds every fixture once for all tests. */
 static int build_fixtures(void **state)
 {
 	const char *cflags = "-O1 -g -fno-inline -shared -fPIC -Wl,--build-id";
-	char cmd[8 * PATH_MAX];
 
 	(void)state;
-	if (fixtures_dir_find(fixtures_dir, sizeof(fixtures_dir)))
-		return -1;
-	snprintf(work_dir, sizeof(work_dir), "/tmp/dynoprof-symbolizer-XXXXXX");
-	if (!mkdtemp(work_dir))
-		return -1;
-	snprintf(cmd, sizeof(cmd),
-		 "set -e; cd '%s'; F='%s';"
+	return fixture_build(&fixtures, "symbolizer",
 		 "gcc %s $F/symbolizer_lib.c -o libsymfix.so;"
 		 /* no .symtab, no debug file: only .dynsym is left */
 		 "cp libsymfix.so libsymfix_stripped.so; strip --strip-all libsymfix_stripped.so;"
@@ -83,29 +68,23 @@ static int build_fixtures(void **state)
 		 "gcc %s $F/symtab_lib.c -o other.so; cp other.so other2.so;"
 		 /* loaded after the symbolizer first read our maps */
 		 "cp libsymfix.so libsymfix_late.so",
-		 work_dir, fixtures_dir, cflags, cflags);
-	return system(cmd) == 0 ? 0 : -1;
+		 cflags, cflags);
 }
 
 static int remove_fixtures(void **state)
 {
-	char cmd[PATH_MAX + 16];
-
 	(void)state;
-	if (strncmp(work_dir, "/tmp/dynoprof-symbolizer-", 25) != 0)
-		return 0;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", work_dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return fixture_build__remove(&fixtures);
 }
 
-/* dlopen()s work_dir/name and calls its functions (so they are real code that
+/* dlopen()s the built fixture name and calls its functions (so they are real code that
  * ran, as a sampled address would be). */
 static struct loaded load(const char *name)
 {
 	char path[PATH_MAX];
 	struct loaded l;
 
-	work_path(path, name);
+	fixture_build__path(&fixtures, path, name);
 	l.handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
 	if (!l.handle)
 		fail_msg("dlopen %s: %s", path, dlerror());
@@ -220,7 +199,7 @@ static void readelf_build_id(const char *path, char *out, size_t len)
 static void expect_name(const struct resolved *r, const char *name, const char *lib)
 {
 	char want_module[PATH_MAX];
-	work_path(want_module, lib);
+	fixture_build__path(&fixtures, want_module, lib);
 	if (strcmp(r->name, name) || strcmp(r->module, want_module))
 		fail_msg("got %s in %s, want %s in %s", r->name, r->module, name, want_module);
 	assert_int_equal(r->kind, FRAME_NATIVE);
@@ -254,7 +233,7 @@ static void test_own_process_library(void **state)
 	expect_name(&r, "symfix_hidden", "libsymfix.so");
 
 	/* The mapping carries the library's build-id (pprof Mapping). */
-	work_path(lib, "libsymfix.so");
+	fixture_build__path(&fixtures, lib, "libsymfix.so");
 	readelf_build_id(lib, want_id, sizeof(want_id));
 	assert_string_equal(r.build_id, want_id);
 
@@ -389,7 +368,7 @@ static void test_stripped_library(void **state)
 	snprintf(want, sizeof(want), "libsymfix_stripped.so+0x%" PRIx64, off);
 	r = user_frame(s, getpid(), l.hidden, 0);
 	char module[PATH_MAX];
-	work_path(module, "libsymfix_stripped.so");
+	fixture_build__path(&fixtures, module, "libsymfix_stripped.so");
 	assert_string_equal(r.name, want);
 	assert_string_equal(r.module, module);
 	struct symbolizer_stats st;
@@ -424,7 +403,7 @@ static void test_deleted_library(void **state)
 	 * holds the file, and the name comes from it through
 	 * /proc/PID/map_files (root, as the unit suite runs: without
 	 * CAP_CHECKPOINT_RESTORE the frame is file+offset, see below). */
-	work_path(path, "libsymfix_del.so");
+	fixture_build__path(&fixtures, path, "libsymfix_del.so");
 	assert_int_equal(unlink(path), 0);
 	struct resolved r = user_frame(s, getpid(), l.hidden, 0);
 	expect_name(&r, "symfix_hidden", "libsymfix_del.so");
@@ -443,8 +422,8 @@ static void test_replaced_library(void **state)
 
 	/* Another library now sits at the path (a deploy renamed a new build
 	 * over it): the names must be the loaded file's, never its namesake's. */
-	work_path(path, "libsymfix_rep.so");
-	work_path(other, "other.so");
+	fixture_build__path(&fixtures, path, "libsymfix_rep.so");
+	fixture_build__path(&fixtures, other, "other.so");
 	assert_int_equal(rename(other, path), 0);
 	struct resolved r = user_frame(s, getpid(), l.hidden, 0);
 	expect_name(&r, "symfix_hidden", "libsymfix_rep.so");
@@ -477,8 +456,8 @@ static void test_replaced_library_without_map_files(void **state)
 	char path[PATH_MAX], other[PATH_MAX], want[PATH_MAX + 32], got[512] = "";
 	int fds[2];
 
-	work_path(path, "libsymfix_rep2.so");
-	work_path(other, "other2.so");
+	fixture_build__path(&fixtures, path, "libsymfix_rep2.so");
+	fixture_build__path(&fixtures, other, "other2.so");
 	assert_int_equal(rename(other, path), 0);
 	/* Without map_files the replaced file cannot be read: file+offset is
 	 * all that can be said. Opening the namesake now at the path would
