@@ -195,7 +195,12 @@ static int build_fixtures(void **state)
 		 "cp prog_strip.debug debugroot/.build-id/$(echo $id | cut -c1-2)/$(echo $id | cut -c3-).debug;"
 		 /* debuglink whose CRC no longer matches the debug file */
 		 "mkdir -p badcrc; cp prog_strip badcrc/prog_bad;"
-		 "cp prog_strip.debug badcrc/prog_strip.debug; printf x >> badcrc/prog_strip.debug",
+		 "cp prog_strip.debug badcrc/prog_strip.debug; printf x >> badcrc/prog_strip.debug;"
+		 /* no section headers at all (sstrip, some packers): e_shoff,
+		  * e_shnum and e_shstrndx of the ELF64 header zeroed */
+		 "cp prog_pie prog_noshdr;"
+		 "dd if=/dev/zero of=prog_noshdr bs=1 seek=40 count=8 conv=notrunc 2>/dev/null;"
+		 "dd if=/dev/zero of=prog_noshdr bs=1 seek=60 count=4 conv=notrunc 2>/dev/null",
 		 cflags, cflags, cflags, cflags, cflags);
 }
 
@@ -466,6 +471,38 @@ static void test_open_errors(void **state)
 	elf_symtab__put(NULL);
 }
 
+/* A binary without section headers still has its build-id, read from its
+ * PT_NOTE program header: the one readelf shows for the binary it came from. */
+static void test_build_id_without_section_headers(void **state)
+{
+	char binary[PATH_MAX], original[PATH_MAX], cmd[2 * PATH_MAX + 64], want[128] = "";
+	char id[ELF_SYMTAB_BUILD_ID_MAX];
+	FILE *out;
+
+	(void)state;
+	fixture_build__path(&fixtures, binary, "prog_noshdr");
+	fixture_build__path(&fixtures, original, "prog_pie");
+	snprintf(cmd, sizeof(cmd), "readelf -S '%s' 2>&1 | grep -c 'no sections'", binary);
+	out = popen(cmd, "r");
+	assert_non_null(out);
+	assert_non_null(fgets(want, sizeof(want), out));
+	pclose(out);
+	assert_int_equal(atoi(want), 1);
+	snprintf(cmd, sizeof(cmd), "readelf -n '%s' | sed -n 's/.*Build ID: //p'", original);
+	out = popen(cmd, "r");
+	assert_non_null(out);
+	assert_non_null(fgets(want, sizeof(want), out));
+	pclose(out);
+	want[strcspn(want, "\n")] = '\0';
+	assert_int_equal(strlen(want), 40);
+	assert_int_equal(elf_symtab__read_build_id(binary, id, sizeof(id)), 0);
+	assert_string_equal(id, want);
+	assert_int_equal(elf_symtab__read_build_id(original, id, sizeof(id)), 0);
+	assert_string_equal(id, want);
+	/* Too small a buffer for 40 hex digits: refused, nothing half written. */
+	assert_int_equal(elf_symtab__read_build_id(binary, id, 40), -ENOSPC);
+}
+
 static void stat_file(const char *path, struct stat *st)
 {
 	assert_int_equal(stat(path, st), 0);
@@ -702,6 +739,7 @@ int main(void)
 		cmocka_unit_test(test_stripped_with_debuglink),
 		cmocka_unit_test(test_stripped_debug_subdir),
 		cmocka_unit_test(test_stripped_build_id_dir),
+		cmocka_unit_test(test_build_id_without_section_headers),
 		cmocka_unit_test(test_stripped_bad_crc_is_not_used),
 		cmocka_unit_test(test_cxx_demangled),
 		cmocka_unit_test(test_demangle),
