@@ -30,6 +30,8 @@
 #include "agent/http_server.h"
 #include "util/strbuf.h"
 
+#include "curl_client.h"
+
 /* ---- handlers ---- */
 
 static void hello_handler(void *ctx, const struct http_query *q, struct http_response *r)
@@ -101,105 +103,6 @@ static void slow_handler(void *ctx, const struct http_query *q, struct http_resp
 		strbuf__puts(&r->body, "slow timed out\n");
 	else
 		strbuf__puts(&r->body, "slow done\n");
-}
-
-/* ---- client ---- */
-
-struct reply {
-	int status;     /* HTTP status of the last response curl printed, -1 on failure */
-	char *headers;  /* raw header block of that response */
-	char *body;     /* body bytes (NUL-terminated) */
-	size_t body_len;
-};
-
-static void reply_free(struct reply *r)
-{
-	free(r->headers);
-	free(r->body);
-}
-
-static FILE *start_curl(const char *args)
-{
-	char cmd[1024];
-	snprintf(cmd, sizeof(cmd), "curl -sS -i --max-time 15 %s", args);
-	FILE *f = popen(cmd, "r");
-	assert_non_null(f);
-	return f;
-}
-
-static struct reply finish_curl(FILE *f)
-{
-	struct strbuf out = STRBUF_INIT;
-	char chunk[4096];
-	size_t n;
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		strbuf__append(&out, chunk, n);
-	int rc = pclose(f);
-	struct reply r = { .status = -1 };
-	const char *text = strbuf__str(&out);
-	/* Skip interim responses (100 Continue): take the last header block. */
-	const char *start = text, *end;
-	while ((end = strstr(start, "\r\n\r\n"))) {
-		const char *next = end + 4;
-		if (strncmp(next, "HTTP/", 5))
-			break;
-		start = next;
-	}
-	if (rc == 0 && !strncmp(start, "HTTP/", 5)) {
-		r.status = atoi(strchr(start, ' ') + 1);
-		end = strstr(start, "\r\n\r\n");
-		size_t hlen = end ? (size_t)(end - start) + 2 : strlen(start);
-		r.headers = strndup(start, hlen);
-		const char *body = end ? end + 4 : start + hlen;
-		r.body_len = out.len - (size_t)(body - text);
-		r.body = malloc(r.body_len + 1);
-		memcpy(r.body, body, r.body_len);
-		r.body[r.body_len] = '\0';
-	}
-	strbuf__release(&out);
-	return r;
-}
-
-/* Runs curl with args (shell words; quote URLs) and returns its reply. */
-static struct reply curl(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2)));
-
-static struct reply curl(const char *fmt, ...)
-{
-	char args[900];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(args, sizeof(args), fmt, ap);
-	va_end(ap);
-	return finish_curl(start_curl(args));
-}
-
-/* Value of header name in r (case-insensitive name), or NULL; caller frees. */
-static char *header(const struct reply *r, const char *name)
-{
-	size_t n = strlen(name);
-	for (const char *line = r->headers; line && *line;) {
-		const char *eol = strstr(line, "\r\n");
-		if (!eol)
-			break;
-		if (!strncasecmp(line, name, n) && line[n] == ':') {
-			const char *v = line + n + 1;
-			while (*v == ' ')
-				v++;
-			return strndup(v, (size_t)(eol - v));
-		}
-		line = eol + 2;
-	}
-	return NULL;
-}
-
-static void expect_header(const struct reply *r, const char *name, const char *want)
-{
-	char *got = header(r, name);
-	if (!got || strcmp(got, want))
-		fail_msg("header %s: got '%s', want '%s'\n%s", name, got ? got : "(absent)", want,
-			 r->headers ? r->headers : "");
-	free(got);
 }
 
 /* ---- fixture ---- */
