@@ -825,6 +825,29 @@ static void test_disk_full(void **state)
 	store__close(s);
 }
 
+/* Overwrites the file with junk from byte `from` (a page boundary) on;
+ * from < 0: from its middle (well past the first pages, which hold the
+ * header, the schema and the tables' roots). */
+static void corrupt_from(const char *path, long from)
+{
+	struct stat st;
+	char junk[4096];
+	FILE *fp;
+
+	assert_int_equal(stat(path, &st), 0);
+	if (from < 0)
+		from = st.st_size / 2 / 4096 * 4096;
+	assert_true(st.st_size > from + 4096);
+	memset(junk, 0xa5, sizeof(junk));
+	fp = fopen(path, "r+");
+	assert_non_null(fp);
+	for (long off = from; off < st.st_size; off += sizeof(junk)) {
+		assert_int_equal(fseek(fp, off, SEEK_SET), 0);
+		assert_int_equal(fwrite(junk, 1, sizeof(junk), fp), sizeof(junk));
+	}
+	assert_int_equal(fclose(fp), 0);
+}
+
 /* Pages of the history overwritten with garbage (a disk fault, a stray
  * write): store__open fails with EIO naming the file and saying it is
  * malformed, rather than serving wrong profiles. */
@@ -833,30 +856,42 @@ static void test_corrupt_pages(void **state)
 	struct fixture *f = *state;
 	struct store *s = open_store(f->path, 0, 0);
 	int64_t b = base_ns();
-	struct stat st;
-	char err[256], junk[4096];
-	FILE *fp;
+	char err[256];
 
 	for (int i = 0; i < 20; i++)
 		assert_int_equal(put(s, b + i * 10 * S_NS, 10, 3000, NULL, 0), 0);
 	store__close(s);
-	/* Every page but the first (the header and the schema). */
-	assert_int_equal(stat(f->path, &st), 0);
-	assert_true(st.st_size > 8 * 4096);
-	memset(junk, 0xa5, sizeof(junk));
-	fp = fopen(f->path, "r+");
-	assert_non_null(fp);
-	for (long off = 4096; off < st.st_size; off += sizeof(junk)) {
-		assert_int_equal(fseek(fp, off, SEEK_SET), 0);
-		assert_int_equal(fwrite(junk, 1, sizeof(junk), fp), sizeof(junk));
-	}
-	assert_int_equal(fclose(fp), 0);
+	corrupt_from(f->path, 4096); /* every page but the first (header, schema) */
 
 	errno = 0;
 	assert_null(store__open(f->path, NULL, err, sizeof(err)));
 	assert_int_equal(errno, EIO);
 	assert_non_null(strstr(err, f->path));
 	assert_non_null(strstr(err, "malformed"));
+}
+
+/* Damage only in the profiles' bytes (the later windows' blob pages): the
+ * history opens and counts its windows, but reading them fails with EIO, not
+ * with wrong profiles, and store__check says the file is damaged. */
+static void test_corrupt_profile_pages(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_store(f->path, 0, 0);
+	int64_t b = base_ns(), windows = 0;
+	struct seen seen = { 0 };
+
+	for (int i = 0; i < 6; i++)
+		assert_int_equal(put(s, b + i * 10 * S_NS, 10, 200 << 10, NULL, 0), 0);
+	store__close(s);
+	corrupt_from(f->path, -1);
+
+	s = open_store(f->path, 0, 0);
+	assert_int_equal(store__count_range(s, b, b + 60 * S_NS, &windows), 0);
+	assert_int_equal(windows, 6);
+	assert_int_equal(store__foreach_window(s, b, b + 60 * S_NS, 10, collect_window, &seen),
+			 -EIO);
+	assert_int_equal(store__check(s), -EIO);
+	store__close(s);
 }
 
 struct reentry {
@@ -1028,6 +1063,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_locked_by_another_writer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_pages, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_corrupt_profile_pages, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_invalid_calls, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_readers_and_writer, setup,
 						teardown),
