@@ -1023,6 +1023,58 @@ static void test_damaged_window_is_skipped(void **state)
 	reply_free(&r);
 }
 
+/* A history whose profile pages are damaged on disk (a disk fault): a
+ * history profile is refused with a 500 saying reading failed, never
+ * answered with part of the windows; the group sums (other pages) still
+ * answer. */
+static void test_unreadable_history_is_500(void **state)
+{
+	(void)state;
+	char path[128], err[256] = "";
+	snprintf(path, sizeof(path), "%s/unreadable.db", fx.dir);
+	struct store *s = store__open(path, NULL, err, sizeof(err));
+	if (!s)
+		fail_msg("%s", err);
+	static unsigned char blob[200 << 10];
+	for (size_t i = 0; i < sizeof(blob); i++)
+		blob[i] = (unsigned char)(i * 2654435761u >> 13);
+	struct store_group g = { "shop", "c1", "/search", 1, 1000000, 0, 1 };
+	for (int i = 0; i < 6; i++) {
+		struct store_window w = { .start_ns = fx.t0 + i * 10 * NS,
+					  .end_ns = fx.t0 + (i + 1) * 10 * NS, .samples = 1,
+					  .pprof_gz = blob, .pprof_len = sizeof(blob), .groups = &g,
+					  .ngroups = 1 };
+		assert_int_equal(store__put_window(s, &w), 0);
+	}
+	store__close(s);
+	/* Junk over the second half of the file: later windows' profile bytes. */
+	FILE *f = fopen(path, "r+");
+	assert_non_null(f);
+	assert_int_equal(fseek(f, 0, SEEK_END), 0);
+	long size = ftell(f);
+	static char junk[4096];
+	memset(junk, 0xa5, sizeof(junk));
+	for (long off = size / 2 / 4096 * 4096; off < size; off += 4096) {
+		assert_int_equal(fseek(f, off, SEEK_SET), 0);
+		assert_int_equal(fwrite(junk, 1, sizeof(junk), f), sizeof(junk));
+	}
+	assert_int_equal(fclose(f), 0);
+
+	use_other_store("unreadable.db");
+	char from[32], to[32];
+	unix_s(0, from, sizeof(from));
+	unix_s(60, to, sizeof(to));
+	char path_q[128];
+	snprintf(path_q, sizeof(path_q), "/debug/pprof/profile?from=%s&to=%s", from, to);
+	expect_error(path_q, 500, "reading history failed: Input/output error\n");
+	snprintf(path_q, sizeof(path_q), "/flamegraph?from=%s&to=%s", from, to);
+	expect_error(path_q, 500, "reading history failed: Input/output error\n");
+	struct reply r = get("/api/v1/groups?from=%s&to=%s", from, to);
+	assert_int_equal(r.status, 200);
+	assert_non_null(strstr(r.body, "\"endpoint\": \"/search\""));
+	reply_free(&r);
+}
+
 /* A range holding more windows than one query merges (20000) is refused
  * with the count, not answered in part. */
 static void test_query_over_window_limit(void **state)
@@ -1408,6 +1460,7 @@ int main(void)
 		cmocka_unit_test(test_metrics),
 		cmocka_unit_test(test_healthz),
 		cmocka_unit_test_teardown(test_damaged_window_is_skipped, restore_store),
+		cmocka_unit_test_teardown(test_unreadable_history_is_500, restore_store),
 		cmocka_unit_test_teardown(test_query_over_window_limit, restore_store),
 	};
 	const struct CMUnitTest own_client[] = {
