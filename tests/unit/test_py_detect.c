@@ -389,22 +389,31 @@ static void cleanup_copy(const char *copy_path)
 	rmdir(dir);
 }
 
-static void test_free_threaded_name_refused(void **state)
+/* Runs 3.minor with its libpython copied as lib_name: refused (-ENOTSUP)
+ * with a reason saying says, flag set. */
+static void check_renamed_lib_refused(int minor, const char *lib_name, const char *says,
+				      unsigned flag)
 {
-	char copy[PATH_MAX], reason[256];
+	char copy[PATH_MAX], reason[256], label[64];
 	struct py_target t;
-	(void)state;
 
-	pid_t pid = spawn_with_copied_lib(13, "libpython3.13t.so.1.0", 0, copy, sizeof(copy));
+	pid_t pid = spawn_with_copied_lib(minor, lib_name, 0, copy, sizeof(copy));
 	if (pid < 0)
 		skip();
-	assert_int_equal(detect(pid, &t, reason, sizeof(reason), "3.13 as libpython3.13t"),
-			 -ENOTSUP);
+	snprintf(label, sizeof(label), "3.%d as %s", minor, lib_name);
+	assert_int_equal(detect(pid, &t, reason, sizeof(reason), label), -ENOTSUP);
 	printf("    reason: %s\n", reason);
-	assert_non_null(strstr(reason, "free-threaded"));
-	assert_true(t.flags & PY_TARGET_FREE_THREADED);
+	assert_non_null(strstr(reason, says));
+	assert_true(t.flags & flag);
 	reap(pid);
 	cleanup_copy(copy);
+}
+
+static void test_free_threaded_name_refused(void **state)
+{
+	(void)state;
+	check_renamed_lib_refused(13, "libpython3.13t.so.1.0", "free-threaded",
+				  PY_TARGET_FREE_THREADED);
 }
 
 static void test_deleted_library_still_detected(void **state)
@@ -509,20 +518,9 @@ static void test_unnamed_old_python_refused(void **state)
  * build): refused, the build named. */
 static void test_debug_build_name_refused(void **state)
 {
-	char copy[PATH_MAX], reason[256];
-	struct py_target t;
 	(void)state;
-
-	pid_t pid = spawn_with_copied_lib(12, "libpython3.12d.so.1.0", 0, copy, sizeof(copy));
-	if (pid < 0)
-		skip();
-	assert_int_equal(detect(pid, &t, reason, sizeof(reason), "3.12 as libpython3.12d"),
-			 -ENOTSUP);
-	printf("    reason: %s\n", reason);
-	assert_non_null(strstr(reason, "is a debug build, not supported"));
-	assert_true(t.flags & PY_TARGET_DEBUG_BUILD);
-	reap(pid);
-	cleanup_copy(copy);
+	check_renamed_lib_refused(12, "libpython3.12d.so.1.0", "is a debug build, not supported",
+				  PY_TARGET_DEBUG_BUILD);
 }
 
 /* An executable named python3.12 with no libpython mapped (here a copy of
