@@ -737,6 +737,99 @@ static void test_pending_limits(void **state)
 	stop(fx);
 }
 
+/* A client from src (a loopback address: 127.x.y.z or ::1) connected to
+ * port on dst (same family), having sent "GET /" and no more. */
+static int waiting_client(const char *src, const char *dst, uint16_t port)
+{
+	struct sockaddr_storage from = { 0 }, to = { 0 };
+	socklen_t len;
+	int family = strchr(dst, ':') ? AF_INET6 : AF_INET;
+	if (family == AF_INET6) {
+		struct sockaddr_in6 *f6 = (void *)&from, *t6 = (void *)&to;
+		f6->sin6_family = t6->sin6_family = AF_INET6;
+		assert_int_equal(inet_pton(AF_INET6, src, &f6->sin6_addr), 1);
+		assert_int_equal(inet_pton(AF_INET6, dst, &t6->sin6_addr), 1);
+		t6->sin6_port = htons(port);
+		len = sizeof(*t6);
+	} else {
+		struct sockaddr_in *f4 = (void *)&from, *t4 = (void *)&to;
+		f4->sin_family = t4->sin_family = AF_INET;
+		assert_int_equal(inet_pton(AF_INET, src, &f4->sin_addr), 1);
+		assert_int_equal(inet_pton(AF_INET, dst, &t4->sin_addr), 1);
+		t4->sin_port = htons(port);
+		len = sizeof(*t4);
+	}
+	int fd = socket(family, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&from, len), 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&to, len), 0);
+	assert_int_equal(write(fd, "GET /", 5), 5);
+	return fd;
+}
+
+/* Fails unless the server answered fd 503 "too many connections waiting". */
+static void expect_pushed_out(int fd)
+{
+	char buf[512];
+	size_t n = read_until_closed(fd, buf, sizeof(buf), 5000);
+	buf[n] = '\0';
+	if (!strstr(buf, " 503 ") || !strstr(buf, "too many connections waiting"))
+		fail_msg("'%s'", buf);
+}
+
+/* The limit on all waiting connections holds across client addresses
+ * (127.0.0.1, .2, .3: each under its own limit), pushing out the oldest;
+ * the per-address limit tells IPv6 addresses apart too; a client that
+ * closes before sending its request just goes. */
+static void test_pending_limits_across_addresses(void **state)
+{
+	(void)state;
+	struct http_server_opts opts = { .address = "127.0.0.1", .max_pending = 4,
+					 .max_pending_per_addr = 8, .head_timeout_ms = 20000 };
+	struct fixture *fx = start_with(&opts);
+	uint16_t port = http_server__port(fx->server);
+	const char *from[] = { "127.0.0.1", "127.0.0.2", "127.0.0.3" };
+	int fds[6];
+	for (int i = 0; i < 6; i++)
+		fds[i] = waiting_client(from[i % 3], "127.0.0.1", port);
+	expect_pushed_out(fds[0]);
+	expect_pushed_out(fds[1]);
+	struct http_server_stats st;
+	http_server__stats(fx->server, &st);
+	assert_int_equal(st.evicted, 2);
+	for (int i = 0; i < 6; i++)
+		close(fds[i]);
+	/* Connected and closed without a word: nobody to answer, nothing counted. */
+	for (int i = 0; i < 3; i++)
+		close(connect_to(fx));
+	struct reply r = curl("--max-time 5 '%s/metrics'", fx->base);
+	assert_int_equal(r.status, 200);
+	reply_free(&r);
+	http_server__stats(fx->server, &st);
+	assert_int_equal(st.evicted, 2);
+	assert_int_equal(st.head_timeout, 0);
+	stop(fx);
+
+	struct http_server_opts v6 = { .address = "[::1]", .max_pending = 8,
+				       .max_pending_per_addr = 2, .head_timeout_ms = 20000 };
+	struct http_route route = { "/metrics", hello_handler, "v6" };
+	char err[256];
+	struct http_server *s = http_server__start(&v6, &route, 1, err, sizeof(err));
+	if (!s) {
+		assert_true(errno == EAFNOSUPPORT || errno == EADDRNOTAVAIL);
+		return; /* no IPv6 on this host */
+	}
+	for (int i = 0; i < 4; i++)
+		fds[i] = waiting_client("::1", "::1", http_server__port(s));
+	expect_pushed_out(fds[0]);
+	expect_pushed_out(fds[1]);
+	http_server__stats(s, &st);
+	assert_int_equal(st.evicted, 2);
+	for (int i = 0; i < 4; i++)
+		close(fds[i]);
+	http_server__stop(s);
+}
+
 static void test_head_end(void **state)
 {
 	(void)state;
@@ -941,6 +1034,7 @@ int main(void)
 		cmocka_unit_test(test_blocking_routes_leave_room),
 		cmocka_unit_test(test_out_of_fds_refuses_clearly),
 		cmocka_unit_test(test_pending_limits),
+		cmocka_unit_test(test_pending_limits_across_addresses),
 		cmocka_unit_test(test_head_end),
 		cmocka_unit_test(test_error_bodies_escape_controls),
 		cmocka_unit_test(test_bearer_token),
