@@ -354,21 +354,21 @@ class Recording:
             self.proc.wait()
 
 
-def record_load(app_pids, out, loads, extra=(), seconds=6, settle=0.3, prime=None):
-    """Records app_pids while the wrk runs `loads` (list of (url, kwargs)) run
-    for `seconds`, all started once dynoprof samples; the capture ends
-    `settle` s after the last wrk run. prime: a URL loaded for 1 s before
-    (dynoprof finds a process's libdynotag only some time after its first
-    sample). Returns ({url: WrkResult}, stderr)."""
-    rec = Recording("record", "-p", ",".join(map(str, app_pids)), "-d", seconds + 30,
+def record_during(app_pids, out, record_seconds, run_load, extra=(), prime=None):
+    """Records app_pids (`-d record_seconds`: a bound, the capture is stopped)
+    while run_load() runs, started once dynoprof samples; prime: a URL loaded
+    for 1 s first (dynoprof finds a process's libdynotag only some time after
+    its first sample). run_load returns {url: WrkResult} and returns when the
+    capture should end. Checks record's exit and every wrk result; returns
+    ({url: WrkResult}, stderr). record_load and loadutil.record_until_served
+    are its two loads."""
+    rec = Recording("record", "-p", ",".join(map(str, app_pids)), "-d", record_seconds,
                     "-o", out, *extra)
     try:
         rec.wait_started()
         if prime:
             check_wrk(Wrk(prime, 1, threads=1, connections=4).result())
-        runs = [(url, Wrk(url, seconds, **kwargs)) for url, kwargs in loads]
-        results = {url: run.result() for url, run in runs}
-        time.sleep(settle)
+        results = run_load()
         rc, err = rec.stop()
     finally:
         rec.kill()
@@ -376,6 +376,21 @@ def record_load(app_pids, out, loads, extra=(), seconds=6, settle=0.3, prime=Non
     for result in results.values():
         check_wrk(result)
     return results, err
+
+
+def record_load(app_pids, out, loads, extra=(), seconds=6, settle=0.3, prime=None):
+    """Records app_pids while the wrk runs `loads` (list of (url, kwargs)) run
+    for `seconds`, all started once dynoprof samples; the capture ends
+    `settle` s after the last wrk run. prime: a URL loaded for 1 s before
+    (dynoprof finds a process's libdynotag only some time after its first
+    sample). Returns ({url: WrkResult}, stderr)."""
+    def run_load():
+        runs = [(url, Wrk(url, seconds, **kwargs)) for url, kwargs in loads]
+        results = {url: run.result() for url, run in runs}
+        time.sleep(settle)
+        return results
+
+    return record_during(app_pids, out, seconds + 30, run_load, extra, prime)
 
 
 # ---- `dynoprof report --by KEYS` ----

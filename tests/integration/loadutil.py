@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from apputil import Recording, Wrk, WrkResult, check_wrk
+from apputil import Wrk, WrkResult, record_during
 
 DRAIN_TIMEOUT = 30
 
@@ -58,13 +58,8 @@ def record_until_served(app, out, loads, min_requests, extra=(), min_seconds=6,
     and ends the capture. Few rounds: each leaves wrk's open requests queued. prime: a URL loaded for 1 s
     first (dynoprof finds a process's libdynotag only some time after its first
     sample). Returns ({url: WrkResult}, stderr)."""
-    rec = Recording("record", "-p", ",".join(map(str, app.pids())),
-                    "-d", max_seconds + DRAIN_TIMEOUT + 30, "-o", out, *extra)
-    results = {url: None for url, _ in loads}
-    try:
-        rec.wait_started()
-        if prime:
-            check_wrk(Wrk(prime, 1, threads=1, connections=4).result())
+    def run_load():
+        results = {url: None for url, _ in loads}
         start = time.monotonic()
         seconds = min_seconds
         while True:
@@ -79,13 +74,10 @@ def record_until_served(app, out, loads, min_requests, extra=(), min_seconds=6,
             needed = max(min_requests - r.requests for r in results.values())
             seconds = max(2, min(max_seconds - elapsed, 1.2 * needed / slowest))
         wait_drained(app)
-        rc, err = rec.stop()
-    finally:
-        rec.kill()
-    assert rc == 0, "record failed (rc=%d): %s\n%s" % (rc, " ".join(rec.cmd), err)
-    for result in results.values():
-        check_wrk(result)
-    return results, err
+        return results
+
+    return record_during(app.pids(), out, max_seconds + DRAIN_TIMEOUT + 30, run_load, extra,
+                         prime)
 
 
 def served_between(before, after):

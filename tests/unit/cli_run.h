@@ -58,7 +58,7 @@ static int cli_run(int (*cmd)(int, char **), ...)
 
 /* Fails unless rc is 2 (a usage or input error) and stderr is one line
  * `dynoprof: ...` (or `dynoprof agent: ...`) that says want. */
-static void cli_usage_error(int rc, const char *want)
+static inline void cli_usage_error(int rc, const char *want)
 {
 	if (rc != 2 || strncmp(err_text, "dynoprof", 8) || !strstr(err_text, want) ||
 	    strchr(err_text, '\n') != err_text + strlen(err_text) - 1)

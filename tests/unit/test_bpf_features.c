@@ -1,13 +1,16 @@
 /* The feature check is logic: which features a mode needs, and the one line
  * naming the first one the kernel lacks. Tested with a fake kernel, so any
  * kernel (and no root) will do; the real probes run in every integration
- * test that records. */
+ * test that records, and once here on the kernel the suite runs on. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/utsname.h>
 #include <cmocka.h>
 
 #include "capture/bpf_features.h"
@@ -123,6 +126,30 @@ static void test_failed_probe_is_left_to_the_load(void **state)
 	assert_true(k.calls > 5);
 }
 
+/* The real kernel this runs on: when uname says Linux >= 5.17 with BTF
+ * (/sys/kernel/btf/vmlinux, what README requires), every mode's features are
+ * there and the check passes with no message; without root a probe that
+ * fails is left to the load, so the answer is the same. */
+static void test_real_kernel_has_every_feature(void **state)
+{
+	(void)state;
+	struct utsname u;
+	int major = 0, minor = 0;
+	assert_int_equal(uname(&u), 0);
+	assert_int_equal(sscanf(u.release, "%d.%d", &major, &minor), 2);
+	if (major < 5 || (major == 5 && minor < 17) || access("/sys/kernel/btf/vmlinux", R_OK))
+		fail_msg("Linux %s (BTF %s): below what dynoprof needs, not a machine to test on",
+			 u.release, access("/sys/kernel/btf/vmlinux", R_OK) ? "absent" : "present");
+	struct bpf_feature_needs all = { true, true, true, true, true, true };
+	char err[256] = "";
+	int e = bpf_features__check(&all, err, sizeof(err));
+	if (e)
+		fail_msg("Linux %s: %d: %s", u.release, e, err);
+	assert_string_equal(err, "");
+	struct bpf_feature_needs none = { 0 };
+	assert_int_equal(bpf_features__check(&none, err, sizeof(err)), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -132,6 +159,7 @@ int main(void)
 		cmocka_unit_test(test_missing_task_storage_names_counting),
 		cmocka_unit_test(test_missing_tick_tracepoint),
 		cmocka_unit_test(test_failed_probe_is_left_to_the_load),
+		cmocka_unit_test(test_real_kernel_has_every_feature),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

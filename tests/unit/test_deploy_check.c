@@ -4,8 +4,10 @@
  * check window has passed the checker reports a regression for that endpoint
  * only, in its JSON and as dynoprof_regression_ratio gauges; both commits in
  * the same windows make it a canary check. A check that cannot compare stores
- * "insufficient data" with its reason; late samples of an old commit, commits
- * first seen together, one-window commits and a restart report no switch. */
+ * "insufficient data" with its reason (a side without data, endpoints served
+ * too thinly, no endpoint tags); a full table of commits forgets old ones;
+ * late samples of an old commit, commits first seen together, one-window
+ * commits and a restart report no switch. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -99,9 +101,32 @@ static struct store_group group(struct fixture *f, const char *commit, const cha
 				     .cpu_ns = (uint64_t)cpu, .requests = (uint64_t)r };
 }
 
+/* Stores window w holding the n groups g, observes each of their commits
+ * (in order of first appearance), and runs the due checks at the window's
+ * end. Returns the checks run. */
+static int put_groups(struct fixture *f, int w, const struct store_group *g, size_t n)
+{
+	uint64_t samples = 0;
+	for (size_t i = 0; i < n; i++)
+		samples += g[i].samples;
+	int64_t start = f->t0 + w * WINDOW_NS, end = start + WINDOW_NS;
+	struct store_window sw = { .start_ns = start, .end_ns = end, .samples = samples,
+				   .groups = g, .ngroups = n };
+	assert_int_equal(store__put_window(f->store, &sw), 0);
+	for (size_t i = 0; i < n; i++) {
+		size_t first = 0;
+		while (strcmp(g[first].commit, g[i].commit))
+			first++;
+		if (first == i)
+			assert_int_equal(deploy_checker__observe(f->checker, "shop", g[i].commit,
+								 start, end), 0);
+	}
+	return deploy_checker__run_due(f->checker, end);
+}
+
 /* Stores window w with the commits given (one or two), each running /a
- * (10 ms per request, x a_factor for bbb) and /b (8 ms), observes them, and
- * runs the due checks at the window's end. Returns the checks run. */
+ * (10 ms per request, x 1.3 for bbb) and /b (8 ms), bbb also
+ * only_new_endpoint when not NULL; see put_groups. */
 static int put_window_ex(struct fixture *f, int w, const char *c1, const char *c2,
 			 const char *only_new_endpoint)
 {
@@ -115,17 +140,7 @@ static int put_window_ex(struct fixture *f, int w, const char *c1, const char *c
 		if (only_new_endpoint && !strcmp(commits[i], "bbb"))
 			g[n++] = group(f, commits[i], only_new_endpoint, 40, 5);
 	}
-	uint64_t samples = 0;
-	for (size_t i = 0; i < n; i++)
-		samples += g[i].samples;
-	int64_t start = f->t0 + w * WINDOW_NS, end = start + WINDOW_NS;
-	struct store_window sw = { .start_ns = start, .end_ns = end, .samples = samples,
-				   .groups = g, .ngroups = n };
-	assert_int_equal(store__put_window(f->store, &sw), 0);
-	for (int i = 0; i < 2 && commits[i]; i++)
-		assert_int_equal(deploy_checker__observe(f->checker, "shop", commits[i], start, end),
-				 0);
-	return deploy_checker__run_due(f->checker, end);
+	return put_groups(f, w, g, n);
 }
 
 static int put_window(struct fixture *f, int w, const char *c1, const char *c2)
@@ -163,6 +178,24 @@ static void check_object(const char *json, const char *ep, char *out, size_t len
 	out[end - start + 1] = '\0';
 	/* Only one check for this endpoint. */
 	assert_null(strstr(at + 1, needle));
+}
+
+/* Fails unless the checks JSON has one check for endpoint ep with this
+ * verdict and reason (NULL: no reason, "null" in the JSON). */
+static void expect_verdict(const char *json, const char *ep, const char *verdict,
+			   const char *reason)
+{
+	char obj[1024], want[256];
+	check_object(json, ep, obj, sizeof(obj));
+	snprintf(want, sizeof(want), "\"verdict\": \"%s\"", verdict);
+	if (!strstr(obj, want))
+		fail_msg("%s: want %s in %s", ep, want, obj);
+	if (reason)
+		snprintf(want, sizeof(want), "\"reason\": \"%s\"", reason);
+	else
+		snprintf(want, sizeof(want), "\"reason\": null");
+	if (!strstr(obj, want))
+		fail_msg("%s: want %s in %s", ep, want, obj);
 }
 
 /* The value of a rendered gauge series, or NaN when absent. */
@@ -374,13 +407,9 @@ static void test_new_endpoint_is_insufficient(void **state)
 	assert_int_equal(ran, 1);
 	struct strbuf json = STRBUF_INIT;
 	checks_json(f, &json);
-	char a[1024], c[1024];
-	check_object(strbuf__str(&json), "/a", a, sizeof(a));
-	check_object(strbuf__str(&json), "/c", c, sizeof(c));
-	assert_non_null(strstr(a, "\"verdict\": \"regression\""));
-	assert_non_null(strstr(a, "\"reason\": null"));
-	assert_non_null(strstr(c, "\"verdict\": \"insufficient data\""));
-	assert_non_null(strstr(c, "\"reason\": \"only bbb served it in the compared range\""));
+	expect_verdict(strbuf__str(&json), "/a", "regression", NULL);
+	expect_verdict(strbuf__str(&json), "/c", "insufficient data",
+		       "only bbb served it in the compared range");
 	strbuf__release(&json);
 }
 
@@ -499,6 +528,109 @@ static void test_windows_without_counts_left_out(void **state)
 	strbuf__release(&json);
 }
 
+/* Endpoints both commits served, but too thinly to compare: one the new
+ * commit served in 3 of its windows, one with a request every few windows.
+ * Each gets "insufficient data" saying which side lacked what; the others
+ * are compared as usual. */
+static void test_thin_endpoints_are_insufficient(void **state)
+{
+	struct fixture *f = *state;
+	int ran = 0;
+	for (int w = 0; w < 60; w++) {
+		const char *c = w < 30 ? "aaa" : "bbb";
+		struct store_group g[3];
+		size_t n = 0;
+		g[n++] = group(f, c, "/a", 100, w < 30 ? 10 : 13);
+		if (w < 33)
+			g[n++] = group(f, c, "/rare", 50, 8);
+		if (w % 5 == 0) {
+			g[n] = group(f, c, "/tiny", 1, 20);
+			g[n++].requests = 1;
+		}
+		ran += put_groups(f, w, g, n);
+	}
+	assert_int_equal(ran, 1);
+	struct strbuf json = STRBUF_INIT;
+	checks_json(f, &json);
+	expect_verdict(strbuf__str(&json), "/a", "regression", NULL);
+	expect_verdict(strbuf__str(&json), "/rare", "insufficient data",
+		       "bbb: 3 windows with requests (5 needed)");
+	expect_verdict(strbuf__str(&json), "/tiny", "insufficient data",
+		       "aaa: 6 requests (30 needed)");
+	strbuf__release(&json);
+}
+
+/* Windows without endpoint tags (a service that does not tag requests):
+ * one "(all)" result, insufficient data, saying there were no endpoints. */
+static void test_no_endpoint_tags(void **state)
+{
+	struct fixture *f = *state;
+	int ran = 0;
+	for (int w = 0; w < 60; w++) {
+		struct store_group g = group(f, w < 30 ? "aaa" : "bbb", "", 100, 10);
+		ran += put_groups(f, w, &g, 1);
+	}
+	assert_int_equal(ran, 1);
+	struct strbuf json = STRBUF_INIT;
+	checks_json(f, &json);
+	expect_verdict(strbuf__str(&json), "(all)", "insufficient data",
+		       "no endpoint tags in either commit's range");
+	char all[1024];
+	check_object(strbuf__str(&json), "(all)", all, sizeof(all));
+	assert_non_null(strstr(all, "\"base_windows\": 30"));
+	assert_non_null(strstr(all, "\"new_windows\": 30"));
+	strbuf__release(&json);
+}
+
+/* The table of commits seen is bounded (4096): when it is full, commits
+ * not seen for forget_s are forgotten, and one that shows up again after
+ * that is new, a switch from the service's recent commit (a rollback to a
+ * build from long ago is checked). Its check finds no stored data of the
+ * base, and says so. */
+static void test_full_table_forgets_old_commits(void **state)
+{
+	struct fixture *f = *state;
+	deploy_checker__free(f->checker);
+	struct deploy_check_opts o = { .check_window_s = 300, .forget_s = 3600 };
+	f->checker = deploy_checker__new(&o, f->store, f->metrics);
+	assert_non_null(f->checker);
+	int64_t s0 = f->t0, e0 = s0 + WINDOW_NS;
+	assert_int_equal(deploy_checker__observe(f->checker, "shop", "old", s0, e0), 0);
+	for (int i = 0; i < 4094; i++) {
+		char service[32];
+		snprintf(service, sizeof(service), "batch-%d", i);
+		assert_int_equal(deploy_checker__observe(f->checker, service, "c1", s0, e0), 0);
+	}
+	/* An hour later: shop runs aaa (a switch from "old", which is past
+	 * forget_s: no check), then the table (now full) meets a new commit. */
+	int ran = 0;
+	for (int w = 380; w <= 390; w++) {
+		int64_t s = f->t0 + w * WINDOW_NS;
+		assert_int_equal(deploy_checker__observe(f->checker, "shop", "aaa", s, s + WINDOW_NS),
+				 0);
+		ran += deploy_checker__run_due(f->checker, s + WINDOW_NS);
+	}
+	int64_t s = f->t0 + 390 * WINDOW_NS;
+	assert_int_equal(deploy_checker__observe(f->checker, "other", "x", s, s + WINDOW_NS), 0);
+	/* "old" again: forgotten, so new; aaa is its base. */
+	for (int w = 391; w < 440; w++) {
+		s = f->t0 + w * WINDOW_NS;
+		assert_int_equal(deploy_checker__observe(f->checker, "shop", "old", s, s + WINDOW_NS),
+				 0);
+		ran += deploy_checker__run_due(f->checker, s + WINDOW_NS);
+	}
+	assert_int_equal(ran, 1);
+	struct strbuf json = STRBUF_INIT;
+	checks_json(f, &json);
+	expect_verdict(strbuf__str(&json), "(all)", "insufficient data",
+		       "no data of aaa in its compared range");
+	char all[1024];
+	check_object(strbuf__str(&json), "(all)", all, sizeof(all));
+	assert_non_null(strstr(all, "\"base\": \"aaa\""));
+	assert_non_null(strstr(all, "\"new\": \"old\""));
+	strbuf__release(&json);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -513,6 +645,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_no_spurious_switch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_remembers_commits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_windows_without_counts_left_out, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_thin_endpoints_are_insufficient, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_no_endpoint_tags, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_full_table_forgets_old_commits, setup,
 						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -24,7 +24,7 @@
 
 #include <cmocka.h>
 
-#include "fixtures_dir.h"
+#include "fixture_build.h"
 
 #include "symbolize/demangle.h"
 #include "symbolize/elf_symtab.h"
@@ -33,12 +33,8 @@
 #define MAX_FUNCS 8
 #define MAX_MAPS 128
 
-/* Directory paths are kept short so every path built from them fits PATH_MAX. */
-#define DIR_MAX 1024
-
-/* Temp dir holding every built fixture; fixtures source dir. */
-static char work_dir[DIR_MAX];
-static char fixtures_dir[DIR_MAX];
+/* The fixtures, built once for all tests. */
+static struct fixture_build fixtures;
 
 /* One line of a fixture's /proc/self/maps. */
 struct map_line {
@@ -56,11 +52,6 @@ struct fixture_run {
 	struct map_line maps[MAX_MAPS]; /* the process's mappings */
 	int nmaps;                 /* entries in maps */
 };
-
-static void work_path(char *out, const char *name)
-{
-	snprintf(out, PATH_MAX, "%s/%s", work_dir, name);
-}
 
 /* Runs a built fixture and collects its output. */
 static void run_fixture(const char *binary, struct fixture_run *run)
@@ -182,20 +173,13 @@ static void expect_main_functions(const struct elf_symtab *table, const struct f
 static int build_fixtures(void **state)
 {
 	const char *cflags = "-O1 -g -fno-inline -falign-functions=64 -Wl,--build-id";
-	char cmd[8 * PATH_MAX];
 
 	(void)state;
-	if (fixtures_dir_find(fixtures_dir, sizeof(fixtures_dir)))
-		return -1;
-	snprintf(work_dir, sizeof(work_dir), "/tmp/dynoprof-symtab-XXXXXX");
-	if (!mkdtemp(work_dir))
-		return -1;
-	snprintf(cmd, sizeof(cmd),
-		 "set -e; cd '%s'; F='%s';"
+	return fixture_build(&fixtures, "symtab",
 		 "gcc %s -fPIE -pie $F/symtab_prog.c -o prog_pie;"
 		 "gcc %s -fno-pie -no-pie $F/symtab_prog.c -o prog_nopie;"
 		 "gcc %s -shared -fPIC $F/symtab_lib.c -o libsymfix.so;"
-		 "gcc %s -DWITH_LIB $F/symtab_prog.c -L. -lsymfix -Wl,-rpath,'%s' -o prog_lib;"
+		 "gcc %s -DWITH_LIB $F/symtab_prog.c -L. -lsymfix -Wl,-rpath,\"$W\" -o prog_lib;"
 		 "g++ %s $F/symtab_cxx.cpp -o prog_cxx;"
 		 /* stripped + debug file found through .gnu_debuglink in the same dir */
 		 "cp prog_pie prog_strip; objcopy --only-keep-debug prog_strip prog_strip.debug;"
@@ -211,20 +195,19 @@ static int build_fixtures(void **state)
 		 "cp prog_strip.debug debugroot/.build-id/$(echo $id | cut -c1-2)/$(echo $id | cut -c3-).debug;"
 		 /* debuglink whose CRC no longer matches the debug file */
 		 "mkdir -p badcrc; cp prog_strip badcrc/prog_bad;"
-		 "cp prog_strip.debug badcrc/prog_strip.debug; printf x >> badcrc/prog_strip.debug",
-		 work_dir, fixtures_dir, cflags, cflags, cflags, cflags, work_dir, cflags);
-	return system(cmd) == 0 ? 0 : -1;
+		 "cp prog_strip.debug badcrc/prog_strip.debug; printf x >> badcrc/prog_strip.debug;"
+		 /* no section headers at all (sstrip, some packers): e_shoff,
+		  * e_shnum and e_shstrndx of the ELF64 header zeroed */
+		 "cp prog_pie prog_noshdr;"
+		 "dd if=/dev/zero of=prog_noshdr bs=1 seek=40 count=8 conv=notrunc 2>/dev/null;"
+		 "dd if=/dev/zero of=prog_noshdr bs=1 seek=60 count=4 conv=notrunc 2>/dev/null",
+		 cflags, cflags, cflags, cflags, cflags);
 }
 
 static int remove_fixtures(void **state)
 {
-	char cmd[PATH_MAX + 16];
-
 	(void)state;
-	if (strncmp(work_dir, "/tmp/dynoprof-symtab-", 21) != 0)
-		return 0;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", work_dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return fixture_build__remove(&fixtures);
 }
 
 static void test_pie_executable(void **state)
@@ -234,7 +217,7 @@ static void test_pie_executable(void **state)
 	struct elf_symtab *table;
 
 	(void)state;
-	work_path(binary, "prog_pie");
+	fixture_build__path(&fixtures, binary, "prog_pie");
 	run_fixture(binary, &run);
 	table = elf_symtab__open(binary);
 	assert_non_null(table);
@@ -257,7 +240,7 @@ static void test_non_pie_executable(void **state)
 	struct elf_symtab *table;
 
 	(void)state;
-	work_path(binary, "prog_nopie");
+	fixture_build__path(&fixtures, binary, "prog_nopie");
 	run_fixture(binary, &run);
 	table = elf_symtab__open(binary);
 	assert_non_null(table);
@@ -278,8 +261,8 @@ static void test_shared_library(void **state)
 	struct elf_symtab *table, *lib_table;
 
 	(void)state;
-	work_path(binary, "prog_lib");
-	work_path(lib, "libsymfix.so");
+	fixture_build__path(&fixtures, binary, "prog_lib");
+	fixture_build__path(&fixtures, lib, "libsymfix.so");
 	run_fixture(binary, &run);
 	table = elf_symtab__open(binary);
 	lib_table = elf_symtab__open(lib);
@@ -302,7 +285,7 @@ static void test_stripped_with_debuglink(void **state)
 	struct elf_symtab *table;
 
 	(void)state;
-	work_path(binary, "prog_strip");
+	fixture_build__path(&fixtures, binary, "prog_strip");
 	run_fixture(binary, &run);
 	table = elf_symtab__open(binary);
 	assert_non_null(table);
@@ -329,7 +312,7 @@ static void test_stripped_with_debuglink(void **state)
 	char unstripped[PATH_MAX];
 	const char *name = NULL;
 
-	work_path(unstripped, "prog_pie");
+	fixture_build__path(&fixtures, unstripped, "prog_pie");
 	table = elf_symtab__open_opts(binary, &opts);
 	assert_non_null(table);
 	assert_null(elf_symtab__debug_path(table));
@@ -345,7 +328,7 @@ static void test_stripped_debug_subdir(void **state)
 	struct elf_symtab *table;
 
 	(void)state;
-	work_path(binary, "sub/prog_sub");
+	fixture_build__path(&fixtures, binary, "sub/prog_sub");
 	run_fixture(binary, &run);
 	table = elf_symtab__open(binary);
 	assert_non_null(table);
@@ -361,8 +344,8 @@ static void test_stripped_build_id_dir(void **state)
 	struct elf_symtab *table;
 
 	(void)state;
-	work_path(binary, "byid/prog_byid");
-	work_path(debug_dir, "debugroot");
+	fixture_build__path(&fixtures, binary, "byid/prog_byid");
+	fixture_build__path(&fixtures, debug_dir, "debugroot");
 	run_fixture(binary, &run);
 	/* The debuglink name is absent from byid/, so only the build-id finds it. */
 	struct elf_symtab_opts opts = { .debug_dir = debug_dir };
@@ -383,7 +366,7 @@ static void test_stripped_bad_crc_is_not_used(void **state)
 	uint64_t vaddr, addr;
 
 	(void)state;
-	work_path(binary, "badcrc/prog_bad");
+	fixture_build__path(&fixtures, binary, "badcrc/prog_bad");
 	run_fixture(binary, &run);
 	table = elf_symtab__open(binary);
 	assert_non_null(table);
@@ -406,7 +389,7 @@ static void test_cxx_demangled(void **state)
 	uint64_t vaddr, offset;
 
 	(void)state;
-	work_path(binary, "prog_cxx");
+	fixture_build__path(&fixtures, binary, "prog_cxx");
 	vaddr = nm_symbol(binary, "_ZN2ns5Klass6methodEi", NULL);
 	table = elf_symtab__open(binary);
 	assert_non_null(table);
@@ -446,7 +429,7 @@ static void test_gaps_are_not_named(void **state)
 	FILE *out;
 
 	(void)state;
-	work_path(binary, "prog_pie");
+	fixture_build__path(&fixtures, binary, "prog_pie");
 	table = elf_symtab__open(binary);
 	assert_non_null(table);
 
@@ -481,11 +464,43 @@ static void test_open_errors(void **state)
 	errno = 0;
 	assert_null(elf_symtab__open("/nonexistent/dynoprof/binary"));
 	assert_int_equal(errno, ENOENT);
-	snprintf(source, sizeof(source), "%s/symtab_lib.c", fixtures_dir);
+	snprintf(source, sizeof(source), "%s/symtab_lib.c", fixtures.fixtures_dir);
 	errno = 0;
 	assert_null(elf_symtab__open(source));
 	assert_int_equal(errno, ENOEXEC);
 	elf_symtab__put(NULL);
+}
+
+/* A binary without section headers still has its build-id, read from its
+ * PT_NOTE program header: the one readelf shows for the binary it came from. */
+static void test_build_id_without_section_headers(void **state)
+{
+	char binary[PATH_MAX], original[PATH_MAX], cmd[2 * PATH_MAX + 64], want[128] = "";
+	char id[ELF_SYMTAB_BUILD_ID_MAX];
+	FILE *out;
+
+	(void)state;
+	fixture_build__path(&fixtures, binary, "prog_noshdr");
+	fixture_build__path(&fixtures, original, "prog_pie");
+	snprintf(cmd, sizeof(cmd), "readelf -S '%s' 2>&1 | grep -c 'no sections'", binary);
+	out = popen(cmd, "r");
+	assert_non_null(out);
+	assert_non_null(fgets(want, sizeof(want), out));
+	pclose(out);
+	assert_int_equal(atoi(want), 1);
+	snprintf(cmd, sizeof(cmd), "readelf -n '%s' | sed -n 's/.*Build ID: //p'", original);
+	out = popen(cmd, "r");
+	assert_non_null(out);
+	assert_non_null(fgets(want, sizeof(want), out));
+	pclose(out);
+	want[strcspn(want, "\n")] = '\0';
+	assert_int_equal(strlen(want), 40);
+	assert_int_equal(elf_symtab__read_build_id(binary, id, sizeof(id)), 0);
+	assert_string_equal(id, want);
+	assert_int_equal(elf_symtab__read_build_id(original, id, sizeof(id)), 0);
+	assert_string_equal(id, want);
+	/* Too small a buffer for 40 hex digits: refused, nothing half written. */
+	assert_int_equal(elf_symtab__read_build_id(binary, id, 40), -ENOSPC);
 }
 
 static void stat_file(const char *path, struct stat *st)
@@ -504,7 +519,7 @@ static void test_symcache_hits_and_sharing(void **state)
 
 	(void)state;
 	assert_non_null(cache);
-	work_path(binary, "prog_pie");
+	fixture_build__path(&fixtures, binary, "prog_pie");
 	stat_file(binary, &st);
 	a = symcache__get(cache, binary, st.st_dev, st.st_ino);
 	/* The same file reached through a process's root prefix is a hit. */
@@ -542,7 +557,7 @@ static void test_symcache_eviction_keeps_held_tables(void **state)
 
 	(void)state;
 	for (int i = 0; i < 3; i++) {
-		work_path(paths[i], names[i]);
+		fixture_build__path(&fixtures, paths[i], names[i]);
 		stat_file(paths[i], &sts[i]);
 	}
 	held = symcache__get(cache, paths[0], sts[0].st_dev, sts[0].st_ino);
@@ -583,7 +598,7 @@ static void test_symcache_byte_bound_evicts(void **state)
 
 	(void)state;
 	for (int i = 0; i < 2; i++) {
-		work_path(paths[i], names[i]);
+		fixture_build__path(&fixtures, paths[i], names[i]);
 		stat_file(paths[i], &sts[i]);
 	}
 	t = symcache__get(cache, paths[0], sts[0].st_dev, sts[0].st_ino);
@@ -616,7 +631,7 @@ static void test_symcache_errors(void **state)
 	errno = 0;
 	assert_null(symcache__new(0));
 	assert_int_equal(errno, EINVAL);
-	snprintf(source, sizeof(source), "%s/symtab_lib.c", fixtures_dir);
+	snprintf(source, sizeof(source), "%s/symtab_lib.c", fixtures.fixtures_dir);
 	stat_file(source, &st);
 	/* Not ELF: remembered, the second get does not read the file again. */
 	for (int i = 0; i < 2; i++) {
@@ -652,7 +667,7 @@ static void test_symcache_map_files(void **state)
 	int fd;
 
 	(void)state;
-	work_path(binary, "prog_strip");
+	fixture_build__path(&fixtures, binary, "prog_strip");
 	fd = open(binary, O_RDONLY);
 	assert_true(fd >= 0);
 	assert_int_equal(fstat(fd, &st), 0);
@@ -668,7 +683,7 @@ static void test_symcache_map_files(void **state)
 	assert_non_null(table);
 	assert_non_null(elf_symtab__debug_path(table));
 	/* prog_strip is prog_pie stripped: same vaddrs, which nm can read there. */
-	work_path(unstripped, "prog_pie");
+	fixture_build__path(&fixtures, unstripped, "prog_pie");
 	assert_int_equal(elf_symtab__lookup(table, nm_symbol(unstripped, "fixture_beta", NULL),
 					    &name, NULL), 0);
 	assert_string_equal(name, "fixture_beta");
@@ -700,7 +715,7 @@ static void test_vdso_image(void **state)
 	table = elf_symtab__open_image((const void *)vdso, (size_t)(end - start));
 	assert_non_null(table);
 	/* Compare with nm on a dump of the same image. */
-	work_path(dump, "vdso.so");
+	fixture_build__path(&fixtures, dump, "vdso.so");
 	out = fopen(dump, "w");
 	assert_non_null(out);
 	assert_int_equal(fwrite((const void *)vdso, 1, (size_t)(end - start), out), end - start);
@@ -724,6 +739,7 @@ int main(void)
 		cmocka_unit_test(test_stripped_with_debuglink),
 		cmocka_unit_test(test_stripped_debug_subdir),
 		cmocka_unit_test(test_stripped_build_id_dir),
+		cmocka_unit_test(test_build_id_without_section_headers),
 		cmocka_unit_test(test_stripped_bad_crc_is_not_used),
 		cmocka_unit_test(test_cxx_demangled),
 		cmocka_unit_test(test_demangle),

@@ -3,15 +3,22 @@
  * real: its route table (agent_handlers__routes) on the agent's HTTP server
  * on 127.0.0.1 (ephemeral port), over a struct agent_state holding a real
  * history (store__open on a temp SQLite file), a metrics registry and a
- * deploy checker, and no sampler. Requests are made with curl; pprof bodies
- * are read by `go tool pprof`, /metrics by `promtool check metrics`, JSON by
- * Python's json module (scripts/deps.sh test installs them all).
+ * deploy checker, and no sampler. Two groups:
  *
- * The history is two windows stored with store__put_window(); every answer
- * is checked against what was stored. Live collection (?seconds=N) is
- * answered by the agent loop: a test thread plays its part (as agent.c's
- * on_sample and finish_queries do) to check the handler's side of that
- * contract; the loop itself is tested by the integration suite.
+ * "curl": requests are made with curl (curl_client.h); pprof bodies are read
+ * by `go tool pprof`, /metrics by `promtool check metrics`, JSON by Python's
+ * json module (scripts/deps.sh test installs them all). The history is two
+ * windows stored with store__put_window(); every answer is checked against
+ * what was stored. Live collection (?seconds=N) is answered by the agent
+ * loop: a test thread plays its part (as agent.c's on_sample and
+ * finish_queries do) to check the handler's side of that contract; the loop
+ * itself is tested by the integration suite.
+ *
+ * "own_client": the agent's own HTTP client (util/http_get.h) over three
+ * stored windows, with a thread standing in for the agent loop that answers
+ * every live query: profiles from history and live, filters, the flame
+ * graph, group sums, deploy checks, health, metrics, and the 400 of every
+ * bad query.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -40,82 +47,13 @@
 #include "aggregate/apportion.h"
 #include "formats/pprof.h"
 #include "profile/profile.h"
+#include "util/clock.h"
+#include "util/http_get.h"
 #include "util/strbuf.h"
 
+#include "curl_client.h"
+
 #define NS ((int64_t)1000000000)
-
-/* ---- client (curl) ---- */
-
-struct reply {
-	int status;     /* HTTP status, -1 when curl failed */
-	char *headers;  /* raw header block */
-	char *body;     /* body bytes (NUL-terminated) */
-	size_t body_len;
-};
-
-static void reply_free(struct reply *r)
-{
-	free(r->headers);
-	free(r->body);
-}
-
-static struct reply run_curl(const char *args)
-{
-	char cmd[2048];
-	snprintf(cmd, sizeof(cmd), "curl -sS -i --max-time 30 %s", args);
-	FILE *f = popen(cmd, "r");
-	assert_non_null(f);
-	struct strbuf out = STRBUF_INIT;
-	char chunk[4096];
-	size_t n;
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		strbuf__append(&out, chunk, n);
-	int rc = pclose(f);
-	struct reply r = { .status = -1 };
-	const char *text = strbuf__str(&out);
-	const char *end = strstr(text, "\r\n\r\n");
-	if (rc == 0 && !strncmp(text, "HTTP/", 5) && end) {
-		r.status = atoi(strchr(text, ' ') + 1);
-		r.headers = strndup(text, (size_t)(end - text) + 2);
-		const char *body = end + 4;
-		r.body_len = out.len - (size_t)(body - text);
-		r.body = malloc(r.body_len + 1);
-		assert_non_null(r.body);
-		memcpy(r.body, body, r.body_len);
-		r.body[r.body_len] = '\0';
-	}
-	strbuf__release(&out);
-	if (r.status < 0)
-		fail_msg("curl %s failed (exit %d)", args, rc);
-	return r;
-}
-
-/* Value of header name (case-insensitive), or NULL; caller frees. */
-static char *header(const struct reply *r, const char *name)
-{
-	size_t n = strlen(name);
-	for (const char *line = r->headers; line && *line;) {
-		const char *eol = strstr(line, "\r\n");
-		if (!eol)
-			break;
-		if (!strncasecmp(line, name, n) && line[n] == ':') {
-			const char *v = line + n + 1;
-			while (*v == ' ')
-				v++;
-			return strndup(v, (size_t)(eol - v));
-		}
-		line = eol + 2;
-	}
-	return NULL;
-}
-
-static void expect_header(const struct reply *r, const char *name, const char *want)
-{
-	char *got = header(r, name);
-	if (!got || strcmp(got, want))
-		fail_msg("header %s: got '%s', want '%s'", name, got ? got : "(absent)", want);
-	free(got);
-}
 
 /* ---- the agent state under test ---- */
 
@@ -132,6 +70,15 @@ struct fixture {
 
 static struct fixture fx;
 
+/* curl with args (shell words); fails the test when curl did. */
+static struct reply curl_ok(const char *args)
+{
+	struct reply r = finish_curl(start_curl(args));
+	if (r.status < 0)
+		fail_msg("curl %s failed", args);
+	return r;
+}
+
 /* GET base + path_and_query; the URL is shell-quoted. */
 static struct reply get(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -143,7 +90,7 @@ static struct reply get(const char *fmt, ...)
 	vsnprintf(path, sizeof(path), fmt, ap);
 	va_end(ap);
 	snprintf(args, sizeof(args), "'%s%s'", fx.base, path);
-	return run_curl(args);
+	return curl_ok(args);
 }
 
 /* Expects status and exactly body (a one-line error message). */
@@ -628,7 +575,7 @@ static void test_server_level_errors(void **state)
 	fclose(f);
 	char args[128];
 	snprintf(args, sizeof(args), "-K %s", config);
-	struct reply r = run_curl(args);
+	struct reply r = curl_ok(args);
 	unlink(config);
 	assert_int_equal(r.status, 400);
 	assert_string_equal(r.body,
@@ -1076,6 +1023,58 @@ static void test_damaged_window_is_skipped(void **state)
 	reply_free(&r);
 }
 
+/* A history whose profile pages are damaged on disk (a disk fault): a
+ * history profile is refused with a 500 saying reading failed, never
+ * answered with part of the windows; the group sums (other pages) still
+ * answer. */
+static void test_unreadable_history_is_500(void **state)
+{
+	(void)state;
+	char path[128], err[256] = "";
+	snprintf(path, sizeof(path), "%s/unreadable.db", fx.dir);
+	struct store *s = store__open(path, NULL, err, sizeof(err));
+	if (!s)
+		fail_msg("%s", err);
+	static unsigned char blob[200 << 10];
+	for (size_t i = 0; i < sizeof(blob); i++)
+		blob[i] = (unsigned char)(i * 2654435761u >> 13);
+	struct store_group g = { "shop", "c1", "/search", 1, 1000000, 0, 1 };
+	for (int i = 0; i < 6; i++) {
+		struct store_window w = { .start_ns = fx.t0 + i * 10 * NS,
+					  .end_ns = fx.t0 + (i + 1) * 10 * NS, .samples = 1,
+					  .pprof_gz = blob, .pprof_len = sizeof(blob), .groups = &g,
+					  .ngroups = 1 };
+		assert_int_equal(store__put_window(s, &w), 0);
+	}
+	store__close(s);
+	/* Junk over the second half of the file: later windows' profile bytes. */
+	FILE *f = fopen(path, "r+");
+	assert_non_null(f);
+	assert_int_equal(fseek(f, 0, SEEK_END), 0);
+	long size = ftell(f);
+	static char junk[4096];
+	memset(junk, 0xa5, sizeof(junk));
+	for (long off = size / 2 / 4096 * 4096; off < size; off += 4096) {
+		assert_int_equal(fseek(f, off, SEEK_SET), 0);
+		assert_int_equal(fwrite(junk, 1, sizeof(junk), f), sizeof(junk));
+	}
+	assert_int_equal(fclose(f), 0);
+
+	use_other_store("unreadable.db");
+	char from[32], to[32];
+	unix_s(0, from, sizeof(from));
+	unix_s(60, to, sizeof(to));
+	char path_q[128];
+	snprintf(path_q, sizeof(path_q), "/debug/pprof/profile?from=%s&to=%s", from, to);
+	expect_error(path_q, 500, "reading history failed: Input/output error\n");
+	snprintf(path_q, sizeof(path_q), "/flamegraph?from=%s&to=%s", from, to);
+	expect_error(path_q, 500, "reading history failed: Input/output error\n");
+	struct reply r = get("/api/v1/groups?from=%s&to=%s", from, to);
+	assert_int_equal(r.status, 200);
+	assert_non_null(strstr(r.body, "\"endpoint\": \"/search\""));
+	reply_free(&r);
+}
+
 /* A range holding more windows than one query merges (20000) is refused
  * with the count, not answered in part. */
 static void test_query_over_window_limit(void **state)
@@ -1105,6 +1104,344 @@ static void test_query_over_window_limit(void **state)
 	reply_free(&r);
 }
 
+/* ---- the agent's own client (util/http_get.h), a loop answering every query ---- */
+
+static char own_dir[] = "/tmp/dynoprof-handlers-XXXXXX";
+static struct agent_state own_st;
+static struct http_server *own_server;
+static int64_t own_t0; /* unix ns of the first stored window */
+static pthread_t own_loop;
+static volatile int own_loop_stop;
+
+/* A window's profile: main;handle_X of pid 10 (/a) and 20 (/b). */
+static struct profile *own_window_profile(void)
+{
+	struct profile *p = profile__new();
+	assert_non_null(p);
+	assert_int_equal(profile__add_value_type(p, "samples", "count"), 0);
+	assert_int_equal(profile__add_value_type(p, "cpu", "nanoseconds"), 1);
+	const char *eps[] = { "/a", "/b" };
+	for (int i = 0; i < 2; i++) {
+		uint32_t f[2];
+		struct frame_desc root = { .kind = FRAME_NATIVE, .name = "main" };
+		struct frame_desc leaf = { .kind = FRAME_NATIVE, .name = i ? "handle_b" : "handle_a" };
+		assert_int_equal(profile__add_frame(p, &root, &f[0]), 0);
+		assert_int_equal(profile__add_frame(p, &leaf, &f[1]), 0);
+		const char *keys[] = { "service", "commit", "endpoint", "team" };
+		const char *vals[] = { "shop", "abc", eps[i], i ? "blue" : "red" };
+		uint64_t v[2] = { 3, 3000 };
+		struct sample_desc s = { .frames = f, .nframes = 2, .pid = 10 + 10 * (uint32_t)i,
+					 .tid = 10, .comm = "app", .label_keys = keys,
+					 .label_values = vals, .nlabels = 4, .values = v };
+		assert_int_equal(profile__add_sample(p, &s), 0);
+	}
+	return p;
+}
+
+/* The agent loop's part in live queries (own_client group): each gets one
+ * sample, then done. */
+static void *answer_every_query(void *arg)
+{
+	(void)arg;
+	while (!own_loop_stop) {
+		pthread_mutex_lock(&own_st.lock);
+		for (struct live_query *q = own_st.queries; q; q = q->next) {
+			if (q->done)
+				continue;
+			uint32_t f;
+			struct frame_desc d = { .kind = FRAME_NATIVE, .name = "live_fn" };
+			uint64_t v[2] = { 1, 500 };
+			struct sample_desc s = { .frames = &f, .nframes = 1, .pid = 30, .tid = 30,
+						 .comm = "live", .values = v };
+			q->error = profile__add_frame(q->profile, &d, &f);
+			if (!q->error)
+				q->error = profile__add_sample(q->profile, &s);
+			if (!q->error)
+				q->error = cpu_totals__add_sample(q->exact_cpu, 30, 700);
+			q->done = true;
+		}
+		pthread_cond_broadcast(&own_st.query_done);
+		pthread_mutex_unlock(&own_st.lock);
+		usleep(2000);
+	}
+	return NULL;
+}
+
+static int own_setup(void **state)
+{
+	(void)state;
+	char err[256], db[300];
+	if (!mkdtemp(own_dir))
+		return -1;
+	pthread_mutex_init(&own_st.lock, NULL);
+	pthread_cond_init(&own_st.query_done, NULL);
+	agent_config__defaults(&own_st.config);
+	snprintf(db, sizeof(db), "%s/history.db", own_dir);
+	own_st.store = store__open(db, NULL, err, sizeof(err));
+	own_st.metrics = metrics__new(0);
+	if (!own_st.store || !own_st.metrics)
+		return -1;
+	/* (the agent declares its families at start; the handler fills this one) */
+	if (metrics__declare(own_st.metrics, "dynoprof_agent_http_connections_refused_total",
+			     METRIC_COUNTER, "refused connections"))
+		return -1;
+	struct deploy_check_opts dopts = { 0 };
+	own_st.deploys = deploy_checker__new(&dopts, own_st.store, own_st.metrics);
+	if (!own_st.deploys)
+		return -1;
+	own_st.value_types[0][0] = "samples", own_st.value_types[0][1] = "count";
+	own_st.value_types[1][0] = "cpu", own_st.value_types[1][1] = "nanoseconds";
+	own_st.nvalue_types = 2;
+	own_st.started_unix_ns = clock_ns(CLOCK_REALTIME);
+	/* Three windows of 60 s, the last ending ten minutes ago. */
+	own_t0 = (own_st.started_unix_ns / 1000000000 - 780) * 1000000000;
+	struct profile *p = own_window_profile();
+	char *blob = NULL;
+	size_t len = 0;
+	FILE *mem = open_memstream(&blob, &len);
+	if (!mem || pprof__write(p, mem) || fclose(mem))
+		return -1;
+	struct store_group groups[] = {
+		{ "shop", "abc", "/a", 3, 3000, 0, 10 },
+		{ "shop", "abc", "/b", 3, 3000, 0, 5 },
+	};
+	for (int w = 0; w < 3; w++) {
+		struct store_window sw = { .start_ns = own_t0 + w * 60000000000LL,
+					   .end_ns = own_t0 + (w + 1) * 60000000000LL, .samples = 6,
+					   .pprof_gz = blob, .pprof_len = len, .groups = groups,
+					   .ngroups = 2 };
+		if (store__put_window(own_st.store, &sw))
+			return -1;
+	}
+	free(blob);
+	profile__free(p);
+
+	struct http_route routes[8];
+	size_t n = agent_handlers__routes(&own_st, routes);
+	struct http_server_opts o = { .address = "127.0.0.1", .port = 0 };
+	own_server = http_server__start(&o, routes, n, err, sizeof(err));
+	if (!own_server) {
+		print_error("%s\n", err);
+		return -1;
+	}
+	pthread_mutex_lock(&own_st.lock);
+	own_st.http = own_server;
+	pthread_mutex_unlock(&own_st.lock);
+	return pthread_create(&own_loop, NULL, answer_every_query, NULL) ? -1 : 0;
+}
+
+static int own_teardown(void **state)
+{
+	(void)state;
+	own_loop_stop = 1;
+	pthread_join(own_loop, NULL);
+	pthread_mutex_lock(&own_st.lock);
+	own_st.stopping = true;
+	own_st.http = NULL;
+	pthread_mutex_unlock(&own_st.lock);
+	http_server__stop(own_server);
+	deploy_checker__free(own_st.deploys);
+	metrics__free(own_st.metrics);
+	store__close(own_st.store);
+	char cmd[300];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", own_dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static struct strbuf own_body = STRBUF_INIT;
+
+/* GETs path (with its query) from the agent with util/http_get.h; returns
+ * the status, the body in own_body. */
+static int own_get(const char *fmt, ...)
+{
+	char pathq[2048], url[2200], err[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(pathq, sizeof(pathq), fmt, ap);
+	va_end(ap);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", http_server__port(own_server), pathq);
+	strbuf__release(&own_body);
+	int status = http_get(url, NULL, 64 << 20, 20, &own_body, err, sizeof(err));
+	if (status < 0)
+		fail_msg("GET %s: %s", url, err);
+	strbuf__puts(&own_body, ""); /* NUL-terminated */
+	return status;
+}
+
+/* The pprof body as a profile. */
+static struct profile *body_profile(void)
+{
+	struct profile *p = profile__new();
+	char err[256];
+	assert_non_null(p);
+	if (pprof__read_buffer(p, own_body.data, own_body.len, err, sizeof(err)))
+		fail_msg("not a profile: %s", err);
+	return p;
+}
+
+static uint64_t samples_of(const struct profile *p, const char *leaf)
+{
+	uint64_t n = 0;
+	for (size_t i = 0; i < profile__sample_count(p); i++) {
+		const struct profile_sample *s = profile__sample(p, i);
+		const struct profile_frame *f = profile__frame(p, s->frames[s->nframes - 1]);
+		if (!leaf || !strcmp(profile__str(p, f->name), leaf))
+			n += s->values[0];
+	}
+	return n;
+}
+
+#define SEC(ns) ((long long)((ns) / 1000000000))
+
+static void test_own_client_history(void **state)
+{
+	(void)state;
+	long long from = SEC(own_t0), to = SEC(own_t0) + 180;
+	assert_int_equal(own_get("/debug/pprof/profile?from=%lld&to=%lld", from, to), 200);
+	struct profile *p = body_profile();
+	assert_int_equal(samples_of(p, "handle_a"), 9);
+	assert_int_equal(samples_of(p, "handle_b"), 9);
+	/* Each stored window stays a cluster: labelled with its start. */
+	char w0[24];
+	snprintf(w0, sizeof(w0), "%lld", from);
+	int seen_w0 = 0;
+	for (size_t i = 0; i < profile__sample_count(p); i++) {
+		const char *w = profile__sample_label(p, profile__sample(p, i), "window");
+		assert_non_null(w);
+		seen_w0 |= !strcmp(w, w0);
+	}
+	assert_true(seen_w0);
+	profile__free(p);
+	/* Filters: label parameters, tag.K, pid; a range with one window. */
+	assert_int_equal(own_get("/debug/pprof/profile?from=%lld&to=%lld&endpoint=/a", from, to), 200);
+	p = body_profile();
+	assert_int_equal(samples_of(p, NULL), 9);
+	assert_int_equal(samples_of(p, "handle_b"), 0);
+	profile__free(p);
+	assert_int_equal(own_get("/debug/pprof/profile?from=%lld&to=%lld&tag.team=blue&service=shop",
+			     from, from + 60), 200);
+	p = body_profile();
+	assert_int_equal(samples_of(p, "handle_b"), 3);
+	assert_int_equal(samples_of(p, "handle_a"), 0);
+	profile__free(p);
+	assert_int_equal(own_get("/debug/pprof/profile?from=%lld&to=%lld&pid=10", from, to), 200);
+	p = body_profile();
+	assert_int_equal(samples_of(p, "handle_a"), 9);
+	assert_int_equal(samples_of(p, "handle_b"), 0);
+	profile__free(p);
+	/* Nothing stored in the range: an empty profile with the value types. */
+	assert_int_equal(own_get("/debug/pprof/profile?from=%lld&to=%lld", from - 600, from - 300), 200);
+	p = body_profile();
+	assert_int_equal(profile__sample_count(p), 0);
+	assert_int_equal(profile__value_count(p), 2);
+	profile__free(p);
+	/* The flame graph of the same selection; RFC 3339 times. */
+	char iso[64];
+	time_t tf = (time_t)from;
+	struct tm tm;
+	gmtime_r(&tf, &tm);
+	strftime(iso, sizeof(iso), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	assert_int_equal(own_get("/flamegraph?from=%s", iso), 200);
+	if (strncmp(own_body.data, "<?xml", 5) || !strstr(own_body.data, "handle_a"))
+		fail_msg("flame graph: %.200s", own_body.data);
+}
+
+static void test_own_client_live(void **state)
+{
+	(void)state;
+	assert_int_equal(own_get("/debug/pprof/profile?seconds=0.1"), 200);
+	struct profile *p = body_profile();
+	assert_int_equal(samples_of(p, "live_fn"), 1);
+	/* The exact CPU the query's samples carried, apportioned. */
+	assert_int_equal(profile__sample(p, 0)->values[1], 700);
+	profile__free(p);
+	assert_int_equal(own_get("/flamegraph?seconds=0.1&endpoint=/a&pid=30"), 200);
+	assert_non_null(strstr(own_body.data, "live_fn"));
+}
+
+static void test_own_client_groups_health_metrics(void **state)
+{
+	(void)state;
+	long long from = SEC(own_t0), to = SEC(own_t0) + 180;
+	assert_int_equal(own_get("/api/v1/groups?by=endpoint,commit&from=%lld&to=%lld&service=shop",
+			     from, to), 200);
+	if (!strstr(own_body.data, "/a") || !strstr(own_body.data, "abc"))
+		fail_msg("groups: %s", own_body.data);
+	assert_int_equal(own_get("/api/v1/groups?from=%lld", from), 200);
+	assert_non_null(strstr(own_body.data, "/b"));
+	assert_int_equal(own_get("/api/v1/regressions"), 200);
+	assert_int_equal(own_body.data[0], '{');
+	assert_int_equal(own_get("/healthz"), 200);
+	/* Windows that cannot be stored: degraded. */
+	pthread_mutex_lock(&own_st.lock);
+	own_st.store_error = -ENOSPC;
+	own_st.store_failing_since_ns = clock_ns(CLOCK_REALTIME) - 5000000000LL;
+	own_st.store_failures = 2;
+	pthread_mutex_unlock(&own_st.lock);
+	assert_int_equal(own_get("/healthz"), 503);
+	assert_non_null(strstr(own_body.data, "No space"));
+	pthread_mutex_lock(&own_st.lock);
+	own_st.store_error = 0;
+	pthread_mutex_unlock(&own_st.lock);
+	assert_int_equal(own_get("/metrics"), 200);
+	assert_non_null(strstr(own_body.data, "dynoprof_agent_http_connections_refused_total{"
+				"reason=\"busy\"} 0"));
+	assert_int_equal(own_get("/metrics?x=1"), 400);
+	assert_non_null(strstr(own_body.data, "takes no parameters"));
+}
+
+static void test_own_client_bad_queries(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *query;
+		const char *says;
+	} bad[] = {
+		{ "/debug/pprof/profile?color=red", "unknown parameter 'color'" },
+		{ "/debug/pprof/profile?pid=0", "bad pid" },
+		{ "/debug/pprof/profile?pid=12x", "bad pid" },
+		{ "/debug/pprof/profile?seconds=1&from=1", "exclude each other" },
+		{ "/debug/pprof/profile?seconds=-1", "bad seconds" },
+		{ "/debug/pprof/profile?seconds=100000", "bad seconds" },
+		{ "/debug/pprof/profile?from=yesterday", "bad time 'yesterday'" },
+		{ "/debug/pprof/profile?to=tomorrow", "bad time 'tomorrow'" },
+		{ "/debug/pprof/profile?from=2000&to=1000", "from must be before to" },
+		{ "/debug/pprof/profile?from=1000&to=100000000", "longer than max_query_range" },
+		{ "/flamegraph?tag.=x", "unknown parameter" },
+		{ "/api/v1/groups?color=red", "unknown parameter 'color'" },
+		{ "/api/v1/groups?by=pid", "bad by 'pid'" },
+		{ "/api/v1/groups?by=endpoint,commit,service,endpoint", "bad by" },
+		{ "/api/v1/groups?from=noon", "bad time" },
+		{ "/api/v1/groups?from=2000&to=1000", "bad range" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int status = own_get("%s", bad[i].query);
+		if (status != 400 || !strstr(own_body.data, bad[i].says))
+			fail_msg("%s: %d %s (want 400 %s)", bad[i].query, status, own_body.data,
+				 bad[i].says);
+	}
+	/* Too many filters; a by list too long to be read whole. */
+	char q[1024] = "/debug/pprof/profile?";
+	for (int i = 0; i <= AGENT_MAX_FILTERS; i++)
+		snprintf(q + strlen(q), sizeof(q) - strlen(q), "%stag.k%d=x", i ? "&" : "", i);
+	int status = own_get("%s", q);
+	if (status != 400 || !strstr(own_body.data, "too many filters"))
+		fail_msg("%d filters: %d %s", AGENT_MAX_FILTERS + 1, status, own_body.data);
+	char by[300] = "/api/v1/groups?by=";
+	for (int i = 0; i < 30; i++)
+		strcat(by, "endpoint,");
+	assert_int_equal(own_get("%s", by), 400);
+	assert_non_null(strstr(own_body.data, "too long"));
+	/* Shutting down: live queries end now. */
+	pthread_mutex_lock(&own_st.lock);
+	own_st.stopping = true;
+	pthread_mutex_unlock(&own_st.lock);
+	assert_int_equal(own_get("/debug/pprof/profile?seconds=1"), 503);
+	pthread_mutex_lock(&own_st.lock);
+	own_st.stopping = false;
+	pthread_mutex_unlock(&own_st.lock);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1123,7 +1460,17 @@ int main(void)
 		cmocka_unit_test(test_metrics),
 		cmocka_unit_test(test_healthz),
 		cmocka_unit_test_teardown(test_damaged_window_is_skipped, restore_store),
+		cmocka_unit_test_teardown(test_unreadable_history_is_500, restore_store),
 		cmocka_unit_test_teardown(test_query_over_window_limit, restore_store),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	const struct CMUnitTest own_client[] = {
+		cmocka_unit_test(test_own_client_history),
+		cmocka_unit_test(test_own_client_live),
+		cmocka_unit_test(test_own_client_groups_health_metrics),
+		cmocka_unit_test(test_own_client_bad_queries),
+	};
+	int rc = cmocka_run_group_tests_name("curl", tests, setup, teardown);
+	rc |= cmocka_run_group_tests_name("own_client", own_client, own_setup, own_teardown);
+	strbuf__release(&own_body);
+	return rc;
 }

@@ -3,7 +3,8 @@
  * FIFOs, sockets and directories are refused and left as they were, a link
  * another user could have planted is never followed (at the end of the path
  * or in the middle), a trusted link is written through, and writing goes
- * through a temporary file that never stays behind. Runs as root: links are
+ * through a temporary file that never stays behind, not even when the disk
+ * is full (one line says which output failed). Runs as root: links are
  * given to another owner with lchown. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,10 +12,13 @@
 #include <stdint.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -191,6 +195,53 @@ static void test_write_replaces_regular_file(void **state)
 	assert_int_equal(outfile__commit(o, err, sizeof(err)), 0);
 }
 
+/* The disk fills up while writing (the file size limit, RLIMIT_FSIZE, stands
+ * in for a full file system) and standard output is /dev/full: one line
+ * saying which output failed and why; the old file is kept whole and no
+ * temporary file stays behind. */
+static void test_full_disk(void **state)
+{
+	struct fixture *f = *state;
+	char p[128], err[512] = "";
+	path_in(p, sizeof(p), f, "out.folded");
+	assert_int_equal(write_out(p, "old\n", err, sizeof(err)), 0);
+
+	struct outfile *o = outfile__open(p, err, sizeof(err));
+	assert_non_null(o);
+	struct rlimit old, small;
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	small = old;
+	small.rlim_cur = 16 << 10;
+	signal(SIGXFSZ, SIG_IGN); /* the write fails with EFBIG instead */
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+	for (int i = 0; i < 4096; i++)
+		fputs("main;handle_request;render_template 1\n", outfile__stream(o));
+	int e = outfile__commit(o, err, sizeof(err));
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, SIG_DFL);
+	assert_int_equal(e, -EFBIG);
+	char want[256];
+	snprintf(want, sizeof(want), "writing %s failed: File too large", p);
+	assert_string_equal(err, want);
+	assert_file_is(p, "old\n");
+	assert_int_equal(entries(f->dir), 1);
+
+	fflush(stdout);
+	int saved = dup(STDOUT_FILENO), full = open("/dev/full", O_WRONLY);
+	assert_true(saved >= 0 && full >= 0);
+	assert_true(dup2(full, STDOUT_FILENO) >= 0);
+	o = outfile__open("-", err, sizeof(err));
+	assert_non_null(o);
+	fputs("main;handle_request 1\n", outfile__stream(o));
+	e = outfile__commit(o, err, sizeof(err));
+	clearerr(stdout);
+	assert_true(dup2(saved, STDOUT_FILENO) >= 0);
+	close(saved);
+	close(full);
+	assert_int_equal(e, -ENOSPC);
+	assert_string_equal(err, "writing to standard output failed: No space left on device");
+}
+
 /* A link another user made in a sticky world-writable directory (/tmp) is
  * never followed; the file it points at is untouched. */
 static void test_planted_link_not_followed(void **state)
@@ -282,6 +333,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_special_files_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_replaces_regular_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_full_disk, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_planted_link_not_followed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_private_dir, setup, teardown),
 	};

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <cmocka.h>
 
@@ -344,6 +345,53 @@ static void test_read_buffer_gzip_or_raw(void **state)
 	assert_int_equal(pprof__read_buffer(back, NULL, 5, err, sizeof(err)), -EINVAL);
 	profile__free(back);
 	strbuf__release(&msg);
+	profile__free(p);
+}
+
+/* Appends len bytes of data to out as one gzip member. */
+static void gzip_member(const void *data, size_t len, struct strbuf *out)
+{
+	z_stream z = { 0 };
+	unsigned char chunk[16384];
+	assert_int_equal(deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY), Z_OK);
+	z.next_in = (unsigned char *)data;
+	z.avail_in = (unsigned)len;
+	int rc;
+	do {
+		z.next_out = chunk;
+		z.avail_out = sizeof(chunk);
+		rc = deflate(&z, Z_FINISH);
+		assert_true(rc == Z_OK || rc == Z_STREAM_END);
+		strbuf__append(out, chunk, sizeof(chunk) - z.avail_out);
+	} while (rc != Z_STREAM_END);
+	deflateEnd(&z);
+}
+
+/* A profile gzipped in two members (as `cat a.gz b.gz` makes, gunzip reads
+ * them as one stream) reads as the whole; writing to a full disk
+ * (/dev/full) fails with EIO rather than leaving a short file unsaid. */
+static void test_gzip_members_and_full_disk(void **state)
+{
+	(void)state;
+	struct profile *p = build_profile();
+	struct strbuf msg = STRBUF_INIT, gz = STRBUF_INIT;
+	assert_int_equal(pprof__encode(p, &msg), 0);
+	gzip_member(msg.data, msg.len / 2, &gz);
+	gzip_member(msg.data + msg.len / 2, msg.len - msg.len / 2, &gz);
+	struct profile *back = profile__new();
+	char err[256] = "";
+	int rc = pprof__read_buffer(back, gz.data, gz.len, err, sizeof(err));
+	if (rc)
+		fail_msg("two gzip members: %d %s", rc, err);
+	assert_same_profile(p, back);
+	profile__free(back);
+
+	FILE *full = fopen("/dev/full", "w");
+	assert_non_null(full);
+	assert_int_equal(pprof__write(p, full), -EIO);
+	fclose(full);
+	strbuf__release(&msg);
+	strbuf__release(&gz);
 	profile__free(p);
 }
 
@@ -876,6 +924,7 @@ int main(void)
 		cmocka_unit_test(test_write_is_gzip_and_reads_back),
 		cmocka_unit_test(test_read_raw_uncompressed),
 		cmocka_unit_test(test_read_buffer_gzip_or_raw),
+		cmocka_unit_test(test_gzip_members_and_full_disk),
 		cmocka_unit_test(test_empty_profile_round_trips),
 		cmocka_unit_test(test_native_addresses_in_mapping),
 		cmocka_unit_test(test_read_inlined_and_go_style),

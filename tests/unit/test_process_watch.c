@@ -179,8 +179,10 @@ static void test_pid_watch_notes(void **state)
 	pid_watch__free(&w);
 	kill_tree(root);
 
-	/* No children at all: nothing to note; said when it had no samples. */
-	root = tree("sleep 30", 0);
+	/* No children at all: nothing to note; said when it had no samples.
+	 * (exec: `sh -c "sleep 30"` forks sleep as its child, some time after
+	 * tree() has seen the root alone.) */
+	root = tree("exec sleep 30", 0);
 	r = (uint32_t)root;
 	assert_int_equal(pid_watch__start(&w, &r, 1), 0);
 	assert_string_equal(note(&w, 1, false), "");

@@ -5,7 +5,11 @@
  * running a sleep loop; py_detect must name its version, find _PyRuntime inside
  * the interpreter file's mappings and read back an initialised TSS key.
  * Interpreters not installed on a machine are skipped. Timings of py_detect
- * (cold cache / warm cache) are printed.
+ * (cold cache / warm cache) are printed. Refusals say why: old versions (by
+ * name or by the missing _PyRuntime), free-threaded and debug builds; an
+ * executable named python3.X without its runtime yet is retried; a zombie
+ * has no executable. The registry (py_registry.h) over the same processes:
+ * one warning per refused process, publish/withdraw, bounded, swept.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -35,6 +39,7 @@
 
 #include "symbolize/elf_dynsym.h"
 #include "python/py_detect.h"
+#include "python/py_registry.h"
 #include "python/tls_layout.h"
 #include "symbolize/proc_maps.h"
 
@@ -384,22 +389,31 @@ static void cleanup_copy(const char *copy_path)
 	rmdir(dir);
 }
 
-static void test_free_threaded_name_refused(void **state)
+/* Runs 3.minor with its libpython copied as lib_name: refused (-ENOTSUP)
+ * with a reason saying says, flag set. */
+static void check_renamed_lib_refused(int minor, const char *lib_name, const char *says,
+				      unsigned flag)
 {
-	char copy[PATH_MAX], reason[256];
+	char copy[PATH_MAX], reason[256], label[64];
 	struct py_target t;
-	(void)state;
 
-	pid_t pid = spawn_with_copied_lib(13, "libpython3.13t.so.1.0", 0, copy, sizeof(copy));
+	pid_t pid = spawn_with_copied_lib(minor, lib_name, 0, copy, sizeof(copy));
 	if (pid < 0)
 		skip();
-	assert_int_equal(detect(pid, &t, reason, sizeof(reason), "3.13 as libpython3.13t"),
-			 -ENOTSUP);
+	snprintf(label, sizeof(label), "3.%d as %s", minor, lib_name);
+	assert_int_equal(detect(pid, &t, reason, sizeof(reason), label), -ENOTSUP);
 	printf("    reason: %s\n", reason);
-	assert_non_null(strstr(reason, "free-threaded"));
-	assert_true(t.flags & PY_TARGET_FREE_THREADED);
+	assert_non_null(strstr(reason, says));
+	assert_true(t.flags & flag);
 	reap(pid);
 	cleanup_copy(copy);
+}
+
+static void test_free_threaded_name_refused(void **state)
+{
+	(void)state;
+	check_renamed_lib_refused(13, "libpython3.13t.so.1.0", "free-threaded",
+				  PY_TARGET_FREE_THREADED);
 }
 
 static void test_deleted_library_still_detected(void **state)
@@ -423,30 +437,51 @@ static void test_deleted_library_still_detected(void **state)
 	reap(pid);
 }
 
-/* An embedding application ("appserver") with an unversioned libpython: the
- * version comes from which API functions the library defines. */
-static void test_version_from_symbols(void **state)
+/* Runs pyenv's 3.minor as an embedding application would ship it: the
+ * executable copied as dir/appserver and lib_file (under its lib/) copied as
+ * dir/libpython.so, preloaded; names without a version. *lib gets the copy's
+ * path. Returns the pid, or -1 when 3.minor is not installed. */
+static pid_t spawn_as_appserver(int minor, const char *lib_file, char *dir, char *lib,
+				size_t len)
 {
-	char dir[] = "/tmp/py_detect_XXXXXX", exe[PATH_MAX], lib[PATH_MAX], cmd[4 * PATH_MAX];
-	char preload[PATH_MAX + 16], home[PATH_MAX + 16], reason[256], prefix[PATH_MAX / 2];
-	struct py_target t;
-	int key;
-	(void)state;
-
-	if (!pyenv_prefix(9, prefix, sizeof(prefix)))
-		skip();
+	char exe[PATH_MAX], cmd[4 * PATH_MAX], prefix[PATH_MAX / 2];
+	static char preload[PATH_MAX + 16], home[PATH_MAX + 16];
+	if (!pyenv_prefix(minor, prefix, sizeof(prefix)))
+		return -1;
 	assert_non_null(mkdtemp(dir));
 	snprintf(exe, sizeof(exe), "%s/appserver", dir);
-	snprintf(lib, sizeof(lib), "%s/libpython.so", dir);
-	snprintf(cmd, sizeof(cmd),
-		 "cp '%s/bin/python3.9' '%s' && cp '%s/lib/libpython3.9.so.1.0' '%s'",
-		 prefix, exe, prefix, lib);
+	snprintf(lib, len, "%s/libpython.so", dir);
+	snprintf(cmd, sizeof(cmd), "cp '%s/bin/python3.%d' '%s' && cp '%s/lib/%s' '%s'", prefix,
+		 minor, exe, prefix, lib_file, lib);
 	assert_int_equal(system(cmd), 0);
 	snprintf(preload, sizeof(preload), "LD_PRELOAD=%s", lib);
 	snprintf(home, sizeof(home), "PYTHONHOME=%s", prefix);
 	char *env[] = {preload, home, NULL};
 	char *argv[] = {exe, "-c", (char *)sleep_loop, NULL};
-	pid_t pid = spawn(argv, env, 1);
+	return spawn(argv, env, 1);
+}
+
+static void remove_appserver(const char *dir, const char *lib)
+{
+	char exe[PATH_MAX];
+	snprintf(exe, sizeof(exe), "%s/appserver", dir);
+	unlink(exe);
+	unlink(lib);
+	rmdir(dir);
+}
+
+/* An embedding application ("appserver") with an unversioned libpython: the
+ * version comes from which API functions the library defines. */
+static void test_version_from_symbols(void **state)
+{
+	char dir[] = "/tmp/py_detect_XXXXXX", lib[PATH_MAX], reason[256];
+	struct py_target t;
+	int key;
+	(void)state;
+
+	pid_t pid = spawn_as_appserver(9, "libpython3.9.so.1.0", dir, lib, sizeof(lib));
+	if (pid < 0)
+		skip();
 	int err = detect(pid, &t, reason, sizeof(reason), "3.9 as appserver+libpython.so");
 	if (err)
 		print_error("%s\n", reason);
@@ -456,9 +491,87 @@ static void test_version_from_symbols(void **state)
 	assert_string_equal(t.path, lib);
 	assert_int_equal(py_read_tss_key(pid, &t, tss_offset(9), &key), 0);
 	reap(pid);
+	remove_appserver(dir, lib);
+}
+
+/* The same with 3.6 (no _PyRuntime) and no version in any name: refused as
+ * a Python before 3.7, naming the library, its native frames kept. */
+static void test_unnamed_old_python_refused(void **state)
+{
+	char dir[] = "/tmp/py_detect_XXXXXX", lib[PATH_MAX], reason[256];
+	struct py_target t;
+	(void)state;
+
+	pid_t pid = spawn_as_appserver(6, "libpython3.6m.so.1.0", dir, lib, sizeof(lib));
+	if (pid < 0)
+		skip();
+	assert_int_equal(detect(pid, &t, reason, sizeof(reason), "3.6 as appserver"), -ENOTSUP);
+	printf("    reason: %s\n", reason);
+	assert_non_null(strstr(reason, "Python before 3.7 (no _PyRuntime) is not supported"));
+	assert_non_null(strstr(reason, lib));
+	assert_true(t.flags & PY_TARGET_SHARED);
+	reap(pid);
+	remove_appserver(dir, lib);
+}
+
+/* A libpython whose name carries the "d" ABI flag (a --with-pydebug
+ * build): refused, the build named. */
+static void test_debug_build_name_refused(void **state)
+{
+	(void)state;
+	check_renamed_lib_refused(12, "libpython3.12d.so.1.0", "is a debug build, not supported",
+				  PY_TARGET_DEBUG_BUILD);
+}
+
+/* An executable named python3.12 with no libpython mapped (here a copy of
+ * sleep; in life an interpreter before ld.so mapped its library): "retry
+ * later" (-EAGAIN), not "not Python" for good. */
+static void test_python_named_without_runtime_is_retried(void **state)
+{
+	char dir[] = "/tmp/py_detect_XXXXXX", exe[PATH_MAX], cmd[2 * PATH_MAX], reason[256];
+	struct py_target t;
+	(void)state;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(exe, sizeof(exe), "%s/python3.12", dir);
+	snprintf(cmd, sizeof(cmd), "cp /bin/sleep '%s'", exe);
+	assert_int_equal(system(cmd), 0);
+	char *argv[] = {exe, "30", NULL};
+	pid_t pid = spawn(argv, NULL, 0);
+	assert_int_equal(detect(pid, &t, reason, sizeof(reason), "sleep as python3.12"), -EAGAIN);
+	assert_string_equal(reason, "python3.12: no Python runtime mapped yet, retry later");
+	reap(pid);
 	unlink(exe);
-	unlink(lib);
 	rmdir(dir);
+}
+
+/* A zombie (exited, not reaped) has no executable: -ENOENT, saying so. */
+static void test_zombie(void **state)
+{
+	char *argv[] = {"/bin/true", NULL};
+	struct py_target t;
+	char reason[256], path[64], stat_line[256];
+	(void)state;
+
+	pid_t pid = spawn(argv, NULL, 0);
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	int zombie = 0;
+	for (int i = 0; i < 1000 && !zombie; i++) {
+		FILE *f = fopen(path, "r");
+		assert_non_null(f);
+		if (fgets(stat_line, sizeof(stat_line), f))
+			zombie = strstr(stat_line, ") Z ") != NULL;
+		fclose(f);
+		if (!zombie)
+			usleep(10000);
+	}
+	assert_true(zombie);
+	struct proc_maps *maps = proc_maps__read(getpid());
+	assert_non_null(maps);
+	assert_int_equal(py_detect(pid, maps, &t, reason, sizeof(reason)), -ENOENT);
+	assert_string_equal(reason, "no executable (kernel thread or zombie)");
+	proc_maps__free(maps);
+	waitpid(pid, NULL, 0);
 }
 
 /* A process in another mount namespace (as in a container): its files exist
@@ -557,6 +670,119 @@ static void test_elf_dynsym(void **state)
 	assert_int_equal(errno, ENOENT);
 }
 
+/* ---- the registry (python/py_registry.h) over real processes ---- */
+
+struct published {
+	uint32_t last_pid;   /* pid of the last publish or withdraw */
+	int publishes;       /* calls with info */
+	int withdraws;       /* calls without */
+};
+
+static int record_publish(void *ctx, uint32_t pid, const struct py_proc *info)
+{
+	struct published *p = ctx;
+	p->last_pid = pid;
+	if (info)
+		p->publishes++;
+	else
+		p->withdraws++;
+	return 0;
+}
+
+/* A maps source (as the symbolizer is for the registry in a capture). */
+struct maps_source {
+	struct proc_maps *held; /* the last mappings handed out */
+	pid_t asked;            /* the pid of the last call */
+	int calls;
+};
+
+static const struct proc_maps *maps_of(void *ctx, pid_t pid)
+{
+	struct maps_source *m = ctx;
+	proc_maps__free(m->held);
+	m->held = proc_maps__read(pid);
+	m->asked = pid;
+	m->calls++;
+	return m->held;
+}
+
+/* One warning line for a refused Python, which then shows native frames;
+ * supported ones published for the walker (mappings from the source it was
+ * given); a full registry (max 1 process) forgets the least recently used,
+ * withdrawing it; an exited process is withdrawn, then swept. */
+static void test_registry(void **state)
+{
+	char py7[PATH_MAX], py11[PATH_MAX], py12[PATH_MAX];
+	(void)state;
+	if (!pyenv_python(7, py7, sizeof(py7)) || !pyenv_python(11, py11, sizeof(py11)) ||
+	    !pyenv_python(12, py12, sizeof(py12)))
+		skip();
+	char *warnings = NULL;
+	size_t warnings_len = 0;
+	FILE *log = open_memstream(&warnings, &warnings_len);
+	assert_non_null(log);
+	struct published pub = { 0 };
+	struct maps_source src = { 0 };
+	struct py_registry *r = py_registry__new(record_publish, &pub, 1, log);
+	assert_non_null(r);
+	struct py_process_info info;
+	struct py_registry_stats st;
+
+	char *argv7[] = {py7, "-c", (char *)sleep_loop, NULL};
+	pid_t p7 = spawn(argv7, NULL, 1);
+	assert_int_equal(py_registry__lookup(r, p7, &info), 0);
+	assert_int_equal(py_registry__lookup(r, p7, &info), 0);
+	py_registry__stats(r, &st);
+	assert_int_equal(st.unsupported, 1);
+	assert_int_equal(st.python_processes, 0);
+	fflush(log);
+	char want[64];
+	snprintf(want, sizeof(want), "dynoprof: warning: PID %d: Python 3.7 ", (int)p7);
+	if (!warnings || !strstr(warnings, want) || !strstr(warnings, "native frames only") ||
+	    strstr(strstr(warnings, want) + 1, want))
+		fail_msg("warnings: %s", warnings ? warnings : "(none)");
+	assert_int_equal(pub.publishes, 0);
+
+	py_registry__set_maps_source(r, maps_of, &src);
+	char *argv12[] = {py12, "-c", (char *)sleep_loop, NULL};
+	pid_t p12 = spawn(argv12, NULL, 1);
+	assert_int_equal(py_registry__lookup(r, p12, &info), 1);
+	assert_int_equal(info.minor, 12);
+	assert_true(src.calls >= 1);
+	assert_int_equal(src.asked, p12);
+	assert_int_equal(pub.publishes, 1);
+	assert_int_equal(pub.last_pid, (uint32_t)p12);
+	assert_true(py_registry__tracks(r, p12));
+	assert_false(py_registry__tracks(r, p7)); /* forgotten: room for one */
+
+	char *argv11[] = {py11, "-c", (char *)sleep_loop, NULL};
+	pid_t p11 = spawn(argv11, NULL, 1);
+	assert_int_equal(py_registry__lookup(r, p11, &info), 1);
+	assert_int_equal(info.minor, 11);
+	/* p12 forgotten to make room: withdrawn from the walker first. */
+	assert_int_equal(pub.withdraws, 1);
+	assert_false(py_registry__tracks(r, p12));
+	assert_int_equal(pub.last_pid, (uint32_t)p11);
+
+	reap(p11);
+	py_registry__note_exit(r, p11);
+	assert_int_equal(pub.withdraws, 2);
+	assert_int_equal(pub.last_pid, (uint32_t)p11);
+	assert_true(py_registry__tracks(r, p11)); /* late samples still find it */
+	assert_int_equal(py_registry__sweep_exited(r), 0);
+	assert_int_equal(py_registry__sweep_exited(r), 1);
+	assert_false(py_registry__tracks(r, p11));
+	py_registry__stats(r, &st);
+	assert_int_equal(st.python_processes, 2);
+
+	py_registry__free(r);
+	proc_maps__free(src.held);
+	reap(p7);
+	reap(p12);
+	fclose(log);
+	free(warnings);
+}
+
 int main(void)
 {
 	if (geteuid() != 0) {
@@ -579,6 +805,11 @@ int main(void)
 		cmocka_unit_test(test_free_threaded_name_refused),
 		cmocka_unit_test(test_deleted_library_still_detected),
 		cmocka_unit_test(test_version_from_symbols),
+		cmocka_unit_test(test_unnamed_old_python_refused),
+		cmocka_unit_test(test_debug_build_name_refused),
+		cmocka_unit_test(test_python_named_without_runtime_is_retried),
+		cmocka_unit_test(test_zombie),
+		cmocka_unit_test(test_registry),
 		cmocka_unit_test(test_other_mount_namespace),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

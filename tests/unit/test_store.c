@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /* The agent's history store: windows and groups round trip, overlap queries,
  * group sums and series, retention by age and size, reopen, refusals of
- * files that are not ours, and concurrent readers with a writer. */
+ * files that are not ours or damaged, a locked file, a full disk, corrupt
+ * pages, and concurrent readers with a writer. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,7 +13,9 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -723,6 +726,174 @@ static void test_open_errors(void **state)
 	assert_int_equal(errno, EINVAL);
 }
 
+/* A history whose schema was damaged by hand (a table dropped, a version
+ * zeroed) is refused with the file's name and what is wrong, not used. */
+static void test_refuses_damaged_schema(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_store(f->path, 0, 0);
+	char err[256];
+
+	assert_int_equal(put(s, base_ns(), 10, 10, NULL, 0), 0);
+	store__close(s);
+	exec_raw(f->path, "PRAGMA user_version = 0");
+	errno = 0;
+	assert_null(store__open(f->path, NULL, err, sizeof(err)));
+	assert_int_equal(errno, EINVAL);
+	assert_non_null(strstr(err, f->path));
+	assert_non_null(strstr(err, "invalid history schema version 0"));
+
+	exec_raw(f->path, "PRAGMA user_version = 1; DROP TABLE groups");
+	errno = 0;
+	assert_null(store__open(f->path, NULL, err, sizeof(err)));
+	assert_int_equal(errno, EIO);
+	assert_non_null(strstr(err, "cannot prepare a query"));
+	assert_non_null(strstr(err, "no such table"));
+}
+
+/* Another program holding the history's write lock (an sqlite3 shell in a
+ * transaction) makes opening and storing fail with EBUSY once the busy
+ * timeout passed, saying so; nothing is half written, and once the lock is
+ * released the store works. */
+static void test_locked_by_another_writer(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_store(f->path, 0, 0);
+	int64_t b = base_ns(), windows = -1;
+	sqlite3 *other;
+	char err[256];
+
+	assert_int_equal(put(s, b, 10, 100, NULL, 0), 0);
+	assert_int_equal(sqlite3_open(f->path, &other), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+
+	errno = 0;
+	assert_null(store__open(f->path, NULL, err, sizeof(err)));
+	assert_int_equal(errno, EBUSY);
+	if (!strstr(err, "database is locked"))
+		fail_msg("open of a locked history: %s", err);
+	printf("    %s\n", err);
+	assert_non_null(strstr(err, f->path));
+
+	assert_int_equal(put(s, b + 10 * S_NS, 10, 100, NULL, 0), -EBUSY);
+	assert_int_equal(sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_close(other), SQLITE_OK);
+
+	assert_int_equal(store__stats(s, NULL, &windows, NULL), 0);
+	assert_int_equal(windows, 1);
+	assert_int_equal(put(s, b + 10 * S_NS, 10, 100, NULL, 0), 0);
+	assert_int_equal(store__stats(s, NULL, &windows, NULL), 0);
+	assert_int_equal(windows, 2);
+	store__close(s);
+}
+
+/* The disk fills up (the process's file size limit, RLIMIT_FSIZE, stands in
+ * for a full file system: writes past it fail like ENOSPC): storing a window
+ * fails with ENOSPC or EIO, the failed window is not half there, and the
+ * store keeps working once there is room again. */
+static void test_disk_full(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_store(f->path, 0, 0);
+	int64_t b = base_ns(), windows = -1;
+	struct rlimit old, small;
+	struct stat st;
+	struct seen *seen;
+	int ret;
+
+	assert_int_equal(put(s, b, 10, 1000, NULL, 0), 0);
+	assert_int_equal(stat(f->path, &st), 0);
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, SIG_IGN); /* the write fails with EFBIG instead of killing us */
+	small = old;
+	small.rlim_cur = (rlim_t)st.st_size + (64 << 10);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+	ret = put(s, b + 10 * S_NS, 10, 1 << 20, NULL, 0);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, SIG_DFL);
+	if (ret != -ENOSPC && ret != -EIO)
+		fail_msg("a put on a full disk returned %d (%s)", ret, strerror(-ret));
+
+	assert_int_equal(store__stats(s, NULL, &windows, NULL), 0);
+	assert_int_equal(windows, 1);
+	assert_int_equal(put(s, b + 20 * S_NS, 10, 1000, NULL, 0), 0);
+	seen = query(s, b, b + 30 * S_NS, 10);
+	assert_int_equal(seen->n, 2);
+	assert_true(seen->w[0].intact && seen->w[1].intact);
+	assert_int_equal(seen->w[1].start, b + 20 * S_NS);
+	assert_int_equal(store__check(s), 0);
+	store__close(s);
+}
+
+/* Overwrites the file with junk from byte `from` (a page boundary) on;
+ * from < 0: from its middle (well past the first pages, which hold the
+ * header, the schema and the tables' roots). */
+static void corrupt_from(const char *path, long from)
+{
+	struct stat st;
+	char junk[4096];
+	FILE *fp;
+
+	assert_int_equal(stat(path, &st), 0);
+	if (from < 0)
+		from = st.st_size / 2 / 4096 * 4096;
+	assert_true(st.st_size > from + 4096);
+	memset(junk, 0xa5, sizeof(junk));
+	fp = fopen(path, "r+");
+	assert_non_null(fp);
+	for (long off = from; off < st.st_size; off += sizeof(junk)) {
+		assert_int_equal(fseek(fp, off, SEEK_SET), 0);
+		assert_int_equal(fwrite(junk, 1, sizeof(junk), fp), sizeof(junk));
+	}
+	assert_int_equal(fclose(fp), 0);
+}
+
+/* Pages of the history overwritten with garbage (a disk fault, a stray
+ * write): store__open fails with EIO naming the file and saying it is
+ * malformed, rather than serving wrong profiles. */
+static void test_corrupt_pages(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_store(f->path, 0, 0);
+	int64_t b = base_ns();
+	char err[256];
+
+	for (int i = 0; i < 20; i++)
+		assert_int_equal(put(s, b + i * 10 * S_NS, 10, 3000, NULL, 0), 0);
+	store__close(s);
+	corrupt_from(f->path, 4096); /* every page but the first (header, schema) */
+
+	errno = 0;
+	assert_null(store__open(f->path, NULL, err, sizeof(err)));
+	assert_int_equal(errno, EIO);
+	assert_non_null(strstr(err, f->path));
+	assert_non_null(strstr(err, "malformed"));
+}
+
+/* Damage only in the profiles' bytes (the later windows' blob pages): the
+ * history opens and counts its windows, but reading them fails with EIO, not
+ * with wrong profiles, and store__check says the file is damaged. */
+static void test_corrupt_profile_pages(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_store(f->path, 0, 0);
+	int64_t b = base_ns(), windows = 0;
+	struct seen seen = { 0 };
+
+	for (int i = 0; i < 6; i++)
+		assert_int_equal(put(s, b + i * 10 * S_NS, 10, 200 << 10, NULL, 0), 0);
+	store__close(s);
+	corrupt_from(f->path, -1);
+
+	s = open_store(f->path, 0, 0);
+	assert_int_equal(store__count_range(s, b, b + 60 * S_NS, &windows), 0);
+	assert_int_equal(windows, 6);
+	assert_int_equal(store__foreach_window(s, b, b + 60 * S_NS, 10, collect_window, &seen),
+			 -EIO);
+	assert_int_equal(store__check(s), -EIO);
+	store__close(s);
+}
+
 struct reentry {
 	struct store *s;  /* the store being read */
 	int ret;          /* what the nested call returned */
@@ -888,6 +1059,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_refuses_other_sqlite_database, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refuses_newer_schema, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refuses_damaged_schema, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_locked_by_another_writer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_corrupt_pages, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_corrupt_profile_pages, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_invalid_calls, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_readers_and_writer, setup,
 						teardown),

@@ -2,16 +2,24 @@
 /* test_symbolizer.c - symbolizer__* against real processes and real binaries.
  *
  * A fixture library (tests/unit/fixtures/symbolizer_lib.c) is compiled with gcc
- * into a temp dir at run time, plus copies of it: stripped, stripped with a
- * .gnu_debuglink debug file, one to delete and one to replace after loading.
- * The test dlopen()s them into its own process, calls their functions, and
- * resolves their addresses through the symbolizer as the profiler does for a
- * sampled instruction pointer: the names a user reads must come back. Ground
- * truth is the dynamic linker (dlsym), the kernel (/proc/self/maps,
- * /proc/kallsyms) and readelf, never the symbolizer itself.
+ * into a temp dir at run time (fixture_build.h), plus copies of it: stripped,
+ * stripped with a .gnu_debuglink debug file, one to delete and one to replace
+ * after loading. The test dlopen()s them into its own process, calls their
+ * functions, and resolves their addresses through the symbolizer as the
+ * profiler does for a sampled instruction pointer: the names a user reads must
+ * come back. Ground truth is the dynamic linker (dlsym), the kernel
+ * (/proc/self/maps, /proc/kallsyms) and readelf, never the symbolizer itself.
+ *
+ * Addresses outside every ELF symbol table, in this test's own process, get
+ * their own frames: the vDSO (resolved from our own copy), [vsyscall],
+ * anonymous executable memory (JIT: [anon]), an executable mapping of a file
+ * that is not ELF (file+0xOFFSET), unmapped addresses ([unknown]), a process
+ * that is gone, the kernel's [kernel] below every symbol; and the counters
+ * that say so. The mappings it lends to the Python registry stay fresh.
  */
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <setjmp.h>
@@ -32,16 +40,14 @@
 
 #include <cmocka.h>
 
-#include "fixtures_dir.h"
+#include "fixture_build.h"
 
 #include "profile/profile.h"
+#include "symbolize/proc_maps.h"
 #include "symbolize/symbolizer.h"
 
-#define DIR_MAX 1024
-
-/* Temp dir holding the built fixtures; fixtures source dir. */
-static char work_dir[DIR_MAX];
-static char fixtures_dir[DIR_MAX];
+/* The fixtures, built once for all tests. */
+static struct fixture_build fixtures;
 
 /* A fixture library loaded into this process. */
 struct loaded {
@@ -50,25 +56,13 @@ struct loaded {
 	uint64_t hidden;         /* address of symfix_hidden (not in .dynsym) */
 };
 
-static void work_path(char *out, const char *name)
-{
-	snprintf(out, PATH_MAX, "%s/%s", work_dir, name);
-}
-
 /* Builds every fixture once for all tests. */
 static int build_fixtures(void **state)
 {
 	const char *cflags = "-O1 -g -fno-inline -shared -fPIC -Wl,--build-id";
-	char cmd[8 * PATH_MAX];
 
 	(void)state;
-	if (fixtures_dir_find(fixtures_dir, sizeof(fixtures_dir)))
-		return -1;
-	snprintf(work_dir, sizeof(work_dir), "/tmp/dynoprof-symbolizer-XXXXXX");
-	if (!mkdtemp(work_dir))
-		return -1;
-	snprintf(cmd, sizeof(cmd),
-		 "set -e; cd '%s'; F='%s';"
+	return fixture_build(&fixtures, "symbolizer",
 		 "gcc %s $F/symbolizer_lib.c -o libsymfix.so;"
 		 /* no .symtab, no debug file: only .dynsym is left */
 		 "cp libsymfix.so libsymfix_stripped.so; strip --strip-all libsymfix_stripped.so;"
@@ -83,29 +77,23 @@ static int build_fixtures(void **state)
 		 "gcc %s $F/symtab_lib.c -o other.so; cp other.so other2.so;"
 		 /* loaded after the symbolizer first read our maps */
 		 "cp libsymfix.so libsymfix_late.so",
-		 work_dir, fixtures_dir, cflags, cflags);
-	return system(cmd) == 0 ? 0 : -1;
+		 cflags, cflags);
 }
 
 static int remove_fixtures(void **state)
 {
-	char cmd[PATH_MAX + 16];
-
 	(void)state;
-	if (strncmp(work_dir, "/tmp/dynoprof-symbolizer-", 25) != 0)
-		return 0;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", work_dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return fixture_build__remove(&fixtures);
 }
 
-/* dlopen()s work_dir/name and calls its functions (so they are real code that
+/* dlopen()s the built fixture name and calls its functions (so they are real code that
  * ran, as a sampled address would be). */
 static struct loaded load(const char *name)
 {
 	char path[PATH_MAX];
 	struct loaded l;
 
-	work_path(path, name);
+	fixture_build__path(&fixtures, path, name);
 	l.handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
 	if (!l.handle)
 		fail_msg("dlopen %s: %s", path, dlerror());
@@ -220,7 +208,7 @@ static void readelf_build_id(const char *path, char *out, size_t len)
 static void expect_name(const struct resolved *r, const char *name, const char *lib)
 {
 	char want_module[PATH_MAX];
-	work_path(want_module, lib);
+	fixture_build__path(&fixtures, want_module, lib);
 	if (strcmp(r->name, name) || strcmp(r->module, want_module))
 		fail_msg("got %s in %s, want %s in %s", r->name, r->module, name, want_module);
 	assert_int_equal(r->kind, FRAME_NATIVE);
@@ -254,7 +242,7 @@ static void test_own_process_library(void **state)
 	expect_name(&r, "symfix_hidden", "libsymfix.so");
 
 	/* The mapping carries the library's build-id (pprof Mapping). */
-	work_path(lib, "libsymfix.so");
+	fixture_build__path(&fixtures, lib, "libsymfix.so");
 	readelf_build_id(lib, want_id, sizeof(want_id));
 	assert_string_equal(r.build_id, want_id);
 
@@ -389,7 +377,7 @@ static void test_stripped_library(void **state)
 	snprintf(want, sizeof(want), "libsymfix_stripped.so+0x%" PRIx64, off);
 	r = user_frame(s, getpid(), l.hidden, 0);
 	char module[PATH_MAX];
-	work_path(module, "libsymfix_stripped.so");
+	fixture_build__path(&fixtures, module, "libsymfix_stripped.so");
 	assert_string_equal(r.name, want);
 	assert_string_equal(r.module, module);
 	struct symbolizer_stats st;
@@ -424,7 +412,7 @@ static void test_deleted_library(void **state)
 	 * holds the file, and the name comes from it through
 	 * /proc/PID/map_files (root, as the unit suite runs: without
 	 * CAP_CHECKPOINT_RESTORE the frame is file+offset, see below). */
-	work_path(path, "libsymfix_del.so");
+	fixture_build__path(&fixtures, path, "libsymfix_del.so");
 	assert_int_equal(unlink(path), 0);
 	struct resolved r = user_frame(s, getpid(), l.hidden, 0);
 	expect_name(&r, "symfix_hidden", "libsymfix_del.so");
@@ -443,8 +431,8 @@ static void test_replaced_library(void **state)
 
 	/* Another library now sits at the path (a deploy renamed a new build
 	 * over it): the names must be the loaded file's, never its namesake's. */
-	work_path(path, "libsymfix_rep.so");
-	work_path(other, "other.so");
+	fixture_build__path(&fixtures, path, "libsymfix_rep.so");
+	fixture_build__path(&fixtures, other, "other.so");
 	assert_int_equal(rename(other, path), 0);
 	struct resolved r = user_frame(s, getpid(), l.hidden, 0);
 	expect_name(&r, "symfix_hidden", "libsymfix_rep.so");
@@ -477,8 +465,8 @@ static void test_replaced_library_without_map_files(void **state)
 	char path[PATH_MAX], other[PATH_MAX], want[PATH_MAX + 32], got[512] = "";
 	int fds[2];
 
-	work_path(path, "libsymfix_rep2.so");
-	work_path(other, "other2.so");
+	fixture_build__path(&fixtures, path, "libsymfix_rep2.so");
+	fixture_build__path(&fixtures, other, "other2.so");
 	assert_int_equal(rename(other, path), 0);
 	/* Without map_files the replaced file cannot be read: file+offset is
 	 * all that can be said. Opening the namesake now at the path would
@@ -719,6 +707,157 @@ static void test_kernel_frames(void **state)
 	symbolizer__free(s);
 }
 
+/* ---- addresses outside every ELF symbol table ---- */
+
+/* The frame symbolizer__user_frame() gives addr of pid. */
+static const struct profile_frame *frame_at(struct symbolizer *s, struct profile *p, pid_t pid,
+					 uint64_t addr)
+{
+	uint32_t id;
+	assert_int_equal(symbolizer__user_frame(s, pid, addr, 0, p, &id), 0);
+	return profile__frame(p, id);
+}
+
+static void test_special_mappings(void **state)
+{
+	(void)state;
+	struct symbolizer *s = symbolizer__new(4);
+	struct profile *p = profile__new();
+	assert_non_null(s);
+	assert_non_null(p);
+	pid_t me = getpid();
+
+	/* Anonymous executable memory, mapped after the first read of our maps:
+	 * a miss re-reads them (at most every 200 ms, or less often after
+	 * re-reads that found nothing). */
+	assert_string_equal(profile__str(p, frame_at(s, p, me, 0x10)->name), "[unknown]");
+	void *jit = mmap(NULL, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(jit != MAP_FAILED);
+	const struct profile_frame *f = NULL;
+	for (int i = 0; i < 1000; i++) { /* bounded: 10 s (a busy machine) */
+		f = frame_at(s, p, me, (uint64_t)(uintptr_t)jit + 8);
+		if (strcmp(profile__str(p, f->name), "[unknown]"))
+			break;
+		usleep(10000);
+	}
+	assert_string_equal(profile__str(p, f->name), "[anon]");
+
+	/* A file mapped executable that is not ELF: its name and offset. */
+	char path[] = "/tmp/dynoprof-notelf-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	char page[8192];
+	memset(page, 0xcc, sizeof(page));
+	assert_int_equal(write(fd, page, sizeof(page)), sizeof(page));
+	void *m = mmap(NULL, 8192, PROT_READ | PROT_EXEC, MAP_PRIVATE, fd, 0);
+	assert_true(m != MAP_FAILED);
+	symbolizer__note_exec(s, me); /* forget the maps: read again now */
+	f = frame_at(s, p, me, (uint64_t)(uintptr_t)m + 4096 + 0x10);
+	char want[64];
+	snprintf(want, sizeof(want), "%s+0x1010", strrchr(path, '/') + 1);
+	assert_string_equal(profile__str(p, f->name), want);
+	assert_string_equal(profile__str(p, f->module), path);
+	assert_true(f->mapping > 0);
+
+	/* The vDSO: resolved from our own copy of the image. */
+	uint64_t vdso = getauxval(AT_SYSINFO_EHDR);
+	assert_true(vdso != 0);
+	f = frame_at(s, p, me, vdso + 0x800);
+	assert_string_equal(profile__str(p, f->module), "[vdso]");
+	/* [vsyscall] where the kernel maps it (x86-64), when it does. */
+	FILE *maps = fopen("/proc/self/maps", "re");
+	char line[512];
+	int vsyscall = 0;
+	while (maps && fgets(line, sizeof(line), maps))
+		vsyscall |= strstr(line, "[vsyscall]") != NULL;
+	if (maps)
+		fclose(maps);
+	if (vsyscall) {
+		f = frame_at(s, p, me, 0xffffffffff600000ull);
+		assert_string_equal(profile__str(p, f->name), "[vsyscall]");
+	}
+
+	/* A process gone before its maps were read: [unknown], counted. */
+	pid_t gone = fork();
+	assert_true(gone >= 0);
+	if (gone == 0)
+		_exit(0);
+	waitpid(gone, NULL, 0);
+	f = frame_at(s, p, gone, 0x400000);
+	assert_string_equal(profile__str(p, f->name), "[unknown]");
+	symbolizer__note_exit(s, gone);
+	assert_int_equal(symbolizer__touch(s, gone), 0);
+
+	/* Kernel: an address below every symbol. */
+	uint32_t id;
+	assert_int_equal(symbolizer__kernel_frame(s, 1, 0, p, &id), 0);
+	assert_string_equal(profile__str(p, profile__frame(p, id)->name), "[kernel]");
+	assert_false(symbolizer__is_interrupt_entry(s, 1, 1));
+
+	struct symbolizer_stats st;
+	symbolizer__stats(s, &st);
+	assert_true(st.maps_failures >= 1);
+	assert_true(st.unknown_frames >= 4); /* 0x10, [anon], file+0x, gone, kernel */
+	assert_true(st.processes >= 2);
+	assert_true(st.maps_reads >= 3);
+
+	/* The table is bounded (4 here): older processes are evicted. */
+	for (int i = 0; i < 6; i++) {
+		pid_t c = fork();
+		assert_true(c >= 0);
+		if (c == 0)
+			_exit(0);
+		waitpid(c, NULL, 0);
+		assert_int_equal(symbolizer__touch(s, c), 0);
+		symbolizer__note_exit(s, c);
+	}
+	symbolizer__stats(s, &st);
+	assert_true(st.processes <= 4);
+
+	munmap(m, 8192);
+	close(fd);
+	unlink(path);
+	munmap(jit, 4096);
+	profile__free(p);
+	symbolizer__free(s);
+	symbolizer__free(NULL);
+}
+
+/* The mappings the symbolizer lends to the Python registry (a
+ * proc_maps_source_fn): the same read while fresh (PROC_MAPS_FRESH_NS), read
+ * again after, with what was mapped since; a gone process has none (ESRCH). */
+static void test_fresh_maps(void **state)
+{
+	(void)state;
+	struct symbolizer *s = new_symbolizer(8);
+	pid_t me = getpid();
+	const struct proc_maps *m1 = symbolizer__fresh_maps(s, me);
+	assert_non_null(m1);
+	assert_ptr_equal(symbolizer__fresh_maps(s, me), m1);
+	void *late = mmap(NULL, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(late != MAP_FAILED);
+	uint64_t addr = (uint64_t)(uintptr_t)late + 8;
+	const struct proc_maps *m2 = symbolizer__fresh_maps(s, me);
+	if (m2 == m1) /* fresh: not read again, the new mapping not in it */
+		assert_null(proc_maps__find(m2, addr));
+	struct timespec older = { 0, (long)PROC_MAPS_FRESH_NS + 20000000 };
+	nanosleep(&older, NULL);
+	m2 = symbolizer__fresh_maps(s, me);
+	assert_non_null(m2);
+	assert_non_null(proc_maps__find(m2, addr));
+
+	pid_t gone = fork();
+	assert_true(gone >= 0);
+	if (gone == 0)
+		_exit(0);
+	waitpid(gone, NULL, 0);
+	errno = 0;
+	assert_null(symbolizer__fresh_maps(s, gone));
+	assert_int_equal(errno, ESRCH);
+	munmap(late, 4096);
+	symbolizer__free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -735,6 +874,8 @@ int main(void)
 		cmocka_unit_test(test_exec_rereads_maps),
 		cmocka_unit_test(test_process_table_bound),
 		cmocka_unit_test(test_kernel_frames),
+		cmocka_unit_test(test_special_mappings),
+		cmocka_unit_test(test_fresh_maps),
 	};
 	return cmocka_run_group_tests(tests, build_fixtures, remove_fixtures);
 }

@@ -5,8 +5,8 @@
  * the library found in its mappings and published for BPF, its process tags
  * and the strings behind the thread tag ids a sample carries, ids that cannot
  * be read (dropped, counted), more pairs than a record holds, torn reads,
- * request counters as increases between polls, and through the aggregator,
- * what lands on a sample. */
+ * request counters as increases between polls (an exited process's
+ * baselines forgotten), and through the aggregator, what lands on a sample. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -49,6 +49,33 @@ static int find_src_dir(void)
 	return realpath(candidate, src_dir) ? 0 : -1;
 }
 
+/* Starts work_dir/dynotag_app: *in is its stdin, *out its stdout; line gets
+ * its first line (the ids), read once it has set its tags. -1 on failure. */
+static pid_t start_app(FILE **in, FILE **out, char *line, size_t len)
+{
+	int pfd[2], ifd[2];
+	if (pipe2(pfd, O_CLOEXEC) || pipe2(ifd, O_CLOEXEC))
+		return -1;
+	pid_t pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		char exe[128];
+		dup2(pfd[1], 1);
+		dup2(ifd[0], 0);
+		snprintf(exe, sizeof(exe), "%s/dynotag_app", work_dir);
+		execl(exe, exe, (char *)NULL);
+		_exit(127);
+	}
+	close(pfd[1]);
+	close(ifd[0]);
+	*out = fdopen(pfd[0], "r");
+	*in = fdopen(ifd[1], "w");
+	if (!*out || !*in || !fgets(line, (int)len, *out))
+		return -1;
+	return pid;
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -70,28 +97,9 @@ static int setup(void **state)
 		 work_dir, src_dir, work_dir);
 	if (system(cmd))
 		return -1;
-	int pfd[2], ifd[2];
-	if (pipe2(pfd, O_CLOEXEC) || pipe2(ifd, O_CLOEXEC))
-		return -1;
-	app = fork();
-	if (app < 0)
-		return -1;
-	if (app == 0) {
-		char exe[128];
-		dup2(pfd[1], 1);
-		dup2(ifd[0], 0);
-		snprintf(exe, sizeof(exe), "%s/dynotag_app", work_dir);
-		execl(exe, exe, (char *)NULL);
-		_exit(127);
-	}
-	close(pfd[1]);
-	close(ifd[0]);
-	app_out = fdopen(pfd[0], "r");
-	app_in = fdopen(ifd[1], "w");
-	if (!app_out || !app_in)
-		return -1;
 	char line[128];
-	if (!fgets(line, sizeof(line), app_out))
+	app = start_app(&app_in, &app_out, line, sizeof(line));
+	if (app < 0)
 		return -1;
 	return sscanf(line, "%u %u %u %u", &id_endpoint, &id_checkout, &id_team, &id_red) == 4
 	       ? 0 : -1;
@@ -238,6 +246,61 @@ static void test_request_counts(void **state)
 	tag_registry__free(r);
 }
 
+struct per_pid {
+	pid_t pid;      /* the process counted */
+	uint64_t mine;  /* its increases */
+	uint64_t other; /* other processes' increases */
+};
+
+static void count_pid(void *ctx, pid_t pid, const char *endpoint, uint64_t n)
+{
+	struct per_pid *c = ctx;
+	(void)endpoint;
+	if (pid == c->pid)
+		c->mine += n;
+	else
+		c->other += n;
+}
+
+/* A second tagged process exits: once the registry swept it, the tracker
+ * forgets its baselines (its /checkout and /cart), and only those; the
+ * first process's counts go on. */
+static void test_request_baselines_of_exited_processes_forgotten(void **state)
+{
+	(void)state;
+	struct tag_registry *r = tag_registry__new(NULL);
+	struct request_tracker *t = request_tracker__new();
+	assert_non_null(r);
+	assert_non_null(t);
+	FILE *in2, *out2;
+	char line[128];
+	pid_t app2 = start_app(&in2, &out2, line, sizeof(line));
+	assert_true(app2 > 0);
+	assert_int_equal(tag_registry__touch(r, app), 0);
+	assert_int_equal(tag_registry__touch(r, app2), 0);
+	struct per_pid c = { .pid = app };
+	assert_int_equal(request_tracker__poll(t, r, count_pid, &c), 0); /* baselines */
+	assert_int_equal(request_tracker__retain(t, r), 0);
+
+	fclose(in2); /* EOF: it exits */
+	assert_int_equal(waitpid(app2, NULL, 0), app2);
+	fclose(out2);
+	tag_registry__note_exit(r, app2);
+	assert_int_equal(tag_registry__sweep_exited(r), 0); /* seen exited */
+	assert_int_equal(tag_registry__sweep_exited(r), 1); /* forgotten */
+	assert_false(tag_registry__tracks(r, app2));
+	assert_true(tag_registry__tracks(r, app));
+	assert_int_equal(request_tracker__retain(t, r), 2);
+	assert_int_equal(request_tracker__retain(t, r), 0);
+
+	one_more_request();
+	assert_int_equal(request_tracker__poll(t, r, count_pid, &c), 1);
+	assert_int_equal(c.mine, 1);
+	assert_int_equal(c.other, 0);
+	request_tracker__free(t);
+	tag_registry__free(r);
+}
+
 static void test_tags_land_on_samples(void **state)
 {
 	(void)state;
@@ -291,6 +354,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_thread_and_process_tags),
 		cmocka_unit_test(test_request_counts),
+		cmocka_unit_test(test_request_baselines_of_exited_processes_forgotten),
 		cmocka_unit_test(test_tags_land_on_samples),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -153,6 +153,23 @@ static void test_filter_match(void **state)
 	assert_int_equal(label_filter__match(p, u, &ep_none, 1), 1);
 	assert_int_equal(label_filter__match(p, u, &ep_a, 1), 0);
 	assert_int_equal(label_filter__match(p, u, &c1, 1), 1);
+	/* The same rule for a sample not yet in a profile (a live query's),
+	 * given as its label arrays: the same answers for the same labels. */
+	const char *a_keys[] = { "commit", "endpoint" }, *a_values[] = { "c1", "/a" };
+	const char *u_keys[] = { "commit" }, *u_values[] = { "c1" };
+	struct {
+		const struct label_filter *f;
+		size_t n;
+	} sets[] = { { NULL, 0 }, { &ep_a, 1 }, { &ep_b, 1 }, { &ep_none, 1 },
+		     { both, 2 }, { clash, 2 }, { &c1, 1 } };
+	for (size_t i = 0; i < sizeof(sets) / sizeof(sets[0]); i++) {
+		assert_int_equal(label_filter__match_labels(sets[i].f, sets[i].n, a_keys, a_values, 2),
+				 label_filter__match(p, a, sets[i].f, sets[i].n));
+		assert_int_equal(label_filter__match_labels(sets[i].f, sets[i].n, u_keys, u_values, 1),
+				 label_filter__match(p, u, sets[i].f, sets[i].n));
+	}
+	assert_int_equal(label_filter__match_labels(&ep_none, 1, NULL, NULL, 0), 1);
+	assert_int_equal(label_filter__match_labels(&ep_a, 1, NULL, NULL, 0), 0);
 	profile__free(p);
 }
 

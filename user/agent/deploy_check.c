@@ -735,7 +735,8 @@ static int run_check(struct deploy_checker *d, const struct pending_check *p, in
 		err = eps.error;
 	if (err)
 		goto out;
-	qsort(eps.names, eps.n, sizeof(*eps.names), cmp_name);
+	if (eps.n) /* names is NULL when no window had an endpoint tag */
+		qsort(eps.names, eps.n, sizeof(*eps.names), cmp_name);
 	for (size_t i = 0; !err && i < eps.n; i++) {
 		struct check_result r;
 		err = check_endpoint(d, p, &cr, &bran, &nran, eps.names[i], &r);
