@@ -379,7 +379,10 @@ static int library_check_due(const struct tag_entry *e)
 	return mono_ns() - e->lib_checked_ns >= interval;
 }
 
-static struct tag_entry *get_entry(struct tag_registry *r, pid_t pid)
+/* pid's entry, its environment read; with_library: its library look-up
+ * too when due (a maps read: not for a parent asked only for its
+ * environment, whose own samples do it). */
+static struct tag_entry *get_entry_opt(struct tag_registry *r, pid_t pid, int with_library)
 {
 	int created;
 	struct tag_entry *e = process_table__get(r->procs, pid, r->max_processes, sizeof(*e),
@@ -397,9 +400,14 @@ static struct tag_entry *get_entry(struct tag_registry *r, pid_t pid)
 	}
 	if (!e->env_read)
 		read_environment(r, e);
-	if (library_check_due(e))
+	if (with_library && library_check_due(e))
 		check_library(r, e);
 	return e;
+}
+
+static struct tag_entry *get_entry(struct tag_registry *r, pid_t pid)
+{
+	return get_entry_opt(r, pid, 1);
 }
 
 /* Reads the process's dynotag_runtime (the table addresses and fill levels). */
@@ -544,8 +552,10 @@ static void inherit_environment(struct tag_registry *r, struct tag_entry *e, pid
 	e->env_unreadable = 0;
 	if (ppid <= 0 || ppid == e->slot.pid)
 		return;
-	/* e was just used, so making room for the parent never evicts it. */
-	struct tag_entry *parent = get_entry(r, ppid);
+	/* e was just used, so making room for the parent never evicts it.
+	 * Only the parent's environment is inherited: its library look-up
+	 * (a maps read) waits for its own samples. */
+	struct tag_entry *parent = get_entry_opt(r, ppid, 0);
 	for (unsigned i = 0; parent && i < parent->n_env; i++)
 		add_owned(r, e->env, &e->n_env, TAG_MAX_ENV_LABELS, &r->stats.env_dropped,
 			  parent->env[i].key,
