@@ -348,6 +348,12 @@ int aggregator__record(struct aggregator *a, const void *data, size_t size)
 			a->stats.bad_records++;
 			return 0;
 		}
+		/* Sent at a thread's exit: a leader's memory is gone by then. */
+		if (a->exact && a->opts.tags && h->tid == h->pid && tc->unsampled.unsampled_ns) {
+			int err = tag_registry__note_leader_exit(a->opts.tags, (pid_t)h->pid);
+			if (err)
+				return err;
+		}
 		if (a->exact)
 			return aggregator__add_unsampled(a, &tc->unsampled);
 		return a->opts.counts ? counts_table__add(a->opts.counts, h->tid, &tc->counts) : 0;

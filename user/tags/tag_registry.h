@@ -134,6 +134,11 @@ int tag_registry__requests(struct tag_registry *r, pid_t pid,
  * what was read of it before then is forgotten. */
 void tag_registry__note_exec(struct tag_registry *r, pid_t pid, uint64_t exec_ns);
 void tag_registry__note_exit(struct tag_registry *r, pid_t pid);
+/* pid's thread group leader is exiting (its memory is gone, so its
+ * environment and mappings read empty): a process not seen before gets an
+ * entry that reads neither and inherits its parent's environment, as reading
+ * would have ended; one seen keeps its entry. 0 or -ENOMEM. */
+int tag_registry__note_leader_exit(struct tag_registry *r, pid_t pid);
 /* Forgets the processes whose exit the previous sweep already saw
  * (process_table__sweep_exited); returns how many. */
 size_t tag_registry__sweep_exited(struct tag_registry *r);
