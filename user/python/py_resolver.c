@@ -582,10 +582,11 @@ static struct code_entry *shared_lookup(struct py_resolver *r, pid_t pid, unsign
 	char root[256];
 	if (!e || e->firstlineno != f->firstlineno || !e->nregions)
 		return NULL;
-	root_target(pid, root, sizeof(root));
-	if (strcmp(root, e->root) || !witness_matches(pid, e))
+	/* The witness first: an unrelated process fails it in one read. */
+	if (!witness_matches(pid, e))
 		return NULL;
-	return e;
+	root_target(pid, root, sizeof(root));
+	return strcmp(root, e->root) ? NULL : e;
 }
 
 /* Makes e (shareable) the shared index's code object at code: emptied when
