@@ -696,6 +696,16 @@ void tag_registry__foreach(struct tag_registry *r, void (*fn)(void *ctx, pid_t p
 		fn(ctx, ((struct tag_entry *)v)->slot.pid);
 }
 
+void tag_registry__foreach_tagged(struct tag_registry *r, void (*fn)(void *ctx, pid_t pid),
+				  void *ctx)
+{
+	size_t cur = 0;
+	void *v;
+	while (hashmap__next(r->procs, &cur, NULL, NULL, &v))
+		if (((struct tag_entry *)v)->runtime_addr)
+			fn(ctx, ((struct tag_entry *)v)->slot.pid);
+}
+
 int tag_registry__scan(struct tag_registry *r)
 {
 	DIR *d = opendir("/proc");

@@ -146,6 +146,10 @@ size_t tag_registry__sweep_exited(struct tag_registry *r);
 int tag_registry__tracks(const struct tag_registry *r, pid_t pid);
 /* Calls fn for every tracked pid (e.g. to collect request counts). */
 void tag_registry__foreach(struct tag_registry *r, void (*fn)(void *ctx, pid_t pid), void *ctx);
+/* Calls fn for every tracked pid whose libdynotag was found (the only ones
+ * with request counters): no look-up per untagged process. */
+void tag_registry__foreach_tagged(struct tag_registry *r, void (*fn)(void *ctx, pid_t pid),
+				  void *ctx);
 void tag_registry__stats(const struct tag_registry *r, struct tag_registry_stats *out);
 
 /* Looks at every process in /proc now (for a system-wide capture: tags from
