@@ -366,7 +366,13 @@ int aggregator__record(struct aggregator *a, const void *data, size_t size)
 		}
 		if (!a->exact)
 			return 0;
-		int err = aggregator__add_unsampled(a, &u->unsampled);
+		/* A leader freed: its process is gone (its memory long since). */
+		int err = a->opts.tags && u->unsampled.pid && u->unsampled.tid == u->unsampled.pid &&
+			  u->unsampled.unsampled_ns ?
+			  tag_registry__note_leader_exit(a->opts.tags, (pid_t)u->unsampled.pid) : 0;
+		if (err)
+			return err;
+		err = aggregator__add_unsampled(a, &u->unsampled);
 		/* Its leader freed: the process is over, the pid free. Nothing of
 		 * it comes after this record, so its tags can go too: a new process
 		 * forked with the pid (no exec to tell) must not get them. */
