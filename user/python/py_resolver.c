@@ -58,14 +58,22 @@ struct code_entry {
 	char *filename;          /* co_filename */
 	uint8_t *linetable;      /* line table bytes (format per version) */
 	size_t linetable_len;    /* bytes in linetable */
-	char *root;              /* the reader's /proc/PID/root target (module
-				  * names depend on it); NULL: not shareable */
-	struct witness_region regions[WITNESS_MAX]; /* what its name was read from */
-	unsigned nregions;       /* regions used; 0: not shareable */
-	uint8_t *witness;        /* the bytes found there (regions[].off into it) */
-	size_t witness_len;      /* bytes in witness */
+	struct code_witness *witness; /* what its name was read from, kept only
+				  * while the shared index holds it (NULL:
+				  * not shareable, or out of the index) */
 	struct frame_memo memo[FRAME_MEMO_SLOTS]; /* recent frames, per profile */
 	unsigned memo_next;      /* slot the next memo replaces */
+};
+
+/* What a code object's name, file and line table were read from (one
+ * allocation: regions and bytes follow the header). */
+struct code_witness {
+	unsigned nregions;               /* regions used */
+	size_t len;                      /* bytes expected */
+	struct witness_region *regions;  /* the regions read */
+	uint8_t *bytes;                  /* the bytes found there (regions[].off) */
+	char *root;                      /* the reader's /proc/PID/root target:
+					  * module names depend on it */
 };
 
 /* Key of the shared index: a code object's address in an interpreter version
@@ -101,7 +109,6 @@ static void code_entry_free(struct code_entry *e)
 {
 	if (!e || --e->refs)
 		return;
-	free(e->root);
 	free(e->witness);
 	free(e->function);
 	free(e->filename);
@@ -510,12 +517,18 @@ static int read_code(struct py_resolver *r, pid_t pid, unsigned vi, uint64_t cod
 	snprintf(e->function, flen, "%s%s%s", module ? module : "", module && module[0] ? ":" : "",
 		 qualname ? qualname : name);
 	/* Shareable only with a module name (the same root gives the same one). */
-	if (!w.failed && module && (e->root = strdup(root))) {
-		memcpy(e->regions, w.regions, sizeof(w.regions));
-		e->nregions = w.n;
-		e->witness = w.buf;
-		e->witness_len = w.len;
-		w.buf = NULL;
+	if (!w.failed && module &&
+	    (e->witness = malloc(sizeof(*e->witness) + w.n * sizeof(w.regions[0]) + w.len +
+				 strlen(root) + 1))) {
+		struct code_witness *cw = e->witness;
+		cw->nregions = w.n;
+		cw->len = w.len;
+		cw->regions = (struct witness_region *)(cw + 1);
+		cw->bytes = (uint8_t *)(cw->regions + w.n);
+		memcpy(cw->regions, w.regions, w.n * sizeof(w.regions[0]));
+		memcpy(cw->bytes, w.buf, w.len);
+		cw->root = (char *)cw->bytes + w.len;
+		memcpy(cw->root, root, strlen(root) + 1);
 	}
 	free(w.buf);
 	free(name);
@@ -534,27 +547,28 @@ fail:
  * code object at e's address has e's name, file and line table. */
 static int witness_matches(pid_t pid, const struct code_entry *e)
 {
+	const struct code_witness *cw = e->witness;
 	struct iovec local[WITNESS_MAX], remote[WITNESS_MAX];
 	uint8_t small[2048], *got = small;
 	size_t total = 0;
-	for (unsigned i = 0; i < e->nregions; i++)
-		total += e->regions[i].len;
+	for (unsigned i = 0; i < cw->nregions; i++)
+		total += cw->regions[i].len;
 	if (total > sizeof(small) && !(got = malloc(total)))
 		return 0;
 	size_t pos = 0;
-	for (unsigned i = 0; i < e->nregions; i++) {
-		const struct witness_region *wr = &e->regions[i];
+	for (unsigned i = 0; i < cw->nregions; i++) {
+		const struct witness_region *wr = &cw->regions[i];
 		local[i] = (struct iovec){ .iov_base = got + pos, .iov_len = wr->len };
 		remote[i] = (struct iovec){ .iov_base = (void *)(uintptr_t)wr->addr,
 					    .iov_len = wr->len };
 		pos += wr->len;
 	}
-	ssize_t n = process_vm_readv(pid, local, e->nregions, remote, e->nregions, 0);
+	ssize_t n = process_vm_readv(pid, local, cw->nregions, remote, cw->nregions, 0);
 	int ok = n >= 0 && (size_t)n == total;
 	pos = 0;
-	for (unsigned i = 0; ok && i < e->nregions; i++) {
-		const struct witness_region *wr = &e->regions[i];
-		const uint8_t *want = wr->in_linetable ? e->linetable : e->witness + wr->off;
+	for (unsigned i = 0; ok && i < cw->nregions; i++) {
+		const struct witness_region *wr = &cw->regions[i];
+		const uint8_t *want = wr->in_linetable ? e->linetable : cw->bytes + wr->off;
 		if (wr->in_linetable && wr->len != e->linetable_len) {
 			ok = 0;
 		} else if (wr->mask) {
@@ -580,13 +594,24 @@ static struct code_entry *shared_lookup(struct py_resolver *r, pid_t pid, unsign
 	struct shared_key sk = { .code = f->code, .version = vi };
 	struct code_entry *e = r->shared ? hashmap__get(r->shared, &sk, sizeof(sk)) : NULL;
 	char root[256];
-	if (!e || e->firstlineno != f->firstlineno || !e->nregions)
+	if (!e || e->firstlineno != f->firstlineno || !e->witness)
 		return NULL;
 	/* The witness first: an unrelated process fails it in one read. */
 	if (!witness_matches(pid, e))
 		return NULL;
 	root_target(pid, root, sizeof(root));
-	return strcmp(root, e->root) ? NULL : e;
+	return strcmp(root, e->witness->root) ? NULL : e;
+}
+
+/* Drops the shared index's reference to e, and its witness: only the index
+ * needs it, and a witness weighs about what the rest of the entry does. */
+static void shared_drop(struct code_entry *e)
+{
+	if (!e)
+		return;
+	free(e->witness);
+	e->witness = NULL;
+	code_entry_free(e);
 }
 
 /* Makes e (shareable) the shared index's code object at code: emptied when
@@ -595,10 +620,14 @@ static void shared_put(struct py_resolver *r, unsigned vi, uint64_t code, struct
 {
 	struct shared_key sk = { .code = code, .version = vi };
 	void *old = NULL;
-	if (!e->nregions)
+	if (!e->witness)
 		return;
 	if (r->shared && hashmap__size(r->shared) >= SHARED_MAX_ENTRIES) {
-		free_entries(r->shared);
+		size_t cur = 0;
+		void *v;
+		while (hashmap__next(r->shared, &cur, NULL, NULL, &v))
+			shared_drop(v);
+		hashmap__free(r->shared);
 		r->shared = NULL;
 	}
 	if (!r->shared && !(r->shared = hashmap__new()))
@@ -608,7 +637,7 @@ static void shared_put(struct py_resolver *r, unsigned vi, uint64_t code, struct
 		e->refs--;
 		return;
 	}
-	code_entry_free(old);
+	shared_drop(old);
 }
 
 /* Stores e under key in the young generation, rotating generations when full. */
