@@ -71,7 +71,8 @@ struct {
 
 /* Waking the reader on every record costs an irq_work per sample (it was most
  * of the program's cost); userspace drains every POLL interval anyway, so wake
- * it only for news (a new process, an exec) or once a backlog builds up. */
+ * it only for news (a new process's first sample, also after an exec) or once
+ * a backlog builds up. */
 #define WAKEUP_BACKLOG_BYTES (256 * 1024)
 
 static __always_inline __u64 wakeup_flags(bool news)

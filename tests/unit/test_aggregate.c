@@ -936,6 +936,24 @@ static void test_tags_torn_and_budget(void **state)
 			inherited = 1;
 		}
 	assert_true(inherited);
+
+	/* A leader's exit noted before anything else of its process: its memory
+	 * is gone by then, so it gets its parent's environment (as a read would
+	 * have ended) without reading; a process seen before keeps its own. */
+	char *own_env[] = { "DYNOPROF_SERVICE=own", NULL };
+	pid_t exiting = spawn_env(own_env);
+	assert_int_equal(tag_registry__note_leader_exit(tags, exiting), 0);
+	struct tag_labels tl;
+	assert_int_equal(tag_registry__labels_inherit(tags, exiting, child, TAG_READ_NONE, NULL, 0,
+						      &tl), 0);
+	assert_true(tl.count >= 1);
+	assert_string_equal(tl.keys[0], "service");
+	assert_string_equal(tl.values[0], "svc");
+	assert_int_equal(tag_registry__note_leader_exit(tags, child), 0);
+	assert_int_equal(tag_registry__labels_inherit(tags, child, exiting, TAG_READ_NONE, NULL, 0,
+						      &tl), 0);
+	assert_string_equal(tl.values[0], "svc");
+	reap(exiting);
 	fx_close(&f);
 	tag_registry__free(tags);
 	reap(child);

@@ -351,6 +351,12 @@ int aggregator__record(struct aggregator *a, const void *data, size_t size)
 			a->stats.bad_records++;
 			return 0;
 		}
+		/* Sent at a thread's exit: a leader's memory is gone by then. */
+		if (a->exact && a->opts.tags && h->tid == h->pid && tc->unsampled.unsampled_ns) {
+			int err = tag_registry__note_leader_exit(a->opts.tags, (pid_t)h->pid);
+			if (err)
+				return err;
+		}
 		if (a->exact)
 			return aggregator__add_unsampled(a, &tc->unsampled);
 		return a->opts.counts ? counts_table__add(a->opts.counts, h->tid, &tc->counts) : 0;
@@ -363,7 +369,13 @@ int aggregator__record(struct aggregator *a, const void *data, size_t size)
 		}
 		if (!a->exact)
 			return 0;
-		int err = aggregator__add_unsampled(a, &u->unsampled);
+		/* A leader freed: its process is gone (its memory long since). */
+		int err = a->opts.tags && u->unsampled.pid && u->unsampled.tid == u->unsampled.pid &&
+			  u->unsampled.unsampled_ns ?
+			  tag_registry__note_leader_exit(a->opts.tags, (pid_t)u->unsampled.pid) : 0;
+		if (err)
+			return err;
+		err = aggregator__add_unsampled(a, &u->unsampled);
 		/* Its leader freed: the process is over, the pid free. Nothing of
 		 * it comes after this record, so its tags can go too: a new process
 		 * forked with the pid (no exec to tell) must not get them. */

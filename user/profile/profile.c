@@ -51,7 +51,11 @@ struct profile {
 					      * added: never past UINT64_MAX, so no
 					      * sum over any subset of samples wraps */
 	uint64_t saturated;        /* values clamped to keep totals from wrapping */
+	uint64_t serial;           /* profile__serial(): unique in the process */
 };
+
+/* The last serial handed out (profiles may be made on several threads). */
+static uint64_t last_serial;
 
 struct profile *profile__new(void)
 {
@@ -62,6 +66,7 @@ struct profile *profile__new(void)
 	p->frame_ids = hashmap__new();
 	p->mapping_ids = hashmap__new();
 	p->sample_ids = hashmap__new();
+	p->serial = __atomic_add_fetch(&last_serial, 1, __ATOMIC_RELAXED);
 	uint32_t empty;
 	if (!p->string_ids || !p->frame_ids || !p->mapping_ids || !p->sample_ids ||
 	    profile__intern(p, "", &empty)) {
@@ -70,6 +75,11 @@ struct profile *profile__new(void)
 		return NULL;
 	}
 	return p;
+}
+
+uint64_t profile__serial(const struct profile *p)
+{
+	return p->serial;
 }
 
 void profile__free(struct profile *p)

@@ -97,6 +97,11 @@ struct profile;
 
 /* Returns a new empty profile with no value types, or NULL with errno set. */
 struct profile *profile__new(void);
+/* A number no other profile of this process had or will have (never 0):
+ * caches of frame ids tell the profile they are valid for by it, where its
+ * address could be a freed profile's. Profiles only grow, so an id stays valid
+ * for the profile's life. */
+uint64_t profile__serial(const struct profile *p);
 /* Accepts NULL. */
 void profile__free(struct profile *p);
 

@@ -19,14 +19,69 @@
 #define MAX_STR_CHARS 512
 #define MAX_LINETABLE_BYTES (64 * 1024)
 #define MAX_CODE_READ 512
+/* Regions of a code object's witness: its type (2), its header's fields (6),
+ * three strings (3 each) and its line table (2). */
+#define WITNESS_MAX 20
+/* Frames of one code object remembered per profile (see struct frame_memo). */
+#define FRAME_MEMO_SLOTS 4
+/* Code objects in the shared index at most (the last read at an address). */
+#define SHARED_MAX_ENTRIES 4096
 
-/* A code object as read from its process. */
+/* One region of a process's memory that a code object's name was read from:
+ * another process whose same addresses hold the same bytes has the same
+ * name, file and line table there. */
+struct witness_region {
+	uint64_t addr;   /* remote address */
+	uint32_t len;    /* bytes */
+	uint32_t off;    /* where the expected bytes are in code_entry.witness */
+	uint32_t mask;   /* nonzero: a 32-bit word compared under this mask (a
+			  * str's state, whose interning bits may differ) */
+	int in_linetable;/* the expected bytes are code_entry.linetable's, not
+			  * a copy in witness */
+};
+
+/* A frame id of a code object in one profile: the same instruction asked for
+ * again in that profile needs no line-table decoding and no interning. */
+struct frame_memo {
+	uint64_t serial;     /* profile__serial() of the profile; 0: unused slot */
+	uint32_t instr;      /* the frame's instruction (struct py_frame.instr) */
+	uint32_t frame_id;   /* its frame in that profile */
+	int with_lines;      /* asked with lines (or at function level) */
+};
+
+/* A code object as read from its process; shared (refcounted) by every
+ * (pid, address) key whose process showed the same bytes (its witness). */
 struct code_entry {
+	unsigned refs;           /* cache keys and the shared index holding it */
 	int32_t firstlineno;     /* co_firstlineno: must match the sample's */
 	char *function;          /* "module:qualname" */
 	char *filename;          /* co_filename */
 	uint8_t *linetable;      /* line table bytes (format per version) */
 	size_t linetable_len;    /* bytes in linetable */
+	struct code_witness *witness; /* what its name was read from, kept only
+				  * while the shared index holds it (NULL:
+				  * not shareable, or out of the index) */
+	struct frame_memo memo[FRAME_MEMO_SLOTS]; /* recent frames, per profile */
+	unsigned memo_next;      /* slot the next memo replaces */
+};
+
+/* What a code object's name, file and line table were read from (one
+ * allocation: regions and bytes follow the header). */
+struct code_witness {
+	unsigned nregions;               /* regions used */
+	size_t len;                      /* bytes expected */
+	struct witness_region *regions;  /* the regions read */
+	uint8_t *bytes;                  /* the bytes found there (regions[].off) */
+	char *root;                      /* the reader's /proc/PID/root target:
+					  * module names depend on it */
+};
+
+/* Key of the shared index: a code object's address in an interpreter version
+ * (processes forked from one parent, or importing alike, share addresses). */
+struct shared_key {
+	uint64_t code;     /* code object address */
+	uint32_t version;  /* enum py_version_index: the layout read */
+	uint32_t pad;      /* zero: keys are hashed as bytes */
 };
 
 /* Cache key: (pid, code address). */
@@ -36,27 +91,25 @@ struct code_key {
 	int32_t pad;   /* zero: keys are hashed as bytes */
 };
 
-struct py_resolver_stats {
-	uint64_t hits;          /* frames answered from the cache */
-	uint64_t reads;         /* code objects read from a process */
-	uint64_t read_failures; /* reads that failed (process gone, bad pointer) */
-	uint64_t stale;         /* cached entries replaced because co_firstlineno differed */
-	uint64_t entries;       /* code objects cached now */
-};
 
 struct py_resolver {
 	struct hashmap *young;       /* code_key -> code_entry*, recently used */
 	struct hashmap *old;         /* previous generation, promoted on use */
 	size_t generation_size;      /* young rotates into old at this size */
+	struct hashmap *shared;      /* shared_key -> code_entry* (a reference):
+				      * the last code object read at an address;
+				      * emptied when it reaches generation_size */
 	struct hashmap *modules;     /* "root\0path" -> char* module name */
 	struct warn_log *log;        /* warnings: said once, then summarised */
 	struct py_resolver_stats stats; /* counters */
 };
 
+/* Drops one reference; the last frees the entry. */
 static void code_entry_free(struct code_entry *e)
 {
-	if (!e)
+	if (!e || --e->refs)
 		return;
+	free(e->witness);
 	free(e->function);
 	free(e->filename);
 	free(e->linetable);
@@ -82,9 +135,10 @@ struct py_resolver *py_resolver__new(size_t max_entries, FILE *warnings)
 	r->generation_size = (max_entries ? max_entries : DEFAULT_MAX_ENTRIES) / 2 + 1;
 	r->young = hashmap__new();
 	r->old = hashmap__new();
+	r->shared = hashmap__new();
 	r->modules = hashmap__new();
 	r->log = warn_log__new(warnings, 0);
-	if (!r->young || !r->old || !r->modules || !r->log) {
+	if (!r->young || !r->old || !r->shared || !r->modules || !r->log) {
 		py_resolver__free(r);
 		errno = ENOMEM;
 		return NULL;
@@ -98,6 +152,7 @@ void py_resolver__free(struct py_resolver *r)
 		return;
 	free_entries(r->young);
 	free_entries(r->old);
+	free_entries(r->shared);
 	if (r->modules) {
 		size_t cur = 0;
 		void *v;
@@ -138,9 +193,47 @@ static void utf8_put(char *out, size_t cap, size_t *pos, uint32_t cp)
 	}
 }
 
+/* Collects a code object's witness (struct witness_region) while it is read. */
+struct witness_builder {
+	struct witness_region regions[WITNESS_MAX]; /* regions so far */
+	unsigned n;          /* regions used */
+	uint8_t *buf;        /* their expected bytes (owned until taken) */
+	size_t len;          /* bytes used in buf */
+	size_t cap;          /* bytes allocated */
+	int failed;          /* out of regions or memory: the entry is not shared */
+};
+
+/* Notes that len bytes at addr read as bytes (mask: see witness_region). */
+static void witness_add(struct witness_builder *w, uint64_t addr, const void *bytes, size_t len,
+			uint32_t mask)
+{
+	if (w->failed || !len)
+		return;
+	if (w->n == WITNESS_MAX || len > MAX_LINETABLE_BYTES) {
+		w->failed = 1;
+		return;
+	}
+	if (w->len + len > w->cap) {
+		size_t cap = (w->len + len) * 2;
+		uint8_t *grown = realloc(w->buf, cap);
+		if (!grown) {
+			w->failed = 1;
+			return;
+		}
+		w->buf = grown;
+		w->cap = cap;
+	}
+	memcpy(w->buf + w->len, bytes, len);
+	w->regions[w->n++] = (struct witness_region){ .addr = addr, .len = (uint32_t)len,
+						      .off = (uint32_t)w->len, .mask = mask };
+	w->len += len;
+}
+
 /* Reads a str object into a malloc'd UTF-8 string. Only compact strings
- * (every str a code object holds) are supported. */
-static int read_pystr(pid_t pid, const struct py_code_layout *l, uint64_t addr, char **out)
+ * (every str a code object holds) are supported. Its length, kind and
+ * characters go into the witness w. */
+static int read_pystr(pid_t pid, const struct py_code_layout *l, uint64_t addr, char **out,
+		      struct witness_builder *w)
 {
 	uint8_t hdr[128];
 	if (!addr)
@@ -181,6 +274,13 @@ static int read_pystr(pid_t pid, const struct py_code_layout *l, uint64_t addr, 
 		free(s);
 		return err;
 	}
+	/* What the name depends on: the length (a cut shows), the kind and
+	 * the characters read; not the refcount, hash or interning. */
+	witness_add(w, addr + (uint64_t)l->unicode_length, hdr + l->unicode_length, 8, 0);
+	witness_add(w, addr + (uint64_t)l->unicode_state, hdr + l->unicode_state, 4,
+		    (7u << l->unicode_kind_shift) | (1u << l->unicode_compact_shift) |
+		    (1u << l->unicode_ascii_shift));
+	witness_add(w, data, raw, n * kind, 0);
 	size_t pos = 0;
 	for (size_t i = 0; i < n; i++) {
 		uint32_t cp;
@@ -204,8 +304,10 @@ static int read_pystr(pid_t pid, const struct py_code_layout *l, uint64_t addr, 
 	return 0;
 }
 
+/* Reads a bytes object (a line table); its size and bytes go into the
+ * witness w (the bytes compared with the entry's line table). */
 static int read_pybytes(pid_t pid, const struct py_code_layout *l, uint64_t addr,
-			uint8_t **out, size_t *len_out)
+			uint8_t **out, size_t *len_out, struct witness_builder *w)
 {
 	int64_t size;
 	if (!addr)
@@ -222,6 +324,15 @@ static int read_pybytes(pid_t pid, const struct py_code_layout *l, uint64_t addr
 	if (err) {
 		free(buf);
 		return err;
+	}
+	witness_add(w, addr + (uint64_t)l->bytes_size, &size, sizeof(size), 0);
+	if (size && !w->failed) {
+		if (w->n == WITNESS_MAX)
+			w->failed = 1;
+		else
+			w->regions[w->n++] = (struct witness_region){
+				.addr = addr + (uint64_t)l->bytes_data, .len = (uint32_t)size,
+				.in_linetable = 1 };
 	}
 	*out = buf;
 	*len_out = (size_t)size;
@@ -282,18 +393,25 @@ void py_module_name(const char *root, const char *path, char *out, size_t len)
 		snprintf(out, len, "%.*s", (int)(base_len - 3), base);
 }
 
-/* Module name of a code file, cached per (root, path). */
-static const char *module_of(struct py_resolver *r, pid_t pid, const char *filename)
+/* The target of pid's /proc/PID/root link into out ("" when unreadable);
+ * returns whether it was read. Module names depend on the file system a
+ * process sees: processes in the same mount namespace agree. */
+static int root_target(pid_t pid, char *out, size_t len)
 {
-	char key[4200];
-	int klen = snprintf(key, sizeof(key), "%d", (int)pid);
-	(void)klen;
-	/* Module names depend on the file system the process sees; processes in
-	 * the same mount namespace agree, so key by the root link's target. */
-	char root[64], root_target[256] = "";
+	char root[64];
 	snprintf(root, sizeof(root), "/proc/%d/root", (int)pid);
-	ssize_t n = readlink(root, root_target, sizeof(root_target) - 1);
-	root_target[n > 0 ? n : 0] = '\0';
+	ssize_t n = readlink(root, out, len - 1);
+	out[n > 0 ? n : 0] = '\0';
+	return n > 0;
+}
+
+/* Module name of a code file, cached per (root, path); root_target is
+ * pid's (root_target()), has_root whether it could be read. */
+static const char *module_of(struct py_resolver *r, pid_t pid, const char *root_target,
+			     int has_root, const char *filename)
+{
+	char key[4200], root[64];
+	snprintf(root, sizeof(root), "/proc/%d/root", (int)pid);
 	size_t len = (size_t)snprintf(key, sizeof(key), "%s%c%s", root_target, 0, filename);
 	if (len >= sizeof(key))
 		len = sizeof(key) - 1;
@@ -301,7 +419,7 @@ static const char *module_of(struct py_resolver *r, pid_t pid, const char *filen
 	if (cached)
 		return cached;
 	char name[512];
-	py_module_name(n > 0 ? root : "", filename, name, sizeof(name));
+	py_module_name(has_root ? root : "", filename, name, sizeof(name));
 	if (hashmap__size(r->modules) >= r->generation_size) {
 		size_t cur = 0;
 		void *v;
@@ -320,6 +438,9 @@ static const char *module_of(struct py_resolver *r, pid_t pid, const char *filen
 	return copy;
 }
 
+/* Reads the code object at code in pid into a new entry (one reference, the
+ * caller's), with its witness: what another process's memory must hold for
+ * the entry to name its code object at the same address. */
 static int read_code(struct py_resolver *r, pid_t pid, unsigned vi, uint64_t code,
 		     struct code_entry **out)
 {
@@ -330,10 +451,12 @@ static int read_code(struct py_resolver *r, pid_t pid, unsigned vi, uint64_t cod
 	int32_t firstlineno;
 	char *name = NULL, *qualname = NULL;
 	struct code_entry *e = calloc(1, sizeof(*e));
+	struct witness_builder w = { .n = 0 };
 	int err;
 
 	if (!e)
 		return -ENOMEM;
+	e->refs = 1;
 	if (size > sizeof(buf)) {
 		err = -EINVAL;
 		goto fail;
@@ -357,20 +480,34 @@ static int read_code(struct py_resolver *r, pid_t pid, unsigned vi, uint64_t cod
 	memcpy(&table_addr, buf + l->co_linetable, 8);
 	if (l->co_qualname >= 0)
 		memcpy(&qual_addr, buf + l->co_qualname, 8);
+	/* The header's fields the name comes from, and the type's name. */
+	witness_add(&w, code + (uint64_t)l->ob_type, buf + l->ob_type, 8, 0);
+	witness_add(&w, code + (uint64_t)l->co_firstlineno, buf + l->co_firstlineno, 4, 0);
+	witness_add(&w, code + (uint64_t)l->co_name, buf + l->co_name, 8, 0);
+	witness_add(&w, code + (uint64_t)l->co_filename, buf + l->co_filename, 8, 0);
+	witness_add(&w, code + (uint64_t)l->co_linetable, buf + l->co_linetable, 8, 0);
+	if (l->co_qualname >= 0)
+		witness_add(&w, code + (uint64_t)l->co_qualname, buf + l->co_qualname, 8, 0);
+	witness_add(&w, type_addr + (uint64_t)l->type_name, &tp_name, 8, 0);
+	witness_add(&w, tp_name, type_name, 5, 0);
 	e->firstlineno = firstlineno;
-	err = read_pystr(pid, l, name_addr, &name);
+	err = read_pystr(pid, l, name_addr, &name, &w);
 	if (!err && qual_addr)
-		err = read_pystr(pid, l, qual_addr, &qualname);
+		err = read_pystr(pid, l, qual_addr, &qualname, &w);
 	if (!err)
-		err = read_pystr(pid, l, file_addr, &e->filename);
+		err = read_pystr(pid, l, file_addr, &e->filename, &w);
 	if (err)
 		goto fail;
-	/* A missing line table only costs the line number. */
-	if (read_pybytes(pid, l, table_addr, &e->linetable, &e->linetable_len)) {
+	/* A missing line table only costs the line number (and sharing: another
+	 * process may have it). */
+	if (read_pybytes(pid, l, table_addr, &e->linetable, &e->linetable_len, &w)) {
 		e->linetable = NULL;
 		e->linetable_len = 0;
+		w.failed = 1;
 	}
-	const char *module = module_of(r, pid, e->filename);
+	char root[256];
+	int has_root = root_target(pid, root, sizeof(root));
+	const char *module = module_of(r, pid, root, has_root, e->filename);
 	size_t flen = strlen(module ? module : "") + strlen(qualname ? qualname : name) + 2;
 	e->function = malloc(flen);
 	if (!e->function) {
@@ -379,15 +516,128 @@ static int read_code(struct py_resolver *r, pid_t pid, unsigned vi, uint64_t cod
 	}
 	snprintf(e->function, flen, "%s%s%s", module ? module : "", module && module[0] ? ":" : "",
 		 qualname ? qualname : name);
+	/* Shareable only with a module name (the same root gives the same one). */
+	if (!w.failed && module &&
+	    (e->witness = malloc(sizeof(*e->witness) + w.n * sizeof(w.regions[0]) + w.len +
+				 strlen(root) + 1))) {
+		struct code_witness *cw = e->witness;
+		cw->nregions = w.n;
+		cw->len = w.len;
+		cw->regions = (struct witness_region *)(cw + 1);
+		cw->bytes = (uint8_t *)(cw->regions + w.n);
+		memcpy(cw->regions, w.regions, w.n * sizeof(w.regions[0]));
+		memcpy(cw->bytes, w.buf, w.len);
+		cw->root = (char *)cw->bytes + w.len;
+		memcpy(cw->root, root, strlen(root) + 1);
+	}
+	free(w.buf);
 	free(name);
 	free(qualname);
 	*out = e;
 	return 0;
 fail:
+	free(w.buf);
 	free(name);
 	free(qualname);
 	code_entry_free(e);
 	return err;
+}
+
+/* Whether pid's memory holds e's witness (one process_vm_readv): then its
+ * code object at e's address has e's name, file and line table. */
+static int witness_matches(pid_t pid, const struct code_entry *e)
+{
+	const struct code_witness *cw = e->witness;
+	struct iovec local[WITNESS_MAX], remote[WITNESS_MAX];
+	uint8_t small[2048], *got = small;
+	size_t total = 0;
+	for (unsigned i = 0; i < cw->nregions; i++)
+		total += cw->regions[i].len;
+	if (total > sizeof(small) && !(got = malloc(total)))
+		return 0;
+	size_t pos = 0;
+	for (unsigned i = 0; i < cw->nregions; i++) {
+		const struct witness_region *wr = &cw->regions[i];
+		local[i] = (struct iovec){ .iov_base = got + pos, .iov_len = wr->len };
+		remote[i] = (struct iovec){ .iov_base = (void *)(uintptr_t)wr->addr,
+					    .iov_len = wr->len };
+		pos += wr->len;
+	}
+	ssize_t n = process_vm_readv(pid, local, cw->nregions, remote, cw->nregions, 0);
+	int ok = n >= 0 && (size_t)n == total;
+	pos = 0;
+	for (unsigned i = 0; ok && i < cw->nregions; i++) {
+		const struct witness_region *wr = &cw->regions[i];
+		const uint8_t *want = wr->in_linetable ? e->linetable : cw->bytes + wr->off;
+		if (wr->in_linetable && wr->len != e->linetable_len) {
+			ok = 0;
+		} else if (wr->mask) {
+			uint32_t a, b;
+			memcpy(&a, got + pos, 4);
+			memcpy(&b, want, 4);
+			ok = ((a ^ b) & wr->mask) == 0;
+		} else {
+			ok = memcmp(got + pos, want, wr->len) == 0;
+		}
+		pos += wr->len;
+	}
+	if (got != small)
+		free(got);
+	return ok;
+}
+
+/* A code object another process read at f's address, when pid's memory holds
+ * its witness and pid sees the same root (borrowed; NULL: none). */
+static struct code_entry *shared_lookup(struct py_resolver *r, pid_t pid, unsigned vi,
+					const struct py_frame *f)
+{
+	struct shared_key sk = { .code = f->code, .version = vi };
+	struct code_entry *e = r->shared ? hashmap__get(r->shared, &sk, sizeof(sk)) : NULL;
+	char root[256];
+	if (!e || e->firstlineno != f->firstlineno || !e->witness)
+		return NULL;
+	/* The witness first: an unrelated process fails it in one read. */
+	if (!witness_matches(pid, e))
+		return NULL;
+	root_target(pid, root, sizeof(root));
+	return strcmp(root, e->witness->root) ? NULL : e;
+}
+
+/* Drops the shared index's reference to e, and its witness: only the index
+ * needs it, and a witness weighs about what the rest of the entry does. */
+static void shared_drop(struct code_entry *e)
+{
+	if (!e)
+		return;
+	free(e->witness);
+	e->witness = NULL;
+	code_entry_free(e);
+}
+
+/* Makes e (shareable) the shared index's code object at code: emptied when
+ * full, as the processes it came from are mostly gone by then. */
+static void shared_put(struct py_resolver *r, unsigned vi, uint64_t code, struct code_entry *e)
+{
+	struct shared_key sk = { .code = code, .version = vi };
+	void *old = NULL;
+	if (!e->witness)
+		return;
+	if (r->shared && hashmap__size(r->shared) >= SHARED_MAX_ENTRIES) {
+		size_t cur = 0;
+		void *v;
+		while (hashmap__next(r->shared, &cur, NULL, NULL, &v))
+			shared_drop(v);
+		hashmap__free(r->shared);
+		r->shared = NULL;
+	}
+	if (!r->shared && !(r->shared = hashmap__new()))
+		return; /* only sharing is lost */
+	e->refs++;
+	if (hashmap__put(r->shared, &sk, sizeof(sk), e, &old)) {
+		e->refs--;
+		return;
+	}
+	shared_drop(old);
 }
 
 /* Stores e under key in the young generation, rotating generations when full. */
@@ -455,6 +705,16 @@ int py_resolver__frame(struct py_resolver *r, pid_t pid, unsigned vi, const stru
 	}
 	if (e) {
 		r->stats.hits++;
+	} else if ((e = shared_lookup(r, pid, vi, f))) {
+		/* Another process's read of the same bytes at the same address
+		 * (a forked worker's inherited code objects): one read, not ~11. */
+		r->stats.shared++;
+		e->refs++;
+		int err = cache_put(r, &key, e);
+		if (err) {
+			code_entry_free(e);
+			return err;
+		}
 	} else {
 		r->stats.reads++;
 		int err = read_code(r, pid, vi, f->code, &e);
@@ -473,6 +733,19 @@ int py_resolver__frame(struct py_resolver *r, pid_t pid, unsigned vi, const stru
 			code_entry_free(e);
 			return err;
 		}
+		shared_put(r, vi, f->code, e);
+	}
+	/* The same frame asked for again in this profile: its id. A frame's
+	 * identity is its code object's name, file and line and its address,
+	 * so the memo holds for every process sharing the entry. */
+	uint64_t serial = profile__serial(p);
+	for (unsigned i = 0; i < FRAME_MEMO_SLOTS; i++) {
+		const struct frame_memo *m = &e->memo[i];
+		if (m->serial == serial && m->instr == f->instr && m->with_lines == with_lines) {
+			r->stats.memo_hits++;
+			*frame_id = m->frame_id;
+			return 0;
+		}
 	}
 	int line = 0;
 	if (with_lines) {
@@ -485,7 +758,14 @@ int py_resolver__frame(struct py_resolver *r, pid_t pid, unsigned vi, const stru
 	}
 	struct frame_desc d = { .kind = FRAME_PYTHON, .name = e->function, .file = e->filename,
 				.line = line > 0 ? (uint32_t)line : 0, .address = f->code };
-	return profile__add_frame(p, &d, frame_id);
+	int err = profile__add_frame(p, &d, frame_id);
+	if (!err) {
+		e->memo[e->memo_next] = (struct frame_memo){ .serial = serial, .instr = f->instr,
+							    .frame_id = *frame_id,
+							    .with_lines = with_lines };
+		e->memo_next = (e->memo_next + 1) % FRAME_MEMO_SLOTS;
+	}
+	return err;
 }
 
 /* Drops m's entries whose process keep() refuses; returns how many. */
@@ -527,6 +807,12 @@ size_t py_resolver__retain(struct py_resolver *r, int (*keep)(void *ctx, pid_t p
 	return retain_entries(r->young, keep, ctx) + retain_entries(r->old, keep, ctx);
 }
 
+
+void py_resolver__stats(const struct py_resolver *r, struct py_resolver_stats *out)
+{
+	*out = r->stats;
+	out->entries = hashmap__size(r->young) + hashmap__size(r->old);
+}
 
 int py_resolver__summary(struct py_resolver *r, const char *prefix, const char *suffix,
 			 int force)

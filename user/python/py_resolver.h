@@ -14,6 +14,17 @@
  *
  * Memory is bounded: the cache keeps at most max_entries code objects (two
  * generations, least recently used dropped first).
+ *
+ * A process forked from another (a gunicorn worker) holds its parent's code
+ * objects at the same addresses: the last code object read at an address is
+ * kept with its witness (the bytes its name, file and line table were read
+ * from: header fields, type name, strings, line table), and another process
+ * whose memory holds the same witness (one process_vm_readv) and sees the same
+ * root shares the entry instead of reading it again (~11 reads). So an address
+ * reused for another object is never named by the old one. That index is
+ * bounded too (4096 code objects, emptied when full). Each code object also
+ * remembers its last few frame ids per profile (profile__serial), so a frame
+ * asked for again needs neither its line table nor an intern.
  */
 #ifndef DYNOPROF_PY_RESOLVER_H
 #define DYNOPROF_PY_RESOLVER_H
@@ -27,6 +38,20 @@
 #include "profile/profile.h"
 
 struct py_resolver;
+
+struct py_resolver_stats {
+	uint64_t hits;          /* frames answered from the cache */
+	uint64_t reads;         /* code objects read from a process */
+	uint64_t read_failures; /* reads that failed (process gone, bad pointer) */
+	uint64_t stale;         /* cached entries replaced because co_firstlineno differed */
+	uint64_t shared;        /* code objects taken from another process's read
+				 * after their witness matched (one read, not ~11) */
+	uint64_t memo_hits;     /* frames answered from a code object's frame memo */
+	uint64_t entries;       /* (pid, code object) keys cached now */
+};
+
+/* Its counters so far. */
+void py_resolver__stats(const struct py_resolver *r, struct py_resolver_stats *out);
 
 /* max_entries 0 picks a default. warnings: where the one-time warning per
  * process about unreadable code objects goes (NULL: none); past the first

@@ -2,9 +2,13 @@
 #include "symbolize/proc_maps.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <unistd.h>
+#include <sys/ioctl.h>
 
 struct proc_maps {
 	struct proc_map *maps; /* sorted by start, non-overlapping */
@@ -159,10 +163,171 @@ struct proc_maps *proc_maps__parse(FILE *f)
 	return m;
 }
 
+/* PROCMAP_QUERY (Linux 6.11+, <linux/fs.h>): one mapping per ioctl on an
+ * open /proc/PID/maps, without the kernel formatting every mapping as text
+ * and us parsing it (the text costs several times more: a busy host's agent
+ * reads the maps of every new process it samples). Declared here for older
+ * headers; the ABI is fixed. */
+struct procmap_query_abi {
+	uint64_t size;           /* in: sizeof(struct procmap_query_abi) */
+	uint64_t query_flags;    /* in: QUERY_* */
+	uint64_t query_addr;     /* in: the address asked about */
+	uint64_t vma_start;      /* out: the mapping found */
+	uint64_t vma_end;        /* out */
+	uint64_t vma_flags;      /* out: permissions */
+	uint64_t vma_page_size;  /* out */
+	uint64_t vma_offset;     /* out: file offset of vma_start */
+	uint64_t inode;          /* out: file inode (0: none) */
+	uint32_t dev_major;      /* out: file device */
+	uint32_t dev_minor;      /* out */
+	uint32_t vma_name_size;  /* in: name buffer size; out: name length + 1, 0: none */
+	uint32_t build_id_size;  /* in/out: 0: not asked */
+	uint64_t vma_name_addr;  /* in: name buffer */
+	uint64_t build_id_addr;  /* in: build-id buffer (unused) */
+};
+_Static_assert(sizeof(struct procmap_query_abi) == 104, "PROCMAP_QUERY ABI");
+#define PROCMAP_QUERY_IOCTL _IOWR('f', 17, struct procmap_query_abi)
+#define QUERY_VMA_EXECUTABLE 0x04
+#define QUERY_COVERING_OR_NEXT_VMA 0x10
+/* More executable mappings than any process has: a bound on the loop. */
+#define QUERY_MAX_MAPPINGS 1000000
+
+/* Set once a kernel refused PROCMAP_QUERY: the text is read from then on. */
+static int query_unsupported;
+
+/* The vsyscall page: in every 64-bit process's maps text, but no mapping of
+ * its own that PROCMAP_QUERY finds (the kernel's gate area). Found once in
+ * our own maps text; count 0 when the kernel has none. */
+static struct proc_maps *gate;
+static pthread_once_t gate_once = PTHREAD_ONCE_INIT;
+
+static void find_gate(void)
+{
+	FILE *f = fopen("/proc/self/maps", "re");
+	struct proc_maps *all = f ? proc_maps__parse(f) : NULL;
+	if (f)
+		fclose(f);
+	gate = calloc(1, sizeof(*gate));
+	for (size_t i = 0; gate && all && i < all->count; i++) {
+		if (strcmp(all->maps[i].path, "[vsyscall]"))
+			continue;
+		struct proc_map *one = malloc(sizeof(*one));
+		char *path = strdup("[vsyscall]");
+		if (one && path) {
+			*one = all->maps[i];
+			one->path = path;
+			gate->maps = one;
+			gate->count = 1;
+		} else {
+			free(one);
+			free(path);
+		}
+		break;
+	}
+	proc_maps__free(all);
+}
+
+/* Reads the executable mappings of the maps file fd into m, ascending.
+ * Returns 0, -ENOTTY/-EINVAL when the kernel has no PROCMAP_QUERY (read the
+ * text), or -errno (-ESRCH: the process has no memory any more). */
+static int query_maps(int fd, struct proc_maps *m)
+{
+	char name[8192];
+	uint64_t addr = 0;
+	size_t cap = 0;
+	while (m->count < QUERY_MAX_MAPPINGS) {
+		struct procmap_query_abi q = {
+			.size = sizeof(q),
+			.query_flags = QUERY_COVERING_OR_NEXT_VMA | QUERY_VMA_EXECUTABLE,
+			.query_addr = addr,
+			.vma_name_size = sizeof(name),
+			.vma_name_addr = (uint64_t)(uintptr_t)name,
+		};
+		if (ioctl(fd, PROCMAP_QUERY_IOCTL, &q))
+			return errno == ENOENT ? 0 : -errno; /* ENOENT: no mapping past addr */
+		if (q.vma_end <= addr)
+			return -EINVAL;
+		addr = q.vma_end;
+		name[q.vma_name_size && q.vma_name_size <= sizeof(name) ? q.vma_name_size - 1 : 0] =
+			'\0';
+		size_t len = strlen(name);
+		int deleted = 0;
+		const char *suffix = " (deleted)";
+		if (len > strlen(suffix) && strcmp(name + len - strlen(suffix), suffix) == 0) {
+			name[len - strlen(suffix)] = '\0';
+			deleted = 1;
+		}
+		if (m->count == cap) {
+			cap = cap ? cap * 2 : 32;
+			struct proc_map *n = realloc(m->maps, cap * sizeof(*n));
+			if (!n)
+				return -ENOMEM;
+			m->maps = n;
+		}
+		struct proc_map *pm = &m->maps[m->count];
+		if (!(pm->path = strdup(name)))
+			return -ENOMEM;
+		pm->start = q.vma_start;
+		pm->end = q.vma_end;
+		pm->offset = q.vma_offset;
+		pm->inode = q.inode;
+		pm->dev_major = q.dev_major;
+		pm->dev_minor = q.dev_minor;
+		pm->deleted = deleted;
+		m->count++;
+	}
+	return 0;
+}
+
+/* Adds the gate area (see gate) past a query's mappings, as the text has it. */
+static int add_gate(struct proc_maps *m)
+{
+	pthread_once(&gate_once, find_gate);
+	if (!gate || !gate->count || !m->count ||
+	    m->maps[m->count - 1].end > gate->maps[0].start)
+		return 0;
+	struct proc_map *n = realloc(m->maps, (m->count + 1) * sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	m->maps = n;
+	n[m->count] = gate->maps[0];
+	if (!(n[m->count].path = strdup(gate->maps[0].path)))
+		return -ENOMEM;
+	m->count++;
+	return 0;
+}
+
 struct proc_maps *proc_maps__read(pid_t pid)
 {
 	char path[64];
 	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	if (!__atomic_load_n(&query_unsupported, __ATOMIC_RELAXED)) {
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			if (errno == ENOENT)
+				errno = ESRCH;
+			return NULL;
+		}
+		struct proc_maps *m = calloc(1, sizeof(*m));
+		int err = m ? query_maps(fd, m) : -ENOMEM;
+		close(fd);
+		if (!err)
+			err = add_gate(m);
+		if (err == -ENOTTY || err == -EINVAL) {
+			__atomic_store_n(&query_unsupported, 1, __ATOMIC_RELAXED);
+			proc_maps__free(m);
+		} else {
+			/* No mapping (a zombie), or no memory any more: gone. */
+			if (!err && !m->count)
+				err = -ESRCH;
+			if (err) {
+				proc_maps__free(m);
+				errno = -err;
+				return NULL;
+			}
+			return m;
+		}
+	}
 	FILE *f = fopen(path, "re");
 	if (!f) {
 		if (errno == ENOENT)

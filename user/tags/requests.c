@@ -113,6 +113,6 @@ int request_tracker__poll(struct request_tracker *t, struct tag_registry *tags,
 			  void *ctx)
 {
 	struct poll_ctx pc = { .t = t, .tags = tags, .fn = fn, .fn_ctx = ctx };
-	tag_registry__foreach(tags, poll_process, &pc);
+	tag_registry__foreach_tagged(tags, poll_process, &pc);
 	return pc.error ? pc.error : pc.reported;
 }

@@ -378,7 +378,12 @@ static int library_check_due(const struct tag_entry *e)
 	return mono_ns() - e->lib_checked_ns >= interval;
 }
 
-static struct tag_entry *get_entry(struct tag_registry *r, pid_t pid)
+/* pid's entry, its environment read; with_library: its library look-up
+ * too when due (a maps read: not for a parent asked only for its
+ * environment, whose own samples do it). gone: its leader exited (its memory
+ * is gone): a new entry reads neither, both would read empty. */
+static struct tag_entry *get_entry_opt(struct tag_registry *r, pid_t pid, int with_library,
+				       int gone)
 {
 	int created;
 	struct tag_entry *e = process_table__get(r->procs, pid, r->max_processes, sizeof(*e),
@@ -393,12 +398,22 @@ static struct tag_entry *get_entry(struct tag_registry *r, pid_t pid)
 			return NULL;
 		}
 		r->stats.processes++;
+		if (gone) {
+			e->env_read = 1;
+			e->env_unreadable = 1; /* its parent's, as for any gone process */
+			e->lib_checks = LIB_CHECKS;
+		}
 	}
 	if (!e->env_read)
 		read_environment(r, e);
-	if (library_check_due(e))
+	if (with_library && library_check_due(e))
 		check_library(r, e);
 	return e;
+}
+
+static struct tag_entry *get_entry(struct tag_registry *r, pid_t pid)
+{
+	return get_entry_opt(r, pid, 1, 0);
 }
 
 /* Reads the process's dynotag_runtime (the table addresses and fill levels). */
@@ -543,8 +558,10 @@ static void inherit_environment(struct tag_registry *r, struct tag_entry *e, pid
 	e->env_unreadable = 0;
 	if (ppid <= 0 || ppid == e->slot.pid)
 		return;
-	/* e was just used, so making room for the parent never evicts it. */
-	struct tag_entry *parent = get_entry(r, ppid);
+	/* e was just used, so making room for the parent never evicts it.
+	 * Only the parent's environment is inherited: its library look-up
+	 * (a maps read) waits for its own samples. */
+	struct tag_entry *parent = get_entry_opt(r, ppid, 0, 0);
 	for (unsigned i = 0; parent && i < parent->n_env; i++)
 		add_owned(r, e->env, &e->n_env, TAG_MAX_ENV_LABELS, &r->stats.env_dropped,
 			  parent->env[i].key,
@@ -636,6 +653,13 @@ void tag_registry__note_exec(struct tag_registry *r, pid_t pid, uint64_t exec_ns
 	entry_free(e);
 }
 
+int tag_registry__note_leader_exit(struct tag_registry *r, pid_t pid)
+{
+	if (pid <= 0 || hashmap__get(r->procs, &pid, sizeof(pid)))
+		return 0;
+	return get_entry_opt(r, pid, 0, 1) ? 0 : -ENOMEM;
+}
+
 void tag_registry__note_exit(struct tag_registry *r, pid_t pid)
 {
 	struct tag_entry *e = hashmap__get(r->procs, &pid, sizeof(pid));
@@ -669,6 +693,16 @@ void tag_registry__foreach(struct tag_registry *r, void (*fn)(void *ctx, pid_t p
 	void *v;
 	while (hashmap__next(r->procs, &cur, NULL, NULL, &v))
 		fn(ctx, ((struct tag_entry *)v)->slot.pid);
+}
+
+void tag_registry__foreach_tagged(struct tag_registry *r, void (*fn)(void *ctx, pid_t pid),
+				  void *ctx)
+{
+	size_t cur = 0;
+	void *v;
+	while (hashmap__next(r->procs, &cur, NULL, NULL, &v))
+		if (((struct tag_entry *)v)->runtime_addr)
+			fn(ctx, ((struct tag_entry *)v)->slot.pid);
 }
 
 int tag_registry__scan(struct tag_registry *r)

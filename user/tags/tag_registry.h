@@ -134,6 +134,11 @@ int tag_registry__requests(struct tag_registry *r, pid_t pid,
  * what was read of it before then is forgotten. */
 void tag_registry__note_exec(struct tag_registry *r, pid_t pid, uint64_t exec_ns);
 void tag_registry__note_exit(struct tag_registry *r, pid_t pid);
+/* pid's thread group leader is exiting (its memory is gone, so its
+ * environment and mappings read empty): a process not seen before gets an
+ * entry that reads neither and inherits its parent's environment, as reading
+ * would have ended; one seen keeps its entry. 0 or -ENOMEM. */
+int tag_registry__note_leader_exit(struct tag_registry *r, pid_t pid);
 /* Forgets the processes whose exit the previous sweep already saw
  * (process_table__sweep_exited); returns how many. */
 size_t tag_registry__sweep_exited(struct tag_registry *r);
@@ -141,6 +146,10 @@ size_t tag_registry__sweep_exited(struct tag_registry *r);
 int tag_registry__tracks(const struct tag_registry *r, pid_t pid);
 /* Calls fn for every tracked pid (e.g. to collect request counts). */
 void tag_registry__foreach(struct tag_registry *r, void (*fn)(void *ctx, pid_t pid), void *ctx);
+/* Calls fn for every tracked pid whose libdynotag was found (the only ones
+ * with request counters): no look-up per untagged process. */
+void tag_registry__foreach_tagged(struct tag_registry *r, void (*fn)(void *ctx, pid_t pid),
+				  void *ctx);
 void tag_registry__stats(const struct tag_registry *r, struct tag_registry_stats *out);
 
 /* Looks at every process in /proc now (for a system-wide capture: tags from
