@@ -320,10 +320,10 @@ static const char *module_of(struct py_resolver *r, pid_t pid, const char *filen
 	return copy;
 }
 
-static int read_code(struct py_resolver *r, pid_t pid, unsigned vi, uint64_t code,
-		     struct code_entry **out)
+static int read_code(struct py_resolver *r, pid_t pid, const struct py_layout *layout,
+		     uint64_t code, struct code_entry **out)
 {
-	const struct py_code_layout *l = &py_code_layout_table[vi];
+	const struct py_code_layout *l = &layout->code;
 	uint8_t buf[MAX_CODE_READ];
 	size_t size = l->code_read_size;
 	uint64_t name_addr = 0, qual_addr = 0, file_addr = 0, table_addr = 0;
@@ -441,11 +441,12 @@ static int unreadable_frame(struct profile *p, uint32_t *id)
 	return profile__add_frame(p, &d, id);
 }
 
-int py_resolver__frame(struct py_resolver *r, pid_t pid, unsigned vi, const struct py_frame *f,
-		       int with_lines, struct profile *p, uint32_t *frame_id)
+int py_resolver__frame(struct py_resolver *r, pid_t pid, const struct py_layout *layout,
+		       const struct py_frame *f, int with_lines, struct profile *p,
+		       uint32_t *frame_id)
 {
 	struct code_key key = { .code = f->code, .pid = pid };
-	if (vi >= PY_VERSION_COUNT)
+	if (!layout)
 		return unreadable_frame(p, frame_id);
 	struct code_entry *e = cache_get(r, &key);
 	if (e && e->firstlineno != f->firstlineno) {
@@ -457,7 +458,7 @@ int py_resolver__frame(struct py_resolver *r, pid_t pid, unsigned vi, const stru
 		r->stats.hits++;
 	} else {
 		r->stats.reads++;
-		int err = read_code(r, pid, vi, f->code, &e);
+		int err = read_code(r, pid, layout, f->code, &e);
 		if (err == -ENOMEM)
 			return err;
 		if (err || e->firstlineno != f->firstlineno) {
@@ -477,8 +478,8 @@ int py_resolver__frame(struct py_resolver *r, pid_t pid, unsigned vi, const stru
 	int line = 0;
 	if (with_lines) {
 		line = e->firstlineno;
-		const struct py_code_layout *l = &py_code_layout_table[vi];
-		if (py_linetable__frame_line(8 + vi, e->linetable, e->linetable_len,
+		const struct py_code_layout *l = &layout->code;
+		if (py_linetable__frame_line(layout->minor, e->linetable, e->linetable_len,
 					     e->firstlineno, f->instr, l->co_code_adaptive, &line) ||
 		    line <= 0)
 			line = e->firstlineno;
