@@ -483,6 +483,10 @@ int py_resolver__frame(struct py_resolver *r, pid_t pid, const struct py_layout 
 					     e->firstlineno, f->instr, l->co_code_adaptive, &line) ||
 		    line <= 0)
 			line = e->firstlineno;
+		/* A minor newer than known decodes its table as 3.15's: a line
+		 * before the function's first is not believed. */
+		if (layout->source == PY_LAYOUT_NEWER && line < e->firstlineno)
+			line = e->firstlineno;
 	}
 	struct frame_desc d = { .kind = FRAME_PYTHON, .name = e->function, .file = e->filename,
 				.line = line > 0 ? (uint32_t)line : 0, .address = f->code };
