@@ -25,7 +25,7 @@ import pytest
 from apputil import Recording
 from conftest import REPO_ROOT, _binary_path, parse_folded_file, proc_cpu_seconds
 from pyutil import (PY_WORKLOAD_DIR, called_from, function_count, has_function,
-                    innermost_python, is_python_frame, names_function, of_file,
+                    hot_line_number, innermost_python, is_python_frame, names_function, of_file,
                     python_frames)
 
 # (test id, executable in ROOT/usr/bin, its comm)
@@ -65,7 +65,7 @@ def describe(prof, limit=8, width=600):
 class RootRun:
     """One workload process inside the root: its script copy lives under ROOT/tmp."""
 
-    def __init__(self, root, exe, workload, duration, *extra, source=None):
+    def __init__(self, root, exe, workload, duration, *extra, source=None, namespaces=False):
         self.root, self.exe = root, exe
         self.inner_dir = f"/tmp/dynoprof-next-{uuid.uuid4().hex[:12]}"
         os.makedirs(root + self.inner_dir)
@@ -77,15 +77,39 @@ class RootRun:
             with open(root + self.script, "w") as f:
                 f.write(source)
         self.truth_path = f"{self.inner_dir}/truth.json"
+        # chroot, or (namespaces) a container-like start: own mount and PID
+        # namespaces with the root as /, the interpreter a child of unshare.
+        enter = (["unshare", "--mount", "--pid", "--fork", "--root", root] if namespaces
+                 else ["chroot", root])
+        self.namespaces = namespaces
+        self.child = None
         self.proc = subprocess.Popen(
-            ["chroot", root, exe, self.script, self.truth_path, str(duration)] +
+            enter + [exe, self.script, self.truth_path, str(duration)] +
             [str(e) for e in extra], cwd="/", stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.wait_ready()
 
     @property
     def pid(self):
-        return self.proc.pid  # chroot execs the interpreter: the same process
+        """The interpreter's PID on the host (chroot execs it; unshare forks it)."""
+        if not self.namespaces:
+            return self.proc.pid
+        if self.child:
+            return self.child
+        children = []
+        for task in os.listdir(f"/proc/{self.proc.pid}/task"):
+            with open(f"/proc/{self.proc.pid}/task/{task}/children") as f:
+                children += [int(c) for c in f.read().split()]
+        assert len(children) == 1, f"unshare {self.proc.pid} has children {children}"
+        self.child = children[0]
+        return self.child
+
+    def signal(self, sig):
+        """To the interpreter (unshare does not pass signals on)."""
+        try:
+            os.kill(self.pid, sig)
+        except (ProcessLookupError, AssertionError, FileNotFoundError):
+            pass
 
     def wait_ready(self):
         deadline = time.monotonic() + READY_TIMEOUT
@@ -110,7 +134,7 @@ class RootRun:
             except FileNotFoundError:
                 return []
         n = len(lines())
-        self.proc.send_signal(signal.SIGUSR1)
+        self.signal(signal.SIGUSR1)
         deadline = time.monotonic() + READY_TIMEOUT
         while time.monotonic() < deadline:
             now = lines()
@@ -124,7 +148,7 @@ class RootRun:
 
     def stop(self):
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            self.signal(signal.SIGTERM)
         try:
             self.proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
@@ -138,6 +162,7 @@ class RootRun:
 
     def close(self):
         if self.proc.poll() is None:
+            self.signal(signal.SIGKILL)
             self.proc.kill()
             self.proc.wait()
         for stream in (self.proc.stdout, self.proc.stderr):
@@ -158,8 +183,9 @@ class Captures:
         self.runs = []
         self.done = {}
 
-    def start(self, exe, workload, duration=300, *extra, source=None):
-        run = RootRun(self.root, exe, workload, duration, *extra, source=source)
+    def start(self, exe, workload, duration=300, *extra, source=None, namespaces=False):
+        run = RootRun(self.root, exe, workload, duration, *extra, source=source,
+                      namespaces=namespaces)
         self.runs.append(run)
         return run
 
@@ -470,3 +496,29 @@ def test_corrupted_debug_offsets_refused_without_names(captures):
     spin = of_file(prof, newer.script).count_where(
         lambda fr: has_function(fr, "corrupted_spin"))
     assert spin >= MIN_SAMPLES, f"3.16: {spin} samples named\n{describe(prof)}\n{err}"
+
+
+def test_pid_and_mount_namespace(captures):
+    """A 3.15 started like a container (`unshare --mount --pid --fork --root ROOT`):
+    its interpreter, code objects and native symbols resolve through /proc/PID/root
+    and map_files, the same as a chroot's."""
+    run = captures.start("python3.15", "known_line", 60, namespaces=True)
+    out = captures.out("namespace.folded")
+    rec = Recording("record", "-p", run.pid, "-d", SHORT, "-o", out)
+    try:
+        rec.wait_started()
+        rc, err = rec.finish(SHORT + 60)
+    finally:
+        rec.kill()
+    assert rc == 0, err
+    truth = run.stop()
+    prof = of_file(parse_folded_file(out), run.script)
+    hot = [(innermost_python(fr), n) for fr, n in prof.stacks
+           if innermost_python(fr) and innermost_python(fr).qualname == "hot_line"]
+    total = sum(n for _, n in hot)
+    assert total >= MIN_SAMPLES, f"{total} hot_line samples\n{describe(prof)}\n{err}"
+    want = hot_line_number(os.path.join(PY_WORKLOAD_DIR, "known_line.py"))
+    on_line = sum(n for py, n in hot if py.line == want)
+    assert on_line >= 0.8 * total, f"{on_line}/{total} at line {want}: {hot[:3]}"
+    assert prof.count_where(lambda fr: called_from(fr, "spin", "hot_line")) >= 0.9 * total
+    assert truth and truth["pid"] != run.pid, truth  # it ran in its own PID namespace
