@@ -100,6 +100,7 @@ static void test_real_dumps(void **state)
 		struct py_layout l;
 		struct py_debug_offsets_info info;
 		char reason[256] = "";
+		uint64_t slot = 0;
 		load(d->tag, buf);
 		int err = py_debug_offsets__parse(buf, sizeof(buf), d->minor, d->runtime_size, &l,
 						  &info, reason, sizeof(reason));
@@ -135,7 +136,7 @@ static void test_real_dumps(void **state)
 		/* The thread state: a pthread key in _PyRuntime (3.13, 3.14) or a
 		 * thread-local (3.15). */
 		err = py_tstate_find((const uint8_t *)d->gilstate, 48, d->gilstate_addr,
-				     d->runtime_addr, d->runtime_size, &l.walk);
+				     d->runtime_addr, d->runtime_size, &l.walk, &slot);
 		assert_int_equal(err, 0);
 		assert_int_equal(l.walk.runtime_tss_key, d->tss);
 		assert_int_equal(l.walk.tstate_tls, d->tls);
@@ -152,12 +153,13 @@ static void test_313_matches_table(void **state)
 	struct py_layout l, t;
 	struct py_debug_offsets_info info;
 	char reason[256];
+	uint64_t slot;
 	load("3.13.18", buf);
 	assert_int_equal(py_debug_offsets__parse(buf, sizeof(buf), 13, dumps[0].runtime_size, &l,
 						 &info, reason, sizeof(reason)), 0);
 	assert_int_equal(py_tstate_find((const uint8_t *)dumps[0].gilstate, 48,
 					dumps[0].gilstate_addr, dumps[0].runtime_addr,
-					dumps[0].runtime_size, &l.walk), 0);
+					dumps[0].runtime_size, &l.walk, &slot), 0);
 	assert_int_equal(py_layout__from_table(13, &t), 0);
 	assert_memory_equal(&l.walk, &t.walk, sizeof(l.walk));
 	assert_memory_equal(&l.code, &t.code, sizeof(l.code));
@@ -271,34 +273,44 @@ static void test_tstate_shared_library(void **state)
 {
 	(void)state;
 	struct py_offsets o = { 0 };
+	uint64_t slot = 0;
 	const uint8_t code[] = "\x48\x8b\x05\xe9\x6b\x25\x00\x53\x48\x8d\x98\x70\x08\x00"
 			       "\x00\x48\x89\xdf\xe8\xd9\x59\xdf\xff";
 	assert_int_equal(py_tstate_find(code, sizeof(code) - 1, 0x2940c0, 0x4eacb0 + 0x3e810,
-					0x45310, &o), 0);
+					0x45310, &o, &slot), 0);
 	assert_int_equal(o.runtime_tss_key, 0x870);
 	assert_int_equal(o.tstate_tls, 0);
 	/* The same displacement past _PyRuntime's end is not taken. */
 	assert_int_equal(py_tstate_find(code, sizeof(code) - 1, 0x2940c0, 0x4eacb0 + 0x3e810,
-					0x800, &o), -ENOENT);
+					0x800, &o, &slot), -ENOENT);
+	/* A shared libpython 3.15's thread-local: the GOT slot holding its
+	 * offset (mov 0x1000(%rip),%rax; mov %fs:(%rax),%rax), for the caller
+	 * to read. */
+	const uint8_t tls[] = "\xf3\x0f\x1e\xfa\x48\x8b\x05\x00\x10\x00\x00\x64\x48\x8b"
+			      "\x00\xc3";
+	assert_int_equal(py_tstate_find(tls, sizeof(tls) - 1, 0x7000, 0x400000, 0x50000, &o,
+					&slot), 1);
+	assert_int_equal(slot, 0x7000 + 4 + 7 + 0x1000);
 }
 
 static void test_tstate_not_found(void **state)
 {
 	(void)state;
 	struct py_offsets o = { 0 };
-	/* A shared libpython 3.15 reaching its thread-local through the GOT:
-	 * mov rel(%rip),%rax; mov %fs:(%rax),%rax. Not recognised. */
-	const uint8_t got[] = "\xf3\x0f\x1e\xfa\x48\x8b\x05\x10\x20\x30\x00\x64\x48\x8b\x00\xc3";
-	assert_int_equal(py_tstate_find(got, sizeof(got) - 1, 0x1000, 0x400000, 0x50000, &o),
+	uint64_t slot = 0;
+	/* The general-dynamic model (__tls_get_addr): not recognised. */
+	const uint8_t gd[] = "\x66\x48\x8d\x3d\x10\x20\x30\x00\x66\x66\x48\xe8\x00\x00\x00\x00"
+			     "\x48\x8b\x00\xc3";
+	assert_int_equal(py_tstate_find(gd, sizeof(gd) - 1, 0x1000, 0x400000, 0x50000, &o, &slot),
 			 -ENOENT);
 	/* A cmpl/mov into memory that is not _PyRuntime: not taken. */
 	assert_int_equal(py_tstate_find((const uint8_t *)dumps[1].gilstate, 48,
-					dumps[1].gilstate_addr, 0x100000, 0x1000, &o), -ENOENT);
+					dumps[1].gilstate_addr, 0x100000, 0x1000, &o, &slot), -ENOENT);
 	/* A positive thread-local offset is not static TLS of the executable. */
 	const uint8_t pos[] = "\x64\x48\x8b\x04\x25\x28\x00\x00\x00\xc3";
-	assert_int_equal(py_tstate_find(pos, sizeof(pos) - 1, 0x1000, 0x400000, 0x50000, &o),
-			 -ENOENT);
-	assert_int_equal(py_tstate_find(NULL, 0, 0, 0, 0, &o), -ENOENT);
+	assert_int_equal(py_tstate_find(pos, sizeof(pos) - 1, 0x1000, 0x400000, 0x50000, &o,
+					&slot), -ENOENT);
+	assert_int_equal(py_tstate_find(NULL, 0, 0, 0, 0, &o, &slot), -ENOENT);
 }
 
 int main(void)

@@ -399,11 +399,21 @@ static int read_layout(pid_t pid, const struct file_verdict *v, uint64_t bias,
 	}
 	if (out->minor == 13 && mode && strcmp(mode, "table") == 0)
 		return py_layout__from_table(13, &out->layout);
-	int key, found = v->gilstate_vaddr &&
-		!remote_read(pid, bias + v->gilstate_vaddr, code, sizeof(code)) &&
-		!py_tstate_find(code, sizeof(code), bias + v->gilstate_vaddr, out->runtime_addr,
-				v->runtime_size ? v->runtime_size : PY_DEBUG_OFFSETS_READ,
-				&out->layout.walk);
+	uint64_t slot = 0;
+	int64_t tpoff = 0;
+	int key, found = 0;
+	if (v->gilstate_vaddr && !remote_read(pid, bias + v->gilstate_vaddr, code, sizeof(code))) {
+		found = py_tstate_find(code, sizeof(code), bias + v->gilstate_vaddr,
+				       out->runtime_addr,
+				       v->runtime_size ? v->runtime_size : PY_DEBUG_OFFSETS_READ,
+				       &out->layout.walk, &slot);
+		/* A shared library's thread-local: its offset from the thread
+		 * pointer, as the dynamic linker wrote it into the GOT. */
+		if (found == 1 && !remote_read(pid, slot, &tpoff, sizeof(tpoff)) && tpoff < 0 &&
+		    tpoff > -(16 << 20) && tpoff % 8 == 0)
+			out->layout.walk.tstate_tls = (int32_t)tpoff;
+		found = found == 0 || (found == 1 && out->layout.walk.tstate_tls);
+	}
 	/* 3.13: the table knows where its key is. */
 	struct py_layout table;
 	if (!found && out->minor == 13 && !py_layout__from_table(13, &table)) {

@@ -17,7 +17,7 @@ static int tss_at(uint64_t addr, uint64_t runtime_addr, uint64_t runtime_size,
 }
 
 int py_tstate_find(const uint8_t *code, size_t len, uint64_t code_addr, uint64_t runtime_addr,
-		   uint64_t runtime_size, struct py_offsets *o)
+		   uint64_t runtime_size, struct py_offsets *o, uint64_t *tls_slot)
 {
 	/* Byte by byte: the patterns are long enough not to be found inside
 	 * other instructions of these few bytes by chance, and each result is
@@ -51,6 +51,15 @@ int py_tstate_find(const uint8_t *code, size_t len, uint64_t code_addr, uint64_t
 			memcpy(&d, p + 3, 4);
 			if (tss_at(code_addr + i + 7 + (int64_t)d, runtime_addr, runtime_size, o))
 				return 0;
+		}
+		/* A shared libpython's thread-local (initial-exec): mov
+		 * rel32(%rip),%rax (48 8b 05 rel32) loads its offset from the GOT,
+		 * mov %fs:(%rax),%rax (64 48 8b 00) reads it. */
+		if (left >= 11 && !memcmp(p, "\x48\x8b\x05", 3) &&
+		    !memcmp(p + 7, "\x64\x48\x8b\x00", 4)) {
+			memcpy(&d, p + 3, 4);
+			*tls_slot = code_addr + i + 7 + (int64_t)d;
+			return 1;
 		}
 		/* A shared libpython taking _PyRuntime from its GOT: mov
 		 * rel32(%rip),%rax (48 8b 05 rel32), then lea disp32(%rax),%reg
