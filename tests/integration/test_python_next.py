@@ -23,7 +23,8 @@ import uuid
 import pytest
 
 from apputil import Recording
-from conftest import REPO_ROOT, _binary_path, parse_folded_file, proc_cpu_seconds
+from conftest import (REPO_ROOT, Folded, _binary_path, parse_folded_file,
+                      proc_cpu_seconds)
 from pyutil import (PY_WORKLOAD_DIR, called_from, function_count, has_function,
                     hot_line_number, innermost_python, is_python_frame, names_function, of_file,
                     python_frames)
@@ -522,3 +523,41 @@ def test_pid_and_mount_namespace(captures):
     assert on_line >= 0.8 * total, f"{on_line}/{total} at line {want}: {hot[:3]}"
     assert prof.count_where(lambda fr: called_from(fr, "spin", "hot_line")) >= 0.9 * total
     assert truth and truth["pid"] != run.pid, truth  # it ran in its own PID namespace
+
+
+def test_started_and_exiting_during_capture(captures, run_dynoprof):
+    """3.14 and 3.15-dbg processes started by the capture (`record -- sh -c ...`),
+    which exit before it ends: named, with the hot line, from their first samples."""
+    scripts = {}
+    for exe in ("python3.14", "python3.15d"):
+        inner = f"/tmp/dynoprof-next-{uuid.uuid4().hex[:12]}"
+        os.makedirs(captures.root + inner)
+        shutil.copyfile(os.path.join(PY_WORKLOAD_DIR, "known_line.py"),
+                        captures.root + inner + "/known_line.py")
+        scripts[exe] = inner
+    try:
+        cmd = " & ".join(f"chroot {captures.root} {exe} {inner}/known_line.py "
+                         f"{inner}/truth.json 2" for exe, inner in scripts.items()) + "; wait"
+        out = captures.out("start-exit.folded")
+        rc, _, err = run_dynoprof("record", "-F", 199, "-o", out, "--", "sh", "-c", cmd,
+                                  timeout=120)
+        assert rc == 0, err
+        prof = parse_folded_file(out)
+        hot = hot_line_number(os.path.join(PY_WORKLOAD_DIR, "known_line.py"))
+        for exe, inner in scripts.items():
+            assert os.path.exists(captures.root + inner + "/truth.json"), f"{exe} did not finish"
+            mine = of_file(prof, inner + "/known_line.py")
+            on_line = mine.count_where(lambda fr: innermost_python(fr).line == hot and
+                                       innermost_python(fr).qualname == "hot_line")
+            assert on_line >= MIN_SAMPLES, f"{exe}: {on_line} samples on the hot line\n{err}"
+            # (Frames of modules being imported may read as unreadable: their
+            # <module> code is freed once imported, before its samples are read.
+            # The long-lived stacks must not.)
+            hot_stacks = Folded([(fr, n) for fr, n in mine.stacks
+                                 if has_function(fr, "hot_line")])
+            assert not [fr for fr, _ in hot_stacks.stacks
+                        if "[python: unreadable frame]" in fr], (
+                f"{exe}: unreadable frames\n{describe(hot_stacks)}")
+    finally:
+        for inner in scripts.values():
+            shutil.rmtree(captures.root + inner, ignore_errors=True)
