@@ -537,9 +537,9 @@ def test_started_and_exiting_during_capture(captures, run_dynoprof):
         scripts[exe] = inner
     try:
         cmd = " & ".join(f"chroot {captures.root} {exe} {inner}/known_line.py "
-                         f"{inner}/truth.json 2" for exe, inner in scripts.items()) + "; wait"
+                         f"{inner}/truth.json 3" for exe, inner in scripts.items()) + "; wait"
         out = captures.out("start-exit.folded")
-        rc, _, err = run_dynoprof("record", "-F", 199, "-o", out, "--", "sh", "-c", cmd,
+        rc, _, err = run_dynoprof("record", "-F", 499, "-o", out, "--", "sh", "-c", cmd,
                                   timeout=120)
         assert rc == 0, err
         prof = parse_folded_file(out)
@@ -549,7 +549,11 @@ def test_started_and_exiting_during_capture(captures, run_dynoprof):
             mine = of_file(prof, inner + "/known_line.py")
             on_line = mine.count_where(lambda fr: innermost_python(fr).line == hot and
                                        innermost_python(fr).qualname == "hot_line")
-            assert on_line >= MIN_SAMPLES, f"{exe}: {on_line} samples on the hot line\n{err}"
+            # A loaded machine gives each few samples: most of the ones in
+            # Python code must be on the hot line (the rest is start-up).
+            in_python = mine.count_where(lambda fr: any(map(is_python_frame, fr[1:])))
+            assert on_line >= 5 and on_line >= 0.5 * in_python, (
+                f"{exe}: {on_line}/{in_python} samples on the hot line\n{describe(mine)}\n{err}")
             # (Frames of modules being imported may read as unreadable: their
             # <module> code is freed once imported, before its samples are read.
             # The long-lived stacks must not.)
