@@ -389,8 +389,9 @@ static int read_layout(pid_t pid, const struct file_verdict *v, uint64_t bias,
 			   out->runtime_addr, strerror(-err));
 		return err;
 	}
-	err = py_debug_offsets__parse(buf, sizeof(buf), out->version_source ? (unsigned)out->minor : 0,
-				      v->runtime_size, &out->layout, &info, why, sizeof(why));
+	unsigned expect_minor = out->version_source ? (unsigned)out->minor : 0;
+	err = py_debug_offsets__parse(buf, sizeof(buf), expect_minor, v->runtime_size,
+				      &out->layout, &info, why, sizeof(why));
 	if (info.free_threaded)
 		out->flags |= PY_TARGET_FREE_THREADED;
 	if (err) {
