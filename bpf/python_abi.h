@@ -18,6 +18,10 @@
 #include <linux/types.h>
 #endif
 
+/* Bytes of an interpreter frame the walker reads at once: every frame field
+ * it uses must lie within (userspace refuses offsets that do not). */
+#define PY_FRAME_CHUNK 128
+
 /* Python frames kept per sample (innermost ones); deeper stacks are marked
  * truncated. */
 #define PY_MAX_FRAMES 160
@@ -33,7 +37,8 @@
  * marked [truncated]. */
 #define PY_NATIVE_FRAMES 32
 
-/* Supported interpreter versions, the index into py_versions. */
+/* Interpreter versions of the built-in offset table (user/python/py_offsets.c);
+ * 3.14 and later have no table entry: their offsets come from the process. */
 enum py_version_index {
 	PY_V3_8 = 0,
 	PY_V3_9 = 1,
@@ -69,14 +74,22 @@ struct py_offsets {
 	__s16 runtime_tss_key;      /* _PyRuntime -> autoTSSkey (Py_tss_t: int
 				     * _is_initialized; then the pthread_key_t) */
 	__u8 instr_kind;            /* enum py_instr_kind */
-	__u8 owner_cstack;          /* owner value of a C-stack shim frame to skip (3.12+: 3) */
-	__u8 pad[2];                /* zero */
+	__u8 owner_cstack;          /* owner value of a C-stack shim frame to skip (3.12+: 3;
+				     * 3.14+ FRAME_OWNED_BY_INTERPRETER, also 3) */
+	__u8 code_tag_mask;         /* low bits of frame_code that are _PyStackRef tags
+				     * (3.14+: f_executable is tagged), cleared before use */
+	__u8 pad;                   /* zero */
+	__s32 tstate_tls;           /* nonzero: the thread's PyThreadState* is a thread-local
+				     * at this offset from the thread pointer (3.15+
+				     * _Py_tss_gilstate, static TLS); 0: through the pthread
+				     * key at runtime_tss_key */
 };
-_Static_assert(sizeof(struct py_offsets) == 28, "py_offsets layout");
+_Static_assert(sizeof(struct py_offsets) == 32, "py_offsets layout");
 
 /* glibc's pthread_getspecific layout, calibrated by userspace in its own
- * process (same libc as the targets on a host; containers with another libc
- * are refused per process). */
+ * process; a target whose C library is another file (another root) is walked
+ * only when that library's pthread_getspecific decodes to the same layout
+ * (user/python/libc_tss.c), else refused per process. */
 struct py_tls_layout {
 	__u32 specific_1stblock;   /* offset from the thread pointer (fsbase) of
 				    * struct pthread.specific_1stblock[] */
@@ -89,10 +102,12 @@ _Static_assert(sizeof(struct py_tls_layout) == 16, "py_tls_layout layout");
 /* One Python process, the value of py_procs (key: tgid). */
 struct py_proc {
 	__u64 runtime_addr;        /* address of _PyRuntime in the process */
-	__u32 version_index;       /* enum py_version_index */
+	__u32 minor;               /* 3.minor (informational: the walk uses only o) */
 	__u32 pad;                 /* zero */
+	struct py_offsets o;       /* this process's offsets (checked by userspace:
+				    * every frame field within PY_FRAME_CHUNK) */
 };
-_Static_assert(sizeof(struct py_proc) == 16, "py_proc layout");
+_Static_assert(sizeof(struct py_proc) == 48, "py_proc layout");
 
 /* One Python frame of a sample. */
 struct py_frame {

@@ -12,25 +12,14 @@
 /* Set by the loader before load. */
 const volatile bool walk_python = true;    /* walk CPython frames of py_procs */
 
-/* Python processes (key: tgid), filled by userspace at discovery. */
+/* Python processes (key: tgid) with their own structure offsets, filled by
+ * userspace at discovery. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);
 	__type(key, __u32);
 	__type(value, struct py_proc);
 } py_procs SEC(".maps");
-
-/* Structure offsets per CPython version (enum py_version_index). */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, PY_VERSION_COUNT);
-	__type(key, __u32);
-	__type(value, struct py_offsets);
-} py_versions SEC(".maps");
-
-/* Bytes of a frame read at once: covers every field the walker uses in every
- * version (the largest offset is 3.10's f_lasti at 96). */
-#define PY_FRAME_CHUNK 128
 
 /* Per-CPU Python frames of the sample being built. */
 struct py_frames_buf {
@@ -100,6 +89,8 @@ static int py_walk_step(__u32 index, struct py_walk *w)
 		return 0; /* C-stack shim frame: no Python code */
 	}
 	w->tail_code = 1;
+	/* 3.14+: f_executable is a _PyStackRef whose low bits are tags. */
+	code &= ~(__u64)o->code_tag_mask;
 	if (!code)
 		return 0;
 	/* A Python frame past the limits (frames kept, or the steps, which
@@ -139,21 +130,25 @@ static __always_inline __u32 walk_python_stack(__u32 pid, __u32 *status)
 	*status = PY_WALK_NONE;
 	if (!proc)
 		return 0;
-	__u32 version = proc->version_index;
-	const struct py_offsets *o = bpf_map_lookup_elem(&py_versions, &version);
-	if (!o)
-		return 0;
-
-	struct { __s32 initialized; __u32 key; } tss = {};
-	if (bpf_probe_read_user(&tss, sizeof(tss),
-				(const void *)(proc->runtime_addr + o->runtime_tss_key)))
-		return 0;
-	if (tss.initialized != 1 || tss.key >= 32) /* glibc's second-level keys unsupported */
-		return 0;
+	const struct py_offsets *o = &proc->o;
 
 	__u64 tstate = 0, frame = 0;
-	if (read_thread_specific(tss.key, &tstate) || !tstate)
-		return 0;
+	if (o->tstate_tls) {
+		/* 3.15+: a static thread-local of the interpreter. */
+		struct task_struct *task = bpf_get_current_task_btf();
+		__u64 fsbase = BPF_CORE_READ(task, thread.fsbase);
+		if (!fsbase || read_user_u64(fsbase + (__s64)o->tstate_tls, &tstate) || !tstate)
+			return 0;
+	} else {
+		struct { __s32 initialized; __u32 key; } tss = {};
+		if (bpf_probe_read_user(&tss, sizeof(tss),
+					(const void *)(proc->runtime_addr + o->runtime_tss_key)))
+			return 0;
+		if (tss.initialized != 1 || tss.key >= 32) /* glibc's second-level keys unsupported */
+			return 0;
+		if (read_thread_specific(tss.key, &tstate) || !tstate)
+			return 0;
+	}
 	if (o->tstate_frame >= 0) {
 		if (read_user_u64(tstate + o->tstate_frame, &frame))
 			return 0;

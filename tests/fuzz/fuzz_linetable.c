@@ -10,7 +10,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 7)
 		return 0;
-	unsigned minor = 8 + data[0] % 7; /* 8..14: 14 is unsupported */
+	unsigned minor = 8 + data[0] % 10; /* 8..17: 17 is unsupported */
 	int firstlineno = (int)((uint32_t)data[1] << 24 | (uint32_t)data[2] << 16 |
 				(uint32_t)data[3] << 8 | data[4]);
 	uint32_t instr = (uint32_t)data[5] << 8 | data[6];

@@ -1163,21 +1163,21 @@ static void test_python_frames_merged(void **state)
 	struct py_frame all[] = { pyf[0], pyf[1], uf, pyf[0], pyf[1], uf };
 	uint32_t ids[6], id;
 	for (int i = 0; i < 6; i++)
-		assert_int_equal(py_resolver__frame(small, child, info.version_index, &all[i], 0, cp,
+		assert_int_equal(py_resolver__frame(small, child, info.layout, &all[i], 0, cp,
 						    &ids[i]), 0);
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(ids[i], ids[i + 3]);
 	struct py_frame stale = pyf[0];
 	stale.firstlineno += 100;
-	assert_int_equal(py_resolver__frame(small, child, info.version_index, &stale, 0, cp, &id),
+	assert_int_equal(py_resolver__frame(small, child, info.layout, &stale, 0, cp, &id),
 			 0);
 	assert_string_equal(profile__str(cp, profile__frame(cp, id)->name),
 			    "[python: unreadable frame]");
-	assert_int_equal(py_resolver__frame(small, child, PY_VERSION_COUNT, &pyf[0], 0, cp, &id),
+	assert_int_equal(py_resolver__frame(small, child, NULL, &pyf[0], 0, cp, &id),
 			 0);
 	assert_string_equal(profile__str(cp, profile__frame(cp, id)->name),
 			    "[python: unreadable frame]");
-	assert_int_equal(py_resolver__frame(small, child, info.version_index, &pyf[0], 0, cp, &id),
+	assert_int_equal(py_resolver__frame(small, child, info.layout, &pyf[0], 0, cp, &id),
 			 0);
 	assert_int_equal(id, ids[0]);
 	profile__free(cp);

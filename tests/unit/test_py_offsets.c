@@ -139,7 +139,7 @@ static void test_table_invariants(void **state)
 		/* bpf/python_walk.bpf.h decodes a frame from one 128-byte read. */
 		assert_true(o->frame_code + 8 <= 128 && o->frame_previous + 8 <= 128);
 		assert_true(o->frame_instr + 8 <= 128 && o->frame_owner < 128);
-		assert_int_equal(o->pad[0] | o->pad[1], 0);
+		assert_int_equal(o->code_tag_mask | o->pad | o->tstate_tls, 0);
 		/* Userspace layout: fields present per version, all inside the
 		 * prefix the resolver reads in one go. */
 		assert_int_equal(l->co_qualname >= 0, minor >= 11);

@@ -180,7 +180,7 @@ static int add_sample(struct aggregator *a, const struct profile_sample_event *e
 					  &a->frames[n++]);
 		}
 		for (int i = (int)npy - 1; i >= 0 && !err; i--)
-			err = py_resolver__frame(a->opts.py_resolver, pid, py.version_index,
+			err = py_resolver__frame(a->opts.py_resolver, pid, py.layout,
 						 &pyframes[i], a->opts.python_lines, a->profile,
 						 &a->frames[n++]);
 		/* Native frames from the leaf up to the first interpreter frame: what

@@ -410,7 +410,7 @@ struct sampler *sampler__open(const struct sampler_opts *opts, sampler_record_fn
 	s->skel->rodata->filter_pids = opts->npids > 0;
 	s->skel->rodata->filter_tids = opts->ntids > 0;
 	s->skel->rodata->follow_children = opts->follow_children;
-	s->skel->rodata->walk_python = opts->walk_python && opts->py_offsets;
+	s->skel->rodata->walk_python = opts->walk_python;
 	s->skel->rodata->kernel_stacks = !opts->no_kernel_stacks;
 	s->skel->rodata->thread_tags = opts->thread_tags;
 	if (opts->walk_python || opts->thread_tags) {
@@ -467,14 +467,6 @@ struct sampler *sampler__open(const struct sampler_opts *opts, sampler_record_fn
 			errmsg__set(err, errlen, "loading BPF programs failed: %s (rerun with "
 				"DYNOPROF_DEBUG_BPF=1 for the verifier log)", strerror(-e));
 		goto fail;
-	}
-	for (uint32_t v = 0; opts->walk_python && opts->py_offsets && v < PY_VERSION_COUNT; v++) {
-		if (bpf_map_update_elem(bpf_map__fd(s->skel->maps.py_versions), &v,
-					&opts->py_offsets[v], BPF_ANY)) {
-			e = -errno;
-			errmsg__set(err, errlen, "cannot fill the Python offsets map: %s", strerror(-e));
-			goto fail;
-		}
 	}
 	e = fill_filter_map(bpf_map__fd(s->skel->maps.targets), opts->pids, opts->npids);
 	if (!e)

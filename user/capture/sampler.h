@@ -50,7 +50,6 @@ struct sampler_opts {
 	bool counting;              /* exact per-thread CPU time (the scheduler's sums)
 				     * and counters (read at every context switch
 				     * when open, see capture/counters.h) */
-	const struct py_offsets *py_offsets; /* PY_VERSION_COUNT entries (when walk_python) */
 	struct py_tls_layout py_tls;/* glibc TSS layout (when walk_python or thread_tags) */
 };
 

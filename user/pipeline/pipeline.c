@@ -6,7 +6,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "python/py_offsets.h"
 #include "python/py_registry.h"
 #include "python/py_resolver.h"
 #include "python/tls_layout.h"
@@ -106,7 +105,6 @@ struct pipeline *pipeline__open(const struct pipeline_opts *o, struct profile *p
 		.bpf_stats = o->bpf_stats,
 		.ringbuf_bytes = o->ringbuf_bytes,
 		.no_kernel_stacks = !o->kernel,
-		.py_offsets = py_offsets_table,
 		.py_tls = tls,
 	};
 	p->counting_began_unix_ns = clock_ns(CLOCK_REALTIME);

@@ -148,12 +148,12 @@ int py_linetable__line(unsigned minor, const uint8_t *table, size_t len, int fir
 		return lnotab_line(table, len, firstlineno, instr_offset, line);
 	case 10:
 		return linetable310_line(table, len, firstlineno, instr_offset, line);
-	case 11:
-	case 12:
-	case 13:
-		return locations_line(table, len, firstlineno, instr_offset, line);
 	default:
-		return -EINVAL;
+		/* 3.11 .. 3.15 (and newer, read through their debug offsets):
+		 * the location table. */
+		if (minor < 11 || minor > PY_LINETABLE_MAX_MINOR)
+			return -EINVAL;
+		return locations_line(table, len, firstlineno, instr_offset, line);
 	}
 }
 
@@ -168,13 +168,11 @@ int py_linetable__instr_offset(unsigned minor, uint32_t instr, int code_adaptive
 	case 10:
 		*offset = (int64_t)(int32_t)instr * 2;
 		return 0;
-	case 11:
-	case 12:
-	case 13:
+	default:
+		if (minor < 11 || minor > PY_LINETABLE_MAX_MINOR)
+			return -EINVAL;
 		*offset = (int64_t)instr - code_adaptive;
 		return 0;
-	default:
-		return -EINVAL;
 	}
 }
 

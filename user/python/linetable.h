@@ -21,9 +21,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Newest minor whose line table is decoded: 3.11's location table, unchanged
+ * through 3.15 and assumed for the one newer minor read through its debug
+ * offsets (its lines are checked by the caller against co_firstlineno). */
+#define PY_LINETABLE_MAX_MINOR 16
+
 /* Finds the source line of the instruction at byte offset instr_offset, as
  * CPython's PyCode_Addr2Line() would for the same code object.
- *   minor        CPython 3.minor, 8 .. 13 (selects the table format);
+ *   minor        CPython 3.minor, 8 .. PY_LINETABLE_MAX_MINOR (selects the format);
  *   table, len   the bytes of co_lnotab (3.8, 3.9) / co_linetable (3.10+),
  *                only read within [table, table + len);
  *   firstlineno  co_firstlineno, the line every table is relative to;

@@ -18,6 +18,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "python/py_debug_offsets.h"
+#include "python/py_tstate_find.h"
 #include "symbolize/elf_dynsym.h"
 #include "symbolize/map_path.h"
 #include "util/hashmap.h"
@@ -28,9 +30,10 @@
 #define MAX_SEGMENTS 8
 /* libpython files looked at per process. */
 #define MAX_LIBRARIES 4
-/* Supported range. */
+/* Supported range: the table's 3.8 .. 3.12 (and 3.13), then the debug
+ * offsets' known layouts; newer minors are attempted through theirs. */
 #define MIN_MINOR 8
-#define MAX_MINOR 13
+#define MAX_MINOR PY_DEBUG_OFFSETS_KNOWN_MINOR
 
 /* What a file is, as far as Python is concerned. */
 enum file_kind {
@@ -53,6 +56,7 @@ enum sym_index {
 	SYM_MARK_9,
 	SYM_MARK_8,
 	SYM_MARK_7,
+	SYM_GILSTATE_GET,     /* PyGILState_GetThisThreadState: where the tstate is (3.13+) */
 	SYM_COUNT,
 };
 
@@ -69,6 +73,7 @@ static const char *const sym_names[SYM_COUNT] = {
 	[SYM_MARK_9] = "PyType_GetModule",
 	[SYM_MARK_8] = "PyConfig_InitPythonConfig",
 	[SYM_MARK_7] = "PyContext_New",
+	[SYM_GILSTATE_GET] = "PyGILState_GetThisThreadState",
 };
 
 /* Cache key: the file's identity. */
@@ -87,6 +92,8 @@ struct file_verdict {
 	size_t segment_count;         /* entries in segments */
 	struct elf_load_segment segments[MAX_SEGMENTS]; /* PT_LOAD, for the load bias */
 	uint64_t runtime_vaddr;       /* st_value of _PyRuntime (kind INTERPRETER) */
+	uint64_t runtime_size;        /* its st_size (0 when unknown) */
+	uint64_t gilstate_vaddr;      /* st_value of PyGILState_GetThisThreadState, 0 absent */
 	uint64_t version_vaddr;       /* st_value of Py_Version, 0 when absent */
 	uint64_t version_in_file;     /* Py_Version's initial value, 0 when unreadable */
 	int minor_from_symbols;       /* newest 3.x whose marker symbol exists, 0 none */
@@ -185,6 +192,9 @@ static int analyse_file(const char *path, int python_named, struct file_verdict 
 	if (syms[SYM_RUNTIME].found) {
 		v->kind = FILE_INTERPRETER;
 		v->runtime_vaddr = syms[SYM_RUNTIME].value;
+		v->runtime_size = syms[SYM_RUNTIME].size;
+		if (syms[SYM_GILSTATE_GET].found)
+			v->gilstate_vaddr = syms[SYM_GILSTATE_GET].value;
 	} else if (syms[SYM_INITIALIZE].found) {
 		v->kind = FILE_OLD_PYTHON;
 	}
@@ -355,40 +365,66 @@ static const char *version_text(const struct py_target *t, char *buf, size_t len
 	return buf;
 }
 
-/* _Py_DebugOffsets header at the start of _PyRuntime (3.13+). */
-struct debug_offsets_head {
-	char cookie[8];         /* "xdebugpy" */
-	uint64_t version;       /* PY_VERSION_HEX */
-	uint64_t free_threaded; /* 1 for Py_GIL_DISABLED builds */
-};
-
-/* Checks a 3.13+ runtime's self-description. Returns 0, -ENOTSUP (reason set)
- * or a read -errno. */
-static int check_debug_offsets(pid_t pid, struct py_target *out, char *reason, size_t reasonlen)
+/* 3.13+: the layout from the process's own _Py_DebugOffsets, and where it
+ * keeps each thread's state from its PyGILState_GetThisThreadState. 3.13 reads
+ * the built-in table instead when DYNOPROF_PY_OFFSETS=table (a cross-check).
+ * Returns 0, -ENOTSUP (reason set) or a read -errno. */
+static int read_layout(pid_t pid, const struct file_verdict *v, uint64_t bias,
+		       struct py_target *out, char *reason, size_t reasonlen)
 {
-	struct debug_offsets_head head;
-	int err = remote_read(pid, out->runtime_addr, &head, sizeof(head));
+	uint8_t buf[PY_DEBUG_OFFSETS_READ], code[PY_TSTATE_FIND_CODE_BYTES];
+	struct py_debug_offsets_info info;
+	char why[200] = "";
+	const char *mode = getenv("DYNOPROF_PY_OFFSETS");
+	int err = remote_read(pid, out->runtime_addr, buf, sizeof(buf));
 
 	if (err) {
 		errmsg__set(reason, reasonlen, "cannot read _PyRuntime at 0x%" PRIx64 ": %s",
 			   out->runtime_addr, strerror(-err));
 		return err;
 	}
-	if (memcmp(head.cookie, "xdebugpy", 8) != 0) {
-		errmsg__set(reason, reasonlen,
-			   "_Py_DebugOffsets cookie \"xdebugpy\" not found at _PyRuntime (0x%" PRIx64
-			   ") in %s",
-			   out->runtime_addr, out->path);
-		return -ENOTSUP;
-	}
-	if (((head.version >> 16) & 0xffff) != (uint64_t)(out->major << 8 | out->minor)) {
-		errmsg__set(reason, reasonlen,
-			   "_Py_DebugOffsets says version 0x%" PRIx64 ", expected %d.%d (%s)",
-			   head.version, out->major, out->minor, out->path);
-		return -ENOTSUP;
-	}
-	if (head.free_threaded)
+	unsigned expect_minor = out->version_source ? (unsigned)out->minor : 0;
+	err = py_debug_offsets__parse(buf, sizeof(buf), expect_minor, v->runtime_size,
+				      &out->layout, &info, why, sizeof(why));
+	if (info.free_threaded)
 		out->flags |= PY_TARGET_FREE_THREADED;
+	if (err) {
+		errmsg__set(reason, reasonlen, "%s: %s", why, out->path);
+		return -ENOTSUP;
+	}
+	if (out->minor == 13 && mode && strcmp(mode, "table") == 0)
+		return py_layout__from_table(13, &out->layout);
+	uint64_t slot = 0;
+	int64_t tpoff = 0;
+	int key, found = 0;
+	if (v->gilstate_vaddr && !remote_read(pid, bias + v->gilstate_vaddr, code, sizeof(code))) {
+		found = py_tstate_find(code, sizeof(code), bias + v->gilstate_vaddr,
+				       out->runtime_addr,
+				       v->runtime_size ? v->runtime_size : PY_DEBUG_OFFSETS_READ,
+				       &out->layout.walk, &slot);
+		/* A shared library's thread-local: its offset from the thread
+		 * pointer, as the dynamic linker wrote it into the GOT. */
+		if (found == 1 && !remote_read(pid, slot, &tpoff, sizeof(tpoff)) && tpoff < 0 &&
+		    tpoff > -(16 << 20) && tpoff % 8 == 0)
+			out->layout.walk.tstate_tls = (int32_t)tpoff;
+		found = found == 0 || (found == 1 && out->layout.walk.tstate_tls);
+	}
+	/* 3.13: the table knows where its key is. */
+	struct py_layout table;
+	if (!found && out->minor == 13 && !py_layout__from_table(13, &table)) {
+		out->layout.walk.runtime_tss_key = table.walk.runtime_tss_key;
+		found = 1;
+	}
+	/* A pthread key must read as one (initialised, < 1024). */
+	if (found && !out->layout.walk.tstate_tls &&
+	    py_read_tss_key(pid, out, out->layout.walk.runtime_tss_key, &key) == -EINVAL)
+		found = 0;
+	if (!found) {
+		errmsg__set(reason, reasonlen, "Python %d.%d: where its threads' state is kept "
+			   "(PyGILState_GetThisThreadState) was not recognised: %s", out->major,
+			   out->minor, out->path);
+		return -ENOTSUP;
+	}
 	return 0;
 }
 
@@ -431,13 +467,14 @@ static int describe_interpreter(pid_t pid, const struct candidate *cand, const c
 		return -ENOTSUP;
 	}
 	version_text(out, version, sizeof(version));
-	if (out->major != 3 || out->minor < MIN_MINOR || out->minor > MAX_MINOR) {
+	/* Newer minors: attempted through their debug offsets (read_layout). */
+	if (out->major != 3 || out->minor < MIN_MINOR) {
 		errmsg__set(reason, reasonlen, "Python %s is not supported (3.%d-3.%d are): %s",
 			   version, MIN_MINOR, MAX_MINOR, out->path);
 		return -ENOTSUP;
 	}
 	if (out->minor >= 13) {
-		err = check_debug_offsets(pid, out, reason, reasonlen);
+		err = read_layout(pid, v, bias, out, reason, reasonlen);
 		if (err)
 			return err;
 	}
@@ -447,12 +484,17 @@ static int describe_interpreter(pid_t pid, const struct candidate *cand, const c
 			   out->path);
 		return -ENOTSUP;
 	}
-	if (out->flags & PY_TARGET_DEBUG_BUILD) {
-		errmsg__set(reason, reasonlen, "Python %s is a debug build, not supported: %s",
-			   version, out->path);
+	/* Debug builds have other layouts: fine when the interpreter describes
+	 * its own (3.13+), not with the table. */
+	if ((out->flags & PY_TARGET_DEBUG_BUILD) && out->minor < 13) {
+		errmsg__set(reason, reasonlen, "Python %s is a debug build, not supported before "
+			   "3.13: %s", version, out->path);
 		return -ENOTSUP;
 	}
-	out->version_index = (enum py_version_index)(PY_V3_8 + (out->minor - MIN_MINOR));
+	if (out->minor < 13 && py_layout__from_table((unsigned)out->minor, &out->layout))
+		return -ENOTSUP; /* unreachable: 3.8 .. 3.12 are in the table */
+	out->version_index = out->minor <= 13 ?
+		(enum py_version_index)(PY_V3_8 + (out->minor - MIN_MINOR)) : PY_VERSION_COUNT;
 	return 0;
 }
 

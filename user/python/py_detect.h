@@ -23,6 +23,7 @@
 #include <sys/types.h>
 
 #include "python_abi.h"
+#include "python/py_layout.h"
 #include "symbolize/proc_maps.h"
 
 /* Flags of struct py_target. */
@@ -30,7 +31,8 @@ enum py_target_flags {
 	PY_TARGET_SHARED = 1 << 0,        /* the interpreter is a libpython shared library
 					   * (else it is linked into the executable) */
 	PY_TARGET_FREE_THREADED = 1 << 1, /* free-threaded build (3.13t, no GIL): unsupported */
-	PY_TARGET_DEBUG_BUILD = 1 << 2,   /* debug build (Py_DEBUG, "d" ABI flag): unsupported */
+	PY_TARGET_DEBUG_BUILD = 1 << 2,   /* debug build (Py_DEBUG, "d" ABI flag): read
+					   * through its debug offsets (3.13+), else refused */
 };
 
 /* Where py_target's version came from. */
@@ -50,7 +52,10 @@ struct py_target {
 	uint32_t version_hex;          /* PY_VERSION_HEX when read from Py_Version (e.g.
 					* 0x030b02f0), else major << 24 | minor << 16 */
 	enum py_version_source version_source; /* how the version was learnt */
-	enum py_version_index version_index; /* index into py_versions (valid on success) */
+	enum py_version_index version_index; /* built-in table entry of this minor
+					      * (PY_VERSION_COUNT for 3.14+: none) */
+	struct py_layout layout;       /* this process's offsets (valid on success): the
+					* table (3.8-3.12), its _Py_DebugOffsets (3.13+) */
 	uint64_t runtime_addr;         /* address of _PyRuntime in the target (0 when
 					* not found, e.g. Python < 3.7) */
 	uint64_t load_bias;            /* process address minus ELF vaddr for the
@@ -65,14 +70,17 @@ struct py_target {
  * executable mappings (proc_maps__read(pid)), used to find libpython and the
  * load bias; they must be current. On return, reason (reasonlen bytes, may be
  * NULL/0) holds a one-line human explanation for any non-zero result, e.g.
- * "Python 3.7 is not supported (3.8-3.13 are)".
+ * "Python 3.7 is not supported (3.8-3.15 are)". Minors newer than 3.15 are
+ * attempted through their _Py_DebugOffsets (layout.source PY_LAYOUT_NEWER).
  * Returns:
  *   0        a supported interpreter; *out fully filled.
  *   -ENOENT  not a Python process (decided by file names and symbols).
- *   -ENOTSUP a Python we refuse: version outside 3.8-3.13, free-threaded or
- *            debug build, unknown version, _Py_DebugOffsets mismatch (3.13),
- *            or a C library (another root's) whose pthread_getspecific does
- *            not read the layout dynoprof calibrated in its own (libc_tss.h).
+ *   -ENOTSUP a Python we refuse: version before 3.8, free-threaded build,
+ *            debug build before 3.13, unknown version, a _Py_DebugOffsets
+ *            missing, corrupt or not understood (3.13+), thread state not
+ *            found (3.13+), or a C library (another root's) whose
+ *            pthread_getspecific does not read the layout dynoprof
+ *            calibrated in its own (libc_tss.h).
  *            *out holds what was learnt (version, flags, path).
  *   -EAGAIN  the executable is named python3.X but no Python runtime is
  *            mapped yet, or the interpreter is but no C library is (the

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "python/py_debug_offsets.h"
 #include "python/py_detect.h"
 #include "symbolize/proc_maps.h"
 #include "util/hashmap.h"
@@ -33,7 +34,7 @@ struct py_entry {
 	enum py_state state;      /* verdict */
 	unsigned checks;          /* detections done for this image */
 	uint64_t checked_ns;      /* CLOCK_MONOTONIC of the last detection */
-	unsigned version_index;   /* when PYTHON */
+	struct py_layout layout;  /* when PYTHON: its offsets */
 	int minor;                /* when PYTHON */
 	char *interpreter;        /* when PYTHON: interpreter file path (owned) */
 };
@@ -154,8 +155,8 @@ static void detect(struct py_registry *r, struct py_entry *e)
 		e->state = PY_STATE_NOT_PYTHON;
 		return;
 	}
-	struct py_proc info = { .runtime_addr = t.runtime_addr,
-				.version_index = (uint32_t)t.version_index };
+	struct py_proc info = { .runtime_addr = t.runtime_addr, .minor = (uint32_t)t.minor,
+				.o = t.layout.walk };
 	if (r->publish && r->publish(r->ctx, (uint32_t)e->slot.pid, &info)) {
 		free(path);
 		e->state = PY_STATE_NOT_PYTHON;
@@ -168,8 +169,19 @@ static void detect(struct py_registry *r, struct py_entry *e)
 	}
 	free(e->interpreter);
 	e->interpreter = path;
-	e->version_index = (unsigned)t.version_index;
+	e->layout = t.layout;
 	e->minor = t.minor;
+	if (t.layout.source == PY_LAYOUT_NEWER) {
+		r->stats.newer++;
+		char kind[160];
+		snprintf(kind, sizeof(kind), "Python 3.%d processes read through their own "
+			 "_Py_DebugOffsets (newer than dynoprof knows)", t.minor);
+		warn_log__say(r->log, kind, (int)e->slot.pid, "dynoprof: PID %d: Python %d.%d is "
+			      "newer than dynoprof knows (3.8-3.%d): read through its own "
+			      "_Py_DebugOffsets, which check out with the 3.%d layout (names "
+			      "validated): %s", (int)e->slot.pid, t.major, t.minor,
+			      PY_DEBUG_OFFSETS_KNOWN_MINOR, PY_DEBUG_OFFSETS_KNOWN_MINOR, t.path);
+	}
 	e->state = PY_STATE_PYTHON;
 	r->stats.python_processes++;
 }
@@ -193,7 +205,7 @@ int py_registry__lookup(struct py_registry *r, pid_t pid, struct py_process_info
 		detect(r, e);
 	if (e->state != PY_STATE_PYTHON)
 		return 0;
-	info->version_index = e->version_index;
+	info->layout = &e->layout;
 	info->minor = e->minor;
 	info->interpreter = e->interpreter;
 	return 1;

@@ -7,7 +7,8 @@
  * caught before ld.so mapped libpython looks like a plain executable). Python
  * processes that cannot be profiled (unsupported version or build) get one
  * warning line on stderr at most, naming the PID and the reason, and keep their
- * native frames; past the first few of one interpreter they are only counted,
+ * native frames (a minor newer than dynoprof knows, read through its own
+ * _Py_DebugOffsets, gets one line saying so); past the first few of one interpreter they are only counted,
  * for py_registry__summary() (util/warn_log.h). Memory is bounded by max_processes (exited first, then least
  * recently used are forgotten).
  */
@@ -20,6 +21,7 @@
 #include <sys/types.h>
 
 #include "python_abi.h" /* bpf/python_abi.h: struct py_proc */
+#include "python/py_layout.h"
 #include "symbolize/proc_maps.h"
 
 /* Called to publish (info != NULL) or withdraw (info == NULL) a process for
@@ -28,7 +30,7 @@ typedef int (*py_registry_publish_fn)(void *ctx, uint32_t pid, const struct py_p
 
 /* What the registry knows of a Python process. */
 struct py_process_info {
-	unsigned version_index;      /* enum py_version_index */
+	const struct py_layout *layout; /* its structure layout (for py_resolver__frame) */
 	int minor;                   /* 3.minor */
 	const char *interpreter;     /* path of the file holding the interpreter (the
 				      * executable or libpython), as in /proc/PID/maps */
@@ -37,6 +39,8 @@ struct py_process_info {
 struct py_registry_stats {
 	uint64_t python_processes;   /* processes found running a supported CPython */
 	uint64_t unsupported;        /* Python processes refused (warned once each) */
+	uint64_t newer;              /* processes of a minor newer than known, read
+				      * through their own debug offsets (said once each) */
 	uint64_t detections;         /* py_detect calls */
 };
 
@@ -48,8 +52,8 @@ struct py_registry *py_registry__new(py_registry_publish_fn publish, void *ctx,
 void py_registry__free(struct py_registry *r);
 
 /* Returns 1 and fills *info when pid runs a supported CPython (detecting it
- * now if it was never looked at), 0 when not, -ENOMEM. info's strings live
- * until the process is forgotten. */
+ * now if it was never looked at), 0 when not, -ENOMEM. info's strings and
+ * layout live until the process is forgotten. */
 int py_registry__lookup(struct py_registry *r, pid_t pid, struct py_process_info *info);
 /* The process exec'd: detect again at its next sample. */
 void py_registry__note_exec(struct py_registry *r, pid_t pid);

@@ -76,13 +76,36 @@ struct code_witness {
 					  * module names depend on it */
 };
 
-/* Key of the shared index: a code object's address in an interpreter version
+/* Key of the shared index: a code object's address read with one layout
  * (processes forked from one parent, or importing alike, share addresses). */
 struct shared_key {
 	uint64_t code;     /* code object address */
-	uint32_t version;  /* enum py_version_index: the layout read */
+	uint32_t layout;   /* layout_fingerprint() of the layout it was read with:
+			    * a debug build and a release one never share */
 	uint32_t pad;      /* zero: keys are hashed as bytes */
 };
+
+/* FNV-1a over every field of a code layout that reading a code object uses
+ * (field by field: the struct has padding). */
+static uint32_t layout_fingerprint(const struct py_layout *layout)
+{
+	const struct py_code_layout *l = &layout->code;
+	const int32_t fields[] = {
+		(int32_t)layout->minor, l->ob_type, l->var_size, l->type_name, l->co_units,
+		l->co_name, l->co_qualname, l->co_filename, l->co_firstlineno, l->co_linetable,
+		l->co_code, l->co_code_adaptive, l->code_read_size, l->unicode_length,
+		l->unicode_state, l->unicode_kind_shift, l->unicode_compact_shift,
+		l->unicode_ascii_shift, l->unicode_ascii_data, l->unicode_compact_data,
+		l->bytes_size, l->bytes_data,
+	};
+	uint32_t h = 2166136261u;
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+		for (int b = 0; b < 4; b++) {
+			h ^= (uint8_t)((uint32_t)fields[i] >> (8 * b));
+			h *= 16777619u;
+		}
+	return h;
+}
 
 /* Cache key: (pid, code address). */
 struct code_key {
@@ -441,10 +464,10 @@ static const char *module_of(struct py_resolver *r, pid_t pid, const char *root_
 /* Reads the code object at code in pid into a new entry (one reference, the
  * caller's), with its witness: what another process's memory must hold for
  * the entry to name its code object at the same address. */
-static int read_code(struct py_resolver *r, pid_t pid, unsigned vi, uint64_t code,
-		     struct code_entry **out)
+static int read_code(struct py_resolver *r, pid_t pid, const struct py_layout *layout,
+		     uint64_t code, struct code_entry **out)
 {
-	const struct py_code_layout *l = &py_code_layout_table[vi];
+	const struct py_code_layout *l = &layout->code;
 	uint8_t buf[MAX_CODE_READ];
 	size_t size = l->code_read_size;
 	uint64_t name_addr = 0, qual_addr = 0, file_addr = 0, table_addr = 0;
@@ -588,10 +611,10 @@ static int witness_matches(pid_t pid, const struct code_entry *e)
 
 /* A code object another process read at f's address, when pid's memory holds
  * its witness and pid sees the same root (borrowed; NULL: none). */
-static struct code_entry *shared_lookup(struct py_resolver *r, pid_t pid, unsigned vi,
+static struct code_entry *shared_lookup(struct py_resolver *r, pid_t pid, uint32_t layout,
 					const struct py_frame *f)
 {
-	struct shared_key sk = { .code = f->code, .version = vi };
+	struct shared_key sk = { .code = f->code, .layout = layout };
 	struct code_entry *e = r->shared ? hashmap__get(r->shared, &sk, sizeof(sk)) : NULL;
 	char root[256];
 	if (!e || e->firstlineno != f->firstlineno || !e->witness)
@@ -616,9 +639,10 @@ static void shared_drop(struct code_entry *e)
 
 /* Makes e (shareable) the shared index's code object at code: emptied when
  * full, as the processes it came from are mostly gone by then. */
-static void shared_put(struct py_resolver *r, unsigned vi, uint64_t code, struct code_entry *e)
+static void shared_put(struct py_resolver *r, uint32_t layout, uint64_t code,
+		       struct code_entry *e)
 {
-	struct shared_key sk = { .code = code, .version = vi };
+	struct shared_key sk = { .code = code, .layout = layout };
 	void *old = NULL;
 	if (!e->witness)
 		return;
@@ -691,11 +715,12 @@ static int unreadable_frame(struct profile *p, uint32_t *id)
 	return profile__add_frame(p, &d, id);
 }
 
-int py_resolver__frame(struct py_resolver *r, pid_t pid, unsigned vi, const struct py_frame *f,
-		       int with_lines, struct profile *p, uint32_t *frame_id)
+int py_resolver__frame(struct py_resolver *r, pid_t pid, const struct py_layout *layout,
+		       const struct py_frame *f, int with_lines, struct profile *p,
+		       uint32_t *frame_id)
 {
 	struct code_key key = { .code = f->code, .pid = pid };
-	if (vi >= PY_VERSION_COUNT)
+	if (!layout)
 		return unreadable_frame(p, frame_id);
 	struct code_entry *e = cache_get(r, &key);
 	if (e && e->firstlineno != f->firstlineno) {
@@ -703,9 +728,10 @@ int py_resolver__frame(struct py_resolver *r, pid_t pid, unsigned vi, const stru
 		code_entry_free(hashmap__remove(r->young, &key, sizeof(key)));
 		e = NULL;
 	}
+	uint32_t fingerprint = e ? 0 : layout_fingerprint(layout); /* misses only */
 	if (e) {
 		r->stats.hits++;
-	} else if ((e = shared_lookup(r, pid, vi, f))) {
+	} else if ((e = shared_lookup(r, pid, fingerprint, f))) {
 		/* Another process's read of the same bytes at the same address
 		 * (a forked worker's inherited code objects): one read, not ~11. */
 		r->stats.shared++;
@@ -717,7 +743,7 @@ int py_resolver__frame(struct py_resolver *r, pid_t pid, unsigned vi, const stru
 		}
 	} else {
 		r->stats.reads++;
-		int err = read_code(r, pid, vi, f->code, &e);
+		int err = read_code(r, pid, layout, f->code, &e);
 		if (err == -ENOMEM)
 			return err;
 		if (err || e->firstlineno != f->firstlineno) {
@@ -733,7 +759,7 @@ int py_resolver__frame(struct py_resolver *r, pid_t pid, unsigned vi, const stru
 			code_entry_free(e);
 			return err;
 		}
-		shared_put(r, vi, f->code, e);
+		shared_put(r, fingerprint, f->code, e);
 	}
 	/* The same frame asked for again in this profile: its id. A frame's
 	 * identity is its code object's name, file and line and its address,
@@ -750,10 +776,14 @@ int py_resolver__frame(struct py_resolver *r, pid_t pid, unsigned vi, const stru
 	int line = 0;
 	if (with_lines) {
 		line = e->firstlineno;
-		const struct py_code_layout *l = &py_code_layout_table[vi];
-		if (py_linetable__frame_line(8 + vi, e->linetable, e->linetable_len,
+		const struct py_code_layout *l = &layout->code;
+		if (py_linetable__frame_line(layout->minor, e->linetable, e->linetable_len,
 					     e->firstlineno, f->instr, l->co_code_adaptive, &line) ||
 		    line <= 0)
+			line = e->firstlineno;
+		/* A minor newer than known decodes its table as 3.15's: a line
+		 * before the function's first is not believed. */
+		if (layout->source == PY_LAYOUT_NEWER && line < e->firstlineno)
 			line = e->firstlineno;
 	}
 	struct frame_desc d = { .kind = FRAME_PYTHON, .name = e->function, .file = e->filename,

@@ -35,6 +35,7 @@
 #include <sys/types.h>
 
 #include "python_abi.h" /* bpf/python_abi.h: struct py_frame */
+#include "python/py_layout.h"
 #include "profile/profile.h"
 
 struct py_resolver;
@@ -60,10 +61,11 @@ void py_resolver__stats(const struct py_resolver *r, struct py_resolver_stats *o
 struct py_resolver *py_resolver__new(size_t max_entries, FILE *warnings);
 void py_resolver__free(struct py_resolver *r);
 
-/* Interns the frame f of process pid (an interpreter of version_index, enum
- * py_version_index) into p. with_lines: 0 folds to function level (no line).
- * Returns 0 (a frame, possibly the unreadable marker) or -ENOMEM. */
-int py_resolver__frame(struct py_resolver *r, pid_t pid, unsigned version_index,
+/* Interns the frame f of process pid (whose interpreter has layout, from
+ * py_registry__lookup; NULL: unknown) into p. with_lines: 0 folds to function
+ * level (no line). Returns 0 (a frame, possibly the unreadable marker) or
+ * -ENOMEM. */
+int py_resolver__frame(struct py_resolver *r, pid_t pid, const struct py_layout *layout,
 		       const struct py_frame *f, int with_lines, struct profile *p,
 		       uint32_t *frame_id);
 

@@ -1,0 +1,39 @@
+/* py_tstate_find.h - where a CPython 3.13+ interpreter keeps each thread's
+ * PyThreadState, learnt from its own machine code, since _Py_DebugOffsets
+ * does not say:
+ *
+ *   3.13, 3.14  a pthread key, the Py_tss_t autoTSSkey inside _PyRuntime
+ *               (its offset moves between patch releases and builds);
+ *   3.15+       a static thread-local (_Py_tss_gilstate) at a fixed offset
+ *               from the thread pointer.
+ *
+ * Both are what PyGILState_GetThisThreadState() (exported, stable API)
+ * reads first, so its first instructions (x86_64) are decoded: `mov
+ * %fs:disp32,%rax` gives the thread-local; `cmpl $0,rel(%rip)` /
+ * `mov rel(%rip),%edi` / `lea rel(%rip),%rdi` / `mov $imm32,%edi` pointing
+ * into _PyRuntime, or `mov GOT(%rip),%rax; lea disp(%rax),%reg` (a shared
+ * libpython), give the Py_tss_t; the caller checks the key read there.
+ * `mov GOT(%rip),%rax; mov %fs:(%rax),%rax` (a shared libpython 3.15+) gives
+ * the GOT slot holding the thread-local's offset, for the caller to read.
+ * Anything else (e.g. the general-dynamic TLS model) is not recognised. */
+#ifndef DYNOPROF_PY_TSTATE_FIND_H
+#define DYNOPROF_PY_TSTATE_FIND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "python_abi.h"
+
+/* Bytes of the function decoded. */
+#define PY_TSTATE_FIND_CODE_BYTES 48
+
+/* code: the first len bytes of PyGILState_GetThisThreadState at code_addr;
+ * runtime_addr, runtime_size: _PyRuntime (all process addresses). Returns 0
+ * having set o->runtime_tss_key (and o->tstate_tls = 0) or o->tstate_tls; 1
+ * when the thread-local's offset is the 8-byte value at *tls_slot (a process
+ * address: read it, then set o->tstate_tls); -ENOENT when no known
+ * instruction is found. */
+int py_tstate_find(const uint8_t *code, size_t len, uint64_t code_addr, uint64_t runtime_addr,
+		   uint64_t runtime_size, struct py_offsets *o, uint64_t *tls_slot);
+
+#endif
