@@ -54,7 +54,8 @@ class Pair(ctypes.Structure):
     _fields_ = [("key", u32), ("value", u32)]
 
 class Record(ctypes.Structure):
-    _fields_ = [("seq", u32), ("count", u32), ("tags", Pair * 9)]
+    _fields_ = [("seq", u32), ("count", u32), ("tags", Pair * 9), ("request", u32),
+                ("pad", u32)]
 
 class String(ctypes.Structure):
     _fields_ = [("offset", u32), ("length", u32)]
@@ -63,18 +64,19 @@ class Runtime(ctypes.Structure):
     _fields_ = [("magic", u64), ("abi_version", u32), ("tss_key", s32),
                 ("strings", u64), ("arena", u64), ("requests", u64),
                 ("string_count", u32), ("string_capacity", u32),
-                ("arena_size", u32), ("arena_used", u32), ("process", Record)]
+                ("arena_size", u32), ("arena_used", u32), ("process", Record),
+                ("request_log", u64), ("request_log_size", u32), ("pad", u32)]
 
 # The _Static_asserts of the header, and its field offsets.
 assert ctypes.sizeof(Pair) == 8 and ctypes.sizeof(String) == 8
-assert ctypes.sizeof(Record) == 80 and ctypes.sizeof(Runtime) == 136
+assert ctypes.sizeof(Record) == 88 and ctypes.sizeof(Runtime) == 160
 assert (Runtime.tss_key.offset, Runtime.strings.offset, Runtime.requests.offset,
         Runtime.string_count.offset, Runtime.arena_used.offset,
         Runtime.process.offset) == (12, 16, 32, 40, 52, 56), "offsets"
 
 rt = Runtime.in_dll(dynotag._lib, "dynotag_runtime")
 assert rt.magic == 0x316761746f6e7964, hex(rt.magic)
-assert rt.abi_version == 1
+assert rt.abi_version == 2
 assert 0 <= rt.tss_key < 32, rt.tss_key
 libc = ctypes.CDLL(None)
 libc.pthread_getspecific.restype = ctypes.c_void_p

@@ -719,6 +719,12 @@ int cmd_record(int argc, char **argv)
 	pipeline__read_requests(pipe, 0);
 	if (poll_error)
 		goto out;
+	/* Samples held until their request's endpoint is known go in now. */
+	e = aggregator__flush_requests(agg);
+	if (e) {
+		cli_error("re-labelling whole requests failed: %s", strerror(-e));
+		goto out;
+	}
 
 	if (counts) {
 		sampler__foreach_task_counts(sampler, add_live_counts, counts);
