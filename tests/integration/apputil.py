@@ -222,8 +222,8 @@ class GunicornApp:
         for endpoints in self.stats_per_pid().values():
             for name, entry in endpoints.items():
                 acc = total.setdefault(name, {"requests": 0, "cpu_s": 0.0})
-                acc["requests"] += entry["requests"]
-                acc["cpu_s"] += entry["cpu_s"]
+                for key, value in entry.items():  # also whole_requests, whole_cpu_s
+                    acc[key] = acc.get(key, 0) + value
         return total
 
     def stop(self):

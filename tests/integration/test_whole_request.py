@@ -1,0 +1,62 @@
+"""Whole requests (issue 15): with dynotag's WSGI middleware outermost (inside
+only the app's truth wrapper, tests/apps/djangoapp/wsgi.py) and its Django
+middleware naming the request after URL resolution, dynoprof's CPU per
+request of each endpoint matches the whole request measured by the app
+(time.thread_time from the server's call to the response's close), for light
+(~0.2 ms), medium and heavy endpoints, and the workers' CPU outside any
+endpoint (`[endpoint=-]`) stays small while loaded."""
+import json
+import os
+
+from apputil import ENDPOINTS, GunicornApp
+from loadutil import record_until_served, wait_drained
+
+MIN_REQUESTS = 400
+# The app's work per request scaled so that /light is about 0.2 ms.
+SCALE = "0.1"
+
+
+def load_counts(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def test_whole_request_cpu_per_endpoint_matches_app(outdir):
+    app = GunicornApp(outdir, workers=2, middleware=True,
+                      env={"DYNOTAG_WSGI": "1", "DJANGOAPP_SCALE": SCALE})
+    app.start()
+    try:
+        app.warm_up()
+        wait_drained(app)
+        counts_path = os.path.join(outdir, "c.json")
+        before = app.stats(settle=0.3)
+        results, err = record_until_served(
+            app, os.path.join(outdir, "x.pb.gz"),
+            [(app.url(e), {"threads": 1, "connections": 2}) for e in ENDPOINTS],
+            MIN_REQUESTS, extra=("-F", "999", "--counts", counts_path))
+        after = app.stats()
+    finally:
+        app.stop()
+    counts = load_counts(counts_path)
+    by_endpoint = counts["tags"]["by"].get("endpoint", {})
+    served = {e: after[e]["whole_requests"] - before.get(e, {}).get("whole_requests", 0)
+              for e in ENDPOINTS}
+    counted_ms, app_ms, view_ms = {}, {}, {}
+    for e in ENDPOINTS:
+        assert e in by_endpoint, "no endpoint %r in the counts JSON: %s" % (e, by_endpoint)
+        counted_ms[e] = by_endpoint[e]["cpu_ns"] / 1e6 / served[e]
+        app_ms[e] = (after[e]["whole_cpu_s"] - before.get(e, {}).get("whole_cpu_s", 0)) \
+            * 1e3 / served[e]
+        view_ms[e] = (after[e]["cpu_s"] - before.get(e, {}).get("cpu_s", 0)) * 1e3 / served[e]
+    total_ns = sum(v["cpu_ns"] for v in by_endpoint.values())
+    outside = by_endpoint.get("-", {}).get("cpu_ns", 0) / total_ns
+    detail = ("CPU ms/request counted %s, whole request measured %s, view alone %s; "
+              "requests %s; [endpoint=-] %.1f%% of %.2f s; endpoints %s" % (
+                  {e: round(v, 3) for e, v in counted_ms.items()},
+                  {e: round(v, 3) for e, v in app_ms.items()},
+                  {e: round(v, 3) for e, v in view_ms.items()}, served,
+                  100 * outside, total_ns / 1e9, sorted(by_endpoint)))
+    print(detail)
+    for e in ENDPOINTS:
+        assert abs(counted_ms[e] / app_ms[e] - 1) <= 0.05, detail
+    assert outside < 0.05, detail
