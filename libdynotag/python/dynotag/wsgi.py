@@ -34,6 +34,7 @@ __all__ = ["DynotagMiddleware", "path_endpoint", "later"]
 _get_ident = threading.get_ident
 # Modules whose calling the application means it is the outermost one.
 _SERVERS = ("gunicorn.", "wsgiref.", "waitress.", "werkzeug.serving", "uwsgi", "meinheld.",
+            "flask.app",  # Flask.__call__ hands the request to app.wsgi_app
             "bjoern", "cheroot.", "twisted.web.wsgi", "mod_wsgi", "dynotag.")
 
 
