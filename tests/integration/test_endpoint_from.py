@@ -28,7 +28,7 @@ LOADED = {"django": {"viewsapp.views:light", "viewsapp.views:MediumView.get",
 def test_endpoint_from_names_exactly_the_views(outdir, framework):
     wsgi, module = APPS[framework]
     app = GunicornApp(outdir, workers=2, middleware=False, app=wsgi, name=framework,
-                      env={"DJANGOAPP_SCALE": "0.2"})
+                      env={"DJANGOAPP_SCALE": "0.2", "FLASKAPP_ASYNC": "1"})
     out = os.path.join(outdir, "%s.pb.gz" % framework)
     app.start()
     try:

@@ -2,7 +2,8 @@
 
   /light /medium /heavy  the work of djangoapp's endpoints (same truth: each
                          view measures its own CPU with time.thread_time), as
-                         a function view, a MethodView and an async view
+                         a function view, a MethodView and a function view (an
+                         async view with FLASKAPP_ASYNC=1)
   /stats                 this worker's truth (djangoapp.views' format)
 
 The application gunicorn calls is a truth wrapper measuring each whole request
@@ -42,9 +43,16 @@ class MediumView(MethodView):
 app.add_url_rule("/medium", view_func=MediumView.as_view("medium"))
 
 
-@app.route("/heavy")
-async def heavy():
-    return _measured("heavy")
+if os.environ.get("FLASKAPP_ASYNC") == "1":
+    # An async view: under WSGI, asgiref runs it on an event loop thread of its
+    # own, outside the request thread's tags (and its thread_time).
+    @app.route("/heavy")
+    async def heavy():
+        return _measured("heavy")
+else:
+    @app.route("/heavy")
+    def heavy():
+        return _measured("heavy")
 
 
 @app.route("/stats")
