@@ -76,7 +76,11 @@ def test_whole_request_cpu_per_endpoint_matches_app(outdir, boundary):
                   {e: round(v, 3) for e, v in app_ms.items()},
                   {e: round(v, 3) for e, v in view_ms.items()}, served,
                   100 * outside, total_ns / 1e9, sorted(by_endpoint)))
+    held = [line for line in err.splitlines() if "before their request's endpoint" in line]
+    detail += "\n" + "\n".join(held)
     print(detail)
+    # Samples from before URL resolution were held and given their endpoint.
+    assert held and " given it" in held[0], detail
     for e in ENDPOINTS:
         assert abs(counted_ms[e] / app_ms[e] - 1) <= 0.05, detail
     if boundary == "gunicorn":  # the honest boundary: nothing outside but idling
