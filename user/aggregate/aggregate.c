@@ -101,7 +101,7 @@ void aggregator__free(struct aggregator *a)
 	free(a);
 }
 
-static int resolve_held(struct aggregator *a, bool everything);
+static int resolve_held(struct aggregator *a, bool everything, uint32_t only_pid);
 
 /* With exact totals: when pid's process ended in this window (its leader
  * was freed: the pid is free for reuse), this event is a new process's with
@@ -114,7 +114,7 @@ static int split_reused_pid(struct aggregator *a, uint32_t pid)
 	    !hashmap__remove(a->freed, &pid, sizeof(pid)))
 		return 0;
 	/* The first process's held requests go to its samples first. */
-	int err = a->relabel ? resolve_held(a, true) : 0;
+	int err = a->relabel ? resolve_held(a, true, pid) : 0;
 	return err ? err : cpu_totals__seal(a->exact, a->profile, pid);
 }
 
@@ -160,9 +160,10 @@ static int emit_sample(void *ctx, const struct sample_desc *s, uint64_t exact_ns
 	return err;
 }
 
-/* Releases held requests whose endpoint the request logs have; with
- * everything, also the rest as `unresolved` (relabel_lost). 0 or -errno. */
-static int resolve_held(struct aggregator *a, bool everything)
+/* Releases held requests (of only_pid; 0: of every process) whose endpoint
+ * the request logs have; with everything, also the rest as `unresolved`
+ * (relabel_lost). 0 or -errno. */
+static int resolve_held(struct aggregator *a, bool everything, uint32_t only_pid)
 {
 	size_t n = relabel_buffer__requests(a->relabel);
 	if (!n)
@@ -181,6 +182,10 @@ static int resolve_held(struct aggregator *a, bool everything)
 		while (j < n && keys[j].pid == keys[i].pid) {
 			numbers[j - i] = keys[j].request;
 			j++;
+		}
+		if (only_pid && keys[i].pid != only_pid) {
+			i = j;
+			continue;
 		}
 		if (tag_registry__request_endpoints(a->opts.tags, (pid_t)keys[i].pid, numbers,
 						    j - i, endpoints))
@@ -212,7 +217,7 @@ out:
 
 int aggregator__flush_requests(struct aggregator *a)
 {
-	return a->relabel ? resolve_held(a, true) : 0;
+	return a->relabel ? resolve_held(a, true, 0) : 0;
 }
 
 /* A sample of an open request: held while its endpoint is unknown (0: held,
@@ -242,7 +247,7 @@ static int relabel_sample(struct aggregator *a, const struct profile_sample_even
 	a->stats.relabel_held++;
 	if (e->hdr.time_ns - a->relabel_resolved_ns >= RELABEL_RESOLVE_NS) {
 		a->relabel_resolved_ns = e->hdr.time_ns;
-		return resolve_held(a, false);
+		return resolve_held(a, false, 0);
 	}
 	return 0;
 }

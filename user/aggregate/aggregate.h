@@ -109,8 +109,10 @@ struct aggregate_stats {
 				      * already): added as `unresolved` at once */
 };
 
-/* Most samples held for re-labelling at once. */
-#define RELABEL_MAX_SAMPLES 65536
+/* Most samples held for re-labelling at once (each a copy of its stack and
+ * labels, ~1 KiB: at most some 16 MiB). Held requests are looked up every
+ * 0.1 s, so only requests left open without an endpoint for long add up. */
+#define RELABEL_MAX_SAMPLES 16384
 
 struct aggregator;
 
