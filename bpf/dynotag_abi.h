@@ -27,8 +27,9 @@
  *   samples carry it. When the endpoint is set and when the request ends, the
  *   library stores (number << 32 | endpoint id) in request_log[number %
  *   request_log_size] with one aligned 8-byte store (endpoint id
- *   DYNOTAG_ID_UNRESOLVED: ended without one), so dynoprof can give every
- *   sample of the request the endpoint the request finally got.
+ *   DYNOTAG_ID_UNRESOLVED: ended without one; DYNOTAG_ID_NONE: abandoned, no
+ *   request after all), so dynoprof can give every sample of the request the
+ *   endpoint the request finally got.
  *
  * Fixed-width types and explicit padding only; the _Static_asserts pin it.
  */

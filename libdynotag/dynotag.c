@@ -837,6 +837,27 @@ int dynotag_request_begin(const char *endpoint)
 		intern_bytes(endpoint, strlen(endpoint), DYNOTAG_MAX_VALUE_LEN));
 }
 
+int dynotag_request_abandon(void)
+{
+	ensure_init();
+	struct dynotag_record *r = current_record();
+	uint32_t number = r ? r->request : 0;
+
+	if (!number)
+		return 0;
+	/* Logged with no endpoint: its samples are CPU outside any request. */
+	request_log_put(number, DYNOTAG_ID_NONE);
+	record_write_begin(r);
+	__atomic_store_n(&r->request, 0, __ATOMIC_RELAXED);
+	if (r->tags[0].key == DYNOTAG_ID_ENDPOINT) {
+		pair_store(&r->tags[0], 0, 0);
+		if (r->count == 1)
+			__atomic_store_n(&r->count, 0, __ATOMIC_RELAXED);
+	}
+	record_write_end(r);
+	return 0;
+}
+
 int dynotag_request_end(void)
 {
 	ensure_init();

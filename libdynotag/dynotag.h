@@ -116,6 +116,12 @@ DYNOTAG_API int dynotag_request_begin(const char *endpoint);
  * per request) and clears the endpoint (custom tags stay). Returns 0. */
 DYNOTAG_API int dynotag_request_end(void);
 
+/* Abandons the calling thread's open request: it was no request after all
+ * (e.g. a server loop that found no connection waiting). Nothing is counted,
+ * the endpoint is cleared, and its CPU counts as outside any request.
+ * Returns 0. */
+DYNOTAG_API int dynotag_request_abandon(void);
+
 /* Sets a process-wide tag key=value (e.g. "commit", "service", "env"); samples
  * of every thread carry it. Serialised by a mutex: meant for start-up, not per
  * request. Returns 0, -EINVAL (key NULL or "", value NULL) or -ENOSPC. */

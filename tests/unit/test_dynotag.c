@@ -515,6 +515,17 @@ static void test_whole_requests(void **state)
 	assert_int_equal(requests[a], count_a + 1);
 	assert_int_equal(dynotag_request_end(), 0);
 	assert_int_equal(requests[a], count_a + 2);
+	/* Abandoned: nothing counted, logged with no endpoint, number cleared. */
+	assert_int_equal(dynotag_request_open(), 1);
+	uint32_t gone = r->request;
+	assert_int_equal(dynotag_request_begin_id(b), 0);
+	assert_int_equal(dynotag_request_abandon(), 0);
+	assert_int_equal(r->request, 0);
+	assert_string_equal(MY_TAGS(buf), "");
+	assert_int_equal(requests[b], count_b + 1);
+	assert_true(__atomic_load_n(&request_log[gone & (DYNOTAG_REQUEST_LOG_SIZE - 1)],
+				    __ATOMIC_ACQUIRE) == (uint64_t)gone << 32);
+	assert_int_equal(dynotag_request_abandon(), 0); /* nothing open: nothing */
 	/* Ending with nothing open changes nothing. */
 	assert_int_equal(dynotag_request_end(), 0);
 	assert_int_equal(requests[a], count_a + 2);

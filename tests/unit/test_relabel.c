@@ -56,6 +56,22 @@ static int collect(void *ctx, const struct sample_desc *s, uint64_t exact_ns)
 	return 0;
 }
 
+/* Records a sample without requiring an endpoint label. */
+static int count_only(void *ctx, const struct sample_desc *s, uint64_t exact_ns)
+{
+	struct seen *seen = ctx;
+	int i = seen->count++;
+	seen->nlabels[i] = s->nlabels;
+	seen->exact[i] = exact_ns;
+	seen->other[i][0] = '\0';
+	for (uint32_t k = 0; k < s->nlabels; k++) {
+		assert_string_not_equal(s->label_keys[k], "endpoint");
+		if (strcmp(s->label_keys[k], "tenant") == 0)
+			snprintf(seen->other[i], 32, "%s", s->label_values[k]);
+	}
+	return 0;
+}
+
 static int fail_emit(void *ctx, const struct sample_desc *s, uint64_t exact_ns)
 {
 	(void)ctx, (void)s, (void)exact_ns;
@@ -132,6 +148,21 @@ static void test_endpoint_label_is_replaced(void **state)
 	relabel_buffer__free(b);
 }
 
+/* endpoint NULL (an abandoned request): the labels stay as they were. */
+static void test_release_without_endpoint(void **state)
+{
+	(void)state;
+	struct relabel_buffer *b = relabel_buffer__new(4);
+	assert_int_equal(hold(b, 1, 1, 9, 5, 0), 0);
+	struct seen seen = { 0 };
+	assert_int_equal(relabel_buffer__release(b, (struct relabel_key){ 1, 9 }, NULL,
+						 count_only, &seen), 1);
+	assert_int_equal(seen.count, 1);
+	assert_int_equal(seen.nlabels[0], 1);
+	assert_string_equal(seen.other[0], "acme");
+	relabel_buffer__free(b);
+}
+
 static void test_bound_and_errors(void **state)
 {
 	(void)state;
@@ -156,6 +187,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_release_relabels_in_order),
 		cmocka_unit_test(test_endpoint_label_is_replaced),
+		cmocka_unit_test(test_release_without_endpoint),
 		cmocka_unit_test(test_bound_and_errors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

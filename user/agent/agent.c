@@ -246,6 +246,7 @@ static void export_relabelled(struct agent *a)
 		{ "endpoint", st.relabel_resolved },
 		{ "unresolved", st.relabel_unresolved },
 		{ "unknown", st.relabel_lost },
+		{ "none", st.relabel_abandoned },
 		{ "not_held", st.relabel_overflow },
 	};
 	for (size_t i = 0; i < sizeof(out) / sizeof(out[0]); i++) {
@@ -494,8 +495,8 @@ static const struct {
 	{ "dynoprof_agent_request_samples_relabelled_total", METRIC_COUNTER,
 	  "Samples of whole requests taken before their endpoint was known, by outcome "
 	  "(endpoint: given their request's; unresolved: the request ended with none; "
-	  "unknown: still open at window close or out of the request log; not_held: over "
-	  "the hold limit)." },
+	  "unknown: still open at window close or out of the request log; none: the request "
+	  "was abandoned; not_held: over the hold limit)." },
 	{ "dynoprof_agent_bpf_run_seconds_total", METRIC_COUNTER,
 	  "Time spent in the sampling BPF program." },
 	{ "dynoprof_agent_windows_total", METRIC_COUNTER, "History windows stored." },

@@ -194,11 +194,14 @@ static int resolve_held(struct aggregator *a, bool everything, uint32_t only_pid
 			const char *endpoint = endpoints[k - i];
 			if (!endpoint && !everything)
 				continue;
-			int r = relabel_buffer__release(a->relabel, keys[k],
+			bool abandoned = endpoint == tag_request_abandoned;
+			int r = relabel_buffer__release(a->relabel, keys[k], abandoned ? NULL :
 							endpoint ? endpoint : TAG_ENDPOINT_UNRESOLVED,
 							emit_sample, a);
 			if (r < 0)
 				err = r;
+			else if (abandoned)
+				a->stats.relabel_abandoned += (uint64_t)r;
 			else if (!endpoint)
 				a->stats.relabel_lost += (uint64_t)r;
 			else if (strcmp(endpoint, TAG_ENDPOINT_UNRESOLVED) == 0)

@@ -105,6 +105,8 @@ struct aggregate_stats {
 				      * knowing: the request was still open at a flush
 				      * (window close), its process's log was gone or
 				      * unreadable, or later requests overwrote it */
+	uint64_t relabel_abandoned;  /* of which released with no endpoint: the
+				      * request was abandoned (no request after all) */
 	uint64_t relabel_overflow;   /* samples not held (RELABEL_MAX_SAMPLES held
 				      * already): added as `unresolved` at once */
 };

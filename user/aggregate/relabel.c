@@ -187,6 +187,15 @@ int relabel_buffer__release(struct relabel_buffer *b, struct relabel_key key, co
 		for (uint32_t k = 0; k < n; k++)
 			if (strcmp(keys[k], "endpoint") == 0)
 				at = k;
+		if (!endpoint) {
+			struct sample_desc as_is = {
+				.frames = h->frames, .nframes = h->nframes, .pid = key.pid,
+				.tid = h->tid, .comm = h->comm, .label_keys = keys,
+				.label_values = values, .nlabels = n, .values = h->values_,
+			};
+			err = fn(ctx, &as_is, h->exact_ns);
+			continue;
+		}
 		/* Only the pointer is swapped in: the copy frees what it owns. */
 		const char *saved = at < n ? values[at] : NULL;
 		keys[at] = at < n ? keys[at] : "endpoint";

@@ -49,7 +49,8 @@ size_t relabel_buffer__requests(const struct relabel_buffer *b);
 size_t relabel_buffer__list(const struct relabel_buffer *b, struct relabel_key *out, size_t cap);
 
 /* Releases the samples of request key with label endpoint=endpoint (added,
- * or replacing one), through fn, in arrival order, and forgets them.
+ * or replacing one; endpoint NULL: labels as they were), through fn, in
+ * arrival order, and forgets them.
  * Returns the number released (0: none held), or fn's first error (the
  * request's samples are forgotten all the same). */
 int relabel_buffer__release(struct relabel_buffer *b, struct relabel_key key, const char *endpoint,

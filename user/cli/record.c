@@ -475,9 +475,10 @@ static void print_summary(const struct record_args *a, struct sampler *s,
 			fprintf(stderr, "dynoprof: %" PRIu64 " samples taken before their request's "
 				"endpoint was known: %" PRIu64 " given it, %" PRIu64 " `unresolved` "
 				"(requests that ended with none), %" PRIu64 " `unresolved` unknowing "
-				"(open at the end, or out of the request log), %" PRIu64 " not held "
-				"(over %d at once)\n", st.relabel_held + st.relabel_overflow,
-				st.relabel_resolved, st.relabel_unresolved, st.relabel_lost,
+				"(open at the end, or out of the request log), %" PRIu64 " in no "
+				"request (abandoned), %" PRIu64 " not held (over %d at once)\n",
+				st.relabel_held + st.relabel_overflow, st.relabel_resolved,
+				st.relabel_unresolved, st.relabel_lost, st.relabel_abandoned,
 				st.relabel_overflow, RELABEL_MAX_SAMPLES);
 	}
 	if (st.kernel_truncated || st.native_truncated)

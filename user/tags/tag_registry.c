@@ -629,6 +629,8 @@ int tag_registry__requests(struct tag_registry *r, pid_t pid,
 	return err;
 }
 
+const char tag_request_abandoned[] = "";
+
 int tag_registry__request_endpoints(struct tag_registry *r, pid_t pid, const uint32_t *numbers,
 				    size_t n, const char **endpoints)
 {
@@ -655,7 +657,8 @@ int tag_registry__request_endpoints(struct tag_registry *r, pid_t pid, const uin
 		if (!numbers[i] || (uint32_t)(entry >> 32) != numbers[i])
 			continue; /* open, or overwritten by a later request */
 		uint32_t id = (uint32_t)entry;
-		endpoints[i] = id == DYNOTAG_ID_UNRESOLVED ? TAG_ENDPOINT_UNRESOLVED :
+		endpoints[i] = id == DYNOTAG_ID_NONE ? tag_request_abandoned :
+			       id == DYNOTAG_ID_UNRESOLVED ? TAG_ENDPOINT_UNRESOLVED :
 			       string_of(r, e, id);
 	}
 	free(log);

@@ -132,10 +132,14 @@ int tag_registry__requests(struct tag_registry *r, pid_t pid,
 
 /* The endpoint a request that ended without one is labelled with. */
 #define TAG_ENDPOINT_UNRESOLVED "unresolved"
+/* What tag_registry__request_endpoints gives an abandoned request (no request
+ * after all: its samples get no endpoint); compare the pointer. */
+extern const char tag_request_abandoned[];
 
 /* Looks up whole requests (libdynotag ABI 2) in pid's request log: sets
  * endpoints[i] to the endpoint request numbers[i] has (TAG_ENDPOINT_UNRESOLVED
- * when it ended with none; valid as long as the registry tracks pid), or to
+ * when it ended with none, tag_request_abandoned when it was abandoned; valid
+ * as long as the registry tracks pid), or to
  * NULL when the log does not have it (still open with no endpoint, or
  * overwritten by later requests). Returns 0, -ENOENT (pid has no such
  * library), -EINVAL (a log this reader does not understand) or -errno when

@@ -147,6 +147,7 @@ def _load():
                     ("dynotag_request_begin_id", None),
                     ("dynotag_request_end", ()),
                     ("dynotag_request_open", ()),
+                    ("dynotag_request_abandon", ()),
                     ("dynotag_set_process_ids", None)):
                 fn = getattr(lib, name)
                 if args is not None:
@@ -209,6 +210,7 @@ if available:
     _request_begin_id = _lib.dynotag_request_begin_id
     _request_end = _lib.dynotag_request_end
     _request_open = _lib.dynotag_request_open
+    _request_abandon = _lib.dynotag_request_abandon
     _set_process_ids = _lib.dynotag_set_process_ids
     _clear_process = _lib.dynotag_clear_process
 else:
@@ -237,6 +239,8 @@ else:
 
     def _request_open():
         return 0
+
+    _request_abandon = _request_open
 
     _set_process_ids = _set_ids
 
