@@ -31,6 +31,7 @@ import pytest
 BOUNDARIES = {
     "wsgi": {"DYNOTAG_WSGI": "1"},
     "gunicorn": {"GUNICORN_CMD_ARGS": "-c python:djangoapp.gunicorn_conf"},
+    "gunicorn-gthread": {"GUNICORN_CMD_ARGS": "-c python:djangoapp.gunicorn_conf"},
     "flask": {"DYNOTAG_FLASK": "1"},
 }
 
@@ -40,6 +41,7 @@ def test_whole_request_cpu_per_endpoint_matches_app(outdir, boundary):
     env = dict(BOUNDARIES[boundary], DJANGOAPP_SCALE=SCALE)
     flask = boundary == "flask"
     app = GunicornApp(outdir, workers=2, middleware=not flask, env=env,
+                      threads=2 if boundary.endswith("gthread") else 1,
                       app="flaskapp.app:application" if flask else "djangoapp.wsgi:application")
     named = {e: "/" + e if flask else e for e in ENDPOINTS}  # Flask: the URL rule
     app.start()
@@ -83,5 +85,8 @@ def test_whole_request_cpu_per_endpoint_matches_app(outdir, boundary):
     assert held and " given it" in held[0], detail
     for e in ENDPOINTS:
         assert abs(counted_ms[e] / app_ms[e] - 1) <= 0.05, detail
-    if boundary == "gunicorn":  # the honest boundary: nothing outside but idling
+    # The honest boundary: nothing outside but idling. (gthread workers
+    # poll and accept on their main thread, for all requests at once: that
+    # stays outside any request, 8-9% of their CPU here.)
+    if boundary == "gunicorn":
         assert outside < 0.05, detail
