@@ -62,7 +62,7 @@ __all__ = [
     "set_process", "clear_process", "tag", "request", "request_open",
 ]
 
-__version__ = "1.0.0"
+__version__ = "1.1.0"
 
 ENDPOINT_KEY = "endpoint"
 _ID_ENDPOINT = 1
