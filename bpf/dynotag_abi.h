@@ -19,8 +19,17 @@
  *   copy, drops the tags of that sample (counted), never mislabels it.
  * - Process-wide tags (commit, service, ...) live in runtime.process, same
  *   format and protocol.
- * - requests[id] counts requests begun for endpoint string id (one increment
- *   per request, no syscall), so CPU per request can be computed.
+ * - requests[id] counts requests ended for endpoint string id (one increment
+ *   per request, no syscall), so CPU per request can be computed; requests
+ *   that end without an endpoint count under DYNOTAG_ID_UNRESOLVED.
+ * - Whole requests (ABI 2): a thread that opens a request gets a process-wide
+ *   request number (never 0) in record.request, before its endpoint is known;
+ *   samples carry it. When the endpoint is set and when the request ends, the
+ *   library stores (number << 32 | endpoint id) in request_log[number %
+ *   request_log_size] with one aligned 8-byte store (endpoint id
+ *   DYNOTAG_ID_UNRESOLVED: ended without one; DYNOTAG_ID_NONE: abandoned, no
+ *   request after all), so dynoprof can give every sample of the request the
+ *   endpoint the request finally got.
  *
  * Fixed-width types and explicit padding only; the _Static_asserts pin it.
  */
@@ -32,7 +41,9 @@
 #endif
 
 #define DYNOTAG_MAGIC 0x316761746f6e7964ULL /* the bytes "dynotag1" on x86_64 */
-#define DYNOTAG_ABI_VERSION 1
+#define DYNOTAG_ABI_VERSION 2
+/* The first version whose records carry `request` and whose runtime has the log. */
+#define DYNOTAG_ABI_WHOLE_REQUESTS 2
 
 /* Tags per thread record: the endpoint plus 8 custom ones. */
 #define DYNOTAG_MAX_TAGS 9
@@ -44,6 +55,11 @@
 #define DYNOTAG_ID_NONE 0
 #define DYNOTAG_ID_ENDPOINT 1       /* the key "endpoint", interned first */
 #define DYNOTAG_ID_OVERFLOW 2       /* "__overflow__": table full */
+#define DYNOTAG_ID_UNRESOLVED 3     /* "unresolved": a request that ended with no
+				     * endpoint (ABI 2) */
+
+/* Entries of the request log (a power of two). */
+#define DYNOTAG_REQUEST_LOG_SIZE 8192
 
 /* One key=value pair, as string ids. */
 struct dynotag_pair {
@@ -56,8 +72,10 @@ struct dynotag_record {
 	__u32 seq;     /* odd while being written; changes on every write */
 	__u32 count;   /* pairs used in tags[], <= DYNOTAG_MAX_TAGS */
 	struct dynotag_pair tags[DYNOTAG_MAX_TAGS]; /* slot 0 is always the endpoint */
+	__u32 request; /* threads (ABI 2): the open request's number, 0 when none */
+	__u32 pad;     /* zero */
 };
-_Static_assert(sizeof(struct dynotag_record) == 80, "dynotag_record layout");
+_Static_assert(sizeof(struct dynotag_record) == 88, "dynotag_record layout");
 
 /* Where string id N's bytes are: arena + offset, length bytes, no NUL needed. */
 struct dynotag_string {
@@ -80,7 +98,11 @@ struct dynotag_runtime {
 	__u32 arena_size;       /* bytes in the arena */
 	__u32 arena_used;       /* bytes used */
 	struct dynotag_record process; /* process-wide tags */
+	__u64 request_log;      /* ABI 2: address of __u64[request_log_size], each
+				 * (request number << 32 | endpoint id), 0 = empty */
+	__u32 request_log_size; /* ABI 2: entries in the log (a power of two) */
+	__u32 pad;              /* zero */
 };
-_Static_assert(sizeof(struct dynotag_runtime) == 136, "dynotag_runtime layout");
+_Static_assert(sizeof(struct dynotag_runtime) == 160, "dynotag_runtime layout");
 
 #endif

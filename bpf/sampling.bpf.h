@@ -97,7 +97,6 @@ static __always_inline int take_sample(void *ctx, __u64 period)
 							  leader->comm) < 0)
 			__builtin_memcpy(e->group_comm, e->hdr.comm, sizeof(e->group_comm));
 		e->ppid = BPF_CORE_READ(task, real_parent, tgid);
-		e->pad = 0;
 	}
 	e->py_len = 0;
 	e->py_status = PY_WALK_NONE;

@@ -59,7 +59,7 @@ struct profile_sample_event {
 	struct dynotag_pair tags[DYNOTAG_MAX_TAGS]; /* the thread's tags (string ids) */
 	char group_comm[PROFILE_COMM_LEN]; /* process name: the thread group leader's comm */
 	__u32 ppid;        /* the process's parent (thread group id) */
-	__u32 pad;         /* zero */
+	__u32 request;     /* the thread's open request number (libdynotag ABI 2), 0: none */
 	__u64 stack[2 * PROFILE_MAX_FRAMES + 2 * PY_MAX_FRAMES]; /* see above */
 };
 _Static_assert(sizeof(struct profile_sample_event) ==

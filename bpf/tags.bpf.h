@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* tags.bpf.h - the tag reader concern: copies the sampled thread's libdynotag
- * record (bpf/dynotag_abi.h) into the sample under its sequence counter. No
+ * record (bpf/dynotag_abi.h), with its open request's number, into the
+ * sample under its sequence counter. No
  * program of its own: the sampling programs call read_thread_tags(). ABI:
  * bpf/tags_abi.h. */
 #ifndef DYNOPROF_TAGS_BPF_H
@@ -28,6 +29,7 @@ static __always_inline void read_thread_tags(__u32 pid, struct profile_sample_ev
 {
 	e->tag_status = TAG_READ_NONE;
 	e->tag_count = 0;
+	e->request = 0;
 	if (!thread_tags)
 		return;
 	struct tag_proc *proc = bpf_map_lookup_elem(&tag_procs, &pid);
@@ -40,9 +42,12 @@ static __always_inline void read_thread_tags(__u32 pid, struct profile_sample_ev
 		return;
 	if (read_thread_specific((__u32)key, &record) || !record)
 		return;
-	__u32 seq_before = 0, seq_after = 0, count = 0;
+	__u32 seq_before = 0, seq_after = 0, count = 0, request = 0;
 	if (bpf_probe_read_user(&seq_before, sizeof(seq_before), (const void *)record) ||
 	    bpf_probe_read_user(&count, sizeof(count), (const void *)(record + 4)) ||
+	    (proc->abi_version >= DYNOTAG_ABI_WHOLE_REQUESTS &&
+	     bpf_probe_read_user(&request, sizeof(request), (const void *)(record +
+				 offsetof(struct dynotag_record, request)))) ||
 	    bpf_probe_read_user(e->tags, sizeof(e->tags),
 				(const void *)(record + offsetof(struct dynotag_record, tags))) ||
 	    bpf_probe_read_user(&seq_after, sizeof(seq_after), (const void *)record)) {
@@ -56,6 +61,7 @@ static __always_inline void read_thread_tags(__u32 pid, struct profile_sample_ev
 		return;
 	}
 	e->tag_count = count > DYNOTAG_MAX_TAGS ? DYNOTAG_MAX_TAGS : count;
+	e->request = request;
 	e->tag_status = TAG_READ_OK;
 }
 

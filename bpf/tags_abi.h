@@ -26,7 +26,10 @@ enum tag_read_status {
 /* A process using libdynotag, the value of tag_procs (key: tgid). */
 struct tag_proc {
 	__u64 runtime_addr;  /* address of its `dynotag_runtime` object */
+	__u32 abi_version;   /* its abi_version: records carry `request` from
+			      * DYNOTAG_ABI_WHOLE_REQUESTS on (older ones end at tags[]) */
+	__u32 pad;           /* zero */
 };
-_Static_assert(sizeof(struct tag_proc) == 8, "tag_proc layout");
+_Static_assert(sizeof(struct tag_proc) == 16, "tag_proc layout");
 
 #endif

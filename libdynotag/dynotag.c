@@ -37,6 +37,7 @@ _Static_assert(DYNOTAG_KEY_MAX_BYTES == DYNOTAG_MAX_KEY_LEN, "key limit");
 _Static_assert(DYNOTAG_VALUE_MAX_BYTES == DYNOTAG_MAX_VALUE_LEN, "value limit");
 _Static_assert(DYNOTAG_STRING_ID_ENDPOINT == DYNOTAG_ID_ENDPOINT, "endpoint id");
 _Static_assert(DYNOTAG_STRING_ID_OVERFLOW == DYNOTAG_ID_OVERFLOW, "overflow id");
+_Static_assert(DYNOTAG_STRING_ID_UNRESOLVED == DYNOTAG_ID_UNRESOLVED, "unresolved id");
 _Static_assert(DYNOTAG_ARENA_SIZE <= UINT32_MAX, "arena offsets are 32-bit");
 _Static_assert(DYNOTAG_STRING_CAPACITY < INT32_MAX, "ids are returned as int");
 
@@ -61,6 +62,12 @@ DYNOTAG_API struct dynotag_runtime dynotag_runtime = { .tss_key = -1 };
 static struct dynotag_string string_table[DYNOTAG_STRING_CAPACITY];
 static char string_arena[DYNOTAG_ARENA_SIZE];
 static uint64_t request_counts[DYNOTAG_STRING_CAPACITY + 1];
+static uint64_t request_log[DYNOTAG_REQUEST_LOG_SIZE];
+_Static_assert((DYNOTAG_REQUEST_LOG_SIZE & (DYNOTAG_REQUEST_LOG_SIZE - 1)) == 0,
+	       "the request log's size is a power of two");
+
+/* The last request number handed out (process-wide, relaxed atomic). */
+static uint32_t request_numbers;
 
 /* Private: the hash of each string (by id - 1) and the index from hash slot to
  * id (0 = empty). Written under intern_mutex, read lock-free. */
@@ -78,6 +85,8 @@ struct record_slot {
 	struct record_slot *next_free; /* next slot of the free list, when free */
 	struct record_slot *next_all;  /* next slot ever allocated (the fork handler walks them) */
 	bool in_use;                   /* owned by a live thread */
+	bool request_implicit;         /* the open request was opened by request_begin (not
+					* request_open): the next request_begin ends it */
 };
 
 /* The record pool: slots are never returned to malloc, only recycled, so memory
@@ -435,6 +444,11 @@ static void record_release(void *data)
 {
 	struct record_slot *slot = data;
 
+	if (slot->record.request) {
+		record_write_begin(&slot->record);
+		__atomic_store_n(&slot->record.request, 0, __ATOMIC_RELAXED);
+		record_write_end(&slot->record);
+	}
 	record_clear_all(&slot->record);
 	pthread_mutex_lock(&record_pool.mutex);
 	slot->in_use = false;
@@ -489,6 +503,71 @@ static int current_record_or_create(struct dynotag_record **out)
 	return 0;
 }
 
+/* ---- whole requests ------------------------------------------------------------- */
+
+/* A new request number: process-wide, never 0. */
+static uint32_t next_request_number(void)
+{
+	uint32_t n = __atomic_add_fetch(&request_numbers, 1, __ATOMIC_RELAXED);
+
+	return n ? n : __atomic_add_fetch(&request_numbers, 1, __ATOMIC_RELAXED);
+}
+
+/* Publishes that request `number` has endpoint id (DYNOTAG_ID_UNRESOLVED:
+ * ended without one): one aligned 8-byte store, so a reader sees the old
+ * entry or the new one. */
+static inline void request_log_put(uint32_t number, uint32_t endpoint)
+{
+	__atomic_store_n(&request_log[number & (DYNOTAG_REQUEST_LOG_SIZE - 1)],
+			 (uint64_t)number << 32 | endpoint, __ATOMIC_RELEASE);
+}
+
+/* Opens a request on r (none open): a new number, the endpoint (0: not known
+ * yet) in the same write. */
+static void request_open_write(struct record_slot *slot, uint32_t endpoint, bool implicit)
+{
+	struct dynotag_record *r = &slot->record;
+	uint32_t number = next_request_number();
+
+	record_write_begin(r);
+	__atomic_store_n(&r->request, number, __ATOMIC_RELAXED);
+	if (endpoint) {
+		pair_store(&r->tags[0], DYNOTAG_ID_ENDPOINT, endpoint);
+		if (!r->count)
+			__atomic_store_n(&r->count, 1, __ATOMIC_RELAXED);
+	}
+	record_write_end(r);
+	slot->request_implicit = implicit;
+	if (endpoint)
+		request_log_put(number, endpoint);
+}
+
+/* Ends r's open request, if any: counts it for its endpoint (unresolved when
+ * it has none), logs that, and clears the endpoint and the number in one
+ * write. Without an open request, only clears the endpoint. */
+static void request_close(struct dynotag_record *r)
+{
+	uint32_t number = r->request;
+
+	if (number) {
+		uint32_t endpoint = record_get(r, DYNOTAG_ID_ENDPOINT);
+		if (!endpoint)
+			endpoint = DYNOTAG_ID_UNRESOLVED;
+		__atomic_fetch_add(&request_counts[endpoint], 1, __ATOMIC_RELAXED);
+		request_log_put(number, endpoint);
+		record_write_begin(r);
+		__atomic_store_n(&r->request, 0, __ATOMIC_RELAXED);
+		if (r->tags[0].key == DYNOTAG_ID_ENDPOINT) {
+			pair_store(&r->tags[0], 0, 0);
+			if (r->count == 1)
+				__atomic_store_n(&r->count, 0, __ATOMIC_RELAXED);
+		}
+		record_write_end(r);
+		return;
+	}
+	record_clear(r, DYNOTAG_ID_ENDPOINT);
+}
+
 /* ---- initialisation and fork ---------------------------------------------------- */
 
 static void fork_prepare(void)
@@ -516,6 +595,7 @@ static void fork_child(void)
 		/* Its thread may have been mid-write: close the write. */
 		if (slot->record.seq & 1)
 			slot->record.seq++;
+		slot->record.request = 0;
 		record_clear_all(&slot->record);
 		slot->in_use = false;
 		slot->next_free = record_pool.free_list;
@@ -533,11 +613,14 @@ static void runtime_init(void)
 	rt->strings = (uint64_t)(uintptr_t)string_table;
 	rt->arena = (uint64_t)(uintptr_t)string_arena;
 	rt->requests = (uint64_t)(uintptr_t)request_counts;
+	rt->request_log = (uint64_t)(uintptr_t)request_log;
+	rt->request_log_size = DYNOTAG_REQUEST_LOG_SIZE;
 	rt->string_capacity = DYNOTAG_STRING_CAPACITY;
 	rt->arena_size = DYNOTAG_ARENA_SIZE;
-	/* Ids 1 and 2 are fixed by the ABI. */
+	/* Ids 1, 2 and 3 are fixed by the ABI. */
 	intern_stored("endpoint", 8);
 	intern_stored("__overflow__", 12);
+	intern_stored("unresolved", 10);
 	if (pthread_key_create(&record_key, record_release) == 0) {
 		record_key_ok = true;
 		rt->tss_key = (int32_t)record_key;
@@ -564,10 +647,12 @@ static void strings_reset_for_testing(void)
 	memset(string_table, 0, sizeof(string_table));
 	memset(string_hashes, 0, sizeof(string_hashes));
 	memset(request_counts, 0, sizeof(request_counts));
+	memset(request_log, 0, sizeof(request_log));
 	dynotag_runtime.string_count = 0;
 	dynotag_runtime.arena_used = 0;
 	string_append_locked("endpoint", 8, string_hash("endpoint", 8));
 	string_append_locked("__overflow__", 12, string_hash("__overflow__", 12));
+	string_append_locked("unresolved", 10, string_hash("unresolved", 10));
 	pthread_mutex_unlock(&intern_mutex);
 }
 #endif
@@ -704,12 +789,43 @@ int dynotag_set_endpoint(const char *endpoint)
 
 int dynotag_request_begin_id(uint32_t endpoint_id)
 {
-	int err = dynotag_set_ids(DYNOTAG_ID_ENDPOINT, endpoint_id);
+	struct dynotag_record *r;
+	int err;
 
+	ensure_init();
+	if (!id_valid(endpoint_id))
+		return -EINVAL;
+	err = current_record_or_create(&r);
 	if (err)
 		return err;
-	__atomic_fetch_add(&request_counts[endpoint_id], 1, __ATOMIC_RELAXED);
-	return 0;
+	struct record_slot *slot = (struct record_slot *)r;
+	/* A request opened by an earlier request_begin (never ended) is over. */
+	if (r->request && slot->request_implicit)
+		request_close(r);
+	if (!r->request) {
+		request_open_write(slot, endpoint_id, true);
+		return 0;
+	}
+	/* The open request's endpoint, known now (or renamed: the last one counts). */
+	err = record_set(r, DYNOTAG_ID_ENDPOINT, endpoint_id);
+	if (!err)
+		request_log_put(r->request, endpoint_id);
+	return err;
+}
+
+int dynotag_request_open(void)
+{
+	struct dynotag_record *r;
+	int err;
+
+	ensure_init();
+	err = current_record_or_create(&r);
+	if (err)
+		return err;
+	if (r->request)
+		return 0;
+	request_open_write((struct record_slot *)r, 0, false);
+	return 1;
 }
 
 int dynotag_request_begin(const char *endpoint)
@@ -721,12 +837,33 @@ int dynotag_request_begin(const char *endpoint)
 		intern_bytes(endpoint, strlen(endpoint), DYNOTAG_MAX_VALUE_LEN));
 }
 
+int dynotag_request_abandon(void)
+{
+	ensure_init();
+	struct dynotag_record *r = current_record();
+	uint32_t number = r ? r->request : 0;
+
+	if (!number)
+		return 0;
+	/* Logged with no endpoint: its samples are CPU outside any request. */
+	request_log_put(number, DYNOTAG_ID_NONE);
+	record_write_begin(r);
+	__atomic_store_n(&r->request, 0, __ATOMIC_RELAXED);
+	if (r->tags[0].key == DYNOTAG_ID_ENDPOINT) {
+		pair_store(&r->tags[0], 0, 0);
+		if (r->count == 1)
+			__atomic_store_n(&r->count, 0, __ATOMIC_RELAXED);
+	}
+	record_write_end(r);
+	return 0;
+}
+
 int dynotag_request_end(void)
 {
 	ensure_init();
 	struct dynotag_record *r = current_record();
 	if (r)
-		record_clear(r, DYNOTAG_ID_ENDPOINT);
+		request_close(r);
 	return 0;
 }
 

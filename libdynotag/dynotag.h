@@ -44,7 +44,7 @@ extern "C" {
 #endif
 
 #define DYNOTAG_VERSION_MAJOR 1
-#define DYNOTAG_VERSION_MINOR 0
+#define DYNOTAG_VERSION_MINOR 1
 #define DYNOTAG_VERSION_PATCH 0
 /* The version as one number, MAJOR * 10000 + MINOR * 100 + PATCH. */
 #define DYNOTAG_VERSION (DYNOTAG_VERSION_MAJOR * 10000 + DYNOTAG_VERSION_MINOR * 100 + \
@@ -60,6 +60,7 @@ extern "C" {
 /* String ids with a fixed meaning. */
 #define DYNOTAG_STRING_ID_ENDPOINT 1u  /* the key "endpoint" */
 #define DYNOTAG_STRING_ID_OVERFLOW 2u  /* "__overflow__": the table was full */
+#define DYNOTAG_STRING_ID_UNRESOLVED 3u /* "unresolved": requests ended with no endpoint */
 
 #if defined(__GNUC__)
 #define DYNOTAG_API __attribute__((visibility("default")))
@@ -89,14 +90,37 @@ DYNOTAG_API int dynotag_clear_all(void);
  * pattern, not the raw path). Returns 0, -EINVAL (NULL) or -ENOMEM. */
 DYNOTAG_API int dynotag_set_endpoint(const char *endpoint);
 
-/* Starts a request on the calling thread: sets its endpoint and adds one to the
- * endpoint's request counter (atomic, so dynoprof can compute CPU per request).
- * Returns 0, -EINVAL (NULL) or -ENOMEM. */
+/* Whole requests. A request runs from dynotag_request_open (or, when nothing
+ * opened one, dynotag_request_begin) to dynotag_request_end, and all the CPU
+ * the thread spends in between is credited to the endpoint the request has
+ * when it ends, even when that is only known late (after URL resolution):
+ * dynoprof re-labels the request's earlier samples. A request that ends with
+ * no endpoint counts as "unresolved" (404s and the like). */
+
+/* Opens a request on the calling thread, endpoint not known yet: call it
+ * where the server starts handling the request (the outermost WSGI layer, a
+ * gunicorn hook). Returns 1 when it opened one (the caller ends it), 0 when a
+ * request is open already (an outer layer opened it and ends it), -ENOMEM or
+ * -EAGAIN. No syscall, one atomic increment. */
+DYNOTAG_API int dynotag_request_open(void);
+
+/* Sets the endpoint of the calling thread's open request (e.g. after URL
+ * resolution; called again, the last endpoint wins). With no request open,
+ * opens one with that endpoint (a request opened so is ended by the next
+ * dynotag_request_begin as well as by dynotag_request_end). Returns 0,
+ * -EINVAL (NULL) or -ENOMEM. */
 DYNOTAG_API int dynotag_request_begin(const char *endpoint);
 
-/* Ends the calling thread's request: clears its endpoint (custom tags stay).
- * Returns 0. */
+/* Ends the calling thread's request: adds one to its endpoint's request
+ * counter ("unresolved" when it has none; atomic, so dynoprof can compute CPU
+ * per request) and clears the endpoint (custom tags stay). Returns 0. */
 DYNOTAG_API int dynotag_request_end(void);
+
+/* Abandons the calling thread's open request: it was no request after all
+ * (e.g. a server loop that found no connection waiting). Nothing is counted,
+ * the endpoint is cleared, and its CPU counts as outside any request.
+ * Returns 0. */
+DYNOTAG_API int dynotag_request_abandon(void);
 
 /* Sets a process-wide tag key=value (e.g. "commit", "service", "env"); samples
  * of every thread carry it. Serialised by a mutex: meant for start-up, not per

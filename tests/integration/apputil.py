@@ -114,8 +114,10 @@ class GunicornApp:
     <tmpdir>/stats-<n>/<pid>.json (see views.py); stats() sums them.
     """
 
-    def __init__(self, tmpdir, workers=2, threads=1, middleware=True, env=None, name="app"):
+    def __init__(self, tmpdir, workers=2, threads=1, middleware=True, env=None, name="app",
+                 app="djangoapp.wsgi:application"):
         require_app_tools()
+        self.app = app  # the WSGI application gunicorn serves (tests/apps/...)
         self.workers = workers
         self.threads = threads
         self.stats_dir = os.path.join(tmpdir, "stats-" + name)
@@ -146,7 +148,7 @@ class GunicornApp:
                 cmd += ["--worker-class", "gthread", "--threads", str(self.threads)]
             else:
                 cmd += ["--worker-class", "sync"]
-            cmd.append("djangoapp.wsgi:application")
+            cmd.append(self.app)
             self._log = open(self.log_path, "a")
             self.proc = subprocess.Popen(cmd, env=self.env, stdin=subprocess.DEVNULL,
                                          stdout=self._log, stderr=subprocess.STDOUT)
@@ -222,8 +224,8 @@ class GunicornApp:
         for endpoints in self.stats_per_pid().values():
             for name, entry in endpoints.items():
                 acc = total.setdefault(name, {"requests": 0, "cpu_s": 0.0})
-                acc["requests"] += entry["requests"]
-                acc["cpu_s"] += entry["cpu_s"]
+                for key, value in entry.items():  # also whole_requests, whole_cpu_s
+                    acc[key] = acc.get(key, 0) + value
         return total
 
     def stop(self):

@@ -84,5 +84,5 @@ def served_between(before, after):
     """What the app served between two GunicornApp.stats(): {endpoint:
     {"requests": n, "cpu_s": s}}."""
     zero = {"requests": 0, "cpu_s": 0.0}
-    return {e: {k: v - before.get(e, zero)[k] for k, v in entry.items()}
+    return {e: {k: v - before.get(e, zero).get(k, 0) for k, v in entry.items()}
             for e, entry in after.items()}

@@ -294,18 +294,22 @@ def test_bad_input_exits_2(regression, tmp_path):
     check_input_error([str(junk), good], "junk.pb.gz")
 
 
-def test_django_gunicorn_commits_side_by_side(tmp_path):
+@pytest.mark.parametrize("change", ["view", "routing"])
+def test_django_gunicorn_commits_side_by_side(tmp_path, change):
     """Two commits of the real Django app under gunicorn, side by side under
-    wrk load: the new one does 50% more work on /medium (see EXTRA). `diff` by commit
-    flags exactly that endpoint, with an interval holding the true change (the
-    app's own per-request CPU), and exits 1."""
+    wrk load: the new one does 50% more work on /medium (see EXTRA), in the
+    view, or (routing) in a middleware branch that runs for /medium only,
+    before URL resolution names the endpoint. `diff` by commit flags exactly
+    that endpoint, with an interval holding the true change (the app's own
+    per-request CPU of whole requests), and exits 1."""
     from apputil import GunicornApp, record_load
 
     old = GunicornApp(str(tmp_path / "old"), workers=2, env={"DYNOPROF_COMMIT": "aaa"},
                       name="old")
+    extra = ({"DJANGOAPP_EXTRA": "medium=%s" % EXTRA} if change == "view" else
+             {"DJANGOAPP_SLOW_BRANCH": "medium=%s" % EXTRA})
     new = GunicornApp(str(tmp_path / "new"), workers=2,
-                      env={"DYNOPROF_COMMIT": "bbb", "DJANGOAPP_EXTRA": "medium=%s" % EXTRA},
-                      name="new")
+                      env=dict(extra, DYNOPROF_COMMIT="bbb"), name="new")
     out = str(tmp_path / "both.pb.gz")
     try:
         old.start()
@@ -323,8 +327,9 @@ def test_django_gunicorn_commits_side_by_side(tmp_path):
         new.stop()
 
     def per_request(a, b, endpoint):
-        requests = b[endpoint]["requests"] - a.get(endpoint, {}).get("requests", 0)
-        cpu = b[endpoint]["cpu_s"] - a.get(endpoint, {}).get("cpu_s", 0.0)
+        # An endpoint's CPU is its whole requests' (the app's outermost wrapper).
+        requests = b[endpoint]["whole_requests"] - a.get(endpoint, {}).get("whole_requests", 0)
+        cpu = b[endpoint]["whole_cpu_s"] - a.get(endpoint, {}).get("whole_cpu_s", 0.0)
         return cpu / requests
 
     truth = {e: per_request(before[1], after[1], e) / per_request(before[0], after[0], e) - 1

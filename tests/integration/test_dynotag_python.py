@@ -54,7 +54,8 @@ class Pair(ctypes.Structure):
     _fields_ = [("key", u32), ("value", u32)]
 
 class Record(ctypes.Structure):
-    _fields_ = [("seq", u32), ("count", u32), ("tags", Pair * 9)]
+    _fields_ = [("seq", u32), ("count", u32), ("tags", Pair * 9), ("request", u32),
+                ("pad", u32)]
 
 class String(ctypes.Structure):
     _fields_ = [("offset", u32), ("length", u32)]
@@ -63,18 +64,19 @@ class Runtime(ctypes.Structure):
     _fields_ = [("magic", u64), ("abi_version", u32), ("tss_key", s32),
                 ("strings", u64), ("arena", u64), ("requests", u64),
                 ("string_count", u32), ("string_capacity", u32),
-                ("arena_size", u32), ("arena_used", u32), ("process", Record)]
+                ("arena_size", u32), ("arena_used", u32), ("process", Record),
+                ("request_log", u64), ("request_log_size", u32), ("pad", u32)]
 
 # The _Static_asserts of the header, and its field offsets.
 assert ctypes.sizeof(Pair) == 8 and ctypes.sizeof(String) == 8
-assert ctypes.sizeof(Record) == 80 and ctypes.sizeof(Runtime) == 136
+assert ctypes.sizeof(Record) == 88 and ctypes.sizeof(Runtime) == 160
 assert (Runtime.tss_key.offset, Runtime.strings.offset, Runtime.requests.offset,
         Runtime.string_count.offset, Runtime.arena_used.offset,
         Runtime.process.offset) == (12, 16, 32, 40, 52, 56), "offsets"
 
 rt = Runtime.in_dll(dynotag._lib, "dynotag_runtime")
 assert rt.magic == 0x316761746f6e7964, hex(rt.magic)
-assert rt.abi_version == 1
+assert rt.abi_version == 2
 assert 0 <= rt.tss_key < 32, rt.tss_key
 libc = ctypes.CDLL(None)
 libc.pthread_getspecific.restype = ctypes.c_void_p
@@ -112,6 +114,16 @@ def requests(endpoint):
         if string(ident) == endpoint:
             return u64.from_address(rt.requests + 8 * ident).value
     return 0
+
+def my_request():
+    """This thread's open request number (0: none)."""
+    address = libc.pthread_getspecific(rt.tss_key)
+    return Record.from_address(address).request if address else 0
+
+def logged(number):
+    """The endpoint the request log has for request number, or None."""
+    entry = u64.from_address(rt.request_log + 8 * (number % rt.request_log_size)).value
+    return string(entry & 0xFFFFFFFF) if entry >> 32 == number else None
 '''
 
 NOOP_SCRIPT = r'''
@@ -314,7 +326,7 @@ django.setup()
 from django.http import HttpResponse, StreamingHttpResponse
 from django.test import Client
 from django.urls import include, path, re_path
-from abi_reader import my_tags, requests
+from abi_reader import logged, my_request, my_tags, requests
 
 seen = []
 
@@ -367,9 +379,84 @@ del seen[:]
 assert client.get("/archive/2024/").content == b"2024"
 assert seen == [{"endpoint": "^archive/(?P<year>[0-9]{4})/$"}], seen
 
+before = requests("unresolved")
 assert client.get("/missing/").status_code == 404
 assert my_tags() == {}
+assert requests("unresolved") == before + 1  # a 404 is an unresolved request
+
+# Whole requests: a request opened outside (the WSGI middleware, the gunicorn
+# hook) gets its number first and its endpoint after URL resolution.
+import dynotag
+assert dynotag.request_open()
+number = my_request()
+assert number and my_tags() == {}
+count = requests("orders/<int:id>/")
+assert client.get("/orders/7/").content == b"order 7"
+assert my_request() == number  # the outer layer ends it, not the middleware
+assert logged(number) == "orders/<int:id>/", logged(number)
+dynotag.request_end()
+assert my_request() == 0 and requests("orders/<int:id>/") == count + 1
 print("django", django.get_version(), "DJANGO OK")
+'''
+
+
+PLACEMENT_SCRIPT = r'''
+import io
+import logging
+
+import django
+from django.conf import settings
+
+settings.configure(
+    DEBUG=False, ALLOWED_HOSTS=["testserver"], ROOT_URLCONF=__name__,
+    SECRET_KEY="dynotag-test", DATABASES={}, INSTALLED_APPS=[],
+    MIDDLEWARE=["django.middleware.common.CommonMiddleware",
+                "dynotag.django.DynotagMiddleware"],
+)
+django.setup()
+from django.http import HttpResponse
+from django.test import Client
+from django.urls import path
+
+import dynotag
+import dynotag.gunicorn
+import dynotag.wsgi
+
+urlpatterns = [path("a/", lambda request: HttpResponse("a"))]
+said = io.StringIO()
+logging.getLogger("dynotag").addHandler(logging.StreamHandler(said))
+
+# The Django middleware is not first and nothing outside opened the request:
+# said once, however many requests.
+client = Client()
+for _ in range(3):
+    assert client.get("/a/").content == b"a"
+assert said.getvalue().count("DynotagMiddleware") == 1, said.getvalue()
+assert "not first in settings.MIDDLEWARE" in said.getvalue(), said.getvalue()
+
+# The WSGI middleware called by another layer: said once.
+said.truncate(0)
+said.seek(0)
+def app(environ, start_response):
+    start_response("200 OK", [])
+    return [b"x"]
+inner = dynotag.wsgi.DynotagMiddleware(app, endpoint=dynotag.wsgi.later)
+def outer_layer(environ, start_response):
+    return inner(environ, start_response)
+for _ in range(3):
+    result = outer_layer({"PATH_INFO": "/"}, lambda *a: None)
+    list(result)
+    result.close()
+assert said.getvalue().count("not the outermost WSGI application") == 1, said.getvalue()
+
+# Inside the gunicorn hook (the request is open already): nothing to say.
+said.truncate(0)
+said.seek(0)
+quiet = dynotag.wsgi.DynotagMiddleware(app, endpoint=dynotag.wsgi.later)
+hooked = dynotag.gunicorn.wrap_handler(lambda: list(quiet({"PATH_INFO": "/"}, lambda *a: None)))
+hooked()
+assert said.getvalue() == "", said.getvalue()
+print("PLACEMENT OK")
 '''
 
 
@@ -438,3 +525,10 @@ def test_django_middleware_sets_route_pattern(tmp_path, library):
     if check.returncode != 0:
         pytest.fail("python3-django missing: apt-get install -y python3-django")
     run_script(DEBIAN_PYTHON, tmp_path, DJANGO_SCRIPT, library, "DJANGO OK")
+
+
+def test_middlewares_say_once_when_not_outermost(tmp_path, library):
+    """The Django middleware not first in MIDDLEWARE (nothing outside opened
+    the request) and the WSGI middleware called by another layer each say so
+    once on the "dynotag" logger; inside the gunicorn hook nothing is said."""
+    run_script(DEBIAN_PYTHON, tmp_path, PLACEMENT_SCRIPT, library, "PLACEMENT OK")

@@ -108,7 +108,10 @@ static void test_runtime_header(void **state)
 	assert_int_equal(dynotag_runtime.arena_size, 1 << 20);
 	assert_string_equal(string_of(DYNOTAG_ID_ENDPOINT, s), "endpoint");
 	assert_string_equal(string_of(DYNOTAG_ID_OVERFLOW, s), "__overflow__");
-	assert_int_equal(dynotag_version(), 10000);
+	assert_string_equal(string_of(DYNOTAG_ID_UNRESOLVED, s), "unresolved");
+	assert_int_equal(dynotag_runtime.request_log_size, DYNOTAG_REQUEST_LOG_SIZE);
+	assert_true(dynotag_runtime.request_log == (uint64_t)(uintptr_t)request_log);
+	assert_int_equal(dynotag_version(), 10100);
 }
 
 static void test_set_and_clear(void **state)
@@ -444,9 +447,89 @@ static void test_request_counters_are_exact(void **state)
 		assert_int_equal(pthread_join(ids[i], NULL), 0);
 	for (int e = 0; e < 3; e++)
 		assert_int_equal(requests[rc.endpoints[e]], THREADS * REQUESTS / 3);
+	/* A request counts when it ends, for the endpoint it ends with. */
 	assert_int_equal(dynotag_request_begin("/count/a"), 0);
-	assert_int_equal(requests[rc.endpoints[0]], THREADS * REQUESTS / 3 + 1);
+	assert_int_equal(requests[rc.endpoints[0]], THREADS * REQUESTS / 3);
 	assert_int_equal(dynotag_request_end(), 0);
+	assert_int_equal(requests[rc.endpoints[0]], THREADS * REQUESTS / 3 + 1);
+}
+
+/* The log entry of request number n: its endpoint id, or 0 when the log holds
+ * another request there. */
+static uint32_t logged(uint32_t n)
+{
+	uint64_t entry = __atomic_load_n(&request_log[n & (DYNOTAG_REQUEST_LOG_SIZE - 1)],
+					 __ATOMIC_ACQUIRE);
+	return (uint32_t)(entry >> 32) == n ? (uint32_t)entry : 0;
+}
+
+/* Whole requests: open gives a number before the endpoint is known, the
+ * endpoint set later is logged for that number, end counts the request for
+ * its final endpoint (unresolved without one) and clears the number; a nested
+ * open leaves the outer request alone; a request opened by request_begin is
+ * ended by the next request_begin. */
+static void test_whole_requests(void **state)
+{
+	(void)state;
+	const uint64_t *requests = (const void *)(uintptr_t)dynotag_runtime.requests;
+	uint32_t a = id_of("/whole/a"), b = id_of("/whole/b");
+	uint64_t count_a = requests[a], count_b = requests[b];
+	uint64_t unresolved = requests[DYNOTAG_ID_UNRESOLVED];
+	char buf[256];
+
+	assert_int_equal(dynotag_request_open(), 1);
+	const struct dynotag_record *r = my_record();
+	uint32_t n = r->request;
+	assert_int_not_equal(n, 0);
+	assert_string_equal(MY_TAGS(buf), "");
+	assert_int_equal(dynotag_request_open(), 0); /* nested: the outer one stays */
+	assert_int_equal(r->request, n);
+	assert_int_equal(logged(n), 0);
+	assert_int_equal(dynotag_request_begin_id(a), 0);
+	assert_int_equal(r->request, n);
+	assert_int_equal(logged(n), a);
+	assert_int_equal(dynotag_request_begin_id(b), 0); /* renamed: the last one counts */
+	assert_int_equal(logged(n), b);
+	assert_string_equal(MY_TAGS(buf), "endpoint=/whole/b");
+	assert_int_equal(requests[b], count_b);
+	assert_int_equal(dynotag_request_end(), 0);
+	assert_int_equal(r->request, 0);
+	assert_string_equal(MY_TAGS(buf), "");
+	assert_int_equal(requests[b], count_b + 1);
+	assert_int_equal(requests[a], count_a);
+
+	/* No endpoint: unresolved. */
+	assert_int_equal(dynotag_request_open(), 1);
+	uint32_t m = r->request;
+	assert_true(m != n);
+	assert_int_equal(dynotag_request_end(), 0);
+	assert_int_equal(logged(m), DYNOTAG_ID_UNRESOLVED);
+	assert_int_equal(requests[DYNOTAG_ID_UNRESOLVED], unresolved + 1);
+
+	/* request_begin without open: each begin is a request of its own. */
+	assert_int_equal(dynotag_request_begin_id(a), 0);
+	uint32_t first = r->request;
+	assert_int_equal(dynotag_request_begin_id(a), 0);
+	assert_true(r->request != first);
+	assert_int_equal(logged(first), a);
+	assert_int_equal(requests[a], count_a + 1);
+	assert_int_equal(dynotag_request_end(), 0);
+	assert_int_equal(requests[a], count_a + 2);
+	/* Abandoned: nothing counted, logged with no endpoint, number cleared. */
+	assert_int_equal(dynotag_request_open(), 1);
+	uint32_t gone = r->request;
+	assert_int_equal(dynotag_request_begin_id(b), 0);
+	assert_int_equal(dynotag_request_abandon(), 0);
+	assert_int_equal(r->request, 0);
+	assert_string_equal(MY_TAGS(buf), "");
+	assert_int_equal(requests[b], count_b + 1);
+	assert_true(__atomic_load_n(&request_log[gone & (DYNOTAG_REQUEST_LOG_SIZE - 1)],
+				    __ATOMIC_ACQUIRE) == (uint64_t)gone << 32);
+	assert_int_equal(dynotag_request_abandon(), 0); /* nothing open: nothing */
+	/* Ending with nothing open changes nothing. */
+	assert_int_equal(dynotag_request_end(), 0);
+	assert_int_equal(requests[a], count_a + 2);
+	assert_int_equal(requests[DYNOTAG_ID_UNRESOLVED], unresolved + 1);
 }
 
 /* The writer flips between two generations of tags, one call at a time; every
@@ -678,6 +761,7 @@ int main(void)
 		cmocka_unit_test(test_concurrent_interning_agrees),
 		cmocka_unit_test(test_threads_come_and_go),
 		cmocka_unit_test(test_request_counters_are_exact),
+		cmocka_unit_test(test_whole_requests),
 		cmocka_unit_test(test_seqlock_reader_never_sees_torn_record),
 		cmocka_unit_test(test_fork_child_reclaims_records),
 		cmocka_unit_test(test_string_table_overflow),

@@ -202,9 +202,94 @@ static void test_apply_innermost_and_custom(void **state)
 	profile__free(p);
 }
 
+/* Under rule `spec`: the endpoint of root-first Python frames names[0..n). */
+static const char *endpoint_of(struct profile *p, const char *spec, const char *const *names,
+			       uint32_t n)
+{
+	struct endpoint_rule r;
+	char buf[32];
+	uint32_t ids[16];
+	parse_ok(spec, &r, buf, sizeof(buf));
+	for (uint32_t i = 0; i < n; i++)
+		ids[i] = py(p, names[i]);
+	return apply(&r, p, ids, n);
+}
+
+#define ENDPOINT_OF(p, spec, ...) \
+	endpoint_of(p, spec, (const char *const[]){ __VA_ARGS__ }, \
+		    sizeof((const char *const[]){ __VA_ARGS__ }) / sizeof(const char *))
+
+/* Only the application's views: what Django's handler runs besides the view
+ * (the internals reported in issue 15, middleware hooks) gives no endpoint;
+ * class-based views, decorators and async views are looked through to the
+ * application's frame. Likewise for Flask and a WSGI server. */
+static void test_only_application_views(void **state)
+{
+	(void)state;
+	struct profile *p = profile__new();
+	const char *gr = "django.core.handlers.base:BaseHandler._get_response";
+	const char *internals[] = {
+		"django.core.handlers.base:BaseHandler.resolve_request",
+		"django.core.handlers.base:BaseHandler.make_view_atomic",
+		"asyncio.coroutines:iscoroutinefunction",
+		"django.core.handlers.base:BaseHandler.check_response",
+		"myapp.middleware:AuditMiddleware.process_view",
+		"dynotag.django:DynotagMiddleware.process_view",
+	};
+	for (size_t i = 0; i < sizeof(internals) / sizeof(internals[0]); i++) {
+		const char *ep = ENDPOINT_OF(p, "django", "gunicorn.workers.sync:SyncWorker.run",
+					     gr, internals[i], "myapp.urls:SlugConverter.to_python");
+		if (ep)
+			fail_msg("%s named endpoint %s", internals[i], ep);
+	}
+	/* A class-based view: as_view's closure and dispatch are plumbing. */
+	const char *ep = ENDPOINT_OF(p, "django", gr, "django.views.generic.base:View.as_view."
+				     "<locals>.view", "django.views.generic.base:View.dispatch",
+				     "myapp.views:OrderView.get", "django.shortcuts:render");
+	assert_non_null(ep);
+	assert_string_equal(ep, "myapp.views:OrderView.get");
+	/* Sampled in the plumbing itself: no view yet. */
+	assert_null(ENDPOINT_OF(p, "django", gr, "django.views.generic.base:View.dispatch"));
+	/* Decorated views. */
+	ep = ENDPOINT_OF(p, "django", gr, "django.views.decorators.csrf:csrf_exempt.<locals>."
+			 "wrapper_view", "django.contrib.auth.decorators:user_passes_test."
+			 "<locals>.decorator.<locals>._wrapper_view", "myapp.views:account");
+	assert_non_null(ep);
+	assert_string_equal(ep, "myapp.views:account");
+	/* An async view under WSGI, in asgiref's loop thread. */
+	ep = ENDPOINT_OF(p, "django", "threading:Thread.run", "asyncio.events:Handle._run",
+			 "asgiref.sync:AsyncToSync.main_wrap", "myapp.views:feed",
+			 "asyncio.tasks:sleep");
+	assert_non_null(ep);
+	assert_string_equal(ep, "myapp.views:feed");
+
+	/* Flask: a MethodView's dispatch is plumbing; routing errors are not views. */
+	ep = ENDPOINT_OF(p, "flask", "flask.app:Flask.dispatch_request",
+			 "flask.views:View.as_view.<locals>.view",
+			 "flask.views:MethodView.dispatch_request", "myapp:Items.get");
+	assert_non_null(ep);
+	assert_string_equal(ep, "myapp:Items.get");
+	assert_null(ENDPOINT_OF(p, "flask", "flask.app:Flask.dispatch_request",
+				"flask.app:Flask.raise_routing_exception"));
+
+	/* WSGI: the application, through dynotag's middleware; the server's own
+	 * work and the response iteration are not. */
+	ep = ENDPOINT_OF(p, "wsgi", "gunicorn.workers.sync:SyncWorker.handle_request",
+			 "dynotag.wsgi:DynotagMiddleware.__call__",
+			 "django.core.handlers.wsgi:WSGIHandler.__call__");
+	assert_non_null(ep);
+	assert_string_equal(ep, "django.core.handlers.wsgi:WSGIHandler.__call__");
+	assert_null(ENDPOINT_OF(p, "wsgi", "gunicorn.workers.sync:SyncWorker.handle_request",
+				"gunicorn.http.wsgi:Response.write"));
+	assert_null(ENDPOINT_OF(p, "wsgi", "gunicorn.workers.sync:SyncWorker.handle_request",
+				"django.http.response:HttpResponse.__iter__"));
+	profile__free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_only_application_views),
 		cmocka_unit_test(test_parse_presets),
 		cmocka_unit_test(test_parse_custom),
 		cmocka_unit_test(test_apply_django),

@@ -236,10 +236,31 @@ static void export_truncated_stacks(struct agent *a)
 		     (double)st.native_truncated);
 }
 
+/* Samples of whole requests taken before their endpoint was known, by how
+ * they were released (aggregate_stats relabel_*): totals, set. */
+static void export_relabelled(struct agent *a)
+{
+	struct aggregate_stats st;
+	aggregator__stats(a->agg, &st);
+	const struct { const char *outcome; uint64_t n; } out[] = {
+		{ "endpoint", st.relabel_resolved },
+		{ "unresolved", st.relabel_unresolved },
+		{ "unknown", st.relabel_lost },
+		{ "none", st.relabel_abandoned },
+		{ "not_held", st.relabel_overflow },
+	};
+	for (size_t i = 0; i < sizeof(out) / sizeof(out[0]); i++) {
+		struct metric_label l = { "outcome", out[i].outcome };
+		metrics__set(a->st.metrics, "dynoprof_agent_request_samples_relabelled_total", &l,
+			     1, (double)out[i].n);
+	}
+}
+
 static void export_self_metrics(struct agent *a)
 {
 	export_label_drops(a);
 	export_truncated_stacks(a);
+	export_relabelled(a);
 	struct metrics *m = a->st.metrics;
 	uint64_t drops[DROP_REASON_COUNT] = { 0 }, run_ns = 0, runs = 0;
 	sampler__drops(a->sampler, drops);
@@ -471,6 +492,11 @@ static const struct {
 	{ "dynoprof_agent_stacks_truncated_total", METRIC_COUNTER,
 	  "Samples whose kernel or native stack filled its frame limit (marked [truncated]), "
 	  "by layer." },
+	{ "dynoprof_agent_request_samples_relabelled_total", METRIC_COUNTER,
+	  "Samples of whole requests taken before their endpoint was known, by outcome "
+	  "(endpoint: given their request's; unresolved: the request ended with none; "
+	  "unknown: still open at window close or out of the request log; none: the request "
+	  "was abandoned; not_held: over the hold limit)." },
 	{ "dynoprof_agent_bpf_run_seconds_total", METRIC_COUNTER,
 	  "Time spent in the sampling BPF program." },
 	{ "dynoprof_agent_windows_total", METRIC_COUNTER, "History windows stored." },

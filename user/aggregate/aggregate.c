@@ -9,8 +9,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "aggregate/relabel.h"
 #include "util/hashmap.h"
 #include "util/clock.h"
+
+/* How often (sample time) held requests are looked up in their processes'
+ * request logs. */
+#define RELABEL_RESOLVE_NS 100000000ull
 
 /* Frame ids of one sample: kernel + user + Python frames + markers. */
 #define MAX_SAMPLE_FRAMES (2 * PROFILE_MAX_FRAMES + PY_MAX_FRAMES + 8)
@@ -28,6 +33,9 @@ struct aggregator {
 				      * process's */
 	uint32_t frames[MAX_SAMPLE_FRAMES]; /* scratch for one sample */
 	uint32_t chain[PROFILE_MAX_FRAMES]; /* native frames leafward of Python */
+	struct relabel_buffer *relabel; /* with tags: samples of requests whose
+				      * endpoint is not known yet (else NULL) */
+	uint64_t relabel_resolved_ns; /* sample time of the last log look-up */
 };
 
 struct aggregator *aggregator__new(struct profile *p, struct symbolizer *sym,
@@ -45,6 +53,11 @@ struct aggregator *aggregator__new(struct profile *p, struct symbolizer *sym,
 	    (!(a->exact = cpu_totals__new()) || !(a->freed = hashmap__new()))) {
 		cpu_totals__free(a->exact);
 		free(a);
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (opts->tags && !(a->relabel = relabel_buffer__new(RELABEL_MAX_SAMPLES))) {
+		aggregator__free(a);
 		errno = ENOMEM;
 		return NULL;
 	}
@@ -84,8 +97,11 @@ void aggregator__free(struct aggregator *a)
 		return;
 	cpu_totals__free(a->exact);
 	hashmap__free(a->freed);
+	relabel_buffer__free(a->relabel);
 	free(a);
 }
+
+static int resolve_held(struct aggregator *a, bool everything, uint32_t only_pid);
 
 /* With exact totals: when pid's process ended in this window (its leader
  * was freed: the pid is free for reuse), this event is a new process's with
@@ -97,7 +113,9 @@ static int split_reused_pid(struct aggregator *a, uint32_t pid)
 	if (!a->exact || !a->freed || !hashmap__size(a->freed) ||
 	    !hashmap__remove(a->freed, &pid, sizeof(pid)))
 		return 0;
-	return cpu_totals__seal(a->exact, a->profile, pid);
+	/* The first process's held requests go to its samples first. */
+	int err = a->relabel ? resolve_held(a, true, pid) : 0;
+	return err ? err : cpu_totals__seal(a->exact, a->profile, pid);
 }
 
 static int add_special(struct profile *p, const char *name, uint32_t *id)
@@ -123,6 +141,118 @@ static void put_window(struct aggregator *a, struct tag_labels *labels, uint64_t
 		if (strcmp(labels->keys[i], "window") == 0)
 			a->stats.window_tags_replaced++;
 	tag_labels__put(labels, "window", buf); /* reserved: cannot fail */
+}
+
+/* Adds a finished sample (with the exact ns it carried) to the profile, the
+ * process's exact total and the on_sample receiver. */
+static int emit_sample(void *ctx, const struct sample_desc *s, uint64_t exact_ns)
+{
+	struct aggregator *a = ctx;
+	int err = profile__add_sample(a->profile, s);
+	if (!err && a->exact && s->pid)
+		err = cpu_totals__add_sample(a->exact, s->pid, exact_ns);
+	if (!err) {
+		a->stats.samples++;
+		if (a->opts.on_sample)
+			a->opts.on_sample(a->opts.on_sample_ctx, a->profile, s,
+					  a->opts.exact_cpu ? exact_ns : 0);
+	}
+	return err;
+}
+
+/* Releases held requests (of only_pid; 0: of every process) whose endpoint
+ * the request logs have; with everything, also the rest as `unresolved`
+ * (relabel_lost). 0 or -errno. */
+static int resolve_held(struct aggregator *a, bool everything, uint32_t only_pid)
+{
+	size_t n = relabel_buffer__requests(a->relabel);
+	if (!n)
+		return 0;
+	struct relabel_key *keys = malloc(n * sizeof(*keys));
+	uint32_t *numbers = malloc(n * sizeof(*numbers));
+	const char **endpoints = malloc(n * sizeof(*endpoints));
+	int err = 0;
+	if (!keys || !numbers || !endpoints) {
+		err = -ENOMEM;
+		goto out;
+	}
+	n = relabel_buffer__list(a->relabel, keys, n);
+	for (size_t i = 0; i < n && !err;) {
+		size_t j = i;
+		while (j < n && keys[j].pid == keys[i].pid) {
+			numbers[j - i] = keys[j].request;
+			j++;
+		}
+		if (only_pid && keys[i].pid != only_pid) {
+			i = j;
+			continue;
+		}
+		if (tag_registry__request_endpoints(a->opts.tags, (pid_t)keys[i].pid, numbers,
+						    j - i, endpoints))
+			memset(endpoints, 0, (j - i) * sizeof(*endpoints));
+		for (size_t k = i; k < j && !err; k++) {
+			const char *endpoint = endpoints[k - i];
+			if (!endpoint && !everything)
+				continue;
+			bool abandoned = endpoint == tag_request_abandoned;
+			int r = relabel_buffer__release(a->relabel, keys[k], abandoned ? NULL :
+							endpoint ? endpoint : TAG_ENDPOINT_UNRESOLVED,
+							emit_sample, a);
+			if (r < 0)
+				err = r;
+			else if (abandoned)
+				a->stats.relabel_abandoned += (uint64_t)r;
+			else if (!endpoint)
+				a->stats.relabel_lost += (uint64_t)r;
+			else if (strcmp(endpoint, TAG_ENDPOINT_UNRESOLVED) == 0)
+				a->stats.relabel_unresolved += (uint64_t)r;
+			else
+				a->stats.relabel_resolved += (uint64_t)r;
+		}
+		i = j;
+	}
+out:
+	free(keys);
+	free(numbers);
+	free(endpoints);
+	return err;
+}
+
+int aggregator__flush_requests(struct aggregator *a)
+{
+	return a->relabel ? resolve_held(a, true, 0) : 0;
+}
+
+/* A sample of an open request: held while its endpoint is unknown (0: held,
+ * 1: add it now: it has its endpoint, or could not be held), and when it has
+ * its endpoint, the request's held samples go out with it. */
+static int relabel_sample(struct aggregator *a, const struct profile_sample_event *e,
+			  struct sample_desc *s, bool has_endpoint, const char *endpoint)
+{
+	if (has_endpoint) {
+		struct relabel_key key = { .pid = e->hdr.pid, .request = e->request };
+		int r = relabel_buffer__requests(a->relabel) ?
+			relabel_buffer__release(a->relabel, key, endpoint, emit_sample, a) : 0;
+		if (r < 0)
+			return r;
+		a->stats.relabel_resolved += (uint64_t)r;
+		return 1;
+	}
+	size_t nvalues = profile__value_count(a->profile);
+	int err = relabel_buffer__hold(a->relabel, e->request, s, nvalues,
+				       a->opts.exact_cpu ? e->delta_ns : 0);
+	if (err == -ENOSPC) {
+		a->stats.relabel_overflow++;
+		return 1;
+	}
+	if (err)
+		return err;
+	a->stats.relabel_held++;
+	if (e->hdr.time_ns - a->relabel_resolved_ns >= RELABEL_RESOLVE_NS) {
+		a->relabel_resolved_ns = e->hdr.time_ns;
+		return resolve_held(a, false, 0);
+	}
+	return 0;
 }
 
 static int add_sample(struct aggregator *a, const struct profile_sample_event *e, size_t size)
@@ -281,7 +411,13 @@ static int add_sample(struct aggregator *a, const struct profile_sample_event *e
 		if (e->tag_status == TAG_READ_RACE)
 			a->stats.tag_races++;
 	}
-	if (a->opts.endpoint_rule) {
+	/* A whole request's sample: its endpoint, if any, is decided below. */
+	bool in_request = a->relabel && e->tag_status == TAG_READ_OK && e->request;
+	const char *endpoint = NULL;
+	for (unsigned i = 0; in_request && i < labels.count; i++)
+		if (strcmp(labels.keys[i], "endpoint") == 0)
+			endpoint = labels.values[i];
+	if (a->opts.endpoint_rule && !in_request) {
 		int has_endpoint = 0;
 		for (unsigned i = 0; i < labels.count; i++)
 			has_endpoint |= strcmp(labels.keys[i], "endpoint") == 0;
@@ -303,16 +439,15 @@ static int add_sample(struct aggregator *a, const struct profile_sample_event *e
 		.comm = comm, .values = values, .label_keys = labels.keys,
 		.label_values = labels.values, .nlabels = labels.count,
 	};
-	err = profile__add_sample(a->profile, &s);
-	if (!err && a->exact && e->hdr.pid)
-		err = cpu_totals__add_sample(a->exact, e->hdr.pid, e->delta_ns);
-	if (!err) {
-		a->stats.samples++;
-		if (a->opts.on_sample)
-			a->opts.on_sample(a->opts.on_sample_ctx, a->profile, &s,
-					  a->opts.exact_cpu ? e->delta_ns : 0);
+	if (in_request) {
+		err = relabel_sample(a, e, &s, endpoint != NULL, endpoint);
+		if (err <= 0)
+			return err;
+		/* Not held: could not be (counted), or it has its endpoint. */
+		if (!endpoint && !tag_labels__put(&labels, "endpoint", TAG_ENDPOINT_UNRESOLVED))
+			s.nlabels = labels.count;
 	}
-	return err;
+	return emit_sample(a, &s, e->delta_ns);
 }
 
 int aggregator__record(struct aggregator *a, const void *data, size_t size)
@@ -397,6 +532,10 @@ int aggregator__record(struct aggregator *a, const void *data, size_t size)
 int aggregator__set_profile(struct aggregator *a, struct profile *p)
 {
 	const struct profile *old = a->profile;
+	/* Held samples' frame ids are the old profile's: they go there. */
+	int flushed = aggregator__flush_requests(a);
+	if (flushed)
+		return flushed;
 	if (profile__value_count(p) == 0) {
 		for (size_t v = 0; v < profile__value_count(old); v++) {
 			int r = profile__add_value_type(p, profile__value_type(old, v),
@@ -413,9 +552,10 @@ int aggregator__set_profile(struct aggregator *a, struct profile *p)
 
 int aggregator__apportion(struct aggregator *a)
 {
-	if (!a->exact)
-		return 0;
-	int err = cpu_totals__apportion(a->exact, a->profile);
+	int err = aggregator__flush_requests(a);
+	if (err || !a->exact)
+		return err;
+	err = cpu_totals__apportion(a->exact, a->profile);
 	cpu_totals__clear(a->exact);
 	hashmap__free(a->freed);
 	a->freed = hashmap__new(); /* NULL: pid reuse goes unnoticed */

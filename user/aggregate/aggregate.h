@@ -95,7 +95,26 @@ struct aggregate_stats {
 				  * root or interpreter (marked [truncated]) */
 	uint64_t window_tags_replaced; /* samples whose process set its own `window` tag,
 				  * replaced by the time slot (window_ns) */
+	/* Whole requests (aggregate/relabel.h): samples taken in a request
+	 * before its endpoint was known, held until it is. */
+	uint64_t relabel_held;       /* samples held */
+	uint64_t relabel_resolved;   /* of which released with their request's endpoint */
+	uint64_t relabel_unresolved; /* of which released as `unresolved`: the
+				      * request ended with no endpoint (404s) */
+	uint64_t relabel_lost;       /* of which released as `unresolved` without
+				      * knowing: the request was still open at a flush
+				      * (window close), its process's log was gone or
+				      * unreadable, or later requests overwrote it */
+	uint64_t relabel_abandoned;  /* of which released with no endpoint: the
+				      * request was abandoned (no request after all) */
+	uint64_t relabel_overflow;   /* samples not held (RELABEL_MAX_SAMPLES held
+				      * already): added as `unresolved` at once */
 };
+
+/* Most samples held for re-labelling at once (each a copy of its stack and
+ * labels, ~1 KiB: at most some 16 MiB). Held requests are looked up every
+ * 0.1 s, so only requests left open without an endpoint for long add up. */
+#define RELABEL_MAX_SAMPLES 16384
 
 struct aggregator;
 
@@ -144,6 +163,13 @@ int aggregator__apportion(struct aggregator *a);
  * is gone) and pid, all values 0) for aggregator__apportion to put the time
  * on. Returns 0 or -errno (-ENOMEM). */
 int aggregator__add_unsampled(struct aggregator *a, const struct unsampled_record *r);
+
+/* Releases every held sample of a whole request (see aggregate_stats
+ * relabel_*): with its request's endpoint where the process's request log
+ * has it, else as `unresolved` (counted in relabel_lost). Called by
+ * aggregator__apportion and aggregator__set_profile; a one-shot capture
+ * calls it before apportioning. Returns 0 or -errno. */
+int aggregator__flush_requests(struct aggregator *a);
 
 /* Records that process pid began `requests` requests of endpoint since the
  * last call: a sample with the single frame "[requests]", every value 0 but

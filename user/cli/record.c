@@ -471,6 +471,15 @@ static void print_summary(const struct record_args *a, struct sampler *s,
 		if (st.window_tags_replaced)
 			fprintf(stderr, "dynoprof:   %" PRIu64 " samples' own `window` tag replaced "
 				"by the time slot\n", st.window_tags_replaced);
+		if (st.relabel_held || st.relabel_overflow)
+			fprintf(stderr, "dynoprof: %" PRIu64 " samples taken before their request's "
+				"endpoint was known: %" PRIu64 " given it, %" PRIu64 " `unresolved` "
+				"(requests that ended with none), %" PRIu64 " `unresolved` unknowing "
+				"(open at the end, or out of the request log), %" PRIu64 " in no "
+				"request (abandoned), %" PRIu64 " not held (over %d at once)\n",
+				st.relabel_held + st.relabel_overflow, st.relabel_resolved,
+				st.relabel_unresolved, st.relabel_lost, st.relabel_abandoned,
+				st.relabel_overflow, RELABEL_MAX_SAMPLES);
 	}
 	if (st.kernel_truncated || st.native_truncated)
 		fprintf(stderr, "dynoprof:   %" PRIu64 " kernel and %" PRIu64 " native stacks "
@@ -719,6 +728,12 @@ int cmd_record(int argc, char **argv)
 	pipeline__read_requests(pipe, 0);
 	if (poll_error)
 		goto out;
+	/* Samples held until their request's endpoint is known go in now. */
+	e = aggregator__flush_requests(agg);
+	if (e) {
+		cli_error("re-labelling whole requests failed: %s", strerror(-e));
+		goto out;
+	}
 
 	if (counts) {
 		sampler__foreach_task_counts(sampler, add_live_counts, counts);

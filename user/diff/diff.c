@@ -311,7 +311,9 @@ static int function_cmp(const void *a, const void *b)
 	return dx < dy ? 1 : dx > dy ? -1 : strcmp(x->name, y->name);
 }
 
-/* Which functions drove an endpoint's change. */
+/* Which functions drove an endpoint's change: those whose own cost (per
+ * request, or share) changed significantly by at least DIFF_DRIVER_MIN_SHARE
+ * of the endpoint's change in absolute terms, largest absolute change first. */
 static int analyse_functions(struct side *b, struct side *n, const char *endpoint,
 			     const struct ep_acc *be, const struct ep_acc *ne,
 			     const struct diff_opts *o, struct diff_row *row)
@@ -362,6 +364,13 @@ static int analyse_functions(struct side *b, struct side *n, const char *endpoin
 		if (err)
 			break;
 		if (vd != VERDICT_REGRESSION && vd != VERDICT_IMPROVEMENT)
+			continue;
+		/* A driver accounts for a real part of the endpoint's change in
+		 * absolute cost: a tiny function's large relative change is not. */
+		double moved = fabs(rc.current - rc.base);
+		double endpoint_moved = fabs(row->change.current - row->change.base);
+		if (!isfinite(moved) || (isfinite(endpoint_moved) &&
+					 moved < DIFF_DRIVER_MIN_SHARE * endpoint_moved))
 			continue;
 		struct diff_function *df = &row->functions[row->nfunctions];
 		df->name = strndup(key, len);

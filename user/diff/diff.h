@@ -29,6 +29,10 @@ enum diff_metric {
 };
 
 /* A function's part in an endpoint's change. */
+/* Smallest part of an endpoint's absolute change (CPU per request, or share)
+ * a function's own change must make up to be named as a driver. */
+#define DIFF_DRIVER_MIN_SHARE 0.1
+
 struct diff_function {
 	char *name;                 /* function (frame name, without line) */
 	struct ratio_change change; /* its cost per request (or share of the endpoint) */
@@ -46,7 +50,10 @@ struct diff_row {
 	uint64_t base_samples, new_samples;   /* samples of the endpoint per side */
 	double base_requests, new_requests;   /* requests per side (0: unknown) */
 	struct diff_function *functions;      /* flagged rows only: the functions
-					       * that changed, largest effect first */
+					       * that drove the change (significant, and
+					       * at least DIFF_DRIVER_MIN_SHARE of it in
+					       * absolute cost), largest absolute change
+					       * of cost per request first */
 	size_t nfunctions;
 };
 

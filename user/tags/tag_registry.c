@@ -63,6 +63,7 @@ struct tag_entry {
 	struct owned_tag env[TAG_MAX_ENV_LABELS];/* tags from the environment */
 	unsigned n_env;
 	uint64_t runtime_addr;             /* libdynotag's dynotag_runtime; 0 none found */
+	uint32_t abi_version;              /* its abi_version (the log from 2 on) */
 	unsigned lib_checks;               /* library look-ups done */
 	uint64_t lib_checked_ns;           /* time of the last look-up */
 	uint32_t proc_seq;                 /* seq of the process record last read */
@@ -348,10 +349,15 @@ static void check_library(struct tag_registry *r, struct tag_entry *e)
 	uint64_t addr = find_runtime(r, e->slot.pid);
 	if (!addr)
 		return;
-	struct tag_proc info = { .runtime_addr = addr };
+	uint32_t version = 0;
+	if (remote_read(e->slot.pid, addr + offsetof(struct dynotag_runtime, abi_version),
+			&version, sizeof(version)))
+		return;
+	struct tag_proc info = { .runtime_addr = addr, .abi_version = version };
 	if (r->publish && r->publish(r->publish_ctx, (uint32_t)e->slot.pid, &info))
 		return;
 	e->runtime_addr = addr;
+	e->abi_version = version;
 	r->stats.tagged_processes++;
 	prefetch_strings(r, e);
 }
@@ -636,6 +642,42 @@ int tag_registry__requests(struct tag_registry *r, pid_t pid,
 			fn(ctx, name, counts[id]);
 	}
 	free(counts);
+	return err;
+}
+
+const char tag_request_abandoned[] = "";
+
+int tag_registry__request_endpoints(struct tag_registry *r, pid_t pid, const uint32_t *numbers,
+				    size_t n, const char **endpoints)
+{
+	for (size_t i = 0; i < n; i++)
+		endpoints[i] = NULL;
+	struct tag_entry *e = hashmap__get(r->procs, &pid, sizeof(pid));
+	if (!e || !e->runtime_addr || e->abi_version < DYNOTAG_ABI_WHOLE_REQUESTS)
+		return -ENOENT;
+	struct dynotag_runtime rt;
+	int err = read_runtime(e, &rt);
+	if (err)
+		return err;
+	uint32_t size = rt.request_log_size;
+	/* A power of two no larger than the library's own: anything else is not
+	 * a log this reader understands. */
+	if (!rt.request_log || !size || (size & (size - 1)) || size > DYNOTAG_REQUEST_LOG_SIZE)
+		return -EINVAL;
+	uint64_t *log = malloc((size_t)size * sizeof(*log));
+	if (!log)
+		return -ENOMEM;
+	err = remote_read(pid, rt.request_log, log, (size_t)size * sizeof(*log));
+	for (size_t i = 0; !err && i < n; i++) {
+		uint64_t entry = log[numbers[i] & (size - 1)];
+		if (!numbers[i] || (uint32_t)(entry >> 32) != numbers[i])
+			continue; /* open, or overwritten by a later request */
+		uint32_t id = (uint32_t)entry;
+		endpoints[i] = id == DYNOTAG_ID_NONE ? tag_request_abandoned :
+			       id == DYNOTAG_ID_UNRESOLVED ? TAG_ENDPOINT_UNRESOLVED :
+			       string_of(r, e, id);
+	}
+	free(log);
 	return err;
 }
 

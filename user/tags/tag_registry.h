@@ -130,6 +130,23 @@ int tag_registry__requests(struct tag_registry *r, pid_t pid,
 			   void (*fn)(void *ctx, const char *endpoint, uint64_t requests),
 			   void *ctx);
 
+/* The endpoint a request that ended without one is labelled with. */
+#define TAG_ENDPOINT_UNRESOLVED "unresolved"
+/* What tag_registry__request_endpoints gives an abandoned request (no request
+ * after all: its samples get no endpoint); compare the pointer. */
+extern const char tag_request_abandoned[];
+
+/* Looks up whole requests (libdynotag ABI 2) in pid's request log: sets
+ * endpoints[i] to the endpoint request numbers[i] has (TAG_ENDPOINT_UNRESOLVED
+ * when it ended with none, tag_request_abandoned when it was abandoned; valid
+ * as long as the registry tracks pid), or to
+ * NULL when the log does not have it (still open with no endpoint, or
+ * overwritten by later requests). Returns 0, -ENOENT (pid has no such
+ * library), -EINVAL (a log this reader does not understand) or -errno when
+ * its memory cannot be read. */
+int tag_registry__request_endpoints(struct tag_registry *r, pid_t pid, const uint32_t *numbers,
+				    size_t n, const char **endpoints);
+
 /* pid exec'd at exec_ns (CLOCK_MONOTONIC, the event's time; 0 unknown):
  * what was read of it before then is forgotten. */
 void tag_registry__note_exec(struct tag_registry *r, pid_t pid, uint64_t exec_ns);

@@ -36,6 +36,13 @@ unbounded values (request ids, user ids, raw paths with ids in them).
 Errors: an empty key raises ValueError (also without the library); a 9th
 custom key on a thread raises TagLimitError and changes nothing.
 
+Whole requests: request_open() where the server starts handling a request,
+request_begin(endpoint) once the endpoint is known (after URL resolution),
+request_end() at its end: the whole request's CPU goes to its final endpoint,
+and a request that never gets one counts as "unresolved". The middlewares
+(dynotag.wsgi, dynotag.django) and the gunicorn hook (dynotag.gunicorn) do
+this; whichever opens the request first (the outermost) ends it.
+
 Threads: gunicorn sync and gthread workers, uWSGI threads and plain threads
 each have their own tags. asyncio tasks share their thread's tags: set them
 around synchronous sections only.
@@ -52,10 +59,10 @@ __all__ = [
     "available", "library_path", "load_error", "TagLimitError", "UnavailableWarning",
     "warn_unavailable",
     "set", "clear", "clear_all", "set_endpoint", "request_begin", "request_end",
-    "set_process", "clear_process", "tag", "request",
+    "set_process", "clear_process", "tag", "request", "request_open",
 ]
 
-__version__ = "1.0.0"
+__version__ = "1.1.0"
 
 ENDPOINT_KEY = "endpoint"
 _ID_ENDPOINT = 1
@@ -139,6 +146,8 @@ def _load():
                     ("dynotag_clear_all", ()),
                     ("dynotag_request_begin_id", None),
                     ("dynotag_request_end", ()),
+                    ("dynotag_request_open", ()),
+                    ("dynotag_request_abandon", ()),
                     ("dynotag_set_process_ids", None)):
                 fn = getattr(lib, name)
                 if args is not None:
@@ -176,6 +185,21 @@ def warn_unavailable(who="dynotag"):
                   UnavailableWarning, stacklevel=3)
     return True
 
+_placement_warned = set()
+
+
+def warn_placement(who, message):
+    """Says once per process and middleware, loudly (logging's "dynotag"
+    logger at WARNING: on stderr when logging is not configured), that a
+    middleware is not where it must be."""
+    if who in _placement_warned:
+        return False
+    _placement_warned.add(who)
+    import logging
+    logging.getLogger("dynotag").warning("%s (pid %d): %s", who, os.getpid(), message)
+    return True
+
+
 if available:
     _intern_len = _lib.dynotag_intern_len
     _intern_key_len = _lib.dynotag_intern_key_len
@@ -185,6 +209,8 @@ if available:
     _clear_all = _lib.dynotag_clear_all
     _request_begin_id = _lib.dynotag_request_begin_id
     _request_end = _lib.dynotag_request_end
+    _request_open = _lib.dynotag_request_open
+    _request_abandon = _lib.dynotag_request_abandon
     _set_process_ids = _lib.dynotag_set_process_ids
     _clear_process = _lib.dynotag_clear_process
 else:
@@ -210,6 +236,11 @@ else:
 
     def _request_end():
         return 0
+
+    def _request_open():
+        return 0
+
+    _request_abandon = _request_open
 
     _set_process_ids = _set_ids
 
@@ -310,8 +341,18 @@ def request_begin(endpoint):
 
 
 def request_end():
-    """Ends this thread's request: clears its endpoint (custom tags stay)."""
+    """Ends this thread's request: counts it for its endpoint ("unresolved"
+    when it has none) and clears the endpoint (custom tags stay)."""
     _request_end()
+
+
+def request_open():
+    """Opens a whole request on this thread, its endpoint not known yet (set it
+    later with request_begin(endpoint)): dynoprof credits all the CPU from here
+    to request_end() to the endpoint the request ends with. Returns True when
+    it opened one (then call request_end()), False when one was open already
+    (an outer layer opened it and ends it)."""
+    return _request_open() == 1
 
 
 def set_process(key, value):

@@ -1,19 +1,29 @@
 """Django middleware: every request's samples carry its URL pattern.
 
     MIDDLEWARE = [
-        "dynotag.django.DynotagMiddleware",   # anywhere; first is best
+        "dynotag.django.DynotagMiddleware",   # FIRST: the outermost
         ...
     ]
+    # and, for the whole request (Django's request set-up and URL
+    # resolution before the middlewares), in wsgi.py:
+    application = dynotag.wsgi.DynotagMiddleware(get_wsgi_application(),
+                                                 endpoint=dynotag.wsgi.later)
+    # or gunicorn -c python:dynotag.gunicorn (covers the worker's parsing too)
+
+It must be first in MIDDLEWARE. Unless an outer layer (dynotag.wsgi,
+dynotag.gunicorn) opened the request already, it opens a whole request when
+Django calls it and ends it when the response is closed; the CPU of every
+middleware, the URL resolution and the view goes to the endpoint set after
+resolution. When it is not first in MIDDLEWARE and nothing outside opened the
+request, it says so once on the "dynotag" logger (stderr by default).
 
 After URL resolution (process_view) the endpoint becomes the matched route
 pattern, e.g. "orders/<int:id>/" (with the prefixes of include()s), never the
 raw path, so the number of distinct endpoints stays that of the URLconf; for
 an empty route (the site root) it is the view's dotted name, e.g.
-"shop.views.index". One request is counted there. The endpoint is cleared once
-the response is built, or, for a StreamingHttpResponse, when the server
-closes it (the body is produced after the middleware returns). Requests that
-never reach a view (404 from the resolver, a response from an earlier
-middleware) are neither tagged nor counted.
+"shop.views.index". The request is counted when it ends, for that endpoint;
+requests that never reach a view (404 from the resolver, a response from an
+earlier middleware) count as "unresolved", their CPU too.
 
 Without libdynotag (dynotag.available False) the middleware still passes
 requests through, and says once per process on stderr that nothing is tagged.
@@ -24,6 +34,7 @@ interleave and per-thread tags would mislabel them.
 import threading
 
 import dynotag
+from dynotag import _request_end, _request_open, warn_placement
 
 __all__ = ["DynotagMiddleware", "endpoint_of"]
 
@@ -56,35 +67,56 @@ class DynotagMiddleware(object):
 
     def __init__(self, get_response):
         self.get_response = get_response
+        self._first = _is_first(self)
         dynotag.warn_unavailable("dynotag.django.DynotagMiddleware")
 
     def __call__(self, request):
+        thread = _get_ident()
+        # A request of ours whose response was never closed: end it now.
+        if _open.pop(thread, None):
+            _request_end()
+        if _request_open() != 1:
+            return self.get_response(request)  # an outer layer opened it and ends it
+        if not self._first:
+            warn_placement("dynotag.django.DynotagMiddleware",
+                           "not first in settings.MIDDLEWARE, and no outer layer "
+                           "(dynotag.wsgi, dynotag.gunicorn) opened the request: the CPU "
+                           "of the middlewares before it is credited to no endpoint")
+        _open[thread] = True
+        setattr(request, _BEGAN, thread)
         try:
             response = self.get_response(request)
         except BaseException:
-            self._end(request)
+            _end_on(thread)
             raise
-        if getattr(request, _BEGAN, None) is not None:
-            closers = getattr(response, "_resource_closers", None)  # Django >= 3.0
-            if getattr(response, "streaming", False) and closers is not None:
-                thread = getattr(request, _BEGAN)
-                closers.append(lambda: _end_on(thread))
-            else:
-                self._end(request)
+        closers = getattr(response, "_resource_closers", None)  # Django >= 3.0
+        if closers is not None:
+            closers.append(lambda: _end_on(thread))  # when the server closes it
+        else:
+            _end_on(thread)
         return response
 
     def process_view(self, request, view_func, view_args, view_kwargs):
         dynotag.request_begin(endpoint_of(request, view_func))
-        setattr(request, _BEGAN, _get_ident())
         return None
 
-    @staticmethod
-    def _end(request):
-        thread = getattr(request, _BEGAN, None)
-        if thread is not None:
-            _end_on(thread)
+
+def _is_first(middleware):
+    """Whether this middleware is first in settings.MIDDLEWARE."""
+    try:
+        from django.conf import settings
+        names = list(getattr(settings, "MIDDLEWARE", None) or [])
+    except Exception:  # settings not configured: nothing to say
+        return True
+    cls = type(middleware)
+    return bool(names) and names[0] in ("%s.%s" % (cls.__module__, cls.__qualname__),
+                                        "dynotag.django.DynotagMiddleware")
+
+
+# Threads with a request this middleware opened and has not ended.
+_open = {}
 
 
 def _end_on(thread):
-    if _get_ident() == thread:
-        dynotag.request_end()
+    if _get_ident() == thread and _open.pop(thread, None):
+        _request_end()

@@ -11,7 +11,13 @@
                          only under phase=B; `phase` is cleared before returning
   /stats                 this worker process's truth as JSON (below)
 
-DJANGOAPP_EXTRA="medium=0.15" makes an endpoint that much more expensive.
+DJANGOAPP_EXTRA="medium=0.15" makes an endpoint that much more expensive;
+DJANGOAPP_SCALE=0.1 scales every endpoint's work (0.1: light is about 0.2 ms).
+
+Whole requests: wsgi.py's outermost WSGI wrapper measures each whole request
+(time.thread_time from the server's call to the response's close) and adds
+it as "whole_requests"/"whole_cpu_s" to the endpoint the path names, or to
+"unresolved" for paths no view serves.
 
 Truth: every worker process counts, per endpoint, the requests it served and
 the thread CPU time (time.thread_time) their work took. /stats returns one
@@ -34,6 +40,8 @@ import dynotag
 ITERATIONS = {"light": 40000, "medium": 120000, "heavy": 360000}
 # DJANGOAPP_EXTRA="medium=0.15,heavy=0.05": that much more work per request on
 # those endpoints (a "new commit" that made them more expensive).
+_scale = float(os.environ.get("DJANGOAPP_SCALE", "1"))
+ITERATIONS = {k: max(1, int(v * _scale)) for k, v in ITERATIONS.items()}
 for _item in filter(None, os.environ.get("DJANGOAPP_EXTRA", "").split(",")):
     _name, _frac = _item.split("=")
     ITERATIONS[_name] = int(ITERATIONS[_name] * (1 + float(_frac)))
@@ -118,13 +126,20 @@ def _ensure_flusher():
         atexit.register(_write_stats)
 
 
-def _account(endpoint, cpu_s):
+def _account(endpoint, cpu_s, requests="requests", cpu="cpu_s"):
     global _version
     with _lock:
-        entry = _stats.setdefault(endpoint, {"requests": 0, "cpu_s": 0.0})
-        entry["requests"] += 1
-        entry["cpu_s"] += cpu_s
+        entry = _stats.setdefault(endpoint, {"requests": 0, "cpu_s": 0.0,
+                                             "whole_requests": 0, "whole_cpu_s": 0.0})
+        entry[requests] += 1
+        entry[cpu] += cpu_s
         _version += 1
+
+
+def account_whole(endpoint, cpu_s):
+    """A whole request's CPU, measured by the outermost WSGI wrapper."""
+    _ensure_flusher()
+    _account(endpoint, cpu_s, "whole_requests", "whole_cpu_s")
 
 
 def _measured(endpoint):
