@@ -107,7 +107,7 @@ static void test_forked_processes_share_what_matches(void **state)
 	struct py_resolver_stats st;
 
 	/* The parent's code object is read (~11 reads). */
-	assert_int_equal(py_resolver__frame(r, parent, info.version_index, &f, 1, p, &in_parent),
+	assert_int_equal(py_resolver__frame(r, parent, info.layout, &f, 1, p, &in_parent),
 			 0);
 	if (!strstr(frame_name(p, in_parent), "shared_fn_abc"))
 		fail_msg("parent's frame: %s", frame_name(p, in_parent));
@@ -116,14 +116,14 @@ static void test_forked_processes_share_what_matches(void **state)
 	assert_int_equal(st.shared, 0);
 
 	/* The unchanged child shares it: the same frame, no read. */
-	assert_int_equal(py_resolver__frame(r, same, info.version_index, &f, 1, p, &in_same), 0);
+	assert_int_equal(py_resolver__frame(r, same, info.layout, &f, 1, p, &in_same), 0);
 	assert_int_equal(in_same, in_parent);
 	py_resolver__stats(r, &st);
 	assert_int_equal(st.reads, 1);
 	assert_int_equal(st.shared, 1);
 
 	/* The child whose bytes differ at the same address is read: its own name. */
-	assert_int_equal(py_resolver__frame(r, changed, info.version_index, &f, 1, p, &in_changed),
+	assert_int_equal(py_resolver__frame(r, changed, info.layout, &f, 1, p, &in_changed),
 			 0);
 	if (!strstr(frame_name(p, in_changed), "shared_fn_abZ"))
 		fail_msg("changed child's frame: %s", frame_name(p, in_changed));
@@ -134,16 +134,16 @@ static void test_forked_processes_share_what_matches(void **state)
 
 	/* Asked again in the same profile: the remembered frame. */
 	uint64_t memo = st.memo_hits;
-	assert_int_equal(py_resolver__frame(r, parent, info.version_index, &f, 1, p, &again), 0);
+	assert_int_equal(py_resolver__frame(r, parent, info.layout, &f, 1, p, &again), 0);
 	assert_int_equal(again, in_parent);
 	py_resolver__stats(r, &st);
 	assert_int_equal(st.memo_hits, memo + 1);
 	/* Another instruction, or function level: a frame of its own kind. */
 	struct py_frame other = f;
 	other.instr += 2;
-	assert_int_equal(py_resolver__frame(r, parent, info.version_index, &f, 0, p, &again), 0);
+	assert_int_equal(py_resolver__frame(r, parent, info.layout, &f, 0, p, &again), 0);
 	assert_int_equal(profile__frame(p, again)->line, 0);
-	assert_int_equal(py_resolver__frame(r, parent, info.version_index, &other, 1, p, &again),
+	assert_int_equal(py_resolver__frame(r, parent, info.layout, &other, 1, p, &again),
 			 0);
 	assert_string_equal(frame_name(p, again), frame_name(p, in_parent));
 
@@ -151,7 +151,7 @@ static void test_forked_processes_share_what_matches(void **state)
 	struct profile *next = profile__new();
 	assert_non_null(next);
 	assert_true(profile__serial(next) != profile__serial(p));
-	assert_int_equal(py_resolver__frame(r, same, info.version_index, &f, 1, next, &again), 0);
+	assert_int_equal(py_resolver__frame(r, same, info.layout, &f, 1, next, &again), 0);
 	assert_true(again < profile__frame_count(next));
 	assert_string_equal(frame_name(next, again), frame_name(p, in_parent));
 	assert_int_equal(profile__frame(next, again)->line, profile__frame(p, in_parent)->line);
@@ -159,7 +159,7 @@ static void test_forked_processes_share_what_matches(void **state)
 	/* A stale first line is never shared: read, and unreadable here. */
 	struct py_frame stale = f;
 	stale.firstlineno += 100;
-	assert_int_equal(py_resolver__frame(r, changed + 0, info.version_index, &stale, 1, next,
+	assert_int_equal(py_resolver__frame(r, changed + 0, info.layout, &stale, 1, next,
 					    &again), 0);
 	assert_string_equal(frame_name(next, again), "[python: unreadable frame]");
 
