@@ -304,8 +304,10 @@ def test_names_callers_lines(captures, exe):
     first = next(i for i, text in enumerate(source, 1) if text.startswith("def leaf_alpha("))
     lines = {innermost_python(fr).line for fr, _ in prof.stacks
              if names_function(python_frames(fr)[-1], "leaf_alpha")}
-    assert lines and all(first < line <= first + 5 for line in lines), (
-        f"{exe}: leaf_alpha lines {sorted(lines)}, its body is lines {first + 1}-{first + 4}")
+    # The def line itself is the function's entry (its RESUME instruction):
+    # a slow debug build is caught there now and then.
+    assert lines and all(first <= line <= first + 5 for line in lines), (
+        f"{exe}: leaf_alpha lines {sorted(lines)}, its def and body are lines {first}-{first + 4}")
 
 
 @pytest.mark.parametrize("exe", [e for _, e in NEXT], ids=IDS)
