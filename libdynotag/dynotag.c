@@ -522,6 +522,23 @@ static inline void request_log_put(uint32_t number, uint32_t endpoint)
 			 (uint64_t)number << 32 | endpoint, __ATOMIC_RELEASE);
 }
 
+/* Ends request `number` open on r: logs it under endpoint (DYNOTAG_ID_NONE:
+ * abandoned), then clears the number and the endpoint pair in one record
+ * write, so no sample sees the number without its endpoint's fate logged. */
+static void request_log_and_clear(struct dynotag_record *r, uint32_t number,
+				  uint32_t endpoint)
+{
+	request_log_put(number, endpoint);
+	record_write_begin(r);
+	__atomic_store_n(&r->request, 0, __ATOMIC_RELAXED);
+	if (r->tags[0].key == DYNOTAG_ID_ENDPOINT) {
+		pair_store(&r->tags[0], 0, 0);
+		if (r->count == 1)
+			__atomic_store_n(&r->count, 0, __ATOMIC_RELAXED);
+	}
+	record_write_end(r);
+}
+
 /* Opens a request on r (none open): a new number, the endpoint (0: not known
  * yet) in the same write. */
 static void request_open_write(struct record_slot *slot, uint32_t endpoint, bool implicit)
@@ -554,15 +571,7 @@ static void request_close(struct dynotag_record *r)
 		if (!endpoint)
 			endpoint = DYNOTAG_ID_UNRESOLVED;
 		__atomic_fetch_add(&request_counts[endpoint], 1, __ATOMIC_RELAXED);
-		request_log_put(number, endpoint);
-		record_write_begin(r);
-		__atomic_store_n(&r->request, 0, __ATOMIC_RELAXED);
-		if (r->tags[0].key == DYNOTAG_ID_ENDPOINT) {
-			pair_store(&r->tags[0], 0, 0);
-			if (r->count == 1)
-				__atomic_store_n(&r->count, 0, __ATOMIC_RELAXED);
-		}
-		record_write_end(r);
+		request_log_and_clear(r, number, endpoint);
 		return;
 	}
 	record_clear(r, DYNOTAG_ID_ENDPOINT);
@@ -846,15 +855,7 @@ int dynotag_request_abandon(void)
 	if (!number)
 		return 0;
 	/* Logged with no endpoint: its samples are CPU outside any request. */
-	request_log_put(number, DYNOTAG_ID_NONE);
-	record_write_begin(r);
-	__atomic_store_n(&r->request, 0, __ATOMIC_RELAXED);
-	if (r->tags[0].key == DYNOTAG_ID_ENDPOINT) {
-		pair_store(&r->tags[0], 0, 0);
-		if (r->count == 1)
-			__atomic_store_n(&r->count, 0, __ATOMIC_RELAXED);
-	}
-	record_write_end(r);
+	request_log_and_clear(r, number, DYNOTAG_ID_NONE);
 	return 0;
 }
 
