@@ -125,7 +125,7 @@ unit-test: $(UNIT_BINS)
 	$(Q)set -e; for t in $(UNIT_BINS); do echo "== $$t"; ASAN_OPTIONS=detect_leaks=1 $$t; done
 
 integration-test: dynoprof libdynotag $(WORKLOAD_BINS) | test-deps test-root
-	$(Q)$(PYTHON) -m pytest -v -p no:cacheprovider tests/integration
+	$(Q)$(PYTHON) -m pytest -v -p no:cacheprovider --durations=40 tests/integration
 
 # Line coverage of user/ by the unit tests alone (`make coverage`): the tests built
 # with gcc --coverage (-O0, no sanitizers) from their own objects in $(COV)/, run

@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +10,7 @@
 #include "python/tls_layout.h"
 #include "symbolize/elf_dynsym.h"
 #include "util/errmsg.h"
-#include "util/hashmap.h"
+#include "util/file_cache.h"
 
 /* Instructions followed before the data load (glibc's fast path has 6). */
 #define MAX_INSNS 24
@@ -400,82 +399,27 @@ int libc_tss__matches(const struct libc_tss_code *code, const struct py_tls_layo
 	       code->inline_keys >= TLS_LAYOUT_MAX_KEY;
 }
 
-/* Cache key and value: one C library file. */
-struct libc_key {
-	uint64_t dev; /* st_dev */
-	uint64_t ino; /* st_ino */
-};
-
+/* What is cached per C library file (user/util/file_cache.h keys it by identity
+ * and drops it when the file changes). */
 struct libc_verdict {
-	int64_t size;          /* st_size when judged */
-	int64_t mtime_sec;     /* st_mtim when judged */
-	int64_t mtime_nsec;
 	struct py_tls_layout expected; /* the layout it was judged against */
 	int err;               /* 0 or -ENOTSUP */
 	char reason[256];      /* the refusal (without the library's name) */
 };
 
-static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct hashmap *cache; /* libc_key -> struct libc_verdict *, under cache_lock */
-
-static void cache_clear_locked(void)
-{
-	size_t cursor = 0;
-	void *value;
-	while (hashmap__next(cache, &cursor, NULL, NULL, &value))
-		free(value);
-	hashmap__free(cache);
-	cache = NULL;
-}
-
-static int cache_get(const struct libc_key *key, const struct stat *st,
-		     const struct py_tls_layout *expected, struct libc_verdict *out)
-{
-	int hit = 0;
-	pthread_mutex_lock(&cache_lock);
-	const struct libc_verdict *v = cache ? hashmap__get(cache, key, sizeof(*key)) : NULL;
-	if (v && v->size == st->st_size && v->mtime_sec == st->st_mtim.tv_sec &&
-	    v->mtime_nsec == st->st_mtim.tv_nsec && !memcmp(&v->expected, expected, sizeof(*expected))) {
-		*out = *v;
-		hit = 1;
-	}
-	pthread_mutex_unlock(&cache_lock);
-	return hit;
-}
-
-/* Best effort: a verdict not cached is computed again next time. */
-static void cache_put(const struct libc_key *key, const struct libc_verdict *v)
-{
-	struct libc_verdict *copy = malloc(sizeof(*copy));
-	void *old = NULL;
-	if (!copy)
-		return;
-	*copy = *v;
-	pthread_mutex_lock(&cache_lock);
-	if (cache && hashmap__size(cache) >= CACHE_MAX)
-		cache_clear_locked();
-	if (!cache)
-		cache = hashmap__new();
-	if (!cache || hashmap__put(cache, key, sizeof(*key), copy, &old) != 0)
-		free(copy);
-	free(old);
-	pthread_mutex_unlock(&cache_lock);
-}
+static struct file_cache verdicts = FILE_CACHE_INIT(sizeof(struct libc_verdict), CACHE_MAX);
 
 int libc_tss__check(const char *open_path, const struct stat *st, const char *name,
 		    const struct py_tls_layout *expected, char *reason, size_t reasonlen)
 {
-	struct libc_key key = {.dev = st->st_dev, .ino = st->st_ino};
 	struct libc_verdict v;
 	uint8_t code[LIBC_TSS_CODE_MAX];
 	struct libc_tss_code found;
 	char why[200];
 
-	if (!cache_get(&key, st, expected, &v)) {
+	if (!file_cache__get(&verdicts, st, &v) ||
+	    memcmp(&v.expected, expected, sizeof(*expected))) {
 		memset(&v, 0, sizeof(v));
-		v.size = st->st_size;
-		v.mtime_sec = st->st_mtim.tv_sec;
-		v.mtime_nsec = st->st_mtim.tv_nsec;
 		v.expected = *expected;
 		int n = libc_tss__read_code(open_path, code, sizeof(code));
 		if (n == -ENOENT) {
@@ -498,7 +442,7 @@ int libc_tss__check(const char *open_path, const struct stat *st, const char *na
 				 expected->specific_1stblock, expected->entry_size,
 				 expected->data_offset);
 		}
-		cache_put(&key, &v);
+		file_cache__put(&verdicts, st, &v);
 	}
 	if (v.err)
 		errmsg__set(reason, reasonlen,

@@ -22,7 +22,7 @@
 #include "python/py_tstate_find.h"
 #include "symbolize/elf_dynsym.h"
 #include "symbolize/map_path.h"
-#include "util/hashmap.h"
+#include "util/file_cache.h"
 
 /* Files whose verdicts are cached; the cache is emptied when it is full. */
 #define CACHE_MAX_FILES 4096
@@ -76,17 +76,8 @@ static const char *const sym_names[SYM_COUNT] = {
 	[SYM_GILSTATE_GET] = "PyGILState_GetThisThreadState",
 };
 
-/* Cache key: the file's identity. */
-struct file_key {
-	uint64_t dev; /* st_dev */
-	uint64_t ino; /* st_ino */
-};
-
 /* Everything py_detect needs from one file, computed once per file. */
 struct file_verdict {
-	int64_t size;                 /* st_size when analysed (staleness check) */
-	int64_t mtime_sec;            /* st_mtim when analysed */
-	int64_t mtime_nsec;
 	enum file_kind kind;          /* see enum file_kind */
 	int e_type;                   /* ET_EXEC / ET_DYN */
 	size_t segment_count;         /* entries in segments */
@@ -101,8 +92,7 @@ struct file_verdict {
 	int debug_build;              /* defines a debug-build-only symbol */
 };
 
-static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct hashmap *cache; /* file_key -> struct file_verdict *, under cache_lock */
+static struct file_cache verdicts = FILE_CACHE_INIT(sizeof(struct file_verdict), CACHE_MAX_FILES);
 
 /* One file looked at for a process. */
 struct candidate {
@@ -224,77 +214,24 @@ static int analyse_file(const char *path, int python_named, struct file_verdict 
 	return 0;
 }
 
-static void cache_clear_locked(void)
-{
-	size_t cursor = 0;
-	void *value;
-
-	while (hashmap__next(cache, &cursor, NULL, NULL, &value))
-		free(value);
-	hashmap__free(cache);
-	cache = NULL;
-}
-
 void py_detect__flush_cache(void)
 {
-	pthread_mutex_lock(&cache_lock);
-	if (cache)
-		cache_clear_locked();
-	pthread_mutex_unlock(&cache_lock);
-}
-
-static int cache_lookup(const struct file_key *key, const struct stat *st, struct file_verdict *v)
-{
-	int hit = 0;
-
-	pthread_mutex_lock(&cache_lock);
-	const struct file_verdict *cached = cache ? hashmap__get(cache, key, sizeof(*key)) : NULL;
-	if (cached && cached->size == st->st_size && cached->mtime_sec == st->st_mtim.tv_sec &&
-	    cached->mtime_nsec == st->st_mtim.tv_nsec) {
-		*v = *cached;
-		hit = 1;
-	}
-	pthread_mutex_unlock(&cache_lock);
-	return hit;
-}
-
-/* Best effort: a verdict that cannot be cached is recomputed next time. */
-static void cache_store(const struct file_key *key, const struct file_verdict *v)
-{
-	struct file_verdict *copy = malloc(sizeof(*copy));
-	void *old = NULL;
-
-	if (!copy)
-		return;
-	*copy = *v;
-	pthread_mutex_lock(&cache_lock);
-	if (cache && hashmap__size(cache) >= CACHE_MAX_FILES)
-		cache_clear_locked();
-	if (!cache)
-		cache = hashmap__new();
-	if (!cache || hashmap__put(cache, key, sizeof(*key), copy, &old) != 0)
-		free(copy);
-	free(old);
-	pthread_mutex_unlock(&cache_lock);
+	file_cache__clear(&verdicts);
 }
 
 /* Returns the verdict for the file at open_path (whose stat is *st). */
 static int file_verdict(const char *open_path, const struct stat *st, int python_named,
 			struct file_verdict *v)
 {
-	struct file_key key = {.dev = st->st_dev, .ino = st->st_ino};
 	int err;
 
-	if (cache_lookup(&key, st, v))
+	if (file_cache__get(&verdicts, st, v))
 		return 0;
 	memset(v, 0, sizeof(*v));
-	v->size = st->st_size;
-	v->mtime_sec = st->st_mtim.tv_sec;
-	v->mtime_nsec = st->st_mtim.tv_nsec;
 	err = analyse_file(open_path, python_named, v);
 	if (err)
 		return err;
-	cache_store(&key, v);
+	file_cache__put(&verdicts, st, v);
 	return 0;
 }
 
