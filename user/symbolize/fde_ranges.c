@@ -254,8 +254,11 @@ static int parse_cie(const struct fde_input *in, size_t off, uint8_t *encoding)
 			*encoding = (uint8_t)byte;
 			return 0;
 		case 'P':
+			/* The personality pointer is skipped, not followed: its
+			 * format alone sizes it (often indirect|pcrel|sdata4). */
 			if (read_uint(&c, 1, &byte) ||
-			    read_encoded(&c, (uint8_t)byte, in->addr_size, false, false, 0, &ignored))
+			    read_encoded(&c, (uint8_t)(byte & 0x0f), in->addr_size, false, false, 0,
+					 &ignored))
 				return -EINVAL;
 			break;
 		case 'L':
