@@ -28,6 +28,7 @@
 #include "symbolize/elf_symtab.h"
 #include "symbolize/fde_ranges.h"
 #include "symbolize/minidebug.h"
+#include "symbolize/symcache.h"
 
 #define HDR_VADDR 0x1000u
 #define FRAME_VADDR 0x2000u
@@ -460,6 +461,9 @@ static int build_fixtures(void **state)
 		 /* .gnu_debugdata that is no xz stream */
 		 "head -c 4096 libnn_full.so > junk; cp libnn_strip.so libnn_junk.so;"
 		 "objcopy --add-section .gnu_debugdata=junk libnn_junk.so;"
+		 /* .gnu_debugdata that decompresses past MINIDEBUG_MAX_BYTES (an xz bomb) */
+		 "head -c 70M /dev/zero | xz -1 > bomb.xz; cp libnn_strip.so libnn_bomb.so;"
+		 "objcopy --add-section .gnu_debugdata=bomb.xz libnn_bomb.so;"
 		 /* no section headers: e_shoff, e_shnum, e_shstrndx zeroed */
 		 "cp libnn_strip.so libnn_noshdr.so;"
 		 "dd if=/dev/zero of=libnn_noshdr.so bs=1 seek=40 count=8 conv=notrunc 2>/dev/null;"
@@ -513,7 +517,8 @@ static struct elf_symtab *open_fixture(const char *name)
  * as its start; the exported entry point keeps its .dynsym name. */
 static void test_stripped_library_function_starts(void **state)
 {
-	const char *variants[] = { "libnn_strip.so", "libnn_noshdr.so", "libnn_junk.so" };
+	const char *variants[] = { "libnn_strip.so", "libnn_noshdr.so", "libnn_junk.so",
+				   "libnn_bomb.so" };
 
 	(void)state;
 	for (size_t v = 0; v < sizeof(variants) / sizeof(variants[0]); v++) {
@@ -522,6 +527,8 @@ static void test_stripped_library_function_starts(void **state)
 		uint64_t size, start, off;
 
 		assert_false(elf_symtab__used_minidebuginfo(t));
+		/* Only the bomb hit a bound, and says so. */
+		assert_int_equal(elf_symtab__truncated(t), strcmp(variants[v], "libnn_bomb.so") == 0);
 		assert_true(elf_symtab__fde_count(t) >= 4);
 		for (size_t i = 0; i < 3; i++) {
 			uint64_t a = full_symbol(hot[i], &size);
@@ -570,6 +577,31 @@ static void test_minidebuginfo_names(void **state)
 	elf_symtab__put(t);
 }
 
+/* The symbol cache counts the loads a bound cut (one cache per file: every
+ * variant has the same build-id, which a cache would share). */
+static void test_symcache_counts_truncated_loads(void **state)
+{
+	const char *names[] = { "libnn_mini.so", "libnn_bomb.so" };
+
+	(void)state;
+	for (size_t i = 0; i < 2; i++) {
+		char path[PATH_MAX];
+		struct symcache *cache = symcache__new(8);
+		struct symcache_stats st;
+		struct elf_symtab *t;
+
+		assert_non_null(cache);
+		fixture_build__path(&fixtures, path, names[i]);
+		t = symcache__get(cache, path, 1, 1);
+		assert_non_null(t);
+		elf_symtab__put(t);
+		symcache__stats(cache, &st);
+		assert_int_equal(st.loads, 1);
+		assert_int_equal(st.truncated_loads, i);
+		symcache__free(cache);
+	}
+}
+
 /* The xz decoder: output bound, garbage, trailing bytes. */
 static void test_minidebug_decompress_bounds(void **state)
 {
@@ -613,6 +645,7 @@ int main(void)
 		cmocka_unit_test(test_stripped_library_function_starts),
 		cmocka_unit_test(test_minidebuginfo_names),
 		cmocka_unit_test(test_minidebug_decompress_bounds),
+		cmocka_unit_test(test_symcache_counts_truncated_loads),
 	};
 
 	return cmocka_run_group_tests(tests, build_fixtures, remove_fixtures);

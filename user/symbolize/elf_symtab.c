@@ -52,6 +52,7 @@ struct elf_symtab {
 	size_t names_bytes;                 /* bytes allocated for names (for bytes()) */
 	struct fde_ranges fdes;             /* function ranges of .eh_frame, for unnamed code */
 	bool minidebug;                     /* .symtab came from .gnu_debugdata (MiniDebugInfo) */
+	bool minidebug_too_large;           /* .gnu_debugdata decompressed past its bound: unused */
 };
 
 /* A symbol seen while loading, before aliases are collapsed. */
@@ -693,7 +694,8 @@ static void mini_elf__close(struct mini_elf *m)
 }
 
 /* Opens the binary's .gnu_debugdata as an ELF image with a .symtab. Returns 0,
- * -ENODATA (none, or unusable), or -ENOMEM. */
+ * -EFBIG (larger than MINIDEBUG_MAX_BYTES), -ENODATA (none, or unusable), or
+ * -ENOMEM. */
 static int open_minidebug(Elf *elf, struct mini_elf *out)
 {
 	const uint8_t *xz;
@@ -707,7 +709,7 @@ static int open_minidebug(Elf *elf, struct mini_elf *out)
 	int err = minidebug__decompress(xz, xz_size, 0, &out->buf, &size);
 
 	if (err)
-		return err == -ENOMEM ? -ENOMEM : -ENODATA;
+		return err == -ENOMEM || err == -EFBIG ? err : -ENODATA;
 	out->elf = elf_memory(out->buf, size);
 	if (!out->elf || elf_kind(out->elf) != ELF_K_ELF || !gelf_getehdr(out->elf, &ehdr) ||
 	    !find_section_by_type(out->elf, SHT_SYMTAB, &shdr)) {
@@ -767,6 +769,7 @@ static struct elf_symtab *load_table(struct elf_file *bin, const char *path,
 		if (err == -ENOMEM)
 			goto out;
 		table->minidebug = mini.elf != NULL;
+		table->minidebug_too_large = err == -EFBIG;
 		err = 0;
 	}
 	if (symtab_scn) {
@@ -968,6 +971,11 @@ int elf_symtab__function_start(const struct elf_symtab *table, uint64_t vaddr, u
 size_t elf_symtab__fde_count(const struct elf_symtab *table)
 {
 	return table ? table->fdes.nranges : 0;
+}
+
+bool elf_symtab__truncated(const struct elf_symtab *table)
+{
+	return table && (table->fdes.truncated || table->minidebug_too_large);
 }
 
 bool elf_symtab__used_minidebuginfo(const struct elf_symtab *table)

@@ -121,6 +121,12 @@ size_t elf_symtab__fde_count(const struct elf_symtab *table);
  * used when it has no .symtab and no separate debug file was found). */
 bool elf_symtab__used_minidebuginfo(const struct elf_symtab *table);
 
+/* True when one of dynoprof's bounds cut what the file holds: function
+ * ranges past FDE_RANGES_MAX (or spanning over 4 GiB), or MiniDebugInfo
+ * larger than MINIDEBUG_MAX_BYTES (then not used). Some of its functions
+ * then read lib+0xOFFSET. */
+bool elf_symtab__truncated(const struct elf_symtab *table);
+
 /* About the heap memory the table holds (functions, names, segments,
  * function ranges). */
 size_t elf_symtab__bytes(const struct elf_symtab *table);

@@ -395,4 +395,5 @@ void symbolizer__stats(const struct symbolizer *s, struct symbolizer_stats *out)
 	out->symcache_misses = cs.misses;
 	out->symcache_evictions = cs.evictions;
 	out->symcache_bytes = cs.bytes;
+	out->symcache_truncated = cs.truncated_loads;
 }
