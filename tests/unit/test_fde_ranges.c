@@ -447,6 +447,9 @@ static int build_fixtures(void **state)
 	return fixture_build(&fixtures, "fde",
 		 "gcc -O2 -g -shared -fPIC -Wl,--build-id $F/native_names_lib.c -o libnn_full.so;"
 		 "cp libnn_full.so libnn_strip.so; strip --strip-all libnn_strip.so;"
+		 /* linked without .eh_frame_hdr: the .eh_frame walk */
+		 "gcc -O2 -shared -fPIC -Wl,--no-eh-frame-hdr $F/native_names_lib.c -o libnn_nohdr.so;"
+		 "strip --strip-all libnn_nohdr.so;"
 		 /* MiniDebugInfo as Fedora's find-debuginfo makes it */
 		 "nm -D libnn_full.so --format=posix --defined-only | awk '{ print $1 }' | sort > dynsyms;"
 		 "nm libnn_full.so --format=posix --defined-only |"
@@ -518,7 +521,7 @@ static struct elf_symtab *open_fixture(const char *name)
 static void test_stripped_library_function_starts(void **state)
 {
 	const char *variants[] = { "libnn_strip.so", "libnn_noshdr.so", "libnn_junk.so",
-				   "libnn_bomb.so" };
+				   "libnn_bomb.so", "libnn_nohdr.so" };
 
 	(void)state;
 	for (size_t v = 0; v < sizeof(variants) / sizeof(variants[0]); v++) {
