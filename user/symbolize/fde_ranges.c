@@ -21,6 +21,11 @@
 #define DW_EH_PE_pcrel 0x10
 #define DW_EH_PE_datarel 0x30
 
+/* Longest CIE augmentation string read ("zPLRSB" and kin are a few letters):
+ * parsing a CIE costs a bounded time however large a hostile one is, so
+ * FDEs alternating between CIEs never make the parse quadratic. */
+#define AUGMENTATION_MAX 32
+
 /* CIEs whose FDE encoding is remembered while reading (direct-mapped by
  * offset): a binary has a handful of CIEs that its FDEs alternate between. */
 #define CIE_CACHE_SLOTS 16
@@ -221,10 +226,11 @@ static int parse_cie(const struct fde_input *in, size_t off, uint8_t *encoding)
 	    (version != 1 && version != 3 && version != 4))
 		return -EINVAL;
 	const char *aug = (const char *)c.buf + c.pos;
-	size_t aug_len = strnlen(aug, c.size - c.pos);
+	size_t room = c.size - c.pos < AUGMENTATION_MAX ? c.size - c.pos : AUGMENTATION_MAX;
+	size_t aug_len = strnlen(aug, room);
 
-	if (aug_len == c.size - c.pos)
-		return -EINVAL; /* unterminated within the entry */
+	if (aug_len == room)
+		return -EINVAL; /* unterminated within the entry, or longer than any real one */
 	c.pos += aug_len + 1;
 	if (aug[0] == 'e' && aug[1] == 'h') {
 		c.pos += in->addr_size; /* GCC 2.x "eh" pointer */
