@@ -25,7 +25,7 @@ CFLAGS   ?= -g -O2
 # defines the code needs (without _GNU_SOURCE it builds with wrong prototypes).
 override CFLAGS += $(WARN) -std=gnu11 -fno-omit-frame-pointer -D_GNU_SOURCE
 INCLUDES := -I$(OUTPUT) -I$(OUTPUT)/assets -Iuser -Ibpf
-LDLIBS   := -lbpf -lelf -lz -lmicrohttpd -lsqlite3 -lstdc++ -lpthread -lm
+LDLIBS   := -lbpf -lelf -lz -llzma -lmicrohttpd -lsqlite3 -lstdc++ -lpthread -lm
 SAN      := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 
 BPF_SRCS  := $(wildcard bpf/*.bpf.c)

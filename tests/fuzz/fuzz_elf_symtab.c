@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* ELF symbol tables: from a memory image (the vdso path) and from a file (the
- * path every binary of a profiled process takes; no debug-file search), then
+ * path every binary of a profiled process takes; no debug-file search, but
+ * the file's own MiniDebugInfo and .eh_frame function ranges), then
  * lookups and address conversions. The same file also goes through
  * elf_dynsym (python/), which reads any process's would-be interpreter:
  * name lookups through its own GNU hash table walk, segments, reads. */
@@ -22,6 +23,12 @@ static void exercise(struct elf_symtab *t)
 		if (!elf_symtab__lookup(t, a, &name, &off) && (!name || strlen(name) > (1u << 20)))
 			abort();
 	elf_symtab__lookup(t, UINT64_MAX, &name, &off);
+	/* Function ranges of .eh_frame (stripped code), MiniDebugInfo. */
+	(void)elf_symtab__fde_count(t);
+	(void)elf_symtab__used_minidebuginfo(t);
+	for (uint64_t a = 0; a < 0x20000; a += 0x3f7)
+		elf_symtab__function_start(t, a, &off);
+	elf_symtab__function_start(t, UINT64_MAX, &off);
 	elf_symtab__file_to_vaddr(t, 0x1000, &vaddr);
 	elf_symtab__addr_to_vaddr(t, 0x401000, 0x400000, 0, &vaddr);
 	elf_symtab__addr_to_vaddr(t, 0, UINT64_MAX, UINT64_MAX, &vaddr);

@@ -65,6 +65,62 @@ def elf():
                     put("elf_symtab", "vdso", mem.read(end - start))
 
 
+def _sections(path):
+    """{name: (vaddr, bytes)} of .eh_frame_hdr and .eh_frame in the ELF file at path."""
+    out = {}
+    lines = subprocess.run(["readelf", "-SW", path], capture_output=True, text=True,
+                           check=True).stdout.splitlines()
+    with open(path, "rb") as f:
+        blob = f.read()
+    for line in lines:
+        fields = line.replace("[ ", "[").split()
+        if len(fields) > 5 and fields[1] in (".eh_frame_hdr", ".eh_frame"):
+            addr, off, size = (int(x, 16) for x in fields[3:6])
+            out[fields[1]] = (addr, blob[off:off + size])
+    return out
+
+
+def fde_ranges():
+    """.eh_frame_hdr + .eh_frame of small binaries, in fuzz_fde_ranges's layout."""
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "t.c")
+        with open(src, "w") as f:
+            f.write("int g(int x) { return x * 3; }\n"
+                    "static int h(int x) { return g(x) + 1; }\n"
+                    "int f(int x) { return h(x) - 2; }\n")
+        lib = os.path.join(REPO, "tests", "unit", "fixtures", "native_names_lib.c")
+        for name, source, flags in (("small", src, ["-O1"]), ("native_names", lib, ["-O2"])):
+            out = os.path.join(tmp, name + ".so")
+            subprocess.run(["cc", *flags, "-shared", "-fPIC", "-s", source, "-o", out],
+                           check=True)
+            secs = _sections(out)
+            hdr_vaddr, hdr = secs[".eh_frame_hdr"]
+            frame_vaddr, frame = secs[".eh_frame"]
+            head = bytes([0]) + len(hdr).to_bytes(2, "little") + \
+                hdr_vaddr.to_bytes(8, "little") + frame_vaddr.to_bytes(8, "little")
+            put("fde_ranges", name, head + hdr + frame)
+            # The same without the search table: the .eh_frame walk.
+            put("fde_ranges", name + "_walk", bytes([0, 0, 0]) + bytes(8) +
+                frame_vaddr.to_bytes(8, "little") + frame)
+
+
+def minidebug():
+    """A stripped library with MiniDebugInfo (.gnu_debugdata), the Fedora way."""
+    lib = os.path.join(REPO, "tests", "unit", "fixtures", "native_names_lib.c")
+    with tempfile.TemporaryDirectory() as tmp:
+        script = (
+            "set -e; cc -O2 -shared -fPIC '%s' -o full.so; cp full.so mini.so; strip mini.so;"
+            "nm -D full.so --format=posix --defined-only | awk '{print $1}' | sort > dyn;"
+            "nm full.so --format=posix --defined-only | awk '$2 ~ /^[Tt]$/ {print $1}'"
+            " | sort > funcs; comm -13 dyn funcs > keep;"
+            "objcopy --only-keep-debug full.so dbg;"
+            "objcopy -S --remove-section .comment --keep-symbols=keep dbg mdi; xz mdi;"
+            "objcopy --add-section .gnu_debugdata=mdi.xz mini.so" % lib)
+        subprocess.run(["sh", "-c", script], cwd=tmp, check=True)
+        with open(os.path.join(tmp, "mini.so"), "rb") as f:
+            put("elf_symtab", "lib_minidebug.so", f.read())
+
+
 def pythons():
     seen = {}
     roots = []
@@ -158,6 +214,8 @@ def recorded(dynoprof, pid):
 def main():
     proc_maps()
     elf()
+    fde_ranges()
+    minidebug()
     linetables()
     config()
     times()

@@ -286,6 +286,8 @@ static void export_self_metrics(struct agent *a)
 	metrics__set(m, "dynoprof_agent_symbol_cache_evictions_total", NULL, 0,
 		     (double)ss.symcache_evictions);
 	metrics__set(m, "dynoprof_agent_symbol_cache_bytes", NULL, 0, (double)ss.symcache_bytes);
+	metrics__set(m, "dynoprof_agent_symbol_tables_truncated_total", NULL, 0,
+		     (double)ss.symcache_truncated);
 	long pages = 0;
 	FILE *f = fopen("/proc/self/statm", "re");
 	if (f) {
@@ -507,6 +509,9 @@ static const struct {
 	{ "dynoprof_agent_symbol_cache_evictions_total", METRIC_COUNTER,
 	  "Symbol tables dropped to keep the cache within its bounds (2048 files, 16 MiB)." },
 	{ "dynoprof_agent_symbol_cache_bytes", METRIC_GAUGE, "Memory of the cached symbol tables." },
+	{ "dynoprof_agent_symbol_tables_truncated_total", METRIC_COUNTER,
+	  "Symbol tables loaded with a bound hit (over 4194304 .eh_frame function ranges, or "
+	  "MiniDebugInfo over 64 MiB): some of their functions read FILE+0xOFFSET." },
 	{ "dynoprof_agent_rss_bytes", METRIC_GAUGE, "Resident memory of the agent." },
 	{ "dynoprof_agent_database_bytes", METRIC_GAUGE, "Size of the history database." },
 	{ "dynoprof_agent_windows_stored", METRIC_GAUGE, "History windows in the database." },

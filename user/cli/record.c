@@ -24,6 +24,8 @@
 #include "profile/transform.h"
 #include "python/py_registry.h"
 #include "python/py_resolver.h"
+#include "symbolize/fde_ranges.h"
+#include "symbolize/minidebug.h"
 #include "symbolize/symbolizer.h"
 #include "tags/endpoint_rule.h"
 #include "tags/tag_registry.h"
@@ -435,6 +437,11 @@ static void print_summary(const struct record_args *a, struct sampler *s,
 		if (drops[r])
 			fprintf(stderr, "dynoprof:   %" PRIu64 " x %s\n", drops[r],
 				sampler__drop_reason_name(r));
+	if (ss.symcache_truncated)
+		fprintf(stderr, "dynoprof:   %" PRIu64 " binaries' symbols cut by a bound (over "
+			"%u function ranges in .eh_frame, or MiniDebugInfo over %u MiB): some "
+			"of their functions show as FILE+0xOFFSET\n", ss.symcache_truncated,
+			FDE_RANGES_MAX, MINIDEBUG_MAX_BYTES >> 20);
 	if (pyreg) {
 		struct py_registry_stats ps;
 		py_registry__stats(pyreg, &ps);

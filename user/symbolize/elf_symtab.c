@@ -2,6 +2,8 @@
 #include "symbolize/elf_symtab.h"
 
 #include "symbolize/demangle.h"
+#include "symbolize/fde_ranges.h"
+#include "symbolize/minidebug.h"
 #include "util/strbuf.h"
 
 #include <errno.h>
@@ -48,6 +50,9 @@ struct elf_symtab {
 	char build_id[ELF_SYMTAB_BUILD_ID_MAX]; /* hex build-id, "" when none */
 	char *debug_path;                   /* separate debug file used, or NULL */
 	size_t names_bytes;                 /* bytes allocated for names (for bytes()) */
+	struct fde_ranges fdes;             /* function ranges of .eh_frame, for unnamed code */
+	bool minidebug;                     /* .symtab came from .gnu_debugdata (MiniDebugInfo) */
+	bool minidebug_too_large;           /* .gnu_debugdata decompressed past its bound: unused */
 };
 
 /* A symbol seen while loading, before aliases are collapsed. */
@@ -598,6 +603,122 @@ static int find_debug_file(struct elf_symtab *table, Elf *elf, const struct stat
 	return -ENODATA;
 }
 
+/* The bytes of the named section as the file holds them, with its vaddr.
+ * Returns 0 or -ENODATA (absent, NOBITS, empty). */
+static int section_bytes(Elf *elf, const char *name, const uint8_t **buf, size_t *size,
+			 uint64_t *vaddr)
+{
+	Elf_Scn *scn = find_section_by_name(elf, name);
+	GElf_Shdr shdr;
+	Elf_Data *data;
+
+	if (!scn || !gelf_getshdr(scn, &shdr) || shdr.sh_type == SHT_NOBITS)
+		return -ENODATA;
+	data = elf_getdata(scn, NULL);
+	if (!data || !data->d_buf || data->d_size == 0)
+		return -ENODATA;
+	*buf = data->d_buf;
+	*size = data->d_size;
+	*vaddr = shdr.sh_addr;
+	return 0;
+}
+
+/* The file bytes of the program header of type type containing vaddr (any
+ * vaddr when want_vaddr is false). Returns 0 or -ENODATA. */
+static int segment_bytes(Elf *elf, uint32_t type, bool want_vaddr, uint64_t vaddr,
+			 const uint8_t **buf, size_t *size, uint64_t *seg_vaddr)
+{
+	size_t phnum = 0;
+
+	if (elf_getphdrnum(elf, &phnum) != 0)
+		return -ENODATA;
+	for (size_t i = 0; i < phnum; i++) {
+		GElf_Phdr phdr;
+
+		if (!gelf_getphdr(elf, (int)i, &phdr) || phdr.p_type != type || phdr.p_filesz == 0)
+			continue;
+		if (want_vaddr && (vaddr < phdr.p_vaddr || vaddr - phdr.p_vaddr >= phdr.p_filesz))
+			continue;
+		Elf_Data *data = elf_getdata_rawchunk(elf, (int64_t)phdr.p_offset, phdr.p_filesz,
+						      ELF_T_BYTE);
+
+		if (!data || !data->d_buf)
+			return -ENODATA;
+		*buf = data->d_buf;
+		*size = data->d_size;
+		*seg_vaddr = phdr.p_vaddr;
+		return 0;
+	}
+	return -ENODATA;
+}
+
+/* Reads the function ranges of the binary's .eh_frame (through .eh_frame_hdr,
+ * or the program headers when section headers are gone). A binary without
+ * them has none; only -ENOMEM fails. */
+static int load_fde_ranges(struct elf_symtab *table, Elf *elf)
+{
+	struct fde_input in = { .addr_size = 8 };
+	GElf_Ehdr ehdr;
+
+	if (!gelf_getehdr(elf, &ehdr))
+		return 0;
+	in.addr_size = ehdr.e_ident[EI_CLASS] == ELFCLASS32 ? 4 : 8;
+	in.big_endian = ehdr.e_ident[EI_DATA] == ELFDATA2MSB;
+	if (section_bytes(elf, ".eh_frame_hdr", &in.hdr, &in.hdr_size, &in.hdr_vaddr) &&
+	    segment_bytes(elf, PT_GNU_EH_FRAME, false, 0, &in.hdr, &in.hdr_size, &in.hdr_vaddr)) {
+		in.hdr = NULL;
+		in.hdr_size = 0;
+	}
+	/* Without section headers, .eh_frame lies in the loaded segment that
+	 * holds the header (the parser starts where the header points). */
+	if (section_bytes(elf, ".eh_frame", &in.frame, &in.frame_size, &in.frame_vaddr) &&
+	    (!in.hdr || segment_bytes(elf, PT_LOAD, true, in.hdr_vaddr, &in.frame, &in.frame_size,
+				      &in.frame_vaddr)))
+		return 0;
+	return fde_ranges__parse(&in, &table->fdes) == -ENOMEM ? -ENOMEM : 0;
+}
+
+/* MiniDebugInfo opened from .gnu_debugdata: the decompressed ELF image and
+ * libelf's handle on it (the symbol names point into buf). */
+struct mini_elf {
+	void *buf; /* malloc'd decompressed image, NULL when none */
+	Elf *elf;  /* libelf over buf, NULL when none */
+};
+
+static void mini_elf__close(struct mini_elf *m)
+{
+	elf_end(m->elf);
+	free(m->buf);
+	m->elf = NULL;
+	m->buf = NULL;
+}
+
+/* Opens the binary's .gnu_debugdata as an ELF image with a .symtab. Returns 0,
+ * -EFBIG (larger than MINIDEBUG_MAX_BYTES), -ENODATA (none, or unusable), or
+ * -ENOMEM. */
+static int open_minidebug(Elf *elf, struct mini_elf *out)
+{
+	const uint8_t *xz;
+	size_t xz_size, size;
+	uint64_t vaddr;
+	GElf_Ehdr ehdr;
+	GElf_Shdr shdr;
+
+	if (section_bytes(elf, ".gnu_debugdata", &xz, &xz_size, &vaddr))
+		return -ENODATA;
+	int err = minidebug__decompress(xz, xz_size, 0, &out->buf, &size);
+
+	if (err)
+		return err == -ENOMEM || err == -EFBIG ? err : -ENODATA;
+	out->elf = elf_memory(out->buf, size);
+	if (!out->elf || elf_kind(out->elf) != ELF_K_ELF || !gelf_getehdr(out->elf, &ehdr) ||
+	    !find_section_by_type(out->elf, SHT_SYMTAB, &shdr)) {
+		mini_elf__close(out);
+		return -ENODATA;
+	}
+	return 0;
+}
+
 /* Builds a table from an opened binary. path is NULL for an in-memory image
  * (then no debug file is searched). Closes bin in all cases. Returns a table
  * with one reference, or NULL with errno. */
@@ -605,6 +726,7 @@ static struct elf_symtab *load_table(struct elf_file *bin, const char *path,
 				     const struct elf_symtab_opts *opts)
 {
 	struct elf_file debug = { .fd = -1, .elf = NULL };
+	struct mini_elf mini = { 0 };
 	struct candidate_vec vec = { 0 };
 	struct elf_symtab *table = NULL;
 	GElf_Shdr symtab_shdr, dynsym_shdr;
@@ -624,6 +746,9 @@ static struct elf_symtab *load_table(struct elf_file *bin, const char *path,
 	err = load_segments(table, bin->elf);
 	if (err)
 		goto out;
+	err = load_fde_ranges(table, bin->elf);
+	if (err)
+		goto out;
 
 	symtab_scn = find_section_by_type(bin->elf, SHT_SYMTAB, &symtab_shdr);
 	if (!symtab_scn && path && !(opts && opts->no_debug_file) && fstat(bin->fd, &st) == 0) {
@@ -638,11 +763,23 @@ static struct elf_symtab *load_table(struct elf_file *bin, const char *path,
 			}
 		}
 	}
+	/* No .symtab and no debug file: MiniDebugInfo, when the binary has it. */
+	if (!symtab_scn && !debug.elf) {
+		err = open_minidebug(bin->elf, &mini);
+		if (err == -ENOMEM)
+			goto out;
+		table->minidebug = mini.elf != NULL;
+		table->minidebug_too_large = err == -EFBIG;
+		err = 0;
+	}
 	if (symtab_scn) {
 		err = collect_symbols(bin->elf, symtab_scn, &symtab_shdr, &vec);
 	} else if (debug.elf) {
 		symtab_scn = find_section_by_type(debug.elf, SHT_SYMTAB, &symtab_shdr);
 		err = symtab_scn ? collect_symbols(debug.elf, symtab_scn, &symtab_shdr, &vec) : 0;
+	} else if (mini.elf) {
+		symtab_scn = find_section_by_type(mini.elf, SHT_SYMTAB, &symtab_shdr);
+		err = symtab_scn ? collect_symbols(mini.elf, symtab_scn, &symtab_shdr, &vec) : 0;
 	}
 	if (err)
 		goto out;
@@ -656,6 +793,7 @@ static struct elf_symtab *load_table(struct elf_file *bin, const char *path,
 out:
 	free(vec.items);
 	elf_file__close(&debug);
+	mini_elf__close(&mini);
 	elf_file__close(bin);
 	if (err) {
 		elf_symtab__put(table);
@@ -742,6 +880,7 @@ void elf_symtab__put(struct elf_symtab *table)
 	free(table->names);
 	free(table->segments);
 	free(table->debug_path);
+	fde_ranges__release(&table->fdes);
 	free(table);
 }
 
@@ -820,7 +959,28 @@ size_t elf_symtab__bytes(const struct elf_symtab *table)
 	if (!table)
 		return 0;
 	return sizeof(*table) + table->nfuncs * sizeof(struct elf_func) + table->names_bytes +
-	       table->nsegments * sizeof(struct elf_load_segment);
+	       table->nsegments * sizeof(struct elf_load_segment) +
+	       table->fdes.nranges * sizeof(struct fde_range);
+}
+
+int elf_symtab__function_start(const struct elf_symtab *table, uint64_t vaddr, uint64_t *start)
+{
+	return table ? fde_ranges__find(&table->fdes, vaddr, start) : -EINVAL;
+}
+
+size_t elf_symtab__fde_count(const struct elf_symtab *table)
+{
+	return table ? table->fdes.nranges : 0;
+}
+
+bool elf_symtab__truncated(const struct elf_symtab *table)
+{
+	return table && (table->fdes.truncated || table->minidebug_too_large);
+}
+
+bool elf_symtab__used_minidebuginfo(const struct elf_symtab *table)
+{
+	return table && table->minidebug;
 }
 
 size_t elf_symtab__count(const struct elf_symtab *table)

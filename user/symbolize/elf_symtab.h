@@ -9,7 +9,9 @@
  *
  * Symbols come from .symtab and .dynsym (STT_FUNC and STT_GNU_IFUNC). When the
  * binary has no .symtab, a separate debug file is looked for by build-id and by
- * .gnu_debuglink (CRC-checked), and its .symtab is used. Names are demangled.
+ * .gnu_debuglink (CRC-checked), and its .symtab is used; failing that, the
+ * MiniDebugInfo in .gnu_debugdata. Names are demangled. The function ranges of
+ * .eh_frame are kept too, to group addresses no symbol covers by function.
  *
  * A table is immutable once opened and reference counted: any number of threads
  * may look up concurrently; each holder drops its reference with
@@ -19,6 +21,7 @@
 #ifndef DYNOPROF_ELF_SYMTAB_H
 #define DYNOPROF_ELF_SYMTAB_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -104,9 +107,30 @@ const char *elf_symtab__build_id(const struct elf_symtab *table);
  * the table), or NULL when the binary's own symbols were used. */
 const char *elf_symtab__debug_path(const struct elf_symtab *table);
 
-/* Returns the number of function symbols in the table. */
-/* About the heap memory the table holds (functions, names, segments). */
+/* The start (ELF vaddr) of the function whose .eh_frame FDE covers vaddr,
+ * for addresses no symbol names (stripped code): every address of one
+ * function then reads as the same frame. Returns 0 with *start set, or
+ * -ENOENT when no FDE covers vaddr (the binary's .eh_frame is read at open,
+ * headers only: symbolize/fde_ranges.h). */
+int elf_symtab__function_start(const struct elf_symtab *table, uint64_t vaddr, uint64_t *start);
+
+/* Function ranges read from .eh_frame. */
+size_t elf_symtab__fde_count(const struct elf_symtab *table);
+
+/* True when the symbols came from the binary's .gnu_debugdata (MiniDebugInfo,
+ * used when it has no .symtab and no separate debug file was found). */
+bool elf_symtab__used_minidebuginfo(const struct elf_symtab *table);
+
+/* True when one of dynoprof's bounds cut what the file holds: function
+ * ranges past FDE_RANGES_MAX (or spanning over 4 GiB), or MiniDebugInfo
+ * larger than MINIDEBUG_MAX_BYTES (then not used). Some of its functions
+ * then read lib+0xOFFSET. */
+bool elf_symtab__truncated(const struct elf_symtab *table);
+
+/* About the heap memory the table holds (functions, names, segments,
+ * function ranges). */
 size_t elf_symtab__bytes(const struct elf_symtab *table);
+/* Returns the number of function symbols in the table. */
 size_t elf_symtab__count(const struct elf_symtab *table);
 
 /* Reads only the GNU build-id note of the ELF file at path (cheap: no symbols

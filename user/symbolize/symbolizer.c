@@ -48,6 +48,7 @@ struct symbolizer {
 	int vdso_failed;              /* loading it failed: do not retry */
 	int ksyms_failed;             /* loading kallsyms failed: do not retry */
 	uint64_t tick;                /* lookup counter for LRU */
+	char *debug_dir;              /* DYNOPROF_DEBUG_DIR: global debug directory, NULL default */
 	struct symbolizer_stats stats;/* counters */
 };
 
@@ -59,7 +60,12 @@ struct symbolizer *symbolizer__new(size_t max_processes)
 	s->max_processes = max_processes ? max_processes : DEFAULT_MAX_PROCESSES;
 	s->procs = hashmap__new();
 	s->symcache = symcache__new(DEFAULT_SYMCACHE_ENTRIES);
-	if (!s->procs || !s->symcache) {
+	/* Read once: where separate debug files live instead of /usr/lib/debug
+	 * (inside each process's root, then on the host). */
+	const char *debug_dir = getenv("DYNOPROF_DEBUG_DIR");
+	if (debug_dir && debug_dir[0])
+		s->debug_dir = strdup(debug_dir);
+	if (!s->procs || !s->symcache || (debug_dir && debug_dir[0] && !s->debug_dir)) {
 		symbolizer__free(s);
 		errno = ENOMEM;
 		return NULL;
@@ -89,6 +95,7 @@ void symbolizer__free(struct symbolizer *s)
 	symcache__free(s->symcache);
 	ksyms__free(s->ksyms);
 	elf_symtab__put(s->vdso);
+	free(s->debug_dir);
 	free(s);
 }
 
@@ -202,7 +209,8 @@ static int lookup_in_binary(struct symbolizer *s, pid_t pid, const struct proc_m
 	/* The path as the process sees it (a chrooted process's maps show our
 	 * path of its root: symbolize/map_path.h), for its own debug files too. */
 	struct elf_symtab_opts o = {
-		.logical_path = map_path__in_root(pid, m->path, inside, sizeof(inside)) };
+		.logical_path = map_path__in_root(pid, m->path, inside, sizeof(inside)),
+		.debug_dir = s->debug_dir };
 	char root[64];
 
 	snprintf(root, sizeof(root), "/proc/%d/root", (int)pid);
@@ -302,9 +310,16 @@ int symbolizer__user_frame(struct symbolizer *s, pid_t pid, uint64_t addr,
 	char fallback[512];
 	int found = lookup_in_binary(s, pid, m, lookup, &name, &table) == 0;
 	if (!found) {
+		/* No symbol: the file offset of the function's start when an FDE of
+		 * .eh_frame covers the address (one frame per function, not per
+		 * address), else of the address itself. */
+		uint64_t file_offset = lookup - m->start + m->offset, vaddr, start;
+		if (table && !elf_symtab__addr_to_vaddr(table, lookup, m->start, m->offset, &vaddr) &&
+		    !elf_symtab__function_start(table, vaddr, &start))
+			file_offset -= vaddr - start;
 		s->stats.unknown_frames++;
 		snprintf(fallback, sizeof(fallback), "%s+0x%llx", path_basename(m->path),
-			 (unsigned long long)(lookup - m->start + m->offset));
+			 (unsigned long long)file_offset);
 		name = fallback;
 	}
 	uint32_t mapping = 0;
@@ -380,4 +395,5 @@ void symbolizer__stats(const struct symbolizer *s, struct symbolizer_stats *out)
 	out->symcache_misses = cs.misses;
 	out->symcache_evictions = cs.evictions;
 	out->symcache_bytes = cs.bytes;
+	out->symcache_truncated = cs.truncated_loads;
 }

@@ -29,6 +29,7 @@ struct symbolizer_stats {
 	uint64_t symcache_misses; /* symbol tables loaded */
 	uint64_t symcache_evictions; /* tables dropped to stay within the cache's bounds */
 	uint64_t symcache_bytes;  /* memory of the cached tables */
+	uint64_t symcache_truncated; /* tables loaded cut by a bound (elf_symtab__truncated) */
 };
 
 struct symbolizer;

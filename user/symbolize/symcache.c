@@ -187,6 +187,7 @@ static struct elf_symtab *symcache__load(struct symcache *cache, const struct sy
 			return NULL;
 		}
 		cache->stats.loads++;
+		cache->stats.truncated_loads += elf_symtab__truncated(table);
 	}
 	err = symcache__insert(cache, key, table, 0);
 	if (err) {

@@ -30,6 +30,7 @@ struct symcache_stats {
 	uint64_t misses;           /* gets that found no entry */
 	uint64_t build_id_shares;  /* misses served by a cached table with the same build-id */
 	uint64_t loads;            /* symbol tables loaded from disk */
+	uint64_t truncated_loads;  /* ... of which a bound cut (elf_symtab__truncated) */
 	uint64_t evictions;        /* entries dropped to stay within max_entries or max_bytes */
 	uint64_t errors;           /* gets that returned NULL */
 	size_t entries;            /* entries currently cached */
