@@ -212,7 +212,15 @@ class TestServing:
         """promtool lints the exposition; counters end in _total, gauges do not;
         untagged samples read "-" in metrics, as in `report` of the agent's pprof."""
         agent, service = served
-        text = agent.get_ok("/metrics").decode()
+        # Run alone, this test can come before the agent's first closed window:
+        # wait (bounded) until the window's series are there.
+        deadline = time.monotonic() + 60
+        while True:
+            text = agent.get_ok("/metrics").decode()
+            if ("dynoprof_agent_symbol_cache_hits_total" in text and
+                    'service="-"' in text) or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
         res = subprocess.run([promtool_path(), "check", "metrics"], input=text,
                              capture_output=True, text=True, timeout=60)
         assert res.returncode == 0 and not res.stdout.strip() and not res.stderr.strip(), (
