@@ -600,6 +600,10 @@ int agent__run(const struct agent_config *initial, const char *config_path,
 	pthread_mutex_init(&a->st.lock, NULL);
 	pthread_cond_init(&a->st.query_done, NULL);
 	a->st.config = *initial;
+	/* The host's name in answers (config `host`), fixed for the agent's life. */
+	if (!a->st.config.host[0] &&
+	    gethostname(a->st.config.host, sizeof(a->st.config.host) - 1))
+		snprintf(a->st.config.host, sizeof(a->st.config.host), "unknown");
 	a->st.started_unix_ns = clock_ns(CLOCK_REALTIME);
 	const struct agent_config *c = &a->st.config;
 

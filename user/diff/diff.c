@@ -83,19 +83,24 @@ static void side_free(struct side *s)
 /* A sample's cluster: its time window (all processes together: slowness a
  * host shares across processes in a window must not count as independent
  * evidence — calibration showed window x process clusters under-cover
- * badly), or its process when samples carry no window label. */
+ * badly), or its process when samples carry no window label. Samples pooled
+ * from several hosts (`diff --agent` with many agents labels each with
+ * `host`) cluster by host x window: hosts are independent of each other, and
+ * host-to-host variation is then part of the interval. */
 static int cluster_key(const struct profile *p, const struct profile_sample *smp, char *key,
 		       size_t len)
 {
 	const char *w = profile__sample_label(p, smp, "window");
-	int n = w ? snprintf(key, len, "w%s", w) : snprintf(key, len, "p%u", smp->pid);
+	const char *h = profile__sample_label(p, smp, "host");
+	int n = w ? snprintf(key, len, "w%s\x1f%s", w, h ? h : "")
+		  : snprintf(key, len, "p%u\x1f%s", smp->pid, h ? h : "");
 	return n < 0 ? 0 : (size_t)n >= len ? (int)len - 1 : n;
 }
 
 /* Returns the sample's cluster index in s (created on first sight). */
 static int cluster_of(struct side *s, const struct profile_sample *smp, size_t *idx)
 {
-	char key[64];
+	char key[320];
 	int len = cluster_key(s->p, smp, key, sizeof(key));
 	uintptr_t found = (uintptr_t)hashmap__get(s->clusters, key, (size_t)len);
 	if (!found) {
@@ -247,7 +252,7 @@ static int function_costs(const struct side *s, const char *key, const char *val
 			name = function_name(s->p, smp->frames[f - 1]);
 		if (!name)
 			continue;
-		char ckey[64];
+		char ckey[320];
 		int len = cluster_key(s->p, smp, ckey, sizeof(ckey));
 		size_t c = (uintptr_t)hashmap__get(s->clusters, ckey, (size_t)len) - 1;
 		struct darr *d = hashmap__get(out, name, strlen(name));
