@@ -98,6 +98,8 @@ struct pipeline *pipeline__open(const struct pipeline_opts *o, struct profile *p
 		.tids = o->tids,
 		.ntids = o->ntids,
 		.follow_children = o->follow_children,
+		.cgroup_id = o->cgroup_id,
+		.cgroup_level = o->cgroup_level,
 		.walk_python = python,
 		.thread_tags = thread_tags,
 		.counting = o->counting,
