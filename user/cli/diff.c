@@ -386,10 +386,8 @@ static int fleet_fetch(struct fleet *f, const char *base_q, const char *new_q,
 			j->query = side ? new_q : base_q;
 			j->side = side;
 		}
-	size_t total = f->nurls[0] + f->nurls[1];
 	struct agent_fetch_opts o = { .token = token[0] ? token : NULL, .timeout_s = timeout_s,
-				      .max_bytes = total > 2 ? FLEET_AGENT_MAX_BYTES
-							     : AGENT_MAX_BYTES };
+				      .max_bytes = FLEET_AGENT_MAX_BYTES };
 	agent_jobs__run(f->jobs, f->njobs, &o);
 	for (size_t i = 0; i < f->njobs; i++)
 		if (f->jobs[i].usage_error) {

@@ -121,8 +121,16 @@ static struct profile *fetch_one(const struct fetch_ctx *c, const char *agent,
 		snprintf(error, errlen, "out of memory");
 		goto out;
 	}
+	/* A live query (`seconds=N`) answers only after N seconds. */
+	int timeout_s = c->timeout_s;
+	const char *live = strstr(query, "seconds=");
+	if (live && (live == query || live[-1] == '&')) {
+		long n = strtol(live + 8, NULL, 10);
+		if (n > 0 && n <= 3600)
+			timeout_s += (int)n;
+	}
 	int status = http_get(strbuf__str(&url), c->token[0] ? c->token : NULL, c->max_bytes,
-			      c->timeout_s, &body, err, sizeof(err));
+			      timeout_s, &body, err, sizeof(err));
 	if (status < 0) {
 		snprintf(error, errlen, "%.390s", err);
 		goto out;
@@ -246,9 +254,18 @@ int agent_jobs__run(struct agent_job *jobs, size_t n, const struct agent_fetch_o
 	}
 	pthread_attr_destroy(&attr);
 
-	/* Every round of `started` requests may take timeout_s (per wait). */
+	/* Every round of `started` requests may take timeout_s (per wait), plus
+	 * the longest live query's seconds. */
 	size_t rounds = started ? (n + started - 1) / started : 0;
-	long wait_s = (long)rounds * c->timeout_s + 2;
+	long live_s = 0;
+	for (size_t i = 0; i < n; i++) {
+		const char *live = strstr(jobs[i].query, "seconds=");
+		long v = live && (live == jobs[i].query || live[-1] == '&') ? strtol(live + 8, NULL, 10)
+									    : 0;
+		if (v > live_s && v <= 3600)
+			live_s = v;
+	}
+	long wait_s = (long)rounds * (c->timeout_s + live_s) + 2;
 	struct timespec deadline;
 	clock_gettime(CLOCK_MONOTONIC, &deadline);
 	deadline.tv_sec += wait_s;

@@ -37,7 +37,7 @@ struct agent_fetch_opts {
 
 /* Runs every job, DIFF_AGENT_PARALLEL at a time, and returns when all are
  * done or the deadline passed (timeout_s per round of DIFF_AGENT_PARALLEL,
- * plus 2 s): a job not done by then says "no answer within N s" (its thread,
+ * plus a live query's `seconds=`, plus 2 s): a job not done by then says "no answer within N s" (its thread,
  * detached, drops what it gets later; the threads work on copies, so the
  * jobs are the caller's as soon as this returns). Returns 0 or -ENOMEM. */
 int agent_jobs__run(struct agent_job *jobs, size_t n, const struct agent_fetch_opts *o);
