@@ -3,7 +3,7 @@
  * the simulated fleet of tests/unit/fleet_sim.h (the statistic diff uses:
  * host x window clusters, bootstrap-t). Run by tests/bench/fleet_sim.py.
  *
- *   fleet_sim HZ HOSTS MINUTES CHANGE TRIALS [SIGMA_HOST [CONFIDENCE [MIN_EFFECT]]]
+ *   fleet_sim HZ HOSTS MINUTES CHANGE TRIALS [SIGMA_HOST [CONFIDENCE [MIN_EFFECT [host]]]]
  *
  * prints "rate N" (the share of trials flagged as a regression). The other
  * inputs are README's ("Fleet"): 10 s windows, the endpoint at 0.25 cores per
@@ -11,6 +11,7 @@
  * varying by 2%. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "../unit/fleet_sim.h"
 
@@ -18,7 +19,7 @@ int main(int argc, char **argv)
 {
 	if (argc < 6) {
 		fprintf(stderr, "usage: fleet_sim HZ HOSTS MINUTES CHANGE TRIALS [SIGMA_HOST "
-			"[CONFIDENCE [MIN_EFFECT]]]\n");
+			"[CONFIDENCE [MIN_EFFECT [host]]]]\n");
 		return 2;
 	}
 	struct fleet_model m = { .hz = atof(argv[1]), .window_s = 10, .cores = 0.25,
@@ -31,7 +32,8 @@ int main(int argc, char **argv)
 				.change = atof(argv[4]),
 				.confidence = argc > 7 ? atof(argv[7]) : 0.99,
 				.min_effect = argc > 8 ? atof(argv[8]) : 0.01,
-				.resamples = 1000 };
+				.resamples = 1000,
+				.by_host = argc > 9 && !strcmp(argv[9], "host") };
 	if (!p.hosts || !p.windows) {
 		fprintf(stderr, "fleet_sim: HOSTS and MINUTES must give at least one window\n");
 		return 2;

@@ -39,6 +39,7 @@ struct fleet_plan {
 	double min_effect;    /* the verdict's minimum effect (--min-effect) */
 	double confidence;    /* the interval's level (--confidence) */
 	unsigned resamples;   /* bootstrap resamples */
+	int by_host;          /* --clusters host: a host's windows are one cluster */
 };
 
 /* Fills n = hosts * windows clusters of one side. */
@@ -76,10 +77,27 @@ static inline int fleet_sim__trial(const struct fleet_model *m, const struct fle
 	rng__seed(&r, seed);
 	fleet_sim__side(m, p, 1.0, &r, b);
 	fleet_sim__side(m, p, 1.0 + p->change, &r, c);
-	if (ratio_change__estimate(b, n, c, n, p->resamples, p->confidence, seed * 7 + 1, &rc))
+	size_t k = n;
+	if (p->by_host) { /* as diff --clusters host: sum each host's windows */
+		for (unsigned h = 0; h < p->hosts; h++) {
+			struct cluster_obs sb = { 0, 0 }, sc = { 0, 0 };
+			for (unsigned w = 0; w < p->windows; w++) {
+				sb.num += b[h * p->windows + w].num;
+				sb.den += b[h * p->windows + w].den;
+				sc.num += c[h * p->windows + w].num;
+				sc.den += c[h * p->windows + w].den;
+			}
+			b[h] = sb;
+			c[h] = sc;
+		}
+		k = p->hosts;
+	}
+	if (ratio_change__estimate(b, k, c, k, p->resamples, p->confidence, seed * 7 + 1, &rc))
 		goto done;
 	struct verdict_opts vo = VERDICT_OPTS_PER_REQUEST;
 	vo.min_effect = p->min_effect;
+	if (p->by_host)
+		vo.min_clusters = 5; /* hosts a side the bootstrap-t is calibrated from */
 	out = verdict__decide(&rc, &vo) == VERDICT_REGRESSION;
 done:
 	free(b);

@@ -375,6 +375,13 @@ static void test_diff_from_many_agents(void **state)
 	    !strstr(out_text, "no answer from http://127.0.0.1:1/") ||
 	    (!strstr(out_text, "timed out") && !strstr(out_text, "no answer within")) || !strstr(err_text, "left out"))
 		fail_msg("rc %d\n%s%s", rc, out_text, err_text);
+	/* --clusters host: two hosts a side are too few clusters for a verdict. */
+	rc = run(cmd_diff, "diff", "--resamples", "200", "--agent", a1, "--agent", a2,
+		 "--clusters", "host", "commit=base", "commit=new", NULL);
+	if (rc != 0 || !strstr(out_text, "insufficient data") || strstr(out_text, "regression\n"))
+		fail_msg("rc %d\n%s%s", rc, out_text, err_text);
+	usage_error(run(cmd_diff, "diff", "--clusters", "pid", "commit=base", "commit=new",
+			NULL), "--clusters");
 	/* Host sets per side: base from one file, new from another. */
 	for (int i = 0; i < 2; i++) {
 		snprintf(files[i], sizeof(files[i]), "%s", path(i ? "new-agents" : "base-agents"));

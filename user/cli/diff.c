@@ -521,7 +521,8 @@ static void json_fleet(struct strbuf *sb, const struct fleet *f)
 
 enum { OPT_BASE_SELECT = CLI_LONG_ONLY, OPT_NEW_SELECT, OPT_AGENT, OPT_TOKEN, OPT_BY,
        OPT_MIN_EFFECT, OPT_THRESHOLDS, OPT_CONFIDENCE, OPT_RESAMPLES, OPT_SEED, OPT_JSON,
-       OPT_SVG, OPT_AGENTS_FILE, OPT_BASE_AGENTS, OPT_NEW_AGENTS, OPT_AGENT_TIMEOUT };
+       OPT_SVG, OPT_AGENTS_FILE, OPT_BASE_AGENTS, OPT_NEW_AGENTS, OPT_AGENT_TIMEOUT,
+       OPT_CLUSTERS };
 
 /* The options, their help and defaults: what cmd_diff takes and --help shows. */
 static const struct cli_option diff_options[] = {
@@ -541,6 +542,9 @@ static const struct cli_option diff_options[] = {
 		   "(e.g. the canaries)"),
 	CLI_OPTION_DEF(OPT_AGENT_TIMEOUT, "agent-timeout", "SECONDS", "longest wait for one "
 		       "agent (an agent slower than that is named and left out)", "10"),
+	CLI_OPTION_DEF(OPT_CLUSTERS, "clusters", "host-window|host", "with many agents: "
+		       "each host's window is a cluster, or each host (its lasting differences "
+		       "fully in the interval; needs 8 hosts a side)", "host-window"),
 	CLI_OPTION(OPT_TOKEN, "token-file", "FILE", "bearer token for the agent"),
 	CLI_OPTION_DEF(OPT_BY, "by", "KEY", "the tag that names endpoints", "endpoint"),
 	CLI_OPTION_DEF(OPT_MIN_EFFECT, "min-effect", "X", "smallest change that counts",
@@ -644,6 +648,13 @@ int cmd_diff(int argc, char **argv)
 			file_args[nfiles][0] = c == OPT_AGENTS_FILE ? "any" :
 					       c == OPT_BASE_AGENTS ? "base" : "new";
 			file_args[nfiles++][1] = arg;
+			break;
+		case OPT_CLUSTERS:
+			if (strcmp(arg, "host") && strcmp(arg, "host-window")) {
+				cli_error("bad --clusters '%s': host-window or host", arg);
+				return 2;
+			}
+			o.clusters_by_host = !strcmp(arg, "host");
 			break;
 		case OPT_AGENT_TIMEOUT: {
 			long v = strtol(arg, &end, 10);
