@@ -108,6 +108,8 @@ def test_record_cgroup_keeps_only_that_cgroup(cgroups, tmp_path):
     got = sum(p["cpu_ns"] for p in c["processes"])
     # The cgroup held only alpha's process (and its shell before the exec).
     assert abs(got - usage) <= 0.02 * usage, (got, usage, c["processes"])
+    print("record --cgroup CPU %.4f s, cpu.stat usage %.4f s (%+.2f%%)"
+          % (got / 1e9, usage / 1e9, (got / usage - 1) * 100))
 
 
 def test_record_cgroup_unknown_is_one_line(run_dynoprof):
