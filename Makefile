@@ -180,13 +180,20 @@ sanitize-test: $(SAN_BIN) dynoprof libdynotag $(WORKLOAD_BINS) | test-deps test-
 	$(Q)DYNOPROF=$(abspath $(SAN_BIN)) DYNOPROF_SAN_LOGS=$(abspath $(SAN_LOGS)) \
 		$(PYTHON) -m pytest -v -p no:cacheprovider $(or $(PYTEST_ARGS),tests/integration)
 
-bench: dynoprof libdynotag $(WORKLOAD_BINS) $(OUTPUT)/bench/bench_dynotag
+bench: dynoprof libdynotag $(WORKLOAD_BINS) $(OUTPUT)/bench/bench_dynotag $(OUTPUT)/bench/fleet_sim
 	$(Q)$(PYTHON) tests/bench/run_bench.py
 	$(Q)$(PYTHON) tests/bench/bench_python.py
 	$(Q)$(PYTHON) tests/bench/bench_counting.py
 	$(Q)$(OUTPUT)/bench/bench_dynotag
 	$(Q)DYNOTAG_LIBRARY=$(abspath $(DYNOTAG_SO)) $(PYTHON) tests/bench/bench_dynotag.py
 	$(Q)$(PYTHON) tests/bench/bench_agent.py --minutes $(or $(AGENT_BENCH_MINUTES),10) --processes 20
+	$(Q)$(PYTHON) tests/bench/fleet_sim.py
+
+# The fleet simulation (tests/bench/fleet_sim.py drives it): diff's statistic alone.
+$(OUTPUT)/bench/fleet_sim: tests/bench/fleet_sim.c tests/unit/fleet_sim.h user/stats/ratio_ci.c user/stats/rng.c
+	$(call msg,BENCH-CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -O2 $(INCLUDES) $< user/stats/ratio_ci.c user/stats/rng.c -lm -o $@
 
 # The fleet-host soak (tests/integration/test_fleet.py, issue 11): Django under gunicorn
 # in its own cgroup through SOAK_MINUTES (default 10) of churn and rolling deploys, the

@@ -19,6 +19,11 @@
 const volatile bool filter_pids = false;   /* sample only tgids in `targets` */
 const volatile bool filter_tids = false;   /* sample only tids in `target_tids` */
 const volatile bool follow_children = false; /* add forked children of targets */
+/* `--cgroup`: only tasks in the cgroup v2 with this id, at this depth below
+ * the root (1: a child of the root), or in a cgroup below it. */
+const volatile bool filter_cgroup = false;
+const volatile __u32 cgroup_level = 0;
+const volatile __u64 cgroup_id = 0;
 
 /* glibc pthread_getspecific layout, calibrated by userspace. */
 const volatile struct py_tls_layout tls = { .specific_1stblock = 0x310, .entry_size = 16,
@@ -92,13 +97,37 @@ static __always_inline bool first_sight(__u32 pid)
 	return true;
 }
 
+/* Deepest cgroup level the ancestor check reads (the kernel's own limit is
+ * far beyond real hierarchies). */
+#define CGROUP_MAX_LEVEL 64
+
+/* Whether task runs in the filter's cgroup or below it (true when not
+ * filtering): its default-hierarchy cgroup's ancestor at cgroup_level. The
+ * current task takes the helper (one call); other tasks (iterators, the
+ * task switched out) are read through cgroup->ancestors[]. */
+static __always_inline bool task_in_cgroup(struct task_struct *task, bool current)
+{
+	if (!filter_cgroup)
+		return true;
+	if (current)
+		return bpf_get_current_ancestor_cgroup_id(cgroup_level) == cgroup_id;
+	struct cgroup *cg = BPF_CORE_READ(task, cgroups, dfl_cgrp);
+	__u32 level = cgroup_level;
+	if (!cg || level > CGROUP_MAX_LEVEL || BPF_CORE_READ(cg, level) < (int)level)
+		return false;
+	struct cgroup *anc = NULL;
+	bpf_probe_read_kernel(&anc, sizeof(anc), (void *)cg +
+			      bpf_core_field_offset(struct cgroup, ancestors) + level * sizeof(anc));
+	return anc && BPF_CORE_READ(anc, kn, id) == cgroup_id;
+}
+
 static __always_inline bool is_target(__u32 pid, __u32 tid)
 {
 	if (filter_pids && !bpf_map_lookup_elem(&targets, &pid))
 		return false;
 	if (filter_tids && !bpf_map_lookup_elem(&target_tids, &tid))
 		return false;
-	return true;
+	return task_in_cgroup(NULL, true);
 }
 
 static __always_inline void fill_header(struct profile_event_header *h, __u32 type,

@@ -74,9 +74,11 @@ static __always_inline bool counters_on(void)
 	return counter_open[COUNTER_PRIMARY] || counter_open[COUNTER_CYCLES];
 }
 
-static __always_inline bool is_counted(__u32 pid)
+/* task: the thread (current: it is the running one, e.g. at its exit). */
+static __always_inline bool is_counted(__u32 pid, struct task_struct *task, bool current)
 {
-	return !filter_pids || bpf_map_lookup_elem(&targets, &pid);
+	return (!filter_pids || bpf_map_lookup_elem(&targets, &pid)) &&
+	       task_in_cgroup(task, current);
 }
 
 /* A thread born during the capture: all of its CPU time belongs to it. */
@@ -201,7 +203,7 @@ int BPF_PROG(on_switch, bool preempt, struct task_struct *prev, struct task_stru
 	__u64 c[COUNTER_SLOTS];
 	read_counters(c);
 	__u32 prev_tid = prev->pid, prev_pid = prev->tgid;
-	if (prev_tid && cp->tid == prev_tid && is_counted(prev_pid)) {
+	if (prev_tid && cp->tid == prev_tid && is_counted(prev_pid, prev, true)) {
 		struct task_counts *tc = task_entry(prev, prev_pid);
 		if (tc)
 			account_counters(cp, tc, c);
@@ -235,7 +237,7 @@ static __always_inline void sample_counts(__u32 pid, __u32 tid, struct profile_s
 	e->delta_ns = 0;
 	e->delta[0] = 0;
 	e->delta[1] = 0;
-	if (!counting || !is_counted(pid))
+	if (!counting || !is_counted(pid, NULL, true))
 		return;
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct task_counts *tc = task_entry(task, pid);
@@ -281,7 +283,7 @@ static __always_inline bool task_totals(struct task_struct *task, struct task_co
  * the task. */
 static __always_inline void flush_task_counts(__u32 pid, __u32 tid)
 {
-	if (!counting_since_ns || !is_counted(pid))
+	if (!counting_since_ns || !is_counted(pid, NULL, true))
 		return;
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct task_counts *tc = bpf_task_storage_get(&task_counts, task, 0, 0);
@@ -351,7 +353,7 @@ SEC("iter/task")
 int snapshot_task_counts(struct bpf_iter__task *ctx)
 {
 	struct task_struct *task = ctx->task;
-	if (!task || !counting_since_ns || !is_counted(task->tgid))
+	if (!task || !counting_since_ns || !is_counted(task->tgid, task, false))
 		return 0;
 	task_entry(task, task->tgid);
 	return 0;
@@ -363,7 +365,7 @@ SEC("iter/task")
 int dump_task_counts(struct bpf_iter__task *ctx)
 {
 	struct task_struct *task = ctx->task;
-	if (!task || !counting_since_ns || !is_counted(task->tgid))
+	if (!task || !counting_since_ns || !is_counted(task->tgid, task, false))
 		return 0;
 	struct task_counts *tc = bpf_task_storage_get(&task_counts, task, 0, 0);
 	struct task_counts_record rec = { .tid = task->pid };
@@ -380,7 +382,7 @@ SEC("iter/task")
 int flush_unsampled(struct bpf_iter__task *ctx)
 {
 	struct task_struct *task = ctx->task;
-	if (!task || !counting_since_ns || !is_counted(task->tgid))
+	if (!task || !counting_since_ns || !is_counted(task->tgid, task, false))
 		return 0;
 	struct task_counts *tc = task_entry(task, task->tgid);
 	if (!tc)

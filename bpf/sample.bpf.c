@@ -26,6 +26,8 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	__u32 pid = p->tgid, tid = p->pid;
 	if (filter_pids && !bpf_map_lookup_elem(&targets, &pid))
 		return 0;
+	if (!task_in_cgroup(p, true)) /* the exec'ing task is the current one */
+		return 0;
 	/* No wake-up: the record only has to be read before the new image's
 	 * first sample, which follows it in the ring buffer and is news (it
 	 * wakes the reader). A host's churn of short-lived commands must not

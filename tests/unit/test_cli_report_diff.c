@@ -341,6 +341,78 @@ static void test_diff_from_an_agent(void **state)
 	http_server__stop(srv);
 }
 
+/* A stand-in agent that takes its time (for --agent-timeout). */
+static void serve_slowly(void *ctx, const struct http_query *q, struct http_response *r)
+{
+	(void)ctx;
+	(void)q;
+	sleep(4);
+	strbuf__puts(&r->body, "late");
+}
+
+/* Many agents: every one asked, those that do not answer (nothing listens,
+ * garbage, too slow) named, the verdict standing on the rest; host sets per
+ * side from files. */
+static void test_diff_from_many_agents(void **state)
+{
+	(void)state;
+	struct http_route route = { "/debug/pprof/profile", serve_profile, NULL };
+	struct http_route slow = { "/debug/pprof/profile", serve_slowly, NULL };
+	struct http_server_opts o = { .address = "127.0.0.1", .port = 0 };
+	char err[256], a1[64], a2[64], a3[64], files[2][256];
+	struct http_server *s1 = http_server__start(&o, &route, 1, err, sizeof(err));
+	struct http_server *s2 = http_server__start(&o, &route, 1, err, sizeof(err));
+	struct http_server *s3 = http_server__start(&o, &slow, 1, err, sizeof(err));
+	if (!s1 || !s2 || !s3)
+		fail_msg("%s", err);
+	snprintf(a1, sizeof(a1), "http://127.0.0.1:%u", http_server__port(s1));
+	snprintf(a2, sizeof(a2), "http://127.0.0.1:%u/", http_server__port(s2));
+	snprintf(a3, sizeof(a3), "http://127.0.0.1:%u", http_server__port(s3));
+	int rc = run(cmd_diff, "diff", "--resamples", "200", "--agent", a1, "--agent", a2,
+		     "--agent", "http://127.0.0.1:1/", "--agent", a3, "--agent-timeout", "1",
+		     "commit=base", "commit=new", NULL);
+	if (rc != 1 || !strstr(out_text, "/b") || !strstr(out_text, "on 2 hosts: base 2 (2 of 4") ||
+	    !strstr(out_text, "no answer from http://127.0.0.1:1/") ||
+	    (!strstr(out_text, "timed out") && !strstr(out_text, "no answer within")) || !strstr(err_text, "left out"))
+		fail_msg("rc %d\n%s%s", rc, out_text, err_text);
+	/* --clusters host: two hosts a side are too few clusters for a verdict. */
+	rc = run(cmd_diff, "diff", "--resamples", "200", "--agent", a1, "--agent", a2,
+		 "--clusters", "host", "commit=base", "commit=new", NULL);
+	if (rc != 0 || !strstr(out_text, "insufficient data") || strstr(out_text, "regression\n"))
+		fail_msg("rc %d\n%s%s", rc, out_text, err_text);
+	usage_error(run(cmd_diff, "diff", "--clusters", "pid", "commit=base", "commit=new",
+			NULL), "--clusters");
+	/* Host sets per side: base from one file, new from another. */
+	for (int i = 0; i < 2; i++) {
+		snprintf(files[i], sizeof(files[i]), "%s", path(i ? "new-agents" : "base-agents"));
+		FILE *f = fopen(files[i], "w");
+		assert_non_null(f);
+		fprintf(f, "# %s side\n%s\n\n", i ? "new" : "base", i ? a2 : a1);
+		fclose(f);
+	}
+	rc = run(cmd_diff, "diff", "--resamples", "200", "--base-agents", files[0], "--new-agents",
+		 files[1], "--json", "-", "commit=base", "commit=new", NULL);
+	if (rc != 1 || !strstr(out_text, "\"hosts\": {\"base\": 1, \"new\": 1, \"all\": 2}") ||
+	    !strstr(out_text, "\"answered\": true"))
+		fail_msg("rc %d\n%s%s", rc, out_text, err_text);
+	/* No agent of a side answers: an input error naming them. */
+	usage_error(run(cmd_diff, "diff", "--agent", a1, "--agent", "http://127.0.0.1:1",
+			"commit=gone", "commit=new", NULL), "agent answered 404");
+	usage_error(run(cmd_diff, "diff", "--agent", a1, "--agent", a2, "commit=junk",
+			"commit=new", NULL), "is not a profile");
+	usage_error(run(cmd_diff, "diff", "--base-agents", files[0], "commit=base", "commit=new",
+			NULL), "no agents for the new side");
+	FILE *f = fopen(files[0], "w");
+	assert_non_null(f);
+	fprintf(f, "127.0.0.1:9464\n");
+	fclose(f);
+	usage_error(run(cmd_diff, "diff", "--agents-file", files[0], "commit=base", "commit=new",
+			NULL), "base-agents:1: expected one agent URL");
+	http_server__stop(s1);
+	http_server__stop(s2);
+	http_server__stop(s3);
+}
+
 static void test_diff_errors(void **state)
 {
 	(void)state;
@@ -382,6 +454,7 @@ int main(void)
 		cmocka_unit_test(test_diff_finds_the_regression),
 		cmocka_unit_test(test_diff_metrics),
 		cmocka_unit_test(test_diff_from_an_agent),
+		cmocka_unit_test(test_diff_from_many_agents),
 		cmocka_unit_test(test_diff_errors),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

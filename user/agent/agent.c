@@ -28,6 +28,7 @@
 #include "util/hashmap.h"
 #include "util/textfile.h"
 #include "util/clock.h"
+#include "util/cgroup.h"
 
 static volatile sig_atomic_t stop_signal;
 static volatile sig_atomic_t reload_signal;
@@ -570,7 +571,7 @@ static void reload(struct agent *a, const char *config_path,
 	    c.python != old.python || c.tags != old.tags || c.kernel != old.kernel ||
 	    strcmp(c.token_file, old.token_file) || c.max_series != old.max_series ||
 	    c.listen_remote != old.listen_remote || c.retention_age_s != old.retention_age_s ||
-	    c.retention_bytes != old.retention_bytes)
+	    c.retention_bytes != old.retention_bytes || strcmp(c.cgroup, old.cgroup))
 		fprintf(stderr, "dynoprof agent: reloaded; listen, token_file, frequency, event, database, "
 			"retention, python, tags, kernel, endpoint_from and max_series changes "
 			"take effect after a restart\n");
@@ -605,6 +606,10 @@ int agent__run(const struct agent_config *initial, const char *config_path,
 	pthread_mutex_init(&a->st.lock, NULL);
 	pthread_cond_init(&a->st.query_done, NULL);
 	a->st.config = *initial;
+	/* The host's name in answers (config `host`), fixed for the agent's life. */
+	if (!a->st.config.host[0] &&
+	    gethostname(a->st.config.host, sizeof(a->st.config.host) - 1))
+		snprintf(a->st.config.host, sizeof(a->st.config.host), "unknown");
 	a->st.started_unix_ns = clock_ns(CLOCK_REALTIME);
 	const struct agent_config *c = &a->st.config;
 
@@ -657,8 +662,16 @@ int agent__run(const struct agent_config *initial, const char *config_path,
 		goto out;
 	}
 
+	/* `cgroup`: one agent per container (or per test "host"). */
+	struct cgroup_ref cg = { .id = 0 };
+	if (c->cgroup[0] && cgroup__resolve(c->cgroup, &cg, err, sizeof(err))) {
+		fprintf(stderr, "dynoprof agent: cgroup: %s\n", err);
+		goto out;
+	}
 	struct pipeline_opts po = {
 		.freq_hz = c->frequency_hz,
+		.cgroup_id = cg.id,
+		.cgroup_level = cg.level,
 		.event = c->sample_on_tick ? SAMPLE_EVENT_TICK : SAMPLE_EVENT_CPU_CLOCK,
 		.counting = true,
 		.bpf_stats = true,
@@ -718,8 +731,9 @@ int agent__run(const struct agent_config *initial, const char *config_path,
 	pthread_mutex_lock(&a->st.lock);
 	a->st.http = a->http;
 	pthread_mutex_unlock(&a->st.lock);
-	fprintf(stderr, "dynoprof agent: profiling all CPUs at %u Hz (%s), %gs windows into %s; "
-		"serving http://%s%s%s:%u/metrics\n", c->frequency_hz,
+	fprintf(stderr, "dynoprof agent: profiling all CPUs%s%s at %u Hz (%s), %gs windows into %s; "
+		"serving http://%s%s%s:%u/metrics\n", cg.id ? ", only tasks in cgroup " : "",
+		cg.id ? cg.path : "", c->frequency_hz,
 		cc ? cc->reason : "no counters", c->window_s, c->database,
 		strchr(c->listen_address, ':') ? "[" : "", c->listen_address,
 		strchr(c->listen_address, ':') ? "]" : "", http_server__port(a->http));

@@ -39,6 +39,10 @@ static const struct {
 	{ "deploy_check_min_effect", "0.02", "smallest CPU change a deploy check reports" },
 	{ "deploy_check_confidence", "0.95", "confidence of a deploy check's interval (0.5-0.9999;"
 					     " higher: fewer false alarms, fewer finds)" },
+	{ "host", "", "this host's name in pprof answers, /healthz and fleet diffs "
+		      "(default: the hostname)" },
+	{ "cgroup", "", "profile only tasks in this cgroup v2 or below it (a path, or a name "
+			"under /sys/fs/cgroup)" },
 };
 
 void agent_config__describe(FILE *out)
@@ -201,6 +205,11 @@ int agent_config__set(struct agent_config *c, const char *key, const char *value
 		e = parse_bool(value, &c->listen_remote);
 	else if (!strcmp(key, "token_file"))
 		e = set_string(c->token_file, sizeof(c->token_file), value, true);
+	else if (!strcmp(key, "host"))
+		e = strpbrk(value, " \t\"'\\=&") ? -EINVAL
+						  : set_string(c->host, sizeof(c->host), value, true);
+	else if (!strcmp(key, "cgroup"))
+		e = set_string(c->cgroup, sizeof(c->cgroup), value, true);
 	else if (!strcmp(key, "frequency"))
 		e = parse_uint(value, 1, 1000, &c->frequency_hz);
 	else if (!strcmp(key, "event")) {

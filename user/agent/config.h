@@ -45,6 +45,10 @@ struct agent_config {
 				    * switch (300) */
 	double deploy_min_effect;  /* deploy_check_min_effect: verdict threshold (0.02) */
 	double deploy_confidence;  /* deploy_check_confidence: interval level (0.95) */
+	char host[65];             /* host: this host's name in API answers and fleet
+				    * diffs; "" = gethostname() */
+	char cgroup[256];          /* cgroup: profile only tasks in this cgroup v2 (or
+				    * below it); "" = every task (restart to change) */
 };
 
 /* Fills c with the defaults. */

@@ -267,9 +267,19 @@ static struct profile *select_profile(struct agent_state *st, const struct http_
 
 static void handle_profile(void *ctx, const struct http_query *q, struct http_response *r)
 {
+	struct agent_state *st = ctx;
 	struct profile *p = select_profile(ctx, q, NULL, r);
 	if (!p)
 		return;
+	/* Who answered: `dynoprof diff` over many agents clusters by host x
+	 * window and names hosts by it (config `host`, fixed at start). */
+	char host_comment[96];
+	snprintf(host_comment, sizeof(host_comment), "dynoprof.host=%s", st->config.host);
+	if (profile__add_comment(p, host_comment)) {
+		profile__free(p);
+		http_response__error(r, 500, "out of memory");
+		return;
+	}
 	char *blob = NULL;
 	size_t len = 0;
 	FILE *mem = open_memstream(&blob, &len);
@@ -370,10 +380,11 @@ static void handle_healthz(void *ctx, const struct http_query *q, struct http_re
 	} else {
 		strbuf__puts(&r->body, "{\"status\": \"ok\", ");
 	}
-	strbuf__printf(&r->body, "\"uptime_s\": %.0f, \"windows\": %" PRId64
-		       ", \"database_bytes\": %" PRId64 ", \"store_failures\": %" PRIu64 "}\n",
-		       (clock_ns(CLOCK_REALTIME) - st->started_unix_ns) / 1e9, windows, bytes,
-		       failures);
+	strbuf__printf(&r->body, "\"uptime_s\": %.0f, \"host\": ",
+		       (clock_ns(CLOCK_REALTIME) - st->started_unix_ns) / 1e9);
+	strbuf__json_string(&r->body, st->config.host);
+	strbuf__printf(&r->body, ", \"windows\": %" PRId64 ", \"database_bytes\": %" PRId64
+		       ", \"store_failures\": %" PRIu64 "}\n", windows, bytes, failures);
 	r->content_type = "application/json";
 }
 

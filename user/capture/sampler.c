@@ -410,6 +410,9 @@ struct sampler *sampler__open(const struct sampler_opts *opts, sampler_record_fn
 	s->skel->rodata->filter_pids = opts->npids > 0;
 	s->skel->rodata->filter_tids = opts->ntids > 0;
 	s->skel->rodata->follow_children = opts->follow_children;
+	s->skel->rodata->filter_cgroup = opts->cgroup_id != 0;
+	s->skel->rodata->cgroup_id = opts->cgroup_id;
+	s->skel->rodata->cgroup_level = opts->cgroup_level;
 	s->skel->rodata->walk_python = opts->walk_python;
 	s->skel->rodata->kernel_stacks = !opts->no_kernel_stacks;
 	s->skel->rodata->thread_tags = opts->thread_tags;

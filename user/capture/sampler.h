@@ -40,6 +40,9 @@ struct sampler_opts {
 	const uint32_t *tids;       /* threads to sample; NULL/0 = all */
 	size_t ntids;
 	bool follow_children;       /* children forked by targets become targets */
+	uint64_t cgroup_id;         /* != 0: only tasks in this cgroup v2 (its id: the
+				     * directory's inode number) or below it */
+	uint32_t cgroup_level;      /* its depth below the cgroup root (root: 0) */
 	size_t ringbuf_bytes;       /* ring buffer size (power of two); 0 = default 8 MiB */
 	bool walk_python;           /* walk CPython frames of published processes */
 	bool no_kernel_stacks;      /* do not collect kernel stacks (saves their cost) */

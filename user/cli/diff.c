@@ -9,9 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "cli/options.h"
+#include "cli/diff_agents.h"
 #include "diff/diff.h"
 #include "formats/format.h"
 #include "formats/output.h"
@@ -19,6 +21,7 @@
 #include "formats/svg.h"
 #include "profile/profile.h"
 #include "profile/transform.h"
+#include "util/hashmap.h"
 #include "util/http_get.h"
 #include "util/outfile.h"
 #include "util/strbuf.h"
@@ -30,6 +33,24 @@
 #define THRESHOLDS_MAX_BYTES (1 << 20)
 #define THRESHOLDS_MAX_LINE 65536
 #define AGENT_MAX_BYTES (512u << 20)
+/* One agent's answer when several are asked: the sides stay bounded. */
+#define FLEET_AGENT_MAX_BYTES (64u << 20)
+/* An agents file: DIFF_MAX_AGENTS short lines. */
+#define AGENTS_FILE_MAX_BYTES (1 << 20)
+#define AGENTS_FILE_MAX_LINE 4096
+#define AGENT_TIMEOUT_DEFAULT_S 10
+
+/* The agents of a diff: URLs per side, and what each answered. */
+struct fleet {
+	const char *urls[2][DIFF_MAX_AGENTS]; /* per side (0 base, 1 new), borrowed */
+	size_t nurls[2];
+	struct agent_job *jobs;               /* one per side x URL (owned) */
+	size_t njobs;
+	size_t hosts[2];                      /* distinct hosts with samples per side,
+					       * after the selectors */
+	struct hashmap *all_hosts;            /* hosts with samples on either side */
+	size_t nall_hosts;
+};
 
 /* Reads one side into a new profile. */
 /* The start of an answer's body as one line of an error message (an agent's
@@ -47,6 +68,9 @@ static const char *body_line(const struct strbuf *body, char *out, size_t len)
 	out[n] = '\0';
 	return out;
 }
+
+static struct profile *select_side(struct profile *p, const char *what,
+				   const char *const *selects, size_t nselects);
 
 static struct profile *load_side(const char *what, const char *agent, const char *token,
 				 const char *const *selects, size_t nselects)
@@ -92,6 +116,13 @@ static struct profile *load_side(const char *what, const char *agent, const char
 		profile__free(p);
 		return NULL;
 	}
+	return select_side(p, what, selects, nselects);
+}
+
+/* Notes a side's saturation and keeps the samples its selectors choose. */
+static struct profile *select_side(struct profile *p, const char *what,
+				   const char *const *selects, size_t nselects)
+{
 	cli_note_saturated(p, what);
 	if (nselects) {
 		struct label_filter f[MAX_SELECT];
@@ -230,7 +261,10 @@ static void json_change(struct strbuf *sb, const struct ratio_change *c)
 		       c->new_clusters);
 }
 
-static int write_json(const struct diff_result *r, double confidence, FILE *out)
+static void json_fleet(struct strbuf *sb, const struct fleet *f);
+
+static int write_json(const struct diff_result *r, double confidence, const struct fleet *fleet,
+		      FILE *out)
 {
 	struct strbuf sb = STRBUF_INIT;
 	strbuf__printf(&sb, "{\"confidence\": %g, \"regressions\": %zu, \"improvements\": %zu, "
@@ -257,7 +291,10 @@ static int write_json(const struct diff_result *r, double confidence, FILE *out)
 		}
 		strbuf__puts(&sb, "]}");
 	}
-	strbuf__puts(&sb, "\n]}\n");
+	strbuf__puts(&sb, "\n]");
+	if (fleet)
+		json_fleet(&sb, fleet);
+	strbuf__puts(&sb, "}\n");
 	int e = strbuf__error(&sb);
 	if (!e && fwrite(sb.data, 1, sb.len, out) != sb.len)
 		e = -EIO;
@@ -291,9 +328,201 @@ static int diff_fill(void *ctx, const struct profile *p, const struct profile_fr
 	return 1;
 }
 
+/* Reads an agents file: one URL per line, `#` comments, blank lines skipped.
+ * The URLs are kept in *keep (freed by the caller). */
+static int load_agents_file(const char *path, const char **urls, size_t *n,
+			    struct textfile *keep)
+{
+	char msg[512];
+	char *line;
+	if (textfile__read(keep, path, AGENTS_FILE_MAX_BYTES, AGENTS_FILE_MAX_LINE, msg,
+			   sizeof(msg))) {
+		cli_error("cannot read %s", msg);
+		return -EINVAL;
+	}
+	while ((line = textfile__next_line(keep))) {
+		char *hash = strchr(line, '#');
+		if (hash)
+			*hash = '\0';
+		char *s = line;
+		while (*s == ' ' || *s == '\t')
+			s++;
+		size_t len = strlen(s);
+		while (len && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+			s[--len] = '\0';
+		if (!*s)
+			continue;
+		if (strncmp(s, "http://", 7) || strpbrk(s, " \t")) {
+			cli_error("%s:%d: expected one agent URL (http://host:port) per line", path,
+				  keep->lineno);
+			return -EINVAL;
+		}
+		if (*n >= DIFF_MAX_AGENTS) {
+			cli_error("%s:%d: more than %d agents", path, keep->lineno, DIFF_MAX_AGENTS);
+			return -E2BIG;
+		}
+		urls[(*n)++] = s;
+	}
+	return 0;
+}
+
+/* Asks every agent of both sides (in parallel) for its side's selection.
+ * Returns 0 when each side has at least one answer; else names every agent
+ * of a side that has none (exit 2). Agents that did not answer while others
+ * did are named as a warning and left out. */
+static int fleet_fetch(struct fleet *f, const char *base_q, const char *new_q,
+		       const char *token, int timeout_s)
+{
+	size_t n = f->nurls[0] + f->nurls[1];
+	f->jobs = calloc(n ? n : 1, sizeof(*f->jobs));
+	if (!f->jobs) {
+		cli_error("out of memory");
+		return -ENOMEM;
+	}
+	for (int side = 0; side < 2; side++)
+		for (size_t i = 0; i < f->nurls[side]; i++) {
+			struct agent_job *j = &f->jobs[f->njobs++];
+			j->url = f->urls[side][i];
+			j->query = side ? new_q : base_q;
+			j->side = side;
+		}
+	struct agent_fetch_opts o = { .token = token[0] ? token : NULL, .timeout_s = timeout_s,
+				      .max_bytes = FLEET_AGENT_MAX_BYTES };
+	agent_jobs__run(f->jobs, f->njobs, &o);
+	for (size_t i = 0; i < f->njobs; i++)
+		if (f->jobs[i].usage_error) {
+			cli_error("%s", f->jobs[i].error);
+			return -EINVAL;
+		}
+	size_t answered[2] = { 0, 0 };
+	for (size_t i = 0; i < f->njobs; i++)
+		answered[f->jobs[i].side] += f->jobs[i].answered;
+	for (int side = 0; side < 2; side++) {
+		if (answered[side])
+			continue;
+		/* One line: the first agent's reason, and how many more failed. */
+		for (size_t i = 0; i < f->njobs; i++)
+			if (f->jobs[i].side == side) {
+				if (f->nurls[side] > 1)
+					cli_error("no agent answered for the %s side (%s: %s; and %zu "
+						  "more)", side ? "new" : "base", f->jobs[i].url,
+						  f->jobs[i].error, f->nurls[side] - 1);
+				else
+					cli_error("%s", f->jobs[i].error);
+				break;
+			}
+		return -ENODATA;
+	}
+	for (size_t i = 0; i < f->njobs; i++)
+		if (!f->jobs[i].answered)
+			fprintf(stderr, "dynoprof: warning: %s side: agent %s (%s) left out: %s\n",
+				f->jobs[i].side ? "new" : "base", f->jobs[i].url, f->jobs[i].host,
+				f->jobs[i].error);
+	return 0;
+}
+
+/* Pools a side's answers, every sample labelled with its host (two agents
+ * naming the same host are told apart by their URL), then applies the
+ * side's selectors (which may select a host). */
+static struct profile *fleet_side(struct fleet *f, int side, const char *what,
+				  const char *const *selects, size_t nselects)
+{
+	struct profile *p = profile__new();
+	if (!p) {
+		cli_error("out of memory");
+		return NULL;
+	}
+	for (size_t i = 0; i < f->njobs; i++) {
+		struct agent_job *j = &f->jobs[i];
+		if (j->side != side || !j->answered)
+			continue;
+		for (size_t k = 0; k < i; k++)
+			if (f->jobs[k].answered && f->jobs[k].side == side &&
+			    !strcmp(f->jobs[k].host, j->host)) {
+				char both[sizeof(j->host)];
+				snprintf(both, sizeof(both), "%.40s@%.50s", j->host, j->url);
+				fprintf(stderr, "dynoprof: warning: agents %s and %s both call themselves "
+					"%s: the second is %s here\n", f->jobs[k].url, j->url, j->host,
+					both);
+				memcpy(j->host, both, sizeof(both));
+				break;
+			}
+		struct label_filter extra = { "host", j->host };
+		int e = profile__merge(p, j->profile, NULL, 0, 0, &extra);
+		if (e) {
+			cli_error("pooling the agents' answers failed: %s", strerror(-e));
+			profile__free(p);
+			return NULL;
+		}
+	}
+	p = select_side(p, what, selects, nselects);
+	if (!p)
+		return NULL;
+	/* The hosts the side's figures stand on: those with samples left. */
+	struct hashmap *seen = hashmap__new();
+	if (!f->all_hosts)
+		f->all_hosts = hashmap__new();
+	for (size_t i = 0; seen && f->all_hosts && i < profile__sample_count(p); i++) {
+		const char *h = profile__sample_label(p, profile__sample(p, i), "host");
+		if (h && !hashmap__get(seen, h, strlen(h)) &&
+		    !hashmap__put(seen, h, strlen(h), (void *)1, NULL))
+			f->hosts[side]++;
+		if (h && !hashmap__get(f->all_hosts, h, strlen(h)) &&
+		    !hashmap__put(f->all_hosts, h, strlen(h), (void *)1, NULL))
+			f->nall_hosts++;
+	}
+	hashmap__free(seen);
+	return p;
+}
+
+static void fleet_free(struct fleet *f)
+{
+	for (size_t i = 0; f->jobs && i < f->njobs; i++)
+		profile__free(f->jobs[i].profile);
+	free(f->jobs);
+	hashmap__free(f->all_hosts);
+}
+
+/* The fleet lines under the table: on how many hosts the verdict stands,
+ * and every agent left out. */
+static void print_fleet(const struct fleet *f, FILE *out)
+{
+	size_t answered[2] = { 0, 0 };
+	for (size_t i = 0; i < f->njobs; i++)
+		answered[f->jobs[i].side] += f->jobs[i].answered;
+	fprintf(out, "on %zu host%s: base %zu (%zu of %zu agents answered), new %zu (%zu of %zu)\n",
+		f->nall_hosts, f->nall_hosts == 1 ? "" : "s", f->hosts[0],
+		answered[0], f->nurls[0], f->hosts[1], answered[1], f->nurls[1]);
+	for (size_t i = 0; i < f->njobs; i++)
+		if (!f->jobs[i].answered)
+			fprintf(out, "no answer from %s (%s, %s side): %s\n", f->jobs[i].url,
+				f->jobs[i].host, f->jobs[i].side ? "new" : "base", f->jobs[i].error);
+}
+
+static void json_fleet(struct strbuf *sb, const struct fleet *f)
+{
+	strbuf__printf(sb, ", \"hosts\": {\"base\": %zu, \"new\": %zu, \"all\": %zu}, "
+		       "\"agents\": [", f->hosts[0], f->hosts[1], f->nall_hosts);
+	for (size_t i = 0; i < f->njobs; i++) {
+		const struct agent_job *j = &f->jobs[i];
+		strbuf__puts(sb, i ? ", {\"url\": " : "{\"url\": ");
+		strbuf__json_string(sb, j->url);
+		strbuf__printf(sb, ", \"side\": \"%s\", \"host\": ", j->side ? "new" : "base");
+		strbuf__json_string(sb, j->host);
+		strbuf__printf(sb, ", \"answered\": %s", j->answered ? "true" : "false");
+		if (!j->answered) {
+			strbuf__puts(sb, ", \"error\": ");
+			strbuf__json_string(sb, j->error);
+		}
+		strbuf__puts(sb, "}");
+	}
+	strbuf__puts(sb, "]");
+}
+
 enum { OPT_BASE_SELECT = CLI_LONG_ONLY, OPT_NEW_SELECT, OPT_AGENT, OPT_TOKEN, OPT_BY,
        OPT_MIN_EFFECT, OPT_THRESHOLDS, OPT_CONFIDENCE, OPT_RESAMPLES, OPT_SEED, OPT_JSON,
-       OPT_SVG };
+       OPT_SVG, OPT_AGENTS_FILE, OPT_BASE_AGENTS, OPT_NEW_AGENTS, OPT_AGENT_TIMEOUT,
+       OPT_CLUSTERS };
 
 /* The options, their help and defaults: what cmd_diff takes and --help shows. */
 static const struct cli_option diff_options[] = {
@@ -303,7 +532,19 @@ static const struct cli_option diff_options[] = {
 		   "tag (repeatable), e.g. to compare two commits recorded in one file"),
 	CLI_OPTION(OPT_NEW_SELECT, "new-select", "K=V", "likewise for the new side"),
 	CLI_OPTION(OPT_AGENT, "agent", "URL", "BASE and NEW are agent queries "
-		   "(http://host:9464)"),
+		   "(http://host:9464); repeatable: every agent is asked, in parallel, and "
+		   "their hosts pooled (clusters: host x window)"),
+	CLI_OPTION(OPT_AGENTS_FILE, "agents-file", "FILE", "more agents: one URL per line, "
+		   "# comments"),
+	CLI_OPTION(OPT_BASE_AGENTS, "base-agents", "FILE", "BASE is asked of these agents "
+		   "only (e.g. the fleet), instead of --agent/--agents-file"),
+	CLI_OPTION(OPT_NEW_AGENTS, "new-agents", "FILE", "NEW is asked of these agents only "
+		   "(e.g. the canaries)"),
+	CLI_OPTION_DEF(OPT_AGENT_TIMEOUT, "agent-timeout", "SECONDS", "longest wait for one "
+		       "agent (an agent slower than that is named and left out)", "10"),
+	CLI_OPTION_DEF(OPT_CLUSTERS, "clusters", "host-window|host", "with many agents: "
+		       "each host's window is a cluster, or each host (its lasting differences "
+		       "fully in the interval; needs 8 hosts a side)", "host-window"),
 	CLI_OPTION(OPT_TOKEN, "token-file", "FILE", "bearer token for the agent"),
 	CLI_OPTION_DEF(OPT_BY, "by", "KEY", "the tag that names endpoints", "endpoint"),
 	CLI_OPTION_DEF(OPT_MIN_EFFECT, "min-effect", "X", "smallest change that counts",
@@ -358,6 +599,14 @@ int cmd_diff(int argc, char **argv)
 	const char *base_sel[MAX_SELECT], *new_sel[MAX_SELECT];
 	size_t nbase_sel = 0, nnew_sel = 0, nthr = 0;
 	const char *agent = NULL, *token_file = NULL, *json = NULL, *svg = NULL;
+	/* Agents: --agent and --agents-file (both sides), --base-agents and
+	 * --new-agents (one side each). */
+	struct fleet fleet = { .njobs = 0 };
+	const char *any_urls[DIFF_MAX_AGENTS];
+	size_t nany = 0;
+	struct textfile files[3] = { 0 };
+	int nfiles = 0, side_files[2] = { 0, 0 }, timeout_s = AGENT_TIMEOUT_DEFAULT_S;
+	const char *file_args[3][2] = { { 0 } };
 	static struct diff_threshold thr[MAX_THRESHOLDS];
 	static char thr_names[MAX_THRESHOLDS][256];
 	struct diff_opts o = { 0 };
@@ -382,7 +631,40 @@ int cmd_diff(int argc, char **argv)
 			else
 				new_sel[nnew_sel++] = arg;
 			break;
-		case OPT_AGENT: agent = arg; break;
+		case OPT_AGENT:
+			if (nany >= DIFF_MAX_AGENTS) {
+				cli_error("more than %d agents", DIFF_MAX_AGENTS);
+				return 2;
+			}
+			agent = any_urls[nany++] = arg;
+			break;
+		case OPT_AGENTS_FILE:
+		case OPT_BASE_AGENTS:
+		case OPT_NEW_AGENTS:
+			if (nfiles >= 3) {
+				cli_error("at most one --agents-file, --base-agents and --new-agents");
+				return 2;
+			}
+			file_args[nfiles][0] = c == OPT_AGENTS_FILE ? "any" :
+					       c == OPT_BASE_AGENTS ? "base" : "new";
+			file_args[nfiles++][1] = arg;
+			break;
+		case OPT_CLUSTERS:
+			if (strcmp(arg, "host") && strcmp(arg, "host-window")) {
+				cli_error("bad --clusters '%s': host-window or host", arg);
+				return 2;
+			}
+			o.clusters_by_host = !strcmp(arg, "host");
+			break;
+		case OPT_AGENT_TIMEOUT: {
+			long v = strtol(arg, &end, 10);
+			if (*end || v < 1 || v > 3600) {
+				cli_error("bad --agent-timeout '%s': whole seconds, 1..3600", arg);
+				return 2;
+			}
+			timeout_s = (int)v;
+			break;
+		}
 		case OPT_TOKEN: token_file = arg; break;
 		case OPT_BY: o.group_key = arg; break;
 		case OPT_MIN_EFFECT:
@@ -440,17 +722,54 @@ int cmd_diff(int argc, char **argv)
 			return 2;
 		}
 	}
+	/* The agents of each side. */
+	for (int i = 0; i < nfiles; i++) {
+		const char *kind = file_args[i][0];
+		int e;
+		if (!strcmp(kind, "any")) {
+			e = load_agents_file(file_args[i][1], any_urls, &nany, &files[i]);
+		} else {
+			int side = !strcmp(kind, "new");
+			if (side_files[side]++) {
+				cli_error("--%s-agents given twice", kind);
+				goto out;
+			}
+			e = load_agents_file(file_args[i][1], fleet.urls[side], &fleet.nurls[side],
+					     &files[i]);
+		}
+		if (e)
+			goto out;
+	}
+	int fleet_mode = nany > 1 || nfiles > 0;
+	if (fleet_mode) {
+		for (int side = 0; side < 2; side++)
+			if (!side_files[side])
+				for (size_t i = 0; i < nany; i++)
+					fleet.urls[side][fleet.nurls[side]++] = any_urls[i];
+		if (!fleet.nurls[0] || !fleet.nurls[1]) {
+			cli_error("no agents for the %s side: give --agent, --agents-file or --%s-agents",
+				  fleet.nurls[0] ? "new" : "base", fleet.nurls[0] ? "new" : "base");
+			goto out;
+		}
+	}
 	/* Outputs are checked before the (maybe remote) inputs are read. */
 	for (int i = 0; i < 2; i++) {
 		const char *out_path = i ? svg : json;
 		char msg[512];
 		if (out_path && strcmp(out_path, "-") && outfile__check(out_path, 0, msg, sizeof(msg))) {
 			cli_error("%s", msg);
-			return 2;
+			goto out;
 		}
 	}
-	base = load_side(argv[first], agent, token, base_sel, nbase_sel);
-	cur = base ? load_side(argv[first + 1], agent, token, new_sel, nnew_sel) : NULL;
+	if (fleet_mode) {
+		if (fleet_fetch(&fleet, argv[first], argv[first + 1], token, timeout_s))
+			goto out;
+		base = fleet_side(&fleet, 0, argv[first], base_sel, nbase_sel);
+		cur = base ? fleet_side(&fleet, 1, argv[first + 1], new_sel, nnew_sel) : NULL;
+	} else {
+		base = load_side(argv[first], agent, token, base_sel, nbase_sel);
+		cur = base ? load_side(argv[first + 1], agent, token, new_sel, nnew_sel) : NULL;
+	}
 	if (!base || !cur)
 		goto out;
 	int e = diff__compute(base, cur, &o, &result);
@@ -464,13 +783,16 @@ int cmd_diff(int argc, char **argv)
 		goto out;
 	}
 	int json_stdout = json && !strcmp(json, "-");
-	if (!quiet && !json_stdout)
+	if (!quiet && !json_stdout) {
 		print_table(&result, stdout);
+		if (fleet_mode)
+			print_fleet(&fleet, stdout);
+	}
 	if (json) {
 		char werr[512];
 		struct outfile *of = outfile__open(json, werr, sizeof(werr));
 		e = of ? write_json(&result, o.confidence ? o.confidence : 0.95,
-				    outfile__stream(of)) : -errno;
+				    fleet_mode ? &fleet : NULL, outfile__stream(of)) : -errno;
 		if (of && e) {
 			outfile__abort(of);
 			snprintf(werr, sizeof(werr), "cannot write %s: %s", json, strerror(-e));
@@ -512,5 +834,8 @@ out:
 	diff__free(&result);
 	profile__free(base);
 	profile__free(cur);
+	fleet_free(&fleet);
+	for (int i = 0; i < 3; i++)
+		textfile__free(&files[i]);
 	return rc;
 }

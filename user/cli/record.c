@@ -33,6 +33,7 @@
 #include "util/outfile.h"
 #include "util/privileges.h"
 #include "util/clock.h"
+#include "util/cgroup.h"
 
 #define DEFAULT_FREQ_HZ 99
 #define MAX_GROUP_KEYS 8
@@ -80,11 +81,14 @@ struct record_args {
 	struct env_tag_rule env_rules[MAX_ENV_RULES]; /* defaults + --env-tag */
 	size_t nenv_rules;
 	bool quiet;                /* -q */
+	const char *cgroup;        /* --cgroup: only tasks in this cgroup v2 or below */
+	struct cgroup_ref cgroup_ref; /* its id and depth, resolved before the capture */
 };
 
 enum { OPT_TID = CLI_LONG_ONLY, OPT_FORMAT, OPT_NO_KERNEL, OPT_NO_PYTHON, OPT_PYTHON_LINES,
        OPT_GROUP_BY, OPT_TAG, OPT_ENDPOINT_FROM, OPT_ENV_TAG, OPT_NO_TAGS,
-       OPT_COUNTS, OPT_NO_COUNTS, OPT_WINDOW, OPT_WEIGHT, OPT_STANDIN, OPT_CHILDREN };
+       OPT_COUNTS, OPT_NO_COUNTS, OPT_WINDOW, OPT_WEIGHT, OPT_STANDIN, OPT_CHILDREN,
+       OPT_CGROUP };
 
 /* The options, their help and defaults: what parse_args takes and --help shows. */
 static const struct cli_option record_options[] = {
@@ -96,6 +100,9 @@ static const struct cli_option record_options[] = {
 		   "during the capture (e.g. -p <gunicorn master> --children profiles its "
 		   "workers)"),
 	CLI_OPTION(OPT_TID, "tid", "TID[,TID...]", "only these threads"),
+	CLI_OPTION(OPT_CGROUP, "cgroup", "PATH", "only tasks in this cgroup v2 or below it (a "
+		   "path, or a name under /sys/fs/cgroup: a container's, a systemd unit's); "
+		   "with -p: both"),
 	{ .operand = "-- COMMAND [ARGS...]",
 	  .help = "run COMMAND and profile it and its children from its first instruction "
 		  "until it exits; dynoprof exits with its exit code" },
@@ -336,6 +343,9 @@ static int parse_args(int argc, char **argv, struct record_args *a)
 		case OPT_STANDIN:
 			a->counter_standin = true;
 			break;
+		case OPT_CGROUP:
+			a->cgroup = arg;
+			break;
 		case OPT_CHILDREN:
 			a->children = true;
 			break;
@@ -393,6 +403,13 @@ static int parse_args(int argc, char **argv, struct record_args *a)
 		cli_error("--children goes with -p PID: it adds that process's descendants "
 			  "(a COMMAND's children are always profiled)");
 		return 1002;
+	}
+	if (a->cgroup) {
+		char err[512];
+		if (cgroup__resolve(a->cgroup, &a->cgroup_ref, err, sizeof(err))) {
+			cli_error("--cgroup: %s", err);
+			return 1002;
+		}
 	}
 	return 0;
 }
@@ -655,6 +672,8 @@ int cmd_record(int argc, char **argv)
 		.tids = a.tids,
 		.ntids = a.ntids,
 		.follow_children = a.command != NULL || a.children,
+		.cgroup_id = a.cgroup ? a.cgroup_ref.id : 0,
+		.cgroup_level = a.cgroup_ref.level,
 		.counting = !a.no_counts,
 		.counter_standin = a.counter_standin,
 		.kernel = !a.no_kernel,
@@ -705,6 +724,9 @@ int cmd_record(int argc, char **argv)
 			a.duration_s > 0 || a.command ? "" : "; Ctrl-C to stop");
 		if (cc)
 			fprintf(stderr, "dynoprof: %s\n", cc->reason);
+		if (a.cgroup)
+			fprintf(stderr, "dynoprof: cgroup filter on: only tasks in %s (and the "
+				"cgroups below it)\n", a.cgroup_ref.path);
 	}
 	/* The command is primed at its first sample: it has not exec'd yet. */
 	if (!a.command)

@@ -55,6 +55,7 @@ struct side {
 	struct darr all_samples;  /* every sample per cluster (share denominator) */
 	struct hashmap *eps;      /* endpoint -> struct ep_acc* */
 	uint64_t total_samples;
+	bool by_host;             /* clusters are hosts, not host x window */
 };
 
 static void ep_free(struct ep_acc *e)
@@ -83,20 +84,32 @@ static void side_free(struct side *s)
 /* A sample's cluster: its time window (all processes together: slowness a
  * host shares across processes in a window must not count as independent
  * evidence — calibration showed window x process clusters under-cover
- * badly), or its process when samples carry no window label. */
-static int cluster_key(const struct profile *p, const struct profile_sample *smp, char *key,
+ * badly), or its process when samples carry no window label. Samples pooled
+ * from several hosts (`diff --agent` with many agents labels each with
+ * `host`) cluster by host x window: hosts are independent of each other, and
+ * host-to-host variation is then part of the interval. */
+static int cluster_key(const struct side *s, const struct profile_sample *smp, char *key,
 		       size_t len)
 {
-	const char *w = profile__sample_label(p, smp, "window");
-	int n = w ? snprintf(key, len, "w%s", w) : snprintf(key, len, "p%u", smp->pid);
+	const struct profile *p = s->p;
+	const char *h = profile__sample_label(p, smp, "host");
+	/* --clusters host: a host's windows are one cluster (its lasting
+	 * differences are then fully in the interval). */
+	const char *w = s->by_host && h ? NULL : profile__sample_label(p, smp, "window");
+	if (s->by_host && h) {
+		int n = snprintf(key, len, "h\x1f%s", h);
+		return n < 0 ? 0 : (size_t)n >= len ? (int)len - 1 : n;
+	}
+	int n = w ? snprintf(key, len, "w%s\x1f%s", w, h ? h : "")
+		  : snprintf(key, len, "p%u\x1f%s", smp->pid, h ? h : "");
 	return n < 0 ? 0 : (size_t)n >= len ? (int)len - 1 : n;
 }
 
 /* Returns the sample's cluster index in s (created on first sight). */
 static int cluster_of(struct side *s, const struct profile_sample *smp, size_t *idx)
 {
-	char key[64];
-	int len = cluster_key(s->p, smp, key, sizeof(key));
+	char key[320];
+	int len = cluster_key(s, smp, key, sizeof(key));
 	uintptr_t found = (uintptr_t)hashmap__get(s->clusters, key, (size_t)len);
 	if (!found) {
 		found = ++s->nclusters;
@@ -108,10 +121,11 @@ static int cluster_of(struct side *s, const struct profile_sample *smp, size_t *
 }
 
 static int side_build(struct side *s, const struct profile *p, const char *cpu_type,
-		      const char *group_key)
+		      const char *group_key, bool by_host)
 {
 	memset(s, 0, sizeof(*s));
 	s->p = p;
+	s->by_host = by_host;
 	s->vs = profile__find_value(p, "samples");
 	s->vc = profile__find_value(p, cpu_type);
 	s->vr = profile__find_value(p, "requests");
@@ -247,8 +261,8 @@ static int function_costs(const struct side *s, const char *key, const char *val
 			name = function_name(s->p, smp->frames[f - 1]);
 		if (!name)
 			continue;
-		char ckey[64];
-		int len = cluster_key(s->p, smp, ckey, sizeof(ckey));
+		char ckey[320];
+		int len = cluster_key(s, smp, ckey, sizeof(ckey));
 		size_t c = (uintptr_t)hashmap__get(s->clusters, ckey, (size_t)len) - 1;
 		struct darr *d = hashmap__get(out, name, strlen(name));
 		if (!d) {
@@ -422,9 +436,9 @@ int diff__compute(const struct profile *base, const struct profile *cur,
 	int instr = profile__find_value(base, "instructions") >= 0 &&
 		    profile__find_value(cur, "instructions") >= 0;
 	const char *cpu_type = instr ? "instructions" : "cpu";
-	err = side_build(&b, base, cpu_type, o.group_key);
+	err = side_build(&b, base, cpu_type, o.group_key, o.clusters_by_host);
 	if (!err)
-		err = side_build(&n, cur, cpu_type, o.group_key);
+		err = side_build(&n, cur, cpu_type, o.group_key, o.clusters_by_host);
 	if (err)
 		goto done;
 	if (!b.total_samples || !n.total_samples) {
@@ -565,9 +579,9 @@ struct diff_function_map *diff__function_map(const struct profile *base,
 	memset(&b, 0, sizeof(b));
 	memset(&n, 0, sizeof(n));
 	if (!err)
-		err = side_build(&b, base, "cpu", o.group_key);
+		err = side_build(&b, base, "cpu", o.group_key, o.clusters_by_host);
 	if (!err)
-		err = side_build(&n, cur, "cpu", o.group_key);
+		err = side_build(&n, cur, "cpu", o.group_key, o.clusters_by_host);
 	if (!err)
 		err = function_costs(&b, NULL, NULL, 0, bf);
 	if (!err)

@@ -75,6 +75,8 @@ struct diff_opts {
 	double min_requests;        /* per side for the per-request metric (default 30) */
 	double min_samples;         /* per side for the share metric (default 100) */
 	size_t max_functions;       /* functions analysed per flagged endpoint (default 30) */
+	bool clusters_by_host;      /* samples with a `host` label cluster by host alone,
+				     * not host x window (false: the default) */
 };
 
 struct diff_result {

@@ -98,6 +98,8 @@ struct pipeline *pipeline__open(const struct pipeline_opts *o, struct profile *p
 		.tids = o->tids,
 		.ntids = o->ntids,
 		.follow_children = o->follow_children,
+		.cgroup_id = o->cgroup_id,
+		.cgroup_level = o->cgroup_level,
 		.walk_python = python,
 		.thread_tags = thread_tags,
 		.counting = o->counting,
@@ -194,6 +196,11 @@ void pipeline__free(struct pipeline *p)
 void pipeline__prime(struct pipeline *p, bool whole_host)
 {
 	const struct pipeline_opts *o = &p->opts;
+	/* Limited to a cgroup: its processes are found by their samples (and
+	 * execs), which come from that cgroup only; a scan would find (and count
+	 * the requests of) every process on the host. */
+	if (o->cgroup_id)
+		whole_host = false;
 	for (size_t i = 0; i < o->npids; i++)
 		symbolizer__touch(p->sym, (pid_t)o->pids[i]);
 	if (p->tags) {

@@ -37,6 +37,9 @@ struct pipeline_opts {
 	const uint32_t *tids;         /* only these threads (borrowed); NULL: all */
 	size_t ntids;
 	bool follow_children;         /* the targets' forks become targets */
+	uint64_t cgroup_id;           /* != 0: only tasks in this cgroup v2 or below it
+				       * (util/cgroup.h resolves a path) */
+	uint32_t cgroup_level;        /* its depth below the cgroup root */
 	bool counting;                /* exact per-thread CPU time (and counters) */
 	bool counter_standin;         /* no PMU: the software cpu-clock in the counter slot */
 	bool bpf_stats;               /* measure the BPF programs' own run time */
