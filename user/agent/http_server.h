@@ -40,6 +40,8 @@ struct http_response {
 	const char *content_type;     /* static string, e.g. "text/plain; version=0.0.4" */
 	const char *content_encoding; /* NULL or "gzip" (body already compressed) */
 	const char *content_disposition; /* NULL or a static value */
+	const char *cache_control;    /* NULL ("no-store") or a static value */
+	const char *csp;              /* NULL (none) or a static Content-Security-Policy */
 	struct strbuf body;           /* response bytes (owned by the server) */
 };
 
@@ -54,6 +56,9 @@ struct http_route {
 	const char *path;        /* exact path, e.g. "/metrics" */
 	http_handler_fn handler;
 	void *ctx;
+	bool public_page;        /* served without the token: static code that holds
+				  * no data (the web page and its script), so a
+				  * browser can load it and then ask for the token */
 };
 
 struct http_server_opts {
