@@ -103,7 +103,7 @@
       const had = token() !== "";
       box.textContent = had ? "The agent refused the token (401 unauthorized): enter the right one."
         : "This agent needs a bearer token (401 unauthorized): enter it below.";
-      $("token-reason").textContent = box.textContent;
+      $("token-reason").textContent = "The agent's bearer token (kept in this browser's local storage for this agent):";
       $("token-form").hidden = false;
       $("token").focus();
     } else if (err instanceof ApiError && err.status) {
@@ -130,9 +130,14 @@
   const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;",
     '"': "&quot;", "'": "&#39;" }[c]));
 
+  // One formatter per precision: toLocaleString() builds one per call, which
+  // costs seconds over a thousand-row table.
+  const numberFormats = [];
   function fmtNum(v, digits) {
     if (v === null || v === undefined || !isFinite(v)) return "–";
-    return v.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
+    const f = numberFormats[digits] || (numberFormats[digits] = new Intl.NumberFormat("en-US",
+      { maximumFractionDigits: digits, minimumFractionDigits: digits }));
+    return f.format(v);
   }
 
   function fmtCpu(ns) {
@@ -238,23 +243,31 @@
     return t;
   }
 
-  // Self and total per function (display text); total once per stack.
+  // Self and total per function (display text); total once per stack, so
+  // recursion does not count twice. Typed arrays per frame: 200,000 nodes in
+  // a few milliseconds.
   function topFunctions(t) {
-    const byName = new Map();
-    const onPath = new Map(), path = [];
+    const nf = t.frames.length;
+    const self = new Float64Array(nf), total = new Float64Array(nf), onPath = new Int32Array(nf);
+    const path = new Int32Array(t.maxDepth + 2);
+    let depth = 0;
     for (let i = 0; i < t.n; i++) {
       const d = t.depth[i];
-      while (path.length > d) { const f = path.pop(); onPath.set(f, onPath.get(f) - 1); }
+      while (depth > d) onPath[path[--depth]]--;
       const f = t.frame[i];
-      path.push(f);
-      const c = onPath.get(f) || 0;
-      onPath.set(f, c + 1);
-      if (i === 0 || t.frames[f].k === "special" && t.depth[i] === 1) continue;
+      path[depth++] = f;
+      if (i > 0 && !(d === 1 && t.frames[f].k === "special")) {
+        self[f] += t.self[i];
+        if (onPath[f] === 0) total[f] += t.value[i];
+      }
+      onPath[f]++;
+    }
+    const byName = new Map();
+    for (let f = 0; f < nf; f++) {
+      if (!self[f] && !total[f]) continue;
       const name = t.frames[f].n;
-      let r = byName.get(name);
-      if (!r) { r = { name, frame: t.frames[f], self: 0, total: 0, selfSamples: 0 }; byName.set(name, r); }
-      r.self += t.self[i];
-      if (c === 0) r.total += t.value[i];
+      const r = byName.get(name);
+      if (r) { r.self += self[f]; r.total += total[f]; } else byName.set(name, { name, frame: t.frames[f], self: self[f], total: total[f] });
     }
     return Array.from(byName.values());
   }
@@ -434,7 +447,9 @@
 
   // A flame graph with its controls and top table, in container.
   function mountFlame(container, data, opts) {
+    const tm = [performance.now()];
     const t = buildTree(data);
+    tm.push(performance.now());
     const bar = el("div", { class: "toolbar" });
     const search = el("input", { id: "search", type: "search", placeholder: "search (regex)", value: state.search || "" });
     const result = el("span", { id: "search-result", class: "muted" });
@@ -458,6 +473,7 @@
       onZoom: (i) => setState({ zoom: nodePath(t, i) || undefined }),
     });
     fg.zoom = findPath(t, state.zoom);
+    tm.push(performance.now());
     const applySearch = () => {
       const re = compileSearch(search.value);
       const m = fg.setSearch(re);
@@ -472,10 +488,11 @@
     reset.addEventListener("click", () => setState({ zoom: undefined }));
     orient.addEventListener("click", () => setState({ orient: icicle ? "flame" : "icicle" }));
     fg.draw();
+    tm.push(performance.now());
     if (search.value) applySearch();
 
     // Top functions: self and total.
-    const rows = topFunctions(t).sort((a, b) => b.self - a.self || b.total - a.total).slice(0, 200);
+    const rows = topFunctions(t).sort((a, b) => b.self - a.self || b.total - a.total).slice(0, 100);
     const total = t.value[0] || 1;
     const table = el("table", { class: "top", id: "top-table" });
     table.innerHTML = "<thead><tr><th>self</th><th>total</th><th>function</th></tr></thead>";
@@ -494,6 +511,8 @@
     });
     table.append(body);
     right.append(el("h3", { text: "Top functions (" + (t.unit === "cpu" ? "CPU" : t.unit) + ")" }), table);
+    tm.push(performance.now());
+    fg.timings = { tree: tm[1] - tm[0], setup: tm[2] - tm[1], draw: tm[3] - tm[2], top: tm[4] - tm[3] };
     return fg;
   }
 
@@ -568,32 +587,60 @@
     const cols = [["service", "service"], ["endpoint", "endpoint"], ["commit", "commit"],
       ["perReq", useInstr ? "instr / req" : "CPU / req"], ["rps", "req/s"], ["share", "share of service"],
       ["cost", useInstr ? "instructions" : "CPU"], ["samples", "samples"], ["", "trend"]];
-    let html = "<table class=\"overview\" id=\"overview-table\"><thead><tr>";
+    let head = "<table class=\"overview\" id=\"overview-table\"><colgroup>";
+    for (const w of [12, 20, 12, 9, 7, 9, 9, 8, 14]) head += "<col class=\"w" + w + "\">";
+    head += "</colgroup><thead><tr>";
     for (const [k, label] of cols) {
       const arrow = k && k === sort ? (dir > 0 ? " ▲" : " ▼") : "";
-      html += k ? "<th class=\"sortable\" data-sort=\"" + k + "\">" + esc(label) + arrow + "</th>" : "<th>" + label + "</th>";
+      head += k ? "<th class=\"sortable\" data-sort=\"" + k + "\">" + esc(label) + arrow + "</th>" : "<th>" + label + "</th>";
     }
-    html += "</tr></thead><tbody>";
+    head += "</tr></thead><tbody></tbody></table>";
+    // The rows, service headers between them; only those in view are in the
+    // document (a thousand rows would cost seconds of layout).
+    const items = [];
     let lastSvc = null;
     for (const r of rows) {
-      const g = r.g;
-      if (g.service !== lastSvc) {
-        lastSvc = g.service;
-        const tot = svcCpu.get(g.service) || 0;
-        html += "<tr class=\"service-row\"><td colspan=\"9\">" + esc(g.service) + " <span class=\"muted\">" +
+      if (r.g.service !== lastSvc) { lastSvc = r.g.service; items.push({ svc: r.g.service }); }
+      items.push({ r });
+    }
+    const rowHtml = (it) => {
+      if (it.svc !== undefined) {
+        const tot = svcCpu.get(it.svc) || 0;
+        return "<tr class=\"service-row\"><td colspan=\"9\">" + esc(it.svc) + " <span class=\"muted\">" +
           (useInstr ? fmtNum(tot, 0) + " instructions" : fmtCpu(tot) + " CPU") + "</span></td></tr>";
       }
-      html += "<tr class=\"group\" data-service=\"" + esc(g.service) + "\" data-endpoint=\"" + esc(g.endpoint) +
-        "\" data-commit=\"" + esc(g.commit) + "\"><td>" + esc(g.service) + "</td><td class=\"ep\">" + esc(g.endpoint) +
-        "</td><td>" + esc(g.commit) + "</td><td class=\"num per-req\">" +
+      const r = it.r, g = r.g;
+      return "<tr class=\"group\" data-service=\"" + esc(g.service) + "\" data-endpoint=\"" + esc(g.endpoint) +
+        "\" data-commit=\"" + esc(g.commit) + "\"><td title=\"" + esc(g.service) + "\">" + esc(g.service) + "</td><td class=\"ep\" title=\"" + esc(g.endpoint) + "\">" + esc(g.endpoint) +
+        "</td><td title=\"" + esc(g.commit) + "\">" + esc(g.commit) + "</td><td class=\"num per-req\">" +
         (useInstr ? fmtNum(r.perReq, 0) : isFinite(r.perReq) ? fmtNum(r.perReq / 1e6, 3) + " ms" : "–") +
         "</td><td class=\"num rps\">" + fmtNum(r.rps, 2) + "</td><td class=\"num share\">" + fmtPct(r.share) +
         "</td><td class=\"num cost\">" + (useInstr ? fmtNum(r.cost, 0) : fmtCpu(r.cost)) + "</td><td class=\"num\">" +
         fmtNum(g.samples, 0) + "</td><td>" + sparkline(spark.get(g.service + "\0" + g.endpoint + "\0" + g.commit)) + "</td></tr>";
-    }
-    html += "</tbody></table>";
-    const wrap = el("div", { class: "table-wrap" });
-    wrap.innerHTML = html;
+    };
+    const wrap = el("div", { class: "table-wrap virtual", id: "overview-wrap", "data-rows": String(rows.length) });
+    wrap.innerHTML = head;
+    const tbody = wrap.querySelector("tbody");
+    const ROW = 26, SPARE = 15;
+    let shown = "";
+    const paint = () => {
+      const top = wrap.scrollTop, h = wrap.clientHeight || 900;
+      const first = Math.max(0, Math.floor(top / ROW) - SPARE);
+      const last = Math.min(items.length, Math.ceil((top + h) / ROW) + SPARE);
+      if (shown === first + ":" + last) return;
+      shown = first + ":" + last;
+      let html = "";
+      for (let i = first; i < last; i++) html += rowHtml(items[i]);
+      tbody.innerHTML = html;
+      for (const [where, n] of [["afterbegin", first], ["beforeend", items.length - last]]) {
+        if (!n) continue;
+        const spacer = el("tr", { class: "spacer" }, [el("td", { colspan: "9" })]);
+        spacer.style.height = n * ROW + "px";
+        tbody.insertAdjacentElement(where, spacer);
+      }
+    };
+    let frame = 0;
+    wrap.addEventListener("scroll", () => { if (!frame) frame = requestAnimationFrame(() => { frame = 0; paint(); }); });
     wrap.addEventListener("click", (e) => {
       const th = e.target.closest("th.sortable");
       if (th) {
@@ -605,6 +652,7 @@
       if (tr) openFlame({ service: tr.dataset.service, endpoint: tr.dataset.endpoint, commit: tr.dataset.commit });
     });
     main.append(wrap);
+    paint();
   }
 
   function sparkline(values) {
@@ -899,7 +947,12 @@
       const id = nodes.length / 5;
       nodes.push(2 + ((rnd() * 2000) | 0), depth, 0, 0, 0);
       let total = 0;
-      if (depth >= 24 || budget <= 1) { total = 1 + ((rnd() * 100) | 0); leaves++; } else {
+      if (depth >= 24 || budget <= 1) {
+        // A leaf stack: a tail of its own (up to 4 more frames), as real stacks have.
+        total = 1 + ((rnd() * 100) | 0);
+        leaves++;
+        for (let k = 1, tail = (rnd() * 5) | 0; k <= tail; k++) nodes.push(2 + ((rnd() * 2000) | 0), depth + k, total, total * 1e7, 0);
+      } else {
         const kids = Math.min(budget, 2 + ((rnd() * 6) | 0));
         let left = budget;
         for (let k = 0; k < kids && left > 0; k++) {
@@ -931,13 +984,17 @@
       const t0 = performance.now();
       renderOverview(main, JSON.parse(text[0]), JSON.parse(text[1]), 3600);
       main.offsetHeight; // force layout
-      return { ms: performance.now() - t0, rows: main.querySelectorAll("tr.group").length };
+      const wrap = $("overview-wrap");
+      return { ms: performance.now() - t0, rows: Number(wrap.dataset.rows), drawn: main.querySelectorAll("tr.group").length };
     }
     const text = JSON.stringify(syntheticTree(n));
     const t0 = performance.now();
-    const fg = mountFlame(main, JSON.parse(text), {});
+    const data = JSON.parse(text);
+    const t1 = performance.now();
+    const fg = mountFlame(main, data, {});
     main.offsetHeight;
-    return { ms: performance.now() - t0, nodes: fg ? fg.t.n : 0, leaves: n };
+    return { ms: performance.now() - t0, nodes: fg ? fg.t.n : 0, leaves: n, json_mb: text.length / 1e6,
+      parse: t1 - t0, timings: fg ? fg.timings : null };
   }
 
   // ---- start ----
