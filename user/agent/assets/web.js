@@ -621,10 +621,12 @@
     const wrap = el("div", { class: "table-wrap virtual", id: "overview-wrap", "data-rows": String(rows.length) });
     wrap.innerHTML = head;
     const tbody = wrap.querySelector("tbody");
-    const ROW = 26, SPARE = 15;
-    let shown = "";
+    const SPARE = 15;
+    let shown = "", ROW = 30;
     const paint = () => {
-      const top = wrap.scrollTop, h = wrap.clientHeight || 900;
+      // The wrapper grows with its rows up to its max-height: before the
+      // first rows it is only the header, so fill at least the window.
+      const top = wrap.scrollTop, h = Math.max(wrap.clientHeight, window.innerHeight);
       const first = Math.max(0, Math.floor(top / ROW) - SPARE);
       const last = Math.min(items.length, Math.ceil((top + h) / ROW) + SPARE);
       if (shown === first + ":" + last) return;
@@ -653,6 +655,10 @@
     });
     main.append(wrap);
     paint();
+    // The spacers' arithmetic needs the real row height (fonts differ).
+    const tr = tbody.querySelector("tr.group");
+    const pitch = tr ? tr.getBoundingClientRect().height : 0;
+    if (pitch > 10 && Math.abs(pitch - ROW) > 0.5) { ROW = pitch; shown = ""; paint(); }
   }
 
   function sparkline(values) {
