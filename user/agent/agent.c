@@ -14,6 +14,7 @@
 
 #include "agent/agent_state.h"
 #include "agent/http_server.h"
+#include "agent/web.h"
 #include "aggregate/aggregate.h"
 #include "aggregate/counts.h"
 #include "capture/sampler.h"
@@ -705,6 +706,7 @@ int agent__run(const struct agent_config *initial, const char *config_path,
 	struct http_server_opts ho = { .address = c->listen_address, .port = c->listen_port,
 				       .allow_remote = c->listen_remote,
 				       .token = a->token[0] ? a->token : NULL,
+				       .public_paths = web_public_paths,
 				       .blocking_paths = blocking };
 	a->http = http_server__start(&ho, routes, nroutes, err, sizeof(err));
 	if (!a->http) {

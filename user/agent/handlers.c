@@ -581,8 +581,7 @@ size_t agent_handlers__routes(struct agent_state *st, struct http_route *routes)
 {
 	size_t n = 0;
 	for (; n < sizeof(route_table) / sizeof(route_table[0]); n++)
-		routes[n] = (struct http_route){ route_table[n].path, route_table[n].handler, st,
-						 web__is_public(route_table[n].path) };
+		routes[n] = (struct http_route){ route_table[n].path, route_table[n].handler, st };
 	return n;
 }
 

@@ -72,7 +72,7 @@ struct server_route {
 	http_handler_fn handler; /* called for GET/HEAD on path */
 	void *ctx;               /* handler's context */
 	bool may_block;          /* in opts.blocking_paths: counts against their share */
-	bool public_page;        /* http_route.public_page: no token needed */
+	bool public_page;        /* in opts.public_paths: no token needed */
 };
 
 struct http_server {
@@ -547,7 +547,7 @@ static void server_free(struct http_server *s)
 }
 
 static int copy_routes(struct http_server *s, const struct http_route *routes, size_t nroutes,
-		       const char *const *blocking)
+		       const char *const *blocking, const char *const *public_paths)
 {
 	struct strbuf list = STRBUF_INIT;
 	s->routes = calloc(nroutes ? nroutes : 1, sizeof(*s->routes));
@@ -565,7 +565,8 @@ static int copy_routes(struct http_server *s, const struct http_route *routes, s
 		}
 		s->routes[i].handler = routes[i].handler;
 		s->routes[i].ctx = routes[i].ctx;
-		s->routes[i].public_page = routes[i].public_page;
+		for (size_t k = 0; public_paths && public_paths[k]; k++)
+			s->routes[i].public_page |= !strcmp(public_paths[k], routes[i].path);
 		for (size_t k = 0; blocking && blocking[k]; k++)
 			s->routes[i].may_block |= !strcmp(blocking[k], routes[i].path);
 		s->nroutes = i + 1;
@@ -618,7 +619,7 @@ struct http_server *http_server__start(const struct http_server_opts *opts,
 		return NULL;
 	}
 	s->listen_fd = -1;
-	e = copy_routes(s, routes, nroutes, opts->blocking_paths);
+	e = copy_routes(s, routes, nroutes, opts->blocking_paths, opts->public_paths);
 	if (!e && opts->token && *opts->token) {
 		s->token = strdup(opts->token);
 		s->token_len = strlen(opts->token);

@@ -56,9 +56,6 @@ struct http_route {
 	const char *path;        /* exact path, e.g. "/metrics" */
 	http_handler_fn handler;
 	void *ctx;
-	bool public_page;        /* served without the token: static code that holds
-				  * no data (the web page and its script), so a
-				  * browser can load it and then ask for the token */
 };
 
 struct http_server_opts {
@@ -71,6 +68,10 @@ struct http_server_opts {
 	unsigned max_pending;    /* connections waiting for their head, default 512 */
 	unsigned max_pending_per_addr; /* of them per client address, default 128 */
 	unsigned head_timeout_ms;/* accept to complete head, absolute; default 10000 */
+	const char *const *public_paths; /* NULL-terminated routes served without the
+				  * token: static code holding no data (the web
+				  * page and its assets), so a browser can load
+				  * it and then ask the user for the token */
 	const char *const *blocking_paths; /* NULL-terminated routes whose handlers may
 				  * take long (collections): they get at most
 				  * max_connections less an eighth at once (503

@@ -23,11 +23,7 @@
 		"object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 #define WEB_VERSION_PLACEHOLDER "@VERSION@"
 
-bool web__is_public(const char *path)
-{
-	return !strcmp(path, "/") || !strcmp(path, WEB_SCRIPT_PATH) ||
-	       !strcmp(path, WEB_STYLE_PATH);
-}
+const char *const web_public_paths[] = { "/", WEB_SCRIPT_PATH, WEB_STYLE_PATH, NULL };
 
 /* The assets' version: FNV-1a of the script and style, in hex. */
 static void web_version(char out[17])

@@ -12,15 +12,14 @@
 #ifndef DYNOPROF_AGENT_WEB_H
 #define DYNOPROF_AGENT_WEB_H
 
-#include <stdbool.h>
-
 #include "agent/http_server.h"
 
 #define WEB_SCRIPT_PATH "/ui/web.js"
 #define WEB_STYLE_PATH "/ui/web.css"
 
-/* true for the routes served without the token (the page and its assets). */
-bool web__is_public(const char *path);
+/* The routes served without the token (the page and its assets), for
+ * http_server_opts.public_paths: NULL-terminated. */
+extern const char *const web_public_paths[];
 
 /* Route handlers; ctx is the agent's struct agent_state. */
 void web__handle_page(void *ctx, const struct http_query *q, struct http_response *r);
