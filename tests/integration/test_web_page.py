@@ -322,6 +322,13 @@ def test_web_page_views(agent_and_apps, browser):
         or text_of(browser, "#message"), (state, text_of(browser, "main"))
     shot(browser, "regressions-compare")
 
+    # ---- live: the view refreshes as the agent stores windows (1 s here) ----
+    open_view(browser, agent, "#view=overview&range=15m&live=1&service=" + service)
+    renders = int(browser.execute_script("return document.getElementById('main').dataset.renders"))
+    assert wait_until(lambda: int(browser.execute_script(
+        "return document.getElementById('main').dataset.renders")) >= renders + 2, 20, 0.2)
+    assert browser.find_element("id", "live").is_selected()
+
     # ---- an empty range says so in words ----
     open_view(browser, agent, "#view=overview&range=custom&from=1000000000&to=1000000600")
     assert "No profiles in this range" in text_of(browser, "main"), text_of(browser, "main")

@@ -876,6 +876,7 @@
     main.textContent = "";
     main.dataset.view = state.view;
     main.dataset.state = "loading";
+    main.dataset.renders = String(Number(main.dataset.renders || 0) + 1);
     const fn = VIEWS[state.view];
     if (!fn) {
       main.append(el("p", { class: "empty", text: "Unknown view '" + state.view + "': pick one above." }));
