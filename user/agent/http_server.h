@@ -3,7 +3,8 @@
  *
  * Loopback only unless allow_remote is set (listening elsewhere needs an
  * explicit flag). Unknown paths answer 404, other methods 405, a missing or
- * wrong token 401; handlers answer 400 with a message for bad parameters.
+ * wrong token 401 (but on opts.public_paths); handlers answer 400 with a
+ * message for bad parameters.
  * Requests are bounded: head size (431), parameter count and length, a
  * parameter given twice (400), connections waiting for their request head
  * (max_pending, max_pending_per_addr: the oldest is pushed out, 503), an
