@@ -268,6 +268,13 @@ def test_web_page_views(agent_and_apps, browser):
                            rect[1] + found[1])
     assert wait_view(browser) == "ready"
     assert "zoom=" in browser.current_url, browser.current_url
+    zoomed = browser.execute_script("return document.querySelector('canvas.flame').toDataURL()")
+    # Escape resets it.
+    browser.execute_script("document.dispatchEvent(new KeyboardEvent('keydown', {key: 'Escape'}))")
+    assert wait_view(browser) == "ready"
+    assert "zoom=" not in browser.current_url, browser.current_url
+    assert browser.execute_script("return document.querySelector('canvas.flame').toDataURL()") \
+        != zoomed
 
     # ---- compare: /heavy flagged, by the same code as `dynoprof diff` ----
     open_view(browser, agent, "#view=compare&service=%s&base=%s&new=%s&%s"
@@ -308,10 +315,13 @@ def test_web_page_views(agent_and_apps, browser):
     # two commits: /heavy, or "insufficient data" when a side ran too little).
     assert service in table and "%s → %s" % (base, new) in table, table
     checks = [c for c in agent.get_json("/api/v1/regressions")["checks"] if c["service"] == service]
-    shown = browser.execute_script("return document.querySelectorAll('#regressions-table tbody tr')"
-                                   ".length")
-    assert shown >= len(checks) > 0, (shown, checks)
-    link = browser.find_element("css selector", "#regressions-table a")
+    # (The agent profiles the whole host: other services' deploys are listed too.)
+    shown = browser.execute_script("return document.querySelectorAll("
+                                   "'#regressions-table tbody tr[data-service=\"%s\"]').length"
+                                   % service)
+    assert shown == len(checks) > 0, (shown, checks)
+    link = browser.find_element("css selector",
+                                '#regressions-table tr[data-service="%s"] a' % service)
     browser.execute_script("document.getElementById('main').dataset.state = 'stale'")
     link.click()
     state = wait_view(browser)

@@ -299,7 +299,10 @@
       window.addEventListener("resize", this.onResize = () => this.draw());
     }
 
-    destroy() { window.removeEventListener("resize", this.onResize); }
+    destroy() {
+      window.removeEventListener("resize", this.onResize);
+      if (this.onKey) document.removeEventListener("keydown", this.onKey);
+    }
 
     setZoom(i) { this.zoom = i >= 0 && i < this.t.n ? i : 0; this.draw(); }
 
@@ -486,6 +489,12 @@
       timer = setTimeout(() => { applySearch(); history.replaceState(null, "", writeHash(Object.assign({}, state, { search: search.value || undefined }))); state = readState(); }, 150);
     });
     reset.addEventListener("click", () => setState({ zoom: undefined }));
+    // Escape resets the zoom, "/" goes to the search box (as in the SVG).
+    fg.onKey = (e) => {
+      if (e.key === "Escape" && state.zoom) setState({ zoom: undefined });
+      else if (e.key === "/" && document.activeElement !== search) { e.preventDefault(); search.focus(); }
+    };
+    document.addEventListener("keydown", fg.onKey);
     orient.addEventListener("click", () => setState({ orient: icicle ? "flame" : "icicle" }));
     fg.draw();
     tm.push(performance.now());
@@ -851,7 +860,7 @@
       const cls = c.verdict === "regression" ? "regression" : c.verdict === "improvement" ? "improvement" : "neutral";
       const link = writeHash({ view: "compare", service: c.service, range: "custom", "base.from": Math.floor(c.base_range[0]), "base.to": Math.ceil(c.base_range[1]),
         "new.from": Math.floor(c.new_range[0]), "new.to": Math.ceil(c.new_range[1]), base: c.base, new: c.new, from: Math.floor(c.base_range[0]), to: Math.ceil(c.new_range[1]) });
-      html += "<tr class=\"" + cls + "\"><td>" + fmtTime(c.checked) + "</td><td>" + esc(c.service) + "</td><td>" + esc(c.endpoint) + "</td><td>" + esc(c.base) + " → " + esc(c.new) +
+      html += "<tr class=\"" + cls + "\" data-service=\"" + esc(c.service) + "\" data-endpoint=\"" + esc(c.endpoint) + "\"><td>" + fmtTime(c.checked) + "</td><td>" + esc(c.service) + "</td><td>" + esc(c.endpoint) + "</td><td>" + esc(c.base) + " → " + esc(c.new) +
         (c.canary ? " (canary)" : "") + "</td><td class=\"num\">" + fmtChange(c.change) + "</td><td class=\"num\">[" + fmtChange(c.ci_low) + ", " + fmtChange(c.ci_high) +
         "]</td><td class=\"verdict\">" + esc(c.verdict) + "</td><td>" + esc(c.reason || "") + "</td><td><a href=\"" + esc(link) + "\">compare</a></td></tr>";
     }
