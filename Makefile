@@ -52,6 +52,7 @@ ASSETS     := $(wildcard user/*/assets/*)
 ASSET_INCS := $(patsubst %,$(OUTPUT)/assets/%.inc,$(notdir $(ASSETS)))
 vpath %.js $(sort $(dir $(ASSETS)))
 vpath %.css $(sort $(dir $(ASSETS)))
+vpath %.html $(sort $(dir $(ASSETS)))
 
 .PHONY: all deps test-deps unit-test integration-test test bench clean profile check-layers \
 	fuzz fuzz-build fuzz-smoke
@@ -86,6 +87,9 @@ $(OUTPUT)/%.bpf.o: bpf/%.bpf.c $(BPF_HDRS) $(BPF_PROG_HDRS) vmlinux/$(ARCH)/vmli
 # The SVG writer's objects (every build flavour) include them.
 $(OUTPUT)/obj/user/formats/svg.o $(OUTPUT)/san/user/formats/svg.o \
 	$(OUTPUT)/fuzz/obj/user/formats/svg.o: $(ASSET_INCS)
+# ... and the agent's web page (user/agent/assets/web.*).
+$(OUTPUT)/obj/user/agent/web.o $(OUTPUT)/san/user/agent/web.o \
+	$(OUTPUT)/fuzz/obj/user/agent/web.o $(OUTPUT)/cov/obj/user/agent/web.o: $(ASSET_INCS)
 
 $(OUTPUT)/assets/%.inc: % scripts/embed.sh
 	$(call msg,EMBED,$@)

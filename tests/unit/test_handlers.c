@@ -213,7 +213,7 @@ static int setup(void **state)
 	put_window(st->store, fx.t0 + 60 * NS, w2, 2);
 	metrics__add(st->metrics, "dynoprof_agent_windows_total", NULL, 0, 2);
 
-	struct http_route routes[8];
+	struct http_route routes[AGENT_MAX_ROUTES];
 	size_t n = agent_handlers__routes(st, routes);
 	struct http_server_opts opts = { .address = "127.0.0.1", .port = 0 };
 	fx.server = http_server__start(&opts, routes, n, err, sizeof(err));
@@ -559,7 +559,8 @@ static void test_server_level_errors(void **state)
 	expect_error("/api/v1/groups?by=endpoint&by=commit", 400,
 		     "query parameter 'by' is given twice\n");
 	expect_error("/nope", 404, "not found: /nope; try /metrics, /debug/pprof/profile, "
-		     "/flamegraph, /api/v1/groups, /api/v1/regressions, /healthz\n");
+		     "/flamegraph, /api/v1/groups, /api/v1/regressions, /healthz, /, /ui/web.js, "
+		     "/ui/web.css, /api/v1/flamegraph, /api/v1/timeseries, /api/v1/compare\n");
 
 	/* A value over 4096 bytes. */
 	struct strbuf url = STRBUF_INIT;
@@ -725,9 +726,9 @@ static void test_describe_routes(void **state)
 	assert_non_null(out);
 	agent__describe_routes(out);
 	assert_int_equal(fclose(out), 0);
-	struct http_route routes[8];
+	struct http_route routes[AGENT_MAX_ROUTES];
 	size_t n = agent_handlers__routes(&fx.st, routes);
-	assert_int_equal(n, 6);
+	assert_int_equal(n, 12);
 	for (size_t i = 0; i < n; i++) {
 		char want[64];
 		snprintf(want, sizeof(want), "  GET %-24s ", routes[i].path);
@@ -1216,7 +1217,7 @@ static int own_setup(void **state)
 	free(blob);
 	profile__free(p);
 
-	struct http_route routes[8];
+	struct http_route routes[AGENT_MAX_ROUTES];
 	size_t n = agent_handlers__routes(&own_st, routes);
 	struct http_server_opts o = { .address = "127.0.0.1", .port = 0 };
 	own_server = http_server__start(&o, routes, n, err, sizeof(err));

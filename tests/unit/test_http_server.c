@@ -909,6 +909,30 @@ static void test_bearer_token(void **state)
 	stop(fx);
 }
 
+/* public_paths (the web page) answer without the token; every other route,
+ * and an unknown path, still needs it. */
+static void test_public_paths(void **state)
+{
+	(void)state;
+	static const char *const public_paths[] = { "/echo", NULL };
+	struct http_server_opts opts = { .address = "127.0.0.1", .port = 0,
+					 .token = "s3cret-token", .public_paths = public_paths };
+	struct fixture *fx = start_with(&opts);
+	struct reply r = curl("'%s/echo?a=1'", fx->base);
+	assert_int_equal(r.status, 200);
+	reply_free(&r);
+	r = curl("-H 'Authorization: Bearer wrong' '%s/echo'", fx->base);
+	assert_int_equal(r.status, 200);
+	reply_free(&r);
+	r = curl("'%s/metrics'", fx->base);
+	assert_int_equal(r.status, 401);
+	reply_free(&r);
+	r = curl("'%s/echo/more'", fx->base);
+	assert_int_equal(r.status, 401);
+	reply_free(&r);
+	stop(fx);
+}
+
 static void test_addresses(void **state)
 {
 	struct fixture *fx = *state;
@@ -1039,6 +1063,7 @@ int main(void)
 		cmocka_unit_test(test_head_end),
 		cmocka_unit_test(test_error_bodies_escape_controls),
 		cmocka_unit_test(test_bearer_token),
+		cmocka_unit_test(test_public_paths),
 		cmocka_unit_test(test_addresses),
 		cmocka_unit_test(test_start_errors),
 		cmocka_unit_test(test_raises_fd_limit),

@@ -14,6 +14,7 @@
 
 #include "agent/agent_state.h"
 #include "agent/http_server.h"
+#include "agent/web.h"
 #include "aggregate/aggregate.h"
 #include "aggregate/counts.h"
 #include "capture/sampler.h"
@@ -715,13 +716,15 @@ int agent__run(const struct agent_config *initial, const char *config_path,
 	a->st.nvalue_types = pipeline__value_types(a->pipe, a->st.value_types);
 	pipeline__prime(a->pipe, true);
 
-	struct http_route routes[8];
+	struct http_route routes[AGENT_MAX_ROUTES];
 	size_t nroutes = agent_handlers__routes(&a->st, routes);
 	/* Live collections block: they must leave /healthz and /metrics room. */
-	static const char *const blocking[] = { "/debug/pprof/profile", "/flamegraph", NULL };
+	static const char *const blocking[] = { "/debug/pprof/profile", "/flamegraph",
+						"/api/v1/flamegraph", "/api/v1/compare", NULL };
 	struct http_server_opts ho = { .address = c->listen_address, .port = c->listen_port,
 				       .allow_remote = c->listen_remote,
 				       .token = a->token[0] ? a->token : NULL,
+				       .public_paths = web_public_paths,
 				       .blocking_paths = blocking };
 	a->http = http_server__start(&ho, routes, nroutes, err, sizeof(err));
 	if (!a->http) {

@@ -53,8 +53,11 @@ struct agent_state {
 	size_t nvalue_types;
 };
 
-/* Registers the HTTP routes' handlers: fills routes (at most 8) and returns
- * their count. */
+/* Most routes the agent serves. */
+#define AGENT_MAX_ROUTES 16
+
+/* Registers the HTTP routes' handlers: fills routes (at most AGENT_MAX_ROUTES)
+ * and returns their count. */
 struct http_route;
 size_t agent_handlers__routes(struct agent_state *st, struct http_route *routes);
 

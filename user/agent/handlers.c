@@ -11,26 +11,13 @@
 #include "agent/agent.h"
 #include "agent/agent_state.h"
 #include "agent/http_server.h"
+#include "agent/query.h"
+#include "agent/web.h"
 #include "formats/pprof.h"
 #include "formats/svg.h"
 #include "profile/transform.h"
 #include "util/hashmap.h"
 #include "util/clock.h"
-
-/* Longest history scan of one query, in windows. */
-#define MAX_QUERY_WINDOWS 20000
-/* Default range of /api/v1/groups and from-only queries. */
-#define DEFAULT_RANGE_S 3600
-
-/* What a profile request selects. */
-struct selection {
-	double seconds;          /* live collection length; 0: history */
-	int64_t from_ns, to_ns;  /* history range */
-	uint32_t pid;            /* 0: any */
-	struct label_filter filters[AGENT_MAX_FILTERS];
-	size_t nfilters;
-	char tag_keys[AGENT_MAX_FILTERS][128]; /* storage for tag.K names */
-};
 
 /* Parses the parameters shared by /debug/pprof/profile and /flamegraph.
  * extra: additional allowed parameter names (NULL-terminated) or NULL.
@@ -321,6 +308,18 @@ static void handle_flamegraph(void *ctx, const struct http_query *q, struct http
 	r->content_type = "image/svg+xml";
 }
 
+struct profile *agent_query__profile(struct agent_state *st, const struct http_query *q,
+				     const char *const *extra, struct http_response *r)
+{
+	return select_profile(st, q, extra, r);
+}
+
+struct profile *agent_query__history(struct agent_state *st, const struct selection *sel,
+				     struct http_response *r)
+{
+	return collect_history(st, sel, r);
+}
+
 /* The server counts its refusals itself; they are copied in at each scrape. */
 static void export_http_refusals(struct agent_state *st)
 {
@@ -575,10 +574,19 @@ static const struct {
 	{ "/api/v1/regressions", handle_regressions, "JSON: the automatic deploy checks and "
 	  "their\nverdicts" },
 	{ "/healthz", handle_healthz, "liveness; 503 while history windows cannot\nbe stored" },
+	{ "/", web__handle_page, "the web page: overview, flame graphs,\ncompare, "
+	  "regressions (no token needed for\nthe page itself; its data needs it)" },
+	{ WEB_SCRIPT_PATH, web__handle_script, "the page's script" },
+	{ WEB_STYLE_PATH, web__handle_style, "the page's style" },
+	{ "/api/v1/flamegraph", web__handle_flamegraph, "JSON call tree of a selection (as\n"
+	  "/flamegraph); format=folded|speedscope" },
+	{ "/api/v1/timeseries", web__handle_timeseries, "JSON sums per group per time bucket" },
+	{ "/api/v1/compare", web__handle_compare, "JSON: `dynoprof diff` of two commits or\n"
+	  "ranges, with a differential call tree" },
 };
 
-_Static_assert(sizeof(route_table) / sizeof(route_table[0]) <= 8,
-	       "agent_handlers__routes fills at most 8 routes");
+_Static_assert(sizeof(route_table) / sizeof(route_table[0]) <= AGENT_MAX_ROUTES,
+	       "agent_handlers__routes fills at most AGENT_MAX_ROUTES routes");
 
 size_t agent_handlers__routes(struct agent_state *st, struct http_route *routes)
 {

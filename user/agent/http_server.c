@@ -72,6 +72,7 @@ struct server_route {
 	http_handler_fn handler; /* called for GET/HEAD on path */
 	void *ctx;               /* handler's context */
 	bool may_block;          /* in opts.blocking_paths: counts against their share */
+	bool public_page;        /* in opts.public_paths: no token needed */
 };
 
 struct http_server {
@@ -273,7 +274,10 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, struct http_re
 					r->content_encoding);
 	if (r->content_disposition)
 		MHD_add_response_header(resp, "Content-Disposition", r->content_disposition);
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL,
+				r->cache_control ? r->cache_control : "no-store");
+	if (r->csp)
+		MHD_add_response_header(resp, "Content-Security-Policy", r->csp);
 	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
 	if (extra_name)
@@ -307,13 +311,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return MHD_NO;
 	*req_cls = s;
 
-	if (!authorized(s, conn)) {
+	const struct server_route *route = find_route(s, url);
+	if (!(route && route->public_page) && !authorized(s, conn)) {
 		http_response__error(&r, 401, "unauthorized: send 'Authorization: Bearer <token>'");
 		extra_name = MHD_HTTP_HEADER_WWW_AUTHENTICATE;
 		extra_value = "Bearer realm=\"dynoprof\"";
 		goto send;
 	}
-	const struct server_route *route = find_route(s, url);
 	if (!route) {
 		char shown[HTTP_MAX_ECHOED_PATH + 8];
 		printable(shown, sizeof(shown), url, HTTP_MAX_ECHOED_PATH);
@@ -543,7 +547,7 @@ static void server_free(struct http_server *s)
 }
 
 static int copy_routes(struct http_server *s, const struct http_route *routes, size_t nroutes,
-		       const char *const *blocking)
+		       const char *const *blocking, const char *const *public_paths)
 {
 	struct strbuf list = STRBUF_INIT;
 	s->routes = calloc(nroutes ? nroutes : 1, sizeof(*s->routes));
@@ -561,6 +565,8 @@ static int copy_routes(struct http_server *s, const struct http_route *routes, s
 		}
 		s->routes[i].handler = routes[i].handler;
 		s->routes[i].ctx = routes[i].ctx;
+		for (size_t k = 0; public_paths && public_paths[k]; k++)
+			s->routes[i].public_page |= !strcmp(public_paths[k], routes[i].path);
 		for (size_t k = 0; blocking && blocking[k]; k++)
 			s->routes[i].may_block |= !strcmp(blocking[k], routes[i].path);
 		s->nroutes = i + 1;
@@ -613,7 +619,7 @@ struct http_server *http_server__start(const struct http_server_opts *opts,
 		return NULL;
 	}
 	s->listen_fd = -1;
-	e = copy_routes(s, routes, nroutes, opts->blocking_paths);
+	e = copy_routes(s, routes, nroutes, opts->blocking_paths, opts->public_paths);
 	if (!e && opts->token && *opts->token) {
 		s->token = strdup(opts->token);
 		s->token_len = strlen(opts->token);

@@ -3,7 +3,8 @@
  *
  * Loopback only unless allow_remote is set (listening elsewhere needs an
  * explicit flag). Unknown paths answer 404, other methods 405, a missing or
- * wrong token 401; handlers answer 400 with a message for bad parameters.
+ * wrong token 401 (but on opts.public_paths); handlers answer 400 with a
+ * message for bad parameters.
  * Requests are bounded: head size (431), parameter count and length, a
  * parameter given twice (400), connections waiting for their request head
  * (max_pending, max_pending_per_addr: the oldest is pushed out, 503), an
@@ -40,6 +41,8 @@ struct http_response {
 	const char *content_type;     /* static string, e.g. "text/plain; version=0.0.4" */
 	const char *content_encoding; /* NULL or "gzip" (body already compressed) */
 	const char *content_disposition; /* NULL or a static value */
+	const char *cache_control;    /* NULL ("no-store") or a static value */
+	const char *csp;              /* NULL (none) or a static Content-Security-Policy */
 	struct strbuf body;           /* response bytes (owned by the server) */
 };
 
@@ -66,6 +69,10 @@ struct http_server_opts {
 	unsigned max_pending;    /* connections waiting for their head, default 512 */
 	unsigned max_pending_per_addr; /* of them per client address, default 128 */
 	unsigned head_timeout_ms;/* accept to complete head, absolute; default 10000 */
+	const char *const *public_paths; /* NULL-terminated routes served without the
+				  * token: static code holding no data (the web
+				  * page and its assets), so a browser can load
+				  * it and then ask the user for the token */
 	const char *const *blocking_paths; /* NULL-terminated routes whose handlers may
 				  * take long (collections): they get at most
 				  * max_connections less an eighth at once (503

@@ -137,6 +137,7 @@ enum stmt_id {
 	ST_GROUPS,
 	ST_SERIES,
 	ST_COUNT_RANGE,
+	ST_BUCKETS,
 	ST__COUNT,
 };
 
@@ -202,6 +203,19 @@ static const char *const STMT_SQL[ST__COUNT] = {
 		" GROUP BY w.start_ns, w.end_ns, w.id ORDER BY w.start_ns, w.end_ns, w.id",
 	/* Windows overlapping a range (a query's cost, checked before it runs). */
 	[ST_COUNT_RANGE] = "SELECT count(*) FROM windows WHERE " OVERLAPS(""),
+	/* ST_GROUPS per time bucket: ?7 the bucket length in ns, a window in the
+	 * bucket its start falls in (one starting before from: bucket 0). */
+	[ST_BUCKETS] =
+		"SELECT t.service, t.\"commit\", t.endpoint, a.samples, a.cpu_ns,"
+		" a.instructions, a.requests, a.b"
+		" FROM (SELECT g.tag_id AS tag_id, max((w.start_ns - ?3) / ?7, 0) AS b,"
+		" sum(g.samples) AS samples, sum(g.cpu_ns) AS cpu_ns,"
+		" sum(g.instructions) AS instructions, sum(g.requests) AS requests"
+		" FROM windows w JOIN groups g ON g.window_id = w.id"
+		" WHERE " OVERLAPS("w.")
+		" AND +g.tag_id IN (SELECT id FROM tags WHERE " TAG_FILTER("") ")"
+		" GROUP BY g.tag_id, b) a JOIN tags t ON t.id = a.tag_id"
+		" ORDER BY t.service, t.\"commit\", t.endpoint, a.b",
 };
 
 struct store {
@@ -1053,6 +1067,53 @@ int store__group_series(struct store *s, int64_t from_ns, int64_t to_ns, const c
 		return -EINVAL;
 	return group_query(s, ST_SERIES, from_ns, to_ns, service, commit, endpoint, visit_series,
 			   &v);
+}
+
+/* store__group_buckets' row: visit_group's columns plus the bucket. */
+struct bucket_visit {
+	int (*fn)(void *ctx, int64_t bucket, const struct store_group *g); /* the callback */
+	void *ctx;                                                         /* its context */
+};
+
+static int visit_bucket(sqlite3_stmt *st, void *arg)
+{
+	struct bucket_visit *v = arg;
+	struct store_group g = {
+		.service = (const char *)sqlite3_column_text(st, 0),
+		.commit = (const char *)sqlite3_column_text(st, 1),
+		.endpoint = (const char *)sqlite3_column_text(st, 2),
+		.samples = column_u64(st, 3),
+		.cpu_ns = column_u64(st, 4),
+		.instructions = column_u64(st, 5),
+		.requests = column_u64(st, 6),
+	};
+
+	if (!g.service || !g.commit || !g.endpoint)
+		return -ENOMEM;
+	return v->fn(v->ctx, sqlite3_column_int64(st, 7), &g);
+}
+
+int store__group_buckets(struct store *s, int64_t from_ns, int64_t to_ns, int64_t step_ns,
+			 const char *service, const char *commit, const char *endpoint,
+			 int (*fn)(void *ctx, int64_t bucket, const struct store_group *g),
+			 void *ctx)
+{
+	struct bucket_visit v = { .fn = fn, .ctx = ctx };
+
+	if (!s || !fn || step_ns <= 0)
+		return -EINVAL;
+	if (from_ns >= to_ns)
+		return 0;
+	int ret = store_lock(s);
+	if (ret)
+		return ret;
+	sqlite3_stmt *st = s->stmts[ST_BUCKETS];
+	bind_range(s, st, from_ns, to_ns);
+	bind_filters(st, service, commit, endpoint);
+	sqlite3_bind_int64(st, 7, step_ns);
+	ret = run_rows(st, visit_bucket, &v);
+	store_unlock(s);
+	return ret;
 }
 
 int store__stats(struct store *s, int64_t *bytes, int64_t *windows, int64_t *oldest_ns)

@@ -121,6 +121,17 @@ int store__group_series(struct store *s, int64_t from_ns, int64_t to_ns, const c
 			int (*fn)(void *ctx, int64_t start_ns, const struct store_group *g),
 			void *ctx);
 
+/* store__groups per time bucket (sparklines): the sums of each (service,
+ * commit, endpoint) in each bucket of step_ns from from_ns on (bucket b holds
+ * the windows starting in [from + b*step, from + (b+1)*step); one starting
+ * before from_ns counts in bucket 0), sorted by the triple, then bucket;
+ * buckets where a group did nothing are not visited. Under the lock, as
+ * store__groups. 0, fn's value, or -errno (-EINVAL: step_ns <= 0). */
+int store__group_buckets(struct store *s, int64_t from_ns, int64_t to_ns, int64_t step_ns,
+			 const char *service, const char *commit, const char *endpoint,
+			 int (*fn)(void *ctx, int64_t bucket, const struct store_group *g),
+			 void *ctx);
+
 /* Database size in bytes (pages in use), the number of windows, and the
  * oldest window's start_ns (0 when empty). Outputs may be NULL. 0 or -errno. */
 int store__stats(struct store *s, int64_t *bytes, int64_t *windows, int64_t *oldest_ns);
