@@ -31,7 +31,8 @@ import threading
 
 from dynotag import _request_abandon, _request_end, _request_open, warn_unavailable
 
-__all__ = ["post_worker_init", "wrap_handler", "wrap_finisher", "boundary"]
+__all__ = ["post_worker_init", "wrap_handler", "wrap_finisher", "finishes_in_callback",
+           "boundary"]
 
 # This thread's request left open for its done callback (gthread).
 _pending = threading.local()
