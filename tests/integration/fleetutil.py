@@ -265,9 +265,10 @@ class FleetApp(GunicornApp):
 
 
 class Load:
-    """wrk against each URL (connections each) in back-to-back runs of `chunk`
-    seconds until stop(): bounded runs, stoppable at any time. Socket errors
-    are expected around a rolling restart; HTTP errors are not."""
+    """wrk against each URL (connections each: a number, or a dict URL ->
+    number) in back-to-back runs of `chunk` seconds until stop(): bounded
+    runs, stoppable at any time. Socket errors are expected around a rolling
+    restart; HTTP errors are not."""
 
     def __init__(self, urls, connections=2, chunk=4):
         self.urls = urls
@@ -289,7 +290,9 @@ class Load:
 
     def _run(self, url):
         while not self._stop.is_set():
-            run = Wrk(url, self.chunk, threads=1, connections=self.connections)
+            conns = (self.connections[url] if isinstance(self.connections, dict)
+                     else self.connections)
+            run = Wrk(url, self.chunk, threads=1, connections=conns)
             self._runs.append(run)
             out, _ = run.proc.communicate(timeout=self.chunk + 60)
             if run.proc.returncode != 0:

@@ -609,7 +609,9 @@ def test_deploy_check_flags_the_regressed_endpoint(agents, apps):
     # interval above 0, far rarer than the 1-in-200 of the level alone.
     agent = agents(config={"deploy_check_window": "30s", "deploy_check_min_effect": 0.10,
                            "deploy_check_confidence": 0.99, "frequency": 999})
-    service = "shop"
+    # Unique: a system-wide agent also sees other workloads on the host (another
+    # checkout running this test, an experiment with "shop" at commit "bbb").
+    service = service_name()
     same_cpu = {1}
     old = apps.start(0, service=service, commit="aaa", cpus=same_cpu)
     n = agent.healthz()["windows"]
@@ -618,8 +620,8 @@ def test_deploy_check_flags_the_regressed_endpoint(agents, apps):
     mark = len(agent.lines)
     new = apps.start(0, service=service, commit="bbb", extra={"/heavy": 0.3}, cpus=same_cpu)
     start = (old.snapshot(), new.snapshot())
-    assert agent.wait_log(r"switched commit aaa -> bbb", timeout=30, start=mark), agent.stderr
-    line = agent.wait_log(r"deploy check shop aaa -> bbb", timeout=120, start=mark)
+    assert agent.wait_log(r"%s switched commit aaa -> bbb" % service, timeout=30, start=mark), agent.stderr
+    line = agent.wait_log(r"deploy check %s aaa -> bbb" % service, timeout=120, start=mark)
     end = (old.snapshot(), new.snapshot())
     truth_old, truth_new = truth_delta(start[0], end[0]), truth_delta(start[1], end[1])
     old.stop()
@@ -644,7 +646,10 @@ def test_deploy_check_flags_the_regressed_endpoint(agents, apps):
     # The estimate is near what the processes measured (windows at a process's
     # start and end make it noisier than a recording: see `dynoprof diff` tests).
     assert heavy["ci_low"] - 0.05 <= true_heavy <= heavy["ci_high"] + 0.05, detail
-    assert light["verdict"] != "regression", detail
+    # The unchanged /light is not flagged unless the processes' own CPU per
+    # request moved it up by the minimum effect (a busy host once gave the
+    # later process +15.5% on the same code and CPU: the flag was right).
+    assert light["verdict"] != "regression" or true_light >= 0.10, detail
 
     samples = agent.metrics()
     lower = metric_values(samples, "dynoprof_regression_ratio_lower", service=service,
@@ -657,7 +662,7 @@ def test_deploy_check_flags_the_regressed_endpoint(agents, apps):
     assert lower[0][1] > 1 and lower[0][1] <= ratio[0][1] <= upper[0][1], (lower, ratio, upper)
     sig = metric_values(samples, "dynoprof_regression_significant", service=service,
                         endpoint="/light", base="aaa", new="bbb")
-    assert not sig or sig[0][1] != 1, sig
+    assert not sig or (sig[0][1] == 1) == (light["verdict"] == "regression"), (sig, light)
     # The verdict as a metric, one series per endpoint, as in the JSON; the
     # shipped alert rule fires on exactly the endpoints judged a regression.
     verdicts = metric_values(samples, "dynoprof_deploy_check_verdict", service=service,

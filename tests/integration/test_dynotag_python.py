@@ -396,6 +396,31 @@ assert my_request() == number  # the outer layer ends it, not the middleware
 assert logged(number) == "orders/<int:id>/", logged(number)
 dynotag.request_end()
 assert my_request() == 0 and requests("orders/<int:id>/") == count + 1
+
+# The gunicorn gthread hook: a request stays open over the done callback that
+# its pool thread runs after handle; a callback run on another thread leaves
+# it to the thread's next request to end first.
+import threading
+import dynotag.gunicorn
+handle = dynotag.gunicorn.wrap_handler(lambda: client.get("/orders/8/").content,
+                                       keep_open=True)
+finish = dynotag.gunicorn.wrap_finisher(my_request)
+count = requests("orders/<int:id>/")
+assert handle() == b"order 8"
+number = my_request()
+assert number and requests("orders/<int:id>/") == count
+assert finish() == number  # the callback runs inside the request
+assert my_request() == 0 and requests("orders/<int:id>/") == count + 1
+assert logged(number) == "orders/<int:id>/", logged(number)
+assert handle() == b"order 8"
+elsewhere = threading.Thread(target=finish)
+elsewhere.start()
+elsewhere.join()
+assert my_request() and requests("orders/<int:id>/") == count + 1
+assert handle() == b"order 8"  # ends the last one, then runs its own
+assert requests("orders/<int:id>/") == count + 2
+finish()
+assert my_request() == 0 and requests("orders/<int:id>/") == count + 3
 print("django", django.get_version(), "DJANGO OK")
 '''
 

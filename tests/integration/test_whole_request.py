@@ -10,6 +10,7 @@ import os
 
 from apputil import ENDPOINTS, GunicornApp
 from loadutil import record_until_served, wait_drained
+from pyutil import decode_pprof
 
 # Enough requests that /light (the endpoint with the fewest samples) has some
 # 1,500 samples at 999 Hz: its share is then known to about 2.5%.
@@ -85,8 +86,21 @@ def test_whole_request_cpu_per_endpoint_matches_app(outdir, boundary):
     assert held and " given it" in held[0], detail
     for e in ENDPOINTS:
         assert abs(counted_ms[e] / app_ms[e] - 1) <= 0.05, detail
-    # The honest boundary: nothing outside but idling. (gthread workers
-    # poll and accept on their main thread, for all requests at once: that
-    # stays outside any request, 8-9% of their CPU here.)
+    # The honest boundary: nothing outside but idling.
     if boundary == "gunicorn":
         assert outside < 0.05, detail
+    if boundary == "gunicorn-gthread":
+        # gthread workers poll, accept, take keep-alive connections back and
+        # hand them to the pool on their main thread, for all requests at
+        # once: that stays outside any request (about 5% of their CPU here; 6-7%
+        # in all). Their pool threads' CPU is in requests, the done callback
+        # that parks the connection included (it was 5% outside before).
+        threads = {}
+        for sample in decode_pprof(os.path.join(outdir, "x.pb.gz")):
+            if sample.labels.get("endpoint") in (None, "", "-"):
+                main = sample.labels.get("tid") == sample.labels.get("pid")
+                threads[main] = threads.get(main, 0) + sample.values[1]
+        pool = threads.get(False, 0) / total_ns
+        print("[endpoint=-]: main threads %.1f%%, other threads %.1f%% of the CPU" % (
+            100 * threads.get(True, 0) / total_ns, 100 * pool))
+        assert pool < 0.03, detail
