@@ -325,7 +325,7 @@ class TestServing:
         assert "before" in msg or "from" in msg, msg
 
         for path, want in (("/nope", 404), ("/debug/pprof/heap", 404), ("/metricsx", 404),
-                           ("/", 404)):
+                           ("/ui/nope.js", 404), ("/index.html", 404)):
             status, body = agent.get(path)
             assert status == want, "%s -> %s %r" % (path, status, body[:200])
         for path in ("/metrics", "/healthz", "/debug/pprof/profile?seconds=1"):
