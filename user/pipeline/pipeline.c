@@ -10,6 +10,7 @@
 #include "python/py_resolver.h"
 #include "python/tls_layout.h"
 #include "symbolize/symbolizer.h"
+#include "unwind/unwind_registry.h"
 #include "util/clock.h"
 
 struct pipeline {
@@ -18,6 +19,7 @@ struct pipeline {
 	struct symbolizer *sym;          /* native and kernel frames */
 	struct py_registry *pyreg;       /* Python processes (NULL: no Python frames) */
 	struct py_resolver *pyres;       /* their code objects (NULL with pyreg) */
+	struct unwind_registry *unwind;  /* CFI unwinding's tables (NULL: frame pointers) */
 	struct tag_registry *tags;       /* tags (NULL: --no-tags) */
 	struct request_tracker *requests;/* libdynotag request counters (NULL without tags) */
 	struct counts_table *counts;     /* exact per-thread totals (NULL: not kept) */
@@ -34,9 +36,35 @@ struct requests_ctx {
 	uint64_t when_ns;                /* CLOCK_MONOTONIC they are dated at */
 };
 
+/* Tells the unwind registry of new processes, execs, exits, and stacks that
+ * met a mapping it does not know (a library loaded since it read them). */
+static void note_unwind(struct unwind_registry *r, const void *data, size_t size)
+{
+	const struct profile_event_header *h = data;
+	if (size < sizeof(*h))
+		return;
+	if (h->type == PROFILE_EVENT_EXEC) {
+		unwind_registry__note_exec(r, (pid_t)h->pid);
+	} else if (h->type == PROFILE_EVENT_EXIT) {
+		unwind_registry__note_exit(r, (pid_t)h->pid);
+	} else if (h->type == PROFILE_EVENT_SAMPLE &&
+		   size >= offsetof(struct profile_sample_event, stack)) {
+		const struct profile_sample_event *e = data;
+		int k = e->kstack_len > 0 ? e->kstack_len : 0;
+		int u = e->ustack_len > 0 ? e->ustack_len : 0;
+		size_t last = offsetof(struct profile_sample_event, stack) +
+			      (size_t)(k + u) * 8;
+		int missed = u > 0 && k + u <= 2 * PROFILE_MAX_FRAMES && size >= last &&
+			     e->stack[k + u - 1] == UNWIND_MARKER_BASE + UNWIND_END_NO_CFI;
+		unwind_registry__note_sample(r, (pid_t)h->pid, missed);
+	}
+}
+
 static int on_record(void *ctx, const void *data, size_t size)
 {
 	struct pipeline *p = ctx;
+	if (p->unwind)
+		note_unwind(p->unwind, data, size);
 	int e = aggregator__record(p->agg, data, size);
 	if (e && !p->error)
 		p->error = e;
@@ -106,11 +134,19 @@ struct pipeline *pipeline__open(const struct pipeline_opts *o, struct profile *p
 		.ringbuf_bytes = o->ringbuf_bytes,
 		.no_kernel_stacks = !o->kernel,
 		.py_tls = tls,
+		.unwind_rows = o->unwind_table_bytes / sizeof(struct unwind_row),
 	};
 	p->counting_began_unix_ns = clock_ns(CLOCK_REALTIME);
 	p->sampler = sampler__open(&so, on_record, p, err, err_len);
 	if (!p->sampler) {
 		e = errno ? -errno : -EINVAL;
+		goto fail;
+	}
+	if (o->unwind_table_bytes &&
+	    !(p->unwind = unwind_registry__new(sampler__set_unwind_process, sampler__unwind_rows,
+					       p->sampler))) {
+		e = errno ? -errno : -ENOMEM;
+		snprintf(err, err_len, "cannot start native unwinding: %s", strerror(-e));
 		goto fail;
 	}
 	if (python) {
@@ -181,6 +217,7 @@ void pipeline__free(struct pipeline *p)
 		return;
 	/* The aggregator reads the registries and the sampler's maps: first out. */
 	aggregator__free(p->agg);
+	unwind_registry__free(p->unwind); /* publishes into the sampler's maps */
 	sampler__free(p->sampler);
 	py_registry__free(p->pyreg);
 	py_resolver__free(p->pyres);
@@ -196,6 +233,11 @@ void pipeline__prime(struct pipeline *p, bool whole_host)
 	const struct pipeline_opts *o = &p->opts;
 	for (size_t i = 0; i < o->npids; i++)
 		symbolizer__touch(p->sym, (pid_t)o->pids[i]);
+	/* The targets' tables before their first sample: none walked by
+	 * frame pointers for want of them. */
+	for (size_t i = 0; p->unwind && i < o->npids; i++)
+		unwind_registry__note_sample(p->unwind, (pid_t)o->pids[i], 0);
+	unwind_registry__drain(p->unwind);
 	if (p->tags) {
 		for (size_t i = 0; i < o->npids; i++)
 			tag_registry__touch(p->tags, (pid_t)o->pids[i]);
@@ -266,6 +308,11 @@ struct symbolizer *pipeline__symbolizer(const struct pipeline *p)
 struct py_registry *pipeline__python(const struct pipeline *p)
 {
 	return p->pyreg;
+}
+
+struct unwind_registry *pipeline__unwind(const struct pipeline *p)
+{
+	return p->unwind;
 }
 
 struct py_resolver *pipeline__python_resolver(const struct pipeline *p)
