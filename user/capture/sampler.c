@@ -501,6 +501,12 @@ struct sampler *sampler__open(const struct sampler_opts *opts, sampler_record_fn
 		goto fail;
 	}
 
+	/* What must be in the maps before the first sample (the targets'
+	 * unwind tables) goes in now. */
+	if (opts->before_attach && (e = opts->before_attach(opts->before_attach_ctx, s))) {
+		errmsg__set(err, errlen, "cannot prepare sampling: %s", strerror(-e));
+		goto fail;
+	}
 	bool *online = NULL;
 	int nonline = 0;
 	e = read_online_cpus(&online, &nonline);

@@ -32,6 +32,8 @@ enum sample_event {
 				 * of its own; weights are CPU nanoseconds */
 };
 
+struct sampler;
+
 struct sampler_opts {
 	unsigned freq_hz;           /* samples per second per CPU (1..MAX_FREQ_HZ) */
 	uint64_t period;            /* events per sample instead of freq_hz; 0 = use freq_hz */
@@ -54,6 +56,10 @@ struct sampler_opts {
 	struct py_tls_layout py_tls;/* glibc TSS layout (when walk_python or thread_tags) */
 	size_t unwind_rows;         /* entries of the shared unwind row table (8 bytes
 				     * each); 0: CFI unwinding off (frame pointers) */
+	/* Called once the maps exist, before any event is attached (NULL: none);
+	 * a negative errno fails the open. */
+	int (*before_attach)(void *ctx, struct sampler *s);
+	void *before_attach_ctx;
 };
 
 /* Highest accepted sampling frequency. */

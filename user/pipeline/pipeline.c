@@ -60,6 +60,20 @@ static void note_unwind(struct unwind_registry *r, const void *data, size_t size
 	}
 }
 
+/* Before the first sample: the unwind registry, and the targets' tables
+ * built (none of their samples walked by frame pointers for want of them). */
+static int start_unwinding(void *ctx, struct sampler *s)
+{
+	struct pipeline *p = ctx;
+	if (!(p->unwind = unwind_registry__new(sampler__set_unwind_process, sampler__unwind_rows,
+					       s)))
+		return errno ? -errno : -ENOMEM;
+	for (size_t i = 0; i < p->opts.npids; i++)
+		unwind_registry__note_sample(p->unwind, (pid_t)p->opts.pids[i], 0);
+	unwind_registry__drain(p->unwind);
+	return 0;
+}
+
 static int on_record(void *ctx, const void *data, size_t size)
 {
 	struct pipeline *p = ctx;
@@ -135,18 +149,13 @@ struct pipeline *pipeline__open(const struct pipeline_opts *o, struct profile *p
 		.no_kernel_stacks = !o->kernel,
 		.py_tls = tls,
 		.unwind_rows = o->unwind_table_bytes / sizeof(struct unwind_row),
+		.before_attach = o->unwind_table_bytes ? start_unwinding : NULL,
+		.before_attach_ctx = p,
 	};
 	p->counting_began_unix_ns = clock_ns(CLOCK_REALTIME);
 	p->sampler = sampler__open(&so, on_record, p, err, err_len);
 	if (!p->sampler) {
 		e = errno ? -errno : -EINVAL;
-		goto fail;
-	}
-	if (o->unwind_table_bytes &&
-	    !(p->unwind = unwind_registry__new(sampler__set_unwind_process, sampler__unwind_rows,
-					       p->sampler))) {
-		e = errno ? -errno : -ENOMEM;
-		snprintf(err, err_len, "cannot start native unwinding: %s", strerror(-e));
 		goto fail;
 	}
 	if (python) {
@@ -233,11 +242,6 @@ void pipeline__prime(struct pipeline *p, bool whole_host)
 	const struct pipeline_opts *o = &p->opts;
 	for (size_t i = 0; i < o->npids; i++)
 		symbolizer__touch(p->sym, (pid_t)o->pids[i]);
-	/* The targets' tables before their first sample: none walked by
-	 * frame pointers for want of them. */
-	for (size_t i = 0; p->unwind && i < o->npids; i++)
-		unwind_registry__note_sample(p->unwind, (pid_t)o->pids[i], 0);
-	unwind_registry__drain(p->unwind);
 	if (p->tags) {
 		for (size_t i = 0; i < o->npids; i++)
 			tag_registry__touch(p->tags, (pid_t)o->pids[i]);
