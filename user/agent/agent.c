@@ -565,9 +565,9 @@ static void reload(struct agent *a, const char *config_path,
 	    c.python != old.python || c.tags != old.tags || c.kernel != old.kernel ||
 	    strcmp(c.token_file, old.token_file) || c.max_series != old.max_series ||
 	    c.listen_remote != old.listen_remote || c.retention_age_s != old.retention_age_s ||
-	    c.retention_bytes != old.retention_bytes)
+	    c.retention_bytes != old.retention_bytes || c.unwind_table_mb != old.unwind_table_mb)
 		fprintf(stderr, "dynoprof agent: reloaded; listen, token_file, frequency, event, database, "
-			"retention, python, tags, kernel, endpoint_from and max_series changes "
+			"retention, python, tags, kernel, endpoint_from, max_series and unwind_table_mb changes "
 			"take effect after a restart\n");
 	else
 		fprintf(stderr, "dynoprof agent: reloaded %s\n", config_path ? config_path : "flags");
@@ -659,6 +659,7 @@ int agent__run(const struct agent_config *initial, const char *config_path,
 		.bpf_stats = true,
 		.kernel = c->kernel,
 		.python = c->python,
+		.unwind_table_bytes = (size_t)c->unwind_table_mb << 20,
 		.python_lines = true,
 		.tags = c->tags,
 		.endpoint_rule = c->endpoint_from[0] ? &a->rule : NULL,
