@@ -289,15 +289,16 @@ static void *worker_main(void *arg)
 		r->head = (r->head + 1) % UNWIND_QUEUE;
 		r->len--;
 		r->busy = true;
+		/* An exec while it is scanned queues it again. */
+		struct proc_entry *p = hashmap__get(r->procs, &pid, sizeof(pid));
+		if (p)
+			p->queued = false;
 		pthread_mutex_unlock(&r->lock);
 		scan(r, pid);
 		pthread_mutex_lock(&r->lock);
 		r->busy = false;
-		struct proc_entry *p = hashmap__get(r->procs, &pid, sizeof(pid));
-		if (p) {
-			p->queued = false;
+		if ((p = hashmap__get(r->procs, &pid, sizeof(pid))))
 			p->scanned_ns = now_ns();
-		}
 	}
 	pthread_cond_broadcast(&r->idle);
 	pthread_mutex_unlock(&r->lock);
