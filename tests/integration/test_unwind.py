@@ -253,3 +253,50 @@ def test_unwind_table_budget_is_counted(run_dynoprof, outdir):
     rc, _, err = run_dynoprof("record", "-p", "1", "-d", 1, "--unwind-table-mb", 0,
                               "-o", os.path.join(outdir, "c.folded"))
     assert rc != 0 and "bad --unwind-table-mb '0'" in err, err
+
+
+def perf_dwarf_stacks(pid, outdir, seconds=2):
+    """`perf record --call-graph dwarf` on pid: {stack below main (tuple): samples}."""
+    perf = require_tool("perf", "linux-perf")
+    data = os.path.join(outdir, "perf.data")
+    r = subprocess.run([perf, "record", "-q", "-e", "cpu-clock", "-F", "499", "--call-graph",
+                        "dwarf", "-p", str(pid), "-o", data, "--", "sleep", str(seconds)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([perf, "script", "-i", data], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    stacks = {}
+    for block in r.stdout.split("\n\n"):
+        lines = [l.split() for l in block.strip().splitlines()[1:] if l.strip()]
+        names = [l[1].split("+")[0] for l in lines if len(l) >= 2]  # leaf first
+        if "main" not in names:
+            key = None
+        else:
+            below = list(reversed(names[:names.index("main")]))
+            key = tuple("[trampoline]" if n == "[unknown]" else n for n in below)
+        stacks[key] = stacks.get(key, 0) + 1
+    return stacks
+
+
+def test_matches_perf_dwarf(run_dynoprof, start_workload, outdir):
+    """The signal workload's stacks as `perf record --call-graph dwarf` (which copies
+    the stack and unwinds it afterwards with the same CFI) sees them: the same chains,
+    in about the same shares."""
+    proc = start_nofp(start_workload, "signal")
+    perf = perf_dwarf_stacks(proc.pid, outdir)
+    prof = record_enough(run_dynoprof, proc.pid, outdir)
+    ours = {}
+    for frames, n in prof.stacks:
+        key = None
+        if reaches_main(frames):
+            key = tuple("[trampoline]" if "libc.so.6" in f else f for f in below_main(frames))
+        ours[key] = ours.get(key, 0) + n
+    handler = ("chain_a", "chain_b", "chain_c", "[trampoline]", "signal_handler", "signal_work")
+    plain = ("chain_a", "chain_b", "chain_c")
+    p_total, o_total = sum(perf.values()), sum(ours.values())
+    assert p_total >= 100, perf
+    for key in (handler, plain):
+        p_share, o_share = perf.get(key, 0) / p_total, ours.get(key, 0) / o_total
+        assert abs(p_share - o_share) < 0.15, (key, perf, ours)
+    # Whatever perf could not place under main, we place at least as well.
+    assert ours.get(None, 0) / o_total <= perf.get(None, 0) / p_total + 0.01, (perf, ours)
