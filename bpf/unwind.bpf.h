@@ -165,29 +165,38 @@ static int unwind_step(__u32 index, struct unwind_walk *w)
 		return unwind_end(w, UNWIND_END_NO_CFI);
 
 	__u64 cfa, ra = 0, bp = w->bp;
-	if (m->kind == UNWIND_MAP_FP) {
+	__u8 kind = UNWIND_CFA_GAP;
+	struct unwind_row *row = NULL;
+	if (m->kind == UNWIND_MAP_CFI) {
+		__u64 rel = pc - m->bias;
+		if (rel > 0xffffffffull)
+			return unwind_end(w, UNWIND_END_NO_CFI);
+		/* The row: a loop of its own (bpf_loop), so the verifier checks
+		 * one step, not every path through 24. */
+		struct row_search rs = { .lo = 0, .hi = m->row_count, .first = m->row_first,
+					 .pc = (__u32)rel };
+		bpf_loop(UNWIND_SEARCH_STEPS, row_search_step, &rs, 0);
+		if (rs.failed)
+			return unwind_end(w, UNWIND_END_NO_CFI);
+		if (rs.lo) { /* else before the first row: a gap */
+			__u32 at = rs.first + rs.lo - 1;
+			row = bpf_map_lookup_elem(&unwind_rows, &at);
+			if (!row)
+				return unwind_end(w, UNWIND_END_NO_CFI);
+			kind = row->kind;
+		}
+	}
+	if ((kind & UNWIND_CFA_MASK) == UNWIND_CFA_GAP) {
+		/* No CFI here: the frame pointer, as bpf_get_stack walks. */
 		if (!w->bp || w->bp < w->sp)
-			return unwind_outermost(w); /* no frame pointer: as bpf_get_stack ends */
+			return unwind_outermost(w); /* none: where bpf_get_stack ends too */
 		if (read_user_u64(w->bp, &bp) || read_user_u64(w->bp + 8, &ra))
 			return unwind_end(w, UNWIND_END_READ);
 		cfa = w->bp + 16;
 		goto next;
 	}
-	__u64 rel = pc - m->bias;
-	if (rel > 0xffffffffull)
-		return unwind_end(w, UNWIND_END_NO_CFI);
-	/* The row: a loop of its own (bpf_loop), so the verifier checks one
-	 * step, not every path through 24. */
-	struct row_search rs = { .lo = 0, .hi = m->row_count, .first = m->row_first,
-				 .pc = (__u32)rel };
-	bpf_loop(UNWIND_SEARCH_STEPS, row_search_step, &rs, 0);
-	if (rs.failed || !rs.lo)
-		return unwind_end(w, UNWIND_END_NO_CFI);
-	__u32 at = rs.first + rs.lo - 1;
-	struct unwind_row *row = bpf_map_lookup_elem(&unwind_rows, &at);
 	if (!row)
 		return unwind_end(w, UNWIND_END_NO_CFI);
-	__u8 kind = row->kind;
 	__s64 off = row->cfa_off;
 	if (kind & UNWIND_CFA_OFF_X8)
 		off *= 8;

@@ -19,9 +19,9 @@
 /* How a row computes the caller's CFA (canonical frame address: the caller's
  * stack pointer; its return address is at CFA - 8 on x86_64). */
 enum unwind_cfa_kind {
-	UNWIND_CFA_NONE = 0,   /* no CFI covers this pc (a gap between FDEs, or a rule
-				* dynoprof cannot evaluate): the stack ends with
-				* [unwind: no CFI] */
+	UNWIND_CFA_NONE = 0,   /* a rule dynoprof cannot evaluate (a CFA from another
+				* register, another expression, a malformed program):
+				* the stack ends with [unwind: no CFI] */
 	UNWIND_CFA_RSP = 1,    /* CFA = rsp + cfa_off */
 	UNWIND_CFA_RBP = 2,    /* CFA = rbp + cfa_off */
 	UNWIND_CFA_PLT = 3,    /* a PLT stub's expression: CFA = rsp + 8, + 8 more when
@@ -29,6 +29,9 @@ enum unwind_cfa_kind {
 	UNWIND_CFA_SIGNAL = 4, /* a signal trampoline ('S' augmentation): the interrupted
 				* registers are in the ucontext at rsp */
 	UNWIND_CFA_END = 5,    /* the return address is undefined: the outermost frame */
+	UNWIND_CFA_GAP = 6,    /* no FDE covers this pc (code built without unwind tables,
+				* e.g. Chromium's, which keeps frame pointers instead):
+				* this frame is walked by its frame pointer */
 };
 
 /* Row flag: the caller's rbp is saved at CFA + rbp_off8 * 8 (else unchanged). */

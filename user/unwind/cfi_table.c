@@ -19,8 +19,8 @@
 /* A row before sorting: the row, and what orders rows at the same pc. */
 struct pending_row {
 	struct unwind_row row; /* as it will be published */
-	uint32_t real;         /* 0: an FDE's end marker, which any real row at the same
-				* pc replaces (the next FDE starts there) */
+	uint32_t real;         /* 0: an FDE's end marker (a GAP row), which any real row
+				* at the same pc replaces (the next FDE starts there) */
 	uint32_t seq;          /* order of creation: at one pc, the last row wins */
 };
 
@@ -657,7 +657,7 @@ static int parse_section(struct cfi_table *t, const uint8_t *data, size_t size, 
 		} else if (loc < hi && (err = emit_row(t, &cie, &s, loc))) {
 			return err;
 		}
-		if ((err = push_row(t, hi, &(struct unwind_row){ 0 }, false)))
+		if ((err = push_row(t, hi, &(struct unwind_row){ .kind = UNWIND_CFA_GAP }, false)))
 			return err;
 		t->stats.fdes++;
 		if (cie.signal)
@@ -733,8 +733,8 @@ int cfi_table__finish(struct cfi_table *t)
 		const struct unwind_row *r = &t->rows[i].row;
 		if (n && same_rules(&t->out[n - 1], r))
 			continue;
-		if (!n && r->kind == UNWIND_CFA_NONE)
-			continue; /* nothing before the first row anyway */
+		if (!n && r->kind == UNWIND_CFA_GAP)
+			continue; /* before the first row is a gap anyway */
 		t->out[n++] = *r;
 	}
 	t->nout = n;

@@ -13,7 +13,8 @@
  * frame), where rbp is saved, and whether the return address is undefined
  * (the outermost frame). Rules it cannot express (a CFA from another register,
  * other expressions) become UNWIND_CFA_NONE rows: the unwinder stops there
- * rather than guess a caller. Consecutive identical rows are merged.
+ * rather than guess a caller. Addresses no FDE covers get UNWIND_CFA_GAP rows
+ * (walked by frame pointers). Consecutive identical rows are merged.
  *
  * Section bytes are untrusted: every read is bounds-checked, programs and
  * state stacks are bounded, and the table never exceeds CFI_TABLE_MAX_ROWS.
@@ -67,7 +68,7 @@ size_t cfi_table__count(const struct cfi_table *t);
 const struct unwind_row *cfi_table__rows(const struct cfi_table *t);
 const struct cfi_table_stats *cfi_table__stats(const struct cfi_table *t);
 /* The row in force at pc (the last row with row.pc <= pc), or NULL before the
- * first. */
+ * first (a gap too). */
 const struct unwind_row *cfi_table__find(const struct cfi_table *t, uint64_t pc);
 
 #endif
