@@ -300,3 +300,28 @@ def test_matches_perf_dwarf(run_dynoprof, start_workload, outdir):
         assert abs(p_share - o_share) < 0.15, (key, perf, ours)
     # Whatever perf could not place under main, we place at least as well.
     assert ours.get(None, 0) / o_total <= perf.get(None, 0) / p_total + 0.01, (perf, ours)
+
+
+def test_deleted_files_still_unwind(run_dynoprof, outdir):
+    """The executable and its library deleted after they were mapped (an upgrade
+    under a running service): their tables come from /proc/PID/map_files."""
+    d = os.path.join(outdir, "deleted")
+    os.mkdir(d)
+    for name in ("nofp_chain", "libnofp.so"):
+        shutil.copy2(workload_path(name) if name == "nofp_chain" else
+                     os.path.join(os.path.dirname(workload_path("nofp_chain")), name), d)
+    proc = subprocess.Popen([os.path.join(d, "nofp_chain"), "plt", "120"],
+                            stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout.readline().strip() == b"ready"
+        for name in ("nofp_chain", "libnofp.so"):
+            os.unlink(os.path.join(d, name))
+        prof = record_enough(run_dynoprof, proc.pid, outdir)
+    finally:
+        proc.kill()
+        proc.wait()
+    total = prof.total()
+    chain = ["call_lib", "lib_entry", "lib_mid", "lib_leaf"]
+    good = prof.count_where(lambda f: reaches_main(f) and (
+        is_prefix(below_main(f), chain) or "call_lib" not in f))
+    assert good >= 0.99 * total, f"{good} of {total} right:\n" + prof.describe()
