@@ -18,7 +18,7 @@ import time
 import pytest
 
 from conftest import parse_folded_file, workload_path
-from pyutil import distribution_python
+from pyutil import distribution_python, python_root
 from requires import require_tool
 
 ROOT_CHAIN = ["_start", "__libc_start_main", "__libc_start_call_main", "main"]
@@ -325,3 +325,34 @@ def test_deleted_files_still_unwind(run_dynoprof, outdir):
     good = prof.count_where(lambda f: reaches_main(f) and (
         is_prefix(below_main(f), chain) or "call_lib" not in f))
     assert good >= 0.99 * total, f"{good} of {total} right:\n" + prof.describe()
+
+
+def test_container_process(run_dynoprof, outdir):
+    """A process in its own mount and PID namespaces with another root (the Debian
+    unstable root scripts/python-root.sh builds: glibc 2.43, its own python3.13 and
+    libcrypto): its files open through /proc/PID/root, and the native chain below
+    the Python leaf is unwound as on the host."""
+    root = python_root()
+    assert root, "the Debian unstable root is missing: run `make test-root`"
+    inside = "/tmp/dynoprof-unwind-test"
+    os.makedirs(root + inside, exist_ok=True)
+    script = os.path.join(inside, "unwind_py.py")
+    with open(root + script, "w") as f:
+        f.write(HASH_SCRIPT)
+    proc = subprocess.Popen(["unshare", "--mount", "--pid", "--fork", "--root", root,
+                             "/usr/bin/python3.13", script, "120"], stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout.readline().strip() == b"ready"
+        with open(f"/proc/{proc.pid}/task/{proc.pid}/children") as f:
+            child = int(f.read().split()[0])
+        prof = record_enough(run_dynoprof, child, outdir)
+    finally:
+        proc.kill()
+        proc.wait()
+        shutil.rmtree(root + inside, ignore_errors=True)
+    hashing = [(f, n) for f, n in prof.stacks if any("unwind_py:hash_work" in x for x in f)]
+    n_hash = sum(n for _, n in hashing)
+    assert n_hash >= 0.2 * prof.total(), prof.describe()
+    deep = sum(n for f, n in hashing
+               if len(f) - 1 - f.index(next(x for x in f if "unwind_py:hash_work" in x)) >= 3)
+    assert deep >= 0.9 * n_hash, "\n".join(";".join(f) for f, _ in hashing[:10])
