@@ -152,6 +152,19 @@ def test_call_through_the_plt_into_a_shared_library(run_dynoprof, start_workload
     assert prof.count_where(lambda f: below_main(f) == chain) >= 0.8 * total, prof.describe()
 
 
+def test_vdso_frames(run_dynoprof, start_workload, outdir):
+    """clock_gettime in a loop: samples in the vdso (its own CFI, built from the
+    kernel's image) climb through libc's clock_gettime to main."""
+    proc = start_nofp(start_workload, "vdso")
+    prof = record_enough(run_dynoprof, proc.pid, outdir)
+    total = prof.total()
+    chain = ["vdso_loop", "clock_gettime"]
+    good = prof.count_where(lambda f: reaches_main(f) and is_prefix(below_main(f)[:2], chain))
+    assert good >= 0.99 * total, f"{good} of {total} right:\n" + prof.describe()
+    in_vdso = prof.count_where(lambda f: any("vdso" in x for x in f[1:]))
+    assert in_vdso >= 0.3 * total, prof.describe()
+
+
 def test_debian_xz(run_dynoprof, outdir):
     """Debian's xz and liblzma, built without frame pointers: >= 95% of samples
     climb to main (xz is stripped: main is the xz frame __libc_start_call_main

@@ -7,6 +7,7 @@
  *            5 ms spins in signal_handler -> signal_work (leaf)
  *   plt      main -> call_lib -> lib_entry (libnofp.so, through the PLT) ->
  *            lib_mid -> lib_leaf
+ *   vdso     main -> vdso_loop -> clock_gettime (the vdso's, through libc)
  * Every function keeps work after its call (no tail calls), so each caller is
  * on the stack truly. */
 #include <signal.h>
@@ -85,10 +86,21 @@ NOINLINE uint64_t call_lib(uint64_t n)
 	return h + 11;
 }
 
+NOINLINE uint64_t vdso_loop(int n)
+{
+	uint64_t h = 0;
+	for (int i = 0; i < n; i++) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		h += (uint64_t)ts.tv_nsec;
+	}
+	return h;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 3) {
-		fprintf(stderr, "usage: nofp_chain chain|recurse|signal|plt SECONDS\n");
+		fprintf(stderr, "usage: nofp_chain chain|recurse|signal|plt|vdso SECONDS\n");
 		return 2;
 	}
 	const char *mode = argv[1];
@@ -109,6 +121,8 @@ int main(int argc, char **argv)
 			total += recurse(200, 200000);
 		else if (!strcmp(mode, "plt"))
 			total += call_lib(200000);
+		else if (!strcmp(mode, "vdso"))
+			total += vdso_loop(10000);
 		else
 			total += chain_a(200000);
 	}
