@@ -283,7 +283,9 @@ static __always_inline int unwind_user_stack(__u32 pid, struct task_struct *task
 			e->stack[slot] = UNWIND_MARKER_BASE + reason;
 			w.n++;
 		}
-	} else if (w.n >= max && !w.end) {
+	} else if (w.n >= max && !w.end && max >= PROFILE_MAX_FRAMES) {
+		/* (A Python process keeps only the native frames below its Python
+		 * leaf: its cap is no loss.) */
 		count_drop(DROP_UNWIND_TRUNCATED);
 	}
 	return (int)w.n;

@@ -21,6 +21,7 @@
 #include "pipeline/pipeline.h"
 #include "profile/transform.h"
 #include "python/py_registry.h"
+#include "unwind/unwind_registry.h"
 #include "python/py_resolver.h"
 #include "symbolize/symbolizer.h"
 #include "tags/endpoint_rule.h"
@@ -286,6 +287,21 @@ static void export_self_metrics(struct agent *a)
 	metrics__set(m, "dynoprof_agent_symbol_cache_evictions_total", NULL, 0,
 		     (double)ss.symcache_evictions);
 	metrics__set(m, "dynoprof_agent_symbol_cache_bytes", NULL, 0, (double)ss.symcache_bytes);
+	struct unwind_registry *unwind = pipeline__unwind(a->pipe);
+	if (unwind) {
+		struct unwind_registry_stats us;
+		unwind_registry__stats(unwind, &us);
+		const struct { const char *outcome; uint64_t n; } files[] = {
+			{ "cfi", us.files_cfi }, { "shared", us.files_shared },
+			{ "no_cfi", us.files_no_cfi }, { "over_budget", us.files_over_budget },
+			{ "unreadable", us.files_unreadable },
+		};
+		for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+			struct metric_label l = { "outcome", files[i].outcome };
+			metrics__set(m, "dynoprof_agent_unwind_files_total", &l, 1, (double)files[i].n);
+		}
+		metrics__set(m, "dynoprof_agent_unwind_table_rows", NULL, 0, (double)us.rows_used);
+	}
 	long pages = 0;
 	FILE *f = fopen("/proc/self/statm", "re");
 	if (f) {
@@ -507,6 +523,12 @@ static const struct {
 	{ "dynoprof_agent_symbol_cache_evictions_total", METRIC_COUNTER,
 	  "Symbol tables dropped to keep the cache within its bounds (2048 files, 16 MiB)." },
 	{ "dynoprof_agent_symbol_cache_bytes", METRIC_GAUGE, "Memory of the cached symbol tables." },
+	{ "dynoprof_agent_unwind_files_total", METRIC_COUNTER,
+	  "Mapped files met by native unwinding, by outcome (cfi: table built; shared: "
+	  "another file's table, same build-id; no_cfi, over_budget, unreadable: walked by "
+	  "frame pointers)." },
+	{ "dynoprof_agent_unwind_table_rows", METRIC_GAUGE,
+	  "Rows of the native unwind table in use (8 bytes each; unwind_table_mb bounds it)." },
 	{ "dynoprof_agent_rss_bytes", METRIC_GAUGE, "Resident memory of the agent." },
 	{ "dynoprof_agent_database_bytes", METRIC_GAUGE, "Size of the history database." },
 	{ "dynoprof_agent_windows_stored", METRIC_GAUGE, "History windows in the database." },

@@ -268,8 +268,9 @@ static void scan(struct unwind_registry *r, pid_t pid)
 	pthread_mutex_lock(&r->lock);
 	bool live = hashmap__get(r->procs, &pid, sizeof(pid)) != NULL;
 	pthread_mutex_unlock(&r->lock);
-	if (live && !r->publish(r->ctx, (uint32_t)pid, up))
-		count(r, &r->stats.processes);
+	if (live)
+		count(r, r->publish(r->ctx, (uint32_t)pid, up) ? &r->stats.publish_failed :
+			 &r->stats.processes);
 	free(up);
 }
 
@@ -454,12 +455,14 @@ void unwind_registry__summary(struct unwind_registry *r, FILE *out, const char *
 	if (!r)
 		return;
 	unwind_registry__stats(r, &s);
-	if (!s.files_over_budget && !s.files_unreadable && !s.maps_over_limit && !s.queue_full)
+	if (!s.files_over_budget && !s.files_unreadable && !s.maps_over_limit && !s.queue_full &&
+	    !s.publish_failed)
 		return;
 	fprintf(out, "%s: native unwinding: %" PRIu64 " file(s) over the table budget "
 		"(%" PRIu64 " of %" PRIu64 " rows used; --unwind-table-mb), %" PRIu64
 		" unreadable, %" PRIu64 " mapping(s) past %d per process, %" PRIu64
-		" request(s) lost: their frames are walked by frame pointers\n", prefix,
-		s.files_over_budget, s.rows_used, s.rows_capacity, s.files_unreadable,
-		s.maps_over_limit, UNWIND_MAX_MAPS, s.queue_full);
+		" request(s) and %" PRIu64 " process(es) lost to full tables: their frames are "
+		"walked by frame pointers\n", prefix, s.files_over_budget, s.rows_used,
+		s.rows_capacity, s.files_unreadable, s.maps_over_limit, UNWIND_MAX_MAPS,
+		s.queue_full, s.publish_failed);
 }

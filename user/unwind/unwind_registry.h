@@ -48,6 +48,7 @@ struct unwind_registry_stats {
 	uint64_t files_unreadable;/* files that could not be opened or parsed (frame pointers) */
 	uint64_t maps_over_limit; /* mappings past UNWIND_MAX_MAPS of a process (no CFI) */
 	uint64_t queue_full;      /* requests lost to a full queue or process set */
+	uint64_t publish_failed;  /* processes BPF's map refused (full: 8192 processes) */
 	uint64_t rows_used;       /* rows of the table in use */
 	uint64_t rows_capacity;   /* rows the table holds */
 	uint64_t build_ns;        /* time spent building tables */
