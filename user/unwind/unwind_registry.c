@@ -22,8 +22,11 @@
 
 /* Loadable segments kept per file (for a mapping's bias). */
 #define FILE_SEGS 8
-/* A process whose stacks miss a mapping is read again at most this often. */
-#define RESCAN_NS 1000000000ull
+/* A process whose stacks miss a mapping (a library loaded since it was read)
+ * is read again at once; while that finds nothing new (JIT code), the wait
+ * doubles from RESCAN_MIN_NS up to RESCAN_MAX_NS. */
+#define RESCAN_MIN_NS 50000000ull
+#define RESCAN_MAX_NS 10000000000ull
 
 /* One loadable segment of a file. */
 struct load_seg {
@@ -44,6 +47,8 @@ struct unwind_file {
 /* A tracked process (under lock). */
 struct proc_entry {
 	uint64_t scanned_ns; /* CLOCK_MONOTONIC of its last scan; 0: never */
+	uint64_t maps_hash;  /* digest of the mappings its last scan published */
+	uint64_t backoff_ns; /* wait after a scan before a miss scans again */
 	bool queued;         /* a request for it is in the queue */
 };
 
@@ -229,10 +234,11 @@ static bool bias_of(const struct unwind_file *f, const struct proc_map *m, uint6
 	return false;
 }
 
-/* Reads pid's mappings and publishes them. */
-static void scan(struct unwind_registry *r, pid_t pid)
+/* Reads pid's mappings and publishes them; *digest gets a digest of them. */
+static void scan(struct unwind_registry *r, pid_t pid, uint64_t *digest)
 {
 	struct proc_maps *maps = proc_maps__read(pid);
+	*digest = 0;
 	if (!maps)
 		return;
 	struct unwind_proc *up = calloc(1, sizeof(*up));
@@ -264,6 +270,7 @@ static void scan(struct unwind_registry *r, pid_t pid)
 		/* /proc/PID/maps lists mappings by address: the table stays sorted. */
 		up->maps[up->nmaps++] = e;
 	}
+	*digest = hash_bytes(up->maps, up->nmaps * sizeof(up->maps[0]), up->nmaps);
 	proc_maps__free(maps);
 	pthread_mutex_lock(&r->lock);
 	bool live = hashmap__get(r->procs, &pid, sizeof(pid)) != NULL;
@@ -295,11 +302,21 @@ static void *worker_main(void *arg)
 		if (p)
 			p->queued = false;
 		pthread_mutex_unlock(&r->lock);
-		scan(r, pid);
+		uint64_t digest;
+		scan(r, pid, &digest);
 		pthread_mutex_lock(&r->lock);
 		r->busy = false;
-		if ((p = hashmap__get(r->procs, &pid, sizeof(pid))))
+		if ((p = hashmap__get(r->procs, &pid, sizeof(pid)))) {
+			/* Nothing new since the last scan: back off. */
+			if (p->scanned_ns && digest == p->maps_hash)
+				p->backoff_ns = p->backoff_ns ? p->backoff_ns * 2 : RESCAN_MIN_NS;
+			else
+				p->backoff_ns = 0;
+			if (p->backoff_ns > RESCAN_MAX_NS)
+				p->backoff_ns = RESCAN_MAX_NS;
+			p->maps_hash = digest;
 			p->scanned_ns = now_ns();
+		}
 	}
 	pthread_cond_broadcast(&r->idle);
 	pthread_mutex_unlock(&r->lock);
@@ -396,7 +413,7 @@ void unwind_registry__note_sample(struct unwind_registry *r, pid_t pid, int miss
 		} else {
 			enqueue(r, pid, p);
 		}
-	} else if (missed && p->scanned_ns && now_ns() - p->scanned_ns >= RESCAN_NS) {
+	} else if (missed && p->scanned_ns && now_ns() - p->scanned_ns >= p->backoff_ns) {
 		enqueue(r, pid, p);
 	}
 	pthread_mutex_unlock(&r->lock);

@@ -2,7 +2,8 @@
  * tables.
  *
  * A process's first sample (and an exec, and a stack that met a mapping the
- * tables do not know, at most once a second) queues it; a worker thread of its
+ * tables do not know: at once, then backing off up to 10 s while that finds
+ * nothing new, as JIT code does) queues it; a worker thread of its
  * own reads its executable mappings, builds each file's table once
  * (cfi_table.h; files opened as the symbolizer opens them: through
  * /proc/PID/root for other mount namespaces, /proc/PID/map_files for deleted
