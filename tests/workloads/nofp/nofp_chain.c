@@ -2,7 +2,7 @@
  * (-O2 -fomit-frame-pointer, PIE), for the CFI unwinder's tests
  * (tests/integration/test_unwind.py). Runs one mode for SECONDS, then exits:
  *   chain    main -> chain_a -> chain_b -> chain_c (leaf)
- *   recurse  main -> recurse (200 deep) -> recurse_leaf
+ *   recurse  main -> recurse (200 deep, or DEPTH) -> recurse_leaf
  *   signal   main -> chain_a -> chain_b -> chain_c, and a SIGALRM handler every
  *            5 ms spins in signal_handler -> signal_work (leaf)
  *   plt      main -> call_lib -> lib_entry (libnofp.so, through the PLT) ->
@@ -100,11 +100,12 @@ NOINLINE uint64_t vdso_loop(int n)
 int main(int argc, char **argv)
 {
 	if (argc < 3) {
-		fprintf(stderr, "usage: nofp_chain chain|recurse|signal|plt|vdso SECONDS\n");
+		fprintf(stderr, "usage: nofp_chain chain|recurse|signal|plt|vdso SECONDS [DEPTH]\n");
 		return 2;
 	}
 	const char *mode = argv[1];
 	double end = now() + atof(argv[2]);
+	int depth = argc > 3 ? atoi(argv[3]) : 200;
 	if (!strcmp(mode, "signal")) {
 		struct sigaction sa;
 		memset(&sa, 0, sizeof(sa));
@@ -118,7 +119,7 @@ int main(int argc, char **argv)
 	uint64_t total = 0;
 	while (now() < end) {
 		if (!strcmp(mode, "recurse"))
-			total += recurse(200, 200000);
+			total += recurse(depth, 200000);
 		else if (!strcmp(mode, "plt"))
 			total += call_lib(200000);
 		else if (!strcmp(mode, "vdso"))
