@@ -125,10 +125,25 @@ $(OUTPUT)/workloads/%: tests/workloads/%.c | $(OUTPUT)/workloads
 	$(call msg,WORKLOAD,$@)
 	$(Q)$(CC) -g -O1 -fno-omit-frame-pointer -fno-inline -Wall -Wextra -Werror $< -o $@ -lm -lpthread
 
+# Workloads built the way distributions build (-O2, no frame pointers, PIE, a
+# shared library reached through the PLT): the CFI unwinder's truth
+# (tests/integration/test_unwind.py).
+NOFP_WORKLOADS := $(OUTPUT)/workloads/nofp_chain
+NOFP_CFLAGS := -g -O2 -fomit-frame-pointer -Wall -Wextra -Werror
+
+$(OUTPUT)/workloads/libnofp.so: tests/workloads/nofp/libnofp.c | $(OUTPUT)/workloads
+	$(call msg,WORKLOAD,$@)
+	$(Q)$(CC) $(NOFP_CFLAGS) -fPIC -shared $< -o $@
+
+$(OUTPUT)/workloads/nofp_chain: tests/workloads/nofp/nofp_chain.c $(OUTPUT)/workloads/libnofp.so
+	$(call msg,WORKLOAD,$@)
+	$(Q)$(CC) $(NOFP_CFLAGS) -fPIE -pie $< -o $@ -L$(OUTPUT)/workloads -l:libnofp.so \
+		-Wl,-rpath,'$$ORIGIN'
+
 unit-test: $(UNIT_BINS)
 	$(Q)set -e; for t in $(UNIT_BINS); do echo "== $$t"; ASAN_OPTIONS=detect_leaks=1 $$t; done
 
-integration-test: dynoprof libdynotag $(WORKLOAD_BINS) | test-deps test-root
+integration-test: dynoprof libdynotag $(WORKLOAD_BINS) $(NOFP_WORKLOADS) | test-deps test-root
 	$(Q)$(PYTHON) -m pytest -v -p no:cacheprovider --durations=40 tests/integration
 
 # Line coverage of user/ by the unit tests alone (`make coverage`): the tests built
@@ -179,7 +194,7 @@ $(SAN_BIN): $(OUTPUT)/san/$(MAIN_SRC:.c=.o) $(SAN_OBJS)
 
 sanitize-build: $(SAN_BIN)
 
-sanitize-test: $(SAN_BIN) dynoprof libdynotag $(WORKLOAD_BINS) | test-deps test-root
+sanitize-test: $(SAN_BIN) dynoprof libdynotag $(WORKLOAD_BINS) $(NOFP_WORKLOADS) | test-deps test-root
 	$(Q)mkdir -p $(SAN_LOGS)
 	$(Q)DYNOPROF=$(abspath $(SAN_BIN)) DYNOPROF_SAN_LOGS=$(abspath $(SAN_LOGS)) \
 		$(PYTHON) -m pytest -v -p no:cacheprovider $(or $(PYTEST_ARGS),tests/integration)

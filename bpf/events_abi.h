@@ -49,7 +49,15 @@ enum profile_drop_reason {
 				   * full): its samples are lost */
 	DROP_PY_TORN = 10,        /* Python frame chain caught mid-update (PY_WALK_TORN):
 				   * sample kept, outermost frames cut and marked */
-	DROP_REASON_COUNT = 11,   /* entries of the drops map */
+	DROP_UNWIND_NO_CFI = 11,  /* CFI unwinding met a pc without CFI (anonymous or JIT
+				   * memory, a gap): stack ends with [unwind: no CFI] */
+	DROP_UNWIND_READ = 12,    /* CFI unwinding could not read the stack (page not
+				   * resident): stack ends with [unwind: stack unreadable] */
+	DROP_UNWIND_BAD_FRAME = 13, /* CFI unwinding found an impossible frame: stack
+				   * ends with [unwind: bad frame] */
+	DROP_UNWIND_TRUNCATED = 14, /* CFI unwinding stopped at the frame cap (127 frames;
+				   * not a Python process's 32 below its Python frames) */
+	DROP_REASON_COUNT = 15,   /* entries of the drops map */
 };
 
 /* Common header of every ring buffer record. */

@@ -34,6 +34,8 @@ struct {
 
 #define STACK_BYTES (PROFILE_MAX_FRAMES * 8)
 
+#include "unwind.bpf.h" /* writes into scratch */
+
 /* Takes a sample of the current thread, weighing period; ctx is the calling
  * program's context (bpf_get_stack walks from it). */
 static __always_inline int take_sample(void *ctx, __u64 period)
@@ -72,7 +74,11 @@ static __always_inline int take_sample(void *ctx, __u64 period)
 	 * native stack is noise the Python walk replaces, so don't pay for it. */
 	__u32 ubytes = walk_python && bpf_map_lookup_elem(&py_procs, &pid) ?
 		       PY_NATIVE_FRAMES * 8 : STACK_BYTES;
-	if (task->mm) { /* kernel threads have no user stack */
+	int unwound = task->mm ? unwind_user_stack(pid, task, koff / 8, ubytes / 8) : -1;
+	if (unwound >= 0) { /* through CFI (bpf/unwind.bpf.h) */
+		ulen = (long)unwound * 8;
+		e->ustack_len = unwound;
+	} else if (task->mm) { /* kernel threads have no user stack */
 		ulen = bpf_get_stack(ctx, (char *)e->stack + koff, ubytes, BPF_F_USER_STACK);
 		if (ulen < 0) {
 			count_drop(DROP_USTACK_ERROR);

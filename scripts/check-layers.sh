@@ -25,6 +25,7 @@ layers='
 2 symbolize symbolize/symbolizer.h
 3 bpf       -
 4 python    python/py_resolver.h
+4 unwind    unwind/cfi_table.h
 5 tags      tags/tag_registry.h
 6 capture   capture/sampler.h
 7 aggregate aggregate/aggregate.h

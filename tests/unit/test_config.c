@@ -77,7 +77,7 @@ static void test_describe_lists_every_key(void **state)
 	fclose(f);
 	const char *keys[] = { "listen", "listen_remote", "token_file", "frequency", "event", "window",
 			       "database", "retention_age", "retention_size", "python", "tags",
-			       "kernel", "endpoint_from", "max_series", "max_query_seconds",
+			       "kernel", "unwind_table_mb", "endpoint_from", "max_series", "max_query_seconds",
 			       "max_query_range", "deploy_check_window",
 			       "deploy_check_min_effect", "deploy_check_confidence" };
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)

@@ -22,6 +22,7 @@
 #include "pipeline/pipeline.h"
 #include "profile/transform.h"
 #include "python/py_registry.h"
+#include "unwind/unwind_registry.h"
 #include "python/py_resolver.h"
 #include "symbolize/symbolizer.h"
 #include "tags/endpoint_rule.h"
@@ -290,6 +291,21 @@ static void export_self_metrics(struct agent *a)
 	metrics__set(m, "dynoprof_agent_symbol_cache_bytes", NULL, 0, (double)ss.symcache_bytes);
 	metrics__set(m, "dynoprof_agent_symbol_tables_truncated_total", NULL, 0,
 		     (double)ss.symcache_truncated);
+	struct unwind_registry *unwind = pipeline__unwind(a->pipe);
+	if (unwind) {
+		struct unwind_registry_stats us;
+		unwind_registry__stats(unwind, &us);
+		const struct { const char *outcome; uint64_t n; } files[] = {
+			{ "cfi", us.files_cfi }, { "shared", us.files_shared },
+			{ "no_cfi", us.files_no_cfi }, { "over_budget", us.files_over_budget },
+			{ "unreadable", us.files_unreadable },
+		};
+		for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+			struct metric_label l = { "outcome", files[i].outcome };
+			metrics__set(m, "dynoprof_agent_unwind_files_total", &l, 1, (double)files[i].n);
+		}
+		metrics__set(m, "dynoprof_agent_unwind_table_rows", NULL, 0, (double)us.rows_used);
+	}
 	long pages = 0;
 	FILE *f = fopen("/proc/self/statm", "re");
 	if (f) {
@@ -514,6 +530,12 @@ static const struct {
 	{ "dynoprof_agent_symbol_tables_truncated_total", METRIC_COUNTER,
 	  "Symbol tables loaded with a bound hit (over 4194304 .eh_frame function ranges, or "
 	  "MiniDebugInfo over 64 MiB): some of their functions read FILE+0xOFFSET." },
+	{ "dynoprof_agent_unwind_files_total", METRIC_COUNTER,
+	  "Mapped files met by native unwinding, by outcome (cfi: table built; shared: "
+	  "another file's table, same build-id; no_cfi, over_budget, unreadable: walked by "
+	  "frame pointers)." },
+	{ "dynoprof_agent_unwind_table_rows", METRIC_GAUGE,
+	  "Rows of the native unwind table in use (8 bytes each; unwind_table_mb bounds it)." },
 	{ "dynoprof_agent_rss_bytes", METRIC_GAUGE, "Resident memory of the agent." },
 	{ "dynoprof_agent_database_bytes", METRIC_GAUGE, "Size of the history database." },
 	{ "dynoprof_agent_windows_stored", METRIC_GAUGE, "History windows in the database." },
@@ -572,9 +594,10 @@ static void reload(struct agent *a, const char *config_path,
 	    c.python != old.python || c.tags != old.tags || c.kernel != old.kernel ||
 	    strcmp(c.token_file, old.token_file) || c.max_series != old.max_series ||
 	    c.listen_remote != old.listen_remote || c.retention_age_s != old.retention_age_s ||
-	    c.retention_bytes != old.retention_bytes || strcmp(c.cgroup, old.cgroup))
+	    c.retention_bytes != old.retention_bytes || strcmp(c.cgroup, old.cgroup) ||
+	    c.unwind_table_mb != old.unwind_table_mb)
 		fprintf(stderr, "dynoprof agent: reloaded; listen, token_file, frequency, event, database, "
-			"retention, python, tags, kernel, endpoint_from and max_series changes "
+			"retention, python, tags, kernel, endpoint_from, max_series and unwind_table_mb changes "
 			"take effect after a restart\n");
 	else
 		fprintf(stderr, "dynoprof agent: reloaded %s\n", config_path ? config_path : "flags");
@@ -678,6 +701,7 @@ int agent__run(const struct agent_config *initial, const char *config_path,
 		.bpf_stats = true,
 		.kernel = c->kernel,
 		.python = c->python,
+		.unwind_table_bytes = (size_t)c->unwind_table_mb << 20,
 		.python_lines = true,
 		.tags = c->tags,
 		.endpoint_rule = c->endpoint_from[0] ? &a->rule : NULL,

@@ -30,6 +30,8 @@ static const struct {
 	{ "python", "true", "walk CPython 3.8-3.13 frames" },
 	{ "tags", "true", "read libdynotag thread tags and environment tags" },
 	{ "kernel", "true", "include kernel frames" },
+	{ "unwind_table_mb", "32", "kernel memory for native unwind tables from .eh_frame CFI "
+				  "(0..4096 MiB; 0: frame pointers only)" },
 	{ "endpoint_from", "", "infer endpoints from stacks: django, flask, wsgi, frame=SUFFIX" },
 	{ "max_series", "1000", "series per metric family before folding into __other__" },
 	{ "max_query_seconds", "300", "longest /debug/pprof/profile?seconds= (1..3600 s; s, m)" },
@@ -242,6 +244,8 @@ int agent_config__set(struct agent_config *c, const char *key, const char *value
 		e = parse_bool(value, &c->tags);
 	else if (!strcmp(key, "kernel"))
 		e = parse_bool(value, &c->kernel);
+	else if (!strcmp(key, "unwind_table_mb"))
+		e = parse_uint(value, 0, 4096, &c->unwind_table_mb);
 	else if (!strcmp(key, "endpoint_from"))
 		e = set_string(c->endpoint_from, sizeof(c->endpoint_from), value, true);
 	else if (!strcmp(key, "max_series"))

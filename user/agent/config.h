@@ -36,6 +36,8 @@ struct agent_config {
 	bool python;               /* python: walk CPython frames (true) */
 	bool tags;                 /* tags: read thread tags and environment tags (true) */
 	bool kernel;               /* kernel: include kernel frames (true) */
+	unsigned unwind_table_mb;  /* unwind_table_mb: native unwind tables' kernel memory,
+				    * MiB (32); 0: frame pointers only */
 	char endpoint_from[128];   /* endpoint_from: stack rule (django, flask, wsgi,
 				    * frame=...), "" = none */
 	unsigned max_series;       /* max_series: per metric family (1000) */

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "unwind_abi.h" /* bpf/unwind_abi.h: the unwinder's marker frames */
 #include "aggregate/relabel.h"
 #include "util/hashmap.h"
 #include "util/clock.h"
@@ -122,6 +123,29 @@ static int add_special(struct profile *p, const char *name, uint32_t *id)
 {
 	struct frame_desc d = { .kind = FRAME_SPECIAL, .name = name };
 	return profile__add_frame(p, &d, id);
+}
+
+/* The name of a marker frame the CFI unwinder ends a stack with
+ * (bpf/unwind_abi.h), or NULL for a real address. */
+static const char *unwind_marker(uint64_t addr)
+{
+	if (addr < UNWIND_MARKER_BASE || addr >= UNWIND_MARKER_MAX)
+		return NULL;
+	switch (addr - UNWIND_MARKER_BASE) {
+	case UNWIND_END_NO_CFI: return "[unwind: no CFI]";
+	case UNWIND_END_READ: return "[unwind: stack unreadable]";
+	default: return "[unwind: bad frame]";
+	}
+}
+
+/* A user frame: the marker's name, or the address symbolized. */
+static int user_frame(struct aggregator *a, pid_t pid, uint64_t addr, int is_return,
+		      uint32_t *id)
+{
+	const char *marker = unwind_marker(addr);
+	if (marker)
+		return add_special(a->profile, marker, id);
+	return symbolizer__user_frame(a->sym, pid, addr, is_return, a->profile, id);
 }
 
 static int is_unknown(const struct profile *p, uint32_t id)
@@ -320,9 +344,13 @@ static int add_sample(struct aggregator *a, const struct profile_sample_event *e
 		int i;
 		for (i = 0; i < ulen && !err; i++) {
 			uint32_t id;
-			err = symbolizer__user_frame(a->sym, pid, ustack[i], i > 0, a->profile, &id);
+			err = user_frame(a, pid, ustack[i], i > 0, &id);
 			if (err)
 				break;
+			if (unwind_marker(ustack[i])) { /* the unwind ended before the interpreter */
+				a->chain[nchain++] = id;
+				break;
+			}
 			const struct profile_frame *f = profile__frame(a->profile, id);
 			const char *module = profile__str(a->profile, f->module);
 			if (strcmp(module, py.interpreter) == 0 ||
@@ -345,8 +373,7 @@ static int add_sample(struct aggregator *a, const struct profile_sample_event *e
 			err = add_special(a->profile, "[truncated]", &a->frames[n++]);
 		}
 		for (int i = ulen - 1; i >= 0 && !err; i--) {
-			err = symbolizer__user_frame(a->sym, pid, ustack[i], i > 0, a->profile,
-						     &a->frames[n++]);
+			err = user_frame(a, pid, ustack[i], i > 0, &a->frames[n++]);
 			/* Code built without frame pointers leaves a run of garbage
 			 * return addresses: show such a run as one [unknown]. */
 			if (!err && n >= 2 && a->frames[n - 1] == a->frames[n - 2] &&

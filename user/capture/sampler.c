@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <linux/perf_event.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 
 #include <bpf/bpf.h>
@@ -37,6 +38,8 @@ struct sampler {
 	struct counter_choice counters;/* what they count */
 	int *counter_fds;              /* ncpus * COUNTER_SLOTS counting events; -1 none */
 	int stats_fd;                  /* BPF_ENABLE_STATS handle; -1 none */
+	struct unwind_row *unwind_rows;/* the unwind_rows map, mmapped (NULL: CFI unwinding off) */
+	size_t unwind_nrows;           /* its entries */
 };
 
 static int open_perf_event(enum sample_event ev, unsigned freq, uint64_t period, int cpu)
@@ -434,6 +437,14 @@ struct sampler *sampler__open(const struct sampler_opts *opts, sampler_record_fn
 			s->counters.primary != COUNTER_PRIMARY_NONE;
 		s->skel->rodata->counter_open[COUNTER_CYCLES] = s->counters.cycles;
 	}
+	if (opts->unwind_rows) {
+		s->skel->rodata->unwind_cfi = true;
+		e = bpf_map__set_max_entries(s->skel->maps.unwind_rows, (uint32_t)opts->unwind_rows);
+		if (e) {
+			errmsg__set(err, errlen, "cannot size the unwind table: %s", strerror(-e));
+			goto fail;
+		}
+	}
 	bpf_map__set_max_entries(s->skel->maps.counter_primary, (uint32_t)s->ncpus);
 	bpf_map__set_max_entries(s->skel->maps.counter_cycles, (uint32_t)s->ncpus);
 	size_t rb_bytes = opts->ringbuf_bytes ? opts->ringbuf_bytes : SAMPLER_RINGBUF_DEFAULT_BYTES;
@@ -471,6 +482,20 @@ struct sampler *sampler__open(const struct sampler_opts *opts, sampler_record_fn
 				"DYNOPROF_DEBUG_BPF=1 for the verifier log)", strerror(-e));
 		goto fail;
 	}
+	if (opts->unwind_rows) {
+		/* Rows are written in place (user/unwind/unwind_registry.c): a
+		 * file's table goes in with one copy, not a syscall per row. */
+		size_t bytes = opts->unwind_rows * sizeof(struct unwind_row);
+		void *rows = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED,
+				  bpf_map__fd(s->skel->maps.unwind_rows), 0);
+		if (rows == MAP_FAILED) {
+			e = -errno;
+			errmsg__set(err, errlen, "cannot map the unwind table: %s", strerror(-e));
+			goto fail;
+		}
+		s->unwind_rows = rows;
+		s->unwind_nrows = opts->unwind_rows;
+	}
 	e = fill_filter_map(bpf_map__fd(s->skel->maps.targets), opts->pids, opts->npids);
 	if (!e)
 		e = fill_filter_map(bpf_map__fd(s->skel->maps.target_tids), opts->tids, opts->ntids);
@@ -479,6 +504,12 @@ struct sampler *sampler__open(const struct sampler_opts *opts, sampler_record_fn
 		goto fail;
 	}
 
+	/* What must be in the maps before the first sample (the targets'
+	 * unwind tables) goes in now. */
+	if (opts->before_attach && (e = opts->before_attach(opts->before_attach_ctx, s))) {
+		errmsg__set(err, errlen, "cannot prepare sampling: %s", strerror(-e));
+		goto fail;
+	}
 	bool *online = NULL;
 	int nonline = 0;
 	e = read_online_cpus(&online, &nonline);
@@ -549,6 +580,22 @@ int sampler__set_python_process(void *sampler, uint32_t pid, const struct py_pro
 	if (!info)
 		return bpf_map_delete_elem(fd, &pid) && errno != ENOENT ? -errno : 0;
 	return bpf_map_update_elem(fd, &pid, info, BPF_ANY) ? -errno : 0;
+}
+
+int sampler__set_unwind_process(void *sampler, uint32_t pid, const struct unwind_proc *info)
+{
+	struct sampler *s = sampler;
+	int fd = bpf_map__fd(s->skel->maps.unwind_procs);
+	if (!info)
+		return bpf_map_delete_elem(fd, &pid) && errno != ENOENT ? -errno : 0;
+	return bpf_map_update_elem(fd, &pid, info, BPF_ANY) ? -errno : 0;
+}
+
+struct unwind_row *sampler__unwind_rows(void *sampler, size_t *nrows)
+{
+	struct sampler *s = sampler;
+	*nrows = s->unwind_nrows;
+	return s->unwind_rows;
 }
 
 int sampler__set_tag_process(void *sampler, uint32_t pid, const struct tag_proc *info)
@@ -764,6 +811,14 @@ static const struct {
 		"child of a target not tracked (targets map full: its samples lost)" },
 	[DROP_PY_TORN] = { "python_torn",
 		"Python frame chain caught mid-update (outermost cut, marked [truncated])" },
+	[DROP_UNWIND_NO_CFI] = { "unwind_no_cfi",
+		"native unwind met code without CFI (stack ends with [unwind: no CFI])" },
+	[DROP_UNWIND_READ] = { "unwind_read",
+		"native unwind could not read the stack (ends with [unwind: stack unreadable])" },
+	[DROP_UNWIND_BAD_FRAME] = { "unwind_bad_frame",
+		"native unwind found an impossible frame (ends with [unwind: bad frame])" },
+	[DROP_UNWIND_TRUNCATED] = { "unwind_truncated",
+		"native stack deeper than the frame cap (outermost cut, marked [truncated])" },
 };
 _Static_assert(sizeof(drop_reasons) / sizeof(drop_reasons[0]) == DROP_REASON_COUNT,
 	       "a label and a text for every drop reason");
@@ -796,6 +851,8 @@ void sampler__free(struct sampler *s)
 	free(s->counter_fds);
 	if (s->stats_fd >= 0)
 		close(s->stats_fd);
+	if (s->unwind_rows)
+		munmap(s->unwind_rows, s->unwind_nrows * sizeof(struct unwind_row));
 	sample_bpf__destroy(s->skel);
 	free(s->links);
 	free(s->perf_fds);

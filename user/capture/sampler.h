@@ -19,6 +19,7 @@
 #include "python_abi.h" /* bpf/python_abi.h: struct py_proc, py_offsets */
 #include "sampling_abi.h" /* bpf/sampling_abi.h: the sample record */
 #include "tags_abi.h" /* bpf/tags_abi.h: struct tag_proc */
+#include "unwind_abi.h" /* bpf/unwind_abi.h: unwind rows, struct unwind_proc */
 
 /* Which event drives sampling. */
 enum sample_event {
@@ -30,6 +31,8 @@ enum sample_event {
 				 * (every HZ/freq-th tick on average): no interrupts
 				 * of its own; weights are CPU nanoseconds */
 };
+
+struct sampler;
 
 struct sampler_opts {
 	unsigned freq_hz;           /* samples per second per CPU (1..MAX_FREQ_HZ) */
@@ -54,6 +57,12 @@ struct sampler_opts {
 				     * and counters (read at every context switch
 				     * when open, see capture/counters.h) */
 	struct py_tls_layout py_tls;/* glibc TSS layout (when walk_python or thread_tags) */
+	size_t unwind_rows;         /* entries of the shared unwind row table (8 bytes
+				     * each); 0: CFI unwinding off (frame pointers) */
+	/* Called once the maps exist, before any event is attached (NULL: none);
+	 * a negative errno fails the open. */
+	int (*before_attach)(void *ctx, struct sampler *s);
+	void *before_attach_ctx;
 };
 
 /* Highest accepted sampling frequency. */
@@ -90,6 +99,12 @@ int sampler__add_pid(struct sampler *s, uint32_t pid);
 /* Publishes (info != NULL) or withdraws a Python process for the BPF walker.
  * Matches py_registry_publish_fn. */
 int sampler__set_python_process(void *sampler, uint32_t pid, const struct py_proc *info);
+/* Publishes (info != NULL) or withdraws a process for CFI unwinding. Matches
+ * unwind_publish_fn (unwind/unwind_registry.h). */
+int sampler__set_unwind_process(void *sampler, uint32_t pid, const struct unwind_proc *info);
+/* The shared unwind row table, mapped writable, and its entries in *nrows
+ * (NULL, 0: CFI unwinding off). Matches unwind_rows_fn. */
+struct unwind_row *sampler__unwind_rows(void *sampler, size_t *nrows);
 
 /* Publishes (info != NULL) or withdraws a libdynotag process for BPF.
  * Matches tag_publish_fn. */

@@ -34,7 +34,8 @@ static int apply_flags(struct agent_config *c, void *ctx)
 
 enum { OPT_LISTEN = CLI_LONG_ONLY, OPT_LISTEN_REMOTE, OPT_TOKEN_FILE, OPT_WINDOW,
        OPT_DATABASE, OPT_RETENTION_AGE, OPT_RETENTION_SIZE, OPT_ENDPOINT_FROM, OPT_MAX_SERIES,
-       OPT_NO_PYTHON, OPT_NO_TAGS, OPT_NO_KERNEL, OPT_HOST, OPT_CGROUP };
+       OPT_NO_PYTHON, OPT_NO_TAGS, OPT_NO_KERNEL, OPT_HOST, OPT_CGROUP, OPT_UNWIND_TABLE_MB,
+       OPT_NO_EH_FRAME };
 
 /* The flags: each but --config stands for a config key (and a flag without
  * argument for a fixed value), which cmd_agent sets and --help names. */
@@ -63,6 +64,10 @@ static const struct cli_option agent_options[] = {
 	  .help = "leave out kernel frames" },
 	{ .key = OPT_HOST, .name = "host", .arg = "NAME", .setting = "host" },
 	{ .key = OPT_CGROUP, .name = "cgroup", .arg = "PATH", .setting = "cgroup" },
+	{ .key = OPT_UNWIND_TABLE_MB, .name = "unwind-table-mb", .arg = "MB",
+	  .setting = "unwind_table_mb" },
+	{ .key = OPT_NO_EH_FRAME, .name = "no-eh-frame", .setting = "unwind_table_mb", .value = "0",
+	  .help = "walk native stacks by frame pointers only (no .eh_frame CFI)" },
 	{ 0 },
 };
 

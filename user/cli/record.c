@@ -29,6 +29,7 @@
 #include "symbolize/symbolizer.h"
 #include "tags/endpoint_rule.h"
 #include "tags/tag_registry.h"
+#include "unwind/unwind_registry.h"
 #include "util/duration.h"
 #include "util/outfile.h"
 #include "util/privileges.h"
@@ -65,6 +66,8 @@ struct record_args {
 	uint64_t period;           /* -c: events per sample; 0 = frequency mode */
 	bool no_kernel;            /* --no-kernel */
 	bool no_python;            /* --no-python */
+	bool no_eh_frame;          /* --no-eh-frame: frame pointers only */
+	unsigned unwind_table_mb;  /* --unwind-table-mb */
 	bool python_lines;         /* --python-lines=on (default) */
 	bool no_tags;              /* --no-tags */
 	bool no_counts;            /* --no-counts */
@@ -88,7 +91,7 @@ struct record_args {
 enum { OPT_TID = CLI_LONG_ONLY, OPT_FORMAT, OPT_NO_KERNEL, OPT_NO_PYTHON, OPT_PYTHON_LINES,
        OPT_GROUP_BY, OPT_TAG, OPT_ENDPOINT_FROM, OPT_ENV_TAG, OPT_NO_TAGS,
        OPT_COUNTS, OPT_NO_COUNTS, OPT_WINDOW, OPT_WEIGHT, OPT_STANDIN, OPT_CHILDREN,
-       OPT_CGROUP };
+       OPT_CGROUP, OPT_NO_EH_FRAME, OPT_UNWIND_TABLE_MB };
 
 /* The options, their help and defaults: what parse_args takes and --help shows. */
 static const struct cli_option record_options[] = {
@@ -140,6 +143,14 @@ static const struct cli_option record_options[] = {
 		   "every context switch"),
 	CLI_OPTION(OPT_NO_PYTHON, "no-python", NULL,
 		   "do not walk CPython frames (native frames only)"),
+	CLI_OPTION(OPT_NO_EH_FRAME, "no-eh-frame", NULL,
+		   "walk native stacks by frame pointers only, not through the files' "
+		   ".eh_frame CFI (code built without frame pointers then shows its leaf "
+		   "and little more)"),
+	CLI_OPTION_DEF(OPT_UNWIND_TABLE_MB, "unwind-table-mb", "MB",
+		       "kernel memory for the native unwind tables (1..4096); files that do "
+		       "not fit are walked by frame pointers, counted in the summary",
+		       CLI_STR(UNWIND_TABLE_DEFAULT_MB)),
 	CLI_OPTION_DEF(OPT_PYTHON_LINES, "python-lines", "on|off",
 		       "on: Python frames show file:line; off: fold them to function level",
 		       "on"),
@@ -213,6 +224,7 @@ static int parse_args(int argc, char **argv, struct record_args *a)
 
 	a->freq_hz = DEFAULT_FREQ_HZ;
 	a->python_lines = true;
+	a->unwind_table_mb = UNWIND_TABLE_DEFAULT_MB;
 	a->window_s = 1;
 	memcpy(a->env_rules, tag_default_env_rules,
 	       tag_default_env_rule_count * sizeof(a->env_rules[0]));
@@ -285,6 +297,20 @@ static int parse_args(int argc, char **argv, struct record_args *a)
 		case OPT_NO_PYTHON:
 			a->no_python = true;
 			break;
+		case OPT_NO_EH_FRAME:
+			a->no_eh_frame = true;
+			break;
+		case OPT_UNWIND_TABLE_MB: {
+			char *end = NULL;
+			errno = 0;
+			unsigned long mb = strtoul(arg, &end, 10);
+			if (errno || end == arg || *end || mb < 1 || mb > 4096) {
+				cli_error("bad --unwind-table-mb '%s': expected 1..4096", arg);
+				return 1002;
+			}
+			a->unwind_table_mb = (unsigned)mb;
+			break;
+		}
 		case OPT_GROUP_BY: {
 			int n = groups__parse_keys(arg, a->group_keys, MAX_GROUP_KEYS);
 			if (n < 0) {
@@ -678,6 +704,7 @@ int cmd_record(int argc, char **argv)
 		.counter_standin = a.counter_standin,
 		.kernel = !a.no_kernel,
 		.python = !a.no_python,
+		.unwind_table_bytes = a.no_eh_frame ? 0 : (size_t)a.unwind_table_mb << 20,
 		.python_lines = a.python_lines,
 		.tags = !a.no_tags,
 		.env_rules = a.env_rules,
@@ -828,6 +855,7 @@ int cmd_record(int argc, char **argv)
 			"so a CPU gave at most %u samples a second, not %u (-e cpu-clock takes "
 			"more)\n", tick_hz, tick_hz, a.freq_hz);
 	/* Warnings said for the first few processes only: how many more. */
+	unwind_registry__summary(pipeline__unwind(pipe), stderr, "dynoprof");
 	py_registry__summary(pyreg, "dynoprof", "not named above", 1);
 	py_resolver__summary(pyres, "dynoprof", "not named above", 1);
 	if (!a.quiet) {

@@ -10,6 +10,7 @@
 #include "python/py_resolver.h"
 #include "python/tls_layout.h"
 #include "symbolize/symbolizer.h"
+#include "unwind/unwind_registry.h"
 #include "util/clock.h"
 
 struct pipeline {
@@ -18,6 +19,7 @@ struct pipeline {
 	struct symbolizer *sym;          /* native and kernel frames */
 	struct py_registry *pyreg;       /* Python processes (NULL: no Python frames) */
 	struct py_resolver *pyres;       /* their code objects (NULL with pyreg) */
+	struct unwind_registry *unwind;  /* CFI unwinding's tables (NULL: frame pointers) */
 	struct tag_registry *tags;       /* tags (NULL: --no-tags) */
 	struct request_tracker *requests;/* libdynotag request counters (NULL without tags) */
 	struct counts_table *counts;     /* exact per-thread totals (NULL: not kept) */
@@ -34,9 +36,49 @@ struct requests_ctx {
 	uint64_t when_ns;                /* CLOCK_MONOTONIC they are dated at */
 };
 
+/* Tells the unwind registry of new processes, execs, exits, and stacks that
+ * met a mapping it does not know (a library loaded since it read them). */
+static void note_unwind(struct unwind_registry *r, const void *data, size_t size)
+{
+	const struct profile_event_header *h = data;
+	if (size < sizeof(*h))
+		return;
+	if (h->type == PROFILE_EVENT_EXEC) {
+		unwind_registry__note_exec(r, (pid_t)h->pid);
+	} else if (h->type == PROFILE_EVENT_EXIT) {
+		unwind_registry__note_exit(r, (pid_t)h->pid);
+	} else if (h->type == PROFILE_EVENT_SAMPLE &&
+		   size >= offsetof(struct profile_sample_event, stack)) {
+		const struct profile_sample_event *e = data;
+		int k = e->kstack_len > 0 ? e->kstack_len : 0;
+		int u = e->ustack_len > 0 ? e->ustack_len : 0;
+		size_t last = offsetof(struct profile_sample_event, stack) +
+			      (size_t)(k + u) * 8;
+		int missed = u > 0 && k + u <= 2 * PROFILE_MAX_FRAMES && size >= last &&
+			     e->stack[k + u - 1] == UNWIND_MARKER_BASE + UNWIND_END_NO_CFI;
+		unwind_registry__note_sample(r, (pid_t)h->pid, missed);
+	}
+}
+
+/* Before the first sample: the unwind registry, and the targets' tables
+ * built (none of their samples walked by frame pointers for want of them). */
+static int start_unwinding(void *ctx, struct sampler *s)
+{
+	struct pipeline *p = ctx;
+	if (!(p->unwind = unwind_registry__new(sampler__set_unwind_process, sampler__unwind_rows,
+					       s)))
+		return errno ? -errno : -ENOMEM;
+	for (size_t i = 0; i < p->opts.npids; i++)
+		unwind_registry__note_sample(p->unwind, (pid_t)p->opts.pids[i], 0);
+	unwind_registry__drain(p->unwind);
+	return 0;
+}
+
 static int on_record(void *ctx, const void *data, size_t size)
 {
 	struct pipeline *p = ctx;
+	if (p->unwind)
+		note_unwind(p->unwind, data, size);
 	int e = aggregator__record(p->agg, data, size);
 	if (e && !p->error)
 		p->error = e;
@@ -108,6 +150,9 @@ struct pipeline *pipeline__open(const struct pipeline_opts *o, struct profile *p
 		.ringbuf_bytes = o->ringbuf_bytes,
 		.no_kernel_stacks = !o->kernel,
 		.py_tls = tls,
+		.unwind_rows = o->unwind_table_bytes / sizeof(struct unwind_row),
+		.before_attach = o->unwind_table_bytes ? start_unwinding : NULL,
+		.before_attach_ctx = p,
 	};
 	p->counting_began_unix_ns = clock_ns(CLOCK_REALTIME);
 	p->sampler = sampler__open(&so, on_record, p, err, err_len);
@@ -183,6 +228,7 @@ void pipeline__free(struct pipeline *p)
 		return;
 	/* The aggregator reads the registries and the sampler's maps: first out. */
 	aggregator__free(p->agg);
+	unwind_registry__free(p->unwind); /* publishes into the sampler's maps */
 	sampler__free(p->sampler);
 	py_registry__free(p->pyreg);
 	py_resolver__free(p->pyres);
@@ -273,6 +319,11 @@ struct symbolizer *pipeline__symbolizer(const struct pipeline *p)
 struct py_registry *pipeline__python(const struct pipeline *p)
 {
 	return p->pyreg;
+}
+
+struct unwind_registry *pipeline__unwind(const struct pipeline *p)
+{
+	return p->unwind;
 }
 
 struct py_resolver *pipeline__python_resolver(const struct pipeline *p)

@@ -47,6 +47,8 @@ struct pipeline_opts {
 	/* What samples carry. */
 	bool kernel;                  /* kernel stacks and frames */
 	bool python;                  /* walk and name CPython frames */
+	size_t unwind_table_bytes;    /* native stacks through .eh_frame CFI with a row
+				       * table this big; 0: frame pointers only */
 	bool python_lines;            /* Python frames carry their line */
 	bool tags;                    /* process tags, thread tags (endpoint), requests */
 	const struct env_tag_rule *env_rules; /* environment variables read as tags
@@ -115,6 +117,8 @@ struct aggregator *pipeline__aggregator(const struct pipeline *p);
 struct symbolizer *pipeline__symbolizer(const struct pipeline *p);
 struct py_registry *pipeline__python(const struct pipeline *p);
 struct py_resolver *pipeline__python_resolver(const struct pipeline *p);
+/* CFI unwinding's registry (NULL: off). */
+struct unwind_registry *pipeline__unwind(const struct pipeline *p);
 struct tag_registry *pipeline__tags(const struct pipeline *p);
 struct counts_table *pipeline__counts(const struct pipeline *p);
 /* The counters counting chose, NULL when not counting. */

@@ -1,0 +1,485 @@
+// SPDX-License-Identifier: MIT
+#include "unwind/unwind_registry.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <fcntl.h>
+#include <gelf.h>
+#include <libelf.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "symbolize/elf_symtab.h"
+#include "symbolize/map_path.h"
+#include "symbolize/proc_maps.h"
+#include "unwind/cfi_table.h"
+#include "util/hashmap.h"
+
+/* Loadable segments kept per file (for a mapping's bias). */
+#define FILE_SEGS 8
+/* A process whose stacks miss a mapping (a library loaded since it was read)
+ * is read again at once; while that finds nothing new (JIT code), the wait
+ * doubles from RESCAN_MIN_NS up to RESCAN_MAX_NS. */
+#define RESCAN_MIN_NS 50000000ull
+#define RESCAN_MAX_NS 10000000000ull
+
+/* One loadable segment of a file. */
+struct load_seg {
+	uint64_t offset; /* p_offset */
+	uint64_t vaddr;  /* p_vaddr */
+	uint64_t filesz; /* p_filesz */
+};
+
+/* A file as the unwinder knows it (the worker's alone). */
+struct unwind_file {
+	uint32_t kind;       /* enum unwind_map_kind */
+	uint32_t row_first;  /* UNWIND_MAP_CFI: its shard */
+	uint32_t row_count;
+	uint32_t nsegs;      /* entries in segs */
+	struct load_seg segs[FILE_SEGS]; /* its PT_LOAD segments */
+};
+
+/* A tracked process (under lock). */
+struct proc_entry {
+	uint64_t scanned_ns; /* CLOCK_MONOTONIC of its last scan; 0: never */
+	uint64_t maps_hash;  /* digest of the mappings its last scan published */
+	uint64_t backoff_ns; /* wait after a scan before a miss scans again */
+	bool queued;         /* a request for it is in the queue */
+};
+
+struct unwind_registry {
+	unwind_publish_fn publish;   /* into BPF */
+	unwind_rows_fn rows_fn;      /* the row table */
+	void *ctx;                   /* theirs */
+	pthread_t worker;            /* builds tables and publishes */
+	bool worker_started;         /* worker is joinable */
+	pthread_mutex_t lock;        /* guards what follows up to the worker's own */
+	pthread_cond_t wake;         /* the worker: a request, or stop */
+	pthread_cond_t idle;         /* drain: the queue emptied */
+	uint32_t queue[UNWIND_QUEUE];/* pids to (re)scan, a ring */
+	size_t head, len;            /* the ring's first entry and length */
+	bool busy;                   /* the worker is scanning a pid */
+	bool stop;                   /* the worker must end */
+	struct hashmap *procs;       /* pid -> struct proc_entry */
+	struct unwind_registry_stats stats; /* also updated by the worker, under lock */
+	/* The worker's own. */
+	struct hashmap *files;       /* "dev:ino" -> struct unwind_file */
+	struct hashmap *build_ids;   /* build-id hex -> struct unwind_file (its owner) */
+	struct unwind_file vdso;     /* this kernel's vdso (kind 0: none) */
+	struct unwind_row *rows;     /* the table, mapped */
+	size_t nrows;                /* its entries */
+	size_t next_row;             /* first free row */
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void read_segments(Elf *elf, struct unwind_file *f)
+{
+	size_t n = 0;
+	f->nsegs = 0;
+	if (!elf || elf_getphdrnum(elf, &n))
+		return;
+	for (size_t i = 0; i < n && f->nsegs < FILE_SEGS; i++) {
+		GElf_Phdr ph;
+		if (!gelf_getphdr(elf, (int)i, &ph) || ph.p_type != PT_LOAD)
+			continue;
+		f->segs[f->nsegs++] = (struct load_seg){ ph.p_offset, ph.p_vaddr, ph.p_filesz };
+	}
+}
+
+/* Copies t's rows into the shared table as f's shard; counts a miss. */
+static void place_rows(struct unwind_registry *r, struct unwind_file *f,
+		       const struct cfi_table *t)
+{
+	size_t n = cfi_table__count(t);
+	f->kind = UNWIND_MAP_FP;
+	if (!n || n > r->nrows - r->next_row) {
+		pthread_mutex_lock(&r->lock);
+		if (n)
+			r->stats.files_over_budget++;
+		else
+			r->stats.files_no_cfi++;
+		pthread_mutex_unlock(&r->lock);
+		return;
+	}
+	memcpy(r->rows + r->next_row, cfi_table__rows(t), n * sizeof(struct unwind_row));
+	f->kind = UNWIND_MAP_CFI;
+	f->row_first = (uint32_t)r->next_row;
+	f->row_count = (uint32_t)n;
+	r->next_row += n;
+	pthread_mutex_lock(&r->lock);
+	r->stats.files_cfi++;
+	r->stats.rows_used = r->next_row;
+	pthread_mutex_unlock(&r->lock);
+}
+
+static void count(struct unwind_registry *r, uint64_t *counter)
+{
+	pthread_mutex_lock(&r->lock);
+	(*counter)++;
+	pthread_mutex_unlock(&r->lock);
+}
+
+/* This kernel's vdso, the same in every process: built once from ours. */
+static void build_vdso(struct unwind_registry *r)
+{
+	const void *image = (const void *)getauxval(AT_SYSINFO_EHDR);
+	struct proc_maps *maps = image ? proc_maps__read(getpid()) : NULL;
+	const struct proc_map *m = maps ? proc_maps__find(maps, (uint64_t)(uintptr_t)image) : NULL;
+	if (m && m->start == (uint64_t)(uintptr_t)image && m->end > m->start) {
+		size_t size = m->end - m->start;
+		void *copy = malloc(size);
+		if (copy) {
+			memcpy(copy, image, size);
+			elf_version(EV_CURRENT);
+			Elf *elf = elf_memory(copy, size);
+			read_segments(elf, &r->vdso);
+			elf_end(elf);
+			struct cfi_table *t = cfi_table__from_memory(copy, size);
+			if (t)
+				place_rows(r, &r->vdso, t);
+			cfi_table__free(t);
+			free(copy);
+		}
+	}
+	proc_maps__free(maps);
+}
+
+/* The file behind mapping m of pid, its table built or shared; NULL when it
+ * cannot be had (counted). */
+static struct unwind_file *file_for(struct unwind_registry *r, pid_t pid,
+				    const struct proc_map *m)
+{
+	char key[64], path[4096], build_id[ELF_SYMTAB_BUILD_ID_MAX];
+	snprintf(key, sizeof(key), "%u:%u:%llu", m->dev_major, m->dev_minor,
+		 (unsigned long long)m->inode);
+	struct unwind_file *f = hashmap__get(r->files, key, strlen(key));
+	if (f)
+		return f;
+	if (hashmap__size(r->files) >= UNWIND_MAX_FILES) {
+		count(r, &r->stats.queue_full);
+		return NULL;
+	}
+	struct stat st;
+	int fd = -1;
+	if (map_path__open_path(pid, m, path, sizeof(path), &st) ||
+	    (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+		count(r, &r->stats.files_unreadable);
+		return NULL;
+	}
+	if (!(f = calloc(1, sizeof(*f)))) {
+		close(fd);
+		return NULL;
+	}
+	elf_version(EV_CURRENT);
+	Elf *elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+	read_segments(elf, f);
+	elf_end(elf);
+	bool has_id = !elf_symtab__read_build_id(path, build_id, sizeof(build_id));
+	struct unwind_file *same = has_id ? hashmap__get(r->build_ids, build_id,
+							  strlen(build_id)) : NULL;
+	if (same) {
+		f->kind = same->kind;
+		f->row_first = same->row_first;
+		f->row_count = same->row_count;
+		count(r, &r->stats.files_shared);
+	} else {
+		uint64_t t0 = now_ns();
+		struct cfi_table *t = cfi_table__from_fd(fd);
+		if (t) {
+			place_rows(r, f, t);
+		} else {
+			f->kind = UNWIND_MAP_FP;
+			count(r, errno == ENODATA ? &r->stats.files_no_cfi :
+				 &r->stats.files_unreadable);
+		}
+		cfi_table__free(t);
+		pthread_mutex_lock(&r->lock);
+		r->stats.build_ns += now_ns() - t0;
+		pthread_mutex_unlock(&r->lock);
+	}
+	close(fd);
+	if (hashmap__put(r->files, key, strlen(key), f, NULL)) {
+		free(f);
+		return NULL;
+	}
+	if (has_id && !same && f->kind == UNWIND_MAP_CFI &&
+	    hashmap__put(r->build_ids, build_id, strlen(build_id), f, NULL))
+		return f; /* not shared, still usable */
+	return f;
+}
+
+/* pc - bias is the file's vaddr for mapping m of f; false when no segment
+ * holds the mapping's offset. */
+static bool bias_of(const struct unwind_file *f, const struct proc_map *m, uint64_t *bias)
+{
+	for (uint32_t i = 0; i < f->nsegs; i++) {
+		const struct load_seg *s = &f->segs[i];
+		uint64_t page_off = s->offset & ~(uint64_t)0xfff;
+		if (m->offset >= page_off && m->offset < s->offset + s->filesz) {
+			*bias = m->start - m->offset + s->offset - s->vaddr;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Reads pid's mappings and publishes them; *digest gets a digest of them. */
+static void scan(struct unwind_registry *r, pid_t pid, uint64_t *digest)
+{
+	struct proc_maps *maps = proc_maps__read(pid);
+	*digest = 0;
+	if (!maps)
+		return;
+	struct unwind_proc *up = calloc(1, sizeof(*up));
+	if (!up) {
+		proc_maps__free(maps);
+		return;
+	}
+	for (size_t i = 0; i < proc_maps__count(maps); i++) {
+		const struct proc_map *m = proc_maps__at(maps, i);
+		const struct unwind_file *f;
+		if (!strcmp(m->path, "[vdso]"))
+			f = r->vdso.kind ? &r->vdso : NULL;
+		else if (!m->inode || m->path[0] == '[' || !m->path[0])
+			continue; /* anonymous: no CFI (the walk ends there, named) */
+		else
+			f = file_for(r, pid, m);
+		uint64_t bias = 0;
+		struct unwind_map e = { .start = m->start, .end = m->end, .kind = UNWIND_MAP_FP };
+		if (f && f->kind == UNWIND_MAP_CFI && bias_of(f, m, &bias)) {
+			e.kind = UNWIND_MAP_CFI;
+			e.bias = bias;
+			e.row_first = f->row_first;
+			e.row_count = f->row_count;
+		}
+		if (up->nmaps >= UNWIND_MAX_MAPS) {
+			count(r, &r->stats.maps_over_limit);
+			continue;
+		}
+		/* /proc/PID/maps lists mappings by address: the table stays sorted. */
+		up->maps[up->nmaps++] = e;
+	}
+	*digest = hash_bytes(up->maps, up->nmaps * sizeof(up->maps[0]), up->nmaps);
+	proc_maps__free(maps);
+	pthread_mutex_lock(&r->lock);
+	bool live = hashmap__get(r->procs, &pid, sizeof(pid)) != NULL;
+	pthread_mutex_unlock(&r->lock);
+	if (live)
+		count(r, r->publish(r->ctx, (uint32_t)pid, up) ? &r->stats.publish_failed :
+			 &r->stats.processes);
+	free(up);
+}
+
+static void *worker_main(void *arg)
+{
+	struct unwind_registry *r = arg;
+	build_vdso(r);
+	pthread_mutex_lock(&r->lock);
+	for (;;) {
+		while (!r->len && !r->stop) {
+			pthread_cond_broadcast(&r->idle);
+			pthread_cond_wait(&r->wake, &r->lock);
+		}
+		if (r->stop)
+			break;
+		pid_t pid = (pid_t)r->queue[r->head];
+		r->head = (r->head + 1) % UNWIND_QUEUE;
+		r->len--;
+		r->busy = true;
+		/* An exec while it is scanned queues it again. */
+		struct proc_entry *p = hashmap__get(r->procs, &pid, sizeof(pid));
+		if (p)
+			p->queued = false;
+		pthread_mutex_unlock(&r->lock);
+		uint64_t digest;
+		scan(r, pid, &digest);
+		pthread_mutex_lock(&r->lock);
+		r->busy = false;
+		if ((p = hashmap__get(r->procs, &pid, sizeof(pid)))) {
+			/* Nothing new since the last scan: back off. */
+			if (p->scanned_ns && digest == p->maps_hash)
+				p->backoff_ns = p->backoff_ns ? p->backoff_ns * 2 : RESCAN_MIN_NS;
+			else
+				p->backoff_ns = 0;
+			if (p->backoff_ns > RESCAN_MAX_NS)
+				p->backoff_ns = RESCAN_MAX_NS;
+			p->maps_hash = digest;
+			p->scanned_ns = now_ns();
+		}
+	}
+	pthread_cond_broadcast(&r->idle);
+	pthread_mutex_unlock(&r->lock);
+	return NULL;
+}
+
+struct unwind_registry *unwind_registry__new(unwind_publish_fn publish, unwind_rows_fn rows,
+					     void *ctx)
+{
+	struct unwind_registry *r = calloc(1, sizeof(*r));
+	int err = -ENOMEM;
+	if (!r)
+		goto fail;
+	pthread_mutex_init(&r->lock, NULL);
+	pthread_cond_init(&r->wake, NULL);
+	pthread_cond_init(&r->idle, NULL);
+	r->publish = publish;
+	r->rows_fn = rows;
+	r->ctx = ctx;
+	r->rows = rows(ctx, &r->nrows);
+	if (!r->rows || !r->nrows) {
+		err = -EINVAL;
+		goto fail;
+	}
+	r->stats.rows_capacity = r->nrows;
+	if (!(r->procs = hashmap__new()) || !(r->files = hashmap__new()) ||
+	    !(r->build_ids = hashmap__new()))
+		goto fail;
+	if ((err = -pthread_create(&r->worker, NULL, worker_main, r)))
+		goto fail;
+	r->worker_started = true;
+	return r;
+fail:
+	unwind_registry__free(r);
+	errno = -err;
+	return NULL;
+}
+
+void unwind_registry__free(struct unwind_registry *r)
+{
+	if (!r)
+		return;
+	if (r->worker_started) {
+		pthread_mutex_lock(&r->lock);
+		r->stop = true;
+		pthread_cond_signal(&r->wake);
+		pthread_mutex_unlock(&r->lock);
+		pthread_join(r->worker, NULL);
+	}
+	size_t cursor = 0;
+	void *value;
+	while (r->procs && hashmap__next(r->procs, &cursor, NULL, NULL, &value))
+		free(value);
+	cursor = 0;
+	while (r->files && hashmap__next(r->files, &cursor, NULL, NULL, &value))
+		free(value);
+	hashmap__free(r->procs);
+	hashmap__free(r->files);
+	hashmap__free(r->build_ids); /* its values are files' */
+	pthread_cond_destroy(&r->wake);
+	pthread_cond_destroy(&r->idle);
+	pthread_mutex_destroy(&r->lock);
+	free(r);
+}
+
+/* Queues pid (under lock). */
+static void enqueue(struct unwind_registry *r, pid_t pid, struct proc_entry *p)
+{
+	if (p->queued)
+		return;
+	if (r->len >= UNWIND_QUEUE) {
+		r->stats.queue_full++;
+		return;
+	}
+	r->queue[(r->head + r->len) % UNWIND_QUEUE] = (uint32_t)pid;
+	r->len++;
+	p->queued = true;
+	pthread_cond_signal(&r->wake);
+}
+
+void unwind_registry__note_sample(struct unwind_registry *r, pid_t pid, int missed)
+{
+	if (!r || pid <= 0)
+		return;
+	pthread_mutex_lock(&r->lock);
+	struct proc_entry *p = hashmap__get(r->procs, &pid, sizeof(pid));
+	if (!p) {
+		if (hashmap__size(r->procs) >= UNWIND_MAX_PROCESSES ||
+		    !(p = calloc(1, sizeof(*p)))) {
+			r->stats.queue_full++;
+		} else if (hashmap__put(r->procs, &pid, sizeof(pid), p, NULL)) {
+			free(p);
+			r->stats.queue_full++;
+		} else {
+			enqueue(r, pid, p);
+		}
+	} else if (missed && p->scanned_ns && now_ns() - p->scanned_ns >= p->backoff_ns) {
+		enqueue(r, pid, p);
+	}
+	pthread_mutex_unlock(&r->lock);
+}
+
+void unwind_registry__note_exec(struct unwind_registry *r, pid_t pid)
+{
+	if (!r || pid <= 0)
+		return;
+	/* The old image's mappings must not unwind the new one: withdrawn now,
+	 * read again at its next sample. */
+	r->publish(r->ctx, (uint32_t)pid, NULL);
+	pthread_mutex_lock(&r->lock);
+	struct proc_entry *p = hashmap__get(r->procs, &pid, sizeof(pid));
+	if (p)
+		enqueue(r, pid, p);
+	pthread_mutex_unlock(&r->lock);
+}
+
+void unwind_registry__note_exit(struct unwind_registry *r, pid_t pid)
+{
+	if (!r || pid <= 0)
+		return;
+	pthread_mutex_lock(&r->lock);
+	struct proc_entry *p = hashmap__remove(r->procs, &pid, sizeof(pid));
+	pthread_mutex_unlock(&r->lock);
+	/* A queued request finds no entry and publishes nothing. */
+	free(p);
+	r->publish(r->ctx, (uint32_t)pid, NULL);
+}
+
+void unwind_registry__drain(struct unwind_registry *r)
+{
+	if (!r)
+		return;
+	pthread_mutex_lock(&r->lock);
+	while ((r->len || r->busy) && !r->stop)
+		pthread_cond_wait(&r->idle, &r->lock);
+	pthread_mutex_unlock(&r->lock);
+}
+
+void unwind_registry__stats(struct unwind_registry *r, struct unwind_registry_stats *out)
+{
+	if (!r) {
+		memset(out, 0, sizeof(*out));
+		return;
+	}
+	pthread_mutex_lock(&r->lock);
+	*out = r->stats;
+	pthread_mutex_unlock(&r->lock);
+}
+
+void unwind_registry__summary(struct unwind_registry *r, FILE *out, const char *prefix)
+{
+	struct unwind_registry_stats s;
+	if (!r)
+		return;
+	unwind_registry__stats(r, &s);
+	if (!s.files_over_budget && !s.files_unreadable && !s.maps_over_limit && !s.queue_full &&
+	    !s.publish_failed)
+		return;
+	fprintf(out, "%s: native unwinding: %" PRIu64 " file(s) over the table budget "
+		"(%" PRIu64 " of %" PRIu64 " rows used; --unwind-table-mb), %" PRIu64
+		" unreadable, %" PRIu64 " mapping(s) past %d per process, %" PRIu64
+		" request(s) and %" PRIu64 " process(es) lost to full tables: their frames are "
+		"walked by frame pointers\n", prefix, s.files_over_budget, s.rows_used,
+		s.rows_capacity, s.files_unreadable, s.maps_over_limit, UNWIND_MAX_MAPS,
+		s.queue_full, s.publish_failed);
+}

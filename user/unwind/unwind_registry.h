@@ -1,0 +1,80 @@
+/* unwind_registry.h - which processes BPF unwinds through CFI, and with which
+ * tables.
+ *
+ * A process's first sample (and an exec, and a stack that met a mapping the
+ * tables do not know: at once, then backing off up to 10 s while that finds
+ * nothing new, as JIT code does) queues it; a worker thread of its
+ * own reads its executable mappings, builds each file's table once
+ * (cfi_table.h; files opened as the symbolizer opens them: through
+ * /proc/PID/root for other mount namespaces, /proc/PID/map_files for deleted
+ * ones), shares it by build-id, writes its rows into the shared row table the
+ * BPF program searches and publishes the process's mappings. Until then the
+ * process is walked by frame pointers, as without CFI. So table building
+ * never runs on the ring buffer's consumer, nor in BPF.
+ *
+ * Bounded: rows go into the fixed-size table (the budget, --unwind-table-mb):
+ * a file that does not fit is walked by frame pointers and counted; the file
+ * cache, the process set and the queue have fixed caps, counted when hit.
+ * Rows are never freed while the registry lives (files are shared by every
+ * process that maps them, and most processes of a host map the same few).
+ */
+#ifndef DYNOPROF_UNWIND_REGISTRY_H
+#define DYNOPROF_UNWIND_REGISTRY_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "unwind_abi.h"
+
+/* Publishes (info != NULL) or withdraws a process (sampler__set_unwind_process). */
+typedef int (*unwind_publish_fn)(void *ctx, uint32_t pid, const struct unwind_proc *info);
+/* The shared row table, writable, and its entries (sampler__unwind_rows). */
+typedef struct unwind_row *(*unwind_rows_fn)(void *ctx, size_t *nrows);
+
+/* Bytes of the row table by default (--unwind-table-mb). */
+#define UNWIND_TABLE_DEFAULT_MB 32
+/* Processes tracked at once; files cached; queued requests. */
+#define UNWIND_MAX_PROCESSES 65536
+#define UNWIND_MAX_FILES 16384
+#define UNWIND_QUEUE 4096
+
+struct unwind_registry_stats {
+	uint64_t processes;       /* publications of a process's mappings */
+	uint64_t files_cfi;       /* files whose table was built */
+	uint64_t files_shared;    /* files that reused another's table (same build-id) */
+	uint64_t files_no_cfi;    /* files without CFI (walked by frame pointers) */
+	uint64_t files_over_budget; /* tables that did not fit the budget (frame pointers) */
+	uint64_t files_unreadable;/* files that could not be opened or parsed (frame pointers) */
+	uint64_t maps_over_limit; /* mappings past UNWIND_MAX_MAPS of a process (no CFI) */
+	uint64_t queue_full;      /* requests lost to a full queue or process set */
+	uint64_t publish_failed;  /* processes BPF's map refused (full: 8192 processes) */
+	uint64_t rows_used;       /* rows of the table in use */
+	uint64_t rows_capacity;   /* rows the table holds */
+	uint64_t build_ns;        /* time spent building tables */
+};
+
+struct unwind_registry;
+
+/* Starts the registry and its worker. NULL + errno. */
+struct unwind_registry *unwind_registry__new(unwind_publish_fn publish, unwind_rows_fn rows,
+					     void *ctx);
+/* Stops the worker and frees everything. Accepts NULL. */
+void unwind_registry__free(struct unwind_registry *r);
+
+/* A sample of pid arrived; missed (its stack met a pc in no known mapping):
+ * its mappings may have changed since they were read. Cheap: a look-up, and
+ * at most a queued request. Thread-safe. */
+void unwind_registry__note_sample(struct unwind_registry *r, pid_t pid, int missed);
+/* pid exec'd (its mappings are new) or exited. */
+void unwind_registry__note_exec(struct unwind_registry *r, pid_t pid);
+void unwind_registry__note_exit(struct unwind_registry *r, pid_t pid);
+/* Waits until every queued request is done (tests, record's priming). */
+void unwind_registry__drain(struct unwind_registry *r);
+
+void unwind_registry__stats(struct unwind_registry *r, struct unwind_registry_stats *out);
+/* One line on out (prefix first) when tables were lost to a limit. */
+void unwind_registry__summary(struct unwind_registry *r, FILE *out, const char *prefix);
+
+#endif
