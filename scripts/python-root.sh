@@ -18,7 +18,7 @@ if [ "${1:-}" = "--check" ]; then
   shift
 fi
 dir="${1:-${DYNOPROF_PYTHON_ROOT:-/var/cache/dynoprof-test/sid}}"
-pkgs="python3.13 python3.14 python3.15 python3.14-dbg python3.15-dbg"
+pkgs="python3.13 python3.14 python3.15 python3.14-dbg python3.15-dbg libpython3.14 libpython3.15 libpython3.14-dev libpython3.15-dev"
 mirror="${DYNOPROF_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 stamp=".dynoprof-python-root"
 if [ -f "$dir/$stamp" ] && [ "$(cat "$dir/$stamp")" = "$pkgs" ]; then
