@@ -13,7 +13,8 @@ Recorded by -p and by command, a user must read what a python3.X process shows: 
 leaves under their callers with this file's lines, stacks rooted at <module> (the
 driver's <string>:<module> above the script's), the Python worker thread under its own
 comm, and each leaf's share within test_python's tolerance of the workload's own
-time.thread_time().
+time.thread_time(). A libpython loaded with dlopen (tests/workloads/embed/py_dlopen.c):
+3.14 read the same way; 3.15 (its thread-local then in dynamic TLS) refused with one line.
 """
 import os
 import shutil
@@ -175,3 +176,55 @@ def test_embedded_by_command(embedded, tmp_path, v):
         check_stacks(v, run, prof, res.stderr)
     finally:
         shutil.rmtree(root + inner, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def dlopen_program(embedded):
+    """tests/workloads/embed/py_dlopen.c, built next to py_embed (host gcc alone)."""
+    root, programs = embedded
+    program = os.path.join(os.path.dirname(programs[VERSIONS[0]]), "py_dlopen")
+    res = subprocess.run(["gcc", "-O1", "-Wall", "-Wextra", "-Werror", "-o", root + program,
+                          os.path.join(os.path.dirname(SOURCE), "py_dlopen.c"), "-ldl"],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, f"building {program}:\n{res.stderr}"
+    return program
+
+
+@pytest.mark.parametrize("v", VERSIONS)
+def test_dlopened_libpython(embedded, dlopen_program, tmp_path, v):
+    """libpython loaded with dlopen: 3.14's thread state (a pthread key in _PyRuntime)
+    is found as in a linked one; 3.15's thread-local then has no static TLS offset
+    (its blocks are allocated per thread by __tls_get_addr), so the process is refused
+    with one line and keeps its native frames, never a wrong Python name."""
+    root, _ = embedded
+    inner = f"/tmp/dynoprof-embed-dl-{uuid.uuid4().hex[:12]}"
+    os.makedirs(root + inner)
+    script = f"{inner}/ground_truth.py"
+    shutil.copyfile(os.path.join(PY_WORKLOAD_DIR, "ground_truth.py"), root + script)
+    out = str(tmp_path / "dlopen.folded")
+    try:
+        res = subprocess.run(
+            [_binary_path(), "record", "-F", "199", "-o", out, "--", "chroot", root,
+             dlopen_program, f"libpython{v}.so.1.0", script, f"{inner}/truth.json",
+             str(SHORT)], capture_output=True, text=True, timeout=SHORT + 120)
+        assert res.returncode == 0, res.stderr
+        assert os.path.exists(root + inner + "/truth.json"), res.stderr
+        whole = parse_folded_file(out)
+        prof = of_file(whole, script)
+    finally:
+        shutil.rmtree(root + inner, ignore_errors=True)
+    if v == "3.14":
+        class Run:
+            pass
+        r = Run()
+        r.script = script
+        assert prof.total() >= MIN_SAMPLES, f"{v}: {prof.total()}\n{res.stderr}"
+        check_stacks(v, r, prof, res.stderr)
+        return
+    refusals = [line for line in res.stderr.splitlines()
+                if "not in static TLS (loaded with dlopen?)" in line]
+    assert len(refusals) == 1 and refusals[0].startswith("dynoprof: warning: PID ") and (
+        f"libpython{v}.so.1.0" in refusals[0]), res.stderr
+    assert prof.total() == 0, f"{v}: Python frames of a refused process\n{describe(prof)}"
+    native = whole.count_where(lambda fr: fr[0] == "py_dlopen")
+    assert native >= MIN_SAMPLES, f"{v}: {native} samples of py_dlopen\n{res.stderr}"
