@@ -2,9 +2,9 @@
 # Builds, once per machine, the Debian unstable root that CPython 3.14 and 3.15
 # (with their debug builds, and a 3.13 on the same newer C library) run from in
 # the tests (with libpython3.14/3.15 and their headers, for the embedding
-# program tests/integration/test_python_embedded.py builds): Debian ships them only in unstable, built against a newer C
-# library than Debian 12's, so they run the way fleets run them, in their own
-# root. A complete root is reused as it is
+# program tests/integration/test_python_embedded.py builds): Debian ships them
+# only in unstable, built against a newer C library than Debian 12's, so they
+# run the way fleets run them, in their own root. A complete root is reused as it is
 # (the stamp lists its packages); a missing or partial one is built afresh.
 # Usage: scripts/python-root.sh [--check] [DIR]
 #   DIR defaults to $DYNOPROF_PYTHON_ROOT or /var/cache/dynoprof-test/sid.
