@@ -1,9 +1,10 @@
 #!/bin/sh
 # Builds, once per machine, the Debian unstable root that CPython 3.14 and 3.15
 # (with their debug builds, and a 3.13 on the same newer C library) run from in
-# the tests: Debian ships them only in unstable, built against a newer C
-# library than Debian 12's, so they run the way fleets run them, in their own
-# root. A complete root is reused as it is
+# the tests (with libpython3.14/3.15 and their headers, for the embedding
+# program tests/integration/test_python_embedded.py builds): Debian ships them
+# only in unstable, built against a newer C library than Debian 12's, so they
+# run the way fleets run them, in their own root. A complete root is reused as it is
 # (the stamp lists its packages); a missing or partial one is built afresh.
 # Usage: scripts/python-root.sh [--check] [DIR]
 #   DIR defaults to $DYNOPROF_PYTHON_ROOT or /var/cache/dynoprof-test/sid.
@@ -18,7 +19,7 @@ if [ "${1:-}" = "--check" ]; then
   shift
 fi
 dir="${1:-${DYNOPROF_PYTHON_ROOT:-/var/cache/dynoprof-test/sid}}"
-pkgs="python3.13 python3.14 python3.15 python3.14-dbg python3.15-dbg"
+pkgs="python3.13 python3.14 python3.15 python3.14-dbg python3.15-dbg libpython3.14 libpython3.15 libpython3.14-dev libpython3.15-dev"
 mirror="${DYNOPROF_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 stamp=".dynoprof-python-root"
 if [ -f "$dir/$stamp" ] && [ "$(cat "$dir/$stamp")" = "$pkgs" ]; then

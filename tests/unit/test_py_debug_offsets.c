@@ -55,6 +55,9 @@ static const struct dump dumps[] = {
 };
 #define NDUMPS (sizeof(dumps) / sizeof(dumps[0]))
 
+/* py_tstate_find()'s offset in a TLS block (set on return 2 only). */
+static int32_t dtp;
+
 /* Reads fixture tag into buf (zero-padded to PY_DEBUG_OFFSETS_READ, as read
  * from a live _PyRuntime the rest would be runtime state). Returns its size. */
 static size_t load(const char *tag, uint8_t *buf)
@@ -136,7 +139,7 @@ static void test_real_dumps(void **state)
 		/* The thread state: a pthread key in _PyRuntime (3.13, 3.14) or a
 		 * thread-local (3.15). */
 		err = py_tstate_find((const uint8_t *)d->gilstate, 48, d->gilstate_addr,
-				     d->runtime_addr, d->runtime_size, &l.walk, &slot);
+				     d->runtime_addr, d->runtime_size, &l.walk, &slot, &dtp);
 		assert_int_equal(err, 0);
 		assert_int_equal(l.walk.runtime_tss_key, d->tss);
 		assert_int_equal(l.walk.tstate_tls, d->tls);
@@ -159,7 +162,7 @@ static void test_313_matches_table(void **state)
 						 &info, reason, sizeof(reason)), 0);
 	assert_int_equal(py_tstate_find((const uint8_t *)dumps[0].gilstate, 48,
 					dumps[0].gilstate_addr, dumps[0].runtime_addr,
-					dumps[0].runtime_size, &l.walk, &slot), 0);
+					dumps[0].runtime_size, &l.walk, &slot, &dtp), 0);
 	assert_int_equal(py_layout__from_table(13, &t), 0);
 	assert_memory_equal(&l.walk, &t.walk, sizeof(l.walk));
 	assert_memory_equal(&l.code, &t.code, sizeof(l.code));
@@ -277,19 +280,19 @@ static void test_tstate_shared_library(void **state)
 	const uint8_t code[] = "\x48\x8b\x05\xe9\x6b\x25\x00\x53\x48\x8d\x98\x70\x08\x00"
 			       "\x00\x48\x89\xdf\xe8\xd9\x59\xdf\xff";
 	assert_int_equal(py_tstate_find(code, sizeof(code) - 1, 0x2940c0, 0x4eacb0 + 0x3e810,
-					0x45310, &o, &slot), 0);
+					0x45310, &o, &slot, &dtp), 0);
 	assert_int_equal(o.runtime_tss_key, 0x870);
 	assert_int_equal(o.tstate_tls, 0);
 	/* The same displacement past _PyRuntime's end is not taken. */
 	assert_int_equal(py_tstate_find(code, sizeof(code) - 1, 0x2940c0, 0x4eacb0 + 0x3e810,
-					0x800, &o, &slot), -ENOENT);
+					0x800, &o, &slot, &dtp), -ENOENT);
 	/* A shared libpython 3.15's thread-local: the GOT slot holding its
 	 * offset (mov 0x1000(%rip),%rax; mov %fs:(%rax),%rax), for the caller
 	 * to read. */
 	const uint8_t tls[] = "\xf3\x0f\x1e\xfa\x48\x8b\x05\x00\x10\x00\x00\x64\x48\x8b"
 			      "\x00\xc3";
 	assert_int_equal(py_tstate_find(tls, sizeof(tls) - 1, 0x7000, 0x400000, 0x50000, &o,
-					&slot), 1);
+					&slot, &dtp), 1);
 	assert_int_equal(slot, 0x7000 + 4 + 7 + 0x1000);
 }
 
@@ -301,16 +304,16 @@ static void test_tstate_not_found(void **state)
 	/* The general-dynamic model (__tls_get_addr): not recognised. */
 	const uint8_t gd[] = "\x66\x48\x8d\x3d\x10\x20\x30\x00\x66\x66\x48\xe8\x00\x00\x00\x00"
 			     "\x48\x8b\x00\xc3";
-	assert_int_equal(py_tstate_find(gd, sizeof(gd) - 1, 0x1000, 0x400000, 0x50000, &o, &slot),
+	assert_int_equal(py_tstate_find(gd, sizeof(gd) - 1, 0x1000, 0x400000, 0x50000, &o, &slot, &dtp),
 			 -ENOENT);
 	/* A cmpl/mov into memory that is not _PyRuntime: not taken. */
 	assert_int_equal(py_tstate_find((const uint8_t *)dumps[1].gilstate, 48,
-					dumps[1].gilstate_addr, 0x100000, 0x1000, &o, &slot), -ENOENT);
+					dumps[1].gilstate_addr, 0x100000, 0x1000, &o, &slot, &dtp), -ENOENT);
 	/* A positive thread-local offset is not static TLS of the executable. */
 	const uint8_t pos[] = "\x64\x48\x8b\x04\x25\x28\x00\x00\x00\xc3";
 	assert_int_equal(py_tstate_find(pos, sizeof(pos) - 1, 0x1000, 0x400000, 0x50000, &o,
-					&slot), -ENOENT);
-	assert_int_equal(py_tstate_find(NULL, 0, 0, 0, 0, &o, &slot), -ENOENT);
+					&slot, &dtp), -ENOENT);
+	assert_int_equal(py_tstate_find(NULL, 0, 0, 0, 0, &o, &slot, &dtp), -ENOENT);
 }
 
 int main(void)

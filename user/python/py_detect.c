@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "python/py_debug_offsets.h"
+#include "python/py_static_tls.h"
 #include "python/py_tstate_find.h"
 #include "symbolize/elf_dynsym.h"
 #include "symbolize/map_path.h"
@@ -302,12 +303,46 @@ static const char *version_text(const struct py_target *t, char *buf, size_t len
 	return buf;
 }
 
+/* A thread-local read through __tls_get_addr (py_tstate_find() returned 2):
+ * the library's tls_index {module id, offset} at slot, the variable at
+ * dtpoff in its block, the block at fsbase - l_tls_offset. Sets
+ * out->layout.walk.tstate_tls. Returns 0, -ENOTSUP (reason set) or -errno. */
+static int static_tls_offset(pid_t pid, const struct proc_maps *maps, uint64_t bias,
+			     uint64_t slot, int32_t dtpoff, struct py_target *out, char *reason,
+			     size_t reasonlen)
+{
+	uint64_t tls_index[2];
+	int64_t block = 0;
+	char why[160] = "";
+	int err = remote_read(pid, slot, tls_index, sizeof(tls_index));
+
+	if (!err)
+		err = py_static_tls__offset(pid, maps, bias, tls_index[0], &block, why, sizeof(why));
+	if (err == -ESRCH)
+		return err;
+	if (err) {
+		errmsg__set(reason, reasonlen, "Python %d.%d: the thread state is a thread-local of "
+			    "the shared library, not found: %s: %s", out->major, out->minor,
+			    why[0] ? why : strerror(-err), out->path);
+		return -ENOTSUP;
+	}
+	int64_t tpoff = -block + (int64_t)tls_index[1] + dtpoff;
+	if (tpoff >= 0 || tpoff <= -(int64_t)(64 << 20) || tpoff % 8) {
+		errmsg__set(reason, reasonlen, "Python %d.%d: the thread state's thread-local "
+			    "offset %" PRId64 " is implausible: %s", out->major, out->minor, tpoff,
+			    out->path);
+		return -ENOTSUP;
+	}
+	out->layout.walk.tstate_tls = (int32_t)tpoff;
+	return 0;
+}
+
 /* 3.13+: the layout from the process's own _Py_DebugOffsets, and where it
  * keeps each thread's state from its PyGILState_GetThisThreadState. 3.13 reads
  * the built-in table instead when DYNOPROF_PY_OFFSETS=table (a cross-check).
  * Returns 0, -ENOTSUP (reason set) or a read -errno. */
-static int read_layout(pid_t pid, const struct file_verdict *v, uint64_t bias,
-		       struct py_target *out, char *reason, size_t reasonlen)
+static int read_layout(pid_t pid, const struct proc_maps *maps, const struct file_verdict *v,
+		       uint64_t bias, struct py_target *out, char *reason, size_t reasonlen)
 {
 	uint8_t buf[PY_DEBUG_OFFSETS_READ], code[PY_TSTATE_FIND_CODE_BYTES];
 	struct py_debug_offsets_info info;
@@ -333,18 +368,26 @@ static int read_layout(pid_t pid, const struct file_verdict *v, uint64_t bias,
 		return py_layout__from_table(13, &out->layout);
 	uint64_t slot = 0;
 	int64_t tpoff = 0;
+	int32_t dtpoff = 0;
 	int key, found = 0;
 	if (v->gilstate_vaddr && !remote_read(pid, bias + v->gilstate_vaddr, code, sizeof(code))) {
 		found = py_tstate_find(code, sizeof(code), bias + v->gilstate_vaddr,
 				       out->runtime_addr,
 				       v->runtime_size ? v->runtime_size : PY_DEBUG_OFFSETS_READ,
-				       &out->layout.walk, &slot);
+				       &out->layout.walk, &slot, &dtpoff);
 		/* A shared library's thread-local: its offset from the thread
 		 * pointer, as the dynamic linker wrote it into the GOT. */
 		if (found == 1 && !remote_read(pid, slot, &tpoff, sizeof(tpoff)) && tpoff < 0 &&
 		    tpoff > -(16 << 20) && tpoff % 8 == 0)
 			out->layout.walk.tstate_tls = (int32_t)tpoff;
-		found = found == 0 || (found == 1 && out->layout.walk.tstate_tls);
+		/* Read through __tls_get_addr: the library's static TLS block. */
+		if (found == 2) {
+			err = static_tls_offset(pid, maps, bias, slot, dtpoff, out, reason,
+						reasonlen);
+			if (err)
+				return err;
+		}
+		found = found == 0 || (found >= 1 && out->layout.walk.tstate_tls);
 	}
 	/* 3.13: the table knows where its key is. */
 	struct py_layout table;
@@ -366,7 +409,8 @@ static int read_layout(pid_t pid, const struct file_verdict *v, uint64_t bias,
 }
 
 /* Everything after the interpreter file was found. */
-static int describe_interpreter(pid_t pid, const struct candidate *cand, const char *exe_name,
+static int describe_interpreter(pid_t pid, const struct proc_maps *maps,
+				const struct candidate *cand, const char *exe_name,
 				struct py_target *out, char *reason, size_t reasonlen)
 {
 	const struct file_verdict *v = &cand->verdict;
@@ -411,7 +455,7 @@ static int describe_interpreter(pid_t pid, const struct candidate *cand, const c
 		return -ENOTSUP;
 	}
 	if (out->minor >= 13) {
-		err = read_layout(pid, v, bias, out, reason, reasonlen);
+		err = read_layout(pid, maps, v, bias, out, reason, reasonlen);
 		if (err)
 			return err;
 	}
@@ -659,7 +703,7 @@ int py_detect(pid_t pid, const struct proc_maps *maps, struct py_target *out, ch
 	for (size_t c = 0; c < count; c++) {
 		if (cands[c].verdict.kind != FILE_INTERPRETER)
 			continue;
-		err = describe_interpreter(pid, &cands[c], exe_name, out, reason, reasonlen);
+		err = describe_interpreter(pid, maps, &cands[c], exe_name, out, reason, reasonlen);
 		if (!err)
 			err = check_libc(pid, maps, exe_link, reason, reasonlen);
 		return err;

@@ -16,8 +16,29 @@ static int tss_at(uint64_t addr, uint64_t runtime_addr, uint64_t runtime_size,
 	return 1;
 }
 
+/* After a `call __tls_get_addr` ending at p: an optional `pop %rbp` (5d),
+ * then mov disp8(%rax),%rax (48 8b 40 disp8) or mov disp32(%rax),%rax
+ * (48 8b 80 disp32). Returns 1 with *disp set, else 0. */
+static int dtpoff_load(const uint8_t *p, size_t left, int32_t *disp)
+{
+	if (left && p[0] == 0x5d) {
+		p++;
+		left--;
+	}
+	if (left >= 4 && p[0] == 0x48 && p[1] == 0x8b && p[2] == 0x40) {
+		*disp = (int8_t)p[3];
+		return 1;
+	}
+	if (left >= 7 && p[0] == 0x48 && p[1] == 0x8b && p[2] == 0x80) {
+		memcpy(disp, p + 3, 4);
+		return 1;
+	}
+	return 0;
+}
+
 int py_tstate_find(const uint8_t *code, size_t len, uint64_t code_addr, uint64_t runtime_addr,
-		   uint64_t runtime_size, struct py_offsets *o, uint64_t *tls_slot)
+		   uint64_t runtime_size, struct py_offsets *o, uint64_t *tls_slot,
+		   int32_t *tls_dtpoff)
 {
 	/* Byte by byte: the patterns are long enough not to be found inside
 	 * other instructions of these few bytes by chance, and each result is
@@ -51,6 +72,17 @@ int py_tstate_find(const uint8_t *code, size_t len, uint64_t code_addr, uint64_t
 			memcpy(&d, p + 3, 4);
 			if (tss_at(code_addr + i + 7 + (int64_t)d, runtime_addr, runtime_size, o))
 				return 0;
+			/* A shared libpython's thread-local (local-dynamic, as
+			 * Debian builds 3.15): the lea takes the GOT's tls_index,
+			 * call __tls_get_addr (e8 rel32) returns the module's TLS
+			 * block, mov disp(%rax),%rax reads the variable at disp. */
+			int32_t disp;
+			if (left >= 7 + 5 + 4 && p[7] == 0xe8 &&
+			    dtpoff_load(p + 12, left - 12, &disp) && disp >= 0 && disp % 8 == 0) {
+				*tls_slot = code_addr + i + 7 + (int64_t)d;
+				*tls_dtpoff = disp;
+				return 2;
+			}
 		}
 		/* A shared libpython's thread-local (initial-exec): mov
 		 * rel32(%rip),%rax (48 8b 05 rel32) loads its offset from the GOT,
