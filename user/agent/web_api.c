@@ -22,6 +22,7 @@
 #include "agent/query.h"
 #include "agent/web.h"
 #include "diff/diff.h"
+#include "diff/diff_json.h"
 #include "formats/flame_json.h"
 #include "formats/folded.h"
 #include "formats/speedscope.h"
@@ -344,29 +345,6 @@ static void json_field(struct strbuf *sb, const char *name, double v)
 	strbuf__json_number(sb, v);
 }
 
-/* The fields of `dynoprof diff --json`'s change objects. */
-static void json_change(struct strbuf *sb, const struct ratio_change *c)
-{
-	json_field(sb, "base", c->base);
-	strbuf__puts(sb, ", ");
-	json_field(sb, "new", c->current);
-	strbuf__puts(sb, ", ");
-	json_field(sb, "change", c->change);
-	strbuf__puts(sb, ", ");
-	json_field(sb, "ci_low", c->lo);
-	strbuf__puts(sb, ", ");
-	json_field(sb, "ci_high", c->hi);
-	strbuf__printf(sb, ", \"base_clusters\": %zu, \"new_clusters\": %zu", c->base_clusters,
-		       c->new_clusters);
-}
-
-static const char *metric_unit(const struct diff_row *r)
-{
-	if (r->metric == DIFF_SAMPLE_SHARE)
-		return "share";
-	return r->instructions ? "instr/req" : "cpu-ms/req";
-}
-
 /* What colours the differential call tree. */
 struct diff_colours {
 	struct hashmap *drivers;            /* function name -> struct diff_function* that
@@ -447,31 +425,7 @@ void web__handle_compare(void *ctx, const struct http_query *q, struct http_resp
 	strbuf__puts(sb, "{");
 	put_side(sb, "base_selection", &sides[0]);
 	put_side(sb, "new_selection", &sides[1]);
-	strbuf__printf(sb, "\"confidence\": %g, \"regressions\": %zu, \"improvements\": %zu, "
-		       "\"endpoints\": [", o.confidence ? o.confidence : 0.95, res.regressions,
-		       res.improvements);
-	for (size_t i = 0; i < res.nrows; i++) {
-		const struct diff_row *row = &res.rows[i];
-		strbuf__puts(sb, i ? ",\n  {\"endpoint\": " : "\n  {\"endpoint\": ");
-		strbuf__json_string(sb, row->endpoint);
-		strbuf__printf(sb, ", \"metric\": \"%s\", \"verdict\": \"%s\", ", metric_unit(row),
-			       verdict__name(row->verdict));
-		json_change(sb, &row->change);
-		strbuf__printf(sb, ", \"min_effect\": %g, \"base_samples\": %" PRIu64
-			       ", \"new_samples\": %" PRIu64 ", \"base_requests\": %.0f"
-			       ", \"new_requests\": %.0f, \"functions\": [", row->min_effect,
-			       row->base_samples, row->new_samples, row->base_requests,
-			       row->new_requests);
-		for (size_t f = 0; f < row->nfunctions; f++) {
-			strbuf__puts(sb, f ? ", {\"name\": " : "{\"name\": ");
-			strbuf__json_string(sb, row->functions[f].name);
-			strbuf__printf(sb, ", \"verdict\": \"%s\", ",
-				       verdict__name(row->functions[f].verdict));
-			json_change(sb, &row->functions[f].change);
-			strbuf__putc(sb, '}');
-		}
-		strbuf__puts(sb, "]}");
-	}
+	diff__write_json(&res, o.confidence ? o.confidence : 0.95, sb);
 	/* The tree: the new side (flame.endpoint: that endpoint's samples), its
 	 * frames coloured by the functions that drove the flagged endpoints
 	 * (that endpoint's), else by their self share of all samples. */
@@ -496,7 +450,7 @@ void web__handle_compare(void *ctx, const struct http_query *q, struct http_resp
 		flame = profile__filtered_copy(cur, &lf, 1);
 		e = flame ? 0 : -ENOMEM;
 	}
-	strbuf__puts(sb, "\n],\n\"flame_endpoint\": ");
+	strbuf__puts(sb, ",\n\"flame_endpoint\": ");
 	strbuf__json_string(sb, fe ? fe : "(all)");
 	strbuf__puts(sb, ",\n\"flame\": ");
 	struct flame_json_opts fo = { .value_index = sizing_value(cur),
