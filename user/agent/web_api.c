@@ -26,7 +26,6 @@
 #include "formats/flame_json.h"
 #include "formats/folded.h"
 #include "formats/speedscope.h"
-#include "util/clock.h"
 #include "util/hashmap.h"
 
 /* Sparkline buckets: default and most. */
