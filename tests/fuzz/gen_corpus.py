@@ -42,13 +42,19 @@ def proc_maps():
         "7ffd00000000-7ffd00002000 r-xp 00000000 00:00 0 [vdso]\n")
 
 
+def small_source(tmp):
+    """Writes t.c, three small functions calling each other, into tmp; its path."""
+    src = os.path.join(tmp, "t.c")
+    with open(src, "w") as f:
+        f.write("int g(int x) { return x * 3; }\n"
+                "static int h(int x) { return g(x) + 1; }\n"
+                "int f(int x) { return h(x) - 2; }\n")
+    return src
+
+
 def elf():
     with tempfile.TemporaryDirectory() as tmp:
-        src = os.path.join(tmp, "t.c")
-        with open(src, "w") as f:
-            f.write("int g(int x) { return x * 3; }\n"
-                    "static int h(int x) { return g(x) + 1; }\n"
-                    "int f(int x) { return h(x) - 2; }\n")
+        src = small_source(tmp)
         for name, flags in (("obj.o", ["-c"]), ("lib.so", ["-shared", "-fPIC", "-s"]),
                             ("lib_syms.so", ["-shared", "-fPIC", "-Wl,--build-id"])):
             out = os.path.join(tmp, name)
@@ -83,11 +89,7 @@ def _sections(path):
 def fde_ranges():
     """.eh_frame_hdr + .eh_frame of small binaries, in fuzz_fde_ranges's layout."""
     with tempfile.TemporaryDirectory() as tmp:
-        src = os.path.join(tmp, "t.c")
-        with open(src, "w") as f:
-            f.write("int g(int x) { return x * 3; }\n"
-                    "static int h(int x) { return g(x) + 1; }\n"
-                    "int f(int x) { return h(x) - 2; }\n")
+        src = small_source(tmp)
         lib = os.path.join(REPO, "tests", "unit", "fixtures", "native_names_lib.c")
         for name, source, flags in (("small", src, ["-O1"]), ("native_names", lib, ["-O2"])):
             out = os.path.join(tmp, name + ".so")

@@ -451,13 +451,17 @@ class Prometheus:
         self.log_path = os.path.join(tmpdir, "prometheus.log")
         self._log = None
 
+    def config_text(self):
+        """prometheus.yml: scrape the target every second (subclasses add to it)."""
+        return ("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+                "scrape_configs:\n  - job_name: dynoprof\n    scrape_interval: 1s\n"
+                "    scrape_timeout: 1s\n    static_configs:\n"
+                "      - targets: ['%s']\n" % self.target)
+
     def start(self, timeout=60):
         config = os.path.join(self.tmpdir, "prometheus.yml")
         with open(config, "w") as f:
-            f.write("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
-                    "scrape_configs:\n  - job_name: dynoprof\n    scrape_interval: 1s\n"
-                    "    scrape_timeout: 1s\n    static_configs:\n"
-                    "      - targets: ['%s']\n" % self.target)
+            f.write(self.config_text())
         for _ in range(3):
             self.port = free_port()
             self._log = open(self.log_path, "a")

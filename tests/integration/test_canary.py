@@ -31,8 +31,8 @@ import uuid
 
 import pytest
 
-from agentutil import (PROMETHEUS, REPO_ROOT, Agent, Prometheus, TaggedApps, cpu_per_request,
-                       free_port, fail, http_get, truth_delta, wait_until)
+from agentutil import (REPO_ROOT, Agent, Prometheus, TaggedApps, cpu_per_request, truth_delta,
+                       wait_until)
 from conftest import run_dynoprof_cmd
 from fleetutil import Cgroup, remove_stale_cgroups
 from requires import require_tool
@@ -72,32 +72,13 @@ class FleetPrometheus(Prometheus):
         self.targets = targets
         self.rules = rules
 
-    def start(self, timeout=60):
-        config = os.path.join(self.tmpdir, "prometheus.yml")
-        with open(config, "w") as f:
-            f.write("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
-                    "rule_files:\n  - %s\n"
-                    "scrape_configs:\n  - job_name: dynoprof\n    scrape_interval: 1s\n"
-                    "    scrape_timeout: 1s\n    static_configs:\n"
-                    "      - targets: [%s]\n"
-                    % (self.rules, ", ".join("'%s'" % t for t in self.targets)))
-        for _ in range(3):
-            self.port = free_port()
-            self._log = open(self.log_path, "a")
-            self.proc = subprocess.Popen(
-                [PROMETHEUS, "--config.file=" + config,
-                 "--storage.tsdb.path=" + os.path.join(self.tmpdir, "prom-data"),
-                 "--web.listen-address=127.0.0.1:%d" % self.port,
-                 "--storage.tsdb.retention.time=1h"],
-                stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT)
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and self.proc.poll() is None:
-                status, _ = http_get("http://127.0.0.1:%d/-/ready" % self.port, timeout=2)
-                if status == 200:
-                    return self
-                time.sleep(0.2)
-            self.stop()
-        fail("prometheus did not become ready:\n" + self.log())
+    def config_text(self):
+        return ("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+                "rule_files:\n  - %s\n"
+                "scrape_configs:\n  - job_name: dynoprof\n    scrape_interval: 1s\n"
+                "    scrape_timeout: 1s\n    static_configs:\n"
+                "      - targets: [%s]\n"
+                % (self.rules, ", ".join("'%s'" % t for t in self.targets)))
 
 
 def fleet_rules_for_test(tmpdir):

@@ -15,38 +15,9 @@
 #include "formats/folded.h"
 #include "formats/format.h"
 #include "profile/profile.h"
+
+#include "profile_builder.h"
 #include "util/strbuf.h"
-
-static uint32_t frame(struct profile *p, enum frame_kind kind, const char *name,
-		      const char *module, const char *file, uint32_t line)
-{
-	struct frame_desc d = {
-		.kind = kind, .name = name, .module = module, .file = file, .line = line,
-	};
-	uint32_t id;
-	assert_int_equal(profile__add_frame(p, &d, &id), 0);
-	return id;
-}
-
-static void sample(struct profile *p, const char *comm, uint32_t pid, uint32_t tid,
-		   const uint32_t *frames, uint32_t nframes, uint64_t count, uint64_t cpu)
-{
-	uint64_t values[2] = { count, cpu };
-	struct sample_desc s = {
-		.frames = frames, .nframes = nframes, .pid = pid, .tid = tid,
-		.comm = comm, .values = values,
-	};
-	assert_int_equal(profile__add_sample(p, &s), 0);
-}
-
-static struct profile *new_profile(void)
-{
-	struct profile *p = profile__new();
-	assert_non_null(p);
-	assert_int_equal(profile__add_value_type(p, "samples", "count"), 0);
-	assert_int_equal(profile__add_value_type(p, "cpu", "nanoseconds"), 1);
-	return p;
-}
 
 /* Writes p with opts and returns the text (caller frees). */
 static char *write_folded(const struct profile *p, const struct folded_opts *opts)
@@ -90,10 +61,10 @@ static struct profile *mixed_profile(void)
 		f[0],
 		frame(p, FRAME_SPECIAL, "[unknown]", NULL, NULL, 0),
 	};
-	sample(p, "python3", 10, 10, f, 5, 3, 30000000);
-	sample(p, "python3", 10, 11, f, 5, 2, 20000000); /* other thread: merges */
-	sample(p, "python3", 10, 10, g, 2, 1, 10000000);
-	sample(p, "worker", 10, 12, f, 2, 4, 0);
+	sample_in(p, "python3", 10, 10, f, 5, 3, 30000000);
+	sample_in(p, "python3", 10, 11, f, 5, 2, 20000000); /* other thread: merges */
+	sample_in(p, "python3", 10, 10, g, 2, 1, 10000000);
+	sample_in(p, "worker", 10, 12, f, 2, 4, 0);
 	return p;
 }
 
@@ -140,8 +111,8 @@ static void test_identical_display_merges(void **state)
 	/* Same display, different identity (module): one line. */
 	uint32_t a = frame(p, FRAME_NATIVE, "f", "/bin/a", NULL, 0);
 	uint32_t b = frame(p, FRAME_NATIVE, "f", "/bin/b", NULL, 0);
-	sample(p, "x", 1, 1, &a, 1, 2, 0);
-	sample(p, "x", 1, 1, &b, 1, 5, 0);
+	sample_in(p, "x", 1, 1, &a, 1, 2, 0);
+	sample_in(p, "x", 1, 1, &b, 1, 5, 0);
 	char *text = write_folded(p, NULL);
 	assert_string_equal(text, "x;f 7\n");
 	free(text);
@@ -189,7 +160,7 @@ static void test_escaping(void **state)
 		frame(p, FRAME_NATIVE, "operator;weird", NULL, NULL, 0),
 		frame(p, FRAME_PYTHON, "gen\nexpr", NULL, "a;b.py", 3),
 	};
-	sample(p, "my;comm", 1, 1, f, 2, 1, 0);
+	sample_in(p, "my;comm", 1, 1, f, 2, 1, 0);
 	char *text = write_folded(p, NULL);
 	assert_string_equal(text, "my:comm;operator:weird;gen expr (a:b.py:3) 1\n");
 

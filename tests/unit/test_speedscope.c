@@ -16,27 +16,7 @@
 #include "formats/speedscope.h"
 #include "profile/profile.h"
 
-static uint32_t frame(struct profile *p, enum frame_kind kind, const char *name,
-		      const char *module, const char *file, uint32_t line)
-{
-	struct frame_desc d = {
-		.kind = kind, .name = name, .module = module, .file = file, .line = line,
-	};
-	uint32_t id;
-	assert_int_equal(profile__add_frame(p, &d, &id), 0);
-	return id;
-}
-
-static void sample(struct profile *p, const char *comm, uint32_t pid, uint32_t tid,
-		   const uint32_t *frames, uint32_t nframes, uint64_t count, uint64_t cpu)
-{
-	uint64_t values[2] = { count, cpu };
-	struct sample_desc s = {
-		.frames = frames, .nframes = nframes, .pid = pid, .tid = tid,
-		.comm = comm, .values = values,
-	};
-	assert_int_equal(profile__add_sample(p, &s), 0);
-}
+#include "profile_builder.h"
 
 /* Summarises a speedscope file: one line per frame, then per profile its
  * header and "stack-of-names weight" lines. Exits nonzero on invalid JSON. */
@@ -101,11 +81,11 @@ static void test_frames_profiles_weights(void **state)
 		frame(p, FRAME_KERNEL, "xfs_iread", "xfs", NULL, 0),
 	};
 	uint32_t g[] = { f[0], frame(p, FRAME_NATIVE, "zz_idle", NULL, NULL, 0) };
-	sample(p, "python3", 100, 100, f, 4, 3, 30);
-	sample(p, "worker-1", 100, 101, f, 2, 2, 20); /* thread of process 100 */
-	sample(p, "python3", 100, 100, g, 2, 1, 10);
-	sample(p, "redis", 200, 201, g, 1, 1, 5);
-	sample(p, "swapper/0", 0, 0, g, 2, 0, 7);    /* no count: absent by samples */
+	sample_in(p, "python3", 100, 100, f, 4, 3, 30);
+	sample_in(p, "worker-1", 100, 101, f, 2, 2, 20); /* thread of process 100 */
+	sample_in(p, "python3", 100, 100, g, 2, 1, 10);
+	sample_in(p, "redis", 200, 201, g, 1, 1, 5);
+	sample_in(p, "swapper/0", 0, 0, g, 2, 0, 7);    /* no count: absent by samples */
 
 	char *text = summarise(p, 0);
 	assert_string_equal(text,
@@ -143,7 +123,7 @@ static void test_escaping(void **state)
 		frame(p, FRAME_NATIVE, "say \"hi\"\\now", NULL, NULL, 0),
 		frame(p, FRAME_PYTHON, "tab\there\x01", NULL, "dir\\f\"ile.py", 1),
 	};
-	sample(p, "a\"b", 5, 5, f, 2, 9, 0);
+	sample_in(p, "a\"b", 5, 5, f, 2, 9, 0);
 	char *text = summarise(p, 0);
 	assert_string_equal(text,
 		"frame {\"name\": \"say \\\"hi\\\"\\\\now\"}\n"

@@ -14,26 +14,13 @@
 #include "formats/top.h"
 #include "profile/profile.h"
 
-static uint32_t frame(struct profile *p, enum frame_kind kind, const char *name,
-		      const char *module, const char *file, uint32_t line)
-{
-	struct frame_desc d = {
-		.kind = kind, .name = name, .module = module, .file = file, .line = line,
-	};
-	uint32_t id;
-	assert_int_equal(profile__add_frame(p, &d, &id), 0);
-	return id;
-}
+#include "profile_builder.h"
 
+/* A sample of "app", pid and tid 1. */
 static void sample(struct profile *p, const uint32_t *frames, uint32_t nframes,
 		   uint64_t count, uint64_t cpu)
 {
-	uint64_t values[2] = { count, cpu };
-	struct sample_desc s = {
-		.frames = frames, .nframes = nframes, .pid = 1, .tid = 1,
-		.comm = "app", .values = values,
-	};
-	assert_int_equal(profile__add_sample(p, &s), 0);
+	sample_in(p, "app", 1, 1, frames, nframes, count, cpu);
 }
 
 static char *print_top(const struct profile *p, const struct top_opts *opts)
@@ -50,10 +37,7 @@ static char *print_top(const struct profile *p, const struct top_opts *opts)
 /* main -> a -> b -> a (recursive), main -> a -> c, main -> b, main. */
 static struct profile *recursive_profile(void)
 {
-	struct profile *p = profile__new();
-	assert_non_null(p);
-	assert_int_equal(profile__add_value_type(p, "samples", "count"), 0);
-	assert_int_equal(profile__add_value_type(p, "cpu", "nanoseconds"), 1);
+	struct profile *p = new_profile();
 	uint32_t main_ = frame(p, FRAME_NATIVE, "main", NULL, NULL, 0);
 	uint32_t a = frame(p, FRAME_PYTHON, "a", NULL, "m.py", 3);
 	uint32_t b = frame(p, FRAME_KERNEL, "b", "[kernel.kallsyms]", NULL, 0);

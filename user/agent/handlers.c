@@ -43,25 +43,13 @@ static int parse_selection(struct agent_state *st, const struct http_query *q,
 		for (size_t k = 0; k < 3 && !known; k++)
 			if (!strcmp(name, label_params[k])) {
 				known = 1;
-				if (sel->nfilters >= AGENT_MAX_FILTERS)
-					goto too_many;
-				sel->filters[sel->nfilters].key = label_params[k];
-				sel->filters[sel->nfilters++].value = value;
+				if (agent_query__add_filter(sel, name, value, r))
+					return -EINVAL;
 			}
 		if (!known && !strncmp(name, "tag.", 4) && name[4]) {
 			known = 1;
-			if (strlen(name + 4) >= sizeof(sel->tag_keys[0])) {
-				http_response__error(r, 400, "tag key '%.32s...' is too long (at most "
-						     "%zu bytes)", name + 4,
-						     sizeof(sel->tag_keys[0]) - 1);
+			if (agent_query__add_filter(sel, name + 4, value, r))
 				return -EINVAL;
-			}
-			if (sel->nfilters >= AGENT_MAX_FILTERS)
-				goto too_many;
-			snprintf(sel->tag_keys[sel->nfilters], sizeof(sel->tag_keys[0]), "%s",
-				 name + 4);
-			sel->filters[sel->nfilters].key = sel->tag_keys[sel->nfilters];
-			sel->filters[sel->nfilters++].value = value;
 		}
 		if (!known) {
 			http_response__error(r, 400, "unknown parameter '%s': use seconds, from, to, "
@@ -117,9 +105,6 @@ static int parse_selection(struct agent_state *st, const struct http_query *q,
 		return -EINVAL;
 	}
 	return 0;
-too_many:
-	http_response__error(r, 400, "too many filters (at most %d)", AGENT_MAX_FILTERS);
-	return -EINVAL;
 }
 
 /* Collects a live profile: registers a query and waits for the loop. */
@@ -395,33 +380,25 @@ struct group_acc {
 
 struct groups_ctx {
 	struct hashmap *acc;      /* joined key -> struct group_acc* */
-	int by[3];                /* 0 service, 1 commit, 2 endpoint: in request order */
-	size_t nby;
-	int error;
+	struct group_query gq;    /* what is selected */
+	int error;                /* -ENOMEM */
 };
 
 static int on_group(void *ctx, const struct store_group *g)
 {
 	struct groups_ctx *gc = ctx;
-	/* Untagged reads "-", as in /metrics, report and the selectors. */
-	const char *vals[3] = { *g->service ? g->service : "-", *g->commit ? g->commit : "-",
-				*g->endpoint ? g->endpoint : "-" };
-	/* The values joined by NULs: as long as they are (tag values reach
-	 * TAG_TEXT_MAX each), never cut, so no group is left out or merged. */
+	const char *vals[3];
 	struct strbuf key = STRBUF_INIT;
-	for (size_t i = 0; i < gc->nby; i++) {
-		strbuf__puts(&key, vals[gc->by[i]]);
-		strbuf__putc(&key, '\0');
-	}
 	struct group_acc *a = NULL;
-	if (!strbuf__error(&key) && !(a = hashmap__get(gc->acc, strbuf__str(&key), key.len))) {
+	if (!agent_query__group_key(&gc->gq, g, vals, &key) &&
+	    !(a = hashmap__get(gc->acc, strbuf__str(&key), key.len))) {
 		a = calloc(1, sizeof(*a));
 		if (a && hashmap__put(gc->acc, strbuf__str(&key), key.len, a, NULL)) {
 			free(a);
 			a = NULL;
 		}
-		for (size_t i = 0; a && i < gc->nby; i++)
-			a->values[i] = strdup(vals[gc->by[i]]);
+		for (size_t i = 0; a && i < gc->gq.nby; i++)
+			a->values[i] = strdup(vals[gc->gq.by[i]]);
 	}
 	strbuf__release(&key);
 	if (!a)
@@ -436,87 +413,26 @@ static int on_group(void *ctx, const struct store_group *g)
 static void handle_groups(void *ctx, const struct http_query *q, struct http_response *r)
 {
 	struct agent_state *st = ctx;
-	static const char *const names[3] = { "service", "commit", "endpoint" };
 	struct groups_ctx gc = { 0 };
-	int64_t max_range_s;
-	pthread_mutex_lock(&st->lock);
-	max_range_s = st->config.max_range_s;
-	pthread_mutex_unlock(&st->lock);
-
-	for (size_t i = 0; i < http_query__count(q); i++) {
-		const char *n = http_query__name(q, i);
-		if (strcmp(n, "by") && strcmp(n, "from") && strcmp(n, "to") && strcmp(n, "service") &&
-		    strcmp(n, "commit") && strcmp(n, "endpoint")) {
-			http_response__error(r, 400, "unknown parameter '%s': use by, from, to, "
-					     "service, commit, endpoint", n);
-			return;
-		}
-	}
-	const char *by = http_query__get(q, "by");
-	char bybuf[128];
-	/* Refused, not cut: a cut list would pass whatever the cut left. */
-	if (by && strlen(by) >= sizeof(bybuf)) {
-		http_response__error(r, 400, "by is too long (at most %zu bytes): a list of "
-				     "service, commit, endpoint", sizeof(bybuf) - 1);
+	if (agent_query__parse_groups(st, q, NULL, &gc.gq, r))
 		return;
-	}
-	snprintf(bybuf, sizeof(bybuf), "%s", by ? by : "endpoint");
-	char *save = NULL;
-	int bad = 0;
-	for (char *tok = strtok_r(bybuf, ",", &save); tok && !bad;
-	     tok = strtok_r(NULL, ",", &save)) {
-		int k = -1;
-		for (int j = 0; j < 3; j++)
-			if (!strcmp(tok, names[j]))
-				k = j;
-		/* Each key once: a repeated one would repeat a JSON member. */
-		for (size_t i = 0; i < gc.nby && k >= 0; i++)
-			bad |= gc.by[i] == k;
-		bad |= k < 0 || gc.nby >= 3;
-		if (!bad)
-			gc.by[gc.nby++] = k;
-	}
-	if (bad || gc.nby == 0) {
-		http_response__error(r, 400, "bad by '%s': a list of service, commit, endpoint, "
-				     "each at most once", by);
-		return;
-	}
-	int64_t from, to = clock_ns(CLOCK_REALTIME);
-	const char *f = http_query__get(q, "from"), *t = http_query__get(q, "to");
-	if ((t && http_parse_time(t, &to)) ||
-	    (f && http_parse_time(f, &from))) {
-		http_response__error(r, 400, "bad time: use unix seconds or RFC 3339");
-		return;
-	}
-	if (!f)
-		from = to - (int64_t)DEFAULT_RANGE_S * 1000000000;
-	if (from >= to || (to - from) / 1000000000 > max_range_s) {
-		http_response__error(r, 400, "bad range: from must be before to, and the range at "
-				     "most max_query_range (%" PRId64 " s)", max_range_s);
-		return;
-	}
 	gc.acc = hashmap__new();
 	if (!gc.acc) {
 		http_response__error(r, 500, "out of memory");
 		return;
 	}
-	const char *filter[3];
-	for (size_t i = 0; i < 3; i++) {
-		/* "-" selects the untagged (stored as ""), as everywhere. */
-		filter[i] = http_query__get(q, names[i]);
-		if (filter[i] && !strcmp(filter[i], "-"))
-			filter[i] = "";
-	}
-	int e = store__groups(st->store, from, to, filter[0], filter[1], filter[2], on_group, &gc);
-	strbuf__printf(&r->body, "{\"from\": %.3f, \"to\": %.3f, \"groups\": [", from / 1e9,
-		       to / 1e9);
+	const struct group_query *gq = &gc.gq;
+	int e = store__groups(st->store, gq->from_ns, gq->to_ns, gq->filter[0], gq->filter[1],
+			      gq->filter[2], on_group, &gc);
+	strbuf__printf(&r->body, "{\"from\": %.3f, \"to\": %.3f, \"groups\": [", gq->from_ns / 1e9,
+		       gq->to_ns / 1e9);
 	size_t cur = 0, n = 0;
 	void *v;
 	while (hashmap__next(gc.acc, &cur, NULL, NULL, &v)) {
 		struct group_acc *a = v;
 		strbuf__puts(&r->body, n++ ? ",\n  {" : "\n  {");
-		for (size_t i = 0; i < gc.nby; i++) {
-			strbuf__json_string(&r->body, names[gc.by[i]]);
+		for (size_t i = 0; i < gq->nby; i++) {
+			strbuf__json_string(&r->body, agent_query__group_keys[gq->by[i]]);
 			strbuf__puts(&r->body, ": ");
 			strbuf__json_string(&r->body, a->values[i]);
 			strbuf__puts(&r->body, ", ");

@@ -1,6 +1,6 @@
 /* query.h - what a profile query selects, shared by the agent's profile
- * endpoints (handlers.c) and the web page's JSON APIs (web_api.c). Private to
- * user/agent/.
+ * endpoints (handlers.c) and the web page's JSON APIs (web_api.c), and the
+ * parsing they share (query.c). Private to user/agent/.
  */
 #ifndef DYNOPROF_AGENT_QUERY_H
 #define DYNOPROF_AGENT_QUERY_H
@@ -11,6 +11,7 @@
 #include "agent/http_server.h"
 #include "profile/profile.h"
 #include "profile/transform.h"
+#include "util/strbuf.h"
 
 /* Longest history scan of one query, in windows. */
 #define MAX_QUERY_WINDOWS 20000
@@ -38,5 +39,42 @@ struct profile *agent_query__profile(struct agent_state *st, const struct http_q
  * window=START as diff's clusters). NULL with the error set on r. */
 struct profile *agent_query__history(struct agent_state *st, const struct selection *sel,
 				     struct http_response *r);
+
+/* Adds key=value to s's filters (key copied into tag_keys; value kept as a
+ * pointer). 0, or -EINVAL with a 400 set on r (key too long, too many). */
+int agent_query__add_filter(struct selection *s, const char *key, const char *value,
+			    struct http_response *r);
+
+/* The configured max_query_range, in seconds (read under the lock). */
+int64_t agent_query__max_range_s(struct agent_state *st);
+
+/* A history range from the texts of from and to (either NULL): to defaults
+ * to now, from to DEFAULT_RANGE_S before to. 0, -EINVAL when a time does not
+ * parse, -ERANGE when from is not before to or the range is longer than
+ * max_range_s. */
+int agent_query__range(const char *from, const char *to, int64_t max_range_s, int64_t *from_ns,
+		       int64_t *to_ns);
+
+/* The names of the group keys, in store order. */
+extern const char *const agent_query__group_keys[3];
+
+/* What /api/v1/groups and /api/v1/timeseries select. */
+struct group_query {
+	int by[3];               /* indexes into agent_query__group_keys, request order */
+	size_t nby;              /* keys in by (1 to 3) */
+	int64_t from_ns, to_ns;  /* history range */
+	const char *filter[3];   /* service, commit, endpoint values ("" selects the
+				  * untagged) or NULL: any; point into the query */
+};
+
+/* Parses by, from, to, service, commit, endpoint (and the one more allowed
+ * parameter extra, or NULL) into gq. 0, or -EINVAL with a 400 set on r. */
+int agent_query__parse_groups(struct agent_state *st, const struct http_query *q,
+			      const char *extra, struct group_query *gq, struct http_response *r);
+
+/* g's three values (untagged reads "-") into vals, and its by= values joined
+ * by NULs appended to key (the group's identity). 0 or -ENOMEM. */
+int agent_query__group_key(const struct group_query *gq, const struct store_group *g,
+			   const char *vals[3], struct strbuf *key);
 
 #endif

@@ -982,16 +982,19 @@ struct group_visit {
 	int (*fn)(void *ctx, const struct store_group *g);  /* store__groups' callback */
 	int (*series_fn)(void *ctx, int64_t start_ns,
 			 const struct store_group *g);       /* or store__group_series' */
+	int (*bucket_fn)(void *ctx, int64_t bucket,
+			 const struct store_group *g);       /* or store__group_buckets' */
 	void *ctx;                                           /* the callback's context */
 	const char *service;   /* series: the filters, reported as the group's names */
 	const char *commit;    /* ditto */
 	const char *endpoint;  /* ditto */
 };
 
-static int visit_group(sqlite3_stmt *st, void *arg)
+/* A grouped row's first seven columns: service, commit, endpoint, the sums.
+ * 0 or -ENOMEM. */
+static int read_group_row(sqlite3_stmt *st, struct store_group *g)
 {
-	struct group_visit *v = arg;
-	struct store_group g = {
+	*g = (struct store_group){
 		.service = (const char *)sqlite3_column_text(st, 0),
 		.commit = (const char *)sqlite3_column_text(st, 1),
 		.endpoint = (const char *)sqlite3_column_text(st, 2),
@@ -1000,10 +1003,18 @@ static int visit_group(sqlite3_stmt *st, void *arg)
 		.instructions = column_u64(st, 5),
 		.requests = column_u64(st, 6),
 	};
-
-	if (!g.service || !g.commit || !g.endpoint)
+	if (!g->service || !g->commit || !g->endpoint)
 		return -ENOMEM; /* the only way a NOT NULL text column reads NULL */
-	return v->fn(v->ctx, &g);
+	return 0;
+}
+
+static int visit_group(sqlite3_stmt *st, void *arg)
+{
+	struct group_visit *v = arg;
+	struct store_group g;
+	int ret = read_group_row(st, &g);
+
+	return ret ? ret : v->fn(v->ctx, &g);
 }
 
 static int visit_series(sqlite3_stmt *st, void *arg)
@@ -1022,11 +1033,23 @@ static int visit_series(sqlite3_stmt *st, void *arg)
 	return v->series_fn(v->ctx, sqlite3_column_int64(st, 0), &g);
 }
 
-/* Runs a group query (ST_GROUPS or ST_SERIES) over [from_ns, to_ns) with the
- * tag filters, visiting each row with visit under the lock. */
+/* store__group_buckets' row: visit_group's columns plus the bucket. */
+static int visit_bucket(sqlite3_stmt *st, void *arg)
+{
+	struct group_visit *v = arg;
+	struct store_group g;
+	int ret = read_group_row(st, &g);
+
+	return ret ? ret : v->bucket_fn(v->ctx, sqlite3_column_int64(st, 7), &g);
+}
+
+/* Runs a group query (ST_GROUPS, ST_SERIES, or ST_BUCKETS with step_ns > 0)
+ * over [from_ns, to_ns) with the tag filters, visiting each row with visit
+ * under the lock. */
 static int group_query(struct store *s, enum stmt_id id, int64_t from_ns, int64_t to_ns,
-		       const char *service, const char *commit, const char *endpoint,
-		       int (*visit)(sqlite3_stmt *st, void *ctx), struct group_visit *v)
+		       int64_t step_ns, const char *service, const char *commit,
+		       const char *endpoint, int (*visit)(sqlite3_stmt *st, void *ctx),
+		       struct group_visit *v)
 {
 	if (from_ns >= to_ns)
 		return 0;
@@ -1036,6 +1059,8 @@ static int group_query(struct store *s, enum stmt_id id, int64_t from_ns, int64_
 	sqlite3_stmt *st = s->stmts[id];
 	bind_range(s, st, from_ns, to_ns);
 	bind_filters(st, service, commit, endpoint);
+	if (step_ns > 0)
+		sqlite3_bind_int64(st, 7, step_ns);
 	ret = run_rows(st, visit, v);
 	store_unlock(s);
 	return ret;
@@ -1049,8 +1074,8 @@ int store__groups(struct store *s, int64_t from_ns, int64_t to_ns, const char *s
 
 	if (!s || !fn)
 		return -EINVAL;
-	return group_query(s, ST_GROUPS, from_ns, to_ns, service, commit, endpoint, visit_group,
-			   &v);
+	return group_query(s, ST_GROUPS, from_ns, to_ns, 0, service, commit, endpoint,
+			   visit_group, &v);
 }
 
 int store__group_series(struct store *s, int64_t from_ns, int64_t to_ns, const char *service,
@@ -1065,32 +1090,8 @@ int store__group_series(struct store *s, int64_t from_ns, int64_t to_ns, const c
 
 	if (!s || !fn)
 		return -EINVAL;
-	return group_query(s, ST_SERIES, from_ns, to_ns, service, commit, endpoint, visit_series,
-			   &v);
-}
-
-/* store__group_buckets' row: visit_group's columns plus the bucket. */
-struct bucket_visit {
-	int (*fn)(void *ctx, int64_t bucket, const struct store_group *g); /* the callback */
-	void *ctx;                                                         /* its context */
-};
-
-static int visit_bucket(sqlite3_stmt *st, void *arg)
-{
-	struct bucket_visit *v = arg;
-	struct store_group g = {
-		.service = (const char *)sqlite3_column_text(st, 0),
-		.commit = (const char *)sqlite3_column_text(st, 1),
-		.endpoint = (const char *)sqlite3_column_text(st, 2),
-		.samples = column_u64(st, 3),
-		.cpu_ns = column_u64(st, 4),
-		.instructions = column_u64(st, 5),
-		.requests = column_u64(st, 6),
-	};
-
-	if (!g.service || !g.commit || !g.endpoint)
-		return -ENOMEM;
-	return v->fn(v->ctx, sqlite3_column_int64(st, 7), &g);
+	return group_query(s, ST_SERIES, from_ns, to_ns, 0, service, commit, endpoint,
+			   visit_series, &v);
 }
 
 int store__group_buckets(struct store *s, int64_t from_ns, int64_t to_ns, int64_t step_ns,
@@ -1098,22 +1099,12 @@ int store__group_buckets(struct store *s, int64_t from_ns, int64_t to_ns, int64_
 			 int (*fn)(void *ctx, int64_t bucket, const struct store_group *g),
 			 void *ctx)
 {
-	struct bucket_visit v = { .fn = fn, .ctx = ctx };
+	struct group_visit v = { .bucket_fn = fn, .ctx = ctx };
 
 	if (!s || !fn || step_ns <= 0)
 		return -EINVAL;
-	if (from_ns >= to_ns)
-		return 0;
-	int ret = store_lock(s);
-	if (ret)
-		return ret;
-	sqlite3_stmt *st = s->stmts[ST_BUCKETS];
-	bind_range(s, st, from_ns, to_ns);
-	bind_filters(st, service, commit, endpoint);
-	sqlite3_bind_int64(st, 7, step_ns);
-	ret = run_rows(st, visit_bucket, &v);
-	store_unlock(s);
-	return ret;
+	return group_query(s, ST_BUCKETS, from_ns, to_ns, step_ns, service, commit, endpoint,
+			   visit_bucket, &v);
 }
 
 int store__stats(struct store *s, int64_t *bytes, int64_t *windows, int64_t *oldest_ns)

@@ -22,10 +22,10 @@
 #include "agent/query.h"
 #include "agent/web.h"
 #include "diff/diff.h"
+#include "diff/diff_json.h"
 #include "formats/flame_json.h"
 #include "formats/folded.h"
 #include "formats/speedscope.h"
-#include "util/clock.h"
 #include "util/hashmap.h"
 
 /* Sparkline buckets: default and most. */
@@ -111,8 +111,6 @@ void web__handle_flamegraph(void *ctx, const struct http_query *q, struct http_r
 
 /* ---- /api/v1/timeseries ---- */
 
-static const char *const TS_KEYS[3] = { "service", "commit", "endpoint" };
-
 /* One group's buckets. */
 struct ts_series {
 	char *values[3];      /* its by= values, in request order */
@@ -121,8 +119,7 @@ struct ts_series {
 
 struct ts_ctx {
 	struct hashmap *series; /* joined by= values -> struct ts_series* */
-	int by[3];              /* indexes into TS_KEYS, request order */
-	size_t nby;             /* keys in by */
+	struct group_query gq;  /* what is selected */
 	size_t nbuckets;        /* buckets per series */
 	size_t nseries;         /* series created */
 	int truncated;          /* a group past TS_MAX_GROUPS was left out */
@@ -132,14 +129,9 @@ struct ts_ctx {
 static int on_bucket(void *ctx, int64_t bucket, const struct store_group *g)
 {
 	struct ts_ctx *tc = ctx;
-	const char *vals[3] = { *g->service ? g->service : "-", *g->commit ? g->commit : "-",
-				*g->endpoint ? g->endpoint : "-" };
+	const char *vals[3];
 	struct strbuf key = STRBUF_INIT;
-	for (size_t i = 0; i < tc->nby; i++) {
-		strbuf__puts(&key, vals[tc->by[i]]);
-		strbuf__putc(&key, '\0');
-	}
-	if (strbuf__error(&key)) {
+	if (agent_query__group_key(&tc->gq, g, vals, &key)) {
 		strbuf__release(&key);
 		return tc->error = -ENOMEM;
 	}
@@ -153,8 +145,8 @@ static int on_bucket(void *ctx, int64_t bucket, const struct store_group *g)
 		s = calloc(1, sizeof(*s));
 		if (s)
 			s->cells = calloc(tc->nbuckets * 4, sizeof(*s->cells));
-		for (size_t i = 0; s && s->cells && i < tc->nby; i++)
-			if (!(s->values[i] = strdup(vals[tc->by[i]]))) {
+		for (size_t i = 0; s && s->cells && i < tc->gq.nby; i++)
+			if (!(s->values[i] = strdup(vals[tc->gq.by[i]]))) {
 				free(s->cells);
 				s->cells = NULL;
 			}
@@ -193,20 +185,9 @@ void web__handle_timeseries(void *ctx, const struct http_query *q, struct http_r
 {
 	struct agent_state *st = ctx;
 	struct ts_ctx tc = { .nbuckets = TS_DEFAULT_BUCKETS };
-	int64_t max_range_s;
-	pthread_mutex_lock(&st->lock);
-	max_range_s = st->config.max_range_s;
-	pthread_mutex_unlock(&st->lock);
-
-	for (size_t i = 0; i < http_query__count(q); i++) {
-		const char *n = http_query__name(q, i);
-		if (strcmp(n, "by") && strcmp(n, "from") && strcmp(n, "to") && strcmp(n, "service") &&
-		    strcmp(n, "commit") && strcmp(n, "endpoint") && strcmp(n, "buckets")) {
-			http_response__error(r, 400, "unknown parameter '%s': use by, from, to, "
-					     "buckets, service, commit, endpoint", n);
-			return;
-		}
-	}
+	const struct group_query *gq = &tc.gq;
+	if (agent_query__parse_groups(st, q, "buckets", &tc.gq, r))
+		return;
 	const char *bk = http_query__get(q, "buckets");
 	long nb;
 	if (bk) {
@@ -217,62 +198,17 @@ void web__handle_timeseries(void *ctx, const struct http_query *q, struct http_r
 		}
 		tc.nbuckets = (size_t)nb;
 	}
-	const char *by = http_query__get(q, "by");
-	char bybuf[128];
-	if (by && strlen(by) >= sizeof(bybuf)) {
-		http_response__error(r, 400, "by is too long (at most %zu bytes): a list of "
-				     "service, commit, endpoint", sizeof(bybuf) - 1);
-		return;
-	}
-	snprintf(bybuf, sizeof(bybuf), "%s", by ? by : "endpoint");
-	char *save = NULL;
-	int bad = 0;
-	for (char *tok = strtok_r(bybuf, ",", &save); tok && !bad;
-	     tok = strtok_r(NULL, ",", &save)) {
-		int k = -1;
-		for (int j = 0; j < 3; j++)
-			if (!strcmp(tok, TS_KEYS[j]))
-				k = j;
-		for (size_t i = 0; i < tc.nby && k >= 0; i++)
-			bad |= tc.by[i] == k;
-		bad |= k < 0 || tc.nby >= 3;
-		if (!bad)
-			tc.by[tc.nby++] = k;
-	}
-	if (bad || tc.nby == 0) {
-		http_response__error(r, 400, "bad by: a list of service, commit, endpoint, each "
-				     "at most once");
-		return;
-	}
-	int64_t from, to = clock_ns(CLOCK_REALTIME);
-	const char *f = http_query__get(q, "from"), *t = http_query__get(q, "to");
-	if ((t && http_parse_time(t, &to)) || (f && http_parse_time(f, &from))) {
-		http_response__error(r, 400, "bad time: use unix seconds or RFC 3339");
-		return;
-	}
-	if (!f)
-		from = to - (int64_t)DEFAULT_RANGE_S * 1000000000;
-	if (from >= to || (to - from) / 1000000000 > max_range_s) {
-		http_response__error(r, 400, "bad range: from must be before to, and the range at "
-				     "most max_query_range (%" PRId64 " s)", max_range_s);
-		return;
-	}
+	int64_t from = gq->from_ns, to = gq->to_ns;
 	/* Buckets of whole milliseconds, covering the range. */
 	int64_t step = (to - from + (int64_t)tc.nbuckets - 1) / (int64_t)tc.nbuckets;
 	step = (step + 999999) / 1000000 * 1000000;
-	const char *filter[3];
-	for (size_t i = 0; i < 3; i++) {
-		filter[i] = http_query__get(q, TS_KEYS[i]);
-		if (filter[i] && !strcmp(filter[i], "-"))
-			filter[i] = "";
-	}
 	tc.series = hashmap__new();
 	if (!tc.series) {
 		http_response__error(r, 500, "out of memory");
 		return;
 	}
-	int e = store__group_buckets(st->store, from, to, step, filter[0], filter[1], filter[2],
-				     on_bucket, &tc);
+	int e = store__group_buckets(st->store, from, to, step, gq->filter[0], gq->filter[1],
+				     gq->filter[2], on_bucket, &tc);
 	strbuf__printf(&r->body, "{\"from\": %.3f, \"to\": %.3f, \"step\": %.3f, \"buckets\": %zu, "
 		       "\"truncated\": %s, \"series\": [", from / 1e9, to / 1e9, step / 1e9,
 		       tc.nbuckets, tc.truncated ? "true" : "false");
@@ -281,11 +217,11 @@ void web__handle_timeseries(void *ctx, const struct http_query *q, struct http_r
 	while (hashmap__next(tc.series, &cur, NULL, NULL, &v)) {
 		struct ts_series *s = v;
 		strbuf__puts(&r->body, n++ ? ",\n  {" : "\n  {");
-		for (size_t i = 0; i < tc.nby; i++) {
-			strbuf__json_string(&r->body, TS_KEYS[tc.by[i]]);
+		for (size_t i = 0; i < gq->nby; i++) {
+			strbuf__json_string(&r->body, agent_query__group_keys[gq->by[i]]);
 			strbuf__puts(&r->body, ": ");
 			strbuf__json_string(&r->body, s->values[i]);
-			strbuf__puts(&r->body, i + 1 < tc.nby ? ", " : "");
+			strbuf__puts(&r->body, i + 1 < gq->nby ? ", " : "");
 			free(s->values[i]);
 		}
 		put_cells(&r->body, "samples", s, tc.nbuckets, 0);
@@ -309,27 +245,13 @@ void web__handle_timeseries(void *ctx, const struct http_query *q, struct http_r
 
 /* ---- /api/v1/compare ---- */
 
-/* Adds key=value to a side's filters. 0 or -E2BIG. */
-static int add_filter(struct selection *s, const char *key, const char *value)
-{
-	if (s->nfilters >= AGENT_MAX_FILTERS)
-		return -E2BIG;
-	snprintf(s->tag_keys[s->nfilters], sizeof(s->tag_keys[0]), "%s", key);
-	s->filters[s->nfilters].key = s->tag_keys[s->nfilters];
-	s->filters[s->nfilters++].value = value;
-	return 0;
-}
-
 /* Reads the compare parameters into the two sides. 0, or a 400 set on r. */
 static int parse_compare(struct agent_state *st, const struct http_query *q,
 			 struct selection sides[2], struct diff_opts *o, long *max_nodes,
 			 struct http_response *r)
 {
 	static const char *const side_names[2] = { "base", "new" };
-	int64_t max_range_s;
-	pthread_mutex_lock(&st->lock);
-	max_range_s = st->config.max_range_s;
-	pthread_mutex_unlock(&st->lock);
+	int64_t max_range_s = agent_query__max_range_s(st);
 	memset(sides, 0, 2 * sizeof(*sides));
 
 	for (size_t i = 0; i < http_query__count(q); i++) {
@@ -337,18 +259,12 @@ static int parse_compare(struct agent_state *st, const struct http_query *q,
 		int e = 0, known = 1;
 		if (!strcmp(n, "service") || !strcmp(n, "endpoint") || !strcmp(n, "commit")) {
 			for (int s = 0; s < 2 && !e; s++)
-				e = add_filter(&sides[s], n, v);
+				e = agent_query__add_filter(&sides[s], n, v, r);
 		} else if (!strncmp(n, "tag.", 4) && n[4]) {
-			if (strlen(n + 4) >= sizeof(sides[0].tag_keys[0])) {
-				http_response__error(r, 400, "tag key '%.32s...' is too long (at "
-						     "most %zu bytes)", n + 4,
-						     sizeof(sides[0].tag_keys[0]) - 1);
-				return -EINVAL;
-			}
 			for (int s = 0; s < 2 && !e; s++)
-				e = add_filter(&sides[s], n + 4, v);
+				e = agent_query__add_filter(&sides[s], n + 4, v, r);
 		} else if (!strcmp(n, "base.commit") || !strcmp(n, "new.commit")) {
-			e = add_filter(&sides[n[0] == 'n'], "commit", v);
+			e = agent_query__add_filter(&sides[n[0] == 'n'], "commit", v, r);
 		} else if (strcmp(n, "from") && strcmp(n, "to") && strcmp(n, "base.from") &&
 			   strcmp(n, "base.to") && strcmp(n, "new.from") && strcmp(n, "new.to") &&
 			   strcmp(n, "confidence") && strcmp(n, "min_effect") &&
@@ -362,11 +278,8 @@ static int parse_compare(struct agent_state *st, const struct http_query *q,
 					     "max_nodes, flame.endpoint", n);
 			return -EINVAL;
 		}
-		if (e) {
-			http_response__error(r, 400, "too many filters (at most %d)",
-					     AGENT_MAX_FILTERS);
+		if (e)
 			return -EINVAL;
-		}
 	}
 	if (!http_query__get(q, "base.commit") && !http_query__get(q, "base.from") &&
 	    !http_query__get(q, "base.to")) {
@@ -374,7 +287,6 @@ static int parse_compare(struct agent_state *st, const struct http_query *q,
 				     "or base.from/base.to and new.from/new.to");
 		return -EINVAL;
 	}
-	int64_t now = clock_ns(CLOCK_REALTIME);
 	for (int s = 0; s < 2; s++) {
 		char name[16];
 		const char *from, *to;
@@ -386,17 +298,14 @@ static int parse_compare(struct agent_state *st, const struct http_query *q,
 		to = http_query__get(q, name);
 		if (!to)
 			to = http_query__get(q, "to");
-		sides[s].to_ns = now;
-		if ((to && http_parse_time(to, &sides[s].to_ns)) ||
-		    (from && http_parse_time(from, &sides[s].from_ns))) {
+		int e = agent_query__range(from, to, max_range_s, &sides[s].from_ns,
+					   &sides[s].to_ns);
+		if (e == -EINVAL) {
 			http_response__error(r, 400, "bad time for the %s side: use unix seconds or "
 					     "RFC 3339", side_names[s]);
 			return -EINVAL;
 		}
-		if (!from)
-			sides[s].from_ns = sides[s].to_ns - (int64_t)DEFAULT_RANGE_S * 1000000000;
-		if (sides[s].from_ns >= sides[s].to_ns ||
-		    (sides[s].to_ns - sides[s].from_ns) / 1000000000 > max_range_s) {
+		if (e) {
 			http_response__error(r, 400, "bad range for the %s side: from must be before "
 					     "to, and the range at most max_query_range (%" PRId64
 					     " s)", side_names[s], max_range_s);
@@ -433,29 +342,6 @@ static void json_field(struct strbuf *sb, const char *name, double v)
 {
 	strbuf__printf(sb, "\"%s\": ", name);
 	strbuf__json_number(sb, v);
-}
-
-/* The fields of `dynoprof diff --json`'s change objects. */
-static void json_change(struct strbuf *sb, const struct ratio_change *c)
-{
-	json_field(sb, "base", c->base);
-	strbuf__puts(sb, ", ");
-	json_field(sb, "new", c->current);
-	strbuf__puts(sb, ", ");
-	json_field(sb, "change", c->change);
-	strbuf__puts(sb, ", ");
-	json_field(sb, "ci_low", c->lo);
-	strbuf__puts(sb, ", ");
-	json_field(sb, "ci_high", c->hi);
-	strbuf__printf(sb, ", \"base_clusters\": %zu, \"new_clusters\": %zu", c->base_clusters,
-		       c->new_clusters);
-}
-
-static const char *metric_unit(const struct diff_row *r)
-{
-	if (r->metric == DIFF_SAMPLE_SHARE)
-		return "share";
-	return r->instructions ? "instr/req" : "cpu-ms/req";
 }
 
 /* What colours the differential call tree. */
@@ -538,31 +424,7 @@ void web__handle_compare(void *ctx, const struct http_query *q, struct http_resp
 	strbuf__puts(sb, "{");
 	put_side(sb, "base_selection", &sides[0]);
 	put_side(sb, "new_selection", &sides[1]);
-	strbuf__printf(sb, "\"confidence\": %g, \"regressions\": %zu, \"improvements\": %zu, "
-		       "\"endpoints\": [", o.confidence ? o.confidence : 0.95, res.regressions,
-		       res.improvements);
-	for (size_t i = 0; i < res.nrows; i++) {
-		const struct diff_row *row = &res.rows[i];
-		strbuf__puts(sb, i ? ",\n  {\"endpoint\": " : "\n  {\"endpoint\": ");
-		strbuf__json_string(sb, row->endpoint);
-		strbuf__printf(sb, ", \"metric\": \"%s\", \"verdict\": \"%s\", ", metric_unit(row),
-			       verdict__name(row->verdict));
-		json_change(sb, &row->change);
-		strbuf__printf(sb, ", \"min_effect\": %g, \"base_samples\": %" PRIu64
-			       ", \"new_samples\": %" PRIu64 ", \"base_requests\": %.0f"
-			       ", \"new_requests\": %.0f, \"functions\": [", row->min_effect,
-			       row->base_samples, row->new_samples, row->base_requests,
-			       row->new_requests);
-		for (size_t f = 0; f < row->nfunctions; f++) {
-			strbuf__puts(sb, f ? ", {\"name\": " : "{\"name\": ");
-			strbuf__json_string(sb, row->functions[f].name);
-			strbuf__printf(sb, ", \"verdict\": \"%s\", ",
-				       verdict__name(row->functions[f].verdict));
-			json_change(sb, &row->functions[f].change);
-			strbuf__putc(sb, '}');
-		}
-		strbuf__puts(sb, "]}");
-	}
+	diff__write_json(&res, o.confidence ? o.confidence : 0.95, sb);
 	/* The tree: the new side (flame.endpoint: that endpoint's samples), its
 	 * frames coloured by the functions that drove the flagged endpoints
 	 * (that endpoint's), else by their self share of all samples. */
@@ -587,7 +449,7 @@ void web__handle_compare(void *ctx, const struct http_query *q, struct http_resp
 		flame = profile__filtered_copy(cur, &lf, 1);
 		e = flame ? 0 : -ENOMEM;
 	}
-	strbuf__puts(sb, "\n],\n\"flame_endpoint\": ");
+	strbuf__puts(sb, ",\n\"flame_endpoint\": ");
 	strbuf__json_string(sb, fe ? fe : "(all)");
 	strbuf__puts(sb, ",\n\"flame\": ");
 	struct flame_json_opts fo = { .value_index = sizing_value(cur),

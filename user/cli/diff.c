@@ -15,6 +15,7 @@
 #include "cli/options.h"
 #include "cli/diff_agents.h"
 #include "diff/diff.h"
+#include "diff/diff_json.h"
 #include "formats/format.h"
 #include "formats/output.h"
 #include "formats/pprof.h"
@@ -52,26 +53,10 @@ struct fleet {
 	size_t nall_hosts;
 };
 
-/* Reads one side into a new profile. */
-/* The start of an answer's body as one line of an error message (an agent's
- * error ends in a newline, a proxy's page has many): control characters
- * become spaces, at most len - 1 bytes, trailing spaces dropped. */
-static const char *body_line(const struct strbuf *body, char *out, size_t len)
-{
-	size_t n = 0;
-	for (size_t i = 0; i < body->len && n + 1 < len; i++) {
-		unsigned char c = (unsigned char)body->data[i];
-		out[n++] = c < 0x20 || c == 0x7f ? ' ' : (char)c;
-	}
-	while (n && out[n - 1] == ' ')
-		n--;
-	out[n] = '\0';
-	return out;
-}
-
 static struct profile *select_side(struct profile *p, const char *what,
 				   const char *const *selects, size_t nselects);
 
+/* Reads one side into a new profile. */
 static struct profile *load_side(const char *what, const char *agent, const char *token,
 				 const char *const *selects, size_t nselects)
 {
@@ -100,7 +85,7 @@ static struct profile *load_side(const char *what, const char *agent, const char
 			cli_error("%s", err);
 		else if (status != 200)
 			cli_error("agent answered %d for %s: %s", status, strbuf__str(&url),
-				  body_line(&body, err, 201));
+				  http_get__body_line(&body, err, 201));
 		else if (body.len == 0 && (e = -EINVAL))
 			cli_error("agent's answer for %s is empty", what);
 		else if ((e = pprof__read_buffer(p, body.data, body.len, err, sizeof(err))))
@@ -190,13 +175,6 @@ static int load_thresholds(const char *path, struct diff_threshold *t, size_t *n
 	return 0;
 }
 
-static const char *metric_unit(const struct diff_row *r)
-{
-	if (r->metric == DIFF_SAMPLE_SHARE)
-		return "share";
-	return r->instructions ? "instr/req" : "cpu-ms/req";
-}
-
 static double metric_value(const struct diff_row *r, double v)
 {
 	if (r->metric == DIFF_SAMPLE_SHARE)
@@ -224,7 +202,7 @@ static void print_table(const struct diff_result *r, FILE *out)
 		pct(hi, sizeof(hi), row->change.hi);
 		snprintf(ci, sizeof(ci), "[%s, %s]", lo, hi);
 		fprintf(out, "%-28.28s %-11s %10.3f %10.3f %8s  %-20s %s\n", row->endpoint,
-			metric_unit(row), metric_value(row, row->change.base),
+			diff_row__unit(row), metric_value(row, row->change.base),
 			metric_value(row, row->change.current), ch, ci, verdict__name(row->verdict));
 		for (size_t f = 0; f < row->nfunctions && f < 5; f++) {
 			const struct diff_function *fn = &row->functions[f];
@@ -239,59 +217,14 @@ static void print_table(const struct diff_result *r, FILE *out)
 		r->regressions == 1 ? "" : "s", r->improvements, r->improvements == 1 ? "" : "s");
 }
 
-/* "name": v (null when not finite). */
-static void json_field(struct strbuf *sb, const char *name, double v)
-{
-	strbuf__printf(sb, "\"%s\": ", name);
-	strbuf__json_number(sb, v);
-}
-
-static void json_change(struct strbuf *sb, const struct ratio_change *c)
-{
-	json_field(sb, "base", c->base);
-	strbuf__puts(sb, ", ");
-	json_field(sb, "new", c->current);
-	strbuf__puts(sb, ", ");
-	json_field(sb, "change", c->change);
-	strbuf__puts(sb, ", ");
-	json_field(sb, "ci_low", c->lo);
-	strbuf__puts(sb, ", ");
-	json_field(sb, "ci_high", c->hi);
-	strbuf__printf(sb, ", \"base_clusters\": %zu, \"new_clusters\": %zu", c->base_clusters,
-		       c->new_clusters);
-}
-
 static void json_fleet(struct strbuf *sb, const struct fleet *f);
 
 static int write_json(const struct diff_result *r, double confidence, const struct fleet *fleet,
 		      FILE *out)
 {
 	struct strbuf sb = STRBUF_INIT;
-	strbuf__printf(&sb, "{\"confidence\": %g, \"regressions\": %zu, \"improvements\": %zu, "
-		       "\"endpoints\": [", confidence, r->regressions, r->improvements);
-	for (size_t i = 0; i < r->nrows; i++) {
-		const struct diff_row *row = &r->rows[i];
-		strbuf__puts(&sb, i ? ",\n  {\"endpoint\": \"" : "\n  {\"endpoint\": \"");
-		strbuf__json_escape(&sb, row->endpoint);
-		strbuf__printf(&sb, "\", \"metric\": \"%s\", \"verdict\": \"%s\", ",
-			       metric_unit(row), verdict__name(row->verdict));
-		json_change(&sb, &row->change);
-		strbuf__printf(&sb, ", \"min_effect\": %g, \"base_samples\": %" PRIu64
-			       ", \"new_samples\": %" PRIu64 ", \"base_requests\": %.0f"
-			       ", \"new_requests\": %.0f, \"functions\": [", row->min_effect,
-			       row->base_samples, row->new_samples, row->base_requests,
-			       row->new_requests);
-		for (size_t f = 0; f < row->nfunctions; f++) {
-			strbuf__puts(&sb, f ? ", {\"name\": \"" : "{\"name\": \"");
-			strbuf__json_escape(&sb, row->functions[f].name);
-			strbuf__printf(&sb, "\", \"verdict\": \"%s\", ",
-				       verdict__name(row->functions[f].verdict));
-			json_change(&sb, &row->functions[f].change);
-			strbuf__puts(&sb, "}");
-		}
-		strbuf__puts(&sb, "]}");
-	}
-	strbuf__puts(&sb, "\n]");
+	strbuf__putc(&sb, '{');
+	diff__write_json(r, confidence, &sb);
 	if (fleet)
 		json_fleet(&sb, fleet);
 	strbuf__puts(&sb, "}\n");

@@ -59,20 +59,6 @@ static void ctx_put(struct fetch_ctx *c)
 	free(c);
 }
 
-/* The start of an answer's body as one line of an error message. */
-static const char *body_line(const struct strbuf *body, char *out, size_t len)
-{
-	size_t n = 0;
-	for (size_t i = 0; i < body->len && n + 1 < len; i++) {
-		unsigned char c = (unsigned char)body->data[i];
-		out[n++] = c < 0x20 || c == 0x7f ? ' ' : (char)c;
-	}
-	while (n && out[n - 1] == ' ')
-		n--;
-	out[n] = '\0';
-	return out;
-}
-
 /* host:port of an http:// URL, for naming an agent that did not name itself. */
 static void url_authority(const char *url, char *out, size_t len)
 {
@@ -137,7 +123,7 @@ static struct profile *fetch_one(const struct fetch_ctx *c, const char *agent,
 	}
 	if (status != 200) {
 		snprintf(error, errlen, "agent answered %d for %.150s: %s", status, strbuf__str(&url),
-			 body_line(&body, line, sizeof(line)));
+			 http_get__body_line(&body, line, sizeof(line)));
 		goto out;
 	}
 	if (body.len == 0) {

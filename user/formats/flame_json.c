@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 /* flame_json.c - a profile's call tree as JSON (see flame_json.h).
  *
- * Merges samples into a tree as svg.c does (root, comm, stack root first),
- * sorts children by display text, then walks it depth first writing each
+ * Merges samples into a tree with svg.c's builder (call_tree.h: root, comm,
+ * stack root first, children by display text), then walks it depth first writing each
  * listed node's frame, depth and totals; frames are written once each, in
  * the order the walk meets them.
  */
@@ -14,166 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "formats/call_tree.h"
 #include "formats/format.h"
 #include "util/hashmap.h"
-
-#define NO_NODE UINT32_MAX
-
-/* One node of the merged tree. */
-struct fj_node {
-	uint64_t values[PROFILE_MAX_VALUES]; /* totals of the samples through it */
-	uint32_t first_child;  /* first child, NO_NODE for a leaf */
-	uint32_t next_sibling; /* next child of the same parent, NO_NODE at the end */
-	uint32_t label;        /* frame id, or the comm's string id when is_comm */
-	uint32_t is_comm;      /* nonzero: a synthetic per-comm frame */
-};
-
-/* Hash key of a child: its parent and what it stands for (no padding). */
-struct fj_key {
-	uint32_t parent; /* parent node index */
-	uint32_t label;  /* as fj_node.label */
-	uint32_t is_comm; /* as fj_node.is_comm */
-};
-
-/* The tree being built and written. */
-struct fj_tree {
-	const struct profile *p;  /* the profile (not owned) */
-	struct fj_node *nodes;    /* root first */
-	size_t nnodes, cap;       /* used, allocated */
-	struct hashmap *children; /* struct fj_key -> node index + 1 (while merging) */
-	struct strbuf names;      /* display text of every frame, NUL-terminated */
-	size_t *name_off;         /* per frame id: offset of its text in names */
-	size_t nvalues;           /* value types of p */
-};
-
-static uint32_t fj_add(struct fj_tree *t, uint32_t parent, uint32_t label, uint32_t is_comm)
-{
-	if (t->nnodes == t->cap) {
-		size_t cap = t->cap ? t->cap * 2 : 256;
-		struct fj_node *n;
-		if (cap >= NO_NODE || !(n = realloc(t->nodes, cap * sizeof(*n))))
-			return NO_NODE;
-		t->nodes = n;
-		t->cap = cap;
-	}
-	uint32_t i = (uint32_t)t->nnodes++;
-	memset(&t->nodes[i], 0, sizeof(t->nodes[i]));
-	t->nodes[i].first_child = NO_NODE;
-	t->nodes[i].next_sibling = NO_NODE;
-	t->nodes[i].label = label;
-	t->nodes[i].is_comm = is_comm;
-	if (parent != NO_NODE) {
-		t->nodes[i].next_sibling = t->nodes[parent].first_child;
-		t->nodes[parent].first_child = i;
-	}
-	return i;
-}
-
-static uint32_t fj_child(struct fj_tree *t, uint32_t parent, uint32_t label, uint32_t is_comm)
-{
-	struct fj_key k = { parent, label, is_comm };
-	void *found = hashmap__get(t->children, &k, sizeof(k));
-	if (found)
-		return (uint32_t)((uintptr_t)found - 1);
-	uint32_t i = fj_add(t, parent, label, is_comm);
-	if (i == NO_NODE)
-		return NO_NODE;
-	if (hashmap__put(t->children, &k, sizeof(k), (void *)((uintptr_t)i + 1), NULL)) {
-		t->nnodes--;
-		t->nodes[parent].first_child = t->nodes[i].next_sibling;
-		return NO_NODE;
-	}
-	return i;
-}
-
-static const char *fj_name(const struct fj_tree *t, uint32_t node)
-{
-	const struct fj_node *n = &t->nodes[node];
-	if (node == 0)
-		return "all";
-	if (n->is_comm)
-		return profile__str(t->p, n->label);
-	return strbuf__str(&t->names) + t->name_off[n->label];
-}
-
-static int fj_compare(const void *a, const void *b, void *ctx)
-{
-	const struct fj_tree *t = ctx;
-	uint32_t ia = *(const uint32_t *)a, ib = *(const uint32_t *)b;
-	int c = strcmp(fj_name(t, ia), fj_name(t, ib));
-	if (c)
-		return c;
-	if (t->nodes[ia].is_comm != t->nodes[ib].is_comm)
-		return t->nodes[ia].is_comm < t->nodes[ib].is_comm ? -1 : 1;
-	return t->nodes[ia].label < t->nodes[ib].label ? -1 : t->nodes[ia].label > t->nodes[ib].label;
-}
-
-static int fj_build(struct fj_tree *t)
-{
-	const struct profile *p = t->p;
-	size_t nframes = profile__frame_count(p);
-	t->name_off = calloc(nframes ? nframes : 1, sizeof(*t->name_off));
-	t->children = hashmap__new();
-	if (!t->name_off || !t->children)
-		return -ENOMEM;
-	for (size_t i = 0; i < nframes; i++) {
-		t->name_off[i] = t->names.len;
-		int e = frame__display_flags(p, profile__frame(p, (uint32_t)i),
-					     FRAME_DISPLAY_NO_KERNEL_SUFFIX, &t->names);
-		strbuf__putc(&t->names, '\0');
-		if (e)
-			return e;
-	}
-	if (strbuf__error(&t->names) || fj_add(t, NO_NODE, 0, 0) == NO_NODE)
-		return -ENOMEM;
-	for (size_t i = 0; i < profile__sample_count(p); i++) {
-		const struct profile_sample *s = profile__sample(p, i);
-		int any = 0;
-		for (size_t v = 0; v < t->nvalues; v++)
-			any |= s->values[v] != 0;
-		if (!any)
-			continue;
-		uint32_t cur = 0;
-#define FJ_ADD_VALUES(n)                                                     \
-		for (size_t v = 0; v < t->nvalues; v++)                          \
-			t->nodes[n].values[v] += s->values[v];
-		FJ_ADD_VALUES(0)
-		if (*profile__str(p, s->comm)) {
-			cur = fj_child(t, cur, s->comm, 1);
-			if (cur == NO_NODE)
-				return -ENOMEM;
-			FJ_ADD_VALUES(cur)
-		}
-		for (uint32_t f = 0; f < s->nframes; f++) {
-			if (s->frames[f] >= nframes)
-				continue;
-			cur = fj_child(t, cur, s->frames[f], 0);
-			if (cur == NO_NODE)
-				return -ENOMEM;
-			FJ_ADD_VALUES(cur)
-		}
-#undef FJ_ADD_VALUES
-	}
-	hashmap__free(t->children);
-	t->children = NULL;
-	/* Children by display text: the same profile always lists alike. */
-	uint32_t *kids = malloc(t->nnodes * sizeof(*kids));
-	if (!kids)
-		return -ENOMEM;
-	for (size_t i = 0; i < t->nnodes; i++) {
-		size_t n = 0;
-		for (uint32_t c = t->nodes[i].first_child; c != NO_NODE; c = t->nodes[c].next_sibling)
-			kids[n++] = c;
-		if (n < 2)
-			continue;
-		qsort_r(kids, n, sizeof(*kids), fj_compare, t);
-		t->nodes[i].first_child = kids[0];
-		for (size_t k = 0; k < n; k++)
-			t->nodes[kids[k]].next_sibling = k + 1 < n ? kids[k + 1] : NO_NODE;
-	}
-	free(kids);
-	return 0;
-}
 
 static int cmp_desc(const void *a, const void *b)
 {
@@ -192,31 +35,31 @@ static const char *kind_name(unsigned kind)
 }
 
 /* Writes the frame object of node n to frames (once per frame or comm). */
-static void put_frame(const struct fj_tree *t, const struct flame_json_opts *o, uint32_t node,
+static void put_frame(const struct call_tree *t, const struct flame_json_opts *o, uint32_t node,
 		      struct strbuf *frames, size_t nframes_out)
 {
-	const struct fj_node *n = &t->nodes[node];
+	const struct call_tree_node *n = &t->nodes[node];
 	strbuf__puts(frames, nframes_out ? ",\n  {\"n\": " : "\n  {\"n\": ");
-	strbuf__json_string(frames, fj_name(t, node));
+	strbuf__json_string(frames, call_tree__name(t, node));
 	if (node == 0 || n->is_comm) {
 		strbuf__puts(frames, ", \"k\": \"special\"}");
 		return;
 	}
-	const struct profile_frame *f = profile__frame(t->p, n->label);
+	const struct profile_frame *f = profile__frame(t->profile, n->label);
 	strbuf__printf(frames, ", \"k\": \"%s\", \"fn\": ", kind_name(f->kind));
-	strbuf__json_string(frames, profile__str(t->p, f->name));
+	strbuf__json_string(frames, profile__str(t->profile, f->name));
 	if (f->file) {
 		strbuf__puts(frames, ", \"f\": ");
-		strbuf__json_string(frames, profile__str(t->p, f->file));
+		strbuf__json_string(frames, profile__str(t->profile, f->file));
 	}
 	if (f->line)
 		strbuf__printf(frames, ", \"l\": %" PRIu32, f->line);
 	if (f->module) {
 		strbuf__puts(frames, ", \"m\": ");
-		strbuf__json_string(frames, profile__str(t->p, f->module));
+		strbuf__json_string(frames, profile__str(t->profile, f->module));
 	}
 	if (o->annotate)
-		o->annotate(o->annotate_ctx, t->p, f, frames);
+		o->annotate(o->annotate_ctx, t->profile, f, frames);
 	strbuf__putc(frames, '}');
 }
 
@@ -231,7 +74,7 @@ int flame_json__write(const struct profile *p, struct strbuf *out,
 {
 	static const struct flame_json_opts defaults;
 	const struct flame_json_opts *o = opts ? opts : &defaults;
-	struct fj_tree t = { .p = p };
+	struct call_tree t = { 0 };
 	struct strbuf frames = STRBUF_INIT, nodes = STRBUF_INIT;
 	uint32_t *frame_out = NULL;      /* per frame id: index in "frames" + 1 */
 	struct hashmap *comm_out = NULL; /* comm string id -> index + 1 */
@@ -242,13 +85,13 @@ int flame_json__write(const struct profile *p, struct strbuf *out,
 
 	if (!p || !out)
 		return -EINVAL;
-	t.nvalues = profile__value_count(p);
-	if (t.nvalues && o->value_index >= t.nvalues)
+	size_t nvalues = profile__value_count(p);
+	if (nvalues && o->value_index >= nvalues)
 		return -EINVAL;
 	size_t max_nodes = o->max_nodes ? o->max_nodes : FLAME_JSON_DEFAULT_NODES;
 	if (max_nodes > FLAME_JSON_MAX_NODES)
 		max_nodes = FLAME_JSON_MAX_NODES;
-	err = fj_build(&t);
+	err = call_tree__build(&t, p, 0, nvalues, true);
 	if (err)
 		goto out;
 
@@ -264,7 +107,7 @@ int flame_json__write(const struct profile *p, struct strbuf *out,
 			goto out;
 		}
 		for (size_t i = 0; i < t.nnodes; i++)
-			totals[i] = t.nvalues ? t.nodes[i].values[o->value_index] : 0;
+			totals[i] = nvalues ? call_tree__values(&t, (uint32_t)i)[o->value_index] : 0;
 		qsort(totals, t.nnodes, sizeof(*totals), cmp_desc);
 		thr = totals[max_nodes - 1];
 		ties = 0;
@@ -282,14 +125,15 @@ int flame_json__write(const struct profile *p, struct strbuf *out,
 	stack[sp++] = (struct fj_walk){ 0, 0 };
 	while (sp) {
 		struct fj_walk w = stack[--sp];
-		const struct fj_node *n = &t.nodes[w.node];
-		uint64_t rank = t.nvalues ? n->values[o->value_index] : 0;
+		const struct call_tree_node *n = &t.nodes[w.node];
+		const uint64_t *values = call_tree__values(&t, w.node);
+		uint64_t rank = nvalues ? values[o->value_index] : 0;
 		int keep = listed < max_nodes && (rank > thr || ties == SIZE_MAX ||
 						  (rank == thr && ties > 0));
 		if (!keep) {
 			omitted_nodes++;
-			for (size_t v = 0; v < t.nvalues; v++)
-				omitted[v] += n->values[v];
+			for (size_t v = 0; v < nvalues; v++)
+				omitted[v] += values[v];
 			continue; /* its subtree is left out with it */
 		}
 		if (rank == thr && ties != SIZE_MAX)
@@ -318,11 +162,11 @@ int flame_json__write(const struct profile *p, struct strbuf *out,
 		}
 		strbuf__printf(&nodes, "%s%" PRIu32 ",%" PRIu32, listed > 1 ? ",\n" : "", idx,
 			       w.depth);
-		for (size_t v = 0; v < t.nvalues; v++)
-			strbuf__printf(&nodes, ",%" PRIu64, n->values[v]);
+		for (size_t v = 0; v < nvalues; v++)
+			strbuf__printf(&nodes, ",%" PRIu64, values[v]);
 		/* Children pushed last first, so they pop in order. */
 		size_t first = sp;
-		for (uint32_t c = n->first_child; c != NO_NODE; c = t.nodes[c].next_sibling)
+		for (uint32_t c = n->first_child; c != CALL_TREE_NO_NODE; c = t.nodes[c].next_sibling)
 			stack[sp++] = (struct fj_walk){ c, w.depth + 1 };
 		for (size_t a = first, b = sp ? sp - 1 : 0; a < b; a++, b--) {
 			struct fj_walk tmp = stack[a];
@@ -332,7 +176,7 @@ int flame_json__write(const struct profile *p, struct strbuf *out,
 	}
 
 	strbuf__puts(out, "{\"value_types\": [");
-	for (size_t v = 0; v < t.nvalues; v++) {
+	for (size_t v = 0; v < nvalues; v++) {
 		strbuf__puts(out, v ? ", [" : "[");
 		strbuf__json_string(out, profile__value_type(p, v));
 		strbuf__puts(out, ", ");
@@ -340,24 +184,21 @@ int flame_json__write(const struct profile *p, struct strbuf *out,
 		strbuf__putc(out, ']');
 	}
 	strbuf__puts(out, "], \"totals\": [");
-	for (size_t v = 0; v < t.nvalues; v++)
-		strbuf__printf(out, "%s%" PRIu64, v ? ", " : "", t.nodes[0].values[v]);
-	strbuf__printf(out, "], \"stride\": %zu, \"frames\": [", 2 + t.nvalues);
+	for (size_t v = 0; v < nvalues; v++)
+		strbuf__printf(out, "%s%" PRIu64, v ? ", " : "", call_tree__values(&t, 0)[v]);
+	strbuf__printf(out, "], \"stride\": %zu, \"frames\": [", 2 + nvalues);
 	strbuf__append(out, frames.data, frames.len);
 	strbuf__puts(out, "],\n\"nodes\": [");
 	strbuf__append(out, nodes.data, nodes.len);
 	strbuf__printf(out, "],\n\"nodes_total\": %zu, \"nodes_omitted\": %zu, \"omitted\": [",
 		       t.nnodes, omitted_nodes);
-	for (size_t v = 0; v < t.nvalues; v++)
+	for (size_t v = 0; v < nvalues; v++)
 		strbuf__printf(out, "%s%" PRIu64, v ? ", " : "", omitted[v]);
 	strbuf__puts(out, "]}");
 	err = strbuf__error(&frames) ? -ENOMEM : strbuf__error(&nodes) ? -ENOMEM
 		: strbuf__error(out) ? -ENOMEM : 0;
 out:
-	free(t.nodes);
-	free(t.name_off);
-	hashmap__free(t.children);
-	strbuf__release(&t.names);
+	call_tree__release(&t);
 	strbuf__release(&frames);
 	strbuf__release(&nodes);
 	free(frame_out);

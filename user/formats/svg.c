@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "formats/call_tree.h"
 #include "formats/format.h"
 #include "util/hashmap.h"
 #include "util/strbuf.h"
@@ -34,35 +35,6 @@
 #define SVG_BOTTOM_PAD 34       /* details line and "Matched" */
 #define SVG_MIN_LABEL_CHARS 3   /* fewer fitting characters: no label */
 #define SVG_TITLE_MAX_CHARS 2000 /* longer names are cut in the tooltip too */
-#define SVG_NO_NODE UINT32_MAX
-
-/* One node of the merged call tree. */
-struct tree_node {
-	uint64_t total;        /* summed value of the samples passing through this node */
-	uint32_t parent;       /* parent node index; SVG_NO_NODE for the root */
-	uint32_t first_child;  /* first child's index, SVG_NO_NODE for a leaf */
-	uint32_t next_sibling; /* next child of the same parent, SVG_NO_NODE at the end */
-	uint32_t label;        /* frame id, or the comm's string id when is_comm */
-	uint8_t is_comm;       /* nonzero: a synthetic per-comm frame */
-};
-
-/* Hash key of a child: who the parent is and what the child stands for. */
-struct child_key {
-	uint32_t parent;  /* parent node index */
-	uint32_t label;   /* as tree_node.label */
-	uint32_t is_comm; /* as tree_node.is_comm, widened so the key has no padding */
-};
-
-/* The merged call tree of one profile value; node 0 is the root "all". */
-struct call_tree {
-	const struct profile *profile; /* the profile the labels refer to (not owned) */
-	struct tree_node *nodes;       /* all nodes, root first */
-	size_t nnodes;                 /* nodes in use */
-	size_t cap;                    /* nodes allocated */
-	struct hashmap *children;      /* struct child_key -> node index + 1 */
-	struct strbuf names;           /* display texts of all frames, each NUL-terminated */
-	size_t *name_offsets;          /* per frame id: offset of its text in names */
-};
 
 /* Pixel geometry shared by the measuring and the drawing pass. */
 struct layout {
@@ -82,169 +54,6 @@ struct walk_item {
 	uint32_t node;   /* node index */
 	uint32_t depth;  /* 0 for the root */
 };
-
-static void call_tree__release(struct call_tree *t)
-{
-	free(t->nodes);
-	free(t->name_offsets);
-	hashmap__free(t->children);
-	strbuf__release(&t->names);
-}
-
-/* Appends a node; returns its index or SVG_NO_NODE when out of memory. */
-static uint32_t call_tree__add_node(struct call_tree *t, uint32_t parent, uint32_t label,
-				    int is_comm)
-{
-	if (t->nnodes == t->cap) {
-		size_t cap = t->cap ? t->cap * 2 : 256;
-		if (cap >= SVG_NO_NODE)
-			return SVG_NO_NODE;
-		struct tree_node *nodes = realloc(t->nodes, cap * sizeof(*nodes));
-		if (!nodes)
-			return SVG_NO_NODE;
-		t->nodes = nodes;
-		t->cap = cap;
-	}
-	uint32_t idx = (uint32_t)t->nnodes++;
-	t->nodes[idx] = (struct tree_node){
-		.parent = parent,
-		.first_child = SVG_NO_NODE,
-		.next_sibling = SVG_NO_NODE,
-		.label = label,
-		.is_comm = (uint8_t)(is_comm != 0),
-	};
-	if (parent != SVG_NO_NODE) {
-		t->nodes[idx].next_sibling = t->nodes[parent].first_child;
-		t->nodes[parent].first_child = idx;
-	}
-	return idx;
-}
-
-/* Returns the child of parent standing for (label, is_comm), creating it, or
- * SVG_NO_NODE when out of memory. */
-static uint32_t call_tree__child(struct call_tree *t, uint32_t parent, uint32_t label,
-				 int is_comm)
-{
-	struct child_key key = { .parent = parent, .label = label, .is_comm = is_comm != 0 };
-	void *found = hashmap__get(t->children, &key, sizeof(key));
-	if (found)
-		return (uint32_t)((uintptr_t)found - 1);
-	uint32_t idx = call_tree__add_node(t, parent, label, is_comm);
-	if (idx == SVG_NO_NODE)
-		return SVG_NO_NODE;
-	if (hashmap__put(t->children, &key, sizeof(key), (void *)((uintptr_t)idx + 1), NULL)) {
-		t->nnodes--; /* unlink the node again so the tree stays consistent */
-		t->nodes[parent].first_child = t->nodes[idx].next_sibling;
-		return SVG_NO_NODE;
-	}
-	return idx;
-}
-
-/* The text a node is drawn with. Valid until the tree is released. */
-static const char *call_tree__name(const struct call_tree *t, uint32_t node)
-{
-	const struct tree_node *n = &t->nodes[node];
-	if (node == 0)
-		return "all";
-	if (n->is_comm)
-		return profile__str(t->profile, n->label);
-	if (n->label >= profile__frame_count(t->profile))
-		return "[unknown]";
-	return strbuf__str(&t->names) + t->name_offsets[n->label];
-}
-
-/* Renders every frame's display text once (frames recur in many paths). */
-static int call_tree__name_frames(struct call_tree *t)
-{
-	size_t nframes = profile__frame_count(t->profile);
-	t->name_offsets = calloc(nframes ? nframes : 1, sizeof(*t->name_offsets));
-	if (!t->name_offsets)
-		return -ENOMEM;
-	for (size_t i = 0; i < nframes; i++) {
-		t->name_offsets[i] = t->names.len;
-		/* The kind shows as colour, so the folded "_[k]" marker would be noise. */
-		int err = frame__display_flags(t->profile, profile__frame(t->profile, (uint32_t)i),
-					       FRAME_DISPLAY_NO_KERNEL_SUFFIX, &t->names);
-		strbuf__putc(&t->names, '\0');
-		if (err)
-			return err;
-	}
-	return strbuf__error(&t->names);
-}
-
-/* Orders children by name (then kind and id), so output is deterministic. */
-static int compare_children(const void *a, const void *b, void *ctx)
-{
-	const struct call_tree *t = ctx;
-	uint32_t ia = *(const uint32_t *)a, ib = *(const uint32_t *)b;
-	int c = strcmp(call_tree__name(t, ia), call_tree__name(t, ib));
-	if (c)
-		return c;
-	const struct tree_node *na = &t->nodes[ia], *nb = &t->nodes[ib];
-	if (na->is_comm != nb->is_comm)
-		return na->is_comm < nb->is_comm ? -1 : 1;
-	return na->label < nb->label ? -1 : na->label > nb->label;
-}
-
-static int call_tree__sort(struct call_tree *t)
-{
-	uint32_t *kids = malloc((t->nnodes ? t->nnodes : 1) * sizeof(*kids));
-	if (!kids)
-		return -ENOMEM;
-	for (size_t i = 0; i < t->nnodes; i++) {
-		size_t n = 0;
-		for (uint32_t c = t->nodes[i].first_child; c != SVG_NO_NODE; c = t->nodes[c].next_sibling)
-			kids[n++] = c;
-		if (n < 2)
-			continue;
-		qsort_r(kids, n, sizeof(*kids), compare_children, t);
-		t->nodes[i].first_child = kids[0];
-		for (size_t k = 0; k < n; k++)
-			t->nodes[kids[k]].next_sibling = k + 1 < n ? kids[k + 1] : SVG_NO_NODE;
-	}
-	free(kids);
-	return 0;
-}
-
-/* Merges p's samples (value v) into t; the caller zeroed t. */
-static int call_tree__build(struct call_tree *t, const struct profile *p, size_t v)
-{
-	t->profile = p;
-	t->children = hashmap__new();
-	if (!t->children)
-		return -ENOMEM;
-	int err = call_tree__name_frames(t);
-	if (err)
-		return err;
-	if (call_tree__add_node(t, SVG_NO_NODE, 0, 0) == SVG_NO_NODE)
-		return -ENOMEM;
-
-	size_t nsamples = profile__sample_count(p);
-	for (size_t i = 0; i < nsamples; i++) {
-		const struct profile_sample *s = profile__sample(p, i);
-		uint64_t value = s->values[v];
-		if (!value)
-			continue;
-		uint32_t cur = 0;
-		t->nodes[0].total += value;
-		if (*profile__str(p, s->comm)) {
-			cur = call_tree__child(t, cur, s->comm, 1);
-			if (cur == SVG_NO_NODE)
-				return -ENOMEM;
-			t->nodes[cur].total += value;
-		}
-		for (uint32_t f = 0; f < s->nframes; f++) {
-			cur = call_tree__child(t, cur, s->frames[f], 0);
-			if (cur == SVG_NO_NODE)
-				return -ENOMEM;
-			t->nodes[cur].total += value;
-		}
-	}
-	/* The index is only needed while merging; free it before drawing. */
-	hashmap__free(t->children);
-	t->children = NULL;
-	return call_tree__sort(t);
-}
 
 /* Length of the valid UTF-8 sequence at s, or 0 when it is not one (bad lead,
  * missing continuation, overlong form, surrogate, beyond U+10FFFF). */
@@ -370,7 +179,7 @@ static const char *frame_colour(enum frame_kind kind, const char *name, int rgb[
 
 static enum frame_kind node_kind(const struct call_tree *t, uint32_t node)
 {
-	const struct tree_node *n = &t->nodes[node];
+	const struct call_tree_node *n = &t->nodes[node];
 	if (node == 0 || n->is_comm)
 		return FRAME_SPECIAL;
 	const struct profile_frame *f = profile__frame(t->profile, n->label);
@@ -420,11 +229,11 @@ static int walk_drawn(const struct call_tree *t, const struct layout *l, visit_f
 		/* Push in reverse so children come out in name order. */
 		size_t first = top;
 		uint64_t offset = item.offset;
-		for (uint32_t c = t->nodes[item.node].first_child; c != SVG_NO_NODE;
+		for (uint32_t c = t->nodes[item.node].first_child; c != CALL_TREE_NO_NODE;
 		     c = t->nodes[c].next_sibling) {
-			if ((double)t->nodes[c].total * l->scale >= l->min_px)
+			if ((double)call_tree__values(t, c)[0] * l->scale >= l->min_px)
 				stack[top++] = (struct walk_item){ offset, c, item.depth + 1 };
-			offset += t->nodes[c].total;
+			offset += call_tree__values(t, c)[0];
 		}
 		for (size_t i = first, j = top; i + 1 < j; i++, j--) {
 			struct walk_item tmp = stack[i];
@@ -459,30 +268,30 @@ static void draw_frame(const struct call_tree *t, const struct layout *l,
 		       const struct walk_item *item, void *ctx)
 {
 	struct draw_ctx *d = ctx;
-	const struct tree_node *n = &t->nodes[item->node];
 	const char *name = call_tree__name(t, item->node);
 	int rgb[3];
 	const char *cls = frame_colour(node_kind(t, item->node), name, rgb);
 	if (d->opts && d->opts->fill) {
-		const struct tree_node *fn = &t->nodes[item->node];
+		const struct call_tree_node *fn = &t->nodes[item->node];
 		const struct profile_frame *f = item->node == 0 || fn->is_comm ? NULL :
 			profile__frame(t->profile, fn->label);
 		if (d->opts->fill(d->opts->fill_ctx, t->profile, f, rgb))
 			cls = "diff";
 	}
 	double x = SVG_X_PAD + (double)item->offset * l->scale;
-	double w = (double)n->total * l->scale;
+	uint64_t value = call_tree__values(t, item->node)[0];
+	double w = (double)value * l->scale;
 	int y = l->reverse ? l->frames_top + (int)item->depth * SVG_FRAME_HEIGHT
 			   : l->frames_bottom - ((int)item->depth + 1) * SVG_FRAME_HEIGHT;
 
 	struct strbuf *sb = &d->line;
 	strbuf__reset(sb);
 	strbuf__printf(sb, "<g class=\"frame %s\" data-o=\"%llu\" data-v=\"%llu\" data-d=\"%u\"><title>",
-		       cls, (unsigned long long)item->offset, (unsigned long long)n->total,
+		       cls, (unsigned long long)item->offset, (unsigned long long)value,
 		       item->depth);
 	put_xml_text(sb, name, SVG_TITLE_MAX_CHARS);
 	strbuf__puts(sb, " (");
-	put_amount(sb, n->total, t->nodes[0].total, d->word);
+	put_amount(sb, value, call_tree__values(t, 0)[0], d->word);
 	strbuf__printf(sb, ")</title><rect x=\"%.2f\" y=\"%d\" width=\"%.2f\" height=\"%d\" "
 		       "fill=\"rgb(%d,%d,%d)\" rx=\"2\" ry=\"2\"/>",
 		       x, y, w, SVG_FRAME_HEIGHT - 1, rgb[0], rgb[1], rgb[2]);
@@ -570,10 +379,10 @@ int svg__write(const struct profile *p, FILE *out, const struct svg_opts *opts)
 	const char *subtitle = opts->subtitle ? opts->subtitle : "";
 
 	struct call_tree tree = { 0 };
-	int err = call_tree__build(&tree, p, v);
+	int err = call_tree__build(&tree, p, v, 1, false);
 	if (err)
 		goto out;
-	uint64_t total = tree.nodes[0].total;
+	uint64_t total = call_tree__values(&tree, 0)[0];
 
 	struct layout l = {
 		.width = opts->width > 2 * SVG_X_PAD ? opts->width : SVG_DEFAULT_WIDTH,

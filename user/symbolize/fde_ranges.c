@@ -208,21 +208,29 @@ static int entry_bounds(const struct fde_input *in, size_t off, size_t *end, boo
 	return 0;
 }
 
-/* Parses the CIE at off: the encoding of its FDEs' pointers. */
-static int parse_cie(const struct fde_input *in, size_t off, uint8_t *encoding)
+/* A cursor over the CIE or FDE at off (not a terminator), past its length,
+ * and the entry's 4-byte id (CIE: 0; FDE: the distance back to its CIE).
+ * 0 or -EINVAL. */
+static int open_entry(const struct fde_input *in, size_t off, struct cursor *c, uint64_t *id)
 {
-	struct cursor c = { .buf = in->frame, .pos = off, .be = in->big_endian,
-			    .vaddr = in->frame_vaddr };
-	uint64_t id, version, u;
-	int64_t s;
 	size_t end;
 	bool term;
 
 	if (entry_bounds(in, off, &end, &term) || term)
 		return -EINVAL;
-	c.size = end;
-	c.pos = off + 4;
-	if (read_uint(&c, 4, &id) || id != 0 || read_uint(&c, 1, &version) ||
+	*c = (struct cursor){ .buf = in->frame, .size = end, .pos = off + 4,
+			      .be = in->big_endian, .vaddr = in->frame_vaddr };
+	return read_uint(c, 4, id);
+}
+
+/* Parses the CIE at off: the encoding of its FDEs' pointers. */
+static int parse_cie(const struct fde_input *in, size_t off, uint8_t *encoding)
+{
+	struct cursor c;
+	uint64_t id, version, u;
+	int64_t s;
+
+	if (open_entry(in, off, &c, &id) || id != 0 || read_uint(&c, 1, &version) ||
 	    (version != 1 && version != 3 && version != 4))
 		return -EINVAL;
 	const char *aug = (const char *)c.buf + c.pos;
@@ -299,17 +307,11 @@ static int cie_encoding(struct parser *p, size_t off, uint8_t *encoding)
 static int parse_fde(struct parser *p, size_t off, uint64_t *start, uint64_t *end_out)
 {
 	const struct fde_input *in = p->in;
-	struct cursor c = { .buf = in->frame, .be = in->big_endian, .vaddr = in->frame_vaddr };
+	struct cursor c;
 	uint64_t cie_ptr, begin, range;
 	uint8_t enc;
-	size_t end;
-	bool term;
 
-	if (entry_bounds(in, off, &end, &term) || term)
-		return -EINVAL;
-	c.size = end;
-	c.pos = off + 4;
-	if (read_uint(&c, 4, &cie_ptr) || cie_ptr == 0 || cie_ptr > off + 4)
+	if (open_entry(in, off, &c, &cie_ptr) || cie_ptr == 0 || cie_ptr > off + 4)
 		return -EINVAL;
 	if (cie_encoding(p, off + 4 - (size_t)cie_ptr, &enc) ||
 	    read_encoded(&c, enc, in->addr_size, true, false, 0, &begin) ||

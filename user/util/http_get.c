@@ -176,3 +176,16 @@ int http_get__append_query(struct strbuf *url, const char *selectors, char *err,
 	}
 	return strbuf__error(url);
 }
+
+const char *http_get__body_line(const struct strbuf *body, char *out, size_t len)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < body->len && n + 1 < len; i++) {
+		unsigned char c = (unsigned char)body->data[i];
+		out[n++] = c < 0x20 || c == 0x7f ? ' ' : (char)c;
+	}
+	while (n && out[n - 1] == ' ')
+		n--;
+	out[n] = '\0';
+	return out;
+}

@@ -25,4 +25,10 @@ int http_get(const char *url, const char *token, size_t max_bytes, int timeout_s
 int http_get__append_query(struct strbuf *url, const char *selectors, char *err,
 			   size_t errlen);
 
+/* The start of an answer's body as one line of an error message (an agent's
+ * error ends in a newline, a proxy's page has many): control characters
+ * become spaces, at most len - 1 bytes (len > 0), trailing spaces dropped.
+ * Returns out. */
+const char *http_get__body_line(const struct strbuf *body, char *out, size_t len);
+
 #endif
