@@ -354,6 +354,7 @@ struct sampler *sampler__open(const struct sampler_opts *opts, sampler_record_fn
 {
 	struct sampler *s = NULL;
 	int e = 0;
+	bool prepared = false; /* before_attach ran and succeeded */
 
 	libbpf_set_print(libbpf_quiet);
 	if (opts->freq_hz < 1 || opts->freq_hz > SAMPLER_MAX_FREQ_HZ) {
@@ -510,6 +511,7 @@ struct sampler *sampler__open(const struct sampler_opts *opts, sampler_record_fn
 		errmsg__set(err, errlen, "cannot prepare sampling: %s", strerror(-e));
 		goto fail;
 	}
+	prepared = opts->before_attach != NULL;
 	bool *online = NULL;
 	int nonline = 0;
 	e = read_online_cpus(&online, &nonline);
@@ -560,6 +562,8 @@ struct sampler *sampler__open(const struct sampler_opts *opts, sampler_record_fn
 	return s;
 
 fail:
+	if (prepared && opts->undo_before_attach)
+		opts->undo_before_attach(opts->before_attach_ctx);
 	sampler__free(s);
 	errno = e < 0 ? -e : EINVAL;
 	return NULL;

@@ -62,6 +62,10 @@ struct sampler_opts {
 	/* Called once the maps exist, before any event is attached (NULL: none);
 	 * a negative errno fails the open. */
 	int (*before_attach)(void *ctx, struct sampler *s);
+	/* Called when the open fails after before_attach succeeded, before the
+	 * maps go away: whatever before_attach started that writes into them
+	 * (a thread filling the unwind rows) must stop here (NULL: none). */
+	void (*undo_before_attach)(void *ctx);
 	void *before_attach_ctx;
 };
 

@@ -74,6 +74,15 @@ static int start_unwinding(void *ctx, struct sampler *s)
 	return 0;
 }
 
+/* The sampler failed to open after start_unwinding: the registry's thread
+ * writes into the sampler's row table, so it stops before that is unmapped. */
+static void stop_unwinding(void *ctx)
+{
+	struct pipeline *p = ctx;
+	unwind_registry__free(p->unwind);
+	p->unwind = NULL;
+}
+
 static int on_record(void *ctx, const void *data, size_t size)
 {
 	struct pipeline *p = ctx;
@@ -152,6 +161,7 @@ struct pipeline *pipeline__open(const struct pipeline_opts *o, struct profile *p
 		.py_tls = tls,
 		.unwind_rows = o->unwind_table_bytes / sizeof(struct unwind_row),
 		.before_attach = o->unwind_table_bytes ? start_unwinding : NULL,
+		.undo_before_attach = stop_unwinding,
 		.before_attach_ctx = p,
 	};
 	p->counting_began_unix_ns = clock_ns(CLOCK_REALTIME);
