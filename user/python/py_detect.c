@@ -316,10 +316,24 @@ static int static_tls_offset(pid_t pid, const struct proc_maps *maps, uint64_t b
 	char why[160] = "";
 	int err = remote_read(pid, slot, tls_index, sizeof(tls_index));
 
+	/* Module id 0: the dynamic linker has not relocated libpython yet (a
+	 * process caught while it starts, or inside dlopen); no link_map at its
+	 * bias: not yet on the linker's list. Both settle within moments, so the
+	 * process is looked at again (-EAGAIN) instead of refused for good. */
+	if (!err && tls_index[0] == 0) {
+		errmsg__set(reason, reasonlen, "%s: libpython not relocated yet, retry later",
+			    out->path);
+		return -EAGAIN;
+	}
 	if (!err)
 		err = py_static_tls__offset(pid, maps, bias, tls_index[0], &block, why, sizeof(why));
 	if (err == -ESRCH)
 		return err;
+	if (err == -ENOENT && !strncmp(why, "no link_map", 11)) {
+		errmsg__set(reason, reasonlen, "%s: libpython not on the dynamic linker's list "
+			    "yet, retry later", out->path);
+		return -EAGAIN;
+	}
 	if (err) {
 		errmsg__set(reason, reasonlen, "Python %d.%d: the thread state is a thread-local of "
 			    "the shared library, not found: %s: %s", out->major, out->minor,
