@@ -329,7 +329,7 @@ static int static_tls_offset(pid_t pid, const struct proc_maps *maps, uint64_t b
 		err = py_static_tls__offset(pid, maps, bias, tls_index[0], &block, why, sizeof(why));
 	if (err == -ESRCH)
 		return err;
-	if (err == -ENOENT && !strncmp(why, "no link_map", 11)) {
+	if (err == -EAGAIN) {
 		errmsg__set(reason, reasonlen, "%s: libpython not on the dynamic linker's list "
 			    "yet, retry later", out->path);
 		return -EAGAIN;

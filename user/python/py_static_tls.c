@@ -119,5 +119,5 @@ int py_static_tls__offset(pid_t pid, const struct proc_maps *maps, uint64_t lib_
 		return err;
 	}
 	errmsg__set(reason, reasonlen, "no link_map at load bias 0x%" PRIx64, lib_bias);
-	return -ENOENT;
+	return -EAGAIN;
 }

@@ -42,8 +42,10 @@ int py_static_tls__scan(const uint64_t *words, size_t count, uint64_t lib_bias, 
 /* Finds l_tls_offset of the library loaded at lib_bias (its link_map's
  * l_addr) whose module id is modid, in process pid (maps: its executable
  * mappings, for ld.so). Returns 0 with *tls_offset set, -EOPNOTSUPP (not in
- * static TLS), -ENOENT (ld.so, _r_debug, the link_map or its TLS fields not
- * found), or a read -errno. reason (reasonlen bytes) says why on failure. */
+ * static TLS), -EAGAIN (no link_map at lib_bias yet: the library is mapped
+ * but not on the linker's list, so try again later), -ENOENT (ld.so,
+ * _r_debug or the link_map's TLS fields not found), or a read -errno.
+ * reason (reasonlen bytes) says why on failure. */
 int py_static_tls__offset(pid_t pid, const struct proc_maps *maps, uint64_t lib_bias,
 			  uint64_t modid, int64_t *tls_offset, char *reason, size_t reasonlen);
 
