@@ -859,6 +859,64 @@ int dynotag_request_abandon(void)
 	return 0;
 }
 
+uint32_t dynotag_request_number(void)
+{
+	ensure_init();
+	struct dynotag_record *r = current_record();
+
+	return r ? r->request : 0;
+}
+
+int dynotag_request_join(uint32_t number)
+{
+	struct dynotag_record *r;
+	int err;
+
+	ensure_init();
+	if (!number)
+		return -EINVAL;
+	err = current_record_or_create(&r);
+	if (err)
+		return err;
+	if (r->request)
+		return 0;
+	/* Its endpoint, when the log has it already: the samples then carry it
+	 * and need no re-labelling. */
+	uint64_t entry = __atomic_load_n(&request_log[number & (DYNOTAG_REQUEST_LOG_SIZE - 1)],
+					 __ATOMIC_ACQUIRE);
+	uint32_t endpoint = (uint32_t)(entry >> 32) == number ? (uint32_t)entry : 0;
+	if (endpoint == DYNOTAG_ID_UNRESOLVED)
+		endpoint = 0;
+	record_write_begin(r);
+	__atomic_store_n(&r->request, number, __ATOMIC_RELAXED);
+	if (endpoint) {
+		pair_store(&r->tags[0], DYNOTAG_ID_ENDPOINT, endpoint);
+		if (!r->count)
+			__atomic_store_n(&r->count, 1, __ATOMIC_RELAXED);
+	}
+	record_write_end(r);
+	((struct record_slot *)r)->request_implicit = false;
+	return 1;
+}
+
+int dynotag_request_leave(void)
+{
+	ensure_init();
+	struct dynotag_record *r = current_record();
+
+	if (!r || !r->request)
+		return 0;
+	record_write_begin(r);
+	__atomic_store_n(&r->request, 0, __ATOMIC_RELAXED);
+	if (r->tags[0].key == DYNOTAG_ID_ENDPOINT) {
+		pair_store(&r->tags[0], 0, 0);
+		if (r->count == 1)
+			__atomic_store_n(&r->count, 0, __ATOMIC_RELAXED);
+	}
+	record_write_end(r);
+	return 0;
+}
+
 int dynotag_request_end(void)
 {
 	ensure_init();

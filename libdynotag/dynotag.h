@@ -44,7 +44,7 @@ extern "C" {
 #endif
 
 #define DYNOTAG_VERSION_MAJOR 1
-#define DYNOTAG_VERSION_MINOR 1
+#define DYNOTAG_VERSION_MINOR 2
 #define DYNOTAG_VERSION_PATCH 0
 /* The version as one number, MAJOR * 10000 + MINOR * 100 + PATCH. */
 #define DYNOTAG_VERSION (DYNOTAG_VERSION_MAJOR * 10000 + DYNOTAG_VERSION_MINOR * 100 + \
@@ -121,6 +121,29 @@ DYNOTAG_API int dynotag_request_end(void);
  * the endpoint is cleared, and its CPU counts as outside any request.
  * Returns 0. */
 DYNOTAG_API int dynotag_request_abandon(void);
+
+/* Requests shared across threads: a server whose event loop thread accepts
+ * and reads a connection before a pool thread handles its request, an async
+ * view run on an event loop thread of its own. The thread that opened the
+ * request passes dynotag_request_number() to the other thread, which calls
+ * dynotag_request_join(number): from then on the CPU of both threads goes
+ * to the request, until each either ends it (dynotag_request_end, once: the
+ * thread that counts it) or leaves it (dynotag_request_leave). */
+
+/* The number of the calling thread's open request, 0 when it has none. */
+DYNOTAG_API uint32_t dynotag_request_number(void);
+
+/* Makes the calling thread carry request `number` (opened by another thread
+ * of this process), with its endpoint when it is known already. Returns 1
+ * when it joined (the thread then ends or leaves it), 0 when the thread has
+ * a request open already (nothing changed), -EINVAL (number 0), -ENOMEM or
+ * -EAGAIN. No syscall. */
+DYNOTAG_API int dynotag_request_join(uint32_t number);
+
+/* The calling thread stops carrying its open request without ending it
+ * (another thread ends it and counts it); its CPU from here on is outside
+ * any request. Returns 0. */
+DYNOTAG_API int dynotag_request_leave(void);
 
 /* Sets a process-wide tag key=value (e.g. "commit", "service", "env"); samples
  * of every thread carry it. Serialised by a mutex: meant for start-up, not per

@@ -111,7 +111,7 @@ static void test_runtime_header(void **state)
 	assert_string_equal(string_of(DYNOTAG_ID_UNRESOLVED, s), "unresolved");
 	assert_int_equal(dynotag_runtime.request_log_size, DYNOTAG_REQUEST_LOG_SIZE);
 	assert_true(dynotag_runtime.request_log == (uint64_t)(uintptr_t)request_log);
-	assert_int_equal(dynotag_version(), 10100);
+	assert_int_equal(dynotag_version(), 10200);
 }
 
 static void test_set_and_clear(void **state)
@@ -532,6 +532,95 @@ static void test_whole_requests(void **state)
 	assert_int_equal(requests[DYNOTAG_ID_UNRESOLVED], unresolved + 1);
 }
 
+/* A request shared with another thread: what the joining thread does there. */
+struct joiner {
+	uint32_t number;      /* the request to join */
+	uint32_t endpoint;    /* an endpoint to name it with, 0: none */
+	bool end;             /* end it (count it) rather than leave it */
+	int joined;           /* dynotag_request_join's result */
+	uint32_t carried;     /* the joiner's record's request number once joined */
+	uint32_t endpoint_seen; /* the joiner's endpoint id once joined (0: none) */
+	uint32_t after;       /* its request number once it ended or left */
+};
+
+static void *joiner_thread(void *arg)
+{
+	struct joiner *j = arg;
+
+	j->joined = dynotag_request_join(j->number);
+	const struct dynotag_record *r = my_record();
+	j->carried = r->request;
+	j->endpoint_seen = record_get(r, DYNOTAG_ID_ENDPOINT);
+	if (j->endpoint)
+		dynotag_request_begin_id(j->endpoint);
+	if (j->end)
+		dynotag_request_end();
+	else
+		dynotag_request_leave();
+	j->after = r->request;
+	return NULL;
+}
+
+static void join_on_thread(struct joiner *j)
+{
+	pthread_t id;
+
+	assert_int_equal(pthread_create(&id, NULL, joiner_thread, j), 0);
+	assert_int_equal(pthread_join(id, NULL), 0);
+}
+
+/* Handing a request to another thread (gthread's event loop to a pool thread)
+ * and sharing one with a helper thread (an async view's event loop): the
+ * joiner carries the opener's number, with its endpoint when the log has it;
+ * leaving counts and logs nothing; one end counts it once. */
+static void test_requests_shared_across_threads(void **state)
+{
+	(void)state;
+	const uint64_t *requests = (const void *)(uintptr_t)dynotag_runtime.requests;
+	uint32_t a = id_of("/shared/a"), b = id_of("/shared/b");
+	uint64_t count_a = requests[a], count_b = requests[b];
+
+	assert_int_equal(dynotag_request_number(), 0);
+	assert_int_equal(dynotag_request_join(0), -EINVAL);
+	/* Handed off: the pool thread joins, names and ends it; the opener leaves. */
+	assert_int_equal(dynotag_request_open(), 1);
+	uint32_t n = dynotag_request_number();
+	assert_int_not_equal(n, 0);
+	struct joiner pool = { .number = n, .endpoint = a, .end = true };
+	join_on_thread(&pool);
+	assert_int_equal(pool.joined, 1);
+	assert_int_equal(pool.carried, n);
+	assert_int_equal(pool.endpoint_seen, 0);
+	assert_int_equal(pool.after, 0);
+	assert_int_equal(logged(n), a);
+	assert_int_equal(requests[a], count_a + 1);
+	assert_int_equal(dynotag_request_leave(), 0);
+	assert_int_equal(dynotag_request_number(), 0);
+	assert_int_equal(logged(n), a);               /* leaving logs nothing */
+	assert_int_equal(requests[a], count_a + 1);   /* nor counts */
+	assert_int_equal(dynotag_request_leave(), 0); /* nothing open: nothing */
+
+	/* Shared: the helper joins a named request (and sees its endpoint), leaves;
+	 * the opener ends it. */
+	assert_int_equal(dynotag_request_open(), 1);
+	uint32_t m = dynotag_request_number();
+	assert_int_equal(dynotag_request_begin_id(b), 0);
+	struct joiner helper = { .number = m };
+	join_on_thread(&helper);
+	assert_int_equal(helper.joined, 1);
+	assert_int_equal(helper.carried, m);
+	assert_int_equal(helper.endpoint_seen, b);
+	assert_int_equal(helper.after, 0);
+	assert_int_equal(requests[b], count_b);
+	assert_int_equal(dynotag_request_number(), m);
+	/* A thread with a request open joins nothing. */
+	assert_int_equal(dynotag_request_join(m + 1000), 0);
+	assert_int_equal(dynotag_request_number(), m);
+	assert_int_equal(dynotag_request_end(), 0);
+	assert_int_equal(requests[b], count_b + 1);
+	assert_int_equal(logged(m), b);
+}
+
 /* The writer flips between two generations of tags, one call at a time; every
  * state it ever publishes satisfies torn_reason() == NULL. */
 struct flipper {
@@ -762,6 +851,7 @@ int main(void)
 		cmocka_unit_test(test_threads_come_and_go),
 		cmocka_unit_test(test_request_counters_are_exact),
 		cmocka_unit_test(test_whole_requests),
+		cmocka_unit_test(test_requests_shared_across_threads),
 		cmocka_unit_test(test_seqlock_reader_never_sees_torn_record),
 		cmocka_unit_test(test_fork_child_reclaims_records),
 		cmocka_unit_test(test_string_table_overflow),

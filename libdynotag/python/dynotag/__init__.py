@@ -60,9 +60,10 @@ __all__ = [
     "warn_unavailable",
     "set", "clear", "clear_all", "set_endpoint", "request_begin", "request_end",
     "set_process", "clear_process", "tag", "request", "request_open",
+    "request_number", "request_join", "request_leave",
 ]
 
-__version__ = "1.1.0"
+__version__ = "1.2.0"
 
 ENDPOINT_KEY = "endpoint"
 _ID_ENDPOINT = 1
@@ -148,11 +149,14 @@ def _load():
                     ("dynotag_request_end", ()),
                     ("dynotag_request_open", ()),
                     ("dynotag_request_abandon", ()),
-                    ("dynotag_set_process_ids", None)):
+                    ("dynotag_set_process_ids", None),
+                    ("dynotag_request_join", (u32,)),
+                    ("dynotag_request_leave", ()),
+                    ("dynotag_request_number", ())):
                 fn = getattr(lib, name)
                 if args is not None:
                     fn.argtypes = args
-                fn.restype = c_int
+                fn.restype = u32 if name == "dynotag_request_number" else c_int
             return lib, path, None
         except (OSError, AttributeError) as e:
             errors.append("%s: %s" % (path, e))
@@ -212,6 +216,9 @@ if available:
     _request_open = _lib.dynotag_request_open
     _request_abandon = _lib.dynotag_request_abandon
     _set_process_ids = _lib.dynotag_set_process_ids
+    _request_number = _lib.dynotag_request_number
+    _request_join = _lib.dynotag_request_join
+    _request_leave = _lib.dynotag_request_leave
     _clear_process = _lib.dynotag_clear_process
 else:
     def _intern_len(data, length, out):
@@ -241,6 +248,11 @@ else:
         return 0
 
     _request_abandon = _request_open
+    _request_number = _request_open
+    _request_leave = _request_open
+
+    def _request_join(number):
+        return 0
 
     _set_process_ids = _set_ids
 
@@ -353,6 +365,27 @@ def request_open():
     it opened one (then call request_end()), False when one was open already
     (an outer layer opened it and ends it)."""
     return _request_open() == 1
+
+
+def request_number():
+    """The number of this thread's open request (0: none), for another thread
+    to join (request_join) when part of the request's work runs there."""
+    return _request_number()
+
+
+def request_join(number):
+    """Makes this thread carry request `number`, opened by another thread of
+    this process (request_number() there): its CPU goes to that request until
+    it ends it (request_end(): counts it, once for all threads) or leaves it
+    (request_leave()). Returns True when it joined, False when this thread has
+    a request open already (nothing changed) or number is 0."""
+    return bool(number) and _request_join(number) == 1
+
+
+def request_leave():
+    """This thread stops carrying its open request without ending it (another
+    thread ends and counts it)."""
+    _request_leave()
 
 
 def set_process(key, value):

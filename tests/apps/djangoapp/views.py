@@ -136,6 +136,19 @@ def _account(endpoint, cpu_s, requests="requests", cpu="cpu_s"):
         _version += 1
 
 
+def account_whole_cpu(endpoint, cpu_s):
+    """CPU of a whole request measured on another thread than the one that
+    counted it (gthread's main thread: accepting or taking back its connection
+    and handing it to the pool)."""
+    global _version
+    _ensure_flusher()
+    with _lock:
+        entry = _stats.setdefault(endpoint, {"requests": 0, "cpu_s": 0.0,
+                                             "whole_requests": 0, "whole_cpu_s": 0.0})
+        entry["whole_cpu_s"] += cpu_s
+        _version += 1
+
+
 def account_whole(endpoint, cpu_s):
     """A whole request's CPU, measured by the outermost WSGI wrapper."""
     _ensure_flusher()
