@@ -11,6 +11,7 @@ import os
 from apputil import ENDPOINTS, GunicornApp
 from loadutil import record_until_served, wait_drained
 from pyutil import decode_pprof
+from uwsgiutil import UwsgiApp
 
 # Enough requests that /light (the endpoint with the fewest samples) has some
 # 1,500 samples at 999 Hz: its share is then known to about 2.5%.
@@ -29,7 +30,9 @@ import pytest
 # Where the whole request is opened (and the truth measured around it): the
 # outermost WSGI application, or the gunicorn worker's connection handler.
 # flask: tests/apps/flaskapp with dynotag.flask (the endpoint is the URL rule).
+# uwsgi: uWSGI calling dynotag.uwsgi's wrapper around the app's truth wrapper.
 BOUNDARIES = {
+    "uwsgi": {},
     "wsgi": {"DYNOTAG_WSGI": "1"},
     "gunicorn": {"GUNICORN_CMD_ARGS": "-c python:djangoapp.gunicorn_conf"},
     "gunicorn-gthread": {"GUNICORN_CMD_ARGS": "-c python:djangoapp.gunicorn_conf"},
@@ -37,12 +40,18 @@ BOUNDARIES = {
 }
 
 
+# Threads per worker: uWSGI serves a keep-alive connection on one thread until
+# the client closes it, so each of wrk's 6 connections needs one.
+THREADS = {"gunicorn-gthread": 2, "uwsgi": 3}
+
+
 @pytest.mark.parametrize("boundary", sorted(BOUNDARIES))
 def test_whole_request_cpu_per_endpoint_matches_app(outdir, boundary):
     env = dict(BOUNDARIES[boundary], DJANGOAPP_SCALE=SCALE)
     flask = boundary == "flask"
-    app = GunicornApp(outdir, workers=2, middleware=not flask, env=env,
-                      threads=2 if boundary.endswith("gthread") else 1,
+    server = UwsgiApp if boundary == "uwsgi" else GunicornApp
+    app = server(outdir, workers=2, middleware=not flask, env=env,
+                      threads=THREADS.get(boundary, 1),
                       app="flaskapp.app:application" if flask else "djangoapp.wsgi:application")
     named = {e: "/" + e if flask else e for e in ENDPOINTS}  # Flask: the URL rule
     app.start()
@@ -95,7 +104,7 @@ def test_whole_request_cpu_per_endpoint_matches_app(outdir, boundary):
     for e in ENDPOINTS:
         assert abs(counted_ms[e] / app_ms[e] - 1) <= 0.05, detail
     # The honest boundary: nothing outside but idling.
-    if boundary == "gunicorn":
+    if boundary in ("gunicorn", "uwsgi"):
         assert outside < 0.05, detail
     if boundary == "gunicorn-gthread":
         # gthread workers accept or take back a connection and hand it to the

@@ -155,13 +155,20 @@ def account_whole(endpoint, cpu_s):
     _account(endpoint, cpu_s, "whole_requests", "whole_cpu_s")
 
 
+def _sized(response):
+    """response with its Content-Length: uWSGI's HTTP/1.1 socket keeps a
+    connection alive only for responses that have one."""
+    response["Content-Length"] = str(len(response.content))
+    return response
+
+
 def _measured(endpoint):
     _ensure_flusher()
     start = time.thread_time()
     WORK[endpoint]()
     cpu_s = time.thread_time() - start
     _account(endpoint, cpu_s)
-    return HttpResponse("%.6f\n" % cpu_s, content_type="text/plain")
+    return _sized(HttpResponse("%.6f\n" % cpu_s, content_type="text/plain"))
 
 
 def light(request):
@@ -196,8 +203,8 @@ def racy(request):
     finally:
         dynotag.clear("phase")
     _account("racy", time.thread_time() - start)
-    return HttpResponse("%d\n" % flips, content_type="text/plain")
+    return _sized(HttpResponse("%d\n" % flips, content_type="text/plain"))
 
 
 def stats(request):
-    return JsonResponse(_snapshot())
+    return _sized(JsonResponse(_snapshot()))
