@@ -28,6 +28,11 @@ earlier middleware) count as "unresolved", their CPU too.
 Without libdynotag (dynotag.available False) the middleware still passes
 requests through, and says once per process on stderr that nothing is tagged.
 
+Async views under WSGI (Django runs them through asgiref's async_to_sync on
+an event loop thread of their own): importing this module makes Django's
+handler use dynotag.asyncs.sharing(async_to_sync), so that thread joins the
+request while the view's coroutine runs and its CPU goes to the endpoint.
+
 Synchronous (WSGI) deployments only: under ASGI, requests of one thread
 interleave and per-thread tags would mislabel them.
 """
@@ -35,6 +40,7 @@ import threading
 
 import dynotag
 from dynotag import _request_end, _request_open, warn_placement
+from dynotag.asyncs import sharing
 
 __all__ = ["DynotagMiddleware", "endpoint_of"]
 
@@ -99,6 +105,24 @@ class DynotagMiddleware(object):
     def process_view(self, request, view_func, view_args, view_kwargs):
         dynotag.request_begin(endpoint_of(request, view_func))
         return None
+
+
+def share_async_views():
+    """Makes Django's handler run async views (and async responses' render)
+    with dynotag.asyncs.sharing: their event loop thread joins the request.
+    Idempotent; returns whether Django's handler is covered."""
+    try:
+        from django.core.handlers import base
+    except ImportError:
+        return False
+    convert = getattr(base, "async_to_sync", None)
+    if convert is None:
+        return False
+    base.async_to_sync = sharing(convert)
+    return True
+
+
+share_async_views()
 
 
 def _is_first(middleware):

@@ -7,5 +7,6 @@ urlpatterns = [
     path("medium", views.medium),
     path("heavy", views.heavy),
     path("racy", views.racy),
+    path("asyncview", views.asyncview),
     path("stats", views.stats),
 ]

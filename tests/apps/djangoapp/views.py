@@ -9,6 +9,8 @@
                          thread's tag `phase` between "A" and "B" in a tight
                          loop: racy_work_a runs only under phase=A, racy_work_b
                          only under phase=B; `phase` is cleared before returning
+  /asyncview             an async view doing /medium's work on asgiref's event
+                         loop thread (whole-request truth: both threads)
   /stats                 this worker process's truth as JSON (below)
 
 DJANGOAPP_EXTRA="medium=0.15" makes an endpoint that much more expensive;
@@ -181,6 +183,21 @@ def medium(request):
 
 def heavy(request):
     return _measured("heavy")
+
+
+async def asyncview(request):
+    """An async view: under WSGI Django runs it through asgiref's async_to_sync
+    on an event loop thread of its own. /medium's work there; that thread's
+    CPU (time.thread_time) is the view's truth and, since the request's
+    thread does not see it, is added to the whole request's truth."""
+    start = time.thread_time()
+    _ensure_flusher()
+    _loop(ITERATIONS["medium"])
+    cpu_s = time.thread_time() - start
+    response = _sized(HttpResponse("%.6f\n" % cpu_s, content_type="text/plain"))
+    _account("asyncview", cpu_s)
+    account_whole_cpu("asyncview", time.thread_time() - start)
+    return response
 
 
 def racy(request):
