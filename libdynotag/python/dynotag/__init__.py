@@ -41,7 +41,10 @@ request_begin(endpoint) once the endpoint is known (after URL resolution),
 request_end() at its end: the whole request's CPU goes to its final endpoint,
 and a request that never gets one counts as "unresolved". The middlewares
 (dynotag.wsgi, dynotag.django) and the gunicorn hook (dynotag.gunicorn) do
-this; whichever opens the request first (the outermost) ends it.
+this; whichever opens the request first (the outermost) ends it. A request
+whose work runs on several threads is shared: request_number() on the thread
+that has it, request_join(number) on the other, which then ends it or
+request_leave()s it (gthread's hand-over, dynotag.asyncs for async views).
 
 Threads: gunicorn sync and gthread workers, uWSGI threads and plain threads
 each have their own tags. asyncio tasks share their thread's tags: set them
@@ -150,13 +153,15 @@ def _load():
                     ("dynotag_request_open", ()),
                     ("dynotag_request_abandon", ()),
                     ("dynotag_set_process_ids", None),
-                    ("dynotag_request_join", (u32,)),
+                    # A request number is an opaque token here: returned
+                    # and passed as a C int (its 32 bits round-trip).
+                    ("dynotag_request_join", None),
                     ("dynotag_request_leave", ()),
                     ("dynotag_request_number", ())):
                 fn = getattr(lib, name)
                 if args is not None:
                     fn.argtypes = args
-                fn.restype = u32 if name == "dynotag_request_number" else c_int
+                fn.restype = c_int
             return lib, path, None
         except (OSError, AttributeError) as e:
             errors.append("%s: %s" % (path, e))

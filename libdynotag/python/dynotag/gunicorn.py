@@ -49,8 +49,14 @@ __all__ = ["post_worker_init", "wrap_handler", "wrap_finisher", "finishes_in_cal
 
 # This thread's request left open for its done callback (gthread).
 _pending = threading.local()
-# gthread's main thread: whether its poller callback handed its request over.
-_dispatch = threading.local()
+class _Dispatch(threading.local):
+    """gthread's main thread: the poll's request waiting for a callback, and
+    whether the running callback handed its request over."""
+    waiting = False
+    handed = False
+
+
+_dispatch = _Dispatch()
 # The attribute of a gthread connection naming the request handed over with it.
 _HANDED = "_dynotag_request"
 
@@ -130,7 +136,7 @@ def wrap_select(select):
     callback took it."""
     @functools.wraps(select)
     def select_ready(*args, **kwargs):
-        if getattr(_dispatch, "waiting", False):
+        if _dispatch.waiting:
             _dispatch.waiting = False
             _request_abandon()  # no callback took the last poll's request
         opened = _request_open()
@@ -156,7 +162,7 @@ def wrap_dispatcher(callback):
     (wrap_enqueuer), else it is abandoned (no connection after all)."""
     @functools.wraps(callback)
     def dispatch(*args, **kwargs):
-        if getattr(_dispatch, "waiting", False):
+        if _dispatch.waiting:
             _dispatch.waiting = False
             opened = 1  # the poll's request: this callback ends or hands it
         else:
