@@ -557,3 +557,62 @@ def test_middlewares_say_once_when_not_outermost(tmp_path, library):
     the request) and the WSGI middleware called by another layer each say so
     once on the "dynotag" logger; inside the gunicorn hook nothing is said."""
     run_script(DEBIAN_PYTHON, tmp_path, PLACEMENT_SCRIPT, library, "PLACEMENT OK")
+
+
+SHARED_SCRIPT = r'''
+import threading
+
+from asgiref.sync import async_to_sync
+
+import dynotag
+import dynotag.asyncs
+from abi_reader import logged, my_request, my_tags, requests
+
+# A request handed to another thread: it joins, names and ends it; the opener
+# leaves it. Both carried the same number; it counts once.
+assert dynotag.request_number() == 0
+assert dynotag.request_open()
+number = dynotag.request_number()
+assert number and my_request() == number & 0xFFFFFFFF
+seen = {}
+
+def pool():
+    seen["joined"] = dynotag.request_join(number)
+    seen["carried"] = my_request()
+    dynotag.request_begin("shared/<id>")
+    dynotag.request_end()
+    seen["after"] = my_request()
+worker = threading.Thread(target=pool)
+worker.start()
+worker.join()
+assert seen == {"joined": True, "carried": number & 0xFFFFFFFF, "after": 0}, seen
+dynotag.request_leave()
+assert my_request() == 0 and dynotag.request_number() == 0
+assert requests("shared/<id>") == 1 and logged(number & 0xFFFFFFFF) == "shared/<id>"
+assert not dynotag.request_join(0)
+
+# An async view through asgiref's real async_to_sync: its coroutine runs on
+# another thread, which carries the request (with its endpoint) while it runs.
+async def view(x):
+    return threading.get_ident(), my_request(), my_tags().get("endpoint"), x
+
+shared = dynotag.asyncs.sharing(async_to_sync)(view)
+assert dynotag.request_open()
+dynotag.request_begin("async/<id>")
+number = my_request()
+ident, carried, endpoint, x = shared(7)
+assert ident != threading.get_ident() and x == 7
+assert (carried, endpoint) == (number, "async/<id>"), (carried, endpoint, number)
+dynotag.request_end()
+assert requests("async/<id>") == 1
+# Outside a request the coroutine joins nothing.
+assert shared(8)[1:] == (0, None, 8)
+print("SHARED OK")
+'''
+
+
+def test_requests_shared_across_threads(tmp_path, library):
+    """request_number/request_join/request_leave across threads, and
+    dynotag.asyncs with asgiref's own async_to_sync (Debian's python3-asgiref,
+    a dependency of python3-django)."""
+    run_script(DEBIAN_PYTHON, tmp_path, SHARED_SCRIPT, library, "SHARED OK")
