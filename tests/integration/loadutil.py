@@ -54,10 +54,14 @@ def record_until_served(app, out, loads, min_requests, extra=(), min_seconds=6,
     """Records app.pids() while the wrk runs of `loads` (list of (url, kwargs))
     run for min_seconds, then again, each round as long as the slowest url's
     rate says it needs (2 s at least), until each url has min_requests answered
-    (max_seconds in all); then waits for the app to finish what it accepted
-    and ends the capture. Few rounds: each leaves wrk's open requests queued. prime: a URL loaded for 1 s
+    (max_seconds in all; min_requests may also be {url: n}, one count per
+    url); then waits for the app to finish what it accepted and ends the
+    capture. Few rounds: each leaves wrk's open requests queued. prime: a URL loaded for 1 s
     first (dynoprof finds a process's libdynotag only some time after its first
     sample). Returns ({url: WrkResult}, stderr)."""
+    wanted = min_requests if isinstance(min_requests, dict) else \
+        {url: min_requests for url, _ in loads}
+
     def run_load():
         results = {url: None for url, _ in loads}
         start = time.monotonic()
@@ -67,12 +71,12 @@ def record_until_served(app, out, loads, min_requests, extra=(), min_seconds=6,
             for url, run in runs:
                 results[url] = _add(results[url], run.result())
             elapsed = time.monotonic() - start
-            if elapsed >= max_seconds or all(r.requests >= min_requests
-                                             for r in results.values()):
+            if elapsed >= max_seconds or all(r.requests >= wanted[url]
+                                             for url, r in results.items()):
                 break
-            slowest = min(max(r.requests, 1) / elapsed for r in results.values())
-            needed = max(min_requests - r.requests for r in results.values())
-            seconds = max(2, min(max_seconds - elapsed, 1.2 * needed / slowest))
+            seconds = max(2, min(max_seconds - elapsed,
+                                 max(1.2 * (wanted[url] - r.requests) * elapsed
+                                     / max(r.requests, 1) for url, r in results.items())))
         wait_drained(app)
         return results
 
