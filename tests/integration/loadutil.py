@@ -74,9 +74,9 @@ def record_until_served(app, out, loads, min_requests, extra=(), min_seconds=6,
             if elapsed >= max_seconds or all(r.requests >= wanted[url]
                                              for url, r in results.items()):
                 break
-            seconds = max(2, min(max_seconds - elapsed,
-                                 max(1.2 * (wanted[url] - r.requests) * elapsed
-                                     / max(r.requests, 1) for url, r in results.items())))
+            slowest = min(max(r.requests, 1) / elapsed for r in results.values())
+            needed = max(wanted[url] - r.requests for url, r in results.items())
+            seconds = max(2, min(max_seconds - elapsed, 1.2 * needed / slowest))
         wait_drained(app)
         return results
 
