@@ -607,6 +607,17 @@ dynotag.request_end()
 assert requests("async/<id>") == 1
 # Outside a request the coroutine joins nothing.
 assert shared(8)[1:] == (0, None, 8)
+
+# A Flask async view (app.async_to_sync, shared by dynotag.flask.init_app).
+import flask
+import dynotag.flask
+app = dynotag.flask.init_app(flask.Flask("shared"))
+main = threading.get_ident()
+
+@app.route("/orders/<int:n>")
+async def orders(n):
+    return "%s %s" % (threading.get_ident() != main, my_tags().get("endpoint"))
+assert app.test_client().get("/orders/3").data == b"True /orders/<int:n>"
 print("SHARED OK")
 '''
 
@@ -614,5 +625,5 @@ print("SHARED OK")
 def test_requests_shared_across_threads(tmp_path, library):
     """request_number/request_join/request_leave across threads, and
     dynotag.asyncs with asgiref's own async_to_sync (Debian's python3-asgiref,
-    a dependency of python3-django)."""
+    a dependency of python3-django) and in a Flask async view."""
     run_script(DEBIAN_PYTHON, tmp_path, SHARED_SCRIPT, library, "SHARED OK")
