@@ -29,7 +29,9 @@
  *   request_log_size] with one aligned 8-byte store (endpoint id
  *   DYNOTAG_ID_UNRESOLVED: ended without one; DYNOTAG_ID_NONE: abandoned, no
  *   request after all), so dynoprof can give every sample of the request the
- *   endpoint the request finally got.
+ *   endpoint the request finally got. Several threads of a process may carry
+ *   the same number, at once or in turn (a request handed to or shared with
+ *   another thread: dynotag_request_join); a request is (pid, number).
  *
  * Fixed-width types and explicit padding only; the _Static_asserts pin it.
  */
