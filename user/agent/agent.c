@@ -531,6 +531,10 @@ static const struct {
 	  "Tag labels dropped where they entered, by reason (env_limit, process_limit, "
 	  "thread_limit: over a source's cap; unreadable: string gone; reserved_window: "
 	  "a process's own `window` tag)." },
+	{ "dynoprof_agent_history_tags_dropped_total", METRIC_COUNTER,
+	  "Samples whose other tags the history's groups did not keep whole, by reason "
+	  "(pairs: past 8 tags; bytes: past 1 KiB; tag_sets: past 256 sets in a window, "
+	  "stored under the overflow set)." },
 	{ "dynoprof_agent_tag_text_truncated_total", METRIC_COUNTER,
 	  "Tag keys/values cut to 1024 bytes, and environments longer than 256 KiB." },
 	{ "dynoprof_agent_stacks_truncated_total", METRIC_COUNTER,
