@@ -19,9 +19,9 @@ only the groups with that tag, with /api/v1/groups?tag.flag= numbers that are
 those of the commit's own rows (CPU and requests alike); its /heavy flame
 graph keeps the filter, and each of its download links, clicked in the
 browser and saved by Chromium, is checked as a user would: the pprof by `go
-tool pprof -top` (handle_heavy) and `-tags` (flag new only), the folded text,
-the speedscope JSON and the SVG each holding handle_heavy and not
-handle_light. Screenshots of every view
+tool pprof -top` (handle_heavy, not handle_light) and its samples' labels
+(flag new only), the folded text, the speedscope JSON and the SVG each
+holding handle_heavy and not handle_light. Screenshots of every view
 go to .output/web-test/ (look at them). The render-time check draws 1,000
 overview rows and a 50,000-stack flame graph from synthetic data through the
 page's own code (window.dynoprof.bench) and prints the times.
