@@ -815,7 +815,9 @@ static void test_groups_errors(void **state)
 		     "unknown parameter 'pid': use by, from, to, service, commit, endpoint, "
 		     "tag.KEY\n");
 	expect_error("/api/v1/groups?tag.commit=c1", 400,
-		     "bad parameter 'tag.commit': filter commit with commit=, not tag.commit=\n");
+		     "bad parameter 'tag.commit': service, commit and endpoint are filtered with "
+		     "service=, commit=, endpoint= (window is no tag)\n");
+
 	struct strbuf many = STRBUF_INIT;
 	strbuf__puts(&many, "/api/v1/groups?by=service");
 	for (int i = 0; i <= AGENT_MAX_FILTERS; i++)

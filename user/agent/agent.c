@@ -390,9 +390,11 @@ static int close_window(struct agent *a)
 		const char *set = TAGSET_EMPTY;
 		if (tw && !tagset__of_sample(w, s, &tags, &td))
 			set = tagset_window__admit(tw, strbuf__str(&tags), &over);
-		tag_drops[0] += td.pairs > 0;
-		tag_drops[1] += td.bytes > 0;
-		tag_drops[2] += over;
+		/* Counted in samples taken (an entry sums identical ones). */
+		uint64_t taken = vs >= 0 ? s->values[vs] : 1;
+		tag_drops[0] += td.pairs ? taken : 0;
+		tag_drops[1] += td.bytes ? taken : 0;
+		tag_drops[2] += over ? taken : 0;
 		add_to_group(groups, label_or_empty(w, s, "service"), label_or_empty(w, s, "commit"),
 			     label_or_empty(w, s, "endpoint"), set ? set : TAGSET_EMPTY,
 			     profile__str(w, s->comm),

@@ -63,8 +63,9 @@ int agent_query__parse_groups(struct agent_state *st, const struct http_query *q
 		const char *n = http_query__name(q, i);
 		if (!strncmp(n, "tag.", 4) && n[4]) {
 			if (tagset__is_group_key(n + 4)) {
-				http_response__error(r, 400, "bad parameter '%s': filter %s with "
-						     "%s=, not tag.%s=", n, n + 4, n + 4, n + 4);
+				http_response__error(r, 400, "bad parameter '%s': service, commit "
+						     "and endpoint are filtered with service=, commit=, "
+						     "endpoint= (window is no tag)", n);
 				return -EINVAL;
 			}
 			if (agent_query__add_filter(&tag_sel, n + 4, http_query__value(q, i), r))
@@ -90,7 +91,7 @@ int agent_query__parse_groups(struct agent_state *st, const struct http_query *q
 		strbuf__release(&json);
 		if (e == -E2BIG)
 			http_response__error(r, 400, "tag filters too long (at most %zu bytes "
-					     "together)", sizeof(gq->tags) - 64);
+					     "as a JSON object)", sizeof(gq->tags) - 1);
 		else if (e)
 			http_response__error(r, 500, "out of memory");
 		if (e)
