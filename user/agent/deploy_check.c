@@ -727,11 +727,11 @@ static int run_check(struct deploy_checker *d, const struct pending_check *p, in
 			p->service, p->base, p->current, r.reason);
 		goto out;
 	}
-	err = store__groups(d->store, cr.nf, cr.nt, p->service, p->current, NULL, NULL, on_endpoint,
-			    &eps);
+	err = store__groups(d->store, cr.nf, cr.nt, p->service, p->current, NULL, NULL,
+			    on_endpoint, &eps);
 	if (!err)
-		err = store__groups(d->store, cr.bf, cr.bt, p->service, p->base, NULL, NULL, on_endpoint,
-				    &eps);
+		err = store__groups(d->store, cr.bf, cr.bt, p->service, p->base, NULL, NULL,
+				    on_endpoint, &eps);
 	if (!err && eps.error)
 		err = eps.error;
 	if (err)

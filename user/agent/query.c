@@ -63,9 +63,9 @@ int agent_query__parse_groups(struct agent_state *st, const struct http_query *q
 		const char *n = http_query__name(q, i);
 		if (!strncmp(n, "tag.", 4) && n[4]) {
 			if (tagset__is_group_key(n + 4)) {
-				http_response__error(r, 400, "bad parameter '%s': service, commit "
-						     "and endpoint are filtered with service=, commit=, "
-						     "endpoint= (window is no tag)", n);
+				http_response__error(r, 400, "bad parameter '%s': service, "
+						     "commit and endpoint are filtered with service=, "
+						     "commit=, endpoint= (window is no tag)", n);
 				return -EINVAL;
 			}
 			if (agent_query__add_filter(&tag_sel, n + 4, http_query__value(q, i), r))
