@@ -11,7 +11,17 @@ search for it highlights frames (magenta pixels on the canvas) and sums their
 share; the copied URL reopens the same view; the compare view flags /heavy as
 a regression (the same code as `dynoprof diff`); the regressions view lists
 the agent's deploy check with a link to its compare view; a wrong token and no
-token show the error in words with a token prompt. Screenshots of every view
+token show the error in words with a token prompt. A custom from–to range
+picked in the header that holds only commit A's windows (before B started)
+shows only A, with /api/v1/groups' numbers for that range. The tag filter
+(each commit's processes carry flag=old or flag=new from DYNOPROF_TAGS) shows
+only the groups with that tag, with /api/v1/groups?tag.flag= numbers that are
+those of the commit's own rows (CPU and requests alike); its /heavy flame
+graph keeps the filter, and each of its download links, clicked in the
+browser and saved by Chromium, is checked as a user would: the pprof by `go
+tool pprof -top` (handle_heavy, not handle_light) and its samples' labels
+(flag new only), the folded text, the speedscope JSON and the SVG each
+holding handle_heavy and not handle_light. Screenshots of every view
 go to .output/web-test/ (look at them). The render-time check draws 1,000
 overview rows and a 50,000-stack flame graph from synthetic data through the
 page's own code (window.dynoprof.bench) and prints the times.
@@ -23,6 +33,7 @@ and answer 400 with a clear message to hostile parameters.
 import json
 import os
 import shutil
+import subprocess
 import time
 import urllib.parse
 import uuid
@@ -30,13 +41,17 @@ import uuid
 import pytest
 
 from agentutil import REPO_ROOT, Agent, TaggedApps, http_get, wait_until
+from pyutil import decode_pprof
+from requires import require_tool
 
 SHOTS = os.path.join(REPO_ROOT, ".output", "web-test")
+DOWNLOADS = os.path.join(SHOTS, "downloads")
 TOKEN = "web-page-token-1"
 SAME_CPU = {1}
 FREQUENCY = 499
 MIN_WINDOWS = 20        # windows of each commit in the compared range
 WARM_S = 3              # the new commit's first seconds (start-up) are left out
+A_ONLY_S = 7            # commit A runs alone this long (the custom range's data)
 # Render times the test accepts on a busy 2-core host (the goal is 1 s: the
 # figures printed are what to compare with it).
 LOOSE_RENDER_MS = 4000
@@ -75,6 +90,12 @@ def browser():
     driver = webdriver.Chrome(service=Service(chromedriver()), options=opts)
     driver.set_page_load_timeout(60)
     os.makedirs(SHOTS, exist_ok=True)
+    # Downloads land here, as a user's would (headless Chromium refuses them
+    # unless told where).
+    shutil.rmtree(DOWNLOADS, ignore_errors=True)
+    os.makedirs(DOWNLOADS)
+    driver.execute_cdp_cmd("Browser.setDownloadBehavior",
+                           {"behavior": "allow", "downloadPath": DOWNLOADS})
     yield driver
     driver.quit()
 
@@ -140,16 +161,55 @@ def magenta_pixels(driver):
         return n;""")
 
 
+def downloaded(name, timeout=30):
+    """The bytes of DOWNLOADS/name once Chromium has finished saving it."""
+    path = os.path.join(DOWNLOADS, name)
+    assert wait_until(lambda: os.path.exists(path) and not os.path.exists(path + ".crdownload"),
+                      timeout, 0.1), (name, os.listdir(DOWNLOADS))
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def overview_rows(driver):
+    return driver.execute_script("""
+        return Array.from(document.querySelectorAll('#overview-table tr.group')).map(tr => ({
+          service: tr.dataset.service, endpoint: tr.dataset.endpoint, commit: tr.dataset.commit,
+          perReq: tr.querySelector('.per-req').textContent, cost: tr.querySelector('.cost').textContent,
+          spark: tr.querySelectorAll('svg.spark polyline').length}))""")
+
+
+def assert_rows_match(rows, groups):
+    """The overview's rows are /api/v1/groups' groups, with its CPU per request."""
+    seen = {(r["endpoint"], r["commit"]): r for r in rows}
+    want = {(g["endpoint"], g["commit"]): g for g in groups}
+    assert set(seen) == set(want), (rows, groups)
+    for key, g in want.items():
+        if not g["requests"]:   # outside requests (endpoint -): no per-request figure
+            assert seen[key]["perReq"] == "–", (seen[key], g)
+            continue
+        shown = float(seen[key]["perReq"].replace(" ms", "").replace(",", ""))
+        assert abs(shown - g["cpu_ns"] / g["requests"] / 1e6) <= 0.00051, (seen[key], g)
+    return seen
+
+
 def test_web_page_views(agent_and_apps, browser):
     agent, apps = agent_and_apps
     uid = uuid.uuid4().hex[:6]
     service, base, new = "web" + uid, "a" + uid, "b" + uid
-    old = apps.start(0, service=service, commit=base, cpus=SAME_CPU)
+    old = apps.start(0, service=service, commit=base, cpus=SAME_CPU,
+                     env={"DYNOPROF_TAGS": "flag=old,suite=web"})
+    a_ready = time.time()
     n = agent.healthz()["windows"]
-    assert wait_until(lambda: agent.healthz()["windows"] >= n + 3, 60, 0.2), agent.stderr
-    t0 = int(time.time())
+    assert wait_until(lambda: agent.healthz()["windows"] >= n + 3 and
+                      time.time() >= a_ready + A_ONLY_S, 60, 0.2), agent.stderr
+    b_start = time.time()
+    t0 = int(b_start)
     mark = len(agent.lines)
-    apps.start(0, service=service, commit=new, extra={"/heavy": 0.3}, cpus=SAME_CPU)
+    apps.start(0, service=service, commit=new, extra={"/heavy": 0.3}, cpus=SAME_CPU,
+               env={"DYNOPROF_TAGS": "flag=new,suite=web"})
+    # A range of whole seconds holding only A's windows (1 s each): after A
+    # was ready, ending 2 s before B started.
+    a_from, a_to = int(a_ready) + 2, int(b_start) - 2
 
     frm = t0 + WARM_S
 
@@ -190,23 +250,15 @@ def test_web_page_views(agent_and_apps, browser):
 
     # ---- overview: both endpoints and commits, numbers as /api/v1/groups ----
     open_view(browser, agent, "#view=overview&service=%s&%s" % (service, rng))
-    rows = browser.execute_script("""
-        return Array.from(document.querySelectorAll('#overview-table tr.group')).map(tr => ({
-          service: tr.dataset.service, endpoint: tr.dataset.endpoint, commit: tr.dataset.commit,
-          perReq: tr.querySelector('.per-req').textContent, cost: tr.querySelector('.cost').textContent,
-          spark: tr.querySelectorAll('svg.spark polyline').length}))""")
+    rows = overview_rows(browser)
     shot(browser, "overview")
     groups = agent.groups(by="service,endpoint,commit", service=service, **{"from": frm, "to": to})
-    want = {(g["endpoint"], g["commit"]): g for g in groups}
-    seen = {(r["endpoint"], r["commit"]): r for r in rows}
+    seen = assert_rows_match(rows, groups)
     for c in (base, new):
         for e in ("/light", "/heavy"):
             assert (e, c) in seen, (e, c, rows)
-            g = want[(e, c)]
-            shown = float(seen[(e, c)]["perReq"].replace(" ms", "").replace(",", ""))
-            assert abs(shown - g["cpu_ns"] / g["requests"] / 1e6) <= 0.00051, (seen[(e, c)], g)
             assert seen[(e, c)]["spark"] == 1, seen[(e, c)]
-    assert set(seen) == set(want), (rows, groups)
+
 
     # ---- click /heavy of the new commit: its flame graph ----
     browser.find_element(
@@ -275,6 +327,95 @@ def test_web_page_views(agent_and_apps, browser):
     assert "zoom=" not in browser.current_url, browser.current_url
     assert browser.execute_script("return document.querySelector('canvas.flame').toDataURL()") \
         != zoomed
+
+    # ---- a custom from-to range, picked in the header: only A's windows ----
+    from selenium.webdriver.support.ui import Select
+    open_view(browser, agent, "#view=overview&service=%s&range=15m" % service)
+    browser.execute_script("document.getElementById('main').dataset.state = 'stale'")
+    Select(browser.find_element("id", "range")).select_by_value("custom")
+    wait_view(browser)
+    local = "const d = new Date(arguments[0] * 1000 - new Date().getTimezoneOffset() * 60000); " \
+            "return d.toISOString().slice(0, 19);"
+    for field, unix in (("from", a_from), ("to", a_to)):
+        # What typing the time into the field leaves in it.
+        browser.execute_script("arguments[0].value = arguments[1]",
+                               browser.find_element("id", field),
+                               browser.execute_script(local, unix))
+    browser.execute_script("document.getElementById('main').dataset.state = 'stale'")
+    browser.find_element("id", "apply-range").click()
+    assert wait_view(browser) == "ready", text_of(browser, "#message")
+    assert "range=custom&from=%d&to=%d" % (a_from, a_to) in browser.current_url, \
+        browser.current_url
+    rows = overview_rows(browser)
+    shot(browser, "overview-custom-range")
+    groups = agent.groups(by="service,endpoint,commit", service=service,
+                          **{"from": a_from, "to": a_to})
+    assert {g["commit"] for g in groups} == {base}, groups   # B had not started
+    assert {r["commit"] for r in rows} == {base}, rows
+    assert_rows_match(rows, groups)
+
+    # ---- any tag: flag=new, typed into the overview's tag filter ----
+    open_view(browser, agent, "#view=overview&service=%s&%s" % (service, rng))
+    tags = browser.find_element("id", "filter-tags")
+    browser.execute_script("document.getElementById('main').dataset.state = 'stale'")
+    tags.send_keys("flag=new\n")
+    assert wait_view(browser) == "ready", text_of(browser, "#message")
+    assert "tag.flag=new" in browser.current_url, browser.current_url
+    rows = overview_rows(browser)
+    shot(browser, "overview-tag-filter")
+    tagged = agent.groups(by="service,endpoint,commit", service=service,
+                          **{"from": frm, "to": to, "tag.flag": "new"})
+    assert {r["commit"] for r in rows} == {new}, rows
+    assert_rows_match(rows, tagged)
+    # Every sample and request of B carries flag=new: the filtered figures are
+    # B's own, CPU and requests alike (CPU per request where flag=new).
+    of_b = agent.groups(by="service,endpoint,commit", service=service,
+                        **{"from": frm, "to": to, "commit": new})
+    strip = lambda gs: sorted((g["endpoint"], g["cpu_ns"], g["requests"]) for g in gs)
+    assert strip(tagged) == strip(of_b), (tagged, of_b)
+    # Two tags: both must hold; a value nobody has: nothing, said in words.
+    assert agent.groups(by="commit", service=service, **{"from": frm, "to": to, "tag.suite": "web",
+                                                         "tag.flag": "old"})[0]["commit"] == base
+
+    # ---- the filtered /heavy's flame graph and its downloads: the same filter ----
+    browser.find_element(
+        "css selector", 'tr.group[data-endpoint="/heavy"][data-commit="%s"] td.ep' % new).click()
+    assert wait_view(browser) == "ready", text_of(browser, "#message")
+    state = browser.execute_script("return window.dynoprof.state()")
+    assert state["view"] == "flame" and state.get("tag.flag") == "new", state
+    assert "flag=new" in text_of(browser, "#flame-title")
+    assert browser.find_element("id", "flame-tags").get_attribute("value") == "flag=new"
+    shot(browser, "flamegraph-tag-filter")
+    links = browser.find_elements("css selector", "a.download")
+    assert [a.get_attribute("data-format") for a in links] == ["pprof", "folded", "speedscope",
+                                                               "SVG"]
+    files = {}
+    for a, name in zip(links, ("profile.pb.gz", "profile.folded", "profile.speedscope.json",
+                               "flamegraph.svg")):
+        href = urllib.parse.unquote(a.get_attribute("href"))
+        assert "tag.flag=new" in href and "endpoint=/heavy" in href and "commit=" + new in href, href
+        a.click()
+        files[name] = downloaded(name)
+    require_tool("go", "golang-go")
+    pprof_path = os.path.join(DOWNLOADS, "profile.pb.gz")
+    res = subprocess.run(["go", "tool", "pprof", "-top", pprof_path], capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0 and "handle_heavy" in res.stdout, (res.stdout, res.stderr)
+    assert "handle_light" not in res.stdout, res.stdout
+    # Every sample of it has the tag (its labels, as pprof keeps them).
+    flags = {smp.labels.get("flag") for smp in decode_pprof(pprof_path)}
+    assert flags == {"new"}, flags
+    folded = files["profile.folded"].decode()
+    assert "handle_heavy" in folded and "handle_light" not in folded, folded[:2000]
+    speedscope = json.loads(files["profile.speedscope.json"])
+    names = [f["name"] for f in speedscope["shared"]["frames"]]
+    assert any("handle_heavy" in f for f in names) and \
+        not any("handle_light" in f for f in names), names[:50]
+    svg = files["flamegraph.svg"].decode()
+    assert svg.lstrip().startswith("<?xml") or "<svg" in svg[:500], svg[:200]
+    assert "handle_heavy" in svg and "handle_light" not in svg
+    open_view(browser, agent, "#view=overview&service=%s&tag.flag=none&%s" % (service, rng))
+    assert "No samples with tags flag=none" in text_of(browser, "main"), text_of(browser, "main")
 
     # ---- compare: /heavy flagged, by the same code as `dynoprof diff` ----
     open_view(browser, agent, "#view=compare&service=%s&base=%s&new=%s&%s"

@@ -144,7 +144,7 @@ static void put_window(struct store *store, int64_t start, const struct wsample 
 		assert_int_equal(profile__add_sample(p, &d), 0);
 		groups[i] = (struct store_group){ ws[i].service, ws[i].commit, ws[i].endpoint,
 						  ws[i].samples, ws[i].cpu_ns, 0,
-						  ws[i].endpoint ? ws[i].samples : 0 };
+						  ws[i].endpoint ? ws[i].samples : 0, NULL };
 		total += ws[i].samples;
 	}
 	profile__set_time(p, start, 60 * NS);
@@ -812,7 +812,18 @@ static void test_groups_errors(void **state)
 	unix_s(0, from, 64);
 	unix_s(120, to, 64);
 	expect_error("/api/v1/groups?pid=1", 400,
-		     "unknown parameter 'pid': use by, from, to, service, commit, endpoint\n");
+		     "unknown parameter 'pid': use by, from, to, service, commit, endpoint, "
+		     "tag.KEY\n");
+	expect_error("/api/v1/groups?tag.commit=c1", 400,
+		     "bad parameter 'tag.commit': service, commit and endpoint are filtered with "
+		     "service=, commit=, endpoint= (window is no tag)\n");
+
+	struct strbuf many = STRBUF_INIT;
+	strbuf__puts(&many, "/api/v1/groups?by=service");
+	for (int i = 0; i <= AGENT_MAX_FILTERS; i++)
+		strbuf__printf(&many, "&tag.k%d=v", i);
+	expect_error(strbuf__str(&many), 400, "too many filters (at most 16)\n");
+	strbuf__release(&many);
 	const char *bad_by[] = { "host", "endpoint,commit,service,endpoint", "endpoint,endpoint",
 				 "commit,service,commit", "", ",", "endpoint,,host" };
 	for (size_t i = 0; i < sizeof(bad_by) / sizeof(bad_by[0]); i++) {
@@ -1000,6 +1011,56 @@ static void test_groups_long_values(void **state)
 	reply_free(&r);
 }
 
+/* tag.KEY filters /api/v1/groups and /api/v1/timeseries by the groups'
+ * other tags: the CPU and the requests of the matching groups only; "-"
+ * selects the groups without the tag. */
+static void test_groups_tag_filter(void **state)
+{
+	(void)state;
+	struct store *other = use_other_store("tagged.db");
+	struct store_group g[] = {
+		{ "shop", "c1", "/a", 4, 4000000, 0, 4, "{\"flag\":\"on\",\"region\":\"eu\"}" },
+		{ "shop", "c1", "/a", 6, 3000000, 0, 3, "{\"flag\":\"off\",\"region\":\"eu\"}" },
+		{ "shop", "c1", "/b", 2, 1000000, 0, 2, NULL },
+	};
+	struct store_window w = { .start_ns = fx.t0, .end_ns = fx.t0 + 60 * NS, .samples = 12,
+				  .groups = g, .ngroups = 3 };
+	assert_int_equal(store__put_window(other, &w), 0);
+	char from[32], to[32];
+	unix_s(0, from, sizeof(from));
+	unix_s(60, to, sizeof(to));
+
+	struct reply r = get("/api/v1/groups?by=endpoint&tag.flag=on&from=%s&to=%s", from, to);
+	assert_int_equal(r.status, 200);
+	expect_json(&r);
+	assert_non_null(strstr(r.body, "[\n  {\"endpoint\": \"/a\", \"samples\": 4, \"cpu_ns\": "
+				       "4000000, \"instructions\": 0, \"requests\": 4, "
+				       "\"cpu_ns_per_request\": 1000000.0}\n]"));
+	reply_free(&r);
+	/* Both tags must hold; the other tags are summed away without a filter. */
+	r = get("/api/v1/groups?by=endpoint&tag.region=eu&tag.flag=off&from=%s&to=%s", from, to);
+	assert_non_null(strstr(r.body, "[\n  {\"endpoint\": \"/a\", \"samples\": 6,"));
+	reply_free(&r);
+	r = get("/api/v1/groups?by=endpoint&from=%s&to=%s", from, to);
+	assert_non_null(strstr(r.body, "{\"endpoint\": \"/a\", \"samples\": 10,"));
+	reply_free(&r);
+	r = get("/api/v1/groups?by=endpoint&tag.region=-&from=%s&to=%s", from, to);
+	assert_non_null(strstr(r.body, "[\n  {\"endpoint\": \"/b\", \"samples\": 2,"));
+	assert_null(strstr(r.body, "/a"));
+	reply_free(&r);
+	r = get("/api/v1/groups?by=endpoint&tag.flag=maybe&from=%s&to=%s", from, to);
+	assert_non_null(strstr(r.body, "\"groups\": [\n]"));
+	reply_free(&r);
+	/* Timeseries: the same selection. */
+	r = get("/api/v1/timeseries?by=endpoint&buckets=1&tag.flag=on&from=%s&to=%s", from, to);
+	assert_int_equal(r.status, 200);
+	expect_json(&r);
+	assert_non_null(strstr(r.body, "{\"endpoint\": \"/a\", \"samples\": [4], "
+				       "\"cpu_ns\": [4000000]"));
+	assert_null(strstr(r.body, "/b"));
+	reply_free(&r);
+}
+
 /* A stored window that does not decode is left out of a history answer;
  * the others are still merged. */
 static void test_damaged_window_is_skipped(void **state)
@@ -1039,7 +1100,7 @@ static void test_unreadable_history_is_500(void **state)
 	static unsigned char blob[200 << 10];
 	for (size_t i = 0; i < sizeof(blob); i++)
 		blob[i] = (unsigned char)(i * 2654435761u >> 13);
-	struct store_group g = { "shop", "c1", "/search", 1, 1000000, 0, 1 };
+	struct store_group g = { "shop", "c1", "/search", 1, 1000000, 0, 1, NULL };
 	for (int i = 0; i < 6; i++) {
 		struct store_window w = { .start_ns = fx.t0 + i * 10 * NS,
 					  .end_ns = fx.t0 + (i + 1) * 10 * NS, .samples = 1,
@@ -1203,8 +1264,8 @@ static int own_setup(void **state)
 	if (!mem || pprof__write(p, mem) || fclose(mem))
 		return -1;
 	struct store_group groups[] = {
-		{ "shop", "abc", "/a", 3, 3000, 0, 10 },
-		{ "shop", "abc", "/b", 3, 3000, 0, 5 },
+		{ "shop", "abc", "/a", 3, 3000, 0, 10, NULL },
+		{ "shop", "abc", "/b", 3, 3000, 0, 5, NULL },
 	};
 	for (int w = 0; w < 3; w++) {
 		struct store_window sw = { .start_ns = own_t0 + w * 60000000000LL,
@@ -1457,6 +1518,7 @@ int main(void)
 		cmocka_unit_test(test_groups),
 		cmocka_unit_test_teardown(test_groups_long_values, restore_store),
 		cmocka_unit_test(test_groups_errors),
+		cmocka_unit_test_teardown(test_groups_tag_filter, restore_store),
 		cmocka_unit_test(test_regressions),
 		cmocka_unit_test(test_metrics),
 		cmocka_unit_test(test_healthz),

@@ -176,6 +176,7 @@ static struct seen *query(struct store *s, int64_t from, int64_t to, size_t max)
 
 struct seen_group {
 	char key[96];  /* "service|commit|endpoint" */
+	char tags[96]; /* the group's other tags (series: the filter, "(any)") */
 	uint64_t samples, cpu_ns, instructions, requests;  /* the figures */
 	int64_t start;  /* series: the window's start */
 };
@@ -194,6 +195,7 @@ static void record_group(struct seen_groups *sg, int64_t start, const struct sto
 	r = &sg->g[sg->n++];
 	snprintf(r->key, sizeof(r->key), "%s|%s|%s", g->service ? g->service : "(any)",
 		 g->commit ? g->commit : "(any)", g->endpoint ? g->endpoint : "(any)");
+	snprintf(r->tags, sizeof(r->tags), "%s", g->tags ? g->tags : "(any)");
 	r->samples = g->samples;
 	r->cpu_ns = g->cpu_ns;
 	r->instructions = g->instructions;
@@ -219,11 +221,11 @@ static void test_round_trip(void **state)
 	struct store *s = open_store(f->path, 0, 0);
 	int64_t b = base_ns(), bytes, windows, oldest;
 	struct store_group g1[] = {
-		{ "api", "abc123", "/users", 10, 1000, 5000, 3 },
-		{ NULL, NULL, NULL, 2, 200, 0, 0 }, /* untagged */
+		{ "api", "abc123", "/users", 10, 1000, 5000, 3, NULL },
+		{ NULL, NULL, NULL, 2, 200, 0, 0, NULL }, /* untagged */
 	};
 	struct store_group g2[] = {
-		{ "api", "abc123", "/users", 5, 500, 2500, 1 },
+		{ "api", "abc123", "/users", 5, 500, 2500, 1, NULL },
 	};
 	struct seen_groups sg = { 0 };
 	struct seen *seen;
@@ -241,7 +243,7 @@ static void test_round_trip(void **state)
 	for (int i = 0; i < 3; i++)
 		assert_true(seen->w[i].intact);
 
-	assert_int_equal(store__groups(s, b, b + 3600 * S_NS, NULL, NULL, NULL, collect_group, &sg),
+	assert_int_equal(store__groups(s, b, b + 3600 * S_NS, NULL, NULL, NULL, NULL, collect_group, &sg),
 			 0);
 	assert_int_equal(sg.n, 2);
 	/* sorted by (service, commit, endpoint): untagged "" first */
@@ -350,15 +352,15 @@ static void test_group_filters(void **state)
 	struct store *s = open_store(f->path, 0, 0);
 	int64_t b = base_ns();
 	struct store_group w0[] = {
-		{ "api", "c1", "/a", 10, 100, 0, 1 },
-		{ "api", "c1", "/b", 20, 200, 0, 2 },
-		{ "api", "c2", "/a", 30, 300, 0, 3 },
-		{ "worker", "c1", "", 40, 400, 0, 0 },
+		{ "api", "c1", "/a", 10, 100, 0, 1, NULL },
+		{ "api", "c1", "/b", 20, 200, 0, 2, NULL },
+		{ "api", "c2", "/a", 30, 300, 0, 3, NULL },
+		{ "worker", "c1", "", 40, 400, 0, 0, NULL },
 	};
 	struct store_group w1[] = {
-		{ "api", "c1", "/a", 1, 10, 0, 1 },
-		{ "api", "c1", "/a", 2, 20, 0, 1 }, /* the same triple twice: summed */
-		{ "worker", "c1", "", 4, 40, 0, 0 },
+		{ "api", "c1", "/a", 1, 10, 0, 1, NULL },
+		{ "api", "c1", "/a", 2, 20, 0, 1, NULL }, /* the same triple twice: summed */
+		{ "worker", "c1", "", 4, 40, 0, 0, NULL },
 	};
 	struct seen_groups sg;
 	int64_t end = b + 20 * S_NS;
@@ -367,7 +369,7 @@ static void test_group_filters(void **state)
 	assert_int_equal(put(s, b + 10 * S_NS, 10, 10, w1, 3), 0);
 
 	memset(&sg, 0, sizeof(sg));
-	assert_int_equal(store__groups(s, b, end, "api", NULL, NULL, collect_group, &sg), 0);
+	assert_int_equal(store__groups(s, b, end, "api", NULL, NULL, NULL, collect_group, &sg), 0);
 	assert_int_equal(sg.n, 3);
 	assert_string_equal(sg.g[0].key, "api|c1|/a");
 	assert_int_equal(sg.g[0].samples, 13);
@@ -377,31 +379,180 @@ static void test_group_filters(void **state)
 	assert_string_equal(sg.g[2].key, "api|c2|/a");
 
 	memset(&sg, 0, sizeof(sg));
-	assert_int_equal(store__groups(s, b, end, NULL, "c1", NULL, collect_group, &sg), 0);
+	assert_int_equal(store__groups(s, b, end, NULL, "c1", NULL, NULL, collect_group, &sg), 0);
 	assert_int_equal(sg.n, 3);
 	assert_string_equal(sg.g[2].key, "worker|c1|");
 	assert_int_equal(sg.g[2].samples, 44);
 
 	memset(&sg, 0, sizeof(sg));
-	assert_int_equal(store__groups(s, b, end, NULL, NULL, "", collect_group, &sg), 0);
+	assert_int_equal(store__groups(s, b, end, NULL, NULL, "", NULL, collect_group, &sg), 0);
 	assert_int_equal(sg.n, 1);
 	assert_string_equal(sg.g[0].key, "worker|c1|");
 
 	memset(&sg, 0, sizeof(sg));
-	assert_int_equal(store__groups(s, b, end, "api", NULL, "/a", collect_group, &sg), 0);
+	assert_int_equal(store__groups(s, b, end, "api", NULL, "/a", NULL, collect_group, &sg), 0);
 	assert_int_equal(sg.n, 2);
 
 	/* the second window alone */
 	memset(&sg, 0, sizeof(sg));
-	assert_int_equal(store__groups(s, b + 10 * S_NS, end, "api", "c1", "/a", collect_group,
+	assert_int_equal(store__groups(s, b + 10 * S_NS, end, "api", "c1", "/a", NULL, collect_group,
 				       &sg),
 			 0);
 	assert_int_equal(sg.n, 1);
 	assert_int_equal(sg.g[0].samples, 3);
 
 	memset(&sg, 0, sizeof(sg));
-	assert_int_equal(store__groups(s, b, end, "nobody", NULL, NULL, collect_group, &sg), 0);
+	assert_int_equal(store__groups(s, b, end, "nobody", NULL, NULL, NULL, collect_group, &sg), 0);
 	assert_int_equal(sg.n, 0);
+	store__close(s);
+}
+
+static void exec_raw(const char *path, const char *sql);
+
+static int count_bucket(void *ctx, int64_t bucket, const struct store_group *g)
+{
+	(void)bucket;
+	(void)g;
+	++*(int64_t *)ctx;
+	return 0;
+}
+
+/* Groups keep their other tags: a group is (service, commit, endpoint,
+ * tags), and a tags filter (a JSON object) selects the groups holding every
+ * key = value (null: without the key) — CPU and requests alike. */
+static void test_tag_filters(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_store(f->path, 0, 0);
+	int64_t b = base_ns(), end = b + 20 * S_NS;
+	struct store_group w0[] = {
+		{ "api", "c1", "/a", 4, 400, 0, 4, "{\"env\":\"prod\",\"flag\":\"on\"}" },
+		{ "api", "c1", "/a", 6, 600, 0, 3, "{\"env\":\"prod\",\"flag\":\"off\"}" },
+		{ "api", "c1", "/a", 1, 100, 0, 1, NULL },
+	};
+	struct store_group w1[] = {
+		{ "api", "c1", "/a", 2, 200, 0, 2, "{\"env\":\"prod\",\"flag\":\"on\"}" },
+		{ "api", "c1", "/a", 1, 100, 0, 1, "" },  /* "" is the empty set too */
+	};
+	struct seen_groups sg = { 0 };
+
+	assert_int_equal(put(s, b, 10, 10, w0, 3), 0);
+	assert_int_equal(put(s, b + 10 * S_NS, 10, 10, w1, 2), 0);
+
+	/* No filter: one row per tag set, sorted by it, summed over windows. */
+	assert_int_equal(store__groups(s, b, end, NULL, NULL, NULL, NULL, collect_group, &sg), 0);
+	assert_int_equal(sg.n, 3);
+	assert_string_equal(sg.g[0].tags, "{\"env\":\"prod\",\"flag\":\"off\"}");
+	assert_int_equal(sg.g[0].samples, 6);
+	assert_string_equal(sg.g[1].tags, "{\"env\":\"prod\",\"flag\":\"on\"}");
+	assert_int_equal(sg.g[1].cpu_ns, 600);
+	assert_int_equal(sg.g[1].requests, 6);
+	assert_string_equal(sg.g[2].tags, "{}");
+	assert_int_equal(sg.g[2].samples, 2);
+
+	/* flag=on: its CPU and its requests. */
+	memset(&sg, 0, sizeof(sg));
+	assert_int_equal(store__groups(s, b, end, "api", NULL, NULL, "{\"flag\":\"on\"}",
+				       collect_group, &sg), 0);
+	assert_int_equal(sg.n, 1);
+	assert_int_equal(sg.g[0].cpu_ns, 600);
+	assert_int_equal(sg.g[0].requests, 6);
+	/* Two filters: both must hold. */
+	memset(&sg, 0, sizeof(sg));
+	assert_int_equal(store__groups(s, b, end, NULL, NULL, NULL,
+				       "{\"flag\":\"on\",\"env\":\"dev\"}", collect_group, &sg),
+			 0);
+	assert_int_equal(sg.n, 0);
+	/* null: the groups without the key. */
+	memset(&sg, 0, sizeof(sg));
+	assert_int_equal(store__groups(s, b, end, NULL, NULL, NULL, "{\"flag\":null}",
+				       collect_group, &sg), 0);
+	assert_int_equal(sg.n, 1);
+	assert_string_equal(sg.g[0].tags, "{}");
+	/* "" is no filter. */
+	memset(&sg, 0, sizeof(sg));
+	assert_int_equal(store__groups(s, b, end, NULL, NULL, NULL, "", collect_group, &sg), 0);
+	assert_int_equal(sg.n, 3);
+
+	/* Series and buckets take the same filter. */
+	memset(&sg, 0, sizeof(sg));
+	assert_int_equal(store__group_series(s, b, end, "api", NULL, NULL, "{\"flag\":\"on\"}",
+					     collect_series, &sg), 0);
+	assert_int_equal(sg.n, 2);
+	assert_int_equal(sg.g[0].cpu_ns, 400);
+	assert_int_equal(sg.g[1].cpu_ns, 200);
+	assert_string_equal(sg.g[1].tags, "{\"flag\":\"on\"}");
+	int64_t buckets = 0;
+	assert_int_equal(store__group_buckets(s, b, end, 10 * S_NS, NULL, NULL, NULL,
+					      "{\"flag\":\"off\"}", count_bucket, &buckets), 0);
+	assert_int_equal(buckets, 1);
+
+	/* A malformed filter fails; a group whose tags are no JSON object is
+	 * refused, and its window is not stored. */
+	assert_int_equal(store__groups(s, b, end, NULL, NULL, NULL, "{flag", collect_group, &sg),
+			 -EIO);
+	struct store_group bad[] = { { "api", "c1", "/a", 1, 1, 0, 0, "[\"x\"]" } };
+	struct store_group junk[] = { { "api", "c1", "/a", 1, 1, 0, 0, "flag=on" } };
+	int64_t windows = 0;
+	assert_int_equal(put(s, end, 10, 10, bad, 1), -EINVAL);
+	assert_int_equal(put(s, end, 10, 10, junk, 1), -EINVAL);
+	assert_int_equal(store__stats(s, NULL, &windows, NULL), 0);
+	assert_int_equal(windows, 2);
+	assert_int_equal(store__check(s), 0);
+	store__close(s);
+}
+
+/* A history of schema version 1 (tags without extra) is upgraded when
+ * opened: its groups read with no other tags, new groups keep theirs, and
+ * the file is consistent (foreign keys intact). */
+static void test_upgrades_version_1(void **state)
+{
+	struct fixture *f = *state;
+	int64_t b = base_ns();
+	char sql[2048];
+
+	snprintf(sql, sizeof(sql),
+		 "PRAGMA auto_vacuum = INCREMENTAL; PRAGMA journal_mode = WAL;"
+		 "CREATE TABLE windows (id INTEGER PRIMARY KEY, start_ns INTEGER NOT NULL,"
+		 "  end_ns INTEGER NOT NULL, samples INTEGER NOT NULL, pprof BLOB NOT NULL);"
+		 "CREATE INDEX windows_time ON windows(start_ns, end_ns);"
+		 "CREATE TABLE tags (id INTEGER PRIMARY KEY, service TEXT NOT NULL,"
+		 "  \"commit\" TEXT NOT NULL, endpoint TEXT NOT NULL,"
+		 "  UNIQUE (service, \"commit\", endpoint));"
+		 "CREATE TABLE groups (window_id INTEGER NOT NULL REFERENCES windows(id)"
+		 "  ON DELETE CASCADE, tag_id INTEGER NOT NULL REFERENCES tags(id),"
+		 "  samples INTEGER NOT NULL, cpu_ns INTEGER NOT NULL,"
+		 "  instructions INTEGER NOT NULL, requests INTEGER NOT NULL,"
+		 "  PRIMARY KEY (window_id, tag_id)) WITHOUT ROWID;"
+		 "CREATE INDEX groups_tag ON groups(tag_id, window_id);"
+		 "INSERT INTO windows VALUES (1, %lld, %lld, 5, x'');"
+		 "INSERT INTO tags VALUES (7, 'api', 'c0', '/old');"
+		 "INSERT INTO groups VALUES (1, 7, 5, 500, 0, 2);"
+		 "PRAGMA application_id = %d; PRAGMA user_version = 1;",
+		 (long long)b, (long long)(b + 10 * S_NS), 0x44594e50);
+	exec_raw(f->path, sql);
+
+	struct store *s = open_store(f->path, 0, 0);
+	struct store_group g[] = { { "api", "c0", "/old", 1, 100, 0, 1, "{\"flag\":\"on\"}" } };
+	struct seen_groups sg = { 0 };
+	assert_int_equal(put(s, b + 10 * S_NS, 10, 10, g, 1), 0);
+	assert_int_equal(store__groups(s, b, b + 20 * S_NS, NULL, NULL, NULL, NULL, collect_group,
+				       &sg), 0);
+	assert_int_equal(sg.n, 2);
+	assert_string_equal(sg.g[0].key, "api|c0|/old");
+	assert_string_equal(sg.g[0].tags, "{\"flag\":\"on\"}");
+	assert_string_equal(sg.g[1].tags, "{}");
+	assert_int_equal(sg.g[1].cpu_ns, 500);
+	assert_int_equal(sg.g[1].requests, 2);
+	assert_int_equal(store__check(s), 0);
+	store__close(s);
+	/* Opened again: version 2 now, nothing to do. */
+	s = open_store(f->path, 0, 0);
+	memset(&sg, 0, sizeof(sg));
+	assert_int_equal(store__groups(s, b, b + 20 * S_NS, NULL, NULL, NULL, "{\"flag\":null}",
+				       collect_group, &sg), 0);
+	assert_int_equal(sg.n, 1);
+	assert_int_equal(sg.g[0].cpu_ns, 500);
 	store__close(s);
 }
 
@@ -411,11 +562,11 @@ static void test_series(void **state)
 	struct store *s = open_store(f->path, 0, 0);
 	int64_t b = base_ns();
 	struct store_group with[] = {
-		{ "api", "c1", "/a", 10, 100, 1000, 2 },
-		{ "api", "c1", "/b", 5, 50, 500, 1 },
+		{ "api", "c1", "/a", 10, 100, 1000, 2, NULL },
+		{ "api", "c1", "/b", 5, 50, 500, 1, NULL },
 	};
 	struct store_group without[] = {
-		{ "worker", "c1", "", 7, 70, 0, 0 },
+		{ "worker", "c1", "", 7, 70, 0, 0, NULL },
 	};
 	struct seen_groups sg;
 
@@ -425,7 +576,7 @@ static void test_series(void **state)
 
 	/* one group: every window, zeros where it was absent */
 	memset(&sg, 0, sizeof(sg));
-	assert_int_equal(store__group_series(s, b, b + 30 * S_NS, "api", "c1", "/a",
+	assert_int_equal(store__group_series(s, b, b + 30 * S_NS, "api", "c1", "/a", NULL,
 					     collect_series, &sg),
 			 0);
 	assert_int_equal(sg.n, 3);
@@ -440,7 +591,7 @@ static void test_series(void **state)
 
 	/* a service: its endpoints summed per window; "any" reported as NULL */
 	memset(&sg, 0, sizeof(sg));
-	assert_int_equal(store__group_series(s, b, b + 30 * S_NS, "api", NULL, NULL,
+	assert_int_equal(store__group_series(s, b, b + 30 * S_NS, "api", NULL, NULL, NULL,
 					     collect_series, &sg),
 			 0);
 	assert_int_equal(sg.n, 3);
@@ -451,7 +602,7 @@ static void test_series(void **state)
 
 	/* the range bounds the windows */
 	memset(&sg, 0, sizeof(sg));
-	assert_int_equal(store__group_series(s, b + 15 * S_NS, b + 16 * S_NS, NULL, NULL, NULL,
+	assert_int_equal(store__group_series(s, b + 15 * S_NS, b + 16 * S_NS, NULL, NULL, NULL, NULL,
 					     collect_series, &sg),
 			 0);
 	assert_int_equal(sg.n, 1);
@@ -464,7 +615,7 @@ static void test_retention_by_age(void **state)
 	struct fixture *f = *state;
 	struct store *s = open_store(f->path, 3600, 0);
 	int64_t now = now_ns() / S_NS * S_NS, windows, oldest;
-	struct store_group old_group[] = { { "old", "c0", "/gone", 1, 1, 0, 0 } };
+	struct store_group old_group[] = { { "old", "c0", "/gone", 1, 1, 0, 0, NULL } };
 	struct seen_groups sg = { 0 };
 
 	/* a window that ended two hours ago is kept by its own put ... */
@@ -476,7 +627,7 @@ static void test_retention_by_age(void **state)
 	assert_int_equal(store__stats(s, NULL, &windows, &oldest), 0);
 	assert_int_equal(windows, 1);
 	assert_true(oldest == now - 20 * S_NS);
-	assert_int_equal(store__groups(s, INT64_MIN, INT64_MAX, NULL, NULL, NULL, collect_group,
+	assert_int_equal(store__groups(s, INT64_MIN, INT64_MAX, NULL, NULL, NULL, NULL, collect_group,
 				       &sg),
 			 0);
 	assert_int_equal(sg.n, 0);
@@ -520,7 +671,7 @@ static void test_retention_by_size(void **state)
 	const int64_t max_bytes = 256 << 10;
 	struct store *s = open_store(f->path, 0, max_bytes);
 	int64_t b = base_ns(), bytes, windows;
-	struct store_group g[] = { { "api", "c1", "/a", 1, 1, 0, 0 } };
+	struct store_group g[] = { { "api", "c1", "/a", 1, 1, 0, 0, NULL } };
 	size_t kept;
 
 	for (int i = 0; i < 64; i++) {
@@ -610,7 +761,7 @@ static void test_reopen_keeps_data(void **state)
 	struct fixture *f = *state;
 	struct store *s = open_store(f->path, 0, 0);
 	int64_t b = base_ns();
-	struct store_group g[] = { { "api", "c1", "/a", 3, 30, 0, 1 } };
+	struct store_group g[] = { { "api", "c1", "/a", 3, 30, 0, 1, NULL } };
 	struct seen_groups sg = { 0 };
 	struct seen *seen;
 
@@ -629,7 +780,7 @@ static void test_reopen_keeps_data(void **state)
 	seen = query(s, b + 45 * S_NS, b + 46 * S_NS, 100);
 	assert_int_equal(seen->n, 2);
 	assert_true(seen->w[0].start == b - 100 * S_NS);
-	assert_int_equal(store__groups(s, b, b + 50 * S_NS, "api", NULL, NULL, collect_group, &sg),
+	assert_int_equal(store__groups(s, b, b + 50 * S_NS, "api", NULL, NULL, NULL, collect_group, &sg),
 			 0);
 	assert_int_equal(sg.n, 1);
 	assert_int_equal(sg.g[0].samples, 15);
@@ -925,7 +1076,7 @@ static void test_invalid_calls(void **state)
 	int64_t b = base_ns();
 	struct store_window backwards = { .start_ns = b, .end_ns = b };
 	struct store_window no_groups = { .start_ns = b, .end_ns = b + 1, .ngroups = 2 };
-	struct store_group g[] = { { "api", "c1", "/a", 1, 1, 0, 0 } };
+	struct store_group g[] = { { "api", "c1", "/a", 1, 1, 0, 0, NULL } };
 	struct reentry r = { .s = s, .ret = 1 };
 
 	assert_int_equal(store__put_window(s, &backwards), -EINVAL);
@@ -941,7 +1092,7 @@ static void test_invalid_calls(void **state)
 	assert_int_equal(store__foreach_window(s, b, b + 10 * S_NS, 10, reenter_window, &r), 0);
 	assert_int_equal(r.ret, 0);
 	/* a locked callback calling back into the store gets an error, not a deadlock */
-	assert_int_equal(store__groups(s, b, b + 10 * S_NS, NULL, NULL, NULL, reenter_group, &r),
+	assert_int_equal(store__groups(s, b, b + 10 * S_NS, NULL, NULL, NULL, NULL, reenter_group, &r),
 			 -EDEADLK);
 	assert_int_equal(store__stats(s, NULL, NULL, NULL), 0);
 	store__close(s);
@@ -986,8 +1137,8 @@ static void *writer_thread(void *arg)
 
 	for (int i = 0; i < 150; i++) {
 		struct store_group g[] = {
-			{ "api", i % 2 ? "c1" : "c2", "/a", (uint64_t)i, 10, 0, 1 },
-			{ "worker", "c1", "", 1, 1, 0, 0 },
+			{ "api", i % 2 ? "c1" : "c2", "/a", (uint64_t)i, 10, 0, 1, NULL },
+			{ "worker", "c1", "", 1, 1, 0, 0, NULL },
 		};
 
 		if (put(c->s, c->base + i * 10 * S_NS, 10, 2000 + (size_t)(i % 7) * 1000, g, 2))
@@ -1007,8 +1158,8 @@ static void *reader_thread(void *arg)
 		int64_t bytes, windows;
 
 		if (store__foreach_window(c->s, from, to, 50, check_blob, c) < 0 ||
-		    store__groups(c->s, from, to, "api", NULL, NULL, count_group, &n) < 0 ||
-		    store__group_series(c->s, from, to, NULL, "c1", NULL, count_series, &n) < 0 ||
+		    store__groups(c->s, from, to, "api", NULL, NULL, NULL, count_group, &n) < 0 ||
+		    store__group_series(c->s, from, to, NULL, "c1", NULL, NULL, count_series, &n) < 0 ||
 		    store__stats(c->s, &bytes, &windows, NULL) < 0)
 			atomic_fetch_add(&c->errors, 1);
 		atomic_fetch_add(&c->reads, 1);
@@ -1049,6 +1200,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_foreach_in_chunks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_filters, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_series, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tag_filters, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_upgrades_version_1, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retention_by_age, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retention_by_size, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retention_counts_wal, setup, teardown),

@@ -14,6 +14,7 @@
 
 #include "agent/agent_state.h"
 #include "agent/http_server.h"
+#include "agent/tagset.h"
 #include "agent/web.h"
 #include "aggregate/aggregate.h"
 #include "aggregate/counts.h"
@@ -146,26 +147,27 @@ static void finish_queries(struct agent *a, bool all)
 	pthread_mutex_unlock(&a->st.lock);
 }
 
-/* Per-(service, commit, endpoint, comm) sums of a window. */
+/* Per-(service, commit, endpoint, other tags, comm) sums of a window. */
 struct window_group {
 	struct store_group g;   /* strings point into key */
-	char *key;              /* "service\0commit\0endpoint\0comm\0" (owned) */
+	char *key;              /* "service\0commit\0endpoint\0tags\0comm\0" (owned) */
 	const char *comm;       /* into key */
 };
 
 static void add_to_group(struct hashmap *m, const char *svc, const char *commit,
-			 const char *endpoint, const char *comm, uint64_t samples, uint64_t cpu,
-			 uint64_t instr, uint64_t requests)
+			 const char *endpoint, const char *tags, const char *comm,
+			 uint64_t samples, uint64_t cpu, uint64_t instr, uint64_t requests)
 {
 	size_t ls = strlen(svc), lc = strlen(commit), le = strlen(endpoint), lm = strlen(comm);
-	size_t len = ls + lc + le + lm + 4;
+	size_t lt = strlen(tags), len = ls + lc + le + lt + lm + 5;
 	char *key = malloc(len);
 	if (!key)
 		return;
 	memcpy(key, svc, ls + 1);
 	memcpy(key + ls + 1, commit, lc + 1);
 	memcpy(key + ls + lc + 2, endpoint, le + 1);
-	memcpy(key + ls + lc + le + 3, comm, lm + 1);
+	memcpy(key + ls + lc + le + 3, tags, lt + 1);
+	memcpy(key + ls + lc + le + lt + 4, comm, lm + 1);
 	struct window_group *wg = hashmap__get(m, key, len);
 	if (!wg) {
 		wg = calloc(1, sizeof(*wg));
@@ -178,7 +180,8 @@ static void add_to_group(struct hashmap *m, const char *svc, const char *commit,
 		wg->g.service = key;
 		wg->g.commit = key + ls + 1;
 		wg->g.endpoint = key + ls + lc + 2;
-		wg->comm = key + ls + lc + le + 3;
+		wg->g.tags = key + ls + lc + le + 3;
+		wg->comm = key + ls + lc + le + lt + 4;
 	} else {
 		free(key);
 	}
@@ -376,12 +379,35 @@ static int close_window(struct agent *a)
 	pipeline__read_requests(a->pipe, PIPELINE_REQUEST_POLL_NS / 2);
 	int vr = profile__find_value(w, "requests");
 	profile__set_time(w, a->window_start_unix, end - a->window_start_unix);
+	/* The other tags of each group, bounded (agent/tagset.h). */
+	struct tagset_window *tw = tagset_window__new();
+	struct strbuf tags = STRBUF_INIT;
+	uint64_t tag_drops[3] = { 0 }; /* samples: pairs, bytes, tag_sets */
 	for (size_t i = 0; i < profile__sample_count(w); i++) {
 		const struct profile_sample *s = profile__sample(w, i);
+		struct tagset_drops td = { 0 };
+		int over = 0;
+		const char *set = TAGSET_EMPTY;
+		if (tw && !tagset__of_sample(w, s, &tags, &td))
+			set = tagset_window__admit(tw, strbuf__str(&tags), &over);
+		/* Counted in samples taken (an entry sums identical ones). */
+		uint64_t taken = vs >= 0 ? s->values[vs] : 1;
+		tag_drops[0] += td.pairs ? taken : 0;
+		tag_drops[1] += td.bytes ? taken : 0;
+		tag_drops[2] += over ? taken : 0;
 		add_to_group(groups, label_or_empty(w, s, "service"), label_or_empty(w, s, "commit"),
-			     label_or_empty(w, s, "endpoint"), profile__str(w, s->comm),
+			     label_or_empty(w, s, "endpoint"), set ? set : TAGSET_EMPTY,
+			     profile__str(w, s->comm),
 			     vs >= 0 ? s->values[vs] : 0, vc >= 0 ? s->values[vc] : 0,
 			     vi >= 0 ? s->values[vi] : 0, vr >= 0 ? s->values[vr] : 0);
+	}
+	strbuf__release(&tags);
+	tagset_window__free(tw);
+	for (int r = 0; r < 3; r++) {
+		static const char *const reasons[3] = { "pairs", "bytes", "tag_sets" };
+		struct metric_label l = { "reason", reasons[r] };
+		metrics__add(a->st.metrics, "dynoprof_agent_history_tags_dropped_total", &l, 1,
+			     (double)tag_drops[r]);
 	}
 
 	/* Deploy checks: which commits ran, and checks now due. */
@@ -420,7 +446,7 @@ static int close_window(struct agent *a)
 				     (double)wg->g.requests);
 		/* Fold comms together for the store rows. */
 		size_t klen = strlen(wg->g.service) + strlen(wg->g.commit) +
-			      strlen(wg->g.endpoint) + 3;
+			      strlen(wg->g.endpoint) + strlen(wg->g.tags) + 4;
 		uintptr_t idx = by_group ? (uintptr_t)hashmap__get(by_group, wg->key, klen) : 0;
 		if (!rows || !by_group)
 			continue;
@@ -507,6 +533,10 @@ static const struct {
 	  "Tag labels dropped where they entered, by reason (env_limit, process_limit, "
 	  "thread_limit: over a source's cap; unreadable: string gone; reserved_window: "
 	  "a process's own `window` tag)." },
+	{ "dynoprof_agent_history_tags_dropped_total", METRIC_COUNTER,
+	  "Samples whose other tags the history's groups did not keep whole, by reason "
+	  "(pairs: past 8 tags; bytes: past 1 KiB; tag_sets: past 256 sets in a window, "
+	  "stored under the overflow set)." },
 	{ "dynoprof_agent_tag_text_truncated_total", METRIC_COUNTER,
 	  "Tag keys/values cut to 1024 bytes, and environments longer than 256 KiB." },
 	{ "dynoprof_agent_stacks_truncated_total", METRIC_COUNTER,

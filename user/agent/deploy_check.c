@@ -368,7 +368,8 @@ static void keep_windows(struct series *s, const struct series *ran, bool with_r
 static int ran_windows(struct deploy_checker *d, const char *service, const char *commit,
 		       int64_t from, int64_t to, struct series *ran)
 {
-	int err = store__group_series(d->store, from, to, service, commit, NULL, on_series, ran);
+	int err = store__group_series(d->store, from, to, service, commit, NULL, NULL, on_series,
+					 ran);
 	if (!err && ran->error)
 		err = ran->error;
 	size_t out = 0;
@@ -613,10 +614,10 @@ static int check_endpoint(struct deploy_checker *d, const struct pending_check *
 {
 	struct series b = { 0 }, n = { 0 };
 	int err = store__group_series(d->store, cr->bf, cr->bt, p->service, p->base, endpoint,
-				      on_series, &b);
+				      NULL, on_series, &b);
 	if (!err)
 		err = store__group_series(d->store, cr->nf, cr->nt, p->service, p->current,
-					  endpoint, on_series, &n);
+					  endpoint, NULL, on_series, &n);
 	if (!err && (b.error || n.error))
 		err = -ENOMEM;
 	if (err)
@@ -726,11 +727,11 @@ static int run_check(struct deploy_checker *d, const struct pending_check *p, in
 			p->service, p->base, p->current, r.reason);
 		goto out;
 	}
-	err = store__groups(d->store, cr.nf, cr.nt, p->service, p->current, NULL, on_endpoint,
-			    &eps);
+	err = store__groups(d->store, cr.nf, cr.nt, p->service, p->current, NULL, NULL,
+			    on_endpoint, &eps);
 	if (!err)
-		err = store__groups(d->store, cr.bf, cr.bt, p->service, p->base, NULL, on_endpoint,
-				    &eps);
+		err = store__groups(d->store, cr.bf, cr.bt, p->service, p->base, NULL, NULL,
+				    on_endpoint, &eps);
 	if (!err && eps.error)
 		err = eps.error;
 	if (err)

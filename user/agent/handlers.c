@@ -423,7 +423,7 @@ static void handle_groups(void *ctx, const struct http_query *q, struct http_res
 	}
 	const struct group_query *gq = &gc.gq;
 	int e = store__groups(st->store, gq->from_ns, gq->to_ns, gq->filter[0], gq->filter[1],
-			      gq->filter[2], on_group, &gc);
+			      gq->filter[2], gq->tags, on_group, &gc);
 	strbuf__printf(&r->body, "{\"from\": %.3f, \"to\": %.3f, \"groups\": [", gq->from_ns / 1e9,
 		       gq->to_ns / 1e9);
 	size_t cur = 0, n = 0;

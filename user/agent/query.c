@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "agent/query.h"
+#include "agent/tagset.h"
 #include "util/clock.h"
 
 const char *const agent_query__group_keys[3] = { "service", "commit", "endpoint" };
@@ -55,17 +56,46 @@ int agent_query__parse_groups(struct agent_state *st, const struct http_query *q
 			      const char *extra, struct group_query *gq, struct http_response *r)
 {
 	int64_t max_range_s = agent_query__max_range_s(st);
+	struct selection tag_sel = { 0 }; /* the tag.KEY filters */
 	memset(gq, 0, sizeof(*gq));
 
 	for (size_t i = 0; i < http_query__count(q); i++) {
 		const char *n = http_query__name(q, i);
+		if (!strncmp(n, "tag.", 4) && n[4]) {
+			if (tagset__is_group_key(n + 4)) {
+				http_response__error(r, 400, "bad parameter '%s': service, "
+						     "commit and endpoint are filtered with service=, "
+						     "commit=, endpoint= (window is no tag)", n);
+				return -EINVAL;
+			}
+			if (agent_query__add_filter(&tag_sel, n + 4, http_query__value(q, i), r))
+				return -EINVAL;
+			continue;
+		}
 		if (strcmp(n, "by") && strcmp(n, "from") && strcmp(n, "to") && strcmp(n, "service") &&
 		    strcmp(n, "commit") && strcmp(n, "endpoint") && (!extra || strcmp(n, extra))) {
 			http_response__error(r, 400, "unknown parameter '%s': use by, from, to, "
-					     "%s%sservice, commit, endpoint", n, extra ? extra : "",
-					     extra ? ", " : "");
+					     "%s%sservice, commit, endpoint, tag.KEY", n,
+					     extra ? extra : "", extra ? ", " : "");
 			return -EINVAL;
 		}
+	}
+	if (tag_sel.nfilters) {
+		struct strbuf json = STRBUF_INIT;
+		size_t count = 0;
+		int e = tagset__filter_json(tag_sel.filters, tag_sel.nfilters, &json, &count);
+		if (!e && json.len >= sizeof(gq->tags))
+			e = -E2BIG;
+		if (!e)
+			memcpy(gq->tags, strbuf__str(&json), json.len + 1);
+		strbuf__release(&json);
+		if (e == -E2BIG)
+			http_response__error(r, 400, "tag filters too long (at most %zu bytes "
+					     "as a JSON object)", sizeof(gq->tags) - 1);
+		else if (e)
+			http_response__error(r, 500, "out of memory");
+		if (e)
+			return -EINVAL;
 	}
 	const char *by = http_query__get(q, "by");
 	char bybuf[128];

@@ -58,6 +58,9 @@ int agent_query__range(const char *from, const char *to, int64_t max_range_s, in
 /* The names of the group keys, in store order. */
 extern const char *const agent_query__group_keys[3];
 
+/* Longest tags filter of a group query (JSON text), in bytes. */
+#define GROUP_TAGS_FILTER_MAX 4096
+
 /* What /api/v1/groups and /api/v1/timeseries select. */
 struct group_query {
 	int by[3];               /* indexes into agent_query__group_keys, request order */
@@ -65,10 +68,15 @@ struct group_query {
 	int64_t from_ns, to_ns;  /* history range */
 	const char *filter[3];   /* service, commit, endpoint values ("" selects the
 				  * untagged) or NULL: any; point into the query */
+	char tags[GROUP_TAGS_FILTER_MAX]; /* tag.KEY=VALUE filters as the store's
+					   * tags filter (tagset__filter_json);
+					   * "": none */
 };
 
-/* Parses by, from, to, service, commit, endpoint (and the one more allowed
- * parameter extra, or NULL) into gq. 0, or -EINVAL with a 400 set on r. */
+/* Parses by, from, to, service, commit, endpoint, tag.KEY (at most
+ * AGENT_MAX_FILTERS; "-" selects groups without KEY) and the one more
+ * allowed parameter extra (or NULL) into gq. 0, or -EINVAL with a 400 set
+ * on r. */
 int agent_query__parse_groups(struct agent_state *st, const struct http_query *q,
 			      const char *extra, struct group_query *gq, struct http_response *r);
 

@@ -3,9 +3,14 @@
  *
  * Schema (version STORE_SCHEMA_VERSION, application_id "DYNP"):
  *   windows(id, start_ns, end_ns, samples, pprof)   one row per closed window
- *   tags(id, service, commit, endpoint)             each distinct triple once
+ *   tags(id, service, commit, endpoint, extra)      each distinct group once
  *   groups(window_id, tag_id, samples, cpu_ns, instructions, requests)
- * Tag triples are interned because a week of 10-second windows repeats the same
+ * extra is the group's other tags (feature flags, env...: agent/tagset.h), a
+ * JSON object with sorted keys, "{}" when none; queries filter on it with
+ * json_each, so a filter on any tag reads the tags rows, never the profiles.
+ * Version 1 had no extra: opening one rebuilds its tags table (small: one row
+ * per distinct group) with extra "{}", keeping the ids groups refers to.
+ * Tag groups are interned because a week of 10-second windows repeats the same
  * few hundred triples millions of times; a groups row is then a few integers.
  * groups is WITHOUT ROWID keyed (window_id, tag_id): a window's rows are
  * clustered, which is what the range queries and the cascade delete read.
@@ -47,7 +52,7 @@
 #include "util/outfile.h"
 #include "util/clock.h"
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 #define STORE_APPLICATION_ID 0x44594e50 /* "DYNP": tells our files from other SQLite files */
 #define STORE_DEFAULT_MAX_AGE_S (7LL * 24 * 3600)
 #define STORE_DEFAULT_MAX_BYTES (1LL << 30)
@@ -88,7 +93,8 @@ static const char SCHEMA_SQL[] =
 	"  service TEXT NOT NULL,"
 	"  \"commit\" TEXT NOT NULL,"
 	"  endpoint TEXT NOT NULL,"
-	"  UNIQUE (service, \"commit\", endpoint)"
+	"  extra TEXT NOT NULL DEFAULT '{}',"
+	"  UNIQUE (service, \"commit\", endpoint, extra)"
 	");"
 	"CREATE TABLE groups ("
 	"  window_id INTEGER NOT NULL REFERENCES windows(id) ON DELETE CASCADE,"
@@ -115,10 +121,16 @@ static const char CHECKS_SQL[] =
 /* The overlap condition, with the max_span bound (see the file comment):
  * ?1 = from - max_span, ?2 = to, ?3 = from. */
 #define OVERLAPS(w) w "start_ns >= ?1 AND " w "start_ns < ?2 AND " w "end_ns > ?3"
-/* Tag filters: ?4 service, ?5 commit, ?6 endpoint; NULL matches any. */
+/* Tag filters: ?4 service, ?5 commit, ?6 endpoint; NULL matches any. ?8 the
+ * other tags' filter, a JSON object (NULL: any): a group matches when no
+ * filter fails it, a string value failing when the group's extra lacks that
+ * key = value, a null when the group's extra has the key. */
 #define TAG_FILTER(t)                                                                  \
 	"(?4 IS NULL OR " t "service = ?4) AND (?5 IS NULL OR " t "\"commit\" = ?5) AND " \
-	"(?6 IS NULL OR " t "endpoint = ?6)"
+	"(?6 IS NULL OR " t "endpoint = ?6) AND (?8 IS NULL OR NOT EXISTS ("              \
+	"SELECT 1 FROM json_each(?8) f WHERE (f.type = 'null') = EXISTS ("                 \
+	"SELECT 1 FROM json_each(" t "extra) e WHERE e.key = f.key AND "                   \
+	"(f.type = 'null' OR e.value = f.value))))"
 
 enum stmt_id {
 	ST_BEGIN,
@@ -147,9 +159,13 @@ static const char *const STMT_SQL[ST__COUNT] = {
 	[ST_ROLLBACK] = "ROLLBACK",
 	[ST_INSERT_WINDOW] =
 		"INSERT INTO windows (start_ns, end_ns, samples, pprof) VALUES (?1, ?2, ?3, ?4)",
-	[ST_FIND_TAG] =
-		"SELECT id FROM tags WHERE service = ?1 AND \"commit\" = ?2 AND endpoint = ?3",
-	[ST_INSERT_TAG] = "INSERT INTO tags (service, \"commit\", endpoint) VALUES (?1, ?2, ?3)",
+	[ST_FIND_TAG] = "SELECT id FROM tags WHERE service = ?1 AND \"commit\" = ?2 AND"
+			" endpoint = ?3 AND extra = ?4",
+	/* extra must be a JSON object (a query's json_each would fail on
+	 * anything else): no row is inserted otherwise (-EINVAL). */
+	[ST_INSERT_TAG] = "INSERT INTO tags (service, \"commit\", endpoint, extra)"
+			  " SELECT ?1, ?2, ?3, ?4 WHERE CASE WHEN json_valid(?4)"
+			  " THEN json_type(?4) = 'object' ELSE 0 END",
 	/* The same triple twice in one window is summed, not refused. */
 	[ST_INSERT_GROUP] =
 		"INSERT INTO groups (window_id, tag_id, samples, cpu_ns, instructions, requests)"
@@ -182,7 +198,7 @@ static const char *const STMT_SQL[ST__COUNT] = {
 	 * instead, which explodes with many sparse tags. */
 	[ST_GROUPS] =
 		"SELECT t.service, t.\"commit\", t.endpoint, a.samples, a.cpu_ns,"
-		" a.instructions, a.requests"
+		" a.instructions, a.requests, t.extra"
 		" FROM (SELECT g.tag_id AS tag_id, sum(g.samples) AS samples,"
 		" sum(g.cpu_ns) AS cpu_ns, sum(g.instructions) AS instructions,"
 		" sum(g.requests) AS requests"
@@ -190,7 +206,7 @@ static const char *const STMT_SQL[ST__COUNT] = {
 		" WHERE " OVERLAPS("w.")
 		" AND +g.tag_id IN (SELECT id FROM tags WHERE " TAG_FILTER("") ")"
 		" GROUP BY g.tag_id) a JOIN tags t ON t.id = a.tag_id"
-		" ORDER BY t.service, t.\"commit\", t.endpoint",
+		" ORDER BY t.service, t.\"commit\", t.endpoint, t.extra",
 	/* Every overlapping window yields a row (zeros when the group is absent):
 	 * a resampling over windows must see the windows where it did nothing.
 	 * "+g.tag_id": as above. */
@@ -207,7 +223,7 @@ static const char *const STMT_SQL[ST__COUNT] = {
 	 * bucket its start falls in (one starting before from: bucket 0). */
 	[ST_BUCKETS] =
 		"SELECT t.service, t.\"commit\", t.endpoint, a.samples, a.cpu_ns,"
-		" a.instructions, a.requests, a.b"
+		" a.instructions, a.requests, t.extra, a.b"
 		" FROM (SELECT g.tag_id AS tag_id, max((w.start_ns - ?3) / ?7, 0) AS b,"
 		" sum(g.samples) AS samples, sum(g.cpu_ns) AS cpu_ns,"
 		" sum(g.instructions) AS instructions, sum(g.requests) AS requests"
@@ -215,7 +231,7 @@ static const char *const STMT_SQL[ST__COUNT] = {
 		" WHERE " OVERLAPS("w.")
 		" AND +g.tag_id IN (SELECT id FROM tags WHERE " TAG_FILTER("") ")"
 		" GROUP BY g.tag_id, b) a JOIN tags t ON t.id = a.tag_id"
-		" ORDER BY t.service, t.\"commit\", t.endpoint, a.b",
+		" ORDER BY t.service, t.\"commit\", t.endpoint, t.extra, a.b",
 };
 
 struct store {
@@ -376,6 +392,47 @@ static void rollback(struct store *s)
 		step_done(s, ST_ROLLBACK);
 }
 
+/* Version 1 -> 2: the tags table gains extra ("{}" for the groups stored
+ * before). SQLite cannot change a UNIQUE constraint in place, so the table
+ * is rebuilt (its ids kept, so groups rows still point at their tags) with
+ * foreign keys off, as SQLite's documented procedure does; the table holds
+ * one row per distinct group, so this is quick even under a large history.
+ * In one transaction: another process opening the file at once either sees
+ * version 1 and waits for the lock, or version 2. */
+static int migrate_v1(struct store *s, const char *path, char *err, size_t errlen)
+{
+	int64_t version = 0;
+	int ret = exec_sql(s, "PRAGMA foreign_keys = OFF");
+
+	if (!ret)
+		ret = exec_sql(s, "BEGIN IMMEDIATE");
+	if (!ret)
+		ret = query_int(s, "PRAGMA user_version", &version);
+	if (!ret && version == 1)
+		ret = exec_sql(s,
+			"CREATE TABLE tags_v2 ("
+			"  id INTEGER PRIMARY KEY,"
+			"  service TEXT NOT NULL,"
+			"  \"commit\" TEXT NOT NULL,"
+			"  endpoint TEXT NOT NULL,"
+			"  extra TEXT NOT NULL DEFAULT '{}',"
+			"  UNIQUE (service, \"commit\", endpoint, extra));"
+			"INSERT INTO tags_v2 (id, service, \"commit\", endpoint)"
+			"  SELECT id, service, \"commit\", endpoint FROM tags;"
+			"DROP TABLE tags;"
+			"ALTER TABLE tags_v2 RENAME TO tags;"
+			"PRAGMA user_version = 2");
+	if (!ret)
+		ret = exec_sql(s, "COMMIT");
+	if (ret) {
+		errmsg__set(err, errlen, "%s: cannot upgrade the history from schema version 1: %s",
+			    path, sqlite3_errmsg(s->db));
+		exec_sql(s, "ROLLBACK");
+	}
+	int on = exec_sql(s, "PRAGMA foreign_keys = ON");
+	return ret ? ret : on;
+}
+
 /* Creates the schema in an empty database, or checks an existing one is ours
  * and not newer. In one transaction, so two processes opening a fresh file
  * at once create it once. */
@@ -425,6 +482,10 @@ static int init_schema(struct store *s, const char *path, char *err, size_t errl
 			(long long)version);
 		ret = -EINVAL;
 		goto fail;
+	} else if (version < STORE_SCHEMA_VERSION) {
+		exec_sql(s, "ROLLBACK"); /* nothing written: migrate_v1 locks on its own */
+		ret = migrate_v1(s, path, err, errlen);
+		return ret ? ret : init_schema(s, path, err, errlen);
 	}
 	if ((ret = exec_sql(s, CHECKS_SQL))) {
 		errmsg__set(err, errlen, "%s: cannot create the checks table: %s", path,
@@ -654,18 +715,24 @@ void store__close(struct store *s)
  * transaction. */
 static int intern_tag(struct store *s, const struct store_group *g, int64_t *tag_id)
 {
-	const char *fields[3] = { g->service, g->commit, g->endpoint };
+	const char *fields[4] = { g->service, g->commit, g->endpoint, g->tags };
+	const char *none[4] = { "", "", "", "{}" };
 	sqlite3_stmt *find = s->stmts[ST_FIND_TAG], *insert = s->stmts[ST_INSERT_TAG];
 	int ret;
 
-	for (int i = 0; i < 3; i++)
-		sqlite3_bind_text(find, i + 1, fields[i] ? fields[i] : "", -1, SQLITE_STATIC);
+	/* An empty extra is the empty set: one spelling per group. */
+	if (fields[3] && !*fields[3])
+		fields[3] = NULL;
+	for (int i = 0; i < 4; i++)
+		sqlite3_bind_text(find, i + 1, fields[i] ? fields[i] : none[i], -1, SQLITE_STATIC);
 	ret = step_row(s, ST_FIND_TAG, tag_id, 1);
 	if (ret)
 		return ret < 0 ? ret : 0;
-	for (int i = 0; i < 3; i++)
-		sqlite3_bind_text(insert, i + 1, fields[i] ? fields[i] : "", -1, SQLITE_STATIC);
+	for (int i = 0; i < 4; i++)
+		sqlite3_bind_text(insert, i + 1, fields[i] ? fields[i] : none[i], -1, SQLITE_STATIC);
 	ret = step_done(s, ST_INSERT_TAG);
+	if (!ret && sqlite3_changes(s->db) != 1)
+		ret = -EINVAL; /* extra is not a JSON object */
 	if (!ret)
 		*tag_id = sqlite3_last_insert_rowid(s->db);
 	return ret;
@@ -824,9 +891,10 @@ static void bind_range(struct store *s, sqlite3_stmt *st, int64_t from_ns, int64
 	sqlite3_bind_int64(st, 3, from_ns);
 }
 
-/* Binds the tag filters ?4..?6 (NULL binds NULL: any). */
+/* Binds the tag filters ?4..?6 and the other tags' ?8 (NULL or "" binds
+ * NULL: any). */
 static void bind_filters(sqlite3_stmt *st, const char *service, const char *commit,
-			 const char *endpoint)
+			 const char *endpoint, const char *tags)
 {
 	const char *filters[3] = { service, commit, endpoint };
 
@@ -836,6 +904,10 @@ static void bind_filters(sqlite3_stmt *st, const char *service, const char *comm
 		else
 			sqlite3_bind_null(st, 4 + i);
 	}
+	if (tags && *tags)
+		sqlite3_bind_text(st, 8, tags, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 8);
 }
 
 /* Steps a bound row query to the end or until visit returns non-zero;
@@ -988,10 +1060,11 @@ struct group_visit {
 	const char *service;   /* series: the filters, reported as the group's names */
 	const char *commit;    /* ditto */
 	const char *endpoint;  /* ditto */
+	const char *tags;      /* ditto: the other tags' filter */
 };
 
-/* A grouped row's first seven columns: service, commit, endpoint, the sums.
- * 0 or -ENOMEM. */
+/* A grouped row's first eight columns: service, commit, endpoint, the sums,
+ * extra. 0 or -ENOMEM. */
 static int read_group_row(sqlite3_stmt *st, struct store_group *g)
 {
 	*g = (struct store_group){
@@ -1002,8 +1075,9 @@ static int read_group_row(sqlite3_stmt *st, struct store_group *g)
 		.cpu_ns = column_u64(st, 4),
 		.instructions = column_u64(st, 5),
 		.requests = column_u64(st, 6),
+		.tags = (const char *)sqlite3_column_text(st, 7),
 	};
-	if (!g->service || !g->commit || !g->endpoint)
+	if (!g->service || !g->commit || !g->endpoint || !g->tags)
 		return -ENOMEM; /* the only way a NOT NULL text column reads NULL */
 	return 0;
 }
@@ -1024,6 +1098,7 @@ static int visit_series(sqlite3_stmt *st, void *arg)
 		.service = v->service,
 		.commit = v->commit,
 		.endpoint = v->endpoint,
+		.tags = v->tags,
 		.samples = column_u64(st, 1),
 		.cpu_ns = column_u64(st, 2),
 		.instructions = column_u64(st, 3),
@@ -1040,7 +1115,7 @@ static int visit_bucket(sqlite3_stmt *st, void *arg)
 	struct store_group g;
 	int ret = read_group_row(st, &g);
 
-	return ret ? ret : v->bucket_fn(v->ctx, sqlite3_column_int64(st, 7), &g);
+	return ret ? ret : v->bucket_fn(v->ctx, sqlite3_column_int64(st, 8), &g);
 }
 
 /* Runs a group query (ST_GROUPS, ST_SERIES, or ST_BUCKETS with step_ns > 0)
@@ -1048,8 +1123,8 @@ static int visit_bucket(sqlite3_stmt *st, void *arg)
  * under the lock. */
 static int group_query(struct store *s, enum stmt_id id, int64_t from_ns, int64_t to_ns,
 		       int64_t step_ns, const char *service, const char *commit,
-		       const char *endpoint, int (*visit)(sqlite3_stmt *st, void *ctx),
-		       struct group_visit *v)
+		       const char *endpoint, const char *tags,
+		       int (*visit)(sqlite3_stmt *st, void *ctx), struct group_visit *v)
 {
 	if (from_ns >= to_ns)
 		return 0;
@@ -1058,7 +1133,7 @@ static int group_query(struct store *s, enum stmt_id id, int64_t from_ns, int64_
 		return ret;
 	sqlite3_stmt *st = s->stmts[id];
 	bind_range(s, st, from_ns, to_ns);
-	bind_filters(st, service, commit, endpoint);
+	bind_filters(st, service, commit, endpoint, tags);
 	if (step_ns > 0)
 		sqlite3_bind_int64(st, 7, step_ns);
 	ret = run_rows(st, visit, v);
@@ -1067,35 +1142,36 @@ static int group_query(struct store *s, enum stmt_id id, int64_t from_ns, int64_
 }
 
 int store__groups(struct store *s, int64_t from_ns, int64_t to_ns, const char *service,
-		  const char *commit, const char *endpoint,
+		  const char *commit, const char *endpoint, const char *tags,
 		  int (*fn)(void *ctx, const struct store_group *g), void *ctx)
 {
 	struct group_visit v = { .fn = fn, .ctx = ctx };
 
 	if (!s || !fn)
 		return -EINVAL;
-	return group_query(s, ST_GROUPS, from_ns, to_ns, 0, service, commit, endpoint,
+	return group_query(s, ST_GROUPS, from_ns, to_ns, 0, service, commit, endpoint, tags,
 			   visit_group, &v);
 }
 
 int store__group_series(struct store *s, int64_t from_ns, int64_t to_ns, const char *service,
-			const char *commit, const char *endpoint,
+			const char *commit, const char *endpoint, const char *tags,
 			int (*fn)(void *ctx, int64_t start_ns, const struct store_group *g),
 			void *ctx)
 {
 	struct group_visit v = {
 		.series_fn = fn, .ctx = ctx,
-		.service = service, .commit = commit, .endpoint = endpoint,
+		.service = service, .commit = commit, .endpoint = endpoint, .tags = tags,
 	};
 
 	if (!s || !fn)
 		return -EINVAL;
-	return group_query(s, ST_SERIES, from_ns, to_ns, 0, service, commit, endpoint,
+	return group_query(s, ST_SERIES, from_ns, to_ns, 0, service, commit, endpoint, tags,
 			   visit_series, &v);
 }
 
 int store__group_buckets(struct store *s, int64_t from_ns, int64_t to_ns, int64_t step_ns,
 			 const char *service, const char *commit, const char *endpoint,
+			 const char *tags,
 			 int (*fn)(void *ctx, int64_t bucket, const struct store_group *g),
 			 void *ctx)
 {
@@ -1104,7 +1180,7 @@ int store__group_buckets(struct store *s, int64_t from_ns, int64_t to_ns, int64_
 	if (!s || !fn || step_ns <= 0)
 		return -EINVAL;
 	return group_query(s, ST_BUCKETS, from_ns, to_ns, step_ns, service, commit, endpoint,
-			   visit_bucket, &v);
+			   tags, visit_bucket, &v);
 }
 
 int store__stats(struct store *s, int64_t *bytes, int64_t *windows, int64_t *oldest_ns)

@@ -4,7 +4,10 @@
  * Each window is stored once, in one transaction, when it closes: its time
  * range, totals, the window's profile as gzipped pprof, and one row per tag
  * group (service, commit, endpoint) with samples, CPU ns, instructions and
- * requests — so group queries never decode profiles. A crash (kill -9) loses
+ * requests — so group queries never decode profiles. A group is a (service,
+ * commit, endpoint, other tags) whose other tags are the sample's remaining
+ * tags as a bounded tag set (agent/tagset.h), so a query filtered by any tag
+ * answers with CPU and requests of the same samples. A crash (kill -9) loses
  * at most the open window: closed windows are committed and the database
  * opens clean (WAL recovery); an OS crash or power loss may also lose the
  * windows since the last WAL checkpoint (synchronous=NORMAL), never the
@@ -27,6 +30,11 @@ struct store_group {
 	uint64_t cpu_ns;         /* CPU nanoseconds */
 	uint64_t instructions;   /* instructions (0 when not counted) */
 	uint64_t requests;       /* requests begun in the window (0 unknown) */
+	const char *tags;        /* the other tags: a JSON object, keys sorted
+				  * (tagset__json); "{}" when none (NULL and ""
+				  * are stored as "{}"); anything but a JSON
+				  * object fails the put with -EINVAL. Last, so
+				  * positional initialisers need not name it */
 };
 
 /* A window to store. */
@@ -37,7 +45,7 @@ struct store_window {
 	const void *pprof_gz;    /* gzipped pprof of the window's profile (copied;
 				  * stored as opaque bytes) */
 	size_t pprof_len;        /* its bytes (0: empty) */
-	const struct store_group *groups; /* ngroups rows; a triple given twice
+	const struct store_group *groups; /* ngroups rows; a group given twice
 					   * is summed */
 	size_t ngroups;          /* rows in groups */
 };
@@ -64,6 +72,8 @@ struct store;
  *   EACCES, ENOENT, EISDIR, ...  the file cannot be opened (strerror)
  *   EINVAL     not an SQLite database, or one that is not a dynoprof history
  *   ENOTSUP    a history written by a newer dynoprof (newer schema version)
+ * A history of schema version 1 (before groups had other tags) is upgraded
+ * in place: its groups keep their figures, with no other tags.
  *   EBUSY      another process holds the database locked (5 s)
  * Callbacks of store__groups and store__group_series run with the store
  * locked: they must not call store functions (those return -EDEADLK), and
@@ -101,35 +111,39 @@ int store__foreach_window(struct store *s, int64_t from_ns, int64_t to_ns, size_
 			  void *ctx);
 
 /* Calls fn for the group rows of windows overlapping [from_ns, to_ns),
- * summed per (service, commit, endpoint), sorted by that triple. Filters may
- * be NULL (any); "" matches untagged. Stops early when fn returns non-zero
+ * summed per (service, commit, endpoint, tags), sorted by those. Filters may
+ * be NULL (any); "" matches untagged. tags filters the other tags: NULL or ""
+ * any, else a JSON object (tagset__filter_json) of key -> value, all of which
+ * the group's tags must hold (a null value: must not have the key); a
+ * malformed one fails (-EIO). Stops early when fn returns non-zero
  * (returned). Costs time linear in the group rows of the windows in range
- * (about 0.5 us each), whatever the filters. 0, fn's value, or -errno
- * (-ERANGE if a sum overflows int64). */
+ * (about 0.5 us each), whatever the filters, plus the tags rows when tags is
+ * given. 0, fn's value, or -errno (-ERANGE if a sum overflows int64). */
 int store__groups(struct store *s, int64_t from_ns, int64_t to_ns, const char *service,
-		  const char *commit, const char *endpoint,
+		  const char *commit, const char *endpoint, const char *tags,
 		  int (*fn)(void *ctx, const struct store_group *g), void *ctx);
 
 /* Per-window rows of one group (for diff's bootstrap over windows): calls fn
  * with each window's start and the group's figures, oldest first, for EVERY
  * window overlapping [from_ns, to_ns) — zeros where the group did nothing.
- * The filters (NULL: any) select the group rows summed per window; g's
- * service/commit/endpoint are the filters as passed (NULL for "any").
+ * The filters (NULL: any; tags as store__groups') select the group rows
+ * summed per window; g's service/commit/endpoint/tags are the filters as
+ * passed (NULL for "any").
  * Stops early when fn returns non-zero (returned). 0, fn's value, or -errno. */
 int store__group_series(struct store *s, int64_t from_ns, int64_t to_ns, const char *service,
-			const char *commit, const char *endpoint,
+			const char *commit, const char *endpoint, const char *tags,
 			int (*fn)(void *ctx, int64_t start_ns, const struct store_group *g),
 			void *ctx);
 
 /* store__groups per time bucket (sparklines): the sums of each (service,
- * commit, endpoint) in each bucket of step_ns from from_ns on (bucket b holds
+ * commit, endpoint, tags) in each bucket of step_ns from from_ns on (bucket b holds
  * the windows starting in [from + b*step, from + (b+1)*step); one starting
- * before from_ns counts in bucket 0), sorted by the triple, then bucket;
+ * before from_ns counts in bucket 0), sorted by the group, then bucket;
  * buckets where a group did nothing are not visited. Under the lock, as
  * store__groups. 0, fn's value, or -errno (-EINVAL: step_ns <= 0). */
 int store__group_buckets(struct store *s, int64_t from_ns, int64_t to_ns, int64_t step_ns,
 			 const char *service, const char *commit, const char *endpoint,
-			 int (*fn)(void *ctx, int64_t bucket, const struct store_group *g),
+			 const char *tags, int (*fn)(void *ctx, int64_t bucket, const struct store_group *g),
 			 void *ctx);
 
 /* Database size in bytes (pages in use), the number of windows, and the

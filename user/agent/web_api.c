@@ -208,7 +208,7 @@ void web__handle_timeseries(void *ctx, const struct http_query *q, struct http_r
 		return;
 	}
 	int e = store__group_buckets(st->store, from, to, step, gq->filter[0], gq->filter[1],
-				     gq->filter[2], on_bucket, &tc);
+				     gq->filter[2], gq->tags, on_bucket, &tc);
 	strbuf__printf(&r->body, "{\"from\": %.3f, \"to\": %.3f, \"step\": %.3f, \"buckets\": %zu, "
 		       "\"truncated\": %s, \"series\": [", from / 1e9, to / 1e9, step / 1e9,
 		       tc.nbuckets, tc.truncated ? "true" : "false");

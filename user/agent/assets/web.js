@@ -532,16 +532,52 @@
   function selectionParams(s) {
     const p = {};
     for (const k of ["service", "endpoint", "commit"]) if (s[k]) p[k] = s[k];
-    for (const k of Object.keys(s)) if (k.startsWith("tag.")) p[k] = s[k];
+    return Object.assign(p, tagParams(s));
+  }
+
+  // The tag filters of a state: { "tag.KEY": value } (the agent's parameters).
+  function tagParams(s) {
+    const p = {};
+    for (const k of Object.keys(s)) if (k.startsWith("tag.") && k.length > 4) p[k] = s[k];
     return p;
+  }
+
+  // The tag filters as the user types them: "key=value,key=value".
+  function tagsText(s) {
+    return Object.keys(tagParams(s)).map((k) => k.slice(4) + "=" + s[k]).join(",");
+  }
+
+  // Parses "key=value,…" (a value "-": without that tag) into state changes
+  // that replace every tag filter; service, endpoint or commit set their own
+  // filter. Throws an Error naming a malformed item.
+  function parseTags(text, s) {
+    const ch = {};
+    for (const k of Object.keys(s)) if (k.startsWith("tag.")) ch[k] = undefined;
+    for (const item of text.split(",")) {
+      if (!item.trim()) continue;
+      const eq = item.indexOf("=");
+      const key = eq > 0 ? item.slice(0, eq).trim() : "", value = eq > 0 ? item.slice(eq + 1).trim() : "";
+      if (!key || !value) throw new Error("Tag filter '" + item.trim() + "' is not key=value (a value '-' selects the samples without that tag).");
+      if (key === "service" || key === "endpoint" || key === "commit") ch[key] = value;
+      else ch["tag." + key] = value;
+    }
+    return ch;
+  }
+
+  // The state's filters in words, for titles.
+  function filterWords(s) {
+    const f = ["service", "endpoint", "commit"].filter((k) => s[k]).map((k) => k + "=" + s[k]);
+    for (const [k, v] of Object.entries(tagParams(s))) f.push(k.slice(4) + "=" + v);
+    return f.join(" ");
   }
 
   async function viewOverview(main, seq) {
     const [from, to] = rangeSeconds(state);
     const params = rangeParams(state);
+    const tags = tagParams(state);
     const [groups, series] = await Promise.all([
-      apiJson("/api/v1/groups", Object.assign({ by: "service,endpoint,commit" }, params)),
-      apiJson("/api/v1/timeseries", Object.assign({ by: "service,endpoint,commit", buckets: "40" }, params)),
+      apiJson("/api/v1/groups", Object.assign({ by: "service,endpoint,commit" }, params, tags)),
+      apiJson("/api/v1/timeseries", Object.assign({ by: "service,endpoint,commit", buckets: "40" }, params, tags)),
     ]);
     if (seq !== renderSeq) return;
     renderOverview(main, groups, series, to - from);
@@ -579,6 +615,15 @@
     svc.append(el("option", { value: "", text: "all services" }));
     for (const s of services) { const o = el("option", { value: s, text: s }); if (s === state.service) o.selected = true; svc.append(o); }
     const q = el("input", { id: "filter", type: "search", placeholder: "filter endpoint, commit…", value: state.q || "" });
+    // Any tag (feature flags, env…): the agent sums only the groups holding them.
+    const tagBox = el("form", { id: "tag-form", class: "inline" });
+    const tagInput = el("input", { id: "filter-tags", type: "search", placeholder: "tags: key=value,…", value: tagsText(state), size: "22",
+      title: "only samples with these tags (key=value, comma-separated; value - : without that tag); Enter applies" });
+    tagBox.append(tagInput);
+    tagBox.addEventListener("submit", (e) => {
+      e.preventDefault();
+      try { setState(parseTags(tagInput.value, state), true); } catch (err) { showError(err); }
+    });
     const metric = el("select", { id: "metric" });
     metric.append(el("option", { value: "", text: "CPU" }), el("option", { value: "instructions", text: "instructions" }));
     metric.value = state.metric || "";
@@ -586,10 +631,12 @@
     let timer = 0;
     q.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(() => setState({ q: q.value || undefined }), 200); });
     metric.addEventListener("change", () => setState({ metric: metric.value || undefined }));
-    bar.append(svc, q, metric, el("span", { class: "muted", text: rows.length + " rows · " + fmtTime(groups.from) + " – " + fmtTime(groups.to) }));
+    const tagNote = tagsText(state) ? " · tags " + tagsText(state) : "";
+    bar.append(svc, q, tagBox, metric, el("span", { class: "muted", id: "overview-note", text: rows.length + " rows · " + fmtTime(groups.from) + " – " + fmtTime(groups.to) + tagNote }));
     main.append(bar);
     if (!rows.length) {
       main.append(el("p", { class: "empty", text: groups.groups.length ? "No group matches the filter." :
+        tagNote ? "No samples with tags " + tagsText(state) + " in this range (" + fmtTime(groups.from) + " – " + fmtTime(groups.to) + ")." :
         "No profiles in this range: the agent stored no windows between " + fmtTime(groups.from) + " and " + fmtTime(groups.to) + "." }));
       return;
     }
@@ -684,7 +731,7 @@
 
   function openFlame(sel) {
     const keep = { view: "flame", range: state.range, from: state.from, to: state.to, live: state.live };
-    const next = Object.assign(keep, sel);
+    const next = Object.assign(keep, tagParams(state), sel);
     history.pushState(null, "", writeHash(next));
     state = readState();
     render();
@@ -697,18 +744,13 @@
       inputs[k] = el("input", { name: k, placeholder: k, value: state[k] || "", size: "14" });
       bar.append(inputs[k]);
     }
-    const tags = Object.keys(state).filter((k) => k.startsWith("tag.")).map((k) => k.slice(4) + "=" + state[k]).join(",");
-    const tagInput = el("input", { name: "tags", placeholder: "tags: key=value,…", value: tags, size: "20" });
+    const tagInput = el("input", { name: "tags", id: "flame-tags", placeholder: "tags: key=value,…", value: tagsText(state), size: "20" });
     bar.append(tagInput, el("button", { type: "submit", text: "show" }));
     bar.addEventListener("submit", (e) => {
       e.preventDefault();
       const ch = {};
-      for (const k of Object.keys(state)) if (k.startsWith("tag.")) ch[k] = undefined;
       for (const k of Object.keys(inputs)) ch[k] = inputs[k].value.trim() || undefined;
-      for (const kv of tagInput.value.split(",")) {
-        const eq = kv.indexOf("=");
-        if (eq > 0) ch["tag." + kv.slice(0, eq).trim()] = kv.slice(eq + 1).trim();
-      }
+      try { Object.assign(ch, parseTags(tagInput.value, state)); } catch (err) { showError(err); return; }
       ch.zoom = undefined;
       onApply(ch);
     });
@@ -718,7 +760,7 @@
   async function viewFlame(main, seq) {
     main.append(filterBar((ch) => setState(ch, true)));
     const sel = Object.assign(selectionParams(state), rangeParams(state));
-    const title = el("h2", { id: "flame-title", text: "Flame graph: " + (["service", "endpoint", "commit"].filter((k) => state[k]).map((k) => k + "=" + state[k]).join(" ") || "everything") });
+    const title = el("h2", { id: "flame-title", text: "Flame graph: " + (filterWords(state) || "everything") });
     main.append(title);
     const loading = el("p", { class: "muted", text: "Loading the profile…" });
     main.append(loading);
@@ -809,6 +851,7 @@
       Object.assign(params, rangeParams(state));
     }
     if (state.endpoint) params.endpoint = state.endpoint;
+    Object.assign(params, tagParams(state));
     if (state.fe) params["flame.endpoint"] = state.fe;
     if (mode === "commits" && (!params["base.commit"] || !params["new.commit"])) {
       main.append(el("p", { class: "empty", text: service ? "Service " + service + " ran " + commits.length +
@@ -1040,6 +1083,7 @@
         e.preventDefault();
         const keep = { view: a.dataset.view, range: state.range, from: state.from, to: state.to, live: state.live };
         if (a.dataset.view !== "regressions" && state.service) keep.service = state.service;
+        if (a.dataset.view !== "regressions") Object.assign(keep, tagParams(state));
         history.pushState(null, "", writeHash(keep));
         state = readState();
         render();
