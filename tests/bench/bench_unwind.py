@@ -18,8 +18,9 @@ Three tables:
    samples at its start, so its run_cnt mixes the target's samples with
    cheap filtered runs. The target's own cost is
        (run_time - (run_cnt - n) * c_filtered) / n
-   with n the samples in the profile and c_filtered measured in the same
-   rounds by `record -p` of a sleeping process (every run filtered). The
+   with n the samples in the profile and c_filtered measured in each round by
+   `record -p` of a sleeping process (every run filtered), applied to that
+   round's runs. The
    program's final figures are read after dynoprof exits, through an fd to it
    this script holds (BPF_PROG_GET_FD_BY_ID), so the profile and the counters
    cover the same samples.
@@ -335,16 +336,19 @@ def bench_cost(args, workdir, python):
             k = r % len(configs)
             for i, (name, argv, extra, marker) in enumerate(configs[k:] + configs[:k]):
                 res = cost_run(argv, extra, args.seconds, workdir, f"cost{r}_{i}")
-                res.update(stack_shape(res["out"], marker))
+                res.update(stack_shape(res["out"], marker), round=r)
                 results[name].append(res)
                 print(f"   round {r + 1} {name:48s} runs {res['runs']:6d} target samples "
-                      f"{res['samples']:6d} run_time {res['run_ns'] / 1e6:8.2f} ms", flush=True)
+                      f"{res['samples']:6d} lost {res['lost']} run_time {res['run_ns'] / 1e6:8.2f} ms",
+                      flush=True)
     finally:
         os.close(stats_fd)
 
-    cal = [x["run_ns"] / x["runs"] for x in results["calibration"] if x["runs"]]
-    if not cal:
-        die("the calibration runs saw no program runs")
+    # Each round's own filtered cost corrects that round's runs (the host's load drifts).
+    c_round = {x["round"]: x["run_ns"] / x["runs"] for x in results["calibration"] if x["runs"]}
+    if len(c_round) != args.rounds:
+        die("a calibration run saw no program runs")
+    cal = list(c_round.values())
     c_filtered = statistics.median(cal)
     print(f"\n   filtered run (another process's sample): {c_filtered / 1000:.3f} us median "
           f"[{min(cal) / 1000:.3f}, {max(cal) / 1000:.3f}]")
@@ -357,7 +361,7 @@ def bench_cost(args, workdir, python):
         for x in results[name]:
             n = x["samples"] + x["lost"]
             if n:
-                per.append((x["run_ns"] - (x["runs"] - n) * c_filtered) / n / 1000)
+                per.append((x["run_ns"] - (x["runs"] - n) * c_round[x["round"]]) / n / 1000)
         if not per:
             print(f"   {name:48s} no samples")
             continue
@@ -377,7 +381,8 @@ def bench_cost(args, workdir, python):
           "share of runs that were the target's;\n   native, python: median frames per "
           f"sample; main: samples whose stack reaches main. Goal: <= 5 us at {NATIVE_FRAMES} "
           f"native frames.\n   fixed cost only: --no-eh-frame --no-python --no-tags "
-          "--no-counts --no-kernel on the same program.\n   load average after: {loadavg()}\n", flush=True)
+          "--no-counts --no-kernel on the same program.\n"
+          f"   load average after: {loadavg()}\n", flush=True)
 
 
 # ---------------------------------------------------------------- 2. xz -9
@@ -620,7 +625,58 @@ def pyenv_libpython():
     return max(libs, key=version) if libs else None
 
 
-def bench_tables(args, python):
+# Maps each file given executable (as a loader would its text), then waits: its
+# tables are what dynoprof's registry builds beyond the interpreter's own.
+MAPPER = r'''
+import mmap, sys, time
+maps = []
+for p in sys.argv[1:]:
+    with open(p, "rb") as f:
+        maps.append(mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ | mmap.PROT_EXEC))
+print("ready", flush=True)
+time.sleep(600)
+'''
+
+
+def status_kib(pid, key):
+    m = re.search(r"^%s:\s+(\d+) kB" % key, read_text(f"/proc/{pid}/status"), re.M)
+    return int(m.group(1)) if m else None
+
+
+def bpf_map_rss_kib(pid):
+    """Resident KiB of the BPF maps process pid has mapped (the unwind row table
+    is one: resident whole from its creation)."""
+    total, in_map = 0, False
+    for line in read_text(f"/proc/{pid}/smaps").splitlines():
+        if re.match(r"[0-9a-f]+-[0-9a-f]+ ", line):
+            in_map = "bpf-map" in line
+        elif in_map and line.startswith("Rss:"):
+            total += int(line.split()[1])
+    return total
+
+
+def dynoprof_rss_kib(python, files, workdir):
+    """dynoprof's own VmRSS, VmHWM and its BPF maps' resident KiB once `record -p`
+    of a process mapping these files is sampling (with -p its tables are built
+    before that)."""
+    target = subprocess.Popen([python, "-c", MAPPER, *files], stdout=subprocess.PIPE,
+                              stdin=subprocess.DEVNULL, text=True)
+    try:
+        if target.stdout.readline().strip() != "ready":
+            die(f"the mapping process failed for {files}")
+        rec = Dynoprof(target.pid, 99, [], workdir, "rss")
+        try:
+            rss = (status_kib(rec.proc.pid, "VmRSS"), status_kib(rec.proc.pid, "VmHWM"),
+                   bpf_map_rss_kib(rec.proc.pid))
+        finally:
+            rec.stop()
+    finally:
+        target.kill()
+        target.wait()
+    return rss
+
+
+def bench_tables(args, python, workdir):
     crypto = None
     out = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True).stdout
     m = re.search(r"libcrypto\.so\.3 \(libc6,x86-64\) => (\S+)", out)
@@ -640,10 +696,14 @@ def bench_tables(args, python):
     print(f"== 3. Unwind table build (cfi_table__from_fd, {args.table_runs} runs; one process "
           f"per file) (load average {loadavg()})", flush=True)
     hdr = (f"   {'what':36s} {'file':54s} {'MiB':>5s} {'text':>5s} {'FDEs':>7s} {'rows':>8s} "
-           f"{'rows x 8':>9s} {'ms 1st':>7s} {'ms med':>7s} {'RSS +':>8s} {'peak +':>8s}")
+           f"{'rows x 8':>9s} {'ms 1st':>7s} {'ms med':>7s} {'RSS +':>8s} {'peak +':>8s} "
+           f"{'dp RSS +':>8s} {'dp peak+':>8s}")
     print(hdr)
     print("   " + "-" * (len(hdr) - 3))
+    base = dynoprof_rss_kib(python, [], workdir)
     for what, path in files:
+        # python3.11's own table is in the base already.
+        dp = dynoprof_rss_kib(python, [path], workdir) if path != python else None
         res = subprocess.run([CFI_BUILD, str(args.table_runs), path], capture_output=True,
                              text=True)
         if res.returncode != 0:
@@ -655,11 +715,18 @@ def bench_tables(args, python):
               f"{(text or 0) / 2**20:5.0f} {int(kv['fdes']):7d} {int(kv['rows']):8d} "
               f"{int(kv['rows']) * 8 / 2**20:7.2f}Mi {float(kv['first_ms']):7.1f} "
               f"{float(kv['median_ms']):7.1f} {int(kv['rss_kib']) / 1024:6.1f}Mi "
-              f"{int(kv['peak_kib']) / 1024:6.1f}Mi")
+              f"{int(kv['peak_kib']) / 1024:6.1f}Mi "
+              + (f"{(dp[0] - base[0]) / 1024:6.1f}Mi {(dp[1] - base[1]) / 1024:6.1f}Mi" if dp
+                 else f"{'(base)':>8s} {'(base)':>8s}"))
     print("   MiB, text: file and .text size; rows x 8: the table's bytes in the BPF row table "
           "(--unwind-table-mb);\n   RSS +: the building process's RSS with the table held, "
-          "peak +: its peak during the build (VmHWM).\n   Code without CFI (chromium keeps "
-          "frame pointers instead) costs no rows: it is walked by frame pointers.\n"
+          "peak +: its peak during the build (VmHWM);\n   dp RSS +, dp peak+: dynoprof's "
+          "VmRSS and VmHWM once `record -p` of a python3.11 mapping the file\n   executable is "
+          f"sampling, less the same for python3.11 alone ({base[0] / 1024:.0f} MiB, peak "
+          f"{base[1] / 1024:.0f} MiB,\n   of which {base[2] / 1024:.0f} MiB are BPF maps "
+          "mapped resident whole, the unwind row table's budget among them:\n   rows cost no "
+          "RSS beyond it; what shows is the builder's heap).\n   Code without CFI (chromium keeps frame pointers "
+          "instead) costs no rows: it is walked by frame pointers.\n"
           f"   load average after: {loadavg()}\n", flush=True)
 
 
@@ -698,7 +765,7 @@ def main():
         if "cost" in sections:
             bench_cost(args, workdir, python)
         if "tables" in sections:
-            bench_tables(args, python)
+            bench_tables(args, python, workdir)
         if "xz" in sections:
             bench_xz(args, workdir)
     return 0
