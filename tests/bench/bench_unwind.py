@@ -44,7 +44,9 @@ Three tables:
    and ELF files of >= 100 MB found on the host at run time (chromium's, libLLVM):
    .output/bench/bench_cfi_build times cfi_table__from_fd() - the registry's
    per-file build - and reports rows (8 bytes each in the BPF row table) and
-   its own RSS change, one process per file.
+   its own RSS change, one process per file; beside it, dynoprof's own RSS
+   change once `record -p` of a python3.11 that maps the file executable is
+   sampling, against one that does not.
 
 The load average is printed beside every table: this host is shared.
 
