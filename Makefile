@@ -207,6 +207,34 @@ bench: dynoprof libdynotag $(WORKLOAD_BINS) $(OUTPUT)/bench/bench_dynotag $(OUTP
 	$(Q)DYNOTAG_LIBRARY=$(abspath $(DYNOTAG_SO)) $(PYTHON) tests/bench/bench_dynotag.py
 	$(Q)$(PYTHON) tests/bench/bench_agent.py --minutes $(or $(AGENT_BENCH_MINUTES),10) --processes 20
 	$(Q)$(PYTHON) tests/bench/fleet_sim.py
+	$(Q)$(MAKE) --no-print-directory bench-unwind
+
+# Native unwinding (issue 16): BPF cost per sample with 30 CFI-unwound native frames
+# and with 100 Python frames, xz -9's slowdown under dynoprof (CFI, --no-eh-frame) and
+# perf --call-graph dwarf, unwind table build time and memory
+# (tests/bench/bench_unwind.py; BENCH_UNWIND_ARGS passes options, e.g. --xz-mb 16).
+.PHONY: bench-unwind
+UNWIND_BENCH_BINS := $(OUTPUT)/bench/unwind_deep_nofp $(OUTPUT)/bench/unwind_deep_fp \
+	$(OUTPUT)/bench/bench_cfi_build
+bench-unwind: dynoprof $(UNWIND_BENCH_BINS)
+	$(Q)$(PYTHON) tests/bench/bench_unwind.py $(BENCH_UNWIND_ARGS)
+
+$(OUTPUT)/bench/unwind_deep_nofp: tests/bench/unwind_deep.c
+	$(call msg,BENCH-CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(NOFP_CFLAGS) $< -o $@
+
+$(OUTPUT)/bench/unwind_deep_fp: tests/bench/unwind_deep.c
+	$(call msg,BENCH-CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) -g -O2 -fno-omit-frame-pointer -Wall -Wextra -Werror $< -o $@
+
+# The registry's per-file table build alone (cfi_table.c), timed by bench_unwind.py.
+$(OUTPUT)/bench/bench_cfi_build: tests/bench/bench_cfi_build.c user/unwind/cfi_table.c \
+		user/unwind/cfi_table.h bpf/unwind_abi.h
+	$(call msg,BENCH-CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) $(INCLUDES) $< user/unwind/cfi_table.c -lelf -o $@
 
 # The fleet simulation (tests/bench/fleet_sim.py drives it): diff's statistic alone.
 $(OUTPUT)/bench/fleet_sim: tests/bench/fleet_sim.c tests/unit/fleet_sim.h user/stats/ratio_ci.c user/stats/rng.c
