@@ -1,5 +1,5 @@
 /* fleet_sim.h - a simulated fleet for calibrating `dynoprof diff` over many
- * agents (clusters: host x window), shared by tests/unit/test_fleet_sim.c (the
+ * agents (clusters: host x window, nested in hosts by default), shared by tests/unit/test_fleet_sim.c (the
  * calibration check) and tests/bench/fleet_sim.c (the hosts x minutes table).
  *
  * One endpoint, two sides (base: the fleet's hosts, new: the canaries': other
@@ -9,8 +9,9 @@
  * the new side); what the agent measures is that CPU with the sampling error
  * of the endpoint's share of its process (share of the process's CPU): relative
  * sd sqrt((1 - share) / samples), samples = hz * CPU seconds. Each side's
- * clusters go to ratio_change__estimate (the statistic diff uses) and
- * verdict__decide. Pure functions of the seed. */
+ * clusters go to the statistic diff uses for --clusters (nested in hosts:
+ * ratio_change__estimate_nested; host-window or host: ratio_change__estimate)
+ * and verdict__decide. Pure functions of the seed. */
 #ifndef DYNOPROF_TESTS_FLEET_SIM_H
 #define DYNOPROF_TESTS_FLEET_SIM_H
 
