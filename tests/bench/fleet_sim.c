@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /* fleet_sim: how often `dynoprof diff` over many agents flags a change, from
  * the simulated fleet of tests/unit/fleet_sim.h (the statistic diff uses:
- * host x window clusters, bootstrap-t). Run by tests/bench/fleet_sim.py.
+ * host x window clusters nested in hosts unless CLUSTERS says host-window or
+ * host, bootstrap-t). Run by tests/bench/fleet_sim.py.
  *
  *   fleet_sim HZ HOSTS MINUTES CHANGE TRIALS [SIGMA_HOST [CONFIDENCE [MIN_EFFECT [CLUSTERS]]]]
  *
