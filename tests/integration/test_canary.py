@@ -24,9 +24,9 @@ that in the interval with 2 canaries against 3. Hence the apps' shape: no
 address-space randomization (same_layout), one hash seed and one environment
 size, and two worker processes per host (what the scheduler does to one
 process averages with the other). Measured /heavy with it: +10.0% [+4.9%,
-+15.5%], +9.8% [+5.3%, +14.2%]; with one process per host the lower bound
-fell to +0.4..+3.7% and one run of nine missed (the canaries' own truth was
-+4.4% that run). tests/bench/fleet_sim.py gives the hosts x minutes small
++15.5%], +9.8% [+5.3%, +14.2%], +13.6% [+8.6%, +18.9%]; with one process per
+host the lower bounds were +0.4% to +6.5% and one run of eight missed (the
+canaries' own truth was +4.4% that run). tests/bench/fleet_sim.py gives the hosts x minutes small
 changes need.
 """
 import contextlib
