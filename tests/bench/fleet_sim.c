@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
 /* fleet_sim: how often `dynoprof diff` over many agents flags a change, from
  * the simulated fleet of tests/unit/fleet_sim.h (the statistic diff uses:
- * host x window clusters, bootstrap-t). Run by tests/bench/fleet_sim.py.
+ * host x window clusters nested in hosts unless CLUSTERS says host-window or
+ * host, bootstrap-t). Run by tests/bench/fleet_sim.py.
  *
- *   fleet_sim HZ HOSTS MINUTES CHANGE TRIALS [SIGMA_HOST [CONFIDENCE [MIN_EFFECT [host]]]]
+ *   fleet_sim HZ HOSTS MINUTES CHANGE TRIALS [SIGMA_HOST [CONFIDENCE [MIN_EFFECT [CLUSTERS]]]]
  *
  * prints "rate N" (the share of trials flagged as a regression). The other
  * inputs are README's ("Fleet"): 10 s windows, the endpoint at 0.25 cores per
@@ -19,7 +20,7 @@ int main(int argc, char **argv)
 {
 	if (argc < 6) {
 		fprintf(stderr, "usage: fleet_sim HZ HOSTS MINUTES CHANGE TRIALS [SIGMA_HOST "
-			"[CONFIDENCE [MIN_EFFECT [host]]]]\n");
+			"[CONFIDENCE [MIN_EFFECT [nested|host-window|host]]]]\n");
 		return 2;
 	}
 	struct fleet_model m = { .hz = atof(argv[1]), .window_s = 10, .cores = 0.25,
@@ -33,7 +34,8 @@ int main(int argc, char **argv)
 				.confidence = argc > 7 ? atof(argv[7]) : 0.99,
 				.min_effect = argc > 8 ? atof(argv[8]) : 0.01,
 				.resamples = 1000,
-				.by_host = argc > 9 && !strcmp(argv[9], "host") };
+				.clusters = argc <= 9 || !strcmp(argv[9], "nested") ? FLEET_NESTED :
+					    !strcmp(argv[9], "host") ? FLEET_HOST : FLEET_HOST_WINDOW };
 	if (!p.hosts || !p.windows) {
 		fprintf(stderr, "fleet_sim: HOSTS and MINUTES must give at least one window\n");
 		return 2;

@@ -3,7 +3,7 @@
 +2% or +1% change in CPU per request, at the agent's 19 Hz and at 99 Hz
 (README, "Fleet"). Drives .output/bench/fleet_sim (tests/bench/fleet_sim.c:
 the simulated fleet of tests/unit/fleet_sim.h through diff's own statistic,
-host x 10 s window clusters, bootstrap-t) and prints, per rate, change and
+host x 10 s window clusters nested in their hosts (diff's default), bootstrap-t) and prints, per rate, change and
 hosts per side, the fewest minutes (of 1, 2, 5, 10, 15, 30, 60) in which the
 change is found in at least 90% of trials, with verdicts at
 `--confidence 0.99` and a minimum effect of half the change (`--min-effect

@@ -121,13 +121,18 @@ class Cgroup:
         os.rmdir(self.path)
 
 
-def remove_stale_cgroups():
-    """Cgroups of earlier runs that died without cleaning up (empty ones only)."""
+def remove_stale_cgroups(min_age_s=600):
+    """Cgroups of earlier runs that died without cleaning up (empty ones only,
+    made over min_age_s ago: a test running beside this one in another
+    checkout makes its cgroups empty, then fills them)."""
     root = cgroup2_root()
     for name in os.listdir(root):
         if name.startswith(CGROUP_PREFIX):
+            path = os.path.join(root, name)
             try:
-                os.rmdir(os.path.join(root, name))
+                if time.time() - os.stat(path).st_mtime < min_age_s:
+                    continue
+                os.rmdir(path)
             except OSError:
                 pass
 

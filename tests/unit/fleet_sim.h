@@ -1,5 +1,5 @@
 /* fleet_sim.h - a simulated fleet for calibrating `dynoprof diff` over many
- * agents (clusters: host x window), shared by tests/unit/test_fleet_sim.c (the
+ * agents (clusters: host x window, nested in hosts by default), shared by tests/unit/test_fleet_sim.c (the
  * calibration check) and tests/bench/fleet_sim.c (the hosts x minutes table).
  *
  * One endpoint, two sides (base: the fleet's hosts, new: the canaries': other
@@ -9,8 +9,9 @@
  * the new side); what the agent measures is that CPU with the sampling error
  * of the endpoint's share of its process (share of the process's CPU): relative
  * sd sqrt((1 - share) / samples), samples = hz * CPU seconds. Each side's
- * clusters go to ratio_change__estimate (the statistic diff uses) and
- * verdict__decide. Pure functions of the seed. */
+ * clusters go to the statistic diff uses for --clusters (nested in hosts:
+ * ratio_change__estimate_nested; host-window or host: ratio_change__estimate)
+ * and verdict__decide. Pure functions of the seed. */
 #ifndef DYNOPROF_TESTS_FLEET_SIM_H
 #define DYNOPROF_TESTS_FLEET_SIM_H
 
@@ -39,8 +40,12 @@ struct fleet_plan {
 	double min_effect;    /* the verdict's minimum effect (--min-effect) */
 	double confidence;    /* the interval's level (--confidence) */
 	unsigned resamples;   /* bootstrap resamples */
-	int by_host;          /* --clusters host: a host's windows are one cluster */
+	int clusters;         /* FLEET_NESTED (diff's default), FLEET_HOST_WINDOW or
+			       * FLEET_HOST: diff's --clusters */
 };
+
+/* diff --clusters: nested (hosts, then their windows), host-window, host. */
+enum { FLEET_NESTED = 0, FLEET_HOST_WINDOW = 1, FLEET_HOST = 2 };
 
 /* Fills n = hosts * windows clusters of one side. */
 static inline void fleet_sim__side(const struct fleet_model *m, const struct fleet_plan *p,
@@ -78,7 +83,8 @@ static inline int fleet_sim__trial(const struct fleet_model *m, const struct fle
 	fleet_sim__side(m, p, 1.0, &r, b);
 	fleet_sim__side(m, p, 1.0 + p->change, &r, c);
 	size_t k = n;
-	if (p->by_host) { /* as diff --clusters host: sum each host's windows */
+	int err;
+	if (p->clusters == FLEET_HOST) { /* as diff --clusters host: sum each host's windows */
 		for (unsigned h = 0; h < p->hosts; h++) {
 			struct cluster_obs sb = { 0, 0 }, sc = { 0, 0 };
 			for (unsigned w = 0; w < p->windows; w++) {
@@ -92,11 +98,24 @@ static inline int fleet_sim__trial(const struct fleet_model *m, const struct fle
 		}
 		k = p->hosts;
 	}
-	if (ratio_change__estimate(b, k, c, k, p->resamples, p->confidence, seed * 7 + 1, &rc))
+	if (p->clusters == FLEET_NESTED) {
+		uint32_t *host = calloc(n, sizeof(*host));
+		if (!host)
+			goto done;
+		for (size_t i = 0; i < n; i++)
+			host[i] = (uint32_t)(i / p->windows);
+		err = ratio_change__estimate_nested(b, host, n, c, host, n, p->resamples,
+						    p->confidence, seed * 7 + 1, &rc);
+		free(host);
+	} else {
+		err = ratio_change__estimate(b, k, c, k, p->resamples, p->confidence,
+					     seed * 7 + 1, &rc);
+	}
+	if (err)
 		goto done;
 	struct verdict_opts vo = VERDICT_OPTS_PER_REQUEST;
 	vo.min_effect = p->min_effect;
-	if (p->by_host)
+	if (p->clusters == FLEET_HOST)
 		vo.min_clusters = 5; /* hosts a side the bootstrap-t is calibrated from */
 	out = verdict__decide(&rc, &vo) == VERDICT_REGRESSION;
 done:

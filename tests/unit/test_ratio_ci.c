@@ -570,6 +570,148 @@ static void test_rng(void **state)
 	assert_close(sum_sq / n, 1, 0.03);
 }
 
+/* ---- clusters nested in hosts ---- */
+
+static void test_log_variance_known(void **state)
+{
+	(void)state;
+	double v;
+	/* Windows: R = 2, residuals -1 and 1: 2 / (2 - 1) * 2 / 4^2. */
+	const struct cluster_obs two[] = { { 1, 1 }, { 3, 1 } };
+
+	assert_int_equal(ratio__log_variance(two, NULL, 2, &v), 0);
+	assert_close(v, 0.25, 1e-15);
+
+	/* Hosts A (ratio 1, 1) and B (3, 3): no spread within a host. Windows
+	 * alone: 4 / 3 * 4 / 8^2; hosts' residual sums -2 and 2: 2 / 1 * 8 / 8^2,
+	 * the larger. */
+	const struct cluster_obs split[] = { { 1, 1 }, { 1, 1 }, { 3, 1 }, { 3, 1 } };
+	const uint32_t ab[] = { 0, 0, 1, 1 }, each[] = { 0, 1, 2, 3 }, one[] = { 0, 0, 0, 0 };
+
+	assert_int_equal(ratio__log_variance(split, NULL, 4, &v), 0);
+	assert_close(v, 4.0 / 3 * 4 / 64, 1e-15);
+	assert_int_equal(ratio__log_variance(split, ab, 4, &v), 0);
+	assert_close(v, 0.25, 1e-15);
+	/* Each window its own host, or one host: the windows' variance. */
+	assert_int_equal(ratio__log_variance(split, each, 4, &v), 0);
+	assert_close(v, 4.0 / 3 * 4 / 64, 1e-15);
+	assert_int_equal(ratio__log_variance(split, one, 4, &v), 0);
+	assert_close(v, 4.0 / 3 * 4 / 64, 1e-15);
+
+	/* Hosts that agree ((1, 3) each): host sums 0, the windows' variance
+	 * stands. Host numbers need not be dense or in order. */
+	const struct cluster_obs same[] = { { 1, 1 }, { 3, 1 }, { 3, 1 }, { 1, 1 } };
+	const uint32_t sparse[] = { 3, 3, 1, 1 };
+
+	assert_int_equal(ratio__log_variance(same, sparse, 4, &v), 0);
+	assert_close(v, 4.0 / 3 * 4 / 64, 1e-15);
+
+	/* Unbalanced: A = (1, 1), (2, 1); B = (6, 2). R = 9 / 4; residuals
+	 * -1.25, -0.25 | 1.5: windows 3 / 2 * 3.875 / 81; hosts -1.5 | 1.5:
+	 * 2 * 4.5 / 81, the larger. */
+	const struct cluster_obs uneven[] = { { 1, 1 }, { 6, 2 }, { 2, 1 } };
+	const uint32_t uh[] = { 0, 1, 0 };
+
+	assert_int_equal(ratio__log_variance(uneven, uh, 3, &v), 0);
+	assert_close(v, 9.0 / 81, 1e-15);
+	assert_int_equal(ratio__log_variance(uneven, NULL, 3, &v), 0);
+	assert_close(v, 1.5 * 3.875 / 81, 1e-15);
+
+	/* Too little to say: NaN, not an error. */
+	assert_int_equal(ratio__log_variance(two, each, 1, &v), 0);
+	assert_true(isnan(v));
+	assert_int_equal(ratio__log_variance(two, NULL, 2, NULL), -EINVAL);
+	const uint32_t bad[] = { 0, 2 };
+	assert_int_equal(ratio__log_variance(two, bad, 2, &v), -EINVAL);
+}
+
+static void test_nested_one_host_is_windows(void **state)
+{
+	(void)state;
+	struct cluster_obs base[40], cur[30];
+	uint32_t bh[40] = { 0 }, ch[30];
+	struct ratio_change flat, nested;
+	struct rng r;
+
+	rng__seed(&r, 3);
+	draw_side(&r, &per_request_stream, 1, base, 40);
+	draw_side(&r, &per_request_stream, 1.05, cur, 30);
+	for (size_t i = 0; i < 30; i++)
+		ch[i] = 7;
+	/* One host a side: exactly the windows' bootstrap (same draws). */
+	assert_int_equal(ratio_change__estimate(base, 40, cur, 30, 500, 0.95, 5, &flat), 0);
+	assert_int_equal(ratio_change__estimate_nested(base, bh, 40, cur, ch, 30, 500, 0.95, 5,
+						       &nested), 0);
+	assert_int_equal(nested.base_hosts, 1);
+	assert_int_equal(nested.new_hosts, 1);
+	assert_int_equal(flat.base_hosts, 0);
+	nested.base_hosts = nested.new_hosts = 0;
+	assert_memory_equal(&flat, &nested, sizeof(flat));
+}
+
+static void test_nested_lasting_host_differences(void **state)
+{
+	(void)state;
+	/* 3 hosts a side, 20 windows each, windows varying by 0.5% around their
+	 * host's level; the hosts' levels differ by 3% (1.0, 1.03, 0.97 on both
+	 * sides, the new side 2% dearer). Windows as independent clusters see a
+	 * narrow interval; nested in hosts, the hosts' spread is in it. */
+	struct cluster_obs base[60], cur[60];
+	uint32_t host[60];
+	const double level[] = { 1.0, 1.03, 0.97 };
+	struct rng r;
+
+	rng__seed(&r, 17);
+	for (size_t i = 0; i < 60; i++) {
+		host[i] = (uint32_t)(i / 20);
+		base[i] = (struct cluster_obs){ 100 * level[i / 20] * (1 + 0.005 * rng__normal(&r)),
+						100 };
+		/* The new side's hosts in another order: other machines. */
+		cur[i] = (struct cluster_obs){
+			102 * level[2 - i / 20] * (1 + 0.005 * rng__normal(&r)), 100 };
+	}
+	struct ratio_change flat, nested;
+
+	assert_int_equal(ratio_change__estimate(base, 60, cur, 60, 2000, 0.95, 1, &flat), 0);
+	assert_int_equal(ratio_change__estimate_nested(base, host, 60, cur, host, 60, 2000, 0.95,
+						       1, &nested), 0);
+	assert_close(nested.change, flat.change, 0);
+	assert_int_equal(nested.base_hosts, 3);
+	assert_int_equal(nested.new_hosts, 3);
+	assert_int_equal(nested.base_clusters, 60);
+	/* The windows' interval excludes 0; the hosts' does not, and is wider. */
+	print_message("hosts 3%% apart: windows [%+.4f, %+.4f], nested [%+.4f, %+.4f]\n",
+		      flat.lo, flat.hi, nested.lo, nested.hi);
+	assert_true(flat.lo > 0);
+	assert_true(nested.lo < 0 && nested.hi > flat.hi);
+	assert_true(nested.hi - nested.lo > 3 * (flat.hi - flat.lo));
+	assert_int_equal(verdict__decide(&nested, NULL), VERDICT_NO_CHANGE);
+
+	/* Hosts alike (the same level): about the windows' interval. */
+	for (size_t i = 0; i < 60; i++) {
+		base[i].num = 100 * (1 + 0.005 * rng__normal(&r));
+		cur[i].num = 102 * (1 + 0.005 * rng__normal(&r));
+	}
+	assert_int_equal(ratio_change__estimate(base, 60, cur, 60, 2000, 0.95, 1, &flat), 0);
+	assert_int_equal(ratio_change__estimate_nested(base, host, 60, cur, host, 60, 2000, 0.95,
+						       1, &nested), 0);
+	print_message("hosts alike: windows [%+.4f, %+.4f], nested [%+.4f, %+.4f]\n",
+		      flat.lo, flat.hi, nested.lo, nested.hi);
+	assert_true(nested.lo > 0);
+	assert_true(nested.hi - nested.lo < 1.6 * (flat.hi - flat.lo));
+	const struct verdict_opts one_percent = { .min_effect = 0.01, .min_clusters = 10,
+						  .min_den = 30 };
+
+	assert_int_equal(verdict__decide(&nested, &one_percent), VERDICT_REGRESSION);
+
+	/* Bad host numbers and arrays. */
+	host[5] = 60;
+	assert_int_equal(ratio_change__estimate_nested(base, host, 60, cur, host, 60, 100, 0.95,
+						       1, &nested), -EINVAL);
+	assert_int_equal(ratio_change__estimate_nested(base, NULL, 60, cur, host, 60, 100, 0.95,
+						       1, &nested), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -585,6 +727,9 @@ int main(void)
 		cmocka_unit_test(test_invalid_arguments),
 		cmocka_unit_test(test_verdict_rules),
 		cmocka_unit_test(test_verdict_names),
+		cmocka_unit_test(test_log_variance_known),
+		cmocka_unit_test(test_nested_one_host_is_windows),
+		cmocka_unit_test(test_nested_lasting_host_differences),
 		cmocka_unit_test(test_calibration_cpu_per_request),
 		cmocka_unit_test(test_calibration_share),
 		cmocka_unit_test(test_calibration_few_clusters),

@@ -466,7 +466,7 @@ static const struct cli_option diff_options[] = {
 	CLI_OPTION(OPT_NEW_SELECT, "new-select", "K=V", "likewise for the new side"),
 	CLI_OPTION(OPT_AGENT, "agent", "URL", "BASE and NEW are agent queries "
 		   "(http://host:9464); repeatable: every agent is asked, in parallel, and "
-		   "their hosts pooled (clusters: host x window)"),
+		   "their hosts pooled (see --clusters)"),
 	CLI_OPTION(OPT_AGENTS_FILE, "agents-file", "FILE", "more agents: one URL per line, "
 		   "# comments"),
 	CLI_OPTION(OPT_BASE_AGENTS, "base-agents", "FILE", "BASE is asked of these agents "
@@ -475,9 +475,11 @@ static const struct cli_option diff_options[] = {
 		   "(e.g. the canaries)"),
 	CLI_OPTION_DEF(OPT_AGENT_TIMEOUT, "agent-timeout", "SECONDS", "longest wait for one "
 		       "agent (an agent slower than that is named and left out)", "10"),
-	CLI_OPTION_DEF(OPT_CLUSTERS, "clusters", "host-window|host", "with many agents: "
-		       "each host's window is a cluster, or each host (its lasting differences "
-		       "fully in the interval; needs 8 hosts a side)", "host-window"),
+	CLI_OPTION_DEF(OPT_CLUSTERS, "clusters", "nested|host-window|host", "with many "
+		       "agents: host x window clusters nested in their hosts (hosts resampled, "
+		       "then their windows: lasting host differences stay in the interval), "
+		       "host x window clusters as independent (the same hosts on both sides), "
+		       "or each host one cluster (needs 8 hosts a side)", "nested"),
 	CLI_OPTION(OPT_TOKEN, "token-file", "FILE", "bearer token for the agent"),
 	CLI_OPTION_DEF(OPT_BY, "by", "KEY", "the tag that names endpoints", "endpoint"),
 	CLI_OPTION_DEF(OPT_MIN_EFFECT, "min-effect", "X", "smallest change that counts",
@@ -583,11 +585,13 @@ int cmd_diff(int argc, char **argv)
 			file_args[nfiles++][1] = arg;
 			break;
 		case OPT_CLUSTERS:
-			if (strcmp(arg, "host") && strcmp(arg, "host-window")) {
-				cli_error("bad --clusters '%s': host-window or host", arg);
+			if (strcmp(arg, "nested") && strcmp(arg, "host") && strcmp(arg, "host-window")) {
+				cli_error("bad --clusters '%s': nested, host-window or host", arg);
 				return 2;
 			}
-			o.clusters_by_host = !strcmp(arg, "host");
+			o.clusters = !strcmp(arg, "host") ? DIFF_CLUSTERS_HOST :
+				     !strcmp(arg, "nested") ? DIFF_CLUSTERS_NESTED :
+				     DIFF_CLUSTERS_HOST_WINDOW;
 			break;
 		case OPT_AGENT_TIMEOUT: {
 			long v = strtol(arg, &end, 10);

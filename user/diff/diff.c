@@ -55,7 +55,11 @@ struct side {
 	struct darr all_samples;  /* every sample per cluster (share denominator) */
 	struct hashmap *eps;      /* endpoint -> struct ep_acc* */
 	uint64_t total_samples;
-	bool by_host;             /* clusters are hosts, not host x window */
+	enum diff_clusters mode;  /* how samples with a `host` label cluster */
+	struct hashmap *hosts;    /* host label -> index + 1 */
+	uint32_t *host_of;        /* per cluster: its host's index (0: no label) */
+	size_t host_cap;          /* entries allocated in host_of */
+	bool any_host;            /* some sample carries a `host` label */
 };
 
 static void ep_free(struct ep_acc *e)
@@ -78,6 +82,8 @@ static void side_free(struct side *s)
 		hashmap__free(s->eps);
 	}
 	hashmap__free(s->clusters);
+	hashmap__free(s->hosts);
+	free(s->host_of);
 	free(s->all_samples.v);
 }
 
@@ -95,14 +101,42 @@ static int cluster_key(const struct side *s, const struct profile_sample *smp, c
 	const char *h = profile__sample_label(p, smp, "host");
 	/* --clusters host: a host's windows are one cluster (its lasting
 	 * differences are then fully in the interval). */
-	const char *w = s->by_host && h ? NULL : profile__sample_label(p, smp, "window");
-	if (s->by_host && h) {
+	bool by_host = s->mode == DIFF_CLUSTERS_HOST && h;
+	const char *w = by_host ? NULL : profile__sample_label(p, smp, "window");
+	if (by_host) {
 		int n = snprintf(key, len, "h\x1f%s", h);
 		return n < 0 ? 0 : (size_t)n >= len ? (int)len - 1 : n;
 	}
 	int n = w ? snprintf(key, len, "w%s\x1f%s", w, h ? h : "")
 		  : snprintf(key, len, "p%u\x1f%s", smp->pid, h ? h : "");
 	return n < 0 ? 0 : (size_t)n >= len ? (int)len - 1 : n;
+}
+
+/* Records the host of new cluster c (the sample's `host` label; samples
+ * without one share host 0 ""), numbering hosts in order of first sight, so
+ * a host's number is at most its first cluster's. */
+static int note_host(struct side *s, const struct profile_sample *smp, size_t c)
+{
+	const char *h = profile__sample_label(s->p, smp, "host");
+	size_t hlen = h ? strlen(h) : 0;
+
+	if (c >= s->host_cap) {
+		size_t cap = s->host_cap ? 2 * s->host_cap : 64;
+		uint32_t *v = realloc(s->host_of, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		s->host_of = v;
+		s->host_cap = cap;
+	}
+	s->any_host |= h != NULL;
+	uintptr_t found = (uintptr_t)hashmap__get(s->hosts, h ? h : "", hlen);
+	if (!found) {
+		found = hashmap__size(s->hosts) + 1;
+		if (hashmap__put(s->hosts, h ? h : "", hlen, (void *)found, NULL))
+			return -ENOMEM;
+	}
+	s->host_of[c] = (uint32_t)(found - 1);
+	return 0;
 }
 
 /* Returns the sample's cluster index in s (created on first sight). */
@@ -112,6 +146,9 @@ static int cluster_of(struct side *s, const struct profile_sample *smp, size_t *
 	int len = cluster_key(s, smp, key, sizeof(key));
 	uintptr_t found = (uintptr_t)hashmap__get(s->clusters, key, (size_t)len);
 	if (!found) {
+		int err = note_host(s, smp, s->nclusters);
+		if (err)
+			return err;
 		found = ++s->nclusters;
 		if (hashmap__put(s->clusters, key, (size_t)len, (void *)found, NULL))
 			return -ENOMEM;
@@ -121,17 +158,18 @@ static int cluster_of(struct side *s, const struct profile_sample *smp, size_t *
 }
 
 static int side_build(struct side *s, const struct profile *p, const char *cpu_type,
-		      const char *group_key, bool by_host)
+		      const char *group_key, enum diff_clusters mode)
 {
 	memset(s, 0, sizeof(*s));
 	s->p = p;
-	s->by_host = by_host;
+	s->mode = mode;
 	s->vs = profile__find_value(p, "samples");
 	s->vc = profile__find_value(p, cpu_type);
 	s->vr = profile__find_value(p, "requests");
 	s->clusters = hashmap__new();
 	s->eps = hashmap__new();
-	if (!s->clusters || !s->eps)
+	s->hosts = hashmap__new();
+	if (!s->clusters || !s->eps || !s->hosts)
 		return -ENOMEM;
 	for (size_t i = 0; i < profile__sample_count(p); i++) {
 		const struct profile_sample *smp = profile__sample(p, i);
@@ -199,12 +237,20 @@ static void defaults(struct diff_opts *o, const struct diff_opts *given)
 		o->max_functions = 30;
 }
 
-/* Builds cluster observations (num, den) of both sides and estimates. */
-static int estimate(const struct darr *bnum, const struct darr *bden, size_t bn,
-		    const struct darr *nnum, const struct darr *nden, size_t nn,
+/* Whether the sides' clusters are estimated nested in their hosts. */
+static bool nested(const struct side *b, const struct side *n)
+{
+	return b->mode == DIFF_CLUSTERS_NESTED && (b->any_host || n->any_host);
+}
+
+/* Builds cluster observations (num, den) of both sides' clusters and
+ * estimates (nested in hosts when samples came from many hosts). */
+static int estimate(const struct darr *bnum, const struct darr *bden, const struct side *bs,
+		    const struct darr *nnum, const struct darr *nden, const struct side *ns,
 		    const struct diff_opts *o, double min_den, double min_effect,
 		    struct ratio_change *out, enum verdict *verdict)
 {
+	size_t bn = bs->nclusters, nn = ns->nclusters;
 	struct cluster_obs *b = calloc(bn ? bn : 1, sizeof(*b));
 	struct cluster_obs *c = calloc(nn ? nn : 1, sizeof(*c));
 	int err = 0;
@@ -216,7 +262,12 @@ static int estimate(const struct darr *bnum, const struct darr *bden, size_t bn,
 		b[i] = (struct cluster_obs){ darr_get(bnum, i), darr_get(bden, i) };
 	for (size_t i = 0; i < nn; i++)
 		c[i] = (struct cluster_obs){ darr_get(nnum, i), darr_get(nden, i) };
-	err = ratio_change__estimate(b, bn, c, nn, o->resamples, o->confidence, o->seed, out);
+	if (nested(bs, ns))
+		err = ratio_change__estimate_nested(b, bs->host_of, bn, c, ns->host_of, nn,
+						    o->resamples, o->confidence, o->seed, out);
+	else
+		err = ratio_change__estimate(b, bn, c, nn, o->resamples, o->confidence,
+					     o->seed, out);
 	if (!err) {
 		struct verdict_opts vo = { .min_effect = min_effect, .min_clusters = o->min_clusters,
 					   .min_den = min_den };
@@ -371,8 +422,8 @@ static int analyse_functions(struct side *b, struct side *n, const char *endpoin
 		struct ratio_change rc;
 		enum verdict vd;
 		err = estimate(bnum ? bnum : &empty, per_request ? &be->requests : &be->samples,
-			       b->nclusters, nnum ? nnum : &empty,
-			       per_request ? &ne->requests : &ne->samples, n->nclusters, o,
+			       b, nnum ? nnum : &empty,
+			       per_request ? &ne->requests : &ne->samples, n, o,
 			       per_request ? o->min_requests : o->min_samples, row->min_effect,
 			       &rc, &vd);
 		if (err)
@@ -436,9 +487,9 @@ int diff__compute(const struct profile *base, const struct profile *cur,
 	int instr = profile__find_value(base, "instructions") >= 0 &&
 		    profile__find_value(cur, "instructions") >= 0;
 	const char *cpu_type = instr ? "instructions" : "cpu";
-	err = side_build(&b, base, cpu_type, o.group_key, o.clusters_by_host);
+	err = side_build(&b, base, cpu_type, o.group_key, o.clusters);
 	if (!err)
-		err = side_build(&n, cur, cpu_type, o.group_key, o.clusters_by_host);
+		err = side_build(&n, cur, cpu_type, o.group_key, o.clusters);
 	if (err)
 		goto done;
 	if (!b.total_samples || !n.total_samples) {
@@ -485,12 +536,12 @@ int diff__compute(const struct profile *base, const struct profile *cur,
 			row->metric = be->total_requests > 0 && ne->total_requests > 0 ?
 				      DIFF_CPU_PER_REQUEST : DIFF_SAMPLE_SHARE;
 			if (row->metric == DIFF_CPU_PER_REQUEST)
-				err = estimate(&be->cpu, &be->requests, b.nclusters, &ne->cpu,
-					       &ne->requests, n.nclusters, &o, o.min_requests,
+				err = estimate(&be->cpu, &be->requests, &b, &ne->cpu,
+					       &ne->requests, &n, &o, o.min_requests,
 					       row->min_effect, &row->change, &row->verdict);
 			else
-				err = estimate(&be->samples, &b.all_samples, b.nclusters,
-					       &ne->samples, &n.all_samples, n.nclusters, &o,
+				err = estimate(&be->samples, &b.all_samples, &b,
+					       &ne->samples, &n.all_samples, &n, &o,
 					       o.min_samples, row->min_effect, &row->change,
 					       &row->verdict);
 			if (!err && (row->verdict == VERDICT_REGRESSION ||
@@ -521,8 +572,8 @@ int diff__compute(const struct profile *base, const struct profile *cur,
 			row->min_effect = o.min_effect;
 			row->base_requests = breq_total;
 			row->new_requests = nreq_total;
-			err = estimate(&bcpu_all, &breq_all, b.nclusters, &ncpu_all, &nreq_all,
-				       n.nclusters, &o, o.min_requests, o.min_effect, &row->change,
+			err = estimate(&bcpu_all, &breq_all, &b, &ncpu_all, &nreq_all,
+				       &n, &o, o.min_requests, o.min_effect, &row->change,
 				       &row->verdict);
 		}
 	}
@@ -579,9 +630,9 @@ struct diff_function_map *diff__function_map(const struct profile *base,
 	memset(&b, 0, sizeof(b));
 	memset(&n, 0, sizeof(n));
 	if (!err)
-		err = side_build(&b, base, "cpu", o.group_key, o.clusters_by_host);
+		err = side_build(&b, base, "cpu", o.group_key, o.clusters);
 	if (!err)
-		err = side_build(&n, cur, "cpu", o.group_key, o.clusters_by_host);
+		err = side_build(&n, cur, "cpu", o.group_key, o.clusters);
 	if (!err)
 		err = function_costs(&b, NULL, NULL, 0, bf);
 	if (!err)
@@ -603,8 +654,8 @@ struct diff_function_map *diff__function_map(const struct profile *base,
 			err = -ENOMEM;
 			break;
 		}
-		err = estimate(bn ? bn : &empty, &b.all_samples, b.nclusters, v, &n.all_samples,
-			       n.nclusters, &o, o.min_samples, o.min_effect, &df->change,
+		err = estimate(bn ? bn : &empty, &b.all_samples, &b, v, &n.all_samples,
+			       &n, &o, o.min_samples, o.min_effect, &df->change,
 			       &df->verdict);
 		df->name = strndup(k, klen);
 		if (err || !df->name || hashmap__put(m->fns, k, klen, df, NULL)) {

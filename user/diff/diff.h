@@ -7,7 +7,9 @@
  *
  * Clusters are time windows, from the samples' `window` label (set by
  * `record --window`, and by the agent per stored window); samples without
- * one are clustered by process. For each
+ * one are clustered by process. Samples of many hosts (a `host` label) are
+ * clustered by host x window, nested in their hosts by default (see
+ * enum diff_clusters). For each
  * endpoint the metric is CPU per request when both sides counted requests
  * for it (libdynotag request counters), else the endpoint's share of all
  * samples. See stats/ratio_ci.h for the interval and verdict rule.
@@ -63,6 +65,17 @@ struct diff_threshold {
 	double min_effect;
 };
 
+/* Clusters of samples pooled from many hosts (`dynoprof diff --clusters`).
+ * Samples without a `host` label are clustered by window (or process) in
+ * every mode, as from one host. */
+enum diff_clusters {
+	DIFF_CLUSTERS_NESTED = 0,      /* host x window clusters nested in their hosts:
+					* hosts resampled, then their windows
+					* (ratio_change__estimate_nested) */
+	DIFF_CLUSTERS_HOST_WINDOW = 1, /* host x window clusters as independent */
+	DIFF_CLUSTERS_HOST = 2,        /* each host one cluster */
+};
+
 struct diff_opts {
 	const char *group_key;      /* label that names endpoints (default "endpoint") */
 	double min_effect;          /* default 0.02 */
@@ -75,8 +88,9 @@ struct diff_opts {
 	double min_requests;        /* per side for the per-request metric (default 30) */
 	double min_samples;         /* per side for the share metric (default 100) */
 	size_t max_functions;       /* functions analysed per flagged endpoint (default 30) */
-	bool clusters_by_host;      /* samples with a `host` label cluster by host alone,
-				     * not host x window (false: the default) */
+	enum diff_clusters clusters; /* how samples with a `host` label (diff over many
+				      * agents) are clustered; DIFF_CLUSTERS_NESTED
+				      * (0) is the default */
 };
 
 struct diff_result {

@@ -48,6 +48,8 @@ struct ratio_change {
 	size_t new_clusters;  /* new clusters with den > 0 */
 	double base_den;      /* sum(den) of the base side: requests or samples */
 	double new_den;       /* sum(den) of the new side */
+	size_t base_hosts;    /* nested estimates: base hosts with a cluster; else 0 */
+	size_t new_hosts;     /* nested estimates: new hosts with a cluster; else 0 */
 };
 
 /* Largest accepted `resamples`: bounds the scratch memory (8 bytes each). */
@@ -67,6 +69,34 @@ int ratio_change__estimate(const struct cluster_obs *base, size_t nbase,
 			   const struct cluster_obs *cur, size_t ncur,
 			   unsigned resamples, double confidence, uint64_t seed,
 			   struct ratio_change *out);
+
+/* The same estimate for clusters nested in hosts (a host's windows share its
+ * lasting differences: hardware, neighbours, configuration). base_host[i] /
+ * cur_host[i] number cluster i's host, 0..n-1 of its side (any numbering).
+ * The bootstrap is two-stage: each replicate draws the side's hosts with
+ * replacement, then each drawn host's clusters with replacement from its own.
+ * The studentizing variance of log R is the larger of the clusters' (as
+ * ratio_change__estimate) and the hosts' (the delta-method variance with
+ * each host's clusters summed) — in a balanced design n * max(MS_between,
+ * MS_within) / sum(num)^2 of the one-way random-effects ANOVA, so host-to-host
+ * variation enters the interval when the hosts differ by more than their
+ * windows' noise, with the few-host uncertainty the replicates' spread of
+ * that variance carries. A side of one host is its clusters' bootstrap.
+ * Fills out->base_hosts and new_hosts. Returns 0, -EINVAL (as above, or a
+ * host number out of range, or a NULL host array with clusters), -ENOMEM.
+ * Cost: O(resamples * (nbase + ncur)). */
+int ratio_change__estimate_nested(const struct cluster_obs *base, const uint32_t *base_host,
+				  size_t nbase, const struct cluster_obs *cur,
+				  const uint32_t *cur_host, size_t ncur, unsigned resamples,
+				  double confidence, uint64_t seed, struct ratio_change *out);
+
+/* The variance of log R = log(sum(num) / sum(den)) that studentizes the
+ * intervals above: the delta-method one over the clusters (host NULL), or the
+ * nested one (host as for ratio_change__estimate_nested). NaN with fewer than
+ * 2 clusters that are not (0, 0) or a zero sum(num). Returns 0, -EINVAL,
+ * -ENOMEM. */
+int ratio__log_variance(const struct cluster_obs *obs, const uint32_t *host, size_t n,
+			double *out);
 
 enum verdict {
 	VERDICT_INSUFFICIENT_DATA, /* too few clusters or too little den on a side */
