@@ -134,6 +134,7 @@ static const char *unwind_marker(uint64_t addr)
 	switch (addr - UNWIND_MARKER_BASE) {
 	case UNWIND_END_NO_CFI: return "[unwind: no CFI]";
 	case UNWIND_END_READ: return "[unwind: stack unreadable]";
+	case UNWIND_END_PENDING: return "[unwind: tables pending]";
 	default: return "[unwind: bad frame]";
 	}
 }
