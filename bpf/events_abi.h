@@ -55,7 +55,7 @@ enum profile_drop_reason {
 				   * resident): stack ends with [unwind: stack unreadable] */
 	DROP_UNWIND_BAD_FRAME = 13, /* CFI unwinding found an impossible frame: stack
 				   * ends with [unwind: bad frame] */
-	DROP_UNWIND_TRUNCATED = 14, /* CFI unwinding stopped at the frame cap (127 frames;
+	DROP_UNWIND_TRUNCATED = 14, /* CFI unwinding stopped at the frame cap (128 frames;
 				   * not a Python process's 32 below its Python frames) */
 	DROP_UNWIND_PENDING = 15, /* a process whose unwind tables are not built yet
 				   * (its first samples): the leaf kept, then

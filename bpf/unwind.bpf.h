@@ -155,7 +155,7 @@ static int unwind_step(__u32 index, struct unwind_walk *w)
 	if (!e)
 		return 1;
 	__u32 slot = w->base + w->n;
-	if (slot >= 2 * PROFILE_MAX_FRAMES)
+	if (slot >= PROFILE_MAX_FRAMES + PROFILE_MAX_UFRAMES)
 		return 1;
 	e->stack[slot] = w->pc;
 	w->n++;
@@ -220,6 +220,10 @@ static int unwind_step(__u32 index, struct unwind_walk *w)
 	case UNWIND_CFA_RBP:
 		cfa = w->bp + off;
 		break;
+	case UNWIND_CFA_RBP_DEREF:
+		if (read_user_u64(w->bp + off, &cfa))
+			return unwind_end(w, UNWIND_END_READ);
+		break;
 	case UNWIND_CFA_PLT:
 		cfa = w->sp + 8 + ((w->pc & 15) >= (__u64)off ? 8 : 0);
 		break;
@@ -243,7 +247,8 @@ static int unwind_step(__u32 index, struct unwind_walk *w)
 		return unwind_end(w, UNWIND_END_NO_CFI);
 	}
 	if (kind & UNWIND_RBP_SAVED) {
-		if (read_user_u64(cfa + (__s64)row->rbp_off8 * 8, &bp))
+		__u64 base = kind & UNWIND_RBP_AT_RBP ? w->bp : cfa;
+		if (read_user_u64(base + (__s64)row->rbp_off8 * 8, &bp))
 			return unwind_end(w, UNWIND_END_READ);
 	}
 	if (read_user_u64(cfa - 8, &ra))
@@ -281,7 +286,7 @@ static __always_inline int unwind_user_stack(__u32 pid, struct task_struct *task
 		 * without them would name a wrong caller. The leaf, then a marker. */
 		struct profile_sample_event *e = bpf_map_lookup_elem(&scratch, &zero);
 		__u32 at = base;
-		if (!e || max < 2 || at >= 2 * PROFILE_MAX_FRAMES - 1)
+		if (!e || max < 2 || at >= PROFILE_MAX_FRAMES + PROFILE_MAX_UFRAMES - 1)
 			return -1;
 		e->stack[at] = regs->ip;
 		e->stack[at + 1] = UNWIND_MARKER_BASE + UNWIND_END_PENDING;
@@ -294,7 +299,7 @@ static __always_inline int unwind_user_stack(__u32 pid, struct task_struct *task
 		.pc = regs->ip, .sp = regs->sp, .bp = regs->bp, .pid = pid,
 		.base = base, .max = max, .exact = 1,
 	};
-	bpf_loop(PROFILE_MAX_FRAMES, unwind_step, &w, 0);
+	bpf_loop(PROFILE_MAX_UFRAMES, unwind_step, &w, 0);
 	if (w.end > 1) {
 		__u32 reason = w.end - 1;
 		if (reason == UNWIND_END_NO_CFI)
@@ -305,11 +310,11 @@ static __always_inline int unwind_user_stack(__u32 pid, struct task_struct *task
 			count_drop(DROP_UNWIND_BAD_FRAME);
 		struct profile_sample_event *e = bpf_map_lookup_elem(&scratch, &zero);
 		__u32 slot = base + w.n;
-		if (e && w.n < max && slot < 2 * PROFILE_MAX_FRAMES) {
+		if (e && w.n < max && slot < PROFILE_MAX_FRAMES + PROFILE_MAX_UFRAMES) {
 			e->stack[slot] = UNWIND_MARKER_BASE + reason;
 			w.n++;
 		}
-	} else if (w.n >= max && !w.end && max >= PROFILE_MAX_FRAMES) {
+	} else if (w.n >= max && !w.end && max >= PROFILE_MAX_UFRAMES) {
 		/* (A Python process keeps only the native frames below its Python
 		 * leaf: its cap is no loss.) */
 		count_drop(DROP_UNWIND_TRUNCATED);

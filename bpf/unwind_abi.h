@@ -32,6 +32,9 @@ enum unwind_cfa_kind {
 	UNWIND_CFA_GAP = 6,    /* no FDE covers this pc (code built without unwind tables,
 				* e.g. Chromium's, which keeps frame pointers instead):
 				* this frame is walked by its frame pointer */
+	UNWIND_CFA_RBP_DEREF = 7, /* CFA = *(rbp + cfa_off): GCC's stack realignment
+				   * (DW_OP_breg6 -8; DW_OP_deref, the DRAP register
+				   * saved below the realigned frame) */
 };
 
 /* Row flag: the caller's rbp is saved at CFA + rbp_off8 * 8 (else unchanged). */
@@ -39,6 +42,9 @@ enum unwind_cfa_kind {
 /* Row flag: cfa_off is in 8-byte units (an offset past the s16 range: a
  * function with a large stack frame). */
 #define UNWIND_CFA_OFF_X8 0x20
+/* Row flag (with UNWIND_RBP_SAVED): rbp is saved at rbp + rbp_off8 * 8, not
+ * relative to the CFA (DW_CFA_expression rbp: DW_OP_breg6 N, stack realignment). */
+#define UNWIND_RBP_AT_RBP 0x40
 /* Mask of the cfa kind in unwind_row.kind. */
 #define UNWIND_CFA_MASK 0x0f
 

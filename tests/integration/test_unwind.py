@@ -82,6 +82,22 @@ def test_chain_without_frame_pointers(run_dynoprof, start_workload, outdir):
     assert full >= 0.8 * total, prof.describe()
 
 
+def test_stack_realignment_reaches_main(run_dynoprof, start_workload, outdir):
+    """A function whose stack GCC realigns through a DRAP register (64-byte
+    aligned locals and a variable-length array, -O2 -fomit-frame-pointer): its
+    CFA is the expression *(rbp - 8) and rbp is saved at rbp + 0. The unwinder
+    evaluates both: main -> realign_work -> chain_c in every sample."""
+    proc = start_nofp(start_workload, "realign")
+    prof = record_enough(run_dynoprof, proc.pid, outdir)
+    total = prof.total()
+    chain = ["realign_work", "chain_c"]
+    good = prof.count_where(lambda f: reaches_main(f) and (
+        is_prefix(below_main(f), chain) or "realign_work" not in f))
+    assert good >= 0.99 * total, prof.describe()
+    full = prof.count_where(lambda f: below_main(f) == chain)
+    assert full >= 0.8 * total, prof.describe()
+
+
 def test_frame_pointers_only_lose_the_chain(run_dynoprof, start_workload, outdir):
     """--no-eh-frame: the same program walked by frame pointers cannot reach main
     (what every sample looked like before CFI unwinding)."""
@@ -104,9 +120,9 @@ def test_deep_recursion_is_cut_and_marked(run_dynoprof, start_workload, outdir):
         if reaches_main(frames):  # in main's loop, or the recursion not yet deep
             rest = below_main(frames)
             return all(f == "recurse" for f in rest[:-2]) or "recurse" not in rest
-        # 200 frames deep: the 127 innermost are kept, the stack says it was cut.
+        # 200 frames deep: the 128 innermost are kept, the stack says it was cut.
         user = frames[2:]
-        if frames[1] != "[truncated]" or len(user) != 127:
+        if frames[1] != "[truncated]" or len(user) != 128:
             return False
         leaf_side = [f for f in user if f != "recurse"]
         return is_prefix(leaf_side, ["recurse_leaf", "chain_c"]) and \

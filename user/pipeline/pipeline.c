@@ -54,7 +54,8 @@ static void note_unwind(struct unwind_registry *r, const void *data, size_t size
 		int u = e->ustack_len > 0 ? e->ustack_len : 0;
 		size_t last = offsetof(struct profile_sample_event, stack) +
 			      (size_t)(k + u) * 8;
-		int missed = u > 0 && k + u <= 2 * PROFILE_MAX_FRAMES && size >= last &&
+		int missed = u > 0 && k + u <= PROFILE_MAX_FRAMES + PROFILE_MAX_UFRAMES &&
+			     size >= last &&
 			     e->stack[k + u - 1] == UNWIND_MARKER_BASE + UNWIND_END_NO_CFI;
 		unwind_registry__note_sample(r, (pid_t)h->pid, missed);
 	}
