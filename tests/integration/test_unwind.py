@@ -448,24 +448,30 @@ def test_new_process_first_samples_never_name_a_wrong_caller(run_dynoprof, outdi
     pointers through code built without them; once its tables exist, the chain
     is whole. The share pending is measured (a few milliseconds per process)."""
     from apputil import Recording
+    # A name of its own (other tests on the host may run nofp_chain too); its
+    # library beside it ($ORIGIN).
+    comm = "nofp_%d" % os.getpid()
+    program = os.path.join(outdir, comm)
+    shutil.copy(workload_path("nofp_chain"), program)
+    shutil.copy(os.path.join(os.path.dirname(workload_path("nofp_chain")), "libnofp.so"),
+                outdir)
     out = os.path.join(outdir, "a.folded")
     rec = Recording("record", "-a", "-d", 60, "-F", 199, "--no-kernel", "-o", out)
     try:
-        # The host's processes' tables are built before sampling starts.
         rec.wait_started(timeout=60)
+        time.sleep(1)  # the host's own processes, first sampled now, go first
         deadline = time.monotonic() + 40
         runs = 0
         # Short runs of the chain program, each a new process.
         while runs < 6 and time.monotonic() < deadline:
-            subprocess.run([workload_path("nofp_chain"), "chain", "1"],
-                           stdout=subprocess.DEVNULL, check=True)
+            subprocess.run([program, "chain", "1"], stdout=subprocess.DEVNULL, check=True)
             runs += 1
         rc, err = rec.stop()
     finally:
         rec.finish()
     assert rc == 0, err
     prof = parse_folded_file(out)
-    mine = [(f, n) for f, n in prof.stacks if f[0] == "nofp_chain"]
+    mine = [(f, n) for f, n in prof.stacks if f[0] == comm[:15]]
     total = sum(n for _, n in mine)
     assert total >= 100, prof.describe()
     chain = ["chain_a", "chain_b", "chain_c"]

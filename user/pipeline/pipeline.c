@@ -61,9 +61,6 @@ static void note_unwind(struct unwind_registry *r, const void *data, size_t size
 	}
 }
 
-/* Whole-host priming of the unwind tables waits this long at most. */
-#define PRIME_TIMEOUT_NS 5000000000ull
-
 /* Before the first sample: the unwind registry, and the targets' tables
  * built (none of their samples walked by frame pointers for want of them). */
 static int start_unwinding(void *ctx, struct sampler *s)
@@ -79,14 +76,9 @@ static int start_unwinding(void *ctx, struct sampler *s)
 		return errno ? -errno : -ENOMEM;
 	for (size_t i = 0; i < p->opts.npids; i++)
 		unwind_registry__note_sample(p->unwind, (pid_t)p->opts.pids[i], 0);
-	if (!p->opts.npids && !p->opts.ntids) {
-		/* Whole host: every process's tables before the first sample (else
-		 * their samples are cut at the leaf until then), for a few seconds
-		 * at most; what is left is built while sampling. */
-		unwind_registry__note_all(p->unwind);
-		unwind_registry__drain_for(p->unwind, PRIME_TIMEOUT_NS);
-		return 0;
-	}
+	/* Whole host: none; each process is scanned at its first sample, in
+	 * that order (priming every running process first was measured to delay
+	 * the processes being sampled: a table build in progress cannot give way). */
 	unwind_registry__drain(p->unwind);
 	return 0;
 }

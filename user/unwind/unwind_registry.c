@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <fcntl.h>
-#include <dirent.h>
 #include <gelf.h>
 #include <libelf.h>
 #include <pthread.h>
@@ -494,11 +493,7 @@ struct unwind_registry *unwind_registry__new(const struct unwind_registry_ops *o
 		goto fail;
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_cond_init(&r->wake, NULL);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* drain_for's deadline */
-	pthread_cond_init(&r->idle, &ca);
-	pthread_condattr_destroy(&ca);
+	pthread_cond_init(&r->idle, NULL);
 	if (!ops || !ops->publish || !ops->table_put || !ops->table_drop || !budget_rows) {
 		err = -EINVAL;
 		goto fail;
@@ -617,47 +612,6 @@ void unwind_registry__note_exit(struct unwind_registry *r, pid_t pid)
 	/* A queued request finds no entry and publishes nothing. */
 	free(p);
 	r->ops.publish(r->ctx, (uint32_t)pid, NULL);
-}
-
-void unwind_registry__note_all(struct unwind_registry *r)
-{
-	DIR *d = r ? opendir("/proc") : NULL;
-	struct dirent *de;
-	while (d && (de = readdir(d))) {
-		char *end;
-		long pid = strtol(de->d_name, &end, 10);
-		if (*end || pid <= 0 || pid > INT32_MAX)
-			continue;
-		pthread_mutex_lock(&r->lock);
-		/* Room is left for the processes that start meanwhile. */
-		bool room = r->len < UNWIND_QUEUE / 2;
-		pthread_mutex_unlock(&r->lock);
-		if (!room)
-			break;
-		unwind_registry__note_sample(r, (pid_t)pid, 0);
-	}
-	if (d)
-		closedir(d);
-}
-
-int unwind_registry__drain_for(struct unwind_registry *r, uint64_t timeout_ns)
-{
-	int err = 0;
-	if (!r)
-		return 0;
-	struct timespec until;
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += (time_t)(timeout_ns / 1000000000ull);
-	until.tv_nsec += (long)(timeout_ns % 1000000000ull);
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
-	pthread_mutex_lock(&r->lock);
-	while ((r->len || r->busy) && !r->stop && !err)
-		err = -pthread_cond_timedwait(&r->idle, &r->lock, &until);
-	pthread_mutex_unlock(&r->lock);
-	return err;
 }
 
 void unwind_registry__drain(struct unwind_registry *r)

@@ -83,13 +83,8 @@ void unwind_registry__note_sample(struct unwind_registry *r, pid_t pid, int miss
 /* pid exec'd (its mappings are new) or exited. */
 void unwind_registry__note_exec(struct unwind_registry *r, pid_t pid);
 void unwind_registry__note_exit(struct unwind_registry *r, pid_t pid);
-/* Queues every process of the host (whole-host priming; up to half the
- * queue, the rest queue at their first sample). */
-void unwind_registry__note_all(struct unwind_registry *r);
-/* Waits until every queued request is done (tests, record's priming); for at
- * most timeout_ns: 0, or -ETIMEDOUT. */
+/* Waits until every queued request is done (tests, record's priming). */
 void unwind_registry__drain(struct unwind_registry *r);
-int unwind_registry__drain_for(struct unwind_registry *r, uint64_t timeout_ns);
 
 void unwind_registry__stats(struct unwind_registry *r, struct unwind_registry_stats *out);
 /* One line on out (prefix first) when tables were lost to a limit or
