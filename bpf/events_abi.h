@@ -55,9 +55,12 @@ enum profile_drop_reason {
 				   * resident): stack ends with [unwind: stack unreadable] */
 	DROP_UNWIND_BAD_FRAME = 13, /* CFI unwinding found an impossible frame: stack
 				   * ends with [unwind: bad frame] */
-	DROP_UNWIND_TRUNCATED = 14, /* CFI unwinding stopped at the frame cap (127 frames;
+	DROP_UNWIND_TRUNCATED = 14, /* CFI unwinding stopped at the frame cap (128 frames;
 				   * not a Python process's 32 below its Python frames) */
-	DROP_REASON_COUNT = 15,   /* entries of the drops map */
+	DROP_UNWIND_PENDING = 15, /* a process whose unwind tables are not built yet
+				   * (its first samples): the leaf kept, then
+				   * [unwind: tables pending], never a guessed caller */
+	DROP_REASON_COUNT = 16,   /* entries of the drops map */
 };
 
 /* Common header of every ring buffer record. */

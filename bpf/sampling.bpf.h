@@ -74,7 +74,8 @@ static __always_inline int take_sample(void *ctx, __u64 period)
 	 * native stack is noise the Python walk replaces, so don't pay for it. */
 	__u32 ubytes = walk_python && bpf_map_lookup_elem(&py_procs, &pid) ?
 		       PY_NATIVE_FRAMES * 8 : STACK_BYTES;
-	int unwound = task->mm ? unwind_user_stack(pid, task, koff / 8, ubytes / 8) : -1;
+	__u32 ucfi = ubytes == STACK_BYTES ? PROFILE_MAX_UFRAMES : ubytes / 8;
+	int unwound = task->mm ? unwind_user_stack(pid, task, koff / 8, ucfi) : -1;
 	if (unwound >= 0) { /* through CFI (bpf/unwind.bpf.h) */
 		ulen = (long)unwound * 8;
 		e->ustack_len = unwound;
@@ -90,9 +91,9 @@ static __always_inline int take_sample(void *ctx, __u64 period)
 	} else {
 		e->ustack_len = 0;
 	}
-	__u64 uoff = (__u64)ulen & 1023;
-	if (uoff > STACK_BYTES)
-		uoff = STACK_BYTES;
+	__u64 uoff = (__u64)ulen & 2047;
+	if (uoff > PROFILE_MAX_UFRAMES * 8)
+		uoff = PROFILE_MAX_UFRAMES * 8;
 
 	read_thread_tags(pid, e);
 	sample_counts(pid, tid, e);

@@ -23,6 +23,9 @@
 /* Frames per stack kept by bpf_get_stack (kernel and user each). 127 keeps the
  * byte size (127 * 8 = 1016) under a power-of-two mask the verifier can use. */
 #define PROFILE_MAX_FRAMES 127
+/* User frames the CFI unwinder keeps (bpf/unwind.bpf.h): a stack deeper than
+ * this is cut, the outermost frames dropped and counted. */
+#define PROFILE_MAX_UFRAMES 128
 
 /* A CPU's state for sampling on the scheduler tick (record -e tick), the value
  * of the per-CPU tick_clocks map; userspace reads tick_ns for the tick rate. */
@@ -35,7 +38,7 @@ struct tick_clock {
 _Static_assert(sizeof(struct tick_clock) == 24, "tick_clock layout");
 
 /* Bytes of stack[] the native frames may use (kernel + user). */
-#define PROFILE_NATIVE_BYTES (2 * PROFILE_MAX_FRAMES * 8)
+#define PROFILE_NATIVE_BYTES ((PROFILE_MAX_FRAMES + PROFILE_MAX_UFRAMES) * 8)
 
 /* A sample: header, then in stack[]: kstack_len kernel frames, ustack_len user
  * frames (innermost first, as bpf_get_stack returns them), then py_len Python
@@ -60,9 +63,10 @@ struct profile_sample_event {
 	char group_comm[PROFILE_COMM_LEN]; /* process name: the thread group leader's comm */
 	__u32 ppid;        /* the process's parent (thread group id) */
 	__u32 request;     /* the thread's open request number (libdynotag ABI 2), 0: none */
-	__u64 stack[2 * PROFILE_MAX_FRAMES + 2 * PY_MAX_FRAMES]; /* see above */
+	__u64 stack[PROFILE_MAX_FRAMES + PROFILE_MAX_UFRAMES + 2 * PY_MAX_FRAMES]; /* see above */
 };
 _Static_assert(sizeof(struct profile_sample_event) ==
-	       192 + (2 * PROFILE_MAX_FRAMES + 2 * PY_MAX_FRAMES) * 8, "sample layout");
+	       192 + (PROFILE_MAX_FRAMES + PROFILE_MAX_UFRAMES + 2 * PY_MAX_FRAMES) * 8,
+	       "sample layout");
 
 #endif

@@ -3,7 +3,7 @@
  * user stack through CFI rows (bpf/unwind_abi.h) for processes userspace
  * published in unwind_procs, frame by frame (bpf_loop): per frame, the
  * mapping of the pc (binary search of the process's mappings), then its
- * file's row (binary search of its shard of unwind_rows), then the caller's
+ * file's row (binary search of the file's table in unwind_tables), then the caller's
  * registers. Mappings without a table are walked by frame pointers; memory
  * with no mapping known (anonymous, JIT) ends the stack with a marker frame.
  * No program of its own: the sampling programs call unwind_user_stack(). */
@@ -20,15 +20,25 @@
 /* Set by the loader before load. */
 const volatile bool unwind_cfi = false; /* unwind published processes through CFI */
 
-/* Every file's rows, each file a contiguous shard (resized by the loader to
- * the table budget; userspace writes it through mmap). */
-struct {
+/* One file's rows (an inner map: created by userspace with exactly the
+ * file's row count, BPF_F_INNER_MAP letting sizes differ, so kernel memory
+ * follows the files in use). This is the template only. */
+struct unwind_rows_inner {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(map_flags, BPF_F_INNER_MAP);
 	__uint(max_entries, 1);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(struct unwind_row));
+};
+
+/* Every file's table by slot (struct unwind_map.table): slots are filled and
+ * emptied by userspace (user/unwind/unwind_registry.c) as files come and go. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, UNWIND_MAX_TABLES);
 	__type(key, __u32);
-	__type(value, struct unwind_row);
-} unwind_rows SEC(".maps");
+	__array(values, struct unwind_rows_inner);
+} unwind_tables SEC(".maps");
 
 /* Processes unwound through CFI (key: tgid), with their executable mappings. */
 struct {
@@ -101,11 +111,11 @@ static int map_search_step(__u32 index, struct map_search *s)
 	return 0;
 }
 
-/* State of one binary search of a shard of rows. */
+/* State of one binary search of a file's rows. */
 struct row_search {
 	__u32 lo;     /* rows below lo start at or below pc */
 	__u32 hi;     /* rows from hi on start above pc */
-	__u32 first;  /* the shard's first row */
+	__u32 table;  /* the file's slot in unwind_tables */
 	__u32 pc;     /* the file address looked up */
 	__u32 failed; /* a row could not be read */
 };
@@ -114,8 +124,10 @@ static int row_search_step(__u32 index, struct row_search *s)
 {
 	if (s->lo >= s->hi)
 		return 1;
-	__u32 mid = s->lo + (s->hi - s->lo) / 2, at = s->first + mid;
-	struct unwind_row *r = bpf_map_lookup_elem(&unwind_rows, &at);
+	__u32 mid = s->lo + (s->hi - s->lo) / 2;
+	/* The outer look-up is inlined (an array): a load, not a call. */
+	void *rows = bpf_map_lookup_elem(&unwind_tables, &s->table);
+	struct unwind_row *r = rows ? bpf_map_lookup_elem(rows, &mid) : NULL;
 	if (!r) {
 		s->failed = 1;
 		return 1;
@@ -143,7 +155,7 @@ static int unwind_step(__u32 index, struct unwind_walk *w)
 	if (!e)
 		return 1;
 	__u32 slot = w->base + w->n;
-	if (slot >= 2 * PROFILE_MAX_FRAMES)
+	if (slot >= PROFILE_MAX_FRAMES + PROFILE_MAX_UFRAMES)
 		return 1;
 	e->stack[slot] = w->pc;
 	w->n++;
@@ -173,14 +185,15 @@ static int unwind_step(__u32 index, struct unwind_walk *w)
 			return unwind_end(w, UNWIND_END_NO_CFI);
 		/* The row: a loop of its own (bpf_loop), so the verifier checks
 		 * one step, not every path through 24. */
-		struct row_search rs = { .lo = 0, .hi = m->row_count, .first = m->row_first,
+		struct row_search rs = { .lo = 0, .hi = m->row_count, .table = m->table,
 					 .pc = (__u32)rel };
 		bpf_loop(UNWIND_SEARCH_STEPS, row_search_step, &rs, 0);
 		if (rs.failed)
 			return unwind_end(w, UNWIND_END_NO_CFI);
 		if (rs.lo) { /* else before the first row: a gap */
-			__u32 at = rs.first + rs.lo - 1;
-			row = bpf_map_lookup_elem(&unwind_rows, &at);
+			__u32 at = rs.lo - 1;
+			void *rows = bpf_map_lookup_elem(&unwind_tables, &rs.table);
+			row = rows ? bpf_map_lookup_elem(rows, &at) : NULL;
 			if (!row)
 				return unwind_end(w, UNWIND_END_NO_CFI);
 			kind = row->kind;
@@ -207,6 +220,10 @@ static int unwind_step(__u32 index, struct unwind_walk *w)
 	case UNWIND_CFA_RBP:
 		cfa = w->bp + off;
 		break;
+	case UNWIND_CFA_RBP_DEREF:
+		if (read_user_u64(w->bp + off, &cfa))
+			return unwind_end(w, UNWIND_END_READ);
+		break;
 	case UNWIND_CFA_PLT:
 		cfa = w->sp + 8 + ((w->pc & 15) >= (__u64)off ? 8 : 0);
 		break;
@@ -230,7 +247,8 @@ static int unwind_step(__u32 index, struct unwind_walk *w)
 		return unwind_end(w, UNWIND_END_NO_CFI);
 	}
 	if (kind & UNWIND_RBP_SAVED) {
-		if (read_user_u64(cfa + (__s64)row->rbp_off8 * 8, &bp))
+		__u64 base = kind & UNWIND_RBP_AT_RBP ? w->bp : cfa;
+		if (read_user_u64(base + (__s64)row->rbp_off8 * 8, &bp))
 			return unwind_end(w, UNWIND_END_READ);
 	}
 	if (read_user_u64(cfa - 8, &ra))
@@ -259,16 +277,29 @@ static __always_inline int unwind_user_stack(__u32 pid, struct task_struct *task
 		return -1;
 	struct unwind_proc *proc = bpf_map_lookup_elem(&unwind_procs, &pid);
 	struct unwind_proc *copy = bpf_map_lookup_elem(&unwind_proc_copy, &zero);
-	if (!proc || !copy || bpf_probe_read_kernel(copy, sizeof(*copy), proc))
-		return -1;
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
-	if (!regs)
+	if (!copy || !regs)
+		return -1;
+	if (!proc) {
+		/* Not published yet (its first samples, while its tables are
+		 * built): the leaf is certain; frame pointers through code built
+		 * without them would name a wrong caller. The leaf, then a marker. */
+		struct profile_sample_event *e = bpf_map_lookup_elem(&scratch, &zero);
+		__u32 at = base;
+		if (!e || max < 2 || at >= PROFILE_MAX_FRAMES + PROFILE_MAX_UFRAMES - 1)
+			return -1;
+		e->stack[at] = regs->ip;
+		e->stack[at + 1] = UNWIND_MARKER_BASE + UNWIND_END_PENDING;
+		count_drop(DROP_UNWIND_PENDING);
+		return 2;
+	}
+	if (bpf_probe_read_kernel(copy, sizeof(*copy), proc))
 		return -1;
 	struct unwind_walk w = {
 		.pc = regs->ip, .sp = regs->sp, .bp = regs->bp, .pid = pid,
 		.base = base, .max = max, .exact = 1,
 	};
-	bpf_loop(PROFILE_MAX_FRAMES, unwind_step, &w, 0);
+	bpf_loop(PROFILE_MAX_UFRAMES, unwind_step, &w, 0);
 	if (w.end > 1) {
 		__u32 reason = w.end - 1;
 		if (reason == UNWIND_END_NO_CFI)
@@ -279,11 +310,11 @@ static __always_inline int unwind_user_stack(__u32 pid, struct task_struct *task
 			count_drop(DROP_UNWIND_BAD_FRAME);
 		struct profile_sample_event *e = bpf_map_lookup_elem(&scratch, &zero);
 		__u32 slot = base + w.n;
-		if (e && w.n < max && slot < 2 * PROFILE_MAX_FRAMES) {
+		if (e && w.n < max && slot < PROFILE_MAX_FRAMES + PROFILE_MAX_UFRAMES) {
 			e->stack[slot] = UNWIND_MARKER_BASE + reason;
 			w.n++;
 		}
-	} else if (w.n >= max && !w.end && max >= PROFILE_MAX_FRAMES) {
+	} else if (w.n >= max && !w.end && max >= PROFILE_MAX_UFRAMES) {
 		/* (A Python process keeps only the native frames below its Python
 		 * leaf: its cap is no loss.) */
 		count_drop(DROP_UNWIND_TRUNCATED);

@@ -1,9 +1,9 @@
 /* unwind_abi.h - kernel/user ABI of native unwinding through CFI
  * (bpf/unwind.bpf.h): the compact unwind rows userspace builds from a file's
- * .eh_frame / .debug_frame (user/unwind/cfi_table.h), the one shared array
- * they live in (each file's rows are a contiguous shard of it, shared by
- * every process that maps the file), and a process's table of executable
- * mappings, each naming the shard that unwinds it.
+ * .eh_frame / .debug_frame (user/unwind/cfi_table.h), one table (an inner
+ * map, sized to its rows) per file, shared by every process that maps the
+ * file, and a process's table of executable mappings, each naming the table
+ * that unwinds it.
  *
  * Included by BPF (with vmlinux.h types) and by userspace (with <linux/types.h>),
  * so it uses only fixed-width types and explicit padding; _Static_assert pins
@@ -32,6 +32,9 @@ enum unwind_cfa_kind {
 	UNWIND_CFA_GAP = 6,    /* no FDE covers this pc (code built without unwind tables,
 				* e.g. Chromium's, which keeps frame pointers instead):
 				* this frame is walked by its frame pointer */
+	UNWIND_CFA_RBP_DEREF = 7, /* CFA = *(rbp + cfa_off): GCC's stack realignment
+				   * (DW_OP_breg6 -8; DW_OP_deref, the DRAP register
+				   * saved below the realigned frame) */
 };
 
 /* Row flag: the caller's rbp is saved at CFA + rbp_off8 * 8 (else unchanged). */
@@ -39,6 +42,9 @@ enum unwind_cfa_kind {
 /* Row flag: cfa_off is in 8-byte units (an offset past the s16 range: a
  * function with a large stack frame). */
 #define UNWIND_CFA_OFF_X8 0x20
+/* Row flag (with UNWIND_RBP_SAVED): rbp is saved at rbp + rbp_off8 * 8, not
+ * relative to the CFA (DW_CFA_expression rbp: DW_OP_breg6 N, stack realignment). */
+#define UNWIND_RBP_AT_RBP 0x40
 /* Mask of the cfa kind in unwind_row.kind. */
 #define UNWIND_CFA_MASK 0x0f
 
@@ -53,7 +59,7 @@ _Static_assert(sizeof(struct unwind_row) == 8, "unwind_row layout");
 
 /* How a mapping is unwound. */
 enum unwind_map_kind {
-	UNWIND_MAP_CFI = 1, /* rows[row_first, row_first + row_count) */
+	UNWIND_MAP_CFI = 1, /* rows [0, row_count) of table `table` */
 	UNWIND_MAP_FP = 2,  /* no table (no CFI in the file, or over the budget): frame
 			     * pointers, as without CFI unwinding */
 };
@@ -63,12 +69,15 @@ struct unwind_map {
 	__u64 start;      /* first address */
 	__u64 end;        /* one past the last address */
 	__u64 bias;       /* pc - bias is the file's virtual address (mod 2^64) */
-	__u32 row_first;  /* first row of the file's shard in unwind_rows */
-	__u32 row_count;  /* rows in the shard (UNWIND_MAP_CFI) */
+	__u32 table;      /* the file's slot in unwind_tables (UNWIND_MAP_CFI) */
+	__u32 row_count;  /* rows in that table (UNWIND_MAP_CFI) */
 	__u32 kind;       /* enum unwind_map_kind */
 	__u32 pad;        /* zero */
 };
 _Static_assert(sizeof(struct unwind_map) == 40, "unwind_map layout");
+
+/* Files with a table at once (slots of unwind_tables). */
+#define UNWIND_MAX_TABLES 4096
 
 /* Executable mappings kept per process; a process with more is unwound
  * through the first ones (by address) and counted. */
@@ -91,11 +100,14 @@ enum unwind_end_reason {
 	UNWIND_END_BAD_FRAME = 3,  /* the rules gave an impossible frame (the CFA not
 				    * above the stack pointer, a return address of 0
 				    * mid-stack) */
+	UNWIND_END_PENDING = 4,    /* the process is not published yet (its tables are
+				    * being built): only the leaf is certain, a frame
+				    * pointer walk could name a wrong caller */
 };
 #define UNWIND_MARKER_BASE 0xffffffffffffff00ull
 #define UNWIND_MARKER_MAX  (UNWIND_MARKER_BASE + 16)
 
-/* Steps of one binary search of the rows: shards of up to 2^24 rows. */
+/* Steps of one binary search of the rows: tables of up to 2^24 rows. */
 #define UNWIND_SEARCH_STEPS 24
 /* Steps of the search of a process's mappings: up to 2^7 = UNWIND_MAX_MAPS. */
 #define UNWIND_MAP_STEPS 8

@@ -228,8 +228,11 @@ def test_short_lived_process_is_symbolized(run_dynoprof, dynoprof_bin, workload,
         f"{burning} samples in short_lived_burn from a 1 s burn at 99 Hz; short_lived "
         f"stacks:\n{prof.describe()}\n{err}")
     assert burning >= 0.7 * prof.total(), f"short_lived stacks:\n{prof.describe()}"
+    # Samples taken before its unwind tables were built keep only the leaf,
+    # marked (README: [unwind: tables pending]); every other one has its caller.
+    pending = prof.count_where(lambda fr: "[unwind: tables pending]" in fr)
     assert prof.count_where(lambda fr: has_parent(fr, "main", "short_lived_burn")) >= \
-        0.9 * burning, prof.describe()
+        0.9 * (burning - pending), prof.describe()
 
 
 def test_multiple_pids(run_dynoprof, start_workload, outdir):

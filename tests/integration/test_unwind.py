@@ -82,6 +82,22 @@ def test_chain_without_frame_pointers(run_dynoprof, start_workload, outdir):
     assert full >= 0.8 * total, prof.describe()
 
 
+def test_stack_realignment_reaches_main(run_dynoprof, start_workload, outdir):
+    """A function whose stack GCC realigns through a DRAP register (64-byte
+    aligned locals and a variable-length array, -O2 -fomit-frame-pointer): its
+    CFA is the expression *(rbp - 8) and rbp is saved at rbp + 0. The unwinder
+    evaluates both: main -> realign_work -> chain_c in every sample."""
+    proc = start_nofp(start_workload, "realign")
+    prof = record_enough(run_dynoprof, proc.pid, outdir)
+    total = prof.total()
+    chain = ["realign_work", "chain_c"]
+    good = prof.count_where(lambda f: reaches_main(f) and (
+        is_prefix(below_main(f), chain) or "realign_work" not in f))
+    assert good >= 0.99 * total, prof.describe()
+    full = prof.count_where(lambda f: below_main(f) == chain)
+    assert full >= 0.8 * total, prof.describe()
+
+
 def test_frame_pointers_only_lose_the_chain(run_dynoprof, start_workload, outdir):
     """--no-eh-frame: the same program walked by frame pointers cannot reach main
     (what every sample looked like before CFI unwinding)."""
@@ -104,9 +120,9 @@ def test_deep_recursion_is_cut_and_marked(run_dynoprof, start_workload, outdir):
         if reaches_main(frames):  # in main's loop, or the recursion not yet deep
             rest = below_main(frames)
             return all(f == "recurse" for f in rest[:-2]) or "recurse" not in rest
-        # 200 frames deep: the 127 innermost are kept, the stack says it was cut.
+        # 200 frames deep: the 128 innermost are kept, the stack says it was cut.
         user = frames[2:]
-        if frames[1] != "[truncated]" or len(user) != 127:
+        if frames[1] != "[truncated]" or len(user) != 128:
             return False
         leaf_side = [f for f in user if f != "recurse"]
         return is_prefix(leaf_side, ["recurse_leaf", "chain_c"]) and \
@@ -369,3 +385,109 @@ def test_container_process(run_dynoprof, outdir):
     deep = sum(n for f, n in hashing
                if len(f) - 1 - f.index(next(x for x in f if "unwind_py:hash_work" in x)) >= 3)
     assert deep >= 0.9 * n_hash, "\n".join(";".join(f) for f, _ in hashing[:10])
+
+
+# A Python program that compresses for SECONDS of its own CPU time.
+ZLIB_LOOP = ("import sys, time, zlib\n"
+             "data = bytes(range(256)) * 4096\n"
+             "end = time.thread_time() + float(sys.argv[1])\n"
+             "while time.thread_time() < end:\n"
+             "    zlib.compress(data, 9)\n")
+PERL_LOOP = "my $e = times + $ARGV[0]; my $x = 0; while (times < $e) { $x += $_ for 1..10000 }"
+
+
+def test_unwind_tables_are_evicted_for_new_files(run_dynoprof, outdir):
+    """A 1 MiB budget (131072 rows) and processes one after another mapping
+    different files: python3.11 (65k rows with libc's 28k), then perl (31k of
+    its own), then python3.11 again. Each alone fits, together they do not: the
+    tables of the process gone make room for the next one's (counted), and the
+    last process is still unwound through CFI to main, not by frame pointers."""
+    python = distribution_python()
+    perl = shutil.which("perl")
+    assert perl, "perl is part of Debian's base system"
+    script = os.path.join(outdir, "zlib_loop.py")
+    with open(script, "w") as f:
+        f.write(ZLIB_LOOP)
+    out = os.path.join(outdir, "evict.folded")
+    cmd = f"{python} {script} 1.5; {perl} -e '{PERL_LOOP}' 1.5; {python} {script} 1.5"
+    rc, _, err = run_dynoprof("record", "-F", 499, "--no-kernel", "--unwind-table-mb", 1,
+                              "-o", out, "--", "sh", "-c", cmd, timeout=120)
+    assert rc == 0, err
+    assert "evicted to make room" in err, err
+    prof = parse_folded_file(out)
+    # Every process ran its own code through CFI (samples whose tables were in
+    # place, not the first few, pending): perl climbs to main; python's
+    # deflate work has its native chain below the Python leaf (>= 3 frames:
+    # deflate's callees, deflate, zlib's compress, ...), which frame pointers
+    # through Debian's libz and python3.11 do not give.
+    perl_samples = [(f, n) for f, n in prof.stacks if f[0] == "perl" and
+                    "[unwind: tables pending]" not in f]
+    total = sum(n for _, n in perl_samples)
+    assert total >= 100, prof.describe()
+    good = sum(n for f, n in perl_samples if reaches_main(f))
+    assert good >= 0.9 * total, "\n".join(";".join(f) for f, _ in perl_samples[:15])
+    deflating = [(f, n) for f, n in prof.stacks if f[0] == os.path.basename(python) and
+                 any("zlib_loop:" in x for x in f) and any("deflate" in x for x in f)]
+    total = sum(n for _, n in deflating)
+    assert total >= 100, prof.describe()
+
+    def below_python(f):
+        return f[1 + max(i for i, x in enumerate(f) if "zlib_loop:" in x):]
+    # Below the Python leaf: zlib's API (what the zlib module calls), then its
+    # internals, with no frame lost on the way (no [unwind: ...] marker).
+    good = sum(n for f, n in deflating if below_python(f) and
+               below_python(f)[0].startswith("deflate") and
+               not any(x.startswith("[unwind") for x in f))
+    assert good >= 0.9 * total, "\n".join(";".join(f) for f, _ in deflating[:15])
+
+
+def test_new_process_first_samples_never_name_a_wrong_caller(run_dynoprof, outdir):
+    """Whole-host mode: a process that starts while dynoprof runs is sampled
+    before its tables exist. Those samples keep the leaf and end with
+    [unwind: tables pending] (counted), never a caller guessed by frame
+    pointers through code built without them; once its tables exist, the chain
+    is whole. The share pending is measured (a few milliseconds per process)."""
+    from apputil import Recording
+    # A name of its own (other tests on the host may run nofp_chain too); its
+    # library beside it ($ORIGIN).
+    comm = "nofp_%d" % os.getpid()
+    program = os.path.join(outdir, comm)
+    shutil.copy(workload_path("nofp_chain"), program)
+    shutil.copy(os.path.join(os.path.dirname(workload_path("nofp_chain")), "libnofp.so"),
+                outdir)
+    out = os.path.join(outdir, "a.folded")
+    rec = Recording("record", "-a", "-d", 60, "-F", 199, "--no-kernel", "-o", out)
+    try:
+        rec.wait_started(timeout=60)
+        time.sleep(1)  # the host's own processes, first sampled now, go first
+        deadline = time.monotonic() + 40
+        runs = 0
+        # Short runs of the chain program, each a new process.
+        while runs < 6 and time.monotonic() < deadline:
+            subprocess.run([program, "chain", "1"], stdout=subprocess.DEVNULL, check=True)
+            runs += 1
+        rc, err = rec.stop()
+    finally:
+        rec.finish()
+    assert rc == 0, err
+    prof = parse_folded_file(out)
+    mine = [(f, n) for f, n in prof.stacks if f[0] == comm[:15]]
+    total = sum(n for _, n in mine)
+    assert total >= 100, prof.describe()
+    chain = ["chain_a", "chain_b", "chain_c"]
+    pending = [(f, n) for f, n in mine if "[unwind: tables pending]" in f]
+    # Pending: the marker, then only the leaf.
+    for f, _ in pending:
+        assert f[1] == "[unwind: tables pending]" and len(f) == 3, f
+    # Every other sample of the chain is the chain, whole.
+    wrong = [(f, n) for f, n in mine if "chain_c" in f and (f, n) not in pending and
+             not (reaches_main(f) and below_main(f) == chain)]
+    assert sum(n for _, n in wrong) <= 0.01 * total, "\n".join(";".join(f) for f, _ in wrong)
+    n_pending = sum(n for _, n in pending)
+    print(f"pending: {n_pending} of {total} samples of {runs} new processes")
+    # Once its tables exist the chain is whole (the wait is the ring buffer's
+    # delivery of its first sample plus one scan of its mappings: ~20 ms on a
+    # quiet machine, far more when the reader lags on a loaded one).
+    whole = sum(n for f, n in mine if reaches_main(f) and below_main(f) == chain)
+    assert whole >= 0.1 * total, prof.describe()
+    assert "unwind tables not built yet" in err or not pending, err

@@ -365,7 +365,7 @@ static void test_bad_records_counted(void **state)
 	ev.kstack_len = PROFILE_MAX_FRAMES + 1;
 	assert_int_equal(record(&f, sizeof(ev)), 0);
 	sample(me, NULL, 0, u, 2, NULL, 0);
-	ev.ustack_len = PROFILE_MAX_FRAMES + 1;
+	ev.ustack_len = PROFILE_MAX_UFRAMES + 1;
 	assert_int_equal(record(&f, sizeof(ev)), 0);
 	assert_int_equal(record(&f, sample(me, NULL, 0, u, 2, NULL, 0) - 1), 0);
 	/* Python frames past the walker's limit, or past the record's end. */

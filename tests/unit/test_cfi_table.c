@@ -156,13 +156,17 @@ static size_t compare_with_readelf(const char *path)
 				assert_int_equal(kind, UNWIND_CFA_RBP);
 				assert_int_equal(r->cfa_off * (r->kind & UNWIND_CFA_OFF_X8 ? 8 : 1), n);
 			} else if (!strcmp(cfa_s, "exp")) {
-				assert_int_equal(kind, UNWIND_CFA_PLT);
+				assert_true(kind == UNWIND_CFA_PLT || kind == UNWIND_CFA_RBP_DEREF);
 			} else {
 				fail_msg("%s: %" PRIx64 ": CFA %s read as kind %u", path, loc, cfa_s, kind);
 			}
 			if (sscanf(rbp_s, "c%ld", &n) == 1) {
 				assert_true(r->kind & UNWIND_RBP_SAVED);
+				assert_false(r->kind & UNWIND_RBP_AT_RBP);
 				assert_int_equal(r->rbp_off8 * 8, n);
+			} else if (!strcmp(rbp_s, "exp")) {
+				assert_true(r->kind & UNWIND_RBP_SAVED);
+				assert_true(r->kind & UNWIND_RBP_AT_RBP);
 			} else {
 				assert_false(r->kind & UNWIND_RBP_SAVED);
 			}
@@ -293,6 +297,50 @@ static void test_handmade(void **state)
 	}
 }
 
+/* GCC's stack realignment through a DRAP register (a function with
+ * 64-byte-aligned locals and a variable-length array, -O2): after
+ * `lea 8(%rsp),%r10` the CFA is r10 (not expressible: NONE); once rbp is set
+ * up, rbp is saved at rbp + 0 and the CFA is *(rbp - 8). */
+static void test_stack_realignment(void **state)
+{
+	(void)state;
+	uint8_t s[] = {
+		/* CIE as in test_handmade */
+		0x14, 0, 0, 0, 0, 0, 0, 0, 1, 'z', 'R', 0, 1, 0x78, 16, 1, 0x1b,
+		0x0c, 7, 8, 0x90, 1, 0, 0,
+		/* FDE at 0x1000, range 0x40: at +5 def_cfa r10+0; at +9
+		 * expression rbp (DW_OP_breg6 0), def_cfa_expression
+		 * (DW_OP_breg6 -8; DW_OP_deref) */
+		0x1e, 0, 0, 0, 0x1c, 0, 0, 0, 0xe0, 0x0f, 0, 0, 0x40, 0, 0, 0, 0,
+		0x45, 0x0c, 10, 0, 0x44, 0x10, 6, 2, 0x76, 0x00, 0x0f, 3, 0x76, 0x78, 0x06,
+		0, 0,
+		0, 0, 0, 0,
+	};
+	struct cfi_table *t = cfi_table__new();
+	assert_non_null(t);
+	assert_int_equal(cfi_table__add_eh_frame(t, s, sizeof(s), 0), 0);
+	assert_int_equal(cfi_table__finish(t), 0);
+	const struct unwind_row *r = cfi_table__find(t, 0x1000);
+	assert_int_equal(r->kind, UNWIND_CFA_RSP);
+	r = cfi_table__find(t, 0x1005);
+	assert_int_equal(r->kind & UNWIND_CFA_MASK, UNWIND_CFA_NONE);
+	r = cfi_table__find(t, 0x1009);
+	assert_int_equal(r->kind, UNWIND_CFA_RBP_DEREF | UNWIND_RBP_SAVED | UNWIND_RBP_AT_RBP);
+	assert_int_equal(r->cfa_off, -8);
+	assert_int_equal(r->rbp_off8, 0);
+	cfi_table__free(t);
+
+	/* Another expression stays NONE: DW_OP_breg6 -8 without the deref. */
+	s[sizeof(s) - 10] = 2; /* the expression's length: the deref becomes
+				* DW_CFA_restore_extended r0 */
+	t = cfi_table__new();
+	assert_int_equal(cfi_table__add_eh_frame(t, s, sizeof(s), 0), 0);
+	assert_int_equal(cfi_table__finish(t), 0);
+	r = cfi_table__find(t, 0x1009);
+	assert_int_equal(r->kind & UNWIND_CFA_MASK, UNWIND_CFA_NONE);
+	cfi_table__free(t);
+}
+
 static void test_not_elf(void **state)
 {
 	(void)state;
@@ -308,6 +356,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_handmade),
+		cmocka_unit_test(test_stack_realignment),
 		cmocka_unit_test(test_not_elf),
 		cmocka_unit_test(test_vdso),
 		cmocka_unit_test(test_libc_signal_frame),

@@ -4,7 +4,9 @@
  * process published. The published table must unwind this process's own
  * code: the row found for a function's entry (via the mapping's bias) says
  * CFA = rsp + 8, as every x86_64 function's first instruction has it. A tiny
- * budget leaves files over it, counted, walked by frame pointers.
+ * budget leaves files over it, counted, walked by frame pointers. A budget
+ * just full evicts the tables of a process gone for a new one's, never those
+ * a live process uses.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -15,7 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/auxv.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -24,8 +28,10 @@
 
 /* What the fake sampler holds. */
 struct fake {
-	struct unwind_row *rows; /* the row table */
-	size_t nrows;            /* its entries */
+	struct unwind_row *tables[UNWIND_MAX_TABLES]; /* by slot (NULL: empty) */
+	size_t sizes[UNWIND_MAX_TABLES];               /* their rows */
+	size_t nrows;            /* the budget in rows */
+	int drops;               /* tables dropped */
 	struct unwind_proc proc; /* the last publication */
 	uint32_t pid;            /* whose */
 	int published;           /* publications (info != NULL) */
@@ -42,12 +48,35 @@ static int publish(void *ctx, uint32_t pid, const struct unwind_proc *info)
 	return 0;
 }
 
-static struct unwind_row *rows(void *ctx, size_t *n)
+static int table_put(void *ctx, uint32_t slot, const struct unwind_row *rows, size_t n)
 {
 	struct fake *f = ctx;
-	*n = f->nrows;
-	return f->rows;
+	assert_true(slot < UNWIND_MAX_TABLES);
+	assert_null(f->tables[slot]); /* a slot is emptied before reuse */
+	f->tables[slot] = malloc(n * sizeof(*rows));
+	assert_non_null(f->tables[slot]);
+	memcpy(f->tables[slot], rows, n * sizeof(*rows));
+	f->sizes[slot] = n;
+	return 0;
 }
+
+static int table_drop(void *ctx, uint32_t slot)
+{
+	struct fake *f = ctx;
+	free(f->tables[slot]);
+	f->tables[slot] = NULL;
+	f->sizes[slot] = 0;
+	f->drops++;
+	return 0;
+}
+
+static void fake_free(struct fake *f)
+{
+	for (size_t i = 0; i < UNWIND_MAX_TABLES; i++)
+		free(f->tables[i]);
+}
+
+static const struct unwind_registry_ops ops = { publish, table_put, table_drop };
 
 static const struct unwind_map *map_of(const struct fake *f, uint64_t pc)
 {
@@ -65,8 +94,10 @@ static const struct unwind_row *row_at(const struct fake *f, uint64_t pc)
 		return NULL;
 	uint64_t rel = pc - m->bias;
 	const struct unwind_row *found = NULL;
+	assert_non_null(f->tables[m->table]);
+	assert_int_equal(f->sizes[m->table], m->row_count);
 	for (uint32_t i = 0; i < m->row_count; i++) {
-		const struct unwind_row *r = &f->rows[m->row_first + i];
+		const struct unwind_row *r = &f->tables[m->table][i];
 		if (r->pc <= rel)
 			found = r;
 	}
@@ -77,9 +108,7 @@ static void test_self(void **state)
 {
 	(void)state;
 	struct fake f = { .nrows = 1u << 20 };
-	f.rows = calloc(f.nrows, sizeof(*f.rows));
-	assert_non_null(f.rows);
-	struct unwind_registry *r = unwind_registry__new(publish, rows, &f);
+	struct unwind_registry *r = unwind_registry__new(&ops, f.nrows, &f);
 	assert_non_null(r);
 	unwind_registry__note_sample(r, getpid(), 0);
 	unwind_registry__note_sample(r, getpid(), 0); /* once is enough */
@@ -119,15 +148,14 @@ static void test_self(void **state)
 	unwind_registry__stats(r, &st);
 	assert_int_equal(st.files_shared + st.files_cfi, st.files_cfi); /* all cached by inode */
 	unwind_registry__free(r);
-	free(f.rows);
+	fake_free(&f);
 }
 
 static void test_budget(void **state)
 {
 	(void)state;
 	struct fake f = { .nrows = 64 }; /* no real file fits */
-	f.rows = calloc(f.nrows, sizeof(*f.rows));
-	struct unwind_registry *r = unwind_registry__new(publish, rows, &f);
+	struct unwind_registry *r = unwind_registry__new(&ops, f.nrows, &f);
 	assert_non_null(r);
 	unwind_registry__note_sample(r, getpid(), 0);
 	unwind_registry__drain(r);
@@ -147,22 +175,107 @@ static void test_budget(void **state)
 	assert_non_null(strstr(text, "over the table budget"));
 	free(text);
 	unwind_registry__free(r);
-	free(f.rows);
+	fake_free(&f);
 }
 
 static void test_gone_process(void **state)
 {
 	(void)state;
 	struct fake f = { .nrows = 1024 };
-	f.rows = calloc(f.nrows, sizeof(*f.rows));
-	struct unwind_registry *r = unwind_registry__new(publish, rows, &f);
+	struct unwind_registry *r = unwind_registry__new(&ops, f.nrows, &f);
 	assert_non_null(r);
 	unwind_registry__note_sample(r, 0x3fffffff, 0); /* no such process */
 	unwind_registry__drain(r);
 	assert_int_equal(f.published, 0);
 	unwind_registry__free(r);
 	unwind_registry__free(NULL);
-	free(f.rows);
+	fake_free(&f);
+}
+
+/* A child running `prog 1000` (an executable this process does not map),
+ * once it has exec'd and its libraries are mapped. */
+static pid_t spawn_stopped(const char *prog)
+{
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (!pid) {
+		execl(prog, prog, "1000", (char *)NULL);
+		_exit(127);
+	}
+	/* Until the exec has happened (its mappings are prog's). */
+	char exe[64], target[4096];
+	snprintf(exe, sizeof(exe), "/proc/%d/exe", (int)pid);
+	for (int i = 0; i < 2000; i++) {
+		ssize_t n = readlink(exe, target, sizeof(target) - 1);
+		if (n > 0 && (target[n] = 0, strstr(target, prog + 5)))
+			break;
+		usleep(1000);
+	}
+	usleep(50000); /* the dynamic linker maps the libraries */
+	return pid;
+}
+
+static void reap(pid_t pid)
+{
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+
+static void test_eviction(void **state)
+{
+	(void)state;
+	/* How many rows this process's files take. */
+	struct fake f = { .nrows = 1u << 22 };
+	struct unwind_registry *r = unwind_registry__new(&ops, f.nrows, &f);
+	assert_non_null(r);
+	unwind_registry__note_sample(r, getpid(), 0);
+	unwind_registry__drain(r);
+	struct unwind_registry_stats st;
+	unwind_registry__stats(r, &st);
+	size_t mine = st.rows_used;
+	unwind_registry__free(r);
+	fake_free(&f);
+
+	/* A budget just full with them: sleep's own table needs room. */
+	struct fake g = { .nrows = mine };
+	r = unwind_registry__new(&ops, g.nrows, &g);
+	assert_non_null(r);
+	unwind_registry__note_sample(r, getpid(), 0);
+	unwind_registry__drain(r);
+	pid_t child = spawn_stopped("/bin/sleep");
+	unwind_registry__note_sample(r, child, 0);
+	unwind_registry__drain(r);
+	unwind_registry__stats(r, &st);
+	/* This process lives: nothing of its is evicted, sleep's is over. */
+	assert_int_equal(st.evictions, 0);
+	assert_true(st.files_over_budget >= 1);
+	assert_int_equal(g.drops, 0);
+
+	/* Gone: its tables make room for sleep's, tried again on a rescan. */
+	unwind_registry__note_exit(r, getpid());
+	unwind_registry__note_exit(r, child);
+	unwind_registry__note_sample(r, child, 0);
+	unwind_registry__drain(r);
+	unwind_registry__stats(r, &st);
+	assert_true(st.evictions >= 1);
+	assert_int_equal(g.drops, (int)st.evictions);
+	assert_true(st.rows_used <= g.nrows);
+	assert_int_equal(g.pid, (uint32_t)child);
+	/* sleep's own text mapping is unwound by CFI now. */
+	int cfi = 0;
+	for (uint32_t i = 0; i < g.proc.nmaps; i++)
+		cfi += g.proc.maps[i].kind == UNWIND_MAP_CFI;
+	assert_true(cfi >= 3); /* sleep, libc, ld.so (and the vdso) */
+	char *text = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&text, &len);
+	unwind_registry__summary(r, out, "dynoprof");
+	fclose(out);
+	assert_non_null(strstr(text, "evicted to make room"));
+	free(text);
+	reap(child);
+	unwind_registry__free(r);
+	fake_free(&g);
 }
 
 int main(void)
@@ -171,6 +284,7 @@ int main(void)
 		cmocka_unit_test(test_self),
 		cmocka_unit_test(test_budget),
 		cmocka_unit_test(test_gone_process),
+		cmocka_unit_test(test_eviction),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -308,6 +308,8 @@ static void export_self_metrics(struct agent *a)
 			metrics__set(m, "dynoprof_agent_unwind_files_total", &l, 1, (double)files[i].n);
 		}
 		metrics__set(m, "dynoprof_agent_unwind_table_rows", NULL, 0, (double)us.rows_used);
+		metrics__set(m, "dynoprof_agent_unwind_tables_evicted_total", NULL, 0,
+			     (double)us.evictions);
 	}
 	long pages = 0;
 	FILE *f = fopen("/proc/self/statm", "re");
@@ -566,6 +568,9 @@ static const struct {
 	  "frame pointers)." },
 	{ "dynoprof_agent_unwind_table_rows", METRIC_GAUGE,
 	  "Rows of the native unwind table in use (8 bytes each; unwind_table_mb bounds it)." },
+	{ "dynoprof_agent_unwind_tables_evicted_total", METRIC_COUNTER,
+	  "Native unwind tables of files no running process maps, evicted to make room for "
+	  "a new file's within unwind_table_mb." },
 	{ "dynoprof_agent_rss_bytes", METRIC_GAUGE, "Resident memory of the agent." },
 	{ "dynoprof_agent_database_bytes", METRIC_GAUGE, "Size of the history database." },
 	{ "dynoprof_agent_windows_stored", METRIC_GAUGE, "History windows in the database." },

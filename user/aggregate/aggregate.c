@@ -19,7 +19,7 @@
 #define RELABEL_RESOLVE_NS 100000000ull
 
 /* Frame ids of one sample: kernel + user + Python frames + markers. */
-#define MAX_SAMPLE_FRAMES (2 * PROFILE_MAX_FRAMES + PY_MAX_FRAMES + 8)
+#define MAX_SAMPLE_FRAMES (PROFILE_MAX_FRAMES + PROFILE_MAX_UFRAMES + PY_MAX_FRAMES + 8)
 
 struct aggregator {
 	struct profile *profile;     /* borrowed: where samples go */
@@ -33,7 +33,7 @@ struct aggregator {
 				      * apportion: a later event of the pid is a new
 				      * process's */
 	uint32_t frames[MAX_SAMPLE_FRAMES]; /* scratch for one sample */
-	uint32_t chain[PROFILE_MAX_FRAMES]; /* native frames leafward of Python */
+	uint32_t chain[PROFILE_MAX_UFRAMES]; /* native frames leafward of Python */
 	struct relabel_buffer *relabel; /* with tags: samples of requests whose
 				      * endpoint is not known yet (else NULL) */
 	uint64_t relabel_resolved_ns; /* sample time of the last log look-up */
@@ -134,6 +134,7 @@ static const char *unwind_marker(uint64_t addr)
 	switch (addr - UNWIND_MARKER_BASE) {
 	case UNWIND_END_NO_CFI: return "[unwind: no CFI]";
 	case UNWIND_END_READ: return "[unwind: stack unreadable]";
+	case UNWIND_END_PENDING: return "[unwind: tables pending]";
 	default: return "[unwind: bad frame]";
 	}
 }
@@ -284,7 +285,7 @@ static int add_sample(struct aggregator *a, const struct profile_sample_event *e
 	size_t header = offsetof(struct profile_sample_event, stack);
 	int klen = e->kstack_len > 0 ? e->kstack_len : 0;
 	int ulen = e->ustack_len > 0 ? e->ustack_len : 0;
-	if (klen > PROFILE_MAX_FRAMES || ulen > PROFILE_MAX_FRAMES ||
+	if (klen > PROFILE_MAX_FRAMES || ulen > PROFILE_MAX_UFRAMES ||
 	    size < header + (size_t)(klen + ulen) * 8) {
 		a->stats.bad_records++;
 		return 0;
@@ -318,7 +319,8 @@ static int add_sample(struct aggregator *a, const struct profile_sample_event *e
 		err = 0;
 	}
 	/* BPF keeps only PY_NATIVE_FRAMES native frames of a Python process:
-	 * a user stack that long may have been cut. */
+	 * a user stack that long may have been cut (else 127 walking frame
+	 * pointers, 128 through CFI: from 127 on). */
 	int ucap = py_process ? PY_NATIVE_FRAMES : PROFILE_MAX_FRAMES;
 	if (is_python && a->opts.user_frames) {
 		a->stats.python_samples++;

@@ -8,7 +8,6 @@
 #include <string.h>
 #include <unistd.h>
 #include <linux/perf_event.h>
-#include <sys/mman.h>
 #include <sys/syscall.h>
 
 #include <bpf/bpf.h>
@@ -38,8 +37,6 @@ struct sampler {
 	struct counter_choice counters;/* what they count */
 	int *counter_fds;              /* ncpus * COUNTER_SLOTS counting events; -1 none */
 	int stats_fd;                  /* BPF_ENABLE_STATS handle; -1 none */
-	struct unwind_row *unwind_rows;/* the unwind_rows map, mmapped (NULL: CFI unwinding off) */
-	size_t unwind_nrows;           /* its entries */
 };
 
 static int open_perf_event(enum sample_event ev, unsigned freq, uint64_t period, int cpu)
@@ -440,11 +437,6 @@ struct sampler *sampler__open(const struct sampler_opts *opts, sampler_record_fn
 	}
 	if (opts->unwind_rows) {
 		s->skel->rodata->unwind_cfi = true;
-		e = bpf_map__set_max_entries(s->skel->maps.unwind_rows, (uint32_t)opts->unwind_rows);
-		if (e) {
-			errmsg__set(err, errlen, "cannot size the unwind table: %s", strerror(-e));
-			goto fail;
-		}
 	}
 	bpf_map__set_max_entries(s->skel->maps.counter_primary, (uint32_t)s->ncpus);
 	bpf_map__set_max_entries(s->skel->maps.counter_cycles, (uint32_t)s->ncpus);
@@ -482,20 +474,6 @@ struct sampler *sampler__open(const struct sampler_opts *opts, sampler_record_fn
 			errmsg__set(err, errlen, "loading BPF programs failed: %s (rerun with "
 				"DYNOPROF_DEBUG_BPF=1 for the verifier log)", strerror(-e));
 		goto fail;
-	}
-	if (opts->unwind_rows) {
-		/* Rows are written in place (user/unwind/unwind_registry.c): a
-		 * file's table goes in with one copy, not a syscall per row. */
-		size_t bytes = opts->unwind_rows * sizeof(struct unwind_row);
-		void *rows = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED,
-				  bpf_map__fd(s->skel->maps.unwind_rows), 0);
-		if (rows == MAP_FAILED) {
-			e = -errno;
-			errmsg__set(err, errlen, "cannot map the unwind table: %s", strerror(-e));
-			goto fail;
-		}
-		s->unwind_rows = rows;
-		s->unwind_nrows = opts->unwind_rows;
 	}
 	e = fill_filter_map(bpf_map__fd(s->skel->maps.targets), opts->pids, opts->npids);
 	if (!e)
@@ -595,11 +573,49 @@ int sampler__set_unwind_process(void *sampler, uint32_t pid, const struct unwind
 	return bpf_map_update_elem(fd, &pid, info, BPF_ANY) ? -errno : 0;
 }
 
-struct unwind_row *sampler__unwind_rows(void *sampler, size_t *nrows)
+int sampler__unwind_table_put(void *sampler, uint32_t slot, const struct unwind_row *rows,
+			      size_t nrows)
 {
 	struct sampler *s = sampler;
-	*nrows = s->unwind_nrows;
-	return s->unwind_rows;
+	LIBBPF_OPTS(bpf_map_create_opts, mo, .map_flags = BPF_F_INNER_MAP);
+	LIBBPF_OPTS(bpf_map_batch_opts, bo);
+	uint32_t *keys = NULL;
+	int fd = -1, err;
+	if (!nrows || nrows > UINT32_MAX)
+		return -EINVAL;
+	fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "unwind_file", sizeof(uint32_t),
+			    sizeof(struct unwind_row), (uint32_t)nrows, &mo);
+	if (fd < 0) {
+		err = -errno;
+		goto out;
+	}
+	if (!(keys = malloc(nrows * sizeof(*keys)))) {
+		err = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < nrows; i++)
+		keys[i] = (uint32_t)i;
+	/* One syscall for the file's rows; the kernel copies them. No mapping
+	 * is kept: the agent's resident memory does not hold the tables. */
+	uint32_t count = (uint32_t)nrows;
+	if (bpf_map_update_batch(fd, keys, rows, &count, &bo) || count != nrows) {
+		err = errno ? -errno : -EIO;
+		goto out;
+	}
+	err = bpf_map_update_elem(bpf_map__fd(s->skel->maps.unwind_tables), &slot, &fd,
+				  BPF_ANY) ? -errno : 0;
+out:
+	free(keys);
+	if (fd >= 0)
+		close(fd); /* the outer map holds the table now */
+	return err;
+}
+
+int sampler__unwind_table_drop(void *sampler, uint32_t slot)
+{
+	struct sampler *s = sampler;
+	int fd = bpf_map__fd(s->skel->maps.unwind_tables);
+	return bpf_map_delete_elem(fd, &slot) && errno != ENOENT ? -errno : 0;
 }
 
 int sampler__set_tag_process(void *sampler, uint32_t pid, const struct tag_proc *info)
@@ -823,6 +839,8 @@ static const struct {
 		"native unwind found an impossible frame (ends with [unwind: bad frame])" },
 	[DROP_UNWIND_TRUNCATED] = { "unwind_truncated",
 		"native stack deeper than the frame cap (outermost cut, marked [truncated])" },
+	[DROP_UNWIND_PENDING] = { "unwind_pending",
+		"process's unwind tables not built yet (leaf kept, then [unwind: tables pending])" },
 };
 _Static_assert(sizeof(drop_reasons) / sizeof(drop_reasons[0]) == DROP_REASON_COUNT,
 	       "a label and a text for every drop reason");
@@ -855,8 +873,6 @@ void sampler__free(struct sampler *s)
 	free(s->counter_fds);
 	if (s->stats_fd >= 0)
 		close(s->stats_fd);
-	if (s->unwind_rows)
-		munmap(s->unwind_rows, s->unwind_nrows * sizeof(struct unwind_row));
 	sample_bpf__destroy(s->skel);
 	free(s->links);
 	free(s->perf_fds);

@@ -57,8 +57,9 @@ struct sampler_opts {
 				     * and counters (read at every context switch
 				     * when open, see capture/counters.h) */
 	struct py_tls_layout py_tls;/* glibc TSS layout (when walk_python or thread_tags) */
-	size_t unwind_rows;         /* entries of the shared unwind row table (8 bytes
-				     * each); 0: CFI unwinding off (frame pointers) */
+	size_t unwind_rows;         /* non-zero: CFI unwinding on (the registry's row
+				     * budget, 8 bytes a row; tables are made per file
+				     * by sampler__unwind_table_put); 0: frame pointers */
 	/* Called once the maps exist, before any event is attached (NULL: none);
 	 * a negative errno fails the open. */
 	int (*before_attach)(void *ctx, struct sampler *s);
@@ -106,9 +107,12 @@ int sampler__set_python_process(void *sampler, uint32_t pid, const struct py_pro
 /* Publishes (info != NULL) or withdraws a process for CFI unwinding. Matches
  * unwind_publish_fn (unwind/unwind_registry.h). */
 int sampler__set_unwind_process(void *sampler, uint32_t pid, const struct unwind_proc *info);
-/* The shared unwind row table, mapped writable, and its entries in *nrows
- * (NULL, 0: CFI unwinding off). Matches unwind_rows_fn. */
-struct unwind_row *sampler__unwind_rows(void *sampler, size_t *nrows);
+/* Puts a file's table (nrows rows, sorted by pc) in unwind table slot
+ * `slot`, replacing any there; drops the one in it. 0 or -errno. Match
+ * struct unwind_registry_ops (unwind/unwind_registry.h). */
+int sampler__unwind_table_put(void *sampler, uint32_t slot, const struct unwind_row *rows,
+			      size_t nrows);
+int sampler__unwind_table_drop(void *sampler, uint32_t slot);
 
 /* Publishes (info != NULL) or withdraws a libdynotag process for BPF.
  * Matches tag_publish_fn. */

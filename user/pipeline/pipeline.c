@@ -54,7 +54,8 @@ static void note_unwind(struct unwind_registry *r, const void *data, size_t size
 		int u = e->ustack_len > 0 ? e->ustack_len : 0;
 		size_t last = offsetof(struct profile_sample_event, stack) +
 			      (size_t)(k + u) * 8;
-		int missed = u > 0 && k + u <= 2 * PROFILE_MAX_FRAMES && size >= last &&
+		int missed = u > 0 && k + u <= PROFILE_MAX_FRAMES + PROFILE_MAX_UFRAMES &&
+			     size >= last &&
 			     e->stack[k + u - 1] == UNWIND_MARKER_BASE + UNWIND_END_NO_CFI;
 		unwind_registry__note_sample(r, (pid_t)h->pid, missed);
 	}
@@ -65,11 +66,19 @@ static void note_unwind(struct unwind_registry *r, const void *data, size_t size
 static int start_unwinding(void *ctx, struct sampler *s)
 {
 	struct pipeline *p = ctx;
-	if (!(p->unwind = unwind_registry__new(sampler__set_unwind_process, sampler__unwind_rows,
-					       s)))
+	static const struct unwind_registry_ops ops = {
+		.publish = sampler__set_unwind_process,
+		.table_put = sampler__unwind_table_put,
+		.table_drop = sampler__unwind_table_drop,
+	};
+	if (!(p->unwind = unwind_registry__new(&ops, p->opts.unwind_table_bytes /
+					       sizeof(struct unwind_row), s)))
 		return errno ? -errno : -ENOMEM;
 	for (size_t i = 0; i < p->opts.npids; i++)
 		unwind_registry__note_sample(p->unwind, (pid_t)p->opts.pids[i], 0);
+	/* Whole host: none; each process is scanned at its first sample, in
+	 * that order (priming every running process first was measured to delay
+	 * the processes being sampled: a table build in progress cannot give way). */
 	unwind_registry__drain(p->unwind);
 	return 0;
 }

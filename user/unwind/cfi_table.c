@@ -164,12 +164,16 @@ enum reg_rule {
 	RULE_OFFSET = 1,    /* saved at CFA + off */
 	RULE_UNDEFINED = 2, /* no value: for the return address, the outermost frame */
 	RULE_OTHER = 3,     /* anything else (register, expression, val_offset) */
+	RULE_AT_RBP = 4,    /* saved at rbp + off (the expression DW_OP_breg6 off, as
+			     * GCC's stack realignment saves rbp) */
 };
 
 enum cfa_rule {
 	CFA_REG = 0,     /* reg + off */
 	CFA_PLT = 1,     /* the PLT expression, threshold in off */
 	CFA_OTHER = 2,   /* any other expression */
+	CFA_RBP_DEREF = 3, /* *(rbp + off): DW_OP_breg6 off; DW_OP_deref (stack
+			    * realignment through a DRAP register, GCC) */
 };
 
 /* The rules at one location. */
@@ -178,7 +182,7 @@ struct cfi_state {
 	uint64_t cfa_reg;   /* CFA_REG: its register */
 	int64_t cfa_off;    /* CFA_REG: the offset; CFA_PLT: the threshold */
 	enum reg_rule rbp;  /* the caller's rbp */
-	int64_t rbp_off;    /* RULE_OFFSET: from the CFA */
+	int64_t rbp_off;    /* RULE_OFFSET: from the CFA; RULE_AT_RBP: from rbp */
 	enum reg_rule ra;   /* the return address */
 	int64_t ra_off;     /* RULE_OFFSET: from the CFA */
 };
@@ -236,9 +240,13 @@ static struct unwind_row row_of(struct cfi_table *t, const struct cie *cie,
 		r.cfa_off = (int16_t)s->cfa_off;
 		return r;
 	}
-	if (s->cfa != CFA_REG || (s->cfa_reg != REG_RSP && s->cfa_reg != REG_RBP))
+	if (s->cfa == CFA_RBP_DEREF) {
+		r.kind = UNWIND_CFA_RBP_DEREF;
+	} else if (s->cfa != CFA_REG || (s->cfa_reg != REG_RSP && s->cfa_reg != REG_RBP)) {
 		goto unsupported;
-	r.kind = s->cfa_reg == REG_RSP ? UNWIND_CFA_RSP : UNWIND_CFA_RBP;
+	} else {
+		r.kind = s->cfa_reg == REG_RSP ? UNWIND_CFA_RSP : UNWIND_CFA_RBP;
+	}
 	if (s->cfa_off >= INT16_MIN && s->cfa_off <= INT16_MAX) {
 		r.cfa_off = (int16_t)s->cfa_off;
 	} else if (s->cfa_off % 8 == 0 && s->cfa_off / 8 >= INT16_MIN &&
@@ -248,10 +256,12 @@ static struct unwind_row row_of(struct cfi_table *t, const struct cie *cie,
 	} else {
 		goto unsupported;
 	}
-	if (s->rbp == RULE_OFFSET) {
+	if (s->rbp == RULE_OFFSET || s->rbp == RULE_AT_RBP) {
 		if (s->rbp_off % 8 || s->rbp_off / 8 < INT8_MIN || s->rbp_off / 8 > INT8_MAX)
 			goto unsupported;
 		r.kind |= UNWIND_RBP_SAVED;
+		if (s->rbp == RULE_AT_RBP)
+			r.kind |= UNWIND_RBP_AT_RBP;
 		r.rbp_off8 = (int8_t)(s->rbp_off / 8);
 	} else if (s->rbp != RULE_SAME) {
 		goto unsupported; /* rbp elsewhere: its value could not be followed */
@@ -287,6 +297,20 @@ static bool is_plt_expression(const uint8_t *p, size_t len, int64_t *threshold)
 		return false;
 	*threshold = lit - 0x30;
 	return true;
+}
+
+/* Is the expression [p, p + len) DW_OP_breg6 (rbp) N, followed by DW_OP_deref
+ * when deref? Sets *off to N. The forms GCC's stack realignment emits: the
+ * CFA is *(rbp - 8), rbp is saved at rbp + 0. */
+static bool is_rbp_expression(const uint8_t *p, size_t len, bool deref, int64_t *off)
+{
+	struct cursor c = { .p = p, .end = p + len };
+	if (!need(&c, 1) || *c.p++ != 0x76) /* DW_OP_breg6 */
+		return false;
+	*off = read_sleb(&c);
+	if (deref && (!need(&c, 1) || *c.p++ != 0x06)) /* DW_OP_deref */
+		return false;
+	return !c.bad && c.p == c.end;
 }
 
 /* Runs a CFA program from *s at location *loc (the FDE's range [lo, hi)),
@@ -378,7 +402,15 @@ static int run_program(struct cfi_table *t, const struct cie *cie, struct cursor
 				uint64_t len = read_uleb(c);
 				if (!need(c, len))
 					break;
+				int64_t at;
+				bool rbp_at_rbp = op == 0x10 && reg == REG_RBP &&
+						  is_rbp_expression(c->p, len, false, &at);
 				c->p += len;
+				if (rbp_at_rbp) {
+					s->rbp = RULE_AT_RBP;
+					s->rbp_off = at;
+					break;
+				}
 				goto set_other;
 			}
 			case 0x0a: /* remember_state */
@@ -425,6 +457,10 @@ static int run_program(struct cfi_table *t, const struct cie *cie, struct cursor
 				int64_t threshold;
 				if (is_plt_expression(c->p, len, &threshold)) {
 					s->cfa = CFA_PLT;
+					s->cfa_off = threshold;
+				} else if (is_rbp_expression(c->p, len, true, &threshold) &&
+					   threshold >= INT16_MIN && threshold <= INT16_MAX) {
+					s->cfa = CFA_RBP_DEREF;
 					s->cfa_off = threshold;
 				} else {
 					s->cfa = CFA_OTHER;

@@ -35,14 +35,35 @@ struct load_seg {
 	uint64_t filesz; /* p_filesz */
 };
 
+/* A table in BPF: one file's rows, shared by every file with its build-id
+ * (the worker's alone). */
+struct unwind_table {
+	uint32_t slot;         /* its slot in unwind_tables */
+	uint32_t rows;         /* its rows (counted against the budget) */
+	uint64_t last_used_ns; /* CLOCK_MONOTONIC a scan last published it (LRU) */
+	uint64_t scan_gen;     /* the scan that last used it: never evicted by it */
+	bool pinned;           /* never evicted (the vdso, in every process) */
+	char id[ELF_SYMTAB_BUILD_ID_MAX + 72]; /* key in tables_by_id: build-id hex, else "f:dev:ino" */
+};
+
 /* A file as the unwinder knows it (the worker's alone). */
 struct unwind_file {
 	uint32_t kind;       /* enum unwind_map_kind */
-	uint32_t row_first;  /* UNWIND_MAP_CFI: its shard */
-	uint32_t row_count;
+	struct unwind_table *table; /* UNWIND_MAP_CFI: its table (an eviction of
+				     * it drops this file from the cache) */
+	uint64_t retry_exits;/* over the budget: tried again once the exits seen
+			      * differ from this (room may be evictable); else ~0 */
 	uint32_t nsegs;      /* entries in segs */
 	struct load_seg segs[FILE_SEGS]; /* its PT_LOAD segments */
 };
+
+/* The tables a process's last publication uses (the worker's alone): what
+ * eviction must spare while the process lives. */
+struct holder {
+	uint32_t n;                        /* entries in slots */
+	uint16_t slots[UNWIND_MAX_MAPS];   /* tables' slots */
+};
+_Static_assert(UNWIND_MAX_TABLES <= 65536, "slots fit holder.slots");
 
 /* A tracked process (under lock). */
 struct proc_entry {
@@ -53,8 +74,7 @@ struct proc_entry {
 };
 
 struct unwind_registry {
-	unwind_publish_fn publish;   /* into BPF */
-	unwind_rows_fn rows_fn;      /* the row table */
+	struct unwind_registry_ops ops; /* into BPF */
 	void *ctx;                   /* theirs */
 	pthread_t worker;            /* builds tables and publishes */
 	bool worker_started;         /* worker is joinable */
@@ -67,13 +87,16 @@ struct unwind_registry {
 	bool stop;                   /* the worker must end */
 	struct hashmap *procs;       /* pid -> struct proc_entry */
 	struct unwind_registry_stats stats; /* also updated by the worker, under lock */
+	uint64_t exits;              /* processes gone (note_exit) */
 	/* The worker's own. */
 	struct hashmap *files;       /* "dev:ino" -> struct unwind_file */
-	struct hashmap *build_ids;   /* build-id hex -> struct unwind_file (its owner) */
 	struct unwind_file vdso;     /* this kernel's vdso (kind 0: none) */
-	struct unwind_row *rows;     /* the table, mapped */
-	size_t nrows;                /* its entries */
-	size_t next_row;             /* first free row */
+	struct hashmap *tables_by_id;/* unwind_table.id -> struct unwind_table */
+	struct unwind_table *tables[UNWIND_MAX_TABLES]; /* by slot; NULL: free */
+	struct hashmap *holders;     /* pid -> struct holder */
+	size_t budget;               /* rows all tables may hold (--unwind-table-mb) */
+	size_t rows_used;            /* rows all tables hold */
+	uint64_t scan_gen;           /* the scan under way */
 };
 
 static uint64_t now_ns(void)
@@ -97,29 +120,138 @@ static void read_segments(Elf *elf, struct unwind_file *f)
 	}
 }
 
-/* Copies t's rows into the shared table as f's shard; counts a miss. */
+/* Marks in used[] the tables a live process's publication uses; forgets the
+ * holders of processes gone. */
+static void mark_used(struct unwind_registry *r, uint8_t *used)
+{
+	size_t cursor = 0, ngone = 0, cap = hashmap__size(r->holders);
+	pid_t *gone = cap ? calloc(cap, sizeof(*gone)) : NULL;
+	const void *key;
+	void *value;
+	memset(used, 0, UNWIND_MAX_TABLES);
+	pthread_mutex_lock(&r->lock);
+	while (hashmap__next(r->holders, &cursor, &key, NULL, &value)) {
+		pid_t pid;
+		memcpy(&pid, key, sizeof(pid));
+		if (!hashmap__get(r->procs, &pid, sizeof(pid))) {
+			if (gone && ngone < cap)
+				gone[ngone++] = pid;
+			continue;
+		}
+		const struct holder *h = value;
+		for (uint32_t i = 0; i < h->n; i++)
+			used[h->slots[i]] = 1;
+	}
+	pthread_mutex_unlock(&r->lock);
+	for (size_t i = 0; i < ngone; i++)
+		free(hashmap__remove(r->holders, &gone[i], sizeof(gone[i])));
+	free(gone);
+}
+
+/* Drops table t: out of BPF, and every cached file using it (read again and
+ * rebuilt when a process maps it next). */
+static void evict(struct unwind_registry *r, struct unwind_table *t)
+{
+	size_t cursor = 0, n = 0, cap = hashmap__size(r->files);
+	char (*keys)[64] = cap ? calloc(cap, sizeof(*keys)) : NULL;
+	const void *key;
+	size_t len;
+	void *value;
+	while (keys && hashmap__next(r->files, &cursor, &key, &len, &value)) {
+		const struct unwind_file *f = value;
+		if (f->table == t && len < sizeof(keys[0]) && n < cap) {
+			memcpy(keys[n], key, len);
+			keys[n++][len] = 0;
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		free(hashmap__remove(r->files, keys[i], strlen(keys[i])));
+	free(keys);
+	hashmap__remove(r->tables_by_id, t->id, strlen(t->id));
+	r->ops.table_drop(r->ctx, t->slot);
+	r->tables[t->slot] = NULL;
+	r->rows_used -= t->rows;
+	pthread_mutex_lock(&r->lock);
+	r->stats.evictions++;
+	r->stats.rows_evicted += t->rows;
+	r->stats.rows_used = r->rows_used;
+	pthread_mutex_unlock(&r->lock);
+	free(t);
+}
+
+/* Makes room for a table of n rows: evicts the least recently used tables no
+ * live process's publication uses (nor the scan under way) until n rows and
+ * a slot are free. Returns the free slot, or -1 when that cannot be had. */
+static int make_room(struct unwind_registry *r, size_t n)
+{
+	uint8_t used[UNWIND_MAX_TABLES];
+	bool marked = false;
+	for (;;) {
+		int slot = -1;
+		for (int i = 0; i < UNWIND_MAX_TABLES && slot < 0; i++)
+			if (!r->tables[i])
+				slot = i;
+		if (slot >= 0 && r->rows_used + n <= r->budget)
+			return slot;
+		if (!marked) {
+			mark_used(r, used);
+			marked = true;
+		}
+		struct unwind_table *lru = NULL;
+		for (int i = 0; i < UNWIND_MAX_TABLES; i++) {
+			struct unwind_table *t = r->tables[i];
+			if (t && !t->pinned && !used[i] && t->scan_gen != r->scan_gen &&
+			    (!lru || t->last_used_ns < lru->last_used_ns))
+				lru = t;
+		}
+		if (!lru)
+			return -1;
+		evict(r, lru);
+	}
+}
+
+/* Puts t's rows in a table of their own for f, under id; counts a miss. */
 static void place_rows(struct unwind_registry *r, struct unwind_file *f,
-		       const struct cfi_table *t)
+		       const struct cfi_table *t, const char *id)
 {
 	size_t n = cfi_table__count(t);
+	int slot = -1;
+	struct unwind_table *tab = NULL;
 	f->kind = UNWIND_MAP_FP;
-	if (!n || n > r->nrows - r->next_row) {
+	f->retry_exits = ~0ull;
+	if (n && n <= r->budget && n < (1u << UNWIND_SEARCH_STEPS))
+		slot = make_room(r, n);
+	if (slot >= 0 && (tab = calloc(1, sizeof(*tab)))) {
+		tab->slot = (uint32_t)slot;
+		tab->rows = (uint32_t)n;
+		tab->scan_gen = r->scan_gen;
+		tab->last_used_ns = now_ns();
+		snprintf(tab->id, sizeof(tab->id), "%s", id);
+		if (r->ops.table_put(r->ctx, tab->slot, cfi_table__rows(t), n) ||
+		    hashmap__put(r->tables_by_id, tab->id, strlen(tab->id), tab, NULL)) {
+			r->ops.table_drop(r->ctx, tab->slot);
+			free(tab);
+			tab = NULL;
+		}
+	}
+	if (!tab) {
 		pthread_mutex_lock(&r->lock);
-		if (n)
+		if (n) {
 			r->stats.files_over_budget++;
-		else
+			f->retry_exits = r->exits;
+		} else {
 			r->stats.files_no_cfi++;
+		}
 		pthread_mutex_unlock(&r->lock);
 		return;
 	}
-	memcpy(r->rows + r->next_row, cfi_table__rows(t), n * sizeof(struct unwind_row));
+	r->tables[tab->slot] = tab;
+	r->rows_used += n;
 	f->kind = UNWIND_MAP_CFI;
-	f->row_first = (uint32_t)r->next_row;
-	f->row_count = (uint32_t)n;
-	r->next_row += n;
+	f->table = tab;
 	pthread_mutex_lock(&r->lock);
 	r->stats.files_cfi++;
-	r->stats.rows_used = r->next_row;
+	r->stats.rows_used = r->rows_used;
 	pthread_mutex_unlock(&r->lock);
 }
 
@@ -147,7 +279,9 @@ static void build_vdso(struct unwind_registry *r)
 			elf_end(elf);
 			struct cfi_table *t = cfi_table__from_memory(copy, size);
 			if (t)
-				place_rows(r, &r->vdso, t);
+				place_rows(r, &r->vdso, t, "[vdso]");
+			if (r->vdso.table)
+				r->vdso.table->pinned = true;
 			cfi_table__free(t);
 			free(copy);
 		}
@@ -164,6 +298,17 @@ static struct unwind_file *file_for(struct unwind_registry *r, pid_t pid,
 	snprintf(key, sizeof(key), "%u:%u:%llu", m->dev_major, m->dev_minor,
 		 (unsigned long long)m->inode);
 	struct unwind_file *f = hashmap__get(r->files, key, strlen(key));
+	if (f && f->retry_exits != ~0ull) {
+		/* Over the budget when last tried: again once processes have gone
+		 * (their tables may be evictable now). */
+		pthread_mutex_lock(&r->lock);
+		bool retry = f->retry_exits != r->exits;
+		pthread_mutex_unlock(&r->lock);
+		if (retry) {
+			free(hashmap__remove(r->files, key, strlen(key)));
+			f = NULL;
+		}
+	}
 	if (f)
 		return f;
 	if (hashmap__size(r->files) >= UNWIND_MAX_FILES) {
@@ -185,19 +330,23 @@ static struct unwind_file *file_for(struct unwind_registry *r, pid_t pid,
 	Elf *elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
 	read_segments(elf, f);
 	elf_end(elf);
-	bool has_id = !elf_symtab__read_build_id(path, build_id, sizeof(build_id));
-	struct unwind_file *same = has_id ? hashmap__get(r->build_ids, build_id,
-							  strlen(build_id)) : NULL;
+	/* The table's id: the build-id (shared across files), else the file. */
+	char id[ELF_SYMTAB_BUILD_ID_MAX + 72];
+	if (!elf_symtab__read_build_id(path, build_id, sizeof(build_id)))
+		snprintf(id, sizeof(id), "%s", build_id);
+	else
+		snprintf(id, sizeof(id), "f:%s", key);
+	f->retry_exits = ~0ull;
+	struct unwind_table *same = hashmap__get(r->tables_by_id, id, strlen(id));
 	if (same) {
-		f->kind = same->kind;
-		f->row_first = same->row_first;
-		f->row_count = same->row_count;
+		f->kind = UNWIND_MAP_CFI;
+		f->table = same;
 		count(r, &r->stats.files_shared);
 	} else {
 		uint64_t t0 = now_ns();
 		struct cfi_table *t = cfi_table__from_fd(fd);
 		if (t) {
-			place_rows(r, f, t);
+			place_rows(r, f, t, id);
 		} else {
 			f->kind = UNWIND_MAP_FP;
 			count(r, errno == ENODATA ? &r->stats.files_no_cfi :
@@ -213,9 +362,6 @@ static struct unwind_file *file_for(struct unwind_registry *r, pid_t pid,
 		free(f);
 		return NULL;
 	}
-	if (has_id && !same && f->kind == UNWIND_MAP_CFI &&
-	    hashmap__put(r->build_ids, build_id, strlen(build_id), f, NULL))
-		return f; /* not shared, still usable */
 	return f;
 }
 
@@ -242,10 +388,15 @@ static void scan(struct unwind_registry *r, pid_t pid, uint64_t *digest)
 	if (!maps)
 		return;
 	struct unwind_proc *up = calloc(1, sizeof(*up));
-	if (!up) {
+	struct holder *h = calloc(1, sizeof(*h));
+	if (!up || !h) {
+		free(up);
+		free(h);
 		proc_maps__free(maps);
 		return;
 	}
+	r->scan_gen++;
+	uint64_t now = now_ns();
 	for (size_t i = 0; i < proc_maps__count(maps); i++) {
 		const struct proc_map *m = proc_maps__at(maps, i);
 		const struct unwind_file *f;
@@ -257,15 +408,18 @@ static void scan(struct unwind_registry *r, pid_t pid, uint64_t *digest)
 			f = file_for(r, pid, m);
 		uint64_t bias = 0;
 		struct unwind_map e = { .start = m->start, .end = m->end, .kind = UNWIND_MAP_FP };
-		if (f && f->kind == UNWIND_MAP_CFI && bias_of(f, m, &bias)) {
-			e.kind = UNWIND_MAP_CFI;
-			e.bias = bias;
-			e.row_first = f->row_first;
-			e.row_count = f->row_count;
-		}
 		if (up->nmaps >= UNWIND_MAX_MAPS) {
 			count(r, &r->stats.maps_over_limit);
 			continue;
+		}
+		if (f && f->kind == UNWIND_MAP_CFI && bias_of(f, m, &bias)) {
+			e.kind = UNWIND_MAP_CFI;
+			e.bias = bias;
+			e.table = f->table->slot;
+			e.row_count = f->table->rows;
+			f->table->last_used_ns = now;
+			f->table->scan_gen = r->scan_gen;
+			h->slots[h->n++] = (uint16_t)f->table->slot;
 		}
 		/* /proc/PID/maps lists mappings by address: the table stays sorted. */
 		up->maps[up->nmaps++] = e;
@@ -275,8 +429,15 @@ static void scan(struct unwind_registry *r, pid_t pid, uint64_t *digest)
 	pthread_mutex_lock(&r->lock);
 	bool live = hashmap__get(r->procs, &pid, sizeof(pid)) != NULL;
 	pthread_mutex_unlock(&r->lock);
+	/* Its tables are spared by eviction while it lives (a failed
+	 * publication too: an older one may stand). */
+	void *old = NULL;
+	if (live && !hashmap__put(r->holders, &pid, sizeof(pid), h, &old))
+		h = NULL;
+	free(old);
+	free(h);
 	if (live)
-		count(r, r->publish(r->ctx, (uint32_t)pid, up) ? &r->stats.publish_failed :
+		count(r, r->ops.publish(r->ctx, (uint32_t)pid, up) ? &r->stats.publish_failed :
 			 &r->stats.processes);
 	free(up);
 }
@@ -323,8 +484,8 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-struct unwind_registry *unwind_registry__new(unwind_publish_fn publish, unwind_rows_fn rows,
-					     void *ctx)
+struct unwind_registry *unwind_registry__new(const struct unwind_registry_ops *ops,
+					     size_t budget_rows, void *ctx)
 {
 	struct unwind_registry *r = calloc(1, sizeof(*r));
 	int err = -ENOMEM;
@@ -333,17 +494,16 @@ struct unwind_registry *unwind_registry__new(unwind_publish_fn publish, unwind_r
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_cond_init(&r->wake, NULL);
 	pthread_cond_init(&r->idle, NULL);
-	r->publish = publish;
-	r->rows_fn = rows;
-	r->ctx = ctx;
-	r->rows = rows(ctx, &r->nrows);
-	if (!r->rows || !r->nrows) {
+	if (!ops || !ops->publish || !ops->table_put || !ops->table_drop || !budget_rows) {
 		err = -EINVAL;
 		goto fail;
 	}
-	r->stats.rows_capacity = r->nrows;
+	r->ops = *ops;
+	r->ctx = ctx;
+	r->budget = budget_rows;
+	r->stats.rows_capacity = budget_rows;
 	if (!(r->procs = hashmap__new()) || !(r->files = hashmap__new()) ||
-	    !(r->build_ids = hashmap__new()))
+	    !(r->tables_by_id = hashmap__new()) || !(r->holders = hashmap__new()))
 		goto fail;
 	if ((err = -pthread_create(&r->worker, NULL, worker_main, r)))
 		goto fail;
@@ -373,9 +533,16 @@ void unwind_registry__free(struct unwind_registry *r)
 	cursor = 0;
 	while (r->files && hashmap__next(r->files, &cursor, NULL, NULL, &value))
 		free(value);
+	cursor = 0;
+	while (r->holders && hashmap__next(r->holders, &cursor, NULL, NULL, &value))
+		free(value);
+	/* The tables stay in BPF: the sampler's maps go with it. */
+	for (int i = 0; i < UNWIND_MAX_TABLES; i++)
+		free(r->tables[i]);
 	hashmap__free(r->procs);
 	hashmap__free(r->files);
-	hashmap__free(r->build_ids); /* its values are files' */
+	hashmap__free(r->holders);
+	hashmap__free(r->tables_by_id); /* its values are r->tables' */
 	pthread_cond_destroy(&r->wake);
 	pthread_cond_destroy(&r->idle);
 	pthread_mutex_destroy(&r->lock);
@@ -425,7 +592,7 @@ void unwind_registry__note_exec(struct unwind_registry *r, pid_t pid)
 		return;
 	/* The old image's mappings must not unwind the new one: withdrawn now,
 	 * read again at its next sample. */
-	r->publish(r->ctx, (uint32_t)pid, NULL);
+	r->ops.publish(r->ctx, (uint32_t)pid, NULL);
 	pthread_mutex_lock(&r->lock);
 	struct proc_entry *p = hashmap__get(r->procs, &pid, sizeof(pid));
 	if (p)
@@ -439,10 +606,12 @@ void unwind_registry__note_exit(struct unwind_registry *r, pid_t pid)
 		return;
 	pthread_mutex_lock(&r->lock);
 	struct proc_entry *p = hashmap__remove(r->procs, &pid, sizeof(pid));
+	if (p)
+		r->exits++;
 	pthread_mutex_unlock(&r->lock);
 	/* A queued request finds no entry and publishes nothing. */
 	free(p);
-	r->publish(r->ctx, (uint32_t)pid, NULL);
+	r->ops.publish(r->ctx, (uint32_t)pid, NULL);
 }
 
 void unwind_registry__drain(struct unwind_registry *r)
@@ -472,6 +641,11 @@ void unwind_registry__summary(struct unwind_registry *r, FILE *out, const char *
 	if (!r)
 		return;
 	unwind_registry__stats(r, &s);
+	if (s.evictions)
+		fprintf(out, "%s: native unwinding: %" PRIu64 " table(s) (%" PRIu64 " rows) of "
+			"files no running process maps evicted to make room "
+			"(--unwind-table-mb: %" PRIu64 " rows)\n", prefix, s.evictions,
+			s.rows_evicted, s.rows_capacity);
 	if (!s.files_over_budget && !s.files_unreadable && !s.maps_over_limit && !s.queue_full &&
 	    !s.publish_failed)
 		return;

@@ -7,16 +7,19 @@
  * own reads its executable mappings, builds each file's table once
  * (cfi_table.h; files opened as the symbolizer opens them: through
  * /proc/PID/root for other mount namespaces, /proc/PID/map_files for deleted
- * ones), shares it by build-id, writes its rows into the shared row table the
- * BPF program searches and publishes the process's mappings. Until then the
- * process is walked by frame pointers, as without CFI. So table building
- * never runs on the ring buffer's consumer, nor in BPF.
+ * ones), shares it by build-id, puts its rows in a BPF table of their own
+ * (sized to them: kernel memory follows the files in use, and the agent keeps
+ * no copy) and publishes the process's mappings. Until then the process's
+ * samples are cut after the leaf (bpf/unwind.bpf.h: [unwind: tables
+ * pending]). So table building never runs on the ring buffer's consumer, nor
+ * in BPF.
  *
- * Bounded: rows go into the fixed-size table (the budget, --unwind-table-mb):
- * a file that does not fit is walked by frame pointers and counted; the file
- * cache, the process set and the queue have fixed caps, counted when hit.
- * Rows are never freed while the registry lives (files are shared by every
- * process that maps them, and most processes of a host map the same few).
+ * Bounded: all tables' rows together stay within the budget
+ * (--unwind-table-mb). A file that needs room evicts the least recently used
+ * tables no live process's publication uses (counted); one that still does
+ * not fit is walked by frame pointers and counted, and tried again once
+ * processes have exited. The file cache, the process set, the table slots
+ * and the queue have fixed caps, counted when hit.
  */
 #ifndef DYNOPROF_UNWIND_REGISTRY_H
 #define DYNOPROF_UNWIND_REGISTRY_H
@@ -28,10 +31,17 @@
 
 #include "unwind_abi.h"
 
-/* Publishes (info != NULL) or withdraws a process (sampler__set_unwind_process). */
-typedef int (*unwind_publish_fn)(void *ctx, uint32_t pid, const struct unwind_proc *info);
-/* The shared row table, writable, and its entries (sampler__unwind_rows). */
-typedef struct unwind_row *(*unwind_rows_fn)(void *ctx, size_t *nrows);
+/* Where tables and processes go (the sampler's maps; memory in unit tests).
+ * Each returns 0 or -errno. */
+struct unwind_registry_ops {
+	/* Publishes (info != NULL) or withdraws a process
+	 * (sampler__set_unwind_process). */
+	int (*publish)(void *ctx, uint32_t pid, const struct unwind_proc *info);
+	/* Puts nrows rows as the table in slot (sampler__unwind_table_put). */
+	int (*table_put)(void *ctx, uint32_t slot, const struct unwind_row *rows, size_t nrows);
+	/* Empties slot (sampler__unwind_table_drop). */
+	int (*table_drop)(void *ctx, uint32_t slot);
+};
 
 /* Bytes of the row table by default (--unwind-table-mb). */
 #define UNWIND_TABLE_DEFAULT_MB 32
@@ -50,16 +60,19 @@ struct unwind_registry_stats {
 	uint64_t maps_over_limit; /* mappings past UNWIND_MAX_MAPS of a process (no CFI) */
 	uint64_t queue_full;      /* requests lost to a full queue or process set */
 	uint64_t publish_failed;  /* processes BPF's map refused (full: 8192 processes) */
-	uint64_t rows_used;       /* rows of the table in use */
-	uint64_t rows_capacity;   /* rows the table holds */
+	uint64_t rows_used;       /* rows of all tables in use */
+	uint64_t rows_capacity;   /* rows the budget allows */
+	uint64_t evictions;       /* tables evicted to make room for another */
+	uint64_t rows_evicted;    /* their rows */
 	uint64_t build_ns;        /* time spent building tables */
 };
 
 struct unwind_registry;
 
-/* Starts the registry and its worker. NULL + errno. */
-struct unwind_registry *unwind_registry__new(unwind_publish_fn publish, unwind_rows_fn rows,
-					     void *ctx);
+/* Starts the registry and its worker; tables hold budget_rows rows at most.
+ * NULL + errno. */
+struct unwind_registry *unwind_registry__new(const struct unwind_registry_ops *ops,
+					     size_t budget_rows, void *ctx);
 /* Stops the worker and frees everything. Accepts NULL. */
 void unwind_registry__free(struct unwind_registry *r);
 
@@ -74,7 +87,8 @@ void unwind_registry__note_exit(struct unwind_registry *r, pid_t pid);
 void unwind_registry__drain(struct unwind_registry *r);
 
 void unwind_registry__stats(struct unwind_registry *r, struct unwind_registry_stats *out);
-/* One line on out (prefix first) when tables were lost to a limit. */
+/* One line on out (prefix first) when tables were lost to a limit or
+ * evicted. */
 void unwind_registry__summary(struct unwind_registry *r, FILE *out, const char *prefix);
 
 #endif

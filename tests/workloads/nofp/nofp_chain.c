@@ -8,6 +8,9 @@
  *   plt      main -> call_lib -> lib_entry (libnofp.so, through the PLT) ->
  *            lib_mid -> lib_leaf
  *   vdso     main -> vdso_loop -> clock_gettime (the vdso's, through libc)
+ *   realign  main -> realign_work (64-byte-aligned locals and a variable-length
+ *            array: GCC realigns its stack through a DRAP register, its CFA
+ *            the expression *(rbp - 8)) -> chain_c
  * Every function keeps work after its call (no tail calls), so each caller is
  * on the stack truly. */
 #include <signal.h>
@@ -97,10 +100,24 @@ NOINLINE uint64_t vdso_loop(int n)
 	return h;
 }
 
+NOINLINE uint64_t realign_work(int n)
+{
+	uint64_t v[8] __attribute__((aligned(64)));
+	uint64_t w[n];
+	for (int i = 0; i < 8; i++)
+		v[i] = (uint64_t)n + (uint64_t)i;
+	for (int i = 0; i < n; i++)
+		w[i] = (uint64_t)i * 3;
+	uint64_t h = chain_c(200000 + (v[n & 7] & 1) + (w[n - 1] & 1));
+	sink = h;
+	return h + v[3];
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 3) {
-		fprintf(stderr, "usage: nofp_chain chain|recurse|signal|plt|vdso SECONDS [DEPTH]\n");
+		fprintf(stderr, "usage: nofp_chain chain|recurse|signal|plt|vdso|realign SECONDS "
+			"[DEPTH]\n");
 		return 2;
 	}
 	const char *mode = argv[1];
@@ -124,6 +141,8 @@ int main(int argc, char **argv)
 			total += call_lib(200000);
 		else if (!strcmp(mode, "vdso"))
 			total += vdso_loop(10000);
+		else if (!strcmp(mode, "realign"))
+			total += realign_work(depth % 64 + 8);
 		else
 			total += chain_a(200000);
 	}
