@@ -131,11 +131,12 @@ $(OUTPUT)/workloads/%: tests/workloads/%.c | $(OUTPUT)/workloads
 NOFP_WORKLOADS := $(OUTPUT)/workloads/nofp_chain
 NOFP_CFLAGS := -g -O2 -fomit-frame-pointer -Wall -Wextra -Werror
 
-$(OUTPUT)/workloads/libnofp.so: tests/workloads/nofp/libnofp.c | $(OUTPUT)/workloads
+$(OUTPUT)/workloads/libnofp.so: tests/workloads/nofp/libnofp.c tests/workloads/nofp/nofp.h | $(OUTPUT)/workloads
 	$(call msg,WORKLOAD,$@)
 	$(Q)$(CC) $(NOFP_CFLAGS) -fPIC -shared $< -o $@
 
-$(OUTPUT)/workloads/nofp_chain: tests/workloads/nofp/nofp_chain.c $(OUTPUT)/workloads/libnofp.so
+$(OUTPUT)/workloads/nofp_chain: tests/workloads/nofp/nofp_chain.c tests/workloads/nofp/nofp.h \
+		$(OUTPUT)/workloads/libnofp.so
 	$(call msg,WORKLOAD,$@)
 	$(Q)$(CC) $(NOFP_CFLAGS) -fPIE -pie $< -o $@ -L$(OUTPUT)/workloads -l:libnofp.so \
 		-Wl,-rpath,'$$ORIGIN'

@@ -3,8 +3,10 @@
 test_idle_and_trickling_sockets_do_not_lock_out_health_checks
     up to 1,000 loopback sockets (from 127.0.0.1 to 127.0.0.8), some idle and
     some sending one byte of a never-ending request head every second, reopened
-    when the agent closes them for 13 s, then held for 12 s; meanwhile /healthz and /metrics must
-    answer 200 within 2 s each, every time. Then the refusals are in
+    when the agent closes them for 13 s, then held, until the agent answered both
+    503 (evicted) and 408 (head deadline) and 20 health checks ran (at most 25 s
+    in all); meanwhile /healthz and /metrics must answer 200 within 2 s each,
+    every time. Then the refusals are in
     dynoprof_agent_http_connections_refused_total and the agent is healthy.
 
 test_blocking_collections_leave_room_for_health_checks
@@ -36,7 +38,13 @@ pytestmark = pytest.mark.slow
 
 SOCKETS = 1000
 SOURCES = ["127.0.0.%d" % i for i in range(1, 9)]
+# The attack reopens what the agent closes for REOPEN_S, then holds what is open
+# (those sockets run into the head deadline, 10 s from accept): it ends once the
+# agent answered both refusals (503, 408) and MIN_PROBES health checks ran, at
+# REOPEN_S at the earliest and ATTACK_S at the latest.
 ATTACK_S = 25
+REOPEN_S = 13
+MIN_PROBES = 20
 PROBE_LIMIT_S = 2.0
 
 
@@ -118,6 +126,12 @@ class Attacker:
                 except OSError:
                     pass
 
+    def refused_both(self):
+        """True once the agent answered both refusals: 503 (a socket pushed
+        out) and 408 (a trickling head past its deadline)."""
+        return (any(" 503 " in line for line in self.answers) and
+                any(" 408 " in line for line in self.answers))
+
     def close(self):
         for s in self.socks:
             if s is not None:
@@ -148,11 +162,13 @@ def test_idle_and_trickling_sockets_do_not_lock_out_health_checks(agents):
     try:
         prober.start()
         start = time.monotonic()
-        while time.monotonic() - start < ATTACK_S:
+        while time.monotonic() - start < ATTACK_S and not (
+                time.monotonic() - start >= REOPEN_S and attacker.refused_both() and
+                len(probes) >= MIN_PROBES):
             t0 = time.monotonic()
             # Reopening all along, then holding what is open: those run
             # into the head deadline (10 s from accept).
-            attacker.round(time.monotonic() - start < ATTACK_S - 12)
+            attacker.round(time.monotonic() - start < REOPEN_S)
             time.sleep(max(0.0, 1.0 - (time.monotonic() - t0)))
         stop.set()
         prober.join(15)
@@ -168,7 +184,7 @@ def test_idle_and_trickling_sockets_do_not_lock_out_health_checks(agents):
                   len(probes), latencies[len(latencies) // 2], latencies[-1], attacker.opened,
                   held, attacker.closed_by_agent, attacker.answers))
     print(report)
-    assert len(probes) >= 20, report
+    assert len(probes) >= MIN_PROBES, report
     bad = [p for p in probes if p[1] != 200 or p[2] > PROBE_LIMIT_S]
     assert not bad, "slow or failed probes: %s\n%s" % (bad[:10], report)
     # The agent pushed sockets out (503) and timed trickling heads out (408).

@@ -22,6 +22,7 @@ import pytest
 
 from apputil import Recording
 from conftest import Folded, parse_folded_file, proc_cpu_seconds
+from pyroot import record_ground_truth
 from pyutil import (PY_WORKLOAD_DIR, PyWorkloads, called_from, decode_pprof,
                     find_interpreters, function_count, has_function, hot_line_number,
                     innermost_python, is_python_frame, names_function, of_file,
@@ -274,30 +275,13 @@ def ground_truth(captures, interp):
         runs = [captures.workloads.start(i, "ground_truth", 300) for i in group]
         out = os.path.join(captures.basedir, "%d-%s.folded" % (
             len(captures.done), key.replace(":", "-").replace(",", "_")))
-        rec = Recording("record", "-p", ",".join(str(r.pid) for r in runs),
-                        "-d", GT_MAX_DURATION + 30, "-F", GT_FREQ, "-o", out)
-        try:
-            rec.wait_started()
-            # The truth over exactly the capture: what each run measured between
-            # two snapshots, one once dynoprof samples and one just before it stops.
-            before = [r.snapshot() for r in runs]
-            cpu = [proc_cpu_seconds(r.pid) for r in runs]
-            start = time.monotonic()
-            while time.monotonic() - start < GT_MAX_DURATION and (
-                    time.monotonic() - start < DURATION or
-                    any(proc_cpu_seconds(r.pid) - c < GT_MIN_CPU for r, c in zip(runs, cpu))):
-                time.sleep(0.1)
-            after = [r.snapshot() for r in runs]
-            rc, err = rec.stop()
-        finally:
-            rec.kill()
-        assert rc == 0, f"record failed (rc={rc}): {' '.join(rec.cmd)}\n{err}"
-        assert os.path.getsize(out) > 0, f"{out} is empty:\n{err}"
+        measured, err = record_ground_truth(runs, out, MEASURED_LEAVES, GT_FREQ, DURATION,
+                                            GT_MIN_CPU, GT_MAX_DURATION)
         prof = parse_folded_file(out)
         result = {}
-        for r, b, a in zip(runs, before, after):
+        for r, during in zip(runs, measured):
             truth = r.stop()
-            truth.update({leaf: a[leaf] - b[leaf] for leaf in MEASURED_LEAVES})
+            truth.update(during)
             result[r.interp.tag] = (r, truth, of_file(prof, r.script), prof, err)
         return result
 
@@ -334,6 +318,15 @@ def test_leaves_and_callers_named(captures, interp):
     # The frames name this run's file, and the main-thread stacks reach <module>.
     leaf = innermost_python(next(fr for fr, _ in prof.stacks if has_function(fr, "leaf_alpha")))
     assert leaf.filename == run.script and leaf.line and leaf.line > 0, leaf
+    # ...and a line of the function: its def line (the function's entry, where a
+    # slow debug build is caught now and then) or its body.
+    with open(os.path.join(PY_WORKLOAD_DIR, "ground_truth.py")) as f:
+        first = next(i for i, text in enumerate(f, 1) if text.startswith("def leaf_alpha("))
+    lines = {innermost_python(fr).line for fr, _ in prof.stacks
+             if names_function(python_frames(fr)[-1], "leaf_alpha")}
+    assert lines and all(first <= line <= first + 5 for line in lines), (
+        f"{interp.tag}: leaf_alpha lines {sorted(lines)}, its def and body are lines "
+        f"{first}-{first + 4}")
     main = prof.count_where(lambda fr: has_function(fr, "caller_alpha"))
     rooted = prof.count_where(lambda fr: has_function(fr, "caller_alpha") and
                               names_function(python_frames(fr)[0], "<module>"))

@@ -19,16 +19,14 @@ time.thread_time(). A libpython loaded with dlopen (tests/workloads/embed/py_dlo
 import os
 import shutil
 import subprocess
-import time
 import uuid
 
 import pytest
 
-from apputil import Recording
-from conftest import REPO_ROOT, _binary_path, parse_folded_file, proc_cpu_seconds
+from conftest import REPO_ROOT, _binary_path, parse_folded_file
+from pyroot import RootRun, build_python_root, describe, record_ground_truth
 from pyutil import (PY_WORKLOAD_DIR, called_from, has_function, innermost_python,
                     names_function, of_file, python_frames)
-from test_python_next import RootRun, describe, python_root
 
 VERSIONS = ("3.14", "3.15")
 SOURCE = os.path.join(REPO_ROOT, "tests", "workloads", "embed", "py_embed.c")
@@ -48,7 +46,7 @@ MIN_SAMPLES = 10
 @pytest.fixture(scope="module")
 def embedded():
     """{version: the program as processes in the root see it}, built once."""
-    root = python_root()
+    root = build_python_root()
     inner = f"/tmp/dynoprof-embed-{uuid.uuid4().hex[:12]}"
     os.makedirs(root + inner)
     programs = {}
@@ -73,9 +71,10 @@ def embedded():
         shutil.rmtree(root + inner, ignore_errors=True)
 
 
-def check_stacks(v, run, prof, err):
-    """Names, callers, <module> roots, lines and the worker thread."""
-    assert prof.total() > 0, f"{v}: no Python frame of {run.script}\n{err}"
+def check_stacks(v, script, prof, err):
+    """Names, callers, <module> roots, lines and the worker thread of the run of
+    ground_truth.py at script (its path as the process sees it)."""
+    assert prof.total() > 0, f"{v}: no Python frame of {script}\n{err}"
     for name in LEAVES + tuple(CALLERS.values()) + ("thread_worker", "run_round", "main"):
         assert prof.count_where(lambda fr: has_function(fr, name)) > 0, (
             f"{v}: no frame named {name}\n{describe(prof)}\n{err}")
@@ -89,7 +88,7 @@ def check_stacks(v, run, prof, err):
         lambda fr: has_function(fr, "caller_alpha") and
         names_function(python_frames(fr)[0], "<module>") and
         python_frames(fr)[0].startswith("<string>:") and
-        any(f.startswith(f"{os.path.basename(run.script)[:-3]}:<module> ({run.script}:")
+        any(f.startswith(f"{os.path.basename(script)[:-3]}:<module> ({script}:")
             for f in python_frames(fr)))
     assert rooted >= 0.95 * main, f"{v}: {rooted}/{main} rooted\n{describe(prof)}"
     with open(os.path.join(PY_WORKLOAD_DIR, "ground_truth.py")) as f:
@@ -112,29 +111,14 @@ def test_embedded_by_pid_shares_match_thread_time(embedded, tmp_path, v):
     run = RootRun(root, programs[v], "ground_truth", 300)
     out = str(tmp_path / "gt.folded")
     try:
-        rec = Recording("record", "-p", run.pid, "-d", GT_MAX_DURATION + 30,
-                        "-F", GT_FREQ, "-o", out)
-        try:
-            rec.wait_started()
-            before = run.snapshot()
-            cpu = proc_cpu_seconds(run.pid)
-            start = time.monotonic()
-            while time.monotonic() - start < GT_MAX_DURATION and (
-                    time.monotonic() - start < GT_MIN_DURATION or
-                    proc_cpu_seconds(run.pid) - cpu < GT_MIN_CPU):
-                time.sleep(0.1)
-            after = run.snapshot()
-            rc, err = rec.stop()
-        finally:
-            rec.kill()
-        assert rc == 0, f"record failed (rc={rc}):\n{err}"
+        (truth,), err = record_ground_truth([run], out, LEAVES, GT_FREQ, GT_MIN_DURATION,
+                                            GT_MIN_CPU, GT_MAX_DURATION)
         run.stop()
     finally:
         run.close()
-    truth = {leaf: after[leaf] - before[leaf] for leaf in LEAVES}
     prof = of_file(parse_folded_file(out), run.script)
     assert "not recognised" not in err and "not supported" not in err, err
-    check_stacks(v, run, prof, err)
+    check_stacks(v, run.script, prof, err)
     counts = {leaf: prof.count_where(lambda fr: has_function(fr, leaf)) for leaf in LEAVES}
     sampled_total = sum(counts.values())
     measured_total = sum(truth.values())
@@ -167,13 +151,8 @@ def test_embedded_by_command(embedded, tmp_path, v):
         assert res.returncode == 0, res.stderr
         assert os.path.exists(root + inner + "/truth.json"), res.stderr
         prof = of_file(parse_folded_file(out), script)
-
-        class Run:
-            pass
-        run = Run()
-        run.script = script
         assert prof.total() >= MIN_SAMPLES, f"{v}: {prof.total()}\n{res.stderr}"
-        check_stacks(v, run, prof, res.stderr)
+        check_stacks(v, script, prof, res.stderr)
     finally:
         shutil.rmtree(root + inner, ignore_errors=True)
 
@@ -214,12 +193,8 @@ def test_dlopened_libpython(embedded, dlopen_program, tmp_path, v):
     finally:
         shutil.rmtree(root + inner, ignore_errors=True)
     if v == "3.14":
-        class Run:
-            pass
-        r = Run()
-        r.script = script
         assert prof.total() >= MIN_SAMPLES, f"{v}: {prof.total()}\n{res.stderr}"
-        check_stacks(v, r, prof, res.stderr)
+        check_stacks(v, script, prof, res.stderr)
         return
     refusals = [line for line in res.stderr.splitlines()
                 if "not in static TLS (loaded with dlopen?)" in line]

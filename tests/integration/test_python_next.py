@@ -1,175 +1,39 @@
-"""CPython 3.14 and 3.15 (and their debug builds), read through the interpreter's own
-_Py_DebugOffsets, in the Debian unstable root of scripts/python-root.sh.
+"""CPython 3.13-3.15 (and the 3.14/3.15 debug builds) in the Debian unstable root of
+scripts/python-root.sh, read through the interpreter's own _Py_DebugOffsets: the
+cross-checks.
 
 The interpreters run in their own root (`chroot ROOT python3.X ...`), the way fleets
-run them, and are profiled from the host. The workloads of tests/workloads/py measure
-their own truth (time.thread_time() per leaf) and the tests compare what a user reads
-against it: names, callers, shares, threads, lines, deep stacks marked [truncated],
-asyncio coroutines. Then the cross-checks: on 3.13 the debug offsets and the built-in
-table give the same stacks on the same capture; a corrupted _Py_DebugOffsets (cookie,
+run them, and are profiled from the host. What a user reads of each of them (names,
+callers, shares against the workload's own time.thread_time(), threads, lines, exact
+recursion, deep stacks marked [truncated], asyncio coroutines) is test_python.py's,
+whose every per-interpreter test takes the root's sid-3.13, sid-3.14, sid-3.14-dbg,
+sid-3.15 and sid-3.15-dbg too. Here: on 3.13 the debug offsets and the built-in table
+give the same stacks on the same capture; a corrupted _Py_DebugOffsets (cookie,
 version, free-threading flag, a frame offset; overwritten in memory by the test process
 itself before the capture) is refused with one clear line and no Python names; a
 "3.16" (a 3.15 whose Py_Version and debug offsets say 3.16) is read through its debug
-offsets with one line saying so.
+offsets with one line saying so; a 3.15 in its own PID and mount namespaces; 3.14 and
+3.15-dbg processes started by the capture and exiting before it ends.
 """
-import json
 import os
 import shutil
-import signal
 import subprocess
-import time
 import uuid
 
 import pytest
 
 from apputil import Recording
-from conftest import (REPO_ROOT, Folded, _binary_path, parse_folded_file,
-                      proc_cpu_seconds)
-from pyutil import (PY_WORKLOAD_DIR, called_from, function_count, has_function,
-                    hot_line_number, innermost_python, is_python_frame, names_function, of_file,
-                    python_frames)
+from conftest import Folded, _binary_path, parse_folded_file
+from pyroot import RootRun, build_python_root, describe
+from pyutil import (PY_WORKLOAD_DIR, called_from, has_function, hot_line_number,
+                    innermost_python, is_python_frame, of_file, python_frames)
 
-# (test id, executable in ROOT/usr/bin, its comm)
-NEXT = [("3.14", "python3.14"), ("3.15", "python3.15"),
-        ("3.14-dbg", "python3.14d"), ("3.15-dbg", "python3.15d")]
-IDS = [n for n, _ in NEXT]
+# The root's executables (ROOT/usr/bin) these tests run.
+EXES = ("python3.13", "python3.14", "python3.15", "python3.15d")
 MEASURED_LEAVES = ("leaf_alpha", "leaf_beta", "leaf_gamma", "thread_leaf", "deep_leaf")
-CALLERS = {"leaf_alpha": "caller_alpha", "leaf_beta": "caller_beta",
-           "leaf_gamma": "caller_gamma"}
-RECURSION_DEPTH = 150
-PY_FRAME_LIMIT = 160
-TRUNCATED = "[truncated]"
-GT_FREQ = 999
-GT_MIN_CPU = 3.0          # CPU seconds each ground-truth run gets in its capture...
-GT_MIN_DURATION = 4
-GT_MAX_DURATION = 60      # ...within this many seconds
-GT_MIN_SAMPLES = 400
 SHARE_TOLERANCE = 0.03    # as tests/integration/test_python.py
 SHORT = 4                 # seconds of the structural captures
 MIN_SAMPLES = 10
-READY_TIMEOUT = 60
-
-
-def python_root():
-    """The Debian unstable root (built once per machine, reused when complete)."""
-    res = subprocess.run(["sh", os.path.join(REPO_ROOT, "scripts", "python-root.sh")],
-                         capture_output=True, text=True, timeout=1800)
-    assert res.returncode == 0, f"scripts/python-root.sh failed:\n{res.stderr}"
-    return res.stdout.strip().splitlines()[-1]
-
-
-def describe(prof, limit=8, width=600):
-    top = sorted(prof.stacks, key=lambda s: -s[1])[:limit]
-    return "\n".join(f"{n:6d} {';'.join(fr)[:width]}" for fr, n in top)
-
-
-class RootRun:
-    """One workload process inside the root: its script copy lives under ROOT/tmp."""
-
-    def __init__(self, root, exe, workload, duration, *extra, source=None, namespaces=False):
-        self.root, self.exe = root, exe
-        self.inner_dir = f"/tmp/dynoprof-next-{uuid.uuid4().hex[:12]}"
-        os.makedirs(root + self.inner_dir)
-        self.script = f"{self.inner_dir}/{workload}.py"   # as the process sees it
-        if source is None:
-            shutil.copyfile(os.path.join(PY_WORKLOAD_DIR, workload + ".py"),
-                            root + self.script)
-        else:
-            with open(root + self.script, "w") as f:
-                f.write(source)
-        self.truth_path = f"{self.inner_dir}/truth.json"
-        # chroot, or (namespaces) a container-like start: own mount and PID
-        # namespaces with the root as /, the interpreter a child of unshare.
-        enter = (["unshare", "--mount", "--pid", "--fork", "--root", root] if namespaces
-                 else ["chroot", root])
-        self.namespaces = namespaces
-        self.child = None
-        self.proc = subprocess.Popen(
-            enter + [exe, self.script, self.truth_path, str(duration)] +
-            [str(e) for e in extra], cwd="/", stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.wait_ready()
-
-    @property
-    def pid(self):
-        """The interpreter's PID on the host (chroot execs it; unshare forks it)."""
-        if not self.namespaces:
-            return self.proc.pid
-        if self.child:
-            return self.child
-        children = []
-        for task in os.listdir(f"/proc/{self.proc.pid}/task"):
-            with open(f"/proc/{self.proc.pid}/task/{task}/children") as f:
-                children += [int(c) for c in f.read().split()]
-        assert len(children) == 1, f"unshare {self.proc.pid} has children {children}"
-        self.child = children[0]
-        return self.child
-
-    def signal(self, sig):
-        """To the interpreter (unshare does not pass signals on)."""
-        try:
-            os.kill(self.pid, sig)
-        except (ProcessLookupError, AssertionError, FileNotFoundError):
-            pass
-
-    def wait_ready(self):
-        deadline = time.monotonic() + READY_TIMEOUT
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if line.strip() == "ready":
-                return
-            if line == "":
-                break
-        self.proc.kill()
-        out, err = self.proc.communicate()
-        pytest.fail(f"{self.exe} {self.script} never printed ready "
-                    f"(exit {self.proc.returncode}):\n{out}\n{err}")
-
-    def snapshot(self):
-        path = self.root + self.truth_path + ".snapshots"
-
-        def lines():
-            try:
-                with open(path) as f:
-                    return [x for x in f.read().split("\n") if x]
-            except FileNotFoundError:
-                return []
-        n = len(lines())
-        self.signal(signal.SIGUSR1)
-        deadline = time.monotonic() + READY_TIMEOUT
-        while time.monotonic() < deadline:
-            now = lines()
-            if len(now) > n:
-                try:
-                    return json.loads(now[n])
-                except ValueError:
-                    pass
-            time.sleep(0.02)
-        pytest.fail(f"{self.exe} {self.script} wrote no snapshot")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        try:
-            with open(self.root + self.truth_path) as f:
-                return json.load(f)
-        except (FileNotFoundError, ValueError):
-            return None
-
-    def close(self):
-        if self.proc.poll() is None:
-            self.signal(signal.SIGKILL)
-            self.proc.kill()
-            self.proc.wait()
-        for stream in (self.proc.stdout, self.proc.stderr):
-            if stream:
-                stream.close()
-        shutil.rmtree(self.root + self.inner_dir, ignore_errors=True)
 
 
 class Captures:
@@ -177,8 +41,8 @@ class Captures:
 
     def __init__(self, basedir):
         self.basedir = basedir
-        self.root = python_root()
-        for _, exe in NEXT + [("3.13", "python3.13")]:
+        self.root = build_python_root()
+        for exe in EXES:
             assert os.access(os.path.join(self.root, "usr/bin", exe), os.X_OK), (
                 f"{exe} missing from {self.root} (scripts/python-root.sh installs it)")
         self.runs = []
@@ -216,164 +80,6 @@ def captures(tmp_path_factory):
     cache = Captures(str(tmp_path_factory.mktemp("pynext")))
     yield cache
     cache.close()
-
-
-def ground_truth(captures, exe):
-    """(run, truth over the capture, own stacks, stderr) of a ground_truth run."""
-
-    def make():
-        run = captures.start(exe, "ground_truth")
-        out = captures.out(f"gt-{exe}.folded")
-        rec = Recording("record", "-p", run.pid, "-d", GT_MAX_DURATION + 30,
-                        "-F", GT_FREQ, "-o", out)
-        try:
-            rec.wait_started()
-            before = run.snapshot()
-            cpu = proc_cpu_seconds(run.pid)
-            start = time.monotonic()
-            while time.monotonic() - start < GT_MAX_DURATION and (
-                    time.monotonic() - start < GT_MIN_DURATION or
-                    proc_cpu_seconds(run.pid) - cpu < GT_MIN_CPU):
-                time.sleep(0.1)
-            after = run.snapshot()
-            rc, err = rec.stop()
-        finally:
-            rec.kill()
-        assert rc == 0, f"record failed (rc={rc}):\n{err}"
-        truth = run.stop()
-        truth.update({leaf: after[leaf] - before[leaf] for leaf in MEASURED_LEAVES})
-        return run, truth, of_file(parse_folded_file(out), run.script), err
-
-    return captures.get("gt:" + exe, make)
-
-
-def all_next(captures, workload, *extra):
-    """{exe: (run, own stacks)} plus "_err": workload under all four in one capture."""
-
-    def make():
-        runs = [captures.start(exe, workload, 120, *extra) for _, exe in NEXT]
-        out = captures.out(f"{workload}-next.folded")
-        rec = Recording("record", "-p", ",".join(str(r.pid) for r in runs),
-                        "-d", SHORT, "-F", 199, "-o", out)
-        try:
-            rec.wait_started()
-            rc, err = rec.finish(SHORT + 60)
-        finally:
-            rec.kill()
-        assert rc == 0, f"record failed (rc={rc}):\n{err}"
-        prof = parse_folded_file(out)
-        result = {"_err": err}
-        for run in runs:
-            run.stop()
-            result[run.exe] = (run, of_file(prof, run.script))
-        return result
-
-    return captures.get(workload, make)
-
-
-# ---------------------------------------------------------------------------
-# The ground truth, per interpreter
-
-
-@pytest.mark.parametrize("exe", [e for _, e in NEXT], ids=IDS)
-def test_names_callers_lines(captures, exe):
-    run, truth, prof, err = ground_truth(captures, exe)
-    assert prof.total() > 0, f"{exe}: no Python frame of {run.script}\n{err}"
-    for name in MEASURED_LEAVES + tuple(CALLERS.values()) + ("thread_worker", "recurse",
-                                                            "run_round", "main"):
-        assert prof.count_where(lambda fr: has_function(fr, name)) > 0, (
-            f"{exe}: no frame named {name}\n{describe(prof)}")
-    for leaf, caller in CALLERS.items():
-        with_leaf = prof.count_where(lambda fr: has_function(fr, leaf))
-        under = prof.count_where(lambda fr: called_from(fr, caller, leaf))
-        assert under >= 0.95 * with_leaf, (
-            f"{exe}: {caller} is the caller in {under}/{with_leaf} {leaf} stacks\n"
-            f"{describe(prof)}")
-    # The main thread's stacks reach <module>: the walk ends on the entry frame
-    # (3.14's FRAME_OWNED_BY_INTERPRETER), not [truncated] (torn).
-    main = prof.count_where(lambda fr: has_function(fr, "caller_alpha"))
-    rooted = prof.count_where(lambda fr: has_function(fr, "caller_alpha") and
-                              names_function(python_frames(fr)[0], "<module>"))
-    assert rooted >= 0.95 * main, f"{exe}: {rooted}/{main} rooted\n{describe(prof)}"
-    # Lines: every leaf frame carries this file and a line inside its function.
-    leaf = innermost_python(next(fr for fr, _ in prof.stacks
-                                 if has_function(fr, "leaf_alpha")))
-    assert leaf.filename == run.script and leaf.line and leaf.line > 0, leaf
-    with open(os.path.join(PY_WORKLOAD_DIR, "ground_truth.py")) as f:
-        source = f.read().split("\n")
-    first = next(i for i, text in enumerate(source, 1) if text.startswith("def leaf_alpha("))
-    lines = {innermost_python(fr).line for fr, _ in prof.stacks
-             if names_function(python_frames(fr)[-1], "leaf_alpha")}
-    # The def line itself is the function's entry (its RESUME instruction):
-    # a slow debug build is caught there now and then.
-    assert lines and all(first <= line <= first + 5 for line in lines), (
-        f"{exe}: leaf_alpha lines {sorted(lines)}, its def and body are lines {first}-{first + 4}")
-
-
-@pytest.mark.parametrize("exe", [e for _, e in NEXT], ids=IDS)
-def test_leaf_shares_match_measured_cpu(captures, exe):
-    run, truth, prof, err = ground_truth(captures, exe)
-    counts = {leaf: prof.count_where(lambda fr: has_function(fr, leaf))
-              for leaf in MEASURED_LEAVES}
-    sampled_total = sum(counts.values())
-    measured_total = sum(truth[leaf] for leaf in MEASURED_LEAVES)
-    assert sampled_total >= GT_MIN_SAMPLES, f"{exe}: {counts}\n{describe(prof)}\n{err}"
-    report = "\n".join(
-        f"  {leaf:12s} sampled {counts[leaf] / sampled_total:6.1%} "
-        f"measured {truth[leaf] / measured_total:6.1%}" for leaf in MEASURED_LEAVES)
-    print(f"{exe}: {sampled_total} samples\n{report}")
-    for leaf in MEASURED_LEAVES:
-        sampled = counts[leaf] / sampled_total
-        measured = truth[leaf] / measured_total
-        assert abs(sampled - measured) <= SHARE_TOLERANCE, (
-            f"{exe}: {leaf} has {sampled:.1%} of the samples, measured {measured:.1%}\n"
-            f"{report}")
-
-
-@pytest.mark.parametrize("exe", [e for _, e in NEXT], ids=IDS)
-def test_threads_and_recursion(captures, exe):
-    run, truth, prof, err = ground_truth(captures, exe)
-    leaf_stacks = [(fr, n) for fr, n in prof.stacks if has_function(fr, "thread_leaf")]
-    assert leaf_stacks, f"{exe}: no thread_leaf\n{describe(prof)}"
-    for frames, n in leaf_stacks:
-        assert has_function(frames, "thread_worker"), ";".join(frames)
-        assert not has_function(frames, "caller_alpha"), ";".join(frames)
-        if truth.get("worker_comm"):
-            assert frames[0] == truth["worker_comm"], ";".join(frames)
-    deep = [(fr, n) for fr, n in prof.stacks if has_function(fr, "deep_leaf")]
-    total = sum(n for _, n in deep)
-    exact = sum(n for fr, n in deep if function_count(fr, "recurse") == RECURSION_DEPTH)
-    assert total > 0 and exact >= 0.95 * total, (
-        f"{exe}: {exact}/{total} deep_leaf stacks with {RECURSION_DEPTH} recurse frames")
-    assert not any(TRUNCATED in fr for fr, _ in deep), f"{exe}: 151 frames marked truncated"
-
-
-# ---------------------------------------------------------------------------
-# All four in one capture
-
-
-@pytest.mark.parametrize("exe", [e for _, e in NEXT], ids=IDS)
-def test_deep_stack_truncated_at_frame_limit(captures, exe):
-    result = all_next(captures, "deep")
-    run, prof = result[exe]
-    bottom = [(fr, n) for fr, n in prof.stacks if has_function(fr, "deep_bottom")]
-    total = sum(n for _, n in bottom)
-    assert total >= MIN_SAMPLES, f"{exe}: {total} deep_bottom samples\n{result['_err']}"
-    good = sum(n for fr, n in bottom
-               if fr[1] == TRUNCATED and len(python_frames(fr)) == PY_FRAME_LIMIT and
-               names_function(python_frames(fr)[-1], "deep_bottom") and
-               all(names_function(f, "deep_recurse") for f in python_frames(fr)[:-1]))
-    assert good >= 0.9 * total, f"{exe}: {good}/{total} truncated at {PY_FRAME_LIMIT}"
-
-
-@pytest.mark.parametrize("exe", [e for _, e in NEXT], ids=IDS)
-def test_asyncio_coroutines_named(captures, exe):
-    result = all_next(captures, "asyncio_app")
-    run, prof = result[exe]
-    compute = prof.count_where(lambda fr: has_function(fr, "async_compute"))
-    assert compute >= MIN_SAMPLES, f"{exe}: {compute} async_compute samples\n{result['_err']}"
-    awaited = prof.count_where(lambda fr: called_from(fr, "async_handler", "async_compute"))
-    assert awaited >= 0.8 * compute, f"{exe}: {awaited}/{compute}\n{describe(prof)}"
 
 
 # ---------------------------------------------------------------------------

@@ -18,13 +18,12 @@ import os
 import re
 import shutil
 import subprocess
-import time
 
 import pytest
 
 from agentutil import Agent
-from apputil import Recording
-from conftest import parse_folded_file, proc_cpu_seconds
+from conftest import parse_folded_file
+from pyroot import record_ground_truth
 from pyutil import (PY_WORKLOAD_DIR, PyWorkloads, called_from, decode_pprof,
                     find_interpreters, has_function, hot_line_number, innermost_python,
                     is_python_frame, of_file, parse_py_frame, python_root)
@@ -95,26 +94,12 @@ def describe(prof, limit=6, width=600):
 def ground_truth_capture(runs, out):
     """Records runs at GT_FREQ until each had GT_MIN_CPU; returns (prof, err,
     truths): each run's measured leaf seconds over exactly the capture."""
-    rec = Recording("record", "-p", ",".join(str(r.pid) for r in runs),
-                    "-d", GT_MAX_DURATION + 30, "-F", GT_FREQ, "-o", out)
-    try:
-        rec.wait_started()
-        before = [r.snapshot() for r in runs]
-        cpu = [proc_cpu_seconds(r.pid) for r in runs]
-        start = time.monotonic()
-        while time.monotonic() - start < GT_MAX_DURATION and (
-                time.monotonic() - start < GT_MIN_DURATION or
-                any(proc_cpu_seconds(r.pid) - c < GT_MIN_CPU for r, c in zip(runs, cpu))):
-            time.sleep(0.1)
-        after = [r.snapshot() for r in runs]
-        rc, err = rec.stop()
-    finally:
-        rec.kill()
-    assert rc == 0, f"record failed (rc={rc}): {' '.join(rec.cmd)}\n{err}"
+    measured, err = record_ground_truth(runs, out, LEAVES, GT_FREQ, GT_MIN_DURATION,
+                                        GT_MIN_CPU, GT_MAX_DURATION)
     truths = []
-    for r, b, a in zip(runs, before, after):
+    for r, during in zip(runs, measured):
         truth = r.stop()
-        truth.update({leaf: a[leaf] - b[leaf] for leaf in LEAVES})
+        truth.update(during)
         truths.append(truth)
     return parse_folded_file(out), err, truths
 

@@ -19,13 +19,7 @@
 #include <Python.h>
 #include <stdio.h>
 
-static const char driver[] =
-	"import sys\n"
-	"path = sys.argv[0]\n"
-	"with open(path) as f:\n"
-	"    source = f.read()\n"
-	"code = compile(source, path, 'exec')\n"
-	"exec(code, {'__name__': '__main__', '__file__': path, '__builtins__': __builtins__})\n";
+#include "driver.h"
 
 int main(int argc, char **argv)
 {

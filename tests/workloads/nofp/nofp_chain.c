@@ -21,9 +21,7 @@
 #include <sys/time.h>
 #include <time.h>
 
-#define NOINLINE __attribute__((noinline))
-
-uint64_t lib_entry(uint64_t n);
+#include "nofp.h"
 
 static volatile uint64_t sink;
 
@@ -36,10 +34,7 @@ static double now(void)
 
 NOINLINE uint64_t chain_c(uint64_t n)
 {
-	uint64_t h = 1469598103934665603ull;
-	for (uint64_t i = 0; i < n; i++)
-		h = (h ^ i) * 1099511628211ull;
-	return h;
+	return NOFP_SPIN(n);
 }
 
 NOINLINE uint64_t chain_b(uint64_t n)
