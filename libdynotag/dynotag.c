@@ -539,13 +539,11 @@ static void request_log_and_clear(struct dynotag_record *r, uint32_t number,
 	record_write_end(r);
 }
 
-/* Opens a request on r (none open): a new number, the endpoint (0: not known
- * yet) in the same write. */
-static void request_open_write(struct record_slot *slot, uint32_t endpoint, bool implicit)
+/* Publishes request `number` on r, with its endpoint (0: not known yet) in
+ * the same write, so a sample never sees the number without the endpoint
+ * that is already known. */
+static void record_store_request(struct dynotag_record *r, uint32_t number, uint32_t endpoint)
 {
-	struct dynotag_record *r = &slot->record;
-	uint32_t number = next_request_number();
-
 	record_write_begin(r);
 	__atomic_store_n(&r->request, number, __ATOMIC_RELAXED);
 	if (endpoint) {
@@ -554,6 +552,16 @@ static void request_open_write(struct record_slot *slot, uint32_t endpoint, bool
 			__atomic_store_n(&r->count, 1, __ATOMIC_RELAXED);
 	}
 	record_write_end(r);
+}
+
+/* Opens a request on r (none open): a new number, the endpoint (0: not known
+ * yet) in the same write. */
+static void request_open_write(struct record_slot *slot, uint32_t endpoint, bool implicit)
+{
+	struct dynotag_record *r = &slot->record;
+	uint32_t number = next_request_number();
+
+	record_store_request(r, number, endpoint);
 	slot->request_implicit = implicit;
 	if (endpoint)
 		request_log_put(number, endpoint);
@@ -887,14 +895,7 @@ int dynotag_request_join(uint32_t number)
 	uint32_t endpoint = (uint32_t)(entry >> 32) == number ? (uint32_t)entry : 0;
 	if (endpoint == DYNOTAG_ID_UNRESOLVED)
 		endpoint = 0;
-	record_write_begin(r);
-	__atomic_store_n(&r->request, number, __ATOMIC_RELAXED);
-	if (endpoint) {
-		pair_store(&r->tags[0], DYNOTAG_ID_ENDPOINT, endpoint);
-		if (!r->count)
-			__atomic_store_n(&r->count, 1, __ATOMIC_RELAXED);
-	}
-	record_write_end(r);
+	record_store_request(r, number, endpoint);
 	((struct record_slot *)r)->request_implicit = false;
 	return 1;
 }
