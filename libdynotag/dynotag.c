@@ -522,13 +522,10 @@ static inline void request_log_put(uint32_t number, uint32_t endpoint)
 			 (uint64_t)number << 32 | endpoint, __ATOMIC_RELEASE);
 }
 
-/* Ends request `number` open on r: logs it under endpoint (DYNOTAG_ID_NONE:
- * abandoned), then clears the number and the endpoint pair in one record
- * write, so no sample sees the number without its endpoint's fate logged. */
-static void request_log_and_clear(struct dynotag_record *r, uint32_t number,
-				  uint32_t endpoint)
+/* Clears r's request number and its endpoint pair in one record write, so a
+ * sample sees both or neither. */
+static void record_clear_request(struct dynotag_record *r)
 {
-	request_log_put(number, endpoint);
 	record_write_begin(r);
 	__atomic_store_n(&r->request, 0, __ATOMIC_RELAXED);
 	if (r->tags[0].key == DYNOTAG_ID_ENDPOINT) {
@@ -537,6 +534,16 @@ static void request_log_and_clear(struct dynotag_record *r, uint32_t number,
 			__atomic_store_n(&r->count, 0, __ATOMIC_RELAXED);
 	}
 	record_write_end(r);
+}
+
+/* Ends request `number` open on r: logs it under endpoint (DYNOTAG_ID_NONE:
+ * abandoned), then clears the number and the endpoint pair in one record
+ * write, so no sample sees the number without its endpoint's fate logged. */
+static void request_log_and_clear(struct dynotag_record *r, uint32_t number,
+				  uint32_t endpoint)
+{
+	request_log_put(number, endpoint);
+	record_clear_request(r);
 }
 
 /* Publishes request `number` on r, with its endpoint (0: not known yet) in
@@ -907,14 +914,7 @@ int dynotag_request_leave(void)
 
 	if (!r || !r->request)
 		return 0;
-	record_write_begin(r);
-	__atomic_store_n(&r->request, 0, __ATOMIC_RELAXED);
-	if (r->tags[0].key == DYNOTAG_ID_ENDPOINT) {
-		pair_store(&r->tags[0], 0, 0);
-		if (r->count == 1)
-			__atomic_store_n(&r->count, 0, __ATOMIC_RELAXED);
-	}
-	record_write_end(r);
+	record_clear_request(r);
 	return 0;
 }
 
