@@ -138,24 +138,30 @@ class GunicornApp:
         except OSError:
             return ""
 
+    SERVER = "gunicorn"
+
+    def command(self, port):
+        """The server's command line serving self.app on 127.0.0.1:port."""
+        cmd = [GUNICORN, "--bind", "127.0.0.1:%d" % port, "--chdir", APPS_DIR,
+               "--workers", str(self.workers), "--timeout", "120",
+               "--graceful-timeout", "5", "--log-level", "warning"]
+        if self.threads > 1:
+            cmd += ["--worker-class", "gthread", "--threads", str(self.threads)]
+        else:
+            cmd += ["--worker-class", "sync"]
+        return cmd + [self.app]
+
     def start(self):
         for _ in range(3):  # the free port may be taken between probe and bind
             self.port = free_port()
-            cmd = [GUNICORN, "--bind", "127.0.0.1:%d" % self.port, "--chdir", APPS_DIR,
-                   "--workers", str(self.workers), "--timeout", "120",
-                   "--graceful-timeout", "5", "--log-level", "warning"]
-            if self.threads > 1:
-                cmd += ["--worker-class", "gthread", "--threads", str(self.threads)]
-            else:
-                cmd += ["--worker-class", "sync"]
-            cmd.append(self.app)
             self._log = open(self.log_path, "a")
-            self.proc = subprocess.Popen(cmd, env=self.env, stdin=subprocess.DEVNULL,
+            self.proc = subprocess.Popen(self.command(self.port), env=self.env,
+                                         stdin=subprocess.DEVNULL,
                                          stdout=self._log, stderr=subprocess.STDOUT)
             if self._wait_ready():
                 return self
             self.stop()
-        pytest.fail("gunicorn did not become ready:\n" + self.log())
+        pytest.fail("%s did not become ready:\n" % self.SERVER + self.log())
 
     def _wait_ready(self):
         deadline = time.monotonic() + READY_TIMEOUT

@@ -9,11 +9,10 @@ uwsgi-plugin-python3, scripts/deps.sh test), with dynotag's uWSGI hook
 """
 import os
 import shutil
-import subprocess
 
 import pytest
 
-from apputil import APPS_DIR, GunicornApp, free_port
+from apputil import APPS_DIR, GunicornApp
 
 UWSGI = shutil.which("uwsgi") or "/usr/bin/uwsgi"
 PLUGIN_DIR = "/usr/lib/uwsgi/plugins"
@@ -36,19 +35,12 @@ class UwsgiApp(GunicornApp):
         super().__init__(tmpdir, workers=workers, threads=threads, middleware=middleware,
                          env=env, name=name, app=app)
 
-    def start(self):
-        for _ in range(3):  # the free port may be taken between probe and bind
-            self.port = free_port()
-            cmd = [UWSGI, "--plugin", "python3", "--master", "--die-on-term",
-                   "--need-app", "--enable-threads", "--disable-logging", "--tcp-nodelay",
-                   "--http11-socket", "127.0.0.1:%d" % self.port, "--chdir", APPS_DIR,
-                   "--workers", str(self.workers), "--threads", str(self.threads),
-                   "--module", "dynotag.uwsgi:application",
-                   "--set", "dynotag-app=" + self.app]
-            self._log = open(self.log_path, "a")
-            self.proc = subprocess.Popen(cmd, env=self.env, stdin=subprocess.DEVNULL,
-                                         stdout=self._log, stderr=subprocess.STDOUT)
-            if self._wait_ready():
-                return self
-            self.stop()
-        pytest.fail("uwsgi did not become ready:\n" + self.log())
+    SERVER = "uwsgi"
+
+    def command(self, port):
+        return [UWSGI, "--plugin", "python3", "--master", "--die-on-term",
+                "--need-app", "--enable-threads", "--disable-logging", "--tcp-nodelay",
+                "--http11-socket", "127.0.0.1:%d" % port, "--chdir", APPS_DIR,
+                "--workers", str(self.workers), "--threads", str(self.threads),
+                "--module", "dynotag.uwsgi:application",
+                "--set", "dynotag-app=" + self.app]
