@@ -241,15 +241,29 @@ static void test_vdso(void **state)
 	free(copy);
 }
 
+/* The CIE of the hand-made sections (at offset 0, so their FDEs' CIE pointer
+ * is 0x1c): len 0x14, id 0, v1, "zR", caf 1, daf -8, ra 16, aug len 1, enc
+ * pcrel|sdata4; def_cfa rsp+8; offset ra at cfa-8; pad. */
+#define HANDMADE_CIE \
+	0x14, 0, 0, 0, 0, 0, 0, 0, 1, 'z', 'R', 0, 1, 0x78, 16, 1, 0x1b, \
+	0x0c, 7, 8, 0x90, 1, 0, 0
+
+/* A finished table of the .eh_frame bytes s[0..n) at address 0. */
+static struct cfi_table *handmade_table(const uint8_t *s, size_t n)
+{
+	struct cfi_table *t = cfi_table__new();
+	assert_non_null(t);
+	assert_int_equal(cfi_table__add_eh_frame(t, s, n, 0), 0);
+	assert_int_equal(cfi_table__finish(t), 0);
+	return t;
+}
+
 /* Hand-made sections: a CIE, an FDE with advance/offset/remember/restore. */
 static void test_handmade(void **state)
 {
 	(void)state;
 	uint8_t s[] = {
-		/* CIE: len 0x14, id 0, v1, "zR", caf 1, daf -8, ra 16, aug len 1, enc
-		 * pcrel|sdata4; def_cfa rsp+8; offset ra at cfa-8; pad */
-		0x14, 0, 0, 0, 0, 0, 0, 0, 1, 'z', 'R', 0, 1, 0x78, 16, 1, 0x1b,
-		0x0c, 7, 8, 0x90, 1, 0, 0,
+		HANDMADE_CIE,
 		/* FDE: len 0x1c, CIE ptr 0x1c, pc_begin pcrel (field at 0x20: 0x1000 - 0x20),
 		 * range 0x40, aug len 0; push rbp at +1 (cfa rsp+16, rbp at cfa-16),
 		 * mov rsp,rbp at +4 (cfa rbp), remember, leave at +0x30 (cfa rsp+8),
@@ -260,10 +274,7 @@ static void test_handmade(void **state)
 		/* terminator */
 		0, 0, 0, 0,
 	};
-	struct cfi_table *t = cfi_table__new();
-	assert_non_null(t);
-	assert_int_equal(cfi_table__add_eh_frame(t, s, sizeof(s), 0), 0);
-	assert_int_equal(cfi_table__finish(t), 0);
+	struct cfi_table *t = handmade_table(s, sizeof(s));
 	assert_int_equal(cfi_table__stats(t)->fdes, 1);
 	const struct unwind_row *r = cfi_table__find(t, 0x1000);
 	assert_int_equal(r->kind, UNWIND_CFA_RSP);
@@ -289,9 +300,7 @@ static void test_handmade(void **state)
 	for (size_t n = 0; n < sizeof(s); n++) {
 		uint8_t *cut = malloc(n ? n : 1);
 		memcpy(cut, s, n);
-		t = cfi_table__new();
-		assert_int_equal(cfi_table__add_eh_frame(t, cut, n, 0), 0);
-		assert_int_equal(cfi_table__finish(t), 0);
+		t = handmade_table(cut, n);
 		cfi_table__free(t);
 		free(cut);
 	}
@@ -305,9 +314,7 @@ static void test_stack_realignment(void **state)
 {
 	(void)state;
 	uint8_t s[] = {
-		/* CIE as in test_handmade */
-		0x14, 0, 0, 0, 0, 0, 0, 0, 1, 'z', 'R', 0, 1, 0x78, 16, 1, 0x1b,
-		0x0c, 7, 8, 0x90, 1, 0, 0,
+		HANDMADE_CIE,
 		/* FDE at 0x1000, range 0x40: at +5 def_cfa r10+0; at +9
 		 * expression rbp (DW_OP_breg6 0), def_cfa_expression
 		 * (DW_OP_breg6 -8; DW_OP_deref) */
@@ -316,10 +323,7 @@ static void test_stack_realignment(void **state)
 		0, 0,
 		0, 0, 0, 0,
 	};
-	struct cfi_table *t = cfi_table__new();
-	assert_non_null(t);
-	assert_int_equal(cfi_table__add_eh_frame(t, s, sizeof(s), 0), 0);
-	assert_int_equal(cfi_table__finish(t), 0);
+	struct cfi_table *t = handmade_table(s, sizeof(s));
 	const struct unwind_row *r = cfi_table__find(t, 0x1000);
 	assert_int_equal(r->kind, UNWIND_CFA_RSP);
 	r = cfi_table__find(t, 0x1005);
@@ -333,9 +337,7 @@ static void test_stack_realignment(void **state)
 	/* Another expression stays NONE: DW_OP_breg6 -8 without the deref. */
 	s[sizeof(s) - 10] = 2; /* the expression's length: the deref becomes
 				* DW_CFA_restore_extended r0 */
-	t = cfi_table__new();
-	assert_int_equal(cfi_table__add_eh_frame(t, s, sizeof(s), 0), 0);
-	assert_int_equal(cfi_table__finish(t), 0);
+	t = handmade_table(s, sizeof(s));
 	r = cfi_table__find(t, 0x1009);
 	assert_int_equal(r->kind & UNWIND_CFA_MASK, UNWIND_CFA_NONE);
 	cfi_table__free(t);
