@@ -19,11 +19,9 @@ import time
 import uuid
 from collections import namedtuple
 
-import pytest
-
 from apputil import Recording
 from conftest import REPO_ROOT, proc_cpu_seconds
-from pyutil import PY_WORKLOAD_DIR, ChildProc, PyRun
+from pyutil import PY_WORKLOAD_DIR, ChildProc, PyRun, wait_for_ready_line
 
 RootExe = namedtuple("RootExe", "tag")  # what PyRun's messages name: the executable
 
@@ -101,17 +99,7 @@ class RootRun(PyRun):
         self.wait_ready()
 
     def wait_ready(self):
-        deadline = time.monotonic() + READY_TIMEOUT
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if line.strip() == "ready":
-                return
-            if line == "":
-                break
-        self.proc.kill()
-        out, err = self.proc.communicate()
-        pytest.fail(f"{self.exe} {self.script} never printed ready "
-                    f"(exit {self.proc.returncode}):\n{out}\n{err}")
+        wait_for_ready_line(self.proc, f"{self.exe} {self.script}", READY_TIMEOUT)
 
     def stop(self):
         """SIGTERMs the run (if alive), waits; its truth JSON, None when it wrote none."""

@@ -46,6 +46,23 @@ PY_FRAME_RE = re.compile(
 PyFrame = namedtuple("PyFrame", "module qualname filename line")
 
 
+def wait_for_ready_line(proc, label, timeout=READY_TIMEOUT):
+    """Waits (bounded: select, never a blocking read) for proc's stdout line
+    "ready"; kills it and fails the test with its output when it exits or the
+    time runs out first. label names it in the failure."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], 0.2)
+        if ready:
+            line = proc.stdout.readline()
+            if line.strip() == "ready":
+                return
+            if line == "":
+                break
+    proc.kill()
+    out, err = proc.communicate()
+    pytest.fail(f"{label} never printed ready (exit {proc.returncode}):\n{out}\n{err}")
+
 class Interpreter(namedtuple("Interpreter", "path version kind root debug",
                              defaults=(None, False))):
     """One python executable: path, version (major, minor, micro), kind pyenv (under
@@ -450,19 +467,7 @@ class PyWorkloads:
         return run
 
     def wait_ready(self, run, timeout=READY_TIMEOUT):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([run.proc.stdout], [], [], 0.2)
-            if ready:
-                line = run.proc.stdout.readline()
-                if line.strip() == "ready":
-                    return
-                if line == "":
-                    break
-        run.proc.kill()
-        out, err = run.proc.communicate()
-        pytest.fail(f"{run.interp.tag} {run.script} never printed ready "
-                    f"(exit {run.proc.returncode}):\n{out}\n{err}")
+        wait_for_ready_line(run.proc, f"{run.interp.tag} {run.script}", timeout)
 
     def close(self):
         for run in self.runs:
