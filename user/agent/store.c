@@ -79,6 +79,18 @@
 #define FOREACH_CHUNK_BYTES (8 << 20)
 #define NS_PER_S 1000000000LL
 
+/* The tags table's columns, for the schema and for the version 1 upgrade,
+ * which rebuilds the table with them. */
+#define TAGS_COLUMNS                                                                   \
+	"("                                                                            \
+	"  id INTEGER PRIMARY KEY,"                                                    \
+	"  service TEXT NOT NULL,"                                                     \
+	"  \"commit\" TEXT NOT NULL,"                                                  \
+	"  endpoint TEXT NOT NULL,"                                                    \
+	"  extra TEXT NOT NULL DEFAULT '{}',"                                          \
+	"  UNIQUE (service, \"commit\", endpoint, extra)"                              \
+	")"
+
 static const char SCHEMA_SQL[] =
 	"CREATE TABLE windows ("
 	"  id INTEGER PRIMARY KEY,"
@@ -88,14 +100,7 @@ static const char SCHEMA_SQL[] =
 	"  pprof BLOB NOT NULL"
 	");"
 	"CREATE INDEX windows_time ON windows(start_ns, end_ns);"
-	"CREATE TABLE tags ("
-	"  id INTEGER PRIMARY KEY,"
-	"  service TEXT NOT NULL,"
-	"  \"commit\" TEXT NOT NULL,"
-	"  endpoint TEXT NOT NULL,"
-	"  extra TEXT NOT NULL DEFAULT '{}',"
-	"  UNIQUE (service, \"commit\", endpoint, extra)"
-	");"
+	"CREATE TABLE tags " TAGS_COLUMNS ";"
 	"CREATE TABLE groups ("
 	"  window_id INTEGER NOT NULL REFERENCES windows(id) ON DELETE CASCADE,"
 	"  tag_id INTEGER NOT NULL REFERENCES tags(id),"
@@ -410,13 +415,7 @@ static int migrate_v1(struct store *s, const char *path, char *err, size_t errle
 		ret = query_int(s, "PRAGMA user_version", &version);
 	if (!ret && version == 1)
 		ret = exec_sql(s,
-			"CREATE TABLE tags_v2 ("
-			"  id INTEGER PRIMARY KEY,"
-			"  service TEXT NOT NULL,"
-			"  \"commit\" TEXT NOT NULL,"
-			"  endpoint TEXT NOT NULL,"
-			"  extra TEXT NOT NULL DEFAULT '{}',"
-			"  UNIQUE (service, \"commit\", endpoint, extra));"
+			"CREATE TABLE tags_v2 " TAGS_COLUMNS ";"
 			"INSERT INTO tags_v2 (id, service, \"commit\", endpoint)"
 			"  SELECT id, service, \"commit\", endpoint FROM tags;"
 			"DROP TABLE tags;"
