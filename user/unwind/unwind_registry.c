@@ -149,14 +149,17 @@ static void mark_used(struct unwind_registry *r, uint8_t *used)
 }
 
 /* Drops table t: out of BPF, and every cached file using it (read again and
- * rebuilt when a process maps it next). */
-static void evict(struct unwind_registry *r, struct unwind_table *t)
+ * rebuilt when a process maps it next). Returns 0, or -ENOMEM with t kept:
+ * without the list of its files, a file would keep pointing at a freed t. */
+static int evict(struct unwind_registry *r, struct unwind_table *t)
 {
 	size_t cursor = 0, n = 0, cap = hashmap__size(r->files);
 	char (*keys)[64] = cap ? calloc(cap, sizeof(*keys)) : NULL;
 	const void *key;
 	size_t len;
 	void *value;
+	if (cap && !keys)
+		return -ENOMEM;
 	while (keys && hashmap__next(r->files, &cursor, &key, &len, &value)) {
 		const struct unwind_file *f = value;
 		if (f->table == t && len < sizeof(keys[0]) && n < cap) {
@@ -177,6 +180,7 @@ static void evict(struct unwind_registry *r, struct unwind_table *t)
 	r->stats.rows_used = r->rows_used;
 	pthread_mutex_unlock(&r->lock);
 	free(t);
+	return 0;
 }
 
 /* Makes room for a table of n rows: evicts the least recently used tables no
@@ -204,9 +208,8 @@ static int make_room(struct unwind_registry *r, size_t n)
 			    (!lru || t->last_used_ns < lru->last_used_ns))
 				lru = t;
 		}
-		if (!lru)
+		if (!lru || evict(r, lru))
 			return -1;
-		evict(r, lru);
 	}
 }
 
