@@ -163,13 +163,18 @@ static void resample_side(const struct side *s, struct rng *r, double *log_shift
  * clusters'. In a balanced design this is n * max(MS_between, MS_within) /
  * sum(x)^2 of the one-way random-effects ANOVA: the host term enters only
  * when the hosts differ by more than their windows' noise explains. */
-static double nested_log_variance(double rss_windows, size_t n, double rss_hosts,
-				  size_t nhosts, double sum_x)
+static double nested_of(double v, double rss_hosts, size_t nhosts, double sum_x)
 {
-	double v = log_variance(rss_windows, n, sum_x);
+	/* v: the clusters' variance; the hosts' enters with two hosts or more. */
 	double vh = nhosts >= 2 ? log_variance(rss_hosts, nhosts, sum_x) : NAN;
 
 	return isnan(v) || vh > v ? vh : v;
+}
+
+static double nested_log_variance(double rss_windows, size_t n, double rss_hosts,
+				  size_t nhosts, double sum_x)
+{
+	return nested_of(log_variance(rss_windows, n, sum_x), rss_hosts, nhosts, sum_x);
 }
 
 /* Sum of the squared per-host residual sums of s (nested sides). */
@@ -457,12 +462,7 @@ static int prepare_nested(struct side *s, struct nested_scratch *ns,
 	}
 	s->host_start = ns->start;
 	s->host_len = ns->len;
-	if (s->nhosts >= 2) {
-		double vh = log_variance(host_rss(s), s->nhosts, s->sum_x);
-
-		if (isnan(s->log_var) || vh > s->log_var)
-			s->log_var = vh;
-	}
+	s->log_var = nested_of(s->log_var, host_rss(s), s->nhosts, s->sum_x);
 	return 0;
 }
 
