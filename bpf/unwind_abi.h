@@ -87,7 +87,11 @@ _Static_assert(sizeof(struct unwind_map) == 40, "unwind_map layout");
  * (key: tgid). A process absent from it is walked by frame pointers. */
 struct unwind_proc {
 	__u32 nmaps;      /* entries valid in maps[] */
-	__u32 pad;        /* zero */
+	__u32 gen;        /* this publication's number, never 0 and never reused
+			   * (userspace counts them): BPF's per-CPU rule cache
+			   * keys on it, so a process published again (new
+			   * mappings, an exec, a reused pid) never reads rules
+			   * found in an older publication */
 	struct unwind_map maps[UNWIND_MAX_MAPS];
 };
 _Static_assert(sizeof(struct unwind_proc) == 8 + 40 * UNWIND_MAX_MAPS, "unwind_proc layout");
@@ -106,6 +110,34 @@ enum unwind_end_reason {
 };
 #define UNWIND_MARKER_BASE 0xffffffffffffff00ull
 #define UNWIND_MARKER_MAX  (UNWIND_MARKER_BASE + 16)
+
+/* The per-CPU cache of unwind rules (bpf/unwind.bpf.h): most samples walk
+ * the same few hundred return addresses, so a frame whose rule was found
+ * before costs a load instead of two binary searches. Direct-mapped, 2^12
+ * slots per CPU (64 KiB each); a collision only costs the search again. */
+#define UNWIND_CACHE_BITS 12
+#define UNWIND_CACHE_SLOTS (1u << UNWIND_CACHE_BITS)
+
+/* One cached rule: what the walk found for pc in publication gen. */
+struct unwind_cache_slot {
+	__u64 pc;        /* the address looked up (a return address minus 1) */
+	__u32 gen;       /* struct unwind_proc.gen it was found in; 0: empty */
+	__s16 cfa_off;   /* the row's (struct unwind_row) */
+	__u8 kind;       /* the row's kind; UNWIND_CFA_GAP for a mapping walked by
+			  * frame pointers; UNWIND_CFA_NONE where no mapping or row
+			  * covers pc (the walk ends there, named) */
+	__s8 rbp_off8;   /* the row's */
+};
+_Static_assert(sizeof(struct unwind_cache_slot) == 16, "unwind_cache_slot layout");
+
+/* A CPU's cache (the value of unwind_rule_cache, one entry per CPU). */
+struct unwind_rule_cache {
+	__u64 hits;      /* frames whose rule came from the cache */
+	__u64 misses;    /* frames that searched (and filled a slot) */
+	struct unwind_cache_slot slots[UNWIND_CACHE_SLOTS];
+};
+_Static_assert(sizeof(struct unwind_rule_cache) == 16 + 16 * UNWIND_CACHE_SLOTS,
+	       "unwind_rule_cache layout");
 
 /* Steps of one binary search of the rows: tables of up to 2^24 rows. */
 #define UNWIND_SEARCH_STEPS 24

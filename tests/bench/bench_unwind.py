@@ -323,6 +323,10 @@ def bench_cost(args, workdir, python):
          [FP_DEEP, str(NATIVE_FRAMES - 5), str(live)], ["--no-eh-frame"], None),
         ("native 30, frame pointers, CFI", [FP_DEEP, str(NATIVE_FRAMES - 5), str(live)],
          [], None),
+        # The unwinder alone: CFI, every other optional walk off (its cost over the
+        # fixed cost below is the walk of 30 frames).
+        ("native 30, -fomit-frame-pointer, CFI only", [NOFP_DEEP, str(NATIVE_FRAMES - 5), str(live)],
+         ["--no-python", "--no-tags", "--no-counts", "--no-kernel"], None),
         # The fixed cost: frame pointers, 2 frames, every optional walk off.
         ("-fomit-frame-pointer, fixed cost only", [NOFP_DEEP, str(NATIVE_FRAMES - 5), str(live)],
          ["--no-eh-frame", "--no-python", "--no-tags", "--no-counts", "--no-kernel"], None),

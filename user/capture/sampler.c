@@ -437,6 +437,10 @@ struct sampler *sampler__open(const struct sampler_opts *opts, sampler_record_fn
 	}
 	if (opts->unwind_rows) {
 		s->skel->rodata->unwind_cfi = true;
+		/* A rule cache (64 KiB) and a stack snapshot (4 KiB) per CPU, only
+		 * when unwinding. */
+		bpf_map__set_max_entries(s->skel->maps.unwind_rule_cache, (uint32_t)s->ncpus);
+		bpf_map__set_max_entries(s->skel->maps.unwind_stack_snap, (uint32_t)s->ncpus);
 	}
 	bpf_map__set_max_entries(s->skel->maps.counter_primary, (uint32_t)s->ncpus);
 	bpf_map__set_max_entries(s->skel->maps.counter_cycles, (uint32_t)s->ncpus);

@@ -97,6 +97,7 @@ struct unwind_registry {
 	size_t budget;               /* rows all tables may hold (--unwind-table-mb) */
 	size_t rows_used;            /* rows all tables hold */
 	uint64_t scan_gen;           /* the scan under way */
+	uint32_t publish_gen;        /* the last unwind_proc.gen published */
 };
 
 static uint64_t now_ns(void)
@@ -439,6 +440,10 @@ static void scan(struct unwind_registry *r, pid_t pid, uint64_t *digest)
 		h = NULL;
 	free(old);
 	free(h);
+	/* A number of its own: BPF's rule cache never mixes publications. */
+	if (!++r->publish_gen)
+		r->publish_gen = 1;
+	up->gen = r->publish_gen;
 	if (live)
 		count(r, r->ops.publish(r->ctx, (uint32_t)pid, up) ? &r->stats.publish_failed :
 			 &r->stats.processes);
