@@ -135,8 +135,14 @@ $(OUTPUT)/workloads/libnofp.so: tests/workloads/nofp/libnofp.c tests/workloads/n
 	$(call msg,WORKLOAD,$@)
 	$(Q)$(CC) $(NOFP_CFLAGS) -fPIC -shared $< -o $@
 
+# The same library under another name, dlopen()ed late by nofp_chain's "late" mode
+# (-Bsymbolic: its calls stay in it, not bound to libnofp.so's same names).
+$(OUTPUT)/workloads/libnofp_late.so: tests/workloads/nofp/libnofp.c tests/workloads/nofp/nofp.h | $(OUTPUT)/workloads
+	$(call msg,WORKLOAD,$@)
+	$(Q)$(CC) $(NOFP_CFLAGS) -fPIC -shared -Wl,-Bsymbolic $< -o $@
+
 $(OUTPUT)/workloads/nofp_chain: tests/workloads/nofp/nofp_chain.c tests/workloads/nofp/nofp.h \
-		$(OUTPUT)/workloads/libnofp.so
+		$(OUTPUT)/workloads/libnofp.so $(OUTPUT)/workloads/libnofp_late.so
 	$(call msg,WORKLOAD,$@)
 	$(Q)$(CC) $(NOFP_CFLAGS) -fPIE -pie $< -o $@ -L$(OUTPUT)/workloads -l:libnofp.so \
 		-Wl,-rpath,'$$ORIGIN'

@@ -12,6 +12,7 @@ frames stay as they are).
 """
 import os
 import shutil
+import signal
 import subprocess
 import time
 
@@ -491,3 +492,43 @@ def test_new_process_first_samples_never_name_a_wrong_caller(run_dynoprof, outdi
     whole = sum(n for f, n in mine if reaches_main(f) and below_main(f) == chain)
     assert whole >= 0.1 * total, prof.describe()
     assert "unwind tables not built yet" in err or not pending, err
+
+
+def test_library_loaded_after_publication_unwinds_whole(run_dynoprof, outdir):
+    """A library dlopen()ed after the process's mappings were published: its
+    first samples end at [unwind: no CFI] (the mapping is not known yet), the
+    miss has the process read again, and from then on the chain through the
+    new library is whole. The walk's rule cache keys each rule by the
+    process's publication, so what was found before the rescan (no mapping
+    there) is never reused after it."""
+    from apputil import Recording
+    proc = subprocess.Popen([workload_path("nofp_chain"), "late", "120"],
+                            stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout.readline().strip() == b"ready", "nofp_chain did not start"
+        out = os.path.join(outdir, "late.folded")
+        rec = Recording("record", "-p", proc.pid, "-d", 60, "-F", 499, "--no-kernel",
+                        "-o", out)
+        try:
+            rec.wait_started(timeout=60)
+            time.sleep(1)  # published, its rules cached, before the library exists
+            proc.send_signal(signal.SIGUSR1)
+            time.sleep(4)
+            rc, err = rec.stop()
+        finally:
+            rec.finish()
+        assert rc == 0, err
+    finally:
+        proc.kill()
+        proc.wait()
+    prof = parse_folded_file(out)
+    late = [(f, n) for f, n in prof.stacks if "lib_leaf" in f]
+    n_late = sum(n for _, n in late)
+    assert n_late >= 300, prof.describe()
+    chain = ["call_late", "lib_entry", "lib_mid", "lib_leaf"]
+    whole = sum(n for f, n in late if reaches_main(f) and below_main(f) == chain)
+    # Wrong would be a chain that reaches main through other callers.
+    wrong = sum(n for f, n in late if reaches_main(f) and below_main(f) != chain)
+    assert wrong == 0, prof.describe()
+    assert whole >= 0.9 * n_late, f"{whole} of {n_late} whole:\n" + prof.describe()
+    print(f"late library: {whole} of {n_late} samples whole")

@@ -11,8 +11,13 @@
  *   realign  main -> realign_work (64-byte-aligned locals and a variable-length
  *            array: GCC realigns its stack through a DRAP register, its CFA
  *            the expression *(rbp - 8)) -> chain_c
+ *   late     chain, until SIGUSR1: then libnofp_late.so (beside the program) is
+ *            dlopen()ed and main -> call_late -> lib_entry -> lib_mid -> lib_leaf
+ *            runs in it: a library mapped after the process was published
  * Every function keeps work after its call (no tail calls), so each caller is
  * on the stack truly. */
+#include <dlfcn.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -20,6 +25,7 @@
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "nofp.h"
 
@@ -84,6 +90,40 @@ NOINLINE uint64_t call_lib(uint64_t n)
 	return h + 11;
 }
 
+NOINLINE uint64_t call_late(uint64_t (*entry)(uint64_t), uint64_t n)
+{
+	uint64_t h = entry(n);
+	sink = h;
+	return h + 13;
+}
+
+static volatile sig_atomic_t load_late;
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+	load_late = 1;
+}
+
+/* libnofp_late.so's lib_entry, from the directory of this program. */
+static uint64_t (*open_late(void))(uint64_t)
+{
+	char path[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 32);
+	if (n <= 0)
+		exit(3);
+	path[n] = 0;
+	char *slash = strrchr(path, '/');
+	strcpy(slash ? slash + 1 : path, "libnofp_late.so");
+	void *lib = dlopen(path, RTLD_NOW);
+	void *entry = lib ? dlsym(lib, "lib_entry") : NULL;
+	if (!entry) {
+		fprintf(stderr, "nofp_chain: %s\n", dlerror());
+		exit(3);
+	}
+	return (uint64_t (*)(uint64_t))entry;
+}
+
 NOINLINE uint64_t vdso_loop(int n)
 {
 	uint64_t h = 0;
@@ -111,7 +151,7 @@ NOINLINE uint64_t realign_work(int n)
 int main(int argc, char **argv)
 {
 	if (argc < 3) {
-		fprintf(stderr, "usage: nofp_chain chain|recurse|signal|plt|vdso|realign SECONDS "
+		fprintf(stderr, "usage: nofp_chain chain|recurse|signal|plt|vdso|realign|late SECONDS "
 			"[DEPTH]\n");
 		return 2;
 	}
@@ -126,6 +166,9 @@ int main(int argc, char **argv)
 		struct itimerval it = { { 0, 5000 }, { 0, 5000 } };
 		setitimer(ITIMER_REAL, &it, NULL);
 	}
+	uint64_t (*late)(uint64_t) = NULL;
+	if (!strcmp(mode, "late"))
+		signal(SIGUSR1, on_usr1);
 	printf("ready\n");
 	fflush(stdout);
 	uint64_t total = 0;
@@ -138,6 +181,10 @@ int main(int argc, char **argv)
 			total += vdso_loop(10000);
 		else if (!strcmp(mode, "realign"))
 			total += realign_work(depth % 64 + 8);
+		else if (late)
+			total += call_late(late, 200000);
+		else if (load_late && !late)
+			late = open_late();
 		else
 			total += chain_a(200000);
 	}
