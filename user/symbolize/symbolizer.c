@@ -22,11 +22,13 @@
 
 #define DEFAULT_MAX_PROCESSES 16384
 #define DEFAULT_SYMCACHE_ENTRIES 2048
-/* A process whose address missed every mapping is re-read at most this often:
- * a dlopen() since the last read is the usual cause, a wild address the other.
- * Each re-read in a row that did not find the address doubles the interval,
- * up to MAPS_REFRESH_MAX_DOUBLINGS times (6.4 s): a busy process whose stack
- * walks end in garbage must not cost a maps read five times a second. */
+/* A process whose address missed every mapping is read again: at once the
+ * first time (a process first read while the dynamic loader was still mapping
+ * its libraries, or a dlopen() since), then, while re-reads in a row do not
+ * find their address (a wild address, JIT code), at most this often, the
+ * interval doubling each time up to MAPS_REFRESH_MAX_DOUBLINGS times (6.4 s):
+ * a busy process whose stack walks end in garbage must not cost a maps read
+ * five times a second. */
 #define MAPS_REFRESH_INTERVAL_NS 200000000ull
 #define MAPS_REFRESH_MAX_DOUBLINGS 5
 
@@ -284,10 +286,11 @@ int symbolizer__user_frame(struct symbolizer *s, pid_t pid, uint64_t addr,
 	if (!pe)
 		return -ENOMEM;
 	const struct proc_map *m = pe->maps ? proc_maps__find(pe->maps, lookup) : NULL;
-	unsigned doublings = pe->futile_refreshes < MAPS_REFRESH_MAX_DOUBLINGS ?
-			     pe->futile_refreshes : MAPS_REFRESH_MAX_DOUBLINGS;
+	unsigned doublings = pe->futile_refreshes <= MAPS_REFRESH_MAX_DOUBLINGS ?
+			     pe->futile_refreshes - 1 : MAPS_REFRESH_MAX_DOUBLINGS;
+	uint64_t wait_ns = pe->futile_refreshes ? MAPS_REFRESH_INTERVAL_NS << doublings : 0;
 	if (!m && !pe->slot.exited && !pe->maps_failed &&
-	    mono_ns() - pe->last_read_ns >= (MAPS_REFRESH_INTERVAL_NS << doublings)) {
+	    mono_ns() - pe->last_read_ns >= wait_ns) {
 		read_maps(s, pe);
 		m = pe->maps ? proc_maps__find(pe->maps, lookup) : NULL;
 		pe->futile_refreshes = m ? 0 : pe->futile_refreshes + 1;
