@@ -81,6 +81,17 @@ struct unwind_walk {
 	__u64 snap_lo; /* the stack address snapshot byte 0 was copied from */
 };
 
+/* The walk's state, per CPU (not on the BPF stack): the verifier then sees
+ * every field as an unknown value, so it checks unwind_step once rather than
+ * for each combination of the walk's flags and counters it could track
+ * (on the stack, that made loading take seconds). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct unwind_walk);
+} unwind_walks SEC(".maps");
+
 /* Ends the walk for reason (enum unwind_end_reason): counted, and a marker
  * frame names it in the stack. */
 static __always_inline int unwind_end(struct unwind_walk *w, __u32 reason)
@@ -361,9 +372,12 @@ static __always_inline int unwind_outermost(struct unwind_walk *w)
 	return 1;
 }
 
-static int unwind_step(__u32 index, struct unwind_walk *w)
+static int unwind_step(__u32 index, void *unused)
 {
 	__u32 zero = 0;
+	struct unwind_walk *w = bpf_map_lookup_elem(&unwind_walks, &zero);
+	if (!w)
+		return 1;
 	if (w->n >= w->max)
 		return 1;
 	struct profile_sample_event *e = bpf_map_lookup_elem(&scratch, &zero);
@@ -485,17 +499,20 @@ static __always_inline int unwind_user_stack(__u32 pid, struct task_struct *task
 		count_drop(DROP_UNWIND_PENDING);
 		return 2;
 	}
-	struct unwind_walk w = {
+	struct unwind_walk *w = bpf_map_lookup_elem(&unwind_walks, &zero);
+	if (!w)
+		return -1;
+	*w = (struct unwind_walk){
 		.pc = regs->ip, .sp = regs->sp, .bp = regs->bp, .pid = pid,
 		.base = base, .max = max, .exact = 1, .gen = proc->gen,
 		.cpu = bpf_get_smp_processor_id(),
 	};
 	/* A deep walk reads many frames near each other: copy them at once. */
 	if (max >= UNWIND_SNAP_MIN_FRAMES)
-		unwind_snapshot(&w);
-	bpf_loop(PROFILE_MAX_UFRAMES, unwind_step, &w, 0);
-	if (w.end > 1) {
-		__u32 reason = w.end - 1;
+		unwind_snapshot(w);
+	bpf_loop(PROFILE_MAX_UFRAMES, unwind_step, NULL, 0);
+	if (w->end > 1) {
+		__u32 reason = w->end - 1;
 		if (reason == UNWIND_END_NO_CFI)
 			count_drop(DROP_UNWIND_NO_CFI);
 		else if (reason == UNWIND_END_READ)
@@ -503,17 +520,17 @@ static __always_inline int unwind_user_stack(__u32 pid, struct task_struct *task
 		else
 			count_drop(DROP_UNWIND_BAD_FRAME);
 		struct profile_sample_event *e = bpf_map_lookup_elem(&scratch, &zero);
-		__u32 slot = base + w.n;
-		if (e && w.n < max && slot < PROFILE_MAX_FRAMES + PROFILE_MAX_UFRAMES) {
+		__u32 slot = base + w->n;
+		if (e && w->n < max && slot < PROFILE_MAX_FRAMES + PROFILE_MAX_UFRAMES) {
 			e->stack[slot] = UNWIND_MARKER_BASE + reason;
-			w.n++;
+			w->n++;
 		}
-	} else if (w.n >= max && !w.end && max >= PROFILE_MAX_UFRAMES) {
+	} else if (w->n >= max && !w->end && max >= PROFILE_MAX_UFRAMES) {
 		/* (A Python process keeps only the native frames below its Python
 		 * leaf: its cap is no loss.) */
 		count_drop(DROP_UNWIND_TRUNCATED);
 	}
-	return (int)w.n;
+	return (int)w->n;
 }
 
 #endif
