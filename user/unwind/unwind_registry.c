@@ -70,7 +70,28 @@ struct proc_entry {
 	uint64_t scanned_ns; /* CLOCK_MONOTONIC of its last scan; 0: never */
 	uint64_t maps_hash;  /* digest of the mappings its last scan published */
 	uint64_t backoff_ns; /* wait after a scan before a miss scans again */
-	bool queued;         /* a request for it is in the queue */
+	bool queued;         /* a request for it is in LANE_NEW or LANE_FIRST */
+	bool parked;         /* its scan gave way to others: in LANE_PARKED */
+	bool fresh;          /* exec'd while tracked (a new command): its requests
+			      * go first and its scans build without giving way */
+};
+
+/* The worker's queues, taken in this order. A scan that is not fresh gives
+ * way before each table it would build while LANE_NEW or LANE_FIRST holds a
+ * request, and waits in LANE_PARKED (the tables it built stay cached): a new
+ * process waits for at most one table build of the host's backlog, not for
+ * all of it. */
+enum lane {
+	LANE_NEW,    /* processes exec'd while tracked (fresh), FIFO */
+	LANE_FIRST,  /* other processes' first samples, and misses, FIFO */
+	LANE_PARKED, /* scans that gave way, the last to give way first */
+	LANE_COUNT,
+};
+
+/* A ring of pids. */
+struct pid_ring {
+	uint32_t pids[UNWIND_QUEUE]; /* the ring */
+	size_t head, len;            /* its first entry and length */
 };
 
 struct unwind_registry {
@@ -81,9 +102,11 @@ struct unwind_registry {
 	pthread_mutex_t lock;        /* guards what follows up to the worker's own */
 	pthread_cond_t wake;         /* the worker: a request, or stop */
 	pthread_cond_t idle;         /* drain: the queue emptied */
-	uint32_t queue[UNWIND_QUEUE];/* pids to (re)scan, a ring */
-	size_t head, len;            /* the ring's first entry and length */
+	struct pid_ring lanes[LANE_COUNT]; /* pids to (re)scan, by enum lane */
 	bool busy;                   /* the worker is scanning a pid */
+	pid_t scanning;              /* that pid (with busy) */
+	bool scan_fresh;             /* that scan never gives way */
+	bool scan_gave_way;          /* that scan stopped to give way (the worker's) */
 	bool stop;                   /* the worker must end */
 	struct hashmap *procs;       /* pid -> struct proc_entry */
 	struct unwind_registry_stats stats; /* also updated by the worker, under lock */
@@ -98,6 +121,30 @@ struct unwind_registry {
 	size_t rows_used;            /* rows all tables hold */
 	uint64_t scan_gen;           /* the scan under way */
 };
+
+/* Adds pid at the back (or the front) of q; false when q is full. */
+static bool ring_push(struct pid_ring *q, uint32_t pid, bool front)
+{
+	if (q->len >= UNWIND_QUEUE)
+		return false;
+	if (front) {
+		q->head = (q->head + UNWIND_QUEUE - 1) % UNWIND_QUEUE;
+		q->pids[q->head] = pid;
+	} else {
+		q->pids[(q->head + q->len) % UNWIND_QUEUE] = pid;
+	}
+	q->len++;
+	return true;
+}
+
+/* Takes q's first pid (q not empty). */
+static uint32_t ring_pop(struct pid_ring *q)
+{
+	uint32_t pid = q->pids[q->head];
+	q->head = (q->head + 1) % UNWIND_QUEUE;
+	q->len--;
+	return pid;
+}
 
 static uint64_t now_ns(void)
 {
@@ -341,10 +388,21 @@ static struct unwind_file *file_for(struct unwind_registry *r, pid_t pid,
 		snprintf(id, sizeof(id), "f:%s", key);
 	f->retry_exits = ~0ull;
 	struct unwind_table *same = hashmap__get(r->tables_by_id, id, strlen(id));
+	pthread_mutex_lock(&r->lock);
+	bool give_way = !r->scan_fresh &&
+			(r->lanes[LANE_NEW].len || r->lanes[LANE_FIRST].len);
+	pthread_mutex_unlock(&r->lock);
 	if (same) {
 		f->kind = UNWIND_MAP_CFI;
 		f->table = same;
 		count(r, &r->stats.files_shared);
+	} else if (give_way) {
+		/* A build can take seconds: others' requests first, this scan
+		 * again after them (the file read again then). */
+		r->scan_gave_way = true;
+		close(fd);
+		free(f);
+		return NULL;
 	} else {
 		uint64_t t0 = now_ns();
 		struct cfi_table *t = cfi_table__from_fd(fd);
@@ -409,6 +467,8 @@ static void scan(struct unwind_registry *r, pid_t pid, uint64_t *digest)
 			continue; /* anonymous: no CFI (the walk ends there, named) */
 		else
 			f = file_for(r, pid, m);
+		if (r->scan_gave_way)
+			break; /* nothing published: parked, scanned again */
 		uint64_t bias = 0;
 		struct unwind_map e = { .start = m->start, .end = m->end, .kind = UNWIND_MAP_FP };
 		if (up->nmaps >= UNWIND_MAX_MAPS) {
@@ -430,7 +490,7 @@ static void scan(struct unwind_registry *r, pid_t pid, uint64_t *digest)
 	*digest = hash_bytes(up->maps, up->nmaps * sizeof(up->maps[0]), up->nmaps);
 	proc_maps__free(maps);
 	pthread_mutex_lock(&r->lock);
-	bool live = hashmap__get(r->procs, &pid, sizeof(pid)) != NULL;
+	bool live = !r->scan_gave_way && hashmap__get(r->procs, &pid, sizeof(pid)) != NULL;
 	pthread_mutex_unlock(&r->lock);
 	/* Its tables are spared by eviction while it lives (a failed
 	 * publication too: an older one may stand). */
@@ -451,26 +511,45 @@ static void *worker_main(void *arg)
 	build_vdso(r);
 	pthread_mutex_lock(&r->lock);
 	for (;;) {
-		while (!r->len && !r->stop) {
+		int lane = 0;
+		while (!r->stop) {
+			for (lane = 0; lane < LANE_COUNT && !r->lanes[lane].len; lane++)
+				;
+			if (lane < LANE_COUNT)
+				break;
 			pthread_cond_broadcast(&r->idle);
 			pthread_cond_wait(&r->wake, &r->lock);
 		}
 		if (r->stop)
 			break;
-		pid_t pid = (pid_t)r->queue[r->head];
-		r->head = (r->head + 1) % UNWIND_QUEUE;
-		r->len--;
-		r->busy = true;
-		/* An exec while it is scanned queues it again. */
+		pid_t pid = (pid_t)ring_pop(&r->lanes[lane]);
 		struct proc_entry *p = hashmap__get(r->procs, &pid, sizeof(pid));
+		/* Parked, then scanned since by a request of its own: done. */
+		if (lane == LANE_PARKED && (!p || !p->parked))
+			continue;
+		r->busy = true;
+		r->scanning = pid;
+		r->scan_fresh = p && p->fresh;
+		r->scan_gave_way = false;
+		/* An exec while it is scanned queues it again. */
 		if (p)
-			p->queued = false;
+			p->queued = p->parked = false;
 		pthread_mutex_unlock(&r->lock);
 		uint64_t digest;
 		scan(r, pid, &digest);
 		pthread_mutex_lock(&r->lock);
 		r->busy = false;
-		if ((p = hashmap__get(r->procs, &pid, sizeof(pid)))) {
+		p = hashmap__get(r->procs, &pid, sizeof(pid));
+		if (r->scan_gave_way) {
+			if (p && !p->parked) {
+				if (ring_push(&r->lanes[LANE_PARKED], (uint32_t)pid, true))
+					p->parked = true;
+				else
+					r->stats.queue_full++;
+			}
+			continue;
+		}
+		if (p) {
 			/* Nothing new since the last scan: back off. */
 			if (p->scanned_ns && digest == p->maps_hash)
 				p->backoff_ns = p->backoff_ns ? p->backoff_ns * 2 : RESCAN_MIN_NS;
@@ -552,19 +631,37 @@ void unwind_registry__free(struct unwind_registry *r)
 	free(r);
 }
 
-/* Queues pid (under lock). */
+/* Queues pid (under lock): a fresh process in LANE_NEW, others in
+ * LANE_FIRST. */
 static void enqueue(struct unwind_registry *r, pid_t pid, struct proc_entry *p)
 {
 	if (p->queued)
 		return;
-	if (r->len >= UNWIND_QUEUE) {
+	if (!ring_push(&r->lanes[p->fresh ? LANE_NEW : LANE_FIRST], (uint32_t)pid, false)) {
 		r->stats.queue_full++;
 		return;
 	}
-	r->queue[(r->head + r->len) % UNWIND_QUEUE] = (uint32_t)pid;
-	r->len++;
 	p->queued = true;
 	pthread_cond_signal(&r->wake);
+}
+
+/* pid's entry, made when absent (under lock); NULL when the set is full
+ * (counted). */
+static struct proc_entry *track(struct unwind_registry *r, pid_t pid)
+{
+	struct proc_entry *p = hashmap__get(r->procs, &pid, sizeof(pid));
+	if (p)
+		return p;
+	if (hashmap__size(r->procs) >= UNWIND_MAX_PROCESSES || !(p = calloc(1, sizeof(*p)))) {
+		r->stats.queue_full++;
+		return NULL;
+	}
+	if (hashmap__put(r->procs, &pid, sizeof(pid), p, NULL)) {
+		free(p);
+		r->stats.queue_full++;
+		return NULL;
+	}
+	return p;
 }
 
 void unwind_registry__note_sample(struct unwind_registry *r, pid_t pid, int missed)
@@ -572,20 +669,13 @@ void unwind_registry__note_sample(struct unwind_registry *r, pid_t pid, int miss
 	if (!r || pid <= 0)
 		return;
 	pthread_mutex_lock(&r->lock);
-	struct proc_entry *p = hashmap__get(r->procs, &pid, sizeof(pid));
-	if (!p) {
-		if (hashmap__size(r->procs) >= UNWIND_MAX_PROCESSES ||
-		    !(p = calloc(1, sizeof(*p)))) {
-			r->stats.queue_full++;
-		} else if (hashmap__put(r->procs, &pid, sizeof(pid), p, NULL)) {
-			free(p);
-			r->stats.queue_full++;
-		} else {
-			enqueue(r, pid, p);
-		}
-	} else if (missed && p->scanned_ns && now_ns() - p->scanned_ns >= p->backoff_ns) {
+	struct proc_entry *p = track(r, pid);
+	if (!p)
+		;
+	else if (!p->scanned_ns && !p->queued && !p->parked && !(r->busy && r->scanning == pid))
+		enqueue(r, pid, p); /* its first sample (or one lost to a full queue) */
+	else if (missed && p->scanned_ns && now_ns() - p->scanned_ns >= p->backoff_ns)
 		enqueue(r, pid, p);
-	}
 	pthread_mutex_unlock(&r->lock);
 }
 
@@ -594,12 +684,22 @@ void unwind_registry__note_exec(struct unwind_registry *r, pid_t pid)
 	if (!r || pid <= 0)
 		return;
 	/* The old image's mappings must not unwind the new one: withdrawn now,
-	 * read again at its next sample. */
+	 * read again at its next sample. A new command: its requests go first
+	 * (tracked from now, queued at its first sample: a command never
+	 * sampled costs no scan). */
 	r->ops.publish(r->ctx, (uint32_t)pid, NULL);
 	pthread_mutex_lock(&r->lock);
-	struct proc_entry *p = hashmap__get(r->procs, &pid, sizeof(pid));
-	if (p)
-		enqueue(r, pid, p);
+	bool known = hashmap__get(r->procs, &pid, sizeof(pid)) != NULL;
+	struct proc_entry *p = track(r, pid);
+	if (p) {
+		p->fresh = true;
+		/* Sampled before: its new image is read now, in LANE_NEW (a
+		 * request already queued elsewhere runs again, harmlessly). */
+		if (known) {
+			p->queued = false;
+			enqueue(r, pid, p);
+		}
+	}
 	pthread_mutex_unlock(&r->lock);
 }
 
@@ -609,7 +709,7 @@ void unwind_registry__note_exit(struct unwind_registry *r, pid_t pid)
 		return;
 	pthread_mutex_lock(&r->lock);
 	struct proc_entry *p = hashmap__remove(r->procs, &pid, sizeof(pid));
-	if (p)
+	if (p && p->scanned_ns) /* (only a scanned process can have held tables) */
 		r->exits++;
 	pthread_mutex_unlock(&r->lock);
 	/* A queued request finds no entry and publishes nothing. */
@@ -622,7 +722,8 @@ void unwind_registry__drain(struct unwind_registry *r)
 	if (!r)
 		return;
 	pthread_mutex_lock(&r->lock);
-	while ((r->len || r->busy) && !r->stop)
+	while ((r->lanes[LANE_NEW].len || r->lanes[LANE_FIRST].len ||
+		r->lanes[LANE_PARKED].len || r->busy) && !r->stop)
 		pthread_cond_wait(&r->idle, &r->lock);
 	pthread_mutex_unlock(&r->lock);
 }
