@@ -7,7 +7,7 @@
  * budget leaves files over it, counted, walked by frame pointers. A budget
  * just full evicts the tables of a process gone for a new one's, never those
  * a live process uses. A process that exec'd is published before the host's
- * backlog: a scan building tables gives way to it between two tables.
+ * backlog, even while a table of the backlog's is being put in place.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -280,8 +280,8 @@ static void test_eviction(void **state)
 	fake_free(&g);
 }
 
-/* A fake whose table_put can be held (the worker caught mid-build) and
- * which lists the pids published, in order. */
+/* A fake whose table_put can be held (the builder caught placing a table)
+ * and which lists the pids published, in order. */
 struct held {
 	struct fake f;          /* the tables */
 	pthread_mutex_t lock;   /* guards what follows */
@@ -344,7 +344,8 @@ static void test_new_process_first(void **state)
 	assert_non_null(r);
 	unwind_registry__drain(r); /* the vdso's table is built */
 
-	/* The worker builds this process's first table, and waits there. */
+	/* The builder puts this process's first table in place, and waits
+	 * there. */
 	pthread_mutex_lock(&h->lock);
 	h->hold = 1;
 	pthread_mutex_unlock(&h->lock);
@@ -364,12 +365,12 @@ static void test_new_process_first(void **state)
 	pthread_mutex_unlock(&h->lock);
 	unwind_registry__drain(r);
 
-	/* This process's scan gave way before its next table: the new process
-	 * first, then the old one, then this one, each once and whole. */
+	/* The new process first (its builds before this one's), each once and
+	 * whole. */
 	assert_int_equal(h->norder, 3);
 	assert_int_equal(order_of(h, (uint32_t)new), 0);
-	assert_int_equal(order_of(h, (uint32_t)old), 1);
-	assert_int_equal(order_of(h, (uint32_t)getpid()), 2);
+	assert_true(order_of(h, (uint32_t)old) > 0);
+	assert_true(order_of(h, (uint32_t)getpid()) > 0);
 	struct unwind_registry_stats st;
 	unwind_registry__stats(r, &st);
 	assert_int_equal(st.processes, 3);
