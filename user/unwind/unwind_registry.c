@@ -27,6 +27,13 @@
  * doubles from RESCAN_MIN_NS up to RESCAN_MAX_NS. */
 #define RESCAN_MIN_NS 50000000ull
 #define RESCAN_MAX_NS 10000000000ull
+/* A new process's mappings change while the dynamic loader maps its
+ * libraries, often after its first scan: it is read again after
+ * SETTLE_MIN_NS, then twice as long, until they stop changing (up to
+ * SETTLE_MAX_NS). Else a stack reaching a library not read yet would wait
+ * for the ring buffer's batching (up to 100 ms) to report the miss. */
+#define SETTLE_MIN_NS 2000000ull
+#define SETTLE_MAX_NS 64000000ull
 
 /* One loadable segment of a file. */
 struct load_seg {
@@ -76,6 +83,10 @@ struct proc_entry {
 			      * and its builds go first */
 	char waits_for[64];  /* parked: the key of the file whose build it waits
 			      * for ("": any, the builds' queue was full) */
+	bool later;          /* in LANE_LATER, due at due_ns (CLOCK_MONOTONIC) */
+	bool settled;        /* fresh: its mappings stopped changing */
+	uint64_t due_ns;     /* see later */
+	uint64_t settle_ns;  /* fresh: the last wait before reading it again */
 };
 
 /* The worker's queues. It scans (reading /proc/PID/maps, never building a
@@ -90,6 +101,7 @@ enum lane {
 	LANE_FIRST,      /* other processes' first samples, and misses, FIFO */
 	LANE_NEW_PARKED, /* fresh scans waiting for a build (not taken) */
 	LANE_PARKED,     /* other scans waiting for a build (not taken) */
+	LANE_LATER,      /* fresh processes read again once due (not taken) */
 	LANE_COUNT,
 };
 
@@ -198,6 +210,29 @@ static uint64_t now_ns(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Queues LANE_LATER's processes due by now (under lock); returns the
+ * earliest due time left, or 0. */
+static uint64_t queue_due(struct unwind_registry *r, uint64_t now)
+{
+	struct pid_ring *q = &r->lanes[LANE_LATER];
+	uint64_t next = 0;
+	for (size_t n = q->len; n; n--) {
+		pid_t pid = (pid_t)ring_pop(q);
+		struct proc_entry *p = hashmap__get(r->procs, &pid, sizeof(pid));
+		if (!p || !p->later)
+			continue;
+		if (p->due_ns <= now) {
+			p->later = false;
+			enqueue(r, pid, p);
+		} else {
+			ring_push(q, (uint32_t)pid, false);
+			if (!next || p->due_ns < next)
+				next = p->due_ns;
+		}
+	}
+	return next;
 }
 
 static void read_segments(Elf *elf, struct unwind_file *f)
@@ -666,12 +701,19 @@ static void *worker_main(void *arg)
 	for (;;) {
 		int lane = 0;
 		while (!r->stop) {
+			uint64_t next = queue_due(r, now_ns());
 			for (lane = LANE_NEW; lane <= LANE_FIRST && !r->lanes[lane].len; lane++)
 				;
 			if (lane <= LANE_FIRST)
 				break;
 			pthread_cond_broadcast(&r->idle);
-			pthread_cond_wait(&r->wake, &r->lock);
+			if (next) {
+				struct timespec ts = { (time_t)(next / 1000000000ull),
+						       (long)(next % 1000000000ull) };
+				pthread_cond_timedwait(&r->wake, &r->lock, &ts);
+			} else {
+				pthread_cond_wait(&r->wake, &r->lock);
+			}
 		}
 		if (r->stop)
 			break;
@@ -707,8 +749,17 @@ static void *worker_main(void *arg)
 			continue;
 		}
 		if (p) {
+			bool changed = !p->scanned_ns || digest != p->maps_hash;
+			if (p->fresh && !p->settled && changed && !p->later &&
+			    (p->settle_ns = p->settle_ns ? p->settle_ns * 2 : SETTLE_MIN_NS) <=
+			    SETTLE_MAX_NS) {
+				p->due_ns = now_ns() + p->settle_ns;
+				p->later = ring_push(&r->lanes[LANE_LATER], (uint32_t)pid, false);
+			} else if (p->fresh && !changed) {
+				p->settled = true;
+			}
 			/* Nothing new since the last scan: back off. */
-			if (p->scanned_ns && digest == p->maps_hash)
+			if (!changed)
 				p->backoff_ns = p->backoff_ns ? p->backoff_ns * 2 : RESCAN_MIN_NS;
 			else
 				p->backoff_ns = 0;
@@ -732,7 +783,11 @@ struct unwind_registry *unwind_registry__new(const struct unwind_registry_ops *o
 		goto fail;
 	pthread_mutex_init(&r->state, NULL);
 	pthread_mutex_init(&r->lock, NULL);
-	pthread_cond_init(&r->wake, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* (LANE_LATER's due times) */
+	pthread_cond_init(&r->wake, &ca);
+	pthread_condattr_destroy(&ca);
 	pthread_cond_init(&r->idle, NULL);
 	pthread_cond_init(&r->build_wake, NULL);
 	if (!ops || !ops->publish || !ops->table_put || !ops->table_drop || !budget_rows) {
@@ -853,6 +908,8 @@ void unwind_registry__note_exec(struct unwind_registry *r, pid_t pid)
 	struct proc_entry *p = track(r, pid);
 	if (p) {
 		p->fresh = true;
+		p->settled = false; /* its new image's libraries: see SETTLE_MIN_NS */
+		p->settle_ns = 0;
 		/* Sampled before: its new image is read now, in LANE_NEW (a
 		 * request already queued elsewhere runs again, harmlessly). */
 		if (known) {
