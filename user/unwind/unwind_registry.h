@@ -21,7 +21,9 @@
  * whole-host capture starts), its builds before theirs. One whose files all
  * have tables is published within a scan (a read of /proc/PID/maps: about a
  * millisecond), whatever is being built; one that needs its own waits for
- * them, after the build under way.
+ * them, after the build under way. It is read again 2, 4, ... 64 ms later
+ * until its mappings stop changing (the dynamic loader maps its libraries
+ * after the exec).
  *
  * Bounded: all tables' rows together stay within the budget
  * (--unwind-table-mb). A file that needs room evicts the least recently used
