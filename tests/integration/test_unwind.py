@@ -447,32 +447,40 @@ def test_new_process_first_samples_never_name_a_wrong_caller(run_dynoprof, outdi
     before its tables exist. Those samples keep the leaf and end with
     [unwind: tables pending] (counted), never a caller guessed by frame
     pointers through code built without them; once its tables exist, the chain
-    is whole. The share pending is measured (a few milliseconds per process)."""
+    is whole. The runs start as soon as sampling does, while the host's
+    running processes are first sampled and their tables built: a process that
+    exec'd goes first, and tables are built off the scanning thread, so it waits
+    for its own scan only (one sample or two at 199 Hz; the first run, which
+    needs its own tables, more). Before, each waited for the backlog: a median
+    of 38 samples pending per run, 52% of them, on a loaded 2-CPU VM."""
     from apputil import Recording
-    # A name of its own (other tests on the host may run nofp_chain too); its
-    # library beside it ($ORIGIN).
-    comm = "nofp_%d" % os.getpid()
-    program = os.path.join(outdir, comm)
-    shutil.copy(workload_path("nofp_chain"), program)
+    # Names of their own (other tests on the host may run nofp_chain too), one
+    # per run (the folded output has no pids); the library beside them
+    # ($ORIGIN).
+    comms = ["nofp_%d_%d" % (os.getpid(), i) for i in range(6)]
+    for comm in comms:
+        shutil.copy(workload_path("nofp_chain"), os.path.join(outdir, comm))
     shutil.copy(os.path.join(os.path.dirname(workload_path("nofp_chain")), "libnofp.so"),
                 outdir)
     out = os.path.join(outdir, "a.folded")
     rec = Recording("record", "-a", "-d", 60, "-F", 199, "--no-kernel", "-o", out)
     try:
         rec.wait_started(timeout=60)
-        time.sleep(1)  # the host's own processes, first sampled now, go first
         deadline = time.monotonic() + 40
         runs = 0
         # Short runs of the chain program, each a new process.
-        while runs < 6 and time.monotonic() < deadline:
-            subprocess.run([program, "chain", "1"], stdout=subprocess.DEVNULL, check=True)
+        while runs < len(comms) and time.monotonic() < deadline:
+            subprocess.run([os.path.join(outdir, comms[runs]), "chain", "1"],
+                           stdout=subprocess.DEVNULL, check=True)
             runs += 1
         rc, err = rec.stop()
     finally:
         rec.finish()
     assert rc == 0, err
+    assert runs >= 3, "only %d runs of 1 s in 40 s" % runs
     prof = parse_folded_file(out)
-    mine = [(f, n) for f, n in prof.stacks if f[0] == comm[:15]]
+    names = {c[:15] for c in comms[:runs]}
+    mine = [(f, n) for f, n in prof.stacks if f[0] in names]
     total = sum(n for _, n in mine)
     assert total >= 100, prof.describe()
     chain = ["chain_a", "chain_b", "chain_c"]
@@ -484,13 +492,17 @@ def test_new_process_first_samples_never_name_a_wrong_caller(run_dynoprof, outdi
     wrong = [(f, n) for f, n in mine if "chain_c" in f and (f, n) not in pending and
              not (reaches_main(f) and below_main(f) == chain)]
     assert sum(n for _, n in wrong) <= 0.01 * total, "\n".join(";".join(f) for f, _ in wrong)
-    n_pending = sum(n for _, n in pending)
-    print(f"pending: {n_pending} of {total} samples of {runs} new processes")
-    # Once its tables exist the chain is whole (the wait is the ring buffer's
-    # delivery of its first sample plus one scan of its mappings: ~20 ms on a
-    # quiet machine, far more when the reader lags on a loaded one).
+    per_run = sorted(sum(n for f, n in pending if f[0] == c) for c in names)
+    n_pending = sum(per_run)
+    print(f"pending: {n_pending} of {total} samples of {runs} new processes: {per_run}")
+    # A new process waits for the ring buffer's delivery of its first sample
+    # plus one scan of its mappings (its first sample or two; the first run,
+    # at the host's start, more on a loaded machine): the median run at most
+    # 3 samples (15 ms of CPU at 199 Hz), all runs together at most 15%.
+    assert per_run[len(per_run) // 2] <= 3, per_run
+    assert n_pending <= 0.15 * total, per_run
     whole = sum(n for f, n in mine if reaches_main(f) and below_main(f) == chain)
-    assert whole >= 0.1 * total, prof.describe()
+    assert whole >= 0.5 * total, prof.describe()
     assert "unwind tables not built yet" in err or not pending, err
 
 

@@ -6,10 +6,12 @@
  * CFA = rsp + 8, as every x86_64 function's first instruction has it. A tiny
  * budget leaves files over it, counted, walked by frame pointers. A budget
  * just full evicts the tables of a process gone for a new one's, never those
- * a live process uses.
+ * a live process uses. A process that exec'd is published before the host's
+ * backlog, even while a table of the backlog's is being put in place.
  */
 #include <dlfcn.h>
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -278,6 +280,151 @@ static void test_eviction(void **state)
 	fake_free(&g);
 }
 
+/* A fake whose table_put can be held (the builder caught placing a table)
+ * and which lists the pids published, in order. */
+struct held {
+	struct fake f;          /* the tables */
+	pthread_mutex_t lock;   /* guards what follows */
+	pthread_cond_t cond;    /* changes of what follows */
+	int hold;               /* 1: the next table_put waits; 2: it waits now */
+	uint32_t order[16];     /* pids published, in order */
+	int norder;             /* entries in order */
+};
+
+static int held_publish(void *ctx, uint32_t pid, const struct unwind_proc *info)
+{
+	struct held *h = ctx;
+	pthread_mutex_lock(&h->lock);
+	if (info && h->norder < 16)
+		h->order[h->norder++] = pid;
+	pthread_mutex_unlock(&h->lock);
+	return publish(&h->f, pid, info);
+}
+
+static int held_put(void *ctx, uint32_t slot, const struct unwind_row *rows, size_t n)
+{
+	struct held *h = ctx;
+	pthread_mutex_lock(&h->lock);
+	if (h->hold == 1) {
+		h->hold = 2;
+		pthread_cond_broadcast(&h->cond);
+		while (h->hold == 2)
+			pthread_cond_wait(&h->cond, &h->lock);
+	}
+	pthread_mutex_unlock(&h->lock);
+	return table_put(&h->f, slot, rows, n);
+}
+
+static int held_drop(void *ctx, uint32_t slot)
+{
+	return table_drop(&((struct held *)ctx)->f, slot);
+}
+
+static int order_of(struct held *h, uint32_t pid)
+{
+	for (int i = 0; i < h->norder; i++)
+		if (h->order[i] == pid)
+			return i;
+	return -1;
+}
+
+static void test_new_process_first(void **state)
+{
+	(void)state;
+	static const struct unwind_registry_ops held_ops = { held_publish, held_put, held_drop };
+	struct held *h = calloc(1, sizeof(*h));
+	assert_non_null(h);
+	h->f.nrows = 1u << 22;
+	pthread_mutex_init(&h->lock, NULL);
+	pthread_cond_init(&h->cond, NULL);
+	/* Two children of a program this process does not map: one running
+	 * since before (the backlog), one that exec'd while tracked. */
+	pid_t old = spawn_stopped("/bin/sleep"), new = spawn_stopped("/bin/sleep");
+	struct unwind_registry *r = unwind_registry__new(&held_ops, h->f.nrows, h);
+	assert_non_null(r);
+	unwind_registry__drain(r); /* the vdso's table is built */
+
+	/* The builder puts this process's first table in place, and waits
+	 * there. */
+	pthread_mutex_lock(&h->lock);
+	h->hold = 1;
+	pthread_mutex_unlock(&h->lock);
+	unwind_registry__note_sample(r, getpid(), 0);
+	pthread_mutex_lock(&h->lock);
+	while (h->hold != 2)
+		pthread_cond_wait(&h->cond, &h->lock);
+	pthread_mutex_unlock(&h->lock);
+	/* Meanwhile: the old process's first sample, then the new one's exec
+	 * and first sample. */
+	unwind_registry__note_sample(r, old, 0);
+	unwind_registry__note_exec(r, new);
+	unwind_registry__note_sample(r, new, 0);
+	pthread_mutex_lock(&h->lock);
+	h->hold = 0;
+	pthread_cond_broadcast(&h->cond);
+	pthread_mutex_unlock(&h->lock);
+	unwind_registry__drain(r);
+
+	/* The new process first (its builds before this one's), then the
+	 * others, whole (the new one is read again a few milliseconds later:
+	 * its libraries may have been mapped since). */
+	assert_true(h->norder >= 3);
+	assert_int_equal(order_of(h, (uint32_t)new), 0);
+	assert_true(order_of(h, (uint32_t)old) > 0);
+	assert_true(order_of(h, (uint32_t)getpid()) > 0);
+	struct unwind_registry_stats st;
+	unwind_registry__stats(r, &st);
+	assert_true(st.processes >= 3);
+	assert_int_equal(st.queue_full, 0);
+	assert_non_null(row_at(&h->f, (uint64_t)(uintptr_t)&test_new_process_first));
+	reap(old);
+	reap(new);
+	unwind_registry__free(r);
+	fake_free(&h->f);
+	pthread_cond_destroy(&h->cond);
+	pthread_mutex_destroy(&h->lock);
+	free(h);
+}
+
+/* A process that exec'd is read again a few milliseconds after its first
+ * scan, unasked (the dynamic loader may have mapped libraries since), and
+ * no more once its mappings stop changing. */
+static void test_new_process_read_again(void **state)
+{
+	(void)state;
+	static const struct unwind_registry_ops held_ops = { held_publish, held_put, held_drop };
+	struct held *h = calloc(1, sizeof(*h));
+	assert_non_null(h);
+	h->f.nrows = 1u << 22;
+	pthread_mutex_init(&h->lock, NULL);
+	pthread_cond_init(&h->cond, NULL);
+	pid_t new = spawn_stopped("/bin/sleep");
+	struct unwind_registry *r = unwind_registry__new(&held_ops, h->f.nrows, h);
+	assert_non_null(r);
+	unwind_registry__note_exec(r, new);
+	unwind_registry__note_sample(r, new, 0);
+	int n = 0;
+	for (int i = 0; i < 2000 && n < 2; i++) {
+		usleep(1000);
+		pthread_mutex_lock(&h->lock);
+		n = h->norder;
+		pthread_mutex_unlock(&h->lock);
+	}
+	assert_int_equal(n, 2);
+	usleep(200000); /* unchanged: not read again */
+	pthread_mutex_lock(&h->lock);
+	assert_int_equal(h->norder, 2);
+	pthread_mutex_unlock(&h->lock);
+	assert_int_equal(h->order[0], (uint32_t)new);
+	assert_int_equal(h->order[1], (uint32_t)new);
+	reap(new);
+	unwind_registry__free(r);
+	fake_free(&h->f);
+	pthread_cond_destroy(&h->cond);
+	pthread_mutex_destroy(&h->lock);
+	free(h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -285,6 +432,8 @@ int main(void)
 		cmocka_unit_test(test_budget),
 		cmocka_unit_test(test_gone_process),
 		cmocka_unit_test(test_eviction),
+		cmocka_unit_test(test_new_process_first),
+		cmocka_unit_test(test_new_process_read_again),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

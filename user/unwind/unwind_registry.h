@@ -4,15 +4,26 @@
  * A process's first sample (and an exec, and a stack that met a mapping the
  * tables do not know: at once, then backing off up to 10 s while that finds
  * nothing new, as JIT code does) queues it; a worker thread of its
- * own reads its executable mappings, builds each file's table once
- * (cfi_table.h; files opened as the symbolizer opens them: through
- * /proc/PID/root for other mount namespaces, /proc/PID/map_files for deleted
- * ones), shares it by build-id, puts its rows in a BPF table of their own
- * (sized to them: kernel memory follows the files in use, and the agent keeps
- * no copy) and publishes the process's mappings. Until then the process's
- * samples are cut after the leaf (bpf/unwind.bpf.h: [unwind: tables
- * pending]). So table building never runs on the ring buffer's consumer, nor
- * in BPF.
+ * own reads its executable mappings and publishes them once each file has
+ * its table. A builder thread builds each file's table once (cfi_table.h;
+ * files opened as the symbolizer opens them: through /proc/PID/root for
+ * other mount namespaces, /proc/PID/map_files for deleted ones), shares it by
+ * build-id and puts its rows in a BPF table of their own (sized to them:
+ * kernel memory follows the files in use, and the agent keeps no copy); a
+ * scan that needs a table not built yet waits parked meanwhile, and the
+ * worker goes on with the other processes. Until its publication a
+ * process's samples are cut after the leaf (bpf/unwind.bpf.h: [unwind:
+ * tables pending]). So table building never runs on the ring buffer's
+ * consumer, nor in BPF.
+ *
+ * A process that exec'd while tracked (a new command) goes first: its scan
+ * before those of the processes already running (the host's backlog when a
+ * whole-host capture starts), its builds before theirs. One whose files all
+ * have tables is published within a scan (a read of /proc/PID/maps: about a
+ * millisecond), whatever is being built; one that needs its own waits for
+ * them, after the build under way. It is read again 2, 4, ... 64 ms later
+ * until its mappings stop changing (the dynamic loader maps its libraries
+ * after the exec).
  *
  * Bounded: all tables' rows together stay within the budget
  * (--unwind-table-mb). A file that needs room evicts the least recently used
@@ -45,7 +56,7 @@ struct unwind_registry_ops {
 
 /* Bytes of the row table by default (--unwind-table-mb). */
 #define UNWIND_TABLE_DEFAULT_MB 32
-/* Processes tracked at once; files cached; queued requests. */
+/* Processes tracked at once; files cached; queued requests (per queue). */
 #define UNWIND_MAX_PROCESSES 65536
 #define UNWIND_MAX_FILES 16384
 #define UNWIND_QUEUE 4096
