@@ -142,11 +142,22 @@ static void test_self(void **state)
 	assert_int_equal(st.files_over_budget, 0);
 	assert_true(st.rows_used > 1000 && st.rows_used <= f.nrows);
 
-	/* Gone: withdrawn; a new sample queues it again. */
+	/* A publication has a number of its own (BPF's rule cache keys on it);
+	 * the same mappings read again keep it. */
+	uint32_t gen = f.proc.gen;
+	assert_int_not_equal(gen, 0);
+	unwind_registry__note_sample(r, getpid(), 1); /* a miss: read again */
+	unwind_registry__drain(r);
+	assert_int_equal(f.published, 2);
+	assert_int_equal(f.proc.gen, gen);
+
+	/* Gone: withdrawn; a new sample queues it again, under a new number. */
 	unwind_registry__note_exit(r, getpid());
 	unwind_registry__note_sample(r, getpid(), 0);
 	unwind_registry__drain(r);
-	assert_int_equal(f.published, 2);
+	assert_int_equal(f.published, 3);
+	assert_int_not_equal(f.proc.gen, 0);
+	assert_int_not_equal(f.proc.gen, gen);
 	unwind_registry__stats(r, &st);
 	assert_int_equal(st.files_shared + st.files_cfi, st.files_cfi); /* all cached by inode */
 	unwind_registry__free(r);

@@ -87,6 +87,7 @@ struct proc_entry {
 	bool settled;        /* fresh: its mappings stopped changing */
 	uint64_t due_ns;     /* see later */
 	uint64_t settle_ns;  /* fresh: the last wait before reading it again */
+	uint32_t gen;        /* unwind_proc.gen of its last publication (0: none) */
 };
 
 /* The worker's queues. It scans (reading /proc/PID/maps, never building a
@@ -677,7 +678,19 @@ static void scan(struct unwind_registry *r, pid_t pid, uint64_t *digest)
 	*digest = hash_bytes(up->maps, up->nmaps * sizeof(up->maps[0]), up->nmaps);
 	proc_maps__free(maps);
 	pthread_mutex_lock(&r->lock);
-	bool live = !r->scan_gave_way && hashmap__get(r->procs, &pid, sizeof(pid)) != NULL;
+	struct proc_entry *pe = r->scan_gave_way ? NULL : hashmap__get(r->procs, &pid, sizeof(pid));
+	bool live = pe != NULL;
+	/* A number of its own, so BPF's rule cache never mixes publications;
+	 * the same mappings published again keep theirs (and their cached rules). */
+	if (pe && pe->gen && pe->scanned_ns && pe->maps_hash == *digest) {
+		up->gen = pe->gen;
+	} else {
+		if (!++r->publish_gen)
+			r->publish_gen = 1;
+		up->gen = r->publish_gen;
+	}
+	if (pe)
+		pe->gen = up->gen;
 	pthread_mutex_unlock(&r->lock);
 	/* Its tables are spared by eviction while it lives (a failed
 	 * publication too: an older one may stand). */
@@ -686,10 +699,6 @@ static void scan(struct unwind_registry *r, pid_t pid, uint64_t *digest)
 		h = NULL;
 	free(old);
 	free(h);
-	/* A number of its own: BPF's rule cache never mixes publications. */
-	if (!++r->publish_gen)
-		r->publish_gen = 1;
-	up->gen = r->publish_gen;
 	if (live)
 		count(r, r->ops.publish(r->ctx, (uint32_t)pid, up) ? &r->stats.publish_failed :
 			 &r->stats.processes);
