@@ -157,9 +157,13 @@ unit-run-%: $(OUTPUT)/tests/%
 TEST_JOBS    ?= $(shell nproc)
 TEST_WORKERS ?= 2
 
+# The tests marked "alone" run after the workers, one at a time; both runs always
+# run, and either failing fails the target.
 integration-test: dynoprof libdynotag $(WORKLOAD_BINS) $(NOFP_WORKLOADS) | test-deps test-root
-	$(Q)$(PYTHON) -m pytest -v -p no:cacheprovider --durations=40 \
-		-n $(TEST_WORKERS) --dist loadgroup tests/integration
+	$(Q)rc=0; $(PYTHON) -m pytest -v -p no:cacheprovider --durations=40 \
+		-n $(TEST_WORKERS) --dist loadgroup -m "not alone" tests/integration || rc=1; \
+	$(PYTHON) -m pytest -v -p no:cacheprovider -m alone tests/integration || rc=1; \
+	exit $$rc
 
 # Line coverage of user/ by the unit tests alone (`make coverage`): the tests built
 # with gcc --coverage (-O0, no sanitizers) from their own objects in $(COV)/, run

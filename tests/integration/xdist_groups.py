@@ -12,6 +12,13 @@ Every test gets an xdist_group, so that a group runs whole on one worker:
   - every other module is a group of its own, so its module-scoped fixtures
     (an agent, a capture, a browser) are set up once, on one worker.
 
+ALONE tests run after the workers, one at a time, beside no other test (the
+mark "alone": `make test` runs `-m "not alone"` in the workers, then `-m alone`).
+They record the whole host (`record -a`) and time how soon a process that
+starts during the capture is unwound or symbolized: every process another test
+starts meanwhile queues work before theirs (in a parallel run, the first one
+saw 253 of its 264 samples still waiting for their unwind tables).
+
 test_bpf_programs is in "heavy" for another reason: its --counter-standin
 captures attach on_switch, which test_counting's check that a default capture
 attaches nothing at context switches reads host-wide (bpftool link show).
@@ -41,18 +48,34 @@ HEAVY = frozenset((
     "test_whole_request_agent",  # the same through the agent
 ))
 
+# Tests (module::name, parameters left out) that run alone.
+ALONE = frozenset((
+    "test_record::test_short_lived_process_is_symbolized",
+    "test_unwind::test_new_process_first_samples_never_name_a_wrong_caller",
+))
+
+
+def module_of(item):
+    return os.path.splitext(os.path.basename(str(item.fspath)))[0]
+
+
+def is_alone(item):
+    return "%s::%s" % (module_of(item), item.originalname) in ALONE
+
 
 def group_of(item):
     """The xdist group of a collected test: "heavy" or its module's name."""
-    module = os.path.splitext(os.path.basename(str(item.fspath)))[0]
+    module = module_of(item)
     return HEAVY_GROUP if module in HEAVY else module
 
 
 def assign_groups(config, items):
-    """Marks every item with its group and, under xdist, moves the heavy group
-    first (a stable sort: modules stay whole and in order)."""
+    """Marks every item with its group (and "alone") and, under xdist, moves the
+    heavy group first (a stable sort: modules stay whole and in order)."""
     import pytest
     for item in items:
         item.add_marker(pytest.mark.xdist_group(group_of(item)))
+        if is_alone(item):
+            item.add_marker(pytest.mark.alone)
     if getattr(config.option, "dist", "no") != "no":
         items.sort(key=lambda item: group_of(item) != HEAVY_GROUP)
