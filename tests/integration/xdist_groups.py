@@ -8,7 +8,10 @@ Every test gets an xdist_group, so that a group runs whole on one worker:
     request, shares or conservation against the kernel, or check a deploy's
     verdict. One worker runs them one after another, so none of them ever runs
     beside another of them; beside each, the other worker runs at most one test
-    of the rest (README: the tests pass beside a CPU-bound process).
+    of the rest (README: the tests pass beside a CPU-bound process; the busiest
+    of the rest, test_python's per-interpreter captures, run a dozen CPU-bound
+    interpreters at once: the first candidate to move here if a heavy test
+    ever fails beside them).
   - every other module is a group of its own, so its module-scoped fixtures
     (an agent, a capture, a browser) are set up once, on one worker.
 
