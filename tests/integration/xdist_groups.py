@@ -36,7 +36,7 @@ HEAVY_GROUP = "heavy"
 
 # Modules (file names without .py) in the heavy group.
 HEAVY = frozenset((
-    "test_agent",                # deploy checks under Django load, exact process CPU
+    "test_agent",                # deploy checks on busy tagged apps, exact process CPU
     "test_bpf_programs",         # on_switch host-wide (see above)
     "test_canary",               # canary versus fleet under load, Prometheus rules
     "test_children",             # gunicorn workers
