@@ -147,11 +147,29 @@ $(OUTPUT)/workloads/nofp_chain: tests/workloads/nofp/nofp_chain.c tests/workload
 	$(Q)$(CC) $(NOFP_CFLAGS) -fPIE -pie $< -o $@ -L$(OUTPUT)/workloads -l:libnofp.so \
 		-Wl,-rpath,'$$ORIGIN'
 
-unit-test: $(UNIT_BINS)
-	$(Q)set -e; for t in $(UNIT_BINS); do echo "== $$t"; ASAN_OPTIONS=detect_leaks=1 $$t; done
+# One target per test binary: `make -j2 -Otarget unit-test` runs two at a time, each
+# one's output whole.
+UNIT_RUNS := $(patsubst $(OUTPUT)/tests/%,unit-run-%,$(UNIT_BINS))
+unit-test: $(UNIT_RUNS)
 
+unit-run-%: $(OUTPUT)/tests/%
+	$(Q)echo "== $<"; ASAN_OPTIONS=detect_leaks=1 $<
+
+# `make test`: what it runs is built first with TEST_JOBS jobs (default: every core),
+# then the unit tests and the fuzz smoke run TEST_JOBS at a time, then the integration
+# suite in TEST_WORKERS pytest-xdist workers (default 2; 0: in one process) with
+# --dist loadgroup: tests/integration/xdist_groups.py keeps the tests that load the
+# machine and check CPU figures from ever running beside each other.
+TEST_JOBS    ?= $(shell nproc)
+TEST_WORKERS ?= 2
+
+# The tests marked "alone" run after the workers, one at a time; both runs always
+# run, and either failing fails the target.
 integration-test: dynoprof libdynotag $(WORKLOAD_BINS) $(NOFP_WORKLOADS) | test-deps test-root
-	$(Q)$(PYTHON) -m pytest -v -p no:cacheprovider --durations=40 tests/integration
+	$(Q)rc=0; $(PYTHON) -m pytest -v -p no:cacheprovider --durations=40 \
+		-n $(TEST_WORKERS) --dist loadgroup -m "not alone" tests/integration || rc=1; \
+	$(PYTHON) -m pytest -v -p no:cacheprovider -m alone tests/integration || rc=1; \
+	exit $$rc
 
 # Line coverage of user/ by the unit tests alone (`make coverage`): the tests built
 # with gcc --coverage (-O0, no sanitizers) from their own objects in $(COV)/, run
@@ -185,7 +203,15 @@ coverage: $(COV_BINS) $(COV)/obj/$(MAIN_SRC:.c=.o)
 check-layers:
 	$(Q)sh scripts/check-layers.sh
 
-test: check-layers dynoprof test-root unit-test fuzz-smoke integration-test
+# apt-get first and alone (deps and test-deps would race for dpkg's lock), then the
+# build in parallel, then the steps one after another (-j1: never beside each other).
+test: check-layers
+	$(Q)$(MAKE) --no-print-directory test-deps
+	$(Q)$(MAKE) --no-print-directory -j$(TEST_JOBS) dynoprof libdynotag $(UNIT_BINS) \
+		fuzz-build $(WORKLOAD_BINS) $(NOFP_WORKLOADS) test-root
+	$(Q)$(MAKE) --no-print-directory -j$(TEST_JOBS) -Otarget unit-test
+	$(Q)$(MAKE) --no-print-directory -j$(TEST_JOBS) -Otarget fuzz-smoke
+	$(Q)$(MAKE) --no-print-directory -j1 integration-test
 
 # The whole binary built with ASan + UBSan ($(OUTPUT)/san/dynoprof, from the unit tests'
 # objects) run through the integration suite (`make sanitize-test`, issue 12). Reports
@@ -293,8 +319,12 @@ $(OUTPUT)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_util.h $(FUZZ_LIB)
 
 fuzz-build: $(FUZZ_BINS)
 
-fuzz: fuzz-build
-	$(Q)set -e; for b in $(FUZZ_BINS); do n=$${b##*/fuzz_}; \
+# One target per harness: `make -jN fuzz` runs N at a time (`make test`: TEST_JOBS).
+FUZZ_RUNS := $(patsubst $(OUTPUT)/fuzz/fuzz_%,fuzz-run-%,$(FUZZ_BINS))
+fuzz: $(FUZZ_RUNS)
+
+fuzz-run-%: $(OUTPUT)/fuzz/fuzz_%
+	$(Q)set -e; n=$*; b=$<; \
 		mkdir -p $(FUZZ_WORK)/$$n $(OUTPUT)/fuzz/artifacts; \
 		echo "== fuzz_$$n: $(FUZZ_SECONDS) s"; \
 		ASAN_OPTIONS=detect_leaks=1 $(FUZZ_RUN) $$b -max_total_time=$(FUZZ_SECONDS) \
@@ -303,8 +333,7 @@ fuzz: fuzz-build
 			$(FUZZ_WORK)/$$n tests/fuzz/corpus/$$n \
 			> $(OUTPUT)/fuzz/$$n.log 2>&1 || { tail -40 $(OUTPUT)/fuzz/$$n.log; \
 			echo "fuzz_$$n FAILED: see $(OUTPUT)/fuzz/$$n.log and $(OUTPUT)/fuzz/artifacts/"; exit 1; }; \
-		grep -E '^stat::number_of_executed_units|^Done' $(OUTPUT)/fuzz/$$n.log | tr '\n' ' '; echo; \
-	done
+		grep -E '^stat::number_of_executed_units|^Done' $(OUTPUT)/fuzz/$$n.log | tr '\n' ' '; echo
 
 # The smoke run starts from the seed corpora alone (a fresh working corpus), so its
 # time does not grow with what long runs found.

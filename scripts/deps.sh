@@ -4,7 +4,7 @@
 # Usage: scripts/deps.sh [build|test|all]   (default: build)
 set -eu
 build_pkgs="clang llvm make gcc libbpf-dev bpftool libelf-dev libdw-dev zlib1g-dev pkg-config libstdc++-12-dev libmicrohttpd-dev libsqlite3-dev liblzma-dev"
-test_pkgs="libcmocka-dev golang-go python3 python3-pytest procps util-linux curl chromium chromium-driver python3-selenium python3-django python3-flask gunicorn uwsgi uwsgi-plugin-python3 wrk prometheus g++ binutils sqlite3 linux-perf xz-utils systemd man-db libcap2-bin passwd libclang-rt-14-dev debootstrap"
+test_pkgs="libcmocka-dev golang-go python3 python3-pytest procps util-linux curl chromium chromium-driver python3-selenium python3-django python3-flask gunicorn uwsgi uwsgi-plugin-python3 wrk prometheus g++ binutils sqlite3 linux-perf xz-utils systemd man-db libcap2-bin passwd libclang-rt-14-dev debootstrap python3-pytest-xdist"
 case "${1:-build}" in
   build) want="$build_pkgs" ;;
   test|all) want="$build_pkgs $test_pkgs" ;;

@@ -38,6 +38,15 @@ LOST_RE = re.compile(r"(\d+) lost")
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: takes more than a few seconds")
+    config.addinivalue_line("markers", "xdist_group(name): tests run on one xdist worker")
+    config.addinivalue_line("markers", "alone: `make test` runs it beside no other test")
+
+
+# Before pytest-xdist's own hook reads the groups (`make test`: xdist_groups.py).
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    import xdist_groups
+    xdist_groups.assign_groups(config, items)
 
 
 SAN_LOGS = os.environ.get("DYNOPROF_SAN_LOGS")

@@ -3,7 +3,6 @@ found before capturing where possible; Ctrl-C and SIGTERM still write the output
 import os
 import shutil
 import signal
-import subprocess
 import tempfile
 import time
 
@@ -81,25 +80,26 @@ def test_report_missing_input(run_dynoprof, outdir):
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_signal_stops_capture_and_writes_output(dynoprof_bin, start_workload, outdir, sig):
+def test_signal_stops_capture_and_writes_output(start_workload, outdir, sig):
+    from apputil import Recording
     out = os.path.join(outdir, "x.folded")
     proc = start_workload("cpu_split", "-d", "120")
-    rec = subprocess.Popen([dynoprof_bin, "record", "-p", str(proc.pid), "-d", "60", "-o", out],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    rec = Recording("record", "-p", proc.pid, "-d", 60, "-o", out)
     try:
+        # 3 s from its "sampling" line: on a loaded machine record may take
+        # seconds to get there, and the CPU used before it is not sampled.
+        rec.wait_started(timeout=60)
         cpu_before = proc_cpu_seconds(proc.pid)
         time.sleep(3)
-        assert rec.poll() is None, f"record exited early: {rec.communicate()[1]}"
-        rec.send_signal(sig)
+        assert rec.proc.poll() is None, f"record exited early: {rec.stderr}"
+        rec.proc.send_signal(sig)
         cpu_used = proc_cpu_seconds(proc.pid) - cpu_before
         sent = time.monotonic()
-        _, err = rec.communicate(timeout=30)
+        returncode, err = rec.finish(timeout=30)
         stop_delay = time.monotonic() - sent
     finally:
-        if rec.poll() is None:
-            rec.kill()
-            rec.wait()
-    assert rec.returncode == 0, f"record after {sig.name} exited {rec.returncode}:\n{err}"
+        rec.kill()
+    assert returncode == 0, f"record after {sig.name} exited {returncode}:\n{err}"
     assert stop_delay < 10, f"took {stop_delay:.1f}s to stop after {sig.name}"
     assert os.path.exists(out), f"no output written after {sig.name}; stderr:\n{err}"
     prof = parse_folded_file(out)
