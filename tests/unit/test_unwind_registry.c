@@ -331,6 +331,27 @@ static int held_drop(void *ctx, uint32_t slot)
 	return table_drop(&((struct held *)ctx)->f, slot);
 }
 
+static const struct unwind_registry_ops HELD_OPS = { held_publish, held_put, held_drop };
+
+/* A fake sampler whose table puts can be held (budget 4M rows). */
+static struct held *held_new(void)
+{
+	struct held *h = calloc(1, sizeof(*h));
+	assert_non_null(h);
+	h->f.nrows = 1u << 22;
+	pthread_mutex_init(&h->lock, NULL);
+	pthread_cond_init(&h->cond, NULL);
+	return h;
+}
+
+static void held_free(struct held *h)
+{
+	fake_free(&h->f);
+	pthread_cond_destroy(&h->cond);
+	pthread_mutex_destroy(&h->lock);
+	free(h);
+}
+
 static int order_of(struct held *h, uint32_t pid)
 {
 	for (int i = 0; i < h->norder; i++)
@@ -342,16 +363,11 @@ static int order_of(struct held *h, uint32_t pid)
 static void test_new_process_first(void **state)
 {
 	(void)state;
-	static const struct unwind_registry_ops held_ops = { held_publish, held_put, held_drop };
-	struct held *h = calloc(1, sizeof(*h));
-	assert_non_null(h);
-	h->f.nrows = 1u << 22;
-	pthread_mutex_init(&h->lock, NULL);
-	pthread_cond_init(&h->cond, NULL);
+	struct held *h = held_new();
 	/* Two children of a program this process does not map: one running
 	 * since before (the backlog), one that exec'd while tracked. */
 	pid_t old = spawn_stopped("/bin/sleep"), new = spawn_stopped("/bin/sleep");
-	struct unwind_registry *r = unwind_registry__new(&held_ops, h->f.nrows, h);
+	struct unwind_registry *r = unwind_registry__new(&HELD_OPS, h->f.nrows, h);
 	assert_non_null(r);
 	unwind_registry__drain(r); /* the vdso's table is built */
 
@@ -391,10 +407,7 @@ static void test_new_process_first(void **state)
 	reap(old);
 	reap(new);
 	unwind_registry__free(r);
-	fake_free(&h->f);
-	pthread_cond_destroy(&h->cond);
-	pthread_mutex_destroy(&h->lock);
-	free(h);
+	held_free(h);
 }
 
 /* A process that exec'd is read again a few milliseconds after its first
@@ -403,14 +416,9 @@ static void test_new_process_first(void **state)
 static void test_new_process_read_again(void **state)
 {
 	(void)state;
-	static const struct unwind_registry_ops held_ops = { held_publish, held_put, held_drop };
-	struct held *h = calloc(1, sizeof(*h));
-	assert_non_null(h);
-	h->f.nrows = 1u << 22;
-	pthread_mutex_init(&h->lock, NULL);
-	pthread_cond_init(&h->cond, NULL);
+	struct held *h = held_new();
 	pid_t new = spawn_stopped("/bin/sleep");
-	struct unwind_registry *r = unwind_registry__new(&held_ops, h->f.nrows, h);
+	struct unwind_registry *r = unwind_registry__new(&HELD_OPS, h->f.nrows, h);
 	assert_non_null(r);
 	unwind_registry__note_exec(r, new);
 	unwind_registry__note_sample(r, new, 0);
@@ -430,10 +438,7 @@ static void test_new_process_read_again(void **state)
 	assert_int_equal(h->order[1], (uint32_t)new);
 	reap(new);
 	unwind_registry__free(r);
-	fake_free(&h->f);
-	pthread_cond_destroy(&h->cond);
-	pthread_mutex_destroy(&h->lock);
-	free(h);
+	held_free(h);
 }
 
 int main(void)
